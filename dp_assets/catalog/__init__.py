@@ -1,0 +1,29 @@
+"""The node catalog: every node type a code location knows, built explicitly.
+
+``default_catalog()`` lists the node modules in one place; a deployment can build its own
+``Catalog`` (e.g. ``default_catalog().extended([...])``) and pass it to the compiler.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+from dp_assets.catalog.base import Catalog, NodeType
+
+NODE_MODULES = (
+    "dp_assets.catalog.nodes.sources",
+    "dp_assets.catalog.nodes.transforms",
+    "dp_assets.catalog.nodes.sinks",
+)
+
+
+@functools.cache
+def default_catalog() -> Catalog:
+    node_types: list[NodeType] = []
+    for module_name in NODE_MODULES:
+        node_types.extend(importlib.import_module(module_name).NODE_TYPES)
+    return Catalog(node_types)
+
+
+__all__ = ["Catalog", "NodeType", "default_catalog"]

@@ -1,0 +1,42 @@
+"""The ``dp`` command. Subcommands live in small modules and are imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute"; imported on first use so `dp --help` stays fast.
+COMMANDS = {
+    "validate": "dp_assets.cli.flows:validate",
+    "publish": "dp_assets.cli.flows:publish",
+    "list": "dp_assets.cli.flows:list_flows",
+    "history": "dp_assets.cli.flows:history",
+    "show": "dp_assets.cli.flows:show",
+    "diff": "dp_assets.cli.flows:diff",
+    "schema": "dp_assets.cli.catalog:schema",
+    "nodes": "dp_assets.cli.catalog:nodes",
+    "docs": "dp_assets.cli.catalog:docs",
+    "init-home": "dp_assets.cli.home:init_home",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup)
+def main() -> None:
+    """dp-platform: declarative flows on Dagster."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from dp_assets.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Turning validated flows into Dagster definitions."""

@@ -1,0 +1,108 @@
+"""Flow spec in, one ``Definitions`` out: a multi-asset per flow and a job named after the flow.
+
+Specs first, execution second (as ``dagster-dbt`` does): asset specs come from the translator, then
+one ``multi_asset`` with ``can_subset=True`` wraps execution around them. One step per flow keeps
+load time and per-node overhead low (see docs/architecture.md) while every node stays its own
+asset with lineage in the UI.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.plan import FlowPlan, build_plan
+from dp_assets.compiler.runtime import run_flow_step
+from dp_assets.compiler.translator import FlowTranslator, NodeRecord, upstream_node_ids
+from dp_assets.spec.model import FlowParam
+from dp_assets.spec.validation import ValidatedFlow
+
+CONFIG_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "date": str,
+    "datetime": str,
+    "list": list,
+    "object": dg.Permissive(),
+}
+
+
+def params_config_schema(params: dict[str, FlowParam]) -> dict[str, dg.Field]:
+    """Flow params as Dagster config fields, so the launchpad and GraphQL check their types."""
+    fields = {}
+    for name, param in params.items():
+        kind = CONFIG_TYPES[param.type]
+        if param.required:
+            fields[name] = dg.Field(kind, is_required=True, description=param.description or None)
+        else:
+            fields[name] = dg.Field(
+                dg.Noneable(kind), is_required=False, default_value=param.default,
+                description=param.description or None,
+            )
+    return fields
+
+
+def build_flow_definitions(
+    validated: ValidatedFlow,
+    catalog: Catalog,
+    translator: FlowTranslator | None = None,
+    executor: dg.ExecutorDefinition | None = None,
+) -> dg.Definitions:
+    translator = translator or FlowTranslator()
+    flow = validated.flow
+    plan = build_plan(validated, catalog)
+    asset_ids = {n.id for n in plan.nodes if n.is_asset}
+    outs = {}
+    for node in flow.nodes:  # type: ignore[attr-defined]
+        if node.id not in asset_ids:
+            continue
+        record = NodeRecord(
+            flow=flow, node=node, node_type=catalog[node.type], version=validated.version,
+            schema=validated.schemas.get(node.id),
+            asset_upstreams=tuple(dict.fromkeys(u for u in upstream_node_ids(node) if u in asset_ids)),
+        )
+        outs[node.id] = dg.AssetOut(
+            spec=translator.get_asset_spec(record), dagster_type=Any, is_required=False
+        )
+    params_schema = params_config_schema(plan.params)
+    step = _flow_multi_asset(plan, outs, params_schema)
+    job_tags = {"dp/flow": flow.id, "dp/flow_version": validated.version}
+    if flow.policies.run_retries:
+        job_tags["dagster/max_retries"] = str(flow.policies.run_retries)
+        job_tags["dagster/retry_strategy"] = "FROM_FAILURE"
+    if flow.policies.timeout_seconds:
+        job_tags["dagster/max_runtime"] = str(int(flow.policies.timeout_seconds))
+    job = dg.define_asset_job(
+        name=flow.id,
+        selection=dg.AssetSelection.assets(*[out.key for out in outs.values()]),
+        description=flow.description or flow.name or None,
+        tags=job_tags,
+        config=dg.ConfigMapping(
+            config_schema=params_schema,
+            config_fn=lambda given, _op=flow.id: {"ops": {_op: {"config": {"params": given}}}},
+        ),
+        executor_def=executor,
+    )
+    return dg.Definitions(assets=[step], jobs=[job])
+
+
+def _flow_multi_asset(plan: FlowPlan, outs: dict[str, dg.AssetOut], params_schema: dict) -> Any:
+    resource_keys = set(plan.resource_keys) | {"io_manager"}
+
+    @dg.multi_asset(
+        name=plan.flow_id,
+        outs=outs,
+        can_subset=True,
+        config_schema={"params": dg.Field(params_schema, is_required=False)},
+        required_resource_keys=resource_keys,
+        op_tags={"dp/flow": plan.flow_id},
+        description=f"Runs the nodes of flow '{plan.flow_id}' in order.",
+    )
+    def _flow_step(context: AssetExecutionContext):
+        yield from run_flow_step(context, plan)
+
+    return _flow_step

@@ -1,0 +1,90 @@
+"""The execution plan of one flow: what the step function needs, computed once at load.
+
+Kept small and plain (tuples and dicts), because a code location holds one per flow and a run
+worker only walks the plan of the flow it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any
+
+from dp_assets.catalog.base import Catalog, NodeType
+from dp_assets.spec.model import FlowParam, RetrySpec
+from dp_assets.spec.validation import ValidatedFlow, bound_inputs
+from dp_assets.spec.loading import split_ref
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    id: str
+    node_type: NodeType
+    raw_params: dict[str, Any]
+    inputs: dict[str, str]  # input name -> "node.output"
+    is_asset: bool
+    retry: RetrySpec | None
+    timeout_seconds: float | None
+    on_error: str
+    storage_format: str | None
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    flow_id: str
+    version: str
+    params: dict[str, FlowParam]
+    nodes: tuple[PlannedNode, ...]  # topological order
+    resource_keys: frozenset[str]
+
+    def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """Run params: what the run gave, else the declared defaults."""
+        given = given or {}
+        unknown = set(given) - set(self.params)
+        if unknown:
+            raise ValueError(f"flow '{self.flow_id}' has no param(s) {', '.join(sorted(unknown))}")
+        values = {}
+        for name, param in self.params.items():
+            if name in given and given[name] is not None:
+                values[name] = given[name]
+            elif param.required:
+                raise ValueError(f"flow '{self.flow_id}': param '{name}' is required")
+            else:
+                values[name] = param.default
+        return values
+
+
+def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
+    flow = validated.flow
+    by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
+    raw_by_id = {node["id"]: node for node in validated.raw["nodes"]}
+    graph = {
+        node.id: {split_ref(ref)[0] for ref in bound_inputs(node, catalog[node.type]).values()}
+        for node in by_id.values()
+    }
+    planned = []
+    resources: set[str] = set()
+    for node_id in TopologicalSorter(graph).static_order():
+        node = by_id[node_id]
+        node_type = catalog[node.type]
+        resources |= node_type.resources
+        planned.append(
+            PlannedNode(
+                id=node.id,
+                node_type=node_type,
+                raw_params=raw_by_id[node_id].get("params") or {},
+                inputs=bound_inputs(node, node_type),
+                is_asset=node_type.produces_asset,
+                retry=node.retry or flow.policies.retry,
+                timeout_seconds=node.timeout_seconds,
+                on_error=node.on_error,
+                storage_format=node.storage.format if node.storage else None,
+            )
+        )
+    return FlowPlan(
+        flow_id=flow.id,
+        version=validated.version,
+        params=dict(flow.params),
+        nodes=tuple(planned),
+        resource_keys=frozenset(resources),
+    )

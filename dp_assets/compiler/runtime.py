@@ -1,0 +1,159 @@
+"""What runs inside a flow's step: the selected nodes in order, each output yielded as an asset.
+
+A flow is one Dagster step by default (see docs/architecture.md for why): nodes run as plain calls,
+every asset output still goes through the IO manager and gets its own materialisation, and when
+the user materialises only some assets, unselected upstream values are read from their latest
+materialisation instead of being recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableSchema
+
+from dp_assets.catalog.base import SKIPPED, NodeContext, NodeOutputs
+from dp_assets.catalog.schema import schema_of
+from dp_assets.compiler.plan import FlowPlan, PlannedNode
+from dp_assets.spec import templates
+from dp_assets.spec.model import RetrySpec
+
+PREVIEW_ROWS = 5
+log = logging.getLogger("dp.runtime")
+
+
+class NodeFailed(Exception):
+    """A node raised; the message names the flow and node so the UI shows where."""
+
+
+def run_flow_step(context: AssetExecutionContext, plan: FlowPlan) -> Iterator[Output]:
+    op_config = context.op_execution_context.op_config or {}
+    params = plan.resolve_params(op_config.get("params"))
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
+    values: dict[str, Any] = {}
+    ran: set[str] = set()
+    for node in plan.nodes:
+        if node.is_asset and node.id not in selected:
+            continue
+        if not node.is_asset and not _has_upstream_in(node, ran):
+            continue
+        inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
+        if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
+            _mark_skipped(node, values)
+            context.log.info(f"node '{node.id}' skipped: an input did not run")
+            continue
+        ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log)
+        try:
+            result = _call_with_retries(node, ctx, params, inputs, context)
+        except NodeFailed:
+            if node.on_error != "continue":
+                raise
+            _mark_skipped(node, values)
+            context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+            continue
+        ran.add(node.id)
+        outputs = result.values if isinstance(result, NodeOutputs) else {node.node_type.outputs[0]: result}
+        for name, value in outputs.items():
+            values[f"{node.id}.{name}"] = value
+        primary = outputs.get(node.node_type.outputs[0], SKIPPED)
+        if node.is_asset and primary is not SKIPPED:
+            yield Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+
+
+def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:
+    return any(ref.partition(".")[0] in ran for ref in node.inputs.values())
+
+
+def _mark_skipped(node: PlannedNode, values: dict[str, Any]) -> None:
+    for name in node.node_type.outputs:
+        values[f"{node.id}.{name}"] = SKIPPED
+
+
+def _value(context: AssetExecutionContext, plan: FlowPlan, values: dict[str, Any], ref: str) -> Any:
+    if ref not in values:
+        values[ref] = _load_latest(context, plan, ref)
+    return values[ref]
+
+
+def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> Any:
+    """An upstream that this run did not select: its latest materialisation."""
+    node_id, _, output = ref.partition(".")
+    node = next(n for n in plan.nodes if n.id == node_id)
+    if output != node.node_type.outputs[0] or not node.is_asset:
+        raise NodeFailed(
+            f"flow '{plan.flow_id}': output '{ref}' is not kept between runs; "
+            f"materialise '{node_id}' together with its dependants"
+        )
+    from dp_io import load_latest_output
+
+    key = context.assets_def.keys_by_output_name[node_id]
+    return load_latest_output(context.instance, key, context.resources.io_manager)
+
+
+def _call_with_retries(
+    node: PlannedNode, ctx: NodeContext, params: dict[str, Any], inputs: dict[str, Any],
+    context: AssetExecutionContext,
+) -> Any:
+    retry = node.retry or RetrySpec()
+    attempt = 0
+    while True:
+        try:
+            node_params = node.node_type.params_model.model_validate(templates.render(node.raw_params, params))
+            return node.node_type.run(ctx, node_params, inputs)
+        except Exception as exc:  # noqa: BLE001 - any node error is retried or reported
+            if attempt >= retry.max_retries:
+                raise NodeFailed(
+                    f"flow '{ctx.flow_id}', node '{node.id}' ({node.node_type.name}) failed"
+                    f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
+                ) from exc
+            delay = retry_delay(retry, attempt)
+            context.log.warning(
+                f"node '{node.id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
+                f"retrying in {delay:.2f}s"
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+def retry_delay(retry: RetrySpec, attempt: int, rng: random.Random | None = None) -> float:
+    """Delay before retry ``attempt + 1``, following Dagster's backoff and jitter semantics."""
+    base = retry.delay * (2**attempt if retry.backoff == "exponential" else attempt + 1)
+    rng = rng or random
+    if retry.jitter == "full":
+        return rng.uniform(0, base)
+    if retry.jitter == "plus_minus":
+        return max(0.0, base + rng.uniform(-retry.delay, retry.delay))
+    return base
+
+
+def _metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"dp/flow_version": plan.version}
+    if isinstance(value, pd.DataFrame):
+        metadata["dagster/row_count"] = len(value)
+        metadata["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(name=str(c), type=str(t)) for c, t in value.dtypes.items()]
+        )
+        metadata["dp/schema"] = MetadataValue.json(schema_of(value))
+        metadata["preview"] = MetadataValue.md(markdown_preview(value))
+    for key, item in ctx.metadata.items():
+        metadata[key] = item if isinstance(item, (str, int, float, bool)) else MetadataValue.json(item)
+    return metadata
+
+
+def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+    head = df.head(rows)
+    columns = [str(c) for c in head.columns]
+
+    def cell(value: Any) -> str:
+        text = "" if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
+    return "\n".join(lines) + f"\n\n{len(df)} rows"

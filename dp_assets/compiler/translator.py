@@ -1,0 +1,61 @@
+"""The one seam where a deployment decides how a node looks in Dagster.
+
+Like ``DagsterDbtTranslator``/``DagsterDltTranslator``: ``get_asset_spec`` takes one immutable
+record and returns an ``AssetSpec``; subclass and call ``super()`` to change keys, groups,
+metadata or owners. The job name stays the flow id (a public contract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import AssetKey, AssetSpec
+
+from dp_assets.catalog.base import ColumnSchema, NodeType
+from dp_assets.spec.loading import split_ref
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    flow: Any  # the validated Flow model
+    node: Any  # the node's model (NodeBase subclass)
+    node_type: NodeType
+    version: str
+    schema: ColumnSchema | None
+    asset_upstreams: tuple[str, ...]  # ids of upstream nodes that are assets
+
+
+class FlowTranslator:
+    def get_asset_key(self, flow_id: str, node_id: str) -> AssetKey:
+        return AssetKey([flow_id, node_id])
+
+    def get_asset_spec(self, record: NodeRecord) -> AssetSpec:
+        flow, node, node_type = record.flow, record.node, record.node_type
+        metadata: dict[str, Any] = {
+            "dp/node_type": node_type.name,
+            "dp/flow_version": record.version,
+        }
+        if node.storage and node.storage.format:
+            metadata["dp/format"] = node.storage.format  # read by the IO manager
+        if node.storage and node.storage.table:
+            metadata["dp/table"] = node.storage.table
+        if node.columns:
+            metadata["dp/declared_columns"] = ", ".join(c.name for c in node.columns)
+        return AssetSpec(
+            key=self.get_asset_key(flow.id, node.id),
+            deps=[self.get_asset_key(flow.id, upstream) for upstream in record.asset_upstreams],
+            description=node.description or f"{node_type.name} node '{node.id}' of flow '{flow.id}'. "
+            f"{node_type.description.splitlines()[0] if node_type.description else ''}".strip(),
+            group_name=flow.id,
+            code_version=record.version,
+            owners=list(flow.owners),
+            tags={**flow.tags, **node.tags},
+            kinds=set(list(sorted(node_type.kinds))[:3]),
+            metadata=metadata,
+        )
+
+
+def upstream_node_ids(node: Any) -> list[str]:
+    refs = node.inputs.values() if isinstance(node.inputs, dict) else node.inputs
+    return [split_ref(ref)[0] for ref in refs]

@@ -1,0 +1,13 @@
+"""The code location's entry point: ``dagster dev -m dp_assets.definitions`` / workspace.yaml.
+
+Nothing happens at import; Dagster calls ``defs`` when it loads the location.
+"""
+
+import dagster as dg
+
+from dp_assets.location import build_code_location
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_code_location()

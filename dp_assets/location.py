@@ -1,0 +1,118 @@
+"""Assembling the code location: import specs, compile every published flow, apply policy once.
+
+One broken flow never stops the others: each flow compiles on its own, and what failed is
+reported in the load log, by ``dp validate``, and in the UI as the ``dp_platform/flow_load_report``
+asset whose description lists every problem.
+"""
+
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from dp_assets.catalog import default_catalog
+from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.factory import build_flow_definitions
+from dp_assets.compiler.translator import FlowTranslator
+from dp_assets.publishing import import_folder
+from dp_assets.spec.validation import validate_spec
+from dp_resources import settings
+from dp_resources.store import FlowStore
+
+log = logging.getLogger("dp.location")
+REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
+
+
+@dataclass
+class LoadReport:
+    flows: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def markdown(self) -> str:
+        if not self.problems:
+            return f"All {len(self.flows)} published flows loaded."
+        lines = [f"{len(self.flows)} flows loaded; {len(self.problems)} problem(s):", ""]
+        for where, text in sorted(self.problems.items()):
+            lines.append(f"- **{where}**")
+            lines += [f"    {line}" for line in text.splitlines()]
+        return "\n".join(lines)
+
+
+def default_resources() -> dict[str, object]:
+    from dp_io import RunScopedIOManager
+    from dp_resources.files import FilesResource
+
+    return {"io_manager": RunScopedIOManager(), "files": FilesResource()}
+
+
+def default_executor() -> dg.ExecutorDefinition:
+    """In-process by default: a flow is one step, so a subprocess per step buys nothing."""
+    choice = os.environ.get("DP_EXECUTOR", "in_process")
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "celery":
+        from dp_resources.celery_config import celery_executor_for
+
+        return celery_executor_for()
+    return dg.in_process_executor
+
+
+def build_code_location(
+    store: FlowStore | None = None,
+    flows_folder: "Path | None | str" = "env",
+    catalog: Catalog | None = None,
+    translator: FlowTranslator | None = None,
+    resources: dict[str, object] | None = None,
+) -> dg.Definitions:
+    started = time.perf_counter()
+    catalog = catalog or default_catalog()
+    store = store or FlowStore(settings.store_url())
+    store.upgrade()
+    report = LoadReport()
+    folder = settings.flows_dir() if flows_folder == "env" else flows_folder
+    if folder is not None and Path(folder).is_dir():
+        report.problems.update(import_folder(store, Path(folder), catalog).problems)
+    executor = default_executor()
+    flow_defs = []
+    for flow_id, version, spec in store.published_specs():
+        try:
+            validated = validate_spec(spec, catalog, check_schemas=False)
+            flow_defs.append(build_flow_definitions(validated, catalog, translator, executor))
+            report.flows.append(flow_id)
+        except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
+            report.problems[f"flow {flow_id} (version {version})"] = f"{type(exc).__name__}: {exc}"
+            log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
+    report.seconds = time.perf_counter() - started
+    log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds,
+             len(report.problems))
+    platform = dg.Definitions(
+        assets=[_load_report_asset(report)],
+        resources=resources if resources is not None else default_resources(),
+        executor=executor,
+    )
+    return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _load_report_asset(report: LoadReport) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=REPORT_KEY,
+        group_name="dp_platform",
+        description="Flows that failed to load, as of the last code location load.\n\n" + report.markdown(),
+        metadata={"dp/problems": len(report.problems), "dp/flows": len(report.flows)},
+    )
+    def flow_load_report(context: AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            metadata={
+                "problems": dg.MetadataValue.json(report.problems),
+                "flows": len(report.flows),
+                "report": dg.MetadataValue.md(report.markdown()),
+            }
+        )
+
+    return flow_load_report

@@ -1,0 +1,1 @@
+"""Flow specs: the model, loading, validation and versions."""

@@ -1,0 +1,293 @@
+"""Validation of a flow spec: every error in one pass, each naming the flow, node and field.
+
+Three layers, all run even when an earlier one found errors, so a user fixes a spec in one round:
+the pydantic model (types, unknown keys, params of each node type), the graph (ids, inputs,
+arity, cycles, ``{{ params.x }}`` references), and column schemas propagated before any run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from pydantic import ValidationError
+
+from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
+from dp_assets.spec import templates
+from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
+from dp_assets.spec.model import FlowBase, FlowParam, flow_model
+
+PLACEHOLDERS = {
+    "string": "",
+    "integer": 0,
+    "number": 0.0,
+    "boolean": False,
+    "date": "1970-01-01",
+    "datetime": "1970-01-01T00:00:00",
+    "list": [],
+    "object": {},
+}
+
+
+@dataclass(frozen=True)
+class SpecError:
+    flow: str
+    node: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"flow '{self.flow}'"
+        if self.node is not None:
+            where += f", node '{self.node}'"
+        return f"{where}, field '{self.field}': {self.message}"
+
+
+class FlowValidationError(ValueError):
+    def __init__(self, flow_id: str, errors: list[SpecError]):
+        self.flow_id = flow_id
+        self.errors = errors
+        super().__init__(
+            f"flow '{flow_id}' is invalid ({len(errors)} error(s)):\n"
+            + "\n".join(f"  - {e}" for e in errors)
+        )
+
+
+@dataclass(frozen=True)
+class ValidatedFlow:
+    """A flow that passed validation: the model, the canonical raw spec, and its version."""
+
+    flow: FlowBase
+    raw: dict[str, Any]
+    version: str
+    schemas: Mapping[str, ColumnSchema | None]
+
+    @property
+    def id(self) -> str:
+        return self.flow.id
+
+
+def validate_spec(data: Mapping[str, Any], catalog: Catalog, *, check_schemas: bool = True) -> ValidatedFlow:
+    """Validate a spec; raise ``FlowValidationError`` listing every problem found.
+
+    ``check_schemas=False`` skips column-schema propagation: the code location re-validates
+    stored specs on every load and they were schema-checked when published.
+    """
+    raw = normalise_spec(data)
+    flow_id = raw.get("id") if isinstance(raw.get("id"), str) else "<no id>"
+    errors: list[SpecError] = []
+    params = _flow_params(raw, flow_id, errors)
+    checked = _with_placeholders(raw, params, flow_id, errors)
+    flow = None
+    try:
+        flow = flow_model(catalog).model_validate(checked)
+    except ValidationError as exc:
+        errors.extend(_pydantic_errors(exc, raw, flow_id, catalog))
+    order = _graph_errors(raw, flow_id, catalog, errors)
+    schemas: dict[str, ColumnSchema | None] = {}
+    if check_schemas and flow is not None and order is not None:
+        schemas = _schema_errors(flow, order, catalog, errors)
+    if errors or flow is None:
+        raise FlowValidationError(flow_id, _dedupe(errors))
+    return ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
+
+
+def _dedupe(errors: list[SpecError]) -> list[SpecError]:
+    return list(dict.fromkeys(errors))
+
+
+def _flow_params(raw: Mapping[str, Any], flow_id: str, errors: list[SpecError]) -> dict[str, FlowParam]:
+    params: dict[str, FlowParam] = {}
+    declared = raw.get("params") or {}
+    if not isinstance(declared, Mapping):
+        return params  # the model reports the type error
+    for name, value in declared.items():
+        try:
+            params[name] = FlowParam.model_validate(value)
+        except ValidationError:
+            pass  # reported by the model with its full location
+    return params
+
+
+def _with_placeholders(
+    raw: Mapping[str, Any], params: Mapping[str, FlowParam], flow_id: str, errors: list[SpecError]
+) -> dict[str, Any]:
+    """A copy whose ``{{ params.x }}`` values are typed stand-ins, so the node models can check them."""
+    values = {
+        name: p.default if p.default is not None else PLACEHOLDERS[p.type] for name, p in params.items()
+    }
+    nodes = []
+    for node in raw.get("nodes") or []:
+        if not isinstance(node, Mapping) or "params" not in node:
+            nodes.append(node)
+            continue
+        node_id = str(node.get("id"))
+        known = True
+        for path, name in templates.references(node["params"], "params"):
+            if name not in values:
+                known = False
+                errors.append(
+                    SpecError(flow_id, node_id, path, f"references unknown flow param '{name}'"
+                              + _suggest(name, values))
+                )
+        rendered = templates.render(node["params"], values) if known else node["params"]
+        nodes.append({**node, "params": rendered})
+    return {**raw, "nodes": nodes} if "nodes" in raw else dict(raw)
+
+
+def _suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _pydantic_errors(
+    exc: ValidationError, raw: Mapping[str, Any], flow_id: str, catalog: Catalog
+) -> list[SpecError]:
+    nodes = raw.get("nodes") if isinstance(raw.get("nodes"), list) else []
+    out = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        node_id = None
+        if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) and loc[1] < len(nodes):
+            node = nodes[loc[1]]
+            node_id = str(node.get("id")) if isinstance(node, Mapping) else f"#{loc[1]}"
+            loc = loc[2:]
+            if loc and isinstance(loc[0], str) and loc[0] in catalog:
+                loc = loc[1:]  # the union tag pydantic puts in the path
+        elif len(loc) >= 3 and loc[0] == "triggers" and isinstance(loc[2], str):
+            loc = [*loc[:2], *loc[3:]]  # the trigger type tag
+        field = _dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
+        out.append(SpecError(flow_id, node_id, field, _message(err, catalog)))
+    return out
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(err: Mapping[str, Any], catalog: Catalog) -> str:
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag")
+        return f"unknown node type '{tag}'{_suggest(str(tag), catalog)}; see `dp nodes` for the catalog"
+    if kind == "union_tag_not_found":
+        return "missing 'type': every node needs a type from the catalog (`dp nodes`)"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it or check its spelling"
+    if kind == "missing":
+        return "required field is missing"
+    return str(err["msg"])
+
+
+def _graph_errors(
+    raw: Mapping[str, Any], flow_id: str, catalog: Catalog, errors: list[SpecError]
+) -> list[str] | None:
+    """Check ids, inputs, arity and cycles on the raw spec; return a topological order if sound."""
+    nodes = [n for n in raw.get("nodes") or [] if isinstance(n, Mapping)]
+    seen: dict[str, Mapping[str, Any]] = {}
+    for node in nodes:
+        node_id = str(node.get("id"))
+        if node.get("_dangling"):
+            errors.append(SpecError(flow_id, node_id, "id", "an edge targets a node that does not exist"))
+        elif node_id in seen:
+            errors.append(SpecError(flow_id, node_id, "id", "duplicate node id; node ids must be unique"))
+        seen.setdefault(node_id, node)
+    graph: dict[str, set[str]] = {node_id: set() for node_id in seen}
+    sound = True
+    for node_id, node in seen.items():
+        node_type = catalog.get(node.get("type")) if isinstance(node.get("type"), str) else None
+        inputs = node.get("inputs") or []
+        refs = list(inputs.items()) if isinstance(inputs, Mapping) else list(enumerate(inputs))
+        for name, ref in refs:
+            field = f"inputs.{name}" if isinstance(inputs, Mapping) else f"inputs[{name}]"
+            if not isinstance(ref, str):
+                errors.append(SpecError(flow_id, node_id, field, "an input must be a node id string"))
+                sound = False
+                continue
+            source, output = split_ref(ref)
+            if source not in seen:
+                errors.append(SpecError(flow_id, node_id, field,
+                                        f"input '{ref}' names no node of this flow{_suggest(source, seen)}"))
+                sound = False
+                continue
+            source_type = catalog.get(seen[source].get("type"))
+            if source_type is not None and output not in source_type.outputs:
+                errors.append(SpecError(flow_id, node_id, field,
+                                        f"node '{source}' ({source_type.name}) has no output '{output}'; "
+                                        f"its outputs: {', '.join(source_type.outputs)}"))
+            graph[node_id].add(source)
+        if node_type is not None:
+            _arity_errors(flow_id, node_id, node_type, inputs, errors)
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        path = " -> ".join(reversed(cycle))
+        first = cycle[0]
+        errors.append(SpecError(flow_id, first, "inputs", f"cycle: {path}"))
+        return None
+    return order if sound else None
+
+
+def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, errors: list[SpecError]) -> None:
+    spec = node_type.inputs
+    count = len(inputs)
+    if spec.variadic:
+        if count < spec.min_count:
+            errors.append(SpecError(flow_id, node_id, "inputs",
+                                    f"{node_type.name} takes {spec.describe()}, got {count}"))
+        return
+    if isinstance(inputs, Mapping):
+        names = set(inputs)
+        if names != set(spec.names):
+            errors.append(SpecError(flow_id, node_id, "inputs",
+                                    f"{node_type.name} takes inputs named {spec.describe() or '(none)'}, "
+                                    f"got {', '.join(sorted(names)) or 'none'}"))
+    elif count != len(spec.names):
+        errors.append(SpecError(flow_id, node_id, "inputs",
+                                f"{node_type.name} takes {len(spec.names)} input(s) "
+                                f"({spec.describe()}), got {count}"))
+
+
+def _schema_errors(
+    flow: FlowBase, order: list[str], catalog: Catalog, errors: list[SpecError]
+) -> dict[str, ColumnSchema | None]:
+    """Propagate column schemas in topological order; a hook's ``SchemaError`` names the edge."""
+    by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
+    schemas: dict[str, ColumnSchema | None] = {}
+    for node_id in order:
+        node = by_id[node_id]
+        node_type = catalog[node.type]
+        named = bound_inputs(node, node_type)
+        input_schemas = {name: schemas.get(ref) for name, ref in named.items()}
+        if node_type.infer_schema is None:
+            schemas[f"{node_id}.result"] = None
+            continue
+        try:
+            result = node_type.infer_schema(node.params, input_schemas)
+        except SchemaError as exc:
+            edges = ", ".join(f"'{ref}' -> '{node_id}'" for ref in named.values())
+            where = f" (input {edges})" if edges else ""
+            errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
+            result = None
+        for output in node_type.outputs:
+            schemas[f"{node_id}.{output}"] = result
+    return {key.removesuffix(".result"): value for key, value in schemas.items()}
+
+
+def bound_inputs(node: Any, node_type: Any) -> dict[str, str]:
+    """Input name -> upstream reference ``node.output`` (positional lists bound to the names)."""
+    inputs = node.inputs
+    if isinstance(inputs, Mapping):
+        items = list(inputs.items())
+    elif node_type.inputs.variadic:
+        items = [(ref, ref) for ref in inputs]
+    else:
+        items = list(zip(node_type.inputs.names, inputs))
+    return {name: "{}.{}".format(*split_ref(ref)) for name, ref in items}

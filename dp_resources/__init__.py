@@ -1,0 +1,1 @@
+"""Dagster resources of the platform: flow store, files, databases, HTTP, sandbox, notifications."""
