@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,23 @@ SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 # Keys a visual designer exports that carry layout only.
 DESIGNER_KEYS = ("position", "positionAbsolute", "width", "height", "selected", "dragging")
 DEFAULT_OUTPUT = "result"
+
+
+class SpecYamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 reads ``on:`` (pandas' join key) as True."""
+
+
+SpecYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class SpecLoadError(ValueError):
@@ -36,7 +54,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
 
 def parse_spec_text(text: str, source: str = "<text>") -> dict[str, Any]:
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        data = json.loads(text) if text.lstrip().startswith("{") else load_yaml(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise SpecLoadError(f"{source}: not valid YAML or JSON: {exc}") from exc
     if not isinstance(data, Mapping):

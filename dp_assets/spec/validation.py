@@ -89,7 +89,8 @@ def validate_spec(data: Mapping[str, Any], catalog: Catalog, *, check_schemas: b
     order = _graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
-        schemas = _schema_errors(flow, order, catalog, errors)
+        broken = {e.node for e in errors if e.node is not None}
+        schemas = _schema_errors(flow, order, catalog, errors, broken)
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     return ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
@@ -159,9 +160,19 @@ def _pydantic_errors(
                 loc = loc[1:]  # the union tag pydantic puts in the path
         elif len(loc) >= 3 and loc[0] == "triggers" and isinstance(loc[2], str):
             loc = [*loc[:2], *loc[3:]]  # the trigger type tag
+        loc = [part for part in loc if not _is_type_tag(part)]
         field = _dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
-        out.append(SpecError(flow_id, node_id, field, _message(err, catalog)))
+        if (node_id, field) not in {(e.node, e.field) for e in out}:  # one message per union field
+            out.append(SpecError(flow_id, node_id, field, _message(err, catalog)))
     return out
+
+
+TYPE_TAGS = ("bool", "str", "int", "float", "list", "dict", "tuple", "none", "literal", "function")
+
+
+def _is_type_tag(part: Any) -> bool:
+    """pydantic puts the union member (``bool``, ``list[str]``...) into error locations."""
+    return isinstance(part, str) and (part.split("[", 1)[0].lower() in TYPE_TAGS or "[" in part)
 
 
 def _dotted(loc: list[Any]) -> str:
@@ -191,15 +202,16 @@ def _graph_errors(
     """Check ids, inputs, arity and cycles on the raw spec; return a topological order if sound."""
     nodes = [n for n in raw.get("nodes") or [] if isinstance(n, Mapping)]
     seen: dict[str, Mapping[str, Any]] = {}
+    sound = True
     for node in nodes:
         node_id = str(node.get("id"))
         if node.get("_dangling"):
             errors.append(SpecError(flow_id, node_id, "id", "an edge targets a node that does not exist"))
         elif node_id in seen:
             errors.append(SpecError(flow_id, node_id, "id", "duplicate node id; node ids must be unique"))
+            sound = False
         seen.setdefault(node_id, node)
     graph: dict[str, set[str]] = {node_id: set() for node_id in seen}
-    sound = True
     for node_id, node in seen.items():
         node_type = catalog.get(node.get("type")) if isinstance(node.get("type"), str) else None
         inputs = node.get("inputs") or []
@@ -256,7 +268,7 @@ def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, error
 
 
 def _schema_errors(
-    flow: FlowBase, order: list[str], catalog: Catalog, errors: list[SpecError]
+    flow: FlowBase, order: list[str], catalog: Catalog, errors: list[SpecError], broken: set[str]
 ) -> dict[str, ColumnSchema | None]:
     """Propagate column schemas in topological order; a hook's ``SchemaError`` names the edge."""
     by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
@@ -266,16 +278,14 @@ def _schema_errors(
         node_type = catalog[node.type]
         named = bound_inputs(node, node_type)
         input_schemas = {name: schemas.get(ref) for name, ref in named.items()}
-        if node_type.infer_schema is None:
-            schemas[f"{node_id}.result"] = None
-            continue
-        try:
-            result = node_type.infer_schema(node.params, input_schemas)
-        except SchemaError as exc:
-            edges = ", ".join(f"'{ref}' -> '{node_id}'" for ref in named.values())
-            where = f" (input {edges})" if edges else ""
-            errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
-            result = None
+        result = None
+        if node_type.infer_schema is not None and node_id not in broken:
+            try:
+                result = node_type.infer_schema(node.params, input_schemas)
+            except SchemaError as exc:
+                edges = ", ".join(f"'{ref}' -> '{node_id}'" for ref in named.values())
+                where = f" (input {edges})" if edges else ""
+                errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
         for output in node_type.outputs:
             schemas[f"{node_id}.{output}"] = result
     return {key.removesuffix(".result"): value for key, value in schemas.items()}

@@ -1,0 +1,105 @@
+"""The code location loads, compiles the example flows as expected, and survives broken specs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dp_assets.definitions import defs
+from dp_assets.location import REPORT_KEY, build_code_location
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "example_asset_graph.json"
+
+
+def asset_graph(definitions: dg.Definitions) -> dict:
+    graph = definitions.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "kinds": sorted(node.kinds),
+        }
+    jobs = sorted(j.name for j in definitions.resolve_all_job_defs() if not j.name.startswith("__"))
+    return {"assets": assets, "jobs": jobs}
+
+
+def test_location_loads_and_matches_snapshot(flows_dir):
+    dg.Definitions.validate_loadable(defs())
+    graph = asset_graph(defs())
+    if os.environ.get("DP_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(graph, indent=2, sort_keys=True) + "\n")
+    assert graph == json.loads(SNAPSHOT.read_text())
+
+
+def test_asset_specs_carry_spec_metadata(flows_dir):
+    graph = defs().resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["sales_summary", "revenue_by_region"]))
+    assert node.owners == ["team:analytics"]
+    assert node.tags["domain"] == "sales"
+    assert node.metadata["dp/node_type"] == "GroupAggregate"
+    assert node.code_version == node.metadata["dp/flow_version"] and len(node.code_version) == 16
+
+
+def test_broken_spec_beside_good_ones(flows_dir, caplog):
+    (flows_dir / "broken.yaml").write_text(
+        "id: broken\nnodes:\n  - {id: a, type: Missing, params: {}}\n")
+    (flows_dir / "not_yaml.yaml").write_text("id: [unclosed\n")
+    with caplog.at_level(logging.ERROR):
+        loaded = defs()
+    jobs = {j.name for j in loaded.resolve_all_job_defs()}
+    assert {"sales_summary", "customer_orders"} <= jobs and "broken" not in jobs
+    report = loaded.resolve_assets_def(REPORT_KEY)
+    description = report.specs_by_key[REPORT_KEY].description
+    assert "node 'a', field 'type': unknown node type 'Missing'" in description
+    assert "not_yaml.yaml" in description
+    assert "broken.yaml" in caplog.text
+    result = loaded.resolve_job_def("customer_orders").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+
+
+def test_stored_flow_that_no_longer_compiles_is_left_out(flows_dir, dp_home):
+    """A published version whose node type left the catalog is reported; the rest still load."""
+    from dp_assets.catalog import default_catalog
+    from dp_resources import settings
+    from dp_resources.store import FlowStore
+
+    store = FlowStore(settings.store_url())
+    store.upgrade()
+    store.save("ghost", "v0", {"id": "ghost", "nodes": [{"id": "a", "type": "RemovedType"}]})
+    loaded = build_code_location(store=store, catalog=default_catalog())
+    description = loaded.resolve_assets_def(REPORT_KEY).specs_by_key[REPORT_KEY].description
+    assert "flow ghost (version v0)" in description
+    assert "sales_summary" in {j.name for j in loaded.resolve_all_job_defs()}
+
+
+def test_flow_params_are_the_run_config(flows_dir, dp_home):
+    job = defs().resolve_job_def("sales_summary")
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(run_config={"report_path": "custom/out.csv"}, instance=instance)
+    assert result.success
+    written = pd.read_csv(dp_home / "data" / "custom" / "out.csv")
+    assert list(written.columns) == ["region", "revenue", "orders", "units", "target"]
+    with pytest.raises(dg.DagsterInvalidConfigError, match="report_path"):
+        job.execute_in_process(run_config={"report_path": 5}, instance=instance)
+    with pytest.raises(dg.DagsterInvalidConfigError, match="no_such_param"):
+        job.execute_in_process(run_config={"no_such_param": 1}, instance=instance)
+
+
+def test_every_node_output_is_materialised_with_metadata(flows_dir, dp_home):
+    result = defs().resolve_job_def("sales_summary").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert set(events) == {"orders", "targets", "revenue_by_region", "against_target", "ranked", "report"}
+    ranked = events["ranked"]
+    assert ranked["dagster/row_count"].value == 4
+    assert [c.name for c in ranked["dagster/column_schema"].schema.columns] == [
+        "region", "revenue", "orders", "units", "target"]
+    assert ranked["preview"].value.startswith("| region | revenue | orders | units | target |")
