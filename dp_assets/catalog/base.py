@@ -100,6 +100,7 @@ class NodeContext:
     resources: Mapping[str, Any]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("dp.node"))
     metadata: dict[str, Any] = field(default_factory=dict)
+    catalog: Catalog | None = None  # for nodes that run sub-chains (TryCatch, ForEach)
 
     def resource(self, key: str) -> Any:
         try:
@@ -117,6 +118,8 @@ class NodeContext:
 
 NodeFunction = Callable[[NodeContext, Any, dict[str, Any]], Any]
 SchemaHook = Callable[[Any, dict[str, "ColumnSchema | None"]], "ColumnSchema | None"]
+# Extra checks that need the catalog (e.g. a sub-chain's nodes): (params, catalog) -> [(field, message)]
+CheckHook = Callable[[Any, "Catalog"], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ class NodeType:
       before anything runs; it returns ``None`` when the schema cannot be known and raises
       ``SchemaError`` when the inputs cannot fit the params.
     - ``produces_asset``: whether the node is an asset ``[flow_id, node_id]`` (a notification is not).
+    - ``check(params, catalog)`` returns extra ``(field, message)`` errors found at validation,
+      for params that refer to other node types (a sub-chain).
     - ``accepts_skipped``: the node runs even when some inputs were skipped (``Merge``).
     """
 
@@ -141,6 +146,7 @@ class NodeType:
     kinds: frozenset[str] = frozenset({"pandas"})
     resources: frozenset[str] = frozenset()
     infer_schema: SchemaHook | None = None
+    check: CheckHook | None = None
     produces_asset: bool = True
     accepts_skipped: bool = False
     side_effects: bool = False

@@ -69,7 +69,9 @@ def build_flow_definitions(
             spec=translator.get_asset_spec(record), dagster_type=Any, is_required=False
         )
     params_schema = params_config_schema(plan.params)
-    step = _flow_multi_asset(plan, outs, params_schema)
+    steps = plan.steps(flow.policies.steps)
+    step_defs = [_step_multi_asset(plan, name, nodes, outs, params_schema, translator) for name, nodes in steps]
+    step_names = [name for name, _ in steps]
     job_tags = {"dp/flow": flow.id, "dp/flow_version": validated.version}
     if flow.policies.run_retries:
         job_tags["dagster/max_retries"] = str(flow.policies.run_retries)
@@ -83,26 +85,48 @@ def build_flow_definitions(
         tags=job_tags,
         config=dg.ConfigMapping(
             config_schema=params_schema,
-            config_fn=lambda given, _op=flow.id: {"ops": {_op: {"config": {"params": given}}}},
+            config_fn=lambda given: {"ops": {name: {"config": {"params": given}} for name in step_names}},
         ),
         executor_def=executor,
     )
-    return dg.Definitions(assets=[step], jobs=[job])
+    return dg.Definitions(assets=step_defs, jobs=[job])
 
 
-def _flow_multi_asset(plan: FlowPlan, outs: dict[str, dg.AssetOut], params_schema: dict) -> Any:
+def _step_multi_asset(
+    plan: FlowPlan, name: str, step_nodes: frozenset[str], all_outs: dict[str, dg.AssetOut],
+    params_schema: dict, translator: FlowTranslator,
+) -> dg.AssetsDefinition:
+    """One Dagster step: its nodes' asset outputs, and inputs for upstreams of other steps."""
+    outs = {node_id: out for node_id, out in all_outs.items() if node_id in step_nodes}
+    ins = {}
+    for node in plan.nodes:
+        if node.id not in step_nodes:
+            continue
+        for ref in node.inputs.values():
+            upstream, _, output = ref.partition(".")
+            if upstream in step_nodes or upstream in ins:
+                continue
+            source = plan.node(upstream)
+            if output != source.node_type.outputs[0] or not source.is_asset:
+                raise ValueError(
+                    f"flow '{plan.flow_id}': '{ref}' cannot cross steps with policies.steps=node; "
+                    "only a node's main output is kept between steps (use steps: flow)"
+                )
+            ins[upstream] = dg.AssetIn(key=translator.get_asset_key(plan.flow_id, upstream), dagster_type=Any)
     resource_keys = set(plan.resource_keys) | {"io_manager"}
+    whole_flow = name == plan.flow_id
 
     @dg.multi_asset(
-        name=plan.flow_id,
+        name=name,
         outs=outs,
+        ins=ins,
         can_subset=True,
         config_schema={"params": dg.Field(params_schema, is_required=False)},
         required_resource_keys=resource_keys,
         op_tags={"dp/flow": plan.flow_id},
-        description=f"Runs the nodes of flow '{plan.flow_id}' in order.",
+        description=f"Runs {'the nodes of flow' if whole_flow else 'a node of flow'} '{plan.flow_id}'.",
     )
-    def _flow_step(context: AssetExecutionContext):
-        yield from run_flow_step(context, plan)
+    def _flow_step(context: AssetExecutionContext, **inputs: Any):
+        yield from run_flow_step(context, plan, step_nodes, inputs)
 
     return _flow_step

@@ -36,6 +36,34 @@ class FlowPlan:
     params: dict[str, FlowParam]
     nodes: tuple[PlannedNode, ...]  # topological order
     resource_keys: frozenset[str]
+    catalog: Catalog
+
+    def node(self, node_id: str) -> PlannedNode:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"flow '{self.flow_id}' has no node '{node_id}'")
+
+    def steps(self, mode: str) -> list[tuple[str, frozenset[str]]]:
+        """How nodes are grouped into Dagster steps: ``(step name, node ids)`` in order.
+
+        ``flow``: one step for the whole flow (the default). ``node``: a step per asset node, so
+        a multi-process or Celery executor can run independent nodes at the same time; a node
+        that is not an asset runs in the step of its first upstream.
+        """
+        if mode == "flow":
+            return [(self.flow_id, frozenset(n.id for n in self.nodes))]
+        groups: dict[str, list[str]] = {}
+        home: dict[str, str] = {}
+        for node in self.nodes:
+            upstream = [ref.partition(".")[0] for ref in node.inputs.values()]
+            if node.is_asset or not upstream:
+                step = f"{self.flow_id}__{node.id}"
+            else:
+                step = home[upstream[0]]
+            home[node.id] = step
+            groups.setdefault(step, []).append(node.id)
+        return [(name, frozenset(ids)) for name, ids in groups.items()]
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Run params: what the run gave, else the declared defaults."""
@@ -87,4 +115,5 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
         params=dict(flow.params),
         nodes=tuple(planned),
         resource_keys=frozenset(resources),
+        catalog=catalog,
     )

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
+import dagster as dg
 from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableSchema
 
 from dp_assets.catalog.base import SKIPPED, NodeContext, NodeOutputs
 from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
+from dp_assets.compiler.timeouts import call_with_timeout
 from dp_assets.spec import templates
 from dp_assets.spec.model import RetrySpec
 
@@ -31,14 +33,22 @@ class NodeFailed(Exception):
     """A node raised; the message names the flow and node so the UI shows where."""
 
 
-def run_flow_step(context: AssetExecutionContext, plan: FlowPlan) -> Iterator[Output]:
+def run_flow_step(
+    context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str],
+    provided: dict[str, Any],
+) -> Iterator[Output]:
+    """Run the step's selected nodes; ``provided`` holds upstream values Dagster loaded as inputs."""
     op_config = context.op_execution_context.op_config or {}
     params = plan.resolve_params(op_config.get("params"))
     selected = {key.path[-1] for key in context.selected_asset_keys}
     resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
+    }
     ran: set[str] = set()
     for node in plan.nodes:
+        if node.id not in step_nodes:
+            continue
         if node.is_asset and node.id not in selected:
             continue
         if not node.is_asset and not _has_upstream_in(node, ran):
@@ -48,7 +58,8 @@ def run_flow_step(context: AssetExecutionContext, plan: FlowPlan) -> Iterator[Ou
             _mark_skipped(node, values)
             context.log.info(f"node '{node.id}' skipped: an input did not run")
             continue
-        ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log)
+        ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
+                          catalog=plan.catalog)
         try:
             result = _call_with_retries(node, ctx, params, inputs, context)
         except NodeFailed:
@@ -84,7 +95,7 @@ def _value(context: AssetExecutionContext, plan: FlowPlan, values: dict[str, Any
 def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> Any:
     """An upstream that this run did not select: its latest materialisation."""
     node_id, _, output = ref.partition(".")
-    node = next(n for n in plan.nodes if n.id == node_id)
+    node = plan.node(node_id)
     if output != node.node_type.outputs[0] or not node.is_asset:
         raise NodeFailed(
             f"flow '{plan.flow_id}': output '{ref}' is not kept between runs; "
@@ -92,7 +103,7 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
         )
     from dp_io import load_latest_output
 
-    key = context.assets_def.keys_by_output_name[node_id]
+    key = dg.AssetKey([plan.flow_id, node_id])
     return load_latest_output(context.instance, key, context.resources.io_manager)
 
 
@@ -105,6 +116,9 @@ def _call_with_retries(
     while True:
         try:
             node_params = node.node_type.params_model.model_validate(templates.render(node.raw_params, params))
+            if node.timeout_seconds:
+                return call_with_timeout(lambda: node.node_type.run(ctx, node_params, inputs), ctx,
+                                         node.timeout_seconds)
             return node.node_type.run(ctx, node_params, inputs)
         except Exception as exc:  # noqa: BLE001 - any node error is retried or reported
             if attempt >= retry.max_retries:

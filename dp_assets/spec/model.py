@@ -132,6 +132,11 @@ class RunPolicy(Strict):
     max_concurrent_runs: int | None = Field(default=None, ge=1)
     when_running: Literal["queue", "skip"] = "queue"
     executor: Literal["in_process", "multiprocess", "celery"] | None = None
+    steps: Literal["flow", "node"] = Field(
+        default="flow",
+        description="'flow': the whole flow is one Dagster step (fastest); 'node': a step per "
+        "node, so a multi-process or Celery executor runs independent nodes in parallel.",
+    )
 
 
 class Retention(Strict):

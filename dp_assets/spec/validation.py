@@ -86,6 +86,11 @@ def validate_spec(data: Mapping[str, Any], catalog: Catalog, *, check_schemas: b
         flow = flow_model(catalog).model_validate(checked)
     except ValidationError as exc:
         errors.extend(_pydantic_errors(exc, raw, flow_id, catalog))
+    if flow is not None:
+        for node in flow.nodes:  # type: ignore[attr-defined]
+            hook = catalog[node.type].check
+            for field, message in hook(node.params, catalog) if hook else ():
+                errors.append(SpecError(flow_id, node.id, f"params.{field}", message))
     order = _graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:

@@ -1,0 +1,155 @@
+"""Node policies inside a flow's step: retries with backoff, hard timeouts, on_error, step modes."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dp_assets.catalog import default_catalog
+from dp_assets.catalog.base import NO_INPUTS, ONE_INPUT, NodeType, Params
+from dp_assets.compiler.factory import build_flow_definitions
+from dp_assets.compiler.runtime import retry_delay
+from dp_assets.spec.model import RetrySpec
+from dp_assets.spec.validation import validate_spec
+from dp_resources.files import FilesResource
+
+
+class SleepParams(Params):
+    seconds: float
+    marker: str = ""
+
+
+def sleep_node(ctx, params, inputs):
+    """Sleep, then pass the input on (a stand-in for a slow node)."""
+    if params.marker:
+        Path(params.marker).write_text(str(os.getpid()))
+    time.sleep(params.seconds)
+    return inputs.get("input", pd.DataFrame({"slept": [params.seconds]}))
+
+
+class FlakyParams(Params):
+    counter: str
+    fail_times: int
+
+
+def flaky_node(ctx, params, inputs):
+    """Fail the first ``fail_times`` calls (counted in a file), then return the input."""
+    path = Path(params.counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls <= params.fail_times:
+        raise ConnectionError(f"transient failure {calls}")
+    return inputs["input"].assign(calls=calls)
+
+
+TEST_CATALOG = default_catalog().extended([
+    NodeType("Sleep", SleepParams, sleep_node, "transform", inputs=ONE_INPUT),
+    NodeType("SleepSource", SleepParams, sleep_node, "source", inputs=NO_INPUTS),
+    NodeType("Flaky", FlakyParams, flaky_node, "transform"),
+])
+
+
+def run_flow(spec, tmp_path, **run_kwargs):
+    validated = validate_spec(spec, TEST_CATALOG)
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validated, TEST_CATALOG),
+        dg.Definitions(resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
+                                  "files": FilesResource(data_dir=str(tmp_path / "data"))}),
+    )
+    job = defs.resolve_job_def(spec["id"])
+    return job, job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **run_kwargs)
+
+
+SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}]}}
+
+
+def test_E7_node_retries_then_succeeds(tmp_path):
+    counter = tmp_path / "calls"
+    spec = {"id": "retrying", "nodes": [SOURCE, {
+        "id": "flaky", "type": "Flaky", "inputs": ["src"],
+        "params": {"counter": str(counter), "fail_times": 2},
+        "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"}}]}
+    _, result = run_flow(spec, tmp_path)
+    assert result.success
+    assert counter.read_text() == "3"  # two failures, one success: the upstream ran once
+    assert result.output_for_node("retrying", "flaky")["calls"].tolist() == [3, 3]
+
+
+def test_E7_retries_are_bounded_and_the_error_names_the_node(tmp_path):
+    counter = tmp_path / "calls"
+    spec = {"id": "exhausted", "policies": {"retry": {"max_retries": 1}}, "nodes": [SOURCE, {
+        "id": "flaky", "type": "Flaky", "inputs": ["src"], "params": {"counter": str(counter), "fail_times": 5}}]}
+    _, result = run_flow(spec, tmp_path)
+    assert not result.success
+    assert counter.read_text() == "2"  # the flow default: one retry
+    message = result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    assert "flow 'exhausted', node 'flaky' (Flaky) failed after 2 attempts: ConnectionError" in message
+
+
+@pytest.mark.parametrize("backoff,jitter,expected", [
+    pytest.param("exponential", "none", [1.0, 2.0, 4.0, 8.0], id="E7-exponential"),
+    pytest.param("linear", "none", [1.0, 2.0, 3.0, 4.0], id="E7-linear"),
+])
+def test_E7_backoff_delays(backoff, jitter, expected):
+    retry = RetrySpec(max_retries=4, delay=1.0, backoff=backoff, jitter=jitter)
+    assert [retry_delay(retry, attempt) for attempt in range(4)] == expected
+
+
+def test_E7_jitter_stays_within_its_bounds():
+    rng = random.Random(3)
+    full = RetrySpec(max_retries=4, delay=1.0, jitter="full")
+    pm = RetrySpec(max_retries=4, delay=1.0, jitter="plus_minus")
+    for attempt in range(4):
+        base = 2.0 ** attempt
+        samples = [retry_delay(full, attempt, rng) for _ in range(200)]
+        assert 0 <= min(samples) and max(samples) <= base and len(set(samples)) > 100
+        samples = [retry_delay(pm, attempt, rng) for _ in range(200)]
+        assert base - 1.0 <= min(samples) and max(samples) <= base + 1.0
+
+
+def test_hard_timeout_stops_the_node(tmp_path):
+    marker = tmp_path / "pid"
+    spec = {"id": "slow", "nodes": [SOURCE, {
+        "id": "stuck", "type": "Sleep", "inputs": ["src"], "timeout_seconds": 1,
+        "params": {"seconds": 600, "marker": str(marker)}}]}
+    started = time.monotonic()
+    _, result = run_flow(spec, tmp_path)
+    assert not result.success and time.monotonic() - started < 60
+    message = result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    assert "was stopped after its timeout_seconds=1" in message
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the node's process is really gone
+
+
+def test_on_error_continue_skips_dependants_and_the_run_succeeds(tmp_path):
+    counter = tmp_path / "calls"
+    spec = {"id": "failsafe", "nodes": [
+        SOURCE,
+        {"id": "flaky", "type": "Flaky", "inputs": ["src"], "on_error": "continue",
+         "params": {"counter": str(counter), "fail_times": 9}},
+        {"id": "after_flaky", "type": "SortData", "inputs": ["flaky"], "params": {"by": "x"}},
+        {"id": "independent", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
+    ]}
+    _, result = run_flow(spec, tmp_path)
+    assert result.success
+    materialised = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialised == {"src", "independent"}
+
+
+def test_steps_per_node_gives_a_step_per_node_with_the_same_result(tmp_path):
+    nodes = [SOURCE,
+             {"id": "a", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
+             {"id": "b", "type": "SelectColumns", "inputs": ["a"], "params": {"columns": ["x"]}}]
+    job_one, one = run_flow({"id": "fused", "nodes": nodes}, tmp_path / "one")
+    job_many, many = run_flow({"id": "split", "policies": {"steps": "node"}, "nodes": nodes}, tmp_path / "many")
+    assert one.success and many.success
+    assert [n.name for n in job_one.nodes] == ["fused"]
+    assert sorted(n.name for n in job_many.nodes) == ["split__a", "split__b", "split__src"]
+    pd.testing.assert_frame_equal(one.output_for_node("fused", "b"), many.output_for_node("split__b", "b"))
