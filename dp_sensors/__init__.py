@@ -1,0 +1,1 @@
+"""Triggers, events and the webhook receiver: how runs start."""

@@ -1,0 +1,289 @@
+"""The webhook and launch receiver: a small Starlette app in front of the event bus and Dagster.
+
+``POST /hooks/{flow_id}`` turns a JSON body into an event on ``webhook.{flow_id}``; the flow's
+event sensor starts the run, with the event id as run key, so a redelivered webhook (same
+``Idempotency-Key``) starts nothing new. ``POST /flows/{flow_id}/runs`` launches a run directly,
+once per ``Idempotency-Key`` (see :mod:`dp_sensors.webhook.launches`).
+
+Checks run in this order so that nothing is learnt or read without a token: token (401), flow
+(404), size (413, read incrementally and abandoned at the cap), JSON (400), params (422). Flow
+lookups, publishing and launching are injected, so the lead's flow store and GraphQL launcher
+plug in and tests use small stand-ins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from anyio import to_thread
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from dp_sensors.events.base import MAX_KEY_LENGTH, EventBus
+from dp_sensors.webhook.auth import FLOW_ID_RE, is_authorised
+from dp_sensors.webhook.launches import (
+    IdempotencyConflict,
+    LaunchFailed,
+    LaunchInProgress,
+    LaunchLedger,
+    Launcher,
+    LaunchRejected,
+    launch_once,
+    request_hash,
+)
+
+log = logging.getLogger("dp_sensors.webhook")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+WEBHOOK_SOURCE = "webhook"
+
+
+@runtime_checkable
+class FlowCatalog(Protocol):
+    """What the receiver needs to know about flows."""
+
+    def get_params_model(self, flow_id: str) -> type[BaseModel] | None:
+        """The flow's params model (strict: ``extra="forbid"``), ``None`` for an unknown flow."""
+        ...
+
+
+ParamsLookup = Callable[[str], type[BaseModel] | None]
+
+
+def webhook_topic(flow_id: str) -> str:
+    return f"webhook.{flow_id}"
+
+
+def webhook_dedupe_key(flow_id: str, idempotency_key: str) -> str:
+    """The bus dedupe key of a delivery; long keys are hashed to fit the bus's 255 characters."""
+    composed = f"webhook:{flow_id}:{idempotency_key}"
+    if len(composed) <= MAX_KEY_LENGTH:
+        return composed
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return f"webhook:{flow_id}:sha256:{digest}"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.extra = status, detail, extra
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="dp"'} if self.status == 401 else None
+        if self.status == 503:
+            headers = {"Retry-After": "1"}
+        return JSONResponse({"detail": self.detail, **self.extra}, self.status, headers=headers)
+
+
+async def read_capped_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused as soon as it is known to exceed ``max_bytes``: by its declared length
+    before reading anything, else while streaming, without buffering more than the cap."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _Refused(413, f"the body is larger than the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _Refused(413, f"the body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field, message and type of each error, without echoing the submitted values."""
+    return [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+class _Receiver:
+    def __init__(
+        self,
+        lookup: ParamsLookup,
+        bus: EventBus,
+        ledger: LaunchLedger | None,
+        launcher: Launcher | None,
+        max_body_bytes: int,
+        environ: Mapping[str, str] | None,
+        launch_wait_seconds: float,
+    ) -> None:
+        self.lookup = lookup
+        self.bus = bus
+        self.ledger = ledger
+        self.launcher = launcher
+        self.max_body_bytes = max_body_bytes
+        self.environ = environ
+        self.launch_wait_seconds = launch_wait_seconds
+
+    async def _authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
+        flow_id = request.path_params["flow_id"]
+        if not is_authorised(flow_id, request.headers.get("authorization"), self.environ):
+            raise _Refused(
+                401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')"
+            )
+        model = None
+        if FLOW_ID_RE.match(flow_id):
+            model = await to_thread.run_sync(self.lookup, flow_id)
+        if model is None:
+            raise _Refused(404, f"there is no flow {flow_id!r}; check the flow id in the URL")
+        return flow_id, model
+
+    async def _json_object(self, request: Request, flow_id: str) -> dict[str, Any]:
+        raw = await read_capped_body(request, self.max_body_bytes)
+        try:
+            body = json.loads(raw or b"{}", parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise _Refused(400, f"the body for flow {flow_id!r} is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise _Refused(422, f"the body for flow {flow_id!r} must be a JSON object")
+        return body
+
+    @staticmethod
+    def _validate(flow_id: str, model: type[BaseModel], params: Any) -> dict[str, Any]:
+        try:
+            validated = model.model_validate(params)
+        except ValidationError as exc:
+            raise _Refused(
+                422,
+                f"the params do not fit flow {flow_id!r}; fix the fields listed in 'errors'",
+                errors=_validation_errors(exc),
+            ) from None
+        return validated.model_dump(mode="json", exclude_unset=True)
+
+    @staticmethod
+    def _idempotency_key(request: Request, required: bool) -> str | None:
+        key = request.headers.get("idempotency-key")
+        if key is None or key == "":
+            if required:
+                raise _Refused(
+                    400,
+                    "the Idempotency-Key header is required: send a unique value (e.g. a UUID) "
+                    "per intended run and repeat it on retries",
+                )
+            return None
+        if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+            raise _Refused(
+                400,
+                f"the Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY} chars",
+            )
+        return key
+
+    async def hook(self, request: Request) -> JSONResponse:
+        try:
+            flow_id, model = await self._authorised_flow(request)
+            key = self._idempotency_key(request, required=False)
+            params = self._validate(flow_id, model, await self._json_object(request, flow_id))
+            dedupe_key = None if key is None else webhook_dedupe_key(flow_id, key)
+            try:
+                event = await to_thread.run_sync(
+                    lambda: self.bus.publish(
+                        webhook_topic(flow_id),
+                        {"flow_id": flow_id, "params": params},
+                        dedupe_key=dedupe_key,
+                        source=WEBHOOK_SOURCE,
+                    )
+                )
+            except Exception:
+                log.exception("publishing the webhook event for flow %r failed", flow_id)
+                raise _Refused(503, "the event bus is unavailable; retry later") from None
+        except _Refused as refused:
+            return refused.response()
+        except ClientDisconnect:
+            return JSONResponse({"detail": "client disconnected"}, 400)
+        return JSONResponse({"event_id": event.id, "topic": event.topic}, 202)
+
+    async def launch(self, request: Request) -> JSONResponse:
+        try:
+            if self.ledger is None or self.launcher is None:
+                raise _Refused(404, "launching through this receiver is not configured")
+            flow_id, model = await self._authorised_flow(request)
+            key = self._idempotency_key(request, required=True)
+            body = await self._json_object(request, flow_id)
+            unknown = sorted(set(body) - {"params"})
+            if unknown:
+                raise _Refused(
+                    422, f"unknown keys {unknown} in the body; send {{\"params\": {{...}}}}"
+                )
+            raw_params = body.get("params", {})
+            params = self._validate(flow_id, model, raw_params)
+            outcome = await launch_once(
+                self.ledger,
+                self.launcher,
+                key=key,
+                flow_id=flow_id,
+                params=params,
+                hashed=request_hash(flow_id, raw_params),
+                tags={"dp/trigger": "api"},
+                wait_seconds=self.launch_wait_seconds,
+            )
+        except _Refused as refused:
+            return refused.response()
+        except ClientDisconnect:
+            return JSONResponse({"detail": "client disconnected"}, 400)
+        except IdempotencyConflict as exc:
+            return JSONResponse({"detail": str(exc)}, 409)
+        except LaunchRejected as exc:
+            return JSONResponse({"detail": f"flow {flow_id!r} refused the launch: {exc}"}, 422)
+        except LaunchInProgress as exc:
+            return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "1"})
+        except LaunchFailed as exc:
+            log.warning("%s", exc, exc_info=exc.__cause__)
+            return JSONResponse(
+                {"detail": f"{exc}; nothing was kept for this key, retry with the same key"}, 502
+            )
+        return JSONResponse(outcome.model_dump(), 200 if outcome.replayed else 201)
+
+
+async def _health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    *,
+    catalog: FlowCatalog | ParamsLookup,
+    bus: EventBus,
+    ledger: LaunchLedger | None = None,
+    launcher: Launcher | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    environ: Mapping[str, str] | None = None,
+    launch_wait_seconds: float = 60.0,
+) -> Starlette:
+    """The receiver's ASGI app.
+
+    ``catalog`` is a :class:`FlowCatalog` or a plain ``flow_id -> params model | None`` callable.
+    ``bus`` receives webhook events; ``ledger`` and ``launcher`` (both or neither) enable
+    ``POST /flows/{flow_id}/runs``. ``environ`` replaces ``os.environ`` for token look-ups.
+    Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
+    """
+    if (ledger is None) != (launcher is None):
+        raise ValueError("give both ledger and launcher to serve launches, or neither")
+    if max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be positive")
+    lookup: ParamsLookup = (
+        catalog.get_params_model if isinstance(catalog, FlowCatalog) else catalog
+    )
+    receiver = _Receiver(
+        lookup, bus, ledger, launcher, max_body_bytes, environ, launch_wait_seconds
+    )
+    return Starlette(
+        routes=[
+            Route("/healthz", _health, methods=["GET"]),
+            Route("/hooks/{flow_id}", receiver.hook, methods=["POST"]),
+            Route("/flows/{flow_id}/runs", receiver.launch, methods=["POST"]),
+        ]
+    )

@@ -1,0 +1,290 @@
+"""Idempotent launches: one run per ``Idempotency-Key``, however often and however concurrently
+the request is repeated (reliability test E2).
+
+Dagster never de-duplicates GraphQL launches, so the key is recorded in ``dp_launches`` under a
+unique constraint *before* launching. Of concurrent requests with one key exactly one insert
+succeeds; that request holds a lease, launches, and stores the run id. The others find the row
+and poll until the run id appears, then answer with it. A repeat with a different body is a
+conflict (409).
+
+Failure handling:
+
+- the launcher raises: the row is deleted, so a retry with the same key launches again (the
+  launcher gets the key as the ``dp/idempotency_key`` run tag and may look for an earlier run
+  with it before launching, which makes retries after ambiguous failures such as timeouts safe);
+- the receiver dies between insert and launch: the lease (``lease_seconds``, longer than any
+  launch takes) expires and the next request with the key takes the row over and launches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from anyio import to_thread
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
+
+from dp_sensors.events.sql import as_utc, create_sql_engine, create_tables
+
+Launcher = Callable[[str, dict[str, Any], dict[str, str]], str]
+"""``launcher(flow_id, params, tags) -> run_id``: launches one run (e.g. GraphQL ``launchRun``)."""
+
+IDEMPOTENCY_TAG = "dp/idempotency_key"
+
+metadata = sa.MetaData()
+
+launches_table = sa.Table(
+    "dp_launches",
+    metadata,
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("flow_id", sa.String(64), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("owner", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("launched_at", sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint("idempotency_key", name="pk_dp_launches"),
+)
+
+
+class LaunchRejected(Exception):
+    """Raised by a launcher when the run was definitely not created (e.g. invalid run config)."""
+
+
+class LaunchFailed(Exception):
+    """The launcher failed; the key was released so the same request may be retried."""
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different flow or body."""
+
+
+class LaunchInProgress(Exception):
+    """Another request with the key is still launching; retry shortly with the same key."""
+
+
+class LaunchRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idempotency_key: str
+    flow_id: str
+    request_hash: str
+    run_id: str | None
+    owner: str
+    created_at: datetime
+    lease_expires_at: datetime
+    launched_at: datetime | None
+
+
+class Reservation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    won: bool
+    existing: LaunchRecord | None
+
+
+class LaunchOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    flow_id: str
+    idempotency_key: str
+    replayed: bool
+
+
+def request_hash(flow_id: str, params: Mapping[str, Any]) -> str:
+    """Hash of what was asked, so a key reused for another request is detected."""
+    canonical = json.dumps(
+        {"flow_id": flow_id, "params": params}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class LaunchLedger:
+    """The ``dp_launches`` table; each method is one short transaction that writes first."""
+
+    def __init__(self, url: str | sa.Engine, *, lease_seconds: float = 300.0) -> None:
+        if isinstance(url, sa.Engine):
+            self._engine, self._owns_engine = url, False
+        else:
+            self._engine, self._owns_engine = create_sql_engine(url), True
+        self.lease_seconds = lease_seconds
+
+    def ensure_schema(self) -> None:
+        create_tables(self._engine, metadata)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def _lease(self) -> tuple[datetime, datetime]:
+        now = datetime.now(UTC)
+        return now, now + timedelta(seconds=self.lease_seconds)
+
+    def reserve(self, key: str, flow_id: str, hashed: str, owner: str) -> Reservation:
+        """Insert the key for ``owner``, or report the record that holds it.
+
+        ``won=False, existing=None`` means the record vanished in between (its launch failed and
+        was released); the caller then simply tries again.
+        """
+        now, expires = self._lease()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    launches_table.insert().values(
+                        idempotency_key=key,
+                        flow_id=flow_id,
+                        request_hash=hashed,
+                        run_id=None,
+                        owner=owner,
+                        created_at=now,
+                        lease_expires_at=expires,
+                        launched_at=None,
+                    )
+                )
+        except IntegrityError:
+            return Reservation(won=False, existing=self.get(key))
+        return Reservation(won=True, existing=None)
+
+    def get(self, key: str) -> LaunchRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(launches_table).where(launches_table.c.idempotency_key == key)
+            ).one_or_none()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        for name in ("created_at", "lease_expires_at", "launched_at"):
+            if values[name] is not None:
+                values[name] = as_utc(values[name])
+        return LaunchRecord(**values)
+
+    def take_over(self, key: str, owner: str) -> bool:
+        """Claim a row whose owner's lease expired without a run id (the owner died)."""
+        now, expires = self._lease()
+        table = launches_table
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                table.update()
+                .where(
+                    table.c.idempotency_key == key,
+                    table.c.run_id.is_(None),
+                    table.c.lease_expires_at < now,
+                )
+                .values(owner=owner, lease_expires_at=expires)
+            )
+        return result.rowcount == 1
+
+    def complete(self, key: str, owner: str, run_id: str) -> bool:
+        """Store the run id; ``False`` if ``owner`` lost its lease meanwhile."""
+        table = launches_table
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                table.update()
+                .where(
+                    table.c.idempotency_key == key,
+                    table.c.owner == owner,
+                    table.c.run_id.is_(None),
+                )
+                .values(run_id=run_id, launched_at=datetime.now(UTC))
+            )
+        return result.rowcount == 1
+
+    def release(self, key: str, owner: str) -> None:
+        """Forget a reservation whose launch failed, so the key can be used again."""
+        table = launches_table
+        with self._engine.begin() as conn:
+            conn.execute(
+                table.delete().where(
+                    table.c.idempotency_key == key, table.c.owner == owner, table.c.run_id.is_(None)
+                )
+            )
+
+
+async def launch_once(
+    ledger: LaunchLedger,
+    launcher: Launcher,
+    *,
+    key: str,
+    flow_id: str,
+    params: dict[str, Any],
+    hashed: str,
+    tags: Mapping[str, str] | None = None,
+    wait_seconds: float = 60.0,
+    poll_seconds: float = 0.05,
+) -> LaunchOutcome:
+    """Launch ``flow_id`` once for ``key``; repeats (also concurrent ones) get the same run id.
+
+    Database calls and the launcher run in worker threads; waiting is an async sleep, so many
+    waiting requests cost no threads.
+    """
+    run_tags = {**(tags or {}), IDEMPOTENCY_TAG: key}
+    deadline = time.monotonic() + wait_seconds
+    delay = poll_seconds
+    while True:
+        owner = uuid.uuid4().hex
+        reservation = await to_thread.run_sync(ledger.reserve, key, flow_id, hashed, owner)
+        if reservation.won:
+            return await _launch_as_owner(ledger, launcher, key, flow_id, params, run_tags, owner)
+        existing = reservation.existing
+        if existing is not None:
+            if existing.request_hash != hashed:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was already used for flow {existing.flow_id!r} "
+                    "with a different body; use a new key for a different request"
+                )
+            if existing.run_id is not None:
+                return LaunchOutcome(
+                    run_id=existing.run_id, flow_id=flow_id, idempotency_key=key, replayed=True
+                )
+            if existing.lease_expires_at < datetime.now(UTC) and await to_thread.run_sync(
+                ledger.take_over, key, owner
+            ):
+                return await _launch_as_owner(
+                    ledger, launcher, key, flow_id, params, run_tags, owner
+                )
+        if time.monotonic() >= deadline:
+            raise LaunchInProgress(
+                f"the launch of flow {flow_id!r} with Idempotency-Key {key!r} is still in "
+                "progress; repeat the request with the same key to get its run id"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def _launch_as_owner(
+    ledger: LaunchLedger,
+    launcher: Launcher,
+    key: str,
+    flow_id: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    owner: str,
+) -> LaunchOutcome:
+    try:
+        run_id = await to_thread.run_sync(launcher, flow_id, params, dict(tags))
+    except LaunchRejected:
+        await to_thread.run_sync(ledger.release, key, owner)
+        raise
+    except Exception as exc:
+        await to_thread.run_sync(ledger.release, key, owner)
+        raise LaunchFailed(f"launching flow {flow_id!r} failed: {exc}") from exc
+    if not isinstance(run_id, str) or not run_id:
+        await to_thread.run_sync(ledger.release, key, owner)
+        raise LaunchFailed(f"the launcher returned {run_id!r} for flow {flow_id!r}, not a run id")
+    if not await to_thread.run_sync(ledger.complete, key, owner, run_id):
+        raise LaunchFailed(
+            f"the launch of flow {flow_id!r} (run {run_id}) outlived its lease of "
+            f"{ledger.lease_seconds:.0f}s and another request took Idempotency-Key {key!r} over; "
+            "raise lease_seconds above the longest launch"
+        )
+    return LaunchOutcome(run_id=run_id, flow_id=flow_id, idempotency_key=key, replayed=False)
