@@ -14,6 +14,7 @@ from dp_assets.catalog.base import Catalog, NodeType
 NODE_MODULES = (
     "dp_assets.catalog.nodes.sources",
     "dp_assets.catalog.nodes.transforms",
+    "dp_assets.catalog.nodes.expression_nodes",
     "dp_assets.catalog.nodes.sinks",
 )
 

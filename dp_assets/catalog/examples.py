@@ -18,6 +18,10 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
                        "params": {"by": "region", "agg": {"total": ["amount", "sum"], "orders": ["order_id", "count"]}}},
     "JoinMerge": {"id": "with_targets", "type": "JoinMerge", "inputs": {"left": "by_region", "right": "regions"},
                   "params": {"how": "left", "on": "region"}},
+    "FilterRows": {"id": "big_orders", "type": "FilterRows", "inputs": ["orders"],
+                   "params": {"condition": "amount >= 100 and region in ['EU', 'US']"}},
+    "AddModifyColumn": {"id": "banded", "type": "AddModifyColumn", "inputs": ["orders"],
+                        "params": {"column": "band", "expression": "'high' if amount > 100 else 'low'"}},
     "FileWriter": {"id": "report", "type": "FileWriter", "inputs": ["with_targets"],
                    "params": {"path": "reports/by_region.parquet"}},
 }

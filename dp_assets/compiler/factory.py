@@ -114,7 +114,7 @@ def _step_multi_asset(
                 )
             ins[upstream] = dg.AssetIn(key=translator.get_asset_key(plan.flow_id, upstream), dagster_type=Any)
     resource_keys = set(plan.resource_keys) | {"io_manager"}
-    whole_flow = name == plan.flow_id
+    whole_flow = len(step_nodes) == len(plan.nodes)
 
     @dg.multi_asset(
         name=name,

@@ -49,16 +49,17 @@ class FlowPlan:
 
         ``flow``: one step for the whole flow (the default). ``node``: a step per asset node, so
         a multi-process or Celery executor can run independent nodes at the same time; a node
-        that is not an asset runs in the step of its first upstream.
+        that is not an asset runs in the step of its first upstream. Step names differ from the
+        job name (the flow id): Dagster wants op and job names distinct in a repository.
         """
         if mode == "flow":
-            return [(self.flow_id, frozenset(n.id for n in self.nodes))]
+            return [(f"{self.flow_id}__step", frozenset(n.id for n in self.nodes))]
         groups: dict[str, list[str]] = {}
         home: dict[str, str] = {}
         for node in self.nodes:
             upstream = [ref.partition(".")[0] for ref in node.inputs.values()]
             if node.is_asset or not upstream:
-                step = f"{self.flow_id}__{node.id}"
+                step = f"{self.flow_id}__node__{node.id}"
             else:
                 step = home[upstream[0]]
             home[node.id] = step

@@ -7,6 +7,10 @@ the flow author, so every failure, at parse time or while evaluating, becomes an
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
 
 class ExpressionError(ValueError):
     """A refused or failing expression; ``message`` is written for the flow author.
@@ -22,3 +26,12 @@ class ExpressionError(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+def missing_column_message(name: str, columns: Iterable[Any]) -> str:
+    """The message for a column the expression names but the input lacks, with a close match."""
+    names = [str(column) for column in columns]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
+    return f"unknown column `{name}` (columns: {shown or 'none'}){hint}"

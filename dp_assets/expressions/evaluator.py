@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ExpressionError
-from .functions import FUNCTIONS
+from .errors import ExpressionError, missing_column_message
+from .functions import FUNCTIONS, align_dates, shown
 from .tree import (
     Binary,
     BoolOp,
@@ -77,7 +77,7 @@ class Evaluator:
             result = self._dispatch(node)
         except ExpressionError:
             raise
-        except Exception as err:  # noqa: BLE001 - any pandas/numpy failure is the author's to fix
+        except Exception as err:  # any pandas/numpy failure is the author's to fix
             raise self.fail(f"cannot evaluate `{node.source}`: {_describe(err)}") from err
         if isinstance(result, complex):
             raise self.fail(f"`{node.source}` has no real value (it would be a complex number)")
@@ -147,7 +147,9 @@ class Evaluator:
                 f"repeating text with `*` is not allowed: `{node.source}`; use concat(a, b, ...)"
             )
         if op == "%" and _unsafe_for_arithmetic(left):
-            raise self.fail(f"formatting text with `%` is not allowed: `{node.source}`; use concat(...)")
+            raise self.fail(
+                f"formatting text with `%` is not allowed: `{node.source}`; use concat(...)"
+            )
         if isinstance(left, pd.Series) or isinstance(right, pd.Series):
             for side in (left, right):
                 if _is_plain_int(side) and not _INT64_MIN <= side <= _INT64_MAX:
@@ -172,14 +174,14 @@ class Evaluator:
     def compare(self, node: Compare) -> Any:
         result: Any = True
         left = self.eval(node.operands[0])
-        for op, right_node in zip(node.ops, node.operands[1:]):
+        for op, right_node in zip(node.ops, node.operands[1:], strict=True):
             if op in ("in", "not in"):
                 values = self.in_values(right_node)
                 step = _isin(left, values)
                 step = logical_not(step) if op == "not in" else step
             else:
                 right = self.eval(right_node)
-                step = _COMPARE[op](left, right)
+                step = _COMPARE[op](*align_dates(left, right))
                 left = right
             result = step if result is True else logical_and(result, step)
         return result
@@ -190,7 +192,9 @@ class Evaluator:
             for item in node.items:
                 value = self.eval(item)
                 if isinstance(value, pd.Series):
-                    raise self.fail(f"list items must be single values, not columns: `{item.source}`")
+                    raise self.fail(
+                        f"list items must be single values, not columns: `{item.source}`"
+                    )
                 values.append(value)
             return values
         if isinstance(node, Param):
@@ -236,7 +240,7 @@ class Evaluator:
             return bool(value)
         if is_null_scalar(value):
             return pd.NA
-        raise self.fail(f"`{node.source}` must be true/false, not {value!r}")
+        raise self.fail(f"`{node.source}` must be true/false, not {shown(value)}")
 
 
 def logical_and(left: Any, right: Any) -> Any:
@@ -278,9 +282,11 @@ def to_mask(value: Any, index: pd.Index | None = None) -> pd.Series:
 
 
 def _isin(left: Any, values: list[Any]) -> Any:
+    """``Series.isin`` for a column; a single value goes through the same call so that nulls
+    and mixed types behave identically."""
     if isinstance(left, pd.Series):
         return left.isin(values)
-    return left in values
+    return bool(pd.Series([left], dtype=object).isin(values).iloc[0])
 
 
 def _is_plain_int(value: Any) -> bool:
@@ -288,7 +294,7 @@ def _is_plain_int(value: Any) -> bool:
 
 
 def _unsafe_for_arithmetic(value: Any) -> bool:
-    """Text (or a column that may hold text, lists or bytes), where ``*``/``%`` would repeat or format."""
+    """Text, or a column that may hold text, lists or bytes: ``*`` would repeat, ``%`` format."""
     if isinstance(value, str | bytes | list | tuple):
         return True
     if isinstance(value, pd.Series):
@@ -304,19 +310,13 @@ def _unsafe_for_arithmetic(value: Any) -> bool:
 def _describe(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     lowered = text.lower()
-    if "tz-naive" in lowered or "tz-aware" in lowered or "invalid comparison between dtype=datetime64" in lowered:
+    if (
+        "tz-naive" in lowered
+        or "tz-aware" in lowered
+        or "invalid comparison between dtype=datetime64" in lowered
+    ):
         text += (
             " (time zones differ: compare aware with aware and naive with naive; "
             "now() is UTC-aware, now(None) is naive UTC)"
         )
     return text
-
-
-def missing_column_message(name: str, columns: list[Any]) -> str:
-    import difflib
-
-    names = [str(column) for column in columns]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else ""
-    shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
-    return f"unknown column `{name}` (columns: {shown or 'none'}){hint}"

@@ -8,6 +8,7 @@ on length, depth and node count bound the work before anything is evaluated.
 from __future__ import annotations
 
 import ast
+from itertools import pairwise
 
 from .errors import ExpressionError
 from .signatures import FUNCTION_NAMES, SIGNATURES
@@ -23,6 +24,7 @@ from .tree import (
     Node,
     Param,
     Unary,
+    walk,
 )
 
 MAX_LENGTH = 5000
@@ -30,7 +32,7 @@ MAX_DEPTH = 100
 MAX_NODES = 1000
 
 ALLOWED = (
-    "Allowed: column names (or col(\"name\")), numbers, text in quotes, True/False/None, "
+    'Allowed: column names (or col("name")), numbers, text in quotes, True/False/None, '
     "params.NAME, + - * / // % **, == != < <= > >=, and/or/not, in/not in [list], "
     "x if condition else y, and the functions " + ", ".join(FUNCTION_NAMES)
 )
@@ -103,7 +105,9 @@ class _Converter:
 
     def refuse(self, node: ast.AST, what: str, hint: str | None = None) -> ExpressionError:
         tail = f"; {hint}" if hint else f". {ALLOWED}"
-        return ExpressionError(f"{what} is not allowed: `{self.source(node)}`{tail}", expression=self.text)
+        return ExpressionError(
+            f"{what} is not allowed: `{self.source(node)}`{tail}", expression=self.text
+        )
 
     def convert(self, node: ast.AST, depth: int, *, list_ok: bool = False) -> Node:
         self.nodes += 1
@@ -188,10 +192,10 @@ class _Converter:
         ops: list[str] = []
         for op in node.ops:
             if isinstance(op, ast.Is | ast.IsNot):
-                raise self.refuse(node, "`is` / `is not`", "use is_null(x) or not_null(x)")
+                raise self.refuse(node, "`is`", "use is_null(x) or not_null(x)")
             ops.append(_COMPARE[type(op)])
         comparators = [node.left, *node.comparators]
-        for op, (left, right) in zip(ops, zip(comparators, comparators[1:])):
+        for op, (left, right) in zip(ops, pairwise(comparators), strict=True):
             if op in ("==", "!=") and any(_is_none(side) for side in (left, right)):
                 raise self.refuse(node, "comparing with None", "use is_null(x) or not_null(x)")
         operands = []
@@ -211,8 +215,15 @@ class _Converter:
 
     def _List(self, node: ast.List | ast.Tuple, depth: int, list_ok: bool) -> Node:
         if not list_ok:
-            raise self.refuse(node, "a list here", "a list may only follow `in` or `not in`")
+            raise self.refuse(node, "a list", "a list may only follow `in` or `not in`")
         items = tuple(self.convert(item, depth + 1) for item in node.elts)
+        for item, converted in zip(node.elts, items, strict=True):
+            if _mentions_column(converted):
+                raise self.refuse(
+                    item,
+                    "a column in a list",
+                    "list items are single values: numbers, text, params.NAME",
+                )
         return ListLiteral(self.source(node), items)
 
     _Tuple = _List
@@ -228,10 +239,12 @@ class _Converter:
     def _Call(self, node: ast.Call, depth: int) -> Node:
         func = node.func
         if not isinstance(func, ast.Name):
-            if isinstance(func, ast.Attribute) and func.attr in SIGNATURES:
-                hint = f"write {func.attr}(x, ...) instead of x.{func.attr}(...)"
+            hint = "call a function from the list by its name"
+            if isinstance(func, ast.Attribute):
+                if func.attr in SIGNATURES:
+                    hint = f"write {func.attr}(x, ...) instead of x.{func.attr}(...)"
                 raise self.refuse(node, "method call", hint)
-            raise self.refuse(node, "calling this", "call a function from the list by its name")
+            raise self.refuse(node, "calling this", hint)
         name = func.id
         if _is_reserved(name):
             raise ExpressionError(
@@ -239,7 +252,7 @@ class _Converter:
                 expression=self.text,
             )
         if node.keywords:
-            raise self.refuse(node, "keyword arguments", "pass arguments by position")
+            raise self.refuse(node, "a keyword argument", "pass arguments by position")
         if name == "col":
             return self._column_call(node)
         sig = SIGNATURES.get(name)
@@ -261,19 +274,32 @@ class _Converter:
 
     def _column_call(self, node: ast.Call) -> Node:
         args = node.args
-        if len(args) != 1 or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str):
+        if (
+            len(args) != 1
+            or not isinstance(args[0], ast.Constant)
+            or not isinstance(args[0].value, str)
+        ):
             raise ExpressionError(
-                f'col() takes one column name in quotes, like col("unit price"): `{self.source(node)}`',
+                'col() takes one column name in quotes, like col("unit price"): '
+                f"`{self.source(node)}`",
                 expression=self.text,
             )
         self.nodes += 1
         return Column(self.source(node), args[0].value)
 
 
+def _mentions_column(node: Node) -> bool:
+    return any(isinstance(part, Column) for part in walk(node))
+
+
 def _is_list_or_param(node: ast.AST) -> bool:
     if isinstance(node, ast.List | ast.Tuple):
         return True
-    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "params"
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "params"
+    )
 
 
 def _is_none(node: ast.AST) -> bool:
@@ -307,8 +333,10 @@ def parse_tree(text: str) -> Node:
 
 def _syntax_error(source: str, err: SyntaxError) -> ExpressionError:
     reason = (err.msg or "invalid syntax").split(" (")[0]
-    where = f"line {err.lineno}, column {err.offset}" if "\n" in source else f"column {err.offset}"
-    message = f"invalid expression at {where}: {reason}: `{source}`"
+    where = f"column {err.offset}" if err.offset else ""
+    if "\n" in source:
+        where = f"line {err.lineno}, {where}" if where else f"line {err.lineno}"
+    message = f"invalid expression{' at ' + where if where else ''}: {reason}: `{source}`"
     if "\n" in source:
         message += " (to spread an expression over several lines, wrap it in parentheses)"
     return ExpressionError(message, expression=source)

@@ -37,8 +37,9 @@ def unify(types: Sequence[str]) -> str:
     return "any"
 
 
-def _same_as_first(types: Sequence[str]) -> str:
-    return types[0]
+def _number_like_first(types: Sequence[str]) -> str:
+    """abs/round/floor/ceil keep the type of their number; true/false count as integers."""
+    return "integer" if types[0] == "boolean" else types[0]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class FunctionSig:
             return f"{self.name}({', '.join(names)}, ...)"
         required = names[: len(names) - self.optional]
         optional = names[len(names) - self.optional :]
-        shown = ", ".join(required) + "".join(f"[, {name}]" for name in optional)
+        shown = ", ".join(required)
+        for name in optional:
+            shown += f"[, {name}]" if shown else f"[{name}]"
         return f"{self.name}({shown})"
 
 
@@ -98,40 +101,141 @@ SIGNATURES: dict[str, FunctionSig] = {
         # nulls
         _sig("is_null", [("x", "any")], "boolean", "true where x is missing (None, NaN, NaT, NA)"),
         _sig("not_null", [("x", "any")], "boolean", "true where x is present"),
-        _sig("coalesce", [("x", "any"), ("y", "any")], unify, "the first argument that is not missing", variadic=True),
-        _sig("fillna", [("x", "any"), ("value", "any")], unify, "x with missing values replaced by value"),
+        _sig(
+            "coalesce",
+            [("x", "any"), ("y", "any")],
+            unify,
+            "the first argument that is not missing",
+            variadic=True,
+        ),
+        _sig(
+            "fillna",
+            [("x", "any"), ("value", "any")],
+            unify,
+            "x with missing values replaced by value",
+        ),
         # text
         _sig("lower", _TEXT, "string", "lower-case text"),
         _sig("upper", _TEXT, "string", "upper-case text"),
         _sig("strip", _TEXT, "string", "text without leading and trailing whitespace"),
         _sig("len", _TEXT, "integer", "number of characters"),
-        _sig("contains", [*_TEXT, ("part", "text")], "boolean", "true where text contains part (plain text, not a regex)"),
-        _sig("startswith", [*_TEXT, ("prefix", "text")], "boolean", "true where text starts with prefix"),
-        _sig("endswith", [*_TEXT, ("suffix", "text")], "boolean", "true where text ends with suffix"),
-        _sig("replace", [*_TEXT, ("old", "text"), ("new", "text")], "string", "every occurrence of old replaced by new (plain text)"),
-        _sig("substr", [*_TEXT, ("start", "integer"), ("length", "integer")], "string", "part of text from start (0-based; negative counts from the end)", optional=1),
-        _sig("concat", [("x", "any"), ("y", "any")], "string", "the arguments as text, joined; missing if any is missing", variadic=True, min_args_variadic=1),
+        _sig(
+            "contains",
+            [*_TEXT, ("part", "text")],
+            "boolean",
+            "true where text contains part (plain text, not a regex)",
+        ),
+        _sig(
+            "startswith",
+            [*_TEXT, ("prefix", "text")],
+            "boolean",
+            "true where text starts with prefix",
+        ),
+        _sig(
+            "endswith", [*_TEXT, ("suffix", "text")], "boolean", "true where text ends with suffix"
+        ),
+        _sig(
+            "replace",
+            [*_TEXT, ("old", "text"), ("new", "text")],
+            "string",
+            "every occurrence of old replaced by new (plain text)",
+        ),
+        _sig(
+            "substr",
+            [*_TEXT, ("start", "integer"), ("length", "integer")],
+            "string",
+            "part of text from start (0-based; negative counts from the end)",
+            optional=1,
+        ),
+        _sig(
+            "concat",
+            [("x", "any"), ("y", "any")],
+            "string",
+            "the arguments as text, joined; missing if any is missing",
+            variadic=True,
+            min_args_variadic=1,
+        ),
         # dates
         _sig("year", _WHEN, "integer", "the year of a date or timestamp"),
         _sig("month", _WHEN, "integer", "the month (1-12)"),
         _sig("day", _WHEN, "integer", "the day of the month (1-31)"),
-        _sig("date", _WHEN, "date", "the calendar date of a timestamp (in its own time zone), or a date from text"),
-        _sig("to_datetime", [("value", "any"), ("format", "text")], "datetime", "parse text into timestamps (pandas.to_datetime), optionally with a strftime format", optional=1),
-        _sig("now", [("tz", "text")], "datetime", 'the current time: UTC by default, in a named zone, or naive UTC wall-clock with now(None)', optional=1),
-        _sig("date_diff_days", [("end", "datetime"), ("start", "datetime")], "integer", "calendar days from start to end (each in its own time zone)"),
+        _sig(
+            "date",
+            _WHEN,
+            "date",
+            "the calendar date of a timestamp (in its own time zone), or a date from text",
+        ),
+        _sig(
+            "to_datetime",
+            [("value", "any"), ("format", "text")],
+            "datetime",
+            "parse text into timestamps (pandas.to_datetime), optionally with a strftime format",
+            optional=1,
+        ),
+        _sig(
+            "now",
+            [("tz", "text")],
+            "datetime",
+            "the current time: UTC by default, in a named zone, or naive UTC with now(None)",
+            optional=1,
+        ),
+        _sig(
+            "date_diff_days",
+            [("end", "datetime"), ("start", "datetime")],
+            "integer",
+            "calendar days from start to end (each in its own time zone)",
+        ),
         # numbers
-        _sig("abs", [("x", "number")], _same_as_first, "absolute value"),
-        _sig("round", [("x", "number"), ("digits", "integer")], _same_as_first, "round half to even, to digits decimals (default 0)", optional=1),
-        _sig("floor", [("x", "number")], _same_as_first, "largest whole number <= x"),
-        _sig("ceil", [("x", "number")], _same_as_first, "smallest whole number >= x"),
-        _sig("least", [("x", "any"), ("y", "any")], unify, "the smallest argument, ignoring missing values", variadic=True),
-        _sig("greatest", [("x", "any"), ("y", "any")], unify, "the largest argument, ignoring missing values", variadic=True),
-        _sig("between", [("x", "any"), ("low", "any"), ("high", "any")], "boolean", "low <= x <= high (both ends included)"),
+        _sig("abs", [("x", "number")], _number_like_first, "absolute value"),
+        _sig(
+            "round",
+            [("x", "number"), ("digits", "integer")],
+            _number_like_first,
+            "round half to even, to digits decimals (default 0)",
+            optional=1,
+        ),
+        _sig("floor", [("x", "number")], _number_like_first, "largest whole number <= x"),
+        _sig("ceil", [("x", "number")], _number_like_first, "smallest whole number >= x"),
+        _sig(
+            "least",
+            [("x", "any"), ("y", "any")],
+            unify,
+            "the smallest argument, ignoring missing values",
+            variadic=True,
+        ),
+        _sig(
+            "greatest",
+            [("x", "any"), ("y", "any")],
+            unify,
+            "the largest argument, ignoring missing values",
+            variadic=True,
+        ),
+        _sig(
+            "between",
+            [("x", "any"), ("low", "any"), ("high", "any")],
+            "boolean",
+            "low <= x <= high (both ends included)",
+        ),
         # casts
-        _sig("int", [("x", "any")], "integer", "whole numbers (nullable Int64; floats are truncated, text is parsed)"),
-        _sig("float", [("x", "any")], "float", "floating-point numbers (float64; missing becomes NaN)"),
+        _sig(
+            "int",
+            [("x", "any")],
+            "integer",
+            "whole numbers (nullable Int64; floats are truncated, text is parsed)",
+        ),
+        _sig(
+            "float",
+            [("x", "any")],
+            "float",
+            "floating-point numbers (float64; missing becomes NaN)",
+        ),
         _sig("str", [("x", "any")], "string", "text (missing stays missing)"),
-        _sig("bool", [("x", "any")], "boolean", "true/false (nullable boolean; text true/false/yes/no/1/0 is parsed)"),
+        _sig(
+            "bool",
+            [("x", "any")],
+            "boolean",
+            "true/false (nullable boolean; text true/false/yes/no/1/0 is parsed)",
+        ),
     ]
 }
 

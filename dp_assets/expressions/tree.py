@@ -7,6 +7,7 @@ small frozen records, and the evaluator and the type inference walk only them. E
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +81,30 @@ class IfElse(Node):
 class Call(Node):
     name: str
     args: tuple[Node, ...]
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, ListLiteral):
+        return node.items
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Compare):
+        return node.operands
+    if isinstance(node, BoolOp):
+        return node.values
+    if isinstance(node, IfElse):
+        return (node.condition, node.then, node.otherwise)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of the tree, parents before children (iterative: trees can be 100 deep)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))

@@ -198,7 +198,7 @@ def _message(err: Mapping[str, Any], catalog: Catalog) -> str:
         return "unknown field; remove it or check its spelling"
     if kind == "missing":
         return "required field is missing"
-    return str(err["msg"])
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _graph_errors(

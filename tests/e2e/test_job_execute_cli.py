@@ -36,7 +36,7 @@ def test_dagster_job_execute_matches_pandas(tmp_path):
     orders = pd.read_csv(flows / "data" / "orders.csv", parse_dates=["ordered_at"])
     targets = pd.DataFrame({"region": ["EU", "US", "APAC", "LATAM"], "target": [3000.0, 2500.0, 2000.0, 1500.0]})
     expected = (
-        orders.groupby("region").agg(revenue=("amount", "sum"), orders=("order_id", "count"),
+        orders[(orders["amount"] >= 20.0) & orders["region"].notna()].groupby("region").agg(revenue=("amount", "sum"), orders=("order_id", "count"),
                                      units=("quantity", "sum")).reset_index()
         .merge(targets, how="left", on="region")
         .sort_values("revenue", ascending=False, kind="stable", ignore_index=True)
@@ -47,4 +47,4 @@ def test_dagster_job_execute_matches_pandas(tmp_path):
     run_dirs = [p for p in (home / "outputs").iterdir() if p.is_dir()]
     assert len(run_dirs) == 1
     kept = sorted(p.name.split(".")[0] for p in (run_dirs[0] / "sales_summary").iterdir())
-    assert kept == sorted(["orders", "targets", "revenue_by_region", "against_target", "ranked", "report"])
+    assert kept == sorted(["orders", "valid_orders", "targets", "revenue_by_region", "against_target", "ranked", "report"])

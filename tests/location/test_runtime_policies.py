@@ -78,7 +78,7 @@ def test_E7_node_retries_then_succeeds(tmp_path):
     _, result = run_flow(spec, tmp_path)
     assert result.success
     assert counter.read_text() == "3"  # two failures, one success: the upstream ran once
-    assert result.output_for_node("retrying", "flaky")["calls"].tolist() == [3, 3]
+    assert result.output_for_node("retrying__step", "flaky")["calls"].tolist() == [3, 3]
 
 
 def test_E7_retries_are_bounded_and_the_error_names_the_node(tmp_path):
@@ -150,6 +150,7 @@ def test_steps_per_node_gives_a_step_per_node_with_the_same_result(tmp_path):
     job_one, one = run_flow({"id": "fused", "nodes": nodes}, tmp_path / "one")
     job_many, many = run_flow({"id": "split", "policies": {"steps": "node"}, "nodes": nodes}, tmp_path / "many")
     assert one.success and many.success
-    assert [n.name for n in job_one.nodes] == ["fused"]
-    assert sorted(n.name for n in job_many.nodes) == ["split__a", "split__b", "split__src"]
-    pd.testing.assert_frame_equal(one.output_for_node("fused", "b"), many.output_for_node("split__b", "b"))
+    assert [n.name for n in job_one.nodes] == ["fused__step"]
+    assert sorted(n.name for n in job_many.nodes) == ["split__node__a", "split__node__b", "split__node__src"]
+    pd.testing.assert_frame_equal(one.output_for_node("fused__step", "b"),
+                                  many.output_for_node("split__node__b", "b"))

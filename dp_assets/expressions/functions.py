@@ -1,0 +1,234 @@
+"""Vectorised implementations of the function table in ``signatures.py``, by name.
+
+Null, number and cast functions live here; text and date functions in their own modules. Each
+function takes evaluated arguments, each a pandas Series (one value per row) or a single
+value, and does what a pandas user would write by hand (``s.str.lower()``, ``s.dt.year``,
+``s.fillna(v)``...). Plain-text matching only (``regex=False``): no user regex, so no
+catastrophic backtracking. Errors raised here are wrapped by the evaluator with the call's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .date_functions import align_dates, date, date_diff_days, day, month, now, to_datetime, year
+from .text_functions import (
+    as_text,
+    concat,
+    contains,
+    endswith,
+    length,
+    lower,
+    replace,
+    startswith,
+    strip,
+    substr,
+    upper,
+)
+from .values import broadcast, is_missing, literal_int, per_value, series_index, shown
+
+__all__ = ["FUNCTIONS", "align_dates", "shown"]
+
+_TRUE_TEXT = {"true", "t", "yes", "y", "1"}
+_FALSE_TEXT = {"false", "f", "no", "n", "0", ""}
+
+
+# nulls
+
+
+def is_null(x: Any) -> Any:
+    return x.isna() if isinstance(x, pd.Series) else is_missing(x)
+
+
+def not_null(x: Any) -> Any:
+    return x.notna() if isinstance(x, pd.Series) else not is_missing(x)
+
+
+def coalesce(*values: Any) -> Any:
+    result = values[0]
+    for value in values[1:]:
+        if isinstance(result, pd.Series):
+            result = result.fillna(value)
+        elif is_missing(result):
+            result = value
+        else:
+            break
+    return result
+
+
+def fillna(x: Any, value: Any) -> Any:
+    return coalesce(x, value)
+
+
+# numbers
+
+
+def _numeric_series(value: pd.Series, fname: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(value.dtype) or len(value) == 0:
+        return value
+    raise TypeError(f"{fname}() needs numbers, but the values are {value.dtype}")
+
+
+def absolute(x: Any) -> Any:
+    if isinstance(x, pd.Series):
+        return _numeric_series(x, "abs").abs()
+    return per_value(x, abs)
+
+
+def round_(x: Any, digits: Any = 0) -> Any:
+    digits = literal_int(digits, "round", "digits")
+    if isinstance(x, pd.Series):
+        return _numeric_series(x, "round").round(digits)
+    return per_value(x, lambda v: np.round(v, digits).item())
+
+
+def _whole(fname: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(x: Any) -> Any:
+        if isinstance(x, pd.Series):
+            x = _numeric_series(x, fname)
+            return x if pd.api.types.is_integer_dtype(x.dtype) else fn(x)
+        if isinstance(x, int | np.integer):
+            return x
+        return per_value(x, lambda v: fn(v).item())
+
+    apply.__name__ = fname
+    return apply
+
+
+floor, ceil = _whole("floor", np.floor), _whole("ceil", np.ceil)
+
+
+def _extreme(fname: str, reduce: str) -> Callable[..., Any]:
+    def apply(*values: Any) -> Any:
+        index = series_index(values)
+        if index is None:
+            present = [value for value in values if not is_missing(value)]
+            return (min if reduce == "min" else max)(present) if present else None
+        frame = pd.concat([broadcast(value, index) for value in values], axis=1)
+        return getattr(frame, reduce)(axis=1)
+
+    apply.__name__ = fname
+    return apply
+
+
+least, greatest = _extreme("least", "min"), _extreme("greatest", "max")
+
+
+def between(x: Any, low: Any, high: Any) -> Any:
+    _, low = align_dates(x, low)
+    _, high = align_dates(x, high)
+    if isinstance(x, pd.Series):
+        return x.between(low, high)
+    above, below = x >= low, x <= high
+    if isinstance(above, pd.Series) or isinstance(below, pd.Series):
+        return _series_and(above, below)
+    return bool(above and below)
+
+
+def _series_and(left: Any, right: Any) -> Any:
+    if not isinstance(left, pd.Series):
+        left, right = right, left
+    return left & right
+
+
+# casts
+
+
+def _int_scalar(value: Any) -> int:
+    if isinstance(value, str):
+        value = value.strip()
+        try:
+            return int(value)
+        except ValueError:
+            return int(float(value))
+    return int(value)
+
+
+def to_int(x: Any) -> Any:
+    if isinstance(x, pd.Series):
+        if not pd.api.types.is_numeric_dtype(x.dtype):
+            x = pd.to_numeric(x)
+        if pd.api.types.is_float_dtype(x.dtype):
+            x = np.trunc(x)
+        return x.astype("Int64")
+    return per_value(x, _int_scalar)
+
+
+def to_float(x: Any) -> Any:
+    if isinstance(x, pd.Series):
+        if not pd.api.types.is_numeric_dtype(x.dtype):
+            x = pd.to_numeric(x)
+        return x.astype("float64")
+    return per_value(x, float)
+
+
+def to_str(x: Any) -> Any:
+    return as_text(x)
+
+
+def _text_to_bool(value: Any) -> Any:
+    if is_missing(value):
+        return pd.NA
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_TEXT:
+            return True
+        if lowered in _FALSE_TEXT:
+            return False
+        raise ValueError(
+            f"bool() cannot read {shown(value)} as true/false (use true/false, yes/no or 1/0)"
+        )
+    return bool(value)
+
+
+def to_bool(x: Any) -> Any:
+    if isinstance(x, pd.Series):
+        if pd.api.types.is_bool_dtype(x.dtype):
+            return x.astype("boolean")
+        if pd.api.types.is_numeric_dtype(x.dtype):
+            return x.ne(0).astype("boolean").mask(x.isna(), pd.NA)
+        return x.map(_text_to_bool, na_action="ignore").astype("boolean")
+    result = _text_to_bool(x)
+    return None if result is pd.NA else result
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "is_null": is_null,
+    "not_null": not_null,
+    "coalesce": coalesce,
+    "fillna": fillna,
+    "lower": lower,
+    "upper": upper,
+    "strip": strip,
+    "len": length,
+    "contains": contains,
+    "startswith": startswith,
+    "endswith": endswith,
+    "replace": replace,
+    "substr": substr,
+    "concat": concat,
+    "year": year,
+    "month": month,
+    "day": day,
+    "date": date,
+    "to_datetime": to_datetime,
+    "now": now,
+    "date_diff_days": date_diff_days,
+    "abs": absolute,
+    "round": round_,
+    "floor": floor,
+    "ceil": ceil,
+    "least": least,
+    "greatest": greatest,
+    "between": between,
+    "int": to_int,
+    "float": to_float,
+    "str": to_str,
+    "bool": to_bool,
+}
