@@ -13,6 +13,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.checks import check_spec
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
 from dp_assets.compiler.translator import FlowTranslator, NodeRecord, upstream_node_ids
@@ -113,6 +114,7 @@ def _step_multi_asset(
                     "only a node's main output is kept between steps (use steps: flow)"
                 )
             ins[upstream] = dg.AssetIn(key=translator.get_asset_key(plan.flow_id, upstream), dagster_type=Any)
+    checks = [check_spec(outs[n.id].key, list(n.columns)) for n in plan.nodes if n.id in outs and n.columns]
     resource_keys = set(plan.resource_keys) | {"io_manager"}
     whole_flow = len(step_nodes) == len(plan.nodes)
 
@@ -120,6 +122,7 @@ def _step_multi_asset(
         name=name,
         outs=outs,
         ins=ins,
+        check_specs=checks or None,
         can_subset=True,
         config_schema={"params": dg.Field(params_schema, is_required=False)},
         required_resource_keys=resource_keys,

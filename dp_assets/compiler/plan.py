@@ -11,7 +11,7 @@ from graphlib import TopologicalSorter
 from typing import Any
 
 from dp_assets.catalog.base import Catalog, NodeType
-from dp_assets.spec.model import FlowParam, RetrySpec
+from dp_assets.spec.model import ColumnContract, FlowParam, RetrySpec
 from dp_assets.spec.validation import ValidatedFlow, bound_inputs
 from dp_assets.spec.loading import split_ref
 
@@ -27,6 +27,7 @@ class PlannedNode:
     timeout_seconds: float | None
     on_error: str
     storage_format: str | None
+    columns: tuple[ColumnContract, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 timeout_seconds=node.timeout_seconds,
                 on_error=node.on_error,
                 storage_format=node.storage.format if node.storage else None,
+                columns=tuple(node.columns or ()),
             )
         )
     return FlowPlan(

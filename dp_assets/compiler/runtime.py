@@ -20,6 +20,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, T
 
 from dp_assets.catalog.base import SKIPPED, NodeContext, NodeOutputs
 from dp_assets.catalog.schema import schema_of
+from dp_assets.compiler.checks import check_result
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.timeouts import call_with_timeout
 from dp_assets.spec import templates
@@ -75,6 +76,8 @@ def run_flow_step(
         primary = outputs.get(node.node_type.outputs[0], SKIPPED)
         if node.is_asset and primary is not SKIPPED:
             yield Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+            if node.columns:
+                yield check_result(dg.AssetKey([plan.flow_id, node.id]), primary, list(node.columns))
 
 
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:

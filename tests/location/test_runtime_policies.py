@@ -154,3 +154,22 @@ def test_steps_per_node_gives_a_step_per_node_with_the_same_result(tmp_path):
     assert sorted(n.name for n in job_many.nodes) == ["split__node__a", "split__node__b", "split__node__src"]
     pd.testing.assert_frame_equal(one.output_for_node("fused__step", "b"),
                                   many.output_for_node("split__node__b", "b"))
+
+
+def test_declared_columns_become_asset_checks(tmp_path):
+    spec = {"id": "contracts", "nodes": [
+        {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1, "k": "a"}, {"x": 1, "k": None}]},
+         "columns": [{"name": "x", "type": "integer", "nullable": False}]},
+        {"id": "bad", "type": "SortData", "inputs": ["src"], "params": {"by": "x"},
+         "columns": [{"name": "x", "unique": True}, {"name": "k", "nullable": False},
+                     {"name": "missing"}, {"name": "k", "type": "float"}]},
+    ]}
+    job, result = run_flow(spec, tmp_path)
+    assert result.success  # a failed check is reported, it does not fail the run
+    checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert checks["src"].passed
+    assert not checks["bad"].passed
+    problems = checks["bad"].metadata["problems"].value
+    assert problems.splitlines() == [
+        "- column 'x' has 1 duplicate(s)", "- column 'k' has 1 null(s)",
+        "- column 'missing' is missing", "- column 'k' is string, declared float"]
