@@ -45,10 +45,27 @@ class LoadReport:
 
 
 def default_resources() -> dict[str, object]:
+    """Every resource a node type or trigger may ask for; each reads its settings from the
+    environment when used, so this costs nothing at load."""
     from dp_io import RunScopedIOManager
+    from dp_resources.databases import DatabasesResource
     from dp_resources.files import FilesResource
+    from dp_resources.http import HttpResource
+    from dp_resources.notifications import NotificationsResource
+    from dp_resources.sandbox import SandboxResource
+    from dp_sensors.events.resource import EventBusResource
+    from dp_sensors.notifications import NotifierResource
 
-    return {"io_manager": RunScopedIOManager(), "files": FilesResource()}
+    return {
+        "io_manager": RunScopedIOManager(),
+        "files": FilesResource(),
+        "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
+        "http": HttpResource(),  # private and metadata addresses refused by default
+        "notifications": NotificationsResource(),  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*
+        "sandbox": SandboxResource(),
+        "event_bus": EventBusResource(),  # event triggers (DP_EVENTS_URL, else the flow store)
+        "notifier": NotifierResource(),  # notify: (DP_WEBSERVER_URL, DP_SMTP_*)
+    }
 
 
 def default_executor() -> dg.ExecutorDefinition:

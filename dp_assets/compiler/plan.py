@@ -98,6 +98,10 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
         node = by_id[node_id]
         node_type = catalog[node.type]
         resources |= node_type.resources
+        if hasattr(node.params, "body"):  # sub-chains (TryCatch, ForEach) run other node types
+            from dp_assets.catalog.nodes.subchains import body_resources
+
+            resources |= body_resources(node.params, catalog)
         planned.append(
             PlannedNode(
                 id=node.id,

@@ -159,7 +159,8 @@ def _metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -
         metadata["dp/schema"] = MetadataValue.json(schema_of(value))
         metadata["preview"] = MetadataValue.md(markdown_preview(value))
     for key, item in ctx.metadata.items():
-        metadata[key] = item if isinstance(item, (str, int, float, bool)) else MetadataValue.json(item)
+        plain = isinstance(item, (str, int, float, bool, MetadataValue, TableSchema))
+        metadata[key] = item if plain else MetadataValue.json(item)
     return metadata
 
 

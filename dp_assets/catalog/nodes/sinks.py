@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +26,41 @@ class FileWriterParams(Params):
     lines: bool = False
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path, max_age_seconds: float = 86_400) -> list[Path]:
+    """Temporary files of ``target`` left by a writer that was killed (E5): its process is gone,
+    or the file is older than a day (a writer on another machine)."""
+    removed = []
+    now = time.time()
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid_text = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
+        try:
+            stale = (pid_text.isdigit() and not _pid_alive(int(pid_text))) or now - tmp.stat().st_mtime > max_age_seconds
+        except FileNotFoundError:
+            continue
+        if stale:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def write_atomically(target: Path, write: Any) -> int:
     """Write through a temporary file in the same folder, then rename over the target.
 
-    A crash or kill mid-write leaves the old file whole; the temporary file is removed on error.
+    A crash or kill mid-write leaves the old file whole; the temporary file is removed on error,
+    and one left by a killed writer (its pid is in the name) is removed by the next write (E5).
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -7,7 +7,13 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field
 
-from dp_assets.catalog.base import NO_INPUTS, ColumnSchema, NodeContext, NodeType, Params
+from dp_assets.catalog.base import (
+    NO_INPUTS,
+    ColumnSchema,
+    NodeContext,
+    NodeType,
+    Params,
+)
 from dp_assets.catalog.schema import schema_of
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
@@ -28,45 +34,120 @@ def static_data_schema(params: StaticDataParams, inputs: dict) -> ColumnSchema:
     return schema_of(static_data(None, params, {}))  # type: ignore[arg-type]
 
 
+ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".tar", ".7z", ".rar", ".lz4", ".br")
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json", ".xlsx": "excel",
+           ".xlsm": "excel"}
+
+
 class FileInputParams(Params):
     path: str = Field(description="Path or glob relative to the root; several files are concatenated.")
     root: str = Field(default="data", description="Named file root ('data', or read-only 'flows').")
-    format: Literal["csv", "parquet", "json"] | None = Field(
-        default=None, description="File format; default from the file suffix."
+    format: Literal["csv", "parquet", "json", "excel"] | None = Field(
+        default=None, description="File format; default from the file suffix (.xlsx is excel)."
     )
     sep: str = ","
     encoding: str = "utf-8"
+    encoding_errors: Literal["strict", "replace", "ignore"] = Field(
+        default="strict", description="What to do with bytes that are not valid in `encoding`."
+    )
+    on_bad_lines: Literal["error", "skip", "warn"] = Field(
+        default="error", description="CSV rows with too many fields: fail, drop them, or drop and log."
+    )
     usecols: list[str] | None = None
     dtype: dict[str, str] | None = None
     parse_dates: list[str] | None = None
     lines: bool = Field(default=False, description="JSON Lines (one record per line).")
+    sheet_name: str | int = Field(default=0, description="Excel sheet, by name or position.")
     columns: dict[str, LogicalType] | None = Field(
         default=None, description="Declared output schema, checked before runs and after reading."
     )
+    max_bytes: int = Field(default=1 << 30, gt=0, description="Largest file read (hostile-file guard).")
+    max_columns: int = Field(default=10_000, gt=0, description="Most columns a file may have.")
+
+
+def _format(params: FileInputParams, path: Any) -> str:
+    name = path.name.lower()
+    if name.endswith(ARCHIVE_SUFFIXES):
+        raise ValueError(
+            f"file '{path.name}': compressed files and archives are not read (archive bombs, V6); "
+            "store it uncompressed or as Parquet"
+        )
+    return params.format or FORMATS.get(path.suffix.lower(), "csv")
+
+
+def _check_csv_header(params: FileInputParams, path: Any) -> None:
+    """The first line must be reasonably short and not have more than ``max_columns`` fields."""
+    limit = 1 << 20
+    with open(path, "rb") as handle:
+        head = handle.read(limit + 1)
+    line = head.split(b"\n", 1)[0]
+    if len(line) > limit:
+        raise ValueError(f"file '{path.name}': the header line is longer than {limit} bytes; not a sane CSV")
+    fields = line.count(params.sep.encode(params.encoding, errors="replace") or b",") + 1
+    if fields > params.max_columns:
+        raise ValueError(f"file '{path.name}' has {fields} columns, over max_columns {params.max_columns}")
+
+
+def _read_excel(params: FileInputParams, path: Any) -> pd.DataFrame:
+    from dp_assets.catalog.nodes.archives import check_zip_container
+
+    check_zip_container(path)
+    try:
+        return pd.read_excel(path, sheet_name=params.sheet_name, usecols=params.usecols, dtype=params.dtype,
+                             parse_dates=params.parse_dates or False, engine="openpyxl")
+    except ImportError:
+        raise ValueError("reading Excel needs the openpyxl package, which is not installed") from None
 
 
 def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
-    fmt = params.format or {".parquet": "parquet", ".pq": "parquet", ".json": "json",
-                            ".jsonl": "json"}.get(path.suffix.lower(), "csv")
+    fmt = _format(params, path)
+    size = path.stat().st_size
+    if size > params.max_bytes:
+        raise ValueError(f"file '{path.name}' has {size} bytes, over max_bytes {params.max_bytes}")
     if fmt == "parquet":
         return pd.read_parquet(path, columns=params.usecols)
+    if fmt == "excel":
+        return _read_excel(params, path)
     if fmt == "json":
         df = pd.read_json(path, lines=params.lines or path.suffix == ".jsonl", encoding=params.encoding,
-                          dtype=params.dtype)
+                          encoding_errors=params.encoding_errors, dtype=params.dtype, compression=None)
         return df[params.usecols] if params.usecols else df
+    _check_csv_header(params, path)
     return pd.read_csv(path, sep=params.sep, encoding=params.encoding, usecols=params.usecols,
-                       dtype=params.dtype, parse_dates=params.parse_dates)
+                       dtype=params.dtype, parse_dates=params.parse_dates, compression=None,
+                       encoding_errors=params.encoding_errors, on_bad_lines=params.on_bad_lines)
+
+
+def _read(params: FileInputParams, path: Any) -> pd.DataFrame:
+    """One file, with parser errors turned into a message that names the file (V7)."""
+    try:
+        df = _reader(params, path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"file '{path.name}' is not valid {params.encoding} (byte {exc.start}); set "
+                         "`encoding`, or encoding_errors: replace") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"file '{path.name}' could not be parsed: {exc}; on_bad_lines: skip drops "
+                         "rows with too many fields") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"file '{path.name}' is empty") from None
+    if len(df.columns) > params.max_columns:
+        raise ValueError(f"file '{path.name}' has {len(df.columns)} columns, over max_columns {params.max_columns}")
+    return df
 
 
 def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]) -> pd.DataFrame:
-    """Read CSV, Parquet or JSON files (``pd.read_csv`` / ``read_parquet`` / ``read_json``)."""
+    """Read CSV, Parquet, JSON or Excel files (``pd.read_csv`` / ``read_parquet`` / ``read_json`` / ``read_excel``).
+
+    Paths stay under the configured roots (V3); archives and compressed files are refused, and
+    hostile files end in a clear error or a bounded result (V7).
+    """
     files = ctx.resource("files")
     paths = files.glob(params.path, params.root) if any(c in params.path for c in "*?[") else [
         files.resolve(params.path, params.root)
     ]
     if not paths:
         raise FileNotFoundError(f"no file matches '{params.path}' under the '{params.root}' root")
-    frames = [_reader(params, path) for path in paths]
+    frames = [_read(params, path) for path in paths]
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if params.columns:
         missing = [c for c in params.columns if c not in df.columns]

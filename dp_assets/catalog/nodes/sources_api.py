@@ -1,0 +1,223 @@
+"""API sources: JSON from an HTTP endpoint (paginated, retried), and the event that started a run.
+
+``ApiEndpoint`` goes through ``HttpResource`` (SSRF guard, byte cap, total timeout) and
+``send_with_retries`` (429/5xx retried, ``Retry-After`` honoured). Secret headers are read from
+environment variables named in ``header_env``; their values never sit in the spec.
+
+``WebhookListener`` reads the payload of the event that triggered the run. Contract with the
+triggers: a run started by an event has the flow param ``event`` (type ``object``) holding the
+event's data; the node turns it, or the list at ``record_path`` inside it, into rows.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field
+
+from dp_assets.catalog.base import (
+    NO_INPUTS,
+    ColumnSchema,
+    NodeContext,
+    NodeType,
+    Params,
+)
+
+LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
+JsonScalar = str | int | float | bool | None
+
+
+def walk_path(data: Any, path: str | list[str] | None, where: str) -> Any:
+    """The value at a dotted path (or list of keys) inside parsed JSON."""
+    if path is None or path == "" or path == []:
+        return data
+    keys = path.split(".") if isinstance(path, str) else list(path)
+    for key in keys:
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+        elif isinstance(data, list) and key.lstrip("-").isdigit() and -len(data) <= int(key) < len(data):
+            data = data[int(key)]
+        else:
+            raise ValueError(f"{where}: no '{key}' at path {'.'.join(keys)}")
+    return data
+
+
+def records_at(data: Any, path: str | list[str] | None, where: str) -> list[Any]:
+    found = walk_path(data, path, where)
+    if found is None:
+        return []
+    return found if isinstance(found, list) else [found]
+
+
+class Pagination(Params):
+    """How to ask for the next page; stops at an empty page, a missing cursor/link, or ``max_pages``."""
+
+    type: Literal["page", "offset", "cursor", "next_link"]
+    param: str | None = Field(
+        default=None, description="Query param of the page number / offset / cursor "
+        "(default 'page', 'offset', 'cursor')."
+    )
+    start: int = Field(default=1, description="First page number (page) ; offsets start at 0.")
+    page_size: int | None = Field(default=None, gt=0, description="Rows per page, sent as `size_param`.")
+    size_param: str = "limit"
+    cursor_path: str | None = Field(default=None, description="Path of the next cursor in the response.")
+    next_path: str | None = Field(
+        default=None, description="Path of the next URL in the response; default: the Link header."
+    )
+    max_pages: int = Field(default=100, ge=1)
+
+
+class ApiEndpointParams(Params):
+    url: str
+    method: Literal["GET", "POST"] = "GET"
+    query: dict[str, JsonScalar] = Field(default_factory=dict, description="Query string params.")
+    body: dict[str, Any] | list[Any] | None = Field(default=None, description="JSON body for POST.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    header_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Header -> environment variable holding its value (for tokens: secrets "
+        "never go in specs).",
+    )
+    record_path: str | list[str] | None = Field(
+        default=None, description="Path to the list of records in the response (dotted or keys)."
+    )
+    sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
+    max_level: int | None = None
+    pagination: Pagination | None = None
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    max_retry_after: float = Field(default=60.0, ge=0, description="Longest Retry-After honoured.")
+    columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
+
+
+def _headers(params: ApiEndpointParams) -> dict[str, str]:
+    headers = dict(params.headers)
+    for header, env in params.header_env.items():
+        value = os.environ.get(env)
+        if value is None:
+            raise ValueError(f"header_env: environment variable {env} (for header {header}) is not set")
+        headers[header] = value
+    return headers
+
+
+def _next_link(headers: dict[str, str]) -> str | None:
+    """The ``rel="next"`` URL of an RFC 8288 ``Link`` header."""
+    link = headers.get("link")
+    if not link:
+        return None
+    for part in link.split(","):
+        url, _, rest = part.partition(";")
+        if 'rel="next"' in rest.replace("'", '"') or "rel=next" in rest:
+            return url.strip().strip("<>")
+    return None
+
+
+def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Fetch JSON records from an HTTP API (``pd.json_normalize`` of ``record_path``), paginated."""
+    from dp_resources.http import send_with_retries
+
+    http = ctx.resource("http")
+    headers = _headers(params)
+    pager = params.pagination
+    query: dict[str, Any] = {k: v for k, v in params.query.items() if v is not None}
+    url = params.url
+    records: list[Any] = []
+    pages = 0
+    if pager and pager.type in ("page", "offset"):
+        query[pager.param or pager.type] = pager.start if pager.type == "page" else 0
+    if pager and pager.page_size:
+        query[pager.size_param] = pager.page_size
+    while True:
+        response = send_with_retries(
+            http, params.method, url, params=query or None, json=params.body, headers=headers,
+            retries=params.retries, backoff_seconds=params.backoff_seconds,
+            max_retry_after=params.max_retry_after,
+        )
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ValueError(f"{response.url} did not answer JSON: {exc}") from None
+        page = records_at(payload, params.record_path, f"response of {response.url}")
+        records.extend(page)
+        pages += 1
+        if not pager or not page or pages >= pager.max_pages:
+            break
+        if pager.type == "page":
+            query[pager.param or "page"] += 1
+        elif pager.type == "offset":
+            query[pager.param or "offset"] += len(page)
+        elif pager.type == "cursor":
+            cursor = walk_path(payload, pager.cursor_path or "next_cursor", "cursor_path") if isinstance(
+                payload, dict) else None
+            if cursor in (None, ""):
+                break
+            query[pager.param or "cursor"] = cursor
+        else:
+            nxt = (walk_path(payload, pager.next_path, "next_path") if pager.next_path
+                   else _next_link(dict(response.headers)))
+            if not nxt:
+                break
+            url, query = str(_join(response.url, nxt)), {}
+    ctx.add_metadata(pages=pages, records=len(records))
+    df = pd.json_normalize(records, sep=params.sep, max_level=params.max_level) if records else pd.DataFrame()
+    if params.columns:
+        missing = [c for c in params.columns if c not in df.columns]
+        if missing and len(df):
+            raise ValueError(f"the API's records lack declared column(s): {', '.join(missing)}")
+    return df
+
+
+def _join(base: str, link: str) -> Any:
+    import httpx
+
+    return httpx.URL(base).join(link)
+
+
+# --- WebhookListener -------------------------------------------------------------------------
+
+
+class WebhookListenerParams(Params):
+    param: str = Field(default="event", description="The flow param that holds the event's data.")
+    record_path: str | list[str] | None = Field(
+        default=None, description="Path to a list of records inside the event; default: one row."
+    )
+    sep: str = "."
+    max_level: int | None = None
+    required: bool = Field(
+        default=True, description="Fail when the run was not started by an event (else no rows)."
+    )
+    columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
+
+
+def webhook_listener(ctx: NodeContext, params: WebhookListenerParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """The payload of the event that started the run, as rows (``pd.json_normalize``)."""
+    event = ctx.flow_params.get(params.param)
+    if event is None:
+        if params.required:
+            raise ValueError(
+                f"flow param '{params.param}' is empty: this run was not started by an event. "
+                f"Declare `{params.param}: {{type: object}}` and trigger the flow with an event, "
+                "or set required: false"
+            )
+        return pd.DataFrame(columns=list(params.columns or []))
+    if not isinstance(event, (dict, list)):
+        raise ValueError(f"flow param '{params.param}' holds {type(event).__name__}, not an event object")
+    records = records_at(event, params.record_path, f"event param '{params.param}'")
+    ctx.add_metadata(records=len(records))
+    if not records:
+        return pd.DataFrame(columns=list(params.columns or []))
+    return pd.json_normalize(records, sep=params.sep, max_level=params.max_level)
+
+
+def _declared(params: Any, inputs: dict) -> ColumnSchema | None:
+    return dict(params.columns) if params.columns else None
+
+
+NODE_TYPES = [
+    NodeType("ApiEndpoint", ApiEndpointParams, api_endpoint, "source", inputs=NO_INPUTS,
+             resources=frozenset({"http"}), kinds=frozenset({"pandas", "api"}), infer_schema=_declared),
+    NodeType("WebhookListener", WebhookListenerParams, webhook_listener, "source", inputs=NO_INPUTS,
+             kinds=frozenset({"pandas", "webhook"}), infer_schema=_declared),
+]

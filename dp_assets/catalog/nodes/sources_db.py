@@ -1,0 +1,216 @@
+"""Database sources: a table read with bound filters, and user SQL under a read-only login.
+
+``TableReader`` takes no SQL text from the spec: the table and columns are checked identifiers
+and ``where`` is a list of ``[column, op, value]`` conditions turned into SQLAlchemy expressions
+with bound values. ``CustomSQLQuery`` is the one place for SQL text; it runs through
+``DatabasesResource.user_sql_connection`` (read-only transaction, statement timeout, non-superuser
+login, a single statement) unless the connection is configured writable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field, field_validator
+
+from dp_assets.catalog.base import (
+    NO_INPUTS,
+    ColumnSchema,
+    NodeContext,
+    NodeType,
+    Params,
+)
+from dp_assets.catalog.nodes.sql_names import (
+    check_column,
+    check_columns,
+    check_name,
+    check_table,
+    split_table,
+)
+
+LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
+JsonScalar = str | int | float | bool | None
+Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "not null", "like"]
+
+
+class Condition(Params):
+    """One ``where`` condition: ``column op value``, the value sent as a bound parameter."""
+
+    column: str
+    op: Op = "=="
+    value: JsonScalar | list[JsonScalar] = None
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, value: str) -> str:
+        return check_column(value)
+
+
+def _declared(columns: list[str] | dict[str, LogicalType] | None) -> ColumnSchema | None:
+    return dict(columns) if isinstance(columns, dict) else None
+
+
+def _read(conn: Any, statement: Any, params: Any, chunksize: int | None, parse_dates: Any,
+          ctx: NodeContext) -> pd.DataFrame:
+    if not chunksize:
+        return pd.read_sql(statement, conn, params=params, parse_dates=parse_dates)
+    streamed = conn.execution_options(stream_results=True, max_row_buffer=chunksize)
+    chunks = list(pd.read_sql(statement, streamed, params=params, parse_dates=parse_dates,
+                              chunksize=chunksize))
+    ctx.add_metadata(chunks=len(chunks))
+    if not chunks:
+        return pd.read_sql(statement, conn, params=params, parse_dates=parse_dates)
+    return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+
+
+def _check_declared(df: pd.DataFrame, declared: ColumnSchema | None, where: str) -> None:
+    if declared:
+        missing = [c for c in declared if c not in df.columns]
+        if missing:
+            raise ValueError(f"{where} lacks declared column(s): {', '.join(missing)}")
+
+
+# --- TableReader -----------------------------------------------------------------------------
+
+
+class TableReaderParams(Params):
+    table: str = Field(description="Table name, or schema.table.")
+    schema_: str | None = Field(default=None, alias="schema", description="Database schema of the table.")
+    connection: str = Field(default="default", description="Named connection of the databases resource.")
+    columns: list[str] | dict[str, LogicalType] | None = Field(
+        default=None,
+        description="Columns to read; a mapping to logical types also declares the output schema "
+        "(checked before runs).",
+    )
+    where: list[Condition] = Field(
+        default_factory=list,
+        description="Conditions, all of which must hold: {column, op, value}; values are bound "
+        "parameters, never SQL text.",
+    )
+    order_by: list[str] | None = None
+    limit: int | None = Field(default=None, ge=0)
+    chunksize: int | None = Field(default=None, gt=0, description="Read this many rows at a time.")
+    parse_dates: list[str] | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return check_table(value)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "schema")
+
+    @field_validator("columns", "order_by", "parse_dates")
+    @classmethod
+    def _columns(cls, value: Any) -> Any:
+        return check_columns(value)
+
+
+def _condition(column: Any, cond: Condition) -> Any:
+    value = cond.value
+    if cond.op in ("in", "not in"):
+        if not isinstance(value, list):
+            raise ValueError(f"where: op '{cond.op}' on '{cond.column}' needs a list value")
+        return column.in_(value) if cond.op == "in" else column.not_in(value)
+    if cond.op == "is null":
+        return column.is_(None)
+    if cond.op == "not null":
+        return column.is_not(None)
+    if cond.op == "like":
+        return column.like(value)
+    return {"==": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
+            ">": column.__gt__, ">=": column.__ge__}[cond.op](value)
+
+
+def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Read a database table (``pd.read_sql_table``), with bound ``where`` conditions and chunks."""
+    import sqlalchemy as sa
+
+    db = ctx.resource("databases")
+    schema, name = split_table(params.table, params.schema_)
+    where = f"table '{params.table}' of connection '{params.connection}'"
+    with db.get_engine(params.connection).connect() as conn:
+        try:
+            table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            raise ValueError(f"{where} does not exist") from None
+        wanted = list(params.columns) if params.columns else [c.name for c in table.columns]
+        referenced = wanted + [c.column for c in params.where] + list(params.order_by or [])
+        missing = [c for c in dict.fromkeys(referenced) if c not in table.columns]
+        if missing:
+            raise ValueError(f"{where} has no column(s) {', '.join(missing)}; it has "
+                             f"{', '.join(table.columns.keys())}")
+        statement = sa.select(*[table.columns[c] for c in wanted])
+        for cond in params.where:
+            statement = statement.where(_condition(table.columns[cond.column], cond))
+        if params.order_by:
+            statement = statement.order_by(*[table.columns[c] for c in params.order_by])
+        if params.limit is not None:
+            statement = statement.limit(params.limit)
+        df = _read(conn, statement, None, params.chunksize, params.parse_dates, ctx)
+    _check_declared(df, _declared(params.columns), where)
+    ctx.add_metadata(table=params.table, connection=params.connection)
+    return df
+
+
+# --- CustomSQLQuery --------------------------------------------------------------------------
+
+# SQLAlchemy's own rule for ``:name`` in text(): not after ':' or a word character, not before ':'.
+BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
+
+
+class CustomSQLQueryParams(Params):
+    sql: str = Field(
+        min_length=1,
+        description="One SQL statement; `:name` binds take flow params (or `binds`). Runs "
+        "read-only with a statement timeout unless the connection is configured writable.",
+    )
+    connection: str = Field(default="default", description="Named connection of the databases resource.")
+    binds: dict[str, JsonScalar | list[JsonScalar]] = Field(
+        default_factory=dict, description="Bind values that take precedence over flow params."
+    )
+    columns: dict[str, LogicalType] | None = Field(
+        default=None, description="Declared output schema, checked before runs and after reading."
+    )
+    chunksize: int | None = Field(default=None, gt=0)
+    parse_dates: list[str] | None = None
+
+
+def bind_names(sql: str) -> list[str]:
+    return list(dict.fromkeys(BIND.findall(sql)))
+
+
+def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Run one SQL query with ``:name`` binds (``pd.read_sql``); read-only unless allowed."""
+    import sqlalchemy as sa
+
+    from dp_resources.databases import single_statement
+
+    db = ctx.resource("databases")
+    sql = single_statement(params.sql)
+    values = {**dict(ctx.flow_params), **params.binds}
+    names = bind_names(sql)
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ValueError(f"SQL bind(s) {', '.join(':' + n for n in missing)} have no value: add a "
+                         "flow param of that name or an entry in `binds`")
+    with db.user_sql_connection(params.connection) as conn:
+        df = _read(conn, sa.text(sql), {n: values[n] for n in names}, params.chunksize,
+                   params.parse_dates, ctx)
+    _check_declared(df, params.columns, f"the query of connection '{params.connection}'")
+    ctx.add_metadata(connection=params.connection, writable=db.is_writable(params.connection))
+    return df
+
+
+NODE_TYPES = [
+    NodeType("TableReader", TableReaderParams, table_reader, "source", inputs=NO_INPUTS,
+             resources=frozenset({"databases"}), kinds=frozenset({"pandas", "sql"}),
+             infer_schema=lambda params, inputs: _declared(params.columns)),
+    NodeType("CustomSQLQuery", CustomSQLQueryParams, custom_sql_query, "source", inputs=NO_INPUTS,
+             resources=frozenset({"databases"}), kinds=frozenset({"pandas", "sql"}),
+             infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None),
+]

@@ -1,0 +1,224 @@
+"""Reshaping transforms: pivot tables, melt (wide to long), and window functions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field, model_validator
+
+from dp_assets.catalog.base import (
+    ColumnSchema,
+    NodeContext,
+    NodeType,
+    Params,
+    SchemaError,
+)
+from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
+
+AggFunc = Literal["sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var",
+                  "first", "last", "prod"]
+NUMERIC_ONLY = {"sum", "mean", "median", "std", "var", "prod"}
+JsonScalar = str | int | float | bool | None
+
+# --- PivotTable ------------------------------------------------------------------------------
+
+
+class PivotTableParams(Params):
+    index: str | list[str] = Field(description="Columns whose values become the rows.")
+    columns: str | list[str] = Field(description="Columns whose values become new columns.")
+    values: str | list[str] | None = Field(default=None, description="Columns to aggregate; default all others.")
+    aggfunc: AggFunc | list[AggFunc] = "mean"
+    fill_value: JsonScalar = None
+    dropna: bool = True
+    sort: bool = True
+    sep: str = Field(default="_", description="Joins the levels of new column names, e.g. 'amount_EU'.")
+
+
+def flatten_columns(df: pd.DataFrame, sep: str) -> pd.DataFrame:
+    """Plain text column names (Arrow and SQL need them): MultiIndex levels joined by ``sep``."""
+    if isinstance(df.columns, pd.MultiIndex):
+        names = [sep.join(str(part) for part in parts) for parts in df.columns]
+    else:
+        names = [str(name) for name in df.columns]
+    out = df.set_axis(names, axis=1)
+    out.columns.name = None
+    return out
+
+
+def pivot_table(ctx: NodeContext, params: PivotTableParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Spread values into columns with an aggregate (``pd.pivot_table``), index as columns."""
+    table = pd.pivot_table(inputs["input"], index=params.index, columns=params.columns, values=params.values,
+                           aggfunc=params.aggfunc, fill_value=params.fill_value, dropna=params.dropna,
+                           sort=params.sort)
+    return flatten_columns(table, params.sep).reset_index()
+
+
+def pivot_table_schema(params: PivotTableParams, inputs: dict) -> ColumnSchema | None:
+    schema = inputs["input"]
+    require_columns(schema, as_list(params.index), "index")
+    require_columns(schema, as_list(params.columns), "columns")
+    require_columns(schema, as_list(params.values), "values")
+    if schema is None:
+        return None
+    values = as_list(params.values) or [c for c in schema if c not in as_list(params.index) + as_list(params.columns)]
+    for func in as_list(params.aggfunc):  # type: ignore[arg-type]
+        if func in NUMERIC_ONLY:
+            for column in values:
+                if schema[column] not in NUMERIC | {"any"}:
+                    raise SchemaError("aggfunc", f"cannot {func} column '{column}' of type {schema[column]}")
+    return None  # the new column names come from the data
+
+
+# --- Melt ------------------------------------------------------------------------------------
+
+
+class MeltParams(Params):
+    id_vars: str | list[str] | None = Field(default=None, description="Columns kept as identifiers.")
+    value_vars: str | list[str] | None = Field(default=None, description="Columns to unpivot; default all others.")
+    var_name: str = "variable"
+    value_name: str = "value"
+    ignore_index: bool = True
+
+
+def melt(ctx: NodeContext, params: MeltParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Unpivot columns into rows (``df.melt``)."""
+    return inputs["input"].melt(id_vars=params.id_vars, value_vars=params.value_vars, var_name=params.var_name,
+                                value_name=params.value_name, ignore_index=params.ignore_index)
+
+
+def melt_schema(params: MeltParams, inputs: dict) -> ColumnSchema | None:
+    schema = inputs["input"]
+    ids = as_list(params.id_vars)
+    require_columns(schema, ids, "id_vars")
+    require_columns(schema, as_list(params.value_vars), "value_vars")
+    if schema is None:
+        return None
+    values = as_list(params.value_vars) or [c for c in schema if c not in ids]
+    kinds = {schema[c] for c in values}
+    kind = kinds.pop() if len(kinds) == 1 else ("float" if kinds and kinds <= {"integer", "float"} else "any")
+    return {**{c: schema[c] for c in ids}, params.var_name: "string", params.value_name: kind}
+
+
+# --- WindowFunctions -------------------------------------------------------------------------
+
+WindowFunc = Literal["row_number", "rank", "dense_rank", "percent_rank", "lag", "lead", "cumsum", "cummax",
+                     "cummin", "cumcount", "rolling_mean", "rolling_sum", "rolling_min", "rolling_max"]
+NEEDS_COLUMN = {"lag", "lead", "cumsum", "cummax", "cummin", "rolling_mean", "rolling_sum", "rolling_min",
+                "rolling_max"}
+
+
+class WindowSpec(Params):
+    output: str = Field(description="Name of the new column.")
+    function: WindowFunc
+    column: str | None = Field(
+        default=None, description="Column it reads; ranks default to the first order_by column."
+    )
+    periods: int = Field(default=1, ge=0, description="For lag/lead: how many rows back or ahead.")
+    window: int | None = Field(default=None, gt=0, description="For rolling_*: rows in the window.")
+    min_periods: int | None = Field(default=None, ge=0, description="For rolling_*: rows needed for a value.")
+    method: Literal["average", "min", "max", "first", "dense"] = Field(
+        default="min", description="For rank: how ties rank (Series.rank method)."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> WindowSpec:
+        if self.function in NEEDS_COLUMN and not self.column:
+            raise ValueError(f"function '{self.function}' needs a `column`")
+        if self.function.startswith("rolling_") and self.window is None:
+            raise ValueError(f"function '{self.function}' needs a `window`")
+        return self
+
+
+class WindowFunctionsParams(Params):
+    partition_by: str | list[str] | None = Field(default=None, description="Columns that form the partitions.")
+    order_by: str | list[str] | None = Field(default=None, description="Order of rows within a partition.")
+    ascending: bool | list[bool] = True
+    functions: list[WindowSpec] = Field(min_length=1)
+
+
+def _ordered(df: pd.DataFrame, params: WindowFunctionsParams) -> pd.DataFrame:
+    order = as_list(params.order_by)
+    if not order:
+        return df
+    return df.sort_values(order, ascending=params.ascending, kind="stable", na_position="last")
+
+
+def _window_value(frame: pd.DataFrame, grouped: Any, spec: WindowSpec, params: WindowFunctionsParams) -> pd.Series:
+    column = spec.column or (as_list(params.order_by) or [None])[0]
+    source = grouped if grouped is not None else frame
+    func = spec.function
+    if func in ("row_number", "cumcount"):
+        if grouped is not None:
+            count = grouped.cumcount()
+        else:
+            count = pd.Series(range(len(frame)), index=frame.index, dtype="int64")
+        return count + 1 if func == "row_number" else count
+    if func in ("rank", "dense_rank", "percent_rank"):
+        if column is None:
+            raise ValueError(f"{spec.output}: {func} needs a `column` or an order_by")
+        ascending = params.ascending if isinstance(params.ascending, bool) else params.ascending[0]
+        method = "dense" if func == "dense_rank" else spec.method
+        return source[column].rank(method=method, ascending=ascending, pct=func == "percent_rank")
+    if func in ("lag", "lead"):
+        return source[column].shift(spec.periods if func == "lag" else -spec.periods)
+    if func in ("cumsum", "cummax", "cummin"):
+        return getattr(source[column], func)()
+    rolled = source[column].rolling(spec.window, min_periods=spec.min_periods)
+    result = getattr(rolled, func.removeprefix("rolling_"))()
+    if grouped is not None:
+        result = result.droplevel(list(range(len(as_list(params.partition_by)))))
+    return result
+
+
+def window_functions(ctx: NodeContext, params: WindowFunctionsParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Ranks, row numbers, lag/lead, cumulative and rolling aggregates over partitions, in order.
+
+    Computed on the rows sorted by ``order_by`` within each ``partition_by`` group (as
+    ``df.sort_values(order_by).groupby(partition_by)[column].rank()/shift()/cumsum()/rolling()``);
+    the output keeps the input's row order.
+    """
+    df = inputs["input"]
+    base = df.reset_index(drop=True)
+    frame = _ordered(base, params)
+    partition = as_list(params.partition_by)
+    grouped = frame.groupby(partition, sort=False, dropna=False) if partition else None
+    new = {spec.output: _window_value(frame, grouped, spec, params) for spec in params.functions}
+    out = base.assign(**new)
+    out.index = df.index
+    return out
+
+
+def window_functions_schema(params: WindowFunctionsParams, inputs: dict) -> ColumnSchema | None:
+    schema = inputs["input"]
+    require_columns(schema, as_list(params.partition_by), "partition_by")
+    require_columns(schema, as_list(params.order_by), "order_by")
+    if schema is None:
+        return None
+    out = dict(schema)
+    for i, spec in enumerate(params.functions):
+        field = f"functions[{i}]"
+        if spec.column:
+            require_columns(schema, [spec.column], f"{field}.column")
+        kind = schema.get(spec.column or "", "any")
+        if spec.function in ("row_number", "cumcount"):
+            out[spec.output] = "integer"
+        elif spec.function in ("rank", "dense_rank", "percent_rank") or spec.function.startswith("rolling_"):
+            if spec.function.startswith("rolling_") and kind not in NUMERIC | {"any"}:
+                raise SchemaError(f"{field}.column", f"cannot {spec.function} column '{spec.column}' of type {kind}")
+            out[spec.output] = "float"
+        elif spec.function in ("lag", "lead"):
+            out[spec.output] = {"integer": "float", "boolean": "any"}.get(kind, kind)
+        else:
+            if spec.function == "cumsum" and kind not in NUMERIC | {"any"}:
+                raise SchemaError(f"{field}.column", f"cannot cumsum column '{spec.column}' of type {kind}")
+            out[spec.output] = "integer" if kind == "boolean" and spec.function == "cumsum" else kind
+    return out
+
+
+NODE_TYPES = [
+    NodeType("PivotTable", PivotTableParams, pivot_table, "transform", infer_schema=pivot_table_schema),
+    NodeType("Melt", MeltParams, melt, "transform", infer_schema=melt_schema),
+    NodeType("WindowFunctions", WindowFunctionsParams, window_functions, "transform",
+             infer_schema=window_functions_schema),
+]
