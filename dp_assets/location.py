@@ -51,8 +51,12 @@ def default_resources() -> dict[str, object]:
     from dp_resources.databases import DatabasesResource
     from dp_resources.files import FilesResource
     from dp_resources.http import HttpResource
+    from dp_resources.llm import LlmResource
+    from dp_resources.mcp_client import McpResource
     from dp_resources.notifications import NotificationsResource
     from dp_resources.sandbox import SandboxResource
+    from dp_resources.secrets import SecretsResource
+    from dp_resources.shell import ShellResource
     from dp_sensors.events.resource import EventBusResource
     from dp_sensors.notifications import NotifierResource
 
@@ -63,6 +67,10 @@ def default_resources() -> dict[str, object]:
         "http": HttpResource(),  # private and metadata addresses refused by default
         "notifications": NotificationsResource(),  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*
         "sandbox": SandboxResource(),
+        "secrets": SecretsResource(),  # ${env:DP_SECRET_*} references, redacted everywhere
+        "shell": ShellResource(),  # off unless the deployment allows programs
+        "mcp": McpResource.from_env(),  # servers from the file named by DP_MCP_CONFIG
+        "llm": LlmResource(),  # DP_LLM_BASE_URL, DP_LLM_MODEL, DP_LLM_API_KEY
         "event_bus": EventBusResource(),  # event triggers (DP_EVENTS_URL, else the flow store)
         "notifier": NotifierResource(),  # notify: (DP_WEBSERVER_URL, DP_SMTP_*)
     }

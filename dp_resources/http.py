@@ -25,6 +25,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from dp_resources import netguard
+
 REDIRECTS = {301, 302, 303, 307, 308}
 RETRYABLE = {429, 500, 502, 503, 504}
 # Metadata services that also answer on addresses the generic checks treat as global or private.
@@ -204,24 +206,19 @@ class HttpResource(dg.ConfigurableResource):
         except httpx.TimeoutException as exc:
             raise RequestTimedOut(f"request to {host} timed out ({type(exc).__name__})") from None
         try:
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise ResponseTooLarge(f"response from {host} declares {declared} bytes, over the {cap}-byte cap")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise ResponseTooLarge(f"response from {host} is over the {cap}-byte cap")
-                if time.monotonic() > deadline:
-                    raise RequestTimedOut(f"response from {host} took longer than {self.timeout_seconds}s")
-                chunks.append(chunk)
+            try:
+                body = netguard.read_body(response, cap, deadline, host, self.timeout_seconds)
+            except netguard.BodyTooLarge as exc:
+                raise ResponseTooLarge(str(exc)) from None
+            except netguard.BodyTimedOut as exc:
+                raise RequestTimedOut(str(exc)) from None
         except httpx.TimeoutException as exc:
             raise RequestTimedOut(f"response from {host} timed out ({type(exc).__name__})") from None
         except httpx.DecodingError as exc:
             raise ResponseTooLarge(f"response from {host} could not be decoded: {exc}") from None
         finally:
             response.close()
-        return HttpResponse(response.status_code, dict(response.headers), b"".join(chunks),
+        return HttpResponse(response.status_code, dict(response.headers), body,
                             str(target))
 
 

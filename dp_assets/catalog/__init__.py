@@ -13,9 +13,21 @@ from dp_assets.catalog.base import Catalog, NodeType
 
 NODE_MODULES = (
     "dp_assets.catalog.nodes.sources",
+    "dp_assets.catalog.nodes.sources_db",
+    "dp_assets.catalog.nodes.sources_api",
     "dp_assets.catalog.nodes.transforms",
     "dp_assets.catalog.nodes.expression_nodes",
+    "dp_assets.catalog.nodes.transforms_columns",
+    "dp_assets.catalog.nodes.transforms_rows",
+    "dp_assets.catalog.nodes.transforms_reshape",
+    "dp_assets.catalog.nodes.python_nodes",
     "dp_assets.catalog.nodes.sinks",
+    "dp_assets.catalog.nodes.sinks_db",
+    "dp_assets.catalog.nodes.sinks_api",
+    "dp_assets.catalog.nodes.control",
+    "dp_assets.catalog.nodes.subchains",
+    "dp_assets.catalog.nodes.tools",
+    "dp_assets.catalog.nodes.agents",
 )
 
 

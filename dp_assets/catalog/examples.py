@@ -89,4 +89,22 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
     "ForEach": {"id": "per_region", "type": "ForEach", "inputs": ["orders"], "params": {
         "group_by": "region", "max_workers": 4, "body": [
             {"id": "top", "type": "SortData", "params": {"by": "amount", "ascending": False}}]}},
+    "HttpTool": {"id": "weather", "type": "HttpTool", "inputs": ["regions"],
+                 "params": {"url": "https://api.example.com/weather?city={{ row.region }}", "for_each_row": True,
+                            "auth": {"type": "bearer", "token": "${env:DP_SECRET_WEATHER_TOKEN}"},
+                            "timeout_seconds": 10}},
+    "ShellTool": {"id": "checksum", "type": "ShellTool",
+                  "params": {"argv": ["sha256sum", "exports/orders.csv"], "cwd": "jobs",
+                             "timeout_seconds": 30}},
+    "PythonTool": {"id": "summary", "type": "PythonTool", "inputs": ["by_region"],
+                   "params": {"code": "result = {'regions': len(df), 'total': float(df['total'].sum())}"}},
+    "McpTool": {"id": "ticket", "type": "McpTool", "inputs": ["summary"],
+                "params": {"server": "helpdesk", "tool": "create_ticket",
+                           "arguments": {"title": "Daily totals", "body": "{{ input.total }}"}}},
+    "LlmAgent": {"id": "analyst", "type": "LlmAgent", "inputs": ["by_region"], "params": {
+        "system_prompt": "You are a sales analyst. Answer in two sentences.",
+        "prompt": "Which region is behind target, and why might that be? Data: {{ input }}",
+        "tools": [{"name": "weather", "type": "HttpTool", "description": "Weather for a city.",
+                   "params": {"url": "https://api.example.com/weather?city={{ args.city }}"}}],
+        "max_steps": 4, "max_tool_calls": 4, "max_tokens": 8000}},
 }

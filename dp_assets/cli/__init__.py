@@ -18,6 +18,15 @@ COMMANDS = {
     "nodes": "dp_assets.cli.catalog:nodes",
     "docs": "dp_assets.cli.catalog:docs",
     "init-home": "dp_assets.cli.home:init_home",
+    "mcp-tools": "dp_resources.mcp_client:mcp_tools_command",
+    "proxy": "dp_resources.proxy.cli:proxy_cli",
+    "deploy": "dp_resources.deployment:deploy_cli",
+    "events": "dp_sensors.cli:events",
+    "launch": "dp_sensors.cli:launch",
+    "status": "dp_sensors.cli:status",
+    "test": "dp_assets.cli.flowtest:test",
+    "retry-failed": "dp_sensors.cli:retry_failed",
+    "webhook": "dp_sensors.cli:webhook",
 }
 
 

@@ -1,0 +1,144 @@
+"""``LlmResource``: an OpenAI-compatible chat-completions endpoint, reached through ``HttpResource``.
+
+The endpoint, model and key come from the environment (``DP_LLM_BASE_URL``, ``DP_LLM_MODEL``,
+``DP_LLM_API_KEY`` by default; the resource holds the variable *names*, so no key ever sits in
+resource config, the run's snapshot or its tags). Requests go through ``HttpResource``, so the
+SSRF guard, the byte cap and the total timeout apply; the deployment's LLM endpoint is usually
+private or local, so ``allowed_networks``/``allow_private`` here open it for this resource only,
+not for HTTP nodes. The deployment also sets the ceilings an agent node may not exceed: steps,
+tool calls, tokens and seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from dp_resources.http import HttpResource, send_with_retries
+
+
+class LlmError(RuntimeError):
+    """The endpoint failed or answered something that is not a chat completion."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    content: str | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str | None
+    usage: dict[str, int]
+    model: str
+    duration_s: float
+    raw_message: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.usage.get("total_tokens") or 0)
+
+
+class LlmResource(dg.ConfigurableResource):
+    """Chat completions for ``LlmAgent`` nodes; endpoint, model and key read from the environment."""
+
+    base_url_env: str = Field(default="DP_LLM_BASE_URL", description="Variable holding the API base URL (…/v1).")
+    model_env: str = Field(default="DP_LLM_MODEL", description="Variable holding the default model name.")
+    api_key_env: str = Field(default="DP_LLM_API_KEY", description="Variable holding the API key (optional).")
+    allow_private: bool = Field(default=False, description="Allow a private or loopback endpoint (a local model server).")
+    allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
+    request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
+    max_response_bytes: int = Field(default=5_000_000, gt=0)
+    retries: int = Field(default=2, ge=0, description="Retries of a completion on 429/5xx/timeouts.")
+    max_steps: int = Field(default=20, ge=1, description="Ceiling of an agent's model calls per run.")
+    max_tool_calls: int = Field(default=50, ge=0, description="Ceiling of an agent's tool calls per run.")
+    max_total_tokens: int = Field(default=200_000, ge=1, description="Ceiling of an agent's token budget per run.")
+    max_timeout_seconds: float = Field(default=900.0, gt=0, description="Ceiling of an agent's total time.")
+
+    def endpoint(self) -> tuple[str, str, str | None]:
+        """``(base_url, model, api_key)`` from the environment, read now (never at import)."""
+        base = os.environ.get(self.base_url_env, "").strip()
+        if not base:
+            raise LlmError(
+                f"environment variable {self.base_url_env} is not set; set it to the chat-completions "
+                "base URL (e.g. https://api.example.com/v1)"
+            )
+        return base.rstrip("/"), os.environ.get(self.model_env, "").strip(), os.environ.get(self.api_key_env) or None
+
+    def _http(self, timeout: float) -> HttpResource:
+        return HttpResource(
+            allow_private=self.allow_private,
+            allowed_networks=list(self.allowed_networks),
+            max_bytes=self.max_response_bytes,
+            timeout_seconds=timeout,
+        )
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout_seconds: float | None = None,
+    ) -> ChatReply:
+        """One ``POST {base}/chat/completions``; returns the first choice."""
+        base, default_model, key = self.endpoint()
+        chosen = model or default_model
+        if not chosen:
+            raise LlmError(f"no model: set the node's `model` or environment variable {self.model_env}")
+        body: dict[str, Any] = {"model": chosen, "messages": messages}
+        if tools:
+            body["tools"] = tools
+            body["tool_choice"] = "auto"
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = min(timeout_seconds or self.request_timeout_seconds, self.request_timeout_seconds)
+        started = time.monotonic()
+        response = send_with_retries(
+            self._http(timeout), "POST", f"{base}/chat/completions", json=body, headers=headers,
+            retries=self.retries, backoff_seconds=1.0,
+        )
+        return parse_reply(response.content, chosen, time.monotonic() - started)
+
+
+def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
+    try:
+        payload = json.loads(content)
+        choice = payload["choices"][0]
+        message = choice["message"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LlmError(f"the endpoint did not answer a chat completion ({type(exc).__name__}: {exc})") from None
+    calls = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        calls.append(ToolCall(id=str(call.get("id") or f"call_{len(calls)}"), name=str(function.get("name") or ""),
+                              arguments=arguments))
+    usage = payload.get("usage") or {}
+    usage = {k: int(v) for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens")
+             and isinstance(v, (int, float))}
+    if "total_tokens" not in usage and usage:
+        usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    return ChatReply(
+        content=message.get("content"), tool_calls=tuple(calls), finish_reason=choice.get("finish_reason"),
+        usage=usage, model=str(payload.get("model") or model), duration_s=duration_s, raw_message=message,
+    )

@@ -1,0 +1,318 @@
+"""The authenticating reverse proxy: an ASGI app that streams HTTP and WebSockets to the webserver.
+
+Every request is authenticated first (401 without credentials, S1), then checked by
+:mod:`dp_resources.proxy.policy` (S2-S4), then streamed to the webserver with the credentials
+removed. Responses lose any CORS header (the webserver must never be readable cross-origin) and
+gain anti-framing headers (a framed UI is a click-jacking target for the launch button).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from dp_resources.proxy.auth import Authenticator
+from dp_resources.proxy.policy import Refusal, check_http, check_websocket
+from dp_resources.proxy.settings import ProxySettings
+
+log = logging.getLogger("dp_resources.proxy")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: Request headers the webserver never sees: the proxy's credentials and forwarding headers that
+#: only the proxy may set.
+DROPPED_REQUEST = HOP_BY_HOP | {"authorization", "host", "x-forwarded-for", "x-forwarded-host"}
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+class DagsterProxy:
+    """ASGI application; one per upstream webserver."""
+
+    def __init__(self, settings: ProxySettings) -> None:
+        settings.require_credentials()
+        self.settings = settings
+        self.auth = Authenticator(
+            settings.users, [token.get_secret_value() for token in settings.tokens]
+        )
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            timeout = httpx.Timeout(
+                self.settings.read_timeout_seconds, connect=self.settings.connect_timeout_seconds
+            )
+            self._client = httpx.AsyncClient(
+                base_url=self.settings.upstream, timeout=timeout, follow_redirects=False
+            )
+        return self._client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._client is not None:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _unauthorized(self) -> Response:
+        challenges = {
+            "Basic": f'Basic realm="{self.settings.realm}", charset="UTF-8"',
+            "Bearer": f'Bearer realm="{self.settings.realm}"',
+        }
+        response = PlainTextResponse("authentication required\n", status_code=401)
+        for scheme in self.auth.schemes:
+            response.headers.append("www-authenticate", challenges[scheme])
+        return response
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        response: Response
+        if self.auth.principal(headers.get("authorization")) is None:
+            response = self._unauthorized()
+        elif request.method == "OPTIONS":
+            # Answered here, with no CORS headers: a cross-origin preflight fails.
+            response = Response(status_code=204, headers={"allow": "GET, HEAD, POST"})
+        else:
+            refusal = check_http(
+                request.method,
+                request.url.path,
+                headers,
+                set(request.query_params.keys()),
+                self.settings,
+            )
+            response = (
+                self._refused(refusal, request) if refusal else await self._forward(request, scope)
+            )
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        await response(scope, receive, send)
+
+    def _refused(self, refusal: Refusal, request: Request) -> Response:
+        log.warning(
+            "refused %s %s from %s: %s",
+            request.method,
+            request.url.path,
+            request.client.host if request.client else "?",
+            refusal.reason,
+        )
+        headers = {"allow": "POST"} if refusal.status == 405 else None
+        return PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status, headers=headers)
+
+    def _upstream_headers(
+        self, scope: Scope, headers: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        kept = [(k, v) for k, v in headers if k.lower() not in DROPPED_REQUEST]
+        client = scope.get("client")
+        if client:
+            kept.append(("x-forwarded-for", client[0]))
+        host = dict(headers).get("host")
+        if host:
+            kept.append(("x-forwarded-host", host))
+        kept.append(("x-forwarded-proto", scope.get("scheme", "http").replace("ws", "http")))
+        return kept
+
+    async def _forward(self, request: Request, scope: Scope) -> Response:
+        target = scope.get("raw_path") or request.url.path.encode()
+        url = target.decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        # Stream a body only when there is one: a GET must not turn into a chunked upload.
+        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        upstream_request = self.client.build_request(
+            request.method,
+            url,
+            headers=self._upstream_headers(scope, list(request.headers.items())),
+            content=request.stream() if has_body else None,
+        )
+        try:
+            upstream = await self.client.send(upstream_request, stream=True)
+        except httpx.HTTPError as error:
+            log.error("upstream %s unreachable: %s", self.settings.upstream, error)
+            return PlainTextResponse("the Dagster webserver is unreachable\n", status_code=502)
+        response = StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+        # Raw bytes go through as they came (still compressed), so the upstream's own
+        # Content-Length and Content-Encoding stay true.
+        response.raw_headers = [
+            (key.lower(), value)
+            for key, value in upstream.headers.raw
+            if key.lower().decode("latin-1") not in HOP_BY_HOP
+            and not key.lower().startswith(b"access-control-")
+        ]
+        return response
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        headers = {key.lower(): value for key, value in websocket.headers.items()}
+        if self.auth.principal(headers.get("authorization")) is None:
+            await self._deny(websocket, self._unauthorized())
+            return
+        refusal = check_websocket(headers, self.settings)
+        if refusal:
+            log.warning("refused WebSocket %s: %s", websocket.url.path, refusal.reason)
+            await self._deny(
+                websocket, PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status)
+            )
+            return
+        await self._pipe_websocket(websocket, scope)
+
+    async def _deny(self, websocket: WebSocket, response: Response) -> None:
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(code=1008)
+
+    async def _pipe_websocket(self, websocket: WebSocket, scope: Scope) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, WebSocketException
+
+        base = self.settings.upstream.replace("http", "ws", 1)
+        url = base + (scope.get("raw_path") or websocket.url.path.encode()).decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        forwarded = self._upstream_headers(scope, list(websocket.headers.items()))
+        forwarded = [
+            (k, v)
+            for k, v in forwarded
+            if not k.lower().startswith("sec-websocket-") and k.lower() != "origin"
+        ]
+        try:
+            upstream = await connect(
+                url,
+                subprotocols=scope.get("subprotocols") or None,
+                additional_headers=forwarded,
+                open_timeout=self.settings.connect_timeout_seconds,
+                max_size=None,
+                compression=None,
+            )
+        except (TimeoutError, OSError, WebSocketException) as error:
+            log.error("upstream WebSocket %s unreachable: %s", url, error)
+            await self._deny(
+                websocket, PlainTextResponse("the Dagster webserver is unreachable\n", 502)
+            )
+            return
+
+        await websocket.accept(subprotocol=upstream.subprotocol)
+
+        async def client_to_upstream() -> None:
+            try:
+                while True:
+                    message: dict[str, Any] = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    if message.get("text") is not None:
+                        await upstream.send(message["text"])
+                    elif message.get("bytes") is not None:
+                        await upstream.send(message["bytes"])
+            except (WebSocketDisconnect, ConnectionClosed):
+                return
+
+        async def upstream_to_client() -> None:
+            try:
+                async for data in upstream:
+                    if isinstance(data, str):
+                        await websocket.send_text(data)
+                    else:
+                        await websocket.send_bytes(data)
+            except ConnectionClosed:
+                return
+
+        tasks = [
+            asyncio.create_task(client_to_upstream()),
+            asyncio.create_task(upstream_to_client()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await upstream.close()
+            # The client may be gone already (its disconnect is what ended the pipe).
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await websocket.close(code=upstream.close_code or 1000)
+
+
+def create_app(settings: ProxySettings | None = None) -> DagsterProxy:
+    """The proxy app for ``settings`` (default: :meth:`ProxySettings.from_env`)."""
+    return DagsterProxy(settings or ProxySettings.from_env())
+
+
+def serve(
+    settings: ProxySettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the proxy with uvicorn until it is stopped (TLS when a certificate is given).
+
+    Basic credentials travel in clear over plain HTTP: publish the proxy beyond the machine only
+    with ``ssl_certfile``/``ssl_keyfile`` or behind a TLS terminator.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+    logging.getLogger("uvicorn.error").addFilter(_DenialLogFilter())
+    uvicorn.Server(config).run()
+
+
+class _DenialLogFilter(logging.Filter):
+    """Drop the spurious error uvicorn's websockets-sansio logs after every WebSocket denial
+    response (the client gets the denial right; fixed upstream by uvicorn PR #3138). The proxy
+    either accepts, denies or raises, so the message carries no other meaning here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."

@@ -1,0 +1,77 @@
+"""The proxy's settings, read from the environment only when :meth:`ProxySettings.from_env` runs.
+
+- ``DP_PROXY_UPSTREAM``: the webserver behind the proxy (``http://127.0.0.1:3000``).
+- ``DP_PROXY_USERS``: ``name:scrypt:...`` entries (HTTP Basic).
+- ``DP_PROXY_TOKEN``: one or more bearer tokens, comma separated (for scripts and other tools).
+- ``DP_PROXY_ALLOWED_ORIGINS``: origins allowed to send mutations and open WebSockets, comma
+  separated (``https://dagster.example.com``). Unset: only the proxy's own origin (the ``Host``
+  the browser used).
+- ``DP_PROXY_CSRF_HEADER``: the custom header that scripts send instead of an Origin
+  (default ``X-Dagster-Request``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from dp_resources.proxy.auth import parse_users
+
+
+class ProxySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstream: str = Field(description="Base URL of the Dagster webserver behind the proxy.")
+    users: dict[str, str] = Field(
+        default_factory=dict, description="User name -> scrypt hash (HTTP Basic)."
+    )
+    tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to mutate and open WebSockets; empty: same origin only.",
+    )
+    csrf_header: str = Field(
+        default="X-Dagster-Request",
+        description="Header a non-browser client sends with mutations when it sends no Origin.",
+    )
+    realm: str = "dp-platform"
+    connect_timeout_seconds: float = Field(default=10, gt=0)
+    read_timeout_seconds: float = Field(default=300, gt=0)
+
+    @field_validator("upstream")
+    @classmethod
+    def _http_upstream(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"upstream {value!r} must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normalise_origins(cls, value: list[str]) -> list[str]:
+        return [origin.strip().rstrip("/").lower() for origin in value if origin.strip()]
+
+    def require_credentials(self) -> None:
+        """Refuse to run open: a proxy without users or tokens would let everyone in."""
+        if not self.users and not self.tokens:
+            raise ValueError(
+                "the proxy has no credentials: set DP_PROXY_USERS (see `python -m "
+                "dp_resources.proxy hash-password`) or DP_PROXY_TOKEN"
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> ProxySettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            "upstream": env.get("DP_PROXY_UPSTREAM", "http://127.0.0.1:3000"),
+            "users": parse_users(env.get("DP_PROXY_USERS", "")),
+            "tokens": [t.strip() for t in env.get("DP_PROXY_TOKEN", "").split(",") if t.strip()],
+            "allowed_origins": env.get("DP_PROXY_ALLOWED_ORIGINS", "").split(","),
+        }
+        if env.get("DP_PROXY_CSRF_HEADER"):
+            values["csrf_header"] = env["DP_PROXY_CSRF_HEADER"]
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls.model_validate(values)

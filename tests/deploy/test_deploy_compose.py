@@ -1,0 +1,400 @@
+"""docker-compose.yml: valid Compose, and in agreement with the files the services read.
+
+No Docker engine runs on the test machines, so the file is checked the way ``docker compose
+config`` would see it: variables interpolated (from ``deploy/env.example``, which must define
+every required one), YAML anchors merged, then validated against the Compose Specification's
+JSON Schema (vendored in ``schemas/``). The rest checks that commands, environment, volumes and
+networks agree with ``dagster.yaml``, ``workspace.yaml``, ``deploy/workspace.grpc.yaml``, the
+Celery worker file and the Dockerfile, and that only the proxies are reachable from outside (S1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from deploy_procs import REPO_ROOT
+
+from dp_resources import celery_config as cc
+from dp_resources.deployment import check_deployment, load_yaml
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
+APP_DIR = "/opt/dagster/app"
+DAGSTER_HOME = "/opt/dagster/home"
+DAGSTER_SERVICES = ("code-server", "webserver", "viewer", "daemon", "worker")
+DATA_SERVICES = ("postgres", "redis", "rabbitmq")
+PUBLISHED = {"proxy", "viewer-proxy"}
+
+
+# --- Compose's variable interpolation ------------------------------------------------------------
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """``$$``, ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-d}``, ``${VAR:?err}`` (nested)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] != "$":
+            out.append(text[i])
+            i += 1
+            continue
+        nxt = text[i + 1 : i + 2]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "{":
+            depth, j = 0, i + 1
+            while True:
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            out.append(_resolve(text[i + 2 : j], env))
+            i = j + 1
+        else:
+            match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text[i + 1 :])
+            assert match, f"bad interpolation in {text!r}"
+            out.append(env.get(match.group(0), ""))
+            i += 1 + match.end()
+    return "".join(out)
+
+
+def _resolve(inner: str, env: Mapping[str, str]) -> str:
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?(.*)$", inner, re.DOTALL)
+    assert match, f"bad interpolation ${{{inner}}}"
+    name, op, rest = match.groups()
+    value = env.get(name)
+    unset_or_empty = not value if op and op.startswith(":") else value is None
+    if op in (":-", "-"):
+        return interpolate(rest, env) if unset_or_empty else value
+    if op in (":?", "?"):
+        if unset_or_empty:
+            raise KeyError(f"required variable {name} is not set: {rest}")
+        return value
+    if op in (":+", "+"):
+        return "" if unset_or_empty else interpolate(rest, env)
+    return value or ""
+
+
+def _walk(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, dict):
+        return {key: _walk(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_walk(item, env) for item in value]
+    return value
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+@pytest.fixture(scope="module")
+def example_env() -> dict[str, str]:
+    return read_env_file(REPO_ROOT / "deploy" / "env.example")
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose(raw: dict[str, Any], example_env: dict[str, str]) -> dict[str, Any]:
+    """The file as docker compose sees it with deploy/env.example as .env."""
+    return _walk(raw, example_env)
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    value = service.get("command")
+    assert isinstance(value, list), "commands are exec-form lists"
+    return [str(part) for part in value]
+
+
+def option(argv: list[str], *names: str) -> str:
+    for index, part in enumerate(argv):
+        if part in names:
+            return argv[index + 1]
+    raise AssertionError(f"{names} not in {argv}")
+
+
+# --- the schema ----------------------------------------------------------------------------------
+
+
+def test_compose_file_matches_the_compose_specification(
+    raw: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for document in (raw, compose):
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+        assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_schema_catches_a_broken_file(compose: dict[str, Any]) -> None:
+    """The validator is not vacuous: a misspelt key and a bad condition are errors."""
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["worker"]["depends_on"]["redis"]["condition"] = "service_ready"
+    broken["services"]["proxy"]["helthcheck"] = {}
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_env_example_defines_every_required_variable(raw: dict[str, Any]) -> None:
+    """Interpolating with no .env fails on the required secrets (nothing has a weak default)."""
+    with pytest.raises(KeyError, match="required variable"):
+        _walk(raw, {})
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", COMPOSE.read_text()))
+    example = read_env_file(REPO_ROOT / "deploy" / "env.example")
+    assert required <= set(example), required - set(example)
+    assert {"DAGSTER_PG_PASSWORD", "DP_PROXY_USERS", "DP_REDIS_PASSWORD"} <= required
+
+
+# --- services and their commands -----------------------------------------------------------------
+
+
+def test_every_service_is_there(compose: dict[str, Any]) -> None:
+    assert set(services(compose)) == {*DATA_SERVICES, *DAGSTER_SERVICES, *PUBLISHED}
+    assert services(compose)["rabbitmq"]["profiles"] == ["rabbitmq"]
+
+
+def test_code_server_serves_the_workspace_module(compose: dict[str, Any]) -> None:
+    """The gRPC server loads the module of workspace.yaml under its location name, on the port
+    and host that deploy/workspace.grpc.yaml names."""
+    local = load_yaml(REPO_ROOT / "workspace.yaml")["load_from"][0]["python_module"]
+    grpc = load_yaml(REPO_ROOT / "deploy" / "workspace.grpc.yaml")["load_from"][0]["grpc_server"]
+    argv = command(services(compose)["code-server"])
+    assert argv[:3] == ["dagster", "code-server", "start"]
+    assert option(argv, "-m", "--module-name") == local["module_name"] == "dp_assets.definitions"
+    assert option(argv, "--location-name") == local["location_name"] == grpc["location_name"]
+    assert int(option(argv, "-p", "--port")) == grpc["port"]
+    assert grpc["host"] in services(compose)
+    assert grpc["host"] == "code-server"
+
+
+@pytest.mark.parametrize("name", ["webserver", "viewer", "daemon"])
+def test_clients_of_the_code_server_use_the_grpc_workspace(
+    compose: dict[str, Any], name: str
+) -> None:
+    argv = command(services(compose)[name])
+    assert option(argv, "-w", "--workspace") == f"{APP_DIR}/deploy/workspace.grpc.yaml"
+    depends = services(compose)[name]["depends_on"]
+    assert depends["code-server"]["condition"] == "service_healthy"
+
+
+def test_viewer_is_read_only_S5(compose: dict[str, Any]) -> None:
+    assert "--read-only" in command(services(compose)["viewer"])
+    assert "--read-only" not in command(services(compose)["webserver"])
+
+
+@pytest.mark.parametrize(
+    ("proxy", "upstream", "users"),
+    [("proxy", "webserver", "DP_PROXY_USERS"), ("viewer-proxy", "viewer", "DP_VIEWER_PROXY_USERS")],
+)
+def test_proxies_front_the_webservers_S1(
+    compose: dict[str, Any], example_env: dict[str, str], proxy: str, upstream: str, users: str
+) -> None:
+    service = services(compose)[proxy]
+    argv = command(service)
+    assert argv[:5] == ["python", "-m", "dp_resources.proxy", "serve", "--upstream"]
+    webserver_port = option(command(services(compose)[upstream]), "-p")
+    assert option(argv, "--upstream") == f"http://{upstream}:{webserver_port}"
+    assert environment(service)["DP_PROXY_USERS"] == example_env[users]
+    assert service["depends_on"][upstream]["condition"] == "service_healthy"
+
+
+def test_only_the_proxies_are_published_S1(compose: dict[str, Any]) -> None:
+    """S1: webservers, the gRPC server and the data services publish nothing; the proxies
+    publish on 127.0.0.1 unless the deployment says otherwise."""
+    published = {name for name, s in services(compose).items() if s.get("ports")}
+    assert published == PUBLISHED
+    for name in PUBLISHED:
+        for port in services(compose)[name]["ports"]:
+            assert str(port).startswith("127.0.0.1:")
+
+
+def test_private_networks_S1(compose: dict[str, Any]) -> None:
+    """Data services and the code server sit only on internal networks; the webservers are not
+    on the published network."""
+    networks = compose["networks"]
+    for name in (*DATA_SERVICES, "webserver", "viewer", "daemon"):
+        for network in services(compose)[name]["networks"]:
+            assert networks[network].get("internal") is True, (name, network)
+    assert "edge" not in services(compose)["webserver"]["networks"]
+    assert set(services(compose)["proxy"]["networks"]) == {"web", "edge"}
+    for name in ("code-server", "worker"):
+        assert "backend" in services(compose)[name]["networks"]
+
+
+def test_workers_scale(compose: dict[str, Any]) -> None:
+    """`--scale worker=N` needs no fixed name and no published port; each worker is unique by
+    host name (`dagster@%h`)."""
+    worker = services(compose)["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert option(command(worker), "-n") == "dagster@%h"
+
+
+# --- health checks and start order -------------------------------------------------------------
+
+
+def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_depends_on_waits_for_health(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            assert spec["condition"] == "service_healthy", (name, dependency)
+            assert dependency in services(compose)
+            if "profiles" in services(compose)[dependency]:
+                assert spec.get("required") is False, (name, dependency)
+
+
+# --- environment and storage agree with dagster.yaml and the Celery file -------------------------
+
+
+def _env_refs(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            return {value["env"]}
+        return set().union(*(_env_refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_env_refs(v) for v in value)) if value else set()
+    return set()
+
+
+@pytest.mark.parametrize("name", DAGSTER_SERVICES)
+def test_dagster_services_get_the_instance_env(compose: dict[str, Any], name: str) -> None:
+    """Every variable dagster.yaml and the worker file read is set in every Dagster service,
+    and the instance points at the compose PostgreSQL with the dagster role."""
+    env = environment(services(compose)[name])
+    needed = _env_refs(load_yaml(REPO_ROOT / "dagster.yaml"))
+    needed |= _env_refs(load_yaml(REPO_ROOT / "deploy" / "celery-worker.yaml"))
+    assert needed - set(env) == set()
+    assert env["DAGSTER_HOME"] == DAGSTER_HOME
+    assert env["DAGSTER_PG_HOST"] == "postgres" and env["DAGSTER_PG_USER"] == "dagster"
+
+
+def test_celery_settings_hold_with_the_compose_env(compose: dict[str, Any]) -> None:
+    """The worker file passes the Celery rules, and together with dagster.yaml the deployment
+    check, with exactly the environment the worker container gets (F1, F8)."""
+    worker = services(compose)["worker"]
+    argv = command(worker)
+    assert argv[:4] == ["python", "-m", "dp_resources.deployment", "celery-worker"]
+    assert option(argv, "-y") == f"{APP_DIR}/deploy/celery-worker.yaml"
+    env = environment(worker)
+    assert cc.url_scheme(env["DP_CELERY_BROKER"]) == "redis"
+    assert env["DP_CELERY_BROKER"].endswith("@redis:6379/0")
+    errors = check_deployment(
+        load_yaml(REPO_ROOT / "dagster.yaml"),
+        load_yaml(REPO_ROOT / "deploy" / "celery-worker.yaml"),
+        env,
+    )
+    assert errors == []
+    assert (
+        environment(services(compose)["code-server"])["DP_CELERY_BROKER"] == env["DP_CELERY_BROKER"]
+    )
+
+
+def test_rabbitmq_consumer_timeout_agrees_F8(compose: dict[str, Any]) -> None:
+    """F8: the RabbitMQ server's consumer_timeout is the value the platform is told, and above
+    the step time limit."""
+    conf = (REPO_ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
+    milliseconds = int(re.search(r"^consumer_timeout\s*=\s*(\d+)", conf, re.MULTILINE).group(1))
+    declared = environment(services(compose)["worker"])[cc.RABBITMQ_CONSUMER_TIMEOUT_ENV]
+    assert milliseconds / 1000 == float(declared)
+    rabbit_env = {
+        cc.BROKER_ENV: "amqp://dp:x@rabbitmq:5672//",
+        cc.BACKEND_ENV: "redis://redis:6379/1",
+        cc.RABBITMQ_CONSUMER_TIMEOUT_ENV: declared,
+    }
+    worker_doc = load_yaml(REPO_ROOT / "deploy" / "celery-worker.yaml")
+    assert check_deployment(load_yaml(REPO_ROOT / "dagster.yaml"), worker_doc, rabbit_env) == []
+    mounts = services(compose)["rabbitmq"]["volumes"]
+    assert any(m.startswith("./deploy/rabbitmq/rabbitmq.conf:") for m in mounts)
+
+
+def test_shared_storage_is_mounted_everywhere(compose: dict[str, Any]) -> None:
+    """Compute logs (DAGSTER_HOME/storage) and run outputs are on volumes every Dagster process
+    mounts at the same path: a step's output written by one worker is read by another."""
+    for name in DAGSTER_SERVICES:
+        service = services(compose)[name]
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
+        env = environment(service)
+        assert mounts[f"{DAGSTER_HOME}/storage"] == "dagster_storage"
+        assert mounts[env["DP_OUTPUTS_URL"]] == "dp_outputs"
+        assert mounts[env["DP_DATA_DIR"]] == "dp_files"
+    assert set(compose["volumes"]) >= {"pgdata", "dagster_storage", "dp_outputs"}
+
+
+def test_user_sql_role_is_not_dagsters(compose: dict[str, Any]) -> None:
+    """User SQL nodes connect as their own role to their own database (deploy/postgres)."""
+    env = environment(services(compose)["worker"])
+    sql_user = env["DP_SQL_URL"].split("//", 1)[1].split(":", 1)[0]
+    store_user = env["DP_STORE_URL"].split("//", 1)[1].split(":", 1)[0]
+    assert len({sql_user, store_user, env["DAGSTER_PG_USER"]}) == 3
+    script = (REPO_ROOT / "deploy" / "postgres" / "initdb" / "10-dp-roles.sh").read_text()
+    for role in (sql_user, store_user, env["DAGSTER_PG_USER"]):
+        assert f"CREATE ROLE {role} LOGIN" in script
+
+
+def test_dockerfile_provides_what_compose_expects() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert f"WORKDIR {APP_DIR}" in dockerfile
+    assert f"DAGSTER_HOME={DAGSTER_HOME}" in dockerfile
+    assert f"COPY dagster.yaml {DAGSTER_HOME}/dagster.yaml" in dockerfile
+    assert "COPY deploy ./deploy" in dockerfile
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".venv", ".dp_home", ".git"} <= set(ignored)
+
+
+def test_local_workspace_differs_only_by_host() -> None:
+    grpc = load_yaml(REPO_ROOT / "deploy" / "workspace.grpc.yaml")["load_from"][0]["grpc_server"]
+    local = load_yaml(REPO_ROOT / "deploy" / "workspace.local.yaml")["load_from"][0]["grpc_server"]
+    assert {**grpc, "host": "localhost"} == local
+
+
+def test_documented_commands_exist() -> None:
+    """Every `python -m dp_resources.deployment|proxy <command>` in docs/deploy.md and
+    docker-compose.yml is a real command."""
+    from dp_resources.deployment import deploy_cli
+    from dp_resources.proxy.cli import proxy_cli
+
+    known = {"deployment": set(deploy_cli.commands), "proxy": set(proxy_cli.commands)}
+    text = (REPO_ROOT / "docs" / "deploy.md").read_text() + COMPOSE.read_text()
+    used = re.findall(r"dp_resources\.(deployment|proxy)\s+([a-z][a-z-]*)", text)
+    compose_lists = re.findall(r"- dp_resources\.(deployment|proxy)\n\s+- ([a-z-]+)", text)
+    assert used and compose_lists
+    for module, name in used + compose_lists:
+        assert name in known[module], f"{module} {name}"

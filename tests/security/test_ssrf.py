@@ -1,0 +1,239 @@
+"""V4 (SSRF) and V5 (response bombs) for every HTTP a node makes: ``HttpResource`` and ``HttpTool``.
+
+Real servers on loopback; the "internal" ones must see no request at all. DNS answers are
+simulated with a resolver hook (``socket.getaddrinfo`` patched for one made-up host name).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from tool_servers import TargetServer, gzip_bomb
+
+from dp_assets.catalog.base import NodeContext
+from dp_assets.catalog.nodes.tools import HttpToolParams, http_tool
+from dp_resources import netguard
+from dp_resources.http import (
+    HttpResource,
+    RequestRefused,
+    RequestTimedOut,
+    ResponseTooLarge,
+)
+
+
+@pytest.fixture(scope="module")
+def internal():
+    """A server standing in for something internal (metadata service, admin API) on 127.0.0.1."""
+    server = TargetServer()
+    yield server
+    server.close()
+
+
+def node_ctx(http: HttpResource) -> NodeContext:
+    return NodeContext("ssrf_flow", "fetch", "run-1", {}, {"http": http})
+
+
+METADATA_FORMS = [
+    ("http://169.254.169.254/latest/meta-data/", "dotted"),
+    ("http://2852039166/latest/meta-data/", "decimal"),
+    ("http://0xa9fea9fe/latest/meta-data/", "hex"),
+    ("http://0251.0376.0251.0376/latest/meta-data/", "octal"),
+    ("http://0xa9.0xfe.0xa9.0xfe/", "dotted-hex"),
+    ("http://[::ffff:169.254.169.254]/", "ipv6-mapped"),
+    ("http://[::ffff:a9fe:a9fe]/", "ipv6-mapped-hex"),
+    ("http://[64:ff9b::a9fe:a9fe]/", "nat64"),
+    ("http://169.254.170.2/v2/credentials", "ecs-credentials"),
+    ("http://[fd00:ec2::254]/", "ec2-ipv6-metadata"),
+    ("http://100.100.100.200/", "alibaba-metadata"),
+    ("http://[fe80::1]/", "ipv6-link-local"),
+]
+INTERNAL_FORMS = [
+    ("http://10.0.0.1/", "private-10"),
+    ("http://172.16.5.4/", "private-172"),
+    ("http://192.168.1.1/", "private-192"),
+    ("http://[fd12:3456::1]/", "ipv6-ula"),
+    ("http://0.0.0.0/", "unspecified"),
+    ("http://[::]/", "ipv6-unspecified"),
+    ("http://224.0.0.1/", "multicast"),
+]
+SCHEMES = [("file:///etc/passwd", "file"), ("ftp://example.com/x", "ftp"), ("gopher://127.0.0.1:70/", "gopher"),
+           ("dict://127.0.0.1:11211/", "dict")]
+
+
+@pytest.mark.parametrize(("url", "form"), METADATA_FORMS + INTERNAL_FORMS + SCHEMES,
+                         ids=[f"V4-{form}" for _, form in METADATA_FORMS + INTERNAL_FORMS + SCHEMES])
+def test_V4_internal_addresses_are_refused_by_default(url, form):
+    """V4: every spelling of the metadata address, private ranges and other schemes are refused."""
+    with pytest.raises((RequestRefused, httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        HttpResource(timeout_seconds=2).request("GET", url)
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"],
+                         ids=lambda f: f"V4-loopback-{f}")
+def test_V4_loopback_in_any_form_is_refused_and_not_connected(internal, form):
+    """V4: loopback forms are refused by the default resource and the server sees no request."""
+    before = len(internal.requests)
+    with pytest.raises(RequestRefused):
+        HttpResource(timeout_seconds=2).request("GET", f"http://{form}:{internal.port}/json")
+    assert len(internal.requests) == before
+
+
+def test_V4_link_local_stays_refused_even_with_allow_private():
+    """V4: allowing private addresses (as tests and some deployments do) never opens the metadata service."""
+    for url in ("http://169.254.169.254/", "http://2852039166/", "http://[::ffff:169.254.169.254]/"):
+        with pytest.raises(RequestRefused, match="metadata|link-local"):
+            HttpResource(allow_private=True, timeout_seconds=2).request("GET", url)
+
+
+def test_V4_http_tool_refuses_and_fails_cleanly(internal):
+    """V4 through the node: the refusal names the node and the deployment setting."""
+    with pytest.raises(RequestRefused, match=r"node 'fetch' \(HttpTool\).*allowed_networks / allow_private"):
+        http_tool(node_ctx(HttpResource(timeout_seconds=2)), HttpToolParams(url=f"http://2130706433:{internal.port}/json"), {})
+
+
+@pytest.mark.parametrize(
+    ("location", "code"),
+    [("http://169.254.169.254/latest/meta-data/", 302), ("http://2852039166/", 301), ("http://[::ffff:a9fe:a9fe]/", 307),
+     ("http://127.0.0.2:{port}/json", 302), ("file:///etc/passwd", 302), ("http://10.1.2.3/", 308)],
+    ids=["V4-redirect-metadata", "V4-redirect-decimal", "V4-redirect-mapped", "V4-redirect-other-loopback",
+         "V4-redirect-file", "V4-redirect-private"],
+)
+def test_V4_every_redirect_is_checked_again(internal, location, code):
+    """V4: the first hop is allowed (127.0.0.1 only); where it redirects to is checked like a new URL."""
+    http = HttpResource(allowed_networks=["127.0.0.1/32"], timeout_seconds=3)
+    target = location.format(port=internal.port)
+    with pytest.raises((RequestRefused, httpx.UnsupportedProtocol)):
+        http.request("GET", f"{internal.url}/redirect", params={"to": target, "code": code})
+
+
+def test_V4_dns_answer_that_changes_after_the_check_is_not_followed(monkeypatch):
+    """V4 (DNS rebinding): the first answer is an allowed address, later ones an internal one; the
+    connection is pinned to the checked address, so the internal server sees nothing."""
+    public = TargetServer("127.0.0.1")
+    hidden = TargetServer("127.0.0.2", port=public.port)  # same port, another address
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def resolver(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            address = "127.0.0.1" if not answers else "127.0.0.2"
+            answers.append(address)
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    try:
+        http = HttpResource(allowed_networks=["127.0.0.1/32"], timeout_seconds=5)
+        response = http.request("GET", f"http://rebind.test:{public.port}/echo")
+        assert response.json()["headers"]["Host"] == f"rebind.test:{public.port}"
+        assert answers == ["127.0.0.1"]  # resolved once; the connection went to the checked address
+        assert len(public.requests) == 1 and hidden.requests == []
+        with pytest.raises(RequestRefused, match="127.0.0.2"):  # the next request sees the new answer
+            http.request("GET", f"http://rebind.test:{public.port}/echo")
+        assert hidden.requests == []
+    finally:
+        public.close()
+        hidden.close()
+
+
+def test_V4_one_bad_answer_among_several_refuses(monkeypatch, internal):
+    """V4: a name resolving to an allowed and an internal address is refused outright."""
+    real = socket.getaddrinfo
+
+    def resolver(host, port, *args, **kwargs):
+        if host == "mixed.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port))
+                    for a in ("127.0.0.1", "169.254.169.254")]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    with pytest.raises(RequestRefused, match="169.254.169.254"):
+        HttpResource(allowed_networks=["127.0.0.1/32"]).request("GET", f"http://mixed.test:{internal.port}/json")
+
+
+# --- V5: response bombs --------------------------------------------------------------------
+
+
+CAP = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/big?mb=5", ResponseTooLarge), ("/big?mb=5&declare=no", ResponseTooLarge), ("/endless", ResponseTooLarge),
+     ("/gzip-bomb?mb=64", ResponseTooLarge), ("/slow?every=0.2", RequestTimedOut), ("/hang?seconds=10", RequestTimedOut)],
+    ids=["V5-declared-huge", "V5-undeclared-huge", "V5-endless", "V5-gzip-bomb", "V5-slow-stream", "V5-no-answer"],
+)
+def test_V5_bodies_stop_at_the_cap_or_the_total_deadline(internal, path, error):
+    """V5: each hostile body ends in a clean error, by byte cap (after decompression) or total timeout."""
+    http = HttpResource(allow_private=True, max_bytes=CAP, timeout_seconds=1.5)
+    with pytest.raises(error):
+        http.request("GET", f"{internal.url}{path}")
+
+
+def test_V5_http_tool_fails_the_step_cleanly(internal):
+    """V5 through the node: a clean, named failure; the node value never exists."""
+    http = HttpResource(allow_private=True, max_bytes=CAP, timeout_seconds=3)
+    with pytest.raises(ResponseTooLarge, match=r"node 'fetch' \(HttpTool\).*1000000-byte cap"):
+        http_tool(node_ctx(http), HttpToolParams(url=f"{internal.url}/endless", retries=0), {})
+
+
+def _peak_while(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+    except (ResponseTooLarge, netguard.BodyTooLarge):
+        pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def test_V5_stacked_gzip_bomb_is_inflated_in_bounded_steps(internal):
+    """V5: ``Content-Encoding: gzip, gzip`` of 256 MB of zeros (a few KB on the wire) never holds
+    more than about the cap in memory when read with ``netguard.read_body``."""
+    gzip_bomb(256, 2)  # built before memory is traced (the server runs in this process)
+
+    def read() -> None:
+        with httpx.Client() as client, client.stream("GET", f"{internal.url}/gzip-bomb?mb=256&layers=2") as response:
+            netguard.read_body(response, CAP, time.monotonic() + 10, "bomb")
+
+    with pytest.raises(netguard.BodyTooLarge, match="once decompressed"):
+        read()
+    assert _peak_while(read) < 16 * CAP
+
+
+def test_V5_stacked_gzip_bomb_through_the_http_resource(internal):
+    """V5: the same bomb through ``HttpResource``: a clean error and bounded memory."""
+    http = HttpResource(allow_private=True, max_bytes=CAP, timeout_seconds=10)
+    gzip_bomb(256, 2)
+    peak = _peak_while(lambda: http.request("GET", f"{internal.url}/gzip-bomb?mb=256&layers=2"))
+    assert peak < 16 * CAP
+
+
+@pytest.mark.parametrize(("encoding", "message"), [("br", "not supported"), ("gzip, gzip, gzip", "3 layers")],
+                         ids=["V5-unknown-coding", "V5-too-many-layers"])
+def test_V5_unusual_encodings_are_refused(encoding, message):
+    with pytest.raises(netguard.BodyTooLarge, match=message):
+        list(netguard.decoded_chunks([b"x"], encoding))
+
+
+def test_netguard_decodes_what_it_should():
+    import gzip
+    import zlib
+
+    data = b"hello world " * 10_000
+    for encoded, coding in [(gzip.compress(data), "gzip"), (zlib.compress(data), "deflate"),
+                            (zlib.compress(data)[2:-4], "deflate"), (gzip.compress(gzip.compress(data)), "gzip, gzip"),
+                            (gzip.compress(data[:5000]) + gzip.compress(data[5000:]), "gzip"), (data, None)]:
+        pieces = list(netguard.decoded_chunks([encoded[i:i + 1000] for i in range(0, len(encoded), 1000)], coding))
+        assert b"".join(pieces) == data, coding
+        assert max(len(p) for p in pieces) <= netguard.STEP

@@ -1,0 +1,300 @@
+"""Real servers on loopback for the tool tests: an HTTP target, an OpenAI-compatible stub, MCP.
+
+- ``TargetServer``: JSON, echo, status codes, redirects and hostile bodies (gzip bombs, endless
+  and slow streams) over real HTTP on 127.0.0.1.
+- ``StubLlm``: ``POST /v1/chat/completions`` answered by a "brain" function, so a test scripts
+  what the model does (including obeying instructions planted in data, for V10). Every request
+  is recorded with its headers.
+- ``mcp_demo_server.py`` (next to this file) is an MCP server built with the SDK; tests start it
+  over stdio or streamable HTTP.
+
+Imported by the security tests too (``sys.path`` insert of this folder).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HERE = Path(__file__).resolve().parent
+MCP_SERVER_SCRIPT = HERE / "mcp_demo_server.py"
+SECRET = "s3cr3t-Planted-Value-9431"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Running:
+    """A ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread, with the requests it saw."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0, **attrs: Any):
+        self.server = _Server((host, port), handler)
+        self.server.requests = []  # type: ignore[attr-defined]
+        for key, value in attrs.items():
+            setattr(self.server, key, value)
+        self.host = host
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.server.requests  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _record(self) -> dict[str, Any]:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        seen = {"method": self.command, "path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+                "headers": dict(self.headers.items()), "body": body.decode("utf-8", "replace")}
+        self.server.requests.append(seen)  # type: ignore[attr-defined]
+        return seen
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode())
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = lambda self: self.do_GET()
+
+
+class TargetHandler(_Handler):
+    def do_GET(self) -> None:
+        seen = self._record()
+        path, query = seen["path"], seen["query"]
+        try:
+            if path == "/json":
+                self._json(200, {"ok": True, "items": [1, 2, 3]})
+            elif path == "/echo":
+                self._json(200, seen)
+            elif path == "/text":
+                self._send(200, b"plain words", "text/plain")
+            elif path.startswith("/status/"):
+                self._json(int(path.rsplit("/", 1)[1]), {"error": "as asked", "query": query})
+            elif path == "/redirect":
+                self.send_response(int(query.get("code", 302)))
+                self.send_header("Location", query["to"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif path == "/gzip-bomb":
+                layers = int(query.get("layers", 1))
+                body = gzip_bomb(int(float(query.get("mb", 64))), layers)
+                self._send(200, body, "application/octet-stream", Content_Encoding=", ".join(["gzip"] * layers))
+            elif path == "/big":
+                size = int(float(query.get("mb", 5)) * 1024 * 1024)
+                declared = query.get("declare", "yes") == "yes"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if declared:
+                    self.send_header("Content-Length", str(size))
+                self.end_headers()
+                chunk = b"x" * 65536
+                for _ in range(size // len(chunk)):
+                    self.wfile.write(chunk)
+            elif path == "/endless":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                chunk = b"y" * 65536
+                while True:
+                    self.wfile.write(chunk)
+            elif path == "/slow":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                while True:
+                    self.wfile.write(b"z")
+                    self.wfile.flush()
+                    time.sleep(float(query.get("every", 0.2)))
+            elif path == "/hang":
+                time.sleep(float(query.get("seconds", 30)))
+                self._json(200, {"late": True})
+            else:
+                self._json(404, {"error": "no route"})
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@functools.cache
+def gzip_bomb(megabytes: int, layers: int = 1) -> bytes:
+    """``megabytes`` MB of zeros gzipped ``layers`` times, built without holding the zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    body = b"".join(packer.compress(block) for _ in range(megabytes)) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
+
+
+# --- the stub LLM ----------------------------------------------------------------------------
+
+Brain = Callable[[dict[str, Any]], dict[str, Any]]
+DIRECTIVE = re.compile(r"CALL_TOOL\((\w[\w-]*),\s*(\{.*?\})\)")
+
+
+def tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def scripted(*messages: dict[str, Any]) -> Brain:
+    """Answer with ``messages`` in turn, then ``done``."""
+    queue = list(messages)
+    return lambda body: queue.pop(0) if queue else {"role": "assistant", "content": "done"}
+
+
+def _loose_json(text: str) -> dict[str, Any]:
+    """Arguments as written, also when they sit JSON-escaped inside a tool result."""
+    for candidate in (text, text.replace('\\"', '"')):
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return {}
+
+
+def gullible(body: dict[str, Any]) -> dict[str, Any]:
+    """A model that obeys ``CALL_TOOL(name, {json})`` written anywhere in the last user/tool message."""
+    last = body["messages"][-1]
+    found = DIRECTIVE.findall(str(last.get("content") or ""))
+    if found and last["role"] in ("user", "tool"):
+        calls = [tool_call(name, _loose_json(args), f"call_{len(body['messages'])}_{i}")
+                 for i, (name, args) in enumerate(found)]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
+    return {"role": "assistant", "content": "final: " + str(last.get("content"))[:200]}
+
+
+def always_calls(name: str, arguments: dict[str, Any] | None = None, per_reply: int = 1) -> Brain:
+    def brain(body: dict[str, Any]) -> dict[str, Any]:
+        n = len(body["messages"])
+        return {"role": "assistant", "content": None,
+                "tool_calls": [tool_call(name, arguments or {}, f"call_{n}_{i}") for i in range(per_reply)]}
+
+    return brain
+
+
+class LlmHandler(_Handler):
+    def do_GET(self) -> None:
+        seen = self._record()
+        if seen["path"] != "/v1/chat/completions" or self.command != "POST":
+            self._json(404, {"error": {"message": "not found"}})
+            return
+        body = json.loads(seen["body"])
+        seen["json"] = body
+        message = dict(self.server.brain(body))  # type: ignore[attr-defined]
+        message.setdefault("role", "assistant")
+        prompt = len(json.dumps(body["messages"])) // 4
+        completion = self.server.completion_tokens  # type: ignore[attr-defined]
+        self._json(200, {
+            "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion",  # type: ignore[attr-defined]
+            "model": body.get("model", "stub"),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        })
+
+
+class StubLlm(Running):
+    def __init__(self, brain: Brain | None = None, completion_tokens: int = 10):
+        super().__init__(LlmHandler, brain=brain or scripted(), completion_tokens=completion_tokens)
+        self.base_url = f"{self.url}/v1"
+
+    @property
+    def brain(self) -> Brain:
+        return self.server.brain  # type: ignore[attr-defined]
+
+    @brain.setter
+    def brain(self, value: Brain) -> None:
+        self.server.brain = value  # type: ignore[attr-defined]
+
+
+# --- MCP server processes --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class McpHttpProcess:
+    """``mcp_demo_server.py`` serving streamable HTTP on a free loopback port, stopped by pid."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.process = subprocess.Popen([sys.executable, str(MCP_SERVER_SCRIPT), "http", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.close()
+        raise RuntimeError("the MCP demo server did not start")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class TargetServer(Running):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(TargetHandler, host=host, port=port)
+
+
+def mcp_servers(http_url: str | None = None) -> dict[str, Any]:
+    from dp_resources.mcp_client import McpServer
+
+    servers = {
+        "demo": McpServer(command=sys.executable, args=[str(MCP_SERVER_SCRIPT)],
+                          allowed_tools=["add", "echo", "lookup", "fail", "sleep", "big", "show_token"],
+                          env={"DP_TEST_TOKEN": "${env:DP_SECRET_TOKEN}"}, timeout_seconds=30,
+                          max_result_bytes=200_000),
+    }
+    if http_url:
+        servers["demo_http"] = McpServer(transport="http", url=http_url, allowed_tools=["add", "echo"],
+                                         headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"}, timeout_seconds=30)
+    return servers
