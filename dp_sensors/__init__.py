@@ -1,1 +1,10 @@
-"""Triggers, events and the webhook receiver: how runs start."""
+"""Triggers, events and the webhook receiver: how runs start.
+
+- ``dp_sensors.triggers``: schedules and sensors built from a flow spec's triggers;
+- ``dp_sensors.chains``: flow-to-flow chains and the status of a task (``dp status``);
+- ``dp_sensors.notifications``: ``notify:`` as run-status sensors (webhook, e-mail);
+- ``dp_sensors.launch``: Dagster GraphQL launches (``dp launch``, the webhook receiver);
+- ``dp_sensors.events`` / ``dp_sensors.webhook``: the event bus and the HTTP receiver.
+
+Nothing is imported here, so ``import dp_sensors`` stays cheap.
+"""

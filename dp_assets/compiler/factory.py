@@ -19,6 +19,7 @@ from dp_assets.compiler.runtime import run_flow_step
 from dp_assets.compiler.translator import FlowTranslator, NodeRecord, upstream_node_ids
 from dp_assets.spec.model import FlowParam
 from dp_assets.spec.validation import ValidatedFlow
+from dp_sensors.triggers import build_trigger_definitions, policy_run_tags
 
 CONFIG_TYPES: dict[str, Any] = {
     "string": str,
@@ -79,6 +80,7 @@ def build_flow_definitions(
         job_tags["dagster/retry_strategy"] = "FROM_FAILURE"
     if flow.policies.timeout_seconds:
         job_tags["dagster/max_runtime"] = str(int(flow.policies.timeout_seconds))
+    job_tags.update(policy_run_tags(flow))  # concurrency limit tags, run vs node retries (E8)
     job = dg.define_asset_job(
         name=flow.id,
         selection=dg.AssetSelection.assets(*[out.key for out in outs.values()]),
@@ -90,7 +92,11 @@ def build_flow_definitions(
         ),
         executor_def=executor,
     )
-    return dg.Definitions(assets=step_defs, jobs=[job])
+    # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
+    triggers = build_trigger_definitions(flow, job)
+    return dg.Definitions(
+        assets=step_defs, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors
+    )
 
 
 def _step_multi_asset(

@@ -1,0 +1,205 @@
+"""``dp launch``, ``dp status``, ``dp retry-failed``, ``dp webhook serve`` and ``dp events``.
+
+Mounted by ``dp_assets.cli.COMMANDS`` and imported only when one of them runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+
+import click
+
+from dp_sensors.events.cli import events_group as events  # noqa: F401 - mounted as `dp events`
+from dp_sensors.launch import DEFAULT_GRAPHQL_URL
+from dp_sensors.triggers.dead_letters import RETRY_ITEMS_TAG
+from dp_sensors.triggers.policy import PARENT_RUN_TAG, TASK_TAG, TRIGGER_TAG
+from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES
+from dp_sensors.webhook.cli import DEFAULT_PORT
+
+GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
+
+_URL = click.option(
+    "--url", envvar=GRAPHQL_URL_ENV, default=DEFAULT_GRAPHQL_URL, show_default=True,
+    help=f"Dagster GraphQL endpoint [env {GRAPHQL_URL_ENV}].",
+)
+_TOKEN = click.option(
+    "--token", envvar="DP_DAGSTER_TOKEN", default=None,
+    help="Bearer token for the authenticating proxy in front of the webserver [env DP_DAGSTER_TOKEN].",
+)
+_LOCATION = click.option(
+    "--location", envvar="DP_CODE_LOCATION", default=None,
+    help="Code location name (default: the one that holds the flow).",
+)
+
+
+def _parse_value(raw: str) -> Any:
+    """``k=v`` values are JSON when they parse as JSON (``5``, ``true``, ``[1]``), else strings."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint=what)
+        values[key] = raw if what == "--tag" else _parse_value(raw)
+    return values
+
+
+@click.command()
+@click.argument("flow")
+@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON or text); repeatable.")
+@click.option("--params-json", default=None, help="All params as one JSON object.")
+@click.option("--tag", "tags", multiple=True, help="Run tag KEY=VALUE; repeatable.")
+@click.option("--task-id", default=None, help="The chain's task id (default: a new one).")
+@click.option("--wait/--no-wait", default=False, help="Wait for the run to finish; exit 1 unless it succeeded.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
+@_URL
+@_TOKEN
+@_LOCATION
+def launch(
+    flow: str, params: tuple[str, ...], params_json: str | None, tags: tuple[str, ...],
+    task_id: str | None, wait: bool, timeout: float, url: str, token: str | None, location: str | None,
+) -> None:
+    """Launch FLOW through Dagster's GraphQL API with its params as run config."""
+    from dp_sensors.launch import GraphQLClient, LaunchError
+
+    values: dict[str, Any] = {}
+    if params_json:
+        try:
+            values = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
+        if not isinstance(values, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
+    values.update(_pairs(params, "--param"))
+    run_tags = {TRIGGER_TAG: "cli", TASK_TAG: task_id or uuid.uuid4().hex, **_pairs(tags, "--tag")}
+    with GraphQLClient(url, location=location, token=token) as client:
+        try:
+            run_id = client.launch_run(flow, values, run_tags)
+        except LaunchError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps({"run_id": run_id, "flow": flow, "task_id": run_tags[TASK_TAG]}))
+        if wait:
+            try:
+                status = client.wait_for_run(run_id, timeout=timeout)
+            except LaunchError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(json.dumps({"run_id": run_id, "status": status}))
+            if status != "SUCCESS":
+                sys.exit(1)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(task_id: str, as_json: bool) -> None:
+    """Every run of a chain (tag dp/task_id, or the id of its first run) and its overall state.
+
+    Reads the Dagster instance of DAGSTER_HOME and the flow store (for the links of the chain).
+    """
+    import dagster as dg
+
+    from dp_sensors.chains import chain_status
+    from dp_sensors.triggers.store_catalog import default_flow_catalog
+
+    catalog = default_flow_catalog()
+    with dg.DagsterInstance.get() as instance:
+        try:
+            result = chain_status(instance, task_id, catalog.downstream)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"task {result.task_id}: {result.state}")
+    for run in result.runs:
+        note = " (retried)" if run.superseded else ""
+        started = run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else ""
+        click.echo(f"  {started}  {run.flow_id:30} {run.status:10} {run.run_id}{note}")
+    for flow_id in result.waiting_for:
+        click.echo(f"  {'':19}  {flow_id:30} {'(next)':10}")
+
+
+@click.command("retry-failed")
+@click.argument("run_id")
+@click.option("--dry-run", is_flag=True, help="Only list the failed items.")
+@_URL
+@_TOKEN
+@_LOCATION
+def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, location: str | None) -> None:
+    """Re-run the failed ForEach items of RUN_ID, not the items that succeeded.
+
+    Launches the flow again with RUN_ID's params and the tag dp/retry_items=RUN_ID; ForEach
+    nodes of that run take only the items recorded as failed in RUN_ID (docs/triggers.md).
+    """
+    import dagster as dg
+
+    from dp_sensors.launch import GraphQLClient, LaunchError
+    from dp_sensors.triggers.dead_letters import failed_items_of
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise click.ClickException(f"no run {run_id} in the Dagster instance of DAGSTER_HOME")
+        failed = failed_items_of(instance, run_id)
+    if not failed:
+        raise click.ClickException(
+            f"run {run_id} of flow '{run.job_name}' recorded no failed ForEach items; "
+            "to re-run failed nodes use 're-execute from failure' in the UI"
+        )
+    for node_id, items in failed.items():
+        for item in items:
+            click.echo(json.dumps({"for_each": node_id, **item}, default=str))
+    if dry_run:
+        return
+    tags = {
+        RETRY_ITEMS_TAG: run_id,
+        PARENT_RUN_TAG: run_id,
+        TRIGGER_TAG: "retry",
+        TASK_TAG: run.tags.get(TASK_TAG) or run_id,
+    }
+    with GraphQLClient(url, location=location, token=token) as client:
+        try:
+            new_run = client.launch_run(run.job_name, run.run_config or {}, tags)
+        except LaunchError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"run_id": new_run, "flow": run.job_name, "retry_of": run_id}))
+
+
+@click.group("webhook")
+def webhook() -> None:
+    """The webhook and launch receiver."""
+
+
+@webhook.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
+              help="Larger bodies are refused with 413.")
+@click.option("--events-url", envvar="DP_EVENTS_URL", default=None,
+              help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
+@click.option("--launches-url", envvar="DP_LAUNCHES_URL", default=None,
+              help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].")
+@click.option("--dagster-url", envvar=GRAPHQL_URL_ENV, default=DEFAULT_GRAPHQL_URL, show_default=True,
+              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}]; '' turns launches off.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, launches_url: str | None,
+          dagster_url: str, log_level: str) -> None:
+    """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
+
+    Webhooks are taken for flows whose event trigger lists 'webhook.FLOW'; launches for every
+    published flow. Tokens come from DP_WEBHOOK_TOKEN_<FLOW_ID> or DP_WEBHOOK_TOKEN; without one
+    every request is refused.
+    """
+    from dp_sensors.triggers.receiver import serve_receiver
+
+    serve_receiver(host, port, events_url=events_url, launches_url=launches_url, dagster_url=dagster_url or None,
+                   max_body_bytes=max_body_bytes, log_level=log_level)

@@ -1,0 +1,246 @@
+"""Launching flows through Dagster's own GraphQL API, as external tools do.
+
+``launchRun`` with the flow's params as run config (the job's config schema *is* the params),
+the flow id as job name and the code location found by asking the webserver which location
+holds that job. Every typed error of the API becomes a :class:`LaunchError` whose message says
+what to do; :class:`RunConfigRejected` (a :class:`~dp_sensors.webhook.LaunchRejected`) means
+Dagster refused the params and **no run was created**.
+
+Used by ``dp launch`` and, through :class:`GraphQLLauncher`, by the webhook receiver's
+``POST /flows/{flow_id}/runs`` (idempotent launches).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Self
+
+import httpx
+
+from dp_sensors.webhook.launches import IDEMPOTENCY_TAG, LaunchRejected
+
+DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
+CSRF_HEADER = "X-Dagster-Request"  # the authenticating proxy refuses mutations without it (S3)
+TOKEN_ENV = "DP_DAGSTER_TOKEN"
+REPOSITORY_NAME = "__repository__"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+LAUNCH_RUN = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on RunConfigValidationInvalid { errors { message reason path } }
+    ... on PipelineNotFoundError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConflict { message }
+    ... on UnauthorizedError { message }
+    ... on PresetNotFoundError { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on NoModeProvidedError { message }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+JOB_LOCATIONS = """
+query JobLocations {
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection { nodes { name location { name } jobs { name } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status jobName tags { key value } }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUNS_WITH_TAG = """
+query RunsWithTag($filter: RunsFilter!) {
+  runsOrError(filter: $filter, limit: 5) {
+    __typename
+    ... on Runs { results { runId status jobName } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class LaunchError(RuntimeError):
+    """The launch did not happen; the message says why and what to do."""
+
+
+class RunConfigRejected(LaunchRejected, LaunchError):
+    """Dagster refused the params (wrong type, unknown or missing param); no run was created."""
+
+    def __init__(self, flow_id: str, errors: list[dict[str, Any]]):
+        self.errors = errors
+        listed = "; ".join(_config_error(e) for e in errors) or "no details given"
+        super().__init__(f"flow '{flow_id}' refused the params: {listed}")
+
+
+def _config_error(error: Mapping[str, Any]) -> str:
+    path = ".".join(p for p in error.get("path") or [] if p not in ("root",))
+    return f"{path + ': ' if path else ''}{error.get('message', '').strip()}"
+
+
+class GraphQLClient:
+    """A small client for the few GraphQL operations the platform needs (httpx, synchronous)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_GRAPHQL_URL,
+        *,
+        location: str | None = None,
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.url = url if url.rstrip("/").endswith("/graphql") else url.rstrip("/") + "/graphql"
+        self.location = location
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            headers={"Content-Type": "application/json", CSRF_HEADER: "dp", **auth, **(headers or {})},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._locations: dict[str, str] = {}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._client.post(self.url, json={"query": query, "variables": dict(variables or {})})
+        except httpx.HTTPError as exc:
+            raise LaunchError(
+                f"cannot reach the Dagster webserver at {self.url} ({type(exc).__name__}: {exc}); "
+                "is it running? (--url or DP_DAGSTER_GRAPHQL_URL)"
+            ) from exc
+        if response.status_code != 200:
+            raise LaunchError(
+                f"the Dagster webserver at {self.url} answered HTTP {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        body = response.json()
+        if body.get("errors"):
+            messages = "; ".join(str(e.get("message")) for e in body["errors"])
+            raise LaunchError(f"GraphQL error from {self.url}: {messages}")
+        return body["data"]
+
+    def location_of(self, job_name: str) -> str:
+        """The code location that holds ``job_name`` (the flow id), asked once and remembered."""
+        if self.location:
+            return self.location
+        if job_name not in self._locations:
+            data = self.execute(JOB_LOCATIONS)["repositoriesOrError"]
+            if data["__typename"] != "RepositoryConnection":
+                raise LaunchError(f"cannot list code locations: {data.get('message')}")
+            for repo in data["nodes"]:
+                for job in repo["jobs"]:
+                    self._locations.setdefault(job["name"], repo["location"]["name"])
+        if job_name not in self._locations:
+            raise LaunchError(
+                f"no flow '{job_name}' in any code location of {self.url}; check the flow id "
+                "(`dp list`) and that the code location loaded it (the dp_platform/flow_load_report asset)"
+            )
+        return self._locations[job_name]
+
+    def launch_run(
+        self, flow_id: str, params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Launch one run of ``flow_id`` with ``params``; returns the run id."""
+        variables = {
+            "executionParams": {
+                "selector": {
+                    "repositoryLocationName": self.location_of(flow_id),
+                    "repositoryName": REPOSITORY_NAME,
+                    "jobName": flow_id,
+                },
+                "runConfigData": dict(params or {}),
+                "executionMetadata": {
+                    "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
+                },
+            }
+        }
+        result = self.execute(LAUNCH_RUN, variables)["launchRun"]
+        kind = result["__typename"]
+        if kind == "LaunchRunSuccess":
+            return result["run"]["runId"]
+        if kind == "RunConfigValidationInvalid":
+            raise RunConfigRejected(flow_id, result.get("errors") or [])
+        if kind == "PipelineNotFoundError":
+            raise LaunchError(f"no flow '{flow_id}' in the code location: {result.get('message')}")
+        if kind == "UnauthorizedError":
+            raise LaunchError(
+                f"the webserver refused to launch '{flow_id}' (read-only?): {result.get('message')}"
+            )
+        if kind == "PythonError":
+            raise LaunchError(f"launching '{flow_id}' failed inside Dagster: {result.get('message')}")
+        raise LaunchError(f"launching '{flow_id}' failed: {kind}: {result.get('message', '')}")
+
+    def run_status(self, run_id: str) -> str:
+        result = self.execute(RUN_STATUS, {"runId": run_id})["runOrError"]
+        if result["__typename"] != "Run":
+            raise LaunchError(f"run {run_id}: {result.get('message', result['__typename'])}")
+        return result["status"]
+
+    def find_run_with_tag(self, key: str, value: str) -> str | None:
+        """The id of a run carrying ``key: value`` (newest first), or ``None``."""
+        data = self.execute(RUNS_WITH_TAG, {"filter": {"tags": [{"key": key, "value": value}]}})
+        result = data["runsOrError"]
+        if result["__typename"] != "Runs":
+            raise LaunchError(f"cannot list runs: {result.get('message')}")
+        return result["results"][0]["runId"] if result["results"] else None
+
+    def wait_for_run(self, run_id: str, *, timeout: float = 3600.0, poll: float = 1.0) -> str:
+        """Poll until the run has finished; returns SUCCESS, FAILURE or CANCELED."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.run_status(run_id)
+            if status in TERMINAL:
+                return status
+            if time.monotonic() > deadline:
+                raise LaunchError(f"run {run_id} is still {status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+
+class GraphQLLauncher:
+    """``launcher(flow_id, params, tags) -> run_id`` for the webhook receiver.
+
+    Before launching it looks for a run that already carries the request's
+    ``dp/idempotency_key``: when an earlier attempt timed out after Dagster had created the run,
+    the retry returns that run instead of starting a second one.
+    """
+
+    def __init__(
+        self, url: str = DEFAULT_GRAPHQL_URL, *, location: str | None = None, token: str | None = None,
+        timeout: float = 30.0,
+    ):
+        self.url, self.location, self.token, self.timeout = url, location, token, timeout
+
+    def __call__(self, flow_id: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+        with GraphQLClient(self.url, location=self.location, token=self.token, timeout=self.timeout) as client:
+            key = tags.get(IDEMPOTENCY_TAG)
+            if key:
+                existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key)
+                if existing:
+                    return existing
+            return client.launch_run(flow_id, params, tags)

@@ -1,0 +1,61 @@
+"""Triggers declared in a flow spec, as Dagster schedules and sensors named from the flow.
+
+``build_trigger_definitions(flow, job)`` is called by the compiler for every flow and returns a
+``Definitions`` holding:
+
+====================  =====================================================  ======================
+spec                  Dagster                                                name
+====================  =====================================================  ======================
+``schedule``          ``ScheduleDefinition`` (cron, time zone, params)       ``<flow>_schedule``
+``event``             sensor over the event bus (resource ``event_bus``)      ``<flow>_event_sensor``
+``file``              sensor over the data root (resource ``files``)          ``<flow>_file_sensor``
+``flow``              run-status sensor on the upstream flow's job            ``<flow>_after_<up>_sensor``
+``notify``            run-status sensors on this flow's job (``notifier``)     ``<flow>_notify_<outcome>_sensor``
+====================  =====================================================  ======================
+
+A second trigger of the same kind gets ``_2``, and so on. A trigger whose fixed params do not
+fit the flow fails the flow at load with a message naming the trigger; the other flows load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from dp_sensors.triggers.policy import policy_run_tags
+
+
+def build_trigger_definitions(flow: Any, job: Any) -> dg.Definitions:
+    """The schedules and sensors of one validated flow; ``job`` is the flow's job."""
+    from dp_sensors.chains import build_chain_sensor
+    from dp_sensors.notifications import build_notification_sensors
+    from dp_sensors.triggers.events import build_event_sensor
+    from dp_sensors.triggers.files import build_file_sensor
+    from dp_sensors.triggers.schedules import build_schedule
+
+    schedules: list[dg.ScheduleDefinition] = []
+    sensors: list[dg.SensorDefinition] = []
+    counts: dict[str, int] = {}
+    for position, trigger in enumerate(flow.triggers):
+        index = counts.get(trigger.type, 0)
+        counts[trigger.type] = index + 1
+        try:
+            if trigger.type == "schedule":
+                schedules.append(build_schedule(flow, trigger, index))
+            elif trigger.type == "event":
+                sensors.append(build_event_sensor(flow, trigger, index))
+            elif trigger.type == "file":
+                sensors.append(build_file_sensor(flow, trigger, index))
+            elif trigger.type == "flow":
+                sensors.append(build_chain_sensor(flow, job, trigger, index))
+        except ValueError as exc:
+            message = str(exc)
+            if not message.startswith(f"flow '{flow.id}'"):
+                message = f"flow '{flow.id}', triggers[{position}] ({trigger.type}): {message}"
+            raise ValueError(message) from None
+    sensors.extend(build_notification_sensors(flow, job))
+    return dg.Definitions(schedules=schedules, sensors=sensors)
+
+
+__all__ = ["build_trigger_definitions", "policy_run_tags"]

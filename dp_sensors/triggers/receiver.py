@@ -1,0 +1,82 @@
+"""The receiver as the platform serves it: webhooks for flows that listen to them, launches for
+every published flow.
+
+``dp_sensors.webhook.create_app`` takes one flow lookup for both routes. Webhooks must only be
+accepted for flows whose event trigger reads ``webhook.<flow id>`` (else the event would wait
+forever), while idempotent launches make sense for every flow. So two receiver apps are built,
+one per lookup, and requests are dispatched by path; both share the bus and the launch ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dp_sensors.webhook import create_app
+
+LAUNCH_PREFIX = "/flows/"
+
+
+def receiver_app(
+    store: Any,
+    bus: Any,
+    *,
+    ledger: Any = None,
+    launcher: Any = None,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> ASGIApp:
+    """The ASGI app of ``dp webhook serve`` over a flow store (see the module docstring)."""
+    from dp_sensors.triggers.store_catalog import StoreFlowCatalog
+
+    hooks = create_app(catalog=StoreFlowCatalog(store, webhooks_only=True), bus=bus, environ=environ, **options)
+    if ledger is None or launcher is None:
+        return hooks
+    launches = create_app(
+        catalog=StoreFlowCatalog(store, webhooks_only=False), bus=bus, ledger=ledger, launcher=launcher,
+        environ=environ, **options,
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        target = launches if scope.get("path", "").startswith(LAUNCH_PREFIX) else hooks
+        await target(scope, receive, send)
+
+    return app
+
+
+def serve_receiver(
+    host: str, port: int, *, events_url: str | None, launches_url: str | None, dagster_url: str | None,
+    max_body_bytes: int, log_level: str,
+) -> None:
+    """Run the receiver until interrupted (what ``dp webhook serve`` does)."""
+    import uvicorn
+
+    from dp_resources import settings
+    from dp_resources.store import FlowStore
+    from dp_sensors.events.factory import default_events_url, event_bus_from_url
+    from dp_sensors.launch import GraphQLLauncher
+    from dp_sensors.webhook import LaunchLedger
+
+    store = FlowStore(settings.store_url())
+    store.upgrade()
+    bus = event_bus_from_url(events_url or default_events_url())
+    bus.ensure_schema()
+    ledger = launcher = None
+    if dagster_url:
+        ledger = LaunchLedger(launches_url or settings.store_url())
+        ledger.ensure_schema()
+        import os
+
+        launcher = GraphQLLauncher(
+            dagster_url, location=os.environ.get("DP_CODE_LOCATION") or None,
+            token=os.environ.get("DP_DAGSTER_TOKEN") or None,
+        )
+    app = receiver_app(store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+    finally:
+        bus.close()
+        if ledger is not None:
+            ledger.close()
