@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import yaml
 
 from dp_resources import settings
 
@@ -20,6 +21,14 @@ run_retries:
 """
 
 
+def local_run_queue() -> str:
+    """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too."""
+    from dp_sensors.triggers.policy import concurrency_limits_config
+
+    queue = {"run_queue": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()}}
+    return yaml.safe_dump(queue, sort_keys=False)
+
+
 @click.command("init-home")
 def init_home() -> None:
     """Create DP_HOME and DAGSTER_HOME with the embedded default's instance settings."""
@@ -29,5 +38,5 @@ def init_home() -> None:
     settings.data_dir().mkdir(parents=True, exist_ok=True)
     instance_file = dagster_home / "dagster.yaml"
     if not instance_file.exists():
-        instance_file.write_text(LOCAL_INSTANCE)
+        instance_file.write_text(LOCAL_INSTANCE + local_run_queue())
     click.echo(f"DP_HOME={home}\nDAGSTER_HOME={dagster_home}")

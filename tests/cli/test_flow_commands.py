@@ -64,3 +64,13 @@ def test_nodes_lists_the_catalog_and_one_type():
     assert "GroupAggregate" in listing and "FileWriter" in listing
     detail = run("nodes", "JoinMerge").output
     assert "| `how` |" in detail and "inputs: left, right" in detail
+
+
+def test_init_home_writes_an_instance_with_per_flow_queue_limits(dp_home):
+    import dagster as dg
+
+    assert run("init-home").exit_code == 0
+    instance = dg.DagsterInstance.from_config(str(dp_home / "dagster"))
+    limits = {l["key"]: l["limit"] for l in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits}
+    assert limits["dp/flow_limit_1"] == 1 and limits["dp/flow_limit_2"] == 2
+    assert instance.run_monitoring_enabled
