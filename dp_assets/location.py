@@ -7,7 +7,6 @@ asset whose description lists every problem.
 
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from dagster import AssetExecutionContext
 
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.compiler.translator import FlowTranslator
 from dp_assets.publishing import import_folder
@@ -64,7 +64,8 @@ def default_resources() -> dict[str, object]:
         "io_manager": RunScopedIOManager(),
         "files": FilesResource(),
         "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
-        "http": HttpResource(),  # private and metadata addresses refused by default
+        # private and metadata addresses refused unless DP_HTTP_ALLOWED_NETWORKS lists them
+        "http": HttpResource(allowed_networks=settings.http_allowed_networks()),
         "notifications": NotificationsResource(),  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*
         "sandbox": SandboxResource(),
         "secrets": SecretsResource(),  # ${env:DP_SECRET_*} references, redacted everywhere
@@ -77,15 +78,11 @@ def default_resources() -> dict[str, object]:
 
 
 def default_executor() -> dg.ExecutorDefinition:
-    """In-process by default: a flow is one step, so a subprocess per step buys nothing."""
-    choice = os.environ.get("DP_EXECUTOR", "in_process")
-    if choice == "multiprocess":
-        return dg.multiprocess_executor
-    if choice == "celery":
-        from dp_resources.celery_config import celery_executor_for
+    """In-process by default: a flow is one step, so a subprocess per step buys nothing.
 
-        return celery_executor_for()
-    return dg.in_process_executor
+    ``DP_EXECUTOR=multiprocess|celery`` changes it for every flow; a spec's ``policies.executor``
+    for one flow (``dp_assets.compiler.executors``)."""
+    return FlowExecutors().default
 
 
 def build_code_location(
@@ -103,11 +100,12 @@ def build_code_location(
     folder = settings.flows_dir() if flows_folder == "env" else flows_folder
     if folder is not None and Path(folder).is_dir():
         report.problems.update(import_folder(store, Path(folder), catalog).problems)
-    executor = default_executor()
+    executors = FlowExecutors()
     flow_defs = []
     for flow_id, version, spec in store.published_specs():
         try:
             validated = validate_spec(spec, catalog, check_schemas=False)
+            executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
             flow_defs.append(build_flow_definitions(validated, catalog, translator, executor))
             report.flows.append(flow_id)
         except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
@@ -119,7 +117,7 @@ def build_code_location(
     platform = dg.Definitions(
         assets=[_load_report_asset(report)],
         resources=resources if resources is not None else default_resources(),
-        executor=executor,
+        executor=executors.default,
     )
     return dg.Definitions.merge(*flow_defs, platform)
 

@@ -11,6 +11,8 @@ environment variables:
 - ``DP_DATA_DIR``: the root that file nodes read from and write to (default ``DP_HOME/data``).
 - ``DP_OUTPUTS_URL``: where run outputs are kept, a folder or any fsspec URL
   (default ``DP_HOME/outputs``).
+- ``DP_HTTP_ALLOWED_NETWORKS``: comma-separated networks (CIDR) that HTTP nodes may reach although
+  they are private or loopback (default: none).
 """
 
 from __future__ import annotations
@@ -48,3 +50,8 @@ def outputs_url() -> str:
 def dagster_home() -> Path | None:
     value = os.environ.get("DAGSTER_HOME")
     return Path(value).resolve() if value else None
+
+
+def http_allowed_networks() -> list[str]:
+    value = os.environ.get("DP_HTTP_ALLOWED_NETWORKS", "")
+    return [part.strip() for part in value.split(",") if part.strip()]

@@ -18,6 +18,7 @@ COMMANDS = {
     "nodes": "dp_assets.cli.catalog:nodes",
     "docs": "dp_assets.cli.catalog:docs",
     "init-home": "dp_assets.cli.home:init_home",
+    "runs": "dp_io.cli:runs",
     "mcp-tools": "dp_resources.mcp_client:mcp_tools_command",
     "proxy": "dp_resources.proxy.cli:proxy_cli",
     "deploy": "dp_resources.deployment:deploy_cli",

@@ -39,4 +39,9 @@ def init_home() -> None:
     instance_file = dagster_home / "dagster.yaml"
     if not instance_file.exists():
         instance_file.write_text(LOCAL_INSTANCE + local_run_queue())
+    # Create the storage now: a webserver and a daemon starting together on an empty SQLite home
+    # can race on its migrations.
+    import dagster as dg
+
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     click.echo(f"DP_HOME={home}\nDAGSTER_HOME={dagster_home}")

@@ -1,0 +1,268 @@
+"""RunScopedIOManager: every output of every run kept under its run id, read back across runs.
+
+Dagster's stock filesystem IO manager keeps one file per asset and overwrites it on each
+materialisation, in place. Here each run writes under its own folder,
+``{base}/{run_id}/{flow_id}/{node_id}[/{partition}]{suffix}``, atomically, and records the path
+in the materialisation metadata. A reader then finds its upstream value in this order:
+
+1. the upstream ran in this run's plan, or in the parent run of a re-execution (Dagster tells us
+   which run produced it): that run's folder, so two concurrent runs never read each other;
+2. otherwise (the upstream was not selected): the ``path`` of the asset's latest
+   materialisation in the event log.
+
+Shaped like Dagster's ``UPathIOManager``: path policy in small methods (``key_path``,
+``output_stem``), serialisation in ``dump``/``load`` hooks, formats in :mod:`dp_io.formats`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from dp_io.errors import OutputNotFoundError
+from dp_io.formats import DEFAULT_FRAME_FORMAT, FORMAT_METADATA_KEY, check_format, decode, encode
+from dp_io.lookup import MaterializationRef, find_materialization, require_path
+from dp_io.metadata import output_metadata
+from dp_io.parts import read_parts, write_parts
+from dp_io.store import OutputStore, StoredOutput
+
+# Input metadata key: read a streamed upstream part by part (an iterator) instead of as one value.
+PARTS_METADATA_KEY = "dp/parts"
+_PLACEHOLDER_RUN_ID = "__EPHEMERAL_RUN_ID"
+
+
+class RunScopedIOManager(dg.ConfigurableIOManager):
+    """Keeps every output per run (Arrow/Parquet for DataFrames, JSON or pickle otherwise)."""
+
+    base_url: str | None = Field(
+        default=None,
+        description=(
+            "Folder or fsspec URL (file://, memory://, s3://...) under which runs are stored. "
+            "Default: DP_OUTPUTS_URL, else DP_HOME/outputs (read when used, not at import)."
+        ),
+    )
+    default_format: str = Field(
+        default=DEFAULT_FRAME_FORMAT,
+        description=(
+            "Format of DataFrame outputs unless the output's metadata sets 'dp/format': "
+            "'arrow' (Arrow IPC, uncompressed), 'arrow-lz4', 'parquet' or 'pickle'."
+        ),
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options (credentials via EnvVar), e.g. for s3fs.",
+    )
+    fsync: bool = Field(
+        default=False,
+        description="fsync each file and its folder before it becomes visible (power-loss safety).",
+    )
+    stale_after_seconds: float = Field(
+        default=3600.0,
+        description="Temporary files of writers on other hosts older than this are removed.",
+    )
+
+    # ---- path policy -------------------------------------------------------------------------
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        from dp_resources.settings import outputs_url
+
+        return outputs_url()
+
+    def store(self) -> OutputStore:
+        return OutputStore(
+            self.resolved_base_url(),
+            self.storage_options,
+            fsync=self.fsync,
+            stale_after_seconds=self.stale_after_seconds,
+        )
+
+    def key_path(self, context: dg.InputContext | dg.OutputContext) -> tuple[str, ...]:
+        """``(flow_id, node_id)`` for a flow asset; ``(step_key, output)`` for an op output."""
+        if context.has_asset_key:
+            return tuple(context.asset_key.path)
+        path = (context.step_key, context.name)
+        mapping_key = getattr(context, "mapping_key", None)
+        return path + ((mapping_key,) if mapping_key else ())
+
+    def output_partition(self, context: dg.OutputContext) -> str | None:
+        if not (context.has_asset_key and context.has_asset_partitions):
+            return None
+        keys = context.asset_partition_keys
+        if len(keys) != 1:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.asset_key.to_user_string()}: RunScopedIOManager stores one partition "
+                f"per output but this run covers {len(keys)}; launch the backfill with one run "
+                "per partition"
+            )
+        return str(keys[0])
+
+    def output_stem(
+        self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None
+    ) -> str:
+        return store.output_stem(run_id, key_path, partition)
+
+    def frame_format(self, context: dg.OutputContext) -> str:
+        value = (context.definition_metadata or {}).get(FORMAT_METADATA_KEY)
+        chosen = str(value) if value else self.default_format
+        try:
+            return check_format(chosen)
+        except ValueError as exc:
+            where = ".".join(self.key_path(context))
+            raise dg.DagsterInvalidDefinitionError(f"{where}: {exc}") from exc
+
+    # ---- dump/load hooks ---------------------------------------------------------------------
+
+    def dump(self, store: OutputStore, stem: str, obj: Any, frame_format: str) -> dict[str, Any]:
+        """Write one value or a stream; returns what the metadata needs."""
+        from dp_io.formats import is_stream
+
+        if is_stream(obj):
+            result = write_parts(store, stem, obj, frame_format)
+            return {
+                "path": result.path,
+                "bytes": result.bytes,
+                "format": "+".join(sorted(result.formats)) or frame_format,
+                "rows": result.rows,
+                "columns": result.columns,
+                "parts": result.parts,
+                "note": "; ".join(result.notes) or None,
+            }
+        encoded = encode(obj, frame_format)
+        path = stem + encoded.suffix
+        store.atomic_write(path, encoded.write)
+        return {
+            "path": path,
+            "bytes": store.size(path),
+            "format": encoded.format,
+            "rows": encoded.rows,
+            "columns": encoded.columns,
+            "parts": None,
+            "note": encoded.note,
+        }
+
+    def load(self, store: OutputStore, stored: StoredOutput, *, parts: bool = False) -> Any:
+        if stored.is_parts:
+            return read_parts(store, stored.path, lazy=parts)
+        value = decode(store.source(stored.path), stored.suffix)
+        return iter([value]) if parts else value
+
+    # ---- Dagster entry points ----------------------------------------------------------------
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        store = self.store()
+        stem = self.output_stem(
+            store, context.run_id, self.key_path(context), self.output_partition(context)
+        )
+        info = self.dump(store, stem, obj, self.frame_format(context))
+        info["path"] = store.to_url(info["path"])
+        context.add_output_metadata(output_metadata(**info))
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        parts = bool((context.definition_metadata or {}).get(PARTS_METADATA_KEY))
+        if context.has_asset_key and context.has_asset_partitions:
+            keys = [str(k) for k in context.asset_partition_keys]
+            if not keys:  # as Dagster's UPathIOManager: an input mapped to no partition
+                return None
+            values = {k: self._load_one(context, k, parts) for k in keys}
+            return values[keys[0]] if len(keys) == 1 else values
+        return self._load_one(context, None, parts)
+
+    def _load_one(self, context: dg.InputContext, partition: str | None, parts: bool) -> Any:
+        run_id = self._producing_run_id(context, partition)
+        if run_id is not None:
+            store = self.store()
+            stem = self.output_stem(store, run_id, self.key_path(context), partition)
+            stored = store.find_output(stem)
+            if stored is None:
+                raise OutputNotFoundError(
+                    f"{'.'.join(self.key_path(context))} was produced by run {run_id} but "
+                    f"nothing is stored at {store.to_url(stem)}.*; was it pruned, or written "
+                    "with another base_url?"
+                )
+            self._note_source(context, run_id, store.to_url(stored.path))
+            return self.load(store, stored, parts=parts)
+        if not context.has_asset_key:
+            raise OutputNotFoundError(
+                f"{_input_label(context)}: no run produced it and it is not an asset"
+            )
+        ref = find_materialization(context.instance, context.asset_key, partition_key=partition)
+        if ref is None:
+            where = f" partition {partition!r}" if partition is not None else ""
+            raise OutputNotFoundError(
+                f"{_input_label(context)} reads asset {context.asset_key.to_user_string()}{where}, "
+                "which has never been materialised: materialise it first"
+            )
+        self._note_source(context, ref.run_id, ref.path)
+        return self.load_ref(ref, parts=parts)
+
+    def _producing_run_id(self, context: dg.InputContext, partition: str | None) -> str | None:
+        """The run whose folder holds the upstream value, when Dagster knows it.
+
+        None for an upstream that is not part of this run (not selected): Dagster then hands us
+        an artificial upstream context with a placeholder run id.
+        """
+        upstream = context.upstream_output
+        if upstream is None:
+            return None
+        try:
+            run_id = upstream.run_id
+        except dg.DagsterInvariantViolationError:
+            return None
+        if not run_id or run_id == _PLACEHOLDER_RUN_ID:
+            return None
+        if partition is not None:
+            try:
+                produced = {str(k) for k in upstream.asset_partition_keys}
+            except Exception:  # noqa: BLE001 - an upstream without partitions of its own
+                produced = set()
+            if partition not in produced:
+                return None
+        return run_id
+
+    def _note_source(self, context: dg.InputContext, run_id: str, path: str | None) -> None:
+        context.log.debug(f"{_input_label(context)}: reading run {run_id} output {path}")
+        context.add_input_metadata({"dp/source_run_id": run_id, "dp/source_path": path or ""})
+
+    # ---- reading by reference (cross-run, retention, CLI) ------------------------------------
+
+    def load_path(self, url: str, *, parts: bool = False) -> Any:
+        """Read a stored output given its recorded ``path`` (a path or URL)."""
+        store = self.store_for(url)
+        path = store.to_path(url)
+        stored = store.classify(path)
+        if not store.exists(path):
+            raise OutputNotFoundError(
+                f"stored output {url} does not exist (pruned, or on another machine/base)"
+            )
+        return self.load(store, stored, parts=parts)
+
+    def load_ref(self, ref: MaterializationRef, *, parts: bool = False) -> Any:
+        try:
+            return self.load_path(require_path(ref), parts=parts)
+        except OutputNotFoundError as exc:
+            raise OutputNotFoundError(f"{ref.label}: {exc}") from exc
+
+    def store_for(self, url: str) -> OutputStore:
+        """A store on the filesystem of ``url`` (usually the configured base's)."""
+        import posixpath
+
+        base = self.store()
+        if (base.local and "://" not in url) or url.startswith(base.fs.unstrip_protocol(base.root)):
+            return base
+        return OutputStore(
+            posixpath.dirname(url.rstrip("/")),
+            self.storage_options,
+            fsync=self.fsync,
+            stale_after_seconds=self.stale_after_seconds,
+        )
+
+
+def _input_label(context: dg.InputContext) -> str:
+    try:
+        return f"input {context.name!r}"
+    except dg.DagsterInvariantViolationError:
+        return "input"

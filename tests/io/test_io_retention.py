@@ -1,0 +1,224 @@
+"""Retention: list, show, read and prune stored runs; the ``dp runs`` CLI; the daily schedule.
+
+Pruning must never delete an output that is still an asset's latest materialisation, and never
+touch a run that is still in progress in the Dagster instance.
+"""
+
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import io_flows
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dp_io.cli import runs as runs_cli
+from dp_io.io_manager import RunScopedIOManager
+from dp_io.lookup import load_latest_output
+from dp_io.retention import (
+    RetentionPolicy,
+    build_retention_schedule,
+    list_runs,
+    parse_duration,
+    prune,
+    read_output,
+    show_run,
+)
+
+
+@pytest.fixture
+def stored(
+    instance: dg.DagsterInstance, dp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Three finished runs of flow ``steps`` (all, all, a only), one run still STARTED with an
+    output folder, and an orphan folder no run record knows."""
+    monkeypatch.setenv("DP_TEST_LOG", str(tmp_path / "log"))
+    job = io_flows.steps_job()
+    r1 = job.execute_in_process(instance=instance).run_id
+    r2 = job.execute_in_process(instance=instance).run_id
+    r3 = job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["steps", "a"])]
+    ).run_id
+
+    base = dp_home / "outputs"
+    running = str(uuid.uuid4())
+    instance.add_run(
+        dg.DagsterRun(job_name="steps", run_id=running, status=dg.DagsterRunStatus.STARTED)
+    )
+    (base / running / "steps").mkdir(parents=True)
+    (base / running / "steps" / "a.json").write_text("1")
+
+    orphan = str(uuid.uuid4())
+    (base / orphan / "steps").mkdir(parents=True)
+    (base / orphan / "steps" / "a.json").write_text("2")
+    old = time.time() - 30 * 86400
+    os.utime(base / orphan / "steps" / "a.json", (old, old))
+    return {"r1": r1, "r2": r2, "r3": r3, "running": running, "orphan": orphan, "base": base}
+
+
+def _files(base: Path, run_id: str) -> list[str]:
+    root = base / run_id
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
+
+
+def test_prune_keeps_latest_materialisations_and_skips_runs_in_progress(stored, instance) -> None:
+    base = stored["base"]
+    report = prune(keep_last=1, older_than=None, flow="steps", instance=instance)
+
+    assert _files(base, stored["r3"]) == ["steps/a.arrow"]  # newest run: kept
+    assert _files(base, stored["r2"]) == ["steps/b.arrow", "steps/c.json"]  # still latest
+    assert _files(base, stored["r1"]) == [] and not (base / stored["r1"]).exists()
+    assert _files(base, stored["orphan"]) == []
+    assert _files(base, stored["running"]) == ["steps/a.json"]  # in progress: untouched
+    assert report.skipped_in_progress == [stored["running"]]
+    assert {r for r, _ in report.pruned} == {stored["r1"], stored["r2"], stored["orphan"]}
+    assert len(report.kept_latest) == 2 and report.freed_bytes > 0
+
+    # Every asset is still readable through its latest materialisation.
+    io = RunScopedIOManager()
+    assert load_latest_output(instance, dg.AssetKey(["steps", "c"]), io) == 60
+    assert len(load_latest_output(instance, dg.AssetKey(["steps", "a"]), io)) == 3
+
+
+def test_prune_dry_run_deletes_nothing(stored, instance) -> None:
+    before = {k: _files(stored["base"], v) for k, v in stored.items() if k != "base"}
+    report = prune(keep_last=1, flow="steps", instance=instance, dry_run=True)
+    assert report.dry_run and len(report.deleted) == 5  # r1: 3, r2: a, orphan: a
+    assert {k: _files(stored["base"], v) for k, v in stored.items() if k != "base"} == before
+
+
+def test_prune_older_than_alone_still_keeps_latest(stored, instance) -> None:
+    report = prune(older_than=timedelta(days=1), instance=instance, now=time.time() + 2 * 86400)
+    base = stored["base"]
+    kept = {run: _files(base, stored[run]) for run in ("r1", "r2", "r3")}
+    assert kept == {"r1": [], "r2": ["steps/b.arrow", "steps/c.json"], "r3": ["steps/a.arrow"]}
+    assert report.skipped_in_progress == [stored["running"]]
+
+
+def test_prune_with_both_rules_needs_both(stored, instance) -> None:
+    """keep_last=1 and older_than=1d: runs from just now are recent, so only the old orphan goes."""
+    report = prune(keep_last=1, older_than=timedelta(days=1), instance=instance)
+    assert [r for r, _ in report.pruned] == [stored["orphan"]]
+    assert _files(stored["base"], stored["r1"]) != []
+
+
+def test_list_show_read(stored, instance) -> None:
+    summaries = list_runs("steps", instance=instance)
+    ids = [s.run_id for s in summaries]
+    assert set(ids) == {stored[k] for k in ("r1", "r2", "r3", "running", "orphan")}
+    assert ids.index(stored["r3"]) < ids.index(stored["r2"]) < ids.index(stored["r1"])
+    by_id = {s.run_id: s for s in summaries}
+    assert by_id[stored["r1"]].outputs == 3 and by_id[stored["r1"]].status == "SUCCESS"
+    assert by_id[stored["orphan"]].status is None
+
+    detail = show_run(stored["r1"], instance=instance)
+    assert [(o.node_id, o.format) for o in detail.outputs] == [
+        ("a", "arrow"),
+        ("b", "arrow"),
+        ("c", "json"),
+    ]
+    assert all(o.bytes > 0 for o in detail.outputs)
+
+    b = read_output(stored["r1"], "b")
+    pd.testing.assert_frame_equal(b, pd.DataFrame({"x": [1, 2, 3], "y": [10, 20, 30]}))
+    assert read_output(stored["r1"], "c", "steps") == 60
+    with pytest.raises(FileNotFoundError, match="stored no output for node 'zzz'"):
+        read_output(stored["r1"], "zzz")
+
+
+def test_cli_list_show_read_prune(stored, tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(runs_cli, ["list", "steps"])
+    assert listed.exit_code == 0, listed.output
+    assert stored["r1"] in listed.output and "SUCCESS" in listed.output
+
+    shown = runner.invoke(runs_cli, ["show", stored["r1"]])
+    assert shown.exit_code == 0 and "steps/b" in shown.output and "arrow" in shown.output
+
+    printed = runner.invoke(runs_cli, ["read", stored["r1"], "b"])
+    assert printed.exit_code == 0 and "[3 rows x 2 columns]" in printed.output
+
+    out = tmp_path / "b.csv"
+    exported = runner.invoke(runs_cli, ["read", stored["r1"], "b", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert pd.read_csv(out, index_col=0)["y"].tolist() == [10, 20, 30]
+
+    missing = runner.invoke(runs_cli, ["read", stored["r1"], "nope"])
+    assert missing.exit_code != 0 and "dp runs show" in missing.output
+
+    usage = runner.invoke(runs_cli, ["prune"])
+    assert usage.exit_code != 0 and "--keep-last" in usage.output
+
+    pruned = runner.invoke(runs_cli, ["prune", "--keep-last", "1", "steps"])
+    assert pruned.exit_code == 0, pruned.output
+    assert "skipped (in progress)" in pruned.output and "kept (latest)" in pruned.output
+    assert _files(stored["base"], stored["r1"]) == []
+
+
+def test_retention_schedule_prunes_per_flow_policy(stored, instance) -> None:
+    schedule = build_retention_schedule({"steps": RetentionPolicy(keep_last=1)})
+    defs = dg.Definitions(schedules=[schedule])
+    defs.get_repository_def().load_all_definitions()
+    assert schedule.cron_schedule == "0 3 * * *"
+    result = defs.resolve_job_def("dp_retention_job").execute_in_process(instance=instance)
+    assert result.success
+    assert _files(stored["base"], stored["r1"]) == []
+    assert _files(stored["base"], stored["r2"]) == ["steps/b.arrow", "steps/c.json"]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({}, "keep_last, older_than_days or both"),
+        ({"keep_last": 0}, "greater than or equal"),
+        ({"keep": 1}, "Extra inputs"),
+    ],
+    ids=["empty", "zero", "unknown-key"],
+)
+def test_retention_policy_is_strict(value, error) -> None:
+    with pytest.raises(ValueError, match=error):
+        RetentionPolicy.model_validate(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("12h", timedelta(hours=12)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_parse_duration(text, expected) -> None:
+    assert parse_duration(text) == expected
+
+
+def test_parse_duration_refuses_garbage() -> None:
+    with pytest.raises(ValueError, match="unit s, m, h, d or w"):
+        parse_duration("7 days")
+
+
+def test_retention_on_memory_filesystem(
+    instance, dp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_base: str
+) -> None:
+    """The same listing and pruning through fsspec (memory://) instead of a local folder."""
+    monkeypatch.setenv("DP_TEST_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("DP_OUTPUTS_URL", memory_base)
+    job = io_flows.steps_job()
+    old = job.execute_in_process(instance=instance).run_id
+    new = job.execute_in_process(instance=instance).run_id
+    assert [s.run_id for s in list_runs("steps", instance=instance)] == [new, old]
+    assert show_run(old, instance=instance).summary.outputs == 3
+
+    report = prune(keep_last=1, flow="steps", instance=instance)
+    assert report.pruned == [(old, "steps")] and len(report.deleted) == 3
+    assert [s.run_id for s in list_runs(instance=instance)] == [new]
+    assert load_latest_output(instance, dg.AssetKey(["steps", "c"]), RunScopedIOManager()) == 60
