@@ -101,6 +101,8 @@ class NodeContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("dp.node"))
     metadata: dict[str, Any] = field(default_factory=dict)
     catalog: Catalog | None = None  # for nodes that run sub-chains (TryCatch, ForEach)
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+    instance: Any = None  # the DagsterInstance, for nodes that read earlier runs (ForEach retries)
 
     def resource(self, key: str) -> Any:
         try:

@@ -60,7 +60,7 @@ def run_flow_step(
             context.log.info(f"node '{node.id}' skipped: an input did not run")
             continue
         ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
-                          catalog=plan.catalog)
+                          catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
         try:
             result = _call_with_retries(node, ctx, params, inputs, context)
         except NodeFailed:

@@ -191,8 +191,6 @@ def test_adaptive_cards_fan_out_retries_dead_letters_upsert_and_schedule(locatio
                                       expected_cards(users, list(SNAPSHOTS)), check_dtype=False)
 
 
-@pytest.mark.xfail(strict=True, reason="ForEach does not read the dp/retry_items tag yet (see "
-                   "dp_sensors/triggers/dead_letters.py): a retry run repeats every item")
 def test_adaptive_cards_retry_run_takes_only_the_failed_items(location, t2a, cards_db):
     """`dp retry-failed RUN`: only the failed organisation and user run again."""
     with dg.DagsterInstance.get() as instance:

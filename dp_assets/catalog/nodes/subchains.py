@@ -13,6 +13,8 @@ must include ``body_resources(params, catalog)`` so the Dagster step gets them.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -253,7 +255,7 @@ def for_each(ctx: NodeContext, params: ForEachParams, inputs: dict[str, Any]) ->
     df: pd.DataFrame = inputs["input"]
     if not len(df):
         return NodeOutputs({"result": run_body(ctx, params, df), "failed": SKIPPED})
-    items = _items(df, params)
+    items = _only_failed_before(ctx, params, _items(df, params))
 
     def run(item: tuple[Any, pd.DataFrame]) -> tuple[str, Any]:
         key, frame = item
@@ -270,9 +272,7 @@ def for_each(ctx: NodeContext, params: ForEachParams, inputs: dict[str, Any]) ->
             if value is not SKIPPED:
                 results.append(value)
             continue
-        keys = dict(zip(as_list(params.group_by), key if isinstance(key, tuple) else (key,))) if params.group_by \
-            else {"row": key}
-        failed.append({**keys, **_error_row(value), "input": _input_json(frame)})
+        failed.append({**_item_key(key, params), **_error_row(value), "input": _input_json(frame)})
     ctx.add_metadata(items=len(items), items_failed=len(failed),
                      failed_items=[{k: v for k, v in f.items() if k != "input"} for f in failed[:50]])
     for row in failed[:5]:
@@ -282,6 +282,30 @@ def for_each(ctx: NodeContext, params: ForEachParams, inputs: dict[str, Any]) ->
                            f"first: {failed[0]['error_type']}: {failed[0]['message']}")
     result = pd.concat(results, ignore_index=params.ignore_index) if results else SKIPPED
     return NodeOutputs({"result": result, "failed": pd.DataFrame(failed) if failed else SKIPPED})
+
+
+def _item_key(key: Any, params: ForEachParams) -> dict[str, Any]:
+    if params.group_by:
+        return dict(zip(as_list(params.group_by), key if isinstance(key, tuple) else (key,)))
+    return {"row": key}
+
+
+def _only_failed_before(ctx: NodeContext, params: ForEachParams, items: list) -> list:
+    """In a run launched by ``dp retry-failed RUN`` (tag ``dp/retry_items``), only RUN's failed items."""
+    from dp_sensors.triggers.dead_letters import RETRY_ITEMS_TAG, failed_items_of
+
+    earlier_run = ctx.run_tags.get(RETRY_ITEMS_TAG)
+    if not earlier_run or ctx.instance is None:
+        return items
+    failed = failed_items_of(ctx.instance, earlier_run).get(ctx.node_id, [])
+
+    def canonical(record: dict[str, Any]) -> str:
+        return json.dumps({k: record.get(k) for k in sorted(_item_key(items[0][0], params))}, default=str)
+
+    wanted = {canonical(record) for record in failed}
+    chosen = [item for item in items if canonical(_item_key(item[0], params)) in wanted]
+    ctx.log.info(f"{ctx.node_id}: retrying {len(chosen)} of {len(items)} items that failed in run {earlier_run}")
+    return chosen
 
 
 def _catalog_schema_hook(params: Any, inputs: dict) -> ColumnSchema | None:
