@@ -1,0 +1,108 @@
+"""Shared set-up for measurements: an isolated platform home, publishing specs, timing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PLATFORM_ENV = ("DP_HOME", "DAGSTER_HOME", "DP_FLOWS_DIR", "DP_STORE_URL", "DP_DATA_DIR",
+                "DP_OUTPUTS_URL", "DP_EXECUTOR")
+
+
+@contextmanager
+def isolated_home(prefix: str = "dp-bench-") -> Iterator[Path]:
+    """An empty embedded-default home (SQLite store and Dagster instance) in a temp folder.
+
+    Sets the platform's environment variables for the duration and restores them after, so a
+    measurement never touches the developer's ``.dp_home``.
+    """
+    saved = {key: os.environ.get(key) for key in PLATFORM_ENV}
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    home = tmp / "home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "data").mkdir()
+    os.environ.update({"DP_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "DP_FLOWS_DIR": ""})
+    for key in ("DP_STORE_URL", "DP_DATA_DIR", "DP_OUTPUTS_URL", "DP_EXECUTOR"):
+        os.environ.pop(key, None)
+    try:
+        yield home
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def flow_store(home: Path):
+    from dp_resources.store import FlowStore
+
+    store = FlowStore(f"sqlite:///{home / 'store.db'}")
+    store.upgrade()
+    return store
+
+
+def publish_all(store: Any, specs: Sequence[Mapping[str, Any]], catalog: Any = None) -> None:
+    """Validate and store each spec, as ``dp publish`` does."""
+    from dp_assets.catalog import default_catalog
+    from dp_assets.publishing import publish_spec
+
+    catalog = catalog or default_catalog()
+    for spec in specs:
+        publish_spec(store, spec, catalog)
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds and the last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return times, result
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def frames_equal(actual: Any, expected: Any) -> str:
+    """``"ok"`` or what differs: the correctness check every timed row depends on."""
+    import pandas as pd
+
+    try:
+        pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected.reset_index(drop=True),
+                                      check_exact=False, rtol=1e-9, check_dtype=False)
+    except AssertionError as exc:
+        return "FAILED: " + str(exc).replace("\n", " ")[:300]
+    return "ok"
+
+
+def checksum(df: Any) -> str:
+    """Row count and a content hash (order-sensitive), as recorded beside a timing."""
+    import pandas as pd
+
+    rounded = df.copy()
+    for column in rounded.select_dtypes("float").columns:
+        rounded[column] = rounded[column].round(6)
+    digest = int(pd.util.hash_pandas_object(rounded, index=False).sum()) & 0xFFFFFFFFFFFF
+    return f"{len(df)} rows, {digest:012x}"

@@ -1,0 +1,45 @@
+"""The workloads, in the order they run and appear in the report."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from bench.results import Row
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    module: str
+    title: str
+
+
+WORKLOADS = (
+    Workload("overhead", "bench.workloads.overhead", "1. Per-node overhead"),
+    Workload("data_work", "bench.workloads.data_work", "2. Data work (join, filter, aggregate, window, pivot)"),
+    Workload("load_time", "bench.workloads.load_time", "3. Code location load time"),
+    Workload("io", "bench.workloads.io", "4. IO (bench.io_bench)"),
+    Workload("events", "bench.workloads.events", "5. Events"),
+    Workload("scale_out", "bench.workloads.scale_out", "6. Scale-out (Celery)"),
+    Workload("run_start", "bench.workloads.run_start", "7. Run start and launchRun"),
+    Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
+)
+BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+@dataclass
+class RunContext:
+    """What a workload's ``run`` gets: the size, and a row factory stamped with command and env."""
+
+    smoke: bool
+    command: str
+    env_id: str
+
+    def row(self, workload: str, case: str, measure: str, value: float | None, unit: str, **kw) -> Row:
+        return Row(workload=workload, case=case, measure=measure, value=value, unit=unit,
+                   command=self.command, env=self.env_id, smoke=self.smoke, **kw)
+
+
+def load(workload: Workload):
+    return importlib.import_module(workload.module)

@@ -1,0 +1,223 @@
+"""Workload 2, data work: joins, a filter, a computed column, an aggregate, a window and a pivot.
+
+The same operations two ways, each in its own child process (so peak RSS is that measurement's
+own high-water mark):
+
+- the platform: a flow spec (FileInput x3 -> JoinMerge x2 -> FilterRows -> AddModifyColumn ->
+  GroupAggregate -> WindowFunctions and PivotTable -> FileWriter x2) published to the SQLite flow
+  store and run by its job in process on the embedded default's instance; every node's output is
+  kept by the run-scoped IO manager, as in any run;
+- the same calls written by hand in pandas, as a script would (``df = df.merge(...)``).
+
+Both write their two results to Parquet; the parent compares them (row count and checksum, then
+``assert_frame_equal``) before any time is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.results import WorkloadResult
+
+if TYPE_CHECKING:
+    from bench.registry import RunContext
+
+FLOW_ID = "bench_data_work"
+REGIONS = ["EU", "US", "APAC", "LATAM", "MEA"]
+SEGMENTS = ["consumer", "smb", "enterprise", "public"]
+
+
+def data_dir(rows: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"dp-bench-data-{rows}"
+
+
+def generate(rows: int, seed: int = 7) -> dict[str, Any]:
+    """Child entry point: orders (``rows``), customers and products as Parquet, cached by size."""
+    import numpy as np
+    import pandas as pd
+
+    folder = data_dir(rows)
+    done = folder / ".complete"
+    if done.exists():
+        return {"folder": str(folder), "cached": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_customers, n_products = max(rows // 10, 10), max(rows // 100, 10)
+    customers = pd.DataFrame({
+        "customer_id": np.arange(n_customers, dtype="int64"),
+        "region": pd.Categorical(rng.choice(REGIONS, n_customers)).astype(str),
+        "segment": rng.choice(SEGMENTS, n_customers).astype(object),
+    })
+    products = pd.DataFrame({
+        "product_id": np.arange(n_products, dtype="int64"),
+        "category": np.char.add("cat", rng.integers(0, 20, n_products).astype(str)).astype(object),
+    })
+    orders = pd.DataFrame({
+        "order_id": np.arange(rows, dtype="int64"),
+        "customer_id": rng.integers(0, n_customers, rows),
+        "product_id": rng.integers(0, n_products, rows),
+        "quantity": rng.integers(1, 10, rows),
+        "unit_price": rng.integers(100, 100_000, rows) / 100,
+        "day": rng.integers(0, 365, rows),
+    })
+    customers.to_parquet(folder / "customers.parquet", index=False)
+    products.to_parquet(folder / "products.parquet", index=False)
+    orders.to_parquet(folder / "orders.parquet", index=False)
+    done.write_text("ok")
+    return {"folder": str(folder), "cached": False}
+
+
+def flow_spec() -> dict[str, Any]:
+    def source(name: str) -> dict[str, Any]:
+        return {"id": name, "type": "FileInput", "params": {"path": f"{name}.parquet"}}
+
+    return {
+        "id": FLOW_ID,
+        "name": "Benchmark data work",
+        "nodes": [
+            source("orders"), source("customers"), source("products"),
+            {"id": "with_customer", "type": "JoinMerge", "inputs": {"left": "orders", "right": "customers"},
+             "params": {"how": "inner", "on": "customer_id"}},
+            {"id": "with_product", "type": "JoinMerge", "inputs": {"left": "with_customer", "right": "products"},
+             "params": {"how": "inner", "on": "product_id"}},
+            {"id": "kept", "type": "FilterRows", "inputs": ["with_product"],
+             "params": {"condition": "quantity >= 2 and segment != 'consumer'"}},
+            {"id": "priced", "type": "AddModifyColumn", "inputs": ["kept"],
+             "params": {"column": "amount", "expression": "quantity * unit_price"}},
+            {"id": "daily", "type": "GroupAggregate", "inputs": ["priced"],
+             "params": {"by": ["region", "category", "day"],
+                        "agg": {"revenue": ["amount", "sum"], "orders": ["order_id", "count"]}}},
+            {"id": "running", "type": "WindowFunctions", "inputs": ["daily"],
+             "params": {"partition_by": ["region", "category"], "order_by": "day",
+                        "functions": [{"output": "running_revenue", "function": "cumsum", "column": "revenue"},
+                                      {"output": "previous_revenue", "function": "lag", "column": "revenue"}]}},
+            {"id": "by_region", "type": "PivotTable", "inputs": ["daily"],
+             "params": {"index": "day", "columns": "region", "values": "revenue", "aggfunc": "sum"}},
+            {"id": "write_running", "type": "FileWriter", "inputs": ["running"],
+             "params": {"path": "out/platform_running.parquet"}},
+            {"id": "write_pivot", "type": "FileWriter", "inputs": ["by_region"],
+             "params": {"path": "out/platform_pivot.parquet"}},
+        ],
+    }
+
+
+def by_hand(folder: Path, out_prefix: str) -> None:
+    """The same work as a pandas user writes it."""
+    import pandas as pd
+
+    orders = pd.read_parquet(folder / "orders.parquet")
+    customers = pd.read_parquet(folder / "customers.parquet")
+    products = pd.read_parquet(folder / "products.parquet")
+    df = orders.merge(customers, how="inner", on="customer_id")
+    df = df.merge(products, how="inner", on="product_id")
+    df = df[(df["quantity"] >= 2) & (df["segment"] != "consumer")]
+    df = df.assign(amount=df["quantity"] * df["unit_price"])
+    daily = (df.groupby(["region", "category", "day"])
+             .agg(revenue=("amount", "sum"), orders=("order_id", "count")).reset_index())
+    del df
+    ordered = daily.sort_values("day", kind="stable")
+    grouped = ordered.groupby(["region", "category"], sort=False, dropna=False)["revenue"]
+    running = daily.assign(running_revenue=grouped.cumsum(), previous_revenue=grouped.shift(1))
+    pivot = pd.pivot_table(daily, index="day", columns="region", values="revenue", aggfunc="sum")
+    pivot.columns = [str(c) for c in pivot.columns]
+    pivot = pivot.reset_index()
+    running.to_parquet(folder / "out" / f"{out_prefix}_running.parquet", index=False)
+    pivot.to_parquet(folder / "out" / f"{out_prefix}_pivot.parquet", index=False)
+
+
+def pandas_run(folder: str) -> dict[str, Any]:
+    """Child entry point: the hand-written pandas version, timed."""
+    import pandas  # noqa: F401 - imports are not part of the work
+    import pyarrow.parquet  # noqa: F401
+
+    from bench.child import current_rss_mb
+
+    (Path(folder) / "out").mkdir(exist_ok=True)
+    baseline = current_rss_mb()
+    started = time.perf_counter()
+    by_hand(Path(folder), "pandas")
+    return {"seconds": time.perf_counter() - started, "baseline_rss_mb": baseline}
+
+
+def platform_run(folder: str) -> dict[str, Any]:
+    """Child entry point: publish the flow, build the code location, run the job; time the run."""
+    import dagster as dg
+
+    from bench.child import current_rss_mb
+    from bench.harness import flow_store, isolated_home, publish_all
+    from bench.workloads.overhead import instance_yaml
+    from dp_assets.location import build_code_location
+
+    (Path(folder) / "out").mkdir(exist_ok=True)
+    with isolated_home() as home:
+        os.environ["DP_DATA_DIR"] = folder
+        (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
+        store = flow_store(home)
+        publish_all(store, [flow_spec()])
+        defs = build_code_location(store=store, flows_folder=None)
+        job = defs.resolve_job_def(FLOW_ID)
+        instance = dg.DagsterInstance.get()
+        baseline = current_rss_mb()
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance)
+        seconds = time.perf_counter() - started
+        assert result.success, "the data-work flow failed"
+        outputs = home / "outputs"
+        kept = sum(p.stat().st_size for p in outputs.rglob("*") if p.is_file())
+        instance.dispose()
+    return {"seconds": seconds, "baseline_rss_mb": baseline, "kept_bytes": kept}
+
+
+def compare(folder: Path) -> tuple[str, str]:
+    """Correctness first: the platform's outputs against the pandas ones."""
+    import pandas as pd
+
+    from bench.harness import checksum, frames_equal
+
+    checks, sums = [], []
+    for name in ("running", "pivot"):
+        platform = pd.read_parquet(folder / "out" / f"platform_{name}.parquet")
+        plain = pd.read_parquet(folder / "out" / f"pandas_{name}.parquet")
+        same_sum = checksum(platform) == checksum(plain)
+        verdict = frames_equal(platform, plain)
+        checks.append(verdict if verdict != "ok" or same_sum else "FAILED: checksums differ")
+        sums.append(f"{name}: {checksum(plain)}")
+    bad = [c for c in checks if c != "ok"]
+    return ("ok" if not bad else "; ".join(bad)), "; ".join(sums)
+
+
+def run(ctx: RunContext) -> WorkloadResult:
+    from bench.child import run_child
+
+    sizes = [20_000] if ctx.smoke else [1_000_000, 10_000_000]
+    result = WorkloadResult("data_work", "2. Data work (join x2, filter, column, aggregate, window, pivot)")
+    for rows in sizes:
+        folder = Path(run_child("bench.workloads.data_work:generate", {"rows": rows})["folder"])
+        plain = run_child("bench.workloads.data_work:pandas_run", {"folder": str(folder)})
+        platform = run_child("bench.workloads.data_work:platform_run", {"folder": str(folder)})
+        check, sums = compare(folder)
+        case = f"{rows:,} rows"
+        seconds_ratio = platform["seconds"] / plain["seconds"]
+        mem_ratio = platform["peak_rss_mb"] / plain["peak_rss_mb"]
+        work_platform = platform["peak_rss_mb"] - platform["baseline_rss_mb"]
+        work_plain = plain["peak_rss_mb"] - plain["baseline_rss_mb"]
+        result.rows += [
+            ctx.row("data_work", case, "run time", platform["seconds"], "s", anchor=plain["seconds"],
+                    anchor_label="pandas by hand", target="<= 1.3x", met=seconds_ratio <= 1.3, check=check,
+                    notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs"),
+            ctx.row("data_work", case, "peak RSS", platform["peak_rss_mb"], "MB", anchor=plain["peak_rss_mb"],
+                    anchor_label="pandas by hand", target="<= 1.5x", met=mem_ratio <= 1.5, check=check,
+                    notes="whole process high-water mark, imports included"),
+            ctx.row("data_work", case, "peak RSS above baseline", work_platform, "MB", anchor=work_plain,
+                    anchor_label="pandas by hand", check=check,
+                    notes=f"baseline = RSS after imports and set-up: platform {platform['baseline_rss_mb']:.0f} MB, "
+                    f"pandas {plain['baseline_rss_mb']:.0f} MB"),
+            ctx.row("data_work", case, "process wall time", platform["process_wall_seconds"], "s",
+                    anchor=plain["process_wall_seconds"], anchor_label="pandas by hand", check=check,
+                    notes="from process start: imports, (platform) store + location build, run"),
+        ]
+    return result

@@ -1,0 +1,167 @@
+"""Workload 3, load time: a code location of N stored flows of 5 nodes, to a serialised snapshot.
+
+Each measurement is a fresh child process, timed from process start (interpreter and imports
+included) until the repository snapshot is serialised, as a code server does before the UI can
+show anything:
+
+- the platform: ``build_code_location`` over a SQLite flow store holding N published flows
+  (published beforehand by another child, not timed), one multi-asset and one job per flow;
+- hand-written Dagster: the same 5N assets as one ``@asset`` per node (key, group and deps as the
+  platform's), without jobs, and with one ``define_asset_job`` per flow.
+
+The snapshot is ``RepositorySnap.from_def(repo, defer_snapshots=...)`` then ``serialize_value``;
+``defer_snapshots=True`` is what a gRPC code server (``dagster dev``) sends, ``False`` builds
+every job's snapshot as well.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.results import WorkloadResult
+
+if TYPE_CHECKING:
+    from bench.registry import RunContext
+
+NODES = ("source", "sorted", "selected", "kept", "totals")
+
+
+def flow_spec(i: int) -> dict[str, Any]:
+    rows = [{"id": k, "group": f"g{k % 3}", "value": float(k * i % 17)} for k in range(4)]
+    return {
+        "id": f"flow_{i:05d}",
+        "name": f"Flow {i}",
+        "nodes": [
+            {"id": "source", "type": "StaticData", "params": {"rows": rows}},
+            {"id": "sorted", "type": "SortData", "inputs": ["source"], "params": {"by": "value"}},
+            {"id": "selected", "type": "SelectColumns", "inputs": ["sorted"], "params": {"columns": ["group", "value"]}},
+            {"id": "kept", "type": "FilterRows", "inputs": ["selected"], "params": {"condition": f"value > {i % 5}"}},
+            {"id": "totals", "type": "GroupAggregate", "inputs": ["kept"],
+             "params": {"by": "group", "agg": {"total": ["value", "sum"]}}},
+        ],
+    }
+
+
+def store_path(flows: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"dp-bench-store-{flows}.db"
+
+
+def prepare(flows: int) -> dict[str, Any]:
+    """Child entry point: publish N flows into a SQLite flow store (cached by N)."""
+    from bench.harness import publish_all
+    from dp_resources.store import FlowStore
+
+    path = store_path(flows)
+    done = path.with_suffix(".complete")
+    if done.exists():
+        return {"path": str(path), "cached": True}
+    path.unlink(missing_ok=True)
+    store = FlowStore(f"sqlite:///{path}")
+    store.upgrade()
+    started = time.perf_counter()
+    publish_all(store, [flow_spec(i) for i in range(flows)])
+    done.write_text("ok")
+    return {"path": str(path), "cached": False, "publish_seconds": time.perf_counter() - started}
+
+
+def _snapshot(defs: Any, defer: bool) -> int:
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    repo = defs.get_repository_def()
+    return len(serialize_value(RepositorySnap.from_def(repo, defer_snapshots=defer)))
+
+
+def platform_load(path: str, defer: bool) -> dict[str, Any]:
+    """Child entry point: the platform's code location over the stored flows."""
+    started = time.perf_counter()
+    from bench.harness import isolated_home
+    from dp_assets.location import build_code_location
+    from dp_resources.store import FlowStore
+
+    imported = time.perf_counter()
+    with isolated_home():
+        defs = build_code_location(store=FlowStore(f"sqlite:///{path}"), flows_folder=None)
+        built = time.perf_counter()
+        size = _snapshot(defs, defer)
+    done = time.perf_counter()
+    jobs = len([j for j in defs.resolve_all_job_defs() if not j.name.startswith("__")])
+    return {"import": imported - started, "build": built - imported, "snapshot": done - built,
+            "bytes": size, "jobs": jobs}
+
+
+def handwritten_defs(flows: int, with_jobs: bool):
+    import dagster as dg
+
+    assets, jobs = [], []
+    for i in range(flows):
+        flow = f"flow_{i:05d}"
+        keys = []
+        for position, node in enumerate(NODES):
+            deps = [dg.AssetKey([flow, NODES[position - 1]])] if position else []
+
+            @dg.asset(key=[flow, node], deps=deps, group_name=flow)
+            def _node(context):
+                return None
+
+            assets.append(_node)
+            keys.append(dg.AssetKey([flow, node]))
+        if with_jobs:
+            jobs.append(dg.define_asset_job(flow, selection=dg.AssetSelection.assets(*keys)))
+    return dg.Definitions(assets=assets, jobs=jobs)
+
+
+def handwritten_load(flows: int, with_jobs: bool, defer: bool) -> dict[str, Any]:
+    """Child entry point: the same assets written by hand, one ``@asset`` per node."""
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+
+    imported = time.perf_counter()
+    defs = handwritten_defs(flows, with_jobs)
+    built = time.perf_counter()
+    size = _snapshot(defs, defer)
+    done = time.perf_counter()
+    return {"import": imported - started, "build": built - imported, "snapshot": done - built, "bytes": size}
+
+
+def run(ctx: RunContext) -> WorkloadResult:
+    from bench.child import run_child
+
+    sizes = [20] if ctx.smoke else [100, 1000, 5000]
+    defer = True
+    result = WorkloadResult("load_time", "3. Code location load time (process start -> serialised snapshot)")
+    for flows in sizes:
+        path = run_child("bench.workloads.load_time:prepare", {"flows": flows})["path"]
+        platform = run_child("bench.workloads.load_time:platform_load", {"path": path, "defer": defer})
+        bare = run_child("bench.workloads.load_time:handwritten_load",
+                         {"flows": flows, "with_jobs": False, "defer": defer})
+        with_jobs = None
+        if flows <= 1000 and not ctx.smoke:
+            with_jobs = run_child("bench.workloads.load_time:handwritten_load",
+                                  {"flows": flows, "with_jobs": True, "defer": defer})
+        check = "ok" if platform["jobs"] == flows else f"FAILED: {platform['jobs']} jobs for {flows} flows"
+        case = f"{flows:,} flows x 5 nodes"
+        wall = platform["process_wall_seconds"]
+        phases = (f"platform: import {platform['import']:.1f} s, build {platform['build']:.1f} s, "
+                  f"snapshot {platform['snapshot']:.1f} s ({platform['bytes'] / 1e6:.1f} MB), "
+                  f"peak {platform['peak_rss_mb']:.0f} MB; hand-written build {bare['build']:.1f} s, "
+                  f"snapshot {bare['snapshot']:.1f} s")
+        result.rows.append(ctx.row(
+            "load_time", case, "load, a job per flow", wall, "s", anchor=bare["process_wall_seconds"],
+            anchor_label="hand-written @asset per node, no jobs",
+            target="<= 1.0x" if flows == 1000 else "", met=(wall <= bare["process_wall_seconds"]) if flows == 1000 else None,
+            check=check, notes=phases))
+        if with_jobs is not None:
+            result.rows.append(ctx.row(
+                "load_time", case, "load, a job per flow", wall, "s", anchor=with_jobs["process_wall_seconds"],
+                anchor_label="hand-written @asset per node + asset job per flow", check=check,
+                notes=f"hand-written with jobs: build {with_jobs['build']:.1f} s, snapshot {with_jobs['snapshot']:.1f} s"))
+        else:
+            result.rows.append(ctx.row(
+                "load_time", case, "load, a job per flow", wall, "s",
+                anchor_label="hand-written + job per flow: not measured at this size (smoke, or 5,000 flows: many minutes)",
+                check=check))
+    return result

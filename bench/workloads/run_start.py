@@ -1,0 +1,180 @@
+"""Workload 7, run start and ``launchRun``.
+
+Run start: a run worker as Dagster starts one, ``dagster job execute -m dp_assets.definitions -j
+FLOW`` in a fresh process, timed from process start to the run's ``STEP_START`` event (read from
+the instance's event log): with the code location holding one flow (anchor) and N flows. The
+difference is what the size of the location costs every run.
+
+``launchRun``: ``dagster-webserver -m dp_assets.definitions`` on loopback over the same N-flow
+store, an instance with the ``QueuedRunCoordinator`` (no daemon, so runs queue and the figure is
+the webserver's own submit path), and ``launchRun`` posted M times; response time p50/p95.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.results import WorkloadResult
+
+if TYPE_CHECKING:
+    from bench.registry import RunContext
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+QUEUED = """\
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+telemetry:
+  enabled: false
+"""
+
+
+def _home(store: Path) -> tuple[Path, dict[str, str]]:
+    tmp = Path(tempfile.mkdtemp(prefix="dp-bench-runstart-"))
+    (tmp / "dagster").mkdir()
+    db = tmp / "store.db"
+    shutil.copy(store, db)
+    env = {**os.environ, "DP_HOME": str(tmp), "DAGSTER_HOME": str(tmp / "dagster"), "DP_FLOWS_DIR": "",
+           "DP_STORE_URL": f"sqlite:///{db}", "PYTHONPATH": str(REPO_ROOT)}
+    for key in ("DP_DATA_DIR", "DP_OUTPUTS_URL", "DP_EXECUTOR"):
+        env.pop(key, None)
+    return tmp, env
+
+
+def run_worker_start(store: str, flow_id: str) -> dict[str, Any]:
+    """Process start -> STEP_START of a ``dagster job execute`` run (not a child entry point)."""
+    import dagster as dg
+
+    tmp, env = _home(Path(store))
+    try:
+        (tmp / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        started_wall = time.time()
+        done = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "dp_assets.definitions",
+                               "-j", flow_id], env=env, cwd=tmp, capture_output=True, check=False, text=True, timeout=900)
+        total = time.time() - started_wall
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster job execute failed: {done.stderr[-2000:]}")
+        saved = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        try:
+            with dg.DagsterInstance.get() as instance:
+                run = instance.get_runs(limit=1)[0]
+                records = instance.get_records_for_run(run.run_id).records
+                step_start = next(r.event_log_entry.timestamp for r in records
+                                  if r.event_log_entry.dagster_event_type == dg.DagsterEventType.STEP_START)
+        finally:
+            if saved is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = saved
+        return {"to_step_start": step_start - started_wall, "total": total}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+
+
+def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any]:
+    """``launchRun`` response times against a real webserver on loopback."""
+    import httpx
+
+    from bench.harness import percentile
+
+    tmp, env = _home(Path(store))
+    (tmp / "dagster" / "dagster.yaml").write_text(QUEUED)
+    port = _free_port()
+    log = open(tmp / "webserver.log", "w")  # noqa: SIM115 - the server writes to it until stopped
+    started = time.perf_counter()
+    server = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                               "-m", "dp_assets.definitions"], env=env, cwd=tmp, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        with httpx.Client(timeout=120) as client:
+            location = None
+            deadline = time.time() + 900
+            while location is None:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("webserver did not come up: " + (tmp / "webserver.log").read_text()[-2000:])
+                try:
+                    data = client.post(url, json={"query": LOCATIONS}).json()
+                    entries = data["data"]["workspaceOrError"]["locationEntries"]
+                    location = entries[0]["name"] if entries else None
+                except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                    time.sleep(0.5)
+            ready = time.perf_counter() - started
+            times, ok = [], 0
+            for i in range(launches):
+                params = {"selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
+                                       "jobName": flow_ids[i % len(flow_ids)]}, "runConfigData": {}}
+                t0 = time.perf_counter()
+                reply = client.post(url, json={"query": LAUNCH, "variables": {"params": params}}).json()
+                times.append(time.perf_counter() - t0)
+                if reply.get("data", {}).get("launchRun", {}).get("__typename") == "LaunchRunSuccess":
+                    ok += 1
+                elif i == 0:
+                    raise RuntimeError(f"launchRun failed: {reply}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"ready": ready, "p50": percentile(times, 50), "p95": percentile(times, 95), "ok": ok,
+            "launches": launches}
+
+
+def run(ctx: RunContext) -> WorkloadResult:
+    from bench.child import run_child
+    from bench.workloads.load_time import flow_spec
+
+    flows, launches = (20, 2) if ctx.smoke else (1000, 50)
+    result = WorkloadResult("run_start", "7. Run start (run worker) and GraphQL launchRun")
+    one = run_child("bench.workloads.load_time:prepare", {"flows": 1})["path"]
+    many = run_child("bench.workloads.load_time:prepare", {"flows": flows})["path"]
+    first = flow_spec(0)["id"]
+    repeats = 1 if ctx.smoke else 3
+    small = min((run_worker_start(one, first) for _ in range(repeats)), key=lambda r: r["to_step_start"])
+    big = min((run_worker_start(many, first) for _ in range(repeats)), key=lambda r: r["to_step_start"])
+    extra = big["to_step_start"] - small["to_step_start"]
+    result.rows.append(ctx.row(
+        "run_start", f"{flows:,} flows", "process start -> first step started", big["to_step_start"], "s",
+        anchor=small["to_step_start"], anchor_label="location of 1 flow", target="< 2 s beyond 1 flow",
+        met=extra < 2.0, check="ok",
+        notes=f"{extra:+.1f} s beyond a 1-flow location (best of {repeats}); `dagster job execute` (loads the whole location "
+        "before the run)"))
+    launched = launch_runs(many, [flow_spec(i)["id"] for i in range(min(flows, 50))], launches)
+    check = "ok" if launched["ok"] == launches else f"FAILED: {launched['ok']}/{launches} launches succeeded"
+    result.rows += [
+        ctx.row("run_start", f"{flows:,} flows, {launches} launches", "launchRun response p95",
+                launched["p95"] * 1000, "ms", target="< 500 ms", met=launched["p95"] < 0.5, check=check,
+                notes=f"p50 {launched['p50'] * 1000:.0f} ms; QueuedRunCoordinator, no daemon; webserver ready "
+                f"{launched['ready']:.0f} s after start"),
+    ]
+    return result
