@@ -102,20 +102,30 @@ def build_code_location(
         report.problems.update(import_folder(store, Path(folder), catalog).problems)
     executors = FlowExecutors()
     flow_defs = []
+    retention: dict[str, dict] = {}
     for flow_id, version, spec in store.published_specs():
         try:
             validated = validate_spec(spec, catalog, check_schemas=False)
             executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
             flow_defs.append(build_flow_definitions(validated, catalog, translator, executor))
             report.flows.append(flow_id)
+            policy = validated.flow.retention
+            if policy and (policy.keep_last or policy.older_than_days):
+                retention[flow_id] = policy.model_dump()
         except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
             report.problems[f"flow {flow_id} (version {version})"] = f"{type(exc).__name__}: {exc}"
             log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
     report.seconds = time.perf_counter() - started
     log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds,
              len(report.problems))
+    schedules = []
+    if retention:  # one daily schedule prunes every flow's run outputs by its `retention:` block
+        from dp_io.retention import build_retention_schedule
+
+        schedules.append(build_retention_schedule(retention))
     platform = dg.Definitions(
         assets=[_load_report_asset(report)],
+        schedules=schedules,
         resources=resources if resources is not None else default_resources(),
         executor=executors.default,
     )

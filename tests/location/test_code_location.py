@@ -119,3 +119,15 @@ def test_materialising_one_asset_reads_upstream_from_its_latest_run(flows_dir, d
     expected = first.output_for_node("sales_summary__step", "against_target").sort_values(
         "revenue", ascending=False, kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(second.output_for_node("sales_summary__step", "ranked"), expected)
+
+
+def test_retention_in_a_spec_becomes_the_daily_prune_schedule(flows_dir):
+    def flows_with_retention() -> int:
+        description = defs().resolve_schedule_def("dp_retention").description
+        return int(description.split(" flow(s)")[0].rsplit(" ", 1)[-1])
+
+    before = flows_with_retention()  # the dp-poc example declares retention
+    (flows_dir / "kept.yaml").write_text(
+        "id: kept\nretention: {keep_last: 3}\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n")
+    assert flows_with_retention() == before + 1
+    assert defs().resolve_schedule_def("dp_retention").cron_schedule == "0 3 * * *"
