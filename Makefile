@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DP_HOME ?= $(CURDIR)/.dp_home
 export DAGSTER_HOME ?= $(DP_HOME)/dagster
 
-.PHONY: run test install lock bench docs
+.PHONY: run test test-faults install lock bench docs
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ run: install
 	$(PY) -m dp_assets.cli init-home
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
+# The live-stack fault tests (Postgres outages, broker restarts) take minutes and stop shared
+# services; they run with `make test-faults` until they are proven stable in CI.
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/deploy/test_deploy_faults.py $(PYTEST_ARGS)
+
+test-faults: install
+	$(PY) -m pytest -p no:randomly tests/deploy/test_deploy_faults.py $(PYTEST_ARGS)
 
 lock:
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -o requirements.lock

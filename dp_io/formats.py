@@ -31,10 +31,11 @@ FRAME_FORMATS: dict[str, tuple[str, str | None]] = {
 }
 VALUE_FORMATS = {"json": ".json", "pickle": ".pkl"}
 DEFAULT_FRAME_FORMAT = "arrow"
-# Compressed Arrow files are written in record batches of this many rows: a reader then holds one
-# batch's compressed bytes at a time instead of the whole file's next to the decompressed data.
-# Uncompressed files stay one batch, so a memory-mapped read converts without copying.
-COMPRESSED_BATCH_ROWS = 1_000_000
+# Compressed Arrow files are written in record batches of this many rows (pyarrow.feather's own
+# default): a reader then holds one batch's compressed bytes at a time instead of the whole
+# file's next to the decompressed data. Uncompressed files stay one batch, so a memory-mapped
+# read converts without copying.
+COMPRESSED_BATCH_ROWS = 64 * 1024
 COMPRESSION_KEY = b"dp/compression"  # Arrow schema metadata of compressed files we write
 FORMAT_METADATA_KEY = "dp/format"
 _PICKLE_PROTOCOL = 5
@@ -273,19 +274,26 @@ def table_to_frame(box: list[Any], release: Any = None) -> Any:
 
     pool = pa.default_memory_pool()
     table = box.pop()
+    pending = 0  # bytes freed since memory was last given back
 
-    def give_back() -> None:
-        if release is not None:
-            release()
-        pool.release_unused()
-        _malloc_trim()
+    def give_back(freed: int, force: bool = False) -> None:
+        # Giving back costs a few system calls: only worth it once enough has been freed.
+        nonlocal pending
+        pending += freed
+        if pending >= _GIVE_BACK_BYTES or (force and pending):
+            if release is not None:
+                release()
+            pool.release_unused()
+            _malloc_trim()
+            pending = 0
 
     for position in range(table.num_columns):  # not table.columns: that list pins every column
         column = table.column(position)
         if column.num_chunks > 1 and _fixed_width(column.type):
             table = table.set_column(position, table.field(position), column.combine_chunks())
-            del column
-            give_back()
+            freed = column.nbytes
+            del column  # before giving back: this was the last reference to the chunks
+            give_back(freed)
         else:
             del column
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
@@ -293,12 +301,13 @@ def table_to_frame(box: list[Any], release: Any = None) -> Any:
     for position in range(frame.shape[1]):
         column = frame.iloc[:, position]
         if _read_only(column.array):
+            freed = int(column.memory_usage(index=False, deep=False))
             frame.isetitem(position, column.copy())
-            del column
-            give_back()
+            del column  # before giving back: this was the last reference to the view
+            give_back(freed)
         else:
             del column
-    give_back()
+    give_back(0, force=True)
     return frame
 
 
@@ -319,6 +328,7 @@ def _malloc_trim() -> None:
 
 
 _LIBC: Any = None  # the C library, loaded on first use (False: no malloc_trim here)
+_GIVE_BACK_BYTES = 16 * 2**20
 
 
 def _fixed_width(arrow_type: Any) -> bool:

@@ -25,6 +25,7 @@ side, started with ``python -m dp_resources.deployment celery-worker -y deploy/c
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,8 @@ import yaml
 
 BROKER_ENV = "DP_CELERY_BROKER"
 BACKEND_ENV = "DP_CELERY_BACKEND"
+#: The worker config file (``deploy/celery-worker.yaml``); the executor reads the same file.
+CONFIG_FILE_ENV = "DP_CELERY_CONFIG"
 RABBITMQ_CONSUMER_TIMEOUT_ENV = "DP_RABBITMQ_CONSUMER_TIMEOUT_SECONDS"
 
 #: The longest a single step may run in the default deployment (node timeouts above it are
@@ -41,6 +44,12 @@ RABBITMQ_CONSUMER_TIMEOUT_ENV = "DP_RABBITMQ_CONSUMER_TIMEOUT_SECONDS"
 DEFAULT_LONGEST_STEP_SECONDS = 3600
 #: How far above the longest step the hard time limit sits (the soft limit is half-way).
 TIME_LIMIT_GRACE_SECONDS = 60
+#: Retries of a result backend operation (exponential backoff, at most 5 s apart): about
+#: 15-35 s in all, enough for a Redis restart.
+RESULT_BACKEND_MAX_RETRIES = 15
+#: What a terminated run's running steps receive: SIGTERM lets Celery record the step as revoked
+#: in the result backend, so the run's executor sees it end.
+REVOKE_SIGNAL = "SIGTERM"
 #: RabbitMQ's own default ``consumer_timeout`` when the deployment does not say otherwise.
 RABBITMQ_DEFAULT_CONSUMER_TIMEOUT_SECONDS = 1800
 
@@ -145,6 +154,11 @@ def celery_settings(
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_track_started": True,
         "result_expires": 86400,
+        # A result backend that restarts (F7) is waited for, with backoff, instead of failing
+        # the run at the executor's next poll; a long outage still fails it within a minute or so.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": RESULT_BACKEND_MAX_RETRIES,
+        "result_backend_max_sleep_between_retries_ms": 5000,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport,
     }
@@ -312,16 +326,21 @@ def url_scheme(url: str) -> str:
 
 
 def celery_executor_for(
-    longest_step_seconds: float = DEFAULT_LONGEST_STEP_SECONDS, **tuning: Any
+    longest_step_seconds: float = DEFAULT_LONGEST_STEP_SECONDS,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    **tuning: Any,
 ) -> Any:
     """The Celery executor for flows whose steps run at most ``longest_step_seconds``.
 
-    It is dagster-celery's ``CeleryExecutor`` with :func:`celery_settings`; the broker and result
-    backend are read from ``$DP_CELERY_BROKER``/``$DP_CELERY_BACKEND`` when a run starts (never
-    when definitions load, and never written into run config). Run config may still set
-    ``broker``, ``backend``, ``include``, ``config_source`` and ``retries`` like the stock
-    executor, but a run whose resulting settings break :func:`check_celery_config` fails at start
-    with the list of broken rules instead of losing steps later.
+    It is dagster-celery's ``CeleryExecutor`` with :func:`celery_settings` (or ``settings``, a
+    worker file's ``config_source``), except that terminating a run also stops its running steps
+    (:class:`TerminatingCeleryExecutor`). The broker and result backend are read from
+    ``$DP_CELERY_BROKER``/``$DP_CELERY_BACKEND`` when a run starts (never when definitions load,
+    and never written into run config). Run config may still set ``broker``, ``backend``,
+    ``include``, ``config_source`` and ``retries`` like the stock executor, but a run whose
+    resulting settings break :func:`check_celery_config` fails at start with the list of broken
+    rules instead of losing steps later.
     """
     from dagster import (
         Field,
@@ -332,7 +351,9 @@ def celery_executor_for(
     )
     from dagster_celery.executor import CELERY_CONFIG
 
-    defaults = celery_settings(longest_step_seconds, **tuning)
+    defaults = (
+        dict(settings) if settings is not None else celery_settings(longest_step_seconds, **tuning)
+    )
     schema = {
         **CELERY_CONFIG,
         "broker": Field(
@@ -369,7 +390,6 @@ def make_celery_executor(
 ) -> Any:
     """A checked ``CeleryExecutor`` from an executor config block (env read here, at run start)."""
     from dagster._core.execution.retries import RetryMode
-    from dagster_celery.executor import CeleryExecutor
 
     settings = dict(defaults if defaults is not None else celery_settings(longest_step_seconds))
     settings.update(executor_config.get("config_source") or {})
@@ -383,10 +403,51 @@ def make_celery_executor(
         where="the celery executor's configuration",
     )
     retries = executor_config.get("retries") or {"enabled": {}}
-    return CeleryExecutor(
+    return terminating_executor_class()(
         retries=RetryMode.from_config(retries),
         broker=broker,
         backend=backend,
         include=executor_config.get("include"),
         config_source=settings,
     )
+
+
+@functools.cache
+def terminating_executor_class() -> type:
+    """dagster-celery's ``CeleryExecutor``, except that terminating a run stops its running steps.
+
+    On termination the stock loop calls ``AsyncResult.revoke()``, which only drops steps that have
+    not started: a running step goes on to its end (side effects included) and the run stays
+    CANCELING until then (F10). Here a revoke also terminates the pool process running the step
+    (``terminate=True``); its children follow (the sandbox's fork server sees its socket close,
+    a node's timeout child has a parent-death signal). A revoked task id is remembered by the
+    workers, so a message redelivered after the kill is discarded, not run again.
+    Defined on first use: importing dagster-celery costs a second.
+    """
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+    from dagster_celery.executor import CeleryExecutor, _submit_task
+
+    class TerminatingResult:
+        """An ``AsyncResult`` whose ``revoke()`` terminates a running task."""
+
+        def __init__(self, result: Any) -> None:
+            self._result = result
+
+        def revoke(self, **kwargs: Any) -> Any:
+            kwargs.setdefault("terminate", True)
+            kwargs.setdefault("signal", REVOKE_SIGNAL)
+            return self._result.revoke(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._result, name)
+
+    def submit(*args: Any) -> TerminatingResult:
+        return TerminatingResult(_submit_task(*args))
+
+    class TerminatingCeleryExecutor(CeleryExecutor):
+        def execute(self, plan_context: Any, execution_plan: Any) -> Any:
+            return core_celery_execution_loop(
+                plan_context, execution_plan, step_execution_fn=submit
+            )
+
+    return TerminatingCeleryExecutor

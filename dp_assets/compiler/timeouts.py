@@ -24,7 +24,6 @@ from typing import Any
 
 from dp_assets.catalog.base import NodeContext
 
-
 PR_SET_PDEATHSIG = 1
 
 

@@ -1,15 +1,22 @@
-"""Fixtures of the deployment tests: real dagster-webserver processes and the proxy in front.
+"""Fixtures of the deployment tests: real dagster-webserver processes and the proxy in front,
+and the production stack (``deploy_stack.py``) on the platform's own code location.
 
-The webservers serve a throwaway code location (``deploy_location.py``) from one SQLite
-``DAGSTER_HOME`` in a temporary folder; they start once per test session (each takes seconds).
+The proxy and viewer webservers serve a throwaway code location (``deploy_location.py``) from one
+SQLite ``DAGSTER_HOME`` in a temporary folder; they start once per test session (each takes
+seconds). Production stacks start once per test module (``stack_factory``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
+import shutil
+import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -170,22 +177,21 @@ def proxy(webserver: Webserver, tmp_path_factory: pytest.TempPathFactory) -> Ite
     process.stop()
 
 
-# --- the Celery stack (phase 2 harness) ---------------------------------------------------------
+# --- the production stack on the platform's code location ---------------------------------------
 
 #: Redis databases of the stack tests (flushed before and after each stack): broker, results.
 STACK_REDIS_DBS = (13, 14)
 
 
-@pytest.fixture
-def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one stack (dropped afterwards)."""
-    import uuid
-
+@contextlib.contextmanager
+def fresh_database(postgres_url: str, prefix: str = "dp_stack") -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``postgres_url``'s server (dropped afterwards)."""
     import sqlalchemy as sa
 
     admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"dp_stack_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    # NullPool: a fault test may restart the server in between; no stale pooled connection.
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
@@ -196,51 +202,27 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def stack_redis(redis_url: str) -> Iterator[tuple[str, str]]:
-    """(broker URL, result backend URL) on Redis databases emptied before and after."""
+@contextlib.contextmanager
+def flushed_redis(redis_url: str, dbs: tuple[int, ...] = STACK_REDIS_DBS) -> Iterator[list[str]]:
+    """URLs of Redis databases ``dbs``, emptied before and after."""
     import redis
 
     base = redis_url.rsplit("/", 1)[0]
-    urls = tuple(f"{base}/{db}" for db in STACK_REDIS_DBS)
+    urls = [f"{base}/{db}" for db in dbs]
     clients = [redis.Redis.from_url(url) for url in urls]
-    for client in clients:
-        client.flushdb()
-    yield urls
-    for client in clients:
-        client.flushdb()
-        client.close()
+    try:
+        for client in clients:
+            client.flushdb()
+        yield urls
+    finally:
+        for client in clients:
+            client.flushdb()
+            client.close()
 
 
-@pytest.fixture
-def celery_stack(fresh_postgres_url: str, stack_redis: tuple[str, str], tmp_path: Path):
-    """A factory: ``celery_stack(workers=2, ...)`` starts the stack; all are stopped at teardown."""
-    from deploy_stack import start_stack
-
-    started = []
-
-    def start(**kwargs):
-        broker, backend = stack_redis
-        kwargs.setdefault("broker_url", broker)
-        kwargs.setdefault("backend_url", backend)
-        stack = start_stack(
-            tmp_path / f"stack{len(started)}", postgres_url=fresh_postgres_url, **kwargs
-        )
-        started.append(stack)
-        return stack
-
-    yield start
-    for stack in started:
-        stack.stop()
-
-
-@pytest.fixture
-def rabbitmq_vhost_url(rabbitmq_url: str) -> Iterator[str]:
+@contextlib.contextmanager
+def rabbitmq_vhost(rabbitmq_url: str) -> Iterator[str]:
     """An AMQP URL on a new, private RabbitMQ vhost (deleted afterwards), via rabbitmqctl."""
-    import shutil
-    import subprocess
-    import uuid
-
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is not installed")
     vhost = f"dp_stack_{uuid.uuid4().hex[:8]}"
@@ -256,3 +238,67 @@ def rabbitmq_vhost_url(rabbitmq_url: str) -> Iterator[str]:
         yield f"{parts.scheme}://{parts.netloc}/{vhost}"
     finally:
         ctl("delete_vhost", vhost)
+
+
+@dataclass
+class StackFactory:
+    """Starts production stacks for one test module; ``close`` stops them and drops their data.
+
+    ``start(specs, broker="redis"|"rabbitmq", postgres_url=None, broker_url=None, ...)``:
+    Dagster's storage and the flow store each get a fresh database on ``postgres_url`` (default:
+    the machine's server); the broker is the machine's Redis (databases 13/14), a private
+    RabbitMQ vhost, or ``broker_url``/``backend_url`` when given (a private server).
+    """
+
+    postgres_url: str
+    root: Path
+    request: pytest.FixtureRequest
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start(
+        self,
+        specs: list[dict],
+        *,
+        broker: str = "redis",
+        postgres_url: str | None = None,
+        broker_url: str | None = None,
+        backend_url: str | None = None,
+        **kwargs,
+    ):
+        from deploy_flows import write_specs
+        from deploy_stack import start_stack
+
+        server = postgres_url or self.postgres_url
+        dagster_db = self.resources.enter_context(fresh_database(server, "dp_stack_dagster"))
+        store_db = self.resources.enter_context(fresh_database(server, "dp_stack_store"))
+        if broker_url is None:
+            redis_url = self.request.getfixturevalue("redis_url")
+            broker_url, backend_url = self.resources.enter_context(flushed_redis(redis_url))
+            if broker == "rabbitmq":
+                amqp = self.request.getfixturevalue("rabbitmq_url")
+                broker_url = self.resources.enter_context(rabbitmq_vhost(amqp))
+        root = Path(tempfile.mkdtemp(prefix="stack-", dir=self.root))
+        stack = start_stack(
+            root,
+            postgres_url=dagster_db,
+            store_url=store_db,
+            broker_url=broker_url,
+            backend_url=backend_url or broker_url,
+            flows_dir=write_specs(root / "flows", specs),
+            **kwargs,
+        )
+        self.resources.callback(stack.stop)
+        return stack
+
+    def close(self) -> None:
+        self.resources.close()
+
+
+@pytest.fixture(scope="module")
+def stack_factory(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StackFactory]:
+    """Start stacks with ``stack_factory.start(specs, ...)``; all end with the module."""
+    factory = StackFactory(postgres_url, tmp_path_factory.mktemp("stacks"), request)
+    yield factory
+    factory.close()

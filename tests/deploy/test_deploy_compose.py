@@ -211,6 +211,25 @@ def test_clients_of_the_code_server_use_the_grpc_workspace(
     assert depends["code-server"]["condition"] == "service_healthy"
 
 
+@pytest.mark.parametrize("name", ["webserver", "viewer"])
+def test_webservers_hold_no_stale_db_connection_F4(compose: dict[str, Any], name: str) -> None:
+    """F4: the stock webserver pools PostgreSQL connections without a liveness check; after a
+    database restart its next launch failed on a dead one (tests/deploy/test_deploy_faults.py).
+    ``--db-pool-recycle 0`` opens a fresh connection per use, as the harness does."""
+    from deploy_stack import WEBSERVER_DB_OPTIONS
+
+    argv = command(services(compose)[name])
+    assert option(argv, WEBSERVER_DB_OPTIONS[0]) == WEBSERVER_DB_OPTIONS[1]
+
+
+def test_executor_and_workers_read_one_celery_file(compose: dict[str, Any]) -> None:
+    """DP_CELERY_CONFIG, read by the executor of Celery flows, is the file the workers start
+    with, so both sides have the same settings."""
+    worker_file = option(command(services(compose)["worker"]), "-y")
+    for name in DAGSTER_SERVICES:
+        assert environment(services(compose)[name])[cc.CONFIG_FILE_ENV] == worker_file, name
+
+
 def test_viewer_is_read_only_S5(compose: dict[str, Any]) -> None:
     assert "--read-only" in command(services(compose)["viewer"])
     assert "--read-only" not in command(services(compose)["webserver"])

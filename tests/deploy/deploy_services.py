@@ -1,0 +1,189 @@
+"""Private PostgreSQL and Redis servers for fault tests that stop, restart or starve them.
+
+The machine's own PostgreSQL and Redis are shared with every other test, so outages (F4, F6, F7)
+and a lowered ``max_connections`` (F5) happen on servers started here, on free loopback ports,
+in a temporary folder: a PostgreSQL cluster made with ``initdb`` (run as the ``postgres`` user
+when the tests run as root, since PostgreSQL refuses to run as root) and a ``redis-server``
+with an append-only file, so that a restart keeps queued and unacknowledged messages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy_procs import ManagedProcess, free_port, start_process, wait_until
+
+
+def _postgres_bin() -> Path | None:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    if versions:
+        return versions[0].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster: ``start``/``stop`` (the outage), ``url``, ``connections``."""
+
+    root: Path
+    port: int
+    max_connections: int
+    bin_dir: Path
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "postgres.log"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str, timeout: float = 120) -> None:
+        command = [str(self.bin_dir / argv[0]), *argv[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{' '.join(argv[:2])} failed: {result.stderr}\n{tail}")
+
+    @classmethod
+    def create(cls, max_connections: int = 100) -> PrivatePostgres:
+        bin_dir = _postgres_bin()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        root = Path(tempfile.mkdtemp(prefix="dp-private-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        server = cls(root, free_port(), max_connections, bin_dir)
+        server._run("initdb", "-D", str(server.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        server.start()
+        return server
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            f"-c max_connections={self.max_connections} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        wait_until(self.accepting, what=f"private PostgreSQL on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop at once: clients are disconnected, new connections refused (an outage)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def accepting(self) -> bool:
+        result = subprocess.run(
+            [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
+            + ["-U", "postgres"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def connections(self) -> int:
+        """Client backends connected now (all databases)."""
+        return sum(self.connections_by_application().values())
+
+    def connections_by_application(self, conn=None) -> dict[str, int]:
+        """Client backends by ``application_name`` (``dagster`` for Dagster's storage), not
+        counting the connection that asks (pass ``conn`` to reuse one while sampling)."""
+        import sqlalchemy as sa
+
+        query = sa.text(
+            "SELECT coalesce(nullif(application_name, ''), '(unnamed)') AS app, count(*) "
+            "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid() GROUP BY 1"
+        )
+        if conn is not None:
+            return dict(conn.execute(query).all())
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as own:
+                return dict(own.execute(query).all())
+        finally:
+            engine.dispose()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def destroy(self) -> None:
+        if self.accepting():
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class PrivateRedis:
+    """A throwaway ``redis-server`` with an append-only file; ``stop``/``start`` keep its data."""
+
+    root: Path
+    port: int
+    process: ManagedProcess | None = None
+
+    @classmethod
+    def create(cls) -> PrivateRedis:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed")
+        server = cls(Path(tempfile.mkdtemp(prefix="dp-private-redis-")), free_port())
+        server.start()
+        return server
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--dir", str(self.root), "--appendonly", "yes", "--save", ""]
+        self.process = start_process(
+            f"redis-{self.port}", argv, env=dict(os.environ), log_dir=self.root, cwd=self.root
+        )
+        wait_until(self.answering, process=self.process, what=f"private Redis on {self.port}")
+
+    def answering(self) -> bool:
+        import redis
+
+        client = redis.Redis.from_url(self.url(), socket_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """SIGTERM: Redis writes its append-only file and exits (a clean restart keeps data)."""
+        if self.process is not None and self.process.alive():
+            self.process.popen.send_signal(signal.SIGTERM)
+            self.process.popen.wait(30)
+        self.process = None
+
+    def restart(self, down_seconds: float = 0) -> None:
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+    def destroy(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace_seconds=5)
+        shutil.rmtree(self.root, ignore_errors=True)
