@@ -47,10 +47,16 @@ def run_flow_step(
         f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
     }
     ran: set[str] = set()
+    reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
     for node in plan.nodes:
         if node.id not in step_nodes:
             continue
         if node.is_asset and node.id not in selected:
+            continue
+        if node.id in reused:  # re-execution from failure: finished nodes are not run again
+            values[f"{node.id}.{node.node_type.outputs[0]}"] = context.resources.io_manager.load_ref(reused[node.id])
+            ran.add(node.id)
+            context.log.info(f"node '{node.id}' reused from the parent run")
             continue
         if not node.is_asset and not _has_upstream_in(node, ran):
             continue
@@ -80,6 +86,19 @@ def run_flow_step(
                 yield check_result(dg.AssetKey([plan.flow_id, node.id]), primary, list(node.columns))
 
 
+def _outputs_of_parent_run(
+    context: AssetExecutionContext, plan: FlowPlan, node_ids: set[str]
+) -> dict[str, Any]:
+    """In a re-execution from failure, the nodes whose outputs the parent run already stored."""
+    if not context.run.is_resume_retry:
+        return {}
+    from dp_io import reusable_parent_outputs
+
+    keys = {dg.AssetKey([plan.flow_id, node_id]): node_id for node_id in node_ids}
+    found = reusable_parent_outputs(context.instance, context.run, keys)
+    return {keys[key]: ref for key, ref in found.items()}
+
+
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:
     return any(ref.partition(".")[0] in ran for ref in node.inputs.values())
 
@@ -107,7 +126,7 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
     from dp_io import load_latest_output
 
     key = dg.AssetKey([plan.flow_id, node_id])
-    return load_latest_output(context.instance, key, context.resources.io_manager)
+    return load_latest_output(context.instance, key, context.resources.io_manager, lineage_of=context.run_id)
 
 
 def _call_with_retries(

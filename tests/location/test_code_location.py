@@ -131,3 +131,31 @@ def test_retention_in_a_spec_becomes_the_daily_prune_schedule(flows_dir):
         "id: kept\nretention: {keep_last: 3}\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n")
     assert flows_with_retention() == before + 1
     assert defs().resolve_schedule_def("dp_retention").cron_schedule == "0 3 * * *"
+
+
+def test_E3_reexecution_from_failure_reuses_finished_nodes(flows_dir, dp_home):
+    """The report's path is made unwritable: re-execution from failure reruns only what failed."""
+    loaded = defs()
+    instance = dg.DagsterInstance.get()
+    job = loaded.resolve_job_def("sales_summary")
+    blocker = dp_home / "data" / "reports"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the report folder should be")
+    first = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not first.success
+    blocker.unlink()
+    options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+    # The UI's "Re-execute from failure" and FROM_FAILURE run retries tag the run as a resume
+    # retry; execute_job does not, so the test sets the same tag.
+    second = dg.execute_job(dg.reconstructable(_sales_job), instance=instance, reexecution_options=options,
+                            tags={"dagster/is_resume_retry": "true"})
+    assert second.success
+    logs = [e.message for e in instance.all_logs(second.run_id) if e.message]
+    reused = {m.split("'")[1] for m in logs if "reused from the parent run" in m}
+    assert {"orders", "valid_orders", "revenue_by_region", "ranked"} <= reused
+    materialised = {e.asset_key.path[-1] for e in second.get_asset_materialization_events()}
+    assert materialised == {"report"}
+
+
+def _sales_job():
+    return defs().resolve_job_def("sales_summary")
