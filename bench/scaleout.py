@@ -224,7 +224,7 @@ def table(result: dict[str, Any]) -> str:
 
 def _sizes(smoke: bool) -> tuple[int, int, int]:
     """(width, rounds, warm-up rounds)."""
-    return (4, 1_000_000, 100_000) if smoke else (8, 10_000_000, 100_000)
+    return (4, 1_000_000, 100_000) if smoke else (8, 30_000_000, 100_000)
 
 
 def run(ctx: RunContext) -> WorkloadResult:

@@ -2,12 +2,13 @@
 
 Every process gets its own session (process group), so a teardown or a fault test can signal the
 whole tree it spawned (a webserver's code server, a Celery worker's pool children) and nothing
-else. Readiness is polled with a generous start-up bound: it guards against a hang, it does not
+else; and a parent-death signal, so that a killed test run leaves no server behind. Readiness is polled with a generous start-up bound: it guards against a hang, it does not
 assert speed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -72,6 +73,21 @@ class ManagedProcess:
             pass
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a new child (``preexec_fn``): receive ``sig`` when the test process dies.
+
+    A test run that is killed (a CI timeout, ``kill -9``) runs no fixture teardown; without this
+    its servers and workers would live on as orphans. Linux only; elsewhere a no-op.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def start_process(
     name: str,
     argv: Sequence[str],
@@ -79,6 +95,7 @@ def start_process(
     env: Mapping[str, str],
     log_dir: Path,
     cwd: Path = REPO_ROOT,
+    preexec_fn: Callable[[], None] = die_with_parent,
 ) -> ManagedProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -91,6 +108,7 @@ def start_process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - only prctl/setuid, no locks taken
     )
     handle.close()
     return ManagedProcess(name, popen, log_path)

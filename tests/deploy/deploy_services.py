@@ -4,12 +4,14 @@ The machine's own PostgreSQL and Redis are shared with every other test, so outa
 and a lowered ``max_connections`` (F5) happen on servers started here, on free loopback ports,
 in a temporary folder: a PostgreSQL cluster made with ``initdb`` (run as the ``postgres`` user
 when the tests run as root, since PostgreSQL refuses to run as root) and a ``redis-server``
-with an append-only file, so that a restart keeps queued and unacknowledged messages.
+with an append-only file, so that a restart keeps queued and unacknowledged messages. Both run
+as children of the test process and die with it.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy_procs import ManagedProcess, free_port, start_process, wait_until
+from deploy_procs import ManagedProcess, die_with_parent, free_port, start_process, wait_until
 
 
 def _postgres_bin() -> Path | None:
@@ -27,6 +29,18 @@ def _postgres_bin() -> Path | None:
         return versions[0].parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
+
+
+def _as_postgres() -> None:
+    """``preexec_fn``: PostgreSQL refuses to run as root; become ``postgres``, then ask for a
+    fast shutdown (SIGINT) when the test process dies (set after the user change, which clears
+    it)."""
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    die_with_parent(signal.SIGINT)
 
 
 @dataclass
@@ -38,6 +52,7 @@ class PrivatePostgres:
     max_connections: int
     bin_dir: Path
     log: Path = field(init=False)
+    process: ManagedProcess | None = None
 
     def __post_init__(self) -> None:
         self.log = self.root / "postgres.log"
@@ -65,7 +80,7 @@ class PrivatePostgres:
     def create(cls, max_connections: int = 100) -> PrivatePostgres:
         bin_dir = _postgres_bin()
         if bin_dir is None:
-            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+            raise RuntimeError("PostgreSQL server binaries (initdb, postgres) are not installed")
         root = Path(tempfile.mkdtemp(prefix="dp-private-pg-"))
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
@@ -75,18 +90,28 @@ class PrivatePostgres:
         return server
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-            f"-c max_connections={self.max_connections} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
+        """Start the server (a child process, so it dies with the tests) and wait for it."""
+        argv = [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        argv += ["-k", str(self.root), "-c", "listen_addresses=127.0.0.1"]
+        argv += ["-c", f"max_connections={self.max_connections}", "-c", "fsync=off"]
+        argv += ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        self.process = start_process(
+            "postgres",
+            argv,
+            env=dict(os.environ),
+            log_dir=self.root,
+            cwd=self.root,
+            preexec_fn=_as_postgres,
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
-        wait_until(self.accepting, what=f"private PostgreSQL on port {self.port}")
+        wait_until(self.accepting, process=self.process, what=f"private PostgreSQL on {self.port}")
 
     def stop(self) -> None:
-        """Stop at once: clients are disconnected, new connections refused (an outage)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        """Fast shutdown (SIGINT): clients are disconnected, new connections refused (an
+        outage); returns once the server has exited."""
+        if self.process is not None and self.process.alive():
+            self.process.popen.send_signal(signal.SIGINT)
+            self.process.popen.wait(60)
+        self.process = None
 
     def accepting(self) -> bool:
         result = subprocess.run(
@@ -125,11 +150,8 @@ class PrivatePostgres:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def destroy(self) -> None:
-        if self.accepting():
-            try:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-            except RuntimeError:
-                pass
+        if self.process is not None:
+            self.process.stop(grace_seconds=10)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -250,3 +250,12 @@ def test_node_child_dies_with_its_step_process(tmp_path) -> None:
     while pid_alive(child):
         assert time.monotonic() < deadline, "the node child outlived its step"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 2, 1000, 54321])
+@pytest.mark.parametrize("salt", [0, 3])
+def test_burn_reference_is_the_loop(rounds: int, salt: int) -> None:
+    """The closed form that the stack tests and the scale-out bench compare with is the loop."""
+    from deploy_flows import burn_total, burn_total_loop
+
+    assert burn_total(rounds, salt) == burn_total_loop(rounds, salt)

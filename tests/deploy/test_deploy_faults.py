@@ -217,7 +217,7 @@ def test_F10_terminate_stops_the_running_step(stack: Stack, private_redis: Priva
 # --- F2: the run worker dies ---------------------------------------------------------------------
 
 
-def test_F2_run_worker_killed_monitoring_fails_run_and_retry_completes(stack: Stack) -> None:
+def test_F2_run_worker_killed_run_fails_and_retry_completes(stack: Stack) -> None:
     """F2: ``kill -9`` of the run worker mid-run. The run is failed (by the code server, which
     sees its child die, or else by run monitoring once the flow's ``policies.timeout_seconds`` has
     passed); the run-retry daemon re-executes it from failure; the retry succeeds with the right
