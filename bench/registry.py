@@ -21,7 +21,7 @@ WORKLOADS = (
     Workload("load_time", "bench.workloads.load_time", "3. Code location load time"),
     Workload("io", "bench.workloads.io", "4. IO (bench.io_bench)"),
     Workload("events", "bench.workloads.events", "5. Events"),
-    Workload("scale_out", "bench.workloads.scale_out", "6. Scale-out (Celery)"),
+    Workload("scale_out", "bench.scaleout", "6. Scale-out (Celery)"),
     Workload("run_start", "bench.workloads.run_start", "7. Run start and launchRun"),
     Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
 )

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,42 +53,6 @@ if TYPE_CHECKING:
 def _harness() -> None:
     if str(HARNESS) not in sys.path:
         sys.path.insert(0, str(HARNESS))
-
-
-@contextlib.contextmanager
-def _databases(count: int) -> Iterator[list[str]]:
-    import sqlalchemy as sa
-
-    admin_url = PG_URL.rsplit("/", 1)[0] + "/postgres"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    names = [f"dp_bench_scaleout_{uuid.uuid4().hex[:8]}" for _ in range(count)]
-    try:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield [admin_url.rsplit("/", 1)[0] + f"/{name}" for name in names]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
-def _redis() -> Iterator[list[str]]:
-    import redis
-
-    base = REDIS_URL.rsplit("/", 1)[0]
-    urls = [f"{base}/{db}" for db in REDIS_DBS]
-    clients = [redis.Redis.from_url(url) for url in urls]
-    try:
-        for client in clients:
-            client.flushdb()
-        yield urls
-    finally:
-        for client in clients:
-            client.flushdb()
-            client.close()
 
 
 def _measure_run(stack: Any, rounds: int, width: int) -> dict[str, Any]:
@@ -157,8 +120,11 @@ def measure(width: int, rounds: int, warmup_rounds: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"width": width, "rounds": rounds}
     with contextlib.ExitStack() as resources:
-        dagster_db, store_db = resources.enter_context(_databases(2))
-        broker, backend = resources.enter_context(_redis())
+        from deploy_services import flushed_redis, fresh_database
+
+        dagster_db = resources.enter_context(fresh_database(PG_URL, "dp_bench_scaleout"))
+        store_db = resources.enter_context(fresh_database(PG_URL, "dp_bench_scaleout"))
+        broker, backend = resources.enter_context(flushed_redis(REDIS_URL, REDIS_DBS))
         root = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="dp-scaleout-")))
         spec = fan_out_spec(FLOW, width, rounds=rounds)
         started = time.time()

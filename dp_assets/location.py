@@ -8,6 +8,7 @@ asset whose description lists every problem.
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.compiler.translator import FlowTranslator
+from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import import_folder
-from dp_assets.spec.validation import validate_spec
+from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_resources import settings
-from dp_resources.store import FlowStore
+from dp_resources.store import FlowNotFound, FlowStore
 
 log = logging.getLogger("dp.location")
 REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
@@ -91,10 +93,25 @@ def build_code_location(
     catalog: Catalog | None = None,
     translator: FlowTranslator | None = None,
     resources: dict[str, object] | None = None,
+    scope: LoadScope | None = None,
 ) -> dg.Definitions:
-    started = time.perf_counter()
+    """The whole location (a code server), or only the flows ``scope`` names (a run or step
+    worker, see ``dp_assets.loading``); a scope the store cannot satisfy loads everything."""
     catalog = catalog or default_catalog()
     store = store or FlowStore(settings.store_url())
+    resources = resources if resources is not None else default_resources()
+    if scope is not None and not scope.is_whole:
+        scoped = _build_scoped(scope, store, catalog, translator, resources)
+        if scoped is not None:
+            return scoped
+    return _build_whole(store, flows_folder, catalog, translator, resources)
+
+
+def _build_whole(
+    store: FlowStore, flows_folder: "Path | None | str", catalog: Catalog,
+    translator: FlowTranslator | None, resources: dict[str, object],
+) -> dg.Definitions:
+    started = time.perf_counter()
     store.upgrade()
     report = LoadReport()
     folder = settings.flows_dir() if flows_folder == "env" else flows_folder
@@ -102,13 +119,14 @@ def build_code_location(
         report.problems.update(import_folder(store, Path(folder), catalog).problems)
     executors = FlowExecutors()
     flow_defs = []
+    versions: dict[str, str] = {}
     retention: dict[str, dict] = {}
     for flow_id, version, spec in store.published_specs():
         try:
-            validated = validate_spec(spec, catalog, check_schemas=False)
-            executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
-            flow_defs.append(build_flow_definitions(validated, catalog, translator, executor))
+            validated, compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+            flow_defs.append(compiled)
             report.flows.append(flow_id)
+            versions[flow_id] = version
             policy = validated.flow.retention
             if policy and (policy.keep_last or policy.older_than_days):
                 retention[flow_id] = policy.model_dump()
@@ -126,10 +144,69 @@ def build_code_location(
     platform = dg.Definitions(
         assets=[_load_report_asset(report)],
         schedules=schedules,
-        resources=resources if resources is not None else default_resources(),
+        resources=resources,
         executor=executors.default,
     )
+    pin_versions(versions)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _build_scoped(
+    scope: LoadScope, store: FlowStore, catalog: Catalog, translator: FlowTranslator | None,
+    resources: dict[str, object],
+) -> dg.Definitions | None:
+    """Only the flows a worker's job needs, at the versions its run was planned with; ``None``
+    when they are not all in the store (the job is not a flow's), so the caller loads everything."""
+    executors = FlowExecutors()
+    flow_defs = []
+    for flow_id in sorted(scope.flows or ()):
+        try:
+            version, spec = store.get(flow_id, scope.versions.get(flow_id))
+        except FlowNotFound:
+            log.info("'%s' is not a stored flow; loading the whole location", flow_id)
+            return None
+        flow_defs.append(_compiled.get(flow_id, version, spec, catalog, translator, executors)[1])
+    keys = {key for defs in flow_defs for asset in defs.assets or () for key in asset.keys}  # type: ignore[union-attr]
+    if not scope.covers(keys):
+        return None
+    log.info("compiled %s for a worker (of the whole location)", ", ".join(sorted(scope.flows or ())))
+    platform = dg.Definitions(resources=resources, executor=executors.default)
+    return dg.Definitions.merge(*flow_defs, platform)
+
+
+class _CompiledFlows:
+    """Compiled flows of this process, by flow, version and the ``DP_*`` environment.
+
+    A code server calls the definitions function twice on start (Dagster resolves it once to
+    find the repository, then reconstructs it), and a Celery worker once per step; a flow whose
+    spec and settings did not change compiles once. Only the default catalog and translator are
+    cached, since other ones may change without a version change."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple, tuple[ValidatedFlow, dg.Definitions]] = OrderedDict()
+
+    def get(
+        self, flow_id: str, version: str, spec: dict, catalog: Catalog, translator: FlowTranslator | None,
+        executors: FlowExecutors,
+    ) -> tuple[ValidatedFlow, dg.Definitions]:
+        cacheable = catalog is default_catalog() and translator is None
+        key = (flow_id, version, executors.settings_key)
+        entry = self._entries.get(key) if cacheable else None
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry
+        validated = validate_spec(spec, catalog, check_schemas=False)
+        executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
+        entry = (validated, build_flow_definitions(validated, catalog, translator, executor))
+        if cacheable:
+            self._entries[key] = entry
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return entry
+
+
+_compiled = _CompiledFlows()
 
 
 def _load_report_asset(report: LoadReport) -> dg.AssetsDefinition:

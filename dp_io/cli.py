@@ -76,7 +76,7 @@ def list_command(flow: str | None, base: str | None) -> None:
 @click.argument("run_id")
 @base_option
 def show_command(run_id: str, base: str | None) -> None:
-    """Show one run's stored outputs with format and size."""
+    """Show one run's stored outputs with format and size; a streamed output's parts below it."""
     from dp_io.errors import OutputNotFoundError
     from dp_io.retention import show_run
 
@@ -91,6 +91,11 @@ def show_command(run_id: str, base: str | None) -> None:
     for o in detail.outputs:
         node = o.node_id + (f"[{o.partition}]" if o.partition is not None else "")
         click.echo(f"  {o.flow_id}/{node:30}  {o.format:8}  {_size(o.bytes):>10}  {o.path}")
+        for index, part in enumerate(o.parts):
+            rows = "-" if part.get("rows") is None else f"{part['rows']} rows"
+            click.echo(
+                f"      part {index:<5}  {part['format']:8}  {_size(part['bytes']):>10}  {rows}"
+            )
 
 
 @runs.command(name="read")
@@ -98,6 +103,12 @@ def show_command(run_id: str, base: str | None) -> None:
 @click.argument("node_id")
 @click.option("--flow", "flow_id", default=None, help="Flow id, when the run has several.")
 @click.option("--partition", default=None, help="Partition key of a partitioned output.")
+@click.option(
+    "--part",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Only this part (from 0) of a streamed output (`dp runs show` lists them).",
+)
 @click.option(
     "--out",
     "out",
@@ -112,16 +123,17 @@ def read_command(
     node_id: str,
     flow_id: str | None,
     partition: str | None,
+    part: int | None,
     out: Path | None,
     limit: int,
     base: str | None,
 ) -> None:
-    """Print or export the output NODE_ID stored by RUN_ID."""
+    """Print or export the output NODE_ID stored by RUN_ID (whole, or one part with --part)."""
     from dp_io.errors import OutputNotFoundError
     from dp_io.retention import read_output
 
     try:
-        value = read_output(run_id, node_id, flow_id, partition=partition, base=base)
+        value = read_output(run_id, node_id, flow_id, partition=partition, part=part, base=base)
     except (OutputNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if out is None:

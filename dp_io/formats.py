@@ -98,7 +98,7 @@ class Encoded:
             else:
                 _write_arrow(self.payload, sink, self.compression)
         elif self.format == "json":
-            _write_bytes(self.payload, sink)
+            write_bytes(self.payload, sink)
         else:
             _write_pickle(self.payload, sink)
 
@@ -166,7 +166,7 @@ def _write_parquet(table: Any, sink: Any) -> None:
     pq.write_table(table, sink)
 
 
-def _write_bytes(payload: bytes, sink: Any) -> None:
+def write_bytes(payload: bytes, sink: Any) -> None:
     if isinstance(sink, str):
         with open(sink, "wb") as handle:
             handle.write(payload)
@@ -357,11 +357,15 @@ def _read_only(array: Any) -> bool:
 
 
 def combine_parts(values: list[Any]) -> Any:
-    """A streamed output read as one value: frames concatenated, anything else as a list."""
+    """A streamed output read as one value: frames concatenated, anything else as a list.
+
+    Parts read in chunks each count their rows from 0; the whole has one 0..n-1 index, as if read
+    at once. A part with an index of its own (not a RangeIndex) keeps it."""
     if values and all(is_dataframe(v) for v in values):
         import pandas as pd
 
-        return pd.concat(values)
+        renumber = all(isinstance(v.index, pd.RangeIndex) for v in values)
+        return pd.concat(values, ignore_index=renumber)
     if not values:
         import pandas as pd
 

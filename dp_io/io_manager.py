@@ -25,7 +25,7 @@ from dp_io.errors import OutputNotFoundError
 from dp_io.formats import DEFAULT_FRAME_FORMAT, FORMAT_METADATA_KEY, check_format, decode, encode
 from dp_io.lookup import MaterializationRef, find_materialization, require_path
 from dp_io.metadata import output_metadata
-from dp_io.parts import read_parts, write_parts
+from dp_io.parts import read_part, read_parts, write_parts
 from dp_io.store import OutputStore, StoredOutput
 
 # Input metadata key: read a streamed upstream part by part (an iterator) instead of as one value.
@@ -175,14 +175,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         run_id = self._producing_run_id(context, partition)
         if run_id is not None:
             store = self.store()
-            stem = self.output_stem(store, run_id, self.key_path(context), partition)
-            stored = store.find_output(stem)
-            if stored is None:
-                raise OutputNotFoundError(
-                    f"{'.'.join(self.key_path(context))} was produced by run {run_id} but "
-                    f"nothing is stored at {store.to_url(stem)}.*; was it pruned, or written "
-                    "with another base_url?"
-                )
+            stored = self._run_output(store, run_id, self.key_path(context), partition)
             self._note_source(context, run_id, store.to_url(stored.path))
             return self.load(store, stored, parts=parts)
         if not context.has_asset_key:
@@ -198,6 +191,31 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             )
         self._note_source(context, ref.run_id, ref.path)
         return self.load_ref(ref, parts=parts)
+
+    def load_run_output(
+        self,
+        run_id: str,
+        key_path: tuple[str, ...],
+        partition: str | None = None,
+        *,
+        parts: bool = False,
+    ) -> Any:
+        """What run ``run_id`` stored for ``key_path`` (the compiler reads a streamed output back
+        this way for the nodes of its own step)."""
+        store = self.store()
+        return self.load(store, self._run_output(store, run_id, tuple(key_path), partition), parts=parts)
+
+    def _run_output(
+        self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None
+    ) -> StoredOutput:
+        stem = self.output_stem(store, run_id, key_path, partition)
+        stored = store.find_output(stem)
+        if stored is None:
+            raise OutputNotFoundError(
+                f"{'.'.join(key_path)} was produced by run {run_id} but nothing is stored at "
+                f"{store.to_url(stem)}.*; was it pruned, or written with another base_url?"
+            )
+        return stored
 
     def _producing_run_id(self, context: dg.InputContext, partition: str | None) -> str | None:
         """The run whose folder holds the upstream value, when Dagster knows it.
@@ -229,8 +247,9 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
 
     # ---- reading by reference (cross-run, retention, CLI) ------------------------------------
 
-    def load_path(self, url: str, *, parts: bool = False) -> Any:
-        """Read a stored output given its recorded ``path`` (a path or URL)."""
+    def load_path(self, url: str, *, parts: bool = False, part: int | None = None) -> Any:
+        """Read a stored output given its recorded ``path`` (a path or URL); with ``part``, only
+        that part of a streamed output (a single value is its own part 0)."""
         store = self.store_for(url)
         path = store.to_path(url)
         stored = store.classify(path)
@@ -238,6 +257,10 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             raise OutputNotFoundError(
                 f"stored output {url} does not exist (pruned, or on another machine/base)"
             )
+        if part is not None and stored.is_parts:
+            return read_part(store, path, part)
+        if part not in (None, 0):
+            raise OutputNotFoundError(f"{url} is one value, not parts: there is no part {part}")
         return self.load(store, stored, parts=parts)
 
     def load_ref(self, ref: MaterializationRef, *, parts: bool = False) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dp_io.formats import combine_parts, decode, encode
+from dp_io.formats import combine_parts, decode, encode, write_bytes
 from dp_io.store import MANIFEST_NAME, PARTS_SUFFIX, OutputStore, writer_token
 
 
@@ -66,20 +66,12 @@ def write_parts(
     payload = json.dumps(manifest, indent=1).encode()
     store.atomic_write(
         posixpath.join(directory, MANIFEST_NAME),
-        lambda sink: _write(payload, sink),
+        lambda sink: write_bytes(payload, sink),
         cleanup=False,
     )
     store.cleanup_parts(directory, keep={e["file"] for e in entries}, own=True)
     store.cleanup_directory(posixpath.dirname(directory), finished=posixpath.basename(directory))
     return result
-
-
-def _write(payload: bytes, sink: Any) -> None:
-    if isinstance(sink, str):
-        with open(sink, "wb") as handle:
-            handle.write(payload)
-    else:
-        sink.write(payload)
 
 
 def read_manifest(store: OutputStore, directory: str) -> dict[str, Any]:
@@ -88,6 +80,25 @@ def read_manifest(store: OutputStore, directory: str) -> dict[str, Any]:
         with open(raw, "rb") as handle:
             raw = handle.read()
     return json.loads(raw)
+
+
+def part_entries(store: OutputStore, directory: str) -> list[dict[str, Any]]:
+    """The manifest's parts in order: ``{"file", "format", "rows", "bytes"}`` each."""
+    return list(read_manifest(store, directory)["parts"])
+
+
+def read_part(store: OutputStore, directory: str, index: int) -> Any:
+    """Part ``index`` (from 0) alone; the others are not read."""
+    from dp_io.errors import OutputNotFoundError
+
+    entries = part_entries(store, directory)
+    if not 0 <= index < len(entries):
+        raise OutputNotFoundError(
+            f"{store.to_url(directory)} has {len(entries)} part(s), numbered from 0: "
+            f"there is no part {index}"
+        )
+    name = entries[index]["file"]
+    return decode(store.source(posixpath.join(directory, name)), "." + name.rsplit(".", 1)[1])
 
 
 def iter_parts(store: OutputStore, directory: str) -> Iterator[Any]:

@@ -21,7 +21,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dp_io.errors import OutputNotFoundError
 from dp_io.lookup import latest_materialization, materializations_in_run
+from dp_io.parts import part_entries
 from dp_io.store import OutputStore, StoredOutput, check_run_id, unquote_segment
 
 FINISHED_STATUSES = frozenset(
@@ -83,6 +84,7 @@ class OutputInfo:
     path: str
     format: str
     bytes: int
+    parts: tuple[dict[str, Any], ...] = ()  # a streamed output's parts (``show_run`` only)
 
 
 @dataclass(frozen=True)
@@ -245,13 +247,19 @@ def show_run(
     instance: dg.DagsterInstance | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> RunDetail:
-    """One stored run: every output with its format and size."""
+    """One stored run: every output with its format and size, a streamed one with its parts."""
     store = open_store(base, storage_options)
     check_run_id(run_id)
     if not store.isdir(store.run_dir(run_id)):
         raise OutputNotFoundError(f"run {run_id} has no stored outputs under {store.url}")
     record = _run_records(instance, [run_id]).get(run_id)
-    return RunDetail(_summary(store, run_id, record, None), _outputs(store, run_id))
+    outputs = [
+        replace(o, parts=tuple(part_entries(store, store.to_path(o.path))))
+        if o.format == "parts"
+        else o
+        for o in _outputs(store, run_id)
+    ]
+    return RunDetail(_summary(store, run_id, record, None), outputs)
 
 
 def read_output(
@@ -261,10 +269,12 @@ def read_output(
     *,
     partition: str | None = None,
     parts: bool = False,
+    part: int | None = None,
     base: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Any:
-    """The value a run stored for one node (``flow_id`` needed only when the run has several)."""
+    """The value a run stored for one node (``flow_id`` needed only when the run has several);
+    with ``part``, only that part of a streamed output."""
     from dp_io.io_manager import RunScopedIOManager
 
     store = open_store(base, storage_options)
@@ -285,7 +295,7 @@ def read_output(
         flows = ", ".join(sorted({o.flow_id for o in matches}))
         raise ValueError(f"node {node_id!r} exists in flows {flows} of run {run_id}: pass the flow")
     manager = RunScopedIOManager(base_url=store.url, storage_options=storage_options or {})
-    return manager.load_path(matches[0].path, parts=parts)
+    return manager.load_path(matches[0].path, parts=parts, part=part)
 
 
 def prune(

@@ -17,11 +17,16 @@ import smtplib
 import ssl
 import string
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
+
+
+SmtpSecurity = Literal["none", "starttls", "ssl"]
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
 
 class NotificationNotConfigured(RuntimeError):
@@ -76,10 +81,10 @@ class NotificationsResource(dg.ConfigurableResource):
     )
     smtp_host: str = Field(default="", description="SMTP server; default DP_SMTP_HOST.")
     smtp_port: int = Field(default=0, ge=0, description="Default DP_SMTP_PORT, else 25/465/587 by security.")
-    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
-    smtp_username: str = Field(default="", description="Default DP_SMTP_USERNAME; empty: no login.")
+    smtp_security: str = Field(default="", description="none, starttls or ssl; default DP_SMTP_SECURITY, else starttls.")
+    smtp_username: str = Field(default="", description="Default DP_SMTP_USER; empty: no login.")
     smtp_password: str = Field(default="", description="Default DP_SMTP_PASSWORD.")
-    sender: str = Field(default="", description="From address; default DP_SMTP_SENDER or dp-platform@localhost.")
+    sender: str = Field(default="", description="From address; default DP_SMTP_FROM or dp-platform@localhost.")
     timeout_seconds: float = Field(default=30.0, gt=0)
 
     def webhook_url(self, name: str) -> str:
@@ -100,23 +105,62 @@ class NotificationsResource(dg.ConfigurableResource):
         return response.status_code
 
     def send_email(self, to: list[str], subject: str, body: str) -> None:
-        host = self.smtp_host or os.environ.get("DP_SMTP_HOST", "")
+        SmtpServer.resolve(
+            host=self.smtp_host, port=self.smtp_port, security=self.smtp_security or None,
+            username=self.smtp_username, password=self.smtp_password, sender=self.sender,
+            timeout=self.timeout_seconds,
+        ).send(to, subject, body)
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """One SMTP server, the same for ``SendNotification`` and the run-status notifications.
+
+    Every value not configured on a resource comes from the environment when a message is sent:
+    ``DP_SMTP_HOST``, ``DP_SMTP_PORT``, ``DP_SMTP_SECURITY`` (none, starttls, ssl; default
+    starttls), ``DP_SMTP_USER``, ``DP_SMTP_PASSWORD``, ``DP_SMTP_FROM``.
+    """
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str
+    password: str
+    sender: str
+    timeout: float
+
+    @classmethod
+    def resolve(cls, *, host: str = "", port: int = 0, security: str | None = None, username: str = "",
+                password: str = "", sender: str = "", timeout: float = 30.0) -> SmtpServer:
+        env = os.environ
+        host = host or env.get("DP_SMTP_HOST", "")
         if not host:
             raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
-        default_port = {"none": 25, "starttls": 587, "ssl": 465}[self.smtp_security]
-        port = self.smtp_port or int(os.environ.get("DP_SMTP_PORT") or default_port)
+        security = security or env.get("DP_SMTP_SECURITY") or "starttls"
+        if security not in DEFAULT_PORTS:
+            raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
+        return cls(
+            host=host,
+            port=port or int(env.get("DP_SMTP_PORT") or DEFAULT_PORTS[security]),
+            security=security,  # type: ignore[arg-type]
+            username=username or env.get("DP_SMTP_USER", ""),
+            password=password or env.get("DP_SMTP_PASSWORD", ""),
+            sender=sender or env.get("DP_SMTP_FROM") or "dp-platform@localhost",
+            timeout=timeout,
+        )
+
+    def send(self, to: list[str], subject: str, body: str) -> None:
         message = EmailMessage()
-        message["From"] = self.sender or os.environ.get("DP_SMTP_SENDER") or "dp-platform@localhost"
+        message["From"] = self.sender
         message["To"] = ", ".join(to)
         message["Subject"] = subject
         message.set_content(body)
         context = ssl.create_default_context()
-        smtp_class = smtplib.SMTP_SSL if self.smtp_security == "ssl" else smtplib.SMTP
-        kwargs: dict[str, Any] = {"context": context} if self.smtp_security == "ssl" else {}
-        with smtp_class(host, port, timeout=self.timeout_seconds, **kwargs) as smtp:
-            if self.smtp_security == "starttls":
+        smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
+        kwargs: dict[str, Any] = {"context": context} if self.security == "ssl" else {}
+        with smtp_class(self.host, self.port, timeout=self.timeout, **kwargs) as smtp:
+            if self.security == "starttls":
                 smtp.starttls(context=context)
-            username = self.smtp_username or os.environ.get("DP_SMTP_USERNAME", "")
-            if username:
-                smtp.login(username, self.smtp_password or os.environ.get("DP_SMTP_PASSWORD", ""))
+            if self.username:
+                smtp.login(self.username, self.password)
             smtp.send_message(message)

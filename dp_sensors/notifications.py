@@ -16,10 +16,8 @@ from __future__ import annotations
 import os
 import re
 import smtplib
-import ssl
 import time
 from collections.abc import Mapping, Sequence
-from email.message import EmailMessage
 from typing import Any
 
 import dagster as dg
@@ -52,9 +50,9 @@ def resolve_env_ref(value: str, environ: Mapping[str, str] | None = None) -> str
 class NotifierResource(dg.ConfigurableResource):
     """How notifications leave: the webserver link and the SMTP server.
 
-    Every field left empty follows the environment when a message is sent: ``DP_WEBSERVER_URL``,
-    ``DP_SMTP_HOST``, ``DP_SMTP_PORT``, ``DP_SMTP_USER``, ``DP_SMTP_FROM``, ``DP_SMTP_STARTTLS``;
-    the password is always a reference (default ``${env:DP_SMTP_PASSWORD}``).
+    Every field left empty follows the environment when a message is sent: ``DP_WEBSERVER_URL``
+    and the SMTP settings of ``dp_resources.notifications.SmtpServer`` (``DP_SMTP_*``); the
+    password is always a reference (default ``${env:DP_SMTP_PASSWORD}``).
     """
 
     webserver_url: str | None = Field(default=None, description="Base URL of the Dagster UI.")
@@ -65,7 +63,7 @@ class NotifierResource(dg.ConfigurableResource):
         default="${env:DP_SMTP_PASSWORD}", description="An ${env:NAME} reference, read at send time."
     )
     smtp_from: str | None = Field(default=None, description="Sender [env DP_SMTP_FROM].")
-    smtp_starttls: bool | None = Field(default=None, description="STARTTLS [env DP_SMTP_STARTTLS].")
+    smtp_starttls: bool | None = Field(default=None, description="STARTTLS [env DP_SMTP_SECURITY].")
     timeout_seconds: float = Field(default=10.0, gt=0)
 
     def run_url(self, run_id: str) -> str | None:
@@ -93,30 +91,24 @@ class NotifierResource(dg.ConfigurableResource):
         raise NotificationFailed(f"webhook {reference} refused the notification: {last}")
 
     def send_email(self, recipients: Sequence[str], subject: str, text: str) -> None:
-        env = os.environ
-        host = self.smtp_host or env.get("DP_SMTP_HOST")
-        if not host:
-            raise NotificationFailed("no SMTP server: set DP_SMTP_HOST (or the notifier resource)")
-        port = self.smtp_port or int(env.get("DP_SMTP_PORT") or 25)
-        user = self.smtp_user or env.get("DP_SMTP_USER")
-        sender = self.smtp_from or env.get("DP_SMTP_FROM") or "dp-platform@localhost"
-        starttls = self.smtp_starttls
-        if starttls is None:
-            starttls = (env.get("DP_SMTP_STARTTLS") or "").lower() in ("1", "true", "yes")
-        message = EmailMessage()
-        message["Subject"] = subject
-        message["From"] = sender
-        message["To"] = ", ".join(resolve_env_ref(r) for r in recipients)
-        message.set_content(text)
+        """Send through the platform's one SMTP sender (``dp_resources.notifications.SmtpServer``)."""
+        from dp_resources.notifications import NotificationNotConfigured, SmtpServer
+
+        security = None if self.smtp_starttls is None else ("starttls" if self.smtp_starttls else "none")
+        user = self.smtp_user or os.environ.get("DP_SMTP_USER", "")
+        try:
+            server = SmtpServer.resolve(
+                host=self.smtp_host or "", port=self.smtp_port or 0, security=security, username=user,
+                password=resolve_env_ref(self.smtp_password) if user else "",
+                sender=self.smtp_from or "", timeout=self.timeout_seconds,
+            )
+        except NotificationNotConfigured as exc:
+            raise NotificationFailed(str(exc)) from None
+        to = [resolve_env_ref(r) for r in recipients]
         last = ""
         for attempt in range(ATTEMPTS):
             try:
-                with smtplib.SMTP(host, port, timeout=self.timeout_seconds) as smtp:
-                    if starttls:
-                        smtp.starttls(context=ssl.create_default_context())
-                    if user:
-                        smtp.login(user, resolve_env_ref(self.smtp_password))
-                    smtp.send_message(message)
+                server.send(to, subject, text)
                 return
             except (OSError, smtplib.SMTPException) as exc:
                 last = type(exc).__name__
@@ -124,7 +116,7 @@ class NotifierResource(dg.ConfigurableResource):
                     break
             if attempt + 1 < ATTEMPTS:
                 time.sleep(0.5 * (attempt + 1))
-        raise NotificationFailed(f"SMTP server {host}:{port} did not take the notification: {last}")
+        raise NotificationFailed(f"SMTP server {server.host}:{server.port} did not take the notification: {last}")
 
 
 def message_for(flow_id: str, run: dg.DagsterRun, outcome: str, link: str | None, error: str | None) -> tuple[str, str]:

@@ -118,6 +118,47 @@ class NodeContext:
         self.metadata.update(values)
 
 
+class FrameStream(Iterator[Any]):
+    """A DataFrame output produced part by part (a source with ``stream: true``).
+
+    The compiler hands it to the IO manager as the node's output, which stores each part as it
+    arrives, so the step holds one part at a time; a dependant in the same step gets the whole
+    frame read back from storage. Where there is no such IO manager (a sub-chain body, a node
+    under ``timeout_seconds``, an in-memory IO manager) it is read whole with ``collect()``.
+    Single use, like any iterator.
+    """
+
+    def __init__(self, parts: Iterable[Any]):
+        self._parts = iter(parts)
+        self._head: list[Any] = []
+
+    def peek(self) -> Any:
+        """The first part, read now and still yielded first (None when there is none). A source
+        calls it before returning, so that opening the source fails, and is retried, in the node."""
+        if not self._head:
+            try:
+                self._head.append(next(self._parts))
+            except StopIteration:
+                return None
+        return self._head[0]
+
+    def __next__(self) -> Any:
+        if self._head:
+            return self._head.pop()
+        return next(self._parts)
+
+    def collect(self) -> Any:
+        """The remaining parts as one DataFrame (an empty one when there are none)."""
+        from dp_io.formats import combine_parts
+
+        return combine_parts(list(self))
+
+
+def whole(value: Any) -> Any:
+    """``value``, with a ``FrameStream`` read into one frame."""
+    return value.collect() if isinstance(value, FrameStream) else value
+
+
 NodeFunction = Callable[[NodeContext, Any, dict[str, Any]], Any]
 SchemaHook = Callable[[Any, dict[str, "ColumnSchema | None"]], "ColumnSchema | None"]
 # Extra checks that need the catalog (e.g. a sub-chain's nodes): (params, catalog) -> [(field, message)]

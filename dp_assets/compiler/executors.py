@@ -30,6 +30,8 @@ class FlowExecutors:
         if name not in CHOICES:
             raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(CHOICES)}")
         self.default_name = name
+        #: The ``DP_*`` settings this load sees: compiled flows are reused only under the same ones.
+        self.settings_key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("DP_")))
         self._built: dict[str, dg.ExecutorDefinition] = {}
         self._celery: Any = None
 

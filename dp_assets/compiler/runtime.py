@@ -4,6 +4,10 @@ A flow is one Dagster step by default (see docs/architecture.md for why): nodes 
 every asset output still goes through the IO manager and gets its own materialisation, and when
 the user materialises only some assets, unselected upstream values are read from their latest
 materialisation instead of being recomputed.
+
+A streamed output (``FrameStream``, a source with ``stream: true``) goes to the IO manager as the
+stream itself, which stores it part by part; the nodes of the step that need it read the stored
+output back, whole, when they run. Without the platform's IO manager it is read whole first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pandas as pd
 import dagster as dg
 from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableSchema
 
-from dp_assets.catalog.base import SKIPPED, NodeContext, NodeOutputs
+from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.checks import check_result
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
@@ -32,6 +36,13 @@ log = logging.getLogger("dp.runtime")
 
 class NodeFailed(Exception):
     """A node raised; the message names the flow and node so the UI shows where."""
+
+
+class _Stored:
+    """A value the IO manager has stored, read back only when a node of the step needs it."""
+
+    def __init__(self, read: Any):
+        self.read = read
 
 
 def run_flow_step(
@@ -54,9 +65,13 @@ def run_flow_step(
         if node.is_asset and node.id not in selected:
             continue
         if node.id in reused:  # re-execution from failure: finished nodes are not run again
-            values[f"{node.id}.{node.node_type.outputs[0]}"] = context.resources.io_manager.load_ref(reused[node.id])
+            value = context.resources.io_manager.load_ref(reused[node.id])
+            values[f"{node.id}.{node.node_type.outputs[0]}"] = value
             ran.add(node.id)
             context.log.info(f"node '{node.id}' reused from the parent run")
+            if _needed_by_other_steps(plan, node.id, step_nodes):
+                # Dagster skips a downstream step whose input was not yielded in this run.
+                yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
             continue
         if not node.is_asset and not _has_upstream_in(node, ran):
             continue
@@ -76,14 +91,20 @@ def run_flow_step(
             context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
             continue
         ran.add(node.id)
-        outputs = result.values if isinstance(result, NodeOutputs) else {node.node_type.outputs[0]: result}
+        first = node.node_type.outputs[0]
+        outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
+        keep_stream = node.is_asset and _stores_streams(context)
+        outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
         for name, value in outputs.items():
             values[f"{node.id}.{name}"] = value
-        primary = outputs.get(node.node_type.outputs[0], SKIPPED)
+        primary = outputs.get(first, SKIPPED)
         if node.is_asset and primary is not SKIPPED:
             yield Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+            if isinstance(primary, FrameStream):  # stored part by part just now: read back on demand
+                values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, plan, node.id))
             if node.columns:
-                yield check_result(dg.AssetKey([plan.flow_id, node.id]), primary, list(node.columns))
+                value = _value(context, plan, values, f"{node.id}.{first}")
+                yield check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))
 
 
 def _outputs_of_parent_run(
@@ -99,6 +120,26 @@ def _outputs_of_parent_run(
     return {keys[key]: ref for key, ref in found.items()}
 
 
+def _stores_streams(context: AssetExecutionContext) -> bool:
+    """Whether the step's IO manager stores a stream part by part (the platform's does)."""
+    from dp_io import RunScopedIOManager
+
+    return isinstance(getattr(context.resources, "io_manager", None), RunScopedIOManager)
+
+
+def _stored_reader(context: AssetExecutionContext, plan: FlowPlan, node_id: str) -> Any:
+    io = context.resources.io_manager
+    partition = context.partition_key if context.has_partition_key else None
+    return lambda: io.load_run_output(context.run_id, (plan.flow_id, node_id), partition)
+
+
+def _needed_by_other_steps(plan: FlowPlan, node_id: str, step_nodes: frozenset[str]) -> bool:
+    return any(
+        ref.partition(".")[0] == node_id
+        for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
+    )
+
+
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:
     return any(ref.partition(".")[0] in ran for ref in node.inputs.values())
 
@@ -111,6 +152,8 @@ def _mark_skipped(node: PlannedNode, values: dict[str, Any]) -> None:
 def _value(context: AssetExecutionContext, plan: FlowPlan, values: dict[str, Any], ref: str) -> Any:
     if ref not in values:
         values[ref] = _load_latest(context, plan, ref)
+    elif isinstance(values[ref], _Stored):
+        values[ref] = values[ref].read()
     return values[ref]
 
 
@@ -138,8 +181,8 @@ def _call_with_retries(
     while True:
         try:
             node_params = node.node_type.params_model.model_validate(templates.render(node.raw_params, params))
-            if node.timeout_seconds:
-                return call_with_timeout(lambda: node.node_type.run(ctx, node_params, inputs), ctx,
+            if node.timeout_seconds:  # a stream is read in the child: the limit covers the reading
+                return call_with_timeout(lambda: whole(node.node_type.run(ctx, node_params, inputs)), ctx,
                                          node.timeout_seconds)
             return node.node_type.run(ctx, node_params, inputs)
         except Exception as exc:  # noqa: BLE001 - any node error is retried or reported
@@ -177,13 +220,16 @@ def _metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -
         )
         metadata["dp/schema"] = MetadataValue.json(schema_of(value))
         metadata["preview"] = MetadataValue.md(markdown_preview(value))
+    elif isinstance(value, FrameStream) and value.peek() is not None:
+        caption = "the first part of a streamed output (dagster/row_count and parts: the whole)"
+        metadata["preview"] = MetadataValue.md(markdown_preview(value.peek(), caption=caption))
     for key, item in ctx.metadata.items():
         plain = isinstance(item, (str, int, float, bool, MetadataValue, TableSchema))
         metadata[key] = item if plain else MetadataValue.json(item)
     return metadata
 
 
-def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS, caption: str | None = None) -> str:
     head = df.head(rows)
     columns = [str(c) for c in head.columns]
 
@@ -193,4 +239,4 @@ def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
-    return "\n".join(lines) + f"\n\n{len(df)} rows"
+    return "\n".join(lines) + f"\n\n{caption or f'{len(df)} rows'}"

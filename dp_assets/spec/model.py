@@ -26,6 +26,16 @@ ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, max_length=64)]
+# Dagster's rules for asset tags and owners (dagster._utils.tags, dagster._core.definitions.utils),
+# checked here so that a spec breaking them is a validation error naming the field, not a
+# definition error at load.
+TagKey = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")]
+TagValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
+Tags = dict[TagKey, TagValue]
+Owner = Annotated[str, Field(
+    pattern=r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$",
+    description="An e-mail address or a team name prefixed with 'team:'.",
+)]
 
 
 class Strict(BaseModel):
@@ -84,7 +94,7 @@ class NodeBase(Strict):
     on_error: Literal["fail", "continue"] = "fail"
     columns: list[ColumnContract] | None = None
     storage: OutputStorage | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
 
 
 def _interval_field() -> Any:
@@ -276,8 +286,8 @@ class FlowBase(Strict):
     id: FlowId
     name: str = ""
     description: str = ""
-    owners: list[str] = Field(default_factory=list)
-    tags: dict[str, str] = Field(default_factory=dict)
+    owners: list[Owner] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=dict)
     params: dict[str, FlowParam] = Field(default_factory=dict)
     triggers: list[Trigger] = Field(default_factory=list)
     policies: RunPolicy = Field(default_factory=RunPolicy)

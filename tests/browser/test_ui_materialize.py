@@ -83,12 +83,13 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     flows = root / "flows"
     shutil.copytree(ROOT / "flows" / "maxdp", flows / "maxdp", ignore=shutil.ignore_patterns("tests"))
     home = root / "dp_home"
-    (home / "dagster").mkdir(parents=True)
-    (home / "dagster" / "dagster.yaml").write_text(
-        "telemetry: {enabled: false}\nnux: {enabled: false}\nrun_monitoring: {enabled: false}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
     env.update({"DP_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "DP_FLOWS_DIR": str(flows),
                 "DAGSTER_DISABLE_TELEMETRY": "yes", "PYTHONUNBUFFERED": "1"})
+    # The instance `make run` gets: what `dp init-home` writes (one SQLite event log for all runs).
+    subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=env, check=True, cwd=ROOT)
+    with (home / "dagster" / "dagster.yaml").open("a") as instance_file:
+        instance_file.write("nux:\n  enabled: false\n")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = root / "dagster-dev.log"

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from deploy_services import PrivateRedis, flushed_redis, fresh_database, unavailable
 from deploy_procs import (
     PYTHON,
     ManagedProcess,
@@ -74,6 +75,17 @@ class Proxy:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[PrivateRedis]:
+    """A throwaway Redis server of the module's own (stopped and started by fault tests)."""
+    try:
+        server = PrivateRedis.create()
+    except RuntimeError as exc:
+        unavailable(str(exc))
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -179,52 +191,13 @@ def proxy(webserver: Webserver, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 # --- the production stack on the platform's code location ---------------------------------------
 
-#: Redis databases of the stack tests (flushed before and after each stack): broker, results.
-STACK_REDIS_DBS = (13, 14)
-
-
-@contextlib.contextmanager
-def fresh_database(postgres_url: str, prefix: str = "dp_stack") -> Iterator[str]:
-    """A new, empty PostgreSQL database on ``postgres_url``'s server (dropped afterwards)."""
-    import sqlalchemy as sa
-
-    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    # NullPool: a fault test may restart the server in between; no stale pooled connection.
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
-def flushed_redis(redis_url: str, dbs: tuple[int, ...] = STACK_REDIS_DBS) -> Iterator[list[str]]:
-    """URLs of Redis databases ``dbs``, emptied before and after."""
-    import redis
-
-    base = redis_url.rsplit("/", 1)[0]
-    urls = [f"{base}/{db}" for db in dbs]
-    clients = [redis.Redis.from_url(url) for url in urls]
-    try:
-        for client in clients:
-            client.flushdb()
-        yield urls
-    finally:
-        for client in clients:
-            client.flushdb()
-            client.close()
 
 
 @contextlib.contextmanager
 def rabbitmq_vhost(rabbitmq_url: str) -> Iterator[str]:
     """An AMQP URL on a new, private RabbitMQ vhost (deleted afterwards), via rabbitmqctl."""
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed")
+        unavailable("rabbitmqctl is not installed")
     vhost = f"dp_stack_{uuid.uuid4().hex[:8]}"
     user = rabbitmq_url.split("//", 1)[1].split(":", 1)[0]
 

@@ -10,6 +10,7 @@ as children of the test process and die with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -17,8 +18,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from deploy_procs import ManagedProcess, die_with_parent, free_port, start_process, wait_until
 
@@ -41,6 +46,13 @@ def _as_postgres() -> None:
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
     die_with_parent(signal.SIGINT)
+
+
+def unavailable(message: str) -> None:
+    """Skip on a developer's machine; fail under CI, which must not go green by skipping."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: service tests must not skip)")
+    pytest.skip(message)
 
 
 @dataclass
@@ -209,3 +221,44 @@ class PrivateRedis:
         if self.process is not None:
             self.process.stop(grace_seconds=5)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+#: Redis databases of the stack tests (flushed before and after each stack): broker, results.
+STACK_REDIS_DBS = (13, 14)
+
+
+@contextlib.contextmanager
+def fresh_database(postgres_url: str, prefix: str = "dp_stack") -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``postgres_url``'s server (dropped afterwards)."""
+    import sqlalchemy as sa
+
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    # NullPool: a fault test may restart the server in between; no stale pooled connection.
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def flushed_redis(redis_url: str, dbs: tuple[int, ...] = STACK_REDIS_DBS) -> Iterator[list[str]]:
+    """URLs of Redis databases ``dbs``, emptied before and after."""
+    import redis
+
+    base = redis_url.rsplit("/", 1)[0]
+    urls = [f"{base}/{db}" for db in dbs]
+    clients = [redis.Redis.from_url(url) for url in urls]
+    try:
+        for client in clients:
+            client.flushdb()
+        yield urls
+    finally:
+        for client in clients:
+            client.flushdb()
+            client.close()

@@ -365,11 +365,13 @@ def start_stack(
     tuning: Mapping[str, int] | None = None,
     instance_overrides: Mapping[str, Any] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    sink_connections: Iterable[str] = ("sink",),
 ) -> Stack:
     """Start the stack under ``root``; on any start-up failure, stop what started and raise.
 
-    ``postgres_url`` holds Dagster's storage, ``store_url`` the flow store and the sink tables
-    (``DP_DB_SINK_URL``). ``longest_step_seconds`` and ``tuning`` render the worker file
+    ``postgres_url`` holds Dagster's storage, ``store_url`` the flow store and the tables of the
+    flows' named database connections ``sink_connections`` (``DP_DB_<NAME>_URL``, e.g.
+    ``DP_DB_SINK_URL``). ``longest_step_seconds`` and ``tuning`` render the worker file
     (:func:`dp_resources.celery_config.render_worker_yaml`), which the executor reads too.
     """
     home = root / "dagster_home"
@@ -388,7 +390,7 @@ def start_stack(
         DP_OUTPUTS_URL=str(root / "outputs"),
         DP_FLOWS_DIR=str(flows_dir),
         DP_STORE_URL=store_url,
-        DP_DB_SINK_URL=store_url,
+        **{f"DP_DB_{name.upper()}_URL": store_url for name in sink_connections},
         DP_EXECUTOR="celery",
         DP_CELERY_CONFIG=str(worker_yaml),
         DP_CELERY_BROKER=broker_url,

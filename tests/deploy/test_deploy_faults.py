@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from conftest import StackFactory
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 from deploy_flows import expected_combined, fan_out_spec, step_key
-from deploy_services import PrivatePostgres, PrivateRedis
+from deploy_services import PrivatePostgres, PrivateRedis, unavailable
 from deploy_stack import NOT_FINISHED, Stack, pid_alive, process_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.postgres]
@@ -50,17 +50,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
     try:
         server = PrivatePostgres.create(max_connections=MAX_CONNECTIONS)
     except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.destroy()
-
-
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[PrivateRedis]:
-    try:
-        server = PrivateRedis.create()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     yield server
     server.destroy()
 

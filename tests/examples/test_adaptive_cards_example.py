@@ -7,23 +7,33 @@ per sales organisation and per user; the failed organisation and its user are re
 run, everything else is upserted; a retry run (the tag ``dp/retry_items`` that ``dp
 retry-failed`` sets) then takes only what failed.
 
-Executor: in process. The Celery stack harness of the production tests
-(``tests/deploy/deploy_stack.py``) serves its own throwaway code location, and the platform's
-code location refuses loopback HTTP by default, so this flow is not run on Celery workers here.
+Executor: in process here; ``tests/deploy/test_deploy_adaptive_cards.py`` runs the same flow
+against the same stub on the production stack, its steps on Celery workers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 
 import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from examples_support import FLOWS, StubService, copy_example, materializations
+from examples_support import copy_example, materializations
+from t2a_stub import (
+    ANSWERING,
+    FLOW,
+    SNAPSHOTS,
+    TABLES,
+    TOKEN,
+    T2A,
+    create_tables,
+    expected_cards,
+    expected_gscm,
+    expected_material,
+)
 
 from dp_assets.cli import main as dp
 from dp_assets.location import build_code_location, default_resources
@@ -31,45 +41,6 @@ from dp_resources.http import HttpResource
 from dp_resources.secrets import SecretsResource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
-
-FLOW = "adaptive_card_pipeline"
-TOKEN = "t2a-token-for-tests-0042"
-TABLES = ("adaptive_cards", "material", "gscm", "card_users", "sales_orgs")
-SNAPSHOTS = {
-    "KR10": {"materials": [{"material": "M-100", "description": "Pump", "plant": "K1", "stock": 2, "unit_price": 13.0},
-                           {"material": "M-300", "description": "Gasket", "plant": "K1", "stock": 100, "unit_price": 0.4}],
-             "gscm": [{"material": "M-100", "open_orders": 8, "eta": "2024-06-10"},
-                      {"material": "M-300", "open_orders": 0, "eta": "2024-06-02"}]},
-    "JP20": {"materials": [{"material": "M-200", "description": "Valve", "plant": "J1", "stock": 1, "unit_price": 3.2}],
-             "gscm": [{"material": "M-200", "open_orders": 4, "eta": "2024-06-05"}]},
-    "DE30": {"materials": [{"material": "M-100", "description": "Pump", "plant": "P1", "stock": 40, "unit_price": 12.5}],
-             "gscm": [{"material": "M-100", "open_orders": 10, "eta": "2024-06-01"}]},
-    "US40": {"materials": [{"material": "M-400", "description": "Motor", "plant": "U1", "stock": 3, "unit_price": 99.0}],
-             "gscm": [{"material": "M-400", "open_orders": 1, "eta": "2024-06-20"}]},
-}
-
-
-class T2A:
-    """T2A as a stub: KR10 answers after one 503, organisations in ``down`` answer 500."""
-
-    def __init__(self):
-        self.down = {"JP20"}
-        self.lock = threading.Lock()
-        self.calls: dict[str, int] = {}
-        self.service = StubService(self.route)
-
-    def route(self, request):
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return 401, {"error": "bad token"}
-        org = request.path.split("/")[3]
-        with self.lock:
-            self.calls[org] = self.calls.get(org, 0) + 1
-            first = self.calls[org] == 1
-        if org == "KR10" and first:
-            return 503, {"error": "busy"}
-        if org in self.down:
-            return 500, {"error": "T2A backend error"}
-        return 200, {"sales_org": org, **SNAPSHOTS[org]}
 
 
 @pytest.fixture
@@ -82,12 +53,7 @@ def t2a():
 @pytest.fixture
 def cards_db(postgres_url, monkeypatch):
     engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-        script = (FLOWS / "adaptive_cards" / "data" / "setup.sql").read_text()
-        for statement in script.split(";"):
-            if statement.strip() and not all(line.startswith("--") for line in statement.strip().splitlines()):
-                conn.exec_driver_sql(statement)
+    create_tables(engine)
     monkeypatch.setenv("DP_DB_CARDS_URL", postgres_url)
     monkeypatch.setenv("DP_SECRET_T2A_TOKEN", TOKEN)
     yield engine
@@ -105,26 +71,6 @@ def location(tmp_path, dp_home, t2a, cards_db):
                  "secrets": SecretsResource()}
     (dp_home / "dagster" / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
     return build_code_location(flows_folder=flows, resources=resources)
-
-
-def expected_material(orgs: list[str]) -> pd.DataFrame:
-    columns = ("material", "description", "plant", "stock", "unit_price")
-    rows = [{"sales_org": org, **{k: item[k] for k in columns}} for org in orgs for item in SNAPSHOTS[org]["materials"]]
-    return pd.DataFrame(rows).sort_values(["sales_org", "material"], ignore_index=True)
-
-
-def expected_cards(users: pd.DataFrame, ok_orgs: list[str], max_items: int = 5) -> pd.DataFrame:
-    """Cards of the users whose organisation answered, built in plain pandas."""
-    rows = []
-    for user in users.sort_values("user_id").itertuples():
-        if user.sales_org not in ok_orgs:
-            continue
-        snap = SNAPSHOTS[user.sales_org]
-        items = pd.DataFrame(snap["materials"]).merge(pd.DataFrame(snap["gscm"]), on="material", how="left")
-        short = items[items["stock"] < items["open_orders"]]
-        rows.append({"user_id": user.user_id, "sales_org": user.sales_org, "items": len(items),
-                     "shortages": len(short)})
-    return pd.DataFrame(rows)
 
 
 def first_run(location: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -160,15 +106,16 @@ def test_adaptive_cards_fan_out_retries_dead_letters_upsert_and_schedule(locatio
         assert stored["t2a"]["items"] == 4 and stored["t2a"]["items_failed"] == 1
         assert [i["sales_org"] for i in stored["t2a"]["failed_items"]] == ["JP20"]
         material = pd.read_sql("SELECT * FROM material ORDER BY sales_org, material", cards_db)
-        pd.testing.assert_frame_equal(material, expected_material(["DE30", "KR10", "US40"]), check_dtype=False)
-        assert pd.read_sql("SELECT count(*) AS n FROM gscm", cards_db)["n"][0] == 4
+        pd.testing.assert_frame_equal(material, expected_material(ANSWERING), check_dtype=False)
+        gscm = pd.read_sql("SELECT * FROM gscm ORDER BY sales_org, material", cards_db)
+        pd.testing.assert_frame_equal(gscm, expected_gscm(ANSWERING), check_dtype=False)
 
         # stage 2: one card per user; the JP20 user fails alone, the others are upserted
         assert stored["cards"]["items"] == 6 and [i["user_id"] for i in stored["cards"]["failed_items"]] == ["u003"]
         users = pd.read_sql("SELECT * FROM card_users", cards_db)
         saved = pd.read_sql("SELECT * FROM adaptive_cards ORDER BY user_id", cards_db)
         pd.testing.assert_frame_equal(saved.drop(columns="card_json"),
-                                      expected_cards(users, ["DE30", "KR10", "US40"]), check_dtype=False)
+                                      expected_cards(users, ANSWERING), check_dtype=False)
         card = json.loads(saved.set_index("user_id").loc["u001", "card_json"])
         assert card["type"] == "AdaptiveCard" and card["lang"] == "ko"
         assert card["body"][0]["text"] == "Kim Minji: 1 shortage(s) in KR10"

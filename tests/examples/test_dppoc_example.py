@@ -6,13 +6,15 @@ Dagster's own contexts: the nightly cron schedule, and the event sensor over a r
 with wildcard topics (``data.*.ingested``, ``pipeline.**``). The runs they request execute on a
 real local instance against PostgreSQL, a rates API that fails twice before answering (node
 retries with backoff) and a monitoring API that is down (``on_error: continue``, dp-poc's
-``fail_safe``). The history is read and the totals written in chunks, and every run's outputs
-are listed and read back with ``dp runs``.
+``fail_safe``). The history is streamed (dp-poc's ``stream_output``: each 500-row chunk stored
+as its own part) and the totals written in chunks, and every run's outputs, parts included, are
+listed and read back with ``dp runs``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import dagster as dg
 import pandas as pd
@@ -30,7 +32,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 FLOW = "dppoc_event_etl"
 RATES = {"EUR": 1.0, "USD": 0.9, "KRW": 0.0007}
-HISTORY_ROWS = 1_200  # read in chunks of 500
+HISTORY_ROWS = 1_200  # streamed in chunks of 500
+CHUNK = 500
 
 
 def history_frame() -> pd.DataFrame:
@@ -134,8 +137,9 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
     assert any("node 'publish_metrics' failed and on_error=continue" in m for m in logs)
     stored = materializations(instance, scheduled.run_id)
     assert "publish_metrics" not in stored and "store" in stored
-    # chunked: history read 500 rows at a time, totals inserted in batches
-    assert stored["history"]["chunks"] == 3 and stored["history"]["dagster/row_count"] == HISTORY_ROWS
+    # streamed: history stored as one part per 500-row chunk, totals inserted in batches
+    assert stored["history"]["parts"] == math.ceil(HISTORY_ROWS / CHUNK) == 3
+    assert stored["history"]["dagster/row_count"] == HISTORY_ROWS
     nightly_expected = expected_totals(history_frame(), "nightly")
     pd.testing.assert_frame_equal(scheduled.output_for_node(f"{FLOW}__step", "labelled"), nightly_expected,
                                   check_dtype=False)
@@ -174,6 +178,16 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
     shown = cli.invoke(dp, ["runs", "show", scheduled.run_id])
     assert shown.exit_code == 0, shown.output
     assert "labelled" in shown.output and "parquet" in shown.output  # storage: {format: parquet}
+    parts = [line.split() for line in shown.output.splitlines() if line.strip().startswith("part ")]
+    assert [(p[1], int(p[-2])) for p in parts] == [("0", 500), ("1", 500), ("2", 200)]  # history's parts
+    whole, last = tmp_path / "history.parquet", tmp_path / "history-part-2.parquet"
+    for out, extra in [(whole, []), (last, ["--part", "2"])]:
+        read = cli.invoke(dp, ["runs", "read", scheduled.run_id, "history", *extra, "--out", str(out)])
+        assert read.exit_code == 0, read.output
+    by_id = ["sensor", "read_at", "currency", "value"]
+    pd.testing.assert_frame_equal(pd.read_parquet(whole).sort_values(by_id, ignore_index=True),
+                                  history_frame().sort_values(by_id, ignore_index=True), check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(last), pd.read_parquet(whole).iloc[2 * CHUNK:])
     for run, expected in [(scheduled, nightly_expected), (evented, event_expected)]:
         out = tmp_path / f"{run.run_id}.parquet"
         read = cli.invoke(dp, ["runs", "read", run.run_id, "labelled", "--out", str(out)])

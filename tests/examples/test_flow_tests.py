@@ -284,3 +284,25 @@ def test_every_shipped_example_passes_its_flow_tests():
     for flow in ("maxdp_sales_dashboard", "data_processing_pipeline", "ml_training_pipeline",
                  "simple_workflow_example", "dppoc_event_etl", "pastetrader_market_brief", "adaptive_card_pipeline"):
         assert f"flow {flow}" in output
+
+
+def test_a_streamed_source_without_a_fixture_is_asserted_whole(tmp_path, monkeypatch):
+    """A source with ``stream: true`` yields parts; a case reads its real table and sees it whole."""
+    db = tmp_path / "shop.db"
+    monkeypatch.setenv("DP_DB_SHOP_URL", f"sqlite:///{db}")
+    orders = pd.DataFrame([{"order_id": i, "region": "EU" if i % 3 else "US", "amount": float(i)} for i in range(1, 8)])
+    orders.to_sql("orders", sa.create_engine(f"sqlite:///{db}"), index=False)
+    spec = {"id": "streamed", "nodes": [
+        {"id": "orders", "type": "TableReader",
+         "params": {"table": "orders", "connection": "shop", "order_by": ["order_id"], "chunksize": 3, "stream": True}},
+        {"id": "totals", "type": "GroupAggregate", "inputs": ["orders"],
+         "params": {"by": "region", "agg": {"total": ["amount", "sum"]}}},
+    ]}
+    totals = orders.groupby("region", as_index=False).agg(total=("amount", "sum"))
+    path = write_flow(tmp_path / "flows", spec, [
+        {"name": "real table in parts", "expect": {
+            "orders": {"rows": len(orders), "values": {"order_id": orders["order_id"].tolist()}},
+            "totals": {"values": {"region": totals["region"].tolist(), "total": totals["total"].tolist()}}}},
+    ], name="streamed")
+    code, output = run_dp_test(str(path))
+    assert code == 0, output

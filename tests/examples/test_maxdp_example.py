@@ -127,13 +127,14 @@ def test_maxdp_designer_flow_published_and_launched_through_graphql(platform, tm
     entries = {e["label"]: e for e in latest["metadataEntries"]}
     expected = expected_dashboard("EU", 50.0, 2)
     assert entries["dagster/row_count"]["intValue"] == len(expected) == 2
-    preview = entries["dp/preview"]["text"]
+    preview = entries["dp/preview"]["mdStr"]  # markdown metadata: the UI renders the table
     assert preview.splitlines()[0] == "| " + " | ".join(expected.columns) + " |"
     for name in expected["name"]:
         assert name in preview
     statistics = json.loads(entries["dp/statistics"]["jsonString"])
     assert statistics["mean"]["revenue"] == pytest.approx(expected["revenue"].mean())  # statistic -> column
     assert statistics["count"]["revenue"] == len(expected)
+    assert "| mean |" in entries["statistics"]["mdStr"]  # describe() as a rendered table too
 
     # the same rows were exported by the flow's FileWriter
     exported = pd.read_csv(platform.home / "data" / "reports" / "maxdp" / "sales_dashboard_EU.csv")

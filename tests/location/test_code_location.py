@@ -159,3 +159,41 @@ def test_E3_reexecution_from_failure_reuses_finished_nodes(flows_dir, dp_home):
 
 def _sales_job():
     return defs().resolve_job_def("sales_summary")
+
+
+TINY_NODES = """\
+id: tiny_nodes
+policies: {steps: node}
+nodes:
+  - {id: source, type: StaticData, params: {rows: [{k: 1, v: 2.0}, {k: 2, v: 3.0}]}}
+  - {id: doubled, type: AddModifyColumn, inputs: [source], params: {column: w, expression: v * 2}}
+  - {id: saved, type: FileWriter, inputs: [doubled], params: {path: out/tiny.csv}}
+"""
+
+
+def test_E3_with_a_step_per_node_a_reused_node_still_feeds_the_next_step(flows_dir, dp_home):
+    """A node's step that runs again in a resume retry (a Celery worker finished it after the run
+    was failed, so Dagster did not count it) reuses the parent's output and still hands it to
+    the next step: the sink writes."""
+    (flows_dir / "tiny_nodes.yaml").write_text(TINY_NODES)
+    instance = dg.DagsterInstance.get()
+    blocker = dp_home / "data" / "out"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the output folder should be")
+    first = defs().resolve_job_def("tiny_nodes").execute_in_process(instance=instance, raise_on_error=False)
+    assert not first.success
+    blocker.unlink()
+    options = dg.ReexecutionOptions(
+        parent_run_id=first.run_id, step_selection=["tiny_nodes__node__doubled", "tiny_nodes__node__saved"]
+    )
+    second = dg.execute_job(dg.reconstructable(_tiny_nodes_job), instance=instance, reexecution_options=options,
+                            tags={"dagster/is_resume_retry": "true"})
+    assert second.success
+    logs = [e.message for e in instance.all_logs(second.run_id) if e.message]
+    assert any("node 'doubled' reused from the parent run" in m for m in logs)
+    expected = pd.DataFrame({"k": [1, 2], "v": [2.0, 3.0]}).assign(w=lambda df: df["v"] * 2)
+    pd.testing.assert_frame_equal(pd.read_csv(dp_home / "data" / "out" / "tiny.csv"), expected)
+
+
+def _tiny_nodes_job():
+    return defs().resolve_job_def("tiny_nodes")

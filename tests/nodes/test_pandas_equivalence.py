@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import dagster as dg
 import pandas as pd
 import pytest
 from node_helpers import make_ctx, run_node
@@ -262,7 +263,10 @@ def test_display_results_statistics_are_pandas_describe() -> None:
     expected = df.describe(include="all")
     assert set(stats) == {str(i) for i in expected.index}
     assert stats["mean"]["qty"] == pytest.approx(expected.loc["mean", "qty"])
-    assert "| order_id |" in ctx.metadata["dp/preview"] and "mean" in ctx.metadata["statistics"]
+    # markdown metadata, so the UI renders the tables
+    preview, table = ctx.metadata["dp/preview"], ctx.metadata["statistics"]
+    assert isinstance(preview, dg.MarkdownMetadataValue) and isinstance(table, dg.MarkdownMetadataValue)
+    assert "| order_id |" in preview.value and "mean" in table.value
 
 
 def test_display_results_without_columns() -> None:

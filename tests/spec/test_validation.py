@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -108,3 +109,18 @@ def test_good_spec_validates_with_schemas():
     validated = validate_spec(GOOD, default_catalog())
     assert validated.schemas["agg"] == {"k": "string", "total": "integer"}
     assert [n.id for n in validated.flow.nodes] == ["rows", "agg", "sorted"]
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [
+    (("tags",), {"": "x"}, "field 'tags.'"),
+    (("tags",), {"a b": "x"}, "field 'tags.a b'"),
+    (("owners",), ["bob"], "field 'owners[0]'"),
+    (("nodes", 0, "tags"), {"tier": "has space"}, "node 'rows', field 'tags.tier'"),
+    (("nodes", 1, "tags"), {"tier": "x" * 64}, "node 'agg', field 'tags.tier'"),
+], ids=["empty-tag-key", "tag-key-space", "owner-not-email-or-team", "tag-value-space", "tag-value-too-long"])
+def test_tags_and_owners_follow_dagsters_rules(field, value, where):
+    """Dagster refuses these asset tags and owners at definition time; the spec refuses them first."""
+    with pytest.raises(FlowValidationError, match=re.escape(f"flow 'orders_flow', {where}")):
+        validate_spec(mutate([(field, value)]), default_catalog())
+    fine = {"tags": {"team/tier": "gold-1.0"}, "owners": ["team:data", "a.b@example.com"]}
+    validate_spec({**GOOD, **fine}, default_catalog())

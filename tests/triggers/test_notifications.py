@@ -88,7 +88,7 @@ def test_failure_and_success_notifications(instance, data, hook_server, smtp_ser
     ])
     defs = compile_flows(spec, resources={"files": data})
     notifier = NotifierResource(webserver_url="http://dagster.test:3000/", smtp_host="127.0.0.1", smtp_port=port,
-                                smtp_from="dp@example.test")
+                                smtp_from="dp@example.test", smtp_starttls=False)
     on_failure = defs.resolve_sensor_def("notified_notify_failure_sensor")
     on_success = defs.resolve_sensor_def("notified_notify_success_sensor")
     failure_cursor = tick(on_failure, instance, None, notifier).cursor

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,53 +22,19 @@ class FileWriterParams(Params):
     lines: bool = False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(target: Path, max_age_seconds: float = 86_400) -> list[Path]:
-    """Temporary files of ``target`` left by a writer that was killed (E5): its process is gone,
-    or the file is older than a day (a writer on another machine)."""
-    removed = []
-    now = time.time()
-    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        pid_text = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
-        try:
-            stale = (pid_text.isdigit() and not _pid_alive(int(pid_text))) or now - tmp.stat().st_mtime > max_age_seconds
-        except FileNotFoundError:
-            continue
-        if stale:
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
 def write_atomically(target: Path, write: Any) -> int:
     """Write through a temporary file in the same folder, then rename over the target.
 
-    A crash or kill mid-write leaves the old file whole; the temporary file is removed on error,
-    and one left by a killed writer (its pid is in the name) is removed by the next write (E5).
+    The same writer the run outputs use (``dp_io.store.OutputStore``): a crash or kill mid-write
+    leaves the old file whole, and a temporary file left by a killed writer is removed by the
+    next write (E5). Only temporary files are cleaned here: the data root holds users' files.
     """
-    remove_stale_temporaries(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        size = tmp.stat().st_size
-        os.replace(tmp, target)
-        return size
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from dp_io.store import OutputStore
+
+    store = OutputStore(str(target.parent), fsync=True)
+    store.atomic_write(str(target), write, cleanup=False)
+    store.cleanup_directory(str(target.parent))
+    return target.stat().st_size
 
 
 def file_writer(ctx: NodeContext, params: FileWriterParams, inputs: dict[str, Any]) -> pd.DataFrame:

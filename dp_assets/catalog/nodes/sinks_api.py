@@ -147,12 +147,15 @@ def display_results(ctx: NodeContext, params: DisplayResultsParams, inputs: dict
 
     Metadata: ``dp/preview`` (the first ``n`` rows as a markdown table), ``statistics`` (describe()
     as a markdown table) and ``dp/statistics`` (the same as JSON, statistic -> column -> value).
+    The tables are markdown metadata, so the Dagster UI renders them as tables.
     """
+    from dagster import MetadataValue
+
     df: pd.DataFrame = inputs["input"]
-    ctx.add_metadata(**{"dp/preview": _markdown(df.head(params.n)) + f"\n\n{len(df)} rows"})
+    ctx.add_metadata(**{"dp/preview": MetadataValue.md(_markdown(df.head(params.n)) + f"\n\n{len(df)} rows")})
     stats = statistics(df, params) if params.describe else None
     if stats is not None:
-        ctx.add_metadata(statistics=_markdown(stats, index=True),
+        ctx.add_metadata(statistics=MetadataValue.md(_markdown(stats, index=True)),
                          **{"dp/statistics": json.loads(stats.to_json(orient="index", date_format="iso"))})
     ctx.log.info(f"{ctx.node_id}: {len(df)} rows, columns {', '.join(map(str, df.columns))}")
     return df

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
     NO_INPUTS,
     ColumnSchema,
+    FrameStream,
     NodeContext,
     NodeType,
     Params,
@@ -63,6 +66,19 @@ class FileInputParams(Params):
     )
     max_bytes: int = Field(default=1 << 30, gt=0, description="Largest file read (hostile-file guard).")
     max_columns: int = Field(default=10_000, gt=0, description="Most columns a file may have.")
+    chunksize: int | None = Field(default=None, gt=0, description="CSV only: parse this many rows at a time.")
+    stream: bool = Field(
+        default=False,
+        description="CSV only: store the output part by part as it is parsed, one stored part per chunk "
+        "(needs chunksize): the step holds one chunk at a time while storing it; dependants get the "
+        "whole frame (docs/io.md, Streams).",
+    )
+
+    @model_validator(mode="after")
+    def _stream_needs_chunks(self) -> FileInputParams:
+        if self.stream and not self.chunksize:
+            raise ValueError("stream: true needs chunksize (the rows of each stored part)")
+        return self
 
 
 def _format(params: FileInputParams, path: Any) -> str:
@@ -99,11 +115,24 @@ def _read_excel(params: FileInputParams, path: Any) -> pd.DataFrame:
         raise ValueError("reading Excel needs the openpyxl package, which is not installed") from None
 
 
-def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
+def _checked_format(params: FileInputParams, path: Any) -> str:
     fmt = _format(params, path)
     size = path.stat().st_size
     if size > params.max_bytes:
         raise ValueError(f"file '{path.name}' has {size} bytes, over max_bytes {params.max_bytes}")
+    if params.chunksize and fmt != "csv":
+        raise ValueError(f"file '{path.name}' is {fmt}: chunksize and stream read CSV files only")
+    return fmt
+
+
+def _csv_options(params: FileInputParams) -> dict[str, Any]:
+    return dict(sep=params.sep, encoding=params.encoding, usecols=params.usecols, dtype=params.dtype,
+                parse_dates=params.parse_dates, compression=None, encoding_errors=params.encoding_errors,
+                on_bad_lines=params.on_bad_lines)
+
+
+def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
+    fmt = _checked_format(params, path)
     if fmt == "parquet":
         return pd.read_parquet(path, columns=params.usecols)
     if fmt == "excel":
@@ -113,15 +142,21 @@ def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
                           encoding_errors=params.encoding_errors, dtype=params.dtype, compression=None)
         return df[params.usecols] if params.usecols else df
     _check_csv_header(params, path)
-    return pd.read_csv(path, sep=params.sep, encoding=params.encoding, usecols=params.usecols,
-                       dtype=params.dtype, parse_dates=params.parse_dates, compression=None,
-                       encoding_errors=params.encoding_errors, on_bad_lines=params.on_bad_lines)
+    if params.chunksize:
+        return pd.concat(_csv_chunks(params, path), ignore_index=True)
+    return pd.read_csv(path, **_csv_options(params))
 
 
-def _read(params: FileInputParams, path: Any) -> pd.DataFrame:
-    """One file, with parser errors turned into a message that names the file (V7)."""
+def _csv_chunks(params: FileInputParams, path: Any) -> Iterator[pd.DataFrame]:
+    with pd.read_csv(path, chunksize=params.chunksize, **_csv_options(params)) as reader:
+        yield from reader
+
+
+@contextlib.contextmanager
+def _parser_errors(params: FileInputParams, path: Any) -> Iterator[None]:
+    """Parser errors turned into a message that names the file (V7)."""
     try:
-        df = _reader(params, path)
+        yield
     except UnicodeDecodeError as exc:
         raise ValueError(f"file '{path.name}' is not valid {params.encoding} (byte {exc.start}); set "
                          "`encoding`, or encoding_errors: replace") from None
@@ -130,16 +165,50 @@ def _read(params: FileInputParams, path: Any) -> pd.DataFrame:
                          "rows with too many fields") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"file '{path.name}' is empty") from None
+
+
+def _check_width(params: FileInputParams, path: Any, df: pd.DataFrame) -> None:
     if len(df.columns) > params.max_columns:
         raise ValueError(f"file '{path.name}' has {len(df.columns)} columns, over max_columns {params.max_columns}")
+
+
+def _check_declared(params: FileInputParams, df: pd.DataFrame) -> None:
+    if params.columns:
+        missing = [c for c in params.columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"file '{params.path}' lacks declared column(s): {', '.join(missing)}")
+
+
+def _read(params: FileInputParams, path: Any) -> pd.DataFrame:
+    """One file, with parser errors turned into a message that names the file (V7)."""
+    with _parser_errors(params, path):
+        df = _reader(params, path)
+    _check_width(params, path, df)
     return df
 
 
-def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]) -> pd.DataFrame:
+def _streamed(params: FileInputParams, paths: list[Any]) -> Iterator[pd.DataFrame]:
+    """The CSV files' chunks in order, each checked; the index runs on across chunks and files,
+    as the index of the whole read would."""
+    offset = 0
+    for path in paths:
+        _checked_format(params, path)
+        _check_csv_header(params, path)
+        with _parser_errors(params, path):
+            for chunk in _csv_chunks(params, path):
+                _check_width(params, path, chunk)
+                _check_declared(params, chunk)
+                chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                offset += len(chunk)
+                yield chunk
+
+
+def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
     """Read CSV, Parquet, JSON or Excel files (``pd.read_csv`` / ``read_parquet`` / ``read_json`` / ``read_excel``).
 
     Paths stay under the configured roots (V3); archives and compressed files are refused, and
-    hostile files end in a clear error or a bounded result (V7).
+    hostile files end in a clear error or a bounded result (V7). With ``stream: true`` (CSV) each
+    chunk is stored as its own part as soon as it is parsed.
     """
     files = ctx.resource("files")
     paths = files.glob(params.path, params.root) if any(c in params.path for c in "*?[") else [
@@ -147,13 +216,14 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
     ]
     if not paths:
         raise FileNotFoundError(f"no file matches '{params.path}' under the '{params.root}' root")
+    ctx.add_metadata(files=[str(p) for p in paths])
+    if params.stream:
+        stream = FrameStream(_streamed(params, paths))
+        stream.peek()  # open and parse the first chunk now: a bad file fails in the node, retried
+        return stream
     frames = [_read(params, path) for path in paths]
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    if params.columns:
-        missing = [c for c in params.columns if c not in df.columns]
-        if missing:
-            raise ValueError(f"file '{params.path}' lacks declared column(s): {', '.join(missing)}")
-    ctx.add_metadata(files=[str(p) for p in paths])
+    _check_declared(params, df)
     return df
 
 

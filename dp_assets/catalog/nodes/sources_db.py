@@ -10,14 +10,16 @@ login, a single statement) unless the connection is configured writable.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import (
     NO_INPUTS,
     ColumnSchema,
+    FrameStream,
     NodeContext,
     NodeType,
     Params,
@@ -32,6 +34,11 @@ from dp_assets.catalog.nodes.sql_names import (
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
 JsonScalar = str | int | float | bool | None
+STREAM_DESCRIPTION = (
+    "Store the output part by part as it is read, one stored part per chunk (needs chunksize): "
+    "the step holds one chunk at a time while storing it; dependants get the whole frame "
+    "(docs/io.md, Streams)."
+)
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "not null", "like"]
 
 
@@ -65,6 +72,40 @@ def _read(conn: Any, statement: Any, params: Any, chunksize: int | None, parse_d
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
+def _streamed(connect: Callable[[], Any], statement_of: Callable[[Any], Any], binds: Any,
+              chunksize: int, parse_dates: Any, check: Callable[[pd.DataFrame], None]) -> Iterator[pd.DataFrame]:
+    """The chunks of a query over one connection held open until the last (a server-side cursor).
+
+    Each chunk's index continues the previous one, as the index of the whole read would; an empty
+    result is one empty part, so its columns are kept.
+    """
+    with connect() as conn:
+        statement = statement_of(conn)
+        streamed = conn.execution_options(stream_results=True, max_row_buffer=chunksize)
+        offset, parts = 0, 0
+        for chunk in pd.read_sql(statement, streamed, params=binds, parse_dates=parse_dates, chunksize=chunksize):
+            check(chunk)
+            chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+            offset, parts = offset + len(chunk), parts + 1
+            yield chunk
+        if not parts:
+            empty = pd.read_sql(statement, conn, params=binds, parse_dates=parse_dates)
+            check(empty)
+            yield empty
+
+
+def _open_stream(parts: Iterator[pd.DataFrame]) -> FrameStream:
+    stream = FrameStream(parts)
+    stream.peek()  # connect and read the first chunk now: a missing table fails in the node, retried
+    return stream
+
+
+def _check_stream(params: Any) -> Any:
+    if params.stream and not params.chunksize:
+        raise ValueError("stream: true needs chunksize (the rows of each stored part)")
+    return params
+
+
 def _check_declared(df: pd.DataFrame, declared: ColumnSchema | None, where: str) -> None:
     if declared:
         missing = [c for c in declared if c not in df.columns]
@@ -92,7 +133,12 @@ class TableReaderParams(Params):
     order_by: list[str] | None = None
     limit: int | None = Field(default=None, ge=0)
     chunksize: int | None = Field(default=None, gt=0, description="Read this many rows at a time.")
+    stream: bool = Field(default=False, description=STREAM_DESCRIPTION)
     parse_dates: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _stream_needs_chunks(self) -> TableReaderParams:
+        return _check_stream(self)
 
     @field_validator("table")
     @classmethod
@@ -126,34 +172,50 @@ def _condition(column: Any, cond: Condition) -> Any:
             ">": column.__gt__, ">=": column.__ge__}[cond.op](value)
 
 
-def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, Any]) -> pd.DataFrame:
-    """Read a database table (``pd.read_sql_table``), with bound ``where`` conditions and chunks."""
+def _table_select(conn: Any, params: TableReaderParams, where: str) -> Any:
+    """The SELECT of a TableReader: reflected table, checked columns, bound conditions."""
     import sqlalchemy as sa
 
-    db = ctx.resource("databases")
     schema, name = split_table(params.table, params.schema_)
+    try:
+        table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+    except sa.exc.NoSuchTableError:
+        raise ValueError(f"{where} does not exist") from None
+    wanted = list(params.columns) if params.columns else [c.name for c in table.columns]
+    referenced = wanted + [c.column for c in params.where] + list(params.order_by or [])
+    missing = [c for c in dict.fromkeys(referenced) if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where} has no column(s) {', '.join(missing)}; it has "
+                         f"{', '.join(table.columns.keys())}")
+    statement = sa.select(*[table.columns[c] for c in wanted])
+    for cond in params.where:
+        statement = statement.where(_condition(table.columns[cond.column], cond))
+    if params.order_by:
+        statement = statement.order_by(*[table.columns[c] for c in params.order_by])
+    if params.limit is not None:
+        statement = statement.limit(params.limit)
+    return statement
+
+
+def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
+    """Read a database table (``pd.read_sql_table``), with bound ``where`` conditions and chunks.
+
+    With ``stream: true`` each chunk is stored as its own part as soon as it is read.
+    """
+    db = ctx.resource("databases")
     where = f"table '{params.table}' of connection '{params.connection}'"
-    with db.get_engine(params.connection).connect() as conn:
-        try:
-            table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
-        except sa.exc.NoSuchTableError:
-            raise ValueError(f"{where} does not exist") from None
-        wanted = list(params.columns) if params.columns else [c.name for c in table.columns]
-        referenced = wanted + [c.column for c in params.where] + list(params.order_by or [])
-        missing = [c for c in dict.fromkeys(referenced) if c not in table.columns]
-        if missing:
-            raise ValueError(f"{where} has no column(s) {', '.join(missing)}; it has "
-                             f"{', '.join(table.columns.keys())}")
-        statement = sa.select(*[table.columns[c] for c in wanted])
-        for cond in params.where:
-            statement = statement.where(_condition(table.columns[cond.column], cond))
-        if params.order_by:
-            statement = statement.order_by(*[table.columns[c] for c in params.order_by])
-        if params.limit is not None:
-            statement = statement.limit(params.limit)
-        df = _read(conn, statement, None, params.chunksize, params.parse_dates, ctx)
-    _check_declared(df, _declared(params.columns), where)
     ctx.add_metadata(table=params.table, connection=params.connection)
+
+    def check(df: pd.DataFrame) -> None:
+        _check_declared(df, _declared(params.columns), where)
+
+    engine = db.get_engine(params.connection)
+    if params.stream:
+        return _open_stream(_streamed(engine.connect, lambda conn: _table_select(conn, params, where), None,
+                                      params.chunksize, params.parse_dates, check))
+    with engine.connect() as conn:
+        df = _read(conn, _table_select(conn, params, where), None, params.chunksize, params.parse_dates, ctx)
+    check(df)
     return df
 
 
@@ -176,16 +238,25 @@ class CustomSQLQueryParams(Params):
     columns: dict[str, LogicalType] | None = Field(
         default=None, description="Declared output schema, checked before runs and after reading."
     )
-    chunksize: int | None = Field(default=None, gt=0)
+    chunksize: int | None = Field(default=None, gt=0, description="Read this many rows at a time.")
+    stream: bool = Field(default=False, description=STREAM_DESCRIPTION)
     parse_dates: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _stream_needs_chunks(self) -> CustomSQLQueryParams:
+        return _check_stream(self)
 
 
 def bind_names(sql: str) -> list[str]:
     return list(dict.fromkeys(BIND.findall(sql)))
 
 
-def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams, inputs: dict[str, Any]) -> pd.DataFrame:
-    """Run one SQL query with ``:name`` binds (``pd.read_sql``); read-only unless allowed."""
+def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
+                     inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
+    """Run one SQL query with ``:name`` binds (``pd.read_sql``); read-only unless allowed.
+
+    With ``stream: true`` each chunk is stored as its own part as soon as it is read.
+    """
     import sqlalchemy as sa
 
     from dp_resources.databases import single_statement
@@ -198,11 +269,18 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams, inputs: dic
     if missing:
         raise ValueError(f"SQL bind(s) {', '.join(':' + n for n in missing)} have no value: add a "
                          "flow param of that name or an entry in `binds`")
-    with db.user_sql_connection(params.connection) as conn:
-        df = _read(conn, sa.text(sql), {n: values[n] for n in names}, params.chunksize,
-                   params.parse_dates, ctx)
-    _check_declared(df, params.columns, f"the query of connection '{params.connection}'")
+    binds = {n: values[n] for n in names}
     ctx.add_metadata(connection=params.connection, writable=db.is_writable(params.connection))
+
+    def check(df: pd.DataFrame) -> None:
+        _check_declared(df, params.columns, f"the query of connection '{params.connection}'")
+
+    if params.stream:
+        return _open_stream(_streamed(lambda: db.user_sql_connection(params.connection), lambda conn: sa.text(sql),
+                                      binds, params.chunksize, params.parse_dates, check))
+    with db.user_sql_connection(params.connection) as conn:
+        df = _read(conn, sa.text(sql), binds, params.chunksize, params.parse_dates, ctx)
+    check(df)
     return df
 
 

@@ -32,6 +32,7 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
     SchemaError,
+    whole,
 )
 from dp_assets.catalog.schema import as_list, require_columns
 
@@ -177,7 +178,7 @@ def run_body(ctx: NodeContext, params: Any, value: Any, label: str = "") -> Any:
         else:
             sub = replace(ctx, node_id=f"{ctx.node_id}{label}.{node.id}", metadata={})
             try:
-                result = node.node_type.run(sub, node.params, inputs)
+                result = whole(node.node_type.run(sub, node.params, inputs))  # a body keeps no parts
             except Exception as exc:
                 raise BodyError(node.id, exc) from exc
         outputs = result.values if isinstance(result, NodeOutputs) else {node.node_type.outputs[0]: result}
