@@ -18,11 +18,11 @@ from dagster import AssetExecutionContext
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.executors import FlowExecutors
-from dp_assets.compiler.factory import build_flow_definitions
+from dp_assets.compiler.factory import CompiledFlow, compile_flow
 from dp_assets.compiler.translator import FlowTranslator
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import import_folder
-from dp_assets.spec.validation import ValidatedFlow, validate_spec
+from dp_assets.spec.validation import validate_spec
 from dp_resources import settings
 from dp_resources.store import FlowNotFound, FlowStore
 
@@ -123,11 +123,11 @@ def _build_whole(
     retention: dict[str, dict] = {}
     for flow_id, version, spec in store.published_specs():
         try:
-            validated, compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
-            flow_defs.append(compiled)
+            compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+            flow_defs.append(compiled.definitions(resources, executors.default))
             report.flows.append(flow_id)
             versions[flow_id] = version
-            policy = validated.flow.retention
+            policy = compiled.validated.flow.retention
             if policy and (policy.keep_last or policy.older_than_days):
                 retention[flow_id] = policy.model_dump()
         except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
@@ -165,7 +165,8 @@ def _build_scoped(
         except FlowNotFound:
             log.info("'%s' is not a stored flow; loading the whole location", flow_id)
             return None
-        flow_defs.append(_compiled.get(flow_id, version, spec, catalog, translator, executors)[1])
+        compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+        flow_defs.append(compiled.definitions(resources, executors.default))
     keys = {key for defs in flow_defs for asset in defs.assets or () for key in asset.keys}  # type: ignore[union-attr]
     if not scope.covers(keys):
         return None
@@ -184,12 +185,12 @@ class _CompiledFlows:
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, tuple[ValidatedFlow, dg.Definitions]] = OrderedDict()
+        self._entries: OrderedDict[tuple, CompiledFlow] = OrderedDict()
 
     def get(
         self, flow_id: str, version: str, spec: dict, catalog: Catalog, translator: FlowTranslator | None,
         executors: FlowExecutors,
-    ) -> tuple[ValidatedFlow, dg.Definitions]:
+    ) -> CompiledFlow:
         cacheable = catalog is default_catalog() and translator is None
         key = (flow_id, version, executors.settings_key)
         entry = self._entries.get(key) if cacheable else None
@@ -198,7 +199,7 @@ class _CompiledFlows:
             return entry
         validated = validate_spec(spec, catalog, check_schemas=False)
         executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
-        entry = (validated, build_flow_definitions(validated, catalog, translator, executor))
+        entry = compile_flow(validated, catalog, translator, executor)
         if cacheable:
             self._entries[key] = entry
             if len(self._entries) > self.capacity:

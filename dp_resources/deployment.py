@@ -146,27 +146,35 @@ def check_worker_config(
     return errors
 
 
+RESILIENT_STORAGE = ("dp_resources.pg_storage", "ResilientPostgresStorage")
+
+
 def check_instance_config(config: Mapping[str, Any]) -> list[str]:
     """What a production ``dagster.yaml`` (parsed) lacks; empty when it is complete."""
     errors: list[str] = []
-    postgres = (config.get("storage") or {}).get("postgres")
-    if not postgres:
-        errors.append("storage: use `storage: postgres:` (run, event-log and schedule storage)")
+    storage = (config.get("storage") or {}).get("custom") or {}
+    if (storage.get("module"), storage.get("class")) != RESILIENT_STORAGE:
+        errors.append(
+            "storage: use `storage: custom:` with module dp_resources.pg_storage, class "
+            "ResilientPostgresStorage (PostgreSQL storage that outlasts a short outage)"
+        )
     else:
+        postgres = storage.get("config") or {}
         db = postgres.get("postgres_db") or {}
         scheme = db.get("scheme")
         if postgres.get("postgres_url"):
             errors.append(
-                "storage.postgres: use postgres_db fields from the environment, not postgres_url"
+                "storage.custom.config: use postgres_db fields from the environment, "
+                "not postgres_url"
             )
         elif scheme not in ("postgresql+psycopg2", "postgresql+psycopg"):
             errors.append(
-                f"storage.postgres.postgres_db.scheme is {scheme!r}: SQLAlchemy 2.1 reads "
+                f"storage.custom.config.postgres_db.scheme is {scheme!r}: SQLAlchemy 2.1 reads "
                 "`postgresql://` as psycopg 3; set `scheme: postgresql+psycopg2`"
             )
         for field in ("hostname", "username", "password", "db_name"):
             if field in db and not (isinstance(db[field], Mapping) and "env" in db[field]):
-                errors.append(f"storage.postgres.postgres_db.{field} must come from `env:`")
+                errors.append(f"storage.custom.config.postgres_db.{field} must come from `env:`")
 
     coordinator = config.get("run_coordinator") or {}
     if coordinator.get("class") != "QueuedRunCoordinator":

@@ -7,10 +7,15 @@ asset with lineage in the UI.
 """
 
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.execution.build_resources import wrap_resources_for_execution
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.checks import check_spec
@@ -48,12 +53,60 @@ def params_config_schema(params: dict[str, FlowParam]) -> dict[str, dg.Field]:
     return fields
 
 
+@dataclass(frozen=True)
+class CompiledFlow:
+    """A flow's steps (multi-assets) and its job, not yet tied to a code location."""
+
+    validated: ValidatedFlow
+    steps: list[dg.AssetsDefinition]
+    job: UnresolvedAssetJobDefinition
+
+    def definitions(
+        self,
+        resources: Mapping[str, Any] | None = None,
+        default_executor: dg.ExecutorDefinition | None = None,
+    ) -> dg.Definitions:
+        """The flow's definitions; with the location's ``resources``, the job comes resolved.
+
+        Dagster resolves an asset job against every asset of the location, scanning all of them
+        per job (quadratic in flows: 5,000 flows took minutes), and gives it every resource of
+        the location, each of which it snapshots per job. A flow's job selects only its own
+        assets, so resolving it against them, with the resources they require, gives the same
+        job (tests/location: ``test_each_flow_job_equals_dagsters_own_resolution``) at a
+        constant cost per flow."""
+        job: dg.JobDefinition | UnresolvedAssetJobDefinition = self.job
+        if resources is not None:
+            needed = {key for step in self.steps for key in step.required_resource_keys}
+            job = self.job.resolve(
+                asset_graph=AssetGraph.from_assets(self.steps),
+                default_executor_def=default_executor,
+                resource_defs=wrap_resources_for_execution(
+                    {key: value for key, value in resources.items() if key in needed}
+                ),
+            )
+        # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
+        triggers = build_trigger_definitions(self.validated.flow, job)
+        return dg.Definitions(
+            assets=self.steps, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors
+        )
+
+
 def build_flow_definitions(
     validated: ValidatedFlow,
     catalog: Catalog,
     translator: FlowTranslator | None = None,
     executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
+    """One flow's definitions, its job resolved when merged into a location."""
+    return compile_flow(validated, catalog, translator, executor).definitions()
+
+
+def compile_flow(
+    validated: ValidatedFlow,
+    catalog: Catalog,
+    translator: FlowTranslator | None = None,
+    executor: dg.ExecutorDefinition | None = None,
+) -> CompiledFlow:
     translator = translator or FlowTranslator()
     flow = validated.flow
     plan = build_plan(validated, catalog)
@@ -92,11 +145,7 @@ def build_flow_definitions(
         ),
         executor_def=executor,
     )
-    # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
-    triggers = build_trigger_definitions(flow, job)
-    return dg.Definitions(
-        assets=step_defs, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors
-    )
+    return CompiledFlow(validated, step_defs, job)
 
 
 def _step_multi_asset(

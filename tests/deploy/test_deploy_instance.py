@@ -58,6 +58,13 @@ def test_storage_is_postgres_with_psycopg2(instance: dg.DagsterInstance) -> None
         PostgresScheduleStorage,
     )
 
+    from dp_resources.pg_storage import (
+        ResilientPostgresEventLogStorage,
+        ResilientPostgresRunStorage,
+    )
+
+    assert isinstance(instance.run_storage, ResilientPostgresRunStorage)
+    assert isinstance(instance.event_log_storage, ResilientPostgresEventLogStorage)
     assert isinstance(instance.run_storage, PostgresRunStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
@@ -139,8 +146,12 @@ def test_production_yaml_passes_the_deployment_check() -> None:
     ("path", "value", "expected"),
     [
         pytest.param(
-            ("storage", "postgres", "postgres_db", "scheme"), "postgresql", "psycopg 3", id="scheme"
+            ("storage", "custom", "config", "postgres_db", "scheme"),
+            "postgresql",
+            "psycopg 3",
+            id="scheme",
         ),
+        pytest.param(("storage", "custom", "class"), "DagsterPostgresStorage", "Resilient", id="class"),
         pytest.param(("run_monitoring", "enabled"), False, "run_monitoring.enabled", id="monitor"),
         pytest.param(("run_monitoring", "max_resume_run_attempts"), 3, "must be 0", id="resume"),
         pytest.param(("telemetry", "enabled"), True, "telemetry", id="telemetry"),

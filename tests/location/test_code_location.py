@@ -40,6 +40,53 @@ def test_location_loads_and_matches_snapshot(flows_dir):
     assert graph == json.loads(SNAPSHOT.read_text())
 
 
+def test_each_flow_job_equals_dagsters_own_resolution(flows_dir, dp_home, monkeypatch):
+    """The location resolves a flow's job against the flow's own assets and the resources they
+    need (a constant cost per flow); left unresolved, Dagster resolves it against the whole
+    location and gives it every resource. The jobs are the same but for the resources nobody
+    uses, and so is the rest of the repository a code server serves."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._core.snap import JobSnap
+    from dagster._serdes import serialize_value
+
+    from dp_assets.compiler.factory import CompiledFlow
+
+    def snap(value) -> dict:
+        return json.loads(serialize_value(value))
+
+    ours = build_code_location()
+    resolve = CompiledFlow.definitions
+    monkeypatch.setattr(CompiledFlow, "definitions", lambda self, *_: resolve(self))
+    dagsters = build_code_location()
+
+    assert ours.jobs and all(isinstance(job, dg.JobDefinition) for job in ours.jobs)  # resolved
+    flow_jobs = [j.name for j in dagsters.resolve_all_job_defs() if "dp/flow" in j.tags]
+    assert len(flow_jobs) >= 5
+    for name in flow_jobs:
+        mine, theirs = snap(JobSnap.from_job_def(ours.resolve_job_def(name))), snap(
+            JobSnap.from_job_def(dagsters.resolve_job_def(name))
+        )
+        for part in ("dep_structure_snapshot", "solid_definitions_snapshot", "tags",
+                     "description", "lineage_snapshot", "graph_def_name"):
+            assert mine[part] == theirs[part], (name, part)
+        my_job, their_job = ours.resolve_job_def(name), dagsters.resolve_job_def(name)
+        assert my_job.executor_def.name == their_job.executor_def.name, name
+        assert (
+            my_job.run_config_schema.config_type.fields.keys()
+            == their_job.run_config_schema.config_type.fields.keys()
+        ), name
+        needed = {key for a in my_job.asset_layer.asset_graph.assets_defs for key in a.required_resource_keys}
+        (my_mode,) = mine["mode_def_snaps"]
+        assert {r["name"] for r in my_mode["resource_def_snaps"]} == needed, name
+    repos = [
+        snap(RepositorySnap.from_def(d.get_repository_def(), defer_snapshots=False))
+        for d in (ours, dagsters)
+    ]
+    for repo in repos:  # compared above, job by job
+        del repo["external_pipeline_datas"], repo["external_resource_data"]
+    assert repos[0] == repos[1]
+
+
 def test_asset_specs_carry_spec_metadata(flows_dir):
     graph = defs().resolve_asset_graph()
     node = graph.get(dg.AssetKey(["sales_summary", "revenue_by_region"]))

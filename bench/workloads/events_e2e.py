@@ -1,0 +1,180 @@
+"""Workload 5, end to end: an event on the bus -> its run's first step started, with the real
+``dagster-daemon`` and ``dagster-webserver`` running.
+
+The embedded default as a user gets it (``dp init-home``'s instance: SQLite, the queued run
+coordinator, the default run launcher) with tuned intervals: the flow's event sensor ticks every
+second (``DP_SENSOR_INTERVAL_SECONDS=1``) and the run queue is read every second. The bench waits
+for the sensor's first tick (start-up is not an event's latency), then publishes one event at a
+time, a fixed spacing apart, on the SQL bus of the flow store, and reads back each event's run
+(tag ``dp/event_id``) and its ``STEP_START`` time. Check: exactly one run per event, each one
+successful.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FLOW_ID = "bench_event_e2e"
+TOPIC = "bench.e2e.created"
+
+
+def flow_spec() -> dict[str, Any]:
+    return {
+        "id": FLOW_ID,
+        "params": {"order": {"type": "integer", "required": True}},
+        "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"x": 1}]}}],
+        "triggers": [{"type": "event", "topics": ["bench.e2e.*"]}],
+    }
+
+
+def _environment(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
+    env.update({
+        "DP_HOME": str(root / "home"),
+        "DAGSTER_HOME": str(root / "home" / "dagster"),
+        "DP_FLOWS_DIR": str(root / "flows"),
+        "DP_SENSOR_INTERVAL_SECONDS": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _prepare(root: Path, env: dict[str, str]) -> None:
+    (root / "flows").mkdir(parents=True)
+    (root / "flows" / f"{FLOW_ID}.yaml").write_text(yaml.safe_dump(flow_spec()))
+    subprocess.run([str(BIN / "dp"), "init-home"], env=env, check=True, capture_output=True)
+    instance_file = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    config = yaml.safe_load(instance_file.read_text())
+    config["run_queue"]["dequeue_interval_seconds"] = 1  # tuned: Dagster's default is 5 s
+    instance_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        dead = [p.args[0] for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what} (exited: {dead})")
+        time.sleep(0.25)
+
+
+def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
+    """Child entry point."""
+    import dagster as dg
+    from bench.harness import percentile
+
+    root = Path(tempfile.mkdtemp(prefix="dp-bench-events-e2e-"))
+    env = _environment(root)
+    _prepare(root, env)
+    os.environ.update(env)  # this process publishes to the same bus and reads the same instance
+    logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver")]  # noqa: SIM115
+    procs = [
+        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
+                         env=env, cwd=root, stdout=logs[0], stderr=subprocess.STDOUT),
+        subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(_free_port()),
+                          "-m", "dp_assets.definitions"],
+                         env=env, cwd=root, stdout=logs[1], stderr=subprocess.STDOUT),
+    ]
+    try:
+        from dp_sensors.events import EventBusResource
+
+        instance = dg.DagsterInstance.get()
+        sensor = f"{FLOW_ID}_event_sensor"
+
+        _wait("the event sensor's first tick", lambda: _has_ticks(instance, sensor), procs)
+        published: dict[str, float] = {}
+        with EventBusResource().open_bus() as bus:
+            for i in range(events):
+                event = bus.publish(TOPIC, {"order": i})
+                published[event.id] = time.time()
+                time.sleep(spacing_seconds)
+
+        def all_finished() -> list[dict[str, float]] | None:
+            phases = []
+            for event_id, published_at in published.items():
+                runs = instance.get_runs(dg.RunsFilter(tags={"dp/event_id": event_id}))
+                if len(runs) != 1 or runs[0].status not in (dg.DagsterRunStatus.SUCCESS,
+                                                            dg.DagsterRunStatus.FAILURE):
+                    return None
+                phases.append(_phases(instance, runs[0], published_at))
+            return phases
+
+        phases = _wait("every event's run to finish", all_finished, procs, timeout=300 + 30 * events)
+        runs_per_event = [len(instance.get_runs(dg.RunsFilter(tags={"dp/event_id": e}))) for e in published]
+        latencies = [p["step_started"] for p in phases]
+        return {
+            "events": events,
+            "spacing": spacing_seconds,
+            "runs": sum(runs_per_event),
+            "exactly_one": all(n == 1 for n in runs_per_event),
+            "succeeded": sum(p["success"] for p in phases),
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "max": max(latencies),
+            # median seconds after publishing at which each phase was reached
+            "phases": {name: percentile([p[name] for p in phases], 50)
+                       for name in ("run_created", "run_launched", "run_started", "step_started")},
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+def _phases(instance: Any, run: Any, published_at: float) -> dict[str, float]:
+    """Seconds from publishing the event to: the sensor creating the run, the queue launching
+    it, the run worker starting, the first step starting."""
+    import dagster as dg
+
+    record = instance.get_run_record_by_id(run.run_id)
+    firsts: dict[Any, float] = {}
+    for entry in instance.get_records_for_run(run.run_id).records:
+        kind = entry.event_log_entry.dagster_event_type
+        firsts.setdefault(kind, entry.timestamp)
+    kind = dg.DagsterEventType
+    return {
+        "run_created": record.create_timestamp.timestamp() - published_at,
+        "run_launched": firsts[kind.RUN_STARTING] - published_at,
+        "run_started": firsts[kind.RUN_START] - published_at,
+        "step_started": firsts[kind.STEP_START] - published_at,
+        "success": float(run.status == dg.DagsterRunStatus.SUCCESS),
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _has_ticks(instance: Any, sensor_name: str) -> bool:
+    """The daemon has ticked the sensor at least once (any tick in its history)."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    for state in states:
+        if state.name == sensor_name:
+            return bool(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
+    return False

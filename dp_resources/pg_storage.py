@@ -1,0 +1,161 @@
+"""Dagster's PostgreSQL storage, made to survive a short database outage in the middle of a run.
+
+dagster-postgres retries *opening* a connection for about 6 s, but a statement whose connection
+the server drops (a restart, a fail-over, a killed backend) fails at once, and when that statement
+is a step's event the step fails and takes the run with it (F4 in docs/deploy.md: a 3 s outage
+failed a run this way). Here the writes a run makes while it executes are retried on a fresh
+connection: an event (one autocommitted INSERT, then its asset index in one transaction) and a
+run-status update (idempotent). The NOTIFY that dagster-postgres sends after each event is
+dropped: its own comment says nothing listens since its event watcher polls, and sending it on a
+second statement is what made a committed INSERT look failed (a retry would then duplicate it).
+
+Configured in dagster.yaml as ``storage: custom:`` with the same ``postgres_db`` fields as
+``storage: postgres:``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from dagster import DagsterEvent
+from dagster._config.config_schema import UserConfigSchema
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.config import PostgresStorageConfig, pg_config
+from dagster._core.storage.event_log import SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import (
+    DagsterPostgresStorage,
+    PostgresEventLogStorage,
+    PostgresRunStorage,
+    PostgresScheduleStorage,
+)
+from dagster_postgres.utils import (
+    DagsterPostgresException,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Attempts of one write, each after dagster-postgres' own ~6 s of connection retries: a write
+#: waits out an outage of about 20 s before it fails.
+WRITE_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 1.0
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if isinstance(exc, DagsterPostgresException):  # dagster-postgres gave up connecting
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError)
+
+
+def retry_on_lost_connection(write: Callable[[], T], what: str) -> T:
+    """Run ``write``; when the server dropped its connection, run it again on a new one."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if attempt == WRITE_ATTEMPTS or not _lost_connection(exc):
+                raise
+            log.warning("PostgreSQL lost the connection writing %s (attempt %d): %s",
+                        what, attempt, str(exc).splitlines()[0])
+            time.sleep(RETRY_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")
+
+
+class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
+    """PostgresEventLogStorage whose event writes outlast a short outage."""
+
+    def store_event(self, event: EventLogEntry) -> None:
+        insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
+
+        def insert_event() -> int:
+            # One autocommitted statement: after a lost connection it either committed before
+            # the loss (a rare duplicate row on retry) or not at all; never half an event.
+            with self._connect() as conn:
+                row = conn.execute(insert).fetchone()
+            if row is None:
+                raise DagsterInvariantViolationError("Cannot store an event without an id.")
+            return int(row[0])
+
+        event_id = retry_on_lost_connection(insert_event, f"event {event.dagster_event_type or '(log line)'}")
+        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS:
+            if event.dagster_event.asset_key:  # type: ignore[union-attr]
+
+                def index_asset_event() -> None:
+                    with self.index_transaction() as conn:  # rolled back whole when it fails
+                        self._store_asset_event_tags(conn, [event], [event_id])
+                        self._store_asset_event(conn, event, event_id)
+
+                retry_on_lost_connection(index_asset_event, "an asset event's index")
+        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
+            retry_on_lost_connection(
+                lambda: self.store_asset_check_event(event, event_id), "an asset check event"
+            )
+
+
+class ResilientPostgresRunStorage(PostgresRunStorage):
+    """PostgresRunStorage whose run-status updates outlast a short outage."""
+
+    def handle_run_event(
+        self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
+    ) -> None:
+        # An UPDATE of the run's row to the event's status: repeating it is harmless.
+        retry_on_lost_connection(
+            lambda: super(ResilientPostgresRunStorage, self).handle_run_event(
+                run_id, event, update_timestamp
+            ),
+            f"run status {event.event_type_value}",
+        )
+
+
+class ResilientPostgresStorage(DagsterPostgresStorage):
+    """``storage: postgres:`` with the resilient run and event-log storage above."""
+
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider=None,
+    ):
+        # DagsterPostgresStorage.__init__ would open the stock storages first: set up ours instead.
+        self.postgres_url = postgres_url
+        self.should_autocreate_tables = should_autocreate_tables
+        self._inst_data = inst_data
+        self._run_storage = ResilientPostgresRunStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
+        self._event_log_storage = ResilientPostgresEventLogStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
+        self._schedule_storage = PostgresScheduleStorage(
+            postgres_url, should_autocreate_tables, token_provider=token_provider
+        )
+        DagsterStorage.__init__(self)
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return pg_config()
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: PostgresStorageConfig
+    ) -> ResilientPostgresStorage:
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )

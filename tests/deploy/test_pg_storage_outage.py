@@ -1,0 +1,125 @@
+"""The production storage class (dp_resources/pg_storage.py) outlasts a short PostgreSQL outage.
+
+A writer stores a run's events (log lines and asset materialisations) and status updates in a
+tight loop, as a busy run does, while a private PostgreSQL server is stopped for 3 s and started
+again. Every write returns, every event is stored once, the asset index and the run's status are
+current. With dagster-postgres' stock classes the write in flight when the server stops fails
+(``server closed the connection unexpectedly``), which is how a 3 s outage failed a run (F4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from dagster import AssetKey, AssetMaterialization, DagsterEvent, DagsterEventType, DagsterRun
+from dagster import DagsterRunStatus, RunsFilter
+from dagster._core.events import StepMaterializationData
+from dagster._core.events.log import EventLogEntry
+from deploy_services import PrivatePostgres, unavailable
+
+from dp_resources.pg_storage import ResilientPostgresStorage
+
+pytestmark = [pytest.mark.fault, pytest.mark.postgres]
+
+JOB = "outage_job"
+ASSET = AssetKey(["outage", "node"])
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[PrivatePostgres]:
+    try:
+        server = PrivatePostgres.create()
+    except RuntimeError as exc:
+        unavailable(str(exc))
+    yield server
+    server.destroy()
+
+
+def _entry(run_id: str, number: int) -> EventLogEntry:
+    dagster_event = None
+    if number % 2:  # every other event materialises the asset (the indexed path)
+        dagster_event = DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION.value,
+            job_name=JOB,
+            event_specific_data=StepMaterializationData(
+                AssetMaterialization(ASSET, metadata={"number": number})
+            ),
+        )
+    return EventLogEntry(
+        error_info=None,
+        level="DEBUG",
+        user_message=f"event {number}",
+        run_id=run_id,
+        timestamp=time.time(),
+        job_name=JOB,
+        dagster_event=dagster_event,
+    )
+
+
+class Writer(threading.Thread):
+    """Stores events and run-status updates until told to stop; keeps the first error."""
+
+    def __init__(self, storage: ResilientPostgresStorage, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.storage, self.run_id = storage, run_id
+        self.written = 0
+        self.error: BaseException | None = None
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        start = DagsterEvent(DagsterEventType.RUN_START.value, job_name=JOB)
+        try:
+            while not self.halt.is_set():
+                self.storage.event_log_storage.store_event(_entry(self.run_id, self.written))
+                self.written += 1
+                self.storage.run_storage.handle_run_event(self.run_id, start)
+        except BaseException as exc:
+            self.error = exc
+
+    def wait_for(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.written < count and self.error is None:
+            assert time.monotonic() < deadline, f"only {self.written} events written"
+            time.sleep(0.05)
+
+
+def test_a_3s_outage_loses_no_write_and_fails_none(private_pg: PrivatePostgres) -> None:
+    storage = ResilientPostgresStorage(private_pg.url)
+    run_id = str(uuid.uuid4())
+    storage.run_storage.add_run(DagsterRun(job_name=JOB, run_id=run_id))
+    writer = Writer(storage, run_id)
+    writer.start()
+    writer.wait_for(50)
+
+    private_pg.stop()  # fast shutdown: the backend of the write in flight is terminated
+    time.sleep(3)
+    private_pg.start()
+    after_outage = writer.written
+    writer.wait_for(after_outage + 50)
+    writer.halt.set()
+    writer.join(60)
+
+    assert writer.error is None, f"a write failed: {writer.error!r}"
+    engine = sa.create_engine(private_pg.url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT count(*), count(DISTINCT event::json->>'user_message') "
+                    "FROM event_logs WHERE run_id = :run_id"),
+            {"run_id": run_id},
+        ).one()
+    engine.dispose()
+    assert tuple(stored) == (writer.written, writer.written)  # each event once
+
+    latest = storage.event_log_storage.get_latest_materialization_events([ASSET])[ASSET]
+    assert latest is not None
+    last_materialised = writer.written - 1 if (writer.written - 1) % 2 else writer.written - 2
+    assert latest.user_message == f"event {last_materialised}"
+    (run,) = storage.run_storage.get_runs(RunsFilter(run_ids=[run_id]))
+    assert run.status == DagsterRunStatus.STARTED
+    storage.event_log_storage.dispose()
+    storage.run_storage.dispose()
