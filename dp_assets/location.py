@@ -50,6 +50,7 @@ def default_resources() -> dict[str, object]:
     """Every resource a node type or trigger may ask for; each reads its settings from the
     environment when used, so this costs nothing at load."""
     from dp_io import RunScopedIOManager
+    from dp_io.table import TableIOManager
     from dp_resources.databases import DatabasesResource
     from dp_resources.files import FilesResource
     from dp_resources.http import HttpResource
@@ -64,6 +65,8 @@ def default_resources() -> dict[str, object]:
 
     return {
         "io_manager": RunScopedIOManager(),
+        # storage.format: table in a spec; DP_TABLES_URL is read when a flow with one runs
+        "table_io": TableIOManager(url=dg.EnvVar("DP_TABLES_URL")),
         "files": FilesResource(),
         "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
         # private and metadata addresses refused unless DP_HTTP_ALLOWED_NETWORKS lists them

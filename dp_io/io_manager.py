@@ -22,11 +22,20 @@ import dagster as dg
 from pydantic import Field
 
 from dp_io.errors import OutputNotFoundError
-from dp_io.formats import DEFAULT_FRAME_FORMAT, FORMAT_METADATA_KEY, check_format, decode, encode
+from dp_io.formats import (
+    DEFAULT_FRAME_FORMAT,
+    FORMAT_METADATA_KEY,
+    FRAME_FORMATS,
+    Encoded,
+    check_format,
+    decode,
+    encode,
+)
 from dp_io.lookup import MaterializationRef, find_materialization, require_path
 from dp_io.metadata import output_metadata
 from dp_io.parts import read_part, read_parts, write_parts
 from dp_io.store import OutputStore, StoredOutput
+from dp_io.write_behind import WRITES
 
 # Input metadata key: read a streamed upstream part by part (an iterator) instead of as one value.
 PARTS_METADATA_KEY = "dp/parts"
@@ -131,7 +140,9 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
                 "parts": result.parts,
                 "note": "; ".join(result.notes) or None,
             }
-        encoded = encode(obj, frame_format)
+        return self.store_encoded(store, stem, encode(obj, frame_format))
+
+    def store_encoded(self, store: OutputStore, stem: str, encoded: Encoded) -> dict[str, Any]:
         path = stem + encoded.suffix
         store.atomic_write(path, encoded.write)
         return {
@@ -157,9 +168,37 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         stem = self.output_stem(
             store, context.run_id, self.key_path(context), self.output_partition(context)
         )
-        info = self.dump(store, stem, obj, self.frame_format(context))
+        frame_format = self.frame_format(context)
+        queued = WRITES.take((context.run_id, stem, frame_format))
+        # A write the step queued when it computed the value (dp_io.write_behind): wait for it.
+        info = queued.result() if queued is not None else self.dump(store, stem, obj, frame_format)
         info["path"] = store.to_url(info["path"])
         context.add_output_metadata(output_metadata(**info))
+
+    def write_behind(
+        self,
+        run_id: str,
+        key_path: tuple[str, ...],
+        partition: str | None,
+        obj: Any,
+        frame_format: str | None = None,
+    ) -> None:
+        """Start storing ``obj`` on the background writer; ``handle_output`` of the same run,
+        key and partition waits for it. The format is the one ``handle_output`` will choose."""
+        try:
+            chosen = check_format(frame_format or self.default_format)
+        except ValueError:
+            return  # handle_output reports the bad format, synchronously
+        store = self.store()
+        stem = self.output_stem(store, run_id, key_path, partition)
+        # Encoded here, on the caller's thread: an Arrow table is immutable, so the writer
+        # thread never reads the DataFrame while the step goes on using it. A frame that is
+        # pickled (no Arrow) is written here as well.
+        encoded = encode(obj, chosen)
+        if encoded.format in FRAME_FORMATS:
+            WRITES.submit((run_id, stem, chosen), lambda: self.store_encoded(store, stem, encoded))
+        else:
+            WRITES.submit_done((run_id, stem, chosen), self.store_encoded(store, stem, encoded))
 
     def load_input(self, context: dg.InputContext) -> Any:
         parts = bool((context.definition_metadata or {}).get(PARTS_METADATA_KEY))

@@ -126,8 +126,13 @@ class TableIOManager(dg.ConfigurableIOManager):
                 f"TableIOManager loads assets only; input {context.name!r} has no asset key"
             )
         upstream = context.upstream_output
-        metadata = upstream.definition_metadata if upstream is not None else {}
-        schema, table = self.table_for(context.asset_key, metadata)
+        return self.load_asset(
+            context.asset_key, upstream.definition_metadata if upstream is not None else {}
+        )
+
+    def load_asset(self, asset_key: dg.AssetKey, definition_metadata: Any) -> Any:
+        """The asset's table as it is now (the step of a later run reads it this way)."""
+        schema, table = self.table_for(asset_key, definition_metadata)
         engine = self._engine()
         try:
             return read_table(engine, schema, table, self.dtype_backend)

@@ -71,13 +71,14 @@ def generate(rows: int, seed: int = 7) -> dict[str, Any]:
     return {"folder": str(folder), "cached": False}
 
 
-def flow_spec() -> dict[str, Any]:
+def flow_spec(output_format: str | None = None) -> dict[str, Any]:
     def source(name: str) -> dict[str, Any]:
         return {"id": name, "type": "FileInput", "params": {"path": f"{name}.parquet"}}
 
     return {
         "id": FLOW_ID,
         "name": "Benchmark data work",
+        "policies": {"output_format": output_format} if output_format else {},
         "nodes": [
             source("orders"), source("customers"), source("products"),
             {"id": "with_customer", "type": "JoinMerge", "inputs": {"left": "orders", "right": "customers"},
@@ -143,7 +144,7 @@ def pandas_run(folder: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "baseline_rss_mb": baseline}
 
 
-def platform_run(folder: str) -> dict[str, Any]:
+def platform_run(folder: str, output_format: str | None = None) -> dict[str, Any]:
     """Child entry point: publish the flow, build the code location, run the job; time the run."""
     import dagster as dg
 
@@ -157,7 +158,7 @@ def platform_run(folder: str) -> dict[str, Any]:
         os.environ["DP_DATA_DIR"] = folder
         (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
         store = flow_store(home)
-        publish_all(store, [flow_spec()])
+        publish_all(store, [flow_spec(output_format)])
         defs = build_code_location(store=store, flows_folder=None)
         job = defs.resolve_job_def(FLOW_ID)
         instance = dg.DagsterInstance.get()
@@ -198,6 +199,8 @@ def run(ctx: RunContext) -> WorkloadResult:
     for rows in sizes:
         folder = Path(run_child("bench.workloads.data_work:generate", {"rows": rows})["folder"])
         plain = run_child("bench.workloads.data_work:pandas_run", {"folder": str(folder)})
+        lz4 = run_child("bench.workloads.data_work:platform_run", {"folder": str(folder), "output_format": "arrow-lz4"})
+        lz4_check, _ = compare(folder)
         platform = run_child("bench.workloads.data_work:platform_run", {"folder": str(folder)})
         check, sums = compare(folder)
         case = f"{rows:,} rows"
@@ -209,6 +212,11 @@ def run(ctx: RunContext) -> WorkloadResult:
             ctx.row("data_work", case, "run time", platform["seconds"], "s", anchor=plain["seconds"],
                     anchor_label="pandas by hand", target="<= 1.3x", met=seconds_ratio <= 1.3, check=check,
                     notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs"),
+            ctx.row("data_work", case, "run time, policies.output_format: arrow-lz4", lz4["seconds"], "s",
+                    anchor=plain["seconds"], anchor_label="pandas by hand", target="<= 1.3x",
+                    met=lz4["seconds"] / plain["seconds"] <= 1.3, check=lz4_check,
+                    notes=f"node outputs LZ4-compressed: kept {lz4['kept_bytes'] / 1e6:,.0f} MB; "
+                    f"peak RSS {lz4['peak_rss_mb']:.0f} MB"),
             ctx.row("data_work", case, "peak RSS", platform["peak_rss_mb"], "MB", anchor=plain["peak_rss_mb"],
                     anchor_label="pandas by hand", target="<= 1.5x", met=mem_ratio <= 1.5, check=check,
                     notes="whole process high-water mark, imports included"),

@@ -121,7 +121,8 @@ def compile_flow(
             asset_upstreams=tuple(dict.fromkeys(u for u in upstream_node_ids(node) if u in asset_ids)),
         )
         outs[node.id] = dg.AssetOut(
-            spec=translator.get_asset_spec(record), dagster_type=Any, is_required=False
+            spec=translator.get_asset_spec(record), dagster_type=Any, is_required=False,
+            io_manager_key=translator.get_io_manager_key(record),
         )
     params_schema = params_config_schema(plan.params)
     steps = plan.steps(flow.policies.steps)

@@ -27,6 +27,7 @@ class PlannedNode:
     timeout_seconds: float | None
     on_error: str
     storage_format: str | None
+    storage_table: str | None
     columns: tuple[ColumnContract, ...] = ()
 
 
@@ -113,6 +114,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 timeout_seconds=node.timeout_seconds,
                 on_error=node.on_error,
                 storage_format=node.storage.format if node.storage else None,
+                storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
             )
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -27,6 +27,7 @@ from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.checks import check_result
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.timeouts import call_with_timeout
+from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
 from dp_assets.spec import templates
 from dp_assets.spec.model import RetrySpec
 
@@ -59,52 +60,105 @@ def run_flow_step(
     }
     ran: set[str] = set()
     reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
-    for node in plan.nodes:
-        if node.id not in step_nodes:
-            continue
-        if node.is_asset and node.id not in selected:
-            continue
-        if node.id in reused:  # re-execution from failure: finished nodes are not run again
-            value = context.resources.io_manager.load_ref(reused[node.id])
-            values[f"{node.id}.{node.node_type.outputs[0]}"] = value
+    behind = _write_behind(context)
+    deferred: list[list[Any]] = []  # outputs whose writes are queued (dp_io.write_behind)
+    try:
+        for node in plan.nodes:
+            if node.id not in step_nodes:
+                continue
+            if node.is_asset and node.id not in selected:
+                continue
+            if node.id in reused:  # re-execution from failure: finished nodes are not run again
+                value = context.resources.io_manager.load_ref(reused[node.id])
+                values[f"{node.id}.{node.node_type.outputs[0]}"] = value
+                ran.add(node.id)
+                context.log.info(f"node '{node.id}' reused from the parent run")
+                if _needed_by_other_steps(plan, node.id, step_nodes):
+                    # Dagster skips a downstream step whose input was not yielded in this run.
+                    yield from _release(deferred)
+                    yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
+                continue
+            if not node.is_asset and not _has_upstream_in(node, ran):
+                continue
+            inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
+            if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
+                _mark_skipped(node, values)
+                context.log.info(f"node '{node.id}' skipped: an input did not run")
+                continue
+            if node.node_type.side_effects or node.timeout_seconds:
+                # Only after what ran before is stored; a timeout forks the process.
+                yield from _release(deferred)
+            ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
+                              catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
+            try:
+                result = _call_with_retries(node, ctx, params, inputs, context)
+            except NodeFailed:
+                if node.on_error != "continue":
+                    raise
+                _mark_skipped(node, values)
+                context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+                continue
             ran.add(node.id)
-            context.log.info(f"node '{node.id}' reused from the parent run")
-            if _needed_by_other_steps(plan, node.id, step_nodes):
-                # Dagster skips a downstream step whose input was not yielded in this run.
-                yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
-            continue
-        if not node.is_asset and not _has_upstream_in(node, ran):
-            continue
-        inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
-        if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
-            _mark_skipped(node, values)
-            context.log.info(f"node '{node.id}' skipped: an input did not run")
-            continue
-        ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
-                          catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
-        try:
-            result = _call_with_retries(node, ctx, params, inputs, context)
-        except NodeFailed:
-            if node.on_error != "continue":
-                raise
-            _mark_skipped(node, values)
-            context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
-            continue
-        ran.add(node.id)
-        first = node.node_type.outputs[0]
-        outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
-        keep_stream = node.is_asset and _stores_streams(context)
-        outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
-        for name, value in outputs.items():
-            values[f"{node.id}.{name}"] = value
-        primary = outputs.get(first, SKIPPED)
-        if node.is_asset and primary is not SKIPPED:
-            yield Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+            first = node.node_type.outputs[0]
+            outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
+            keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and _stores_streams(context)
+            outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
+            for name, value in outputs.items():
+                values[f"{node.id}.{name}"] = value
+            primary = outputs.get(first, SKIPPED)
+            if not node.is_asset or primary is SKIPPED:
+                continue
+            output = Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+            if behind is not None and isinstance(primary, pd.DataFrame) and behind(node.id, primary):
+                deferred.append([output, *_checks(context, plan, node, values)])
+                continue
+            yield from _release(deferred)
+            yield output
             if isinstance(primary, FrameStream):  # stored part by part just now: read back on demand
                 values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, plan, node.id))
-            if node.columns:
-                value = _value(context, plan, values, f"{node.id}.{first}")
-                yield check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))
+            yield from _checks(context, plan, node, values)
+    except Exception:
+        yield from _release(deferred)  # what finished is stored and materialised (E3 reuses it)
+        raise
+    yield from _release(deferred)
+
+
+def _release(deferred: list[list[Any]]) -> Iterator[Any]:
+    """Yield the queued outputs in the order their nodes ran; ``handle_output`` waits for each
+    write."""
+    while deferred:
+        yield from deferred.pop(0)
+
+
+def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, values: dict[str, Any]) -> list[Any]:
+    if not node.columns:
+        return []
+    value = _value(context, plan, values, f"{node.id}.{node.node_type.outputs[0]}")
+    return [check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))]
+
+
+def _write_behind(context: AssetExecutionContext) -> Callable[[str, Any], bool] | None:
+    """Queue a node's frame on the platform IO manager's background writer, keyed as its
+    ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (another
+    IO manager, a partitioned run), and ``False`` from the queue for an output stored elsewhere
+    (a table)."""
+    from dp_io import RunScopedIOManager
+    from dp_io.formats import FORMAT_METADATA_KEY
+
+    io = getattr(context.resources, "io_manager", None)
+    if not isinstance(io, RunScopedIOManager) or context.has_partition_key or context.has_partition_key_range:
+        return None
+    assets_def = context.assets_def
+
+    def queue(output_name: str, frame: Any) -> bool:
+        key = assets_def.keys_by_output_name[output_name]
+        if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
+            return False
+        frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
+        io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format)
+        return True
+
+    return queue
 
 
 def _outputs_of_parent_run(
@@ -169,6 +223,10 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
     from dp_io import load_latest_output
 
     key = dg.AssetKey([plan.flow_id, node_id])
+    if node.storage_format == TABLE_FORMAT:  # the table holds the asset's latest value itself
+        return getattr(context.resources, TABLE_IO_KEY).load_asset(
+            key, table_metadata(node.storage_table, node_id)
+        )
     return load_latest_output(context.instance, key, context.resources.io_manager, lineage_of=context.run_id)
 
 

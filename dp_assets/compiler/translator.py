@@ -26,9 +26,26 @@ class NodeRecord:
     asset_upstreams: tuple[str, ...]  # ids of upstream nodes that are assets
 
 
+TABLE_FORMAT = "table"
+#: The resource key of the table IO manager (``default_resources``) for ``storage.format: table``.
+TABLE_IO_KEY = "table_io"
+
+
+def table_metadata(table: str | None, node_id: str) -> dict[str, str]:
+    """``storage.table`` ("schema.table" or "table") as the table IO manager reads it; without a
+    schema the flow id is the schema, without a table the node id is the table."""
+    schema, _, name = (table or "").rpartition(".")
+    return {"dp/table": name or node_id, **({"dp/schema": schema} if schema else {})}
+
+
 class FlowTranslator:
     def get_asset_key(self, flow_id: str, node_id: str) -> AssetKey:
         return AssetKey([flow_id, node_id])
+
+    def get_io_manager_key(self, record: NodeRecord) -> str:
+        """Where the node's output is stored: a PostgreSQL table, else every run's files."""
+        storage = record.node.storage
+        return TABLE_IO_KEY if storage and storage.format == TABLE_FORMAT else "io_manager"
 
     def get_asset_spec(self, record: NodeRecord) -> AssetSpec:
         flow, node, node_type = record.flow, record.node, record.node_type
@@ -36,10 +53,11 @@ class FlowTranslator:
             "dp/node_type": node_type.name,
             "dp/flow_version": record.version,
         }
-        if node.storage and node.storage.format:
-            metadata["dp/format"] = node.storage.format  # read by the IO manager
-        if node.storage and node.storage.table:
-            metadata["dp/table"] = node.storage.table
+        frame_format = (node.storage and node.storage.format) or flow.policies.output_format
+        if frame_format == TABLE_FORMAT:  # stored by the table IO manager (dp_io.table)
+            metadata.update(table_metadata(node.storage.table, node.id))
+        elif frame_format:
+            metadata["dp/format"] = frame_format  # read by the run-scoped IO manager
         if node.columns:
             metadata["dp/declared_columns"] = ", ".join(c.name for c in node.columns)
         return AssetSpec(

@@ -165,6 +165,7 @@ class FlowTestRunner:
         if self._shared is None:
             shared = default_resources()
             shared["io_manager"] = dg.InMemoryIOManager()
+            shared["table_io"] = dg.InMemoryIOManager()  # storage.format: table, in memory too
             shared.update(self._overrides)
             self._shared = shared
         resources = dict(self._shared)

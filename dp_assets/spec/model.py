@@ -76,7 +76,11 @@ class ColumnContract(Strict):
 class OutputStorage(Strict):
     """How a node's output is kept per run (see docs/io.md)."""
 
-    format: Literal["arrow", "parquet", "table"] | None = None
+    format: Literal["arrow", "arrow-lz4", "parquet", "table"] | None = Field(
+        default=None,
+        description="How the output is stored per run: 'arrow' (the default unless "
+        "policies.output_format says otherwise), 'arrow-lz4', 'parquet', or 'table' (PostgreSQL).",
+    )
     table: str | None = Field(default=None, description="schema.table, for format: table")
 
 
@@ -268,6 +272,12 @@ class RunPolicy(Strict):
         "'queue' starts another run (it waits for its turn), 'skip' starts none.",
     )
     executor: Literal["in_process", "multiprocess", "celery"] | None = None
+    output_format: Literal["arrow", "arrow-lz4", "parquet"] | None = Field(
+        default=None,
+        description="Format of every node output that does not set storage.format: 'arrow' "
+        "(uncompressed Arrow IPC, the default), 'arrow-lz4' (smaller files; faster for flows "
+        "writing gigabytes per run, see docs/io.md), 'parquet'.",
+    )
     steps: Literal["flow", "node"] = Field(
         default="flow",
         description="'flow': the whole flow is one Dagster step (fastest); 'node': a step per "

@@ -1,0 +1,155 @@
+"""A step stores its nodes' frames on a background writer while it computes the next node
+(dp_io/write_behind.py), and what a user relies on still holds: a materialisation is logged only
+for a complete file with its real size; a side-effecting node starts only after every earlier
+output is stored; a failed write fails the step at that output and nothing after it runs; a
+failing node still leaves the nodes before it stored and materialised (re-execution reuses them).
+
+The writer is slowed down here (every write waits 0.3 s) so that a missing barrier would show.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dp_assets.catalog import default_catalog
+from dp_assets.catalog.base import ONE_INPUT, NodeType, Params
+from dp_assets.compiler.factory import build_flow_definitions
+from dp_assets.spec.validation import validate_spec
+from dp_io import RunScopedIOManager
+from dp_io.write_behind import WRITES
+
+FLOW = "behind"
+
+
+class ProbeParams(Params):
+    watch: list[str]
+    base: str
+
+
+def probe_node(ctx, params, inputs):
+    """A side-effecting node that reports which earlier outputs are on disk when it starts."""
+    folder = Path(params.base) / ctx.run_id / ctx.flow_id
+    return pd.DataFrame(
+        {"node": params.watch, "stored": [(folder / f"{n}.arrow").exists() for n in params.watch]}
+    )
+
+
+class BoomParams(Params):
+    message: str = "boom"
+
+
+def boom_node(ctx, params, inputs):
+    raise RuntimeError(params.message)
+
+
+CATALOG = default_catalog().extended([
+    NodeType("Probe", ProbeParams, probe_node, "sink", inputs=ONE_INPUT, side_effects=True),
+    NodeType("Boom", BoomParams, boom_node, "transform", inputs=ONE_INPUT),
+])
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every background write waits 0.3 s first; records (output file stem, thread name)."""
+    seen: list[tuple[str, str]] = []
+    store_encoded = RunScopedIOManager.store_encoded
+
+    def slow(self, store, stem, encoded):
+        seen.append((Path(stem).name, threading.current_thread().name))
+        if threading.current_thread().name.startswith("dp-write-behind"):
+            time.sleep(0.3)
+        return store_encoded(self, store, stem, encoded)
+
+    monkeypatch.setattr(RunScopedIOManager, "store_encoded", slow)
+    return seen
+
+
+def _run(nodes: list[dict], base: Path):
+    spec = {"id": FLOW, "nodes": nodes}
+    validated = validate_spec(spec, CATALOG)
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validated, CATALOG),
+        dg.Definitions(resources={"io_manager": RunScopedIOManager(base_url=str(base))}),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def(FLOW).execute_in_process(instance=instance, raise_on_error=False)
+    return instance, result
+
+
+def _materialised(result) -> dict[str, dict]:
+    return {
+        event.asset_key.path[-1]: event.step_materialization_data.materialization.metadata
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    }
+
+
+SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": i} for i in range(50)]}}
+DOUBLED = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
+           "params": {"column": "y", "expression": "x * 2"}}
+
+
+def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, writes):
+    _, result = _run([SOURCE, DOUBLED], tmp_path)
+    assert result.success
+    assert {name for name, thread in writes if thread.startswith("dp-write-behind")} == {"src", "doubled"}
+    metadata = _materialised(result)
+    run_dir = tmp_path / result.run_id / FLOW
+    for node in ("src", "doubled"):
+        path = run_dir / f"{node}.arrow"
+        assert metadata[node]["bytes"].value == path.stat().st_size
+        assert metadata[node]["dagster/row_count"].value == 50
+    stored = pd.read_feather(run_dir / "doubled.arrow")
+    pd.testing.assert_frame_equal(stored, pd.DataFrame({"x": range(50), "y": [2 * i for i in range(50)]}))
+    assert WRITES.pending() == 0
+
+
+def test_a_side_effecting_node_starts_after_every_earlier_output_is_stored(tmp_path, writes):
+    probe = {"id": "probe", "type": "Probe", "inputs": ["doubled"],
+             "params": {"watch": ["src", "doubled"], "base": str(tmp_path)}}
+    _, result = _run([SOURCE, DOUBLED, probe], tmp_path)
+    assert result.success
+    seen = pd.read_feather(tmp_path / result.run_id / FLOW / "probe.arrow")
+    assert seen["stored"].tolist() == [True, True], seen
+    events = [e.asset_key.path[-1] for e in result.all_events
+              if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    assert events == ["src", "doubled", "probe"]  # in the order the nodes ran
+
+
+def test_a_failing_node_leaves_the_nodes_before_it_stored_and_materialised(tmp_path, writes):
+    boom = {"id": "boom", "type": "Boom", "inputs": ["doubled"], "params": {}}
+    instance, result = _run([SOURCE, DOUBLED, boom], tmp_path)
+    assert not result.success
+    assert set(_materialised(result)) == {"src", "doubled"}
+    for node in ("src", "doubled"):
+        assert (tmp_path / result.run_id / FLOW / f"{node}.arrow").exists()
+        assert instance.get_latest_materialization_event(dg.AssetKey([FLOW, node])) is not None
+    assert WRITES.pending() == 0
+
+
+def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp_path, monkeypatch):
+    store_encoded = RunScopedIOManager.store_encoded
+
+    def disk_full_for_doubled(self, store, stem, encoded):
+        if Path(stem).name == "doubled":
+            time.sleep(0.2)
+            raise OSError(28, "No space left on device")
+        return store_encoded(self, store, stem, encoded)
+
+    monkeypatch.setattr(RunScopedIOManager, "store_encoded", disk_full_for_doubled)
+    probe = {"id": "probe", "type": "Probe", "inputs": ["doubled"],
+             "params": {"watch": ["src"], "base": str(tmp_path)}}
+    _, result = _run([SOURCE, DOUBLED, probe], tmp_path)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "No space left on device" in str(failure.step_failure_data.error)
+    assert set(_materialised(result)) == {"src"}  # no materialisation without its file
+    run_dir = tmp_path / result.run_id / FLOW
+    assert not (run_dir / "doubled.arrow").exists() and not (run_dir / "probe.arrow").exists()
+    assert WRITES.pending() == 0
