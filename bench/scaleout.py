@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 
 
 def _harness() -> None:
-    if str(HARNESS) not in sys.path:
-        sys.path.insert(0, str(HARNESS))
+    for folder in (HARNESS.parent, HARNESS):  # tests/ (pg_databases), tests/deploy
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
 
 
 def _measure_run(stack: Any, rounds: int, width: int) -> dict[str, Any]:

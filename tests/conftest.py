@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from pathlib import Path
 
 import pytest
@@ -39,18 +38,10 @@ def require_service(name: str, host: str, port: int) -> None:
 def postgres_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    import sqlalchemy as sa
+    from pg_databases import fresh_database
 
-    name = f"dp_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(PG_ADMIN_URL, prefix="dp_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from deploy_procs import ManagedProcess, die_with_parent, free_port, start_process, wait_until
+from pg_databases import fresh_database  # noqa: F401 - the deploy tests' and the bench's import
 
 
 def _postgres_bin() -> Path | None:
@@ -225,25 +225,6 @@ class PrivateRedis:
 
 #: Redis databases of the stack tests (flushed before and after each stack): broker, results.
 STACK_REDIS_DBS = (13, 14)
-
-
-@contextlib.contextmanager
-def fresh_database(postgres_url: str, prefix: str = "dp_stack") -> Iterator[str]:
-    """A new, empty PostgreSQL database on ``postgres_url``'s server (dropped afterwards)."""
-    import sqlalchemy as sa
-
-    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    # NullPool: a fault test may restart the server in between; no stale pooled connection.
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextlib.contextmanager
