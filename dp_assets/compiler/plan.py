@@ -113,7 +113,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 retry=node.retry or flow.policies.retry,
                 timeout_seconds=node.timeout_seconds,
                 on_error=node.on_error,
-                storage_format=node.storage.format if node.storage else None,
+                storage_format=(node.storage.format if node.storage else None) or flow.policies.output_format,
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
             )

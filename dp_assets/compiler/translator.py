@@ -31,6 +31,11 @@ TABLE_FORMAT = "table"
 TABLE_IO_KEY = "table_io"
 
 
+def output_format(flow: Any, node: Any) -> str | None:
+    """The node's ``storage.format``, else the flow's ``policies.output_format``."""
+    return (node.storage.format if node.storage else None) or flow.policies.output_format
+
+
 def table_metadata(table: str | None, node_id: str) -> dict[str, str]:
     """``storage.table`` ("schema.table" or "table") as the table IO manager reads it; without a
     schema the flow id is the schema, without a table the node id is the table."""
@@ -44,8 +49,7 @@ class FlowTranslator:
 
     def get_io_manager_key(self, record: NodeRecord) -> str:
         """Where the node's output is stored: a PostgreSQL table, else every run's files."""
-        storage = record.node.storage
-        return TABLE_IO_KEY if storage and storage.format == TABLE_FORMAT else "io_manager"
+        return TABLE_IO_KEY if output_format(record.flow, record.node) == TABLE_FORMAT else "io_manager"
 
     def get_asset_spec(self, record: NodeRecord) -> AssetSpec:
         flow, node, node_type = record.flow, record.node, record.node_type
@@ -53,9 +57,9 @@ class FlowTranslator:
             "dp/node_type": node_type.name,
             "dp/flow_version": record.version,
         }
-        frame_format = (node.storage and node.storage.format) or flow.policies.output_format
+        frame_format = output_format(flow, node)
         if frame_format == TABLE_FORMAT:  # stored by the table IO manager (dp_io.table)
-            metadata.update(table_metadata(node.storage.table, node.id))
+            metadata.update(table_metadata(node.storage.table if node.storage else None, node.id))
         elif frame_format:
             metadata["dp/format"] = frame_format  # read by the run-scoped IO manager
         if node.columns:

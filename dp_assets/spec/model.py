@@ -272,11 +272,12 @@ class RunPolicy(Strict):
         "'queue' starts another run (it waits for its turn), 'skip' starts none.",
     )
     executor: Literal["in_process", "multiprocess", "celery"] | None = None
-    output_format: Literal["arrow", "arrow-lz4", "parquet"] | None = Field(
+    output_format: Literal["arrow", "arrow-lz4", "parquet", "table"] | None = Field(
         default=None,
         description="Format of every node output that does not set storage.format: 'arrow' "
         "(uncompressed Arrow IPC, the default), 'arrow-lz4' (smaller files; faster for flows "
-        "writing gigabytes per run, see docs/io.md), 'parquet'.",
+        "writing gigabytes per run, see docs/io.md), 'parquet', or 'table' (each node a "
+        "PostgreSQL table <flow id>.<node id> in DP_TABLES_URL).",
     )
     steps: Literal["flow", "node"] = Field(
         default="flow",

@@ -80,3 +80,30 @@ def test_a_table_node_is_a_postgres_table_and_a_later_run_reads_it(
     assert later.success
     again = pd.read_feather(dp_home / "outputs" / later.run_id / "tabled" / "ranked.arrow")
     assert again["total"].tolist() == sorted((expected["total"] * 10).tolist(), reverse=True)
+
+
+def test_policies_output_format_table_makes_every_node_a_table(flows_dir, dp_home, postgres_url, monkeypatch):
+    monkeypatch.setenv("DP_TABLES_URL", postgres_url)
+    spec = {
+        "id": "all_tables",
+        "policies": {"output_format": "table"},
+        "nodes": [
+            {"id": "sales", "type": "StaticData", "params": {"rows": ROWS}},
+            {"id": "big", "type": "FilterRows", "inputs": ["sales"], "params": {"condition": "amount > 1"}},
+        ],
+    }
+    (flows_dir / "all_tables.yaml").write_text(yaml.safe_dump(spec))
+    result = build_code_location().resolve_job_def("all_tables").execute_in_process(
+        instance=dg.DagsterInstance.get()
+    )
+    assert result.success
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        sales = pd.read_sql_query(sa.text('SELECT * FROM "all_tables"."sales"'), conn)
+        big = pd.read_sql_query(sa.text('SELECT * FROM "all_tables"."big"'), conn)
+    engine.dispose()
+    frame = pd.DataFrame(ROWS)
+    pd.testing.assert_frame_equal(sales, frame, check_dtype=False, check_like=True)
+    expected_big = frame[frame["amount"] > 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(big, expected_big, check_dtype=False, check_like=True)
+    assert not (dp_home / "outputs" / result.run_id).exists()  # no run files for tables
