@@ -8,6 +8,10 @@ materialisation instead of being recomputed.
 A streamed output (``FrameStream``, a source with ``stream: true``) goes to the IO manager as the
 stream itself, which stores it part by part; the nodes of the step that need it read the stored
 output back, whole, when they run. Without the platform's IO manager it is read whole first.
+
+A frame is stored behind the computation (``dp_io.write_behind``): its write starts when the node
+returns and its ``Output`` is yielded later, before anything that must see it stored (a
+side-effecting node, a forked timeout, a non-deferred output, a failure, the step's end).
 """
 
 from __future__ import annotations
