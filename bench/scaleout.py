@@ -204,6 +204,7 @@ def run(ctx: RunContext) -> WorkloadResult:
     try:
         measured = measure(width, rounds, warmup)
     except Exception as exc:  # noqa: BLE001 - services missing or a run failed: say which
+        print(f"scale_out failed: {type(exc).__name__}: {exc}", file=sys.stderr)  # all of it
         result.rows.append(
             ctx.row(
                 "scale_out",

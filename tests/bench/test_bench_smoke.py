@@ -39,7 +39,7 @@ def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path
 
 def test_smoke_run_exits_cleanly(smoke_run):
     done, _, _ = smoke_run
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-8000:]
 
 
 @pytest.mark.parametrize("workload", [w.name for w in WORKLOADS])

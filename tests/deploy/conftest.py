@@ -276,11 +276,3 @@ def stack_factory(
     yield factory
     factory.close()
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (make test) every deploy test runs on one worker, in file order: the
-    stacks share Redis databases and the fault tests stop servers. The rest of the suite runs on
-    the other worker meanwhile (most of this folder's time is waiting on processes)."""
-    for item in items:
-        if HERE in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("deploy"))
