@@ -21,11 +21,9 @@ run: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 # The whole suite, the live-stack fault tests (F2, F4-F7, F10: about 5 minutes, on private
-# PostgreSQL and Redis servers) included, on two pytest-xdist workers: tests/deploy (one group,
-# serial, mostly waiting on processes) on one, everything else on the other.
-# `make test-faults` runs only the fault tests.
+# PostgreSQL and Redis servers) included. `make test-faults` runs only those.
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-faults: install
 	$(PY) -m pytest -p no:randomly tests/deploy/test_deploy_faults.py $(PYTEST_ARGS)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
 PG_ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -68,17 +67,3 @@ def dp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DP_DATA_DIR", raising=False)
     monkeypatch.delenv("DP_OUTPUTS_URL", raising=False)
     return home
-
-
-#: Run on one pytest-xdist worker, in file order: the stacks of tests/deploy share Redis
-#: databases and the fault tests stop servers; the bench smoke starts a Celery stack of its own
-#: (a scale-out run failed when it ran beside a fault test).
-SERIAL_FOLDERS = (TESTS / "deploy", TESTS / "bench")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (make test) the live stacks run one after another on one worker; the
-    rest of the suite runs on the other meanwhile (most of the stacks' time is waiting)."""
-    for item in items:
-        if any(folder in Path(str(item.path)).parents for folder in SERIAL_FOLDERS):
-            item.add_marker(pytest.mark.xdist_group("live_stacks"))

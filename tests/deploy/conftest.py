@@ -275,4 +275,3 @@ def stack_factory(
     factory = StackFactory(postgres_url, tmp_path_factory.mktemp("stacks"), request)
     yield factory
     factory.close()
-
