@@ -106,3 +106,12 @@ def checksum(df: Any) -> str:
         rounded[column] = rounded[column].round(6)
     digest = int(pd.util.hash_pandas_object(rounded, index=False).sum()) & 0xFFFFFFFFFFFF
     return f"{len(df)} rows, {digest:012x}"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a server a workload starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -75,7 +75,7 @@ def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300)
 def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
     """Child entry point."""
     import dagster as dg
-    from bench.harness import percentile
+    from bench.harness import free_port, percentile
 
     root = Path(tempfile.mkdtemp(prefix="dp-bench-events-e2e-"))
     env = _environment(root)
@@ -85,7 +85,7 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
     procs = [
         subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
                          env=env, cwd=root, stdout=logs[0], stderr=subprocess.STDOUT),
-        subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(_free_port()),
+        subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(free_port()),
                           "-m", "dp_assets.definitions"],
                          env=env, cwd=root, stdout=logs[1], stderr=subprocess.STDOUT),
     ]
@@ -159,14 +159,6 @@ def _phases(instance: Any, run: Any, published_at: float) -> dict[str, float]:
         "step_started": firsts[kind.STEP_START] - published_at,
         "success": float(run.status == dg.DagsterRunStatus.SUCCESS),
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _has_ticks(instance: Any, sensor_name: str) -> bool:

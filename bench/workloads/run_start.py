@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -96,12 +95,6 @@ def run_worker_start(store: str, flow_id: str) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -118,11 +111,11 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
     """``launchRun`` response times against a real webserver on loopback."""
     import httpx
 
-    from bench.harness import percentile
+    from bench.harness import free_port, percentile
 
     tmp, env = _home(Path(store))
     (tmp / "dagster" / "dagster.yaml").write_text(QUEUED)
-    port = _free_port()
+    port = free_port()
     log = open(tmp / "webserver.log", "w")  # noqa: SIM115 - the server writes to it until stopped
     started = time.perf_counter()
     server = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),

@@ -13,6 +13,7 @@ from typing import Any
 from dp_assets.catalog.base import Catalog, NodeType
 from dp_assets.spec.model import ColumnContract, FlowParam, RetrySpec
 from dp_assets.spec.validation import ValidatedFlow, bound_inputs
+from dp_assets.compiler.translator import output_format
 from dp_assets.spec.loading import split_ref
 
 
@@ -113,7 +114,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 retry=node.retry or flow.policies.retry,
                 timeout_seconds=node.timeout_seconds,
                 on_error=node.on_error,
-                storage_format=(node.storage.format if node.storage else None) or flow.policies.output_format,
+                storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
             )
