@@ -1,21 +1,28 @@
-"""The embedded default's event log: one SQLite file for every run, written without per-event setup.
+"""The embedded default's storage: SQLite, written without per-operation setup.
 
-Dagster's default SQLite event log opens a new database file (and creates its schema) for every
-run, and every storage operation builds a new SQLAlchemy engine and fsyncs its commit. On the
-embedded default a flow's node costs three events, so that bookkeeping, not the node, was most
-of a run's time (docs/benchmarks.md, workload 1). This storage is Dagster's
-``ConsolidatedSqliteEventLogStorage`` (one file, same schema, same watchers for the UI) with:
+Dagster's default SQLite storage opens a new database file (and creates its schema) for every
+run's events, and every storage operation builds a new SQLAlchemy engine, opens a connection and
+closes it again. In WAL mode closing the last connection to a file checkpoints the log into the
+database (an fsync) and deletes it, so the next commit creates it again: on the embedded default
+a node's three events cost more than most nodes' work (docs/benchmarks.md, workloads 1 and 2).
+These classes are Dagster's ``ConsolidatedSqliteEventLogStorage`` (one file for every run, same
+schema, same watchers for the UI) and ``SqliteRunStorage`` with:
 
-- one engine per storage object (still ``NullPool``: no connection outlives an operation, so
-  it is safe across the forks of run workers and node timeouts);
-- ``PRAGMA synchronous=NORMAL``: in WAL mode (which Dagster sets on the file) a crash of any
-  process loses nothing and never corrupts the file; only a power cut can lose the last commits.
+- one engine per storage object whose pool keeps two connections open between operations (more
+  while concurrent requests need them, closed after use), so commits append to a WAL that stays
+  in place (SQLite still checkpoints it every 1,000 pages);
+- a fork-safe pool: a forked child (a node's time limit, a run worker started by fork) starts
+  with an empty pool and never touches, nor closes, the connections it inherited;
+- ``PRAGMA synchronous=NORMAL``: in WAL mode (which Dagster sets on the files) a crash of any
+  process loses nothing and never corrupts a file; only a power cut can lose the last commits.
 
 Production uses PostgreSQL (the top-level dagster.yaml); this is for ``make run`` and tests.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -23,26 +30,98 @@ from typing import Any
 
 import sqlalchemy as sa
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy.pool import NullPool
+from watchdog.events import PatternMatchingEventHandler
+from watchdog.observers import Observer
+
+# Pools a forked child inherited: kept referenced so their connections are never closed there
+# (closing a SQLite connection the parent still uses, from another process, is undefined).
+_INHERITED_POOLS: list[Any] = []
+
+
+def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
+    """An engine whose connections stay open between operations and are not shared across fork."""
+    engine = sa.create_engine(
+        conn_string, pool_size=2, max_overflow=-1, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    ref = weakref.ref(engine)
+
+    def _fresh_pool_in_child() -> None:
+        inherited = ref()
+        if inherited is not None:
+            _INHERITED_POOLS.append(inherited.pool)
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_fresh_pool_in_child)
+    return engine
+
+
+@contextmanager
+def _transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
 
 
 class EmbeddedEventLogStorage(ConsolidatedSqliteEventLogStorage):
     @cached_property
     def _engine(self) -> sa.Engine:
-        engine = sa.create_engine(
-            self._conn_string, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-        )
+        return pooled_sqlite_engine(self._conn_string)
 
-        @sa.event.listens_for(engine, "connect")
-        def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
+    def watch(self, run_id: str, cursor: Any, callback: Any) -> None:
+        # As the parent, but the UI's live event stream wakes on the WAL too: with connections
+        # kept open, a commit appends to ``events.db-wal`` and leaves ``events.db`` untouched
+        # until the next checkpoint.
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+            self._obs.schedule(_DatabaseOrLogModified(self), self._base_dir, recursive=True)
+        self._watchers[run_id][callback] = cursor
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
-        with self._engine.connect() as conn, conn.begin():
+        with _transaction(self._engine) as conn:
             yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if "_engine" in self.__dict__:
+            self._engine.dispose()
+
+
+class _DatabaseOrLogModified(PatternMatchingEventHandler):
+    def __init__(self, storage: EmbeddedEventLogStorage) -> None:
+        database = storage.get_db_path()
+        super().__init__(patterns=[database, f"{database}-wal"])
+        self._storage = storage
+
+    def on_modified(self, event: Any) -> None:
+        self._storage.on_modified()
+
+
+class EmbeddedRunStorage(SqliteRunStorage):
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> EmbeddedRunStorage:
+        # The parent hard-codes its own class here.
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @cached_property
+    def _engine(self) -> sa.Engine:
+        return pooled_sqlite_engine(self._conn_string)
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with _transaction(self._engine) as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if "_engine" in self.__dict__:
+            self._engine.dispose()

@@ -222,7 +222,10 @@ def test_e2e_E8_run_retries_under_the_real_daemon(platform, instance, started):
     waited = dp_cli(platform, "launch", "e8_nodes", "--wait")
     assert waited.exit_code == 1 and json.loads(waited.output.splitlines()[-1])["status"] == "FAILURE"
     with_node_retries = json.loads(waited.output.splitlines()[0])["run_id"]
-    assert instance.get_run_by_id(with_node_retries).tags.get("dagster/will_retry") == "false"
+    # Dagster tags a failed run with its retry decision just after it stores the FAILURE status.
+    will_retry = wait_for("the run's will_retry tag", lambda: instance.get_run_by_id(with_node_retries).tags.get(
+        "dagster/will_retry"), timeout=30)
+    assert will_retry == "false"
     (failure,) = instance.all_logs(with_node_retries, of_type=dg.DagsterEventType.STEP_FAILURE)
     assert "failed after 2 attempts" in failure.dagster_event.step_failure_data.error.cause.message
 
@@ -230,7 +233,7 @@ def test_e2e_E8_run_retries_under_the_real_daemon(platform, instance, started):
 
     def retried():
         runs = runs_of(instance, "e8_runs")
-        return len(runs) == 2 and all(r.is_finished for r in runs) and runs
+        return len(runs) == 2 and all(r.is_finished and "dagster/will_retry" in r.tags for r in runs) and runs
 
     runs = wait_for("the daemon's retry of e8_runs", retried, timeout=RUN_BOUND, on_timeout=platform.logs)
     assert all(r.status == dg.DagsterRunStatus.FAILURE for r in runs)

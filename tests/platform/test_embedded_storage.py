@@ -1,0 +1,199 @@
+"""The embedded default's SQLite storage (``dp init-home``'s instance, dp_resources/embedded_storage.py)
+keeps its connections open between operations. What a user relies on still holds: every event of a
+run is stored and visible to another process (the UI) while the writer keeps its connections; a
+forked child (a node's time limit) that uses the storage gets connections of its own and leaves the
+parent's working; processes running flows at the same time on one home all succeed; the files stay
+sound.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.event_log.base import EventLogCursor
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dp_assets.catalog import default_catalog
+from dp_assets.cli.home import init_home
+from dp_assets.compiler.factory import build_flow_definitions
+from dp_assets.spec.validation import validate_spec
+from dp_io import RunScopedIOManager
+from dp_resources.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = {"id": "embedded", "nodes": [
+    {"id": "numbers", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}, {"x": 3}]}},
+    {"id": "doubled", "type": "AddModifyColumn", "inputs": ["numbers"],
+     "params": {"column": "y", "expression": "x * 2"}},
+    {"id": "limited", "type": "FilterRows", "inputs": ["doubled"], "timeout_seconds": 30,
+     "params": {"condition": "y > 2"}},
+]}
+ASSETS = [dg.AssetKey(["embedded", n["id"]]) for n in SPEC["nodes"]]
+
+
+@pytest.fixture
+def home(dp_home: Path) -> Path:
+    """DAGSTER_HOME as `dp init-home` leaves it: its instance file, the storage created."""
+    result = CliRunner().invoke(init_home)
+    assert result.exit_code == 0, result.output
+    return dp_home / "dagster"
+
+
+def _job(outputs: Path) -> dg.JobDefinition:
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validate_spec(SPEC, default_catalog()), default_catalog()),
+        dg.Definitions(resources={"io_manager": RunScopedIOManager(base_url=str(outputs))}),
+    )
+    return defs.resolve_job_def("embedded")
+
+
+def _materialized_runs(instance: dg.DagsterInstance, key: dg.AssetKey) -> set[str]:
+    records = instance.fetch_materializations(key, limit=100).records
+    return {r.run_id for r in records}
+
+
+def test_the_instance_of_init_home_uses_the_embedded_storage(home):
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.run_storage, EmbeddedRunStorage)
+        assert isinstance(instance.event_log_storage, EmbeddedEventLogStorage)
+
+
+def test_runs_are_stored_and_seen_by_another_process_while_connections_stay_open(home, dp_home):
+    job = _job(dp_home / "outputs")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        results = [job.execute_in_process(instance=instance) for _ in range(3)]
+        assert all(r.success for r in results)
+        run_ids = {r.run_id for r in results}
+        # The node with a time limit ran in a forked child; the parent went on writing after it.
+        limited = results[-1].output_for_node("embedded__step", "limited")
+        pd.testing.assert_frame_equal(
+            limited.reset_index(drop=True), pd.DataFrame({"x": [2, 3], "y": [4, 6]})
+        )
+        # Another process reads the files while this one still holds its pooled connections.
+        seen = subprocess.run(
+            [sys.executable, "-c", (
+                "import dagster as dg, sys\n"
+                "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
+                "    runs = i.get_runs()\n"
+                "    print(sorted(r.run_id for r in runs if r.is_success))\n"
+                "    key = dg.AssetKey(['embedded', 'limited'])\n"
+                "    print(len(i.fetch_materializations(key, limit=100).records))\n"
+            ), str(home)],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        ).stdout.splitlines()
+        assert seen[0] == str(sorted(run_ids))
+        assert seen[1] == "3"
+        for key in ASSETS:
+            assert _materialized_runs(instance, key) == run_ids
+
+
+def test_a_forked_child_gets_its_own_connections_and_the_parent_keeps_its_own(home, dp_home):
+    job = _job(dp_home / "outputs")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        first = job.execute_in_process(instance=instance)
+        parents = _connection_ids(instance)
+        pid = os.fork()
+        if pid == 0:  # the child writes and reads through the inherited storage objects
+            code = 1
+            try:
+                assert not _connection_ids(instance) & parents, "the child used the parent's connections"
+                instance.report_engine_event("from the forked child", dagster_run=instance.get_run_by_id(first.run_id))
+                events = instance.all_logs(first.run_id)
+                code = 0 if any(e.message == "from the forked child" for e in events) else 2
+            except BaseException:  # noqa: BLE001 - shown in the test's output
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        second = job.execute_in_process(instance=instance)
+        assert second.success
+        messages = [e.message for e in instance.all_logs(first.run_id)]
+        assert messages.count("from the forked child") == 1
+        for key in ASSETS:
+            assert _materialized_runs(instance, key) == {first.run_id, second.run_id}
+    for name in ("runs.db", "events/events.db"):  # after every connection closed
+        with sqlite3.connect(home / "history" / name) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_ui_event_stream_wakes_on_events_another_process_writes(home, dp_home):
+    """The UI follows a run through ``watch``: events a run worker writes reach it while it runs."""
+    job = _job(dp_home / "outputs")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run_id = job.execute_in_process(instance=instance).run_id
+        storage = instance.event_log_storage
+        cursor = str(EventLogCursor.from_storage_id(storage.get_records_for_run(run_id).records[-1].storage_id))
+        received: list[str] = []
+
+        def follow(entry: Any, _cursor: str) -> None:
+            received.append(entry.message)
+
+        storage.watch(run_id, cursor, follow)
+        try:
+            subprocess.run(
+                [sys.executable, "-c", (
+                    "import dagster as dg, sys\n"
+                    "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
+                    "    i.report_engine_event('written by a worker', dagster_run=i.get_run_by_id(sys.argv[2]))\n"
+                ), str(home), run_id],
+                check=True, cwd=ROOT, capture_output=True,
+            )
+            deadline = time.monotonic() + 30
+            while "written by a worker" not in received and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            storage.end_watch(run_id, follow)
+        assert received == ["written by a worker"]
+
+
+def _connection_ids(instance: dg.DagsterInstance) -> set[int]:
+    """The SQLite connections the storage hands out now (a pool keeps them between operations)."""
+    ids = set()
+    with instance.run_storage.connect() as a, instance.event_log_storage._connect() as b:
+        ids |= {id(a.connection.dbapi_connection), id(b.connection.dbapi_connection)}
+    return ids
+
+
+RUNNER = """
+import sys
+import time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+import dagster as dg
+from test_embedded_storage import _job
+job = _job(Path(sys.argv[2]))
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    ok = [job.execute_in_process(instance=instance, raise_on_error=False).success for _ in range(4)]
+print(sum(ok))
+"""
+
+
+def test_processes_running_flows_at_once_on_one_home_all_succeed(home, dp_home):
+    here = str(Path(__file__).parent)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(home), str(dp_home / "outputs"), here],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [p.communicate(timeout=300) for p in procs]
+    errors = "\n".join(line for _, err in outcomes for line in err.splitlines() if " DEBUG " not in line)
+    assert [out.split()[-1:] for out, _ in outcomes] == [["4"]] * 3, errors[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 12 and all(r.is_success for r in runs)
+        for key in ASSETS:
+            assert len(_materialized_runs(instance, key)) == 12
