@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DP_HOME ?= $(CURDIR)/.dp_home
 export DAGSTER_HOME ?= $(DP_HOME)/dagster
 
-.PHONY: run test test-faults install lock bench docs
+.PHONY: run test test-serial test-faults install lock bench docs
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,22 @@ run: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 # The whole suite, the live-stack fault tests (F2, F4-F7, F10: about 5 minutes, on private
-# PostgreSQL and Redis servers) included. `make test-faults` runs only those.
+# PostgreSQL and Redis servers) included, as two pytest sessions side by side: the live stacks
+# (tests/deploy and the bench smoke: Celery stacks and private servers, mostly waiting on their
+# processes; their output is printed when they finish) and everything else at a lower CPU
+# priority (nice), so that it never starves a stack. They share no Redis database, PostgreSQL
+# database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
+LIVE_TESTS = tests/bench tests/deploy
 test: install
+	@$(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(LIVE_TESTS) $(PYTEST_ARGS) \
+		> .test-live.log 2>&1 & live=$$!; \
+	nice -n 5 $(PY) -m pytest --basetemp=/tmp/dp-tests-rest $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
+	rest=$$?; wait $$live; live_rc=$$?; \
+	echo "===== live stacks: $(LIVE_TESTS) ====="; cat .test-live.log; \
+	echo "make test: everything else exited $$rest, the live stacks $$live_rc"; \
+	case "$$rest $$live_rc" in "0 0"|"0 5"|"5 0") ;; *) exit 1;; esac  # 5: -k selected none there
+
+test-serial: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-faults: install
