@@ -24,7 +24,8 @@ run: install
 # PostgreSQL and Redis servers) included, as two pytest sessions side by side: the live stacks
 # (tests/deploy and the bench smoke: Celery stacks and private servers, mostly waiting on their
 # processes; their output is printed when they finish) and everything else at a lower CPU
-# priority (nice), so that it never starves a stack. They share no Redis database, PostgreSQL
+# priority (nice), so that it never starves a stack. The CPU-hungry bench smoke runs last
+# (tests/conftest.py), when the other session has finished. They share no Redis database, PostgreSQL
 # database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
 LIVE_TESTS = tests/bench tests/deploy
 test: install

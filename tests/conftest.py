@@ -67,3 +67,12 @@ def dp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DP_DATA_DIR", raising=False)
     monkeypatch.delenv("DP_OUTPUTS_URL", raising=False)
     return home
+
+
+BENCH_TESTS = Path(__file__).resolve().parent / "bench"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The bench smoke runs last: it is the suite's most CPU-hungry part, and `make test` runs the
+    live stacks beside the rest of the suite, which has finished by then."""
+    items.sort(key=lambda item: BENCH_TESTS in Path(str(item.path)).parents)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from deploy_services import PrivateRedis, flushed_redis, fresh_database, unavailable
+from deploy_services import PrivatePostgres, PrivateRedis, flushed_redis, fresh_database, unavailable
 from deploy_procs import (
     PYTHON,
     ManagedProcess,
@@ -75,6 +75,20 @@ class Proxy:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def private_pg(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres]:
+    """A throwaway PostgreSQL server of the module's own (stopped and started by outage tests);
+    a module sets ``PRIVATE_PG_MAX_CONNECTIONS`` to give it a tighter connection budget."""
+    try:
+        server = PrivatePostgres.create(
+            max_connections=getattr(request.module, "PRIVATE_PG_MAX_CONNECTIONS", 100)
+        )
+    except RuntimeError as exc:
+        unavailable(str(exc))
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="module")

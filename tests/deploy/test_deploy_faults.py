@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from conftest import StackFactory
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 from deploy_flows import expected_combined, fan_out_spec, step_key
-from deploy_services import PrivatePostgres, PrivateRedis, unavailable
+from deploy_services import PrivatePostgres, PrivateRedis
 from deploy_stack import NOT_FINISHED, Stack, pid_alive, process_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.postgres]
@@ -39,20 +39,10 @@ ENDLESS_ROUNDS = 400_000_000  # would run for minutes (stopped by its node timeo
 LONGEST_STEP = 20
 TUNING = {"grace_seconds": 4, "redelivery_margin_seconds": 2, "restore_interval_seconds": 1}
 #: F5: the connection limit of the private server (PostgreSQL's default is 100).
-MAX_CONNECTIONS = 30
+PRIVATE_PG_MAX_CONNECTIONS = 30  # read by the private_pg fixture (tests/deploy/conftest.py)
 #: F2/F4: the run limit of the ``timed`` flow (``policies.timeout_seconds`` -> dagster/max_runtime).
 RUN_LIMIT_SECONDS = 50
 SMALL_FLOWS = [f"small_{c}" for c in "abcde"]
-
-
-@pytest.fixture(scope="module")
-def private_pg() -> Iterator[PrivatePostgres]:
-    try:
-        server = PrivatePostgres.create(max_connections=MAX_CONNECTIONS)
-    except RuntimeError as exc:
-        unavailable(str(exc))
-    yield server
-    server.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +352,7 @@ def test_F5_ten_runs_and_ui_polling_within_connection_budget(
     busiest = max(peak.values, key=lambda by_app: sum(by_app.values()))
     highest = sum(busiest.values())
     record_property("F5_peak_connections", highest)
-    print(f"F5: peak {highest} connections of max_connections={MAX_CONNECTIONS}: {busiest}")
+    print(f"F5: peak {highest} connections of max_connections={PRIVATE_PG_MAX_CONNECTIONS}: {busiest}")
 
     assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 10, stack.logs()
     for table in tables.values():
@@ -371,7 +361,7 @@ def test_F5_ten_runs_and_ui_polling_within_connection_budget(
     assert not refused.search(private_pg.log_text())
     assert not refused.search(stack.logs(chars=10**7))
     assert not [e for e in ui.errors if refused.search(e)], ui.errors
-    assert highest < MAX_CONNECTIONS
+    assert highest < PRIVATE_PG_MAX_CONNECTIONS
 
 
 # --- F4: PostgreSQL outages (last: the most destructive) -------------------------------------------

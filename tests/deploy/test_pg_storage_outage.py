@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +19,7 @@ from dagster import AssetKey, AssetMaterialization, DagsterEvent, DagsterEventTy
 from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.events import StepMaterializationData
 from dagster._core.events.log import EventLogEntry
-from deploy_services import PrivatePostgres, unavailable
+from deploy_services import PrivatePostgres
 
 from dp_resources.pg_storage import ResilientPostgresStorage
 
@@ -28,16 +27,6 @@ pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 
 JOB = "outage_job"
 ASSET = AssetKey(["outage", "node"])
-
-
-@pytest.fixture(scope="module")
-def private_pg() -> Iterator[PrivatePostgres]:
-    try:
-        server = PrivatePostgres.create()
-    except RuntimeError as exc:
-        unavailable(str(exc))
-    yield server
-    server.destroy()
 
 
 def _entry(run_id: str, number: int) -> EventLogEntry:
