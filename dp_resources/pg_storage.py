@@ -2,10 +2,11 @@
 
 dagster-postgres retries *opening* a connection for about 6 s, but a statement whose connection
 the server drops (a restart, a fail-over, a killed backend) fails at once, and when that statement
-is a step's event the step fails and takes the run with it (F4 in docs/deploy.md: a 3 s outage
-failed a run this way). Here the writes a run makes while it executes are retried on a fresh
-connection: an event (one autocommitted INSERT, then its asset index in one transaction) and a
-run-status update (idempotent). The NOTIFY that dagster-postgres sends after each event is
+is a step's event, or a step's read of its inputs' versions, the step fails and takes the run
+with it (F4 in docs/deploy.md: a 3 s outage failed a run both ways). Here the writes a run makes
+while it executes are retried on a fresh connection: an event (one autocommitted INSERT, then
+its asset index in one transaction) and a run-status update (idempotent); and so is every read
+of the run and event-log storage (``get_*``, ``fetch_*``, ``has_*``, ... : nothing to undo). The NOTIFY that dagster-postgres sends after each event is
 dropped: its own comment says nothing listens since its event watcher polls, and sending it on a
 second statement is what made a committed INSERT look failed (a retry would then duplicate it).
 
@@ -15,7 +16,10 @@ Configured in dagster.yaml as ``storage: custom:`` with the same ``postgres_db``
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -60,22 +64,58 @@ def _lost_connection(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError)
 
 
-def retry_on_lost_connection(write: Callable[[], T], what: str) -> T:
-    """Run ``write``; when the server dropped its connection, run it again on a new one."""
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
-        try:
-            return write()
-        except Exception as exc:
-            if attempt == WRITE_ATTEMPTS or not _lost_connection(exc):
-                raise
-            log.warning("PostgreSQL lost the connection writing %s (attempt %d): %s",
-                        what, attempt, str(exc).splitlines()[0])
-            time.sleep(RETRY_PAUSE_SECONDS * attempt)
-    raise AssertionError("unreachable")
+def retry_on_lost_connection(operation: Callable[[], T], what: str) -> T:
+    """Run ``operation``; when the server dropped its connection, run it again on a new one.
+
+    Not nested: a read inside a retried operation is retried by the outermost one only, so an
+    outage costs at most ``WRITE_ATTEMPTS`` attempts, not their product."""
+    if getattr(_retrying, "active", False):
+        return operation()
+    _retrying.active = True
+    try:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return operation()
+            except Exception as exc:
+                if attempt == WRITE_ATTEMPTS or not _lost_connection(exc):
+                    raise
+                log.warning("PostgreSQL lost the connection %s (attempt %d): %s",
+                            what, attempt, str(exc).splitlines()[0])
+                time.sleep(RETRY_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")
+    finally:
+        _retrying.active = False
 
 
+_retrying = threading.local()
+#: Method names of the run and event-log storage that only read (retrying them is harmless).
+READ_PREFIXES = ("get_", "fetch_", "has_", "all_", "can_read_")
+
+
+def retrying_reads(cls: type[T]) -> type[T]:
+    """Wrap every read method of ``cls`` (found by name) in :func:`retry_on_lost_connection`."""
+    names = {
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if name.startswith(READ_PREFIXES) and inspect.isfunction(value)
+    }
+    for name in names:
+        setattr(cls, name, _retried_read(getattr(cls, name), name))
+    return cls
+
+
+def _retried_read(read: Callable[..., T], name: str) -> Callable[..., T]:
+    @functools.wraps(read)
+    def retried(self: object, *args: object, **kwargs: object) -> T:
+        return retry_on_lost_connection(lambda: read(self, *args, **kwargs), f"reading ({name})")
+
+    return retried
+
+
+@retrying_reads
 class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
-    """PostgresEventLogStorage whose event writes outlast a short outage."""
+    """PostgresEventLogStorage whose event writes and reads outlast a short outage."""
 
     def store_event(self, event: EventLogEntry) -> None:
         insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
@@ -89,7 +129,9 @@ class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
                 raise DagsterInvariantViolationError("Cannot store an event without an id.")
             return int(row[0])
 
-        event_id = retry_on_lost_connection(insert_event, f"event {event.dagster_event_type or '(log line)'}")
+        event_id = retry_on_lost_connection(
+            insert_event, f"writing event {event.dagster_event_type or '(log line)'}"
+        )
         if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS:
             if event.dagster_event.asset_key:  # type: ignore[union-attr]
 
@@ -98,15 +140,16 @@ class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
                         self._store_asset_event_tags(conn, [event], [event_id])
                         self._store_asset_event(conn, event, event_id)
 
-                retry_on_lost_connection(index_asset_event, "an asset event's index")
+                retry_on_lost_connection(index_asset_event, "writing an asset event's index")
         if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
             retry_on_lost_connection(
-                lambda: self.store_asset_check_event(event, event_id), "an asset check event"
+                lambda: self.store_asset_check_event(event, event_id), "writing an asset check event"
             )
 
 
+@retrying_reads
 class ResilientPostgresRunStorage(PostgresRunStorage):
-    """PostgresRunStorage whose run-status updates outlast a short outage."""
+    """PostgresRunStorage whose run-status updates and reads outlast a short outage."""
 
     def handle_run_event(
         self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
@@ -116,7 +159,7 @@ class ResilientPostgresRunStorage(PostgresRunStorage):
             lambda: super(ResilientPostgresRunStorage, self).handle_run_event(
                 run_id, event, update_timestamp
             ),
-            f"run status {event.event_type_value}",
+            f"writing run status {event.event_type_value}",
         )
 
 
