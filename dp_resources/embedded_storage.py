@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -38,6 +38,14 @@ from watchdog.observers import Observer
 # Pools a forked child inherited: kept referenced so their connections are never closed there
 # (closing a SQLite connection the parent still uses, from another process, is undefined).
 _INHERITED_POOLS: list[Any] = []
+_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # the pooled engines of this process
+_FORK_HOOKED = False  # one at-fork hook for all of them, registered with the first
+
+
+def _fresh_pools_in_child() -> None:
+    for engine in list(_ENGINES):
+        _INHERITED_POOLS.append(engine.pool)
+        engine.dispose(close=False)
 
 
 def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
@@ -52,28 +60,37 @@ def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    ref = weakref.ref(engine)
-
-    def _fresh_pool_in_child() -> None:
-        inherited = ref()
-        if inherited is not None:
-            _INHERITED_POOLS.append(inherited.pool)
-            inherited.dispose(close=False)
-
-    os.register_at_fork(after_in_child=_fresh_pool_in_child)
+    global _FORK_HOOKED
+    if not _FORK_HOOKED:
+        os.register_at_fork(after_in_child=_fresh_pools_in_child)
+        _FORK_HOOKED = True
+    _ENGINES.add(engine)
     return engine
 
 
-@contextmanager
-def _transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    with engine.connect() as conn, conn.begin():
-        yield conn
+class _KeptConnections:
+    """What both storages share: the pooled engine, a transaction on it, and its disposal."""
 
+    _conn_string: str
 
-class EmbeddedEventLogStorage(ConsolidatedSqliteEventLogStorage):
     @cached_property
     def _engine(self) -> sa.Engine:
         return pooled_sqlite_engine(self._conn_string)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        if "_engine" in self.__dict__:
+            self._engine.dispose()
+
+
+class EmbeddedEventLogStorage(_KeptConnections, ConsolidatedSqliteEventLogStorage):
+    def _connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
+        return self._transaction()
 
     def watch(self, run_id: str, cursor: Any, callback: Any) -> None:
         # As the parent, but the UI's live event stream wakes on the WAL too: with connections
@@ -84,16 +101,6 @@ class EmbeddedEventLogStorage(ConsolidatedSqliteEventLogStorage):
             self._obs.start()
             self._obs.schedule(_DatabaseOrLogModified(self), self._base_dir, recursive=True)
         self._watchers[run_id][callback] = cursor
-
-    @contextmanager
-    def _connect(self) -> Iterator[sa.Connection]:
-        with _transaction(self._engine) as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        if "_engine" in self.__dict__:
-            self._engine.dispose()
 
 
 class _DatabaseOrLogModified(PatternMatchingEventHandler):
@@ -106,22 +113,11 @@ class _DatabaseOrLogModified(PatternMatchingEventHandler):
         self._storage.on_modified()
 
 
-class EmbeddedRunStorage(SqliteRunStorage):
+class EmbeddedRunStorage(_KeptConnections, SqliteRunStorage):
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> EmbeddedRunStorage:
         # The parent hard-codes its own class here.
         return cls.from_local(inst_data=inst_data, **config_value)
 
-    @cached_property
-    def _engine(self) -> sa.Engine:
-        return pooled_sqlite_engine(self._conn_string)
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with _transaction(self._engine) as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        if "_engine" in self.__dict__:
-            self._engine.dispose()
+    def connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
+        return self._transaction()

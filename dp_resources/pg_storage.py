@@ -6,9 +6,10 @@ is a step's event, or a step's read of its inputs' versions, the step fails and 
 with it (F4 in docs/deploy.md: a 3 s outage failed a run both ways). Here the writes a run makes
 while it executes are retried on a fresh connection: an event (one autocommitted INSERT, then
 its asset index in one transaction) and a run-status update (idempotent); and so is every read
-of the run and event-log storage (``get_*``, ``fetch_*``, ``has_*``, ... : nothing to undo). The NOTIFY that dagster-postgres sends after each event is
-dropped: its own comment says nothing listens since its event watcher polls, and sending it on a
-second statement is what made a committed INSERT look failed (a retry would then duplicate it).
+of the run and event-log storage (``get_*``, ``fetch_*``, ``has_*``, ...: nothing to undo). The
+NOTIFY that dagster-postgres sends after each event is dropped: its own comment says nothing
+listens since its event watcher polls, and sending it on a second statement is what made a
+committed INSERT look failed (a retry would then duplicate it).
 
 Configured in dagster.yaml as ``storage: custom:`` with the same ``postgres_db`` fields as
 ``storage: postgres:``.
@@ -50,10 +51,11 @@ from dagster_postgres.utils import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Attempts of one write, each after dagster-postgres' own ~6 s of connection retries: a write
-#: waits out an outage of about 20 s before it fails.
-WRITE_ATTEMPTS = 3
+#: Attempts of one write or read, each after dagster-postgres' own ~6 s of connection retries:
+#: it waits out an outage of about 20 s before it fails.
+ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 1.0
+_retrying = threading.local()  # set while this thread runs an operation under retry
 
 
 def _lost_connection(exc: BaseException) -> bool:
@@ -68,16 +70,16 @@ def retry_on_lost_connection(operation: Callable[[], T], what: str) -> T:
     """Run ``operation``; when the server dropped its connection, run it again on a new one.
 
     Not nested: a read inside a retried operation is retried by the outermost one only, so an
-    outage costs at most ``WRITE_ATTEMPTS`` attempts, not their product."""
+    outage costs at most ``ATTEMPTS`` attempts, not their product."""
     if getattr(_retrying, "active", False):
         return operation()
     _retrying.active = True
     try:
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        for attempt in range(1, ATTEMPTS + 1):
             try:
                 return operation()
             except Exception as exc:
-                if attempt == WRITE_ATTEMPTS or not _lost_connection(exc):
+                if attempt == ATTEMPTS or not _lost_connection(exc):
                     raise
                 log.warning("PostgreSQL lost the connection %s (attempt %d): %s",
                             what, attempt, str(exc).splitlines()[0])
@@ -87,7 +89,6 @@ def retry_on_lost_connection(operation: Callable[[], T], what: str) -> T:
         _retrying.active = False
 
 
-_retrying = threading.local()
 #: Method names of the run and event-log storage that only read (retrying them is harmless).
 READ_PREFIXES = ("get_", "fetch_", "has_", "all_", "can_read_")
 

@@ -214,8 +214,8 @@ def run(ctx: RunContext) -> WorkloadResult:
                 samples[output_format].append(run_child(
                     "bench.workloads.data_work:platform_run", {"folder": str(folder), "output_format": output_format}
                 ))
-                checks[output_format].append(compare(folder)[0])
-        _, sums = compare(folder)
+                check, sums = compare(folder)
+                checks[output_format].append(check)
         plain, platform, lz4 = (_summary(samples[k]) for k in ("pandas", "arrow", "arrow-lz4"))
         check = _one_check(checks["arrow"])
         lz4_check = _one_check(checks["arrow-lz4"])

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.harness import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -56,11 +56,6 @@ def require_browser() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _loaded(url: str, process: subprocess.Popen, log: Path) -> bool:
     if process.poll() is not None:
@@ -90,7 +85,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=env, check=True, cwd=ROOT)
     with (home / "dagster" / "dagster.yaml").open("a") as instance_file:
         instance_file.write("nux:\n  enabled: false\n")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = root / "dagster-dev.log"
     process = subprocess.Popen(

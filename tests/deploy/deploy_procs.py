@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from bench.harness import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 START_BOUND_SECONDS = 120
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

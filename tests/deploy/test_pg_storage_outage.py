@@ -52,53 +52,54 @@ def _entry(run_id: str, number: int) -> EventLogEntry:
     )
 
 
-class Writer(threading.Thread):
-    """Stores events and run-status updates until told to stop; keeps the first error."""
+class Loop(threading.Thread):
+    """Repeats ``once`` until told to stop, counting what is ``done``; keeps the first error."""
 
     def __init__(self, storage: ResilientPostgresStorage, run_id: str) -> None:
         super().__init__(daemon=True)
         self.storage, self.run_id = storage, run_id
-        self.written = 0
+        self.done = 0
         self.error: BaseException | None = None
         self.halt = threading.Event()
 
+    def once(self) -> None:
+        raise NotImplementedError
+
     def run(self) -> None:
-        start = DagsterEvent(DagsterEventType.RUN_START.value, job_name=JOB)
         try:
             while not self.halt.is_set():
-                self.storage.event_log_storage.store_event(_entry(self.run_id, self.written))
-                self.written += 1
-                self.storage.run_storage.handle_run_event(self.run_id, start)
+                self.once()
+                self.done += 1
         except BaseException as exc:
             self.error = exc
 
     def wait_for(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while self.written < count and self.error is None:
-            assert time.monotonic() < deadline, f"only {self.written} events written"
+        while self.done < count and self.error is None:
+            assert time.monotonic() < deadline, f"{type(self).__name__}: only {self.done} done"
             time.sleep(0.05)
 
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(60)
 
-class Reader(threading.Thread):
-    """Reads what a step reads at its start (its inputs' asset records, its run, the run's
-    events) until told to stop; keeps the first error."""
 
-    def __init__(self, storage: ResilientPostgresStorage, run_id: str) -> None:
-        super().__init__(daemon=True)
-        self.storage, self.run_id = storage, run_id
-        self.reads = 0
-        self.error: BaseException | None = None
-        self.halt = threading.Event()
+class Writer(Loop):
+    """Stores an event (log line or asset materialisation) and a run-status update per round."""
 
-    def run(self) -> None:
-        try:
-            while not self.halt.is_set():
-                self.storage.event_log_storage.get_asset_records([ASSET])
-                assert self.storage.run_storage.get_runs(RunsFilter(run_ids=[self.run_id]))
-                self.storage.event_log_storage.get_records_for_run(self.run_id, limit=5)
-                self.reads += 1
-        except BaseException as exc:
-            self.error = exc
+    def once(self) -> None:
+        self.storage.event_log_storage.store_event(_entry(self.run_id, self.done))
+        start = DagsterEvent(DagsterEventType.RUN_START.value, job_name=JOB)
+        self.storage.run_storage.handle_run_event(self.run_id, start)
+
+
+class Reader(Loop):
+    """Reads what a step reads at its start: its inputs' asset records, its run, its events."""
+
+    def once(self) -> None:
+        self.storage.event_log_storage.get_asset_records([ASSET])
+        assert self.storage.run_storage.get_runs(RunsFilter(run_ids=[self.run_id]))
+        self.storage.event_log_storage.get_records_for_run(self.run_id, limit=5)
 
 
 def test_a_3s_outage_loses_no_write_and_fails_none(private_pg: PrivatePostgres) -> None:
@@ -113,14 +114,10 @@ def test_a_3s_outage_loses_no_write_and_fails_none(private_pg: PrivatePostgres) 
     private_pg.stop()  # fast shutdown: the backend of the write in flight is terminated
     time.sleep(3)
     private_pg.start()
-    after_outage, reads_after_outage = writer.written, reader.reads
-    writer.wait_for(after_outage + 50)
-    writer.halt.set()
-    writer.join(60)
-    while reader.reads < reads_after_outage + 20 and reader.error is None and reader.is_alive():
-        time.sleep(0.05)
-    reader.halt.set()
-    reader.join(60)
+    writer.wait_for(writer.done + 50)
+    reader.wait_for(reader.done + 20)
+    writer.stop()
+    reader.stop()
 
     assert writer.error is None, f"a write failed: {writer.error!r}"
     assert reader.error is None, f"a read failed: {reader.error!r}"
@@ -132,11 +129,11 @@ def test_a_3s_outage_loses_no_write_and_fails_none(private_pg: PrivatePostgres) 
             {"run_id": run_id},
         ).one()
     engine.dispose()
-    assert tuple(stored) == (writer.written, writer.written)  # each event once
+    assert tuple(stored) == (writer.done, writer.done)  # each event once
 
     latest = storage.event_log_storage.get_latest_materialization_events([ASSET])[ASSET]
     assert latest is not None
-    last_materialised = writer.written - 1 if (writer.written - 1) % 2 else writer.written - 2
+    last_materialised = writer.done - 1 if (writer.done - 1) % 2 else writer.done - 2
     assert latest.user_message == f"event {last_materialised}"
     (run,) = storage.run_storage.get_runs(RunsFilter(run_ids=[run_id]))
     assert run.status == DagsterRunStatus.STARTED
@@ -164,11 +161,10 @@ def test_a_read_whose_connection_the_server_drops_is_retried(private_pg: Private
             )).scalar_one()
             time.sleep(0.3)
     admin.dispose()
-    reader.halt.set()
-    reader.join(60)
+    reader.stop()
 
     assert reader.error is None, f"a read failed: {reader.error!r}"
     assert terminated >= 2  # connections the reader held when the server dropped them
-    assert reader.reads > 0
+    assert reader.done > 0
     storage.event_log_storage.dispose()
     storage.run_storage.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
+from bench.harness import free_port
 
 BIN = Path(sys.executable).parent
 WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"  # what `make run` serves
@@ -39,11 +39,6 @@ INSTANCE_YAML = {
     "nux": {"enabled": False},
 }
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(what: str, probe: Callable[[], T], timeout: float = BOUND, every: float = 0.5,

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bench.harness import free_port
+
 HERE = Path(__file__).resolve().parent
 MCP_SERVER_SCRIPT = HERE / "mcp_demo_server.py"
 SECRET = "s3cr3t-Planted-Value-9431"
@@ -243,11 +245,6 @@ class StubLlm(Running):
 
 # --- MCP server processes --------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class McpHttpProcess:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,13 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
+from bench.harness import free_port
 from dp_sensors.triggers.policy import concurrency_limits_config
 
 BIN = Path(sys.executable).parent
 START_BOUND = 180.0
 T = TypeVar("T")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(what: str, probe: Callable[[], T], timeout: float = START_BOUND, every: float = 0.5,
