@@ -90,17 +90,26 @@ class Encoded:
     columns: list[tuple[str, str]] | None = None
     note: str | None = None  # why a frame was pickled instead of the asked format
     compression: str | None = field(default=None, repr=False)
+    # Write a local file past the page cache (dp_io.direct): for outputs nothing reads soon.
+    direct: bool = field(default=False, repr=False)
 
     def write(self, sink: Any) -> None:
         if self.format in FRAME_FORMATS:
-            if self.format == "parquet":
-                _write_parquet(self.payload, sink)
+            if isinstance(sink, str):
+                with _local_file(sink, self.direct) as handle:
+                    self._write_frame(handle)
             else:
-                _write_arrow(self.payload, sink, self.compression)
+                self._write_frame(sink)
         elif self.format == "json":
             write_bytes(self.payload, sink)
         else:
             _write_pickle(self.payload, sink)
+
+    def _write_frame(self, sink: Any) -> None:
+        if self.format == "parquet":
+            _write_parquet(self.payload, sink)
+        else:
+            _write_arrow(self.payload, sink, self.compression)
 
 
 def encode(obj: Any, frame_format: str = DEFAULT_FRAME_FORMAT) -> Encoded:
@@ -149,15 +158,18 @@ def _write_arrow(table: Any, sink: Any, compression: str | None) -> None:
         # Readers pick their strategy from this before touching any batch (see read_arrow).
         metadata = {**(table.schema.metadata or {}), COMPRESSION_KEY: compression.encode()}
         table = table.replace_schema_metadata(metadata)
-    if isinstance(sink, str):
-        with (
-            pa.OSFile(sink, "wb") as handle,
-            pa.ipc.new_file(handle, table.schema, options=options) as w,
-        ):
-            w.write_table(table, max_chunksize=batch_rows)
-    else:
-        with pa.ipc.new_file(sink, table.schema, options=options) as writer:
-            writer.write_table(table, max_chunksize=batch_rows)
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table, max_chunksize=batch_rows)
+
+
+def _local_file(path: str, direct: bool) -> Any:
+    """A native file Arrow writes without Python in the loop, or a direct one when asked and
+    the filesystem allows it."""
+    import pyarrow as pa
+
+    from dp_io.direct import open_direct
+
+    return (open_direct(path) if direct else None) or pa.OSFile(path, "wb")
 
 
 def _write_parquet(table: Any, sink: Any) -> None:

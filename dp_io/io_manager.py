@@ -71,6 +71,14 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         default=3600.0,
         description="Temporary files of writers on other hosts older than this are removed.",
     )
+    direct_writes: bool = Field(
+        default=True,
+        description=(
+            "Write a frame that no other step of the run reads past the page cache (O_DIRECT, "
+            "local filesystems that allow it): the run does not fill memory with pages nobody "
+            "reads now (docs/io.md)."
+        ),
+    )
 
     # ---- path policy -------------------------------------------------------------------------
 
@@ -182,9 +190,12 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         partition: str | None,
         obj: Any,
         frame_format: str | None = None,
+        *,
+        read_soon: bool = True,
     ) -> None:
         """Start storing ``obj`` on the background writer; ``handle_output`` of the same run,
-        key and partition waits for it. The format is the one ``handle_output`` will choose."""
+        key and partition waits for it. The format is the one ``handle_output`` will choose.
+        ``read_soon=False`` (no other step of the run reads it) lets it bypass the page cache."""
         try:
             chosen = check_format(frame_format or self.default_format)
         except ValueError:
@@ -195,6 +206,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         # thread never reads the DataFrame while the step goes on using it. A frame that is
         # pickled (no Arrow) is written here as well.
         encoded = encode(obj, chosen)
+        encoded.direct = self.direct_writes and not read_soon
         if encoded.format in FRAME_FORMATS:
             WRITES.submit((run_id, stem, chosen), lambda: self.store_encoded(store, stem, encoded))
         else:

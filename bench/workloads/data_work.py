@@ -1,19 +1,22 @@
 """Workload 2, data work: joins, a filter, a computed column, an aggregate, a window and a pivot.
 
-The same operations two ways, each in its own child process (so peak RSS is that measurement's
+The same operations three ways, each in its own child process (so peak RSS is that measurement's
 own high-water mark):
 
 - the platform: a flow spec (FileInput x3 -> JoinMerge x2 -> FilterRows -> AddModifyColumn ->
   GroupAggregate -> WindowFunctions and PivotTable -> FileWriter x2) published to the SQLite flow
   store and run by its job in process on the embedded default's instance; every node's output is
   kept by the run-scoped IO manager, as in any run;
-- the same calls written by hand in pandas, as a script would (``df = df.merge(...)``).
+- the same calls written by hand in pandas, as a script would (``df = df.merge(...)``);
+- the same calls as hand-written Dagster: an ``@asset`` each, Dagster's default IO manager, run in
+  process on the same instance as the platform's flow.
 
-Both write their two results to Parquet; the parent compares them (row count and checksum, then
-``assert_frame_equal``) before any time is reported. A run is measured as a user meets it: the
-first in a fresh process (a pandas script, a run worker). Each measurement is made ``REPEAT``
-times in fresh processes, interleaved (pandas, platform, platform with LZ4, again), and the
-median time and the largest peak are reported, the single runs in the notes.
+All write their two results to Parquet; the parent compares them with the script's (row count and
+checksum, then ``assert_frame_equal``) before any time is reported. A run is measured as a user
+meets it: the first in a fresh process (a pandas script, a run worker). Each measurement is made
+``REPEAT`` times in fresh processes, interleaved (pandas, platform, platform with LZ4,
+hand-written Dagster, again), and the median time and the largest peak are reported, the single
+runs in the notes.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ if TYPE_CHECKING:
 
 FLOW_ID = "bench_data_work"
 REPEAT = 3
+# What is measured beside the pandas script, in this order in every round: child entry point, args.
+MEASURED = {
+    "arrow": ("bench.workloads.data_work:platform_run", {"output_format": "arrow"}),
+    "arrow-lz4": ("bench.workloads.data_work:platform_run", {"output_format": "arrow-lz4"}),
+    "dagster": ("bench.workloads.data_work:dagster_run", {}),
+}
 REGIONS = ["EU", "US", "APAC", "LATAM", "MEA"]
 SEGMENTS = ["consumer", "smb", "enterprise", "public"]
 
@@ -111,37 +120,135 @@ def flow_spec(output_format: str | None = None) -> dict[str, Any]:
     }
 
 
-def by_hand(folder: Path, out_prefix: str) -> None:
-    """The same work as a pandas user writes it."""
+# The operations of the flow, as a pandas user writes them. The script chains them as plain
+# calls; the hand-written Dagster anchor wraps each in an @asset. Same code, same work.
+
+
+def read_source(folder: Path, name: str) -> Any:
     import pandas as pd
 
-    orders = pd.read_parquet(folder / "orders.parquet")
-    customers = pd.read_parquet(folder / "customers.parquet")
-    products = pd.read_parquet(folder / "products.parquet")
-    df = orders.merge(customers, how="inner", on="customer_id")
-    df = df.merge(products, how="inner", on="product_id")
-    df = df[(df["quantity"] >= 2) & (df["segment"] != "consumer")]
-    df = df.assign(amount=df["quantity"] * df["unit_price"])
-    daily = (df.groupby(["region", "category", "day"])
-             .agg(revenue=("amount", "sum"), orders=("order_id", "count")).reset_index())
-    del df
+    return pd.read_parquet(folder / f"{name}.parquet")
+
+
+def join_customers(orders: Any, customers: Any) -> Any:
+    return orders.merge(customers, how="inner", on="customer_id")
+
+
+def join_products(with_customer: Any, products: Any) -> Any:
+    return with_customer.merge(products, how="inner", on="product_id")
+
+
+def keep_rows(df: Any) -> Any:
+    return df[(df["quantity"] >= 2) & (df["segment"] != "consumer")]
+
+
+def add_amount(df: Any) -> Any:
+    return df.assign(amount=df["quantity"] * df["unit_price"])
+
+
+def daily_totals(df: Any) -> Any:
+    return (df.groupby(["region", "category", "day"])
+            .agg(revenue=("amount", "sum"), orders=("order_id", "count")).reset_index())
+
+
+def running_totals(daily: Any) -> Any:
     ordered = daily.sort_values("day", kind="stable")
     grouped = ordered.groupby(["region", "category"], sort=False, dropna=False)["revenue"]
-    running = daily.assign(running_revenue=grouped.cumsum(), previous_revenue=grouped.shift(1))
+    return daily.assign(running_revenue=grouped.cumsum(), previous_revenue=grouped.shift(1))
+
+
+def pivot_by_region(daily: Any) -> Any:
+    import pandas as pd
+
     pivot = pd.pivot_table(daily, index="day", columns="region", values="revenue", aggfunc="sum")
     pivot.columns = [str(c) for c in pivot.columns]
-    pivot = pivot.reset_index()
-    running.to_parquet(folder / "out" / f"{out_prefix}_running.parquet", index=False)
-    pivot.to_parquet(folder / "out" / f"{out_prefix}_pivot.parquet", index=False)
+    return pivot.reset_index()
+
+
+def write_result(folder: Path, out_prefix: str, name: str, df: Any) -> None:
+    df.to_parquet(folder / "out" / f"{out_prefix}_{name}.parquet", index=False)
+
+
+def by_hand(folder: Path, out_prefix: str) -> None:
+    """The same work as a pandas user writes it."""
+    df = join_customers(read_source(folder, "orders"), read_source(folder, "customers"))
+    df = join_products(df, read_source(folder, "products"))
+    daily = daily_totals(add_amount(keep_rows(df)))
+    del df
+    write_result(folder, out_prefix, "running", running_totals(daily))
+    write_result(folder, out_prefix, "pivot", pivot_by_region(daily))
+
+
+def hand_written_assets(folder: Path) -> list[Any]:
+    """The same work as a Dagster user writes it: an ``@asset`` per operation, Dagster's default
+    IO manager (a pickle per asset) between them."""
+    import dagster as dg
+
+    @dg.asset
+    def orders() -> Any:
+        return read_source(folder, "orders")
+
+    @dg.asset
+    def customers() -> Any:
+        return read_source(folder, "customers")
+
+    @dg.asset
+    def products() -> Any:
+        return read_source(folder, "products")
+
+    @dg.asset
+    def with_customer(orders: Any, customers: Any) -> Any:
+        return join_customers(orders, customers)
+
+    @dg.asset
+    def with_product(with_customer: Any, products: Any) -> Any:
+        return join_products(with_customer, products)
+
+    @dg.asset
+    def kept(with_product: Any) -> Any:
+        return keep_rows(with_product)
+
+    @dg.asset
+    def priced(kept: Any) -> Any:
+        return add_amount(kept)
+
+    @dg.asset
+    def daily(priced: Any) -> Any:
+        return daily_totals(priced)
+
+    @dg.asset
+    def running(daily: Any) -> Any:
+        return running_totals(daily)
+
+    @dg.asset
+    def by_region(daily: Any) -> Any:
+        return pivot_by_region(daily)
+
+    @dg.asset
+    def write_running(running: Any) -> None:
+        write_result(folder, "dagster", "running", running)
+
+    @dg.asset
+    def write_pivot(by_region: Any) -> None:
+        write_result(folder, "dagster", "pivot", by_region)
+
+    return [orders, customers, products, with_customer, with_product, kept, priced, daily,
+            running, by_region, write_running, write_pivot]
+
+
+def _import_libraries() -> None:
+    """Imports are not part of the work: each child imports what the operations use before its
+    timer starts (Parquet's reader alone takes about a second on first import here)."""
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
 
 
 def pandas_run(folder: str) -> dict[str, Any]:
     """Child entry point: the hand-written pandas version, timed."""
-    import pandas  # noqa: F401 - imports are not part of the work
-    import pyarrow.parquet  # noqa: F401
-
     from bench.child import current_rss_mb
 
+    _import_libraries()
     (Path(folder) / "out").mkdir(exist_ok=True)
     baseline = current_rss_mb()
     started = time.perf_counter()
@@ -158,6 +265,7 @@ def platform_run(folder: str, output_format: str | None = None) -> dict[str, Any
     from bench.workloads.overhead import instance_yaml
     from dp_assets.location import build_code_location
 
+    _import_libraries()
     (Path(folder) / "out").mkdir(exist_ok=True)
     with isolated_home() as home:
         os.environ["DP_DATA_DIR"] = folder
@@ -178,15 +286,43 @@ def platform_run(folder: str, output_format: str | None = None) -> dict[str, Any
     return {"seconds": seconds, "baseline_rss_mb": baseline, "kept_bytes": kept}
 
 
-def compare(folder: Path) -> tuple[str, str]:
-    """Correctness first: the platform's outputs against the pandas ones."""
+def dagster_run(folder: str) -> dict[str, Any]:
+    """Child entry point: the hand-written Dagster assets, materialised in process on the same
+    instance as the platform's runs; time the run."""
+    import dagster as dg
+
+    from bench.child import current_rss_mb
+    from bench.harness import isolated_home
+    from bench.workloads.overhead import instance_yaml
+
+    _import_libraries()
+    (Path(folder) / "out").mkdir(exist_ok=True)
+    with isolated_home() as home:
+        (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
+        assets = hand_written_assets(Path(folder))
+        job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("hand_written")]).resolve_job_def(
+            "hand_written")
+        instance = dg.DagsterInstance.get()
+        baseline = current_rss_mb()
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance)
+        seconds = time.perf_counter() - started
+        assert result.success, "the hand-written Dagster assets failed"
+        storage = home / "dagster" / "storage"
+        kept = sum(p.stat().st_size for p in storage.rglob("*") if p.is_file())
+        instance.dispose()
+    return {"seconds": seconds, "baseline_rss_mb": baseline, "kept_bytes": kept}
+
+
+def compare(folder: Path, prefix: str = "platform") -> tuple[str, str]:
+    """Correctness first: the platform's (or hand-written Dagster's) outputs against pandas'."""
     import pandas as pd
 
     from bench.harness import checksum, frames_equal
 
     checks, sums = [], []
     for name in ("running", "pivot"):
-        platform = pd.read_parquet(folder / "out" / f"platform_{name}.parquet")
+        platform = pd.read_parquet(folder / "out" / f"{prefix}_{name}.parquet")
         plain = pd.read_parquet(folder / "out" / f"pandas_{name}.parquet")
         same_sum = checksum(platform) == checksum(plain)
         verdict = frames_equal(platform, plain)
@@ -203,22 +339,19 @@ def run(ctx: RunContext) -> WorkloadResult:
     result = WorkloadResult("data_work", "2. Data work (join x2, filter, column, aggregate, window, pivot)")
     for rows in sizes:
         folder = Path(run_child("bench.workloads.data_work:generate", {"rows": rows})["folder"])
-        samples: dict[str, list[dict[str, Any]]] = {"pandas": [], "arrow": [], "arrow-lz4": []}
-        checks: dict[str, list[str]] = {"arrow": [], "arrow-lz4": []}
+        samples: dict[str, list[dict[str, Any]]] = {k: [] for k in ("pandas", *MEASURED)}
+        checks: dict[str, list[str]] = {k: [] for k in MEASURED}
         for _ in range(1 if ctx.smoke else REPEAT):
-            # Each run starts with no dirty pages of the one before (they would slow its writes).
             os.sync()
             samples["pandas"].append(run_child("bench.workloads.data_work:pandas_run", {"folder": str(folder)}))
-            for output_format in ("arrow", "arrow-lz4"):
+            for label, (target, args) in MEASURED.items():
+                # Each run starts with no dirty pages of the one before (they would slow its writes).
                 os.sync()
-                samples[output_format].append(run_child(
-                    "bench.workloads.data_work:platform_run", {"folder": str(folder), "output_format": output_format}
-                ))
-                check, sums = compare(folder)
-                checks[output_format].append(check)
-        plain, platform, lz4 = (_summary(samples[k]) for k in ("pandas", "arrow", "arrow-lz4"))
-        check = _one_check(checks["arrow"])
-        lz4_check = _one_check(checks["arrow-lz4"])
+                samples[label].append(run_child(target, {"folder": str(folder), **args}))
+                check, sums = compare(folder, "dagster" if label == "dagster" else "platform")
+                checks[label].append(check)
+        plain, platform, lz4, dagster = (_summary(samples[k]) for k in ("pandas", *MEASURED))
+        check, lz4_check, dagster_check = (_one_check(checks[k]) for k in MEASURED)
         case = f"{rows:,} rows"
         seconds_ratio = platform["seconds"] / plain["seconds"]
         mem_ratio = platform["peak_rss_mb"] / plain["peak_rss_mb"]
@@ -229,6 +362,11 @@ def run(ctx: RunContext) -> WorkloadResult:
                     anchor_label="pandas by hand", target="<= 1.3x", met=seconds_ratio <= 1.3, check=check,
                     notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs; "
                     f"runs: platform {platform['runs']}, pandas {plain['runs']} (median reported)"),
+            ctx.row("data_work", case, "run time", platform["seconds"], "s", anchor=dagster["seconds"],
+                    anchor_label="hand-written Dagster, an @asset per operation", check=_both(check, dagster_check),
+                    notes=f"hand-written Dagster: {dagster['seconds'] / plain['seconds']:.2f}x pandas, "
+                    f"Dagster's default IO manager kept {dagster['kept_bytes'] / 1e6:,.0f} MB of pickles, "
+                    f"peak RSS {dagster['peak_rss_mb']:.0f} MB; runs: {dagster['runs']}"),
             ctx.row("data_work", case, "run time, policies.output_format: arrow-lz4", lz4["seconds"], "s",
                     anchor=plain["seconds"], anchor_label="pandas by hand", target="<= 1.3x",
                     met=lz4["seconds"] / plain["seconds"] <= 1.3, check=lz4_check,
@@ -259,6 +397,10 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "kept_bytes": samples[-1].get("kept_bytes", 0),
         "runs": ", ".join(f"{s['seconds']:.2f}" for s in samples) + " s",
     }
+
+
+def _both(first: str, second: str) -> str:
+    return first if first != "ok" else second
 
 
 def _one_check(checks: list[str]) -> str:

@@ -64,7 +64,7 @@ def run_flow_step(
     }
     ran: set[str] = set()
     reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
-    behind = _write_behind(context)
+    behind = _write_behind(context, plan, step_nodes)
     deferred: list[list[Any]] = []  # outputs whose writes are queued (dp_io.write_behind)
     try:
         for node in plan.nodes:
@@ -141,11 +141,14 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
     return [check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))]
 
 
-def _write_behind(context: AssetExecutionContext) -> Callable[[str, Any], bool] | None:
+def _write_behind(
+    context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str]
+) -> Callable[[str, Any], bool] | None:
     """Queue a node's frame on the platform IO manager's background writer, keyed as its
     ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (another
     IO manager, a partitioned run), and ``False`` from the queue for an output stored elsewhere
-    (a table)."""
+    (a table). A frame no other step of the run reads is not read soon: its file may bypass
+    the page cache."""
     from dp_io import RunScopedIOManager
     from dp_io.formats import FORMAT_METADATA_KEY
 
@@ -159,7 +162,8 @@ def _write_behind(context: AssetExecutionContext) -> Callable[[str, Any], bool] 
         if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
             return False
         frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
-        io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format)
+        read_soon = _needed_by_other_steps(plan, output_name, step_nodes)
+        io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format, read_soon=read_soon)
         return True
 
     return queue
