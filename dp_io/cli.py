@@ -203,15 +203,27 @@ def export_value(value: Any, out: Path) -> None:
 )
 @click.option("--older-than", default=None, help="Prune runs older than this (30m, 12h, 7d, 2w).")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
+@click.option(
+    "--run-history",
+    is_flag=True,
+    help="Also delete the Dagster run records and event logs of FLOW's runs past retention.",
+)
 @base_option
 def prune_command(
-    flow: str | None, keep_last: int | None, older_than: str | None, dry_run: bool, base: str | None
+    flow: str | None,
+    keep_last: int | None,
+    older_than: str | None,
+    dry_run: bool,
+    run_history: bool,
+    base: str | None,
 ) -> None:
     """Delete outputs of old runs (never a run in progress, never an asset's latest value)."""
     from dp_io.retention import parse_duration, prune
 
     if keep_last is None and older_than is None:
         raise click.UsageError("give --keep-last N, --older-than AGE, or both")
+    if run_history and flow is None:
+        raise click.UsageError("--run-history deletes one flow's runs: name the FLOW")
     try:
         age = parse_duration(older_than) if older_than else None
     except ValueError as exc:
@@ -224,6 +236,15 @@ def prune_command(
         click.echo(f"  kept (latest) {path}")
     for run_id in report.skipped_in_progress:
         click.echo(f"  skipped (in progress) {run_id}")
+    if run_history:
+        from dp_io.run_history import prune_run_history
+
+        history = prune_run_history(_instance(required=True), flow, keep_last, age, dry_run=dry_run)
+        click.echo(history.summary())
+        for run_id in history.deleted:
+            click.echo(f"  {'would delete' if dry_run else 'deleted'} run {run_id}")
+        for run_id in history.kept_latest:
+            click.echo(f"  kept run (latest materialisation) {run_id}")
 
 
 def main() -> None:  # pragma: no cover - for `python -m dp_io.cli`

@@ -52,6 +52,11 @@ class RetentionPolicy(BaseModel):
     older_than_days: int | None = Field(
         default=None, ge=1, description="Prune runs older than this many days."
     )
+    run_history: bool = Field(
+        default=False,
+        description="Also delete the Dagster run records and event logs of the runs past "
+        "retention (dp_io.run_history).",
+    )
 
     @model_validator(mode="after")
     def _one_rule(self) -> RetentionPolicy:
@@ -422,6 +427,8 @@ def build_retention_schedule(
 
     @dg.op(name=f"{name}_prune", out={}, description="Prune stored run outputs per flow policy.")
     def prune_op(context):  # unannotated: Dagster inspects the annotation at definition time
+        from dp_io.run_history import prune_run_history
+
         for flow_id, policy in frozen.items():
             report = prune(
                 keep_last=policy.keep_last,
@@ -431,6 +438,9 @@ def build_retention_schedule(
                 base=base,
             )
             context.log.info(f"flow {flow_id}: {report.summary()}")
+            if policy.run_history:
+                history = prune_run_history(context.instance, flow_id, policy.keep_last, policy.older_than)
+                context.log.info(f"flow {flow_id}: {history.summary()}")
 
     @dg.job(name=f"{name}_job", tags={"dp/kind": "retention"}, description="Applies retention.")
     def retention_job():

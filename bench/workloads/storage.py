@@ -3,9 +3,9 @@
 A fresh PostgreSQL database (created and dropped here, as ``tests/conftest.py`` does) backs the
 run, event-log and schedule storage of a Dagster instance in an isolated home. A 3-node flow is
 run N times in process; then event-log rows and bytes per node-run are read from PostgreSQL.
-A retention step follows: every run but the last ``keep`` is deleted with
-``DagsterInstance.delete_run`` (which removes its event-log rows; the platform's ``dp runs
-prune`` removes stored outputs only), and the tables are measured again. Bytes are the live
+A retention step follows: the platform's run-history retention (``retention: {keep_last: N,
+run_history: true}``, ``dp_io.run_history.prune_run_history``) deletes every run but the last
+``keep`` with its event-log rows, and the tables are measured again. Bytes are the live
 rows' ``pg_column_size``; table sizes on disk only shrink after ``VACUUM FULL``.
 """
 
@@ -60,6 +60,7 @@ def measure(runs: int, keep: int) -> dict[str, Any]:
 
     from bench.harness import flow_store, isolated_home, percentile, publish_all
     from dp_assets.location import build_code_location
+    from dp_io.run_history import prune_run_history
 
     name = f"dp_bench_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -84,13 +85,10 @@ def measure(runs: int, keep: int) -> dict[str, Any]:
             engine = sa.create_engine(url)
             out["after_runs"] = _table_stats(engine)
             out["run_p50"], out["run_p95"] = percentile(times, 50), percentile(times, 95)
-            records = instance.get_run_records(dg.RunsFilter(job_name=FLOW_ID))
-            doomed = [r.dagster_run.run_id for r in records[keep:]]  # newest first
             started = time.perf_counter()
-            for run_id in doomed:
-                instance.delete_run(run_id)
+            report = prune_run_history(instance, FLOW_ID, keep_last=keep)
             out["prune_seconds"] = time.perf_counter() - started
-            out["pruned_runs"] = len(doomed)
+            out["pruned_runs"] = len(report.deleted)
             out["after_prune"] = _table_stats(engine)
             latest = instance.get_latest_materialization_event(dg.AssetKey([FLOW_ID, "totals"]))
             out["latest_kept"] = latest is not None
@@ -141,7 +139,8 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"p95 {data['run_p95']:.2f} s"),
         ctx.row("storage", f"keep last {keep} runs", "event-log rows after retention", pruned["rows"], "rows",
                 anchor=events["rows"], anchor_label="before retention", check=check,
-                notes=f"delete_run x {data['pruned_runs']:,}: {data['prune_seconds']:.1f} s "
+                notes=f"prune_run_history (retention run_history: true) deleted {data['pruned_runs']:,} runs "
+                f"in {data['prune_seconds']:.1f} s "
                 f"({data['prune_seconds'] / max(data['pruned_runs'], 1) * 1000:.0f} ms per run); the asset's "
                 "latest materialisation is still found"),
     ]

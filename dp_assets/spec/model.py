@@ -289,6 +289,11 @@ class RunPolicy(Strict):
 class Retention(Strict):
     keep_last: int | None = Field(default=None, ge=1)
     older_than_days: int | None = Field(default=None, ge=1)
+    run_history: bool = Field(
+        default=False,
+        description="Also delete the Dagster run records and event logs of runs past retention "
+        "(a run that holds an asset's latest materialisation is kept).",
+    )
 
 
 class FlowBase(Strict):

@@ -222,3 +222,50 @@ def test_retention_on_memory_filesystem(
     assert report.pruned == [(old, "steps")] and len(report.deleted) == 3
     assert [s.run_id for s in list_runs(instance=instance)] == [new]
     assert load_latest_output(instance, dg.AssetKey(["steps", "c"]), RunScopedIOManager()) == 60
+
+
+# ---- run history: Dagster's run records and event logs -------------------------------------
+
+
+def test_run_history_deletes_old_runs_with_their_events_and_keeps_latest(stored, instance) -> None:
+    from dp_io.run_history import prune_run_history
+
+    assert instance.get_records_for_run(stored["r1"]).records  # it logged events
+    dry = prune_run_history(instance, "steps", keep_last=1, dry_run=True)
+    assert dry.deleted == [stored["r1"]] and instance.get_run_by_id(stored["r1"]) is not None
+
+    report = prune_run_history(instance, "steps", keep_last=1)
+    assert report.deleted == [stored["r1"]]
+    assert report.kept_latest == [stored["r2"]]  # still the latest `b` and `c`
+    assert instance.get_run_by_id(stored["r1"]) is None
+    assert instance.get_records_for_run(stored["r1"]).records == []
+    for kept in ("r2", "r3", "running"):  # the newest, a latest, one in progress
+        assert instance.get_run_by_id(stored[kept]) is not None
+    for node in ("a", "b", "c"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(["steps", node])) is not None
+    manager = RunScopedIOManager(base_url=str(stored["base"]))
+    assert load_latest_output(instance, dg.AssetKey(["steps", "b"]), manager)["y"].tolist() == [10, 20, 30]
+
+
+def test_run_history_by_age_keeps_what_is_recent(stored, instance) -> None:
+    from dp_io.run_history import prune_run_history
+
+    recent = prune_run_history(instance, "steps", older_than=timedelta(days=1))
+    assert recent.deleted == []
+    later = prune_run_history(instance, "steps", older_than=timedelta(days=1), now=time.time() + 2 * 86400)
+    assert later.deleted == [stored["r1"]] and sorted(later.kept_latest) == sorted([stored["r2"], stored["r3"]])
+
+
+def test_retention_schedule_and_cli_delete_run_history(stored, instance) -> None:
+    schedule = build_retention_schedule({"steps": RetentionPolicy(keep_last=1, run_history=True)})
+    defs = dg.Definitions(schedules=[schedule])
+    assert defs.resolve_job_def("dp_retention_job").execute_in_process(instance=instance).success
+    assert instance.get_run_by_id(stored["r1"]) is None
+    assert instance.get_run_by_id(stored["r2"]) is not None
+
+    runner = CliRunner()
+    no_flow = runner.invoke(runs_cli, ["prune", "--keep-last", "1", "--run-history"])
+    assert no_flow.exit_code != 0 and "name the FLOW" in no_flow.output
+    again = runner.invoke(runs_cli, ["prune", "--keep-last", "0", "--run-history", "--dry-run", "steps"])
+    assert again.exit_code == 0, again.output
+    assert "kept run (latest materialisation)" in again.output

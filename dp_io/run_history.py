@@ -1,0 +1,88 @@
+"""Deleting the Dagster history of a flow's old runs: its run records and event logs.
+
+Dagster keeps every run and every event it logged (about 7 event-log rows per node-run with a
+flow as one step, docs/benchmarks.md) for ever; open-source Dagster has no run retention of its
+own. A flow's ``retention: {run_history: true}`` (or ``dp runs prune --run-history``) deletes
+the runs that its retention rule judges old, with ``DagsterInstance.delete_run``, under the
+same conservative rules as the outputs (``dp_io.retention``):
+
+- only finished runs (success, failure, canceled) are judged or counted towards ``keep_last``;
+- with both ``keep_last`` and ``older_than``, a run is deleted only when it is beyond the last N
+  runs of its flow *and* older than the age;
+- a run that still holds the latest materialisation of one of its assets is kept, because the
+  UI and cross-run reads point at it (a later run of a subset may not have materialised every
+  asset again).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import dagster as dg
+
+from dp_io.lookup import latest_materialization, materializations_in_run
+
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+@dataclass
+class HistoryReport:
+    dry_run: bool = False
+    deleted: list[str] = field(default_factory=list)  # run ids
+    kept_latest: list[str] = field(default_factory=list)  # old runs kept for a latest materialisation
+
+    def summary(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        return (
+            f"run history: {verb} {len(self.deleted)} run(s) with their event logs; kept "
+            f"{len(self.kept_latest)} old run(s) that hold an asset's latest materialisation"
+        )
+
+
+def prune_run_history(
+    instance: dg.DagsterInstance,
+    flow: str,
+    keep_last: int | None = None,
+    older_than: timedelta | None = None,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> HistoryReport:
+    """Delete the finished runs of ``flow``'s job past retention, with their event logs."""
+    if keep_last is None and older_than is None:
+        raise ValueError("prune_run_history needs keep_last, older_than or both")
+    now = time.time() if now is None else now
+    cutoff = now - older_than.total_seconds() if older_than is not None else None
+    report = HistoryReport(dry_run=dry_run)
+    latest: dict[tuple[dg.AssetKey, str | None], str | None] = {}  # kept runs only: never stale
+    records = instance.get_run_records(dg.RunsFilter(job_name=flow, statuses=_FINISHED))
+    records = sorted(records, key=lambda r: r.create_timestamp.timestamp(), reverse=True)
+    for rank, record in enumerate(records):
+        started = record.start_time or record.create_timestamp.timestamp()
+        if keep_last is not None and rank < keep_last:
+            continue
+        if cutoff is not None and started >= cutoff:
+            continue
+        run_id = record.dagster_run.run_id
+        if _holds_a_latest_materialization(instance, run_id, latest):
+            report.kept_latest.append(run_id)
+            continue
+        report.deleted.append(run_id)
+        if not dry_run:
+            instance.delete_run(run_id)
+    return report
+
+
+def _holds_a_latest_materialization(
+    instance: dg.DagsterInstance, run_id: str, cache: dict[tuple[dg.AssetKey, str | None], str | None]
+) -> bool:
+    for ref in materializations_in_run(instance, run_id):
+        key = (ref.asset_key, ref.partition)
+        if key not in cache:
+            found = latest_materialization(instance, ref.asset_key, ref.partition)
+            cache[key] = found.run_id if found is not None else None
+        if cache[key] == run_id:
+            return True
+    return False
