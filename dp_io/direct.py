@@ -33,8 +33,13 @@ class DirectFile:
         if buffer_bytes % ALIGNMENT:
             raise ValueError(f"buffer_bytes must be a multiple of {ALIGNMENT}")
         self._fd = fd
+        import numpy as np
+
         self._buffer = mmap.mmap(-1, buffer_bytes)  # anonymous mappings are page-aligned
         self._view = memoryview(self._buffer)
+        # Copies go through numpy, which releases the GIL for them (a memoryview copy holds it,
+        # and the step's thread would wait on the writer's copies).
+        self._array = np.frombuffer(self._buffer, dtype=np.uint8)
         self._filled = 0
         self._position = 0
         self.closed = False
@@ -45,11 +50,13 @@ class DirectFile:
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        source = memoryview(data).cast("B")
-        size, offset, capacity = len(source), 0, len(self._view)
+        import numpy as np
+
+        source = np.frombuffer(data, dtype=np.uint8)
+        size, offset, capacity = len(source), 0, len(self._array)
         while offset < size:
             take = min(size - offset, capacity - self._filled)
-            self._view[self._filled:self._filled + take] = source[offset:offset + take]
+            self._array[self._filled:self._filled + take] = source[offset:offset + take]
             self._filled += take
             offset += take
             if self._filled == capacity:
@@ -83,6 +90,7 @@ class DirectFile:
             return
         self.closed = True
         os.close(self._fd)
+        del self._array  # the mmap closes only when nothing exports its memory
         self._view.release()
         self._buffer.close()
 
