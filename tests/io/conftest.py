@@ -3,6 +3,7 @@ memory://; helpers shaped like the compiler's output (one ``multi_asset`` per fl
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,3 +49,19 @@ def any_base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def io_manager_for(base: str) -> RunScopedIOManager:
     return RunScopedIOManager(base_url=base)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path):
+    """A 1 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -208,22 +208,6 @@ def test_F9_disk_full_simulated_enospc(instance: dg.DagsterInstance) -> None:
     assert [p for p in DiskFullFS.store if "big" in p] == []
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
-    """A 1 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
-
-
 @pytest.mark.fault
 def test_F9_disk_full_real_tmpfs(instance: dg.DagsterInstance, tiny_tmpfs: Path) -> None:
     """F9 on a real 1 MiB filesystem: the OS's own ENOSPC fails the step cleanly."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -90,20 +89,6 @@ def test_a_filesystem_that_refuses_direct_io_gets_a_buffered_write(tmp_path: Pat
     encoded.direct = True
     encoded.write(str(tmp_path / "out.arrow"))
     pd.testing.assert_frame_equal(decode(str(tmp_path / "out.arrow"), ".arrow"), frame)
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
-    """A 1 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.fault

@@ -180,6 +180,18 @@ def test_retention_in_a_spec_becomes_the_daily_prune_schedule(flows_dir):
     assert defs().resolve_schedule_def("dp_retention").cron_schedule == "0 3 * * *"
 
 
+def test_run_history_retention_in_a_spec_deletes_old_runs(flows_dir, dp_home):
+    (flows_dir / "brief.yaml").write_text(
+        "id: brief\nretention: {keep_last: 1, run_history: true}\n"
+        "nodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n")
+    loaded = defs()
+    instance = dg.DagsterInstance.get()
+    old, new = (loaded.resolve_job_def("brief").execute_in_process(instance=instance).run_id for _ in range(2))
+    assert loaded.resolve_job_def("dp_retention_job").execute_in_process(instance=instance).success
+    assert instance.get_run_by_id(old) is None
+    assert instance.get_run_by_id(new) is not None
+
+
 def test_E3_reexecution_from_failure_reuses_finished_nodes(flows_dir, dp_home):
     """The report's path is made unwritable: re-execution from failure reruns only what failed."""
     loaded = defs()
