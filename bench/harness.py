@@ -60,6 +60,18 @@ def publish_all(store: Any, specs: Sequence[Mapping[str, Any]], catalog: Any = N
         publish_spec(store, spec, catalog)
 
 
+def execute_as_a_run(job: Any, instance: Any) -> Any:
+    """Execute ``job`` in this process the way a run worker does (``dagster api execute_run``),
+    with the job's own executor (in process for the flows measured here). Not
+    ``execute_in_process``: that keeps every output value in memory for its result, so a frame
+    no later node reads would stay alive to the end of the run."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    run = instance.create_run_for_job(job_def=job)
+    return execute_run(InMemoryJob(job), run, instance)
+
+
 def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds and the last result."""
     result = None

@@ -16,6 +16,7 @@ Shaped like Dagster's ``UPathIOManager``: path policy in small methods (``key_pa
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import dagster as dg
@@ -192,14 +193,15 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         frame_format: str | None = None,
         *,
         read_soon: bool = True,
-    ) -> None:
+    ) -> Future[Any] | None:
         """Start storing ``obj`` on the background writer; ``handle_output`` of the same run,
         key and partition waits for it. The format is the one ``handle_output`` will choose.
-        ``read_soon=False`` (no other step of the run reads it) lets it bypass the page cache."""
+        ``read_soon=False`` (no other step of the run reads it) lets it bypass the page cache.
+        Returns the write (a future; done once stored), or ``None`` when nothing was queued."""
         try:
             chosen = check_format(frame_format or self.default_format)
         except ValueError:
-            return  # handle_output reports the bad format, synchronously
+            return None  # handle_output reports the bad format, synchronously
         store = self.store()
         stem = self.output_stem(store, run_id, key_path, partition)
         # Encoded here, on the caller's thread: an Arrow table is immutable, so the writer
@@ -208,9 +210,8 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         encoded = encode(obj, chosen)
         encoded.direct = self.direct_writes and not read_soon
         if encoded.format in FRAME_FORMATS:
-            WRITES.submit((run_id, stem, chosen), lambda: self.store_encoded(store, stem, encoded))
-        else:
-            WRITES.submit_done((run_id, stem, chosen), self.store_encoded(store, stem, encoded))
+            return WRITES.submit((run_id, stem, chosen), lambda: self.store_encoded(store, stem, encoded))
+        return WRITES.submit_done((run_id, stem, chosen), self.store_encoded(store, stem, encoded))
 
     def load_input(self, context: dg.InputContext) -> Any:
         parts = bool((context.definition_metadata or {}).get(PARTS_METADATA_KEY))

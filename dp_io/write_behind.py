@@ -30,18 +30,20 @@ class WriteBehind:
         self._pool: ThreadPoolExecutor | None = None  # started with the first write
         self._pending: dict[Hashable, Future[Any]] = {}
 
-    def submit(self, key: Hashable, write: Callable[[], Any]) -> None:
+    def submit(self, key: Hashable, write: Callable[[], Any]) -> Future[Any]:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dp-write-behind")
-            self._pending[key] = self._pool.submit(write)
+            future = self._pending[key] = self._pool.submit(write)
+        return future
 
-    def submit_done(self, key: Hashable, result: Any) -> None:
+    def submit_done(self, key: Hashable, result: Any) -> Future[Any]:
         """A write that already happened on the caller's thread."""
         done: Future[Any] = Future()
         done.set_result(result)
         with self._lock:
             self._pending[key] = done
+        return done
 
     def take(self, key: Hashable) -> Future[Any] | None:
         """The queued write for ``key`` (the caller waits on it), or ``None``."""

@@ -5,8 +5,9 @@ own high-water mark):
 
 - the platform: a flow spec (FileInput x3 -> JoinMerge x2 -> FilterRows -> AddModifyColumn ->
   GroupAggregate -> WindowFunctions and PivotTable -> FileWriter x2) published to the SQLite flow
-  store and run by its job in process on the embedded default's instance; every node's output is
-  kept by the run-scoped IO manager, as in any run;
+  store and run by its job in process on the embedded default's instance, as a run worker runs
+  it (``bench.harness.execute_as_a_run``; ``execute_in_process`` would keep every output alive
+  for its result); every node's output is kept by the run-scoped IO manager, as in any run;
 - the same calls written by hand in pandas, as a script would (``df = df.merge(...)``);
 - the same calls as hand-written Dagster: an ``@asset`` each, Dagster's default IO manager, run in
   process on the same instance as the platform's flow.
@@ -273,7 +274,7 @@ def platform_run(folder: str, output_format: str | None = None, store_outputs: b
     import dagster as dg
 
     from bench.child import current_rss_mb
-    from bench.harness import flow_store, isolated_home, publish_all
+    from bench.harness import execute_as_a_run, flow_store, isolated_home, publish_all
     from bench.workloads.overhead import instance_yaml
     from dp_assets.location import build_code_location, default_resources
 
@@ -292,7 +293,7 @@ def platform_run(folder: str, output_format: str | None = None, store_outputs: b
         instance = dg.DagsterInstance.get()
         baseline = current_rss_mb()
         started = time.perf_counter()
-        result = job.execute_in_process(instance=instance)
+        result = execute_as_a_run(job, instance)
         seconds = time.perf_counter() - started
         assert result.success, "the data-work flow failed"
         outputs = home / "outputs"
@@ -307,7 +308,7 @@ def dagster_run(folder: str) -> dict[str, Any]:
     import dagster as dg
 
     from bench.child import current_rss_mb
-    from bench.harness import isolated_home
+    from bench.harness import execute_as_a_run, isolated_home
     from bench.workloads.overhead import instance_yaml
 
     _import_libraries()
@@ -315,12 +316,13 @@ def dagster_run(folder: str) -> dict[str, Any]:
     with isolated_home() as home:
         (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
         assets = hand_written_assets(Path(folder))
-        job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("hand_written")]).resolve_job_def(
-            "hand_written")
+        defs = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("hand_written")],
+                              executor=dg.in_process_executor)
+        job = defs.resolve_job_def("hand_written")
         instance = dg.DagsterInstance.get()
         baseline = current_rss_mb()
         started = time.perf_counter()
-        result = job.execute_in_process(instance=instance)
+        result = execute_as_a_run(job, instance)
         seconds = time.perf_counter() - started
         assert result.success, "the hand-written Dagster assets failed"
         storage = home / "dagster" / "storage"

@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pandas as pd
@@ -41,6 +43,26 @@ log = logging.getLogger("dp.runtime")
 
 class NodeFailed(Exception):
     """A node raised; the message names the flow and node so the UI shows where."""
+
+
+_RELEASED = object()  # a value no later node of the step reads
+
+
+class _LastReads:
+    """How many nodes of the step have yet to pass, per value they read, so that a value is let
+    go once the last of them has passed: a frame's memory is then reused by the nodes after it
+    instead of fresh memory (in a run; ``execute_in_process`` keeps every output itself)."""
+
+    def __init__(self, plan: FlowPlan, step_nodes: frozenset[str]):
+        self._left = Counter(ref for node in plan.nodes if node.id in step_nodes for ref in node.inputs.values())
+
+    def passed(self, node: PlannedNode, values: dict[str, Any]) -> None:
+        """``node`` (run, reused or skipped) reads nothing more."""
+        for ref in node.inputs.values():
+            self._left[ref] -= 1
+        for ref in [*node.inputs.values(), *(f"{node.id}.{name}" for name in node.node_type.outputs)]:
+            if self._left[ref] <= 0 and ref in values:
+                values[ref] = _RELEASED
 
 
 class _Stored:
@@ -65,73 +87,80 @@ def run_flow_step(
     ran: set[str] = set()
     reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
     behind = _write_behind(context, plan, step_nodes)
-    deferred: list[list[Any]] = []  # outputs whose writes are queued (dp_io.write_behind)
+    deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
+    last_reads = _LastReads(plan, step_nodes)
     try:
         for node in plan.nodes:
             if node.id not in step_nodes:
                 continue
-            if node.is_asset and node.id not in selected:
-                continue
-            if node.id in reused:  # re-execution from failure: finished nodes are not run again
-                value = context.resources.io_manager.load_ref(reused[node.id])
-                values[f"{node.id}.{node.node_type.outputs[0]}"] = value
-                ran.add(node.id)
-                context.log.info(f"node '{node.id}' reused from the parent run")
-                if _needed_by_other_steps(plan, node.id, step_nodes):
-                    # Dagster skips a downstream step whose input was not yielded in this run.
-                    yield from _release(deferred)
-                    yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
-                continue
-            if not node.is_asset and not _has_upstream_in(node, ran):
-                continue
-            inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
-            if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
-                _mark_skipped(node, values)
-                context.log.info(f"node '{node.id}' skipped: an input did not run")
-                continue
-            if node.node_type.side_effects or node.timeout_seconds:
-                # Only after what ran before is stored; a timeout forks the process.
-                yield from _release(deferred)
-            ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
-                              catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
+            yield from _release(deferred, written_only=True)
             try:
-                result = _call_with_retries(node, ctx, params, inputs, context)
-            except NodeFailed:
-                if node.on_error != "continue":
-                    raise
-                _mark_skipped(node, values)
-                context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
-                continue
-            ran.add(node.id)
-            first = node.node_type.outputs[0]
-            outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
-            keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and _stores_streams(context)
-            outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
-            for name, value in outputs.items():
-                values[f"{node.id}.{name}"] = value
-            primary = outputs.get(first, SKIPPED)
-            if not node.is_asset or primary is SKIPPED:
-                continue
-            output = Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
-            if behind is not None and isinstance(primary, pd.DataFrame) and behind(node.id, primary):
-                deferred.append([output, *_checks(context, plan, node, values)])
-                continue
-            yield from _release(deferred)
-            yield output
-            if isinstance(primary, FrameStream):  # stored part by part just now: read back on demand
-                values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, plan, node.id))
-            yield from _checks(context, plan, node, values)
+                if node.is_asset and node.id not in selected:
+                    continue
+                if node.id in reused:  # re-execution from failure: finished nodes are not run again
+                    value = context.resources.io_manager.load_ref(reused[node.id])
+                    values[f"{node.id}.{node.node_type.outputs[0]}"] = value
+                    ran.add(node.id)
+                    context.log.info(f"node '{node.id}' reused from the parent run")
+                    if _needed_by_other_steps(plan, node.id, step_nodes):
+                        # Dagster skips a downstream step whose input was not yielded in this run.
+                        yield from _release(deferred)
+                        yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
+                    continue
+                if not node.is_asset and not _has_upstream_in(node, ran):
+                    continue
+                inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
+                if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
+                    _mark_skipped(node, values)
+                    context.log.info(f"node '{node.id}' skipped: an input did not run")
+                    continue
+                if node.node_type.side_effects or node.timeout_seconds:
+                    # Only after what ran before is stored; a timeout forks the process.
+                    yield from _release(deferred)
+                ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
+                                  catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
+                try:
+                    result = _call_with_retries(node, ctx, params, inputs, context)
+                except NodeFailed:
+                    if node.on_error != "continue":
+                        raise
+                    _mark_skipped(node, values)
+                    context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+                    continue
+                ran.add(node.id)
+                first = node.node_type.outputs[0]
+                outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
+                keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and _stores_streams(context)
+                outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
+                for name, value in outputs.items():
+                    values[f"{node.id}.{name}"] = value
+                primary = outputs.get(first, SKIPPED)
+                if not node.is_asset or primary is SKIPPED:
+                    continue
+                output = Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+                queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
+                if queued is not None:
+                    deferred.append([queued, output, *_checks(context, plan, node, values)])
+                    continue
+                yield from _release(deferred)
+                yield output
+                if isinstance(primary, FrameStream):  # stored part by part just now: read back on demand
+                    values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, plan, node.id))
+                yield from _checks(context, plan, node, values)
+            finally:
+                last_reads.passed(node, values)
     except Exception:
         yield from _release(deferred)  # what finished is stored and materialised (E3 reuses it)
         raise
     yield from _release(deferred)
 
 
-def _release(deferred: list[list[Any]]) -> Iterator[Any]:
+def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
     """Yield the queued outputs in the order their nodes ran; ``handle_output`` waits for each
-    write."""
-    while deferred:
-        yield from deferred.pop(0)
+    write. ``written_only``: only those at the front whose writes have finished, so that
+    nothing but the step's own reads holds their frames any longer."""
+    while deferred and (not written_only or deferred[0][0].done()):
+        yield from deferred.pop(0)[1:]
 
 
 def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, values: dict[str, Any]) -> list[Any]:
@@ -143,12 +172,12 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
 
 def _write_behind(
     context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str]
-) -> Callable[[str, Any], bool] | None:
+) -> Callable[[str, Any], Future[Any] | None] | None:
     """Queue a node's frame on the platform IO manager's background writer, keyed as its
     ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (another
-    IO manager, a partitioned run), and ``False`` from the queue for an output stored elsewhere
-    (a table). A frame no other step of the run reads is not read soon: its file may bypass
-    the page cache."""
+    IO manager, a partitioned run). The queue returns the write, or ``None`` for an output
+    stored elsewhere (a table). A frame no other step of the run reads is not read soon: its
+    file may bypass the page cache."""
     from dp_io import RunScopedIOManager
     from dp_io.formats import FORMAT_METADATA_KEY
 
@@ -157,14 +186,13 @@ def _write_behind(
         return None
     assets_def = context.assets_def
 
-    def queue(output_name: str, frame: Any) -> bool:
+    def queue(output_name: str, frame: Any) -> Future[Any] | None:
         key = assets_def.keys_by_output_name[output_name]
         if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
-            return False
+            return None
         frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
         read_soon = _needed_by_other_steps(plan, output_name, step_nodes)
-        io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format, read_soon=read_soon)
-        return True
+        return io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format, read_soon=read_soon)
 
     return queue
 
@@ -212,6 +240,8 @@ def _mark_skipped(node: PlannedNode, values: dict[str, Any]) -> None:
 
 
 def _value(context: AssetExecutionContext, plan: FlowPlan, values: dict[str, Any], ref: str) -> Any:
+    if values.get(ref) is _RELEASED:  # never silently read an older materialisation instead
+        raise RuntimeError(f"flow '{plan.flow_id}': '{ref}' was read after its last reader")
     if ref not in values:
         values[ref] = _load_latest(context, plan, ref)
     elif isinstance(values[ref], _Stored):

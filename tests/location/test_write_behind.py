@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 
 from dp_assets.catalog import default_catalog
-from dp_assets.catalog.base import ONE_INPUT, NodeType, Params
+from dp_assets.catalog.base import NO_INPUTS, ONE_INPUT, NodeType, Params
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
 from dp_io import RunScopedIOManager
@@ -153,3 +154,60 @@ def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp
     run_dir = tmp_path / result.run_id / FLOW
     assert not (run_dir / "doubled.arrow").exists() and not (run_dir / "probe.arrow").exists()
     assert WRITES.pending() == 0
+
+
+# ---- frames are let go after their last reader -------------------------------------------
+
+ALIVE: dict[str, weakref.ref] = {}
+
+
+class MakeParams(Params):
+    rows: int = 1000
+
+
+def make_node(ctx, params, inputs):
+    frame = pd.DataFrame({"x": range(params.rows)})
+    ALIVE[ctx.node_id] = weakref.ref(frame)
+    return frame
+
+
+class SeenParams(Params):
+    watch: list[str]
+
+
+def seen_node(ctx, params, inputs):
+    """Which of the watched nodes' frames are still alive when this node runs."""
+    return pd.DataFrame({"node": params.watch, "alive": [ALIVE[n]() is not None for n in params.watch]})
+
+
+MEMORY_CATALOG = CATALOG.extended([
+    NodeType("Make", MakeParams, make_node, "source", inputs=NO_INPUTS),
+    NodeType("Seen", SeenParams, seen_node, "sink", inputs=ONE_INPUT, side_effects=True),
+])
+
+
+def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
+    """In a run (as a run worker executes it: nothing else keeps outputs, unlike
+    execute_in_process), `src`'s frame is gone once `doubled`, its only reader, has run and
+    its write is done; `doubled` is still alive while `seen` reads it."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    nodes = [{"id": "src", "type": "Make", "params": {}},
+             {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
+              "params": {"column": "y", "expression": "x * 2"}},
+             {"id": "seen", "type": "Seen", "inputs": ["doubled"], "params": {"watch": ["src"]}}]
+    validated = validate_spec({"id": FLOW, "nodes": nodes}, MEMORY_CATALOG)
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validated, MEMORY_CATALOG),
+        dg.Definitions(resources={"io_manager": RunScopedIOManager(base_url=str(tmp_path))},
+                       executor=dg.in_process_executor),
+    )
+    job = defs.resolve_job_def(FLOW)
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(job_def=job)
+        assert execute_run(InMemoryJob(job), run, instance).success
+    seen = pd.read_feather(tmp_path / run.run_id / FLOW / "seen.arrow")
+    assert seen.to_dict("records") == [{"node": "src", "alive": False}]
+    stored = pd.read_feather(tmp_path / run.run_id / FLOW / "src.arrow")
+    pd.testing.assert_frame_equal(stored, pd.DataFrame({"x": range(1000)}))
