@@ -94,6 +94,10 @@ class DirectFile:
         self._view.release()
         self._buffer.close()
 
+    def __del__(self) -> None:  # a file dropped unclosed must not keep its descriptor
+        if not getattr(self, "closed", True):
+            self.abort()
+
     def __enter__(self) -> DirectFile:
         return self
 

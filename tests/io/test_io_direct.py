@@ -95,8 +95,10 @@ def test_a_filesystem_that_refuses_direct_io_gets_a_buffered_write(tmp_path: Pat
 def test_F9_disk_full_under_a_direct_write_leaves_nothing(tiny_tmpfs: Path) -> None:
     """F9 for the direct path: the OS's ENOSPC fails the write, and no final or temporary file
     is left (the atomic writer removes its temporary file)."""
-    if open_direct(str(tiny_tmpfs / "probe")) is None:
+    probe = open_direct(str(tiny_tmpfs / "probe"))
+    if probe is None:
         pytest.skip("this tmpfs refuses O_DIRECT")
+    probe.abort()  # an open descriptor would keep the filesystem busy at unmount
     (tiny_tmpfs / "probe").unlink()
     store = OutputStore(str(tiny_tmpfs))
     big = pd.DataFrame({"x": np.arange(1_000_000)})  # 8 MB into 1 MiB
@@ -146,3 +148,13 @@ def test_in_a_run_only_outputs_read_within_their_step_go_direct(tmp_path: Path,
     switched_off = _run_flow(base, "flow", RunScopedIOManager(base_url=str(base), direct_writes=False),
                              monkeypatch)
     assert switched_off == []
+
+
+def test_a_direct_file_dropped_unclosed_releases_its_descriptor(tmp_path: Path) -> None:
+    handle = open_direct(str(tmp_path / "dropped"))
+    if handle is None:
+        pytest.skip("this filesystem refuses O_DIRECT")
+    fd = handle._fd
+    del handle
+    with pytest.raises(OSError):
+        os.fstat(fd)
