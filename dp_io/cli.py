@@ -228,7 +228,8 @@ def prune_command(
         age = parse_duration(older_than) if older_than else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
-    report = prune(keep_last, age, flow, _instance(required=True), base=base, dry_run=dry_run)
+    instance = _instance(required=True)
+    report = prune(keep_last, age, flow, instance, base=base, dry_run=dry_run)
     click.echo(report.summary())
     for path in report.deleted:
         click.echo(f"  {'would delete' if dry_run else 'deleted'} {path}")
@@ -239,7 +240,7 @@ def prune_command(
     if run_history:
         from dp_io.run_history import prune_run_history
 
-        history = prune_run_history(_instance(required=True), flow, keep_last, age, dry_run=dry_run)
+        history = prune_run_history(instance, flow, keep_last, age, dry_run=dry_run)
         click.echo(history.summary())
         for run_id in history.deleted:
             click.echo(f"  {'would delete' if dry_run else 'deleted'} run {run_id}")

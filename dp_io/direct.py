@@ -22,6 +22,8 @@ import mmap
 import os
 from types import TracebackType
 
+import numpy as np
+
 BUFFER_BYTES = 8 << 20  # one write system call per 8 MiB: large enough to keep a disk busy
 ALIGNMENT = 4096  # covers 512-byte and 4 KiB logical blocks
 
@@ -33,10 +35,7 @@ class DirectFile:
         if buffer_bytes % ALIGNMENT:
             raise ValueError(f"buffer_bytes must be a multiple of {ALIGNMENT}")
         self._fd = fd
-        import numpy as np
-
         self._buffer = mmap.mmap(-1, buffer_bytes)  # anonymous mappings are page-aligned
-        self._view = memoryview(self._buffer)
         # Copies go through numpy, which releases the GIL for them (a memoryview copy holds it,
         # and the step's thread would wait on the writer's copies).
         self._array = np.frombuffer(self._buffer, dtype=np.uint8)
@@ -50,8 +49,6 @@ class DirectFile:
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        import numpy as np
-
         source = np.frombuffer(data, dtype=np.uint8)
         size, offset, capacity = len(source), 0, len(self._array)
         while offset < size:
@@ -78,7 +75,7 @@ class DirectFile:
         try:
             if self._filled:
                 padded = -(-self._filled // ALIGNMENT) * ALIGNMENT
-                self._view[self._filled:padded] = bytes(padded - self._filled)
+                self._array[self._filled:padded] = 0
                 self._write_out(padded)
             os.ftruncate(self._fd, self._position)
         finally:
@@ -91,7 +88,6 @@ class DirectFile:
         self.closed = True
         os.close(self._fd)
         del self._array  # the mmap closes only when nothing exports its memory
-        self._view.release()
         self._buffer.close()
 
     def __del__(self) -> None:  # a file dropped unclosed must not keep its descriptor
@@ -112,7 +108,7 @@ class DirectFile:
     def _write_out(self, length: int) -> None:
         written = 0
         while written < length:
-            count = os.write(self._fd, self._view[written:length])
+            count = os.write(self._fd, self._array[written:length])
             if count <= 0:  # a full disk may answer with a short write first
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             written += count

@@ -90,6 +90,24 @@ def latest_materialization(
     return ref_from_entry(record.event_log_entry, record.storage_id)
 
 
+def still_latest_in(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    cache: dict[tuple[dg.AssetKey, str | None], MaterializationRef | None],
+) -> list[MaterializationRef]:
+    """The materialisations of ``run_id`` that are still their asset's latest (per partition).
+    ``cache`` keeps each asset's latest across calls (retention asks for many old runs)."""
+    found = []
+    for ref in materializations_in_run(instance, run_id):
+        key = (ref.asset_key, ref.partition)
+        if key not in cache:
+            cache[key] = latest_materialization(instance, ref.asset_key, ref.partition)
+        latest = cache[key]
+        if latest is not None and latest.run_id == run_id:
+            found.append(ref)
+    return found
+
+
 def find_materialization(
     instance: dg.DagsterInstance,
     asset_key: dg.AssetKey,

@@ -29,7 +29,7 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dp_io.errors import OutputNotFoundError
-from dp_io.lookup import latest_materialization, materializations_in_run
+from dp_io.lookup import MaterializationRef, still_latest_in
 from dp_io.parts import part_entries
 from dp_io.store import OutputStore, StoredOutput, check_run_id, unquote_segment
 
@@ -201,7 +201,8 @@ def _run_records(instance: dg.DagsterInstance | None, run_ids: Iterable[str]) ->
     return records
 
 
-def _started(record: Any) -> float | None:
+def started_at(record: Any) -> float | None:
+    """When a run record's run started (or was created), as a timestamp."""
     if record is None:
         return None
     if record.start_time:
@@ -212,7 +213,7 @@ def _started(record: Any) -> float | None:
 
 def _summary(store: OutputStore, run_id: str, record: Any, flow: str | None) -> RunSummary:
     outputs = _outputs(store, run_id, flow)
-    started = _started(record)
+    started = started_at(record)
     if started is None:
         started = store.newest_mtime(store.run_dir(run_id))
     return RunSummary(
@@ -303,6 +304,26 @@ def read_output(
     return manager.load_path(matches[0].path, parts=parts, part=part)
 
 
+def check_rules(keep_last: int | None, older_than: timedelta | None) -> None:
+    if keep_last is None and older_than is None:
+        raise ValueError("prune needs keep_last, older_than or both")
+    if keep_last is not None and keep_last < 0:
+        raise ValueError("keep_last must be 0 or more")
+
+
+def past_retention(
+    runs: Iterable[tuple[float, str]], keep_last: int | None, older_than: timedelta | None, now: float
+) -> list[str]:
+    """The run ids among ``runs`` (start time, run id) that the rules judge old: beyond the
+    newest ``keep_last`` *and* older than ``older_than`` (a rule that is ``None`` holds)."""
+    cutoff = now - older_than.total_seconds() if older_than is not None else None
+    return [
+        run_id
+        for rank, (started, run_id) in enumerate(sorted(runs, reverse=True))
+        if (keep_last is None or rank >= keep_last) and (cutoff is None or started < cutoff)
+    ]
+
+
 def prune(
     keep_last: int | None = None,
     older_than: timedelta | None = None,
@@ -315,10 +336,7 @@ def prune(
     now: float | None = None,
 ) -> PruneReport:
     """Delete stored outputs of runs past retention (see the module docstring for the rules)."""
-    if keep_last is None and older_than is None:
-        raise ValueError("prune needs keep_last, older_than or both")
-    if keep_last is not None and keep_last < 0:
-        raise ValueError("keep_last must be 0 or more")
+    check_rules(keep_last, older_than)
     if instance is None:
         instance = dg.DagsterInstance.get()
     store = open_store(base, storage_options)
@@ -336,21 +354,14 @@ def prune(
         if record is not None and record.dagster_run.status not in FINISHED_STATUSES:
             report.skipped_in_progress.append(run_id)
             continue
-        started = _started(record) or store.newest_mtime(store.run_dir(run_id)) or now
+        started = started_at(record) or store.newest_mtime(store.run_dir(run_id)) or now
         for flow_id in flows:
             by_flow[flow_id].append((started, run_id))
 
-    cutoff = now - older_than.total_seconds() if older_than is not None else None
     for flow_id, runs in sorted(by_flow.items()):
-        runs.sort(reverse=True)
-        for rank, (started, run_id) in enumerate(runs):
-            if keep_last is not None and rank < keep_last:
-                continue
-            if cutoff is not None and started >= cutoff:
-                continue
-            report.pruned.append((run_id, flow_id))
+        report.pruned += [(run_id, flow_id) for run_id in past_retention(runs, keep_last, older_than, now)]
 
-    latest_cache: dict[tuple[dg.AssetKey, str | None], str | None] = {}
+    latest_cache: dict[tuple[dg.AssetKey, str | None], MaterializationRef | None] = {}
     for run_id, flow_id in report.pruned:
         protected = _latest_paths_in(store, instance, run_id, flow_id, latest_cache)
         for output in _outputs(store, run_id, flow_id):
@@ -381,20 +392,14 @@ def _latest_paths_in(
     instance: dg.DagsterInstance,
     run_id: str,
     flow_id: str,
-    cache: dict[tuple[dg.AssetKey, str | None], str | None],
+    cache: dict[tuple[dg.AssetKey, str | None], MaterializationRef | None],
 ) -> set[str]:
     """Paths in this run that are still some asset's latest materialisation."""
-    protected: set[str] = set()
-    for ref in materializations_in_run(instance, run_id):
-        if ref.asset_key.path[0] != flow_id or not ref.path:
-            continue
-        key = (ref.asset_key, ref.partition)
-        if key not in cache:
-            latest = latest_materialization(instance, ref.asset_key, ref.partition)
-            cache[key] = store.to_path(latest.path) if latest and latest.path else None
-        if cache[key] is not None and cache[key] == store.to_path(ref.path):
-            protected.add(cache[key])
-    return protected
+    return {
+        store.to_path(ref.path)
+        for ref in still_latest_in(instance, run_id, cache)
+        if ref.asset_key.path[0] == flow_id and ref.path
+    }
 
 
 def _remove_empty_dirs(store: OutputStore, directory: str) -> None:

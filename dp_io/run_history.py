@@ -22,9 +22,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from dp_io.lookup import latest_materialization, materializations_in_run
-
-_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+from dp_io.lookup import MaterializationRef, still_latest_in
+from dp_io.retention import FINISHED_STATUSES, check_rules, past_retention, started_at
 
 
 @dataclass
@@ -51,38 +50,17 @@ def prune_run_history(
     now: float | None = None,
 ) -> HistoryReport:
     """Delete the finished runs of ``flow``'s job past retention, with their event logs."""
-    if keep_last is None and older_than is None:
-        raise ValueError("prune_run_history needs keep_last, older_than or both")
+    check_rules(keep_last, older_than)
     now = time.time() if now is None else now
-    cutoff = now - older_than.total_seconds() if older_than is not None else None
     report = HistoryReport(dry_run=dry_run)
-    latest: dict[tuple[dg.AssetKey, str | None], str | None] = {}  # kept runs only: never stale
-    records = instance.get_run_records(dg.RunsFilter(job_name=flow, statuses=_FINISHED))
-    records = sorted(records, key=lambda r: r.create_timestamp.timestamp(), reverse=True)
-    for rank, record in enumerate(records):
-        started = record.start_time or record.create_timestamp.timestamp()
-        if keep_last is not None and rank < keep_last:
-            continue
-        if cutoff is not None and started >= cutoff:
-            continue
-        run_id = record.dagster_run.run_id
-        if _holds_a_latest_materialization(instance, run_id, latest):
+    latest: dict[tuple[dg.AssetKey, str | None], MaterializationRef | None] = {}
+    records = instance.get_run_records(dg.RunsFilter(job_name=flow, statuses=list(FINISHED_STATUSES)))
+    runs = [(started_at(record) or now, record.dagster_run.run_id) for record in records]
+    for run_id in past_retention(runs, keep_last, older_than, now):
+        if still_latest_in(instance, run_id, latest):  # a deleted run never held one: never stale
             report.kept_latest.append(run_id)
             continue
         report.deleted.append(run_id)
         if not dry_run:
             instance.delete_run(run_id)
     return report
-
-
-def _holds_a_latest_materialization(
-    instance: dg.DagsterInstance, run_id: str, cache: dict[tuple[dg.AssetKey, str | None], str | None]
-) -> bool:
-    for ref in materializations_in_run(instance, run_id):
-        key = (ref.asset_key, ref.partition)
-        if key not in cache:
-            found = latest_materialization(instance, ref.asset_key, ref.partition)
-            cache[key] = found.run_id if found is not None else None
-        if cache[key] == run_id:
-            return True
-    return False

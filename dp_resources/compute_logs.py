@@ -26,7 +26,7 @@ from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-from dagster._core.execution.compute_logs import mirror_stream_to_file, redirect_to_file
+from dagster._core.execution.compute_logs import _fileno, mirror_stream_to_file, redirect_to_file
 from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._utils import ensure_file, touch_file
@@ -116,10 +116,3 @@ class _Mirror(threading.Thread):
             self._broken = True
             return 0
 
-
-def _fileno(stream: Any) -> int | None:
-    try:
-        fd = stream.fileno()
-    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is an OSError
-        return None
-    return fd if isinstance(fd, int) else None

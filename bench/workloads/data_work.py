@@ -273,8 +273,7 @@ def platform_run(folder: str, output_format: str | None = None, store_outputs: b
     run with nothing stored, the least any run of these assets can cost."""
     import dagster as dg
 
-    from bench.child import current_rss_mb
-    from bench.harness import execute_as_a_run, flow_store, isolated_home, publish_all
+    from bench.harness import flow_store, isolated_home, publish_all
     from bench.workloads.overhead import instance_yaml
     from dp_assets.location import build_code_location, default_resources
 
@@ -289,17 +288,7 @@ def platform_run(folder: str, output_format: str | None = None, store_outputs: b
         if not store_outputs:
             resources["io_manager"] = dg.InMemoryIOManager()
         defs = build_code_location(store=store, flows_folder=None, resources=resources)
-        job = defs.resolve_job_def(FLOW_ID)
-        instance = dg.DagsterInstance.get()
-        baseline = current_rss_mb()
-        started = time.perf_counter()
-        result = execute_as_a_run(job, instance)
-        seconds = time.perf_counter() - started
-        assert result.success, "the data-work flow failed"
-        outputs = home / "outputs"
-        kept = sum(p.stat().st_size for p in outputs.rglob("*") if p.is_file()) if outputs.exists() else 0
-        instance.dispose()
-    return {"seconds": seconds, "baseline_rss_mb": baseline, "kept_bytes": kept}
+        return _timed_run(defs.resolve_job_def(FLOW_ID), kept_in=home / "outputs")
 
 
 def dagster_run(folder: str) -> dict[str, Any]:
@@ -307,8 +296,7 @@ def dagster_run(folder: str) -> dict[str, Any]:
     instance as the platform's runs; time the run."""
     import dagster as dg
 
-    from bench.child import current_rss_mb
-    from bench.harness import execute_as_a_run, isolated_home
+    from bench.harness import isolated_home
     from bench.workloads.overhead import instance_yaml
 
     _import_libraries()
@@ -318,16 +306,25 @@ def dagster_run(folder: str) -> dict[str, Any]:
         assets = hand_written_assets(Path(folder))
         defs = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("hand_written")],
                               executor=dg.in_process_executor)
-        job = defs.resolve_job_def("hand_written")
-        instance = dg.DagsterInstance.get()
-        baseline = current_rss_mb()
-        started = time.perf_counter()
-        result = execute_as_a_run(job, instance)
-        seconds = time.perf_counter() - started
-        assert result.success, "the hand-written Dagster assets failed"
-        storage = home / "dagster" / "storage"
-        kept = sum(p.stat().st_size for p in storage.rglob("*") if p.is_file())
-        instance.dispose()
+        return _timed_run(defs.resolve_job_def("hand_written"), kept_in=home / "dagster" / "storage")
+
+
+def _timed_run(job: Any, kept_in: Path) -> dict[str, Any]:
+    """Run ``job`` on the home's instance as a run worker does; its time, the resident memory
+    before it, and the bytes it left under ``kept_in``."""
+    import dagster as dg
+
+    from bench.child import current_rss_mb
+    from bench.harness import execute_as_a_run
+
+    instance = dg.DagsterInstance.get()
+    baseline = current_rss_mb()
+    started = time.perf_counter()
+    result = execute_as_a_run(job, instance)
+    seconds = time.perf_counter() - started
+    assert result.success, f"{job.name} failed"
+    kept = sum(p.stat().st_size for p in kept_in.rglob("*") if p.is_file()) if kept_in.exists() else 0
+    instance.dispose()
     return {"seconds": seconds, "baseline_rss_mb": baseline, "kept_bytes": kept}
 
 

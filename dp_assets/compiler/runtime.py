@@ -86,7 +86,8 @@ def run_flow_step(
     }
     ran: set[str] = set()
     reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
-    behind = _write_behind(context, plan, step_nodes)
+    read_elsewhere = _read_by_other_steps(plan, step_nodes)
+    behind = _write_behind(context, read_elsewhere)
     deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
     last_reads = _LastReads(plan, step_nodes)
     try:
@@ -102,7 +103,7 @@ def run_flow_step(
                     values[f"{node.id}.{node.node_type.outputs[0]}"] = value
                     ran.add(node.id)
                     context.log.info(f"node '{node.id}' reused from the parent run")
-                    if _needed_by_other_steps(plan, node.id, step_nodes):
+                    if node.id in read_elsewhere:
                         # Dagster skips a downstream step whose input was not yielded in this run.
                         yield from _release(deferred)
                         yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
@@ -171,7 +172,7 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
 
 
 def _write_behind(
-    context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str]
+    context: AssetExecutionContext, read_elsewhere: frozenset[str]
 ) -> Callable[[str, Any], Future[Any] | None] | None:
     """Queue a node's frame on the platform IO manager's background writer, keyed as its
     ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (another
@@ -191,8 +192,8 @@ def _write_behind(
         if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
             return None
         frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
-        read_soon = _needed_by_other_steps(plan, output_name, step_nodes)
-        return io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format, read_soon=read_soon)
+        return io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format,
+                               read_soon=output_name in read_elsewhere)
 
     return queue
 
@@ -223,11 +224,12 @@ def _stored_reader(context: AssetExecutionContext, plan: FlowPlan, node_id: str)
     return lambda: io.load_run_output(context.run_id, (plan.flow_id, node_id), partition)
 
 
-def _needed_by_other_steps(plan: FlowPlan, node_id: str, step_nodes: frozenset[str]) -> bool:
-    return any(
-        ref.partition(".")[0] == node_id
+def _read_by_other_steps(plan: FlowPlan, step_nodes: frozenset[str]) -> frozenset[str]:
+    """The nodes of this step whose output a node of another step reads."""
+    return frozenset(
+        ref.partition(".")[0]
         for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
-    )
+    ) & step_nodes
 
 
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:

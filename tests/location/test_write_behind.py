@@ -190,8 +190,7 @@ def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
     """In a run (as a run worker executes it: nothing else keeps outputs, unlike
     execute_in_process), `src`'s frame is gone once `doubled`, its only reader, has run and
     its write is done; `doubled` is still alive while `seen` reads it."""
-    from dagster._core.definitions.job_base import InMemoryJob
-    from dagster._core.execution.api import execute_run
+    from bench.harness import execute_as_a_run
 
     nodes = [{"id": "src", "type": "Make", "params": {}},
              {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
@@ -205,9 +204,9 @@ def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
     )
     job = defs.resolve_job_def(FLOW)
     with dg.instance_for_test() as instance:
-        run = instance.create_run_for_job(job_def=job)
-        assert execute_run(InMemoryJob(job), run, instance).success
-    seen = pd.read_feather(tmp_path / run.run_id / FLOW / "seen.arrow")
+        result = execute_as_a_run(job, instance)
+        assert result.success
+    seen = pd.read_feather(tmp_path / result.run_id / FLOW / "seen.arrow")
     assert seen.to_dict("records") == [{"node": "src", "alive": False}]
-    stored = pd.read_feather(tmp_path / run.run_id / FLOW / "src.arrow")
+    stored = pd.read_feather(tmp_path / result.run_id / FLOW / "src.arrow")
     pd.testing.assert_frame_equal(stored, pd.DataFrame({"x": range(1000)}))
