@@ -42,6 +42,52 @@ def isolated_home(prefix: str = "dp-bench-") -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+PG_ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def postgres_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def fresh_database(postgres_url: str = PG_ADMIN_URL, prefix: str = "dp_bench") -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``postgres_url``'s server, dropped afterwards; yields
+    its URL. The tests' databases are made here too (tests/pg_databases.py)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    # NullPool: a fault test may restart the server in between; no stale pooled connection.
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def pg_instance_yaml(url: str, storage_class: bool = True) -> str:
+    """A Dagster instance on PostgreSQL at ``url``: with the storage class of the repository's
+    dagster.yaml (``dp_resources.pg_storage``), or dagster-postgres' own (``storage: postgres:``)."""
+    if storage_class:
+        storage = ("storage:\n  custom:\n    module: dp_resources.pg_storage\n"
+                   f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n")
+    else:
+        storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"
+    return storage + "telemetry:\n  enabled: false\n"
+
+
 def flow_store(home: Path):
     from dp_resources.store import FlowStore
 

@@ -13,6 +13,8 @@ schema, same watchers for the UI) and ``SqliteRunStorage`` with:
   in place (SQLite still checkpoints it every 1,000 pages);
 - a fork-safe pool: a forked child (a node's time limit, a run worker started by fork) starts
   with an empty pool and never touches, nor closes, the connections it inherited;
+- the schema questions Dagster asks on every asset event and run-status change (does this
+  table, column, index exist?) answered once (both from ``dp_resources.sql_storage``);
 - ``PRAGMA synchronous=NORMAL``: in WAL mode (which Dagster sets on the files) a crash of any
   process loses nothing and never corrupts a file; only a power cut can lose the last commits.
 
@@ -21,8 +23,6 @@ Production uses PostgreSQL (the top-level dagster.yaml); this is for ``make run`
 
 from __future__ import annotations
 
-import os
-import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
@@ -35,17 +35,7 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
 
-# Pools a forked child inherited: kept referenced so their connections are never closed there
-# (closing a SQLite connection the parent still uses, from another process, is undefined).
-_INHERITED_POOLS: list[Any] = []
-_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # the pooled engines of this process
-_FORK_HOOKED = False  # one at-fork hook for all of them, registered with the first
-
-
-def _fresh_pools_in_child() -> None:
-    for engine in list(_ENGINES):
-        _INHERITED_POOLS.append(engine.pool)
-        engine.dispose(close=False)
+from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, fork_safe
 
 
 def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
@@ -60,12 +50,7 @@ def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    global _FORK_HOOKED
-    if not _FORK_HOOKED:
-        os.register_at_fork(after_in_child=_fresh_pools_in_child)
-        _FORK_HOOKED = True
-    _ENGINES.add(engine)
-    return engine
+    return fork_safe(engine)
 
 
 class _KeptConnections:
@@ -82,13 +67,18 @@ class _KeptConnections:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        # Dagster's SQLite storage opens a new engine and connection for each of these questions.
+        with self._engine.connect() as conn:
+            return bool(self._engine.dialect.has_table(conn, table_name))
+
     def dispose(self) -> None:
         super().dispose()  # type: ignore[misc]
         if "_engine" in self.__dict__:
             self._engine.dispose()
 
 
-class EmbeddedEventLogStorage(_KeptConnections, ConsolidatedSqliteEventLogStorage):
+class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, ConsolidatedSqliteEventLogStorage):
     def _connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
         return self._transaction()
 
@@ -113,7 +103,7 @@ class _DatabaseOrLogModified(PatternMatchingEventHandler):
         self._storage.on_modified()
 
 
-class EmbeddedRunStorage(_KeptConnections, SqliteRunStorage):
+class EmbeddedRunStorage(KeptRunSchema, _KeptConnections, SqliteRunStorage):
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> EmbeddedRunStorage:
         # The parent hard-codes its own class here.

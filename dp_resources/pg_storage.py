@@ -44,9 +44,12 @@ from dagster_postgres import (
 )
 from dagster_postgres.utils import (
     DagsterPostgresException,
+    create_pg_engine,
     get_token_provider_from_config,
     pg_url_from_config,
 )
+
+from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, fork_safe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,9 +117,51 @@ def _retried_read(read: Callable[..., T], name: str) -> Callable[..., T]:
     return retried
 
 
+_SHARED_ENGINES: dict[tuple[str, int], sa.Engine] = {}
+_SHARED_ENGINES_LOCK = threading.Lock()
+
+
+def shared_pg_engine(postgres_url: str, token_provider: object = None) -> sa.Engine:
+    """The process's pooled engine for ``postgres_url``, shared by the run and event-log storage
+    of every instance the process opens (a run worker, a Celery task and the daemon's threads
+    each open their own): it keeps one connection between operations, opens more while
+    threads need them at once and closes those after use, checks a kept connection before
+    handing it out (a server restart leaves it dead), and is fork-safe."""
+    key = (postgres_url, id(token_provider))
+    with _SHARED_ENGINES_LOCK:
+        if key not in _SHARED_ENGINES:
+            engine = create_pg_engine(postgres_url, token_provider, isolation_level="AUTOCOMMIT",
+                                      pool_size=1, max_overflow=-1, pool_pre_ping=True)
+            _SHARED_ENGINES[key] = fork_safe(engine)
+        return _SHARED_ENGINES[key]
+
+
+class _SharedPool:
+    """Dagster's PostgreSQL storage opens a connection per operation (``NullPool``): 624 for a
+    run of 50 nodes, most of the run's time. These use the process's shared pool instead; the
+    webserver's own pool (``optimize_for_webserver``) is left as Dagster makes it."""
+
+    postgres_url: str
+    _token_provider: object
+    _engine: sa.Engine
+
+    def _use_shared_pool(self) -> None:
+        self._engine = shared_pg_engine(self.postgres_url, self._token_provider)
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        # Closes the kept connection; whoever else uses the engine gets a new one on demand.
+        self._engine.dispose()
+
+
 @retrying_reads
-class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
-    """PostgresEventLogStorage whose event writes and reads outlast a short outage."""
+class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, PostgresEventLogStorage):
+    """PostgresEventLogStorage whose event writes and reads outlast a short outage, on the
+    process's shared pool, asking the schema once."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._use_shared_pool()
 
     def store_event(self, event: EventLogEntry) -> None:
         insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
@@ -149,8 +194,13 @@ class ResilientPostgresEventLogStorage(PostgresEventLogStorage):
 
 
 @retrying_reads
-class ResilientPostgresRunStorage(PostgresRunStorage):
-    """PostgresRunStorage whose run-status updates and reads outlast a short outage."""
+class ResilientPostgresRunStorage(KeptRunSchema, _SharedPool, PostgresRunStorage):
+    """PostgresRunStorage whose run-status updates and reads outlast a short outage, on the
+    process's shared pool, asking the schema once."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._use_shared_pool()
 
     def handle_run_event(
         self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None

@@ -1,7 +1,9 @@
 """Workload 1, per-node overhead: chains of 1, 10 and 50 nodes on small data.
 
 Three ways to do the same pandas calls, each run several times after a warm-up in one child
-process with a real ``DagsterInstance`` on SQLite in a temp ``DAGSTER_HOME``:
+process with a real ``DagsterInstance`` in a temp ``DAGSTER_HOME``: the embedded default's
+(SQLite), Dagster's SQLite default, and, when PostgreSQL is up, production's storage class on a
+fresh database against dagster-postgres' own on another, all interleaved:
 
 - plain pandas calls (the anchor);
 - the platform as a user runs it on the embedded default: specs published to the SQLite flow
@@ -92,15 +94,29 @@ def handwritten_defs(n: int, rows: list[dict]):
     return dg.Definitions(assets=assets, jobs=[job], executor=dg.in_process_executor)
 
 
-def instance_yaml(kind: str, dagster_home: str) -> str:
-    """The embedded default's instance file (what ``dp init-home`` writes), or Dagster's own
-    SQLite default (a database file per run) for comparison."""
+#: Instance kinds measured side by side: the embedded default and Dagster's SQLite default, and
+#: production's PostgreSQL storage class against dagster-postgres' own.
+KIND_LABELS = {
+    "default": "instance of `dp init-home`",
+    "per_run_files": "Dagster's SQLite default instead (SqliteEventLogStorage, a file per run)",
+    "postgres": "PostgreSQL, the storage class of dagster.yaml (dp_resources.pg_storage)",
+    "postgres_stock": "PostgreSQL, dagster-postgres' own storage class (`storage: postgres:`)",
+}
+
+
+def instance_yaml(kind: str, dagster_home: str, pg_url: str | None = None) -> str:
+    """The embedded default's instance file (what ``dp init-home`` writes), Dagster's own SQLite
+    default (a database file per run), or an instance on PostgreSQL at ``pg_url``."""
     from pathlib import Path
 
+    from bench.harness import pg_instance_yaml
     from dp_assets.cli.home import LOCAL_INSTANCE, instance_file_text, local_run_queue
 
     if kind == "per_run_files":
         return LOCAL_INSTANCE + local_run_queue()
+    if kind.startswith("postgres"):
+        assert pg_url, f"{kind} needs a database"
+        return pg_instance_yaml(pg_url, storage_class=kind == "postgres")
     return instance_file_text(Path(dagster_home))
 
 
@@ -109,20 +125,22 @@ def measure(sizes: list[int], repeats: int, kinds: list[str]) -> dict[str, Any]:
     (both step modes) and the hand-written chain. The instance kinds are measured side by side,
     their runs interleaved, so that a noisy machine affects them alike."""
     import time
+    from contextlib import ExitStack
 
     import dagster as dg
 
-    from bench.harness import flow_store, isolated_home, publish_all, timed
+    from bench.harness import flow_store, fresh_database, isolated_home, publish_all, timed
     from dp_assets.location import build_code_location
 
     rows = sample_rows()
     out: dict[str, Any] = {kind: {"sizes": {}} for kind in kinds}
-    with isolated_home() as home:
+    with isolated_home() as home, ExitStack() as databases:
         instances = {}
         for kind in kinds:
             folder = home / f"dagster_{kind}"
             folder.mkdir()
-            (folder / "dagster.yaml").write_text(instance_yaml(kind, str(folder)))
+            pg_url = databases.enter_context(fresh_database()) if kind.startswith("postgres") else None
+            (folder / "dagster.yaml").write_text(instance_yaml(kind, str(folder), pg_url))
             instances[kind] = dg.DagsterInstance.from_config(str(folder))
             out[kind]["event_log_storage"] = type(instances[kind].event_log_storage).__name__
         store = flow_store(home)
@@ -164,27 +182,34 @@ def measure(sizes: list[int], repeats: int, kinds: list[str]) -> dict[str, Any]:
 def run(ctx: RunContext) -> WorkloadResult:
     from bench.child import run_child
 
+    from bench.harness import postgres_up
+
     sizes = [1, 5] if ctx.smoke else [1, 10, 50]
     repeats = 1 if ctx.smoke else 3
     kinds = ["default"] if ctx.smoke else ["default", "per_run_files"]
-    result = WorkloadResult("overhead", "1. Per-node overhead (embedded default, in-process executor)")
+    if postgres_up():
+        kinds += ["postgres", "postgres_stock"]
+    result = WorkloadResult("overhead", "1. Per-node overhead (in-process executor; embedded default and PostgreSQL)")
     data = run_child("bench.workloads.overhead:measure", {"sizes": sizes, "repeats": repeats, "kinds": kinds})
     for kind in kinds:
-        result.rows += rows_for(ctx, data[kind], sizes, kind)
-    if len(kinds) > 1:
-        for n in sizes:
-            default, per_run = data["default"]["sizes"][str(n)], data["per_run_files"]["sizes"][str(n)]
-            result.rows.append(ctx.row(
-                "overhead", f"{n} nodes", "run time, instance of `dp init-home`", default["platform"], "s",
-                anchor=per_run["platform"], anchor_label="Dagster's SQLite default (a file per run)", check="ok",
-                notes="same child, runs interleaved"))
+        if kind != "postgres_stock":  # an anchor only: compared below
+            result.rows += rows_for(ctx, data[kind], sizes, kind)
+    pairs = [("default", "per_run_files", "instance of `dp init-home`", "Dagster's SQLite default (a file per run)"),
+             ("postgres", "postgres_stock", "PostgreSQL, dagster.yaml's storage class",
+              "dagster-postgres' own storage class")]
+    for ours, theirs, label, anchor_label in pairs:
+        if ours in kinds and theirs in kinds:
+            for n in sizes:
+                mine, stock = data[ours]["sizes"][str(n)], data[theirs]["sizes"][str(n)]
+                result.rows.append(ctx.row(
+                    "overhead", f"{n} nodes", f"run time, {label}", mine["platform"], "s",
+                    anchor=stock["platform"], anchor_label=anchor_label, check="ok",
+                    notes="same child, runs interleaved"))
     return result
 
 
 def rows_for(ctx, data: dict[str, Any], sizes: list[int], kind: str) -> list:
-    label = ("instance of `dp init-home`" if kind == "default"
-             else "Dagster's SQLite default instead (SqliteEventLogStorage, a file per run)")
-    where = f"{label}, {data['event_log_storage']}, IO manager {data['io_manager']}"
+    where = f"{KIND_LABELS[kind]}, {data['event_log_storage']}, IO manager {data['io_manager']}"
     rows = []
     for n in sizes:
         case = data["sizes"][str(n)]

@@ -1,8 +1,11 @@
 """Workload 8, storage growth: Dagster's event log on PostgreSQL over many runs of a small flow.
 
 A fresh PostgreSQL database (created and dropped here, as ``tests/conftest.py`` does) backs the
-run, event-log and schedule storage of a Dagster instance in an isolated home. A 3-node flow is
-run N times in process; then event-log rows and bytes per node-run are read from PostgreSQL.
+run, event-log and schedule storage of a Dagster instance in an isolated home, with the storage
+class of the repository's dagster.yaml (``dp_resources.pg_storage``). A 3-node flow is run N
+times in process (every 20th run also on dagster-postgres' own storage class, in a second fresh
+database: the anchor of the run time); then event-log rows and bytes per node-run are read from
+PostgreSQL.
 A retention step follows: the platform's run-history retention (``retention: {keep_last: N,
 run_history: true}``, ``dp_io.run_history.prune_run_history``) deletes every run but the last
 ``keep`` with its event-log rows, and the tables are measured again. Bytes are the live
@@ -11,9 +14,7 @@ rows' ``pg_column_size``; table sizes on disk only shrink after ``VACUUM FULL``.
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from bench.results import WorkloadResult
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from bench.registry import RunContext
 
 FLOW_ID = "bench_storage"
-ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+STOCK_EVERY = 20  # one run on dagster-postgres' own storage class per this many on the platform's
 TABLES = ("event_logs", "runs", "asset_keys", "asset_event_tags", "run_tags", "asset_check_executions")
 
 
@@ -58,33 +59,37 @@ def measure(runs: int, keep: int) -> dict[str, Any]:
     import dagster as dg
     import sqlalchemy as sa
 
-    from bench.harness import flow_store, isolated_home, percentile, publish_all
+    from bench.harness import flow_store, fresh_database, isolated_home, percentile, pg_instance_yaml, publish_all
     from dp_assets.location import build_code_location
     from dp_io.run_history import prune_run_history
 
-    name = f"dp_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     out: dict[str, Any] = {}
-    try:
+    with fresh_database() as url, fresh_database() as stock_url:
         with isolated_home() as home:
-            (home / "dagster" / "dagster.yaml").write_text(
-                f"storage:\n  postgres:\n    postgres_url: {url}\ntelemetry:\n  enabled: false\n")
             store = flow_store(home)
             publish_all(store, [flow_spec()])
             defs = build_code_location(store=store, flows_folder=None)
             job = defs.resolve_job_def(FLOW_ID)
+            stock_folder = home / "stock"
+            stock_folder.mkdir()
+            (stock_folder / "dagster.yaml").write_text(pg_instance_yaml(stock_url, storage_class=False))
+            stock = dg.DagsterInstance.from_config(str(stock_folder))
+            (home / "dagster" / "dagster.yaml").write_text(pg_instance_yaml(url))
             instance = dg.DagsterInstance.get()
-            times = []
-            for _ in range(runs):
+            times, stock_times = [], []
+            for number in range(runs):
                 started = time.perf_counter()
                 assert job.execute_in_process(instance=instance).success
                 times.append(time.perf_counter() - started)
+                if number % STOCK_EVERY == 0:  # the anchor, interleaved
+                    started = time.perf_counter()
+                    assert job.execute_in_process(instance=stock).success
+                    stock_times.append(time.perf_counter() - started)
+            stock.dispose()
             engine = sa.create_engine(url)
             out["after_runs"] = _table_stats(engine)
             out["run_p50"], out["run_p95"] = percentile(times, 50), percentile(times, 95)
+            out["stock_p50"], out["stock_runs"] = percentile(stock_times, 50), len(stock_times)
             started = time.perf_counter()
             report = prune_run_history(instance, FLOW_ID, keep_last=keep)
             out["prune_seconds"] = time.perf_counter() - started
@@ -94,25 +99,12 @@ def measure(runs: int, keep: int) -> dict[str, Any]:
             out["latest_kept"] = latest is not None
             engine.dispose()
             instance.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     return out
-
-
-def postgres_up() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def run(ctx: RunContext) -> WorkloadResult:
     from bench.child import run_child
+    from bench.harness import postgres_up
 
     result = WorkloadResult("storage", "8. Storage growth on PostgreSQL (event log per node-run)")
     if not postgres_up():
@@ -136,7 +128,10 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"on disk with indexes: {events['disk'] / node_runs:,.0f} B per node-run; other tables: "
                 + ", ".join(f"{t} {s['rows']:,} rows" for t, s in other.items())),
         ctx.row("storage", case, "run time p50 on the PostgreSQL instance", data["run_p50"], "s", check=check,
-                notes=f"p95 {data['run_p95']:.2f} s"),
+                anchor=data["stock_p50"], anchor_label="dagster-postgres' own storage class",
+                notes=f"p95 {data['run_p95']:.2f} s; the storage class of dagster.yaml (dp_resources.pg_storage: "
+                f"one kept connection per process, schema questions answered once); the anchor: "
+                f"{data['stock_runs']} runs interleaved on `storage: postgres:` in a database of its own"),
         ctx.row("storage", f"keep last {keep} runs", "event-log rows after retention", pruned["rows"], "rows",
                 anchor=events["rows"], anchor_label="before retention", check=check,
                 notes=f"prune_run_history (retention run_history: true) deleted {data['pruned_runs']:,} runs "

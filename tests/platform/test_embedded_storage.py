@@ -20,6 +20,7 @@ import dagster as dg
 from dagster._core.storage.event_log.base import EventLogCursor
 import pandas as pd
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 
 from dp_assets.catalog import default_catalog
@@ -197,3 +198,39 @@ def test_processes_running_flows_at_once_on_one_home_all_succeed(home, dp_home):
         assert len(runs) == 6 and all(r.is_success for r in runs)
         for key in ASSETS:
             assert len(_materialized_runs(instance, key)) == 6
+
+
+def test_a_runs_asset_events_open_no_connection_and_read_no_schema(home, dp_home, monkeypatch):
+    """Dagster's SQLite storage checks, for every asset event, that a table exists (on a connection
+    it opens for that) and reads the asset-key table's columns, and reads the runs table's columns
+    on every change of a run's status; the schema only changes by a migration, so the embedded
+    storage asks once."""
+    job = _job(dp_home / "outputs")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert job.execute_in_process(instance=instance).success  # the first run may ask
+        opened, schema_reads = [], []
+        real_connect, real_get_columns = sqlite3.dbapi2.connect, sqlalchemy.engine.reflection.Inspector.get_columns
+        monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **kw: opened.append(a) or real_connect(*a, **kw))
+        monkeypatch.setattr(sqlalchemy.engine.reflection.Inspector, "get_columns",
+                            lambda self, table, *a, **kw: schema_reads.append(table) or real_get_columns(self, table, *a, **kw))
+        second = job.execute_in_process(instance=instance)
+        assert second.success
+        assert schema_reads == []
+        assert opened == []
+        for key in ASSETS:  # and the events are all there
+            assert second.run_id in _materialized_runs(instance, key)
+            tags = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.tags
+            assert "dagster/data_version" in tags
+
+
+def test_what_a_migration_adds_is_seen_after_it_was_missing(home):
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        events, runs = instance.event_log_storage, instance.run_storage
+        assert events.has_table("asset_event_tags")
+        assert not events.has_table("added_by_a_migration")
+        assert not runs.has_built_index("added_by_a_migration")
+        with events._connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE added_by_a_migration (id INTEGER)")
+        runs.mark_index_built("added_by_a_migration")
+        assert events.has_table("added_by_a_migration")
+        assert runs.has_built_index("added_by_a_migration")
