@@ -6,7 +6,7 @@ closes it again. In WAL mode closing the last connection to a file checkpoints t
 database (an fsync) and deletes it, so the next commit creates it again: on the embedded default
 a node's three events cost more than most nodes' work (docs/benchmarks.md, workloads 1 and 2).
 These classes are Dagster's ``ConsolidatedSqliteEventLogStorage`` (one file for every run, same
-schema, same watchers for the UI) and ``SqliteRunStorage`` with:
+schema, same watchers for the UI), ``SqliteRunStorage`` and ``SqliteScheduleStorage`` with:
 
 - one engine per storage object whose pool keeps two connections open between operations (more
   while concurrent requests need them, closed after use), so commits append to a WAL that stays
@@ -31,11 +31,12 @@ from typing import Any
 import sqlalchemy as sa
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
 
-from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, fork_safe
+from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 
 def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
@@ -103,11 +104,21 @@ class _DatabaseOrLogModified(PatternMatchingEventHandler):
         self._storage.on_modified()
 
 
-class EmbeddedRunStorage(KeptRunSchema, _KeptConnections, SqliteRunStorage):
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> EmbeddedRunStorage:
-        # The parent hard-codes its own class here.
-        return cls.from_local(inst_data=inst_data, **config_value)
+class _KeptConnectionsFromLocal(_KeptConnections):
+    """The run and schedule storage: ``connect`` serves every read and write."""
 
-    def connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
+        # The parents hard-code their own class here.
+        return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
+
+    def connect(self) -> AbstractContextManager[sa.Connection]:
         return self._transaction()
+
+
+class EmbeddedRunStorage(KeptRunSchema, _KeptConnectionsFromLocal, SqliteRunStorage):
+    """Runs, their tags and status changes on kept connections."""
+
+
+class EmbeddedScheduleStorage(KeptScheduleSchema, _KeptConnectionsFromLocal, SqliteScheduleStorage):
+    """Sensor and schedule ticks (the daemon writes several rows per tick) on kept connections."""

@@ -11,6 +11,10 @@ NOTIFY that dagster-postgres sends after each event is dropped: its own comment 
 listens since its event watcher polls, and sending it on a second statement is what made a
 committed INSERT look failed (a retry would then duplicate it).
 
+All three storages (runs, event log, schedules) also share one pooled connection per process
+instead of a new connection per operation, and answer Dagster's per-event schema questions once
+(``dp_resources.sql_storage``; docs/deploy.md, "One kept connection per process").
+
 Configured in dagster.yaml as ``storage: custom:`` with the same ``postgres_db`` fields as
 ``storage: postgres:``.
 """
@@ -49,7 +53,7 @@ from dagster_postgres.utils import (
     pg_url_from_config,
 )
 
-from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, fork_safe
+from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,8 +126,8 @@ _SHARED_ENGINES_LOCK = threading.Lock()
 
 
 def shared_pg_engine(postgres_url: str, token_provider: object = None) -> sa.Engine:
-    """The process's pooled engine for ``postgres_url``, shared by the run and event-log storage
-    of every instance the process opens (a run worker, a Celery task and the daemon's threads
+    """The process's pooled engine for ``postgres_url``, shared by the run, event-log and
+    schedule storage of every instance the process opens (a run worker, a Celery task and the daemon's threads
     each open their own): it keeps one connection between operations, opens more while
     threads need them at once and closes those after use, checks a kept connection before
     handing it out (a server restart leaves it dead), and is fork-safe."""
@@ -145,7 +149,8 @@ class _SharedPool:
     _token_provider: object
     _engine: sa.Engine
 
-    def _use_shared_pool(self) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # dagster-postgres' storage: creates the tables if need be
         self._engine = shared_pg_engine(self.postgres_url, self._token_provider)
 
     def dispose(self) -> None:
@@ -158,10 +163,6 @@ class _SharedPool:
 class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, PostgresEventLogStorage):
     """PostgresEventLogStorage whose event writes and reads outlast a short outage, on the
     process's shared pool, asking the schema once."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self._use_shared_pool()
 
     def store_event(self, event: EventLogEntry) -> None:
         insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
@@ -198,10 +199,6 @@ class ResilientPostgresRunStorage(KeptRunSchema, _SharedPool, PostgresRunStorage
     """PostgresRunStorage whose run-status updates and reads outlast a short outage, on the
     process's shared pool, asking the schema once."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self._use_shared_pool()
-
     def handle_run_event(
         self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
     ) -> None:
@@ -212,6 +209,11 @@ class ResilientPostgresRunStorage(KeptRunSchema, _SharedPool, PostgresRunStorage
             ),
             f"writing run status {event.event_type_value}",
         )
+
+
+class SharedPoolPostgresScheduleStorage(KeptScheduleSchema, _SharedPool, PostgresScheduleStorage):
+    """PostgresScheduleStorage (sensor and schedule ticks) on the process's shared pool, asking
+    the schema once. Not retried: a tick that fails is the daemon's to repeat."""
 
 
 class ResilientPostgresStorage(DagsterPostgresStorage):
@@ -234,7 +236,7 @@ class ResilientPostgresStorage(DagsterPostgresStorage):
         self._event_log_storage = ResilientPostgresEventLogStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )
-        self._schedule_storage = PostgresScheduleStorage(
+        self._schedule_storage = SharedPoolPostgresScheduleStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )
         DagsterStorage.__init__(self)

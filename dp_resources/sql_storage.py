@@ -8,7 +8,8 @@
   inherited: two processes must never share one.
 - **Schema answers kept once they are "yes".** On every run-status change and every asset event
   Dagster asks whether a migration has run: a table exists, a column exists, an index was built
-  (a reflection or a query each; 153 per run of 50 nodes). Only a migration changes the answer
+  (a reflection or a query each; 153 per run of 50 nodes), and the schedule storage does on
+  every sensor or schedule tick. Only a migration changes the answer
   and it only ever adds, so a "yes" is kept for the life of the storage object and a "no" is
   asked again.
 """
@@ -98,3 +99,25 @@ class KeptRunSchema(KeptSchemaAnswers):
 
     def has_backfill_tags_table(self) -> bool:
         return self._kept_yes(("has_backfill_tags_table",), super().has_backfill_tags_table)  # type: ignore[misc]
+
+
+class KeptScheduleSchema(KeptSchemaAnswers):
+    """The questions a schedule storage asks per tick and per instigator-state change."""
+
+    def has_instigators_table(self) -> bool:
+        return self._kept_yes(("has_instigators_table",), super().has_instigators_table)  # type: ignore[misc]
+
+    def _has_instigators_table(self, conn: sa.Connection) -> bool:
+        ask = super()._has_instigators_table  # type: ignore[misc]
+        return self._kept_yes(("has_instigators_table",), lambda: ask(conn))
+
+    def _has_asset_daemon_asset_evaluations_table(self, conn: sa.Connection) -> bool:
+        ask = super()._has_asset_daemon_asset_evaluations_table  # type: ignore[misc]
+        return self._kept_yes(("has_asset_daemon_asset_evaluations_table",), lambda: ask(conn))
+
+    def has_secondary_index_table(self) -> bool:
+        return self._kept_yes(("has_secondary_index_table",), super().has_secondary_index_table)  # type: ignore[misc]
+
+    def has_built_index(self, migration_name: str) -> bool:
+        ask = super().has_built_index  # type: ignore[misc]
+        return self._kept_yes(("has_built_index", migration_name), lambda: ask(migration_name))

@@ -20,7 +20,6 @@ import dagster as dg
 from dagster._core.storage.event_log.base import EventLogCursor
 import pandas as pd
 import pytest
-import sqlalchemy
 from click.testing import CliRunner
 
 from dp_assets.catalog import default_catalog
@@ -28,7 +27,10 @@ from dp_assets.cli.home import init_home
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
 from dp_io import RunScopedIOManager
-from dp_resources.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage
+from dagster._core.scheduler.instigation import TickStatus
+from storage_probes import counted, sensor_tick
+
+from dp_resources.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage, EmbeddedScheduleStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"id": "embedded", "nodes": [
@@ -171,7 +173,7 @@ RUNNER = """
 import sys
 import time
 from pathlib import Path
-sys.path.insert(0, sys.argv[3])
+sys.path[:0] = [sys.argv[3], str(Path(sys.argv[3]).parent)]  # this folder and tests/
 import dagster as dg
 from test_embedded_storage import _job
 job = _job(Path(sys.argv[2]))
@@ -208,19 +210,29 @@ def test_a_runs_asset_events_open_no_connection_and_read_no_schema(home, dp_home
     job = _job(dp_home / "outputs")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert job.execute_in_process(instance=instance).success  # the first run may ask
-        opened, schema_reads = [], []
-        real_connect, real_get_columns = sqlite3.dbapi2.connect, sqlalchemy.engine.reflection.Inspector.get_columns
-        monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **kw: opened.append(a) or real_connect(*a, **kw))
-        monkeypatch.setattr(sqlalchemy.engine.reflection.Inspector, "get_columns",
-                            lambda self, table, *a, **kw: schema_reads.append(table) or real_get_columns(self, table, *a, **kw))
-        second = job.execute_in_process(instance=instance)
+        with counted(monkeypatch, sqlite3.dbapi2) as (opened, schema_reads):
+            second = job.execute_in_process(instance=instance)
         assert second.success
-        assert schema_reads == []
-        assert opened == []
+        assert (len(opened), schema_reads) == (0, [])
         for key in ASSETS:  # and the events are all there
             assert second.run_id in _materialized_runs(instance, key)
             tags = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.tags
             assert "dagster/data_version" in tags
+
+
+def test_a_sensor_tick_opens_no_connection_and_reads_no_schema(home, monkeypatch):
+    """Dagster's SQLite schedule storage opens a connection for every operation of a tick and
+    lists the tables to learn whether a migration ran; the embedded one keeps both."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.schedule_storage, EmbeddedScheduleStorage)
+        sensor_tick(instance.schedule_storage)
+        with counted(monkeypatch, sqlite3.dbapi2) as (opened, schema_reads):
+            ticks = sensor_tick(instance.schedule_storage)
+        assert (len(opened), schema_reads) == (0, [])
+        assert [t.status for t in ticks] == [TickStatus.SKIPPED, TickStatus.SKIPPED]
+    # Another process (the UI) sees the ticks the daemon's process wrote.
+    with dg.DagsterInstance.from_config(str(home)) as other:
+        assert len(other.schedule_storage.get_ticks("origin", "selector")) == 2
 
 
 def test_what_a_migration_adds_is_seen_after_it_was_missing(home):
