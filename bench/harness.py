@@ -42,14 +42,19 @@ def isolated_home(prefix: str = "dp-bench-") -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: The local PostgreSQL server the bench and the tests make their databases on.
 PG_ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
-def postgres_up() -> bool:
+def postgres_up(postgres_url: str = PG_ADMIN_URL) -> bool:
+    """Whether ``postgres_url``'s server accepts connections."""
     import socket
 
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=1):
             return True
     except OSError:
         return False
@@ -58,7 +63,7 @@ def postgres_up() -> bool:
 @contextmanager
 def fresh_database(postgres_url: str = PG_ADMIN_URL, prefix: str = "dp_bench") -> Iterator[str]:
     """A new, empty PostgreSQL database on ``postgres_url``'s server, dropped afterwards; yields
-    its URL. The tests' databases are made here too (tests/pg_databases.py)."""
+    its URL. The tests' databases are made here too (tests/conftest.py, tests/deploy)."""
     import uuid
 
     import sqlalchemy as sa

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HARNESS = REPO_ROOT / "tests" / "deploy"
 FLOW = "bench_fan_out"
-PG_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Redis databases of this workload (emptied before and after): broker, results.
 REDIS_DBS = (9, 10)
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 
 
 def _harness() -> None:
-    for folder in (HARNESS.parent, HARNESS):  # tests/ (pg_databases), tests/deploy
+    for folder in (HARNESS.parent, HARNESS):  # tests/, tests/deploy
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
 
@@ -121,10 +120,12 @@ def measure(width: int, rounds: int, warmup_rounds: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"width": width, "rounds": rounds}
     with contextlib.ExitStack() as resources:
-        from deploy_services import flushed_redis, fresh_database
+        from deploy_services import flushed_redis
 
-        dagster_db = resources.enter_context(fresh_database(PG_URL, "dp_bench_scaleout"))
-        store_db = resources.enter_context(fresh_database(PG_URL, "dp_bench_scaleout"))
+        from bench.harness import fresh_database
+
+        dagster_db = resources.enter_context(fresh_database(prefix="dp_bench_scaleout"))
+        store_db = resources.enter_context(fresh_database(prefix="dp_bench_scaleout"))
         broker, backend = resources.enter_context(flushed_redis(REDIS_URL, REDIS_DBS))
         root = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="dp-scaleout-")))
         spec = fan_out_spec(FLOW, width, rounds=rounds)

@@ -121,23 +121,29 @@ def _retried_read(read: Callable[..., T], name: str) -> Callable[..., T]:
     return retried
 
 
-_SHARED_ENGINES: dict[tuple[str, int], sa.Engine] = {}
+_SHARED_ENGINES: dict[str, sa.Engine] = {}
 _SHARED_ENGINES_LOCK = threading.Lock()
 
 
+def _pooled_pg_engine(postgres_url: str, token_provider: object) -> sa.Engine:
+    """Keeps one connection between operations, opens more while threads need them at once and
+    closes those after use, checks a kept connection before handing it out (a server restart
+    leaves it dead), and is fork-safe."""
+    return fork_safe(create_pg_engine(postgres_url, token_provider, isolation_level="AUTOCOMMIT",
+                                      pool_size=1, max_overflow=-1, pool_pre_ping=True))
+
+
 def shared_pg_engine(postgres_url: str, token_provider: object = None) -> sa.Engine:
-    """The process's pooled engine for ``postgres_url``, shared by the run, event-log and
-    schedule storage of every instance the process opens (a run worker, a Celery task and the daemon's threads
-    each open their own): it keeps one connection between operations, opens more while
-    threads need them at once and closes those after use, checks a kept connection before
-    handing it out (a server restart leaves it dead), and is fork-safe."""
-    key = (postgres_url, id(token_provider))
+    """The process's pooled engine for ``postgres_url``, shared by the run, event-log and schedule
+    storage of every instance the process opens (a run worker, a Celery task and the daemon's
+    threads each open their own). With a token provider (``auth_provider``), which every
+    instance builds anew, the storage gets a pooled engine of its own, disposed with it."""
+    if token_provider is not None:
+        return _pooled_pg_engine(postgres_url, token_provider)
     with _SHARED_ENGINES_LOCK:
-        if key not in _SHARED_ENGINES:
-            engine = create_pg_engine(postgres_url, token_provider, isolation_level="AUTOCOMMIT",
-                                      pool_size=1, max_overflow=-1, pool_pre_ping=True)
-            _SHARED_ENGINES[key] = fork_safe(engine)
-        return _SHARED_ENGINES[key]
+        if postgres_url not in _SHARED_ENGINES:
+            _SHARED_ENGINES[postgres_url] = _pooled_pg_engine(postgres_url, None)
+        return _SHARED_ENGINES[postgres_url]
 
 
 class _SharedPool:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+from bench.harness import PG_ADMIN_URL, fresh_database
+
 REDIS_URL = os.environ.get("DP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -38,8 +39,6 @@ def require_service(name: str, host: str, port: int) -> None:
 def postgres_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    from pg_databases import fresh_database
-
     with fresh_database(PG_ADMIN_URL, prefix="dp_test") as url:
         yield url
 

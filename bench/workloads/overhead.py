@@ -181,7 +181,6 @@ def measure(sizes: list[int], repeats: int, kinds: list[str]) -> dict[str, Any]:
 
 def run(ctx: RunContext) -> WorkloadResult:
     from bench.child import run_child
-
     from bench.harness import postgres_up
 
     sizes = [1, 5] if ctx.smoke else [1, 10, 50]

@@ -27,9 +27,8 @@ def local_storage(dagster_home: Path) -> str:
     """Runs, all runs' events and the daemon's ticks in SQLite files kept open between operations
     (``dp_resources.embedded_storage``): a run no longer pays for a database file of its own, nor
     an engine and a WAL checkpoint per write, which made most of a small flow's run time (and a
-    sensor tick's storage work 14 ms -> 1 ms). Compute
-    logs in Dagster's usual folder, mirrored to the terminal by a thread rather than four
-    processes per capture (``dp_resources.compute_logs``)."""
+    sensor tick's storage work 14 ms -> 1 ms). Compute logs in Dagster's usual folder, mirrored to
+    the terminal by a thread rather than four processes per capture (``dp_resources.compute_logs``)."""
     storage = {
         "run_storage": {
             "module": "dp_resources.embedded_storage", "class": "EmbeddedRunStorage",

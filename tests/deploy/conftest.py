@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from deploy_services import PrivatePostgres, PrivateRedis, flushed_redis, fresh_database, unavailable
+from deploy_services import PrivatePostgres, PrivateRedis, flushed_redis, unavailable
 from deploy_procs import (
     PYTHON,
     ManagedProcess,
@@ -34,6 +34,7 @@ from deploy_procs import (
     wait_until,
 )
 
+from bench.harness import fresh_database
 from dp_resources.proxy.auth import hash_password
 
 HERE = Path(__file__).resolve().parent

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from deploy_procs import ManagedProcess, die_with_parent, free_port, start_process, wait_until
-from pg_databases import fresh_database  # noqa: F401 - the deploy tests' and the bench's import
 
 
 def _postgres_bin() -> Path | None:

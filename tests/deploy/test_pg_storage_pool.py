@@ -138,3 +138,26 @@ def test_after_a_server_restart_the_next_operations_succeed_at_once(instance_hom
         assert result.success
         assert not [r for r in caplog.records if "lost the connection" in r.getMessage()]
         assert instance.fetch_materializations(KEYS[-1], limit=1).records[0].run_id == result.run_id
+
+
+class _Token:
+    """A token provider (``auth_provider`` in dagster.yaml) for a server with trust auth."""
+
+    def get_token(self) -> str:
+        return ""
+
+
+def test_with_a_token_provider_an_instance_keeps_no_engine_after_it_is_disposed(private_pg):
+    """Every instance builds its own token provider: its storage gets a pooled engine of its own
+    (not one more entry in the process's shared ones) and gives its connection back on dispose."""
+    url = f"{private_pg.url}?application_name=dagster"
+    storages = [pg_storage.ResilientPostgresStorage(url, token_provider=_Token()) for _ in range(2)]
+    first, second = (s.run_storage for s in storages)
+    assert first._engine is not second._engine
+    assert first._engine is not pg_storage.shared_pg_engine(url)
+    counts = [s.run_storage.get_runs_count() for s in storages]  # connect through the token
+    assert counts[0] == counts[1]
+    assert private_pg.connections_by_application().get("dagster", 0) == 2
+    for storage in storages:
+        storage.run_storage.dispose()
+    assert private_pg.connections_by_application().get("dagster", 0) == 0
