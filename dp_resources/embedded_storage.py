@@ -23,6 +23,7 @@ Production uses PostgreSQL (the top-level dagster.yaml); this is for ``make run`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
@@ -95,13 +96,33 @@ class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, Consolidated
 
 
 class _DatabaseOrLogModified(PatternMatchingEventHandler):
+    """Reads the watched runs' new events when the database or its WAL changes, and once more a
+    moment after the last change of a burst: a change notice can arrive before the commit that
+    caused it is complete (SQLite appends a transaction's pages, then its commit frame), and the
+    kernel merges notices for a file while one waits, so a run's last events could stay unread
+    until the next write (the UI showed a finished run without its RUN_SUCCESS under load)."""
+
+    SETTLE_SECONDS = 0.25
+
     def __init__(self, storage: EmbeddedEventLogStorage) -> None:
         database = storage.get_db_path()
         super().__init__(patterns=[database, f"{database}-wal"])
         self._storage = storage
+        self._reading = threading.Lock()  # one reader at a time: each advances the watchers' cursors
+        self._settle: threading.Timer | None = None
 
     def on_modified(self, event: Any) -> None:
-        self._storage.on_modified()
+        self._read()
+        with self._reading:
+            if self._settle is not None:
+                self._settle.cancel()
+            self._settle = threading.Timer(self.SETTLE_SECONDS, self._read)
+            self._settle.daemon = True
+            self._settle.start()
+
+    def _read(self) -> None:
+        with self._reading:
+            self._storage.on_modified()
 
 
 class _KeptConnectionsFromLocal(_KeptConnections):
