@@ -58,7 +58,17 @@ def now(tz: Any = _UNSET) -> pd.Timestamp:
         return pd.Timestamp.now(tz="UTC")
     if tz is None:
         return pd.Timestamp.now(tz="UTC").tz_localize(None)
-    return pd.Timestamp.now(tz=literal_text(tz, "now", "the time zone"))
+    return pd.Timestamp.now(tz=_zone(literal_text(tz, "now", "the time zone")))
+
+
+def _zone(name: str) -> str:
+    """An IANA name only: pandas reads a file for other names ('dateutil//etc/passwd')."""
+    from dp_assets.timezones import timezone_error
+
+    problem = timezone_error(name)
+    if problem is not None:
+        raise ValueError(f"now(): {problem}")
+    return name
 
 
 def _midnight(value: Any) -> Any:
