@@ -36,34 +36,109 @@ class FilesResource(ConfigurableResource):
         roots.update({name: Path(path).resolve() for name, path in self.read_roots.items()})
         return roots
 
-    def resolve(self, path: str, root: str = "data", *, for_write: bool = False) -> Path:
+    def resolve(self, path: str, root: str = "data", *, for_write: bool = False, where: str = "") -> Path:
+        """The real file ``path`` names under ``root``, or ``PathNotAllowed`` saying why.
+
+        Every failure, including the operating system's (a name too long, a symlink loop), is a
+        ``PathNotAllowed`` whose message starts with ``where`` (the flow, node and field).
+        """
+        lead = f"{where}: " if where else ""
+        relative = checked_relative(path, lead)
         roots = self.roots()
-        if root not in roots:
-            raise PathNotAllowed(f"unknown file root '{root}'; known roots: {', '.join(roots)}")
+        if not isinstance(root, str) or root not in roots:
+            raise PathNotAllowed(f"{lead}unknown file root {_shown(root)}; known roots: {', '.join(roots)}")
         if for_write and root != "data":
-            raise PathNotAllowed(f"root '{root}' is read-only; write under the 'data' root")
+            raise PathNotAllowed(f"{lead}root '{root}' is read-only; write under the 'data' root")
         base = roots[root]
-        relative = PurePosixPath(path)
-        if not path or relative.is_absolute() or os.path.isabs(path) or ".." in relative.parts:
-            raise PathNotAllowed(
-                f"path '{path}' must be relative to the '{root}' root, without '..'"
-            )
-        target = (base / relative).resolve()
+        try:
+            target = (base / relative).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+            raise PathNotAllowed(f"{lead}path {_shown(path)} cannot be resolved: {_reason(exc)}") from None
         if not target.is_relative_to(base):
-            raise PathNotAllowed(f"path '{path}' leaves the '{root}' root (through a symlink?)")
+            raise PathNotAllowed(f"{lead}path {_shown(path)} leaves the '{root}' root (through a symlink?)")
         storage = settings.dagster_home()
         if storage is not None and target.is_relative_to(storage):
-            raise PathNotAllowed(f"path '{path}' points into Dagster's storage folder")
+            raise PathNotAllowed(f"{lead}path {_shown(path)} points into Dagster's storage folder")
         outputs = settings.outputs_url()
         if "://" not in outputs and target.is_relative_to(Path(outputs).resolve()):
-            raise PathNotAllowed(f"path '{path}' points into the run outputs folder")
+            raise PathNotAllowed(f"{lead}path {_shown(path)} points into the run outputs folder")
         if for_write:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _prepare_write(target, path, lead)
         return target
 
-    def glob(self, pattern: str, root: str = "data") -> list[Path]:
+    def glob(self, pattern: str, root: str = "data", *, where: str = "") -> list[Path]:
         """Files matching a glob under a root, each checked like a single path."""
-        base = self.resolve(".", root) if pattern else None
-        if base is None or ".." in PurePosixPath(pattern).parts or os.path.isabs(pattern):
-            raise PathNotAllowed(f"glob '{pattern}' must be relative to the '{root}' root")
-        return sorted(self.resolve(str(p.relative_to(base)), root) for p in base.glob(pattern) if p.is_file())
+        lead = f"{where}: " if where else ""
+        checked_relative(pattern, lead)
+        if PurePosixPath(pattern).parts.count("**") > 1:
+            # each further '**' multiplies the folders walked; one is enough to reach any depth
+            raise PathNotAllowed(f"{lead}glob {_shown(pattern)} may use '**' once")
+        base = self.resolve(".", root, where=where)
+        try:
+            matches = [p for p in base.glob(pattern) if p.is_file()]
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise PathNotAllowed(f"{lead}glob {_shown(pattern)} cannot be read: {_reason(exc)}") from None
+        return sorted(self.resolve(str(p.relative_to(base)), root, where=where) for p in matches)
+
+
+# Linux limits: a whole path of PATH_MAX bytes, each name of NAME_MAX bytes. Checked here, so an
+# over-long name is a clear error at validation instead of ENAMETOOLONG in the middle of a run.
+PATH_MAX = 4096
+NAME_MAX = 255
+
+
+def path_error(path: object) -> str | None:
+    """Why ``path`` cannot be a path relative to a root, from its text alone (None when it can).
+
+    Pure: it never touches the filesystem, so spec validation can call it.
+    """
+    if not isinstance(path, str):
+        return f"a path must be text, not {type(path).__name__}"
+    if not path:
+        return "the path is empty"
+    if "\x00" in path:
+        return f"path {_shown(path)} contains a NUL byte"
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeError:
+        return f"path {_shown(path)} is not valid text for a file name (lone surrogate?)"
+    if len(encoded) > PATH_MAX:
+        return f"path {_shown(path)} is {len(encoded)} bytes long (the limit is {PATH_MAX})"
+    relative = PurePosixPath(path)
+    if relative.is_absolute() or os.path.isabs(path) or ".." in relative.parts:
+        return f"path {_shown(path)} must be relative to its root, without '..'"
+    long = next((part for part in relative.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        return f"path {_shown(path)} has a name longer than {NAME_MAX} bytes ({_shown(long)})"
+    return None
+
+
+def checked_relative(path: object, lead: str = "") -> PurePosixPath:
+    problem = path_error(path)
+    if problem is not None:
+        raise PathNotAllowed(lead + problem)
+    return PurePosixPath(path)  # type: ignore[arg-type]
+
+
+def _prepare_write(target: Path, path: str, lead: str) -> None:
+    from dp_io.store import temp_name, writer_token
+
+    if target.is_dir():
+        raise PathNotAllowed(f"{lead}path {_shown(path)} is a folder; name a file to write")
+    # Files are written under a longer temporary name first (dp_io.store): it must fit too.
+    spare = NAME_MAX - len(os.fsencode(temp_name("", writer_token())))
+    if len(os.fsencode(target.name)) > spare:
+        raise PathNotAllowed(f"{lead}path {_shown(path)}: a file written must have a name of at most {spare} bytes")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PathNotAllowed(f"{lead}cannot create the folder of {_shown(path)}: {_reason(exc)}") from None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
+from dp_assets.catalog.nodes.sources import checked_path_text
 
 
 class FileWriterParams(Params):
@@ -20,6 +21,8 @@ class FileWriterParams(Params):
     sep: str = ","
     orient: Literal["records", "split", "table", "columns"] = "records"
     lines: bool = False
+
+    _path_text = field_validator("path")(lambda value: checked_path_text(value))
 
 
 def write_atomically(target: Path, write: Any) -> int:
@@ -43,7 +46,8 @@ def file_writer(ctx: NodeContext, params: FileWriterParams, inputs: dict[str, An
     The write is atomic; the node's value is its input, so the file is an asset with lineage.
     """
     df: pd.DataFrame = inputs["input"]
-    target = ctx.resource("files").resolve(params.path, "data", for_write=True)
+    where = f"flow '{ctx.flow_id}', node '{ctx.node_id}', params.path"
+    target = ctx.resource("files").resolve(params.path, "data", for_write=True, where=where)
     fmt = params.format or {".parquet": "parquet", ".pq": "parquet", ".json": "json",
                             ".jsonl": "json"}.get(target.suffix.lower(), "csv")
     writers = {

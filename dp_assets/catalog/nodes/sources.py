@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import (
     NO_INPUTS,
@@ -17,6 +17,7 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
 )
+from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.schema import schema_of
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
@@ -24,7 +25,9 @@ LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date
 
 class StaticDataParams(Params):
     rows: list[dict[str, Any]] = Field(default_factory=list, description="Records, one mapping per row.")
-    dtype: dict[str, str] | None = Field(default=None, description="pandas dtype per column.")
+    dtype: dict[str, DtypeName] | None = Field(
+        default=None, description="pandas dtype per column (an allow-listed name: docs/flow-spec.md)."
+    )
 
 
 def static_data(ctx: NodeContext, params: StaticDataParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -57,7 +60,9 @@ class FileInputParams(Params):
         default="error", description="CSV rows with too many fields: fail, drop them, or drop and log."
     )
     usecols: list[str] | None = None
-    dtype: dict[str, str] | None = None
+    dtype: dict[str, DtypeName] | None = Field(
+        default=None, description="pandas dtype per column (an allow-listed name: docs/flow-spec.md)."
+    )
     parse_dates: list[str] | None = None
     lines: bool = Field(default=False, description="JSON Lines (one record per line).")
     sheet_name: str | int = Field(default=0, description="Excel sheet, by name or position.")
@@ -74,11 +79,24 @@ class FileInputParams(Params):
         "whole frame (docs/io.md, Streams).",
     )
 
+    _path_text = field_validator("path")(lambda value: checked_path_text(value))
+
     @model_validator(mode="after")
     def _stream_needs_chunks(self) -> FileInputParams:
         if self.stream and not self.chunksize:
             raise ValueError("stream: true needs chunksize (the rows of each stored part)")
         return self
+
+
+def checked_path_text(value: str) -> str:
+    """The path's text checked before any run (NUL bytes, '..', absolute, over-long names):
+    the same rules the files resource applies again to the rendered path at run time (V3)."""
+    from dp_resources.files import path_error
+
+    problem = path_error(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _format(params: FileInputParams, path: Any) -> str:
@@ -211,11 +229,16 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
     chunk is stored as its own part as soon as it is parsed.
     """
     files = ctx.resource("files")
-    paths = files.glob(params.path, params.root) if any(c in params.path for c in "*?[") else [
-        files.resolve(params.path, params.root)
-    ]
+    where = f"flow '{ctx.flow_id}', node '{ctx.node_id}', params.path"
+    if any(c in params.path for c in "*?["):
+        paths = files.glob(params.path, params.root, where=where)
+    else:
+        paths = [files.resolve(params.path, params.root, where=where)]
+        if not paths[0].is_file():
+            what = "is a folder, not a file" if paths[0].is_dir() else "does not exist"
+            raise FileNotFoundError(f"{where}: '{params.path}' under the '{params.root}' root {what}")
     if not paths:
-        raise FileNotFoundError(f"no file matches '{params.path}' under the '{params.root}' root")
+        raise FileNotFoundError(f"{where}: no file matches '{params.path}' under the '{params.root}' root")
     ctx.add_metadata(files=[str(p) for p in paths])
     if params.stream:
         stream = FrameStream(_streamed(params, paths))
