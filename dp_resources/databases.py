@@ -3,12 +3,17 @@
 A spec names a connection (``connection: warehouse``); the URL comes from this resource's
 config or from the environment (``DP_DB_WAREHOUSE_URL``), so credentials never sit in a spec.
 
-User SQL (``CustomSQLQuery``) gets its own connection (V2). Unless the connection is listed in
-``writable_sql``, it runs in a read-only transaction with a statement timeout, as a single
-statement, under a login that must not be a superuser: the deployment gives a read-only login's
-URL (``DP_DB_WAREHOUSE_QUERY_URL``). A superuser session could switch back to any role from
-inside a query (``set_config('role', ...)``), so ``SET ROLE`` alone is not a guard and such a
-session is refused.
+User SQL (``CustomSQLQuery``) gets its own engine (V2). Unless the connection is listed in
+``writable_sql`` (or ``DP_DB_WRITABLE_SQL``), it is read-only three times over:
+
+- the text is one read statement, judged by the database's grammar (``dp_resources.user_sql``);
+- on PostgreSQL it runs under a dedicated read-only login (``DP_DB_WAREHOUSE_QUERY_URL``): not a
+  superuser, not the writer's login, with no write right on any table. A superuser can leave
+  any role from inside a query (``set_config('role', ...)``) and a statement that ends the
+  transaction leaves ``SET LOCAL ROLE`` behind, so neither is a guard by itself;
+- the server applies ``default_transaction_read_only`` and ``statement_timeout`` from the
+  moment the session starts (libpq ``options``), on a connection used once (no pool), so even a
+  statement that managed to end the transaction would still be read-only and timed.
 """
 
 from __future__ import annotations
@@ -23,13 +28,26 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from dp_resources.user_sql import (
+    UnsafeUserSQL,
+    check_postgres_sql,
+    rendered_postgres_sql,
+    sqlite_reads_only,
+)
+
+__all__ = ["DatabaseNotConfigured", "DatabasesResource", "UnsafeUserSQL", "writable_sql_from_env"]
+
+#: Connections whose user SQL may write, comma-separated (the deployment's ``writable_sql``).
+WRITABLE_SQL_ENV = "DP_DB_WRITABLE_SQL"
+
 
 class DatabaseNotConfigured(RuntimeError):
     pass
 
 
-class UnsafeUserSQL(PermissionError):
-    """User SQL refused before it reached the database (several statements, unsafe login)."""
+def writable_sql_from_env(environ: Any = None) -> set[str]:
+    environ = os.environ if environ is None else environ
+    return {n.strip() for n in (environ.get(WRITABLE_SQL_ENV) or "").split(",") if n.strip()}
 
 
 def _env_name(name: str, suffix: str) -> str:
@@ -45,23 +63,26 @@ class DatabasesResource(dg.ConfigurableResource):
     )
     query_urls: dict[str, str] = Field(
         default_factory=dict,
-        description="Connection name -> URL of a read-only login used for user SQL "
-        "(CustomSQLQuery). Default DP_DB_<NAME>_QUERY_URL, else the main URL.",
+        description="Connection name -> URL of the read-only login used for user SQL "
+        "(CustomSQLQuery). Default DP_DB_<NAME>_QUERY_URL; required on PostgreSQL unless the "
+        "connection is writable (SQLite falls back to the main URL, opened read-only).",
     )
     writable_sql: list[str] = Field(
         default_factory=list,
-        description="Connections whose user SQL may write: no read-only transaction, main login.",
+        description="Connections whose user SQL may write: no read-only transaction, main login. "
+        "DP_DB_WRITABLE_SQL (comma-separated) adds to it.",
     )
     read_only_role: str | None = Field(
         default=None,
-        description="PostgreSQL role to SET LOCAL ROLE to for user SQL, on top of the read-only "
-        "transaction (the login must be a member of it).",
+        description="PostgreSQL role to SET LOCAL ROLE to for user SQL, an extra layer on top of "
+        "the read-only login (never instead of it: the login must itself be read-only).",
     )
     statement_timeout_ms: int = Field(
         default=60_000, gt=0, description="Longest a user SQL statement may run, in ms."
     )
 
-    _engines: dict[tuple[str, bool], Any] = PrivateAttr(default_factory=dict)
+    _engines: dict[tuple[str, Any], Any] = PrivateAttr(default_factory=dict)
+    _checked_logins: set[str] = PrivateAttr(default_factory=set)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     # --- URLs and engines ----------------------------------------------------------------
@@ -111,47 +132,163 @@ class DatabasesResource(dg.ConfigurableResource):
     # --- user SQL ------------------------------------------------------------------------
 
     def is_writable(self, name: str) -> bool:
-        return name in self.writable_sql
+        return name in self.writable_sql or name in writable_sql_from_env()
+
+    def has_query_login(self, name: str) -> bool:
+        """Whether a separate login is configured for the connection's user SQL."""
+        return bool(self.query_urls.get(name) or os.environ.get(_env_name(name, "QUERY_URL")))
+
+    def _user_sql_engine(self, name: str, writable: bool) -> Any:
+        """The engine of a connection's user SQL: its own login, server-side limits, no pool.
+
+        Each query gets a fresh session, so nothing a query sets (``set_config(..., false)``, an
+        advisory lock) reaches the next one, and the session's settings come from the server at
+        start, whatever the query does within its transaction.
+        """
+        import sqlalchemy as sa
+
+        key = (name, "writable" if writable else "read-only")
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                url = self.url(name, query=not writable)
+                options: dict[str, Any] = {"poolclass": sa.pool.NullPool}
+                if sa.make_url(url).get_backend_name() == "postgresql":
+                    options["connect_args"] = {"options": self._session_options(writable)}
+                engine = sa.create_engine(url, **options)
+                if engine.dialect.name == "sqlite":
+                    _transactional_sqlite(engine)
+                self._engines[key] = engine
+        return engine
+
+    def _session_options(self, writable: bool) -> str:
+        """libpq ``options``: settings the server applies when the session starts.
+
+        ``standard_conforming_strings=on`` makes the server lex quotes as the checker's parser
+        does; a URL's own ``options`` are replaced, so a URL cannot turn these off.
+        """
+        settings = {"statement_timeout": int(self.statement_timeout_ms), "standard_conforming_strings": "on"}
+        if not writable:
+            settings["default_transaction_read_only"] = "on"
+        return " ".join(f"-c {key}={value}" for key, value in settings.items())
 
     @contextmanager
     def user_sql_connection(self, name: str) -> Iterator[Any]:
-        """A connection for user SQL: read-only with a statement timeout unless writable."""
+        """A connection for user SQL: read-only with a statement timeout unless writable.
+
+        A read-only transaction is rolled back at the end, never committed: a read has nothing
+        to keep, and anything a query queued for commit (a notification) is dropped.
+        """
         writable = self.is_writable(name)
-        engine = self.get_engine(name, query=not writable)
+        engine = self._user_sql_engine(name, writable)
         dialect = engine.dialect.name
+        if dialect not in ("postgresql", "sqlite") and not writable:
+            raise UnsafeUserSQL(
+                f"read-only user SQL is supported on PostgreSQL and SQLite, not {dialect}; "
+                f"list '{name}' in writable_sql only if its login has read rights alone"
+            )
         with engine.connect() as conn:
-            if dialect == "postgresql":
-                with conn.begin():
+            transaction = conn.begin()
+            try:
+                if dialect == "postgresql":
                     if not writable:
                         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                        self._refuse_superuser(conn, name)
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+                    if not writable:
+                        self._check_query_login(conn, name)
                         if self.read_only_role:
                             quoted = engine.dialect.identifier_preparer.quote(self.read_only_role)
                             conn.exec_driver_sql(f"SET LOCAL ROLE {quoted}")
-                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
                     yield conn
-            elif dialect == "sqlite":
-                with _sqlite_guard(conn, read_only=not writable, timeout_ms=self.statement_timeout_ms):
-                    with conn.begin():
+                elif dialect == "sqlite":
+                    with _sqlite_guard(conn, name, read_only=not writable, timeout_ms=self.statement_timeout_ms):
                         yield conn
-            elif writable:
-                with conn.begin():
+                else:
                     yield conn
+            except BaseException:
+                transaction.rollback()
+                raise
+            if writable:
+                transaction.commit()
             else:
-                raise UnsafeUserSQL(
-                    f"read-only user SQL is supported on PostgreSQL and SQLite, not {dialect}; "
-                    f"list '{name}' in writable_sql only if its login has read rights alone"
-                )
+                transaction.rollback()
 
-    def _refuse_superuser(self, conn: Any, name: str) -> None:
-        superuser = conn.exec_driver_sql(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = session_user"
-        ).scalar()
+    def user_sql_statement(self, conn: Any, name: str, sql: str, binds: dict[str, Any]) -> tuple[Any, Any]:
+        """``(statement, params)`` of user SQL, checked by the database's grammar (V2).
+
+        PostgreSQL: the text as the server will receive it, binds rendered, parsed with pglast and
+        sent as is. SQLite: ``text(sql)`` with its binds; SQLite checks it (one statement per
+        call, the authorizer of ``user_sql_connection``).
+        """
+        import sqlalchemy as sa
+
+        if conn.dialect.name == "postgresql":
+            rendered = rendered_postgres_sql(conn, sql, binds)
+            check_postgres_sql(rendered, read_only=not self.is_writable(name))
+            # psycopg2 formats every statement SQLAlchemy hands it, even one without parameters:
+            # with each '%' doubled it gives back exactly the text that was checked.
+            return rendered.replace("%", "%%"), None
+        return sa.text(sql), binds
+
+    def _check_query_login(self, conn: Any, name: str) -> None:
+        """Refuse a login that could write: a superuser, the writer's login, or any write right.
+
+        Checked once per connection name and resource (a run), inside the read-only transaction.
+        """
+        if name in self._checked_logins:
+            return
+        variable = _env_name(name, "QUERY_URL")
+        row = conn.exec_driver_sql(
+            "SELECT session_user, rolsuper FROM pg_roles WHERE rolname = session_user"
+        ).one()
+        login, superuser = row[0], bool(row[1])
         if superuser:
             raise UnsafeUserSQL(
-                f"user SQL on connection '{name}' would run as a superuser, which can leave any "
-                f"read-only role; give a read-only login's URL in {_env_name(name, 'QUERY_URL')}"
+                f"user SQL on connection '{name}' would run as a superuser ('{login}'), which can "
+                f"leave any read-only setting; give a read-only login's URL in {variable}"
             )
+        if not self.has_query_login(name):
+            raise UnsafeUserSQL(
+                f"user SQL on connection '{name}' would run under the writer's login '{login}': "
+                f"give a dedicated read-only login's URL in {variable} (docs/deploy.md, "
+                "'A read-only login for user SQL')"
+            )
+        writer = self.urls.get(name) or os.environ.get(_env_name(name, "URL"))
+        if writer and _same_login(writer, self.url(name, query=True)):
+            raise UnsafeUserSQL(
+                f"{variable} logs in as the writer of connection '{name}' ('{login}'): "
+                "give it a separate login with SELECT rights only"
+            )
+        writable_table = conn.exec_driver_sql(WRITE_RIGHTS_QUERY).first()
+        if writable_table:
+            raise UnsafeUserSQL(
+                f"the user SQL login '{login}' of connection '{name}' may write to "
+                f"{writable_table[1]} (through role '{writable_table[0]}'); grant it SELECT only"
+            )
+        self._checked_logins.add(name)
+
+
+#: One table the session user may write to, directly or through a role it belongs to ('%%':
+#: psycopg2 formats every statement).
+WRITE_RIGHTS_QUERY = """
+WITH mine AS MATERIALIZED (
+    SELECT oid, rolname FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER')
+)
+SELECT mine.rolname, c.oid::regclass::text
+FROM mine CROSS JOIN pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast%%'
+  AND has_table_privilege(mine.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+LIMIT 1
+"""
+
+
+def _same_login(url_a: str, url_b: str) -> bool:
+    import sqlalchemy as sa
+
+    a, b = sa.make_url(url_a), sa.make_url(url_b)
+    return (a.username, a.host, a.port, a.database) == (b.username, b.host, b.port, b.database)
 
 
 def _transactional_sqlite(engine: Any) -> None:
@@ -172,76 +309,28 @@ def _transactional_sqlite(engine: Any) -> None:
 
 
 @contextmanager
-def _sqlite_guard(conn: Any, *, read_only: bool, timeout_ms: int) -> Iterator[None]:
+def _sqlite_guard(conn: Any, name: str, *, read_only: bool, timeout_ms: int) -> Iterator[None]:
+    """SQLite's own limits on user SQL: a deadline, and for reads its authorizer and query_only."""
     raw = conn.connection.driver_connection
     deadline = time.monotonic() + timeout_ms / 1000
     raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
     if read_only:
         raw.execute("PRAGMA query_only = ON")
     try:
-        yield
+        if not read_only:
+            yield
+            return
+        with sqlite_reads_only(raw) as refused:
+            try:
+                yield
+            except Exception as exc:
+                if refused:
+                    raise UnsafeUserSQL(
+                        f"user SQL on connection '{name}' may only read; SQLite refused: "
+                        f"{refused[0]}. List the connection in writable_sql if it is meant to write"
+                    ) from exc
+                raise
     finally:
         raw.set_progress_handler(None, 0)
         if read_only:
             raw.execute("PRAGMA query_only = OFF")
-
-
-def single_statement(sql: str) -> str:
-    """The SQL without a trailing ``;``; raise ``UnsafeUserSQL`` if it holds several statements.
-
-    Quotes, quoted identifiers, dollar quotes and comments are skipped, so a ``;`` inside them
-    does not count.
-    """
-    text = sql.strip()
-    i, n = 0, len(text)
-    last_code = -1
-    while i < n:
-        ch = text[i]
-        if ch in "'\"":
-            end = text.find(ch, i + 1)
-            while end != -1 and end + 1 < n and text[end + 1] == ch:
-                end = text.find(ch, end + 2)
-            i = n if end == -1 else end + 1
-            last_code = i - 1
-            continue
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end == -1 else end + 1
-            continue
-        if text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-            continue
-        if ch == "$":
-            tag_end = text.find("$", i + 1)
-            tag = text[i : tag_end + 1] if tag_end != -1 else ""
-            if tag and (tag == "$$" or tag[1:-1].replace("_", "a").isalnum()) and not tag[1].isdigit():
-                end = text.find(tag, tag_end + 1)
-                i = n if end == -1 else end + len(tag)
-                last_code = i - 1
-                continue
-        if ch == ";":
-            rest = text[i + 1 :].strip()
-            if rest and not _only_comments(rest):
-                raise UnsafeUserSQL("user SQL must be a single statement; remove the ';' between statements")
-            return text[: i].strip()
-        if not ch.isspace():
-            last_code = i
-        i += 1
-    return text[: last_code + 1].strip() if last_code >= 0 else text
-
-
-def _only_comments(text: str) -> bool:
-    while text:
-        text = text.lstrip()
-        if text.startswith("--"):
-            end = text.find("\n")
-            text = "" if end == -1 else text[end + 1 :]
-        elif text.startswith("/*"):
-            end = text.find("*/")
-            text = "" if end == -1 else text[end + 2 :]
-        elif text.startswith(";"):
-            text = text[1:]
-        else:
-            return False
-    return True

@@ -3,8 +3,9 @@
 ``TableReader`` takes no SQL text from the spec: the table and columns are checked identifiers
 and ``where`` is a list of ``[column, op, value]`` conditions turned into SQLAlchemy expressions
 with bound values. ``CustomSQLQuery`` is the one place for SQL text; it runs through
-``DatabasesResource.user_sql_connection`` (read-only transaction, statement timeout, non-superuser
-login, a single statement) unless the connection is configured writable.
+``DatabasesResource.user_sql_connection`` and ``user_sql_statement``: one read statement judged
+by the database's own grammar, under a read-only login in a session the server keeps read-only
+and timed, unless the connection is configured writable.
 """
 
 from __future__ import annotations
@@ -62,17 +63,17 @@ def _declared(columns: list[str] | dict[str, LogicalType] | None) -> ColumnSchem
 def _read(conn: Any, statement: Any, params: Any, chunksize: int | None, parse_dates: Any,
           ctx: NodeContext) -> pd.DataFrame:
     if not chunksize:
-        return pd.read_sql(statement, conn, params=params, parse_dates=parse_dates)
+        return pd.read_sql_query(statement, conn, params=params, parse_dates=parse_dates)
     streamed = conn.execution_options(stream_results=True, max_row_buffer=chunksize)
-    chunks = list(pd.read_sql(statement, streamed, params=params, parse_dates=parse_dates,
+    chunks = list(pd.read_sql_query(statement, streamed, params=params, parse_dates=parse_dates,
                               chunksize=chunksize))
     ctx.add_metadata(chunks=len(chunks))
     if not chunks:
-        return pd.read_sql(statement, conn, params=params, parse_dates=parse_dates)
+        return pd.read_sql_query(statement, conn, params=params, parse_dates=parse_dates)
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
-def _streamed(connect: Callable[[], Any], statement_of: Callable[[Any], Any], binds: Any,
+def _streamed(connect: Callable[[], Any], statement_of: Callable[[Any], tuple[Any, Any]],
               chunksize: int, parse_dates: Any, check: Callable[[pd.DataFrame], None]) -> Iterator[pd.DataFrame]:
     """The chunks of a query over one connection held open until the last (a server-side cursor).
 
@@ -80,16 +81,16 @@ def _streamed(connect: Callable[[], Any], statement_of: Callable[[Any], Any], bi
     result is one empty part, so its columns are kept.
     """
     with connect() as conn:
-        statement = statement_of(conn)
+        statement, binds = statement_of(conn)
         streamed = conn.execution_options(stream_results=True, max_row_buffer=chunksize)
         offset, parts = 0, 0
-        for chunk in pd.read_sql(statement, streamed, params=binds, parse_dates=parse_dates, chunksize=chunksize):
+        for chunk in pd.read_sql_query(statement, streamed, params=binds, parse_dates=parse_dates, chunksize=chunksize):
             check(chunk)
             chunk.index = pd.RangeIndex(offset, offset + len(chunk))
             offset, parts = offset + len(chunk), parts + 1
             yield chunk
         if not parts:
-            empty = pd.read_sql(statement, conn, params=binds, parse_dates=parse_dates)
+            empty = pd.read_sql_query(statement, conn, params=binds, parse_dates=parse_dates)
             check(empty)
             yield empty
 
@@ -211,7 +212,7 @@ def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, 
 
     engine = db.get_engine(params.connection)
     if params.stream:
-        return _open_stream(_streamed(engine.connect, lambda conn: _table_select(conn, params, where), None,
+        return _open_stream(_streamed(engine.connect, lambda conn: (_table_select(conn, params, where), None),
                                       params.chunksize, params.parse_dates, check))
     with engine.connect() as conn:
         df = _read(conn, _table_select(conn, params, where), None, params.chunksize, params.parse_dates, ctx)
@@ -253,18 +254,13 @@ def bind_names(sql: str) -> list[str]:
 
 def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
                      inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
-    """Run one SQL query with ``:name`` binds (``pd.read_sql``); read-only unless allowed.
+    """Run one SQL query with ``:name`` binds (``pd.read_sql_query``); read-only unless allowed.
 
     With ``stream: true`` each chunk is stored as its own part as soon as it is read.
     """
-    import sqlalchemy as sa
-
-    from dp_resources.databases import single_statement
-
     db = ctx.resource("databases")
-    sql = single_statement(params.sql)
     values = {**dict(ctx.flow_params), **params.binds}
-    names = bind_names(sql)
+    names = bind_names(params.sql)
     missing = [n for n in names if n not in values]
     if missing:
         raise ValueError(f"SQL bind(s) {', '.join(':' + n for n in missing)} have no value: add a "
@@ -275,11 +271,15 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
     def check(df: pd.DataFrame) -> None:
         _check_declared(df, params.columns, f"the query of connection '{params.connection}'")
 
+    def statement(conn: Any) -> tuple[Any, Any]:
+        return db.user_sql_statement(conn, params.connection, params.sql, binds)
+
     if params.stream:
-        return _open_stream(_streamed(lambda: db.user_sql_connection(params.connection), lambda conn: sa.text(sql),
-                                      binds, params.chunksize, params.parse_dates, check))
+        return _open_stream(_streamed(lambda: db.user_sql_connection(params.connection), statement,
+                                      params.chunksize, params.parse_dates, check))
     with db.user_sql_connection(params.connection) as conn:
-        df = _read(conn, sa.text(sql), binds, params.chunksize, params.parse_dates, ctx)
+        sql, sql_binds = statement(conn)
+        df = _read(conn, sql, sql_binds, params.chunksize, params.parse_dates, ctx)
     check(df)
     return df
 
