@@ -74,8 +74,12 @@ def serve_receiver(
             token=os.environ.get("DP_DAGSTER_TOKEN") or None,
         )
     app = receiver_app(store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes)
+    from dp_resources.http_server import hardened_server_options
+
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, lifespan="off", **hardened_server_options()
+        )
     finally:
         bus.close()
         if ledger is not None:

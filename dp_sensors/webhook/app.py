@@ -6,7 +6,9 @@ event sensor starts the run, with the event id as run key, so a redelivered webh
 once per ``Idempotency-Key`` (see :mod:`dp_sensors.webhook.launches`).
 
 Checks run in this order so that nothing is learnt or read without a token: token (401), flow
-(404), size (413, read incrementally and abandoned at the cap), JSON (400), params (422). Flow
+(404), media type (415), size and time (413 at the cap, 408 past the body deadline: see
+:mod:`dp_sensors.webhook.bodies`), JSON (400), params (422). Idempotency keys live in one
+namespace per flow: a flow's callers can neither see nor block another flow's keys. Flow
 lookups, publishing and launching are injected, so the lead's flow store and GraphQL launcher
 plug in and tests use small stand-ins.
 """
@@ -14,7 +16,6 @@ plug in and tests use small stand-ins.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +29,13 @@ from starlette.routing import Route
 
 from dp_sensors.events.base import MAX_KEY_LENGTH, EventBus
 from dp_sensors.webhook.auth import FLOW_ID_RE, is_authorised
+from dp_sensors.webhook.bodies import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    Refused,
+    check_json_content_type,
+    parse_json_object,
+    read_bounded_body,
+)
 from dp_sensors.webhook.launches import (
     IdempotencyConflict,
     LaunchFailed,
@@ -71,38 +79,6 @@ def webhook_dedupe_key(flow_id: str, idempotency_key: str) -> str:
     return f"webhook:{flow_id}:sha256:{digest}"
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.extra = status, detail, extra
-
-    def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="dp"'} if self.status == 401 else None
-        if self.status == 503:
-            headers = {"Retry-After": "1"}
-        return JSONResponse({"detail": self.detail, **self.extra}, self.status, headers=headers)
-
-
-async def read_capped_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused as soon as it is known to exceed ``max_bytes``: by its declared length
-    before reading anything, else while streaming, without buffering more than the cap."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _Refused(413, f"the body is larger than the limit of {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _Refused(413, f"the body is larger than the limit of {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Field, message and type of each error, without echoing the submitted values."""
     return [
@@ -121,6 +97,7 @@ class _Receiver:
         max_body_bytes: int,
         environ: Mapping[str, str] | None,
         launch_wait_seconds: float,
+        body_timeout_seconds: float,
     ) -> None:
         self.lookup = lookup
         self.bus = bus
@@ -129,36 +106,33 @@ class _Receiver:
         self.max_body_bytes = max_body_bytes
         self.environ = environ
         self.launch_wait_seconds = launch_wait_seconds
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def _authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
         if not is_authorised(flow_id, request.headers.get("authorization"), self.environ):
-            raise _Refused(
+            raise Refused(
                 401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')"
             )
         model = None
-        if FLOW_ID_RE.match(flow_id):
+        if FLOW_ID_RE.fullmatch(flow_id):
             model = await to_thread.run_sync(self.lookup, flow_id)
         if model is None:
-            raise _Refused(404, f"there is no flow {flow_id!r}; check the flow id in the URL")
+            raise Refused(404, f"there is no flow {flow_id!r}; check the flow id in the URL")
         return flow_id, model
 
     async def _json_object(self, request: Request, flow_id: str) -> dict[str, Any]:
-        raw = await read_capped_body(request, self.max_body_bytes)
-        try:
-            body = json.loads(raw or b"{}", parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _Refused(400, f"the body for flow {flow_id!r} is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise _Refused(422, f"the body for flow {flow_id!r} must be a JSON object")
-        return body
+        where = f"flow {flow_id!r}"
+        check_json_content_type(request.headers.get("content-type"), where)
+        raw = await read_bounded_body(request, self.max_body_bytes, self.body_timeout_seconds)
+        return parse_json_object(raw, where)
 
     @staticmethod
     def _validate(flow_id: str, model: type[BaseModel], params: Any) -> dict[str, Any]:
         try:
             validated = model.model_validate(params)
         except ValidationError as exc:
-            raise _Refused(
+            raise Refused(
                 422,
                 f"the params do not fit flow {flow_id!r}; fix the fields listed in 'errors'",
                 errors=_validation_errors(exc),
@@ -170,14 +144,14 @@ class _Receiver:
         key = request.headers.get("idempotency-key")
         if key is None or key == "":
             if required:
-                raise _Refused(
+                raise Refused(
                     400,
                     "the Idempotency-Key header is required: send a unique value (e.g. a UUID) "
                     "per intended run and repeat it on retries",
                 )
             return None
         if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-            raise _Refused(
+            raise Refused(
                 400,
                 f"the Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY} chars",
             )
@@ -200,8 +174,8 @@ class _Receiver:
                 )
             except Exception:
                 log.exception("publishing the webhook event for flow %r failed", flow_id)
-                raise _Refused(503, "the event bus is unavailable; retry later") from None
-        except _Refused as refused:
+                raise Refused(503, "the event bus is unavailable; retry later") from None
+        except Refused as refused:
             return refused.response()
         except ClientDisconnect:
             return JSONResponse({"detail": "client disconnected"}, 400)
@@ -210,13 +184,13 @@ class _Receiver:
     async def launch(self, request: Request) -> JSONResponse:
         try:
             if self.ledger is None or self.launcher is None:
-                raise _Refused(404, "launching through this receiver is not configured")
+                raise Refused(404, "launching through this receiver is not configured")
             flow_id, model = await self._authorised_flow(request)
             key = self._idempotency_key(request, required=True)
             body = await self._json_object(request, flow_id)
             unknown = sorted(set(body) - {"params"})
             if unknown:
-                raise _Refused(
+                raise Refused(
                     422, f"unknown keys {unknown} in the body; send {{\"params\": {{...}}}}"
                 )
             raw_params = body.get("params", {})
@@ -231,7 +205,7 @@ class _Receiver:
                 tags={"dp/trigger": "api"},
                 wait_seconds=self.launch_wait_seconds,
             )
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response()
         except ClientDisconnect:
             return JSONResponse({"detail": "client disconnected"}, 400)
@@ -262,23 +236,28 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     environ: Mapping[str, str] | None = None,
     launch_wait_seconds: float = 60.0,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
 ) -> Starlette:
     """The receiver's ASGI app.
 
     ``catalog`` is a :class:`FlowCatalog` or a plain ``flow_id -> params model | None`` callable.
     ``bus`` receives webhook events; ``ledger`` and ``launcher`` (both or neither) enable
     ``POST /flows/{flow_id}/runs``. ``environ`` replaces ``os.environ`` for token look-ups.
+    A body must arrive within ``body_timeout_seconds`` (else 408) and fit ``max_body_bytes``.
     Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
     """
     if (ledger is None) != (launcher is None):
         raise ValueError("give both ledger and launcher to serve launches, or neither")
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
+    if body_timeout_seconds <= 0:
+        raise ValueError("body_timeout_seconds must be positive")
     lookup: ParamsLookup = (
         catalog.get_params_model if isinstance(catalog, FlowCatalog) else catalog
     )
     receiver = _Receiver(
-        lookup, bus, ledger, launcher, max_body_bytes, environ, launch_wait_seconds
+        lookup, bus, ledger, launcher, max_body_bytes, environ, launch_wait_seconds,
+        body_timeout_seconds,
     )
     return Starlette(
         routes=[

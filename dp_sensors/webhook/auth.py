@@ -25,7 +25,7 @@ def flow_token_env(flow_id: str) -> str:
 def expected_token(flow_id: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The token that opens ``flow_id``: its own when set, else the global one, else none."""
     env = os.environ if environ is None else environ
-    if FLOW_ID_RE.match(flow_id):
+    if FLOW_ID_RE.fullmatch(flow_id):
         own = env.get(flow_token_env(flow_id))
         if own:
             return own

@@ -2,6 +2,8 @@
 
 The thread variant binds its own socket first, so port 0 gives a free port that is known before
 the first request: tests and end-to-end set-ups use it to run the real server on loopback.
+Both use :func:`dp_resources.http_server.hardened_server_options`: a total deadline per request
+(headers and body), so a slow client cannot hold a connection open.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from dp_resources.http_server import DEFAULT_REQUEST_TIMEOUT_SECONDS, hardened_server_options
 from dp_sensors.events.factory import default_events_url, event_bus_from_url
 from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES, FlowCatalog, ParamsLookup, create_app
 from dp_sensors.webhook.launches import LaunchLedger, Launcher
@@ -38,6 +41,7 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     environ: Mapping[str, str] | None = None,
     log_level: str = "info",
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> None:
     """Run the receiver until interrupted.
 
@@ -60,7 +64,10 @@ def serve(
         environ=environ,
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, lifespan="off",
+            **hardened_server_options(request_timeout_seconds),
+        )
     finally:
         bus.close()
         if ledger is not None:
@@ -75,6 +82,7 @@ def serve_in_thread(
     *,
     log_level: str = "warning",
     startup_timeout: float = 30.0,
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
 ) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server in a daemon thread; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -82,7 +90,10 @@ def serve_in_thread(
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+        uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="off",
+            **hardened_server_options(request_timeout_seconds),
+        )
     )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"webhook:{bound_port}", daemon=True
