@@ -202,9 +202,13 @@ class GraphQLClient:
             raise LaunchError(f"run {run_id}: {result.get('message', result['__typename'])}")
         return result["status"]
 
-    def find_run_with_tag(self, key: str, value: str) -> str | None:
-        """The id of a run carrying ``key: value`` (newest first), or ``None``."""
-        data = self.execute(RUNS_WITH_TAG, {"filter": {"tags": [{"key": key, "value": value}]}})
+    def find_run_with_tag(self, key: str, value: str, *, flow_id: str | None = None) -> str | None:
+        """The id of a run (of ``flow_id``'s job when given) carrying ``key: value``, newest
+        first, or ``None``."""
+        run_filter: dict[str, Any] = {"tags": [{"key": key, "value": value}]}
+        if flow_id is not None:
+            run_filter["pipelineName"] = flow_id
+        data = self.execute(RUNS_WITH_TAG, {"filter": run_filter})
         result = data["runsOrError"]
         if result["__typename"] != "Runs":
             raise LaunchError(f"cannot list runs: {result.get('message')}")
@@ -240,7 +244,8 @@ class GraphQLLauncher:
         with GraphQLClient(self.url, location=self.location, token=self.token, timeout=self.timeout) as client:
             key = tags.get(IDEMPOTENCY_TAG)
             if key:
-                existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key)
+                # Keys are per flow: another flow's run with the same key is not this launch.
+                existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key, flow_id=flow_id)
                 if existing:
                     return existing
             return client.launch_run(flow_id, params, tags)

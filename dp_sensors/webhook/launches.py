@@ -1,5 +1,10 @@
-"""Idempotent launches: one run per ``Idempotency-Key``, however often and however concurrently
-the request is repeated (reliability test E2).
+"""Idempotent launches: one run per flow and ``Idempotency-Key``, however often and however
+concurrently the request is repeated (reliability test E2).
+
+Keys are scoped per flow: the row's primary key is ``(flow_id, idempotency_key)``, so the same
+key sent for two flows gives two runs, and a caller of one flow can neither learn whether another
+flow used a key (no 409 naming it) nor block it (no 503 while it launches). Tokens are per flow
+or global, so the flow is also the finest principal the receiver knows.
 
 Dagster never de-duplicates GraphQL launches, so the key is recorded in ``dp_launches`` under a
 unique constraint *before* launching. Of concurrent requests with one key exactly one insert
@@ -52,8 +57,9 @@ launches_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("launched_at", sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint("idempotency_key", name="pk_dp_launches"),
+    sa.PrimaryKeyConstraint("flow_id", "idempotency_key", name="pk_dp_launches_flow_key"),
 )
+_GLOBAL_KEYS_TABLE = "dp_launches_global_keys"
 
 
 class LaunchRejected(Exception):
@@ -120,7 +126,29 @@ class LaunchLedger:
         self.lease_seconds = lease_seconds
 
     def ensure_schema(self) -> None:
+        """Create the table; a table of the old layout (one key namespace) is migrated."""
+        old_layout = self._has_global_keys()
+        if old_layout:
+            with self._engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE dp_launches RENAME TO {_GLOBAL_KEYS_TABLE}"))
         create_tables(self._engine, metadata)
+        if old_layout:
+            old = sa.Table(_GLOBAL_KEYS_TABLE, sa.MetaData(), autoload_with=self._engine)
+            columns = [column.name for column in launches_table.columns]
+            with self._engine.begin() as conn:
+                conn.execute(
+                    launches_table.insert().from_select(
+                        columns, sa.select(*[old.c[name] for name in columns])
+                    )
+                )
+                conn.execute(sa.text(f"DROP TABLE {_GLOBAL_KEYS_TABLE}"))
+
+    def _has_global_keys(self) -> bool:
+        inspector = sa.inspect(self._engine)
+        if not inspector.has_table(launches_table.name):
+            return False
+        primary = inspector.get_pk_constraint(launches_table.name)["constrained_columns"]
+        return list(primary) == ["idempotency_key"]
 
     def close(self) -> None:
         if self._owns_engine:
@@ -130,8 +158,13 @@ class LaunchLedger:
         now = datetime.now(UTC)
         return now, now + timedelta(seconds=self.lease_seconds)
 
+    @staticmethod
+    def _row(key: str, flow_id: str) -> sa.ColumnElement[bool]:
+        table = launches_table
+        return sa.and_(table.c.flow_id == flow_id, table.c.idempotency_key == key)
+
     def reserve(self, key: str, flow_id: str, hashed: str, owner: str) -> Reservation:
-        """Insert the key for ``owner``, or report the record that holds it.
+        """Insert the flow's key for ``owner``, or report the record that holds it.
 
         ``won=False, existing=None`` means the record vanished in between (its launch failed and
         was released); the caller then simply tries again.
@@ -152,13 +185,13 @@ class LaunchLedger:
                     )
                 )
         except IntegrityError:
-            return Reservation(won=False, existing=self.get(key))
+            return Reservation(won=False, existing=self.get(key, flow_id))
         return Reservation(won=True, existing=None)
 
-    def get(self, key: str) -> LaunchRecord | None:
+    def get(self, key: str, flow_id: str) -> LaunchRecord | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                sa.select(launches_table).where(launches_table.c.idempotency_key == key)
+                sa.select(launches_table).where(self._row(key, flow_id))
             ).one_or_none()
         if row is None:
             return None
@@ -168,7 +201,7 @@ class LaunchLedger:
                 values[name] = as_utc(values[name])
         return LaunchRecord(**values)
 
-    def take_over(self, key: str, owner: str) -> bool:
+    def take_over(self, key: str, flow_id: str, owner: str) -> bool:
         """Claim a row whose owner's lease expired without a run id (the owner died)."""
         now, expires = self._lease()
         table = launches_table
@@ -176,7 +209,7 @@ class LaunchLedger:
             result = conn.execute(
                 table.update()
                 .where(
-                    table.c.idempotency_key == key,
+                    self._row(key, flow_id),
                     table.c.run_id.is_(None),
                     table.c.lease_expires_at < now,
                 )
@@ -184,28 +217,24 @@ class LaunchLedger:
             )
         return result.rowcount == 1
 
-    def complete(self, key: str, owner: str, run_id: str) -> bool:
+    def complete(self, key: str, flow_id: str, owner: str, run_id: str) -> bool:
         """Store the run id; ``False`` if ``owner`` lost its lease meanwhile."""
         table = launches_table
         with self._engine.begin() as conn:
             result = conn.execute(
                 table.update()
-                .where(
-                    table.c.idempotency_key == key,
-                    table.c.owner == owner,
-                    table.c.run_id.is_(None),
-                )
+                .where(self._row(key, flow_id), table.c.owner == owner, table.c.run_id.is_(None))
                 .values(run_id=run_id, launched_at=datetime.now(UTC))
             )
         return result.rowcount == 1
 
-    def release(self, key: str, owner: str) -> None:
+    def release(self, key: str, flow_id: str, owner: str) -> None:
         """Forget a reservation whose launch failed, so the key can be used again."""
         table = launches_table
         with self._engine.begin() as conn:
             conn.execute(
                 table.delete().where(
-                    table.c.idempotency_key == key, table.c.owner == owner, table.c.run_id.is_(None)
+                    self._row(key, flow_id), table.c.owner == owner, table.c.run_id.is_(None)
                 )
             )
 
@@ -239,7 +268,7 @@ async def launch_once(
         if existing is not None:
             if existing.request_hash != hashed:
                 raise IdempotencyConflict(
-                    f"Idempotency-Key {key!r} was already used for flow {existing.flow_id!r} "
+                    f"Idempotency-Key {key!r} was already used for flow {flow_id!r} "
                     "with a different body; use a new key for a different request"
                 )
             if existing.run_id is not None:
@@ -247,7 +276,7 @@ async def launch_once(
                     run_id=existing.run_id, flow_id=flow_id, idempotency_key=key, replayed=True
                 )
             if existing.lease_expires_at < datetime.now(UTC) and await to_thread.run_sync(
-                ledger.take_over, key, owner
+                ledger.take_over, key, flow_id, owner
             ):
                 return await _launch_as_owner(
                     ledger, launcher, key, flow_id, params, run_tags, owner
@@ -273,15 +302,15 @@ async def _launch_as_owner(
     try:
         run_id = await to_thread.run_sync(launcher, flow_id, params, dict(tags))
     except LaunchRejected:
-        await to_thread.run_sync(ledger.release, key, owner)
+        await to_thread.run_sync(ledger.release, key, flow_id, owner)
         raise
     except Exception as exc:
-        await to_thread.run_sync(ledger.release, key, owner)
+        await to_thread.run_sync(ledger.release, key, flow_id, owner)
         raise LaunchFailed(f"launching flow {flow_id!r} failed: {exc}") from exc
     if not isinstance(run_id, str) or not run_id:
-        await to_thread.run_sync(ledger.release, key, owner)
+        await to_thread.run_sync(ledger.release, key, flow_id, owner)
         raise LaunchFailed(f"the launcher returned {run_id!r} for flow {flow_id!r}, not a run id")
-    if not await to_thread.run_sync(ledger.complete, key, owner, run_id):
+    if not await to_thread.run_sync(ledger.complete, key, flow_id, owner, run_id):
         raise LaunchFailed(
             f"the launch of flow {flow_id!r} (run {run_id}) outlived its lease of "
             f"{ledger.lease_seconds:.0f}s and another request took Idempotency-Key {key!r} over; "

@@ -25,6 +25,7 @@ SQL_BACKENDS = [
 ]
 TOKEN = "launch-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUDIT_TOKEN = "audit-only-secret"  # a per-flow token: opens the flow "audit" alone
 
 
 class ReportParams(BaseModel):
@@ -73,11 +74,11 @@ def serve_launches(
 
     def start(launcher: RecordingLauncher, **options) -> Callable[[], httpx.Client]:
         app = create_app(
-            catalog={"report": ReportParams}.get,
+            catalog={"report": ReportParams, "audit": ReportParams}.get,
             bus=bus,
             ledger=ledger,
             launcher=launcher,
-            environ={"DP_WEBHOOK_TOKEN": TOKEN},
+            environ={"DP_WEBHOOK_TOKEN": TOKEN, "DP_WEBHOOK_TOKEN_AUDIT": AUDIT_TOKEN},
             **options,
         )
         base_url = start_server(app)
@@ -172,7 +173,7 @@ def test_refused_launches_launch_nothing(serve_launches, ledger, headers, body, 
     response = client.post(f"/flows/{flow}/runs", json=body, headers=headers)
     assert response.status_code == status, response.text
     assert launcher.calls == []
-    assert ledger.get("k") is None
+    assert ledger.get("k", "report") is None
 
 
 def test_a_failed_launch_releases_the_key_for_a_retry_E2(serve_launches, ledger) -> None:
@@ -180,10 +181,10 @@ def test_a_failed_launch_releases_the_key_for_a_retry_E2(serve_launches, ledger)
     client = serve_launches(launcher)()
     failed = launch(client, "retry-me", {"day": "d"})
     assert failed.status_code == 502 and "dagster is down" in failed.json()["detail"]
-    assert ledger.get("retry-me") is None
+    assert ledger.get("retry-me", "report") is None
     retried = launch(client, "retry-me", {"day": "d"})
     assert retried.status_code == 201
-    assert ledger.get("retry-me").run_id == retried.json()["run_id"]
+    assert ledger.get("retry-me", "report").run_id == retried.json()["run_id"]
     assert len(launcher.calls) == 2
 
 
@@ -192,7 +193,7 @@ def test_a_rejected_launch_is_422_and_releases_the_key(serve_launches, ledger) -
     client = serve_launches(launcher)()
     response = launch(client, "bad", {"day": "d"})
     assert response.status_code == 422 and "invalid run config" in response.json()["detail"]
-    assert ledger.get("bad") is None
+    assert ledger.get("bad", "report") is None
 
 
 def test_a_dead_owners_reservation_is_taken_over_E2(serve_launches, ledger) -> None:
@@ -205,7 +206,7 @@ def test_a_dead_owners_reservation_is_taken_over_E2(serve_launches, ledger) -> N
     response = launch(client, "orphan", {"day": "d"})
     assert response.status_code == 201, response.text
     assert len(launcher.calls) == 1
-    assert ledger.get("orphan").run_id == response.json()["run_id"]
+    assert ledger.get("orphan", "report").run_id == response.json()["run_id"]
 
 
 def test_a_launch_still_in_progress_answers_503_E2(serve_launches, ledger) -> None:
@@ -217,6 +218,75 @@ def test_a_launch_still_in_progress_answers_503_E2(serve_launches, ledger) -> No
     response = launch(client, "busy", {"day": "d"})
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert launcher.calls == []
-    assert ledger.complete("busy", "alive", "run-from-owner")
+    assert ledger.complete("busy", "report", "alive", "run-from-owner")
     done = launch(client, "busy", {"day": "d"})
     assert done.status_code == 200 and done.json()["run_id"] == "run-from-owner"
+
+
+# --- keys are scoped per flow (issue 16) -------------------------------------------------------
+
+
+def launch_audit(client: httpx.Client, key: str, params: dict) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {AUDIT_TOKEN}", "Idempotency-Key": key}
+    return client.post("/flows/audit/runs", json={"params": params}, headers=headers)
+
+
+def test_one_key_for_two_flows_is_two_runs_E2(serve_launches, ledger) -> None:
+    """E2 per flow: the same key sent for two flows launches each once; neither caller learns
+    of the other's use (no 409 naming it) and repeats stay one run per flow."""
+    launcher = RecordingLauncher()
+    client = serve_launches(launcher)()
+    report = launch(client, "shared-key", {"day": "2024-01-01"})
+    audit = launch_audit(client, "shared-key", {"day": "1999-12-31"})
+    assert report.status_code == 201 and audit.status_code == 201, audit.text
+    assert report.json()["run_id"] != audit.json()["run_id"]
+    assert "report" not in audit.text
+    assert launch(client, "shared-key", {"day": "2024-01-01"}).json()["run_id"] == (
+        report.json()["run_id"]
+    )
+    assert launch_audit(client, "shared-key", {"day": "1999-12-31"}).json()["run_id"] == (
+        audit.json()["run_id"]
+    )
+    assert [call[0] for call in launcher.calls] == ["report", "audit"]
+    assert ledger.get("shared-key", "report").run_id == report.json()["run_id"]
+    assert ledger.get("shared-key", "audit").run_id == audit.json()["run_id"]
+
+
+def test_a_launch_in_progress_does_not_block_another_flows_key_E2(serve_launches, ledger) -> None:
+    """A live reservation of flow "report" does not make flow "audit" wait (no 503) or fail."""
+    assert ledger.reserve("busy", "report", request_hash("report", {"day": "d"}), "alive").won
+    launcher = RecordingLauncher()
+    client = serve_launches(launcher, launch_wait_seconds=0.2)()
+    response = launch_audit(client, "busy", {"day": "d"})
+    assert response.status_code == 201, response.text
+    assert launcher.calls[0][0] == "audit"
+    assert launch(client, "busy", {"day": "d"}).status_code == 503  # report's own key: waits
+
+
+def test_a_ledger_of_the_old_layout_is_migrated_to_per_flow_keys(ledger) -> None:
+    """A dp_launches table keyed by the key alone (before issue 16) keeps its rows and gains
+    the per-flow key on ensure_schema()."""
+    import sqlalchemy as sa
+
+    engine = ledger._engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE dp_launches"))
+        conn.execute(sa.text(
+            "CREATE TABLE dp_launches (idempotency_key VARCHAR(255) NOT NULL, flow_id VARCHAR(64) "
+            "NOT NULL, request_hash VARCHAR(64) NOT NULL, run_id VARCHAR(64), owner VARCHAR(32) "
+            "NOT NULL, created_at TIMESTAMP NOT NULL, lease_expires_at TIMESTAMP NOT NULL, "
+            "launched_at TIMESTAMP, CONSTRAINT pk_dp_launches PRIMARY KEY (idempotency_key))"
+        ))
+    old = LaunchLedger(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO dp_launches VALUES ('k', 'report', 'h', 'run-old', 'o', "
+            "'2024-01-01 00:00:00', '2024-01-01 00:05:00', '2024-01-01 00:00:01')"
+        ))
+    old.ensure_schema()
+    old.ensure_schema()  # idempotent
+    assert sa.inspect(engine).get_pk_constraint("dp_launches")["constrained_columns"] == [
+        "flow_id", "idempotency_key"
+    ]
+    assert old.get("k", "report").run_id == "run-old"
+    assert old.reserve("k", "audit", "h2", "new-owner").won
