@@ -122,16 +122,23 @@ def _build_whole(
     report = LoadReport()
     folder = settings.flows_dir() if flows_folder == "env" else flows_folder
     if folder is not None and Path(folder).is_dir():
-        report.problems.update(import_folder(store, Path(folder), catalog).problems)
+        try:
+            report.problems.update(import_folder(store, Path(folder), catalog).problems)
+        except Exception as exc:  # noqa: BLE001 - the flows already stored still load
+            report.problems[f"flows folder {folder}"] = f"not imported: {type(exc).__name__}: {exc}"
+            log.error("flows folder %s was not imported: %s", folder, exc)
     executors = FlowExecutors()
     flow_defs = []
     versions: dict[str, str] = {}
     retention: dict[str, dict] = {}
+    names = _DefinitionNames()
     with _gc_paused(lambda: len(report.flows)):
-        for flow_id, version, spec in store.published_specs():
+        for flow_id, version, spec in _published_specs(store, report):
             try:
                 compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
-                flow_defs.append(compiled.definitions(resources, executors.default))
+                flow_def = compiled.definitions(resources, executors.default)
+                names.claim(flow_id, flow_def)
+                flow_defs.append(flow_def)
                 report.flows.append(flow_id)
                 versions[flow_id] = version
                 policy = compiled.validated.flow.retention
@@ -156,6 +163,69 @@ def _build_whole(
     )
     pin_versions(versions)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str, str, object]]:
+    """Every published ``(flow id, version, spec)``; should the one query fail (a stored spec
+    the database driver cannot decode, say), each flow is read on its own and the ones that
+    cannot be read are reported, so one bad row never hides the others."""
+    try:
+        rows = store.published_specs()
+    except Exception as exc:  # noqa: BLE001
+        log.error("reading the published flows at once failed (%s); reading them one by one", exc)
+    else:
+        yield from rows
+        return
+    for info in store.list_flows():
+        if not info.published_version:
+            continue
+        try:
+            version, spec = store.get(info.id, info.published_version)
+        except Exception as exc:  # noqa: BLE001 - one unreadable row is that flow's problem
+            report.problems[f"flow {info.id} (version {info.published_version})"] = (
+                f"cannot be read from the store: {type(exc).__name__}: {exc}")
+            log.error("flow '%s' could not be read from the store: %s", info.id, exc)
+            continue
+        yield info.id, version, spec
+
+
+class _DefinitionNames:
+    """Names Dagster wants unique in a repository, claimed flow by flow.
+
+    Each flow's names are unique within it, but names are made from ids (``<flow>__step``,
+    ``<flow>_after_<up>_sensor``...), so two flows can make the same one; Dagster would then
+    refuse the whole repository. The flow that comes later (by id) is reported instead."""
+
+    #: What the platform itself defines beside the flows (the load report, the retention schedule).
+    PLATFORM = (
+        ("asset", "dp_platform/flow_load_report"), ("job or op", "flow_load_report"),
+        ("job or op", "dp_retention_job"), ("job or op", "dp_retention_prune"),
+        ("schedule or sensor", "dp_retention"),
+    )
+
+    def __init__(self) -> None:
+        self._owners: dict[tuple[str, str], str] = dict.fromkeys(self.PLATFORM, "the platform")
+
+    def claim(self, flow_id: str, definitions: dg.Definitions) -> None:
+        mine = set(self._names(definitions))
+        taken = sorted(f"{kind} '{name}' (of {self._owners[(kind, name)]})"
+                       for kind, name in mine if (kind, name) in self._owners)
+        if taken:
+            raise ValueError(f"flow '{flow_id}' makes Dagster names another flow already has: "
+                             + ", ".join(taken) + "; rename the flow or the node")
+        self._owners.update(dict.fromkeys(mine, f"flow '{flow_id}'"))
+
+    @staticmethod
+    def _names(definitions: dg.Definitions) -> Iterator[tuple[str, str]]:
+        # Jobs and ops (a step is an op) share one namespace; schedules and sensors another.
+        for job in definitions.jobs or ():
+            yield "job or op", job.name
+        for asset in definitions.assets or ():
+            yield "job or op", asset.node_def.name  # type: ignore[union-attr]
+            for key in asset.keys:  # type: ignore[union-attr]
+                yield "asset", key.to_user_string()
+        for instigator in [*(definitions.schedules or ()), *(definitions.sensors or ())]:
+            yield "schedule or sensor", instigator.name  # type: ignore[union-attr]
 
 
 def _build_scoped(
@@ -232,7 +302,7 @@ class _CompiledFlows:
         if entry is not None:
             self._entries.move_to_end(key)
             return entry
-        validated = validate_spec(spec, catalog, check_schemas=False)
+        validated = validate_spec(spec, catalog, check_schemas=False, check_compiles=False)
         executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
         entry = compile_flow(validated, catalog, translator, executor)
         if cacheable:

@@ -16,18 +16,33 @@ from typing import Any
 
 import yaml
 
+from dp_assets.spec.document import (
+    LimitedComposer,
+    SpecLoadError,
+    SpecShapeError,
+    check_document,
+    check_json_depth,
+    check_text,
+)
+
+__all__ = ["SpecLoadError", "SpecShapeError", "normalise_spec", "parse_spec_text", "read_spec_file"]
+
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 # Keys a visual designer exports that carry layout only.
 DESIGNER_KEYS = ("position", "positionAbsolute", "width", "height", "selected", "dragging")
 DEFAULT_OUTPUT = "result"
 
 
-class SpecYamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. YAML 1.1 reads ``on:`` (pandas' join key) as True."""
+class SpecYamlLoader(LimitedComposer, yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 reads ``on:`` (pandas' join key) as True.
+
+    Dates stay text (``2024-01-01`` is the string a JSON spec would hold: specs are stored as
+    JSON), and nesting and alias expansion are bounded while composing (``document``)."""
 
 
+_NOT_IMPLICIT = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 SpecYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 SpecYamlLoader.add_implicit_resolver(
@@ -37,10 +52,6 @@ SpecYamlLoader.add_implicit_resolver(
 
 def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=SpecYamlLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-class SpecLoadError(ValueError):
-    """A spec file or document that cannot be read at all (not YAML/JSON, not a mapping)."""
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
@@ -53,28 +64,58 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
 
 
 def parse_spec_text(text: str, source: str = "<text>") -> dict[str, Any]:
+    """Parse and normalise; any text gives a spec dict or a ``SpecLoadError`` naming ``source``."""
+    check_text(text, source)
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else load_yaml(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecLoadError(f"{source}: not valid YAML or JSON: {exc}") from exc
+        if text.lstrip().startswith("{"):
+            check_json_depth(text, source)
+            data = json.loads(text)
+        else:
+            data = load_yaml(text)
+    # ValueError: json's own errors, and integers longer than Python converts (4,300 digits);
+    # RecursionError: a last guard, the limits above keep parsers far from it.
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        if isinstance(exc, SpecLoadError):
+            raise
+        raise SpecLoadError(f"{source}: not valid YAML or JSON: {exc}") from None
     if not isinstance(data, Mapping):
         raise SpecLoadError(f"{source}: a flow spec must be a mapping, got {type(data).__name__}")
-    return normalise_spec(data)
+    try:
+        return normalise_spec(data)
+    except SpecShapeError as exc:
+        raise SpecShapeError(exc.message, flow=exc.flow, node=exc.node, field=exc.field, source=source) from None
 
 
 def normalise_spec(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Canonical dict of a spec: designer nodes unwrapped, edges folded into node inputs."""
+    """Canonical dict of a spec: designer nodes unwrapped, edges folded into node inputs.
+
+    Total over JSON values: a document that breaks the limits of ``document``, or edges that
+    cannot be folded, raise ``SpecShapeError``; every other odd shape is kept as it is for
+    validation to report with its place."""
+    if not isinstance(data, Mapping):
+        raise SpecShapeError(f"a flow spec must be a mapping, got {type(data).__name__}")
+    check_document(data)
     spec = dict(data)
-    nodes = [_unwrap_designer_node(n) for n in spec.get("nodes") or []]
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, list):
+        # Not a list (or absent): nothing to unwrap or fold; the model reports a wrong type.
+        if spec.get("edges") is not None:
+            raise SpecShapeError("'edges' need a 'nodes' list to connect", flow=_flow_id(spec), field="edges")
+        spec.pop("edges", None)
+        return spec
+    nodes = [_unwrap_designer_node(n) for n in nodes]
     edges = spec.pop("edges", None)
-    if edges is not None:
-        nodes = _fold_edges(nodes, edges)
     for node in nodes:
         if isinstance(node, dict) and isinstance(node.get("inputs"), str):
             node["inputs"] = [node["inputs"]]
-    if "nodes" in spec or nodes:
-        spec["nodes"] = nodes
+    if edges is not None:
+        nodes = _fold_edges(nodes, edges, _flow_id(spec))
+    spec["nodes"] = nodes
     return spec
+
+
+def _flow_id(spec: Mapping[str, Any]) -> str | None:
+    return spec.get("id") if isinstance(spec.get("id"), str) else None
 
 
 def _unwrap_designer_node(node: Any) -> Any:
@@ -94,15 +135,29 @@ def _unwrap_designer_node(node: Any) -> Any:
     return node
 
 
-def _fold_edges(nodes: list[Any], edges: Any) -> list[Any]:
-    by_id = {n.get("id"): n for n in nodes if isinstance(n, dict)}
+def _fold_edges(nodes: list[Any], edges: Any, flow_id: str | None) -> list[Any]:
+    """Each edge becomes an input of its target node (a named one with ``targetHandle``).
+
+    Only string ids take part (an id of another type is the model's error to report); an edge
+    whose ends or handles are not strings, or whose target's ``inputs`` is neither a list nor a
+    mapping, is refused here with its place, since it cannot be folded."""
+    by_id: dict[str, Any] = {}
+    for node in nodes:
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            by_id[node["id"]] = node
     if not isinstance(edges, list):
-        raise SpecLoadError("'edges' must be a list of {source, target} objects")
+        raise SpecShapeError("'edges' must be a list of {source, target} objects", flow=flow_id, field="edges")
     for position, edge in enumerate(edges):
+        field = f"edges[{position}]"
         if not isinstance(edge, Mapping) or "source" not in edge or "target" not in edge:
-            raise SpecLoadError(f"edges[{position}]: an edge needs 'source' and 'target'")
+            raise SpecShapeError("an edge needs 'source' and 'target'", flow=flow_id, field=field)
+        for key in ("source", "target", "sourceHandle", "targetHandle"):
+            value = edge.get(key)
+            if not isinstance(value, str) and not (value is None and key.endswith("Handle")):
+                raise SpecShapeError(f"must be a node id string, got {type(value).__name__}",
+                                     flow=flow_id, field=f"{field}.{key}")
         target = by_id.get(edge["target"])
-        ref = str(edge["source"])
+        ref = edge["source"]
         handle = edge.get("sourceHandle")
         if handle and handle != DEFAULT_OUTPUT:
             ref = f"{ref}.{handle}"
@@ -112,6 +167,13 @@ def _fold_edges(nodes: list[Any], edges: Any) -> list[Any]:
             nodes.append(target)
         target_handle = edge.get("targetHandle")
         inputs = target.get("inputs") or ([] if not target_handle else {})
+        if isinstance(inputs, (list, dict)):
+            inputs = inputs.copy()  # the caller's document is never changed
+        else:
+            raise SpecShapeError(
+                f"an edge ({field}) leads here, but 'inputs' is a {type(inputs).__name__}; "
+                "write inputs as a list of node ids or a mapping of input names to node ids",
+                flow=flow_id, node=edge["target"], field="inputs")
         if target_handle:
             if isinstance(inputs, list):
                 inputs = {str(i): v for i, v in enumerate(inputs)}

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,8 +25,21 @@ from dp_assets.catalog.base import Catalog
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
-NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, max_length=64)]
+
+
+def _not_reserved(value: str) -> str:
+    """Flow ids name a Dagster job and node ids an op output: Dagster refuses Python keywords
+    and a few names of its own (``context``, ``config``, ``input``, ``type``...)."""
+    from dagster._core.definitions.utils import DISALLOWED_NAMES
+
+    if value in DISALLOWED_NAMES:
+        raise ValueError(f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
+                         "choose another id, e.g. '{value}_1'".replace("{value}", value))
+    return value
+
+
+FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
 # Dagster's rules for asset tags and owners (dagster._utils.tags, dagster._core.definitions.utils),
 # checked here so that a spec breaking them is a validation error naming the field, not a
 # definition error at load.
@@ -39,7 +53,9 @@ Owner = Annotated[str, Field(
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: a float field of a spec is a count of seconds or a limit, and an infinite
+    # one breaks Dagster tags (int(inf)) and JSON storage alike.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FlowParam(Strict):
@@ -323,10 +339,18 @@ def _node_models(catalog: Catalog) -> dict[str, type[NodeBase]]:
             __base__=NodeBase,
             __doc__=node_type.description or name,
             type=(Literal[name], ...),  # type: ignore[valid-type]
-            params=(node_type.params_model, Field(default_factory=node_type.params_model)),
+            params=(node_type.params_model, _params_default(node_type.params_model)),
         )
         for name, node_type in catalog.items()
     }
+
+
+def _params_default(params_model: type[BaseModel]) -> Any:
+    """``params`` may be left out only when the type needs none: a default factory that raises
+    would report the missing param without the node it belongs to."""
+    if any(field.is_required() for field in params_model.model_fields.values()):
+        return Field(...)
+    return Field(default_factory=params_model)
 
 
 @functools.cache

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
-from dp_assets.spec import templates
+from dp_assets.spec import dagster_rules, templates
+from dp_assets.spec.document import SpecShapeError, dotted
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
 
@@ -70,13 +71,25 @@ class ValidatedFlow:
         return self.flow.id
 
 
-def validate_spec(data: Mapping[str, Any], catalog: Catalog, *, check_schemas: bool = True) -> ValidatedFlow:
+def validate_spec(
+    data: Mapping[str, Any], catalog: Catalog, *, check_schemas: bool = True, check_compiles: bool = True
+) -> ValidatedFlow:
     """Validate a spec; raise ``FlowValidationError`` listing every problem found.
 
     ``check_schemas=False`` skips column-schema propagation: the code location re-validates
     stored specs on every load and they were schema-checked when published.
+    ``check_compiles=False`` skips compiling the flow to prove Dagster takes it, for a caller
+    that compiles it next anyway (the code location reports that failure per flow).
+
+    Total: any JSON-like ``data`` gives a ``ValidatedFlow`` or a ``FlowValidationError`` (a
+    document beyond the limits of ``spec.document`` too), and what it accepts compiles
+    (``spec.dagster_rules``).
     """
-    raw = normalise_spec(data)
+    try:
+        raw = normalise_spec(data)
+    except SpecShapeError as exc:
+        flow_id = exc.flow or _flow_id_of(data)
+        raise FlowValidationError(flow_id, [SpecError(flow_id, exc.node, exc.field, exc.message)]) from None
     flow_id = raw.get("id") if isinstance(raw.get("id"), str) else "<no id>"
     errors: list[SpecError] = []
     params = _flow_params(raw, flow_id, errors)
@@ -86,19 +99,40 @@ def validate_spec(data: Mapping[str, Any], catalog: Catalog, *, check_schemas: b
         flow = flow_model(catalog).model_validate(checked)
     except ValidationError as exc:
         errors.extend(_pydantic_errors(exc, raw, flow_id, catalog))
+    except Exception as exc:  # noqa: BLE001 - a validator's own bug must name the flow, not crash a load
+        errors.append(SpecError(flow_id, None, "<spec>", f"could not be checked ({type(exc).__name__}: {exc})"))
     if flow is not None:
         for node in flow.nodes:  # type: ignore[attr-defined]
-            hook = catalog[node.type].check
-            for field, message in hook(node.params, catalog) if hook else ():
-                errors.append(SpecError(flow_id, node.id, f"params.{field}", message))
+            errors.extend(_hook_errors(flow_id, node, catalog))
     order = _graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
         broken = {e.node for e in errors if e.node is not None}
         schemas = _schema_errors(flow, order, catalog, errors, broken)
+    if flow is not None and not errors:
+        errors.extend(dagster_rules.errors(flow))
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
-    return ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
+    validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
+    if check_compiles and (refused := dagster_rules.compile_errors(validated, catalog)):
+        raise FlowValidationError(flow_id, refused)
+    return validated
+
+
+def _flow_id_of(data: Any) -> str:
+    flow_id = data.get("id") if isinstance(data, Mapping) else None
+    return flow_id if isinstance(flow_id, str) else "<no id>"
+
+
+def _hook_errors(flow_id: str, node: Any, catalog: Catalog) -> list[SpecError]:
+    """A node type's own ``check``; should it raise, the error still names the node."""
+    hook = catalog[node.type].check
+    if hook is None:
+        return []
+    try:
+        return [SpecError(flow_id, node.id, f"params.{field}", message) for field, message in hook(node.params, catalog)]
+    except Exception as exc:  # noqa: BLE001 - a hook's bug must not stop the other flows loading
+        return [SpecError(flow_id, node.id, "params", f"could not be checked ({type(exc).__name__}: {exc})")]
 
 
 def _dedupe(errors: list[SpecError]) -> list[SpecError]:
@@ -144,8 +178,16 @@ def _with_placeholders(
     return {**raw, "nodes": nodes} if "nodes" in raw else dict(raw)
 
 
+#: Beyond this many names no "did you mean" is offered: difflib compares against each of them,
+#: and a spec with thousands of nodes, each with a bad input, must still validate in seconds.
+SUGGEST_FROM_AT_MOST = 500
+
+
 def _suggest(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
+    choices = list(choices)
+    if len(choices) > SUGGEST_FROM_AT_MOST:
+        return ""
+    close = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -166,7 +208,7 @@ def _pydantic_errors(
         elif len(loc) >= 3 and loc[0] == "triggers" and isinstance(loc[2], str):
             loc = [*loc[:2], *loc[3:]]  # the trigger type tag
         loc = [part for part in loc if not _is_type_tag(part)]
-        field = _dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
+        field = dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
         if (node_id, field) not in {(e.node, e.field) for e in out}:  # one message per union field
             out.append(SpecError(flow_id, node_id, field, _message(err, catalog)))
     return out
@@ -178,13 +220,6 @@ TYPE_TAGS = ("bool", "str", "int", "float", "list", "dict", "tuple", "none", "li
 def _is_type_tag(part: Any) -> bool:
     """pydantic puts the union member (``bool``, ``list[str]``...) into error locations."""
     return isinstance(part, str) and (part.split("[", 1)[0].lower() in TYPE_TAGS or "[" in part)
-
-
-def _dotted(loc: list[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _message(err: Mapping[str, Any], catalog: Catalog) -> str:
@@ -218,8 +253,11 @@ def _graph_errors(
         seen.setdefault(node_id, node)
     graph: dict[str, set[str]] = {node_id: set() for node_id in seen}
     for node_id, node in seen.items():
-        node_type = catalog.get(node.get("type")) if isinstance(node.get("type"), str) else None
+        node_type = _node_type(catalog, node)
         inputs = node.get("inputs") or []
+        if not isinstance(inputs, (list, Mapping)):
+            sound = False  # the model names the wrong type
+            continue
         refs = list(inputs.items()) if isinstance(inputs, Mapping) else list(enumerate(inputs))
         for name, ref in refs:
             field = f"inputs.{name}" if isinstance(inputs, Mapping) else f"inputs[{name}]"
@@ -233,7 +271,7 @@ def _graph_errors(
                                         f"input '{ref}' names no node of this flow{_suggest(source, seen)}"))
                 sound = False
                 continue
-            source_type = catalog.get(seen[source].get("type"))
+            source_type = _node_type(catalog, seen[source])
             if source_type is not None and output not in source_type.outputs:
                 errors.append(SpecError(flow_id, node_id, field,
                                         f"node '{source}' ({source_type.name}) has no output '{output}'; "
@@ -252,6 +290,11 @@ def _graph_errors(
     return order if sound else None
 
 
+def _node_type(catalog: Catalog, node: Mapping[str, Any]) -> Any:
+    kind = node.get("type")
+    return catalog.get(kind) if isinstance(kind, str) else None
+
+
 def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, errors: list[SpecError]) -> None:
     spec = node_type.inputs
     count = len(inputs)
@@ -261,7 +304,7 @@ def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, error
                                     f"{node_type.name} takes {spec.describe()}, got {count}"))
         return
     if isinstance(inputs, Mapping):
-        names = set(inputs)
+        names = {str(name) for name in inputs}
         if names != set(spec.names):
             errors.append(SpecError(flow_id, node_id, "inputs",
                                     f"{node_type.name} takes inputs named {spec.describe() or '(none)'}, "
@@ -291,6 +334,9 @@ def _schema_errors(
                 edges = ", ".join(f"'{ref}' -> '{node_id}'" for ref in named.values())
                 where = f" (input {edges})" if edges else ""
                 errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
+            except Exception as exc:  # noqa: BLE001 - an inference bug names the node, not a traceback
+                errors.append(SpecError(flow.id, node_id, "params",
+                                        f"column schema could not be inferred ({type(exc).__name__}: {exc})"))
         for output in node_type.outputs:
             schemas[f"{node_id}.{output}"] = result
     return {key.removesuffix(".result"): value for key, value in schemas.items()}

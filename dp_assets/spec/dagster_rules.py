@@ -1,0 +1,95 @@
+"""What Dagster refuses when a valid-looking flow compiles, checked as validation errors.
+
+``dp validate`` must be the whole truth: a spec it accepts compiles in the code location. The
+pydantic model covers names and types; this module covers the rules that live in Dagster's
+config system and in the trigger builders (``dp_sensors.triggers``), each as an error naming
+the field. :func:`compile_errors` then compiles the flow for real, as the location does, so a
+rule nobody wrote down here still becomes an error naming the flow rather than a broken load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+#: The Python type a param's ``default`` must have, as the job's config schema
+#: (``dp_assets.compiler.factory.CONFIG_TYPES``) accepts it.
+DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "date": (str,),
+    "datetime": (str,),
+    "list": (list,),
+    "object": (dict,),
+}
+
+
+def errors(flow: Any) -> list[Any]:
+    """Errors of a flow the model accepted, as ``SpecError``s."""
+    from dp_assets.spec.validation import SpecError
+
+    return [SpecError(flow.id, node, field, message) for node, field, message in _problems(flow)]
+
+
+def _problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:
+    for name, param in flow.params.items():
+        default = param.default
+        if default is None:
+            continue
+        allowed = DEFAULT_TYPES[param.type]
+        if not isinstance(default, allowed) or (isinstance(default, bool) and bool not in allowed):
+            yield None, f"params.{name}.default", (
+                f"the default {default!r} is not a {param.type} value (the param's type); "
+                f"change the default or the type")
+    yield from _trigger_problems(flow)
+
+
+def _trigger_problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:
+    """The checks ``dp_sensors.triggers`` makes when it builds a trigger, made here first."""
+    from dp_sensors.triggers.params import ParamsRejected, check_fixed_params, check_params
+
+    for position, trigger in enumerate(flow.triggers):
+        field = f"triggers[{position}]"
+        try:
+            if trigger.type == "event":
+                check_fixed_params(flow.id, flow.params, trigger.params)
+            elif trigger.type == "file":
+                if trigger.param not in flow.params:
+                    yield None, f"{field}.param", (
+                        f"'{trigger.param}' is not a param of this flow; declare it (type: string) "
+                        "or set 'param' to the one that takes the path")
+                    continue
+                check_params(flow.id, flow.params, {**trigger.params, trigger.param: "probe"})
+            else:
+                if trigger.type == "flow" and trigger.flow == flow.id and trigger.on == "success":
+                    yield None, f"{field}.flow", (
+                        "a flow cannot start itself on success (it would run forever); use a schedule")
+                    continue
+                check_params(flow.id, flow.params, trigger.params)
+        except ParamsRejected as exc:
+            yield None, f"{field}.params", str(exc)
+
+
+def compile_errors(validated: Any, catalog: Any) -> list[Any]:
+    """Compile the flow as the code location does (job resolved, run-config schema built,
+    schedules and sensors made); what Dagster raises becomes an error naming the flow."""
+    import dagster as dg
+
+    from dp_assets.compiler.factory import compile_flow
+    from dp_assets.spec.validation import SpecError
+
+    try:
+        compiled = compile_flow(validated, catalog)
+        needed = {key for step in compiled.steps for key in step.required_resource_keys}
+        # Stand-ins for the location's resources: resolving checks keys and types, not settings
+        # (an IO manager definition also serves where a plain resource is required).
+        stubs = {key: dg.IOManagerDefinition(resource_fn=lambda _: None) for key in needed}
+        definitions = compiled.definitions(stubs)  # also makes the schedules and sensors
+        alone = dg.Definitions(assets=definitions.assets, jobs=definitions.jobs, resources=stubs)
+        alone.resolve_job_def(validated.id).run_config_schema  # noqa: B018 - building it is the check
+    except Exception as exc:  # noqa: BLE001 - any refusal is the spec's error to report
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [SpecError(validated.id, None, "<spec>", f"does not compile in Dagster: {message}")]
+    return []
