@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from dp_resources.sandbox import protocol
-from dp_resources.sandbox.isolation import EXIT_CPU_LIMIT
+from dp_resources.sandbox.isolation import EXIT_CPU_LIMIT, LAYERS
 from dp_resources.sandbox.launcher import (
     Launcher,
     Outcome,
@@ -103,7 +103,12 @@ def validate_inputs(inputs: Mapping[str, Any]) -> None:
 
 
 class Sandbox:
-    """Runs snippets in child processes; ``fork_server=True`` keeps a preloaded server."""
+    """Runs snippets in child processes; ``fork_server=True`` keeps a preloaded server.
+
+    ``layers`` names the protection layers to apply (``isolation.LAYERS``: policy, rlimits,
+    seccomp, namespaces, user). Every layer is on unless a caller says otherwise; only the tests
+    that show each layer holds on its own switch some off. ``SandboxResource`` never does.
+    """
 
     def __init__(
         self,
@@ -111,9 +116,16 @@ class Sandbox:
         allowed_modules: Iterable[str] = DEFAULT_ALLOWED_MODULES,
         *,
         fork_server: bool = False,
+        layers: Iterable[str] = LAYERS,
     ):
         self.limits = limits or SandboxLimits()
         self.allowed_modules = check_allowed_modules(allowed_modules)
+        self.layers = tuple(layers)
+        unknown = set(self.layers) - set(LAYERS)
+        if unknown:
+            raise ValueError(
+                f"unknown sandbox layers {sorted(unknown)}; the layers are {', '.join(LAYERS)}"
+            )
         self._launcher: Launcher
         if fork_server:
             from dp_resources.sandbox.forkserver import ForkServerLauncher
@@ -174,6 +186,7 @@ class Sandbox:
                 "wall_seconds": limits.wall_seconds,
                 "max_output_bytes": limits.max_output_bytes,
                 "workdir": workdir,
+                "layers": list(self.layers),
             }
             try:
                 child = self._launcher.start(spec)

@@ -8,6 +8,7 @@ import what is allowed, lock the process down, and only then run user code.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import pickle
@@ -86,10 +87,21 @@ def _classify(exc: BaseException, code: str) -> dict[str, Any]:
     return _error("code", text, exception=type(exc).__name__, **where)
 
 
-def _execute(payload: dict[str, Any], session: policy.Session, code_obj: Any) -> Any:
+def _open_namespace(variables: dict[str, Any]) -> dict[str, Any]:
+    """The namespace without the policy: only for tests that show the process walls alone."""
+    import numpy
+    import pandas
+
+    return {"__builtins__": builtins, "__name__": "snippet", "pd": pandas, "np": numpy, **variables}
+
+
+def _execute(
+    payload: dict[str, Any], session: policy.Session, code_obj: Any, with_policy: bool
+) -> Any:
     inputs = dict(payload["inputs"])
     mode = payload["mode"]
-    namespace = session.namespace(inputs if mode == "script" else {})
+    variables = inputs if mode == "script" else {}
+    namespace = session.namespace(variables) if with_policy else _open_namespace(variables)
     exec(code_obj, namespace)  # noqa: S102 - RestrictedPython-compiled code in a locked child
     if mode == "script":
         if "result" not in namespace:
@@ -135,16 +147,24 @@ def run(payload: dict[str, Any], spec: dict[str, Any], fds: dict[str, int]) -> b
             "setup", f"an allowed module cannot be imported in the sandbox: {exc}"
         )
         return protocol.pack_frame(header, "", b"")
-    code_obj, errors = policy.compile_snippet(code)
+    enabled = frozenset(spec.get("layers", isolation.LAYERS))
+    with_policy = "policy" in enabled
+    if with_policy:
+        code_obj, errors = policy.compile_snippet(code)
+    else:
+        code_obj, errors = compile(code, policy.SNIPPET_FILENAME, "exec"), []
     if errors:
         header = _error("policy", "; ".join(errors))
         return protocol.pack_frame(header, "", b"")
+    session.index_internals()
     sys.meta_path.insert(0, _NoNewImports())
-    fds["result"], layers = isolation.lockdown(fds["result"], spec.get("workdir"))
+    fds["result"], layers = isolation.lockdown(fds["result"], spec.get("workdir"), enabled)
+    if with_policy:
+        layers.insert(0, "policy")
     started = time.perf_counter()
     body = b""
     try:
-        value = _execute(payload, session, code_obj)
+        value = _execute(payload, session, code_obj, with_policy)
         header: dict[str, Any] = {"ok": True}
     except _UsageError as exc:
         header = _error("usage", str(exc))

@@ -8,7 +8,13 @@ through a function we supply (``_getattr_``, ``_getitem_``, ...). Those function
   internals, no ``str.format``/``format_map``/``string.Formatter`` (their format strings can walk
   attributes), no module object outside the allow-list, and a short list of pandas/numpy names
   that read or write files or evaluate strings as code;
-- imports only of allow-listed modules, and ``from m import x`` is checked like ``m.x``;
+- imports only of allow-listed modules, and ``from m import x`` is checked like ``m.x``; of the
+  standard-library modules only the members in ``rules.MODULE_MEMBERS`` (no ``functools.wraps``);
+- no value that is a function's or module's internals (a module's namespace dict, code, frames,
+  cells) or a callable that reads, writes or evaluates by a name it is given (the real
+  ``getattr``, ``functools.update_wrapper``, ``operator.attrgetter``, ...), however it was reached:
+  attribute, item, loop or ``*args`` call;
+- no writes to modules, classes, module namespaces or functions the snippet did not define;
 - builtins: a fixed safe set; ``open``, ``eval``, ``exec``, ``globals``, ``vars``, ``type`` and
   friends are refused when the snippet is compiled.
 
@@ -38,10 +44,12 @@ from RestrictedPython.PrintCollector import PrintCollector
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from dp_resources.sandbox.rules import (
+    ATTRIBUTE_COPIERS,
     DEFAULT_ALLOWED_MODULES,
     DENIED_ATTRIBUTES,
     DENIED_PREFIXES,
     FORBIDDEN_BUILTINS,
+    MODULE_MEMBERS,
     PROVIDED_MODULES,
     REACHABLE_SUBMODULES,
     check_allowed_modules,
@@ -60,6 +68,9 @@ __all__ = [
 ]
 
 SNIPPET_FILENAME = "<snippet>"
+
+# Objects that are an interpreter's internals whatever holds them.
+_INTERNAL_TYPES = (types.CodeType, types.FrameType, types.TracebackType, types.CellType)
 
 _INPLACE_OPERATORS = {
     "+=": operator.iadd,
@@ -184,6 +195,29 @@ class Session:
         self.output: list[str] = []
         self.output_bytes = 0
         self.output_exceeded = False
+        # id -> what it is, for objects refused as values (see ``index_internals``); the objects
+        # themselves are kept alive by their modules, so an id is never reused while we run.
+        self._internals: dict[int, str] = {}
+        self._globals: dict[str, Any] | None = None
+
+    def index_internals(self) -> None:
+        """Record every module namespace and attribute copier; call once everything is imported."""
+        internals: dict[int, str] = {}
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if isinstance(module, types.ModuleType) and isinstance(namespace, dict):
+                internals[id(namespace)] = f'the namespace of module "{module.__name__}"'
+        internals[id(builtins.__dict__)] = "the interpreter's builtins"
+        for entry in ATTRIBUTE_COPIERS:
+            module_name, _, name = entry.partition(":")
+            module = sys.modules.get(module_name)
+            found = getattr(module, name, None) if module is not None else None
+            if found is not None:
+                internals[id(found)] = (
+                    f'"{module_name}.{name}", which reads, writes or evaluates by a name it is '
+                    "given"
+                )
+        self._internals = internals
 
     # -- refusals -------------------------------------------------------------------------
     def refuse(self, reason: str) -> None:
@@ -207,6 +241,15 @@ class Session:
             return '"string.Formatter" is refused: format strings can read attributes'
         if isinstance(obj, types.ModuleType) and obj.__name__ not in self.reachable:
             return f'module "{obj.__name__}" is not allowed in the sandbox'
+        if isinstance(obj, types.ModuleType):
+            members = MODULE_MEMBERS.get(obj.__name__)
+            if members is not None and name not in members:
+                return (
+                    f'"{obj.__name__}.{name}" is not available in the sandbox; available: '
+                    f"{', '.join(sorted(members))}"
+                )
+        if id(obj) in self._internals:
+            return f"{self._internals[id(obj)]} is not reachable in the sandbox"
         if name in DENIED_ATTRIBUTES or name.startswith(DENIED_PREFIXES):
             return (
                 f'attribute "{name}" is refused: it reaches files or raw memory, or evaluates '
@@ -219,7 +262,20 @@ class Session:
     def check_value(self, value: Any, where: str) -> Any:
         if isinstance(value, types.ModuleType) and value.__name__ not in self.reachable:
             self.refuse(f'{where} is module "{value.__name__}", which is not allowed')
+        if id(value) in self._internals:
+            self.refuse(f"{where} is {self._internals[id(value)]}, which is not allowed")
+        if isinstance(value, _INTERNAL_TYPES):
+            self.refuse(f"{where} is a {type(value).__name__} object, which is not allowed")
         return value
+
+    def guarded_iter(self, iterable: Any) -> Any:
+        """``for`` loops and comprehensions: every item is checked like an attribute value."""
+        check = self.check_value
+        for item in iterable:
+            yield check(item, "an item in a loop")
+
+    def guarded_apply(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.check_value(function(*args, **kwargs), "the result of a call")
 
     # -- the hooks RestrictedPython calls -------------------------------------------------
     def guarded_getattr(self, obj: Any, name: Any, *default: Any) -> Any:
@@ -247,6 +303,15 @@ class Session:
         return self.check_value(obj[index], "the item")
 
     def guarded_write(self, obj: Any) -> Any:
+        if id(obj) in self._internals:
+            self.refuse(f"changing {self._internals[id(obj)]} is not allowed")
+        if isinstance(obj, types.FunctionType) and obj.__globals__ is not self._globals:
+            self.refuse(
+                f'changing function "{obj.__name__}" is not allowed; only functions the '
+                "snippet defines can be given attributes"
+            )
+        if isinstance(obj, (types.BuiltinFunctionType, types.MethodType)):
+            self.refuse("changing a library function is not allowed")
         if isinstance(obj, types.ModuleType):
             self.refuse(
                 f'changing module "{obj.__name__}" is not allowed; use your own variables'
@@ -351,16 +416,17 @@ class Session:
             "_getattr_": self.guarded_getattr,
             "_getitem_": self.guarded_getitem,
             "_write_": self.guarded_write,
-            "_getiter_": iter,
+            "_getiter_": self.guarded_iter,
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_unpack_sequence_": guarded_unpack_sequence,
             "_inplacevar_": self.inplacevar,
-            "_apply_": lambda function, *args, **kwargs: function(*args, **kwargs),
+            "_apply_": self.guarded_apply,
             "_print_": self.print_collector,
             "pd": pandas,
             "np": numpy,
         }
         namespace.update(variables)
+        self._globals = namespace
         return namespace
 
     @property

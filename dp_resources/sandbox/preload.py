@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dp_resources.sandbox import syscalls
 from dp_resources.sandbox.policy import (
     DEFAULT_ALLOWED_MODULES,
     DENIED_ATTRIBUTES,
@@ -200,3 +201,5 @@ def preload(extra_modules: Iterable[str] = ()) -> None:
             _warm_up()
         _cache_time_zones()
         harden_pandas()
+        # libseccomp is found with ``ldconfig`` on import: do it while files can still be read.
+        syscalls.available()

@@ -37,6 +37,92 @@ REACHABLE_SUBMODULES: frozenset[str] = frozenset(
         "collections.abc",
     }
 )
+# What a snippet may read from each allowed standard-library module. ``None`` means every public
+# name that is not a module: those modules are implemented in C or hold only functions and classes
+# that never read or write attributes by a name the caller chooses (the test
+# ``test_X1_allowed_modules_hold_no_attribute_copiers`` scans their source to keep it so). The
+# others are cut to what snippets need: ``functools.update_wrapper``/``wraps`` copy any attribute
+# named in ``assigned``/``updated`` with the real ``getattr``/``setattr`` (``__globals__`` out of a
+# pandas function, a new value into a module), ``singledispatch().register`` evaluates string
+# annotations with ``eval`` outside RestrictedPython, ``total_ordering`` writes dunder methods onto
+# any class it is given, and ``json.load``/``dump`` want file objects.
+MODULE_MEMBERS: dict[str, frozenset[str] | None] = {
+    "math": None,
+    "statistics": None,
+    "datetime": None,
+    "re": None,
+    "decimal": None,
+    "itertools": None,
+    "collections.abc": None,
+    "functools": frozenset({"reduce", "partial", "lru_cache", "cache", "cmp_to_key"}),
+    "collections": frozenset(
+        {
+            "Counter",
+            "OrderedDict",
+            "defaultdict",
+            "deque",
+            "namedtuple",
+            "ChainMap",
+            "UserDict",
+            "UserList",
+            "UserString",
+            "abc",
+        }
+    ),
+    "string": frozenset(
+        {
+            "ascii_letters",
+            "ascii_lowercase",
+            "ascii_uppercase",
+            "digits",
+            "hexdigits",
+            "octdigits",
+            "printable",
+            "punctuation",
+            "whitespace",
+            "capwords",
+            "Template",
+        }
+    ),
+    "json": frozenset({"dumps", "loads", "JSONDecodeError", "JSONEncoder", "JSONDecoder"}),
+}
+# Callables that read, write or evaluate by a name or string the caller passes, wherever they are
+# found (``module:name``): refused as values however a snippet reaches them, so a new route to one
+# (an attribute of a pandas object, an item of a dict) is still closed.
+ATTRIBUTE_COPIERS: tuple[str, ...] = (
+    "builtins:getattr",
+    "builtins:setattr",
+    "builtins:delattr",
+    "builtins:eval",
+    "builtins:exec",
+    "builtins:compile",
+    "builtins:open",
+    "builtins:__import__",
+    "builtins:vars",
+    "builtins:dir",
+    "builtins:globals",
+    "builtins:locals",
+    "builtins:breakpoint",
+    "builtins:input",
+    "builtins:super",
+    "builtins:type",
+    "builtins:object",
+    "builtins:memoryview",
+    "functools:update_wrapper",
+    "functools:wraps",
+    "functools:singledispatch",
+    "functools:singledispatchmethod",
+    "functools:total_ordering",
+    "operator:attrgetter",
+    "operator:methodcaller",
+    "typing:get_type_hints",
+    "inspect:getattr_static",
+    "inspect:get_annotations",
+    "copy:copy",
+    "copy:deepcopy",
+    "copyreg:__newobj__",
+    "string:Formatter",
+)
 # Modules that hand out files, processes, sockets, frames or raw memory. A deployment cannot
 # allow them: the point of the sandbox is that snippets never hold such handles.
 NEVER_ALLOWED_MODULES: frozenset[str] = frozenset(
