@@ -18,6 +18,7 @@ from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.schema import logical_type, require_columns
 
 JsonScalar = str | int | float | bool | None
+MAX_SPLIT_PARTS = 10_000  # as FileInput's default max_columns
 
 # --- RenameColumns ---------------------------------------------------------------------------
 
@@ -120,7 +121,8 @@ def change_data_type_schema(params: ChangeDataTypeParams, inputs: dict) -> Colum
 class SplitColumnParams(Params):
     column: str
     pat: str | None = Field(default=None, description="Separator; default: whitespace (Series.str.split).")
-    n: int = Field(default=-1, description="Most splits; -1 for all.")
+    # Bounded: the schema hook names n + 1 columns before any run (issue 16: bounded validation).
+    n: int = Field(default=-1, ge=-1, le=MAX_SPLIT_PARTS, description="Most splits; -1 for all.")
     regex: bool | None = Field(default=None, description="Treat `pat` as a regular expression.")
     names: list[str] | None = Field(
         default=None, description="Names of the new columns; default '<column>_0', '<column>_1'..."
