@@ -3,7 +3,9 @@
 Every operator maps to the pandas operation a pandas user would write (``&`` for ``and``,
 ``isin`` for ``in``, ``where`` for ``if/else``) so results match hand-written pandas, nulls
 included. The few places where pandas would happily allocate without bound (text repetition,
-printf-style ``%``, huge integer powers, object columns in ``**``) are refused instead.
+printf-style ``%``, huge integer powers, object columns in ``**``) are refused instead, and
+every value an operator or function builds is checked against the caps (text per value, integer
+bits), so no chain of steps grows past them (issue 16: validation is bounded).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from .errors import ExpressionError, missing_column_message
 from .functions import FUNCTIONS, align_dates, shown
+from .text_functions import check_joined_length, check_text_result
 from .tree import (
     Binary,
     BoolOp,
@@ -101,7 +104,9 @@ class Evaluator:
         if isinstance(node, IfElse):
             return self.if_else(node)
         if isinstance(node, Call):
-            return FUNCTIONS[node.name](*(self.eval(arg) for arg in node.args))
+            result = FUNCTIONS[node.name](*(self.eval(arg) for arg in node.args))
+            check_text_result(result, f"{node.name}()")
+            return result
         raise self.fail(f"`{node.source}` cannot be evaluated on its own")
 
     # leaves
@@ -138,7 +143,13 @@ class Evaluator:
     def binary(self, node: Binary) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
         self._guard_binary(node, left, right)
-        return _BINARY[node.op](left, right)
+        result = _BINARY[node.op](left, right)
+        if _is_plain_int(result) and result.bit_length() > MAX_INT_BITS:
+            raise self.fail(
+                f"`{node.source}` is too large: an integer may have at most {MAX_INT_BITS} bits "
+                "(use float(...) for approximate large numbers)"
+            )
+        return result
 
     def _guard_binary(self, node: Binary, left: Any, right: Any) -> None:
         op = node.op
@@ -150,6 +161,8 @@ class Evaluator:
             raise self.fail(
                 f"formatting text with `%` is not allowed: `{node.source}`; use concat(...)"
             )
+        if op == "+" and (_unsafe_for_arithmetic(left) or _unsafe_for_arithmetic(right)):
+            check_joined_length((left, right), "joining text with `+`")
         if isinstance(left, pd.Series) or isinstance(right, pd.Series):
             for side in (left, right):
                 if _is_plain_int(side) and not _INT64_MIN <= side <= _INT64_MAX:

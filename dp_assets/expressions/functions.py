@@ -34,6 +34,9 @@ from .values import broadcast, is_missing, literal_int, per_value, series_index,
 __all__ = ["FUNCTIONS", "align_dates", "shown"]
 
 _TRUE_TEXT = {"true", "t", "yes", "y", "1"}
+# Beyond float64's range every rounding is a no-op or zero, and numpy's time grows with the
+# digits a spec chooses (round(x, 10**9) takes seconds).
+MAX_ROUND_DIGITS = 308
 _FALSE_TEXT = {"false", "f", "no", "n", "0", ""}
 
 
@@ -81,6 +84,8 @@ def absolute(x: Any) -> Any:
 
 def round_(x: Any, digits: Any = 0) -> Any:
     digits = literal_int(digits, "round", "digits")
+    if abs(digits) > MAX_ROUND_DIGITS:
+        raise ValueError(f"round() digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}, not {digits}")
     if isinstance(x, pd.Series):
         return _numeric_series(x, "round").round(digits)
     return per_value(x, lambda v: np.round(v, digits).item())

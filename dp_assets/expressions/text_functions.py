@@ -1,7 +1,9 @@
 """Text functions: ``s.str.*`` for columns, ``str`` methods for single values.
 
-Matching is plain text (``regex=False``): no user regex, so no catastrophic backtracking, and
-``replace`` refuses results that could grow beyond ``MAX_TEXT_LENGTH`` per value.
+Matching is plain text (``regex=False``): no user regex, so no catastrophic backtracking. Text an
+expression builds stays within ``MAX_TEXT_LENGTH`` per value: ``replace``, ``concat`` and ``+``
+refuse a result that could grow beyond it before building it, and the evaluator checks every
+function's text result after it (``upper`` of a ligature is three letters).
 """
 
 from __future__ import annotations
@@ -23,6 +25,51 @@ from .values import (
 )
 
 MAX_TEXT_LENGTH = 1_000_000
+
+
+class TextTooLong(ValueError):
+    """Text an expression builds would exceed ``MAX_TEXT_LENGTH`` characters in one value."""
+
+
+def text_lengths(value: Any) -> Any:
+    """Characters per value: an int for a str, a Series for a text column, 0 for other values."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, pd.Series) and len(value):
+        dtype = value.dtype
+        textual = isinstance(dtype, pd.StringDtype) or dtype == object or (
+            isinstance(dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(dtype)
+        )
+        if textual:
+            try:
+                return value.str.len().fillna(0)
+            except AttributeError:  # an object column without any text
+                return 0
+    return 0
+
+
+def longest(lengths: Any) -> int:
+    if isinstance(lengths, pd.Series):
+        top = lengths.max() if len(lengths) else 0
+        return 0 if is_missing(top) else int(top)
+    return int(lengths)
+
+
+def check_joined_length(values: tuple[Any, ...] | list[Any], what: str) -> None:
+    """Refuse joining ``values`` (text or text columns) when one joined value would be too long,
+    before anything is joined: the lengths are added row by row."""
+    total: Any = 0
+    for value in values:
+        total = total + text_lengths(value)
+    size = longest(total)
+    if size > MAX_TEXT_LENGTH:
+        raise TextTooLong(f"{what} would give {size} characters in one value (the limit is {MAX_TEXT_LENGTH})")
+
+
+def check_text_result(value: Any, what: str) -> None:
+    size = longest(text_lengths(value))
+    if size > MAX_TEXT_LENGTH:
+        raise TextTooLong(f"{what} gives {size} characters in one value (the limit is {MAX_TEXT_LENGTH})")
 
 
 def _text_method(fname: str, series_fn: Callable[[Any], Any], scalar_fn: Callable[[str], Any]):
@@ -74,7 +121,7 @@ def replace(text: Any, old: Any, new: Any) -> Any:
             else longest + (longest // len(old)) * grows
         )
         if bound > MAX_TEXT_LENGTH:
-            raise ValueError(
+            raise TextTooLong(
                 f"the result could reach {bound} characters per value "
                 f"(the limit is {MAX_TEXT_LENGTH})"
             )
@@ -108,6 +155,7 @@ def as_text(value: Any) -> Any:
 def concat(*values: Any) -> Any:
     index = series_index(values)
     texts = [as_text(value) for value in values]
+    check_joined_length(texts, "concat()")
     if index is None:
         return None if any(text is None for text in texts) else "".join(texts)
     if any(text is None for text in texts):
