@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.spec.model import ID_PATTERN
 
 # A node of the flow, a node of a sub-chain body ("parent.child"), or a named output ("node.output"
@@ -40,7 +41,9 @@ class Fixture(Strict):
         default=None, description="File format; default from the suffix."
     )
     sep: str = ","
-    dtype: dict[str, str] | None = Field(default=None, description="pandas dtype per column.")
+    dtype: dict[str, DtypeName] | None = Field(
+        default=None, description="pandas dtype per column (an allow-listed name, as in FileInput)."
+    )
     parse_dates: list[str] | None = None
     match: list[str] | None = Field(
         default=None,
