@@ -315,9 +315,29 @@ def deploy_cli() -> None:
     show_default=True,
     type=click.Path(),
 )
-def check_command(dagster_yaml: str, worker_yaml: str) -> None:
-    """Check dagster.yaml and the Celery worker config against each other and the rules."""
+@click.option(
+    "--flows-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Spec files the deployment imports (default: DP_FLOWS_DIR, else flows/).",
+)
+@click.option(
+    "--store-url",
+    default=None,
+    help="Flow store whose published flows are checked too (default: DP_STORE_URL, if set).",
+)
+def check_command(dagster_yaml: str, worker_yaml: str, flows_dir: str | None, store_url: str | None) -> None:
+    """Check dagster.yaml and the Celery worker config against each other and the rules,
+    and that the flows' user SQL (CustomSQLQuery) has read-only logins."""
+    from dp_resources import settings
+    from dp_resources.user_sql_deploy import check_user_sql_logins, custom_sql_connections, deployed_specs
+
     errors = check_deployment(load_yaml(dagster_yaml), load_yaml(worker_yaml))
+    specs, problems = deployed_specs(
+        Path(flows_dir) if flows_dir else settings.flows_dir(),
+        store_url or os.environ.get("DP_STORE_URL"),
+    )
+    errors += [f"user SQL: {e}" for e in problems + check_user_sql_logins(custom_sql_connections(specs))]
     if errors:
         raise click.ClickException("\n".join(["deployment check failed:", *errors]))
     click.echo("deployment check passed")
