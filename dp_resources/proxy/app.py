@@ -2,7 +2,9 @@
 
 Every request is authenticated first (401 without credentials, S1), then checked by
 :mod:`dp_resources.proxy.policy` (S2-S4), then streamed to the webserver with the credentials
-removed. Responses lose any CORS header (the webserver must never be readable cross-origin) and
+removed. A password is hashed in a worker thread (a few at a time), never on the event loop, and
+only while the client's failed-login allowance lasts (429 with ``Retry-After`` after that), so a
+flood of wrong passwords neither blocks the proxy nor other clients' logins. Responses lose any CORS header (the webserver must never be readable cross-origin) and
 gain anti-framing headers (a framed UI is a click-jacking target for the launch button).
 """
 
@@ -14,15 +16,18 @@ import logging
 from typing import Any
 
 import httpx
+from anyio import CapacityLimiter, to_thread
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from dp_resources.http_server import hardened_server_options
 from dp_resources.proxy.auth import Authenticator
 from dp_resources.proxy.policy import Refusal, check_http, check_websocket
 from dp_resources.proxy.settings import ProxySettings
+from dp_resources.proxy.throttle import LoginThrottle, client_key
 
 log = logging.getLogger("dp_resources.proxy")
 
@@ -59,6 +64,12 @@ class DagsterProxy:
         self.auth = Authenticator(
             settings.users, [token.get_secret_value() for token in settings.tokens]
         )
+        self.throttle = LoginThrottle(
+            burst=settings.login_burst,
+            per_minute=settings.login_per_minute,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+        self._password_slots: CapacityLimiter | None = None  # made on the event loop
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -101,12 +112,45 @@ class DagsterProxy:
             response.headers.append("www-authenticate", challenges[scheme])
         return response
 
+    def _throttled(self, retry_after: int) -> Response:
+        return PlainTextResponse(
+            "too many failed logins from this address; try again later\n",
+            status_code=429,
+            headers={"retry-after": str(retry_after)},
+        )
+
+    async def _authenticate(self, scope: Scope, authorization: str | None) -> Response | None:
+        """None when the request is authenticated, else the 401 or 429 to answer."""
+        if not self.auth.carries_credentials(authorization):
+            return self._unauthorized()
+        client = client_key((scope.get("client") or ("", 0))[0])
+        # A locked-out client learns nothing, not even from cheap checks (a cached password).
+        locked = self.throttle.retry_after(client)
+        if locked:
+            return self._throttled(locked)
+        if self.auth.quick_principal(authorization) is not None:
+            return None
+        wait = self.throttle.take(client)  # before hashing, so a flood cannot outrun the count
+        if wait:
+            return self._throttled(wait)
+        if self._password_slots is None:
+            self._password_slots = CapacityLimiter(self.settings.password_check_threads)
+        principal = await to_thread.run_sync(
+            self.auth.principal, authorization, limiter=self._password_slots
+        )
+        if principal is None:
+            log.warning("failed login from %s", client)
+            return self._unauthorized()
+        self.throttle.give_back(client)
+        return None
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = {key.lower(): value for key, value in request.headers.items()}
         response: Response
-        if self.auth.principal(headers.get("authorization")) is None:
-            response = self._unauthorized()
+        denied = await self._authenticate(scope, headers.get("authorization"))
+        if denied is not None:
+            response = denied
         elif request.method == "OPTIONS":
             # Answered here, with no CORS headers: a cross-origin preflight fails.
             response = Response(status_code=204, headers={"allow": "GET, HEAD, POST"})
@@ -156,10 +200,15 @@ class DagsterProxy:
             url += "?" + scope["query_string"].decode("latin-1")
         # Stream a body only when there is one: a GET must not turn into a chunked upload.
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        # As bytes: Starlette decoded them as latin-1, and a value outside ASCII is legal HTTP.
+        headers = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self._upstream_headers(scope, list(request.headers.items()))
+        ]
         upstream_request = self.client.build_request(
             request.method,
             url,
-            headers=self._upstream_headers(scope, list(request.headers.items())),
+            headers=headers,
             content=request.stream() if has_body else None,
         )
         try:
@@ -185,8 +234,9 @@ class DagsterProxy:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         headers = {key.lower(): value for key, value in websocket.headers.items()}
-        if self.auth.principal(headers.get("authorization")) is None:
-            await self._deny(websocket, self._unauthorized())
+        denied = await self._authenticate(scope, headers.get("authorization"))
+        if denied is not None:
+            await self._deny(websocket, denied)
             return
         refusal = check_websocket(headers, self.settings)
         if refusal:
@@ -294,6 +344,7 @@ def serve(
     """
     import uvicorn
 
+    settings = settings or ProxySettings.from_env()
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -302,8 +353,8 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         log_level=log_level,
         proxy_headers=False,
-        server_header=False,
         lifespan="on",
+        **hardened_server_options(settings.request_timeout_seconds),
     )
     logging.getLogger("uvicorn.error").addFilter(_DenialLogFilter())
     uvicorn.Server(config).run()

@@ -8,6 +8,9 @@
   the browser used).
 - ``DP_PROXY_CSRF_HEADER``: the custom header that scripts send instead of an Origin
   (default ``X-Dagster-Request``).
+- ``DP_PROXY_LOGIN_BURST`` / ``DP_PROXY_LOGIN_PER_MINUTE`` / ``DP_PROXY_LOGIN_LOCKOUT_SECONDS``:
+  failed logins a client may make at once, how fast that allowance comes back, and how long an
+  exhausted client is locked out (429).
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ class ProxySettings(BaseModel):
     realm: str = "dp-platform"
     connect_timeout_seconds: float = Field(default=10, gt=0)
     read_timeout_seconds: float = Field(default=300, gt=0)
+    request_timeout_seconds: float = Field(
+        default=60, gt=0, description="A client must send a whole request (headers, body) within."
+    )
+    login_burst: int = Field(default=10, ge=1, description="Failed logins a client may make at once.")
+    login_per_minute: float = Field(
+        default=2, gt=0, description="Failed logins per minute a client regains after the burst."
+    )
+    login_lockout_seconds: float = Field(
+        default=60, ge=0, description="How long a client that used its failed logins is locked out."
+    )
+    password_check_threads: int = Field(
+        default=2, ge=1, description="Password hashes computed at once (each costs ~16 MiB, CPU)."
+    )
 
     @field_validator("upstream")
     @classmethod
@@ -73,5 +89,12 @@ class ProxySettings(BaseModel):
         }
         if env.get("DP_PROXY_CSRF_HEADER"):
             values["csrf_header"] = env["DP_PROXY_CSRF_HEADER"]
+        for field, name in (
+            ("login_burst", "DP_PROXY_LOGIN_BURST"),
+            ("login_per_minute", "DP_PROXY_LOGIN_PER_MINUTE"),
+            ("login_lockout_seconds", "DP_PROXY_LOGIN_LOCKOUT_SECONDS"),
+        ):
+            if env.get(name):
+                values[field] = env[name]
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.model_validate(values)
