@@ -113,6 +113,38 @@ ESCAPES: dict[str, str] = {
     # writes to modules and classes
     "patch-module": "import math\nmath.pi = 3",
     "patch-pandas-class": "pd.DataFrame.sum = len",
+    "patch-pandas-function": "pd.concat.cache = 1",
+    # issue 16: library helpers that copy attributes by a name the snippet gives, or evaluate
+    "update-wrapper-writes-module": (
+        "import functools, math\nclass H:\n    pass\nh = H()\nh.pi = 3\n"
+        "functools.update_wrapper(math, h, assigned=('pi',), updated=())\nresult = math.pi"
+    ),
+    "update-wrapper-merges-pandas-globals": (
+        "import functools\ndef f():\n    pass\ndef bind(getattr):\n    pass\n"
+        "functools.update_wrapper(f, pd.concat, assigned=(), updated=('__globals__',))\n"
+        "def leak():\n    return str(getattr(1, '__cl' + 'ass__'))\nresult = leak()"
+    ),
+    "update-wrapper-copies-globals": (
+        "import functools\nclass H:\n    pass\nh = H()\n"
+        "functools.update_wrapper(h, pd.concat, assigned=('__globals__',), updated=())\nresult = 1"
+    ),
+    "wraps-decorator": (
+        "import functools\n@functools.wraps(pd.concat)\ndef f():\n    pass\nresult = 1"
+    ),
+    "from-functools-import-wraps": "from functools import wraps\nresult = 1",
+    "wraps-via-partial": (
+        "from functools import partial, update_wrapper\nresult = 1"
+    ),
+    "singledispatch-evaluates-annotation": (
+        "import functools\n@functools.singledispatch\ndef f(x):\n    return 0\n"
+        "def g(x: \"().__class__.__mro__[1].__subclasses__()\"):\n    return 1\n"
+        "f.register(g)\nresult = 1"
+    ),
+    "total-ordering-on-library-class": (
+        "import functools, decimal\nresult = str(functools.total_ordering(decimal.Context))"
+    ),
+    "import-copy": "import copy\nresult = copy.copy(df)",
+    "json-load-file-object": "import json\nresult = str(json.load)",
 }
 
 
