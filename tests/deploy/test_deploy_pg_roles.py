@@ -22,7 +22,7 @@ from deploy_procs import REPO_ROOT
 pytestmark = pytest.mark.postgres
 
 SCRIPT = REPO_ROOT / "deploy" / "postgres" / "initdb" / "10-dp-roles.sh"
-NAMES = ("dagster", "dp_store", "dp_sql", "dp_data")
+NAMES = ("dagster", "dp_store", "dp_sql", "dp_query", "dp_data")
 ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
@@ -46,6 +46,7 @@ def roles(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "DAGSTER_PG_PASSWORD": "x",
         "DP_STORE_PASSWORD": "y",
         "DP_SQL_PASSWORD": "z",
+        "DP_QUERY_PASSWORD": "q",
     }
     try:
         subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True, timeout=60)
@@ -55,7 +56,7 @@ def roles(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         with admin.connect() as conn:
             for db in ("dagster", "dp_store", "dp_data"):
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{names[db]}" WITH (FORCE)'))
-            for role in ("dagster", "dp_store", "dp_sql"):
+            for role in ("dagster", "dp_store", "dp_sql", "dp_query"):
                 conn.execute(sa.text(f'DROP ROLE IF EXISTS "{names[role]}"'))
         admin.dispose()
 
@@ -72,6 +73,8 @@ def _connect(role: str, database: str) -> sa.Connection:
     [
         ("dp_sql", "dagster"),
         ("dp_sql", "dp_store"),
+        ("dp_query", "dagster"),
+        ("dp_query", "dp_store"),
         ("dagster", "dp_data"),
         ("dp_store", "dagster"),
     ],
@@ -102,3 +105,42 @@ def test_dagster_role_owns_its_storage(roles: dict[str, str]) -> None:
     with _connect(roles["dagster"], roles["dagster"]) as conn:
         conn.execute(sa.text("CREATE TABLE probe (x int)"))
         conn.commit()
+
+
+def test_V2_query_role_reads_the_data_and_cannot_write(roles: dict[str, str]) -> None:
+    """V2: dp_query (user SQL's login) reads what dp_sql writes, in read-only sessions, and the
+    databases resource accepts it as the read-only login of CustomSQLQuery."""
+    import pandas as pd
+
+    from dp_assets.catalog import default_catalog
+    from dp_assets.catalog.base import NodeContext
+    from dp_resources.databases import DatabasesResource
+
+    table = f"t_{uuid.uuid4().hex[:6]}"
+    with _connect(roles["dp_sql"], roles["dp_data"]) as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (x int)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1), (2)"))
+        conn.commit()
+    with _connect(roles["dp_query"], roles["dp_data"]) as conn:
+        assert conn.execute(sa.text("SHOW default_transaction_read_only")).scalar_one() == "on"
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "1min"
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == 2
+        conn.rollback()
+        conn.execute(sa.text("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"))
+        conn.commit()
+        for write in (f"INSERT INTO {table} VALUES (3)", f"CREATE TABLE {table}_2 (x int)"):
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                conn.execute(sa.text(write))
+            conn.rollback()
+
+    url = "postgresql+psycopg2://{}@127.0.0.1:5432/" + roles["dp_data"]
+    resource = DatabasesResource(urls={"default": url.format(roles["dp_sql"])},
+                                 query_urls={"default": url.format(roles["dp_query"])})
+    catalog = default_catalog()
+    node = catalog["CustomSQLQuery"]
+    ctx = NodeContext("flow", "query", "run-1", {}, {"databases": resource}, catalog=catalog)
+    try:
+        got = node.run(ctx, node.params_model.model_validate({"sql": f"SELECT x FROM {table} ORDER BY x"}), {})
+    finally:
+        resource.dispose()
+    pd.testing.assert_frame_equal(got, pd.DataFrame({"x": [1, 2]}))
