@@ -179,6 +179,8 @@ def build_filter(own_pid: int) -> Any | None:
         return None
     deny = seccomp.ERRNO(errno.EPERM)
     syscall_filter = seccomp.SyscallFilter(seccomp.ALLOW)
+    # Every thread, not only the caller: a library may have started one while importing.
+    syscall_filter.set_attr(seccomp.Attr.CTL_TSYNC, 1)
     for name in DENIED_SYSCALLS:
         _add_rule(syscall_filter, deny, name)
     for name in SELF_ONLY_SIGNALS:
