@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -303,3 +304,67 @@ def test_fuzz_proxy_requests(upstream, request) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:200])
     if not known:
         assert response.status_code in (401, 429) and counter.hits == before
+
+
+# --- slow clients --------------------------------------------------------------------------------
+
+
+def _trickle(base_url: str, head: bytes, tail: bytes, bound: float) -> tuple[bytes, float]:
+    """Send ``head``, then ``tail`` a byte a second; what came back until the server closed."""
+    host, port = base_url.removeprefix("http://").split(":")
+    stop = threading.Event()
+    with socket.create_connection((host, int(port)), timeout=bound) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+
+        def send() -> None:
+            for byte in tail:
+                if stop.wait(1.0):
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+        threading.Thread(target=send, daemon=True).start()
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+        except TimeoutError:
+            pytest.fail(f"still open after {bound:.0f}s; got {received!r}")
+        except ConnectionResetError:
+            pass
+        finally:
+            stop.set()
+        return received, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("head", "tail", "status"),
+    [
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 60, b"408",
+                     id="slow-headers"),
+        pytest.param(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Dagster-Request: 1\r\n"
+                     b"Content-Type: application/json\r\nAuthorization: Bearer " + TOKEN.encode()
+                     + b"\r\nContent-Length: 60\r\n\r\n{", b" " * 59, None,
+                     id="slow-authenticated-body"),
+    ],
+)
+def test_slow_clients_are_cut_off_at_the_request_deadline(upstream, head, tail, status) -> None:
+    """A slow client of the proxy is closed at its request deadline; others are served."""
+    counter, url = upstream
+    app = DagsterProxy(proxy_settings(url, CHEAP_USERS))
+    with serve_in_thread(app, request_timeout_seconds=3.0) as base:
+        result: dict[str, tuple[bytes, float]] = {}
+        thread = threading.Thread(target=lambda: result.update(r=_trickle(base, head, tail, 8.0)))
+        thread.start()
+        time.sleep(0.5)
+        quick = httpx.get(f"{base}/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert quick.status_code == 200
+        thread.join(timeout=30)
+    received, elapsed = result["r"]
+    assert 2.5 < elapsed < 6.0
+    if status:
+        assert received.startswith(b"HTTP/1.1 " + status), received
+    assert counter.hits == 1  # only the quick request reached the webserver whole
