@@ -205,7 +205,7 @@ async def _open_client(config: McpServer, scope: SecretScope, errlog: Any):
             raise McpRefused("stdio MCP server has no `command`")
         params = StdioServerParameters(
             command=config.command, args=list(config.args), cwd=config.cwd,
-            env={k: scope.resolve(v, f"env.{k}") for k, v in config.env.items()} or None,
+            env={k: scope.resolve_written(v, f"env.{k}") for k, v in config.env.items()} or None,
         )
         async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=config.timeout_seconds) as client:
             yield client
@@ -216,7 +216,7 @@ async def _open_client(config: McpServer, scope: SecretScope, errlog: Any):
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    headers = {k: scope.resolve(v, f"headers.{k}") for k, v in config.headers.items()}
+    headers = {k: scope.resolve_written(v, f"headers.{k}") for k, v in config.headers.items()}
     timeout = httpx2.Timeout(config.timeout_seconds)
     async with create_mcp_http_client(headers=headers or None, timeout=timeout) as http:
         transport = streamable_http_client(config.url, http_client=http)

@@ -10,9 +10,11 @@ storage (reliability test S6).
 
 Only environment variables whose names match ``SecretsResource.allowed_names`` may be referenced
 (default ``DP_SECRET_*``): a spec author cannot read ``AWS_SECRET_ACCESS_KEY`` or the database URL
-of the platform by naming it. References are resolved only in what the spec wrote: flow params
-and data substituted into templates are never resolved (otherwise whoever launches a run, or
-whatever an upstream API returns, could ask for any secret).
+of the platform by naming it. References are resolved only where the spec's author wrote them:
+the spec renderer seals them before any template is filled (``secret_refs``), and ``resolve``
+resolves sealed references only, so text that flow params, event payloads, upstream data or an
+agent's arguments put into params — even text that composes ``${env:NAME}`` from pieces — stays
+literal. ``resolve_written`` is for text the deployment's operator wrote whole (MCP server config).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from urllib.parse import quote, quote_plus
 import dagster as dg
 from pydantic import Field
 
-ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+from dp_resources.secret_refs import ENV_REFERENCE, SEALED_REFERENCE, as_written, genuine, seal_written
+
 REDACTED = "***"
 
 
@@ -41,10 +44,10 @@ class SecretError(ValueError):
 
 
 def references(value: Any) -> list[str]:
-    """Names of every environment variable referenced anywhere inside ``value``."""
+    """Names of every environment variable referenced (written or sealed) anywhere inside ``value``."""
     found: list[str] = []
     if isinstance(value, str):
-        found += ENV_REFERENCE.findall(value)
+        found += ENV_REFERENCE.findall(value) + [m.group(1) for m in SEALED_REFERENCE.finditer(value) if genuine(m)]
     elif isinstance(value, Mapping):
         for item in value.values():
             found += references(item)
@@ -52,10 +55,6 @@ def references(value: Any) -> list[str]:
         for item in value:
             found += references(item)
     return list(dict.fromkeys(found))
-
-
-def has_reference(value: Any) -> bool:
-    return bool(references(value))
 
 
 class SecretScope:
@@ -97,15 +96,28 @@ class SecretScope:
         return value
 
     def resolve(self, value: Any, where: str = "") -> Any:
-        """``value`` with every ``${env:NAME}`` inside its strings replaced by the secret."""
+        """``value`` with every sealed reference (one the spec's author wrote) replaced by the secret.
+
+        Plain ``${env:NAME}`` text is left as it is: it came from data, not from the author.
+        """
         if isinstance(value, str):
-            return ENV_REFERENCE.sub(lambda m: self.secret(m.group(1), where), value)
+            return SEALED_REFERENCE.sub(lambda m: self.secret(m.group(1), where) if genuine(m) else m.group(0), value)
         if isinstance(value, Mapping):
             return {key: self.resolve(item, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
         if isinstance(value, list):
             return [self.resolve(item, f"{where}[{i}]") for i, item in enumerate(value)]
         if isinstance(value, tuple):
             return tuple(self.resolve(item, where) for item in value)
+        return value
+
+    def resolve_written(self, value: Any, where: str = "") -> Any:
+        """``resolve`` for text the deployment's operator wrote whole (never templated), e.g. MCP config."""
+        if isinstance(value, str):
+            return self.resolve(seal_written(value), where)
+        if isinstance(value, Mapping):
+            return {k: self.resolve_written(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve_written(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return value
 
     # --- redacting --------------------------------------------------------------------------
@@ -127,7 +139,11 @@ class SecretScope:
         return bool(self._values)
 
     def redact(self, text: str) -> str:
-        if not self._values or not isinstance(text, str):
+        """``text`` without any resolved secret (and with sealed references shown as written)."""
+        if not isinstance(text, str):
+            return text
+        text = as_written(text)
+        if not self._values:
             return text
         for value in sorted(self._values, key=len, reverse=True):
             if value in text:
@@ -137,7 +153,7 @@ class SecretScope:
     def redact_value(self, value: Any) -> Any:
         """``value`` with secrets removed from every string inside it (dicts, lists, frames)."""
         if not self._values:
-            return value
+            return as_written(value)
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, bytes):

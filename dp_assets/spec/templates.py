@@ -3,6 +3,12 @@
 A value that is exactly one reference takes the param's value with its type (so ``n: "{{
 params.limit }}"`` is an integer); a reference inside longer text is formatted into the text.
 Nothing else is evaluated: the only thing a template can reach is a named flow param.
+
+Each string is split once into the author's literal text and template references. Secret
+references (``${env:NAME}``) are recognised in the literal text only, and sealed there
+(``dp_resources.secret_refs``) before any param is filled in; a param's value is put in as
+written and never scanned, so a launch param cannot form a reference, alone or with the text
+beside it (``prefix$`` + ``{env:NAME}``).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from dp_resources.secret_refs import as_written, seal_written
 
 TEMPLATE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 WHOLE = re.compile(r"^\s*\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
@@ -29,11 +37,15 @@ def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 def render(value: Any, params: Mapping[str, Any]) -> Any:
+    """``value`` (the author's params) with flow params filled in and secret references sealed."""
     if isinstance(value, str):
         whole = WHOLE.match(value)
         if whole:
-            return params[whole.group(1)]
-        return TEMPLATE.sub(lambda m: str(params[m.group(1)]), value)
+            return as_written(params[whole.group(1)])
+        # split() alternates literal text (even places) and param names (odd places)
+        parts = TEMPLATE.split(value)
+        return "".join(seal_written(part) if i % 2 == 0 else as_written(str(params[part]))
+                       for i, part in enumerate(parts))
     if isinstance(value, Mapping):
         return {key: render(item, params) for key, item in value.items()}
     if isinstance(value, list):

@@ -27,6 +27,7 @@ from tool_servers import (
 
 from dp_assets.catalog.base import NodeContext
 from dp_assets.catalog.nodes.agents import AgentLimitReached, LlmAgentParams, llm_agent
+from dp_assets.spec.templates import render
 from dp_resources.http import HttpResource
 from dp_resources.llm import LlmResource
 from dp_resources.mcp_client import McpResource, McpServer
@@ -105,10 +106,10 @@ def test_V10_arguments_not_offered_are_refused(ctx, llm, tmp_path):
 
 def test_V10_print_the_environment_shows_only_what_the_spec_named(ctx, llm):
     """V10: a declared printenv tool sees only PATH, LANG and the spec's variables; secrets are ***."""
-    params = LlmAgentParams(
-        prompt="CALL_TOOL(env, {})",
-        tools=[{"name": "env", "type": "ShellTool",
-                "params": {"argv": ["printenv"], "env": {"API": "${env:DP_SECRET_TOKEN}"}}}])
+    params = LlmAgentParams.model_validate(render({  # as the runtime renders the spec's text
+        "prompt": "CALL_TOOL(env, {})",
+        "tools": [{"name": "env", "type": "ShellTool",
+                   "params": {"argv": ["printenv"], "env": {"API": "${env:DP_SECRET_TOKEN}"}}}]}, {}))
     value = llm_agent(ctx, params, {})
     out = value["transcript"][1]["result"]["stdout"]
     assert sorted(line.split("=")[0] for line in out.splitlines()) == ["API", "LANG", "PATH"]
@@ -116,15 +117,15 @@ def test_V10_print_the_environment_shows_only_what_the_spec_named(ctx, llm):
 
 
 def test_V10_arguments_never_resolve_secret_references(ctx, llm, target):
-    """V10: a model that writes ${env:...} into an argument does not get the secret sent anywhere."""
-    before = len(target.requests)
-    params = LlmAgentParams(
-        prompt='CALL_TOOL(fetch, {"q": "${env:DP_SECRET_TOKEN}"})',
-        tools=[{"name": "fetch", "type": "HttpTool", "params": {"url": f"{target.url}/echo?q={{{{ args.q }}}}"}}])
+    """V10: a model that writes ${env:...} into an argument gets it sent as literal text, not the secret."""
+    params = LlmAgentParams.model_validate(render({
+        "prompt": 'CALL_TOOL(fetch, {"q": "${env:DP_SECRET_TOKEN}"})',
+        "tools": [{"name": "fetch", "type": "HttpTool", "params": {"url": f"{target.url}/echo?q={{{{ args.q }}}}"}}]},
+        {}))
     value = llm_agent(ctx, params, {})
-    assert tool_entries(value) == [("fetch", "error")]
-    assert "secrets are resolved only" in value["transcript"][1]["error"]
-    assert len(target.requests) == before
+    assert tool_entries(value) == [("fetch", "ok")]
+    assert target.requests[-1]["query"] == {"q": "${env:DP_SECRET_TOKEN}"}
+    assert SECRET not in repr(target.requests[-1])
 
 
 def test_V10_mcp_data_cannot_unlock_other_mcp_tools(ctx, llm):

@@ -43,7 +43,7 @@ def test_S6_scope_redacts_every_form_of_a_resolved_secret(monkeypatch):
 
     monkeypatch.setenv("DP_SECRET_X", "a+b/c d&e=f")
     scope = SecretScope()
-    resolved = scope.resolve({"h": ["Bearer ${env:DP_SECRET_X}"]})
+    resolved = scope.resolve_written({"h": ["Bearer ${env:DP_SECRET_X}"]})
     assert resolved == {"h": ["Bearer a+b/c d&e=f"]}
     text = f"raw a+b/c d&e=f url {quote('a+b/c d&e=f', safe='')} json {json.dumps('a+b/c d&e=f')}"
     assert "a+b" not in scope.redact(text) and scope.redact(text).count("***") == 3
@@ -61,14 +61,14 @@ def test_S6_scope_redacts_every_form_of_a_resolved_secret(monkeypatch):
 def test_S6_refused_references_never_show_a_value(monkeypatch, reference, message):
     monkeypatch.setenv("DP_SECRET_SHORT", "ab")
     with pytest.raises(SecretError, match=message) as info:
-        SecretScope().resolve({"x": reference}, "params")
+        SecretScope().resolve_written({"x": reference}, "params")
     assert "ab" not in str(info.value).replace("Tab", "").split("(")[0] or message != "too short"
     assert references({"a": [reference, "${env:OTHER}"]}) == [reference[6:-1], "OTHER"]
 
 
 def test_S6_safe_error_keeps_the_type_and_drops_the_chain():
     scope = SecretScope(environ={"DP_SECRET_K": SECRET})
-    scope.resolve("${env:DP_SECRET_K}")
+    scope.resolve_written("${env:DP_SECRET_K}")
     error = scope.safe_error(ValueError(f"no {SECRET}"), "node 'n'")
     assert type(error) is ValueError and SECRET not in str(error) and "node 'n'" in str(error)
     odd = scope.safe_error(UnicodeDecodeError("utf-8", SECRET.encode(), 0, 1, SECRET), "node 'n'")
@@ -209,3 +209,178 @@ def test_S6_planted_secret_appears_nowhere_after_a_real_run(tmp_path, monkeypatc
     out, err = capfd.readouterr()
     logs = "\n".join(r.getMessage() for r in caplog.records)
     assert not [form for form in FORMS if form in out + err + logs], "process output or logs hold the secret"
+
+
+# --- composed references (issue 16): only the author's own text resolves --------------------
+
+PLANTED = "DP_SECRET_PLANTED"
+PLANTED_VALUE = "pl4nted-By-The-Operator-7781"
+CONTROL_VALUE = "c0ntrol-Written-By-Author-2203"
+# Pieces a caller might use to compose a reference, including a seal with a wrong MAC and (built
+# in the test, with this process's key) a genuine seal that leaked and is fed back as data.
+FRAGMENTS = ["$", "{", "}", "env:", "{env:", "${env:", PLANTED, "{env:" + PLANTED + "}", "${env:" + PLANTED + "}",
+             "$$", "{{", "}}", "params.a", "x y", "$[dp-secret:", f"$[dp-secret:{PLANTED}:{'0' * 32}]"]
+AUTHOR_REFS = ["{{ params.a }}", "{{ params.b }}", "{{ params.event }}", "{{ input.0.a }}", "{{ input.0.b }}",
+               "{{ input.1.a }}"]
+AUTHOR_LITERALS = ["prefix$", "$", "${env:", "{env:", "env:", PLANTED, "}", "/", "${", "{"]
+
+
+def _fragment_text():
+    from hypothesis import strategies as st
+
+    from dp_resources.secret_refs import seal_written
+
+    leaked = seal_written("${env:" + PLANTED + "}")
+    return st.lists(st.sampled_from([*FRAGMENTS, leaked]), min_size=0, max_size=4).map("".join)
+
+
+def _author_text():
+    """A spec author's string: literal pieces and template references side by side."""
+    from hypothesis import strategies as st
+
+    from dp_assets.spec.templates import TEMPLATE
+    from dp_resources.secret_refs import ENV_REFERENCE
+
+    def honest(text: str) -> bool:  # the author never wrote the planted reference themselves
+        return not any(ENV_REFERENCE.search(part) for part in TEMPLATE.split(text)[::2])
+
+    parts = st.lists(st.sampled_from(AUTHOR_LITERALS + AUTHOR_REFS), min_size=1, max_size=5).map("".join)
+    return parts.filter(honest)
+
+
+def _caller_inputs():
+    """Launch params, an event payload and upstream rows, all built from reference fragments."""
+    import pandas as pd
+    from hypothesis import strategies as st
+
+    text = _fragment_text()
+    params = st.fixed_dictionaries({"a": text, "b": text, "event": st.fixed_dictionaries({"a": text, "b": text})})
+    rows = st.lists(st.fixed_dictionaries({"a": text, "b": text}), min_size=2, max_size=2).map(pd.DataFrame)
+    return st.tuples(params, rows)
+
+
+def _http_params(author: str, url: str) -> dict:
+    return {"url": f"{url}/echo?q={author}", "method": "POST", "headers": {"X-Composed": f"v:{author}",
+            "X-Control": "${env:DP_SECRET_CONTROL}"}, "query": {"k": author}, "body": {"t": author, "whole": author}}
+
+
+def _secret_env(monkeypatch) -> None:
+    monkeypatch.setenv(PLANTED, PLANTED_VALUE)
+    monkeypatch.setenv("DP_SECRET_CONTROL", CONTROL_VALUE)
+
+
+def test_S6_templates_seal_only_references_in_the_authors_literal_text():
+    """S6: rendering seals `${env:}` in literal text only; what a param puts in is never a reference."""
+    from dp_assets.spec.templates import render
+    from dp_resources.secret_refs import sealed_names
+
+    params = {"a": "$", "b": "{env:" + PLANTED + "}", "n": 3}
+    rendered = render({"h": "prefix${{ params.b }}", "two": "{{ params.a }}{{ params.b }}",
+                       "wrap": "${env:{{ params.n }}}", "n": "{{ params.n }}", "mine": "Bearer ${env:DP_SECRET_X}"},
+                      params)
+    assert [list(sealed_names(rendered[k])) for k in ("h", "two", "wrap", "mine")] == [[], [], [], ["DP_SECRET_X"]]
+    assert rendered["two"] == "${env:" + PLANTED + "}" and rendered["n"] == 3
+
+
+def test_S6_composed_references_never_resolve_in_prepared_params(monkeypatch):
+    """S6 (property): whatever launch params, event payloads and upstream values hold or compose,
+    the params a tool node sends hold the planted secret nowhere; the author's own reference resolves."""
+    from hypothesis import given
+
+    from dp_assets.catalog.base import NodeContext
+    from dp_assets.catalog.nodes.tools import HttpToolParams, prepared, template_data
+    from dp_assets.spec.templates import render
+    from tests.fuzzing import fuzz_settings
+
+    _secret_env(monkeypatch)
+
+    @fuzz_settings(150)
+    @given(author=_author_text(), caller=_caller_inputs())
+    def check(author, caller):
+        flow_params, rows = caller
+        ctx = NodeContext("composed", "send", "run-1", flow_params, {})
+        scope = SecretScope()
+        params = HttpToolParams.model_validate(render(_http_params(author, "http://example.test"), flow_params))
+        sent = prepared(ctx, params, template_data({"up.result": rows}), scope)
+        text = json.dumps(sent)
+        assert PLANTED_VALUE not in text, (author, flow_params, rows.to_dict("records"))
+        assert sent["headers"]["X-Control"] == CONTROL_VALUE
+
+    check()
+
+
+def test_S6_composed_references_never_reach_a_server(monkeypatch):
+    """S6 (property, end to end): HttpTool and an agent's HttpTool send requests to a real loopback
+    server built from hostile launch params, event payloads, upstream rows and model arguments; the
+    planted secret is in none of them, while the author's own reference arrives resolved."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from dp_assets.catalog.base import NodeContext
+    from dp_assets.catalog.nodes.agents import LlmAgentParams, ToolBox
+    from dp_assets.catalog.nodes.tools import HttpToolParams, http_tool, template_data
+    from dp_assets.spec.templates import render
+    from dp_resources.http import HttpResource
+    from tests.fuzzing import fuzz_settings
+
+    _secret_env(monkeypatch)
+    target = TargetServer()
+    http = HttpResource(allow_private=True, timeout_seconds=5)
+    try:
+        @fuzz_settings(40)
+        @given(author=_author_text(), caller=_caller_inputs(), args=st.tuples(_fragment_text(), _fragment_text()))
+        def check(author, caller, args):
+            flow_params, rows = caller
+            ctx = NodeContext("composed", "send", "run-1", flow_params, {"http": http})
+            before = len(target.requests)
+            raw = _http_params(author, target.url)
+            http_tool(ctx, HttpToolParams.model_validate(render(raw, flow_params)), {"up.result": rows})
+            tool = {**raw, "headers": {**raw["headers"], "X-Args": "${{ args.x }}{{ args.y }}"}}
+            agent = LlmAgentParams.model_validate(render({"prompt": "p", "tools": [
+                {"name": "send", "type": "HttpTool", "params": tool}]}, flow_params))
+            box = ToolBox(ctx, agent, SecretScope(), template_data({"up.result": rows}))
+            box.run("send", {"x": args[0], "y": args[1]})
+            seen = target.requests[before:]
+            assert len(seen) == 2 and all(r["headers"]["X-Control"] == CONTROL_VALUE for r in seen)
+            assert PLANTED_VALUE not in json.dumps(seen), (author, flow_params, rows.to_dict("records"), args)
+
+        check()
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "flow_params", "row", "args"),
+    [("prefix{{ params.a }}{{ params.b }}", {"a": "x$", "b": "{env:" + PLANTED + "}"}, {}, {}),
+     ("prefix${{ params.b }}", {"b": "{env:" + PLANTED + "}"}, {}, {}),
+     ("{{ input.0.a }}{{ input.0.b }}", {}, {"a": "$", "b": "{env:" + PLANTED + "}"}, {}),
+     ("{{ params.a }}{{ input.0.b }}", {"a": "$"}, {"b": "{env:" + PLANTED + "}"}, {}),
+     ("${{ args.x }}", {}, {}, {"x": "{env:" + PLANTED + "}"}),
+     ("{{ args.x }}{{ args.y }}", {}, {}, {"x": "$", "y": "{env:" + PLANTED + "}"})],
+    ids=["S6-two-params", "S6-literal-dollar-then-param", "S6-two-columns", "S6-param-then-column",
+         "S6-literal-dollar-then-argument", "S6-two-arguments"],
+)
+def test_S6_pieces_of_a_reference_stay_literal_text(monkeypatch, header, flow_params, row, args):
+    """S6 regression (issue 16): a reference composed from a launch param, upstream data or a model's
+    arguments and the spec's text beside it is sent as literal text, never resolved."""
+    import pandas as pd
+
+    from dp_assets.catalog.base import NodeContext
+    from dp_assets.catalog.nodes.agents import LlmAgentParams, ToolBox
+    from dp_assets.catalog.nodes.tools import template_data
+    from dp_assets.spec.templates import render
+    from dp_resources.http import HttpResource
+
+    _secret_env(monkeypatch)
+    target = TargetServer()
+    try:
+        ctx = NodeContext("composed", "send", "run-1", flow_params, {"http": HttpResource(allow_private=True)})
+        tool = {"url": f"{target.url}/echo", "headers": {"X-Composed": header}}
+        agent = LlmAgentParams.model_validate(render({"prompt": "p", "tools": [
+            {"name": "send", "type": "HttpTool", "params": tool}]}, flow_params))
+        ToolBox(ctx, agent, SecretScope(), template_data({"up.result": pd.DataFrame([row or {"a": 1}])})).run(
+            "send", args)
+        sent = target.requests[-1]["headers"]["X-Composed"]
+    finally:
+        target.close()
+    assert sent.endswith("${env:" + PLANTED + "}") and PLANTED_VALUE not in sent

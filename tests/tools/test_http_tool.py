@@ -7,11 +7,13 @@ import pytest
 from tool_servers import SECRET
 
 from dp_assets.catalog.nodes.tools import HttpToolParams, http_tool
+from dp_assets.spec.templates import render
 from dp_resources.secrets import SecretError
 
 
 def run(ctx, inputs=None, **params):
-    return http_tool(ctx, HttpToolParams(**params), inputs or {})
+    """The node run on ``params`` as a spec's author wrote them (rendered as the runtime does)."""
+    return http_tool(ctx, HttpToolParams.model_validate(render(params, ctx.flow_params)), inputs or {})
 
 
 def test_get_json_is_the_value_and_the_call_is_in_metadata(make_ctx, target):
@@ -111,12 +113,13 @@ def test_secret_references_are_checked(make_ctx, target, headers, message):
         run(make_ctx(), url=f"{target.url}/json", headers=headers)
 
 
-def test_data_and_flow_params_never_resolve_secrets(make_ctx, target):
-    """A secret reference arriving in data or run config is refused, never resolved."""
-    before = len(target.requests)
+def test_S6_data_and_flow_params_never_resolve_secrets(make_ctx, target):
+    """S6: a secret reference arriving in data or run config is sent as the literal text it is."""
     frame = pd.DataFrame({"q": ["${env:DP_SECRET_TOKEN}"]})
-    with pytest.raises(ValueError, match="secrets are resolved only"):
-        run(make_ctx(), {"x": frame}, url=f"{target.url}/echo?q={{{{ input.0.q }}}}")
-    with pytest.raises(ValueError, match="secrets are resolved only"):
-        run(make_ctx(flow_params={"q": "${env:DP_SECRET_TOKEN}"}), url=f"{target.url}/echo?q=${{env:DP_SECRET_TOKEN}}")
-    assert len(target.requests) == before
+    value = run(make_ctx(), {"x": frame}, url=f"{target.url}/echo?q={{{{ input.0.q }}}}")
+    assert target.requests[-1]["query"] == {"q": "${env:DP_SECRET_TOKEN}"} and value["status"] == 200
+    run(make_ctx(flow_params={"q": "${env:DP_SECRET_TOKEN}"}), url=f"{target.url}/echo",
+        headers={"X-Q": "{{ params.q }}", "X-Whole": "{{ params.q }}!"})
+    assert target.requests[-1]["headers"]["X-Q"] == "${env:DP_SECRET_TOKEN}"
+    assert target.requests[-1]["headers"]["X-Whole"] == "${env:DP_SECRET_TOKEN}!"
+    assert SECRET not in repr(target.requests[-2:])

@@ -12,11 +12,13 @@ from dp_assets.catalog.nodes.tools import (
     python_tool,
     shell_tool,
 )
+from dp_assets.spec.templates import render
 from dp_resources.shell import ShellResource
 
 
 def shell(ctx, inputs=None, **params):
-    return shell_tool(ctx, ShellToolParams(**params), inputs or {})
+    """The node run on ``params`` as a spec's author wrote them (rendered as the runtime does)."""
+    return shell_tool(ctx, ShellToolParams.model_validate(render(params, ctx.flow_params)), inputs or {})
 
 
 def test_shell_tool_stdout_stderr_and_exit_code_are_the_value(make_ctx):

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 
 from dp_assets.catalog.base import Catalog, NodeContext, NodeType, Params
 from dp_assets.catalog.nodes import tools as t
+from dp_resources.secret_refs import as_written
 from dp_resources.secrets import SecretScope, scope_for
 
 ARG_TEMPLATE = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -318,14 +319,13 @@ def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) 
     scope = scope_for(ctx.resources)
     llm = ctx.resource("llm")
     with t.guarded(ctx, "LlmAgent", scope):
-        if t.has_reference(dict(ctx.flow_params)):
-            raise t.TemplateError("a flow param holds a ${env:...} reference; secrets are resolved only from the spec")
         key = llm.endpoint()[2] if hasattr(llm, "endpoint") else None
         if key:
             scope.add(key)
         data = t.template_data(inputs)
-        prompt, cut = _render_prompt(params.prompt, data, params.max_input_chars)
-        messages = ([{"role": "system", "content": params.system_prompt}] if params.system_prompt else [])
+        # prompts are sent as written: a secret reference in them is text for the model, never resolved
+        prompt, cut = _render_prompt(as_written(params.prompt), data, params.max_input_chars)
+        messages = ([{"role": "system", "content": as_written(params.system_prompt)}] if params.system_prompt else [])
         messages.append({"role": "user", "content": prompt})
         box = ToolBox(ctx, params, scope, data)
         try:

@@ -9,7 +9,9 @@ Templates: besides the flow's ``{{ params.x }}`` (rendered by the runtime), stri
 use ``{{ input.path }}`` (the upstream value; ``input.0.col`` for a frame's first row),
 ``{{ row.col }}`` (HttpTool with ``for_each_row``) and ``{{ args.name }}`` (arguments an agent
 gave). A whole-string template keeps the value's type; inside a URL the value is URL-quoted.
-Data never resolves secrets: a substituted value holding ``${env:...}`` is refused.
+Data never resolves secrets: only the references the spec's author wrote are sealed (when the
+spec's text is rendered) and resolved; a substituted value holding or composing ``${env:...}``
+is sent as the literal text it is.
 
 Every call is summarised in the materialisation metadata (``calls``) and the node's value holds
 the full result, so the run-scoped IO manager keeps it per run.
@@ -30,7 +32,8 @@ from pydantic import Field
 
 from dp_assets.catalog.base import InputSpec, NodeContext, NodeType, Params
 from dp_resources.sandbox.api import SandboxLimits
-from dp_resources.secrets import SecretScope, has_reference, scope_for
+from dp_resources.secret_refs import as_written
+from dp_resources.secrets import SecretScope, scope_for
 
 OPTIONAL_INPUTS = InputSpec(names=(), variadic=True, min_count=0)
 DATA_TEMPLATE = re.compile(r"\{\{\s*(input|row|args)((?:\.[^\s{}.]+)*)\s*\}\}")
@@ -56,10 +59,7 @@ def _lookup(data: dict[str, Any], root: str, path: str, where: str) -> Any:
             value = value[int(key)]
         else:
             raise TemplateError(f"{where}: '{{{{ {root}{path} }}}}': no '{key}'")
-    if has_reference(value):
-        raise TemplateError(f"{where}: data substituted into '{{{{ {root}{path} }}}}' holds a ${{env:...}} "
-                            "reference; secrets are resolved only from what the spec wrote")
-    return value
+    return as_written(value)  # data never carries a sealed (resolvable) reference into params
 
 
 def _plain(value: Any) -> Any:
@@ -97,10 +97,7 @@ def template_data(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def prepared(ctx: NodeContext, params: Params, data: dict[str, Any], scope: SecretScope,
              url_fields: tuple[str, ...] = ("url",)) -> dict[str, Any]:
-    """The node's params as a dict: data templates filled, then ``${env:...}`` resolved."""
-    if has_reference(dict(ctx.flow_params)):
-        raise TemplateError("a flow param holds a ${env:...} reference; secrets are resolved only from "
-                            "what the spec wrote, never from run config")
+    """The node's params as a dict: data templates filled, then the author's secret references resolved."""
     raw = params.model_dump()
     filled = {k: fill(v, data, f"params.{k}", url=k in url_fields) for k, v in raw.items()}
     return scope.resolve(filled, "params")
