@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -48,14 +49,15 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 _HOOKED = False
 
 
-@pytest.fixture
-def opened_files() -> Iterator[list[str]]:
-    """Paths opened (or listed) by this process while the test runs."""
+@contextlib.contextmanager
+def files_opened() -> Iterator[list[str]]:
+    """Paths this process opens (or lists) inside the block; modules a check imports and the
+    IANA list are loaded before listening, by running every surface once with a valid name."""
     global _HOOKED
     if not _HOOKED:
         sys.addaudithook(_audit)
         _HOOKED = True
-    for _, check in zone_surfaces("UTC"):  # modules imported and the IANA list read before listening
+    for _, check in zone_surfaces("UTC"):
         check()
     seen: list[str] = []
     _OPENED.append(seen)
@@ -104,15 +106,16 @@ def zone_surfaces(name: str) -> list[tuple[str, Any]]:
     ]
 
 
-def test_tz_hostile_names_are_refused_without_opening_a_file(canary: Path, opened_files: list[str]) -> None:
+def test_tz_hostile_names_are_refused_without_opening_a_file(canary: Path) -> None:
     """tz: a path-like, NUL-bearing or folder name is a clear error on every surface, and no file
     (the canary included) is opened to decide it."""
-    for name in hostile_zones(canary):
-        for surface, check in zone_surfaces(name):
-            with pytest.raises((ValueError, ValidationError, ExpressionError)) as caught:
-                check()
-            assert "time zone" in str(caught.value) or "dtype" in str(caught.value), (surface, name)
-    assert opened_files == []
+    with files_opened() as opened:
+        for name in hostile_zones(canary):
+            for surface, check in zone_surfaces(name):
+                with pytest.raises((ValueError, ValidationError, ExpressionError)) as caught:
+                    check()
+                assert "time zone" in str(caught.value) or "dtype" in str(caught.value), (surface, name)
+    assert opened == []
 
 
 def test_tz_valid_names_work_everywhere() -> None:
@@ -135,14 +138,7 @@ zone_names = st.one_of(
 def test_tz_property_a_name_is_a_set_lookup(name: str) -> None:
     """tz property: any text is accepted exactly when it is an IANA name, by every surface, and
     deciding it opens no file."""
-    global _HOOKED
-    if not _HOOKED:
-        sys.addaudithook(_audit)
-        _HOOKED = True
-    known_timezones()
-    seen: list[str] = []
-    _OPENED.append(seen)
-    try:
+    with files_opened() as opened:
         valid = name in known_timezones()
         problem = None
         try:
@@ -153,9 +149,7 @@ def test_tz_property_a_name_is_a_set_lookup(name: str) -> None:
         if not valid:
             assert "time zone" in problem
         assert (dtype_error(f"datetime64[ns, {name}]") is None) == (valid and "]" not in name)
-    finally:
-        _OPENED.remove(seen)
-    assert seen == []
+    assert opened == []
 
 
 # --- dtypes ------------------------------------------------------------------------------------
