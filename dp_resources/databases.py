@@ -100,15 +100,15 @@ class DatabasesResource(dg.ConfigurableResource):
             )
         return url
 
-    def get_engine(self, name: str, *, query: bool = False) -> Any:
-        """The engine of a named connection (``query=True``: the one for user SQL)."""
+    def get_engine(self, name: str) -> Any:
+        """The engine of a named connection, for the nodes' own statements (never user SQL)."""
         import sqlalchemy as sa
 
-        key = (name, query)
+        key = (name, "main")
         with self._lock:
             engine = self._engines.get(key)
             if engine is None:
-                engine = sa.create_engine(self.url(name, query=query), pool_pre_ping=True)
+                engine = sa.create_engine(self.url(name), pool_pre_ping=True)
                 if engine.dialect.name == "sqlite":
                     _transactional_sqlite(engine)
                 self._engines[key] = engine
@@ -239,13 +239,14 @@ class DatabasesResource(dg.ConfigurableResource):
             return
         variable = _env_name(name, "QUERY_URL")
         row = conn.exec_driver_sql(
-            "SELECT session_user, rolsuper FROM pg_roles WHERE rolname = session_user"
+            "SELECT session_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = session_user"
         ).one()
-        login, superuser = row[0], bool(row[1])
-        if superuser:
+        login, superuser, creates_roles = row[0], bool(row[1]), bool(row[2])
+        if superuser or creates_roles:
             raise UnsafeUserSQL(
-                f"user SQL on connection '{name}' would run as a superuser ('{login}'), which can "
-                f"leave any read-only setting; give a read-only login's URL in {variable}"
+                f"user SQL on connection '{name}' would run as a "
+                f"{'superuser' if superuser else 'login that may create roles'} ('{login}'), which "
+                f"can leave any read-only setting; give a read-only login's URL in {variable}"
             )
         if not self.has_query_login(name):
             raise UnsafeUserSQL(
