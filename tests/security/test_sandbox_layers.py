@@ -80,6 +80,32 @@ def test_X4_layer_alone_stops_loopback(layer: str, loopback_server: Any) -> None
     assert loopback_server.connections == 1
 
 
+# Issue 16's finding on a host without namespaces: the fd limit alone is walked around by
+# closing one of the child's own fds first.
+FREE_AN_FD = "import os\nos.close(1)\n"
+NO_NAMESPACE_HOST = ("rlimits", "user")
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(READ_PASSWD, id="X4-no-namespaces-read-passwd"),
+        pytest.param(CONNECT, id="X4-no-namespaces-connect-loopback"),
+    ],
+)
+def test_X4_seccomp_holds_where_namespaces_are_unavailable(attack: str, loopback_server: Any) -> None:
+    """X4: without namespaces, code past the policy that frees an fd is still refused, by seccomp.
+
+    Without seccomp (the sandbox before issue 16) the same code reads ``/etc/passwd`` and
+    connects to loopback: the control below.
+    """
+    code = FREE_AN_FD + attack.format(port=loopback_server.port)
+    with pytest.raises(SandboxPolicyError, match="Operation not permitted"):
+        _run((*NO_NAMESPACE_HOST, "seccomp"), code)
+    assert loopback_server.connections == 0
+    assert _run(NO_NAMESPACE_HOST, code).value in ("root:", "HTTP")
+
+
 def test_X1_policy_alone_stops_attribute_copying() -> None:
     """X1: the policy alone refuses functools copying an attribute into a module (issue 16)."""
     _refused_alone_and_open_without("policy", COPY_INTO_MODULE, 3)
