@@ -19,13 +19,13 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.dtypes import SIMPLE_DTYPES, dtype_error
@@ -253,3 +253,19 @@ def test_dtype_and_repeat_counts_validate_within_a_memory_limit() -> None:
         node = spec["nodes"][-1]["id"]
         assert [node, field] in [error[:2] for error in result["errors"]], (spec, result)
         assert result["seconds"] < 2, (spec, result)
+
+
+def test_dtype_every_dtype_field_of_the_catalog_uses_the_allow_list() -> None:
+    """Completeness: a node type added later with a ``dtype`` param must refuse a hostile name too."""
+    fields = [
+        (name, field_name, field)
+        for name, node_type in default_catalog().items()
+        for field_name, field in node_type.params_model.model_fields.items()
+        if "dtype" in field_name
+    ]
+    assert {name for name, *_ in fields} >= {"ChangeDataType", "StaticData", "FileInput"}
+    for name, field_name, field in fields:
+        adapter = TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
+        with pytest.raises(ValidationError):
+            adapter.validate_python({"c": "S2000000000"})
+        assert adapter.validate_python({"c": "Int64"}) == {"c": "Int64"}, (name, field_name)
