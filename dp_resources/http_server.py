@@ -1,9 +1,9 @@
 """How the platform's HTTP endpoints (the receiver, the proxy) are served by uvicorn.
 
-uvicorn bounds the size of request headers (h11: 16 KiB, then 400) and idle keep-alive
-connections (``timeout_keep_alive``), but not the *time* a client takes to send a request: its
-keep-alive timer is cancelled by the first byte of the next request, and there is no timer at
-all for headers or for a body the application never reads. One byte every few seconds then
+uvicorn bounds the size of incomplete request headers (h11: 16 KiB, then 400) and idle
+keep-alive connections (``timeout_keep_alive``), but not the *time* a client takes to send a
+request: its keep-alive timer is cancelled by the first byte of the next request, and there is
+no timer at all for headers or for a body the application never reads. One byte every few seconds then
 holds a connection (and a file descriptor) for ever: the slow-loris attack.
 
 :class:`RequestDeadlineProtocol` adds one timer per request: armed when the server starts
@@ -80,7 +80,8 @@ class RequestDeadlineProtocol(H11Protocol):
         if self.transport.is_closing():
             return
         waiting_for_headers = self.cycle is None or self.cycle.response_complete
-        if waiting_for_headers and self.conn.their_state is h11.IDLE and self._has_partial_request():
+        idle = self.conn.their_state is h11.IDLE
+        if waiting_for_headers and idle and self._has_partial_request():
             self.transport.write(_TIMEOUT_RESPONSE)
         # Closing also ends a body the application is still waiting for: its receive() then
         # reports a disconnect.

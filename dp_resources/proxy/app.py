@@ -4,8 +4,9 @@ Every request is authenticated first (401 without credentials, S1), then checked
 :mod:`dp_resources.proxy.policy` (S2-S4), then streamed to the webserver with the credentials
 removed. A password is hashed in a worker thread (a few at a time), never on the event loop, and
 only while the client's failed-login allowance lasts (429 with ``Retry-After`` after that), so a
-flood of wrong passwords neither blocks the proxy nor other clients' logins. Responses lose any CORS header (the webserver must never be readable cross-origin) and
-gain anti-framing headers (a framed UI is a click-jacking target for the launch button).
+flood of wrong passwords neither blocks the proxy nor other clients' logins. Responses lose any
+CORS header (the webserver must never be readable cross-origin) and gain anti-framing headers
+(a framed UI is a click-jacking target for the launch button).
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ class ProxySettings(BaseModel):
     request_timeout_seconds: float = Field(
         default=60, gt=0, description="A client must send a whole request (headers, body) within."
     )
-    login_burst: int = Field(default=10, ge=1, description="Failed logins a client may make at once.")
+    login_burst: int = Field(
+        default=10, ge=1, description="Failed logins a client may make at once."
+    )
     login_per_minute: float = Field(
         default=2, gt=0, description="Failed logins per minute a client regains after the burst."
     )

@@ -169,7 +169,9 @@ def parse_json_object(raw: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -
             object_pairs_hook=_unique_keys,
         )
     except RecursionError:
-        raise Refused(400, f"the body for {where} is nested deeper than {max_depth} levels") from None
+        raise Refused(
+            400, f"the body for {where} is nested deeper than {max_depth} levels"
+        ) from None
     except ValueError as exc:  # JSONDecodeError, the hooks above, over-long integers
         raise Refused(400, f"the body for {where} is not valid JSON: {exc}") from None
     check_plain_json(body, where, max_depth)

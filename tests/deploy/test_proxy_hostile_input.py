@@ -208,7 +208,8 @@ def test_no_credentials_at_all_is_401_and_never_throttled(upstream) -> None:
         for _ in range(5):
             response = client.get("/")
             assert response.status_code == 401 and "Basic" in response.headers["www-authenticate"]
-        assert client.get("/", headers={"Authorization": basic("alice", PASSWORD)}).status_code == 200
+        login = client.get("/", headers={"Authorization": basic("alice", PASSWORD)})
+        assert login.status_code == 200
 
 
 def test_a_login_flood_does_not_starve_other_clients(upstream) -> None:

@@ -219,7 +219,8 @@ def bodies(draw: st.DrawFn) -> bytes:
         return (opener * depth + draw(st.sampled_from(["1", '"x"', "1e999999", ""]))
                 + closer * draw(st.integers(0, depth))).encode()
     if kind == "big":
-        return b'{"order_id": 1, "region": "' + b"x" * draw(st.integers(MAX_BODY - 40, MAX_BODY + 40)) + b'"}'
+        size = draw(st.integers(MAX_BODY - 40, MAX_BODY + 40))
+        return b'{"order_id": 1, "region": "' + b"x" * size + b'"}'
     raw = bytearray(_dumps({"params": {"order_id": 1, "region": "eu"}}))
     for _ in range(draw(st.integers(1, 4))):
         position = draw(st.integers(0, len(raw)))

@@ -144,3 +144,18 @@ def test_many_slow_clients_do_not_stop_a_fast_one(base_url: str) -> None:
     finally:
         for trickle in trickles:
             trickle.close()
+
+
+def test_huge_headers_are_refused_not_500(base_url: str) -> None:
+    """Headers that outgrow uvicorn's 16 KiB incomplete-request bound are refused (400) or the
+    connection is closed before the app sees them; the server keeps serving others."""
+    try:
+        response = httpx.post(
+            f"{base_url}/hooks/orders", json={"order_id": 1}, timeout=10,
+            headers={"Authorization": f"Bearer {TOKEN}", "X-Big": "a" * 400_000},
+        )
+    except httpx.TransportError:
+        pass  # closed while the headers were still being sent
+    else:
+        assert 400 <= response.status_code < 500, response.status_code
+    assert_others_are_served(base_url)
