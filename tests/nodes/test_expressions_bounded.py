@@ -125,6 +125,8 @@ def _trees(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.builds(lambda x, k: f"substr({x}, 0, {k})", children, st.sampled_from(["3", "10**30"])),
         st.builds(lambda a, b: f"({a} if n > 1 else {b})", children, children),
         st.builds(lambda a, b: f"coalesce({a}, {b})", children, children),
+        st.builds(lambda a, b: f"({a} in [{b}, 'x'])", children, children),
+        st.builds(lambda a, b, op: f"(({a}) {op} ({b}))", children, children, st.sampled_from(["==", "<", "and", "or"])),
     )
 
 
