@@ -16,18 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dp_resources.store.models import Flow, FlowVersion, Workspace, utcnow
+from dp_resources.store.schema_lock import schema_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0001"
+#: Execution option of the transactions that write (SQLite begins them IMMEDIATE).
+WRITE_OPTION = "dp_store_write"
 
 
 class FlowNotFound(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def _insert_or_ignore(engine: sa.Engine) -> Any:
+    """The dialect's INSERT that can say ``ON CONFLICT DO NOTHING``."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 @dataclass(frozen=True)
@@ -64,10 +75,21 @@ def _engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # The driver's own transaction handling (BEGIN only before the first write) is off:
+            # ``_begin`` below starts every transaction, so a write takes its lock up front.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # A writer reads before it writes (does the version exist?); BEGIN IMMEDIATE takes
+            # the write lock first, so writers queue on the busy timeout rather than one failing
+            # with "database is locked" when its read snapshot went stale in WAL mode.
+            immediate = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=3)
@@ -81,17 +103,27 @@ class FlowStore:
     # --- schema ------------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (cheap when it is already there)."""
-        with self.engine.begin() as conn:
-            if self._current_revision(conn) == HEAD_REVISION:
-                return
-            from alembic import command
-            from alembic.config import Config
+        """Bring the schema to the newest migration (cheap when it is already there).
 
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        Under the schema lock (``schema_lock``), and asked again once it is held: processes
+        starting together on an empty store create it once, the others find it done."""
+        if self._at_head():
+            return
+        with schema_lock(self.engine):
+            with self.engine.begin() as conn:
+                if self._current_revision(conn) == HEAD_REVISION:
+                    return
+                from alembic import command
+                from alembic.config import Config
+
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+
+    def _at_head(self) -> bool:
+        with self.engine.connect() as conn:
+            return self._current_revision(conn) == HEAD_REVISION
 
     @staticmethod
     def _current_revision(conn: sa.Connection) -> str | None:
@@ -100,8 +132,9 @@ class FlowStore:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with Session(self.engine) as session, session.begin():
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        bind = self.engine.execution_options(**{WRITE_OPTION: True}) if write else self.engine
+        with Session(bind) as session, session.begin():
             yield session
 
     # --- writing -----------------------------------------------------------------------------
@@ -110,38 +143,38 @@ class FlowStore:
         self, flow_id: str, version: str, spec: Mapping[str, Any], *, workspace: str = "default",
         message: str = "", publish: bool = True,
     ) -> SaveResult:
-        """Store a version (a no-op when it exists) and optionally publish it."""
-        try:
-            return self._save(flow_id, version, spec, workspace, message, publish)
-        except IntegrityError:
-            # A concurrent loader stored the same version first; that is the same outcome.
-            return self._save(flow_id, version, spec, workspace, message, publish)
+        """Store a version (a no-op when it exists) and optionally publish it, in one transaction.
 
-    def _save(self, flow_id: str, version: str, spec: Mapping[str, Any], workspace: str,
-              message: str, publish: bool) -> SaveResult:
-        with self.session() as session:
-            if session.get(Workspace, workspace) is None:
-                session.add(Workspace(name=workspace))
-                session.flush()
-            flow = session.get(Flow, flow_id)
-            if flow is None:
-                flow = Flow(id=flow_id, workspace=workspace)
-                session.add(flow)
-                session.flush()
-            exists = session.scalar(
-                sa.select(FlowVersion.id).where(FlowVersion.flow_id == flow_id, FlowVersion.version == version)
-            )
-            if exists is None:
-                session.add(FlowVersion(flow_id=flow_id, version=version, spec=dict(spec), message=message))
-            published = publish and flow.published_version != version
-            if published:
-                flow.published_version = version
-            if published or exists is None:
-                flow.updated_at = utcnow()
-            return SaveResult(flow_id, version, created=exists is None, published=published)
+        Safe when several processes save the same flow or version at once: rows that another
+        process wrote first are left alone (``ON CONFLICT DO NOTHING``), never a unique violation,
+        and exactly one of them is told ``created`` (and ``published``) for each change."""
+        stamp = utcnow()
+        insert = _insert_or_ignore(self.engine)
+        with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            conn.execute(insert(Workspace.__table__).values(name=workspace, created_at=stamp)
+                         .on_conflict_do_nothing())
+            conn.execute(insert(Flow.__table__).values(
+                id=flow_id, workspace=workspace, published_version=None, created_at=stamp,
+                updated_at=stamp).on_conflict_do_nothing())
+            created = conn.execute(insert(FlowVersion.__table__).values(
+                flow_id=flow_id, version=version, spec=dict(spec), message=message, created_at=stamp,
+            ).on_conflict_do_nothing()).rowcount == 1
+            flows = Flow.__table__
+            published = False
+            if publish:
+                # A conditional update: of concurrent publishers of one version, one moves the pointer.
+                moved = conn.execute(
+                    sa.update(flows)
+                    .where(flows.c.id == flow_id, sa.or_(flows.c.published_version.is_(None),
+                                                         flows.c.published_version != version))
+                    .values(published_version=version, updated_at=stamp))
+                published = moved.rowcount == 1
+            if created and not published:
+                conn.execute(sa.update(flows).where(flows.c.id == flow_id).values(updated_at=stamp))
+            return SaveResult(flow_id, version, created=created, published=published)
 
     def publish(self, flow_id: str, version: str) -> None:
-        with self.session() as session:
+        with self.session(write=True) as session:
             flow = self._flow(session, flow_id)
             self._version(session, flow_id, version)
             flow.published_version = version
@@ -200,7 +233,9 @@ class FlowStore:
     @staticmethod
     def _version(session: Session, flow_id: str, version: str) -> FlowVersion:
         rows = session.scalars(
-            sa.select(FlowVersion).where(FlowVersion.flow_id == flow_id, FlowVersion.version.startswith(version))
+            # autoescape: a '%' or '_' in what the user typed is a character, not a wildcard.
+            sa.select(FlowVersion).where(FlowVersion.flow_id == flow_id,
+                                         FlowVersion.version.startswith(version, autoescape=True))
         ).all()
         if len(rows) != 1:
             problem = "no" if not rows else "more than one"
