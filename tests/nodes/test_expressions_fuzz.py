@@ -8,17 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dp_assets.expressions import FUNCTION_NAMES, ExpressionError, parse_expression
+from tests.fuzzing import fuzz_settings
 
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+FUZZ = fuzz_settings(300)  # fixed seed in CI; DP_FUZZ_EXAMPLES=N for a long run
 
 SCHEMA = {"a": "integer", "f": "float", "s": "string", "t": "datetime", "b": "boolean", "o": "any"}
 PARAMS: dict[str, Any] = {
