@@ -292,6 +292,23 @@ class Session:
             raise
         return self.check_value(value, f'attribute "{name}"')
 
+    def guarded_setattr(self, obj: Any, name: Any, value: Any) -> None:
+        """The ``setattr`` builtin: the same rules as ``obj.name = value`` in the snippet."""
+        setattr(self.guarded_write(obj), self._settable_name(name), value)
+
+    def guarded_delattr(self, obj: Any, name: Any) -> None:
+        delattr(self.guarded_write(obj), self._settable_name(name))
+
+    def _settable_name(self, name: Any) -> str:
+        if type(name) is not str:
+            raise TypeError("attribute name must be a string")
+        if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+            self.refuse(
+                f'setting attribute "{name}" is refused: names starting with "_" and frame '
+                "internals are not allowed"
+            )
+        return name
+
     def guarded_hasattr(self, obj: Any, name: Any) -> bool:
         try:
             self.guarded_getattr(obj, name)
@@ -399,6 +416,8 @@ class Session:
         table.update(
             getattr=self.guarded_getattr,
             hasattr=self.guarded_hasattr,
+            setattr=self.guarded_setattr,
+            delattr=self.guarded_delattr,
             __import__=self.guarded_import,
             range=range,
             isinstance=isinstance,

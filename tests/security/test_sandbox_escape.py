@@ -144,6 +144,24 @@ ESCAPES: dict[str, str] = {
         "import functools, decimal\nresult = str(functools.total_ordering(decimal.Context))"
     ),
     "import-copy": "import copy\nresult = copy.copy(df)",
+    "setattr-dunder": "class H:\n    pass\nh = H()\nsetattr(h, '__globals__', 1)\nresult = 1",
+    "setattr-module": "import math\nsetattr(math, 'pi', 3)\nresult = math.pi",
+    "delattr-module": "import math\ndelattr(math, 'pi')\nresult = 1",
+    "setattr-library-function": "setattr(pd.concat, 'x', 1)\nresult = 1",
+    # helpers that call a function the snippet passes with names it chooses
+    "itertools-starmap-getattr": (
+        "import itertools\nresult = list(itertools.starmap(getattr, [(1, '__class__')]))"
+    ),
+    "map-getattr": "result = list(map(getattr, [1], ['__class__']))",
+    "partial-getattr": "import functools\nresult = functools.partial(getattr, 1)('__class__')",
+    "sorted-key-getattr": "result = sorted([1], key=lambda v: getattr(v, '__class__'))",
+    "json-object-hook-getattr": (
+        "import json\nresult = json.loads('{\"a\": 1}', object_hook=lambda d: getattr(d, '__class__'))"
+    ),
+    "series-map-getattr": "result = df.a.map(lambda v: getattr(v, '__class__'))",
+    "internal-through-loop": (
+        "import functools\nfor f in [functools]:\n    result = f.update_wrapper"
+    ),
     "json-load-file-object": "import json\nresult = str(json.load)",
 }
 
@@ -242,6 +260,27 @@ ALLOWED: dict[str, tuple[str, Any]] = {
         ["2024-01-31", True],
     ),
     "describe": ("result = df.describe().loc['mean', 'a']", 1.5),
+    "setattr-own-object": (
+        "class H:\n    pass\nh = H()\nsetattr(h, 'x', 2)\nresult = h.x",
+        2,
+    ),
+    "functools-members-left": (
+        (
+            "import functools\n@functools.lru_cache\ndef sq(v):\n    return v * v\n"
+            "inc = functools.partial(lambda a, b: a + b, 1)\n"
+            "result = [sq(3), inc(2), sorted([3, 1], key=functools.cmp_to_key(lambda a, b: a - b))]"
+        ),
+        [9, 3, [1, 3]],
+    ),
+    "namedtuple-template-json-hook": (
+        (
+            "import collections, string, json\nP = collections.namedtuple('P', 'x y')\n"
+            "t = string.Template('$who').substitute(who='ok')\n"
+            "h = json.loads('{\"a\": 1}', object_hook=lambda d: d['a'])\n"
+            "result = [P(1, 2).y, t, h]"
+        ),
+        [2, "ok", 1],
+    ),
 }
 
 
