@@ -25,7 +25,6 @@ what holds if this layer ever has a hole; see ``isolation.py``.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import operator
 import string
@@ -34,7 +33,6 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from RestrictedPython import compile_restricted_exec
 from RestrictedPython.Guards import (
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
@@ -43,12 +41,12 @@ from RestrictedPython.Guards import (
 from RestrictedPython.PrintCollector import PrintCollector
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from dp_resources.sandbox.compiler import SNIPPET_FILENAME, compile_snippet
 from dp_resources.sandbox.rules import (
     ATTRIBUTE_COPIERS,
     DEFAULT_ALLOWED_MODULES,
     DENIED_ATTRIBUTES,
     DENIED_PREFIXES,
-    FORBIDDEN_BUILTINS,
     MODULE_MEMBERS,
     PROVIDED_MODULES,
     REACHABLE_SUBMODULES,
@@ -60,14 +58,13 @@ __all__ = [
     "DENIED_ATTRIBUTES",
     "DENIED_PREFIXES",
     "INSPECT_ATTRIBUTES",
+    "SNIPPET_FILENAME",
     "PolicyViolation",
     "Session",
     "check_allowed_modules",
     "compile_snippet",
     "record_violation",
 ]
-
-SNIPPET_FILENAME = "<snippet>"
 
 # Objects that are an interpreter's internals whatever holds them.
 _INTERNAL_TYPES = (types.CodeType, types.FrameType, types.TracebackType, types.CellType)
@@ -137,50 +134,6 @@ def record_violation(reason: str) -> PolicyViolation:
 
 def recorded_violations() -> list[str]:
     return list(_violations)
-
-
-class ForbiddenNameChecker(ast.NodeVisitor):
-    """Find loads of refused builtins that the snippet does not define itself."""
-
-    def __init__(self) -> None:
-        self.loaded: dict[str, int] = {}
-        self.bound: set[str] = set()
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loaded.setdefault(node.id, node.lineno)
-        else:
-            self.bound.add(node.id)
-
-    def _bind(self, node: Any) -> None:
-        self.bound.add(node.name)
-        self.generic_visit(node)
-
-    visit_FunctionDef = visit_ClassDef = _bind
-
-    def visit_arg(self, node: ast.arg) -> None:
-        self.bound.add(node.arg)
-
-    def visit_alias(self, node: ast.alias) -> None:
-        self.bound.add((node.asname or node.name).split(".")[0])
-
-    def errors(self) -> list[str]:
-        return [
-            f'Line {line}: "{name}" is not available in the sandbox ({FORBIDDEN_BUILTINS[name]}).'
-            for name, line in sorted(self.loaded.items(), key=lambda item: item[1])
-            if name in FORBIDDEN_BUILTINS and name not in self.bound
-        ]
-
-
-def compile_snippet(code: str) -> tuple[types.CodeType | None, list[str]]:
-    """Compile with RestrictedPython plus our name check; returns (code object, errors)."""
-    result = compile_restricted_exec(code, filename=SNIPPET_FILENAME)
-    errors = list(result.errors)
-    if result.code is not None:
-        checker = ForbiddenNameChecker()
-        checker.visit(ast.parse(code, filename=SNIPPET_FILENAME))
-        errors.extend(checker.errors())
-    return (result.code if not errors else None), errors
 
 
 class Session:
