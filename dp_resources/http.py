@@ -4,7 +4,11 @@ Every hop of a request is checked before connecting: the scheme must be http or 
 name is resolved once, every address it resolves to must be allowed, and the connection goes to
 that checked address (the URL's host is replaced by the IP, with the ``Host`` header and TLS SNI
 kept), so a DNS answer that changes between check and connect cannot redirect it. Redirects are
-followed by hand, each re-checked the same way. Addresses that are not globally routable
+followed by hand, each re-checked the same way, at most ``max_redirects`` (the resource's, or a
+smaller one per request; 0 answers with the 30x itself). A redirect that leaves the origin (scheme,
+host or port) drops the credentials: ``Authorization``, ``Proxy-Authorization``, ``Cookie``, the
+usual API-key headers and every header the caller marks as holding a secret — as browsers, httpx
+and requests do — and a redirect from https to http is never followed. Addresses that are not globally routable
 (loopback, private, link-local such as the cloud metadata address, multicast, reserved) are
 refused unless the deployment allows them (``allow_private`` or ``allowed_networks``).
 
@@ -18,7 +22,7 @@ import email.utils
 import ipaddress
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +33,10 @@ from dp_resources import netguard
 
 REDIRECTS = {301, 302, 303, 307, 308}
 RETRYABLE = {429, 500, 502, 503, 504}
+# Headers that carry credentials by convention; they never follow a redirect to another origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
+                                "x-auth-token"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # Metadata services that also answer on addresses the generic checks treat as global or private.
 METADATA_ADDRESSES = {
     ipaddress.ip_address("169.254.169.254"),
@@ -89,6 +97,25 @@ def _plain(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4A
     return ip
 
 
+def origin(url: Any) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of an ``httpx.URL`` or URL text, default ports filled in."""
+    import httpx
+
+    url = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
+    return url.scheme, (url.host or "").lower(), url.port or DEFAULT_PORTS.get(url.scheme)
+
+
+def without_credentials(headers: Mapping[str, str], sensitive: Collection[str] = ()) -> dict[str, str]:
+    """``headers`` minus the conventional credential headers and the ``sensitive`` ones (any case)."""
+    drop = CREDENTIAL_HEADERS | {name.lower() for name in sensitive}
+    return {name: value for name, value in headers.items() if name.lower() not in drop}
+
+
+def _shown(url: Any) -> str:
+    """A URL for a message: no userinfo, query or fragment (they may carry a secret)."""
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 class HttpResource(dg.ConfigurableResource):
     """An httpx client that refuses internal addresses and bounds what a response may cost."""
 
@@ -103,7 +130,8 @@ class HttpResource(dg.ConfigurableResource):
     max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest response body read.")
     timeout_seconds: float = Field(default=60.0, gt=0, description="Total time of one request, redirects included.")
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    max_redirects: int = Field(default=5, ge=0)
+    max_redirects: int = Field(default=5, ge=0, description="Most redirects one request follows (a node may "
+                               "ask for fewer); 0: the 30x response is the answer.")
     verify_tls: bool = True
     user_agent: str = "dp-platform"
 
@@ -157,24 +185,42 @@ class HttpResource(dg.ConfigurableResource):
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        max_redirects: int | None = None,
+        sensitive_headers: Collection[str] = (),
     ) -> HttpResponse:
-        """Send one request, following redirects by hand; the body is read whole up to the cap."""
+        """Send one request, following redirects by hand; the body is read whole up to the cap.
+
+        ``max_redirects`` lowers the resource's limit for this request (0: answer with the 30x).
+        ``sensitive_headers`` names headers holding a secret: like ``Authorization``, they are
+        not sent again once a redirect has left the first URL's origin.
+        """
         import httpx
 
         cap = max_bytes or self.max_bytes
         deadline = time.monotonic() + self.timeout_seconds
+        limit = self.max_redirects if max_redirects is None else min(max_redirects, self.max_redirects)
         target = httpx.URL(url, params=params) if params else httpx.URL(url)
         method = method.upper()
+        send_headers = dict(headers or {})
         with httpx.Client(follow_redirects=False, verify=self.verify_tls, trust_env=False) as client:
-            for _hop in range(self.max_redirects + 1):
-                response = self._hop(client, method, target, json, content, headers, cap, deadline)
+            for hop in range(limit + 1):
+                response = self._hop(client, method, target, json, content, send_headers, cap, deadline)
                 location = response.headers.get("location")
-                if response.status_code not in REDIRECTS or not location:
+                if response.status_code not in REDIRECTS or not location or limit == 0:
                     return response
-                target = target.join(location)
+                if hop == limit:
+                    break
+                following = target.join(location)
+                if target.scheme == "https" and following.scheme == "http":
+                    raise RequestRefused(f"{_shown(target)} redirected to {_shown(following)}: a redirect from "
+                                         "https to http is never followed")
+                if origin(following) != origin(target):  # credentials stay with the origin they were meant for
+                    send_headers = without_credentials(send_headers, sensitive_headers)
+                    client.cookies.clear()
+                target = following
                 if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                     method, json, content = "GET", None, None
-            raise RequestRefused(f"more than {self.max_redirects} redirects from {url}")
+            raise RequestRefused(f"more than {limit} redirects from {_shown(httpx.URL(url))} (max_redirects)")
 
     def _hop(
         self, client: Any, method: str, target: Any, json: Any, content: bytes | None,

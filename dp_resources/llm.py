@@ -5,8 +5,9 @@ The endpoint, model and key come from the environment (``DP_LLM_BASE_URL``, ``DP
 resource config, the run's snapshot or its tags). Requests go through ``HttpResource``, so the
 SSRF guard, the byte cap and the total timeout apply; the deployment's LLM endpoint is usually
 private or local, so ``allowed_networks``/``allow_private`` here open it for this resource only,
-not for HTTP nodes. The deployment also sets the ceilings an agent node may not exceed: steps,
-tool calls, tokens and seconds.
+not for HTTP nodes. The API key goes only to the endpoint's origin: a redirect elsewhere drops it
+(``HttpResource``), one from https to http is refused, and ``max_redirects`` bounds them. The
+deployment also sets the ceilings an agent node may not exceed: steps, tool calls, tokens and seconds.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class LlmResource(dg.ConfigurableResource):
     allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
     max_response_bytes: int = Field(default=5_000_000, gt=0)
+    max_redirects: int = Field(default=2, ge=0, description="Redirects a completion request follows (0: none); "
+                               "the API key never follows one to another origin.")
     retries: int = Field(default=2, ge=0, description="Retries of a completion on 429/5xx/timeouts.")
     max_steps: int = Field(default=20, ge=1, description="Ceiling of an agent's model calls per run.")
     max_tool_calls: int = Field(default=50, ge=0, description="Ceiling of an agent's tool calls per run.")
@@ -81,6 +84,7 @@ class LlmResource(dg.ConfigurableResource):
             allowed_networks=list(self.allowed_networks),
             max_bytes=self.max_response_bytes,
             timeout_seconds=timeout,
+            max_redirects=self.max_redirects,
         )
 
     def chat(

@@ -4,7 +4,9 @@ Servers are named in the deployment's config, never in specs: a spec says ``serv
 ``tool: lookup``, and only the deployment decides which command runs (stdio) or which URL is
 reached (streamable HTTP), with which environment and headers (``${env:NAME}`` references,
 resolved when connecting and redacted afterwards). ``allowed_tools`` narrows what a server may be
-asked to do; a call to anything else is refused before it is sent.
+asked to do; a call to anything else is refused before it is sent. Over HTTP, the SDK follows a
+redirect only within the endpoint's origin (or its https upgrade), so the configured headers never
+reach another host, and at most ``max_redirects`` of them.
 
 The SDK is async; a ``McpConnection`` runs one client on an anyio blocking portal (its own event
 loop thread), so a node or an agent can make several calls over one session with plain calls.
@@ -53,6 +55,8 @@ class McpServer(dg.Config):
     url: str | None = Field(default=None, description="http: the endpoint, e.g. https://tools.internal/mcp.")
     headers: dict[str, str] = Field(default_factory=dict, description="http: headers; values may be ${env:NAME}.")
     allowed_tools: list[str] | None = Field(default=None, description="Tools flows may call; unset: every listed tool.")
+    max_redirects: int = Field(default=3, ge=0, description="http: redirects followed, each within the "
+                               "endpoint's origin (0: none); a redirect elsewhere is an error.")
     timeout_seconds: float = Field(default=60.0, gt=0, description="Longest connect or call.")
     max_result_bytes: int = Field(default=1_000_000, gt=0, description="Largest tool result accepted.")
 
@@ -219,6 +223,7 @@ async def _open_client(config: McpServer, scope: SecretScope, errlog: Any):
     headers = {k: scope.resolve_written(v, f"headers.{k}") for k, v in config.headers.items()}
     timeout = httpx2.Timeout(config.timeout_seconds)
     async with create_mcp_http_client(headers=headers or None, timeout=timeout) as http:
+        http.max_redirects = config.max_redirects  # the SDK follows only same-origin redirects, this many
         transport = streamable_http_client(config.url, http_client=http)
         async with Client(transport, read_timeout_seconds=config.timeout_seconds) as client:
             yield client

@@ -138,6 +138,10 @@ class SecretScope:
     def active(self) -> bool:
         return bool(self._values)
 
+    def holds_secret(self, text: str) -> bool:
+        """Whether ``text`` contains a resolved secret (in any of its remembered forms)."""
+        return isinstance(text, str) and any(value in text for value in self._values)
+
     def redact(self, text: str) -> str:
         """``text`` without any resolved secret (and with sealed references shown as written)."""
         if not isinstance(text, str):

@@ -237,3 +237,114 @@ def test_netguard_decodes_what_it_should():
         pieces = list(netguard.decoded_chunks([encoded[i:i + 1000] for i in range(0, len(encoded), 1000)], coding))
         assert b"".join(pieces) == data, coding
         assert max(len(p) for p in pieces) <= netguard.STEP
+
+
+# --- redirects never carry credentials to another origin (issue 16) --------------------------
+
+CREDENTIALS = {"Authorization": "Bearer tok-1234", "Proxy-Authorization": "Basic cHJveHk=", "Cookie": "sid=abc123",
+               "X-API-Key": "key-5678", "X-Custom-Secret": "custom-9012"}
+
+
+@pytest.fixture(scope="module")
+def elsewhere():
+    """A second server: another port on 127.0.0.1 is another origin."""
+    server = TargetServer()
+    yield server
+    server.close()
+
+
+def _hops(server: TargetServer, before: int) -> list[dict]:
+    return server.requests[before:]
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308], ids=lambda c: f"S6-redirect-{c}")
+def test_S6_credentials_do_not_follow_a_redirect_to_another_origin(internal, elsewhere, code):
+    """S6: Authorization, Proxy-Authorization, Cookie, API-key headers and headers marked as secret
+    are dropped when a redirect changes the port (another origin); other headers still go."""
+    before = len(elsewhere.requests)
+    response = HttpResource(allow_private=True, timeout_seconds=5).request(
+        "GET", f"{internal.url}/redirect", params={"to": f"{elsewhere.url}/echo", "code": code},
+        headers={**CREDENTIALS, "X-Plain": "kept"}, sensitive_headers=["x-custom-secret"])
+    seen = _hops(elsewhere, before)
+    assert response.status_code == 200 and len(seen) == 1
+    received = {k.lower() for k in seen[0]["headers"]}
+    assert not received & {k.lower() for k in CREDENTIALS}, received
+    assert seen[0]["headers"]["X-Plain"] == "kept"
+
+
+def test_S6_credentials_stay_on_a_same_origin_redirect(internal):
+    """S6 counterpart: a redirect within the origin keeps the headers (nothing is stripped needlessly)."""
+    before = len(internal.requests)
+    HttpResource(allow_private=True, timeout_seconds=5).request(
+        "GET", f"{internal.url}/redirect", params={"to": "/echo", "code": 307}, headers=CREDENTIALS)
+    assert _hops(internal, before)[-1]["headers"]["Authorization"] == CREDENTIALS["Authorization"]
+
+
+def test_S6_http_tool_secret_headers_do_not_follow_a_cross_origin_redirect(internal, elsewhere, monkeypatch):
+    """S6 through the node: a header whose value came from ${env:...} (any name) and the auth header
+    reach the first origin only."""
+    from dp_assets.spec.templates import render
+
+    monkeypatch.setenv("DP_SECRET_REDIRECT", "redirect-Secret-4455")
+    raw = {"url": f"{internal.url}/redirect?code=302&to={elsewhere.url}/echo",
+           "headers": {"X-Anything": "k=${env:DP_SECRET_REDIRECT}", "X-Plain": "kept"},
+           "auth": {"type": "bearer", "token": "${env:DP_SECRET_REDIRECT}"}}
+    first, before = len(internal.requests), len(elsewhere.requests)
+    value = http_tool(node_ctx(HttpResource(allow_private=True, timeout_seconds=5)),
+                      HttpToolParams.model_validate(render(raw, {})), {})
+    assert internal.requests[first]["headers"]["X-Anything"] == "k=redirect-Secret-4455"
+    seen = _hops(elsewhere, before)[0]["headers"]
+    assert "X-Anything" not in seen and "Authorization" not in seen and seen["X-Plain"] == "kept"
+    assert value["status"] == 200 and "redirect-Secret-4455" not in repr(value)
+
+
+def test_S6_https_to_http_redirect_is_never_followed(elsewhere):
+    """S6: a TLS endpoint that redirects to plain http is refused, whatever the origin; nothing is sent."""
+    secure = TargetServer(tls=True)
+    try:
+        for to in (f"{elsewhere.url}/echo", f"http://127.0.0.1:{secure.port}/echo"):
+            before = len(elsewhere.requests)
+            with pytest.raises(RequestRefused, match="from https to http is never followed"):
+                HttpResource(allow_private=True, verify_tls=False, timeout_seconds=5).request(
+                    "GET", f"{secure.url}/redirect", params={"to": to, "code": 302}, headers=CREDENTIALS)
+            assert len(elsewhere.requests) == before
+        assert len(secure.requests) == 2
+    finally:
+        secure.close()
+
+
+def test_S6_redirect_limits_per_node(internal, elsewhere):
+    """S6: max_redirects 0 makes the 30x the value (nothing followed); the node can lower but never
+    raise the resource's limit; past the limit the request fails naming it."""
+    http = HttpResource(allow_private=True, timeout_seconds=5, max_redirects=1)
+    url = f"{internal.url}/redirect?code=302&to={elsewhere.url}/echo"
+    before = len(elsewhere.requests)
+    value = http_tool(node_ctx(http), HttpToolParams(url=url, max_redirects=0), {})
+    assert value["status"] == 302 and len(elsewhere.requests) == before
+    chain = str(httpx.URL(f"{internal.url}/redirect", params={"code": 302, "to": url}))  # two hops
+    with pytest.raises(RequestRefused, match=r"more than 1 redirects .*max_redirects"):
+        http_tool(node_ctx(http), HttpToolParams(url=chain, max_redirects=5, retries=0), {})
+    assert http_tool(node_ctx(http), HttpToolParams(url=url, max_redirects=5), {})["status"] == 200
+
+
+def test_S6_api_nodes_keep_header_env_on_their_origin(internal, elsewhere, monkeypatch):
+    """S6: ApiEndpoint's header_env secret goes neither through a cross-origin redirect nor to a
+    next-page link on another origin; APIRequest's neither through a redirect."""
+    import pandas as pd
+
+    from dp_assets.catalog.nodes.sinks_api import APIRequestParams, api_request
+    from dp_assets.catalog.nodes.sources_api import ApiEndpointParams, api_endpoint
+
+    monkeypatch.setenv("DP_TEST_API_TOKEN", "api-Token-6677")
+    http = HttpResource(allow_private=True, timeout_seconds=5)
+    before = len(elsewhere.requests)
+    api_endpoint(node_ctx(http), ApiEndpointParams(url=f"{internal.url}/page?next={elsewhere.url}/page",
+                                                   header_env={"X-Token": "DP_TEST_API_TOKEN"},
+                                                   pagination={"type": "next_link"}), {})
+    api_request(node_ctx(http), APIRequestParams(url=f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo",
+                                                 header_env={"X-Token": "DP_TEST_API_TOKEN"}),
+                {"input": pd.DataFrame({"a": [1]})})
+    seen = _hops(elsewhere, before)
+    assert [r["path"] for r in seen] == ["/page", "/echo"]
+    assert all("X-Token" not in r["headers"] for r in seen)
+    assert internal.requests[-1]["headers"]["X-Token"] == "api-Token-6677"

@@ -106,3 +106,26 @@ def test_check_hook_reports_bad_inline_tools():
     fields = [field for field, _ in errors]
     assert "tools[0].params.urll" in fields and "tools[0].params.url" in fields
     assert ("tools", "tool name 't' is used twice") in errors
+
+
+def test_S6_the_api_key_does_not_follow_a_redirect_to_another_origin(monkeypatch, target):
+    """S6: a completion endpoint that redirects to another origin gets the key, the other origin
+    only the request without it; with max_redirects 0 nothing is followed."""
+    from tool_servers import TargetServer
+
+    elsewhere = TargetServer()
+    try:
+        monkeypatch.setenv("DP_LLM_BASE_URL", f"{target.url}/redirect?code=307&to={elsewhere.url}/echo&then=")
+        monkeypatch.setenv("DP_LLM_MODEL", "m")
+        monkeypatch.setenv("DP_LLM_API_KEY", SECRET)
+        with pytest.raises(LlmError, match="did not answer a chat completion"):
+            LlmResource(allow_private=True, request_timeout_seconds=5, retries=0).chat([{"role": "user", "content": "hi"}])
+        assert target.requests[-1]["headers"]["Authorization"] == f"Bearer {SECRET}"
+        assert [r["method"] for r in elsewhere.requests] == ["POST"]
+        assert "Authorization" not in elsewhere.requests[0]["headers"]
+        with pytest.raises(LlmError):
+            LlmResource(allow_private=True, request_timeout_seconds=5, retries=0, max_redirects=0).chat(
+                [{"role": "user", "content": "hi"}])
+        assert len(elsewhere.requests) == 1
+    finally:
+        elsewhere.close()

@@ -83,3 +83,33 @@ def test_mcp_tools_command_lists_each_servers_tools(mcp_http, tmp_path, monkeypa
     result = CliRunner().invoke(mcp_client.mcp_tools_command, [])
     assert result.exit_code == 0, result.output
     assert "MCP server 'web': 1 tool(s)" in result.output and "b (integer, required)" in result.output
+
+
+def test_S6_http_server_headers_never_follow_a_redirect_elsewhere(target, monkeypatch):
+    """S6: an MCP endpoint that redirects to another origin is not followed (the configured secret
+    header stays with the endpoint); max_redirects bounds same-origin redirects (0: none)."""
+    from tool_servers import TargetServer
+
+    from dp_resources.mcp_client import McpServer
+
+    monkeypatch.setenv("DP_SECRET_TOKEN", SECRET)
+    elsewhere = TargetServer()
+    try:
+        def server(to: str, **extra) -> McpResource:
+            return McpResource(servers={"moved": McpServer(
+                transport="http", url=f"{target.url}/redirect?code=307&to={to}", timeout_seconds=5,
+                headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"}, **extra)})
+
+        before = len(target.requests)
+        with pytest.raises(McpError):
+            server(f"{elsewhere.url}/mcp").list_tools("moved", SecretScope())
+        assert target.requests[before]["headers"]["X-Api-Key"] == SECRET  # the endpoint itself got it
+        assert elsewhere.requests == []
+        for limit in (0, 1):  # a same-origin redirect: followed only when max_redirects allows one
+            before = len(target.requests)
+            with pytest.raises(McpError):
+                server("/status/404", max_redirects=limit).list_tools("moved", SecretScope())
+            paths = [r["path"] for r in target.requests[before:]]
+            assert paths[0] == "/redirect" and ("/status/404" in paths) == (limit == 1), paths
+    finally:
+        elsewhere.close()

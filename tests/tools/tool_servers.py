@@ -18,6 +18,7 @@ import gzip
 import json
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -44,14 +45,17 @@ class _Server(ThreadingHTTPServer):
 class Running:
     """A ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread, with the requests it saw."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0, **attrs: Any):
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0,
+                 tls: bool = False, **attrs: Any):
         self.server = _Server((host, port), handler)
+        if tls:  # before serving starts: every connection is TLS with a throwaway self-signed certificate
+            self.server.socket = self_signed_context().wrap_socket(self.server.socket, server_side=True)
         self.server.requests = []  # type: ignore[attr-defined]
         for key, value in attrs.items():
             setattr(self.server, key, value)
         self.host = host
         self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -107,6 +111,10 @@ class TargetHandler(_Handler):
                 self._send(200, b"plain words", "text/plain")
             elif path.startswith("/status/"):
                 self._json(int(path.rsplit("/", 1)[1]), {"error": "as asked", "query": query})
+            elif path == "/page":  # one record; a Link header to query["next"] when given
+                links = {"Link": f'<{query["next"]}>; rel="next"'} if "next" in query else {}
+                self._send(200, json.dumps([{"page": path, "port": self.server.server_address[1]}]).encode(),
+                           **links)
             elif path == "/redirect":
                 self.send_response(int(query.get("code", 302)))
                 self.send_header("Location", query["to"])
@@ -278,8 +286,38 @@ class McpHttpProcess:
 
 
 class TargetServer(Running):
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        super().__init__(TargetHandler, host=host, port=port)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: bool = False):
+        super().__init__(TargetHandler, host=host, port=port, tls=tls)
+
+
+@functools.cache
+def self_signed_context() -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1 (clients skip verification)."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        context.load_cert_chain(cert_path, key_path)
+    return context
 
 
 def mcp_servers(http_url: str | None = None) -> dict[str, Any]:

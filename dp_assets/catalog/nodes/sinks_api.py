@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
-from dp_assets.catalog.nodes.sources_api import _headers
+from dp_assets.catalog.nodes.sources_api import _headers, as_written_params
 
 # --- APIRequest ------------------------------------------------------------------------------
 
@@ -47,6 +47,9 @@ class APIRequestParams(Params):
     errors: Literal["raise", "collect"] = Field(
         default="raise", description="'collect': record a failed request in the output and go on."
     )
+    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
+                                      "http resource's, default 5); 0: none. Credentials never follow a "
+                                      "redirect to another origin; https to http is refused.")
 
 
 def idempotency_key(ctx: NodeContext, method: str, url: str, body: Any) -> str:
@@ -67,6 +70,7 @@ def api_request(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, An
     """Send the input's rows to an HTTP API, per row or in batches, rate limited; returns a request log."""
     from dp_resources.http import HttpStatusError, send_with_retries
 
+    params = as_written_params(params)
     http = ctx.resource("http")
     df: pd.DataFrame = inputs["input"]
     records = json_records(df)
@@ -89,7 +93,8 @@ def api_request(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, An
             response = send_with_retries(
                 http, params.method, params.url, json=None if params.method == "GET" else body,
                 headers=send_headers, retries=params.retries, backoff_seconds=params.backoff_seconds,
-                max_retry_after=params.max_retry_after,
+                max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
+                sensitive_headers=list(params.header_env),
             )
             entry.update(status_code=response.status_code, response=response.text[:1000], error=None)
         except HttpStatusError as exc:

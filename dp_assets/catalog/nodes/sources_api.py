@@ -2,7 +2,9 @@
 
 ``ApiEndpoint`` goes through ``HttpResource`` (SSRF guard, byte cap, total timeout) and
 ``send_with_retries`` (429/5xx retried, ``Retry-After`` honoured). Secret headers are read from
-environment variables named in ``header_env``; their values never sit in the spec.
+environment variables named in ``header_env``; their values never sit in the spec, and they are
+not sent to another origin: not after a redirect (``max_redirects``), not to a next-page link.
+``${env:NAME}`` text in other params is not resolved by these nodes and is sent as written.
 
 ``WebhookListener`` reads the payload of the event that triggered the run. Contract with the
 triggers: a run started by an event has the flow param ``event`` (type ``object``) holding the
@@ -90,6 +92,16 @@ class ApiEndpointParams(Params):
     backoff_seconds: float = Field(default=0.5, ge=0)
     max_retry_after: float = Field(default=60.0, ge=0, description="Longest Retry-After honoured.")
     columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
+    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
+                                      "http resource's, default 5); 0: none. Credentials never follow a "
+                                      "redirect to another origin; https to http is refused.")
+
+
+def as_written_params(params: Any) -> Any:
+    """``params`` with secret references shown as the author wrote them: these nodes resolve none."""
+    from dp_resources.secret_refs import as_written
+
+    return type(params).model_validate(as_written(params.model_dump()))
 
 
 def _headers(params: ApiEndpointParams) -> dict[str, str]:
@@ -116,8 +128,9 @@ def _next_link(headers: dict[str, str]) -> str | None:
 
 def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Fetch JSON records from an HTTP API (``pd.json_normalize`` of ``record_path``), paginated."""
-    from dp_resources.http import send_with_retries
+    from dp_resources.http import origin, send_with_retries, without_credentials
 
+    params = as_written_params(params)
     http = ctx.resource("http")
     headers = _headers(params)
     pager = params.pagination
@@ -133,7 +146,8 @@ def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, 
         response = send_with_retries(
             http, params.method, url, params=query or None, json=params.body, headers=headers,
             retries=params.retries, backoff_seconds=params.backoff_seconds,
-            max_retry_after=params.max_retry_after,
+            max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
+            sensitive_headers=list(params.header_env),
         )
         try:
             payload = response.json()
@@ -160,6 +174,8 @@ def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, 
             if not nxt:
                 break
             url, query = str(_join(response.url, nxt)), {}
+            if origin(url) != origin(params.url):  # a next-page link elsewhere gets no credentials
+                headers = without_credentials(headers, params.header_env)
     ctx.add_metadata(pages=pages, records=len(records))
     df = pd.json_normalize(records, sep=params.sep, max_level=params.max_level) if records else pd.DataFrame()
     if params.columns:

@@ -160,6 +160,9 @@ class HttpToolParams(Params):
                                 "GET/HEAD/OPTIONS and 0 otherwise (a retried POST could act twice).")
     backoff_seconds: float = Field(default=0.5, ge=0)
     max_bytes: int | None = Field(default=None, gt=0, description="Largest response body (at most the resource's).")
+    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
+                                      "resource's, default 5); 0: the 30x response is the value. A redirect to "
+                                      "another origin drops the credentials; https to http is refused.")
     fail_on_status: bool = Field(default=True, description="Fail the node on a final 4xx/5xx answer.")
     for_each_row: bool = Field(default=False, description="One request per input row ({{ row.col }}); output a frame.")
     max_requests: int = Field(default=100, ge=1, description="Most requests for_each_row may send.")
@@ -197,6 +200,8 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
                                                            if v is not None} or None,
             json=p.get("body") if content is None else None, content=content, headers=headers,
             retries=retries, backoff_seconds=p.get("backoff_seconds", 0.5), max_bytes=p.get("max_bytes"),
+            max_redirects=p.get("max_redirects"),
+            sensitive_headers=[name for name, value in headers.items() if scope.holds_secret(value)],
         )
     except HttpStatusError as exc:
         if p.get("fail_on_status", True):
