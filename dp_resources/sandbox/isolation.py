@@ -226,6 +226,7 @@ def lockdown(
     os.environ.clear()
     layers.append("empty_env")
     # Last: the filter forbids the unshare, chroot and uid changes above.
-    if syscall_filter is not None and syscalls.install(syscall_filter):
+    if syscall_filter is not None:
+        syscalls.install(syscall_filter)
         layers.append("seccomp")
     return 0, layers

@@ -203,9 +203,9 @@ def _add_rule(syscall_filter: Any, action: int, name: str, *args: Any) -> None:
         pass  # not a system call on this architecture (``open`` on arm64, say)
 
 
-def install(syscall_filter: Any) -> bool:
+def install(syscall_filter: Any) -> None:
+    """Load the filter; a host with libseccomp that refuses it fails the snippet (fail closed)."""
     try:
         syscall_filter.load()
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        raise OSError(f"the sandbox's seccomp filter could not be loaded: {exc}") from exc
