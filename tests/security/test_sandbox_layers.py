@@ -106,6 +106,56 @@ def test_X4_seccomp_holds_where_namespaces_are_unavailable(attack: str, loopback
     assert _run(NO_NAMESPACE_HOST, code).value in ("root:", "HTTP")
 
 
+SYSCALL_PROBES = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+
+def outcome(call):
+    try:
+        call()
+        return "allowed"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, exc.errno)
+
+def raw(name, *args):
+    def call():
+        if getattr(libc, name)(*args) == -1:
+            raise OSError(ctypes.get_errno(), name)
+    return call
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+result = {
+    "fork": outcome(fork),
+    "exec": outcome(lambda: os.execv("/nonexistent-program", ["x"])),
+    "unshare": outcome(raw("unshare", 0x40000000)),
+    "memfd_create": outcome(raw("memfd_create", b"x", 0)),
+    "setuid": outcome(lambda: os.setuid(os.getuid())),
+    "prctl": outcome(raw("prctl", 4, 1, 0, 0, 0)),
+}
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="the control needs root to unshare and setuid")
+def test_X4_seccomp_alone_refuses_process_and_isolation_calls() -> None:
+    """X4: seccomp alone refuses new processes, programs, namespaces, uid changes and prctl."""
+    refused = _run(("seccomp",), SYSCALL_PROBES).value
+    assert set(refused.values()) == {"EPERM"}, refused
+    control = _run((), SYSCALL_PROBES).value
+    assert control == {
+        "fork": "allowed",
+        "exec": "ENOENT",
+        "unshare": "allowed",
+        "memfd_create": "allowed",
+        "setuid": "allowed",
+        "prctl": "allowed",
+    }
+
+
 def test_X1_policy_alone_stops_attribute_copying() -> None:
     """X1: the policy alone refuses functools copying an attribute into a module (issue 16)."""
     _refused_alone_and_open_without("policy", COPY_INTO_MODULE, 3)
