@@ -297,9 +297,10 @@ def python_call(ctx: NodeContext, params: PythonToolParams, inputs: dict[str, An
                 scope: SecretScope) -> ToolRun:
     sandbox = ctx.resource("sandbox")
     names = {ref.removesuffix(".result").replace(".", "_"): value for ref, value in inputs.items()}
-    outcome = sandbox.run(params.code, {
+    # PythonTool resolves no secrets: code and variables are run as the author wrote them
+    outcome = sandbox.run(as_written(params.code), {
         "inputs": names, "df": next(iter(inputs.values())) if len(inputs) == 1 else None,
-        "params": {**dict(ctx.flow_params), **params.variables}, "args": args,
+        "params": {**dict(ctx.flow_params), **as_written(params.variables)}, "args": args,
     }, mode="script", limits=params.limits)
     if outcome.stdout:
         ctx.log.info(scope.redact(f"{ctx.node_id} printed:\n{outcome.stdout[-5000:]}"))
