@@ -129,8 +129,14 @@ class LaunchLedger:
         """Create the table; a table of the old layout (one key namespace) is migrated."""
         old_layout = self._has_global_keys()
         if old_layout:
-            with self._engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE dp_launches RENAME TO {_GLOBAL_KEYS_TABLE}"))
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f"ALTER TABLE dp_launches RENAME TO {_GLOBAL_KEYS_TABLE}")
+                    )
+            except sa.exc.DBAPIError:
+                # Another receiver starting at the same time renamed it first and migrates it.
+                old_layout = False
         create_tables(self._engine, metadata)
         if old_layout:
             old = sa.Table(_GLOBAL_KEYS_TABLE, sa.MetaData(), autoload_with=self._engine)

@@ -246,7 +246,7 @@ def test_a_login_flood_does_not_starve_other_clients(upstream) -> None:
             for thread in threads:
                 thread.join(timeout=60)
     # The first request waits for a hashing slot; later ones are answered from the cache.
-    assert max(latencies[1:]) < 1.0, latencies
+    assert max(latencies[1:]) < 2.0, latencies
     assert latencies[0] < 10.0, latencies
 
 
