@@ -187,12 +187,14 @@ class HttpResource(dg.ConfigurableResource):
         max_bytes: int | None = None,
         max_redirects: int | None = None,
         sensitive_headers: Collection[str] = (),
+        sensitive_body: bool = False,
     ) -> HttpResponse:
         """Send one request, following redirects by hand; the body is read whole up to the cap.
 
         ``max_redirects`` lowers the resource's limit for this request (0: answer with the 30x).
         ``sensitive_headers`` names headers holding a secret: like ``Authorization``, they are
-        not sent again once a redirect has left the first URL's origin.
+        not sent again once a redirect has left the first URL's origin. ``sensitive_body`` says
+        the body holds one: a redirect to another origin that would send the body again fails.
         """
         import httpx
 
@@ -214,11 +216,17 @@ class HttpResource(dg.ConfigurableResource):
                 if target.scheme == "https" and following.scheme == "http":
                     raise RequestRefused(f"{_shown(target)} redirected to {_shown(following)}: a redirect from "
                                          "https to http is never followed")
+                drops_body = response.status_code == 303 or (response.status_code in (301, 302) and method == "POST")
+                keeps_body = not drops_body and (json is not None or content is not None)
                 if origin(following) != origin(target):  # credentials stay with the origin they were meant for
+                    if keeps_body and sensitive_body:
+                        raise RequestRefused(f"{_shown(target)} redirected to another origin ({_shown(following)}) "
+                                             f"with {response.status_code}, which would send the body holding a "
+                                             "secret there; not followed")
                     send_headers = without_credentials(send_headers, sensitive_headers)
                     client.cookies.clear()
                 target = following
-                if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                if drops_body:
                     method, json, content = "GET", None, None
             raise RequestRefused(f"more than {limit} redirects from {_shown(httpx.URL(url))} (max_redirects)")
 

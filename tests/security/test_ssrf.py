@@ -6,6 +6,7 @@ simulated with a resolver hook (``socket.getaddrinfo`` patched for one made-up h
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -348,3 +349,24 @@ def test_S6_api_nodes_keep_header_env_on_their_origin(internal, elsewhere, monke
     assert [r["path"] for r in seen] == ["/page", "/echo"]
     assert all("X-Token" not in r["headers"] for r in seen)
     assert internal.requests[-1]["headers"]["X-Token"] == "api-Token-6677"
+
+
+@pytest.mark.parametrize(("code", "refused"), [(307, True), (308, True), (302, False), (303, False)],
+                         ids=lambda v: f"S6-body-{v}" if isinstance(v, int) else "")
+def test_S6_a_body_holding_a_secret_is_not_resent_to_another_origin(internal, elsewhere, monkeypatch, code, refused):
+    """S6: a 307/308 to another origin would send the POST body again: with a secret in it the node
+    fails and the other origin sees nothing; a 302/303 drops the body, so it is followed."""
+    from dp_assets.spec.templates import render
+
+    monkeypatch.setenv("DP_SECRET_BODY", "body-Secret-8899")
+    raw = {"url": f"{internal.url}/redirect?code={code}&to={elsewhere.url}/echo", "method": "POST",
+           "body": {"key": "${env:DP_SECRET_BODY}"}}
+    before = len(elsewhere.requests)
+    params = HttpToolParams.model_validate(render(raw, {}))
+    if refused:
+        with pytest.raises(RequestRefused, match="body holding a secret"):
+            http_tool(node_ctx(HttpResource(allow_private=True, timeout_seconds=5)), params, {})
+        assert len(elsewhere.requests) == before
+    else:
+        http_tool(node_ctx(HttpResource(allow_private=True, timeout_seconds=5)), params, {})
+        assert "body-Secret-8899" not in json.dumps(_hops(elsewhere, before))

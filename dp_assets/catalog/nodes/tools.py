@@ -202,6 +202,8 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
             retries=retries, backoff_seconds=p.get("backoff_seconds", 0.5), max_bytes=p.get("max_bytes"),
             max_redirects=p.get("max_redirects"),
             sensitive_headers=[name for name, value in headers.items() if scope.holds_secret(value)],
+            sensitive_body=scope.holds_secret(p["content"] if content is not None
+                                              else json.dumps(p.get("body"), default=str)),
         )
     except HttpStatusError as exc:
         if p.get("fail_on_status", True):
