@@ -384,3 +384,39 @@ def test_S6_pieces_of_a_reference_stay_literal_text(monkeypatch, header, flow_pa
     finally:
         target.close()
     assert sent.endswith("${env:" + PLANTED + "}") and PLANTED_VALUE not in sent
+
+
+def test_S6_launch_params_and_event_payloads_cannot_compose_a_reference_in_a_real_run(tmp_path, monkeypatch):
+    """S6 (issue 16, end to end): a run launched with params and an event payload made of reference
+    pieces, through the runtime's own rendering: the loopback server receives the literal text, the
+    author's reference resolved, and the planted secret nowhere."""
+    _secret_env(monkeypatch)
+    target = TargetServer()
+    composed = "{env:" + PLANTED + "}"
+    spec = {"id": "composed_flow", "params": {"a": {"type": "string", "default": "x"},
+                                              "b": {"type": "string", "default": "y"},
+                                              "event": {"type": "object"}},
+            "nodes": [
+                {"id": "events", "type": "WebhookListener", "params": {"record_path": "rows"}},
+                {"id": "send", "type": "HttpTool", "inputs": ["events"],
+                 "params": {"url": f"{target.url}/echo", "for_each_row": True, "headers": {
+                     "X-Params": "prefix{{ params.a }}{{ params.b }}", "X-Dollar": "p${{ params.b }}",
+                     "X-Rows": "{{ row.x }}{{ row.y }}", "X-Control": "${env:DP_SECRET_CONTROL}"}}},
+            ]}
+    launch = {"a": "$", "b": composed, "event": {"rows": [{"x": "$", "y": composed}, {"x": "${env:", "y": PLANTED + "}"}]}}
+    try:
+        catalog = default_catalog()
+        defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
+                                    dg.Definitions(resources=_resources(tmp_path)))
+        (tmp_path / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+            result = defs.resolve_job_def("composed_flow").execute_in_process(run_config=launch, instance=instance)
+        seen = list(target.requests)
+    finally:
+        target.close()
+    assert result.success and len(seen) == 2
+    assert [r["headers"]["X-Rows"] for r in seen] == ["${env:" + PLANTED + "}"] * 2
+    assert {r["headers"]["X-Params"] for r in seen} == {"prefix${env:" + PLANTED + "}"}
+    assert {r["headers"]["X-Dollar"] for r in seen} == {"p${env:" + PLANTED + "}"}
+    assert {r["headers"]["X-Control"] for r in seen} == {CONTROL_VALUE}
+    assert PLANTED_VALUE not in json.dumps(seen)
