@@ -46,7 +46,10 @@ def _iso(kind: type) -> Any:
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")  # noqa: TRY004 - pydantic reports ValueError
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond a float: pydantic reports only ValueError
+        raise ValueError("is too large for a number") from None
 
 
 PARAM_TYPES: dict[str, Any] = {
