@@ -31,6 +31,13 @@ COMMANDS = {
 }
 
 
+# Commands that open the Dagster instance of DAGSTER_HOME. Before any of them runs, the
+# platform's instance file is written and the storage created, under a lock
+# (``dp_assets.cli.home.prepare_instance``); `init-home` does so itself. A test fails when a
+# command that opens the instance is missing here (tests/platform/test_embedded_storage.py).
+INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed"})
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -44,8 +51,13 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """dp-platform: declarative flows on Dagster."""
+    if ctx.invoked_subcommand in INSTANCE_COMMANDS and not ctx.resilient_parsing:
+        from dp_assets.cli.home import ensure_instance_home
+
+        ensure_instance_home()
 
 
 if __name__ == "__main__":

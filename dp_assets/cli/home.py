@@ -1,11 +1,23 @@
-"""``dp init-home``: the embedded default's local home, created once."""
+"""``dp init-home``: the embedded default's local home, created once.
+
+The instance file comes before the instance: every ``dp`` command that opens the Dagster
+instance of ``DAGSTER_HOME`` calls ``prepare_instance`` first (``dp_assets.cli.INSTANCE_COMMANDS``),
+and ``make run`` runs ``dp init-home`` before ``dagster dev``. Without the platform's file Dagster
+falls back to its stock SQLite storage, whose first open is not safe across processes: two
+processes creating it at once each stamp its Alembic revision, and the run storage is left with
+two heads, after which every run fails. Writing the file and the first open of the storage
+happen under one file lock in ``DAGSTER_HOME``, so processes starting together create the
+storage once and the others find it done.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 import yaml
+from filelock import FileLock, Timeout
 
 from dp_resources import settings
 
@@ -63,19 +75,61 @@ def local_run_queue() -> str:
     return yaml.safe_dump(queue, sort_keys=False)
 
 
+#: The lock file in DAGSTER_HOME held while the instance file is written and the storage created.
+INIT_LOCK = ".dp-init.lock"
+#: How long a starting command waits for another one's first start (creating the SQLite
+#: storage takes seconds; longer on a loaded machine).
+INIT_WAIT_SECONDS = 300
+
+
+def prepare_instance(dagster_home: Path) -> Path:
+    """Make ``dagster_home`` ready to open: the platform's instance file written when missing
+    (never overwritten), the instance's storage created or migrated, under ``INIT_LOCK``."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_file = dagster_home / "dagster.yaml"
+    lock = FileLock(dagster_home / INIT_LOCK, timeout=INIT_WAIT_SECONDS)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise click.ClickException(
+            f"another process has been preparing the Dagster instance in {dagster_home} for "
+            f"{INIT_WAIT_SECONDS} s (lock file {lock.lock_file}); if none is running, start again"
+        ) from None
+    try:
+        if not instance_file.exists():
+            _write_whole(instance_file, instance_file_text(dagster_home))
+        import dagster as dg
+
+        # The first open creates the storage (Dagster's SQLite migrations); later ones find it.
+        dg.DagsterInstance.from_config(str(dagster_home)).dispose()
+    finally:
+        lock.release()
+    return instance_file
+
+
+def ensure_instance_home() -> None:
+    """``prepare_instance`` for ``DAGSTER_HOME`` when it is set (when it is not, Dagster and the
+    commands say so themselves)."""
+    dagster_home = settings.dagster_home()
+    if dagster_home is not None:
+        prepare_instance(dagster_home)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` so that a reader that takes no lock (``dagster dev`` started by hand) sees
+    no file or the whole file, never a part of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 @click.command("init-home")
 def init_home() -> None:
     """Create DP_HOME and DAGSTER_HOME with the embedded default's instance settings."""
     home = settings.dp_home()
     dagster_home = settings.dagster_home() or home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
     settings.data_dir().mkdir(parents=True, exist_ok=True)
-    instance_file = dagster_home / "dagster.yaml"
-    if not instance_file.exists():
-        instance_file.write_text(instance_file_text(dagster_home))
-    # Create the storage now: a webserver and a daemon starting together on an empty SQLite home
-    # can race on its migrations.
-    import dagster as dg
-
-    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
+    # Create the storage now too: a webserver and a daemon starting together on an empty SQLite
+    # home would race on its migrations.
+    prepare_instance(dagster_home)
     click.echo(f"DP_HOME={home}\nDAGSTER_HOME={dagster_home}")

@@ -246,3 +246,78 @@ def test_what_a_migration_adds_is_seen_after_it_was_missing(home):
         runs.mark_index_built("added_by_a_migration")
         assert events.has_table("added_by_a_migration")
         assert runs.has_built_index("added_by_a_migration")
+
+
+def _alembic_heads(dagster_home: Path) -> dict[str, list[str]]:
+    """The Alembic revision rows of every SQLite database under ``dagster_home``."""
+    heads = {}
+    for path in sorted(dagster_home.rglob("*.db")):
+        with sqlite3.connect(path) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
+                heads[str(path.relative_to(dagster_home))] = [
+                    row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
+    return heads
+
+
+@pytest.mark.parametrize("command", [["runs", "list"], ["init-home"]])
+def test_two_first_starts_at_once_on_an_empty_dagster_home(dp_home, command):
+    """Instance first start (issue 16): two `dp` commands that open the instance, at once, on a
+    DAGSTER_HOME without the platform's instance file. Both succeed; the file is the platform's;
+    the run storage has a single Alembic head (no database two); a run then succeeds."""
+    from dp_assets.cli.home import instance_file_text
+
+    dagster_home = dp_home / "dagster"
+    assert not any(dagster_home.iterdir())
+    procs = [subprocess.Popen([sys.executable, "-m", "dp_assets.cli", *command], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outcomes = [(p.communicate(timeout=300), p.returncode) for p in procs]
+    assert [code for _, code in outcomes] == [0, 0], [err[-2000:] for (_, err), _ in outcomes]
+
+    assert (dagster_home / "dagster.yaml").read_text() == instance_file_text(dagster_home)
+    heads = _alembic_heads(dagster_home)  # (Dagster leaves the consolidated event log unstamped)
+    assert len(heads["history/runs.db"]) == 1 and all(len(rows) <= 1 for rows in heads.values()), heads
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert isinstance(instance.run_storage, EmbeddedRunStorage)
+        assert _job(dp_home / "outputs").execute_in_process(instance=instance).success
+
+
+def test_a_users_instance_file_is_never_overwritten(dp_home):
+    """Instance first start: an existing dagster.yaml is the user's (or production's) and stays."""
+    from dp_assets.cli.home import prepare_instance
+
+    dagster_home = dp_home / "dagster"
+    own = "telemetry:\n  enabled: false\n"
+    (dagster_home / "dagster.yaml").write_text(own)
+    prepare_instance(dagster_home)
+    assert (dagster_home / "dagster.yaml").read_text() == own
+
+
+def _opens_the_instance(command: Any) -> bool:
+    """Whether a command's callback, or a function of its module that the callback names, opens
+    a Dagster instance (a source-level tripwire for INSTANCE_COMMANDS)."""
+    import inspect
+
+    import click
+
+    if isinstance(command, click.Group):
+        return any(_opens_the_instance(sub) for sub in command.commands.values())
+    callback = inspect.unwrap(command.callback)
+    module = sys.modules[callback.__module__]
+    named = [getattr(module, name) for name in callback.__code__.co_names if callable(getattr(module, name, None))]
+    sources = [inspect.getsource(callback)] + [
+        inspect.getsource(fn) for fn in named if inspect.isfunction(fn) and fn.__module__ == module.__name__]
+    return any("DagsterInstance" in source for source in sources)
+
+
+def test_every_command_that_opens_the_instance_prepares_it_first():
+    """Instance first start: each `dp` command that opens the instance is in INSTANCE_COMMANDS
+    (its instance file and storage are created first, under a lock), or is `init-home` itself."""
+    from dp_assets.cli import COMMANDS, INSTANCE_COMMANDS, main
+
+    import click
+
+    context = click.Context(main)
+    opening = {name for name in COMMANDS if _opens_the_instance(main.get_command(context, name))}
+    assert {"status", "runs", "init-home"} <= opening  # the tripwire itself works
+    assert opening - {"init-home"} <= INSTANCE_COMMANDS, sorted(opening - INSTANCE_COMMANDS)
