@@ -85,7 +85,9 @@ def proxy_settings(upstream_url: str, users: dict[str, str], **overrides) -> Pro
 # --- constant-time login -------------------------------------------------------------------------
 
 
-def test_unknown_user_costs_the_same_hash_as_a_known_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_user_costs_the_same_hash_as_a_known_one_S1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No user-existence oracle: a wrong password for a known user and any password for an
     unknown user each run exactly one scrypt with the users' cost parameters."""
     auth = Authenticator({"alice": hash_password(PASSWORD)})
@@ -170,7 +172,7 @@ def test_client_key_groups_an_ipv6_host_by_its_network() -> None:
 # --- the throttle in the app ---------------------------------------------------------------------
 
 
-def test_a_flood_of_wrong_passwords_is_429_and_hashes_nothing_more(
+def test_a_flood_of_wrong_passwords_is_429_and_hashes_nothing_more_S1(
     upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the burst a client gets 429 + Retry-After, no hash runs for it (even with the right
@@ -212,7 +214,7 @@ def test_no_credentials_at_all_is_401_and_never_throttled(upstream) -> None:
         assert login.status_code == 200
 
 
-def test_a_login_flood_does_not_starve_other_clients(upstream) -> None:
+def test_a_login_flood_does_not_starve_other_clients_S1(upstream) -> None:
     """Real servers: 12 threads send wrong passwords from 127.0.0.1 while a user on 127.0.0.2
     logs in and keeps working. The hash never runs on the event loop, so every one of the user's
     requests is answered within the bound."""
