@@ -59,4 +59,7 @@ def import_folder(store: FlowStore, folder: Path, catalog: Catalog) -> ImportRep
         except (SpecLoadError, FlowValidationError) as exc:
             report.problems[str(path)] = str(exc)
             log.error("flow spec %s was not published:\n%s", path, exc)
+        except Exception as exc:  # noqa: BLE001 - one file must never stop the others importing
+            report.problems[str(path)] = f"not published: {type(exc).__name__}: {exc}"
+            log.exception("flow spec %s was not published", path)
     return report

@@ -35,7 +35,10 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
-    """Check spec files (or folders of them); exit 1 listing every error when any is bad."""
+    """Check spec files (or folders of them); exit 1 listing every error when any is bad.
+
+    Every file is checked whatever the others hold: a file that breaks the checker itself is
+    reported as that file's failure (never a traceback that hides the rest)."""
     catalog = default_catalog()
     bad = 0
     for path in _expand(paths):
@@ -45,6 +48,10 @@ def validate(paths: tuple[str, ...]) -> None:
         except (SpecLoadError, FlowValidationError) as exc:
             bad += 1
             click.echo(f"FAIL  {path}\n{exc}", err=True)
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not hide the others
+            bad += 1
+            click.echo(f"FAIL  {path}\n  could not be checked ({type(exc).__name__}: {exc}); "
+                       "please report this spec", err=True)
     if bad:
         click.echo(f"{bad} invalid spec(s)", err=True)
         sys.exit(1)

@@ -97,8 +97,12 @@ def normalise_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     check_document(data)
     spec = dict(data)
     nodes = spec.get("nodes")
-    if not isinstance(nodes, list):
-        # Not a list (or absent): nothing to unwrap or fold; the model reports a wrong type.
+    if nodes is not None and not isinstance(nodes, list):
+        # pydantic would read a mapping's keys as the list: an error about 'nodes[0]' misleads.
+        raise SpecShapeError(f"must be a list of nodes, got {type(nodes).__name__}",
+                             flow=_flow_id(spec), field="nodes")
+    if nodes is None:
+        # Absent: nothing to unwrap or fold; the model reports the missing nodes.
         if spec.get("edges") is not None:
             raise SpecShapeError("'edges' need a 'nodes' list to connect", flow=_flow_id(spec), field="edges")
         spec.pop("edges", None)
