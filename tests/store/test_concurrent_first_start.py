@@ -126,3 +126,33 @@ def test_four_processes_start_at_once_on_an_empty_sqlite_store(tmp_path: Path):
     reported = _start_all(urls)
     for url in urls:
         _check_store(url, reported)
+
+
+def test_a_starting_process_waits_for_the_schema_lock_then_says_who_holds_it(empty_postgres_stores, tmp_path):
+    """Store first start: while another process holds the schema lock (a migration in progress),
+    a starting process waits, and after its bound fails with a message naming the store, not a
+    database error."""
+    from filelock import FileLock
+
+    from dp_resources.store.schema_lock import ADVISORY_KEY, SchemaLockTimeout, schema_lock
+
+    url = empty_postgres_stores[0]
+    holder = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with holder.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+            with pytest.raises(SchemaLockTimeout, match=r"flow store at postgresql.*waited 1 s"):
+                with schema_lock(engine, wait_seconds=1):
+                    pass
+        with schema_lock(engine, wait_seconds=1):  # the holder's session ended: free again
+            pass
+    finally:
+        holder.dispose()
+        engine.dispose()
+
+    sqlite = sa.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with FileLock(f"{tmp_path / 'store.db'}.migrate.lock"):
+        with pytest.raises(SchemaLockTimeout, match=r"store\.db\.migrate\.lock"):
+            with schema_lock(sqlite, wait_seconds=0.5):
+                pass
