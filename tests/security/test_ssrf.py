@@ -370,3 +370,48 @@ def test_S6_a_body_holding_a_secret_is_not_resent_to_another_origin(internal, el
     else:
         http_tool(node_ctx(HttpResource(allow_private=True, timeout_seconds=5)), params, {})
         assert "body-Secret-8899" not in json.dumps(_hops(elsewhere, before))
+
+
+def test_S6_redirect_chains_never_carry_credentials_past_an_origin_change(internal, elsewhere):
+    """S6 (property): a chain of redirects of any codes bouncing between two origins, with credential
+    headers in any letter case and custom headers marked secret: every hop before the first origin
+    change gets them, no hop after it does (coming back to the first origin included), and plain
+    headers always arrive."""
+    from urllib.parse import quote
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.fuzzing import fuzz_settings
+
+    servers = {"a": internal, "b": elsewhere}
+    names = st.sampled_from(["Authorization", "Proxy-Authorization", "Cookie", "X-API-Key", "Api-Key", "X-Auth-Token"])
+    cased = names.flatmap(lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+        lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(n, flips))))
+    custom = st.from_regex(r"X-Secret-[A-Za-z]{1,8}", fullmatch=True)
+
+    @fuzz_settings(40)
+    @given(hops=st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from([301, 302, 303, 307, 308])),
+                         min_size=1, max_size=4),
+           last=st.sampled_from("ab"), credentials=st.lists(cased, min_size=1, max_size=3),
+           marked=st.lists(custom, max_size=2))
+    def check(hops, last, credentials, marked):
+        chain = ["a"] + [server for server, _ in hops[1:]] + [last]
+        url = f"{servers[last].url}/echo?hop={len(chain) - 1}"
+        for index in range(len(hops) - 1, -1, -1):
+            url = f"{servers[chain[index]].url}/redirect?code={hops[index][1]}&hop={index}&to={quote(url, safe='')}"
+        secret_names = {name.lower() for name in [*credentials, *marked]}
+        headers = {**{name: f"v-{i}" for i, name in enumerate([*credentials, *marked])}, "X-Plain": "kept"}
+        before = {key: len(server.requests) for key, server in servers.items()}
+        HttpResource(allow_private=True, timeout_seconds=5, max_redirects=5).request(
+            "GET", url, headers=headers, sensitive_headers=marked)
+        seen = [r for key, server in servers.items() for r in server.requests[before[key]:]]
+        assert sorted(int(r["query"]["hop"]) for r in seen) == list(range(len(chain)))
+        for request in seen:
+            hop = int(request["query"]["hop"])
+            crossed = any(chain[k] != chain[k - 1] for k in range(1, hop + 1))
+            got = {name.lower() for name in request["headers"]} & secret_names
+            assert got == (set() if crossed else secret_names), (chain, hop, got)
+            assert request["headers"]["X-Plain"] == "kept"
+
+    check()
