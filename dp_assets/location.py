@@ -303,6 +303,8 @@ class _CompiledFlows:
             self._entries.move_to_end(key)
             return entry
         validated = validate_spec(spec, catalog, check_schemas=False, check_compiles=False)
+        if validated.id != flow_id:  # a row written around publish_spec; its job would take another's name
+            raise ValueError(f"stored as flow '{flow_id}', but the spec's id is '{validated.id}'")
         executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
         entry = compile_flow(validated, catalog, translator, executor)
         if cacheable:

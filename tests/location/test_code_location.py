@@ -256,3 +256,53 @@ def test_E3_with_a_step_per_node_a_reused_node_still_feeds_the_next_step(flows_d
 
 def _tiny_nodes_job():
     return defs().resolve_job_def("tiny_nodes")
+
+
+def test_V8_hostile_specs_in_files_and_store_leave_every_good_flow_loading(flows_dir, dp_home):
+    """Issue 16: malformed specs of every kind, in DP_FLOWS_DIR and written straight into the
+    store (around validation), beside the example flows: each is reported as that flow's (or
+    file's) problem and every good flow's job is there; Dagster accepts the repository."""
+    import sqlalchemy as sa
+
+    from dp_assets.publishing import spec_files
+    from dp_assets.spec.loading import read_spec_file
+    from dp_resources import settings
+    from dp_resources.store import FlowStore
+    from tests.spec.test_hostile_specs import HOSTILE_FILES, deep
+
+    good = {read_spec_file(path)["id"] for path in spec_files(flows_dir)}
+    for name, text in HOSTILE_FILES.items():
+        (flows_dir / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    store = FlowStore(settings.store_url())
+    store.upgrade()
+    node = {"id": "a", "type": "StaticData", "params": {"rows": [{"x": 1}]}}
+    stored = {
+        "edge_into_number": {"id": "edge_into_number", "nodes": [node, {"id": "b", "type": "SortData", "inputs": 5}],
+                             "edges": [{"source": "a", "target": "b"}]},
+        "list_id": {"id": "list_id", "nodes": [{**node, "id": ["a"]}], "edges": [{"source": "a", "target": "a"}]},
+        "deep": {"id": "deep", "nodes": [node], "x": deep(200)},
+        "class": {"id": "class", "nodes": [node]},
+        "sales_summary__step": {"id": "sales_summary__step", "nodes": [node]},  # the op of sales_summary
+        "flow_load_report": {"id": "flow_load_report", "nodes": [node]},  # the platform's report op
+        "impostor": {"id": "customer_orders", "nodes": [node]},  # another flow's job name
+        "unreadable": {"id": "unreadable", "nodes": [node]},
+        "not_a_mapping": {"id": "not_a_mapping", "nodes": [node]},
+    }
+    for flow_id, spec in stored.items():
+        store.save(flow_id, "v0", spec)
+    with store.engine.begin() as conn:  # rows no publish would write: JSON json.loads cannot read, a list
+        conn.execute(sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'unreadable'"),
+                     {"spec": "[" * 100_000 + "]" * 100_000})
+        conn.execute(sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'not_a_mapping'"),
+                     {"spec": "[1, 2]"})
+
+    loaded = build_code_location(store=store)
+    dg.Definitions.validate_loadable(loaded)
+    jobs = {j.name for j in loaded.resolve_all_job_defs()}
+    assert good <= jobs
+    assert not {"class", "deep", "list_id", "edge_into_number", "sales_summary__step", "flow_load_report"} & jobs
+    description = loaded.resolve_assets_def(REPORT_KEY).specs_by_key[REPORT_KEY].description
+    for name in HOSTILE_FILES:
+        assert name in description, name
+    for flow_id in stored:
+        assert f"flow {flow_id} (version v0)" in description, flow_id
