@@ -42,6 +42,8 @@ def _parse_postgres(sql: str) -> Any:
     from pglast import parse_sql
     from pglast.parser import ParseError
 
+    if "\x00" in sql:  # the C parser and libpq would both stop there: refuse rather than rely on it
+        raise UnsafeUserSQL("user SQL contains a NUL character; remove it")
     if len(sql) > MAX_SQL_CHARS:
         raise UnsafeUserSQL(f"user SQL is {len(sql)} characters; at most {MAX_SQL_CHARS} are accepted")
     try:

@@ -219,17 +219,33 @@ break_outs = st.builds(
 mixtures = st.lists(st.sampled_from(PIECES + CONTROL + WRITES + ESCAPES + READS), min_size=1, max_size=7).map(" ".join)
 generated_sql = st.one_of(break_outs, mixtures, st.sampled_from(READS))
 
+#: Places a spec author may put a bind, some inside quotes or comments, where SQLAlchemy still
+#: replaces it; the value comes from a launcher or an event.
+BIND_SPOTS = ["SELECT :p AS x", "SELECT ':p' AS x", "SELECT E':p' AS x", "SELECT 1 AS x /* :p */",
+              "SELECT $$:p$$ AS x", 'SELECT 1 AS ":p"', "SELECT 1 AS x -- :p", "SELECT * FROM {c} WHERE note = ':p'"]
+# A value that closes what the spec opened around its bind, then statements, then a closing piece.
+injections = st.builds(
+    lambda opener, control, write, closer: f"{opener}; {control}; {write}; {closer}",
+    st.sampled_from(["", "'", "$$", '"', "*/", "\n", "\\'"]), st.sampled_from(CONTROL),
+    st.sampled_from(WRITES + ESCAPES), st.sampled_from(["--", "/*", "SELECT '", "SELECT $$", ""]),
+)
+bind_values = st.one_of(
+    injections,
+    st.lists(st.sampled_from(PIECES + CONTROL + WRITES + ESCAPES + ["\\", "\x00", "\n"]), max_size=6).map(" ".join),
+    st.text(max_size=20),
+)
+
 
 def fill(template: str, lab: Lab) -> str:
     return (template.replace("{c}", lab.canary).replace("{s}", lab.schema).replace("{w}", lab.writer)
             .replace("{d}", lab.database).replace("{f}", lab.probe_file))
 
 
-def assert_held(lab: Lab, catalog: Any, resource: Any, sql: str) -> None:
+def assert_held(lab: Lab, catalog: Any, resource: Any, sql: str, flow_params: dict[str, Any] | None = None) -> None:
     """The invariant: nothing written, rows or a clear refusal, within the time bound."""
     started = time.monotonic()
     try:
-        out = run_query(catalog, resource, sql)
+        out = run_query(catalog, resource, sql, flow_params)
         assert isinstance(out, pd.DataFrame)
     except clear_refusals():
         pass
@@ -251,6 +267,32 @@ def test_V2_generated_sql_never_writes(lab: Lab, catalog: Any, setup: str, templ
     resource = reader_resource(lab) if setup == "read-only-login" else set_role_resource(lab)
     try:
         assert_held(lab, catalog, resource, fill(template, lab))
+    finally:
+        resource.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("setup", ["read-only-login", "set-role-mode"])
+@fuzz_settings(60)
+@given(template=st.sampled_from(BIND_SPOTS), value=bind_values)
+def test_V2_generated_bind_values_never_write(lab: Lab, catalog: Any, setup: str, template: str, value: str) -> None:
+    """V2 (property): a launch param bound anywhere in the SQL, with any text, writes nothing."""
+    resource = reader_resource(lab) if setup == "read-only-login" else set_role_resource(lab)
+    try:
+        assert_held(lab, catalog, resource, fill(template, lab), {"p": fill(value, lab)})
+    finally:
+        resource.dispose()
+
+
+@pytest.mark.postgres
+def test_V2_nul_in_sql_is_refused(lab: Lab, catalog: Any) -> None:
+    """V2: a NUL character is refused by name, not left to where C code stops reading."""
+    from dp_resources.databases import UnsafeUserSQL
+
+    resource = reader_resource(lab)
+    try:
+        with pytest.raises(UnsafeUserSQL, match="NUL"):
+            run_query(catalog, resource, f"SELECT 1 AS x\x00; DELETE FROM {lab.canary}")
     finally:
         resource.dispose()
 
