@@ -190,7 +190,7 @@ class SecretScope:
         try:
             rebuilt = type(exc)(message)
         except Exception:  # noqa: BLE001 - exception types with other constructors
-            rebuilt = None
+            rebuilt = _same_type(exc, message)
         if isinstance(rebuilt, Exception) and str(rebuilt) == message:
             return rebuilt
         return ToolError(f"{type(exc).__name__}: {message}")
@@ -242,6 +242,19 @@ class _RedactingFilter(logging.Filter):
 
 LIBRARY_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "mcp", "anyio", "urllib3")
 _LOG_FILTER = _RedactingFilter()
+
+
+def _same_type(exc: BaseException, message: str) -> BaseException | None:
+    """An exception of ``exc``'s type whose constructor takes more than a message (``HttpStatusError``):
+    made without calling it, keeping its attributes (callers use ``response``), with ``message`` as
+    its only argument. The caller keeps it only if it prints as ``message``."""
+    try:
+        rebuilt = type(exc).__new__(type(exc))
+        BaseException.__init__(rebuilt, message)
+        rebuilt.__dict__.update({k: v for k, v in vars(exc).items() if not k.startswith("__")})
+        return rebuilt
+    except Exception:  # noqa: BLE001 - types that cannot be made this way fall back to ToolError
+        return None
 
 
 class ToolError(RuntimeError):

@@ -69,11 +69,11 @@ def test_api_endpoint_pages_match_json_normalize(http_server: LoopbackServer, ht
 def test_api_endpoint_retries_5xx_and_posts_json(http_server: LoopbackServer, http_resource: Any,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """ApiEndpoint-retry: a 503 then a 200; POST body, query and a header read from the environment."""
-    monkeypatch.setenv("DP_TEST_TOKEN", "s3cret")
+    monkeypatch.setenv("DP_SECRET_TEST_TOKEN", "s3cret")
     answers = [Reply(503, {"error": "busy"}, {"Retry-After": "0"}), Reply(200, [{"a": 1}, {"a": None}])]
     http_server.handler = lambda request: answers.pop(0)
     params = {"url": f"{http_server.url}/q", "method": "POST", "body": {"since": "2024-01-01"},
-              "query": {"x": 1}, "header_env": {"Authorization": "DP_TEST_TOKEN"}, "backoff_seconds": 0}
+              "query": {"x": 1}, "header_env": {"Authorization": "DP_SECRET_TEST_TOKEN"}, "backoff_seconds": 0}
     result = run_node("ApiEndpoint", params, {}, ctx_http(http_resource))
     pd.testing.assert_frame_equal(result, pd.json_normalize([{"a": 1}, {"a": None}]))
     assert [r.json() for r in http_server.requests] == [{"since": "2024-01-01"}] * 2

@@ -143,4 +143,4 @@ def test_body_resources_are_reported() -> None:
         {"id": "r", "type": "TableReader", "params": {"table": "t"}},
         {"id": "n", "type": "ForEach", "params": {"body": [{"id": "a", "type": "APIRequest", "params": {"url": "x"}}]}},
     ])
-    assert body_resources(params, catalog) == {"databases", "http"}
+    assert body_resources(params, catalog) == {"databases", "http", "secrets"}  # APIRequest reads header secrets

@@ -420,3 +420,44 @@ def test_S6_launch_params_and_event_payloads_cannot_compose_a_reference_in_a_rea
     assert {r["headers"]["X-Dollar"] for r in seen} == {"p${env:" + PLANTED + "}"}
     assert {r["headers"]["X-Control"] for r in seen} == {CONTROL_VALUE}
     assert PLANTED_VALUE not in json.dumps(seen)
+
+
+def test_S6_api_nodes_read_secrets_only_through_the_secrets_policy(monkeypatch):
+    """S6: ApiEndpoint/APIRequest `header_env` may name only allowed variables (not the platform's
+    own, e.g. a database URL); the author's `${env:}` in `headers` resolves, one composed from a
+    launch param stays literal; a value the server echoes back is redacted from the output."""
+    import pandas as pd
+
+    from dp_assets.catalog.base import NodeContext
+    from dp_assets.catalog.nodes.sinks_api import APIRequestParams, api_request
+    from dp_assets.catalog.nodes.sources_api import ApiEndpointParams, api_endpoint
+    from dp_assets.spec.templates import render
+    from dp_resources.http import HttpResource
+
+    _secret_env(monkeypatch)
+    monkeypatch.setenv("DP_PLATFORM_DATABASE_URL", "postgresql://admin:pw-4321@db/dp")
+    target = TargetServer()
+    try:
+        flow_params = {"a": "$", "b": "{env:" + PLANTED + "}"}
+        ctx = NodeContext("api_flow", "api", "run-1", flow_params, {"http": HttpResource(allow_private=True)})
+        before = len(target.requests)
+        refused = r"header_env.X-Db: \$\{env:DP_PLATFORM_DATABASE_URL\} is not an allowed secret name"
+        with pytest.raises(SecretError, match=refused):
+            api_endpoint(ctx, ApiEndpointParams(url=f"{target.url}/page",
+                                                header_env={"X-Db": "DP_PLATFORM_DATABASE_URL"}), {})
+        assert len(target.requests) == before
+        raw = {"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}",
+                                                        "X-Composed": "{{ params.a }}{{ params.b }}"},
+               "header_env": {"X-Env": PLANTED}, "idempotency_header": None}
+        log = api_request(ctx, APIRequestParams.model_validate(render(raw, flow_params)),
+                          {"input": pd.DataFrame({"n": [1]})})
+        sent = target.requests[-1]["headers"]
+        assert sent["X-Mine"] == CONTROL_VALUE and sent["X-Env"] == PLANTED_VALUE
+        assert sent["X-Composed"] == "${env:" + PLANTED + "}"
+        echoed = log["response"].iloc[0]
+        assert CONTROL_VALUE not in echoed and PLANTED_VALUE not in echoed and '"X-Env": "***"' in echoed
+        frame = api_endpoint(ctx, ApiEndpointParams.model_validate(render(
+            {"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}"}}, flow_params)), {})
+        assert CONTROL_VALUE not in frame.to_json() and "***" in frame.to_json()
+    finally:
+        target.close()

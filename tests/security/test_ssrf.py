@@ -336,14 +336,14 @@ def test_S6_api_nodes_keep_header_env_on_their_origin(internal, elsewhere, monke
     from dp_assets.catalog.nodes.sinks_api import APIRequestParams, api_request
     from dp_assets.catalog.nodes.sources_api import ApiEndpointParams, api_endpoint
 
-    monkeypatch.setenv("DP_TEST_API_TOKEN", "api-Token-6677")
+    monkeypatch.setenv("DP_SECRET_API_TOKEN", "api-Token-6677")
     http = HttpResource(allow_private=True, timeout_seconds=5)
     before = len(elsewhere.requests)
     api_endpoint(node_ctx(http), ApiEndpointParams(url=f"{internal.url}/page?next={elsewhere.url}/page",
-                                                   header_env={"X-Token": "DP_TEST_API_TOKEN"},
+                                                   header_env={"X-Token": "DP_SECRET_API_TOKEN"},
                                                    pagination={"type": "next_link"}), {})
     api_request(node_ctx(http), APIRequestParams(url=f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo",
-                                                 header_env={"X-Token": "DP_TEST_API_TOKEN"}),
+                                                 header_env={"X-Token": "DP_SECRET_API_TOKEN"}),
                 {"input": pd.DataFrame({"a": [1]})})
     seen = _hops(elsewhere, before)
     assert [r["path"] for r in seen] == ["/page", "/echo"]

@@ -20,7 +20,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
-from dp_assets.catalog.nodes.sources_api import _headers, as_written_params
+from dp_assets.catalog.nodes.sources_api import as_written_params, secret_headers, sensitive
+from dp_resources.secrets import SecretScope, scope_for
 
 # --- APIRequest ------------------------------------------------------------------------------
 
@@ -35,7 +36,8 @@ class APIRequestParams(Params):
     )
     headers: dict[str, str] = Field(default_factory=dict)
     header_env: dict[str, str] = Field(
-        default_factory=dict, description="Header -> environment variable holding its value."
+        default_factory=dict, description="Header -> environment variable holding its value; only names "
+        "the `secrets` resource allows (default DP_SECRET_*)."
     )
     rate_limit: float | None = Field(default=None, gt=0, description="Most requests per second.")
     idempotency_header: str | None = Field(
@@ -68,14 +70,23 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def api_request(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Send the input's rows to an HTTP API, per row or in batches, rate limited; returns a request log."""
+    from dp_assets.catalog.nodes.tools import guarded
+
+    scope = scope_for(ctx.resources)
+    with guarded(ctx, "APIRequest", scope):
+        headers = secret_headers(params, scope)
+        return scope.redact_value(_send(ctx, as_written_params(params), inputs, headers, scope))
+
+
+def _send(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], headers: dict[str, str],
+          scope: SecretScope) -> pd.DataFrame:
     from dp_resources.http import HttpStatusError, send_with_retries
 
-    params = as_written_params(params)
     http = ctx.resource("http")
     df: pd.DataFrame = inputs["input"]
     records = json_records(df)
     size = 1 if params.mode == "row" else params.batch_size
-    headers = _headers(params)  # type: ignore[arg-type]
+    secret_names = sensitive(headers, scope)
     log = []
     interval = 1 / params.rate_limit if params.rate_limit else 0.0
     last_sent = 0.0
@@ -94,7 +105,7 @@ def api_request(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, An
                 http, params.method, params.url, json=None if params.method == "GET" else body,
                 headers=send_headers, retries=params.retries, backoff_seconds=params.backoff_seconds,
                 max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
-                sensitive_headers=list(params.header_env),
+                sensitive_headers=secret_names,
             )
             entry.update(status_code=response.status_code, response=response.text[:1000], error=None)
         except HttpStatusError as exc:
@@ -224,7 +235,7 @@ def send_notification(ctx: NodeContext, params: SendNotificationParams, inputs: 
 
 
 NODE_TYPES = [
-    NodeType("APIRequest", APIRequestParams, api_request, "sink", resources=frozenset({"http"}),
+    NodeType("APIRequest", APIRequestParams, api_request, "sink", resources=frozenset({"http", "secrets"}),
              kinds=frozenset({"pandas", "api"}), side_effects=True, infer_schema=api_request_schema),
     NodeType("DisplayResults", DisplayResultsParams, display_results, "sink",
              infer_schema=lambda params, inputs: inputs["input"]),

@@ -1,10 +1,12 @@
 """API sources: JSON from an HTTP endpoint (paginated, retried), and the event that started a run.
 
 ``ApiEndpoint`` goes through ``HttpResource`` (SSRF guard, byte cap, total timeout) and
-``send_with_retries`` (429/5xx retried, ``Retry-After`` honoured). Secret headers are read from
-environment variables named in ``header_env``; their values never sit in the spec, and they are
-not sent to another origin: not after a redirect (``max_redirects``), not to a next-page link.
-``${env:NAME}`` text in other params is not resolved by these nodes and is sent as written.
+``send_with_retries`` (429/5xx retried, ``Retry-After`` honoured). Secret headers come from the
+``secrets`` resource, like the tool nodes': ``headers`` values may hold ``${env:NAME}`` the spec's
+author wrote, and ``header_env`` names variables directly; either way only names the resource
+allows (default ``DP_SECRET_*``), their values are redacted from the output, metadata and errors,
+and they are not sent to another origin: not after a redirect (``max_redirects``), not to a
+next-page link. ``${env:NAME}`` text in other params is not resolved and is sent as written.
 
 ``WebhookListener`` reads the payload of the event that triggered the run. Contract with the
 triggers: a run started by an event has the flow param ``event`` (type ``object``) holding the
@@ -13,7 +15,6 @@ event's data; the node turns it, or the list at ``record_path`` inside it, into 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import pandas as pd
@@ -26,6 +27,7 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
 )
+from dp_resources.secrets import SecretScope, scope_for
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
 JsonScalar = str | int | float | bool | None
@@ -80,7 +82,7 @@ class ApiEndpointParams(Params):
     header_env: dict[str, str] = Field(
         default_factory=dict,
         description="Header -> environment variable holding its value (for tokens: secrets "
-        "never go in specs).",
+        "never go in specs); only names the `secrets` resource allows (default DP_SECRET_*).",
     )
     record_path: str | list[str] | None = Field(
         default=None, description="Path to the list of records in the response (dotted or keys)."
@@ -104,14 +106,20 @@ def as_written_params(params: Any) -> Any:
     return type(params).model_validate(as_written(params.model_dump()))
 
 
-def _headers(params: ApiEndpointParams) -> dict[str, str]:
-    headers = dict(params.headers)
+def secret_headers(params: Any, scope: SecretScope) -> dict[str, str]:
+    """The request's headers: the author's ``${env:}`` references and ``header_env`` resolved by ``scope``.
+
+    Called before ``as_written_params``: only the sealed references of the author's own text resolve.
+    """
+    headers = scope.resolve(dict(params.headers), "params.headers")
     for header, env in params.header_env.items():
-        value = os.environ.get(env)
-        if value is None:
-            raise ValueError(f"header_env: environment variable {env} (for header {header}) is not set")
-        headers[header] = value
+        headers[header] = scope.secret(env, f"params.header_env.{header}")
     return headers
+
+
+def sensitive(headers: dict[str, str], scope: SecretScope) -> list[str]:
+    """Names of the headers holding a secret (kept from other origins)."""
+    return [name for name, value in headers.items() if scope.holds_secret(value)]
 
 
 def _next_link(headers: dict[str, str]) -> str | None:
@@ -128,11 +136,19 @@ def _next_link(headers: dict[str, str]) -> str | None:
 
 def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Fetch JSON records from an HTTP API (``pd.json_normalize`` of ``record_path``), paginated."""
+    from dp_assets.catalog.nodes.tools import guarded
+
+    scope = scope_for(ctx.resources)
+    with guarded(ctx, "ApiEndpoint", scope):
+        headers = secret_headers(params, scope)
+        return scope.redact_value(_fetch(ctx, as_written_params(params), headers, scope))
+
+
+def _fetch(ctx: NodeContext, params: ApiEndpointParams, headers: dict[str, str], scope: SecretScope) -> pd.DataFrame:
     from dp_resources.http import origin, send_with_retries, without_credentials
 
-    params = as_written_params(params)
     http = ctx.resource("http")
-    headers = _headers(params)
+    secret_names = sensitive(headers, scope)
     pager = params.pagination
     query: dict[str, Any] = {k: v for k, v in params.query.items() if v is not None}
     url = params.url
@@ -147,7 +163,7 @@ def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, 
             http, params.method, url, params=query or None, json=params.body, headers=headers,
             retries=params.retries, backoff_seconds=params.backoff_seconds,
             max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
-            sensitive_headers=list(params.header_env),
+            sensitive_headers=secret_names,
         )
         try:
             payload = response.json()
@@ -175,7 +191,7 @@ def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, 
                 break
             url, query = str(_join(response.url, nxt)), {}
             if origin(url) != origin(params.url):  # a next-page link elsewhere gets no credentials
-                headers = without_credentials(headers, params.header_env)
+                headers = without_credentials(headers, secret_names)
     ctx.add_metadata(pages=pages, records=len(records))
     df = pd.json_normalize(records, sep=params.sep, max_level=params.max_level) if records else pd.DataFrame()
     if params.columns:
@@ -233,7 +249,7 @@ def _declared(params: Any, inputs: dict) -> ColumnSchema | None:
 
 NODE_TYPES = [
     NodeType("ApiEndpoint", ApiEndpointParams, api_endpoint, "source", inputs=NO_INPUTS,
-             resources=frozenset({"http"}), kinds=frozenset({"pandas", "api"}), infer_schema=_declared),
+             resources=frozenset({"http", "secrets"}), kinds=frozenset({"pandas", "api"}), infer_schema=_declared),
     NodeType("WebhookListener", WebhookListenerParams, webhook_listener, "source", inputs=NO_INPUTS,
              kinds=frozenset({"pandas", "webhook"}), infer_schema=_declared),
 ]
