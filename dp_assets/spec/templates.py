@@ -6,9 +6,9 @@ Nothing else is evaluated: the only thing a template can reach is a named flow p
 
 Each string is split once into the author's literal text and template references. Secret
 references (``${env:NAME}``) are recognised in the literal text only, and sealed there
-(``dp_resources.secret_refs``) before any param is filled in; a param's value is put in as
-written and never scanned, so a launch param cannot form a reference, alone or with the text
-beside it (``prefix$`` + ``{env:NAME}``).
+(``dp_resources.secret_refs``) before any param is filled in; a param's value goes in as plain
+text (``as_written`` unseals anything in it) and is never looked at for references, so a launch
+param cannot form one, alone or with the text beside it (``prefix$`` + ``{env:NAME}``).
 """
 
 from __future__ import annotations
