@@ -87,8 +87,11 @@ def compile_errors(validated: Any, catalog: Any) -> list[Any]:
         # (an IO manager definition also serves where a plain resource is required).
         stubs = {key: dg.IOManagerDefinition(resource_fn=lambda _: None) for key in needed}
         definitions = compiled.definitions(stubs)  # also makes the schedules and sensors
-        alone = dg.Definitions(assets=definitions.assets, jobs=definitions.jobs, resources=stubs)
-        alone.resolve_job_def(validated.id).run_config_schema  # noqa: B018 - building it is the check
+        (job,) = definitions.jobs or ()
+        if not isinstance(job, dg.JobDefinition):  # a translator or subclass left it unresolved
+            alone = dg.Definitions(assets=definitions.assets, jobs=[job], resources=stubs)
+            job = alone.resolve_job_def(validated.id)
+        job.run_config_schema  # noqa: B018 - building it is the check
     except Exception as exc:  # noqa: BLE001 - any refusal is the spec's error to report
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [SpecError(validated.id, None, "<spec>", f"does not compile in Dagster: {message}")]

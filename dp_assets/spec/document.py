@@ -159,6 +159,19 @@ def check_document(data: Any, source: str | None = None) -> None:
                                "(write it as a string, number, list or mapping)", source)
 
 
+def count_values(value: Any, limit: int = MAX_VALUES) -> int:
+    """Values in a JSON value (itself included), counting no further than ``limit + 1``."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def _check_text(data: Any, path: tuple[Any, ...], text: str, source: str | None) -> None:
     if text.isascii():
         if "\x00" in text:

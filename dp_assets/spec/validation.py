@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
 from dp_assets.spec import dagster_rules, templates
-from dp_assets.spec.document import SpecShapeError, dotted
+from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, dotted
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
 
@@ -159,6 +159,10 @@ def _with_placeholders(
     values = {
         name: p.default if p.default is not None else PLACEHOLDERS[p.type] for name, p in params.items()
     }
+    # Each reference is checked with its param's default in place: a large default referenced
+    # many times would make validation work in proportion to their product, so it is bounded.
+    sizes = {name: count_values(value) for name, value in values.items()}
+    expanded = 0
     nodes = []
     for node in raw.get("nodes") or []:
         if not isinstance(node, Mapping) or "params" not in node:
@@ -173,6 +177,14 @@ def _with_placeholders(
                     SpecError(flow_id, node_id, path, f"references unknown flow param '{name}'"
                               + _suggest(name, values))
                 )
+                continue
+            expanded += sizes[name]
+            if expanded > MAX_VALUES:
+                known = False
+                errors.append(SpecError(flow_id, node_id, path, (
+                    f"with their defaults in place, the flow's param references come to more than "
+                    f"{MAX_VALUES:,} values; make the default of '{name}' smaller or reference it less")))
+                break
         rendered = templates.render(node["params"], values) if known else node["params"]
         nodes.append({**node, "params": rendered})
     return {**raw, "nodes": nodes} if "nodes" in raw else dict(raw)

@@ -205,3 +205,11 @@ def test_V8_dp_validate_reports_every_hostile_file_and_checks_the_good_one(tmp_p
     assert "flow 's', node 'b', field 'inputs'" in result.stderr
     assert "flow 'k', node 'j', field 'inputs'" in result.stderr
     assert "flow 'config', field 'id'" in result.stderr
+
+
+def test_V8_a_large_default_referenced_many_times_is_bounded():
+    """A 200,000-value default referenced by 50 nodes would be 10 million values checked."""
+    nodes = [{"id": f"n{i}", "type": "StaticData", "params": {"rows": "{{ params.rows }}"}} for i in range(50)]
+    spec = flow(*nodes, params={"rows": {"type": "list", "default": [{"x": i} for i in range(100_000)]}})
+    with pytest.raises(FlowValidationError, match="make the default of 'rows' smaller"):
+        validate_spec(spec, CATALOG)

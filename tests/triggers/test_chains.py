@@ -87,7 +87,7 @@ def test_pass_params_hands_on_the_upstream_params_this_flow_declares(tmp_path, i
 
 def test_a_flow_cannot_start_itself_on_success():
     loop = flow_spec("loop", triggers=[{"type": "flow", "flow": "loop"}])
-    with pytest.raises(ValueError, match=r"flow 'loop', triggers\[0\] \(flow\): a flow cannot start itself"):
+    with pytest.raises(ValueError, match=r"flow 'loop', field 'triggers\[0\]\.flow': a flow cannot start itself"):
         compile_flows(loop)
 
 

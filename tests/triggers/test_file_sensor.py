@@ -96,8 +96,8 @@ def test_V3_globs_outside_the_root_fail_validation(trigger, message):
 
 def test_the_path_param_must_exist_and_take_a_string():
     spec = flow_spec("nopath", params={"n": {"type": "integer"}}, triggers=[{"type": "file", "glob": "*.csv", "param": "n"}])
-    with pytest.raises(ValueError, match=r"flow 'nopath', triggers\[0\] \(file\): .*n: Input should be a valid integer"):
+    with pytest.raises(ValueError, match=r"flow 'nopath', field 'triggers\[0\]\.params': .*n: Input should be a valid integer"):
         compile_flows(spec)
     missing = flow_spec("nopath2", triggers=[{"type": "file", "glob": "*.csv"}])
-    with pytest.raises(ValueError, match="param 'path' is not a param of flow 'nopath2'"):
+    with pytest.raises(ValueError, match=r"field 'triggers\[0\]\.param': 'path' is not a param of this flow"):
         compile_flows(missing)
