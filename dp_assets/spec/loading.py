@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dp_assets.spec.document import (
+    MAX_SPEC_CHARS,
     LimitedComposer,
     SpecLoadError,
     SpecShapeError,
@@ -57,9 +58,14 @@ def load_yaml(text: str) -> Any:
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecLoadError(f"{path}: cannot read the file: {exc}") from exc
+        if not path.is_file():  # a FIFO or device would block or never end
+            raise SpecLoadError(f"{path}: not a regular file")
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_SPEC_CHARS + 1)  # no more than the limit, whatever the size
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, SpecLoadError):
+            raise
+        raise SpecLoadError(f"{path}: cannot read the file: {exc}") from None
     return parse_spec_text(text, source=str(path))
 
 

@@ -213,3 +213,17 @@ def test_V8_a_large_default_referenced_many_times_is_bounded():
     spec = flow(*nodes, params={"rows": {"type": "list", "default": [{"x": i} for i in range(100_000)]}})
     with pytest.raises(FlowValidationError, match="make the default of 'rows' smaller"):
         validate_spec(spec, CATALOG)
+
+
+def test_V8_files_that_never_end_or_are_huge_are_refused_without_reading_them(tmp_path):
+    from dp_assets.spec.loading import read_spec_file
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(SpecLoadError, match="not a regular file"):
+        read_spec_file(fifo)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(2 * 1024**3)  # sparse: 2 GiB that must not be read into memory
+    with pytest.raises(SpecLoadError, match="the limit is"):
+        read_spec_file(huge)
