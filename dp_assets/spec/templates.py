@@ -36,18 +36,27 @@ def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from references(item, f"{path}[{index}]")
 
 
-def render(value: Any, params: Mapping[str, Any]) -> Any:
-    """``value`` (the author's params) with flow params filled in and secret references sealed."""
+def render(value: Any, params: Mapping[str, Any], *, seal: bool = True) -> Any:
+    """``value`` (the author's params) with flow params filled in and secret references sealed.
+
+    ``seal=False`` for node types that resolve no secrets: the author's ``${env:NAME}`` stays the
+    text it was, so such a node never sees (or logs) the sealed form.
+    """
     if isinstance(value, str):
         whole = WHOLE.match(value)
         if whole:
             return as_written(params[whole.group(1)])
         # split() alternates literal text (even places) and param names (odd places)
         parts = TEMPLATE.split(value)
-        return "".join(seal_written(part) if i % 2 == 0 else as_written(str(params[part]))
+        literal = seal_written if seal else _unchanged
+        return "".join(literal(part) if i % 2 == 0 else as_written(str(params[part]))
                        for i, part in enumerate(parts))
     if isinstance(value, Mapping):
-        return {key: render(item, params) for key, item in value.items()}
+        return {key: render(item, params, seal=seal) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, params) for item in value]
+        return [render(item, params, seal=seal) for item in value]
     return value
+
+
+def _unchanged(text: str) -> str:
+    return text

@@ -461,3 +461,22 @@ def test_S6_api_nodes_read_secrets_only_through_the_secrets_policy(monkeypatch):
         assert CONTROL_VALUE not in frame.to_json() and "***" in frame.to_json()
     finally:
         target.close()
+
+
+def test_S6_a_node_that_resolves_no_secrets_keeps_the_authors_reference_as_text(tmp_path, monkeypatch):
+    """S6: sealing is for node types that resolve secrets (their `resources` list `secrets`); any
+    other node reads the author's `${env:NAME}` as the text it was, never the sealed form and
+    never the value."""
+    _secret_env(monkeypatch)
+    written = "${env:DP_SECRET_CONTROL}"
+    spec = {"id": "literal_flow", "nodes": [
+        {"id": "rows", "type": "StaticData", "params": {"rows": [{"text": f"key {written}"}]}}]}
+    catalog = default_catalog()
+    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
+                                dg.Definitions(resources=_resources(tmp_path)))
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        result = defs.resolve_job_def("literal_flow").execute_in_process(instance=instance)
+        frame = result.asset_value(dg.AssetKey(["literal_flow", "rows"]))
+    assert result.success
+    assert list(frame["text"]) == [f"key {written}"]
