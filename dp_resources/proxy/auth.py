@@ -24,7 +24,7 @@ import hmac
 import secrets
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -131,13 +131,7 @@ class Authenticator:
     def quick_principal(self, authorization: str | None) -> str | None:
         """The principal when it is known without hashing a password (a token, or Basic
         credentials verified before), else None: then :meth:`principal` decides, slowly."""
-        split = self._split(authorization)
-        if split is None:
-            return None
-        scheme, value = split
-        if scheme == "bearer":
-            return self._bearer(value)
-        return self._cached(self._cache_key(value))
+        return self._prove(authorization, lambda value: self._cached(self._cache_key(value)))
 
     def _cached(self, key: bytes) -> str | None:
         with self._cache_lock:
@@ -148,13 +142,14 @@ class Authenticator:
 
     def principal(self, authorization: str | None) -> str | None:
         """The user (or ``"token"``) the header proves, or None."""
+        return self._prove(authorization, self._basic)
+
+    def _prove(self, authorization: str | None, basic: Callable[[str], str | None]) -> str | None:
         split = self._split(authorization)
         if split is None:
             return None
         scheme, value = split
-        if scheme == "bearer":
-            return self._bearer(value)
-        return self._basic(value)
+        return self._bearer(value) if scheme == "bearer" else basic(value)
 
     def _bearer(self, value: str) -> str | None:
         candidate = value.encode()
