@@ -23,6 +23,7 @@ Production uses PostgreSQL (the top-level dagster.yaml); this is for ``make run`
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -30,6 +31,7 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
+from filelock import FileLock
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
@@ -38,6 +40,24 @@ from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
 
 from dp_resources.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
+
+
+#: Longest a process waits for another to finish creating or migrating a database.
+FIRST_OPEN_LOCK_SECONDS = 300
+
+
+@contextmanager
+def first_open_lock(base_dir: str) -> Iterator[None]:
+    """One process at a time creates or migrates the SQLite databases in ``base_dir``.
+
+    Dagster creates and stamps a database on first open without a lock: two processes opening a
+    new home at once (two first runs, ``dagster dev`` beside a ``dp`` command) each ran the
+    migrations and left ``runs.db`` with two Alembic heads, after which every run failed. The
+    lock is held only while a storage object is constructed, never while it is used.
+    """
+    os.makedirs(base_dir, exist_ok=True)
+    with FileLock(os.path.join(base_dir, ".dp-first-open.lock"), timeout=FIRST_OPEN_LOCK_SECONDS):
+        yield
 
 
 def pooled_sqlite_engine(conn_string: str) -> sa.Engine:
@@ -81,6 +101,13 @@ class _KeptConnections:
 
 
 class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, ConsolidatedSqliteEventLogStorage):
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
+        # The whole construction: a second process must not see a database file that the first
+        # one has created but not yet migrated.
+        with first_open_lock(config_value["base_dir"]):
+            return cls(inst_data=inst_data, **config_value)
+
     def _connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
         return self._transaction()
 
@@ -131,7 +158,8 @@ class _KeptConnectionsFromLocal(_KeptConnections):
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
         # The parents hard-code their own class here.
-        return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
+        with first_open_lock(config_value["base_dir"]):
+            return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
 
     def connect(self) -> AbstractContextManager[sa.Connection]:
         return self._transaction()

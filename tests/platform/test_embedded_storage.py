@@ -321,3 +321,37 @@ def test_every_command_that_opens_the_instance_prepares_it_first():
     opening = {name for name in COMMANDS if _opens_the_instance(main.get_command(context, name))}
     assert {"status", "runs", "init-home"} <= opening  # the tripwire itself works
     assert opening - {"init-home"} <= INSTANCE_COMMANDS, sorted(opening - INSTANCE_COMMANDS)
+
+
+FIRST_OPEN = """
+import sys, time
+import dagster as dg
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    instance.get_runs(limit=1)
+    instance.all_instigator_state()
+"""
+
+
+def test_four_dagster_native_first_opens_at_once_leave_one_alembic_head(dp_home):
+    """Instance first start (issue 16), without `dp`: the platform's instance file is in place but
+    no database exists yet, and four processes open the instance through Dagster's own API at the
+    same moment (as `dagster dev` and first runs do). The storages create and migrate each SQLite
+    database under a file lock: every process succeeds, each database has one Alembic head, and a
+    run then succeeds."""
+    from dp_assets.cli.home import instance_file_text
+
+    dagster_home = dp_home / "dagster"
+    (dagster_home / "dagster.yaml").write_text(instance_file_text(dagster_home))
+    start = time.time() + 3  # every interpreter has imported Dagster by then
+    procs = [subprocess.Popen([sys.executable, "-c", FIRST_OPEN, str(dagster_home), str(start)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outcomes = [(p.communicate(timeout=300), p.returncode) for p in procs]
+    assert [code for _, code in outcomes] == [0] * 4, [err[-2000:] for (_, err), _ in outcomes]
+    heads = _alembic_heads(dagster_home)
+    assert len(heads["history/runs.db"]) == 1 and all(len(rows) <= 1 for rows in heads.values()), heads
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert _job(dp_home / "outputs").execute_in_process(instance=instance).success
