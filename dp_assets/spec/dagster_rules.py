@@ -48,8 +48,13 @@ def _problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:
 
 def _trigger_problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:
     """The checks ``dp_sensors.triggers`` makes when it builds a trigger, made here first."""
-    from dp_sensors.triggers.params import ParamsRejected, check_fixed_params, check_params
+    from dp_sensors.triggers.params import ParamsRejected, check_fixed_params, check_params, params_model
 
+    try:  # triggers and the launch receiver check run params with this model
+        params_model(flow.id, flow.params)
+    except Exception as exc:  # noqa: BLE001 - any refusal is the spec's error to report
+        yield None, "params", f"the params cannot be checked at launch ({type(exc).__name__}: {exc})"
+        return
     for position, trigger in enumerate(flow.triggers):
         field = f"triggers[{position}]"
         try:

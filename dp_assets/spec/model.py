@@ -40,6 +40,9 @@ def _not_reserved(value: str) -> str:
 
 FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
+# A flow param's name: what a ``{{ params.NAME }}`` reference can name, and a field name the
+# params models of triggers and the launch receiver can have (pydantic refuses a leading "_").
+ParamName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 # Dagster's rules for asset tags and owners (dagster._utils.tags, dagster._core.definitions.utils),
 # checked here so that a spec breaking them is a validation error naming the field, not a
 # definition error at load.
@@ -320,7 +323,7 @@ class FlowBase(Strict):
     description: str = ""
     owners: list[Owner] = Field(default_factory=list)
     tags: Tags = Field(default_factory=dict)
-    params: dict[str, FlowParam] = Field(default_factory=dict)
+    params: dict[ParamName, FlowParam] = Field(default_factory=dict)
     triggers: list[Trigger] = Field(default_factory=list)
     policies: RunPolicy = Field(default_factory=RunPolicy)
     notify: list[Notification] = Field(default_factory=list)

@@ -90,7 +90,7 @@ def validate_spec(
     except SpecShapeError as exc:
         flow_id = exc.flow or _flow_id_of(data)
         raise FlowValidationError(flow_id, [SpecError(flow_id, exc.node, exc.field, exc.message)]) from None
-    flow_id = raw.get("id") if isinstance(raw.get("id"), str) else "<no id>"
+    flow_id = _flow_id_of(raw)
     errors: list[SpecError] = []
     params = _flow_params(raw, flow_id, errors)
     checked = _with_placeholders(raw, params, flow_id, errors)
@@ -120,8 +120,9 @@ def validate_spec(
 
 
 def _flow_id_of(data: Any) -> str:
+    """The id errors name the flow by: the spec's own, else ``<no id>``."""
     flow_id = data.get("id") if isinstance(data, Mapping) else None
-    return flow_id if isinstance(flow_id, str) else "<no id>"
+    return flow_id if isinstance(flow_id, str) and flow_id else "<no id>"
 
 
 def _hook_errors(flow_id: str, node: Any, catalog: Catalog) -> list[SpecError]:

@@ -7,16 +7,19 @@ import json
 import random
 from pathlib import Path
 
+import dagster as dg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from dp_assets.catalog import default_catalog
-from dp_assets.compiler.factory import build_flow_definitions
-from dp_assets.spec.loading import SpecLoadError, normalise_spec
+from dp_assets.compiler.factory import build_flow_definitions, compile_flow
+from dp_assets.publishing import spec_files
+from dp_assets.spec.loading import SpecLoadError, normalise_spec, parse_spec_text, read_spec_file
 from dp_assets.spec.model import flow_json_schema
 from dp_assets.spec.validation import FlowValidationError, validate_spec
+from tests.fuzzing import fuzz_settings
 
 CATALOG = default_catalog()
 
@@ -71,14 +74,14 @@ def _flow_specs() -> st.SearchStrategy[dict]:
     return st.tuples(from_schema(skeleton), nodes).map(lambda pair: {**pair[0], "nodes": pair[1]})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(60, suppress_health_check=list(HealthCheck))
 @given(spec=_flow_specs(), seed=st.integers(0, 10_000))
 def test_V8_schema_generated_and_mutated_specs(spec, seed):
     assert _outcome(spec) in ("invalid", "compiled")
     assert _outcome(_mutate(spec, random.Random(seed))) in ("invalid", "compiled")
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
                     max_leaves=20))
@@ -106,13 +109,6 @@ def test_V8_ten_thousand_nodes(size):
 # Issue 16: any JSON-like document, and the real example specs mutated structure-aware. The
 # invariant: validation answers with a FlowValidationError naming where, or accepts a spec that
 # then compiles as the code location compiles it (job resolved, run-config schema built).
-
-import dagster as dg  # noqa: E402
-
-from dp_assets.compiler.factory import compile_flow  # noqa: E402
-from dp_assets.publishing import spec_files  # noqa: E402
-from dp_assets.spec.loading import parse_spec_text, read_spec_file  # noqa: E402
-from tests.fuzzing import fuzz_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {path.stem: read_spec_file(path) for path in spec_files(ROOT / "flows")}

@@ -92,6 +92,8 @@ ACCEPTED_BUT_REFUSED_BY_DAGSTER = [
     ("file_trigger_param_undeclared", flow(SOURCE, triggers=[{"type": "file", "glob": "in/*.csv"}]),
      None, "triggers[0].param"),
     ("flow_starts_itself", flow(SOURCE, triggers=[{"type": "flow", "flow": "hostile"}]), None, "triggers[0].flow"),
+    ("underscore_param_name", flow(SOURCE, params={"_p": {}}, triggers=[{"type": "schedule", "cron": "0 * * * *"}]),
+     None, "params._p"),
     ("infinite_timeout", flow(SOURCE, policies={"timeout_seconds": float("inf")}), None, "policies.timeout_seconds"),
 ]
 
