@@ -39,6 +39,15 @@ class LoadReport:
     problems: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
+    #: A problem's text is cut here: it lands in an asset description and every repository
+    #: snapshot, and a hostile spec's error can quote megabytes of it (an unknown type name).
+    MAX_PROBLEM_CHARS = 4000
+
+    def add_problem(self, where: str, text: str) -> None:
+        if len(text) > self.MAX_PROBLEM_CHARS:
+            text = text[: self.MAX_PROBLEM_CHARS] + f"... ({len(text):,} characters in all)"
+        self.problems[where] = text
+
     def markdown(self) -> str:
         if not self.problems:
             return f"All {len(self.flows)} published flows loaded."
@@ -123,9 +132,10 @@ def _build_whole(
     folder = settings.flows_dir() if flows_folder == "env" else flows_folder
     if folder is not None and Path(folder).is_dir():
         try:
-            report.problems.update(import_folder(store, Path(folder), catalog).problems)
+            for where, text in import_folder(store, Path(folder), catalog).problems.items():
+                report.add_problem(where, text)
         except Exception as exc:  # noqa: BLE001 - the flows already stored still load
-            report.problems[f"flows folder {folder}"] = f"not imported: {type(exc).__name__}: {exc}"
+            report.add_problem(f"flows folder {folder}", f"not imported: {type(exc).__name__}: {exc}")
             log.error("flows folder %s was not imported: %s", folder, exc)
     executors = FlowExecutors()
     flow_defs = []
@@ -145,7 +155,7 @@ def _build_whole(
                 if policy and (policy.keep_last or policy.older_than_days):
                     retention[flow_id] = policy.model_dump()
             except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
-                report.problems[f"flow {flow_id} (version {version})"] = f"{type(exc).__name__}: {exc}"
+                report.add_problem(f"flow {flow_id} (version {version})", f"{type(exc).__name__}: {exc}")
                 log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
     report.seconds = time.perf_counter() - started
     log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds,
@@ -182,8 +192,8 @@ def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str
         try:
             version, spec = store.get(info.id, info.published_version)
         except Exception as exc:  # noqa: BLE001 - one unreadable row is that flow's problem
-            report.problems[f"flow {info.id} (version {info.published_version})"] = (
-                f"cannot be read from the store: {type(exc).__name__}: {exc}")
+            report.add_problem(f"flow {info.id} (version {info.published_version})",
+                               f"cannot be read from the store: {type(exc).__name__}: {exc}")
             log.error("flow '%s' could not be read from the store: %s", info.id, exc)
             continue
         yield info.id, version, spec

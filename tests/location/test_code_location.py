@@ -287,6 +287,7 @@ def test_V8_hostile_specs_in_files_and_store_leave_every_good_flow_loading(flows
         "impostor": {"id": "customer_orders", "nodes": [node]},  # another flow's job name
         "unreadable": {"id": "unreadable", "nodes": [node]},
         "not_a_mapping": {"id": "not_a_mapping", "nodes": [node]},
+        "megabyte_type": {"id": "megabyte_type", "nodes": [{"id": "a", "type": "T" * 1_000_000}]},
     }
     for flow_id, spec in stored.items():
         store.save(flow_id, "v0", spec)
@@ -306,3 +307,4 @@ def test_V8_hostile_specs_in_files_and_store_leave_every_good_flow_loading(flows
         assert name in description, name
     for flow_id in stored:
         assert f"flow {flow_id} (version v0)" in description, flow_id
+    assert len(description) < 100_000  # an error quoting a megabyte is cut in the report
