@@ -30,6 +30,9 @@ class PlannedNode:
     storage_format: str | None
     storage_table: str | None
     columns: tuple[ColumnContract, ...] = ()
+    #: Whether the node (or a node of its body) resolves ``${env:NAME}`` secret references: only
+    #: then are the author's references sealed when its params are rendered.
+    resolves_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,12 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
     for node_id in TopologicalSorter(graph).static_order():
         node = by_id[node_id]
         node_type = catalog[node.type]
-        resources |= node_type.resources
+        node_resources = set(node_type.resources)
         if hasattr(node.params, "body"):  # sub-chains (TryCatch, ForEach) run other node types
             from dp_assets.catalog.nodes.subchains import body_resources
 
-            resources |= body_resources(node.params, catalog)
+            node_resources |= body_resources(node.params, catalog)
+        resources |= node_resources
         planned.append(
             PlannedNode(
                 id=node.id,
@@ -117,6 +121,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
+                resolves_secrets="secrets" in node_resources,
             )
         )
     return FlowPlan(

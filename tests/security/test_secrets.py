@@ -480,3 +480,28 @@ def test_S6_a_node_that_resolves_no_secrets_keeps_the_authors_reference_as_text(
         frame = result.asset_value(dg.AssetKey(["literal_flow", "rows"]))
     assert result.success
     assert list(frame["text"]) == [f"key {written}"]
+
+
+def test_S6_a_reference_in_a_sub_chain_body_resolves_for_its_node(tmp_path, monkeypatch):
+    """S6: a `ForEach` body node that resolves secrets (an `HttpTool` with the author's
+    `${env:NAME}`) gets its reference sealed and resolved, though `ForEach` itself resolves none."""
+    _secret_env(monkeypatch)
+    target = TargetServer()
+    spec = {"id": "body_flow", "nodes": [
+        {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a"}, {"k": "b"}]}},
+        {"id": "each", "type": "ForEach", "inputs": ["rows"], "params": {"group_by": "k", "body": [
+            {"id": "call", "type": "HttpTool", "params": {
+                "url": f"{target.url}/echo", "for_each_row": True,
+                "headers": {"X-Control": "${env:DP_SECRET_CONTROL}"}}}]}}]}
+    try:
+        catalog = default_catalog()
+        defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
+                                    dg.Definitions(resources=_resources(tmp_path)))
+        (tmp_path / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+            result = defs.resolve_job_def("body_flow").execute_in_process(instance=instance)
+        seen = list(target.requests)
+    finally:
+        target.close()
+    assert result.success
+    assert [r["headers"]["X-Control"] for r in seen] == [CONTROL_VALUE] * 2
