@@ -30,7 +30,10 @@ def errors(flow: Any) -> list[Any]:
     """Errors of a flow the model accepted, as ``SpecError``s."""
     from dp_assets.spec.validation import SpecError
 
-    return [SpecError(flow.id, node, field, message) for node, field, message in _problems(flow)]
+    try:
+        return [SpecError(flow.id, node, field, message) for node, field, message in _problems(flow)]
+    except Exception as exc:  # noqa: BLE001 - a check's own bug names the flow, never a traceback
+        return [SpecError(flow.id, None, "<spec>", f"could not be checked ({type(exc).__name__}: {exc})")]
 
 
 def _problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:

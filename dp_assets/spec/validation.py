@@ -109,7 +109,7 @@ def validate_spec(
     if check_schemas and flow is not None and order is not None:
         broken = {e.node for e in errors if e.node is not None}
         schemas = _schema_errors(flow, order, catalog, errors, broken)
-    if flow is not None and not errors:
+    if flow is not None:
         errors.extend(dagster_rules.errors(flow))
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
