@@ -30,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.dtypes import SIMPLE_DTYPES, dtype_error
 from dp_assets.expressions import ExpressionError, parse_expression
+from dp_assets.spec.model import ScheduleTrigger
 from dp_assets.timezones import check_timezone, known_timezones
 from tests.fuzzing import fuzz_settings
 
@@ -103,6 +104,8 @@ def zone_surfaces(name: str) -> list[tuple[str, Any]]:
         ("ChangeDataType dtype", lambda: catalog["ChangeDataType"].params_model.model_validate({"dtype": {"t": zoned}})),
         ("StaticData dtype", lambda: catalog["StaticData"].params_model.model_validate({"dtype": {"t": zoned}})),
         ("FileInput dtype", lambda: catalog["FileInput"].params_model.model_validate({"path": "a.csv", "dtype": {"t": zoned}})),
+        ("schedule trigger timezone", lambda: ScheduleTrigger.model_validate(
+            {"type": "schedule", "cron": "0 * * * *", "timezone": name})),
     ]
 
 
