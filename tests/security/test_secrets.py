@@ -117,6 +117,16 @@ def _resources(tmp_path: Path) -> dict:
     }
 
 
+def _run_flow(spec: dict, tmp_path: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``spec`` with the platform's resources, on a throwaway instance."""
+    catalog = default_catalog()
+    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
+                                dg.Definitions(resources=_resources(tmp_path)))
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        return defs.resolve_job_def(spec["id"]).execute_in_process(run_config=run_config, instance=instance)
+
+
 def _hits_in_sqlite(path: Path) -> list[str]:
     hits = []
     with sqlite3.connect(path) as db:
@@ -405,12 +415,7 @@ def test_S6_launch_params_and_event_payloads_cannot_compose_a_reference_in_a_rea
             ]}
     launch = {"a": "$", "b": composed, "event": {"rows": [{"x": "$", "y": composed}, {"x": "${env:", "y": PLANTED + "}"}]}}
     try:
-        catalog = default_catalog()
-        defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
-                                    dg.Definitions(resources=_resources(tmp_path)))
-        (tmp_path / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-            result = defs.resolve_job_def("composed_flow").execute_in_process(run_config=launch, instance=instance)
+        result = _run_flow(spec, tmp_path, launch)
         seen = list(target.requests)
     finally:
         target.close()
@@ -471,13 +476,8 @@ def test_S6_a_node_that_resolves_no_secrets_keeps_the_authors_reference_as_text(
     written = "${env:DP_SECRET_CONTROL}"
     spec = {"id": "literal_flow", "nodes": [
         {"id": "rows", "type": "StaticData", "params": {"rows": [{"text": f"key {written}"}]}}]}
-    catalog = default_catalog()
-    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
-                                dg.Definitions(resources=_resources(tmp_path)))
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        result = defs.resolve_job_def("literal_flow").execute_in_process(instance=instance)
-        frame = result.asset_value(dg.AssetKey(["literal_flow", "rows"]))
+    result = _run_flow(spec, tmp_path)
+    frame = result.asset_value(dg.AssetKey(["literal_flow", "rows"]))
     assert result.success
     assert list(frame["text"]) == [f"key {written}"]
 
@@ -494,12 +494,7 @@ def test_S6_a_reference_in_a_sub_chain_body_resolves_for_its_node(tmp_path, monk
                 "url": f"{target.url}/echo", "for_each_row": True,
                 "headers": {"X-Control": "${env:DP_SECRET_CONTROL}"}}}]}}]}
     try:
-        catalog = default_catalog()
-        defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
-                                    dg.Definitions(resources=_resources(tmp_path)))
-        (tmp_path / "dagster").mkdir()
-        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-            result = defs.resolve_job_def("body_flow").execute_in_process(instance=instance)
+        result = _run_flow(spec, tmp_path)
         seen = list(target.requests)
     finally:
         target.close()
