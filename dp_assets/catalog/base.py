@@ -178,6 +178,9 @@ class NodeType:
     - ``check(params, catalog)`` returns extra ``(field, message)`` errors found at validation,
       for params that refer to other node types (a sub-chain).
     - ``accepts_skipped``: the node runs even when some inputs were skipped (``Merge``).
+    - ``data_templates``: the node fills ``{{ input }}``/``{{ row }}``/``{{ args }}`` templates of
+      its params from data; flow params are then substituted inert (``dp_assets.spec.inert``), so
+      a launch param cannot form such a template.
     """
 
     name: str
@@ -193,6 +196,7 @@ class NodeType:
     produces_asset: bool = True
     accepts_skipped: bool = False
     side_effects: bool = False
+    data_templates: bool = False
 
     @property
     def description(self) -> str:

@@ -33,6 +33,9 @@ class PlannedNode:
     #: Whether the node (or a node of its body) resolves ``${env:NAME}`` secret references: only
     #: then are the author's references sealed when its params are rendered.
     resolves_secrets: bool = False
+    #: Whether the node (or a node of its body) fills ``{{ input }}``-style templates from data:
+    #: then flow params are substituted inert (``dp_assets.spec.inert``).
+    fills_data_templates: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,12 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
     for node_id in TopologicalSorter(graph).static_order():
         node = by_id[node_id]
         node_type = catalog[node.type]
-        node_resources = set(node_type.resources)
+        runs_types = [node_type]
         if hasattr(node.params, "body"):  # sub-chains (TryCatch, ForEach) run other node types
-            from dp_assets.catalog.nodes.subchains import body_resources
+            from dp_assets.catalog.nodes.subchains import body_node_types
 
-            node_resources |= body_resources(node.params, catalog)
+            runs_types += body_node_types(node.params, catalog)
+        node_resources = frozenset().union(*(runs.resources for runs in runs_types))
         resources |= node_resources
         planned.append(
             PlannedNode(
@@ -122,6 +126,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
                 resolves_secrets="secrets" in node_resources,
+                fills_data_templates=any(runs.data_templates for runs in runs_types),
             )
         )
     return FlowPlan(

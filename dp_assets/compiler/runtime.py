@@ -278,7 +278,8 @@ def _call_with_retries(
     attempt = 0
     while True:
         try:
-            rendered = templates.render(node.raw_params, params, seal=node.resolves_secrets)
+            rendered = templates.render(node.raw_params, params, seal=node.resolves_secrets,
+                                        inert_params=node.fills_data_templates)
             node_params = node.node_type.params_model.model_validate(rendered)
             if node.timeout_seconds:  # a stream is read in the child: the limit covers the reading
                 return call_with_timeout(lambda: whole(node.node_type.run(ctx, node_params, inputs)), ctx,

@@ -14,9 +14,10 @@ param cannot form one, alone or with the text beside it (``prefix$`` + ``{env:NA
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from dp_assets.spec import inert
 from dp_resources.secret_refs import as_written, seal_written
 
 TEMPLATE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -36,25 +37,40 @@ def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from references(item, f"{path}[{index}]")
 
 
-def render(value: Any, params: Mapping[str, Any], *, seal: bool = True) -> Any:
+def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_params: bool = False) -> Any:
     """``value`` (the author's params) with flow params filled in and secret references sealed.
 
     ``seal=False`` for node types that resolve no secrets: the author's ``${env:NAME}`` stays the
-    text it was, so such a node never sees (or logs) the sealed form.
+    text it was, so such a node never sees (or logs) the sealed form. ``inert_params=True`` for
+    node types that fill data templates themselves: a param's value goes in ``inert``, and the
+    node ``restore``s the text after filling its templates (``dp_assets.spec.inert``).
     """
+    own_text = seal_written if seal else _unchanged
+    if inert_params:
+        def literal(text: str) -> str:
+            return inert.literal(own_text(text))
+
+        def param(value: Any) -> Any:
+            return inert.inert(as_written(value))
+    else:
+        literal, param = own_text, as_written
+    return _render(value, params, literal, param)
+
+
+def _render(value: Any, params: Mapping[str, Any], literal: Callable[[str], str],
+            param: Callable[[Any], Any]) -> Any:
     if isinstance(value, str):
         whole = WHOLE.match(value)
         if whole:
-            return as_written(params[whole.group(1)])
+            return param(params[whole.group(1)])
         # split() alternates literal text (even places) and param names (odd places)
         parts = TEMPLATE.split(value)
-        literal = seal_written if seal else _unchanged
-        return "".join(literal(part) if i % 2 == 0 else as_written(str(params[part]))
+        return "".join(literal(part) if i % 2 == 0 else param(str(params[part]))
                        for i, part in enumerate(parts))
     if isinstance(value, Mapping):
-        return {key: render(item, params, seal=seal) for key, item in value.items()}
+        return {key: _render(item, params, literal, param) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, params, seal=seal) for item in value]
+        return [_render(item, params, literal, param) for item in value]
     return value
 
 

@@ -500,3 +500,27 @@ def test_S6_a_reference_in_a_sub_chain_body_resolves_for_its_node(tmp_path, monk
         target.close()
     assert result.success
     assert [r["headers"]["X-Control"] for r in seen] == [CONTROL_VALUE] * 2
+
+
+def test_launch_params_cannot_form_data_templates_in_a_real_run(tmp_path, monkeypatch):
+    """Issue 16's class, for data: a launch param whose text is `{{ row.secret }}` or
+    `{{ input }}`, placed by the author in an `HttpTool` header, reaches the server as that text;
+    upstream values appear only where the author wrote a data template."""
+    _secret_env(monkeypatch)
+    target = TargetServer()
+    spec = {"id": "inert_flow", "params": {"p": {"type": "string", "default": ""},
+                                           "q": {"type": "string", "default": ""}},
+            "nodes": [
+                {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a", "secret": "row-only-1"}]}},
+                {"id": "send", "type": "HttpTool", "inputs": ["rows"], "params": {
+                    "url": f"{target.url}/echo", "for_each_row": True,
+                    "headers": {"X-P": "{{ params.p }}", "X-Q": "q={{ params.q }}", "X-K": "{{ row.k }}"}}}]}
+    try:
+        result = _run_flow(spec, tmp_path, {"p": "{{ row.secret }}", "q": "{{ input }}"})
+        seen = list(target.requests)
+    finally:
+        target.close()
+    assert result.success and len(seen) == 1
+    headers = seen[0]["headers"]
+    assert (headers["X-P"], headers["X-Q"], headers["X-K"]) == ("{{ row.secret }}", "q={{ input }}", "a")
+    assert "row-only-1" not in json.dumps(seen)

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 
 from dp_assets.catalog.base import Catalog, NodeContext, NodeType, Params
 from dp_assets.catalog.nodes import tools as t
+from dp_assets.spec import inert
 from dp_resources.secret_refs import as_written
 from dp_resources.secrets import SecretScope, scope_for
 
@@ -199,6 +200,18 @@ class ToolBox:
 # --- the loop --------------------------------------------------------------------------------
 
 
+def _restored_outside_templates(params: LlmAgentParams) -> LlmAgentParams:
+    """The params with flow-param text restored (``dp_assets.spec.inert``) everywhere but where
+    data templates are still to be filled: the prompt and the tools' params."""
+    dumped = params.model_dump()
+    prompt = dumped.pop("prompt")
+    tool_params = [tool.pop("params") for tool in dumped["tools"]]
+    dumped = inert.restore(dumped)
+    for tool, own in zip(dumped["tools"], tool_params):
+        tool["params"] = own
+    return LlmAgentParams.model_validate({**dumped, "prompt": prompt})
+
+
 def _render_prompt(prompt: str, data: dict[str, Any], limit: int) -> tuple[str, bool]:
     cut = False
 
@@ -210,9 +223,9 @@ def _render_prompt(prompt: str, data: dict[str, Any], limit: int) -> tuple[str, 
         rendered = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
         if len(rendered) > limit:
             cut, rendered = True, rendered[:limit] + " …(cut)"
-        return rendered
+        return inert.literal(rendered)
 
-    return t.DATA_TEMPLATE.sub(text, prompt), cut
+    return inert.restore(t.DATA_TEMPLATE.sub(text, prompt)), cut
 
 
 def _estimate_tokens(messages: list[dict[str, Any]], reply: Any) -> int:
@@ -322,6 +335,7 @@ def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) 
         key = llm.endpoint()[2] if hasattr(llm, "endpoint") else None
         if key:
             scope.add(key)
+        params = _restored_outside_templates(params)
         data = t.template_data(inputs)
         # prompts are sent as written: a secret reference in them is text for the model, never resolved
         prompt, cut = _render_prompt(as_written(params.prompt), data, params.max_input_chars)
@@ -403,5 +417,5 @@ def _check(params: LlmAgentParams, catalog: Catalog) -> list[tuple[str, str]]:
 NODE_TYPES = [
     NodeType("LlmAgent", LlmAgentParams, llm_agent, "tool", inputs=t.OPTIONAL_INPUTS, kinds=frozenset({"llm"}),
              resources=frozenset({"llm", "secrets", "http", "shell", "sandbox", "mcp"}), check=_check,
-             side_effects=True),
+             side_effects=True, data_templates=True),
 ]

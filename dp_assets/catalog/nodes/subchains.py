@@ -133,15 +133,20 @@ def check_body(params: Any, catalog: Catalog) -> list[tuple[str, str]]:
     return parse_body(params.body, catalog)[1]
 
 
+def body_node_types(params: Any, catalog: Catalog) -> list[NodeType]:
+    """The node types of the body, and of the bodies inside it."""
+    nodes, _ = parse_body(getattr(params, "body", []) or [], catalog)
+    found: list[NodeType] = []
+    for node in nodes:
+        found.append(node.node_type)
+        if hasattr(node.params, "body"):
+            found += body_node_types(node.params, catalog)
+    return found
+
+
 def body_resources(params: Any, catalog: Catalog) -> frozenset[str]:
     """Resources the body's node types need (the plan must provide them to the step)."""
-    nodes, _ = parse_body(getattr(params, "body", []) or [], catalog)
-    found: set[str] = set()
-    for node in nodes:
-        found |= node.node_type.resources
-        if hasattr(node.params, "body"):
-            found |= body_resources(node.params, catalog)
-    return frozenset(found)
+    return frozenset().union(*(node_type.resources for node_type in body_node_types(params, catalog)))
 
 
 def body_schema(params: Any, input_schema: ColumnSchema | None, catalog: Catalog) -> ColumnSchema | None:

@@ -31,6 +31,7 @@ import pandas as pd
 from pydantic import Field
 
 from dp_assets.catalog.base import InputSpec, NodeContext, NodeType, Params
+from dp_assets.spec import inert
 from dp_resources.sandbox.api import SandboxLimits
 from dp_resources.secret_refs import as_written
 from dp_resources.secrets import SecretScope, scope_for
@@ -79,9 +80,11 @@ def fill(value: Any, data: dict[str, Any], where: str = "params", url: bool = Fa
         def text(match: re.Match) -> str:
             found = _lookup(data, match.group(1), match.group(2), where)
             found = found if isinstance(found, str) else json.dumps(found, default=str)
-            return quote(found, safe="") if url else found
+            return inert.literal(quote(found, safe="") if url else found)
 
-        return DATA_TEMPLATE.sub(text, value)
+        # One pass over the author's text: flow params in it are inert (dp_assets.spec.inert), so
+        # a launch param cannot form a template; the text is restored once the templates are filled.
+        return inert.restore(DATA_TEMPLATE.sub(text, value))
     if isinstance(value, dict):
         return {k: fill(v, data, f"{where}.{k}", url) for k, v in value.items()}
     if isinstance(value, list):
@@ -353,11 +356,11 @@ def mcp_tool(ctx: NodeContext, params: McpToolParams, inputs: dict[str, Any]) ->
 
 NODE_TYPES = [
     NodeType("HttpTool", HttpToolParams, http_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"http"}),
-             resources=frozenset({"http", "secrets"}), side_effects=True),
+             resources=frozenset({"http", "secrets"}), side_effects=True, data_templates=True),
     NodeType("ShellTool", ShellToolParams, shell_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"shell"}),
-             resources=frozenset({"shell", "secrets"}), side_effects=True),
+             resources=frozenset({"shell", "secrets"}), side_effects=True, data_templates=True),
     NodeType("PythonTool", PythonToolParams, python_tool, "tool", inputs=OPTIONAL_INPUTS,
-             kinds=frozenset({"python"}), resources=frozenset({"sandbox", "secrets"})),
+             kinds=frozenset({"python"}), resources=frozenset({"sandbox", "secrets"}), data_templates=True),
     NodeType("McpTool", McpToolParams, mcp_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"mcp"}),
-             resources=frozenset({"mcp", "secrets"}), side_effects=True),
+             resources=frozenset({"mcp", "secrets"}), side_effects=True, data_templates=True),
 ]
