@@ -131,32 +131,47 @@ class LimitedComposer:
 
 
 def check_document(data: Any, source: str | None = None) -> None:
-    """Raise :class:`SpecShapeError` unless ``data`` is a bounded JSON value (iterative walk)."""
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    """Raise :class:`SpecShapeError` unless ``data`` is a bounded JSON value (iterative walk).
+
+    Each value's place is kept as a link to its parent's ``(link, key)``, not a copied tuple, so
+    the walk costs the same per value at any depth; the path is spelled out only for an error.
+    """
+    stack: list[tuple[Any, int, Any]] = [(data, 0, None)]
     count = 0
     while stack:
-        value, path = stack.pop()
+        value, depth, link = stack.pop()
         count += 1
         if count > MAX_VALUES:
-            raise _shape_error(data, path, f"the spec has more than {MAX_VALUES:,} values", source)
-        if len(path) > MAX_DEPTH:
-            raise _shape_error(data, path[:MAX_DEPTH], f"nested deeper than {MAX_DEPTH} levels", source)
-        if isinstance(value, Mapping):
+            raise _shape_error(data, _path(link), f"the spec has more than {MAX_VALUES:,} values", source)
+        if depth > MAX_DEPTH:
+            raise _shape_error(data, _path(link)[:MAX_DEPTH], f"nested deeper than {MAX_DEPTH} levels", source)
+        if isinstance(value, str):
+            if not value.isascii() or "\x00" in value:
+                _check_text(data, _path(link), value, source)
+        elif isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise _shape_error(data, path, f"key {key!r} is not a string; quote it", source)
-                _check_text(data, path, key, source)
-                stack.append((item, (*path, key)))
+                    raise _shape_error(data, _path(link), f"key {key!r} is not a string; quote it", source)
+                if not key.isascii() or "\x00" in key:
+                    _check_text(data, _path(link), key, source)
+                stack.append((item, depth + 1, (link, key)))
         elif isinstance(value, list):
-            stack.extend((item, (*path, index)) for index, item in enumerate(value))
-        elif isinstance(value, str):
-            _check_text(data, path, value, source)
+            stack.extend((item, depth + 1, (link, index)) for index, item in enumerate(value))
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise _shape_error(data, path, f"{value} is not a finite number", source)
+                raise _shape_error(data, _path(link), f"{value} is not a finite number", source)
         elif not (value is None or isinstance(value, (bool, int))):
-            raise _shape_error(data, path, f"a {type(value).__name__} is not a JSON value "
+            raise _shape_error(data, _path(link), f"a {type(value).__name__} is not a JSON value "
                                "(write it as a string, number, list or mapping)", source)
+
+
+def _path(link: Any) -> tuple[Any, ...]:
+    """The keys from the document's root to the value a ``(parent link, key)`` chain ends at."""
+    keys: list[Any] = []
+    while link is not None:
+        link, key = link
+        keys.append(key)
+    return tuple(reversed(keys))
 
 
 def count_values(value: Any, limit: int = MAX_VALUES) -> int:

@@ -110,7 +110,7 @@ def validate_spec(
         broken = {e.node for e in errors if e.node is not None}
         schemas = _schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
-        errors.extend(dagster_rules.errors(flow))
+        errors.extend(dagster_rules.errors(flow, launch_model=check_compiles))
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
