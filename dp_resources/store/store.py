@@ -8,6 +8,8 @@ knowledge of node types.
 from __future__ import annotations
 
 import functools
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,7 +81,7 @@ def _engine(url: str) -> sa.Engine:
             # ``_begin`` below starts every transaction, so a write takes its lock up front.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _into_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -93,6 +95,25 @@ def _engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=3)
+
+
+def _into_wal(cursor: Any, wait_seconds: float = 30.0) -> None:
+    """Put the database in WAL mode (kept in the file: later connections find it so).
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy timeout, when another process starting at the same moment
+    holds one: so the switch is retried for a while. A database already in WAL is left alone.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class FlowStore:
