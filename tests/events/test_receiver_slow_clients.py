@@ -86,16 +86,23 @@ def assert_others_are_served(base_url: str) -> None:
     assert response.status_code == 200 and time.monotonic() - started < 2.0
 
 
+def answer_while_others_are_served(base_url: str, head: bytes, rest: bytes, bound: float) -> tuple[bytes, float]:
+    """Trickle ``rest`` after ``head``; check a fast client is served meanwhile; the answer and
+    how long it took."""
+    trickle = Trickle(base_url, head, rest)
+    try:
+        assert_others_are_served(base_url)
+        return trickle.answer(bound)
+    finally:
+        trickle.close()
+
+
 def test_a_slow_body_gets_408_within_the_body_deadline(base_url: str) -> None:
     """One body byte per second: 408 with a JSON message after ~BODY_TIMEOUT s, then closed."""
     head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 200\r\n\r\n{")
-    trickle = Trickle(base_url, head, b'"order_id": 1' + b" " * 186 + b"}")
-    try:
-        assert_others_are_served(base_url)
-        received, elapsed = trickle.answer(BODY_TIMEOUT + SLACK)
-    finally:
-        trickle.close()
+    received, elapsed = answer_while_others_are_served(
+        base_url, head, b'"order_id": 1' + b" " * 186 + b"}", BODY_TIMEOUT + SLACK)
     assert received.startswith(b"HTTP/1.1 408"), received
     assert b"did not arrive within 2 s" in received and b"connection: close" in received.lower()
     assert BODY_TIMEOUT - 0.5 < elapsed < BODY_TIMEOUT + SLACK
@@ -103,13 +110,9 @@ def test_a_slow_body_gets_408_within_the_body_deadline(base_url: str) -> None:
 
 def test_slow_headers_are_cut_off_at_the_request_deadline(base_url: str) -> None:
     """One header byte per second (uvicorn itself has no timer for this): 408 and closed."""
-    trickle = Trickle(base_url, b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\n",
-                      b"X-Slow: " + b"a" * 100 + b"\r\n\r\n")
-    try:
-        assert_others_are_served(base_url)
-        received, elapsed = trickle.answer(REQUEST_TIMEOUT + SLACK)
-    finally:
-        trickle.close()
+    received, elapsed = answer_while_others_are_served(
+        base_url, b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 100 + b"\r\n\r\n",
+        REQUEST_TIMEOUT + SLACK)
     assert received.startswith(b"HTTP/1.1 408"), received
     assert REQUEST_TIMEOUT - 0.5 < elapsed < REQUEST_TIMEOUT + SLACK
 
