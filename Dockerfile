@@ -20,6 +20,9 @@ COPY dp_assets ./dp_assets
 COPY dp_resources ./dp_resources
 COPY dp_io ./dp_io
 COPY dp_sensors ./dp_sensors
+COPY dp_instance ./dp_instance
+COPY dp_proxy ./dp_proxy
+COPY dp_deploy ./dp_deploy
 RUN pip install --no-deps .
 
 # The production instance and the deployment files (workspace, Celery worker settings), and the

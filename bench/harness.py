@@ -84,9 +84,9 @@ def fresh_database(postgres_url: str = PG_ADMIN_URL, prefix: str = "dp_bench") -
 
 def pg_instance_yaml(url: str, storage_class: bool = True) -> str:
     """A Dagster instance on PostgreSQL at ``url``: with the storage class of the repository's
-    dagster.yaml (``dp_resources.pg_storage``), or dagster-postgres' own (``storage: postgres:``)."""
+    dagster.yaml (``dp_instance.pg_storage``), or dagster-postgres' own (``storage: postgres:``)."""
     if storage_class:
-        storage = ("storage:\n  custom:\n    module: dp_resources.pg_storage\n"
+        storage = ("storage:\n  custom:\n    module: dp_instance.pg_storage\n"
                    f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n")
     else:
         storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"

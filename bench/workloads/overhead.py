@@ -99,7 +99,7 @@ def handwritten_defs(n: int, rows: list[dict]):
 KIND_LABELS = {
     "default": "instance of `dp init-home`",
     "per_run_files": "Dagster's SQLite default instead (SqliteEventLogStorage, a file per run)",
-    "postgres": "PostgreSQL, the storage class of dagster.yaml (dp_resources.pg_storage)",
+    "postgres": "PostgreSQL, the storage class of dagster.yaml (dp_instance.pg_storage)",
     "postgres_stock": "PostgreSQL, dagster-postgres' own storage class (`storage: postgres:`)",
 }
 

@@ -2,7 +2,7 @@
 
 A fresh PostgreSQL database (created and dropped here, as ``tests/conftest.py`` does) backs the
 run, event-log and schedule storage of a Dagster instance in an isolated home, with the storage
-class of the repository's dagster.yaml (``dp_resources.pg_storage``). A 3-node flow is run N
+class of the repository's dagster.yaml (``dp_instance.pg_storage``). A 3-node flow is run N
 times in process (every 20th run also on dagster-postgres' own storage class, in a second fresh
 database: the anchor of the run time); then event-log rows and bytes per node-run are read from
 PostgreSQL.
@@ -129,7 +129,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 + ", ".join(f"{t} {s['rows']:,} rows" for t, s in other.items())),
         ctx.row("storage", case, "run time p50 on the PostgreSQL instance", data["run_p50"], "s", check=check,
                 anchor=data["stock_p50"], anchor_label="dagster-postgres' own storage class",
-                notes=f"p95 {data['run_p95']:.2f} s; the storage class of dagster.yaml (dp_resources.pg_storage: "
+                notes=f"p95 {data['run_p95']:.2f} s; the storage class of dagster.yaml (dp_instance.pg_storage: "
                 f"one kept connection per process, schema questions answered once); the anchor: "
                 f"{data['stock_runs']} runs interleaved on `storage: postgres:` in a database of its own"),
         ctx.row("storage", f"keep last {keep} runs", "event-log rows after retention", pruned["rows"], "rows",

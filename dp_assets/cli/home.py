@@ -37,25 +37,25 @@ run_retries:
 
 def local_storage(dagster_home: Path) -> str:
     """Runs, all runs' events and the daemon's ticks in SQLite files kept open between operations
-    (``dp_resources.embedded_storage``): a run no longer pays for a database file of its own, nor
+    (``dp_instance.embedded_storage``): a run no longer pays for a database file of its own, nor
     an engine and a WAL checkpoint per write, which made most of a small flow's run time (and a
     sensor tick's storage work 14 ms -> 1 ms). Compute logs in Dagster's usual folder, mirrored to
-    the terminal by a thread rather than four processes per capture (``dp_resources.compute_logs``)."""
+    the terminal by a thread rather than four processes per capture (``dp_instance.compute_logs``)."""
     storage = {
         "run_storage": {
-            "module": "dp_resources.embedded_storage", "class": "EmbeddedRunStorage",
+            "module": "dp_instance.embedded_storage", "class": "EmbeddedRunStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "history")},
         },
         "event_log_storage": {
-            "module": "dp_resources.embedded_storage", "class": "EmbeddedEventLogStorage",
+            "module": "dp_instance.embedded_storage", "class": "EmbeddedEventLogStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "history" / "events")},
         },
         "schedule_storage": {
-            "module": "dp_resources.embedded_storage", "class": "EmbeddedScheduleStorage",
+            "module": "dp_instance.embedded_storage", "class": "EmbeddedScheduleStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "schedules")},
         },
         "compute_logs": {
-            "module": "dp_resources.compute_logs", "class": "ThreadedComputeLogManager",
+            "module": "dp_instance.compute_logs", "class": "ThreadedComputeLogManager",
             "config": {"base_dir": str(dagster_home.resolve() / "storage")},
         },
     }

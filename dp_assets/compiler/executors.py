@@ -4,7 +4,7 @@
 Celery while the rest stay in-process, or the reverse). Each executor definition is built once
 per code location load and shared by the flows that use it.
 
-A Celery step is killed at the deployment's time limit (``dp_resources.celery_config``), so a
+A Celery step is killed at the deployment's time limit (``dp_assets.compiler.celery``), so a
 flow whose declared node timeouts cannot fit in one step is refused here, at load, with the node
 named, rather than killed mid-run later.
 """
@@ -52,7 +52,7 @@ class FlowExecutors:
     def celery_deployment(self) -> Any:
         """The deployment's Celery settings (``$DP_CELERY_CONFIG``), read once."""
         if self._celery is None:
-            from dp_resources.deployment import celery_deployment
+            from dp_deploy.checks import celery_deployment
 
             self._celery = celery_deployment()
         return self._celery

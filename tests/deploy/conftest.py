@@ -35,7 +35,7 @@ from deploy_procs import (
 )
 
 from bench.harness import fresh_database
-from dp_resources.proxy.auth import hash_password
+from dp_proxy.auth import hash_password
 
 HERE = Path(__file__).resolve().parent
 LOCATION_NAME = "deploy_test"
@@ -191,7 +191,7 @@ def proxy(webserver: Webserver, tmp_path_factory: pytest.TempPathFactory) -> Ite
         DP_PROXY_TOKEN=token,
     )
     env.pop("DP_PROXY_ALLOWED_ORIGINS", None)
-    argv = [PYTHON, "-m", "dp_resources.proxy", "serve", "--upstream", webserver.url]
+    argv = [PYTHON, "-m", "dp_proxy", "serve", "--upstream", webserver.url]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     process = start_process("proxy", argv, env=env, log_dir=tmp_path_factory.mktemp("proxy"))
     url = f"http://127.0.0.1:{port}"

@@ -38,7 +38,7 @@ from deploy_procs import (
     wait_until,
 )
 
-from dp_resources import celery_config as cc
+from dp_assets.compiler import celery as cc
 
 LOCATION_NAME = "dp_platform"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -372,7 +372,7 @@ def start_stack(
     ``postgres_url`` holds Dagster's storage, ``store_url`` the flow store and the tables of the
     flows' named database connections ``sink_connections`` (``DP_DB_<NAME>_URL``, e.g.
     ``DP_DB_SINK_URL``). ``longest_step_seconds`` and ``tuning`` render the worker file
-    (:func:`dp_resources.celery_config.render_worker_yaml`), which the executor reads too.
+    (:func:`dp_assets.compiler.celery.render_worker_yaml`), which the executor reads too.
     """
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -451,7 +451,7 @@ def add_worker(stack: Stack, name: str, *, concurrency: int = 1) -> ManagedProce
     """Start a Celery worker named ``name`` with the stack's worker file (not waited for)."""
     process = start_process(
         name,
-        [PYTHON, "-m", "dp_resources.deployment", "celery-worker"]
+        [PYTHON, "-m", "dp_deploy", "celery-worker"]
         + ["-y", stack.env["DP_CELERY_CONFIG"], "-n", f"{name}@%h", "-c", str(concurrency)]
         + ["--config-dir", str(stack.root / f"celery-{name}")],
         env=stack.env,

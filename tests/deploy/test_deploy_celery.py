@@ -19,8 +19,8 @@ import pytest
 import yaml
 from deploy_procs import PYTHON, REPO_ROOT, base_env, start_process, wait_until
 
-from dp_resources import celery_config as cc
-from dp_resources.deployment import check_deployment, check_worker_config, load_yaml
+from dp_assets.compiler import celery as cc
+from dp_deploy.checks import check_deployment, check_worker_config, load_yaml
 
 WORKER_YAML = REPO_ROOT / "deploy" / "celery-worker.yaml"
 REDIS = "redis://127.0.0.1:6379/11"
@@ -302,7 +302,7 @@ def test_worker_runs_with_the_settings(redis_url: str, tmp_path: Path) -> None:
         DP_CELERY_BROKER=REDIS, DP_CELERY_BACKEND=REDIS_RESULTS, DAGSTER_HOME=str(tmp_path)
     )
     name = f"settings-{os.getpid()}@%h"
-    argv = [PYTHON, "-m", "dp_resources.deployment", "celery-worker", "-y", str(doc)]
+    argv = [PYTHON, "-m", "dp_deploy", "celery-worker", "-y", str(doc)]
     argv += ["-n", name, "-c", "1", "--config-dir", str(tmp_path / "celery_conf")]
     worker = start_process("worker", argv, env=env, log_dir=tmp_path)
     app = Celery(broker=REDIS, backend=REDIS_RESULTS)
@@ -345,7 +345,7 @@ def test_worker_with_unsafe_file_does_not_start_F8(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     env = base_env(DP_CELERY_BROKER=REDIS, DP_CELERY_BACKEND=REDIS_RESULTS)
     result = subprocess.run(
-        [PYTHON, "-m", "dp_resources.deployment", "celery-worker", "-y", str(path)],
+        [PYTHON, "-m", "dp_deploy", "celery-worker", "-y", str(path)],
         env=env,
         capture_output=True,
         text=True,

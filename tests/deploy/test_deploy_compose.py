@@ -21,8 +21,8 @@ import pytest
 import yaml
 from deploy_procs import REPO_ROOT
 
-from dp_resources import celery_config as cc
-from dp_resources.deployment import check_deployment, load_yaml
+from dp_assets.compiler import celery as cc
+from dp_deploy.checks import check_deployment, load_yaml
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -244,7 +244,7 @@ def test_proxies_front_the_webservers_S1(
 ) -> None:
     service = services(compose)[proxy]
     argv = command(service)
-    assert argv[:5] == ["python", "-m", "dp_resources.proxy", "serve", "--upstream"]
+    assert argv[:5] == ["python", "-m", "dp_proxy", "serve", "--upstream"]
     webserver_port = option(command(services(compose)[upstream]), "-p")
     assert option(argv, "--upstream") == f"http://{upstream}:{webserver_port}"
     assert environment(service)["DP_PROXY_USERS"] == example_env[users]
@@ -329,7 +329,7 @@ def test_celery_settings_hold_with_the_compose_env(compose: dict[str, Any]) -> N
     check, with exactly the environment the worker container gets (F1, F8)."""
     worker = services(compose)["worker"]
     argv = command(worker)
-    assert argv[:4] == ["python", "-m", "dp_resources.deployment", "celery-worker"]
+    assert argv[:4] == ["python", "-m", "dp_deploy", "celery-worker"]
     assert option(argv, "-y") == f"{APP_DIR}/deploy/celery-worker.yaml"
     env = environment(worker)
     assert cc.url_scheme(env["DP_CELERY_BROKER"]) == "redis"
@@ -405,15 +405,15 @@ def test_local_workspace_differs_only_by_host() -> None:
 
 
 def test_documented_commands_exist() -> None:
-    """Every `python -m dp_resources.deployment|proxy <command>` in docs/deploy.md and
+    """Every `python -m dp_deploy|dp_proxy <command>` in docs/deploy.md and
     docker-compose.yml is a real command."""
-    from dp_resources.deployment import deploy_cli
-    from dp_resources.proxy.cli import proxy_cli
+    from dp_deploy.checks import deploy_cli
+    from dp_proxy.cli import proxy_cli
 
-    known = {"deployment": set(deploy_cli.commands), "proxy": set(proxy_cli.commands)}
+    known = {"dp_deploy": set(deploy_cli.commands), "dp_proxy": set(proxy_cli.commands)}
     text = (REPO_ROOT / "docs" / "deploy.md").read_text() + COMPOSE.read_text()
-    used = re.findall(r"dp_resources\.(deployment|proxy)\s+([a-z][a-z-]*)", text)
-    compose_lists = re.findall(r"- dp_resources\.(deployment|proxy)\n\s+- ([a-z-]+)", text)
+    used = re.findall(r"-m (dp_deploy|dp_proxy)\s+([a-z][a-z-]*)", text)
+    compose_lists = re.findall(r"- (dp_deploy|dp_proxy)\n\s+- ([a-z-]+)", text)
     assert used and compose_lists
     for module, name in used + compose_lists:
         assert name in known[module], f"{module} {name}"

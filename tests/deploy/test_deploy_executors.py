@@ -22,8 +22,8 @@ import pytest
 import yaml
 from deploy_flows import burn_node
 
-from dp_resources import celery_config as cc
-from dp_resources.deployment import DeploymentError, celery_deployment
+from dp_assets.compiler import celery as cc
+from dp_deploy.checks import DeploymentError, celery_deployment
 
 
 def _spec(flow_id: str, **policies) -> dict:

@@ -20,7 +20,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from dagster._serdes import serialize_value
 from deploy_procs import REPO_ROOT
 
-from dp_resources.deployment import check_instance_config, load_yaml
+from dp_deploy.checks import check_instance_config, load_yaml
 
 pytestmark = pytest.mark.postgres
 
@@ -58,7 +58,7 @@ def test_storage_is_postgres_with_psycopg2(instance: dg.DagsterInstance) -> None
         PostgresScheduleStorage,
     )
 
-    from dp_resources.pg_storage import (
+    from dp_instance.pg_storage import (
         ResilientPostgresEventLogStorage,
         ResilientPostgresRunStorage,
     )

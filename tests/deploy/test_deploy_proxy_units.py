@@ -11,10 +11,10 @@ import base64
 import pytest
 from click.testing import CliRunner
 
-from dp_resources.proxy.auth import Authenticator, hash_password, parse_users, verify_password
-from dp_resources.proxy.cli import proxy_cli
-from dp_resources.proxy.policy import check_http, check_websocket, media_type, normalise_path
-from dp_resources.proxy.settings import ProxySettings
+from dp_proxy.auth import Authenticator, hash_password, parse_users, verify_password
+from dp_proxy.cli import proxy_cli
+from dp_proxy.policy import check_http, check_websocket, media_type, normalise_path
+from dp_proxy.settings import ProxySettings
 
 HOST = "dagster.example:8080"
 SAME = f"http://{HOST}"

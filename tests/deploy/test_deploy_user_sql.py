@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 from deploy_procs import REPO_ROOT
 
-from dp_resources.user_sql_deploy import check_user_sql_logins, custom_sql_connections, deployed_specs
+from dp_deploy.user_sql import check_user_sql_logins, custom_sql_connections, deployed_specs
 
 WRITER = "postgresql+psycopg2://writer:pw@db:5432/warehouse"
 READER = "postgresql+psycopg2://reader:pw@db:5432/warehouse"
@@ -63,7 +63,7 @@ def test_V2_deploy_check_command_reads_folder_and_store(tmp_path: Path, monkeypa
     """V2: `dp deploy check` finds CustomSQLQuery nodes in spec files and in the published store."""
     from dp_assets.catalog import default_catalog
     from dp_assets.publishing import publish_spec
-    from dp_resources.deployment import deploy_cli
+    from dp_deploy.checks import deploy_cli
     from dp_resources.store import FlowStore
 
     flows = tmp_path / "flows"

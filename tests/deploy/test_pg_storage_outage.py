@@ -1,4 +1,4 @@
-"""The production storage class (dp_resources/pg_storage.py) outlasts a short PostgreSQL outage.
+"""The production storage class (dp_instance/pg_storage.py) outlasts a short PostgreSQL outage.
 
 A writer stores a run's events (log lines and asset materialisations) and status updates in a
 tight loop, as a busy run does, while a private PostgreSQL server is stopped for 3 s and started
@@ -23,7 +23,7 @@ from dagster._core.events import StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from deploy_services import PrivatePostgres
 
-from dp_resources.pg_storage import ResilientPostgresStorage
+from dp_instance.pg_storage import ResilientPostgresStorage
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 

@@ -1,5 +1,5 @@
-"""The production storage (dp_resources/pg_storage.py) keeps its PostgreSQL connection between
-operations and asks the schema once (dp_resources/sql_storage.py).
+"""The production storage (dp_instance/pg_storage.py) keeps its PostgreSQL connection between
+operations and asks the schema once (dp_instance/sql_storage.py).
 
 dagster-postgres opens a connection for every storage operation and, for every asset event,
 run-status change and sensor tick, reads the schema to learn whether a migration has run: a run
@@ -27,7 +27,7 @@ from dp_assets.catalog import default_catalog
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
 from dp_io import RunScopedIOManager
-from dp_resources import pg_storage
+from dp_instance import pg_storage
 
 pytestmark = [pytest.mark.postgres]
 
@@ -44,7 +44,7 @@ KEYS = [dg.AssetKey(["pooled", node["id"]]) for node in SPEC["nodes"]]
 def instance_home(private_pg: PrivatePostgres, tmp_path: Path) -> Path:
     url = f"{private_pg.url}?application_name=dagster"  # counted by connections_by_application
     (tmp_path / "dagster.yaml").write_text(
-        "storage:\n  custom:\n    module: dp_resources.pg_storage\n"
+        "storage:\n  custom:\n    module: dp_instance.pg_storage\n"
         f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n"
     )
     return tmp_path

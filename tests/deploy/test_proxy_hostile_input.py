@@ -28,11 +28,11 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from dp_resources.proxy import auth as auth_module
-from dp_resources.proxy.app import DagsterProxy
-from dp_resources.proxy.auth import Authenticator, hash_password
-from dp_resources.proxy.settings import ProxySettings
-from dp_resources.proxy.throttle import LoginThrottle, client_key
+from dp_proxy import auth as auth_module
+from dp_proxy.app import DagsterProxy
+from dp_proxy.auth import Authenticator, hash_password
+from dp_proxy.settings import ProxySettings
+from dp_proxy.throttle import LoginThrottle, client_key
 from dp_sensors.webhook.server import serve_in_thread
 from tests.fuzzing import SLOW_CHECKS, fuzz_settings
 

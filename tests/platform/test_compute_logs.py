@@ -1,4 +1,4 @@
-"""Compute logs of the embedded default (dp_resources/compute_logs.py): a step's stdout and
+"""Compute logs of the embedded default (dp_instance/compute_logs.py): a step's stdout and
 stderr, its child processes' included, land in the files the UI reads, the capture is marked
 complete, the output still reaches the terminal the process had, no process is started to do
 it, and a terminal that stops reading never holds a step.
@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from dp_assets.cli.home import instance_file_text
-from dp_resources.compute_logs import ThreadedComputeLogManager
+from dp_instance.compute_logs import ThreadedComputeLogManager
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The embedded default's SQLite storage (``dp init-home``'s instance, dp_resources/embedded_storage.py)
+"""The embedded default's SQLite storage (``dp init-home``'s instance, dp_instance/embedded_storage.py)
 keeps its connections open between operations. What a user relies on still holds: every event of a
 run is stored and visible to another process (the UI) while the writer keeps its connections; a
 forked child (a node's time limit) that uses the storage gets connections of its own and leaves the
@@ -30,7 +30,7 @@ from dp_io import RunScopedIOManager
 from dagster._core.scheduler.instigation import TickStatus
 from storage_probes import counted, sensor_tick
 
-from dp_resources.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage, EmbeddedScheduleStorage
+from dp_instance.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage, EmbeddedScheduleStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"id": "embedded", "nodes": [

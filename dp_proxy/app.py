@@ -1,7 +1,7 @@
 """The authenticating reverse proxy: an ASGI app that streams HTTP and WebSockets to the webserver.
 
 Every request is authenticated first (401 without credentials, S1), then checked by
-:mod:`dp_resources.proxy.policy` (S2-S4), then streamed to the webserver with the credentials
+:mod:`dp_proxy.policy` (S2-S4), then streamed to the webserver with the credentials
 removed. A password is hashed in a worker thread (a few at a time), never on the event loop, and
 only while the client's failed-login allowance lasts (429 with ``Retry-After`` after that), so a
 flood of wrong passwords neither blocks the proxy nor other clients' logins. Responses lose any
@@ -25,12 +25,12 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dp_resources.http_server import hardened_server_options
-from dp_resources.proxy.auth import Authenticator
-from dp_resources.proxy.policy import Refusal, check_http, check_websocket
-from dp_resources.proxy.settings import ProxySettings
-from dp_resources.proxy.throttle import LoginThrottle, client_key
+from dp_proxy.auth import Authenticator
+from dp_proxy.policy import Refusal, check_http, check_websocket
+from dp_proxy.settings import ProxySettings
+from dp_proxy.throttle import LoginThrottle, client_key
 
-log = logging.getLogger("dp_resources.proxy")
+log = logging.getLogger("dp_proxy")
 
 HOP_BY_HOP = frozenset(
     {

@@ -5,12 +5,12 @@ by separate processes; nothing in Dagster or Celery notices when they drift apar
 timeout shorter than the run monitor's bound, a storage URL that silently means psycopg 3, ...).
 The checks here say so before anything starts:
 
-    python -m dp_resources.deployment check            # dagster.yaml + worker YAML
-    python -m dp_resources.deployment celery-worker -y deploy/celery-worker.yaml
-    python -m dp_resources.deployment celery-ping -y deploy/celery-worker.yaml -n dagster@HOST
-    python -m dp_resources.deployment render-worker-yaml > deploy/celery-worker.yaml
+    python -m dp_deploy check            # dagster.yaml + worker YAML
+    python -m dp_deploy celery-worker -y deploy/celery-worker.yaml
+    python -m dp_deploy celery-ping -y deploy/celery-worker.yaml -n dagster@HOST
+    python -m dp_deploy render-worker-yaml > deploy/celery-worker.yaml
 
-``celery-worker`` refuses a configuration that breaks :mod:`dp_resources.celery_config`'s rules,
+``celery-worker`` refuses a configuration that breaks :mod:`dp_assets.compiler.celery`'s rules,
 writes Celery's ``dagster_celery_config`` module into a private folder (what ``dagster-celery
 worker start -y`` does) and then *replaces itself* with ``celery -A dagster_celery.app worker``,
 so that signals and ``kill -9`` reach the real worker and nothing sits between them.
@@ -30,7 +30,7 @@ from typing import Any
 import click
 import yaml
 
-from dp_resources import celery_config as cc
+from dp_assets.compiler import celery as cc
 
 DEFAULT_QUEUE = "dagster"
 #: The platform's code location: what every step imports (docker-compose.yml, workspace.yaml).
@@ -124,7 +124,7 @@ def celery_deployment(path: str | Path | None = None) -> CeleryDeployment:
     if not isinstance(settings, Mapping) or not settings:
         raise DeploymentError(
             f"{path} has no execution.config.config_source: render it with "
-            "`python -m dp_resources.deployment render-worker-yaml`"
+            "`python -m dp_deploy render-worker-yaml`"
         )
     longest = (doc.get("dp") or {}).get("longest_step_seconds", cc.DEFAULT_LONGEST_STEP_SECONDS)
     return CeleryDeployment(float(longest), dict(settings), str(path))
@@ -146,7 +146,7 @@ def check_worker_config(
     return errors
 
 
-RESILIENT_STORAGE = ("dp_resources.pg_storage", "ResilientPostgresStorage")
+RESILIENT_STORAGE = ("dp_instance.pg_storage", "ResilientPostgresStorage")
 
 
 def check_instance_config(config: Mapping[str, Any]) -> list[str]:
@@ -155,7 +155,7 @@ def check_instance_config(config: Mapping[str, Any]) -> list[str]:
     storage = (config.get("storage") or {}).get("custom") or {}
     if (storage.get("module"), storage.get("class")) != RESILIENT_STORAGE:
         errors.append(
-            "storage: use `storage: custom:` with module dp_resources.pg_storage, class "
+            "storage: use `storage: custom:` with module dp_instance.pg_storage, class "
             "ResilientPostgresStorage (PostgreSQL storage that outlasts a short outage)"
         )
     else:
@@ -253,7 +253,7 @@ def write_celery_config_module(
     folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="dp-celery-"))
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, stat.S_IRWXU)
-    lines = ['"""Celery settings written by dp_resources.deployment; do not edit."""']
+    lines = ['"""Celery settings written by dp_deploy.checks; do not edit."""']
     lines += [f"{key} = {value!r}" for key, value in settings.items()]
     path = folder / f"{CONFIG_MODULE}.py"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -330,7 +330,7 @@ def check_command(dagster_yaml: str, worker_yaml: str, flows_dir: str | None, st
     """Check dagster.yaml and the Celery worker config against each other and the rules,
     and that the flows' user SQL (CustomSQLQuery) has read-only logins."""
     from dp_resources import settings
-    from dp_resources.user_sql_deploy import check_user_sql_logins, custom_sql_connections, deployed_specs
+    from dp_deploy.user_sql import check_user_sql_logins, custom_sql_connections, deployed_specs
 
     errors = check_deployment(load_yaml(dagster_yaml), load_yaml(worker_yaml))
     specs, problems = deployed_specs(
@@ -426,4 +426,4 @@ def celery_ping_command(config_yaml: str, name: str, timeout: float) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    deploy_cli(prog_name="python -m dp_resources.deployment")
+    deploy_cli(prog_name="python -m dp_deploy")

@@ -19,7 +19,7 @@ Steps are at-least-once, so side-effecting nodes must be idempotent.
 The same settings must be in effect on both sides: the executor (in the run worker: sends steps,
 reads results) and the Celery workers (run steps, acknowledge). :func:`celery_executor_for` builds
 the executor; ``deploy/celery-worker.yaml`` (rendered by :func:`render_worker_yaml`) is the worker
-side, started with ``python -m dp_resources.deployment celery-worker -y deploy/celery-worker.yaml``
+side, started with ``python -m dp_deploy celery-worker -y deploy/celery-worker.yaml``
 (which refuses a bad file) or the stock ``dagster-celery worker start -A dagster_celery.app -y ...``.
 """
 
@@ -272,7 +272,7 @@ def validate_or_raise(
         lines = "\n".join(f"  - {error}" for error in errors)
         raise CeleryConfigError(
             f"{where} refused: it could lose or duplicate steps.\n{lines}\n"
-            "See dp_resources/celery_config.py and docs/deploy.md."
+            "See dp_assets/compiler/celery.py and docs/deploy.md."
         )
 
 
@@ -299,7 +299,7 @@ def render_worker_yaml(
 
     Broker and backend stay environment references, so the file holds no secret.
     ``dp.longest_step_seconds`` records the bound the settings were made for; dagster-celery
-    ignores it, ``python -m dp_resources.deployment celery-worker`` checks against it.
+    ignores it, ``python -m dp_deploy celery-worker`` checks against it.
     """
     document = {
         "dp": {"longest_step_seconds": int(longest_step_seconds)},
@@ -312,11 +312,11 @@ def render_worker_yaml(
         },
     }
     header = (
-        "# Celery worker settings (generated: python -m dp_resources.deployment render-worker-yaml"
+        "# Celery worker settings (generated: python -m dp_deploy render-worker-yaml"
         f" --longest-step-seconds {int(longest_step_seconds)}).\n"
         "# Start a worker with:\n"
-        "#   python -m dp_resources.deployment celery-worker -y deploy/celery-worker.yaml\n"
-        "# The executor of Celery flows uses the same settings (dp_resources.celery_config).\n"
+        "#   python -m dp_deploy celery-worker -y deploy/celery-worker.yaml\n"
+        "# The executor of Celery flows uses the same settings (dp_assets.compiler.celery).\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from dp_resources.proxy.auth import parse_users
+from dp_proxy.auth import parse_users
 
 
 class ProxySettings(BaseModel):
@@ -75,7 +75,7 @@ class ProxySettings(BaseModel):
         if not self.users and not self.tokens:
             raise ValueError(
                 "the proxy has no credentials: set DP_PROXY_USERS (see `python -m "
-                "dp_resources.proxy hash-password`) or DP_PROXY_TOKEN"
+                "dp_proxy hash-password`) or DP_PROXY_TOKEN"
             )
 
     @classmethod

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from dp_resources.proxy.settings import ProxySettings
+from dp_proxy.settings import ProxySettings
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -28,8 +28,8 @@ def serve_command(
     log_level: str,
 ) -> None:
     """Serve the proxy; credentials and origins come from DP_PROXY_* variables."""
-    from dp_resources.proxy.app import serve
-    from dp_resources.proxy.settings import ProxySettings
+    from dp_proxy.app import serve
+    from dp_proxy.settings import ProxySettings
 
     try:
         settings = ProxySettings.from_env(upstream=upstream)
@@ -51,7 +51,7 @@ def serve_command(
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from stdin.")
 def hash_password_command(name: str, from_stdin: bool) -> None:
     """Print a DP_PROXY_USERS entry (NAME:scrypt:...) for a new password."""
-    from dp_resources.proxy.auth import hash_password
+    from dp_proxy.auth import hash_password
 
     if ":" in name or not name.strip():
         raise click.BadParameter("a user name cannot be empty or contain ':'", param_hint="NAME")

@@ -3,7 +3,7 @@
 Open-source Dagster has no login, so whoever reaches the webserver can launch, terminate and wipe.
 The proxy is the login. Passwords are stored as ``scrypt:N:r:p:SALT:HASH`` (URL-safe base64, no
 ``$`` so that the value survives docker compose's ``.env`` interpolation); hash one with
-``python -m dp_resources.proxy hash-password``.
+``python -m dp_proxy hash-password``.
 
 A browser repeats its Basic credentials on every request and scrypt is deliberately slow, so a
 verified ``Authorization`` value is remembered (keyed by an HMAC with a per-process random key,
@@ -11,8 +11,8 @@ never the password itself) in a small bounded cache.
 
 Whether a user exists must not show in the time a login takes: a name that is not configured is
 checked against a dummy hash of the same cost as the users' own, so every well-formed Basic
-attempt costs exactly one scrypt. The hash is slow on purpose; :mod:`dp_resources.proxy.app`
-runs it in a worker thread behind a per-client throttle (:mod:`dp_resources.proxy.throttle`).
+attempt costs exactly one scrypt. The hash is slow on purpose; :mod:`dp_proxy.app`
+runs it in a worker thread behind a per-client throttle (:mod:`dp_proxy.throttle`).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def parse_users(text: str) -> dict[str, str]:
         if not sep or not name or not encoded.startswith("scrypt:"):
             raise ValueError(
                 f"DP_PROXY_USERS entry {entry[:20]!r}... is not NAME:scrypt:...; make one with "
-                "`python -m dp_resources.proxy hash-password NAME`"
+                "`python -m dp_proxy hash-password NAME`"
             )
         users[name] = encoded
     return users

@@ -1,0 +1,3 @@
+from dp_deploy.checks import deploy_cli
+
+deploy_cli()
