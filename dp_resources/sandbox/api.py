@@ -18,7 +18,6 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dp_resources.sandbox import protocol
 from dp_resources.sandbox.isolation import EXIT_CPU_LIMIT, LAYERS
 from dp_resources.sandbox.launcher import (
     Launcher,
@@ -26,6 +25,7 @@ from dp_resources.sandbox.launcher import (
     SubprocessLauncher,
     communicate,
 )
+from dp_resources.sandbox.protocol import HEADER_ALLOWANCE, decode_value, unpack_frame
 from dp_resources.sandbox.rules import DEFAULT_ALLOWED_MODULES, check_allowed_modules
 
 Mode = Literal["script", "function"]
@@ -199,7 +199,7 @@ class Sandbox:
                 child,
                 payload,
                 limits.wall_seconds,
-                limits.max_output_bytes + protocol.HEADER_ALLOWANCE,
+                limits.max_output_bytes + HEADER_ALLOWANCE,
             )
         finally:
             os.chmod(workdir, 0o700)
@@ -319,13 +319,13 @@ def interpret(outcome: Outcome, limits: SandboxLimits) -> SandboxResult:
     if not outcome.frame:
         raise _died(outcome, limits)
     try:
-        header, stdout, body = protocol.unpack_frame(outcome.frame)
+        header, stdout, body = unpack_frame(outcome.frame)
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise SandboxError(f"the sandbox returned a broken result: {exc}") from exc
     if not header.get("ok"):
         raise _error_from_header(header.get("error") or {}, limits)
     try:
-        value = protocol.decode_value(header, body)
+        value = decode_value(header, body)
     except Exception as exc:  # whatever the child sent, the parent stays clean
         raise SandboxError(
             f"the sandbox returned a value that failed validation: {exc}"

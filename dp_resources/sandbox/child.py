@@ -1,15 +1,14 @@
 """The sandbox child: runs exactly one snippet, writes one result frame, exits.
 
-Started either as ``python -m dp_resources.sandbox.child SPEC_JSON`` (payload on stdin, result on
-the fd named in the spec, diagnostics on stderr) or forked from the fork server, which calls
-``serve`` directly. Order matters and is the same in both: limits, read the payload, compile,
-import what is allowed, lock the process down, and only then run user code.
+Started either as a process of its own (``sandbox/entry.py``: payload on stdin, result on the fd
+named in the spec, diagnostics on stderr) or forked from the fork server; both call ``serve``.
+Order matters and is the same in both: limits, read the payload, compile, import what is
+allowed, lock the process down, and only then run user code.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import pickle
 import sys
@@ -218,18 +217,3 @@ def serve(spec: dict[str, Any], result_fd: int) -> None:
         traceback.print_exc()
         os._exit(1)
     os._exit(0)
-
-
-def main(argv: list[str]) -> None:
-    if argv and argv[0] == "--fork-server":
-        from dp_resources.sandbox.forkserver import serve_forever
-
-        serve_forever(int(argv[1]), json.loads(argv[2]) if len(argv) > 2 else [])
-        return
-    spec = json.loads(argv[0])
-    preload()
-    serve(spec, int(spec["result_fd"]))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

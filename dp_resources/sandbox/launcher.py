@@ -38,7 +38,7 @@ CHILD_ENV = {
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from dp_resources.sandbox.child import main; main(sys.argv[2:])"
+    "from dp_resources.sandbox.entry import main; main(sys.argv[2:])"
 )
 STDERR_TAIL = 16_000
 
