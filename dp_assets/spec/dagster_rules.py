@@ -3,7 +3,7 @@
 ``dp validate`` must be the whole truth: a spec it accepts compiles in the code location. The
 pydantic model covers names and types; this module covers the rules that live in Dagster's
 config system and in the trigger builders (``dp_sensors.triggers``), each as an error naming
-the field. :func:`compile_errors` then compiles the flow for real, as the location does, so a
+the field. :func:`compile_refusal` then compiles the flow for real, as the location does, so a
 rule nobody wrote down here still becomes an error naming the flow rather than a broken load.
 """
 
@@ -26,20 +26,21 @@ DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def errors(flow: Any, *, launch_model: bool = True) -> list[Any]:
-    """Errors of a flow the model accepted, as ``SpecError``s.
+#: ``(node id or None, field, message)``; validation names the flow and makes it a ``SpecError``.
+Problem = tuple[str | None, str, str]
+
+
+def problems(flow: Any, *, launch_model: bool = True) -> list[Problem]:
+    """Problems of a flow the model accepted.
 
     ``launch_model=False`` skips building the flow's launch-params model (a pydantic model per
     flow, about a third of a millisecond): the code location, which validates every stored flow on
     each load, reports a flow whose model cannot be built when it compiles its triggers.
     """
-    from dp_assets.spec.validation import SpecError
-
     try:
-        problems = _problems(flow, launch_model)
-        return [SpecError(flow.id, node, field, message) for node, field, message in problems]
+        return list(_problems(flow, launch_model))
     except Exception as exc:  # noqa: BLE001 - a check's own bug names the flow, never a traceback
-        return [SpecError(flow.id, None, "<spec>", f"could not be checked ({type(exc).__name__}: {exc})")]
+        return [(None, "<spec>", f"could not be checked ({type(exc).__name__}: {exc})")]
 
 
 def _problems(flow: Any, launch_model: bool) -> Iterator[tuple[str | None, str, str]]:
@@ -87,13 +88,12 @@ def _trigger_problems(flow: Any, launch_model: bool) -> Iterator[tuple[str | Non
             yield None, f"{field}.params", str(exc)
 
 
-def compile_errors(validated: Any, catalog: Any) -> list[Any]:
+def compile_refusal(validated: Any, catalog: Any) -> str | None:
     """Compile the flow as the code location does (job resolved, run-config schema built,
-    schedules and sensors made); what Dagster raises becomes an error naming the flow."""
+    schedules and sensors made); what Dagster raises becomes the message returned, else None."""
     import dagster as dg
 
     from dp_assets.compiler.factory import compile_flow
-    from dp_assets.spec.validation import SpecError
 
     try:
         compiled = compile_flow(validated, catalog)
@@ -109,5 +109,5 @@ def compile_errors(validated: Any, catalog: Any) -> list[Any]:
         job.run_config_schema  # noqa: B018 - building it is the check
     except Exception as exc:  # noqa: BLE001 - any refusal is the spec's error to report
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [SpecError(validated.id, None, "<spec>", f"does not compile in Dagster: {message}")]
-    return []
+        return f"does not compile in Dagster: {message}"
+    return None

@@ -110,12 +110,15 @@ def validate_spec(
         broken = {e.node for e in errors if e.node is not None}
         schemas = _schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
-        errors.extend(dagster_rules.errors(flow, launch_model=check_compiles))
+        errors.extend(
+            SpecError(flow.id, node, field, message)
+            for node, field, message in dagster_rules.problems(flow, launch_model=check_compiles)
+        )
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
-    if check_compiles and (refused := dagster_rules.compile_errors(validated, catalog)):
-        raise FlowValidationError(flow_id, refused)
+    if check_compiles and (refusal := dagster_rules.compile_refusal(validated, catalog)):
+        raise FlowValidationError(flow_id, [SpecError(flow.id, None, "<spec>", refusal)])
     return validated
 
 
