@@ -6,5 +6,7 @@
 - ``dp_sensors.launch``: Dagster GraphQL launches (``dp launch``, the webhook receiver);
 - ``dp_sensors.events`` / ``dp_sensors.webhook``: the event bus and the HTTP receiver.
 
-Nothing is imported here, so ``import dp_sensors`` stays cheap.
+dp_sensors sits below dp_assets (docs/architecture.md): the compiler hands each builder here the
+validated flow and its trigger (the spec's models, ``dp_assets.spec.model``, read by attribute),
+and nothing here imports dp_assets. Nothing is imported here, so ``import dp_sensors`` stays cheap.
 """

@@ -21,7 +21,6 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.spec.model import FlowTrigger
 from dp_sensors.triggers.common import indexed, sensor_interval, sensor_status
 from dp_sensors.triggers.params import ParamsRejected, check_params
 from dp_sensors.triggers.policy import (
@@ -35,7 +34,7 @@ from dp_sensors.triggers.policy import (
 RUN_STATUS = {"success": dg.DagsterRunStatus.SUCCESS, "failure": dg.DagsterRunStatus.FAILURE}
 
 
-def chain_sensor_name(flow_id: str, trigger: FlowTrigger, index: int) -> str:
+def chain_sensor_name(flow_id: str, trigger: Any, index: int) -> str:
     suffix = "" if trigger.on == "success" else "_failure"
     return indexed(f"{flow_id}_after_{trigger.flow}{suffix}_sensor", index)
 
@@ -50,7 +49,7 @@ def monitored_stand_in(flow_id: str) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(name=flow_id, selection=dg.AssetSelection.groups(flow_id))
 
 
-def build_chain_sensor(flow: Any, job: Any, trigger: FlowTrigger, index: int) -> dg.SensorDefinition:
+def build_chain_sensor(flow: Any, job: Any, trigger: Any, index: int) -> dg.SensorDefinition:
     if trigger.flow == flow.id and trigger.on == "success":
         raise ValueError(
             "a flow cannot start itself on success (it would run forever); use a schedule"

@@ -21,7 +21,6 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.spec.model import EventTrigger
 from dp_sensors.triggers.common import indexed, sensor_interval, sensor_status
 from dp_sensors.triggers.params import (
     ParamsRejected,
@@ -62,7 +61,7 @@ def event_sensor_name(flow_id: str, index: int) -> str:
 
 
 def build_event_sensor(
-    flow: Any, trigger: EventTrigger, index: int, *, events_per_tick: int = EVENTS_PER_TICK
+    flow: Any, trigger: Any, index: int, *, events_per_tick: int = EVENTS_PER_TICK
 ) -> dg.SensorDefinition:
     try:
         check_fixed_params(flow.id, flow.params, trigger.params)

@@ -17,7 +17,6 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.spec.model import FileTrigger
 from dp_sensors.triggers.common import indexed, sensor_interval, sensor_status
 from dp_sensors.triggers.params import ParamsRejected, check_params
 from dp_sensors.triggers.policy import (
@@ -48,7 +47,7 @@ def read_cursor(cursor: str | None) -> dict[str, int]:
 
 
 def build_file_sensor(
-    flow: Any, trigger: FileTrigger, index: int, *, files_per_tick: int = FILES_PER_TICK
+    flow: Any, trigger: Any, index: int, *, files_per_tick: int = FILES_PER_TICK
 ) -> dg.SensorDefinition:
     if trigger.param not in flow.params:
         raise ValueError(

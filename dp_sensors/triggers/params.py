@@ -5,6 +5,10 @@ check fails its whole tick (every other event of the tick waits with it). So tri
 params themselves, with a strict pydantic model built from the flow's declared params: a bad
 payload becomes a *rejected event* with the reason, and the types agree with the job's config
 schema (``dp_assets.compiler.factory.params_config_schema``): no string "5" for an integer.
+
+``params`` here is always a flow's declared params by name (the spec's ``FlowParam``s), read by
+attribute (``type``, ``required``, ``description``): dp_sensors sits below dp_assets and is handed
+the validated flow, it never imports the spec (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ from pydantic import (
     ValidationError,
     create_model,
 )
-
-from dp_assets.spec.model import FlowParam
 
 EVENT_PARAM = "event"
 """A flow param of this name (type ``object``) receives the whole event payload (see
@@ -64,35 +66,51 @@ PARAM_TYPES: dict[str, Any] = {
 }
 
 
+#: A flow's params as a params model is built from them: (name, type, required, description),
+#: sorted by name; hashable, so that the models are cached per flow.
+Declared = tuple[tuple[str, str, bool, str], ...]
+
+
 class ParamsRejected(ValueError):
     """Params that do not fit a flow; the message lists every field and what is wrong."""
 
 
-def params_model(flow_id: str, params: Mapping[str, FlowParam]) -> type[BaseModel]:
-    """A strict model of a flow's params: unknown keys, wrong types and missing required params
-    fail. Optional params may be left out (the job's defaults apply) or be ``null``."""
-    return _params_model(flow_id, tuple(sorted((name, p.model_dump_json()) for name, p in params.items())))
+def params_model(flow_id: str, params: Mapping[str, Any]) -> type[BaseModel]:
+    """A strict model of a flow's params (the spec's ``FlowParam``s by name): unknown keys, wrong
+    types and missing required params fail. Optional params may be left out (the job's defaults
+    apply) or be ``null``."""
+    return _params_model(flow_id, _declared(params))
+
+
+def _declared(params: Mapping[str, Any], *, all_optional: bool = False) -> Declared:
+    return tuple(sorted(
+        (name, param.type, param.required and not all_optional, param.description)
+        for name, param in params.items()
+    ))
 
 
 @functools.lru_cache(maxsize=1024)
-def _params_model(flow_id: str, frozen: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+def _params_model(flow_id: str, declared: Declared) -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for name, raw in frozen:
-        param = FlowParam.model_validate_json(raw)
-        kind = PARAM_TYPES[param.type]
-        if param.required:
-            fields[name] = (kind, Field(description=param.description or None))
+    for name, type_name, required, description in declared:
+        kind = PARAM_TYPES[type_name]
+        if required:
+            fields[name] = (kind, Field(description=description or None))
         else:
-            fields[name] = (kind | None, Field(default=None, description=param.description or None))
+            fields[name] = (kind | None, Field(default=None, description=description or None))
     return create_model(
         f"{flow_id}_params", __config__=ConfigDict(extra="forbid"), **fields  # type: ignore[call-overload]
     )
 
 
-def check_params(flow_id: str, params: Mapping[str, FlowParam], values: Mapping[str, Any]) -> dict[str, Any]:
+def check_params(flow_id: str, params: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` checked against the flow's params; only the given ones are returned (as JSON
     values), so the job's declared defaults apply to the rest. Raises :class:`ParamsRejected`."""
-    model = params_model(flow_id, params)
+    return _checked(flow_id, _declared(params), values)
+
+
+def _checked(flow_id: str, declared: Declared, values: Mapping[str, Any]) -> dict[str, Any]:
+    model = _params_model(flow_id, declared)
     try:
         checked = model.model_validate(dict(values))
     except ValidationError as exc:
@@ -104,15 +122,14 @@ def check_params(flow_id: str, params: Mapping[str, FlowParam], values: Mapping[
     return checked.model_dump(mode="json", exclude_unset=True)
 
 
-def check_fixed_params(flow_id: str, params: Mapping[str, FlowParam], values: Mapping[str, Any]) -> dict[str, Any]:
+def check_fixed_params(flow_id: str, params: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """Fixed params of a trigger that other values complete later: names and types are checked,
     required params may still be missing."""
-    relaxed = {name: param.model_copy(update={"required": False}) for name, param in params.items()}
-    return check_params(flow_id, relaxed, values)
+    return _checked(flow_id, _declared(params, all_optional=True), values)
 
 
 def params_from_event(
-    flow_id: str, params: Mapping[str, FlowParam], topic_is_webhook: bool, data: Mapping[str, Any],
+    flow_id: str, params: Mapping[str, Any], topic_is_webhook: bool, data: Mapping[str, Any],
     fixed: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The run params of one event.

@@ -15,13 +15,12 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.spec.model import ScheduleTrigger
 from dp_sensors.triggers.params import ParamsRejected, check_params
 from dp_sensors.triggers.policy import TRIGGER_TAG, busy_reason, runs_in_progress
 
 
 def missed_tick_reason(
-    trigger: ScheduleTrigger, scheduled: dt.datetime | None, now: dt.datetime
+    trigger: Any, scheduled: dt.datetime | None, now: dt.datetime
 ) -> str | None:
     """Why the tick at ``scheduled`` must not run, or ``None`` to run it."""
     if scheduled is None or trigger.missed_runs == "latest":
@@ -39,7 +38,7 @@ def schedule_name(flow_id: str, index: int) -> str:
     return f"{flow_id}_schedule" if index == 0 else f"{flow_id}_schedule_{index + 1}"
 
 
-def build_schedule(flow: Any, trigger: ScheduleTrigger, index: int) -> dg.ScheduleDefinition:
+def build_schedule(flow: Any, trigger: Any, index: int) -> dg.ScheduleDefinition:
     """One schedule; its params are checked now, so a bad one fails the flow at load."""
     try:
         run_config = check_params(flow.id, flow.params, trigger.params)
