@@ -24,10 +24,10 @@ from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import CompiledFlow, compile_flow
 from dp_assets.compiler.translator import FlowTranslator
 from dp_assets.loading import LoadScope, pin_versions
-from dp_assets.publishing import import_folder
+from dp_assets.publishing import ImportReport, import_folder
 from dp_assets.spec.validation import validate_spec
-from dp_resources import settings
 from dp_resources.store import FlowNotFound, FlowStore
+from dp_settings import PlatformSettings, load, using
 
 log = logging.getLogger("dp.location")
 REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
@@ -38,10 +38,16 @@ class LoadReport:
     flows: list[str] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: flow -> the spec file it was imported from (flows without one were published another way)
+    sources: dict[str, str] = field(default_factory=dict)
+    #: flow -> a file change the store did not take, and what to do (``publishing.import_folder``)
+    conflicts: dict[str, str] = field(default_factory=dict)
 
     #: A problem's text is cut here: it lands in an asset description and every repository
     #: snapshot, and a hostile spec's error can quote megabytes of it (an unknown type name).
     MAX_PROBLEM_CHARS = 4000
+    #: The flow -> file table is left out of the description of a larger location.
+    MAX_SOURCE_ROWS = 200
 
     def add_problem(self, where: str, text: str) -> None:
         if len(text) > self.MAX_PROBLEM_CHARS:
@@ -50,17 +56,35 @@ class LoadReport:
 
     def markdown(self) -> str:
         if not self.problems:
-            return f"All {len(self.flows)} published flows loaded."
-        lines = [f"{len(self.flows)} flows loaded; {len(self.problems)} problem(s):", ""]
-        for where, text in sorted(self.problems.items()):
-            lines.append(f"- **{where}**")
-            lines += [f"    {line}" for line in text.splitlines()]
+            lines = [f"All {len(self.flows)} published flows loaded."]
+        else:
+            lines = [f"{len(self.flows)} flows loaded; {len(self.problems)} problem(s):", ""]
+            for where, text in sorted(self.problems.items()):
+                lines.append(f"- **{where}**")
+                lines += [f"    {line}" for line in text.splitlines()]
+        if self.conflicts:
+            lines += ["", f"{len(self.conflicts)} spec file change(s) not published:", ""]
+            lines += [f"- **flow {flow}**: {text}" for flow, text in sorted(self.conflicts.items())]
+        from_files = sum(flow in self.sources for flow in self.flows)
+        lines += ["", f"{from_files} flow(s) from spec files, {len(self.flows) - from_files} published "
+                  "with `dp publish` or the API (`dp list` shows each flow's source)."]
+        if 0 < len(self.flows) <= self.MAX_SOURCE_ROWS:
+            lines += ["", "| flow | from |", "|---|---|"]
+            lines += [f"| {flow} | {self.sources.get(flow, 'the store')} |" for flow in sorted(self.flows)]
         return "\n".join(lines)
 
 
-def default_resources() -> dict[str, object]:
-    """Every resource a node type or trigger may ask for; each reads its settings from the
-    environment when used, so this costs nothing at load."""
+def _env_vars_that_are_set(**fields: tuple[str, object]) -> dict[str, dg.EnvVar]:
+    """``field=dg.EnvVar(NAME)`` for each variable the settings hold a value of: Dagster resolves
+    it in the run and shows only its name (a field left out follows the settings when used)."""
+    return {field: dg.EnvVar(name) for field, (name, value) in fields.items() if value is not None}
+
+
+def default_resources(settings: PlatformSettings | None = None) -> dict[str, object]:
+    """Every resource a node type or trigger may ask for, for the deployment's ``settings``
+    (default: read now). Secrets and connection URLs stay environment variables that Dagster or
+    the resource reads when used, so this costs nothing at load."""
+    settings = settings or load()
     from dp_io import RunScopedIOManager
     from dp_io.table import TableIOManager
     from dp_resources.databases import DatabasesResource
@@ -82,14 +106,18 @@ def default_resources() -> dict[str, object]:
         "files": FilesResource(),
         "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
         # private and metadata addresses refused unless DP_HTTP_ALLOWED_NETWORKS lists them
-        "http": HttpResource(allowed_networks=settings.http_allowed_networks()),
+        "http": HttpResource(allowed_networks=list(settings.http.allowed_networks)),
         "notifications": NotificationsResource(),  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*
         "sandbox": SandboxResource(),
         "secrets": SecretsResource(),  # ${env:DP_SECRET_*} references, redacted everywhere
         "shell": ShellResource(),  # off unless the deployment allows programs
-        "mcp": McpResource.from_env(),  # servers from the file named by DP_MCP_CONFIG
-        "llm": LlmResource(),  # DP_LLM_BASE_URL, DP_LLM_MODEL, DP_LLM_API_KEY
-        "event_bus": EventBusResource(),  # event triggers (DP_EVENTS_URL, else the flow store)
+        "mcp": McpResource.from_config_file(settings.mcp_config),  # servers from DP_MCP_CONFIG's file
+        "llm": LlmResource(**_env_vars_that_are_set(
+            base_url=("DP_LLM_BASE_URL", settings.llm.base_url), model=("DP_LLM_MODEL", settings.llm.model),
+            api_key=("DP_LLM_API_KEY", settings.llm.api_key),
+        )),
+        # event triggers (DP_EVENTS_URL, else the flow store)
+        "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),
         "notifier": NotifierResource(),  # notify: (DP_WEBSERVER_URL, DP_SMTP_*)
     }
 
@@ -109,17 +137,26 @@ def build_code_location(
     translator: FlowTranslator | None = None,
     resources: dict[str, object] | None = None,
     scope: LoadScope | None = None,
+    settings: PlatformSettings | None = None,
 ) -> dg.Definitions:
     """The whole location (a code server), or only the flows ``scope`` names (a run or step
-    worker, see ``dp_assets.loading``); a scope the store cannot satisfy loads everything."""
-    catalog = catalog or default_catalog()
-    store = store or FlowStore(settings.store_url())
-    resources = resources if resources is not None else default_resources()
-    if scope is not None and not scope.is_whole:
-        scoped = _build_scoped(scope, store, catalog, translator, resources)
-        if scoped is not None:
-            return scoped
-    return _build_whole(store, flows_folder, catalog, translator, resources)
+    worker, see ``dp_assets.loading``); a scope the store cannot satisfy loads everything.
+
+    ``settings`` are the deployment's (default: read now, once per load); the compiler's pieces
+    that need them (executors, sensor intervals) see them through :func:`dp_settings.using`.
+    """
+    settings = settings or load()
+    with using(settings):
+        catalog = catalog or default_catalog()
+        store = store or FlowStore(settings.store_url())
+        resources = resources if resources is not None else default_resources(settings)
+        if scope is not None and not scope.is_whole:
+            scoped = _build_scoped(scope, store, catalog, translator, resources)
+            if scoped is not None:
+                return scoped
+        if flows_folder == "env":
+            flows_folder = settings.flows_folder()
+        return _build_whole(store, flows_folder, catalog, translator, resources)
 
 
 def _build_whole(
@@ -129,14 +166,17 @@ def _build_whole(
     started = time.perf_counter()
     store.upgrade()
     report = LoadReport()
-    folder = settings.flows_dir() if flows_folder == "env" else flows_folder
+    folder = flows_folder
+    imported = ImportReport()
     if folder is not None and Path(folder).is_dir():
         try:
-            for where, text in import_folder(store, Path(folder), catalog).problems.items():
-                report.add_problem(where, text)
+            imported = import_folder(store, Path(folder), catalog)
         except Exception as exc:  # noqa: BLE001 - the flows already stored still load
             report.add_problem(f"flows folder {folder}", f"not imported: {type(exc).__name__}: {exc}")
             log.error("flows folder %s was not imported: %s", folder, exc)
+    for where, text in imported.problems.items():
+        report.add_problem(where, text)
+    report.conflicts = dict(imported.conflicts)
     executors = FlowExecutors()
     flow_defs = []
     versions: dict[str, str] = {}
@@ -155,8 +195,8 @@ def _build_whole(
                 if policy and (policy.keep_last or policy.older_than_days):
                     retention[flow_id] = policy.model_dump()
             except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
-                report.add_problem(f"flow {flow_id} (version {version})", f"{type(exc).__name__}: {exc}")
-                log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
+                _report_broken(report, imported, flow_id, version, exc)
+    report.sources = {flow: imported.sources[flow] for flow in report.flows if flow in imported.sources}
     report.seconds = time.perf_counter() - started
     log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds,
              len(report.problems))
@@ -173,6 +213,27 @@ def _build_whole(
     )
     pin_versions(versions)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _report_broken(
+    report: LoadReport, imported: ImportReport, flow_id: str, version: str, exc: Exception,
+) -> None:
+    """A flow that failed to compile; when its spec file is gone, the full error is logged once
+    (the load that finds the file gone) and later loads keep one line saying how to retire it."""
+    where = f"flow {flow_id} (version {version})"
+    gone = imported.gone.get(flow_id)
+    if gone is None:
+        report.add_problem(where, f"{type(exc).__name__}: {exc}")
+        log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
+        return
+    retire = f"its spec file {gone} was removed, but the flow is still published in the store: " \
+             f"`dp delete {flow_id}` retires it, `dp unpublish {flow_id}` keeps it stored but not compiled"
+    if flow_id in imported.newly_gone:
+        report.add_problem(where, f"{type(exc).__name__}: {exc}\n{retire}")
+        log.error("flow '%s' version %s was left out: %s; %s", flow_id, version, exc, retire)
+    else:
+        report.add_problem(where, f"does not compile; {retire}")
+        log.info("flow '%s' (spec file removed) does not compile; `dp delete %s` retires it", flow_id, flow_id)
 
 
 def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str, str, object]]:

@@ -1,27 +1,27 @@
-"""``dp validate``, ``publish``, ``list``, ``history``, ``show`` and ``diff``."""
+"""``dp validate``, ``publish``, ``list``, ``history``, ``show``, ``diff``, ``delete``, ``restore`` and
+``unpublish``: thin commands over ``dp_assets.store_api``."""
 
 from __future__ import annotations
 
-import difflib
-import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
-import yaml
 
 from dp_assets.catalog import default_catalog
-from dp_assets.publishing import publish_spec, spec_files
+from dp_assets.publishing import spec_files
 from dp_assets.spec.loading import SpecLoadError, read_spec_file
 from dp_assets.spec.validation import FlowValidationError, validate_spec
-from dp_resources import settings
-from dp_resources.store import FlowNotFound, FlowStore
+from dp_assets.store_api import FlowNotFound, FlowStoreAPI, PublishResult
+
+T = TypeVar("T")
 
 
-def _store() -> FlowStore:
-    store = FlowStore(settings.store_url())
-    store.upgrade()
-    return store
+def _api() -> FlowStoreAPI:
+    return FlowStoreAPI()
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:
@@ -58,52 +58,71 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("targets", nargs=-1, required=True)
 @click.option("--workspace", default="default", show_default=True)
 @click.option("--message", "-m", default="", help="Why this version exists.")
-def publish(paths: tuple[str, ...], workspace: str, message: str) -> None:
-    """Validate and store specs as new versions, and publish them."""
-    store, catalog, bad = _store(), default_catalog(), 0
-    for path in _expand(paths):
-        try:
-            validated, result = publish_spec(store, read_spec_file(path), catalog,
-                                             workspace=workspace, message=message)
-        except (SpecLoadError, FlowValidationError) as exc:
-            bad += 1
-            click.echo(f"FAIL  {path}\n{exc}", err=True)
+def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
+    """Validate and store specs as new versions, and publish them.
+
+    TARGETS are spec files or folders of them; or FLOW / FLOW@VERSION to publish a version
+    already stored (the newest when no version is named; a prefix will do)."""
+    api, bad = _api(), 0
+    for target in targets:
+        if not Path(target).exists() and _STORED.fullmatch(target):
+            flow, _, version = target.partition("@")
+            try:
+                result = api.publish_version(flow, version or None)
+                click.echo(f"{flow}: version {result.version} "
+                           + ("published" if result.published else "was already published")
+                           + (", restored (it had been deleted)" if result.restored else ""))
+            except FlowNotFound as exc:
+                bad += 1
+                click.echo(f"FAIL  {target}: {exc}", err=True)
             continue
-        state = "new version" if result.created else "unchanged"
-        click.echo(f"{validated.id}: {state} {result.version}" + (", published" if result.published else ""))
+        for path in _expand((target,)):
+            try:
+                _say_published(api.publish(path, message=message, workspace=workspace))
+            except (SpecLoadError, FlowValidationError) as exc:
+                bad += 1
+                click.echo(f"FAIL  {path}\n{exc}", err=True)
     if bad:
         sys.exit(1)
 
 
+_STORED = re.compile(r"[a-z][a-z0-9_]*(@[0-9a-zA-Z]+)?")
+
+
+def _say_published(result: PublishResult) -> None:
+    state = "new version" if result.created else "unchanged"
+    click.echo(f"{result.flow_id}: {state} {result.version}" + (", published" if result.published else "")
+               + (", restored (it had been deleted)" if result.restored else ""))
+
+
 @click.command("list")
-def list_flows() -> None:
-    """Flows in the store with their published version."""
-    for info in _store().list_flows():
-        click.echo(f"{info.id:32} {info.workspace:12} {info.published_version or '-':18} "
-                   f"{info.versions} version(s)  {info.updated_at:%Y-%m-%d %H:%M}")
+@click.option("--all", "show_all", is_flag=True, help="Include deleted flows.")
+def list_flows(show_all: bool) -> None:
+    """Flows in the store: state, published version, versions, last change, and the spec file
+    each came from. File changes the store did not take are listed after the table."""
+    every = _api().list()
+    listings = [entry for entry in every if show_all or entry.info.state != "deleted"]
+    for entry in listings:
+        info = entry.info
+        source = (entry.source or "-") + (" (removed)" if entry.source_removed else "")
+        click.echo(f"{info.id:32} {info.state:11} {(info.published_version or '-')[:12]:12} "
+                   f"{info.versions:3} version(s)  {info.updated_at:%Y-%m-%d %H:%M}  {source}")
+    if hidden := len(every) - len(listings):
+        click.echo(f"({hidden} deleted flow(s) not shown: `dp list --all`)")
+    for entry in listings:
+        if entry.conflict:
+            click.echo(f"CONFLICT {entry.id}: {entry.conflict}", err=True)
 
 
 @click.command()
 @click.argument("flow")
 def history(flow: str) -> None:
     """Every stored version of a flow, oldest first; * marks the published one."""
-    try:
-        for v in _store().history(flow):
-            click.echo(f"{'*' if v.published else ' '} {v.version}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.message}")
-    except FlowNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _spec_text(flow: str, version: str | None, fmt: str) -> tuple[str, str]:
-    try:
-        found, spec = _store().get(flow, version)
-    except FlowNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-    text = json.dumps(spec, indent=2, sort_keys=True) if fmt == "json" else yaml.safe_dump(spec, sort_keys=False)
-    return found, text
+    for v in _call(lambda: _api().history(flow)):
+        click.echo(f"{'*' if v.published else ' '} {v.version}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.message}")
 
 
 @click.command()
@@ -111,8 +130,8 @@ def _spec_text(flow: str, version: str | None, fmt: str) -> tuple[str, str]:
 @click.option("--version", default=None, help="A version or its prefix (default: published).")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml")
 def show(flow: str, version: str | None, fmt: str) -> None:
-    """Print a stored spec."""
-    click.echo(_spec_text(flow, version, fmt)[1], nl=False)
+    """Print a stored spec (`dp show FLOW > file.yaml` gives a file that publishes the same version)."""
+    click.echo(_call(lambda: _api().spec_text(flow, version, fmt))[1], nl=False)
 
 
 @click.command()
@@ -121,8 +140,36 @@ def show(flow: str, version: str | None, fmt: str) -> None:
 @click.argument("v2")
 def diff(flow: str, v1: str, v2: str) -> None:
     """Unified diff between two stored versions of a flow."""
-    a_version, a = _spec_text(flow, v1, "yaml")
-    b_version, b = _spec_text(flow, v2, "yaml")
-    lines = difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                 fromfile=f"{flow}@{a_version}", tofile=f"{flow}@{b_version}")
-    click.echo("".join(lines), nl=False)
+    click.echo(_call(lambda: _api().diff(flow, v1, v2)), nl=False)
+
+
+@click.command()
+@click.argument("flow")
+def delete(flow: str) -> None:
+    """Retire a flow: it leaves the code location on its next load; its versions, runs and kept
+    outputs stay (`dp restore FLOW` brings it back)."""
+    changed = _call(lambda: _api().delete(flow))
+    click.echo(f"{flow}: deleted" if changed else f"{flow}: already deleted")
+
+
+@click.command()
+@click.argument("flow")
+def restore(flow: str) -> None:
+    """Bring a deleted flow back, at the version it had published."""
+    changed = _call(lambda: _api().restore(flow))
+    click.echo(f"{flow}: restored" if changed else f"{flow}: was not deleted")
+
+
+@click.command()
+@click.argument("flow")
+def unpublish(flow: str) -> None:
+    """Keep a flow stored but stop compiling it (`dp publish FLOW` publishes its newest version again)."""
+    changed = _call(lambda: _api().unpublish(flow))
+    click.echo(f"{flow}: unpublished" if changed else f"{flow}: had no published version")
+
+
+def _call(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except FlowNotFound as exc:
+        raise click.ClickException(str(exc)) from exc

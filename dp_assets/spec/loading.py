@@ -26,7 +26,7 @@ from dp_assets.spec.document import (
     check_text,
 )
 
-__all__ = ["SpecLoadError", "SpecShapeError", "normalise_spec", "parse_spec_text", "read_spec_file"]
+__all__ = ["SpecLoadError", "SpecShapeError", "normalise_spec", "parse_spec_text", "read_spec_file", "read_spec_text"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 # Keys a visual designer exports that carry layout only.
@@ -56,6 +56,11 @@ def load_yaml(text: str) -> Any:
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
+    return parse_spec_text(read_spec_text(path), source=str(path))
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text, read no further than the size limit; never blocks on a FIFO."""
     path = Path(path)
     try:
         if not path.is_file():  # a FIFO or device would block or never end
@@ -66,7 +71,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         if isinstance(exc, SpecLoadError):
             raise
         raise SpecLoadError(f"{path}: cannot read the file: {exc}") from None
-    return parse_spec_text(text, source=str(path))
+    return text
 
 
 def parse_spec_text(text: str, source: str = "<text>") -> dict[str, Any]:

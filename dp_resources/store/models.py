@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,6 +27,9 @@ class Flow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     workspace: Mapped[str] = mapped_column(ForeignKey("dp_workspaces.name"), index=True)
     published_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Set by ``dp delete``: the flow leaves the code location; its versions, runs and kept
+    #: outputs stay, and ``dp restore`` clears it.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -42,3 +45,26 @@ class FlowVersion(Base):
     spec: Mapped[dict] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FileImport(Base):
+    """What the code location last imported from one spec file of ``DP_FLOWS_DIR``.
+
+    A file is read again only when its size or modification time changed, and imported again
+    only when its content hash changed: an unchanged file never replaces a version published
+    since by ``dp publish`` or another client. ``base_version`` is the flow's published version
+    right after this file was last applied; when the pointer has moved since and the file
+    changed too, the file's version is kept unpublished and ``conflict_with`` names the
+    published one until one of the two wins (docs/flow-store.md)."""
+
+    __tablename__ = "dp_file_imports"
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(64), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[str] = mapped_column(String(64))
+    base_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    conflict_with: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    missing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -24,7 +24,7 @@ from dp_resources.store.models import Flow, FlowVersion, Workspace, utcnow
 from dp_resources.store.schema_lock import schema_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 #: Execution option of the transactions that write (SQLite begins them IMMEDIATE).
 WRITE_OPTION = "dp_store_write"
 
@@ -58,6 +58,15 @@ class FlowInfo:
     published_version: str | None
     versions: int
     updated_at: datetime
+    deleted_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """``deleted`` (left the code location), ``unpublished`` (stored, not compiled) or
+        ``published``."""
+        if self.deleted_at is not None:
+            return "deleted"
+        return "published" if self.published_version else "unpublished"
 
 
 @dataclass(frozen=True)
@@ -194,12 +203,42 @@ class FlowStore:
                 conn.execute(sa.update(flows).where(flows.c.id == flow_id).values(updated_at=stamp))
             return SaveResult(flow_id, version, created=created, published=published)
 
-    def publish(self, flow_id: str, version: str) -> None:
+    def publish(self, flow_id: str, version: str) -> str:
+        """Point the flow at a stored version (a prefix will do); returns the full version."""
         with self.session(write=True) as session:
             flow = self._flow(session, flow_id)
-            self._version(session, flow_id, version)
-            flow.published_version = version
+            row = self._version(session, flow_id, version)
+            flow.published_version = row.version
             flow.updated_at = utcnow()
+            return row.version
+
+    def unpublish(self, flow_id: str) -> bool:
+        """The flow stays stored with its versions but is no longer compiled; ``False`` when it
+        had no published version."""
+        with self.session(write=True) as session:
+            flow = self._flow(session, flow_id)
+            changed = flow.published_version is not None
+            flow.published_version = None
+            flow.updated_at = utcnow()
+            return changed
+
+    def delete(self, flow_id: str) -> bool:
+        """Retire the flow from the code location; its versions (and its runs and kept outputs,
+        which live elsewhere) stay, and :meth:`restore` brings it back. ``False`` when it already
+        was deleted."""
+        return self._set_deleted(flow_id, utcnow())
+
+    def restore(self, flow_id: str) -> bool:
+        return self._set_deleted(flow_id, None)
+
+    def _set_deleted(self, flow_id: str, stamp: datetime | None) -> bool:
+        with self.session(write=True) as session:
+            flow = self._flow(session, flow_id)
+            changed = (flow.deleted_at is None) != (stamp is None)
+            if changed:
+                flow.deleted_at = stamp
+                flow.updated_at = utcnow()
+            return changed
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -208,22 +247,35 @@ class FlowStore:
         query = (
             sa.select(Flow.id, FlowVersion.version, FlowVersion.spec)
             .join(FlowVersion, (FlowVersion.flow_id == Flow.id) & (FlowVersion.version == Flow.published_version))
+            .where(Flow.deleted_at.is_(None))
             .order_by(Flow.id)
         )
         with self.engine.connect() as conn:
             return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
     def list_flows(self) -> list[FlowInfo]:
+        return self._flow_infos()
+
+    def info(self, flow_id: str) -> FlowInfo:
+        found = self._flow_infos(flow_id)
+        if not found:
+            raise FlowNotFound(f"no flow '{flow_id}' in the store (see `dp list`)")
+        return found[0]
+
+    def _flow_infos(self, flow_id: str | None = None) -> list[FlowInfo]:
         counts = (
             sa.select(FlowVersion.flow_id, sa.func.count().label("n"))
             .group_by(FlowVersion.flow_id).subquery()
         )
         query = (
-            sa.select(Flow.id, Flow.workspace, Flow.published_version, counts.c.n, Flow.updated_at)
+            sa.select(Flow.id, Flow.workspace, Flow.published_version, counts.c.n, Flow.updated_at,
+                      Flow.deleted_at)
             .join(counts, counts.c.flow_id == Flow.id, isouter=True).order_by(Flow.id)
         )
+        if flow_id is not None:
+            query = query.where(Flow.id == flow_id)
         with self.engine.connect() as conn:
-            return [FlowInfo(r[0], r[1], r[2], r[3] or 0, r[4]) for r in conn.execute(query)]
+            return [FlowInfo(r[0], r[1], r[2], r[3] or 0, r[4], r[5]) for r in conn.execute(query)]
 
     def history(self, flow_id: str) -> list[VersionInfo]:
         with self.session() as session:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bench.harness import PG_ADMIN_URL, fresh_database
+from tests.support.services import PG_ADMIN_URL, fresh_database
 
 PROCESSES = 4
 #: Empty stores met in turn by the same four processes (a race lost once is caught more often).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import sqlalchemy as sa
 
 from dp_assets.catalog import default_catalog
 from dp_assets.publishing import publish_spec
@@ -13,20 +12,6 @@ from dp_assets.spec.validation import FlowValidationError
 from dp_resources.store import FlowNotFound, FlowStore
 
 SPEC = {"id": "stored", "nodes": [{"id": "a", "type": "StaticData", "params": {"rows": [{"x": 1}]}}]}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        with sa.create_engine(url).begin() as conn:  # a clean schema per test
-            for table in ("dp_flow_versions", "dp_flows", "dp_workspaces", "alembic_version"):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    store = FlowStore(url)
-    store.upgrade()
-    return store
 
 
 def test_round_trip_and_versions(store):

@@ -1,0 +1,141 @@
+"""The one Python API to the flow store: ``dp``, the designer and other tools go through it.
+
+Every rule about what a client may do to a stored flow lives here or below it (the store keeps
+versions and pointers; ``dp_resources.store.file_sync`` decides what a spec file may publish):
+
+- a spec is validated — and compiled, to prove Dagster takes it — before it is stored;
+- versions are immutable and named by the hash of the spec; publishing moves a pointer;
+- ``unpublish`` keeps the flow stored but not compiled; ``delete`` retires it from the code
+  location, keeping its versions, runs and kept outputs; ``restore`` (or an explicit publish)
+  brings it back;
+- what was imported from which spec file, and file changes the store did not take, are part of
+  every listing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dp_assets.catalog import default_catalog
+from dp_assets.catalog.base import Catalog
+from dp_assets.publishing import publish_spec
+from dp_assets.spec.loading import read_spec_file
+from dp_assets.spec.validation import ValidatedFlow, validate_spec
+from dp_resources import settings
+from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo
+from dp_resources.store.file_sync import UNPUBLISHED, file_records
+
+__all__ = ["FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult"]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    flow_id: str
+    version: str
+    created: bool  # a new version was stored
+    published: bool  # the published pointer moved to it
+    restored: bool = False  # the flow had been deleted and is back
+
+
+@dataclass(frozen=True)
+class FlowListing:
+    info: FlowInfo
+    source: str | None  # the spec file the flow was imported from, if any
+    source_removed: bool
+    conflict: str | None  # a file change the store did not take, naming both versions
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+class FlowStoreAPI:
+    def __init__(self, store: FlowStore | None = None, catalog: Catalog | None = None):
+        self.store = store or FlowStore(settings.store_url())
+        self.catalog = catalog or default_catalog()
+        self.store.upgrade()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def validate(self, spec: Mapping[str, Any]) -> ValidatedFlow:
+        return validate_spec(spec, self.catalog)
+
+    def publish(self, spec: Mapping[str, Any] | str | Path, *, message: str = "",
+                workspace: str = "default") -> PublishResult:
+        """Validate, store as a version and publish a spec (a mapping or a spec file). Publishing
+        a deleted flow brings it back: a publish says the flow should run."""
+        data = read_spec_file(spec) if isinstance(spec, str | Path) else spec
+        validated, saved = publish_spec(self.store, data, self.catalog, workspace=workspace, message=message)
+        return self._published(saved)
+
+    def save_draft(self, spec: Mapping[str, Any], *, message: str = "", workspace: str = "default") -> SaveResult:
+        """Store a validated version without publishing it (what runs does not change)."""
+        return publish_spec(self.store, spec, self.catalog, workspace=workspace, message=message, publish=False)[1]
+
+    def publish_version(self, flow_id: str, version: str | None = None) -> PublishResult:
+        """Publish a stored version (a prefix will do; the newest when none is named)."""
+        wanted = version or self.store.history(flow_id)[-1].version
+        before = self.store.info(flow_id).published_version
+        found = self.store.publish(flow_id, wanted)
+        return self._published(SaveResult(flow_id, found, created=False, published=found != before))
+
+    def _published(self, saved: SaveResult) -> PublishResult:
+        restored = self.store.restore(saved.flow_id)
+        return PublishResult(saved.flow_id, saved.version, saved.created, saved.published, restored)
+
+    def unpublish(self, flow_id: str) -> bool:
+        return self.store.unpublish(flow_id)
+
+    def delete(self, flow_id: str) -> bool:
+        return self.store.delete(flow_id)
+
+    def restore(self, flow_id: str) -> bool:
+        return self.store.restore(flow_id)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list(self) -> list[FlowListing]:
+        by_flow: dict[str, list[Any]] = {}
+        for record in file_records(self.store).values():
+            by_flow.setdefault(record.flow_id, []).append(record)
+        listings = []
+        for info in self.store.list_flows():
+            records = sorted(by_flow.get(info.id, []), key=lambda r: (r.missing_since is not None, r.path))
+            record = records[0] if records else None
+            conflict = None
+            if record is not None and record.conflict_with is not None:
+                kept = "unpublished" if record.conflict_with == UNPUBLISHED else f"version {record.conflict_with}"
+                conflict = (f"{record.path} holds version {record.version}, not published: the store kept "
+                            f"{kept} (published since the file was last imported)")
+            listings.append(FlowListing(info, record.path if record else None,
+                                        bool(record and record.missing_since), conflict))
+        return listings
+
+    def info(self, flow_id: str) -> FlowInfo:
+        return self.store.info(flow_id)
+
+    def get(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
+        return self.store.get(flow_id, version)
+
+    def history(self, flow_id: str) -> list[VersionInfo]:
+        return self.store.history(flow_id)
+
+    def spec_text(self, flow_id: str, version: str | None = None, fmt: str = "yaml") -> tuple[str, str]:
+        found, spec = self.store.get(flow_id, version)
+        text = json.dumps(spec, indent=2, sort_keys=True) + "\n" if fmt == "json" \
+            else yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+        return found, text
+
+    def diff(self, flow_id: str, v1: str, v2: str) -> str:
+        """A unified diff of two stored versions' specs, as YAML."""
+        a_version, a = self.spec_text(flow_id, v1)
+        b_version, b = self.spec_text(flow_id, v2)
+        return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                            fromfile=f"{flow_id}@{a_version}", tofile=f"{flow_id}@{b_version}"))
