@@ -17,7 +17,6 @@ side-effecting node, a forked timeout, a non-deferred output, a failure, the ste
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -275,7 +274,7 @@ def _call_with_retries(
     context: AssetExecutionContext,
 ) -> Any:
     retry = node.retry or RetrySpec()
-    attempt = 0
+    attempt = 0  # retries made so far
     while True:
         try:
             rendered = templates.render(node.raw_params, params, seal=node.resolves_secrets,
@@ -291,7 +290,7 @@ def _call_with_retries(
                     f"flow '{ctx.flow_id}', node '{node.id}' ({node.node_type.name}) failed"
                     f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
                 ) from exc
-            delay = retry_delay(retry, attempt)
+            delay = retry_delay(retry, attempt + 1)
             context.log.warning(
                 f"node '{node.id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
                 f"retrying in {delay:.2f}s"
@@ -300,15 +299,22 @@ def _call_with_retries(
             attempt += 1
 
 
-def retry_delay(retry: RetrySpec, attempt: int, rng: random.Random | None = None) -> float:
-    """Delay before retry ``attempt + 1``, following Dagster's backoff and jitter semantics."""
-    base = retry.delay * (2**attempt if retry.backoff == "exponential" else attempt + 1)
-    rng = rng or random
-    if retry.jitter == "full":
-        return rng.uniform(0, base)
-    if retry.jitter == "plus_minus":
-        return max(0.0, base + rng.uniform(-retry.delay, retry.delay))
-    return base
+_BACKOFF = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
+_JITTER = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
+
+
+def retry_policy(retry: RetrySpec) -> dg.RetryPolicy:
+    """A node's ``retry:`` as the Dagster ``RetryPolicy`` it stands for."""
+    return dg.RetryPolicy(max_retries=retry.max_retries, delay=retry.delay,
+                          backoff=_BACKOFF[retry.backoff], jitter=_JITTER[retry.jitter])
+
+
+def retry_delay(retry: RetrySpec, retry_number: int) -> float:
+    """Seconds to wait before retry ``retry_number`` (1 for the first), computed by Dagster as
+    for an op's ``RetryPolicy`` (``RetryPolicy.calculate_delay``, the method Dagster's step
+    retries call with the same numbering): exponential backoff waits 1, 3, 7, 15... times the
+    delay, linear 1, 2, 3..., and jitter draws from Python's ``random`` as Dagster does."""
+    return float(retry_policy(retry).calculate_delay(retry_number))
 
 
 def _metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -> dict[str, Any]:

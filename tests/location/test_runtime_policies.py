@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def run_flow(spec, tmp_path, **run_kwargs):
                                   "files": FilesResource(data_dir=str(tmp_path / "data"))}),
     )
     job = defs.resolve_job_def(spec["id"])
-    return job, job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **run_kwargs)
+    instance = run_kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
+    return job, job.execute_in_process(instance=instance, raise_on_error=False, **run_kwargs)
 
 
 SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}]}}
@@ -92,25 +94,60 @@ def test_E7_retries_are_bounded_and_the_error_names_the_node(tmp_path):
     assert "flow 'exhausted', node 'flaky' (Flaky) failed after 2 attempts: ConnectionError" in message
 
 
-@pytest.mark.parametrize("backoff,jitter,expected", [
-    pytest.param("exponential", "none", [1.0, 2.0, 4.0, 8.0], id="E7-exponential"),
-    pytest.param("linear", "none", [1.0, 2.0, 3.0, 4.0], id="E7-linear"),
+def test_E7_a_node_waits_between_retries_as_dagster_s_exponential_backoff(tmp_path):
+    """Dagster's exponential backoff: 1, 3, 7 times the delay (not 1, 2, 4), as logged."""
+    counter = tmp_path / "calls"
+    spec = {"id": "backing_off", "nodes": [SOURCE, {
+        "id": "flaky", "type": "Flaky", "inputs": ["src"], "params": {"counter": str(counter), "fail_times": 3},
+        "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"}}]}
+    instance = dg.DagsterInstance.ephemeral()
+    _, result = run_flow(spec, tmp_path, instance=instance)
+    assert result.success
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    waits = [m.group(1) for m in map(re.compile(r"retrying in (\S+)s").search, messages) if m]
+    assert waits == ["0.01", "0.03", "0.07"]
+
+
+BACKOFFS = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
+JITTERS = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
+
+
+@pytest.mark.parametrize("jitter", JITTERS)
+@pytest.mark.parametrize("backoff", BACKOFFS)
+def test_E7_node_retry_waits_are_what_dagster_s_retry_policy_waits(backoff, jitter):
+    """For every backoff and jitter, retries 1..6: a node's wait is the one Dagster computes for
+    an op's RetryPolicy of the same settings (the same random draws, with the same seed)."""
+    retry = RetrySpec(max_retries=6, delay=1.5, backoff=backoff, jitter=jitter)
+    policy = dg.RetryPolicy(max_retries=6, delay=1.5, backoff=BACKOFFS[backoff], jitter=JITTERS[jitter])
+    for number in range(1, 7):
+        random.seed(number)
+        ours = retry_delay(retry, number)
+        random.seed(number)
+        assert ours == policy.calculate_delay(number), (backoff, jitter, number)
+
+
+@pytest.mark.parametrize(("backoff", "multiples"), [
+    pytest.param("exponential", [1, 3, 7, 15, 31, 63], id="E7-exponential"),
+    pytest.param("linear", [1, 2, 3, 4, 5, 6], id="E7-linear"),
 ])
-def test_E7_backoff_delays(backoff, jitter, expected):
-    retry = RetrySpec(max_retries=4, delay=1.0, backoff=backoff, jitter=jitter)
-    assert [retry_delay(retry, attempt) for attempt in range(4)] == expected
+def test_E7_backoff_multiplies_the_delay_as_dagster_documents(backoff, multiples):
+    """Dagster's Backoff: LINEAR ``n * delay``, EXPONENTIAL ``(2^n - 1) * delay`` for retry n
+    (fails if a Dagster upgrade changes the waits users were promised)."""
+    retry = RetrySpec(max_retries=6, delay=2.0, backoff=backoff)
+    assert [retry_delay(retry, number) for number in range(1, 7)] == [2.0 * m for m in multiples]
 
 
-def test_E7_jitter_stays_within_its_bounds():
-    rng = random.Random(3)
+def test_E7_jitter_stays_within_dagster_s_bounds():
+    """FULL: between 0 and the backoff delay; PLUS_MINUS: the backoff delay +/- the delay."""
+    random.seed(3)
     full = RetrySpec(max_retries=4, delay=1.0, jitter="full")
     pm = RetrySpec(max_retries=4, delay=1.0, jitter="plus_minus")
-    for attempt in range(4):
-        base = 2.0 ** attempt
-        samples = [retry_delay(full, attempt, rng) for _ in range(200)]
+    for number in range(1, 5):
+        base = 2.0**number - 1
+        samples = [retry_delay(full, number) for _ in range(200)]
         assert 0 <= min(samples) and max(samples) <= base and len(set(samples)) > 100
-        samples = [retry_delay(pm, attempt, rng) for _ in range(200)]
-        assert base - 1.0 <= min(samples) and max(samples) <= base + 1.0
+        samples = [retry_delay(pm, number) for _ in range(200)]
+        assert base - 1.0 <= min(samples) and max(samples) <= base + 1.0 and len(set(samples)) > 100
 
 
 def test_hard_timeout_stops_the_node(tmp_path):
