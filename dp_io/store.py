@@ -4,8 +4,9 @@ Layout: ``{root}/{run_id}/{key segment}/.../{node}{suffix}``; a partitioned outp
 segment, ``{node}/{partition}{suffix}``; a streamed (generator) output is a folder
 ``{node}.parts/`` holding numbered part files and a ``manifest.json`` written last.
 
-Atomicity: every file is written under a hidden temporary name (``.{name}.{token}.tmp``) and
-renamed into place, so a reader finds the old file, the new one or nothing, never a torn file.
+Atomicity: every file is written under a hidden temporary name (``.{name}.{token}.tmp``, see
+``dp_resources/temp_names.py``) and renamed into place, so a reader finds the old file, the new
+one or nothing, never a torn file.
 On object stores (S3, GCS, Azure) a PUT is already atomic and a rename is a copy, so files are
 written straight to their final key and an interrupted upload is aborted (``discard``).
 
@@ -19,13 +20,13 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import socket
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from dp_resources.temp_names import host_label, parse_temp_name, parse_token, temp_name, writer_token
 
 T = TypeVar("T")
 
@@ -56,32 +57,6 @@ def check_run_id(run_id: str) -> str:
     if not _RUN_ID.fullmatch(run_id or ""):
         raise ValueError(f"run id {run_id!r} is not a Dagster run id (letters, digits, '-', '_')")
     return run_id
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-
-
-def writer_token() -> str:
-    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{_host()}"
-
-
-def _parse_token(token: str) -> tuple[int, str] | None:
-    pid, _, rest = token.partition("-")
-    _, _, host = rest.partition("-")
-    return (int(pid), host) if pid.isdigit() and host else None
-
-
-def temp_name(name: str, token: str) -> str:
-    return f".{name}.{token}.tmp"
-
-
-def parse_temp_name(name: str) -> tuple[str, str] | None:
-    """``.{target}.{token}.tmp`` -> (target, token); None for anything else."""
-    if not (name.startswith(".") and name.endswith(".tmp")):
-        return None
-    target, _, token = name[1:-4].rpartition(".")
-    return (target, token) if target and _parse_token(token) else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -362,11 +337,11 @@ class OutputStore:
         ``own_target``: the caller has just finished writing the same target, so an older token
         of this very process is a leftover of an earlier attempt (step retry in-process).
         """
-        parsed = _parse_token(token)
+        parsed = parse_token(token)
         if parsed is None:
             return False
         pid, host = parsed
-        if host == _host():
+        if host == host_label():
             if pid == os.getpid():
                 return own_target
             return not _pid_alive(pid)

@@ -121,11 +121,11 @@ def checked_relative(path: object, lead: str = "") -> PurePosixPath:
 
 
 def _prepare_write(target: Path, path: str, lead: str) -> None:
-    from dp_io.store import temp_name, writer_token
+    from dp_resources.temp_names import temp_name, writer_token
 
     if target.is_dir():
         raise PathNotAllowed(f"{lead}path {_shown(path)} is a folder; name a file to write")
-    # Files are written under a longer temporary name first (dp_io.store): it must fit too.
+    # Files are written under a longer temporary name first (temp_names): it must fit too.
     spare = NAME_MAX - len(os.fsencode(temp_name("", writer_token())))
     if len(os.fsencode(target.name)) > spare:
         raise PathNotAllowed(f"{lead}path {_shown(path)}: a file written must have a name of at most {spare} bytes")

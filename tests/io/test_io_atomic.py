@@ -134,9 +134,9 @@ def test_temp_files_of_live_or_recent_writers_are_kept(tmp_path: Path) -> None:
 
 
 def _host() -> str:
-    from dp_io.store import _host
+    from dp_resources.temp_names import host_label
 
-    return _host()
+    return host_label()
 
 
 # ---- F9: disk full --------------------------------------------------------------------------
