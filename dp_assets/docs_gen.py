@@ -36,18 +36,56 @@ def _type_text(schema: dict[str, Any] | bool) -> str:
     return str(kind)
 
 
-def params_table(model: type[BaseModel]) -> list[str]:
-    schema = model.model_json_schema(by_alias=True)
+def _default_text(prop: dict[str, Any]) -> str:
+    if "default" in prop:
+        return json.dumps(prop["default"], default=str)
+    # A default_factory (pydantic leaves it out of the schema): an empty list or mapping here.
+    return {"array": "[]", "object": "{}"}.get(prop.get("type", ""), "(computed)")
+
+
+def _rows(schema: dict[str, Any], first: str) -> list[str]:
     props = schema.get("properties", {})
-    if not props:
-        return ["No params."]
     required = set(schema.get("required", []))
-    rows = ["| param | type | default | description |", "|---|---|---|---|"]
+    rows = [f"| {first} | type | default | description |", "|---|---|---|---|"]
     for name, prop in props.items():
-        default = "required" if name in required else json.dumps(prop.get("default"), default=str)
+        default = "required" if name in required else _default_text(prop)
         description = (prop.get("description") or "").replace("\n", " ").replace("|", "\\|")
         rows.append(f"| `{name}` | {_type_text(prop)} | {default} | {description} |")
     return rows
+
+
+def _refs(schema: Any) -> list[str]:
+    """Names of the ``$defs`` a schema refers to, in the order written."""
+    if isinstance(schema, dict):
+        found = [schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else []
+        for value in schema.values():
+            found += _refs(value)
+        return found
+    if isinstance(schema, list):
+        return [name for item in schema for name in _refs(item)]
+    return []
+
+
+def params_table(model: type[BaseModel]) -> list[str]:
+    """The params of a node type, then one table per nested model a param holds (a
+    ``WindowFunctions`` function, a pagination, a tool's auth...), so every field a spec can
+    write is listed with its description."""
+    schema = model.model_json_schema(by_alias=True)
+    if not schema.get("properties"):
+        return ["No params."]
+    lines = _rows(schema, "param")
+    definitions = schema.get("$defs", {})
+    queue, seen = _refs(schema.get("properties")), set()
+    while queue:
+        name = queue.pop(0)
+        nested = definitions.get(name, {})
+        if name in seen or not nested.get("properties"):
+            continue
+        seen.add(name)
+        about = " ".join((nested.get("description") or "").split())
+        lines += ["", f"`{name}`{': ' + about if about else ''}", "", *_rows(nested, "field")]
+        queue += _refs(nested.get("properties"))
+    return lines
 
 
 def render_nodes_markdown(catalog: Catalog, examples: dict[str, dict[str, Any]] | None = None) -> str:

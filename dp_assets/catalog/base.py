@@ -7,6 +7,7 @@ nothing about particular node types; it reads these records.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -200,7 +201,7 @@ class NodeType:
 
     @property
     def description(self) -> str:
-        return (self.run.__doc__ or "").strip()
+        return inspect.cleandoc(self.run.__doc__ or "")
 
 
 class Catalog(Mapping[str, NodeType]):

@@ -14,6 +14,7 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
                       "params": {"columns": ["order_id", "amount"]}},
     "SortData": {"id": "ranked", "type": "SortData", "inputs": ["orders"],
                  "params": {"by": ["region", "amount"], "ascending": [True, False]}},
+    "Limit": {"id": "top_10", "type": "Limit", "inputs": ["ranked"], "params": {"n": 10}},
     "GroupAggregate": {"id": "by_region", "type": "GroupAggregate", "inputs": ["orders"],
                        "params": {"by": "region", "agg": {"total": ["amount", "sum"], "orders": ["order_id", "count"]}}},
     "JoinMerge": {"id": "with_targets", "type": "JoinMerge", "inputs": {"left": "by_region", "right": "regions"},

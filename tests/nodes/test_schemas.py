@@ -45,6 +45,10 @@ PREDICTED = [
     pytest.param("ConditionalBranch", {"condition": "qty > 1", "rows": "split"}, id="ConditionalBranch-schema"),
     pytest.param("DisplayResults", {}, id="DisplayResults-schema"),
     pytest.param("TableWriter", {"table": "t"}, id="TableWriter-schema"),
+    pytest.param("Limit", {"n": 1, "offset": 1}, id="Limit-schema"),
+    pytest.param("GroupAggregate", {"agg": {"n": ["id", "count"], "total": ["qty", "sum"], "avg": ["amount", "mean"],
+                                            "first": ["region", "first"], "top": ["qty", "max"]}},
+                 id="GroupAggregate-global-schema"),
 ]
 
 
@@ -59,6 +63,39 @@ def test_hook_predicts_the_real_schema(type_name: str, params: dict[str, Any]) -
         return
     actual = primary(run_node(type_name, params, {"input": df}, make_ctx()))
     assert predicted == schema_of(actual)
+
+
+JOIN_LEFT = pd.DataFrame({"k": [1, 2, 3], "n": [10, 20, 30], "x": [0.5, 1.5, 2.5], "s": ["a", "b", "c"],
+                          "at": pd.to_datetime(["2024-01-01", "2024-01-02", None]).tz_localize("UTC")})
+JOIN_RIGHT = pd.DataFrame({"k": [2, 3, 4], "k2": [2, 3, 4], "m": [7, 8, 9], "n": [1, 2, 3], "t": ["u", "v", "w"]})
+
+
+@pytest.mark.parametrize("keys", [{"on": "k"}, {"left_on": "k", "right_on": "k2"}], ids=["on", "left_on"])
+@pytest.mark.parametrize("how", ["inner", "left", "right", "outer", "cross"])
+def test_join_schema_says_where_integers_become_float(how: str, keys: dict[str, str]) -> None:
+    """JoinMerge-schema: a column of the side a join may leave unmatched is reported float when it
+    was integer (pandas fills the unmatched rows with NaN); the inferred schema is what the run gives."""
+    params = {"how": how, **({} if how == "cross" else keys), "indicator": how != "cross"}
+    node_type = default_catalog()["JoinMerge"]
+    predicted = node_type.infer_schema(node_type.params_model.model_validate(params),
+                                       {"left": schema_of(JOIN_LEFT), "right": schema_of(JOIN_RIGHT)})
+    actual = run_node("JoinMerge", params, {"left": JOIN_LEFT, "right": JOIN_RIGHT})
+    assert predicted == schema_of(actual)
+    if how == "left":
+        assert predicted["m"] == "float" and predicted["n_x"] == "integer"
+
+
+def test_join_schema_of_nullable_and_boolean_columns() -> None:
+    """Booleans of the unmatched side become object (any); nullable Int64 stays Int64 at run time,
+    which the logical schema reports as float (it cannot tell Int64 from int64)."""
+    left = pd.DataFrame({"k": [1, 2]})
+    right = pd.DataFrame({"k": [2, 3], "flag": [True, False], "n": pd.array([1, 2], dtype="Int64")})
+    node_type = default_catalog()["JoinMerge"]
+    params = node_type.params_model(how="left", on="k")
+    assert node_type.infer_schema(params, {"left": schema_of(left), "right": schema_of(right)}) == {
+        "k": "integer", "flag": "any", "n": "float"}
+    actual = run_node("JoinMerge", {"how": "left", "on": "k"}, {"left": left, "right": right})
+    assert actual["flag"].dtype == object and str(actual["n"].dtype) == "Int64"
 
 
 def test_union_schema_outer_and_inner() -> None:

@@ -42,15 +42,17 @@ class AgentLimitReached(RuntimeError):
 
 
 class ToolArgument(Params):
-    type: Literal["string", "integer", "number", "boolean", "object", "array"] = "string"
-    description: str = ""
-    required: bool = True
-    enum: list[JsonScalar] | None = None
+    type: Literal["string", "integer", "number", "boolean", "object", "array"] = Field(
+        default="string", description="JSON type of the argument the model gives.")
+    description: str = Field(default="", description="What the argument means, for the model.")
+    required: bool = Field(default=True, description="The model must give it.")
+    enum: list[JsonScalar] | None = Field(default=None, description="The only values allowed.")
 
 
 class AgentTool(Params):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Name the model calls it by.")
-    type: Literal["HttpTool", "ShellTool", "PythonTool", "McpTool"]
+    type: Literal["HttpTool", "ShellTool", "PythonTool", "McpTool"] = Field(
+        description="The tool node type it runs, with `params` as that node's params.")
     description: str = Field(default="", description="What it does, for the model.")
     params: dict[str, Any] = Field(description="The tool type's params; may use {{ args.NAME }}.")
     arguments: dict[str, ToolArgument] | None = Field(
@@ -69,7 +71,7 @@ class LlmAgentParams(Params):
     max_tokens: int = Field(default=20_000, ge=1, description="Token budget of the run (at most the resource's).")
     max_tokens_per_call: int | None = Field(default=None, ge=1, description="max_tokens sent with each request.")
     timeout_seconds: float = Field(default=300.0, gt=0, description="Total time (at most the resource's).")
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature; default the model's.")
     max_input_chars: int = Field(default=20_000, ge=1, description="Upstream data beyond this is cut from the prompt.")
     max_tool_result_chars: int = Field(default=20_000, ge=1, description="Tool result text the model sees per call.")
     response_format: Literal["text", "json"] = Field(default="text", description="json: parse the answer as JSON.")

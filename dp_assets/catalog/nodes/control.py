@@ -103,8 +103,9 @@ class MergeParams(Params):
         description="'first': the first input that ran (the branch taken); 'union': all inputs that "
         "ran, stacked (pd.concat).",
     )
-    join: Literal["outer", "inner"] = "outer"
-    ignore_index: bool = True
+    join: Literal["outer", "inner"] = Field(
+        default="outer", description="With how: union — outer: every column (missing ones null); inner: shared columns only.")
+    ignore_index: bool = Field(default=True, description="With how: union — number the rows anew.")
 
 
 def merge(ctx: NodeContext, params: MergeParams, inputs: dict[str, Any]) -> Any:

@@ -17,10 +17,11 @@ class FileWriterParams(Params):
     format: Literal["csv", "parquet", "json"] | None = Field(
         default=None, description="File format; default from the file suffix."
     )
-    index: bool = False
-    sep: str = ","
-    orient: Literal["records", "split", "table", "columns"] = "records"
-    lines: bool = False
+    index: bool = Field(default=False, description="Write the index as a column (to_csv / to_parquet's index).")
+    sep: str = Field(default=",", description="CSV: the field separator.")
+    orient: Literal["records", "split", "table", "columns"] = Field(
+        default="records", description="JSON: the layout (to_json's orient).")
+    lines: bool = Field(default=False, description="JSON Lines: one record per line (orient records).")
 
     _path_text = field_validator("path")(lambda value: checked_path_text(value))
 

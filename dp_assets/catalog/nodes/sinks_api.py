@@ -27,10 +27,10 @@ from dp_resources.secrets import SecretScope, scope_for
 
 
 class APIRequestParams(Params):
-    url: str
-    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
+    url: str = Field(description="http(s) URL the rows are sent to.")
+    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = Field(default="POST", description="HTTP method.")
     mode: Literal["row", "batch"] = Field(default="row", description="One request per row, or per batch of rows.")
-    batch_size: int = Field(default=100, gt=0)
+    batch_size: int = Field(default=100, gt=0, description="Batch mode: rows per request.")
     body_key: str | None = Field(
         default=None, description="Batch mode: send {body_key: [rows]} instead of a bare list."
     )
@@ -43,9 +43,9 @@ class APIRequestParams(Params):
     idempotency_header: str | None = Field(
         default="Idempotency-Key", description="Header carrying a key derived from the request's content."
     )
-    retries: int = Field(default=3, ge=0, le=20)
-    backoff_seconds: float = Field(default=0.5, ge=0)
-    max_retry_after: float = Field(default=60.0, ge=0)
+    retries: int = Field(default=3, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
+    max_retry_after: float = Field(default=60.0, ge=0, description="Longest Retry-After honoured.")
     errors: Literal["raise", "collect"] = Field(
         default="raise", description="'collect': record a failed request in the output and go on."
     )
@@ -136,7 +136,8 @@ class DisplayResultsParams(Params):
     include: Literal["all", "number"] | None = Field(
         default="all", description="Columns described (DataFrame.describe include); null: numbers only."
     )
-    percentiles: list[float] | None = None
+    percentiles: list[float] | None = Field(
+        default=None, description="Percentiles in the statistics (describe's percentiles); default 25/50/75.")
 
 
 def _markdown(df: pd.DataFrame, index: bool = False) -> str:
@@ -181,17 +182,18 @@ def display_results(ctx: NodeContext, params: DisplayResultsParams, inputs: dict
 
 
 class SendNotificationParams(Params):
-    channel: Literal["webhook", "email"]
+    channel: Literal["webhook", "email"] = Field(description="Send to a webhook (chat) or by e-mail.")
     webhook: str | None = Field(default=None, description="Name of a webhook of the notifications resource.")
     to: list[str] | None = Field(default=None, description="E-mail recipients.")
-    subject: str = "Flow {flow_id}: {row_count} rows"
+    subject: str = Field(default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`.")
     message: str = Field(
         description="Template: {name} fields from flow params, row_count, column_count, columns, "
         "preview, flow_id, node_id, run_id, and the first row's columns. No attribute access."
     )
     payload_key: str = Field(default="text", description="Webhook JSON key of the message (Slack: text).")
-    when: Literal["always", "non_empty", "empty"] = "always"
-    preview_rows: int = Field(default=5, ge=0, le=100)
+    when: Literal["always", "non_empty", "empty"] = Field(
+        default="always", description="Send always, or only when the input has rows / has none.")
+    preview_rows: int = Field(default=5, ge=0, le=100, description="Rows shown by the {preview} field.")
 
     @model_validator(mode="after")
     def _target(self) -> SendNotificationParams:

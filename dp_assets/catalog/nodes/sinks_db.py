@@ -44,7 +44,7 @@ class TableWriterParams(Params):
     )
     keys: list[str] | None = Field(default=None, description="For upsert: the columns that identify a row.")
     chunksize: int | None = Field(default=None, gt=0, description="Rows per INSERT batch.")
-    index: bool = False
+    index: bool = Field(default=False, description="Write the index as a column (to_sql's index).")
 
     @field_validator("table")
     @classmethod

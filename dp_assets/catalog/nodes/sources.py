@@ -17,6 +17,7 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
 )
+from dp_assets.catalog.conversions import convert_declared, declared_read_dtypes
 from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.schema import schema_of
 
@@ -51,23 +52,33 @@ class FileInputParams(Params):
     format: Literal["csv", "parquet", "json", "excel"] | None = Field(
         default=None, description="File format; default from the file suffix (.xlsx is excel)."
     )
-    sep: str = ","
-    encoding: str = "utf-8"
+    sep: str = Field(default=",", description="CSV: the field separator (read_csv's sep), e.g. '\\t' or ';'.")
+    encoding: str = Field(default="utf-8", description="CSV and JSON: the text encoding of the file.")
     encoding_errors: Literal["strict", "replace", "ignore"] = Field(
         default="strict", description="What to do with bytes that are not valid in `encoding`."
     )
     on_bad_lines: Literal["error", "skip", "warn"] = Field(
         default="error", description="CSV rows with too many fields: fail, drop them, or drop and log."
     )
-    usecols: list[str] | None = None
-    dtype: dict[str, DtypeName] | None = Field(
-        default=None, description="pandas dtype per column (an allow-listed name: docs/flow-spec.md)."
+    usecols: list[str] | None = Field(
+        default=None, description="Read only these columns (read_csv / read_excel / read_parquet's usecols "
+        "or columns); default all."
     )
-    parse_dates: list[str] | None = None
+    dtype: dict[str, DtypeName] | None = Field(
+        default=None, description="pandas dtype per column (an allow-listed name: docs/flow-spec.md). A "
+        "column declared in `columns` is converted to its declared type after this."
+    )
+    parse_dates: list[str] | None = Field(
+        default=None, description="CSV and Excel: columns parsed as dates by pandas (read_csv's parse_dates); "
+        "a `columns` declaration of datetime does the same for every format."
+    )
     lines: bool = Field(default=False, description="JSON Lines (one record per line).")
     sheet_name: str | int = Field(default=0, description="Excel sheet, by name or position.")
     columns: dict[str, LogicalType] | None = Field(
-        default=None, description="Declared output schema, checked before runs and after reading."
+        default=None, description="Declared output schema, column -> integer, float, string, boolean, "
+        "datetime, date or any: checked before runs, and each column is converted on read (integer is "
+        "nullable Int64, boolean nullable boolean, date datetime.date values); a value that does not "
+        "convert fails the run naming the flow, node, column and value (docs/flow-spec.md, Declared columns)."
     )
     max_bytes: int = Field(default=1 << 30, gt=0, description="Largest file read (hostile-file guard).")
     max_columns: int = Field(default=10_000, gt=0, description="Most columns a file may have.")
@@ -127,7 +138,8 @@ def _read_excel(params: FileInputParams, path: Any) -> pd.DataFrame:
 
     check_zip_container(path)
     try:
-        return pd.read_excel(path, sheet_name=params.sheet_name, usecols=params.usecols, dtype=params.dtype,
+        dtype = declared_read_dtypes(params.columns, params.dtype, params.parse_dates)
+        return pd.read_excel(path, sheet_name=params.sheet_name, usecols=params.usecols, dtype=dtype,
                              parse_dates=params.parse_dates or False, engine="openpyxl")
     except ImportError:
         raise ValueError("reading Excel needs the openpyxl package, which is not installed") from None
@@ -144,9 +156,31 @@ def _checked_format(params: FileInputParams, path: Any) -> str:
 
 
 def _csv_options(params: FileInputParams) -> dict[str, Any]:
-    return dict(sep=params.sep, encoding=params.encoding, usecols=params.usecols, dtype=params.dtype,
+    dtype = declared_read_dtypes(params.columns, params.dtype, params.parse_dates)
+    return dict(sep=params.sep, encoding=params.encoding, usecols=params.usecols, dtype=dtype,
                 parse_dates=params.parse_dates, compression=None, encoding_errors=params.encoding_errors,
                 on_bad_lines=params.on_bad_lines)
+
+
+def _date_like_name(name: str) -> bool:
+    """read_json's rule for the columns it turns into dates by name (``keep_default_dates``)."""
+    lowered = name.lower()
+    return lowered.endswith(("_at", "_time")) or lowered.startswith("timestamp") or lowered in (
+        "modified", "date", "datetime")
+
+
+def _read_json(params: FileInputParams, path: Any) -> pd.DataFrame:
+    declared = params.columns or {}
+    # read_json turns columns named like dates ('updated_at') into dates whatever their dtype;
+    # when one is declared as something else, the file is read without guessing (pandas' own
+    # advice, dtype=False) and the spec's dtype applied after.
+    guessed = any(_date_like_name(c) and kind not in ("datetime", "date", "any") for c, kind in declared.items())
+    dtype = False if guessed else declared_read_dtypes(declared, params.dtype)
+    df = pd.read_json(path, lines=params.lines or path.suffix == ".jsonl", encoding=params.encoding,
+                      encoding_errors=params.encoding_errors, dtype=dtype, compression=None)
+    if guessed and params.dtype:
+        df = df.astype({c: t for c, t in params.dtype.items() if c in df.columns})
+    return df[params.usecols] if params.usecols else df
 
 
 def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
@@ -156,9 +190,7 @@ def _reader(params: FileInputParams, path: Any) -> pd.DataFrame:
     if fmt == "excel":
         return _read_excel(params, path)
     if fmt == "json":
-        df = pd.read_json(path, lines=params.lines or path.suffix == ".jsonl", encoding=params.encoding,
-                          encoding_errors=params.encoding_errors, dtype=params.dtype, compression=None)
-        return df[params.usecols] if params.usecols else df
+        return _read_json(params, path)
     _check_csv_header(params, path)
     if params.chunksize:
         return pd.concat(_csv_chunks(params, path), ignore_index=True)
@@ -197,15 +229,23 @@ def _check_declared(params: FileInputParams, df: pd.DataFrame) -> None:
             raise ValueError(f"file '{params.path}' lacks declared column(s): {', '.join(missing)}")
 
 
-def _read(params: FileInputParams, path: Any) -> pd.DataFrame:
-    """One file, with parser errors turned into a message that names the file (V7)."""
+def _converted(params: FileInputParams, df: pd.DataFrame, where: str, path: Any) -> pd.DataFrame:
+    """The declared column types applied (``dp_assets.catalog.conversions``)."""
+    if not params.columns:
+        return df
+    return convert_declared(df, params.columns, f"{where}, file '{path.name}'")
+
+
+def _read(params: FileInputParams, path: Any, where: str) -> pd.DataFrame:
+    """One file, with parser errors turned into a message that names the file (V7), and its
+    declared columns converted."""
     with _parser_errors(params, path):
         df = _reader(params, path)
     _check_width(params, path, df)
-    return df
+    return _converted(params, df, where, path)
 
 
-def _streamed(params: FileInputParams, paths: list[Any]) -> Iterator[pd.DataFrame]:
+def _streamed(params: FileInputParams, paths: list[Any], where: str) -> Iterator[pd.DataFrame]:
     """The CSV files' chunks in order, each checked; the index runs on across chunks and files,
     as the index of the whole read would."""
     offset = 0
@@ -216,6 +256,7 @@ def _streamed(params: FileInputParams, paths: list[Any]) -> Iterator[pd.DataFram
             for chunk in _csv_chunks(params, path):
                 _check_width(params, path, chunk)
                 _check_declared(params, chunk)
+                chunk = _converted(params, chunk, where, path)
                 chunk.index = pd.RangeIndex(offset, offset + len(chunk))
                 offset += len(chunk)
                 yield chunk
@@ -229,7 +270,8 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
     chunk is stored as its own part as soon as it is parsed.
     """
     files = ctx.resource("files")
-    where = f"flow '{ctx.flow_id}', node '{ctx.node_id}', params.path"
+    node = f"flow '{ctx.flow_id}', node '{ctx.node_id}'"
+    where = f"{node}, params.path"
     if any(c in params.path for c in "*?["):
         paths = files.glob(params.path, params.root, where=where)
     else:
@@ -241,10 +283,10 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
         raise FileNotFoundError(f"{where}: no file matches '{params.path}' under the '{params.root}' root")
     ctx.add_metadata(files=[str(p) for p in paths])
     if params.stream:
-        stream = FrameStream(_streamed(params, paths))
+        stream = FrameStream(_streamed(params, paths, node))
         stream.peek()  # open and parse the first chunk now: a bad file fails in the node, retried
         return stream
-    frames = [_read(params, path) for path in paths]
+    frames = [_read(params, path, node) for path in paths]
     df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     _check_declared(params, df)
     return df

@@ -58,24 +58,25 @@ def records_at(data: Any, path: str | list[str] | None, where: str) -> list[Any]
 class Pagination(Params):
     """How to ask for the next page; stops at an empty page, a missing cursor/link, or ``max_pages``."""
 
-    type: Literal["page", "offset", "cursor", "next_link"]
+    type: Literal["page", "offset", "cursor", "next_link"] = Field(
+        description="page number, row offset, a cursor from the response, or the next URL (Link header or `next_path`).")
     param: str | None = Field(
         default=None, description="Query param of the page number / offset / cursor "
         "(default 'page', 'offset', 'cursor')."
     )
     start: int = Field(default=1, description="First page number (page) ; offsets start at 0.")
     page_size: int | None = Field(default=None, gt=0, description="Rows per page, sent as `size_param`.")
-    size_param: str = "limit"
+    size_param: str = Field(default="limit", description="Query param that carries `page_size`.")
     cursor_path: str | None = Field(default=None, description="Path of the next cursor in the response.")
     next_path: str | None = Field(
         default=None, description="Path of the next URL in the response; default: the Link header."
     )
-    max_pages: int = Field(default=100, ge=1)
+    max_pages: int = Field(default=100, ge=1, description="Most pages fetched.")
 
 
 class ApiEndpointParams(Params):
-    url: str
-    method: Literal["GET", "POST"] = "GET"
+    url: str = Field(description="http(s) URL of the first page.")
+    method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method.")
     query: dict[str, JsonScalar] = Field(default_factory=dict, description="Query string params.")
     body: dict[str, Any] | list[Any] | None = Field(default=None, description="JSON body for POST.")
     headers: dict[str, str] = Field(default_factory=dict)
@@ -88,10 +89,10 @@ class ApiEndpointParams(Params):
         default=None, description="Path to the list of records in the response (dotted or keys)."
     )
     sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
-    max_level: int | None = None
-    pagination: Pagination | None = None
-    retries: int = Field(default=3, ge=0, le=20)
-    backoff_seconds: float = Field(default=0.5, ge=0)
+    max_level: int | None = Field(default=None, description="Levels of nesting flattened (json_normalize); default all.")
+    pagination: Pagination | None = Field(default=None, description="How to fetch further pages; default one request.")
+    retries: int = Field(default=3, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
     max_retry_after: float = Field(default=60.0, ge=0, description="Longest Retry-After honoured.")
     columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
     max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
@@ -215,8 +216,8 @@ class WebhookListenerParams(Params):
     record_path: str | list[str] | None = Field(
         default=None, description="Path to a list of records inside the event; default: one row."
     )
-    sep: str = "."
-    max_level: int | None = None
+    sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
+    max_level: int | None = Field(default=None, description="Levels of nesting flattened (json_normalize); default all.")
     required: bool = Field(
         default=True, description="Fail when the run was not started by an event (else no rows)."
     )

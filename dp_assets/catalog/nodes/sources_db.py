@@ -46,9 +46,9 @@ Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "not n
 class Condition(Params):
     """One ``where`` condition: ``column op value``, the value sent as a bound parameter."""
 
-    column: str
-    op: Op = "=="
-    value: JsonScalar | list[JsonScalar] = None
+    column: str = Field(description="Column of the table.")
+    op: Op = Field(default="==", description="Comparison; 'in' / 'not in' take a list `value`.")
+    value: JsonScalar | list[JsonScalar] = Field(default=None, description="Bound as a parameter, never spliced into SQL.")
 
     @field_validator("column")
     @classmethod
@@ -131,11 +131,11 @@ class TableReaderParams(Params):
         description="Conditions, all of which must hold: {column, op, value}; values are bound "
         "parameters, never SQL text.",
     )
-    order_by: list[str] | None = None
-    limit: int | None = Field(default=None, ge=0)
+    order_by: list[str] | None = Field(default=None, description="Columns the rows are ordered by (ORDER BY).")
+    limit: int | None = Field(default=None, ge=0, description="Most rows read (LIMIT).")
     chunksize: int | None = Field(default=None, gt=0, description="Read this many rows at a time.")
     stream: bool = Field(default=False, description=STREAM_DESCRIPTION)
-    parse_dates: list[str] | None = None
+    parse_dates: list[str] | None = Field(default=None, description="Columns parsed as dates (read_sql's parse_dates).")
 
     @model_validator(mode="after")
     def _stream_needs_chunks(self) -> TableReaderParams:
@@ -241,7 +241,7 @@ class CustomSQLQueryParams(Params):
     )
     chunksize: int | None = Field(default=None, gt=0, description="Read this many rows at a time.")
     stream: bool = Field(default=False, description=STREAM_DESCRIPTION)
-    parse_dates: list[str] | None = None
+    parse_dates: list[str] | None = Field(default=None, description="Columns parsed as dates (read_sql's parse_dates).")
 
     @model_validator(mode="after")
     def _stream_needs_chunks(self) -> CustomSQLQueryParams:

@@ -239,7 +239,7 @@ class ForEachParams(Params):
     max_failed: int | None = Field(
         default=None, ge=0, description="Fail the node when more items than this fail; default never."
     )
-    ignore_index: bool = True
+    ignore_index: bool = Field(default=True, description="Number the rows of the combined result anew.")
 
 
 def _items(df: pd.DataFrame, params: ForEachParams) -> list[tuple[Any, pd.DataFrame]]:

@@ -139,19 +139,20 @@ class ToolRun:
 
 
 class BearerAuth(Params):
-    type: Literal["bearer"] = "bearer"
+    type: Literal["bearer"] = Field(default="bearer", description="Authorization: Bearer <token>.")
     token: str = Field(description="The token, normally a secret reference such as ${env:DP_SECRET_API_TOKEN}.")
 
 
 class BasicAuth(Params):
-    type: Literal["basic"] = "basic"
-    username: str
+    type: Literal["basic"] = Field(default="basic", description="HTTP basic authentication.")
+    username: str = Field(description="User name; may be a secret reference such as ${env:DP_SECRET_API_USER}.")
     password: str = Field(description="Normally a secret reference such as ${env:DP_SECRET_API_PASSWORD}.")
 
 
 class HttpToolParams(Params):
     url: str = Field(description="http(s) URL; may use {{ params.x }}, {{ input.x }}, {{ row.x }} (URL-quoted).")
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
+        default="GET", description="HTTP method.")
     query: dict[str, Any] = Field(default_factory=dict, description="Query string params.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers; values may hold ${env:NAME} secrets.")
     body: Any = Field(default=None, description="JSON body (any JSON value; templates allowed).")
@@ -161,7 +162,7 @@ class HttpToolParams(Params):
     timeout_seconds: float | None = Field(default=None, gt=0, description="Total time per request (at most the resource's).")
     retries: int | None = Field(default=None, ge=0, le=10, description="Retries on 429/5xx/timeouts; default 2 for "
                                 "GET/HEAD/OPTIONS and 0 otherwise (a retried POST could act twice).")
-    backoff_seconds: float = Field(default=0.5, ge=0)
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
     max_bytes: int | None = Field(default=None, gt=0, description="Largest response body (at most the resource's).")
     max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
                                       "resource's, default 5); 0: the 30x response is the value. A redirect to "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -32,13 +33,15 @@ def select_columns_schema(params: SelectColumnsParams, inputs: dict) -> ColumnSc
 
 
 class SortDataParams(Params):
-    by: str | list[str]
-    ascending: bool | list[bool] = True
-    na_position: Literal["first", "last"] = "last"
+    by: str | list[str] = Field(description="Column, or columns in order of precedence, to sort by.")
+    ascending: bool | list[bool] = Field(
+        default=True, description="Ascending (true) or descending (false); a list gives one per `by` column."
+    )
+    na_position: Literal["first", "last"] = Field(default="last", description="Where null values go.")
     kind: Literal["stable", "quicksort", "mergesort", "heapsort"] = Field(
         default="stable", description="Sort algorithm; 'stable' keeps the order of equal rows."
     )
-    ignore_index: bool = True
+    ignore_index: bool = Field(default=True, description="Number the rows 0, 1, 2... in the new order.")
 
 
 def sort_data(ctx: NodeContext, params: SortDataParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -62,20 +65,55 @@ NUMERIC_ONLY = {"sum", "mean", "median", "std", "var", "prod"}
 
 
 class GroupAggregateParams(Params):
-    by: str | list[str]
+    by: str | list[str] | None = Field(
+        default=None,
+        description="Columns to group by. Leave it out (or give []) for a global aggregate: one "
+        "row over all rows, as SQL's aggregate without GROUP BY.",
+    )
     agg: dict[str, tuple[str, AggFunc]] = Field(
         min_length=1,
         description="Named aggregations, output -> [column, function], as in pandas' "
         "``groupby(by).agg(total=('amount', 'sum'))``.",
     )
-    dropna: bool = True
-    sort: bool = True
+    dropna: bool = Field(default=True, description="Drop the groups whose key is null (pandas' default).")
+    sort: bool = Field(default=True, description="Sort the rows by the group keys.")
+
+
+def _named(params: GroupAggregateParams) -> dict[str, tuple[str, str]]:
+    return {name: tuple(spec) for name, spec in params.agg.items()}  # type: ignore[misc]
+
+
+def _global_aggregate(df: pd.DataFrame, named: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """One row over all rows: the rows as one group (``df.groupby(constant).agg(**named)``).
+
+    An empty input still gives one row, of each column's aggregate of no values as pandas
+    reduces an empty Series (count 0, sum 0, prod 1) and null for the others (mean, min, first...),
+    in the column's dtype where it keeps one (integers become float there, as in any null).
+    """
+    if len(df):
+        one_group = np.zeros(len(df), dtype="int8")
+        return df.groupby(one_group).agg(**named).reset_index(drop=True)
+    row: dict[str, pd.Series] = {}
+    for name, (column, func) in named.items():
+        if func in ("count", "size", "nunique", "sum", "prod"):
+            row[name] = pd.Series([df[column].agg(func)])
+        elif func in ("mean", "median", "std", "var"):
+            row[name] = pd.Series([np.nan])
+        else:  # min, max, first, last: a null of the column's dtype
+            row[name] = df[column].iloc[:0].reindex([0]).reset_index(drop=True)
+    return pd.DataFrame(row)
 
 
 def group_aggregate(ctx: NodeContext, params: GroupAggregateParams, inputs: dict[str, Any]) -> pd.DataFrame:
-    """Group rows and aggregate (``df.groupby(by).agg(**named)``), keys as columns."""
-    grouped = inputs["input"].groupby(params.by, dropna=params.dropna, sort=params.sort)
-    return grouped.agg(**{name: tuple(spec) for name, spec in params.agg.items()}).reset_index()
+    """Group rows and aggregate (``df.groupby(by).agg(**named)``), keys as columns.
+
+    Without ``by``, one row aggregates all rows (a global aggregate, as the rows in one group).
+    """
+    df = inputs["input"]
+    if not as_list(params.by):
+        return _global_aggregate(df, _named(params))
+    grouped = df.groupby(params.by, dropna=params.dropna, sort=params.sort)
+    return grouped.agg(**_named(params)).reset_index()
 
 
 def group_aggregate_schema(params: GroupAggregateParams, inputs: dict) -> ColumnSchema | None:
@@ -93,6 +131,8 @@ def group_aggregate_schema(params: GroupAggregateParams, inputs: dict) -> Column
             out[name] = "integer"
         elif func in ("mean", "median", "std", "var"):
             out[name] = "float"
+        elif func in ("sum", "prod") and schema[column] == "boolean":
+            out[name] = "integer"
         else:
             out[name] = schema[column]
     return out
@@ -102,15 +142,24 @@ def group_aggregate_schema(params: GroupAggregateParams, inputs: dict) -> Column
 
 
 class JoinMergeParams(Params):
-    how: Literal["inner", "left", "right", "outer", "cross"] = "inner"
-    on: str | list[str] | None = None
-    left_on: str | list[str] | None = None
-    right_on: str | list[str] | None = None
-    suffixes: tuple[str, str] = ("_x", "_y")
+    how: Literal["inner", "left", "right", "outer", "cross"] = Field(
+        default="inner",
+        description="Which rows are kept: matched only (inner), all of `left`, all of `right`, all of both "
+        "(outer), or every pair (cross). Unmatched rows get nulls, so an integer column of the other side "
+        "becomes float (as in pandas); convert it to nullable Int64 before the join to keep integers.",
+    )
+    on: str | list[str] | None = Field(default=None, description="Key column(s) both inputs have.")
+    left_on: str | list[str] | None = Field(default=None, description="Key column(s) of `left`, with `right_on`.")
+    right_on: str | list[str] | None = Field(default=None, description="Key column(s) of `right`, in the same order.")
+    suffixes: tuple[str, str] = Field(
+        default=("_x", "_y"), description="Added to the names of non-key columns both inputs have."
+    )
     validate_: Literal["one_to_one", "one_to_many", "many_to_one", "many_to_many"] | None = Field(
         default=None, alias="validate", description="Check the join's cardinality, as pandas does."
     )
-    indicator: bool = False
+    indicator: bool = Field(
+        default=False, description="Add a `_merge` column: left_only, right_only or both."
+    )
 
 
 def join_merge(ctx: NodeContext, params: JoinMergeParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -120,6 +169,16 @@ def join_merge(ctx: NodeContext, params: JoinMergeParams, inputs: dict[str, Any]
         right_on=params.right_on, suffixes=params.suffixes, validate=params.validate_,
         indicator=params.indicator,
     )
+
+
+# A column of the side a join may leave unmatched gets nulls there: integers become float64 and
+# true/false becomes object, as pandas does (nullable Int64 and boolean columns keep their dtype,
+# but the logical schema cannot tell them apart, so it says float: the type pandas gives by default).
+UNMATCHED = {"integer": "float", "boolean": "any"}
+
+
+def _unmatched(kind: str, nullable: bool) -> str:
+    return UNMATCHED.get(kind, kind) if nullable else kind
 
 
 def join_merge_schema(params: JoinMergeParams, inputs: dict) -> ColumnSchema | None:
@@ -141,15 +200,21 @@ def join_merge_schema(params: JoinMergeParams, inputs: dict) -> ColumnSchema | N
         if "any" not in (lt, rt) and lt != rt and not {lt, rt} <= {"integer", "float"}:
             raise SchemaError("on" if params.on else "left_on",
                               f"join key types differ: left '{lk}' is {lt}, right '{rk}' is {rt}")
-    out = dict(left)
-    shared = set(left) & set(right) - (set(left_keys) if params.on else set())
+    # Which side's rows may have no partner (its columns are then null in those rows).
+    left_nullable = params.how in ("right", "outer")
+    right_nullable = params.how in ("left", "outer")
+    shared_keys = set(left_keys) if params.on else set()
+    out = {c: kind if c in shared_keys else _unmatched(kind, left_nullable) for c, kind in left.items()}
+    shared = set(left) & set(right) - shared_keys
     for column in shared:
         out.pop(column, None)
-        out[column + params.suffixes[0]] = left[column]
+        out[column + params.suffixes[0]] = _unmatched(left[column], left_nullable)
     for column, kind in right.items():
-        if params.on and column in left_keys:
+        if column in shared_keys:
             continue
-        out[column + params.suffixes[1] if column in shared else column] = kind
+        out[column + params.suffixes[1] if column in shared else column] = _unmatched(kind, right_nullable)
+    if params.indicator:
+        out["_merge"] = "any"  # a category of left_only / right_only / both
     return out
 
 

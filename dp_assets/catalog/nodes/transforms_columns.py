@@ -119,7 +119,7 @@ def change_data_type_schema(params: ChangeDataTypeParams, inputs: dict) -> Colum
 
 
 class SplitColumnParams(Params):
-    column: str
+    column: str = Field(description="The text column to split.")
     pat: str | None = Field(default=None, description="Separator; default: whitespace (Series.str.split).")
     # Bounded: the schema hook names n + 1 columns before any run (issue 16: bounded validation).
     n: int = Field(default=-1, ge=-1, le=MAX_SPLIT_PARTS, description="Most splits; -1 for all.")
@@ -175,7 +175,7 @@ def split_column_schema(params: SplitColumnParams, inputs: dict) -> ColumnSchema
 
 
 class MapValuesParams(Params):
-    column: str
+    column: str = Field(description="The column whose values are replaced.")
     mapping: dict[str | int | float | bool, JsonScalar] = Field(description="Old value -> new value.")
     default: JsonScalar = Field(
         default=None, description="Value for unmapped values; when not given they are kept."

@@ -28,10 +28,12 @@ class PivotTableParams(Params):
     index: str | list[str] = Field(description="Columns whose values become the rows.")
     columns: str | list[str] = Field(description="Columns whose values become new columns.")
     values: str | list[str] | None = Field(default=None, description="Columns to aggregate; default all others.")
-    aggfunc: AggFunc | list[AggFunc] = "mean"
-    fill_value: JsonScalar = None
-    dropna: bool = True
-    sort: bool = True
+    aggfunc: AggFunc | list[AggFunc] = Field(
+        default="mean", description="Aggregate of each cell; a list adds a column level per function."
+    )
+    fill_value: JsonScalar = Field(default=None, description="Value of cells with no rows; default null.")
+    dropna: bool = Field(default=True, description="Leave out columns whose values are all null (pandas' dropna).")
+    sort: bool = Field(default=True, description="Sort the rows by the index values.")
     sep: str = Field(default="_", description="Joins the levels of new column names, e.g. 'amount_EU'.")
 
 
@@ -76,9 +78,9 @@ def pivot_table_schema(params: PivotTableParams, inputs: dict) -> ColumnSchema |
 class MeltParams(Params):
     id_vars: str | list[str] | None = Field(default=None, description="Columns kept as identifiers.")
     value_vars: str | list[str] | None = Field(default=None, description="Columns to unpivot; default all others.")
-    var_name: str = "variable"
-    value_name: str = "value"
-    ignore_index: bool = True
+    var_name: str = Field(default="variable", description="Name of the column holding the old column names.")
+    value_name: str = Field(default="value", description="Name of the column holding the values.")
+    ignore_index: bool = Field(default=True, description="Number the rows 0, 1, 2... (false repeats the input's index).")
 
 
 def melt(ctx: NodeContext, params: MeltParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -109,8 +111,14 @@ NEEDS_COLUMN = {"lag", "lead", "cumsum", "cummax", "cummin", "rolling_mean", "ro
 
 
 class WindowSpec(Params):
+    """One new column of a WindowFunctions node (an item of `functions`)."""
+
     output: str = Field(description="Name of the new column.")
-    function: WindowFunc
+    function: WindowFunc = Field(
+        description="row_number / cumcount (1- / 0-based position in the partition), rank / dense_rank / "
+        "percent_rank, lag / lead (the value `periods` rows before / after), cumsum / cummax / cummin, or "
+        "rolling_mean / rolling_sum / rolling_min / rolling_max over `window` rows."
+    )
     column: str | None = Field(
         default=None, description="Column it reads; ranks default to the first order_by column."
     )
@@ -133,8 +141,12 @@ class WindowSpec(Params):
 class WindowFunctionsParams(Params):
     partition_by: str | list[str] | None = Field(default=None, description="Columns that form the partitions.")
     order_by: str | list[str] | None = Field(default=None, description="Order of rows within a partition.")
-    ascending: bool | list[bool] = True
-    functions: list[WindowSpec] = Field(min_length=1)
+    ascending: bool | list[bool] = Field(
+        default=True, description="Order direction; a list gives one per `order_by` column."
+    )
+    functions: list[WindowSpec] = Field(
+        min_length=1, description="The new columns, one entry each (fields below)."
+    )
 
 
 def _ordered(df: pd.DataFrame, params: WindowFunctionsParams) -> pd.DataFrame:

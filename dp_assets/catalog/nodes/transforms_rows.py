@@ -1,4 +1,4 @@
-"""Row transforms: sample, fill or drop missing values, drop duplicates, concatenate inputs."""
+"""Row transforms: the first rows, samples, missing values, duplicates, concatenated inputs."""
 
 from __future__ import annotations
 
@@ -19,16 +19,33 @@ from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
 
 JsonScalar = str | int | float | bool | None
 
+# --- Limit ----------------------------------------------------------------------------------
+
+
+class LimitParams(Params):
+    n: int = Field(ge=0, description="Most rows to keep (pandas' head(n); SQL's LIMIT).")
+    offset: int = Field(default=0, ge=0, description="Rows to skip first (SQL's OFFSET).")
+
+
+def limit(ctx: NodeContext, params: LimitParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """The first ``n`` rows after skipping ``offset`` (``df.iloc[offset:offset + n]``; ``df.head(n)``).
+
+    Rows are taken in the order they come: put a SortData before it for a top-N. The index is
+    kept, as ``head`` keeps it.
+    """
+    return inputs["input"].iloc[params.offset : params.offset + params.n]
+
+
 # --- SampleRows ------------------------------------------------------------------------------
 
 
 class SampleRowsParams(Params):
     n: int | None = Field(default=None, ge=0, description="Number of rows (default 1 when no frac).")
     frac: float | None = Field(default=None, ge=0, description="Fraction of rows (above 1 needs replace).")
-    replace: bool = False
+    replace: bool = Field(default=False, description="Sample with replacement (a row may come more than once).")
     weights: str | None = Field(default=None, description="Column of sampling weights.")
     random_state: int | None = Field(default=None, description="Seed, for the same sample on every run.")
-    ignore_index: bool = False
+    ignore_index: bool = Field(default=False, description="Number the rows 0, 1, 2... instead of keeping the index.")
 
     @model_validator(mode="after")
     def _one_size(self) -> SampleRowsParams:
@@ -133,7 +150,7 @@ class DeduplicateParams(Params):
     keep: Literal["first", "last", False] = Field(
         default="first", description="Which duplicate to keep; false drops every duplicated row."
     )
-    ignore_index: bool = False
+    ignore_index: bool = Field(default=False, description="Number the rows 0, 1, 2... instead of keeping the index.")
 
 
 def deduplicate(ctx: NodeContext, params: DeduplicateParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -196,6 +213,7 @@ def union_concatenate_schema(params: UnionConcatenateParams, inputs: dict) -> Co
 
 
 NODE_TYPES = [
+    NodeType("Limit", LimitParams, limit, "transform", infer_schema=lambda params, inputs: inputs["input"]),
     NodeType("SampleRows", SampleRowsParams, sample_rows, "transform", infer_schema=sample_rows_schema),
     NodeType("HandleMissingValues", HandleMissingValuesParams, handle_missing_values, "transform",
              infer_schema=handle_missing_values_schema),
