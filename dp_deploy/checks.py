@@ -31,6 +31,7 @@ import click
 import yaml
 
 from dp_assets.compiler import celery as cc
+from dp_settings import load
 
 DEFAULT_QUEUE = "dagster"
 #: The platform's code location: what every step imports (docker-compose.yml, workspace.yaml).
@@ -107,7 +108,7 @@ def celery_deployment(path: str | Path | None = None) -> CeleryDeployment:
 
     Raises :class:`DeploymentError` naming the file when it is missing or not a worker file.
     """
-    path = path or os.environ.get(cc.CONFIG_FILE_ENV)
+    path = path or load().celery.config
     if not path:
         return CeleryDeployment(
             float(cc.DEFAULT_LONGEST_STEP_SECONDS), cc.celery_settings(), "built-in defaults"
@@ -137,16 +138,18 @@ def check_worker_config(
     environ = os.environ if environ is None else environ
     settings, longest, missing = worker_settings(worker_doc, environ)
     errors = [f"environment variable {name} is not set" for name in missing]
-    consumer_timeout = environ.get(cc.RABBITMQ_CONSUMER_TIMEOUT_ENV)
     errors += cc.check_celery_config(
         settings,
         longest,
-        rabbitmq_consumer_timeout_seconds=float(consumer_timeout) if consumer_timeout else None,
+        rabbitmq_consumer_timeout_seconds=load(environ).rabbitmq.consumer_timeout_seconds,
     )
     return errors
 
 
 RESILIENT_STORAGE = ("dp_instance.pg_storage", "ResilientPostgresStorage")
+
+
+FLOW_RUN_COORDINATOR = ("dp_instance.run_coordinator", "FlowRunCoordinator")
 
 
 def check_instance_config(config: Mapping[str, Any]) -> list[str]:
@@ -177,8 +180,11 @@ def check_instance_config(config: Mapping[str, Any]) -> list[str]:
                 errors.append(f"storage.custom.config.postgres_db.{field} must come from `env:`")
 
     coordinator = config.get("run_coordinator") or {}
-    if coordinator.get("class") != "QueuedRunCoordinator":
-        errors.append("run_coordinator: use the QueuedRunCoordinator")
+    if (coordinator.get("module"), coordinator.get("class")) != FLOW_RUN_COORDINATOR:
+        errors.append(
+            "run_coordinator: use module dp_instance.run_coordinator, class FlowRunCoordinator "
+            "(Dagster's queued run coordinator that also tags the UI's Materialize runs with their flow)"
+        )
     else:
         queue = coordinator.get("config") or {}
         if not isinstance(queue.get("max_concurrent_runs"), int):
@@ -329,15 +335,17 @@ def deploy_cli() -> None:
 def check_command(dagster_yaml: str, worker_yaml: str, flows_dir: str | None, store_url: str | None) -> None:
     """Check dagster.yaml and the Celery worker config against each other and the rules,
     and that the flows' user SQL (CustomSQLQuery) has read-only logins."""
-    from dp_resources import settings
     from dp_deploy.user_sql import check_user_sql_logins, custom_sql_connections, deployed_specs
 
+    settings = load()  # the deployment's settings, read once for every check
     errors = check_deployment(load_yaml(dagster_yaml), load_yaml(worker_yaml))
+    configured_store = settings.store.url.get_secret_value() if settings.store.url else None
     specs, problems = deployed_specs(
-        Path(flows_dir) if flows_dir else settings.flows_dir(),
-        store_url or os.environ.get("DP_STORE_URL"),
+        Path(flows_dir) if flows_dir else settings.flows_folder(),
+        store_url or configured_store,
     )
-    errors += [f"user SQL: {e}" for e in problems + check_user_sql_logins(custom_sql_connections(specs))]
+    uses = custom_sql_connections(specs)
+    errors += [f"user SQL: {e}" for e in problems + check_user_sql_logins(uses, settings=settings)]
     if errors:
         raise click.ClickException("\n".join(["deployment check failed:", *errors]))
     click.echo("deployment check passed")

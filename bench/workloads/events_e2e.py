@@ -56,7 +56,7 @@ def _prepare(root: Path, env: dict[str, str]) -> None:
     subprocess.run([str(BIN / "dp"), "init-home"], env=env, check=True, capture_output=True)
     instance_file = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
     config = yaml.safe_load(instance_file.read_text())
-    config["run_queue"]["dequeue_interval_seconds"] = 1  # tuned: Dagster's default is 5 s
+    config["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1  # tuned: Dagster's default is 5 s
     instance_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -163,10 +163,7 @@ def _phases(instance: Any, run: Any, published_at: float) -> dict[str, float]:
 
 def _has_ticks(instance: Any, sensor_name: str) -> bool:
     """The daemon has ticked the sensor at least once (any tick in its history)."""
-    from dagster._core.scheduler.instigation import InstigatorType
-
-    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    for state in states:
-        if state.name == sensor_name:
+    for state in instance.all_instigator_state():
+        if state.name == sensor_name:  # names are unique across sensors and schedules
             return bool(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
     return False

@@ -71,7 +71,11 @@ def local_run_queue() -> str:
     """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too."""
     from dp_sensors.triggers.policy import concurrency_limits_config
 
-    queue = {"run_queue": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()}}
+    queue = {"run_coordinator": {
+        # Dagster's queued run coordinator, tagging the UI's Materialize runs with their flow.
+        "module": "dp_instance.run_coordinator", "class": "FlowRunCoordinator",
+        "config": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()},
+    }}
     return yaml.safe_dump(queue, sort_keys=False)
 
 

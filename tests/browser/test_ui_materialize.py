@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from bench.harness import free_port
+
+from tests.support.dagster_processes import LOCATION, DagsterPlatform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -33,9 +32,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 FLOW = "maxdp_sales_dashboard"
-WORKSPACE = ROOT / "workspace.yaml"  # what `make run` serves
-LOCATION = "dp_platform"
-START_BOUND = 240.0
 RUN_BOUND_MS = 240_000
 SCREENSHOTS = ROOT / "docs" / "img"
 
@@ -57,19 +53,6 @@ def require_browser() -> None:
 
 
 
-def _loaded(url: str, process: subprocess.Popen, log: Path) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"dagster dev exited:\n{log.read_text(errors='replace')[-4000:]}")
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus locationOrLoadError { __typename } } } } }"
-    try:
-        entries = httpx.post(f"{url}/graphql", json={"query": query}, timeout=5).json()["data"][
-            "workspaceOrError"]["locationEntries"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return False
-    return bool(entries) and all(e["loadStatus"] == "LOADED" and
-                                 e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
-
-
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``dagster dev`` on a home in tmp serving the MAX DP example; stopped by its process group."""
@@ -77,40 +60,16 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("ui")
     flows = root / "flows"
     shutil.copytree(ROOT / "flows" / "maxdp", flows / "maxdp", ignore=shutil.ignore_patterns("tests"))
-    home = root / "dp_home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
-    env.update({"DP_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "DP_FLOWS_DIR": str(flows),
-                "DAGSTER_DISABLE_TELEMETRY": "yes", "PYTHONUNBUFFERED": "1"})
+    platform = DagsterPlatform(root=root, flows=flows)
     # The instance `make run` gets: what `dp init-home` writes (one SQLite event log for all runs).
-    subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=env, check=True, cwd=ROOT)
-    with (home / "dagster" / "dagster.yaml").open("a") as instance_file:
+    subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=ROOT)
+    with (platform.dagster_home / "dagster.yaml").open("a") as instance_file:
         instance_file.write("nux:\n  enabled: false\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "dagster-dev.log"
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=root, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    platform.start_dev()
     try:
-        deadline = time.monotonic() + START_BOUND
-        while not _loaded(url, process, log):
-            assert time.monotonic() < deadline, f"dagster dev did not load:\n{log.read_text()[-4000:]}"
-            time.sleep(1)
-        yield url
+        yield platform.url
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):  # a test home: nothing to lose
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=grace)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        platform.stop(grace_seconds=10)  # a test home: nothing to lose
 
 
 def _save(page, name: str, tmp_path: Path) -> Path:
@@ -157,8 +116,12 @@ def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, t
         finally:
             browser.close()
 
-    # the UI said Success; the API agrees, for the run the click started
+    # the UI said Success; the API agrees, for the run the click started, and the run carries
+    # the flow's tags as a run of its job would (per-flow run limits and filters hold for it)
     runs = httpx.post(f"{dagster_dev}/graphql", timeout=30, json={"query":
-        '{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results { runId status } } } }'})
-    results = runs.json()["data"]["runsOrError"]["results"]
-    assert [r["status"] for r in results if r["runId"].startswith(short_id)] == ["SUCCESS"]
+        '{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results { runId status'
+        ' tags { key value } } } } }'})
+    results = [r for r in runs.json()["data"]["runsOrError"]["results"] if r["runId"].startswith(short_id)]
+    assert [r["status"] for r in results] == ["SUCCESS"]
+    tags = {tag["key"]: tag["value"] for tag in results[0]["tags"]}
+    assert tags["dp/flow"] == FLOW and tags["dp/flow_version"], tags
