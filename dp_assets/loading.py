@@ -11,21 +11,22 @@ versions the code server planned the run with.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.definitions_load_context import (
-    DefinitionsLoadContext,
-    DefinitionsLoadType,
+
+from dp_assets.dagster_internals import (
+    IMPLICIT_ASSET_JOB_NAME,
+    add_reconstruction_metadata,
+    job_being_reconstructed,
+    reconstruction_metadata,
 )
-from dagster._core.definitions.reconstruct import ReconstructableJob
 
 VERSIONS_KEY = "dp/flow_versions"
 #: The job Dagster launches when assets are materialised from the asset graph rather than a job.
-IMPLICIT_ASSET_JOB = "__ASSET_JOB"
-_MAX_FRAMES = 80
+IMPLICIT_ASSET_JOB = IMPLICIT_ASSET_JOB_NAME
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,13 @@ class LoadScope:
     @classmethod
     def current(cls) -> LoadScope:
         """Whole on a code server or a plain import; the reconstructed job's flows in a worker."""
-        if not DefinitionsLoadContext.is_set():
+        metadata = reconstruction_metadata()
+        if metadata is None:
             return cls.whole()
-        context = DefinitionsLoadContext.get()
-        if context.load_type != DefinitionsLoadType.RECONSTRUCTION:
-            return cls.whole()
-        job = _job_being_reconstructed()
+        job = job_being_reconstructed()
         if job is None:
             return cls.whole()
-        return cls.for_job(job.job_name, job.asset_selection, pinned_versions(context))
+        return cls.for_job(job.name, job.asset_selection, pinned_versions(metadata))
 
     def covers(self, asset_keys: Iterable[dg.AssetKey]) -> bool:
         """Whether a scoped build holds every selected asset; if not, build the whole location."""
@@ -80,25 +79,10 @@ class LoadScope:
 def pin_versions(versions: Mapping[str, str]) -> None:
     """On a code server, record the compiled versions: Dagster hands them to the workers of every
     run it plans, so they rebuild exactly the flows the run was planned on."""
-    context = DefinitionsLoadContext.get()
-    if context.load_type == DefinitionsLoadType.INITIALIZATION:
-        context.add_to_pending_reconstruction_metadata(VERSIONS_KEY, json.dumps(dict(versions), sort_keys=True))
+    add_reconstruction_metadata(VERSIONS_KEY, json.dumps(dict(versions), sort_keys=True))
 
 
-def pinned_versions(context: DefinitionsLoadContext) -> dict[str, str]:
-    raw = context.reconstruction_metadata.get(VERSIONS_KEY)
+def pinned_versions(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The versions :func:`pin_versions` recorded, from a worker's reconstruction metadata."""
+    raw = metadata.get(VERSIONS_KEY)
     return json.loads(raw) if raw else {}
-
-
-def _job_being_reconstructed() -> ReconstructableJob | None:
-    # Dagster gives the definitions function no argument naming the job it is about to
-    # reconstruct; the ReconstructableJob asking for its repository is on the call stack.
-    frame = sys._getframe(1)
-    for _ in range(_MAX_FRAMES):
-        if frame is None:
-            return None
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, ReconstructableJob):
-            return candidate
-        frame = frame.f_back
-    return None

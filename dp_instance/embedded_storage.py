@@ -89,11 +89,6 @@ class _KeptConnections:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
-    def has_table(self, table_name: str) -> bool:
-        # Dagster's SQLite storage opens a new engine and connection for each of these questions.
-        with self._engine.connect() as conn:
-            return bool(self._engine.dialect.has_table(conn, table_name))
-
     def dispose(self) -> None:
         super().dispose()  # type: ignore[misc]
         if "_engine" in self.__dict__:
@@ -110,6 +105,11 @@ class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, Consolidated
 
     def _connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
         return self._transaction()
+
+    def has_table(self, table_name: str) -> bool:
+        # Dagster's SQLite event log opens a new engine and connection for each of these questions.
+        with self._engine.connect() as conn:
+            return bool(self._engine.dialect.has_table(conn, table_name))
 
     def watch(self, run_id: str, cursor: Any, callback: Any) -> None:
         # As the parent, but the UI's live event stream wakes on the WAL too: with connections

@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from dp_instance.run_internals import RUN_ID_PLACEHOLDER
 from dp_io.errors import OutputNotFoundError
 from dp_io.formats import (
     DEFAULT_FRAME_FORMAT,
@@ -40,7 +41,6 @@ from dp_io.write_behind import WRITES
 
 # Input metadata key: read a streamed upstream part by part (an iterator) instead of as one value.
 PARTS_METADATA_KEY = "dp/parts"
-_PLACEHOLDER_RUN_ID = "__EPHEMERAL_RUN_ID"
 
 
 class RunScopedIOManager(dg.ConfigurableIOManager):
@@ -282,7 +282,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             run_id = upstream.run_id
         except dg.DagsterInvariantViolationError:
             return None
-        if not run_id or run_id == _PLACEHOLDER_RUN_ID:
+        if not run_id or run_id == RUN_ID_PLACEHOLDER:
             return None
         if partition is not None:
             try:

@@ -68,11 +68,9 @@ def prepare(flows: int) -> dict[str, Any]:
 
 
 def _snapshot(defs: Any, defer: bool) -> int:
-    from dagster._core.remote_representation.external_data import RepositorySnap
-    from dagster._serdes import serialize_value
+    from dp_assets.dagster_internals import repository_snapshot
 
-    repo = defs.get_repository_def()
-    return len(serialize_value(RepositorySnap.from_def(repo, defer_snapshots=defer)))
+    return len(repository_snapshot(defs, defer))
 
 
 def platform_load(path: str, defer: bool) -> dict[str, Any]:

@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 QUEUED = """\
 run_coordinator:
-  module: dagster._core.run_coordinator
+  module: dagster
   class: QueuedRunCoordinator
 telemetry:
   enabled: false
@@ -66,20 +66,16 @@ def run_worker_start(store: str, flow_id: str) -> dict[str, Any]:
     """Process start -> STEP_START of a run worker: ``dagster api execute_run``, the process a
     run launcher starts for a run created beforehand (as the webserver creates it)."""
     import dagster as dg
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-    from dagster._grpc.types import ExecuteRunArgs
-    from dagster._serdes import serialize_value
+
+    from dp_assets.dagster_internals import run_worker_arguments
 
     tmp, env = _home(Path(store))
     try:
         (tmp / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         with _environment(env), dg.DagsterInstance.get() as instance:
-            recon_job = ReconstructableRepository.for_module(
-                "dp_assets.definitions", "defs", working_directory=str(REPO_ROOT)
-            ).get_reconstructable_job(flow_id)
-            origin = recon_job.get_python_origin()
-            run = instance.create_run_for_job(job_def=recon_job.get_definition(), job_code_origin=origin)
-            args = serialize_value(ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()))
+            run, args = run_worker_arguments(
+                "dp_assets.definitions", "defs", str(REPO_ROOT), flow_id, instance
+            )
             started_wall = time.time()
             done = subprocess.run([str(BIN / "dagster"), "api", "execute_run", args], env=env, cwd=tmp,
                                   capture_output=True, check=False, text=True, timeout=900)

@@ -389,7 +389,7 @@ def make_celery_executor(
     defaults: Mapping[str, Any] | None = None,
 ) -> Any:
     """A checked ``CeleryExecutor`` from an executor config block (env read here, at run start)."""
-    from dagster._core.execution.retries import RetryMode
+    from dp_assets.dagster_internals import retry_mode_from_config
 
     settings = dict(defaults if defaults is not None else celery_settings(longest_step_seconds))
     settings.update(executor_config.get("config_source") or {})
@@ -404,7 +404,7 @@ def make_celery_executor(
     )
     retries = executor_config.get("retries") or {"enabled": {}}
     return terminating_executor_class()(
-        retries=RetryMode.from_config(retries),
+        retries=retry_mode_from_config(retries),
         broker=broker,
         backend=backend,
         include=executor_config.get("include"),
@@ -424,8 +424,9 @@ def terminating_executor_class() -> type:
     workers, so a message redelivered after the kill is discarded, not run again.
     Defined on first use: importing dagster-celery costs a second.
     """
-    from dagster_celery.core_execution_loop import core_celery_execution_loop
-    from dagster_celery.executor import CeleryExecutor, _submit_task
+    from dagster_celery.executor import CeleryExecutor
+
+    from dp_assets.dagster_internals import run_celery_plan
 
     class TerminatingResult:
         """An ``AsyncResult`` whose ``revoke()`` terminates a running task."""
@@ -441,13 +442,8 @@ def terminating_executor_class() -> type:
         def __getattr__(self, name: str) -> Any:
             return getattr(self._result, name)
 
-    def submit(*args: Any) -> TerminatingResult:
-        return TerminatingResult(_submit_task(*args))
-
     class TerminatingCeleryExecutor(CeleryExecutor):
         def execute(self, plan_context: Any, execution_plan: Any) -> Any:
-            return core_celery_execution_loop(
-                plan_context, execution_plan, step_execution_fn=submit
-            )
+            return run_celery_plan(plan_context, execution_plan, TerminatingResult)
 
     return TerminatingCeleryExecutor

@@ -13,15 +13,13 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.execution.build_resources import wrap_resources_for_execution
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.checks import check_spec
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
 from dp_assets.compiler.translator import FlowTranslator, NodeRecord, upstream_node_ids
+from dp_assets.dagster_internals import UnresolvedAssetJobDefinition, resolve_asset_job
 from dp_assets.spec.model import FlowParam
 from dp_assets.spec.validation import ValidatedFlow
 from dp_sensors.triggers import build_trigger_definitions, policy_run_tags
@@ -77,12 +75,9 @@ class CompiledFlow:
         job: dg.JobDefinition | UnresolvedAssetJobDefinition = self.job
         if resources is not None:
             needed = {key for step in self.steps for key in step.required_resource_keys}
-            job = self.job.resolve(
-                asset_graph=AssetGraph.from_assets(self.steps),
-                default_executor_def=default_executor,
-                resource_defs=wrap_resources_for_execution(
-                    {key: value for key, value in resources.items() if key in needed}
-                ),
+            job = resolve_asset_job(
+                self.job, self.steps, default_executor,
+                {key: value for key, value in resources.items() if key in needed},
             )
         # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
         triggers = build_trigger_definitions(self.validated.flow, job)

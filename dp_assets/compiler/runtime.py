@@ -117,7 +117,7 @@ def run_flow_step(
                 if node.node_type.side_effects or node.timeout_seconds:
                     # Only after what ran before is stored; a timeout forks the process.
                     yield from _release(deferred)
-                ctx = NodeContext(plan.flow_id, node.id, context.run_id, params, resources, log=context.log,
+                ctx = NodeContext(plan.flow_id, node.id, context.run.run_id, params, resources, log=context.log,
                                   catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
                 try:
                     result = _call_with_retries(node, ctx, params, inputs, context)

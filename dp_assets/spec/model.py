@@ -30,12 +30,25 @@ NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 def _not_reserved(value: str) -> str:
     """Flow ids name a Dagster job and node ids an op output: Dagster refuses Python keywords
     and a few names of its own (``context``, ``config``, ``input``, ``type``...)."""
-    from dagster._core.definitions.utils import DISALLOWED_NAMES
+    from dp_assets.dagster_internals import DISALLOWED_NAMES  # lazy: importing dagster costs a second
 
     if value in DISALLOWED_NAMES:
         raise ValueError(f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
                          "choose another id, e.g. '{value}_1'".replace("{value}", value))
     return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _dagster_accepts_cron(cron: str) -> bool:
+    """Dagster's own cron rule (five fields, no 30th of February...), through its public
+    ``ScheduleDefinition``, which refuses a cron string it cannot schedule."""
+    import dagster as dg  # lazy: importing dagster costs a second
+
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
@@ -150,9 +163,7 @@ class ScheduleTrigger(Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from dagster._utils.schedules import is_valid_cron_string
-
-        if not is_valid_cron_string(value):
+        if not _dagster_accepts_cron(value):
             raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 */2 * * *')")
         return value
 
