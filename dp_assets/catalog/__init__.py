@@ -19,6 +19,7 @@ NODE_MODULES = (
     "dp_assets.catalog.nodes.expression_nodes",
     "dp_assets.catalog.nodes.transforms_columns",
     "dp_assets.catalog.nodes.transforms_rows",
+    "dp_assets.catalog.nodes.transforms_pivot",
     "dp_assets.catalog.nodes.transforms_reshape",
     "dp_assets.catalog.nodes.python_nodes",
     "dp_assets.catalog.nodes.sinks",

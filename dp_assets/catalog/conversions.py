@@ -76,7 +76,8 @@ def convert_column(series: pd.Series, kind: str, where: str) -> pd.Series:
 
 
 def _is_text_dtype(series: pd.Series) -> bool:
-    return isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is np.nan
+    """pandas' default text dtype ('str'), whose missing value is NaN (not the nullable string's NA)."""
+    return isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is not pd.NA
 
 
 def _refuse_first(series: pd.Series, bad: pd.Series, kind: str, where: str, why: str = "") -> None:

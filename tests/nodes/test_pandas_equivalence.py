@@ -173,6 +173,20 @@ CASES = [
          lambda: one(orders()),
          lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
              pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc=["sum", "count"]))),
+    case("PivotTable", "declared-columns", {"index": "region", "columns": "qty", "values": "amount", "aggfunc": "sum",
+                                            "columns_values": [5, 3, 2, 1, 9]},
+         lambda: one(orders()),
+         lambda i: pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc="sum")
+         .reindex(columns=[5, 3, 2, 1, 9]).astype("float64").rename(columns=str).rename_axis(columns=None)
+         .reset_index()),
+    case("PivotTable", "declared-two-aggs-fill", {"index": "region", "columns": "qty", "values": ["order_id"],
+                                                  "aggfunc": ["count", "sum"], "fill_value": 0,
+                                                  "columns_values": [1, 2, 3, 5, 7]},
+         lambda: one(orders()),
+         lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
+             pd.pivot_table(i["input"], index="region", columns="qty", values=["order_id"], aggfunc=["count", "sum"],
+                            fill_value=0).reindex(columns=pd.MultiIndex.from_product(
+                                [["count", "sum"], ["order_id"], [1, 2, 3, 5, 7]]), fill_value=0))),
     case("Melt", "ids-and-values", {"id_vars": ["order_id"], "value_vars": ["amount", "qty"], "var_name": "measure"},
          lambda: one(orders()),
          lambda i: i["input"].melt(id_vars=["order_id"], value_vars=["amount", "qty"], var_name="measure")),

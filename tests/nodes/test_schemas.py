@@ -181,3 +181,53 @@ def test_body_resources_are_reported() -> None:
         {"id": "n", "type": "ForEach", "params": {"body": [{"id": "a", "type": "APIRequest", "params": {"url": "x"}}]}},
     ])
     assert body_resources(params, catalog) == {"databases", "http", "secrets"}  # APIRequest reads header secrets
+
+
+PIVOT_ROWS = pd.DataFrame({"region": ["EU", "US", "EU", "APAC"], "qty": [1, 2, 2, 1], "amount": [1.5, 2.0, 3.0, 4.0],
+                           "n": [1, 2, 3, 4], "note": ["a", "b", "c", "d"]})
+DECLARED_PIVOTS = [
+    pytest.param({"index": "qty", "columns": "region", "values": "amount", "aggfunc": "mean",
+                  "columns_values": ["EU", "US", "APAC", "LATAM"]}, id="PivotTable-declared-mean"),
+    pytest.param({"index": "region", "columns": "qty", "values": ["amount", "n"], "aggfunc": ["sum", "count"],
+                  "columns_values": [1, 2, 3]}, id="PivotTable-declared-two-levels"),
+    pytest.param({"index": "region", "columns": "qty", "values": "n", "aggfunc": "count", "fill_value": 0,
+                  "columns_values": [2, 1]}, id="PivotTable-declared-integer-fill"),
+    pytest.param({"index": "note", "columns": ["region", "qty"], "values": "n", "aggfunc": "sum",
+                  "columns_values": [["EU", 1], ["US", 2], ["EU", 2], ["APAC", 1]]}, id="PivotTable-declared-two-keys"),
+    pytest.param({"index": "qty", "columns": "region", "values": "note", "aggfunc": "first",
+                  "columns_values": ["EU", "US", "APAC"], "sep": "."}, id="PivotTable-declared-text-first"),
+]
+
+
+@pytest.mark.parametrize("params", DECLARED_PIVOTS)
+def test_declared_pivot_has_the_same_columns_and_dtypes_whatever_values_a_run_sees(params: dict[str, Any]) -> None:
+    """With columns_values, the schema dp validate infers is what every run gives: with all values,
+    with some missing, and with no rows at all."""
+    node_type = default_catalog()["PivotTable"]
+    predicted = node_type.infer_schema(node_type.params_model.model_validate(params),
+                                       {"input": schema_of(PIVOT_ROWS)})
+    assert predicted is not None
+    for rows in (PIVOT_ROWS, PIVOT_ROWS.iloc[[0, 2]], PIVOT_ROWS.iloc[:0]):
+        result = run_node("PivotTable", params, {"input": rows})
+        assert schema_of(result) == predicted
+        assert list(result.columns) == list(predicted)
+
+
+def test_declared_pivot_refuses_values_it_was_not_told_of() -> None:
+    params = {"index": "qty", "columns": "region", "values": "amount", "aggfunc": "sum",
+              "columns_values": ["EU", "US"]}
+    with pytest.raises(ValueError, match=r"columns_values: value\(s\) 'APAC' of region are not declared"):
+        run_node("PivotTable", params, {"input": PIVOT_ROWS})
+    assert list(run_node("PivotTable", params, {"input": PIVOT_ROWS.iloc[:3]}).columns) == ["qty", "EU", "US"]
+
+
+@pytest.mark.parametrize(("columns", "declared", "message"), [
+    ("region", [["EU", 1]], "each entry is a single value"),
+    (["region", "qty"], ["EU"], "each entry is a list of 2 values"),
+    ("region", ["EU", "EU"], "listed twice"),
+], ids=["PivotTable-list-for-one-key", "PivotTable-scalar-for-two-keys", "PivotTable-duplicate"])
+def test_declared_pivot_values_fit_the_columns(columns: Any, declared: list[Any], message: str) -> None:
+    found = errors_of(flow({"id": "piv", "type": "PivotTable", "inputs": ["src"],
+                            "params": {"index": "id", "columns": columns, "values": "amount",
+                                       "columns_values": declared}}))
+    assert any("node 'piv', field 'params': columns_values: " in e and message in e for e in found), found

@@ -157,9 +157,9 @@ def _checked_format(params: FileInputParams, path: Any) -> str:
 
 def _csv_options(params: FileInputParams) -> dict[str, Any]:
     dtype = declared_read_dtypes(params.columns, params.dtype, params.parse_dates)
-    return dict(sep=params.sep, encoding=params.encoding, usecols=params.usecols, dtype=dtype,
-                parse_dates=params.parse_dates, compression=None, encoding_errors=params.encoding_errors,
-                on_bad_lines=params.on_bad_lines)
+    return {"sep": params.sep, "encoding": params.encoding, "usecols": params.usecols, "dtype": dtype,
+            "parse_dates": params.parse_dates, "compression": None, "encoding_errors": params.encoding_errors,
+            "on_bad_lines": params.on_bad_lines}
 
 
 def _date_like_name(name: str) -> bool:

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from dp_assets.catalog.base import LEFT_RIGHT, ColumnSchema, NodeContext, NodeType, Params, SchemaError
+from dp_assets.catalog.base import (
+    LEFT_RIGHT,
+    ColumnSchema,
+    NodeContext,
+    NodeType,
+    Params,
+    SchemaError,
+)
 from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
 
 # --- SelectColumns ---------------------------------------------------------------------------

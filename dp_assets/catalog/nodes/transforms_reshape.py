@@ -1,4 +1,4 @@
-"""Reshaping transforms: pivot tables, melt (wide to long), and window functions."""
+"""Reshaping transforms: melt (wide to long) and window functions (pivot tables: transforms_pivot)."""
 
 from __future__ import annotations
 
@@ -20,57 +20,6 @@ AggFunc = Literal["sum", "mean", "median", "min", "max", "count", "size", "nuniq
                   "first", "last", "prod"]
 NUMERIC_ONLY = {"sum", "mean", "median", "std", "var", "prod"}
 JsonScalar = str | int | float | bool | None
-
-# --- PivotTable ------------------------------------------------------------------------------
-
-
-class PivotTableParams(Params):
-    index: str | list[str] = Field(description="Columns whose values become the rows.")
-    columns: str | list[str] = Field(description="Columns whose values become new columns.")
-    values: str | list[str] | None = Field(default=None, description="Columns to aggregate; default all others.")
-    aggfunc: AggFunc | list[AggFunc] = Field(
-        default="mean", description="Aggregate of each cell; a list adds a column level per function."
-    )
-    fill_value: JsonScalar = Field(default=None, description="Value of cells with no rows; default null.")
-    dropna: bool = Field(default=True, description="Leave out columns whose values are all null (pandas' dropna).")
-    sort: bool = Field(default=True, description="Sort the rows by the index values.")
-    sep: str = Field(default="_", description="Joins the levels of new column names, e.g. 'amount_EU'.")
-
-
-def flatten_columns(df: pd.DataFrame, sep: str) -> pd.DataFrame:
-    """Plain text column names (Arrow and SQL need them): MultiIndex levels joined by ``sep``."""
-    if isinstance(df.columns, pd.MultiIndex):
-        names = [sep.join(str(part) for part in parts) for parts in df.columns]
-    else:
-        names = [str(name) for name in df.columns]
-    out = df.set_axis(names, axis=1)
-    out.columns.name = None
-    return out
-
-
-def pivot_table(ctx: NodeContext, params: PivotTableParams, inputs: dict[str, Any]) -> pd.DataFrame:
-    """Spread values into columns with an aggregate (``pd.pivot_table``), index as columns."""
-    table = pd.pivot_table(inputs["input"], index=params.index, columns=params.columns, values=params.values,
-                           aggfunc=params.aggfunc, fill_value=params.fill_value, dropna=params.dropna,
-                           sort=params.sort)
-    return flatten_columns(table, params.sep).reset_index()
-
-
-def pivot_table_schema(params: PivotTableParams, inputs: dict) -> ColumnSchema | None:
-    schema = inputs["input"]
-    require_columns(schema, as_list(params.index), "index")
-    require_columns(schema, as_list(params.columns), "columns")
-    require_columns(schema, as_list(params.values), "values")
-    if schema is None:
-        return None
-    values = as_list(params.values) or [c for c in schema if c not in as_list(params.index) + as_list(params.columns)]
-    for func in as_list(params.aggfunc):  # type: ignore[arg-type]
-        if func in NUMERIC_ONLY:
-            for column in values:
-                if schema[column] not in NUMERIC | {"any"}:
-                    raise SchemaError("aggfunc", f"cannot {func} column '{column}' of type {schema[column]}")
-    return None  # the new column names come from the data
-
 
 # --- Melt ------------------------------------------------------------------------------------
 
@@ -229,7 +178,6 @@ def window_functions_schema(params: WindowFunctionsParams, inputs: dict) -> Colu
 
 
 NODE_TYPES = [
-    NodeType("PivotTable", PivotTableParams, pivot_table, "transform", infer_schema=pivot_table_schema),
     NodeType("Melt", MeltParams, melt, "transform", infer_schema=melt_schema),
     NodeType("WindowFunctions", WindowFunctionsParams, window_functions, "transform",
              infer_schema=window_functions_schema),
