@@ -67,37 +67,50 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
+def _dagster_module(dotted: str) -> bool:
+    return bool(_DAGSTER_PACKAGE.match(dotted.split(".")[0]))
+
+
+def _private_path(dotted: str) -> bool:
+    return any(map(_private, dotted.split(".")))
+
+
+def _attribute_root(node: ast.Attribute) -> str | None:
+    root = node.value
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return root.id if isinstance(root, ast.Name) else None
+
+
 def private_uses(source: str) -> list[str]:
     """Every private Dagster API ``source`` uses, as ``line: what``."""
     tree = ast.parse(source)
-    dagster_names = set()  # names bound to a Dagster module in this file
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if _DAGSTER_PACKAGE.match(alias.name.split(".")[0]):
-                    dagster_names.add((alias.asname or alias.name).split(".")[0])
+    dagster_names = {  # names this file binds to a Dagster module (``import dagster as dg``)
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree) if isinstance(node, ast.Import)
+        for alias in node.names if _dagster_module(alias.name)
+    }
     docstrings = _docstrings(tree)
     found = []
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
             found += [f"{line}: import {a.name}" for a in node.names
-                      if _DAGSTER_PACKAGE.match(a.name.split(".")[0]) and any(map(_private, a.name.split(".")))]
-        elif isinstance(node, ast.ImportFrom) and node.module and _DAGSTER_PACKAGE.match(node.module.split(".")[0]):
-            if any(map(_private, node.module.split("."))):
+                      if _dagster_module(a.name) and _private_path(a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module and _dagster_module(node.module):
+            if _private_path(node.module):
                 found.append(f"{line}: from {node.module} import ...")
             found += [f"{line}: from {node.module} import {a.name}" for a in node.names if _private(a.name)]
         elif isinstance(node, ast.Attribute) and _private(node.attr):
-            root = node.value
-            while isinstance(root, ast.Attribute):
-                root = root.value
-            if isinstance(root, ast.Name) and root.id in dagster_names:
-                found.append(f"{line}: {root.id}...{node.attr}")
-            elif not (isinstance(root, ast.Name) and root.id in ("self", "cls")) and node.attr not in NOT_DAGSTER:
-                found.append(f"{line}: private attribute .{node.attr} (if not Dagster's, add it to NOT_DAGSTER)")
+            root = _attribute_root(node)
+            if root in dagster_names:
+                found.append(f"{line}: {root}...{node.attr}")
+            elif root not in ("self", "cls") and node.attr not in NOT_DAGSTER:
+                found.append(f"{line}: private attribute .{node.attr} (not Dagster's? add it to NOT_DAGSTER)")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            if _PRIVATE_PATH.search(node.value):
-                found.append(f"{line}: string naming {_PRIVATE_PATH.search(node.value).group(0)}")
+            named = _PRIVATE_PATH.search(node.value)
+            if named:
+                found.append(f"{line}: string naming {named.group(0)}")
     return found
 
 
@@ -171,7 +184,7 @@ def test_no_subclass_outside_the_fence_overrides_or_reads_a_private_member_of_da
     only its own private members: one of Dagster's would break silently on upgrade."""
     offenders = []
     for where, cls, node in _dagster_subclasses():
-        dagster_bases = [base for base in cls.__mro__[1:] if _DAGSTER_PACKAGE.match(base.__module__.split(".")[0])]
+        dagster_bases = [base for base in cls.__mro__[1:] if _dagster_module(base.__module__)]
         names = {item.name for item in node.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)}
         names |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
                   and isinstance(n.value, ast.Name) and n.value.id == "self"}
@@ -213,7 +226,9 @@ def test_an_upstream_outside_the_run_carries_the_placeholder_run_id() -> None:
     def downstream(upstream: int) -> int:
         return upstream + 1
 
-    result = dg.materialize([upstream, downstream], selection=[downstream], resources={"io_manager": Recording()})
+    result = dg.materialize(
+        [upstream, downstream], selection=[downstream], resources={"io_manager": Recording()}
+    )
     assert result.success
     assert seen == [RUN_ID_PLACEHOLDER]
 
@@ -252,7 +267,9 @@ def test_a_flow_job_resolved_against_its_own_assets_is_dagsters_job() -> None:
 
 PROBE_DEFS = '''
 import dagster as dg
-from dp_assets.dagster_internals import add_reconstruction_metadata, job_being_reconstructed, reconstruction_metadata
+from dp_assets.dagster_internals import (
+    add_reconstruction_metadata, job_being_reconstructed, reconstruction_metadata,
+)
 
 SEEN = []
 
@@ -305,7 +322,8 @@ def test_the_load_context_and_the_job_being_reconstructed_as_a_worker_sees_them(
 
     with _load_context(DefinitionsLoadType.RECONSTRUCTION):  # as a run worker starts
         recon.get_reconstructable_job("only_second").with_repository_load_data(load_data).get_definition()
-    assert probe.SEEN[-1] == (internals.JobBeingReconstructed("only_second", None), {"probe/pinned": "v1"})  # type: ignore[attr-defined]
+    expected = (internals.JobBeingReconstructed("only_second", None), {"probe/pinned": "v1"})
+    assert probe.SEEN[-1] == expected  # type: ignore[attr-defined]
 
     selected = recon.get_reconstructable_job(internals.IMPLICIT_ASSET_JOB_NAME).with_repository_load_data(
         load_data).get_subset(asset_selection={dg.AssetKey("second")})
@@ -329,7 +347,8 @@ def test_a_run_worker_argument_and_a_snapshot_are_what_dagster_reads(
         assert parsed.job_origin.job_name == "only_second"
 
         probe_defs = importlib.import_module(module).defs()
-        snap = deserialize_value(internals.repository_snapshot(probe_defs, defer_snapshots=True), RepositorySnap)
+        serialized = internals.repository_snapshot(probe_defs, defer_snapshots=True)
+        snap = deserialize_value(serialized, RepositorySnap)
         assert "only_second" in {job.name for job in snap.job_datas or snap.job_refs or []}
 
         job = probe_defs.resolve_job_def("both")
@@ -348,7 +367,8 @@ def test_the_celery_internals_have_the_shape_the_terminating_executor_uses() -> 
         "job_context", "execution_plan", "step_execution_fn"]
     assert list(inspect.signature(_submit_task).parameters) == [
         "app", "plan_context", "step", "queue", "priority", "known_state"]
-    assert list(inspect.signature(CeleryExecutor.execute).parameters) == ["self", "plan_context", "execution_plan"]
+    assert list(inspect.signature(CeleryExecutor.execute).parameters) == [
+        "self", "plan_context", "execution_plan"]
 
 
 # ---- deprecation warnings -----------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The instance plugins' side of the fence (``dp_instance/``): what they take from Dagster is
 still there, and instance files written before the plugins moved still load.
 
-The plugins subclass Dagster's storages and compute-log manager: they override some of their
-methods (most of them private), call others, read attributes Dagster's constructors set and
-import private helpers. Each of those is pinned here by name and parameters, so that a Dagster
+The plugins subclass Dagster's storages, compute-log manager and run coordinator: they override
+some of their methods (most of them private), call others, read attributes Dagster's constructors
+set and import private helpers. Each of those is pinned here by name and parameters, so that a Dagster
 release that renames or reshapes one fails this file instead of silently bypassing an override
 (a schema question asked on every event again) or breaking a run. docs/upgrading-dagster.md
 lists them. ``test_dagster_fence.py`` covers the compile-time internals.
@@ -23,7 +23,7 @@ from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 
-from dp_instance import compute_logs, embedded_storage, pg_storage
+from dp_instance import compute_logs, embedded_storage, pg_storage, run_coordinator
 
 #: Every Dagster method a plugin class overrides, by the plugin class. A name dropping out of
 #: Dagster's classes shrinks the set the test finds, and fails it.
@@ -48,6 +48,7 @@ OVERRIDES: dict[type, set[str]] = {
         "from_config_value", "connect", "dispose", "has_instigators_table", "_has_instigators_table",
         "_has_asset_daemon_asset_evaluations_table", "has_secondary_index_table", "has_built_index"},
     compute_logs.ThreadedComputeLogManager: {"from_config_value", "capture_logs"},
+    run_coordinator.FlowRunCoordinator: {"submit_run"},
 }
 
 #: Dagster functions and methods the plugins call, with the parameters they are called with.
@@ -65,7 +66,8 @@ CALLED: dict[str, list[str]] = {
         "self", "log_key"],
     "dagster._utils:ensure_file": ["path"],
     "dagster._utils:touch_file": ["path"],
-    "dagster._core.storage.event_log:ConsolidatedSqliteEventLogStorage.__init__": ["self", "base_dir", "inst_data"],
+    "dagster._core.storage.event_log:ConsolidatedSqliteEventLogStorage.__init__": [
+        "self", "base_dir", "inst_data"],
     "dagster._core.storage.event_log:ConsolidatedSqliteEventLogStorage.get_db_path": ["self"],
     "dagster._core.storage.event_log:ConsolidatedSqliteEventLogStorage.on_modified": ["self"],
     "dagster._core.storage.runs:SqliteRunStorage.from_local": ["base_dir", "inst_data"],
@@ -124,15 +126,14 @@ def test_each_method_a_plugin_overrides_is_still_dagsters_with_the_same_paramete
     assert _overridden(plugin) == OVERRIDES[plugin]
     dagster_classes = [cls for cls in plugin.__mro__ if not _own(cls) and cls is not object]
     for name in OVERRIDES[plugin]:
-        ours = inspect.getattr_static(plugin, name)
+        ours = getattr(plugin, name)
         theirs = next(vars(cls)[name] for cls in dagster_classes if name in vars(cls))
-        ours_fn = getattr(plugin, name)
-        theirs_fn = theirs.__get__(None, plugin) if isinstance(theirs, classmethod | staticmethod) else theirs
-        kinds = {p.kind for p in inspect.signature(ours_fn).parameters.values()}
-        if kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD, inspect.Parameter.POSITIONAL_OR_KEYWORD} \
-                and inspect.Parameter.VAR_POSITIONAL in kinds:
+        if isinstance(theirs, classmethod | staticmethod):
+            theirs = theirs.__get__(None, plugin)
+        kinds = {parameter.kind for parameter in inspect.signature(ours).parameters.values()}
+        if {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} <= kinds:
             continue  # passes everything through (``*args, **kwargs``)
-        assert _parameters(ours_fn) == _parameters(theirs_fn), f"{plugin.__name__}.{name} ({ours!r})"
+        assert _parameters(ours) == _parameters(theirs), f"{plugin.__name__}.{name}"
 
 
 @pytest.mark.parametrize("path", list(CALLED))
@@ -142,9 +143,9 @@ def test_each_dagster_function_a_plugin_calls_takes_the_same_parameters(path: st
 
 def test_the_constants_the_plugins_import_have_the_values_they_rely_on() -> None:
     from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+    from dagster._core.storage.compute_log_manager import ComputeIOType
     from dagster._core.storage.event_log import SqlEventLogStorageTable
     from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION
-    from dagster._core.storage.compute_log_manager import ComputeIOType
     from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 
     assert dg.DagsterEventType.ASSET_MATERIALIZATION in ASSET_EVENTS
@@ -165,6 +166,14 @@ def test_the_sqlite_storages_set_the_attributes_the_embedded_plugins_read(tmp_pa
     finally:
         for storage in (events, runs, schedules):
             storage.dispose()
+
+
+def test_the_run_coordinator_reaches_its_instance_as_the_plugin_does() -> None:
+    """``FlowRunCoordinator.submit_run`` adds tags through the instance Dagster attached to it."""
+    coordinator = {"module": "dp_instance.run_coordinator", "class": "FlowRunCoordinator"}
+    with dg.instance_for_test(overrides={"run_coordinator": coordinator}) as instance:
+        assert isinstance(instance.run_coordinator, run_coordinator.FlowRunCoordinator)
+        assert instance.run_coordinator._instance is instance
 
 
 @pytest.mark.postgres
