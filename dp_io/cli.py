@@ -218,7 +218,8 @@ def prune_command(
     base: str | None,
 ) -> None:
     """Delete outputs of old runs (never a run in progress, never an asset's latest value)."""
-    from dp_io.retention import parse_duration, prune
+    from dp_io.retention import prune
+    from dp_io.retention_policy import parse_duration
 
     if keep_last is None and older_than is None:
         raise click.UsageError("give --keep-last N, --older-than AGE, or both")

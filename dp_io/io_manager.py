@@ -12,15 +12,16 @@ in the materialisation metadata. A reader then finds its upstream value in this 
 
 Shaped like Dagster's ``UPathIOManager``: path policy in small methods (``key_path``,
 ``output_stem``), serialisation in ``dump``/``load`` hooks, formats in :mod:`dp_io.formats`.
+What a flow's step asks of it beyond Dagster's interface is :class:`dp_io.contract.RunOutputStore`.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from dp_instance.run_internals import RUN_ID_PLACEHOLDER
 from dp_io.errors import OutputNotFoundError
@@ -33,11 +34,14 @@ from dp_io.formats import (
     decode,
     encode,
 )
-from dp_io.lookup import MaterializationRef, find_materialization, require_path
+from dp_io.lookup import MaterializationRef, find_materialization, load_latest_output, require_path
 from dp_io.metadata import output_metadata
 from dp_io.parts import read_part, read_parts, write_parts
 from dp_io.store import OutputStore, StoredOutput
-from dp_io.write_behind import WRITES
+from dp_io.write_behind import WriteBehind
+
+if TYPE_CHECKING:
+    from dp_io.contract import RunOutputStore
 
 # Input metadata key: read a streamed upstream part by part (an iterator) instead of as one value.
 PARTS_METADATA_KEY = "dp/parts"
@@ -80,6 +84,9 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             "reads now (docs/io.md)."
         ),
     )
+    # Writes a step started behind its computation (dp_io.write_behind), per instance: Dagster
+    # hands this same instance to the step and to handle_output, and tears it down after.
+    _writes: WriteBehind = PrivateAttr(default_factory=WriteBehind)
 
     # ---- path policy -------------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             store, context.run_id, self.key_path(context), self.output_partition(context)
         )
         frame_format = self.frame_format(context)
-        queued = WRITES.take((context.run_id, stem, frame_format))
+        queued = self._writes.take((context.run_id, stem, frame_format))
         # A write the step queued when it computed the value (dp_io.write_behind): wait for it.
         info = queued.result() if queued is not None else self.dump(store, stem, obj, frame_format)
         info["path"] = store.to_url(info["path"])
@@ -209,9 +216,16 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         # pickled (no Arrow) is written here as well.
         encoded = encode(obj, chosen)
         encoded.direct = self.direct_writes and not read_soon
+        key = (run_id, stem, chosen)
         if encoded.format in FRAME_FORMATS:
-            return WRITES.submit((run_id, stem, chosen), lambda: self.store_encoded(store, stem, encoded))
-        return WRITES.submit_done((run_id, stem, chosen), self.store_encoded(store, stem, encoded))
+            return self._writes.submit(key, lambda: self.store_encoded(store, stem, encoded))
+        return self._writes.submit_done(key, self.store_encoded(store, stem, encoded))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """The run (or step) is over: stop the background writer."""
+        untaken = self._writes.close()
+        if untaken and context.log is not None:  # its materialisation was never logged
+            context.log.warning(f"{untaken} output write(s) were never reported")
 
     def load_input(self, context: dg.InputContext) -> Any:
         parts = bool((context.definition_metadata or {}).get(PARTS_METADATA_KEY))
@@ -315,6 +329,21 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             raise OutputNotFoundError(f"{url} is one value, not parts: there is no part {part}")
         return self.load(store, stored, parts=parts)
 
+    def load_latest(
+        self,
+        instance: dg.DagsterInstance,
+        asset_key: dg.AssetKey,
+        *,
+        definition_metadata: Any = None,
+        lineage_of: str | None = None,
+        partition_key: str | None = None,
+        parts: bool = False,
+    ) -> Any:
+        """The value of the asset's latest materialisation (see :func:`load_latest_output`)."""
+        return load_latest_output(
+            instance, asset_key, self, partition_key=partition_key, lineage_of=lineage_of, parts=parts
+        )
+
     def load_ref(self, ref: MaterializationRef, *, parts: bool = False) -> Any:
         try:
             return self.load_path(require_path(ref), parts=parts)
@@ -341,3 +370,7 @@ def _input_label(context: dg.InputContext) -> str:
         return f"input {context.name!r}"
     except dg.DagsterInvariantViolationError:
         return "input"
+
+
+if TYPE_CHECKING:  # the type checker holds the class to the contract the runtime relies on
+    _contract: type[RunOutputStore] = RunScopedIOManager

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dagster as dg
 
 from dp_io.errors import NeverMaterializedError, OutputNotFoundError
-
-if TYPE_CHECKING:
-    from dp_io.io_manager import RunScopedIOManager
 
 _MAX_LINEAGE = 1000
 
@@ -37,6 +34,13 @@ class MaterializationRef:
     def label(self) -> str:
         where = f" partition {self.partition!r}" if self.partition is not None else ""
         return f"asset {self.asset_key.to_user_string()}{where} (run {self.run_id})"
+
+
+class RefLoader(Protocol):
+    """Reads a stored value given where a materialisation recorded it
+    (``RunScopedIOManager.load_ref``)."""
+
+    def load_ref(self, ref: MaterializationRef, *, parts: bool = False) -> Any: ...
 
 
 def ref_from_entry(entry: dg.EventLogEntry, storage_id: int | None = None) -> MaterializationRef:
@@ -145,7 +149,7 @@ def require_path(ref: MaterializationRef) -> str:
 def load_latest_output(
     instance: dg.DagsterInstance,
     asset_key: dg.AssetKey,
-    io_manager: RunScopedIOManager,
+    io_manager: RefLoader,
     *,
     partition_key: str | None = None,
     lineage_of: str | None = None,

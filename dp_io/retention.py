@@ -1,4 +1,5 @@
-"""Listing, reading and pruning stored runs; the retention policy and its daily schedule.
+"""Listing, reading and pruning stored runs; the daily schedule that applies each flow's
+retention policy (the rule itself: ``dp_io.retention_policy``).
 
 Pruning is conservative by construction:
 
@@ -26,55 +27,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dp_io.errors import OutputNotFoundError
 from dp_io.lookup import MaterializationRef, still_latest_in
 from dp_io.parts import part_entries
+from dp_io.retention_policy import RetentionPolicy, check_rules, past_retention
+from dp_io.run_history import FINISHED_STATUSES, prune_run_history, started_at
 from dp_io.store import OutputStore, StoredOutput, check_run_id, unquote_segment
 
-FINISHED_STATUSES = frozenset(
-    {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-)
 _RUN_ID = re.compile(r"[A-Za-z0-9_\-]+")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class RetentionPolicy(BaseModel):
-    """A flow's ``retention:`` block: keep the last N runs and/or runs newer than N days."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    keep_last: int | None = Field(
-        default=None, ge=1, description="Keep the outputs of this many most recent runs."
-    )
-    older_than_days: int | None = Field(
-        default=None, ge=1, description="Prune runs older than this many days."
-    )
-    run_history: bool = Field(
-        default=False,
-        description="Also delete the Dagster run records and event logs of the runs past "
-        "retention (dp_io.run_history).",
-    )
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> RetentionPolicy:
-        if self.keep_last is None and self.older_than_days is None:
-            raise ValueError("retention needs keep_last, older_than_days or both")
-        return self
-
-    @property
-    def older_than(self) -> timedelta | None:
-        return timedelta(days=self.older_than_days) if self.older_than_days else None
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d``, ``2w`` -> timedelta (for ``dp runs prune --older-than``)."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise ValueError(f"duration {text!r}: write a number and a unit s, m, h, d or w (e.g. 7d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 # ---- records -----------------------------------------------------------------------------
@@ -201,16 +162,6 @@ def _run_records(instance: dg.DagsterInstance | None, run_ids: Iterable[str]) ->
     return records
 
 
-def started_at(record: Any) -> float | None:
-    """When a run record's run started (or was created), as a timestamp."""
-    if record is None:
-        return None
-    if record.start_time:
-        return float(record.start_time)
-    created = record.create_timestamp
-    return created.timestamp() if created else None
-
-
 def _summary(store: OutputStore, run_id: str, record: Any, flow: str | None) -> RunSummary:
     outputs = _outputs(store, run_id, flow)
     started = started_at(record)
@@ -302,26 +253,6 @@ def read_output(
         raise ValueError(f"node {node_id!r} exists in flows {flows} of run {run_id}: pass the flow")
     manager = RunScopedIOManager(base_url=store.url, storage_options=storage_options or {})
     return manager.load_path(matches[0].path, parts=parts, part=part)
-
-
-def check_rules(keep_last: int | None, older_than: timedelta | None) -> None:
-    if keep_last is None and older_than is None:
-        raise ValueError("prune needs keep_last, older_than or both")
-    if keep_last is not None and keep_last < 0:
-        raise ValueError("keep_last must be 0 or more")
-
-
-def past_retention(
-    runs: Iterable[tuple[float, str]], keep_last: int | None, older_than: timedelta | None, now: float
-) -> list[str]:
-    """The run ids among ``runs`` (start time, run id) that the rules judge old: beyond the
-    newest ``keep_last`` *and* older than ``older_than`` (a rule that is ``None`` holds)."""
-    cutoff = now - older_than.total_seconds() if older_than is not None else None
-    return [
-        run_id
-        for rank, (started, run_id) in enumerate(sorted(runs, reverse=True))
-        if (keep_last is None or rank >= keep_last) and (cutoff is None or started < cutoff)
-    ]
 
 
 def prune(
@@ -428,12 +359,12 @@ def build_retention_schedule(
     ``policies`` maps flow id -> :class:`RetentionPolicy` (the spec's ``retention:`` block).
     The base is read when the job runs (``DP_OUTPUTS_URL``/``DP_HOME``) unless given.
     """
-    frozen = {flow: RetentionPolicy.model_validate(p) for flow, p in sorted(policies.items())}
+    frozen = {
+        flow: RetentionPolicy.model_validate(p).require_rule() for flow, p in sorted(policies.items())
+    }
 
     @dg.op(name=f"{name}_prune", out={}, description="Prune stored run outputs per flow policy.")
     def prune_op(context):  # unannotated: Dagster inspects the annotation at definition time
-        from dp_io.run_history import prune_run_history
-
         for flow_id, policy in frozen.items():
             report = prune(
                 keep_last=policy.keep_last,

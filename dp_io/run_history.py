@@ -4,7 +4,7 @@ Dagster keeps every run and every event it logged (about 7 event-log rows per no
 flow as one step, docs/benchmarks.md) for ever; open-source Dagster has no run retention of its
 own. A flow's ``retention: {run_history: true}`` (or ``dp runs prune --run-history``) deletes
 the runs that its retention rule judges old, with ``DagsterInstance.delete_run``, under the
-same conservative rules as the outputs (``dp_io.retention``):
+same conservative rules as the outputs (``dp_io.retention``, rule in ``dp_io.retention_policy``):
 
 - only finished runs (success, failure, canceled) are judged or counted towards ``keep_last``;
 - with both ``keep_last`` and ``older_than``, a run is deleted only when it is beyond the last N
@@ -19,11 +19,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
 from dp_io.lookup import MaterializationRef, still_latest_in
-from dp_io.retention import FINISHED_STATUSES, check_rules, past_retention, started_at
+from dp_io.retention_policy import check_rules, past_retention
+
+# The runs retention judges and counts: the others may still write outputs or events.
+FINISHED_STATUSES = frozenset(
+    {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+)
+
+
+def started_at(record: Any) -> float | None:
+    """When a run record's run started (or was created), as a timestamp."""
+    if record is None:
+        return None
+    if record.start_time:
+        return float(record.start_time)
+    created = record.create_timestamp
+    return created.timestamp() if created else None
 
 
 @dataclass

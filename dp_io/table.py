@@ -20,13 +20,16 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from dp_io.errors import InvalidIdentifierError
 from dp_io.formats import is_dataframe
+
+if TYPE_CHECKING:
+    from dp_io.contract import LatestValueReader
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently: refuse them instead
@@ -130,6 +133,18 @@ class TableIOManager(dg.ConfigurableIOManager):
             context.asset_key, upstream.definition_metadata if upstream is not None else {}
         )
 
+    def load_latest(
+        self,
+        instance: dg.DagsterInstance,
+        asset_key: dg.AssetKey,
+        *,
+        definition_metadata: Any = None,
+        lineage_of: str | None = None,
+    ) -> Any:
+        """The asset's value now (:class:`dp_io.contract.LatestValueReader`): the table holds
+        one value, the latest, so neither the event log nor a run's lineage is consulted."""
+        return self.load_asset(asset_key, definition_metadata)
+
     def load_asset(self, asset_key: dg.AssetKey, definition_metadata: Any) -> Any:
         """The asset's table as it is now (the step of a later run reads it this way)."""
         schema, table = self.table_for(asset_key, definition_metadata)
@@ -231,3 +246,7 @@ def _copy_text(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return "\\N"
     return str(value).translate(_COPY_ESCAPES)
+
+
+if TYPE_CHECKING:  # the type checker holds the class to the contract the runtime relies on
+    _contract: type[LatestValueReader] = TableIOManager

@@ -12,6 +12,11 @@ and reports its exact metadata. What a user relies on stays:
 - a side-effecting node, or a node run in a forked child (a timeout), starts only after every
   queued write finished and was reported;
 - writes happen one at a time, in the order the nodes ran.
+
+The queue is the IO manager's own (``RunScopedIOManager``, one :class:`WriteBehind` per
+instance): Dagster initialises one instance per run (or per step, in a process of its own) and
+hands the same one to the step (``context.resources``) and to ``handle_output``; its teardown
+closes the queue. The contract is in :mod:`dp_io.contract`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 
 class WriteBehind:
-    """Queued writes of this process, each found again by the key its writer gave it."""
+    """Queued writes of one IO manager, each found again by the key its writer gave it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,5 +59,13 @@ class WriteBehind:
         with self._lock:
             return len(self._pending)
 
-
-WRITES = WriteBehind()
+    def close(self) -> int:
+        """Wait for the write in progress, stop the writer thread (it starts again with the
+        next write); returns how many queued writes nobody took (0 after a step that ended
+        normally or failed: the runtime hands every queued output to ``handle_output``)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            untaken, self._pending = len(self._pending), {}
+        if pool is not None:
+            pool.shutdown(wait=True)
+        return untaken

@@ -12,6 +12,10 @@ output back, whole, when they run. Without the platform's IO manager it is read 
 A frame is stored behind the computation (``dp_io.write_behind``): its write starts when the node
 returns and its ``Output`` is yielded later, before anything that must see it stored (a
 side-effecting node, a forked timeout, a non-deferred output, a failure, the step's end).
+
+What the step asks of its IO managers beyond Dagster's interface is declared in
+``dp_io.contract`` (``RunOutputStore``, ``LatestValueReader``); with any other IO manager the
+step stores each output synchronously and reads a stream whole.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dp_assets.compiler.timeouts import call_with_timeout
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
 from dp_assets.spec import templates
 from dp_assets.spec.model import RetrySpec
+from dp_io.contract import LatestValueReader, RunOutputStore
 
 PREVIEW_ROWS = 5
 log = logging.getLogger("dp.runtime")
@@ -84,9 +89,10 @@ def run_flow_step(
         f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
     }
     ran: set[str] = set()
-    reused = _outputs_of_parent_run(context, plan, step_nodes & selected)
+    store = _run_output_store(context)
+    reused = _outputs_of_parent_run(context, plan, step_nodes & selected) if store is not None else {}
     read_elsewhere = _read_by_other_steps(plan, step_nodes)
-    behind = _write_behind(context, read_elsewhere)
+    behind = _write_behind(context, store, read_elsewhere) if store is not None else None
     deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
     last_reads = _LastReads(plan, step_nodes)
     try:
@@ -97,8 +103,8 @@ def run_flow_step(
             try:
                 if node.is_asset and node.id not in selected:
                     continue
-                if node.id in reused:  # re-execution from failure: finished nodes are not run again
-                    value = context.resources.io_manager.load_ref(reused[node.id])
+                if store is not None and node.id in reused:  # re-execution from failure: not run again
+                    value = store.load_ref(reused[node.id])
                     values[f"{node.id}.{node.node_type.outputs[0]}"] = value
                     ran.add(node.id)
                     context.log.info(f"node '{node.id}' reused from the parent run")
@@ -130,7 +136,7 @@ def run_flow_step(
                 ran.add(node.id)
                 first = node.node_type.outputs[0]
                 outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
-                keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and _stores_streams(context)
+                keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and store is not None
                 outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
                 for name, value in outputs.items():
                     values[f"{node.id}.{name}"] = value
@@ -144,8 +150,8 @@ def run_flow_step(
                     continue
                 yield from _release(deferred)
                 yield output
-                if isinstance(primary, FrameStream):  # stored part by part just now: read back on demand
-                    values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, plan, node.id))
+                if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
+                    values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
                 yield from _checks(context, plan, node, values)
             finally:
                 last_reads.passed(node, values)
@@ -170,19 +176,23 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
     return [check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))]
 
 
+def _run_output_store(context: AssetExecutionContext) -> RunOutputStore | None:
+    """The step's IO manager when it keeps each run's outputs apart (the platform's does)."""
+    io = getattr(context.resources, "io_manager", None)
+    return io if isinstance(io, RunOutputStore) else None
+
+
 def _write_behind(
-    context: AssetExecutionContext, read_elsewhere: frozenset[str]
+    context: AssetExecutionContext, store: RunOutputStore, read_elsewhere: frozenset[str]
 ) -> Callable[[str, Any], Future[Any] | None] | None:
-    """Queue a node's frame on the platform IO manager's background writer, keyed as its
-    ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (another
-    IO manager, a partitioned run). The queue returns the write, or ``None`` for an output
-    stored elsewhere (a table). A frame no other step of the run reads is not read soon: its
-    file may bypass the page cache."""
-    from dp_io import RunScopedIOManager
+    """Queue a node's frame on the IO manager's background writer, keyed as its
+    ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (a
+    partitioned run). The queue returns the write, or ``None`` for an output stored elsewhere
+    (a table). A frame no other step of the run reads is not read soon: its file may bypass
+    the page cache."""
     from dp_io.formats import FORMAT_METADATA_KEY
 
-    io = getattr(context.resources, "io_manager", None)
-    if not isinstance(io, RunScopedIOManager) or context.has_partition_key or context.has_partition_key_range:
+    if context.has_partition_key or context.has_partition_key_range:
         return None
     assets_def = context.assets_def
 
@@ -191,8 +201,8 @@ def _write_behind(
         if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
             return None
         frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
-        return io.write_behind(context.run_id, tuple(key.path), None, frame, frame_format,
-                               read_soon=output_name in read_elsewhere)
+        return store.write_behind(context.run.run_id, tuple(key.path), None, frame, frame_format,
+                                  read_soon=output_name in read_elsewhere)
 
     return queue
 
@@ -210,17 +220,11 @@ def _outputs_of_parent_run(
     return {keys[key]: ref for key, ref in found.items()}
 
 
-def _stores_streams(context: AssetExecutionContext) -> bool:
-    """Whether the step's IO manager stores a stream part by part (the platform's does)."""
-    from dp_io import RunScopedIOManager
-
-    return isinstance(getattr(context.resources, "io_manager", None), RunScopedIOManager)
-
-
-def _stored_reader(context: AssetExecutionContext, plan: FlowPlan, node_id: str) -> Any:
-    io = context.resources.io_manager
+def _stored_reader(
+    context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str
+) -> Any:
     partition = context.partition_key if context.has_partition_key else None
-    return lambda: io.load_run_output(context.run_id, (plan.flow_id, node_id), partition)
+    return lambda: store.load_run_output(context.run.run_id, (plan.flow_id, node_id), partition)
 
 
 def _read_by_other_steps(plan: FlowPlan, step_nodes: frozenset[str]) -> frozenset[str]:
@@ -259,14 +263,17 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
             f"flow '{plan.flow_id}': output '{ref}' is not kept between runs; "
             f"materialise '{node_id}' together with its dependants"
         )
-    from dp_io import load_latest_output
-
-    key = dg.AssetKey([plan.flow_id, node_id])
-    if node.storage_format == TABLE_FORMAT:  # the table holds the asset's latest value itself
-        return getattr(context.resources, TABLE_IO_KEY).load_asset(
-            key, table_metadata(node.storage_table, node_id)
+    in_table = node.storage_format == TABLE_FORMAT
+    reader = getattr(context.resources, TABLE_IO_KEY if in_table else "io_manager")
+    if not isinstance(reader, LatestValueReader):
+        raise NodeFailed(
+            f"flow '{plan.flow_id}': '{node_id}' is not selected in this run and its IO manager "
+            f"({type(reader).__name__}) cannot read an asset's latest value; materialise "
+            f"'{node_id}' together with its dependants"
         )
-    return load_latest_output(context.instance, key, context.resources.io_manager, lineage_of=context.run_id)
+    metadata = table_metadata(node.storage_table, node_id) if in_table else None
+    return reader.load_latest(context.instance, dg.AssetKey([plan.flow_id, node_id]),
+                              definition_metadata=metadata, lineage_of=context.run.run_id)
 
 
 def _call_with_retries(

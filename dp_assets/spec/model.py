@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from dp_assets.catalog.base import Catalog
+from dp_io.retention_policy import RetentionPolicy
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -312,16 +313,6 @@ class RunPolicy(Strict):
     )
 
 
-class Retention(Strict):
-    keep_last: int | None = Field(default=None, ge=1)
-    older_than_days: int | None = Field(default=None, ge=1)
-    run_history: bool = Field(
-        default=False,
-        description="Also delete the Dagster run records and event logs of runs past retention "
-        "(a run that holds an asset's latest materialisation is kept).",
-    )
-
-
 class FlowBase(Strict):
     """A flow: nodes and their inputs, params, triggers and run policies."""
 
@@ -334,7 +325,7 @@ class FlowBase(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
     policies: RunPolicy = Field(default_factory=RunPolicy)
     notify: list[Notification] = Field(default_factory=list)
-    retention: Retention | None = None
+    retention: RetentionPolicy | None = None  # the one model the pruning applies (dp_io)
 
 
 def node_model(catalog: Catalog, type_name: str) -> type[NodeBase]:

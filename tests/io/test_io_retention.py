@@ -19,15 +19,8 @@ from click.testing import CliRunner
 from dp_io.cli import runs as runs_cli
 from dp_io.io_manager import RunScopedIOManager
 from dp_io.lookup import load_latest_output
-from dp_io.retention import (
-    RetentionPolicy,
-    build_retention_schedule,
-    list_runs,
-    parse_duration,
-    prune,
-    read_output,
-    show_run,
-)
+from dp_io.retention import build_retention_schedule, list_runs, prune, read_output, show_run
+from dp_io.retention_policy import RetentionPolicy, parse_duration
 
 
 @pytest.fixture
@@ -185,7 +178,24 @@ def test_retention_schedule_prunes_per_flow_policy(stored, instance) -> None:
 )
 def test_retention_policy_is_strict(value, error) -> None:
     with pytest.raises(ValueError, match=error):
-        RetentionPolicy.model_validate(value)
+        build_retention_schedule({"steps": value})
+
+
+def test_a_spec_s_retention_block_is_the_policy_pruning_applies() -> None:
+    """One model: the spec checks a ``retention:`` block as the schedule does, and an empty
+    block (accepted by the spec, so a stored flow with one keeps loading) prunes nothing."""
+    from dp_assets.catalog import default_catalog
+    from dp_assets.spec.validation import validate_spec
+
+    def spec(retention: dict) -> dict:
+        node = {"id": "a", "type": "StaticData", "params": {"rows": [{"x": 1}]}}
+        return {"id": "kept", "retention": retention, "nodes": [node]}
+
+    flow = validate_spec(spec({"keep_last": 3, "run_history": True}), default_catalog()).flow
+    assert flow.retention == RetentionPolicy(keep_last=3, run_history=True)
+    with pytest.raises(ValueError, match="greater than or equal"):
+        validate_spec(spec({"keep_last": 0}), default_catalog())
+    assert not validate_spec(spec({}), default_catalog()).flow.retention.has_rule
 
 
 @pytest.mark.parametrize(

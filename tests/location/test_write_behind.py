@@ -5,6 +5,8 @@ output is stored; a failed write fails the step at that output and nothing after
 failing node still leaves the nodes before it stored and materialised (re-execution reuses them).
 
 The writer is slowed down here (every write waits 0.3 s) so that a missing barrier would show.
+The queue is the IO manager's own: when Dagster tears the IO manager down after the run, every
+queued write has been taken by its ``handle_output`` (``closed`` records what was left).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dp_assets.catalog.base import NO_INPUTS, ONE_INPUT, NodeType, Params
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
 from dp_io import RunScopedIOManager
-from dp_io.write_behind import WRITES
+from dp_io.write_behind import WriteBehind
 
 FLOW = "behind"
 
@@ -53,6 +55,21 @@ CATALOG = default_catalog().extended([
     NodeType("Probe", ProbeParams, probe_node, "sink", inputs=ONE_INPUT, side_effects=True),
     NodeType("Boom", BoomParams, boom_node, "transform", inputs=ONE_INPUT),
 ])
+
+
+@pytest.fixture
+def closed(monkeypatch) -> list[int]:
+    """For each write-behind queue closed (by the IO manager's teardown): how many queued
+    writes no ``handle_output`` took."""
+    untaken: list[int] = []
+    close = WriteBehind.close
+
+    def recording(self):
+        untaken.append(close(self))
+        return untaken[-1]
+
+    monkeypatch.setattr(WriteBehind, "close", recording)
+    return untaken
 
 
 @pytest.fixture
@@ -96,7 +113,7 @@ DOUBLED = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
            "params": {"column": "y", "expression": "x * 2"}}
 
 
-def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, writes):
+def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, writes, closed):
     _, result = _run([SOURCE, DOUBLED], tmp_path)
     assert result.success
     assert {name for name, thread in writes if thread.startswith("dp-write-behind")} == {"src", "doubled"}
@@ -108,7 +125,7 @@ def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, w
         assert metadata[node]["dagster/row_count"].value == 50
     stored = pd.read_feather(run_dir / "doubled.arrow")
     pd.testing.assert_frame_equal(stored, pd.DataFrame({"x": range(50), "y": [2 * i for i in range(50)]}))
-    assert WRITES.pending() == 0
+    assert closed == [0]  # one IO manager for the run, torn down with nothing left queued
 
 
 def test_a_side_effecting_node_starts_after_every_earlier_output_is_stored(tmp_path, writes):
@@ -123,7 +140,7 @@ def test_a_side_effecting_node_starts_after_every_earlier_output_is_stored(tmp_p
     assert events == ["src", "doubled", "probe"]  # in the order the nodes ran
 
 
-def test_a_failing_node_leaves_the_nodes_before_it_stored_and_materialised(tmp_path, writes):
+def test_a_failing_node_leaves_the_nodes_before_it_stored_and_materialised(tmp_path, writes, closed):
     boom = {"id": "boom", "type": "Boom", "inputs": ["doubled"], "params": {}}
     instance, result = _run([SOURCE, DOUBLED, boom], tmp_path)
     assert not result.success
@@ -131,10 +148,10 @@ def test_a_failing_node_leaves_the_nodes_before_it_stored_and_materialised(tmp_p
     for node in ("src", "doubled"):
         assert (tmp_path / result.run_id / FLOW / f"{node}.arrow").exists()
         assert instance.get_latest_materialization_event(dg.AssetKey([FLOW, node])) is not None
-    assert WRITES.pending() == 0
+    assert closed == [0]
 
 
-def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp_path, monkeypatch):
+def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp_path, monkeypatch, closed):
     store_encoded = RunScopedIOManager.store_encoded
 
     def disk_full_for_doubled(self, store, stem, encoded):
@@ -153,7 +170,7 @@ def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp
     assert set(_materialised(result)) == {"src"}  # no materialisation without its file
     run_dir = tmp_path / result.run_id / FLOW
     assert not (run_dir / "doubled.arrow").exists() and not (run_dir / "probe.arrow").exists()
-    assert WRITES.pending() == 0
+    assert closed == [0]
 
 
 # ---- frames are let go after their last reader -------------------------------------------
