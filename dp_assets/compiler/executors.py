@@ -52,7 +52,7 @@ class FlowExecutors:
     def celery_deployment(self) -> Any:
         """The deployment's Celery settings (``$DP_CELERY_CONFIG``), read once."""
         if self._celery is None:
-            from dp_deploy.checks import celery_deployment
+            from dp_assets.compiler.celery_deployment import celery_deployment
 
             self._celery = celery_deployment()
         return self._celery

@@ -23,7 +23,7 @@ import yaml
 from deploy_flows import burn_node
 
 from dp_assets.compiler import celery as cc
-from dp_deploy.checks import DeploymentError, celery_deployment
+from dp_assets.compiler.celery_deployment import DeploymentError, celery_deployment
 
 
 def _spec(flow_id: str, **policies) -> dict:
