@@ -29,6 +29,7 @@ COMMANDS = {
     "launch": "dp_sensors.cli:launch",
     "status": "dp_sensors.cli:status",
     "test": "dp_assets.cli.flowtest:test",
+    "run": "dp_assets.cli.run:run",
     "retry-failed": "dp_sensors.cli:retry_failed",
     "webhook": "dp_sensors.cli:webhook",
 }
@@ -38,7 +39,7 @@ COMMANDS = {
 # platform's instance file is written and the storage created, under a lock
 # (``dp_assets.cli.home.prepare_instance``); `init-home` does so itself. A test fails when a
 # command that opens the instance is missing here (tests/platform/test_embedded_storage.py).
-INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed"})
+INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed", "run"})
 
 
 class LazyGroup(click.Group):

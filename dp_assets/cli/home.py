@@ -111,12 +111,18 @@ def prepare_instance(dagster_home: Path) -> Path:
     return instance_file
 
 
-def ensure_instance_home() -> None:
-    """``prepare_instance`` for ``DAGSTER_HOME`` when it is set (when it is not, Dagster and the
-    commands say so themselves)."""
+def ensure_instance_home() -> Path:
+    """``prepare_instance`` for ``DAGSTER_HOME``; when it is not set, for the embedded default's
+    home (``DP_HOME/dagster``, what ``make run`` uses), which this process then uses as its
+    ``DAGSTER_HOME`` — never a ``dagster.yaml`` that happens to be in the working directory (the
+    repository's is production's), and never Dagster's ``DagsterHomeNotSetError``."""
     dagster_home = settings.dagster_home()
-    if dagster_home is not None:
-        prepare_instance(dagster_home)
+    if dagster_home is None:
+        dagster_home = settings.dp_home() / "dagster"
+        # Dagster finds its instance through the environment (DagsterInstance.get()).
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    prepare_instance(dagster_home)
+    return dagster_home
 
 
 def _write_whole(path: Path, text: str) -> None:

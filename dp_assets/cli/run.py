@@ -1,0 +1,156 @@
+"""``dp run FLOW``: run a published flow here and now, on the embedded default's instance.
+
+What ``dagster job execute`` does for one job, without its deprecation notice and without
+loading the whole code location: only the flow is compiled (at its published version, or the
+one asked for), it runs in this process as a Dagster run of the instance of ``DAGSTER_HOME``
+(so it is in the UI's run list with its events and kept outputs), and each node is printed as
+it finishes, with its row count, time and where its output is kept. A failed run exits 1 and
+names the failing node and its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from dp_assets.cli.progress import Progress
+
+#: How often the instance's event log is read for nodes that finished.
+POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class NodeLine:
+    node: str
+    rows: int | None
+    duration_ms: float | None
+    where: str | None
+
+
+def node_line(event: Any) -> NodeLine | None:
+    """The line of a materialisation event (``None`` for other events)."""
+    if not event.is_dagster_event or event.dagster_event_type is None:
+        return None
+    if event.dagster_event_type.value != "ASSET_MATERIALIZATION":
+        return None
+    materialization = event.dagster_event.step_materialization_data.materialization
+    metadata = materialization.metadata
+    rows = metadata.get("dagster/row_count")
+    duration = metadata.get("dp/duration_ms")
+    where = metadata.get("path")
+    return NodeLine(
+        node=materialization.asset_key.path[-1],
+        rows=rows.value if rows is not None else None,
+        duration_ms=duration.value if duration is not None else None,
+        where=str(where.value) if where is not None else None,
+    )
+
+
+def failure_text(failures: list[Any]) -> str:
+    """The error of the run's failed step (the platform's message names the flow and node)."""
+    for event in failures:
+        error = event.step_failure_data.error
+        if error is not None:
+            while error.cause is not None and "NodeFailed" not in error.cls_name:
+                error = error.cause
+            return error.message.strip()
+    return "the run failed (its events are in the Dagster UI)"
+
+
+@click.command("run")
+@click.argument("flow")
+@click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON or text); repeatable.")
+@click.option("--params-json", default=None, help="All params as one JSON object.")
+@click.option("--version", default=None, help="A stored version or its prefix (default: the published one).")
+def run(flow: str, params: tuple[str, ...], params_json: str | None, version: str | None) -> None:
+    """Run a published FLOW locally on the embedded default and print each node as it finishes."""
+    import dagster as dg
+
+    from dp_assets.location import build_code_location
+    from dp_assets.loading import LoadScope
+    from dp_assets.store_api import FlowNotFound, FlowStoreAPI
+    from dp_sensors.cli import _pairs
+
+    values: dict[str, Any] = {}
+    if params_json:
+        try:
+            values = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
+        if not isinstance(values, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
+    values.update(_pairs(params, "--param"))
+
+    api = FlowStoreAPI()
+    try:
+        info = api.info(flow)
+        if info.state != "published" and version is None:
+            raise click.ClickException(f"flow '{flow}' is {info.state}; `dp publish {flow}` publishes "
+                                       "its newest version, or name one with --version")
+        found, _ = api.get(flow, version)
+    except FlowNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    defs = build_code_location(store=api.store, catalog=api.catalog,
+                               scope=LoadScope(frozenset([flow]), {flow: found}))
+    job = defs.resolve_job_def(flow)
+    instance = dg.DagsterInstance.get()
+    run_id = str(uuid.uuid4())
+    tags = {"dp/trigger": "cli", "dp/flow": flow, "dp/flow_version": found}
+    outcome: dict[str, Any] = {}
+
+    def execute() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                run_config=values, instance=instance, run_id=run_id, tags=tags, raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - a bad run config, say: shown to the user below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute, name=f"dp-run-{flow}", daemon=True)
+    started = time.perf_counter()
+    # Dagster's console logger writes every event of the run to stderr (a flow job's config
+    # mapping leaves no room for logger config); the events are stored in the instance and
+    # shown in the UI, and this command prints one line per node instead.
+    with contextlib.redirect_stderr(io.StringIO()), \
+            Progress(f"run {run_id[:8]} of {flow} ({found[:12]})") as progress:
+        worker.start()
+        cursor = None
+        while True:
+            alive = worker.is_alive()
+            records = []
+            if instance.has_run(run_id):
+                batch = instance.get_records_for_run(run_id, cursor=cursor)
+                records, cursor = batch.records, batch.cursor
+            for record in records:
+                line = node_line(record.event_log_entry)
+                if line is not None:
+                    progress.line(_format(line))
+            if not alive:
+                break
+            time.sleep(POLL_SECONDS)
+    worker.join()
+    seconds = time.perf_counter() - started
+    if "error" in outcome:
+        raise click.ClickException(f"flow '{flow}' did not start: {outcome['error']}")
+    result = outcome["result"]
+    if result.success:
+        click.echo(f"run {run_id[:8]} of {flow} succeeded in {seconds:.1f} s "
+                   f"(run id {run_id}; `dp runs show {run_id[:8]}` lists its kept outputs)")
+        return
+    click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failure_text(result.get_step_failure_events())}",
+               err=True)
+    sys.exit(1)
+
+
+def _format(line: NodeLine) -> str:
+    rows = f"{line.rows:,} rows" if line.rows is not None else "-"
+    took = f"{line.duration_ms:,.0f} ms" if line.duration_ms is not None else ""
+    return f"  {line.node:28} {rows:>14} {took:>10}  {line.where or ''}"
