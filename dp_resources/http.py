@@ -30,12 +30,11 @@ import dagster as dg
 from pydantic import Field
 
 from dp_resources import netguard
+# Which headers are credentials is the secrets policy's: one place decides what stays on an origin.
+from dp_resources.secrets import CREDENTIAL_HEADERS, without_credentials  # noqa: F401 - re-exported
 
 REDIRECTS = {301, 302, 303, 307, 308}
 RETRYABLE = {429, 500, 502, 503, 504}
-# Headers that carry credentials by convention; they never follow a redirect to another origin.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
-                                "x-auth-token"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Metadata services that also answer on addresses the generic checks treat as global or private.
 METADATA_ADDRESSES = {
@@ -103,12 +102,6 @@ def origin(url: Any) -> tuple[str, str, int | None]:
 
     url = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
     return url.scheme, (url.host or "").lower(), url.port or DEFAULT_PORTS.get(url.scheme)
-
-
-def without_credentials(headers: Mapping[str, str], sensitive: Collection[str] = ()) -> dict[str, str]:
-    """``headers`` minus the conventional credential headers and the ``sensitive`` ones (any case)."""
-    drop = CREDENTIAL_HEADERS | {name.lower() for name in sensitive}
-    return {name: value for name, value in headers.items() if name.lower() not in drop}
 
 
 def _shown(url: Any) -> str:

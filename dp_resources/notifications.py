@@ -1,9 +1,22 @@
-"""Where notifications go: Slack-style webhooks by name, and e-mail over SMTP.
+"""Notifications: the one resource that sends them, for ``SendNotification`` nodes and ``notify:``.
 
-Specs name a webhook (``webhook: team_alerts``) and list addresses; the webhook URL (a secret, for
-Slack) and the SMTP login come from this resource's config or the environment
-(``DP_WEBHOOK_TEAM_ALERTS_URL``, ``DP_SMTP_HOST``...), never from a spec. Webhook posts go through
-``HttpResource`` so they get its address checks and limits.
+**Targets.** A webhook is ``${env:NAME}``: the variable holds the URL (a Slack incoming-webhook URL
+is its own credential, so it never sits in a spec). It is resolved by the platform's one secret
+resolver (``dp_resources.secrets``), under its allow-list, and redacted from every error and log
+record. A ``SendNotification`` node may instead name a webhook the deployment configured
+(``webhooks`` here, else ``DP_WEBHOOK_<NAME>_URL``): a name of the operator's, like a database
+connection's, not a secret reference. E-mail recipients are addresses or ``${env:NAME}``.
+
+**SMTP.** One set of settings: this resource's fields, else ``DP_SMTP_HOST``, ``DP_SMTP_PORT``,
+``DP_SMTP_SECURITY`` (none, starttls, ssl; default starttls), ``DP_SMTP_USER``,
+``DP_SMTP_PASSWORD`` and ``DP_SMTP_FROM``, read when a message is sent. The field names of the old
+``notifier`` resource (``smtp_user``, ``smtp_from``, ``smtp_starttls``) and ``DP_SMTP_STARTTLS``
+still work, deprecated.
+
+**Sending.** A node posts through its ``http`` resource (address checks, limits, retries); the
+run-status sensors, whose URL is the operator's, post with a plain client that follows no
+redirect. A message is tried three times. Errors name the target (``${env:NAME}`` or the webhook's
+name), never the URL or a password.
 
 ``safe_format`` fills message templates: ``{name}`` and ``{name:format_spec}`` only, from a flat
 mapping. Attribute access and indexing (``{x.__class__}``, ``{x[0]}``) are refused, since
@@ -13,10 +26,13 @@ mapping. Attribute access and indexing (``{x.__class__}``, ``{x[0]}``) are refus
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 import string
-from collections.abc import Mapping
+import time
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Literal
@@ -24,17 +40,251 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from dp_resources.secrets import ENV_REFERENCE, SecretError, SecretScope, as_written
 
 SmtpSecurity = Literal["none", "starttls", "ssl"]
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+ATTEMPTS = 3
+WEBHOOK_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
-class NotificationNotConfigured(RuntimeError):
-    pass
+class NotificationFailed(RuntimeError):
+    """A message could not be sent; the text never holds the secret URL or password."""
+
+
+class NotificationNotConfigured(NotificationFailed):
+    """No SMTP server, or a webhook name the deployment does not know."""
 
 
 class TemplateError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class _Environment:
+    """The deployment's notification settings, read in this one place when a message is sent."""
+
+    smtp_host: str
+    smtp_port: str
+    smtp_security: str
+    smtp_starttls: str  # deprecated alias of smtp_security (true: starttls, false: none)
+    smtp_user: str
+    smtp_password: str
+    smtp_from: str
+    webserver_url: str
+    webhook_urls: Mapping[str, str]  # DP_WEBHOOK_<NAME>_URL by upper-case name
+
+
+def _environment() -> _Environment:
+    env = os.environ
+    return _Environment(
+        smtp_host=env.get("DP_SMTP_HOST", ""), smtp_port=env.get("DP_SMTP_PORT", ""),
+        smtp_security=env.get("DP_SMTP_SECURITY", ""), smtp_starttls=env.get("DP_SMTP_STARTTLS", ""),
+        smtp_user=env.get("DP_SMTP_USER", ""), smtp_password=env.get("DP_SMTP_PASSWORD", ""),
+        smtp_from=env.get("DP_SMTP_FROM", ""), webserver_url=env.get("DP_WEBSERVER_URL", ""),
+        webhook_urls={k[len("DP_WEBHOOK_"):-len("_URL")]: v for k, v in env.items()
+                      if k.startswith("DP_WEBHOOK_") and k.endswith("_URL") and v},
+    )
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=3)
+
+
+class NotificationsResource(dg.ConfigurableResource):
+    """Where notifications go: webhooks, the SMTP server, and the link to a run."""
+
+    webhooks: dict[str, str] = Field(
+        default_factory=dict, description="Webhook name -> URL; a name not listed reads DP_WEBHOOK_<NAME>_URL."
+    )
+    webserver_url: str = Field(default="", description="Base URL of the Dagster UI for run links; default DP_WEBSERVER_URL.")
+    smtp_host: str = Field(default="", description="SMTP server; default DP_SMTP_HOST.")
+    smtp_port: int = Field(default=0, ge=0, description="Default DP_SMTP_PORT, else 25/465/587 by security.")
+    smtp_security: str = Field(default="", description="none, starttls or ssl; default DP_SMTP_SECURITY, else starttls.")
+    smtp_username: str = Field(default="", description="Default DP_SMTP_USER; empty: no login.")
+    smtp_password: str = Field(default="", description="Default DP_SMTP_PASSWORD (pass a dg.EnvVar).")
+    sender: str = Field(default="", description="From address; default DP_SMTP_FROM or dp-platform@localhost.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Longest SMTP or webhook exchange.")
+    smtp_user: str | None = Field(default=None, description="Deprecated name of smtp_username.")
+    smtp_from: str | None = Field(default=None, description="Deprecated name of sender.")
+    smtp_starttls: bool | None = Field(default=None, description="Deprecated: smtp_security (true: starttls, false: none).")
+
+    # --- where to -------------------------------------------------------------------------
+
+    def run_url(self, run_id: str) -> str | None:
+        base = self.webserver_url or _environment().webserver_url
+        return f"{base.rstrip('/')}/runs/{run_id}" if base else None
+
+    def webhook_url(self, target: str, scope: SecretScope, where: str = "webhook") -> str:
+        """The URL of ``target``: a sealed ``${env:NAME}`` (resolved by ``scope``) or a configured name."""
+        try:
+            resolved = scope.resolve(target, where)
+        except SecretError as exc:
+            raise NotificationNotConfigured(str(exc)) from None
+        if resolved != target:
+            return resolved
+        if ENV_REFERENCE.search(target) or not WEBHOOK_NAME.fullmatch(target):
+            raise NotificationNotConfigured(
+                f"{where}: '{target}' is neither the author's ${{env:NAME}} nor a webhook name (letters, "
+                "digits, _); a reference that data put in is not resolved"
+            )
+        url = self.webhooks.get(target) or _environment().webhook_urls.get(target.upper())
+        if not url:
+            raise NotificationNotConfigured(
+                f"{where}: webhook '{target}' is not configured: set DP_WEBHOOK_{target.upper()}_URL or list "
+                "it in the notifications resource's `webhooks`"
+            )
+        scope.add(url)
+        return url
+
+    def smtp_server(self) -> SmtpServer:
+        env = _environment()
+        if self.smtp_user is not None:
+            _deprecated("the notifications resource's smtp_user", "smtp_username")
+        if self.smtp_from is not None:
+            _deprecated("the notifications resource's smtp_from", "sender")
+        if self.smtp_starttls is not None:
+            _deprecated("the notifications resource's smtp_starttls", "smtp_security")
+        if env.smtp_starttls and not env.smtp_security:
+            _deprecated("DP_SMTP_STARTTLS", "DP_SMTP_SECURITY (none, starttls or ssl)")
+        security = (self.smtp_security or _starttls(self.smtp_starttls) or env.smtp_security
+                    or _starttls(env.smtp_starttls.lower() in ("1", "true", "yes") if env.smtp_starttls else None)
+                    or "starttls")
+        host = self.smtp_host or env.smtp_host
+        if not host:
+            raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
+        if security not in DEFAULT_PORTS:
+            raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
+        username = self.smtp_username or self.smtp_user or env.smtp_user
+        return SmtpServer(
+            host=host, port=self.smtp_port or _port(env.smtp_port) or DEFAULT_PORTS[security],
+            security=security,  # type: ignore[arg-type]
+            username=username, password=self._password() if username else "",
+            sender=self.sender or self.smtp_from or env.smtp_from or "dp-platform@localhost",
+            timeout=self.timeout_seconds,
+        )
+
+    def _password(self) -> str:
+        written = self.smtp_password
+        whole = ENV_REFERENCE.fullmatch(written)
+        if whole:  # the old `notifier` resource took "${env:NAME}": the operator's own reference
+            _deprecated("an ${env:NAME} smtp_password", "dg.EnvVar('NAME')")
+            return SecretScope([whole.group(1)], min_length=1).resolve_written(written, "smtp_password")
+        return written or _environment().smtp_password
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def post_webhook(self, target: str, payload: Mapping[str, Any], *, http: Any = None,
+                     scope: SecretScope | None = None, where: str = "webhook") -> int:
+        """POST ``payload`` as JSON to ``target``; return the status. ``http``: a node's ``HttpResource``."""
+        scope = scope or SecretScope()
+        url = self.webhook_url(target, scope, where)
+        scope.add(url.split("?", 1)[0])
+        shown = as_shown(target)
+        with scope.logs_redacted():  # httpx logs every URL it posts to
+            if http is not None:
+                return self._post_through(http, url, payload, shown, scope)
+            return self._post_plain(url, payload, shown, scope)
+
+    def _post_through(self, http: Any, url: str, payload: Mapping[str, Any], shown: str, scope: SecretScope) -> int:
+        from dp_resources.http import HttpStatusError, send_with_retries
+
+        try:
+            return send_with_retries(http, "POST", url, json=dict(payload), retries=ATTEMPTS - 1).status_code
+        except HttpStatusError as exc:
+            problem = f"HTTP {exc.response.status_code}"
+        except Exception as exc:  # noqa: BLE001 - reported by the target's name, redacted
+            problem = f"{type(exc).__name__}: {scope.redact(str(exc))}"
+        raise NotificationFailed(f"webhook {shown} refused the notification: {problem}")
+
+    def _post_plain(self, url: str, payload: Mapping[str, Any], shown: str, scope: SecretScope) -> int:
+        import httpx
+
+        problem = ""
+        for attempt in range(ATTEMPTS):
+            try:
+                response = httpx.post(url, json=dict(payload), timeout=self.timeout_seconds, follow_redirects=False)
+                if response.status_code < 300:
+                    return response.status_code
+                problem = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    break
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+            if attempt + 1 < ATTEMPTS:
+                time.sleep(0.5 * (attempt + 1))
+        raise NotificationFailed(f"webhook {shown} refused the notification: {problem}")
+
+    def send_email(self, to: Sequence[str], subject: str, body: str, *, scope: SecretScope | None = None,
+                   where: str = "to") -> None:
+        """Send ``body`` to ``to`` (addresses or sealed ``${env:NAME}`` references resolved by ``scope``)."""
+        scope = scope or SecretScope()
+        try:
+            recipients = [scope.resolve(r, f"{where}[{i}]") for i, r in enumerate(to)]
+        except SecretError as exc:
+            raise NotificationNotConfigured(str(exc)) from None
+        server = self.smtp_server()
+        scope.add(server.password)
+        problem = ""
+        for attempt in range(ATTEMPTS):
+            try:
+                server.send(recipients, subject, body)
+                return
+            except (OSError, smtplib.SMTPException) as exc:
+                problem = type(exc).__name__
+                if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused)):
+                    break
+            if attempt + 1 < ATTEMPTS:
+                time.sleep(0.5 * (attempt + 1))
+        raise NotificationFailed(f"SMTP server {server.host}:{server.port} did not take the notification: {problem}")
+
+
+def _starttls(value: bool | None) -> str:
+    return "" if value is None else ("starttls" if value else "none")
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        raise NotificationNotConfigured(f"DP_SMTP_PORT must be a port number, not '{text}'") from None
+
+
+def as_shown(target: str) -> str:
+    """A target as errors name it: the reference as written, or the webhook's name."""
+    return as_written(target)
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """One SMTP server, resolved from the resource and the environment when a message is sent."""
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str
+    password: str
+    sender: str
+    timeout: float
+
+    def send(self, to: list[str], subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = ", ".join(to)
+        message["Subject"] = subject
+        message.set_content(body)
+        context = ssl.create_default_context()
+        smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
+        kwargs: dict[str, Any] = {"context": context} if self.security == "ssl" else {}
+        with smtp_class(self.host, self.port, timeout=self.timeout, **kwargs) as smtp:
+            if self.security == "starttls":
+                smtp.starttls(context=context)
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(message)
+
+
+# --- message templates -----------------------------------------------------------------------
 
 
 class _SafeFormatter(string.Formatter):
@@ -72,95 +322,5 @@ def safe_format(template: str, values: Mapping[str, Any]) -> str:
         raise TemplateError(f"bad template: {exc}") from None
 
 
-class NotificationsResource(dg.ConfigurableResource):
-    """Named webhooks and an SMTP server for ``SendNotification``."""
-
-    webhooks: dict[str, str] = Field(
-        default_factory=dict,
-        description="Webhook name -> URL; a name not listed reads DP_WEBHOOK_<NAME>_URL.",
-    )
-    smtp_host: str = Field(default="", description="SMTP server; default DP_SMTP_HOST.")
-    smtp_port: int = Field(default=0, ge=0, description="Default DP_SMTP_PORT, else 25/465/587 by security.")
-    smtp_security: str = Field(default="", description="none, starttls or ssl; default DP_SMTP_SECURITY, else starttls.")
-    smtp_username: str = Field(default="", description="Default DP_SMTP_USER; empty: no login.")
-    smtp_password: str = Field(default="", description="Default DP_SMTP_PASSWORD.")
-    sender: str = Field(default="", description="From address; default DP_SMTP_FROM or dp-platform@localhost.")
-    timeout_seconds: float = Field(default=30.0, gt=0)
-
-    def webhook_url(self, name: str) -> str:
-        env = f"DP_WEBHOOK_{name.upper()}_URL"
-        url = self.webhooks.get(name) or os.environ.get(env)
-        if not url:
-            raise NotificationNotConfigured(
-                f"webhook '{name}' is not configured: set {env} or list it in the notifications "
-                "resource's `webhooks`"
-            )
-        return url
-
-    def post_webhook(self, http: Any, name: str, payload: Mapping[str, Any]) -> int:
-        """POST ``payload`` as JSON to the named webhook through ``http``; return the status."""
-        from dp_resources.http import send_with_retries
-
-        response = send_with_retries(http, "POST", self.webhook_url(name), json=dict(payload), retries=2)
-        return response.status_code
-
-    def send_email(self, to: list[str], subject: str, body: str) -> None:
-        SmtpServer.resolve(
-            host=self.smtp_host, port=self.smtp_port, security=self.smtp_security or None,
-            username=self.smtp_username, password=self.smtp_password, sender=self.sender,
-            timeout=self.timeout_seconds,
-        ).send(to, subject, body)
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    """One SMTP server, the same for ``SendNotification`` and the run-status notifications.
-
-    Every value not configured on a resource comes from the environment when a message is sent:
-    ``DP_SMTP_HOST``, ``DP_SMTP_PORT``, ``DP_SMTP_SECURITY`` (none, starttls, ssl; default
-    starttls), ``DP_SMTP_USER``, ``DP_SMTP_PASSWORD``, ``DP_SMTP_FROM``.
-    """
-
-    host: str
-    port: int
-    security: SmtpSecurity
-    username: str
-    password: str
-    sender: str
-    timeout: float
-
-    @classmethod
-    def resolve(cls, *, host: str = "", port: int = 0, security: str | None = None, username: str = "",
-                password: str = "", sender: str = "", timeout: float = 30.0) -> SmtpServer:
-        env = os.environ
-        host = host or env.get("DP_SMTP_HOST", "")
-        if not host:
-            raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
-        security = security or env.get("DP_SMTP_SECURITY") or "starttls"
-        if security not in DEFAULT_PORTS:
-            raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
-        return cls(
-            host=host,
-            port=port or int(env.get("DP_SMTP_PORT") or DEFAULT_PORTS[security]),
-            security=security,  # type: ignore[arg-type]
-            username=username or env.get("DP_SMTP_USER", ""),
-            password=password or env.get("DP_SMTP_PASSWORD", ""),
-            sender=sender or env.get("DP_SMTP_FROM") or "dp-platform@localhost",
-            timeout=timeout,
-        )
-
-    def send(self, to: list[str], subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = ", ".join(to)
-        message["Subject"] = subject
-        message.set_content(body)
-        context = ssl.create_default_context()
-        smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
-        kwargs: dict[str, Any] = {"context": context} if self.security == "ssl" else {}
-        with smtp_class(self.host, self.port, timeout=self.timeout, **kwargs) as smtp:
-            if self.security == "starttls":
-                smtp.starttls(context=context)
-            if self.username:
-                smtp.login(self.username, self.password)
-            smtp.send_message(message)
+#: The old name of the run-status sensors' resource, kept so Python code that builds one still works.
+NotifierResource = NotificationsResource

@@ -1,32 +1,40 @@
-"""Secrets: ``${env:NAME}`` references resolved at run time only, and redaction of their values.
+"""Secrets: the one resolver of ``${env:NAME}`` references, and the redaction of their values.
 
-A spec never holds a secret, only a reference such as ``"Bearer ${env:DP_SECRET_API_TOKEN}"``.
-The reference is resolved inside the node, at run time, by a ``SecretScope`` that remembers every
-value it handed out. Before anything leaves the node — output values, metadata, log lines, error
-messages — it goes through the scope's ``redact``/``redact_value``, which replaces each resolved
-value (and its URL-, JSON- and base64-encoded forms) by ``***``. So a secret that a server echoes
-back, or that appears in an exception from a library, is not written to the event log or to run
-storage (reliability test S6).
+``${env:NAME}`` is the only way a spec refers to a secret (a node param such as ``"Bearer
+${env:DP_SECRET_API_TOKEN}"``, a ``notify:`` webhook, a ``SendNotification`` target). Every node
+type, trigger and resource that reads one goes through this module, which holds the whole policy:
 
-Only environment variables whose names match ``SecretsResource.allowed_names`` may be referenced
-(default ``DP_SECRET_*``): a spec author cannot read ``AWS_SECRET_ACCESS_KEY`` or the database URL
-of the platform by naming it. References are resolved only where the spec's author wrote them:
-the spec renderer seals them before any template is filled (``secret_refs``), and ``resolve``
-resolves sealed references only, so text that flow params, event payloads, upstream data or an
-agent's arguments put into params — even text that composes ``${env:NAME}`` from pieces — stays
-literal. ``resolve_written`` is for text the deployment's operator wrote whole (MCP server config).
+- **Only the author's text counts.** Node params are rendered in steps (flow params by the runtime,
+  upstream data and agent arguments inside the node), so by the time a node runs the author's text
+  and the text templating put in are one string, and a caller could compose ``$`` + ``{env:NAME}``.
+  The spec renderer therefore seals each reference in the author's literal text before any template
+  is filled (``seal_written``: ``$[dp-secret:NAME:MAC]``, an HMAC under a key made once per process
+  and never stored or sent), every substituted value goes through ``as_written`` (which unseals any
+  seal in it), and ``SecretScope.resolve`` resolves sealed references only. Plain ``${env:NAME}``
+  text is data and stays literal. ``resolve_written`` is for text nobody but the author or the
+  operator wrote (a ``notify:`` entry, MCP server config).
+- **Only allowed names.** A reference resolves only when its name matches the allow-list (default
+  ``DP_SECRET_*``; ``DP_ALLOWED_SECRET_NAMES`` or the ``secrets`` resource change it), so an author
+  cannot read ``AWS_SECRET_ACCESS_KEY`` or the platform's database URL by naming it.
+- **Never shown.** The ``SecretScope`` that resolved a value redacts it (and its URL-, JSON- and
+  base64-encoded forms) from outputs, metadata, errors and the client libraries' log records.
+- **Never sent elsewhere.** Credential headers and headers holding a resolved value are dropped
+  when a redirect leaves the first origin (``without_credentials``, used by ``HttpResource``).
 """
 
 from __future__ import annotations
 
 import base64
 import fnmatch
+import hashlib
+import hmac
 import json
 import logging
 import os
 import re
+import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -34,20 +42,82 @@ from urllib.parse import quote, quote_plus
 import dagster as dg
 from pydantic import Field
 
-from dp_resources.secret_refs import ENV_REFERENCE, SEALED_REFERENCE, as_written, genuine, seal_written
-
 REDACTED = "***"
+ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+SEALED_REFERENCE = re.compile(r"\$\[dp-secret:([A-Za-z_][A-Za-z0-9_]*):([0-9a-f]{32})\]")
+DEFAULT_ALLOWED_NAMES = ("DP_SECRET_*",)
+ALLOWED_NAMES_VARIABLE = "DP_ALLOWED_SECRET_NAMES"
+# Headers that carry credentials by convention; they never follow a redirect to another origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
+                                "x-auth-token"})
+
+
+def allowed_secret_names() -> tuple[str, ...]:
+    """The deployment's allow-list: ``DP_ALLOWED_SECRET_NAMES`` (comma-separated globs), else ``DP_SECRET_*``."""
+    text = os.environ.get(ALLOWED_NAMES_VARIABLE, "")  # the one read of it (moves to dp_settings)
+    return tuple(name.strip() for name in text.split(",") if name.strip()) or DEFAULT_ALLOWED_NAMES
 
 
 class SecretError(ValueError):
     """A reference that may not or cannot be resolved; the message names the variable, never a value."""
 
 
+# --- sealing: the author's references told apart from look-alike data --------------------------
+
+# One random key per process, made on first use (no work at import). A forked child keeps it, so
+# params rendered before a fork (a node under timeout_seconds) still resolve in the child.
+_key: list[bytes] = []
+_key_lock = threading.Lock()
+
+
+def _mac(name: str) -> str:
+    with _key_lock:
+        if not _key:
+            _key.append(os.urandom(32))
+    return hmac.new(_key[0], name.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def seal_written(text: str) -> str:
+    """Text the spec author (or the operator) wrote, each ``${env:NAME}`` in it sealed as theirs."""
+    return ENV_REFERENCE.sub(lambda m: f"$[dp-secret:{m.group(1)}:{_mac(m.group(1))}]", text)
+
+
+def genuine(match: re.Match) -> bool:
+    """Whether a ``SEALED_REFERENCE`` match was sealed by this process."""
+    return hmac.compare_digest(match.group(2), _mac(match.group(1)))
+
+
+def sealed_names(text: str) -> Iterator[str]:
+    """Names of the genuine sealed references in ``text``."""
+    for match in SEALED_REFERENCE.finditer(text):
+        if genuine(match):
+            yield match.group(1)
+
+
+def as_written(value: Any) -> Any:
+    """``value`` with every sealed reference inside its strings shown as plain ``${env:NAME}`` text.
+
+    Applied to everything a template substitutes (so data never carries a seal into params) and
+    to text shown or sent without resolving (prompts, messages, errors).
+    """
+    if isinstance(value, str):
+        if "$[dp-secret:" not in value:
+            return value
+        return SEALED_REFERENCE.sub(lambda m: "${env:" + m.group(1) + "}", value)
+    if isinstance(value, Mapping):
+        return {as_written(k) if isinstance(k, str) else k: as_written(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_written(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(as_written(v) for v in value)
+    return value
+
+
 def references(value: Any) -> list[str]:
     """Names of every environment variable referenced (written or sealed) anywhere inside ``value``."""
     found: list[str] = []
     if isinstance(value, str):
-        found += ENV_REFERENCE.findall(value) + [m.group(1) for m in SEALED_REFERENCE.finditer(value) if genuine(m)]
+        found += ENV_REFERENCE.findall(value) + list(sealed_names(value))
     elif isinstance(value, Mapping):
         for item in value.values():
             found += references(item)
@@ -57,20 +127,28 @@ def references(value: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-class SecretScope:
-    """The secrets one node run resolved, and the redaction of their values.
+def without_credentials(headers: Mapping[str, str], sensitive: Collection[str] = ()) -> dict[str, str]:
+    """``headers`` minus the conventional credential headers and the ``sensitive`` ones (any case)."""
+    drop = CREDENTIAL_HEADERS | {name.lower() for name in sensitive}
+    return {name: value for name, value in headers.items() if name.lower() not in drop}
 
-    Created per node call by ``SecretsResource.scope()``; tests may build one directly.
+
+# --- resolving and redacting ---------------------------------------------------------------------
+
+
+class SecretScope:
+    """The secrets one node run (or one notification) resolved, and the redaction of their values.
+
+    Created per call by ``scope_for(resources)`` or ``SecretsResource.scope()``; tests may build
+    one directly. ``allowed_names=None`` is the deployment's allow-list (``allowed_secret_names``).
     """
 
-    def __init__(self, allowed_names: list[str] | tuple[str, ...] = ("DP_SECRET_*",), min_length: int = 4,
+    def __init__(self, allowed_names: Collection[str] | None = None, min_length: int = 4,
                  environ: Mapping[str, str] | None = None):
-        self.allowed_names = tuple(allowed_names)
+        self.allowed_names = tuple(allowed_secret_names() if allowed_names is None else allowed_names)
         self.min_length = min_length
         self._environ = environ
         self._values: set[str] = set()
-
-    # --- resolving --------------------------------------------------------------------------
 
     def allowed(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed_names)
@@ -80,9 +158,12 @@ class SecretScope:
         place = f"{where}: " if where else ""
         if not self.allowed(name):
             raise SecretError(
-                f"{place}${{env:{name}}} is not an allowed secret name; the `secrets` resource "
-                f"allows {', '.join(self.allowed_names) or 'none'} (set allowed_names to change it)"
+                f"{place}${{env:{name}}} is not an allowed secret name; the deployment allows "
+                f"{', '.join(self.allowed_names) or 'none'} (name the variable so, or add it to "
+                f"{ALLOWED_NAMES_VARIABLE})"
             )
+        # Secret values are read here and only here: they are the deployment's variables, named by
+        # an allowed reference, and no settings model can list them in advance.
         environ = os.environ if self._environ is None else self._environ
         value = environ.get(name)
         if value is None or value == "":
@@ -101,6 +182,8 @@ class SecretScope:
         Plain ``${env:NAME}`` text is left as it is: it came from data, not from the author.
         """
         if isinstance(value, str):
+            if "$[dp-secret:" not in value:
+                return value
             return SEALED_REFERENCE.sub(lambda m: self.secret(m.group(1), where) if genuine(m) else m.group(0), value)
         if isinstance(value, Mapping):
             return {key: self.resolve(item, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
@@ -111,7 +194,7 @@ class SecretScope:
         return value
 
     def resolve_written(self, value: Any, where: str = "") -> Any:
-        """``resolve`` for text the deployment's operator wrote whole (never templated), e.g. MCP config."""
+        """``resolve`` for text nobody but the author or operator wrote, whole and never templated."""
         if isinstance(value, str):
             return self.resolve(seal_written(value), where)
         if isinstance(value, Mapping):
@@ -119,8 +202,6 @@ class SecretScope:
         if isinstance(value, list):
             return [self.resolve_written(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return value
-
-    # --- redacting --------------------------------------------------------------------------
 
     def add(self, value: str) -> None:
         """Remember ``value`` (and its common encodings) as a secret to redact."""
@@ -142,15 +223,21 @@ class SecretScope:
         """Whether ``text`` contains a resolved secret (in any of its remembered forms)."""
         return isinstance(text, str) and any(value in text for value in self._values)
 
+    def sensitive_headers(self, headers: Mapping[str, str]) -> list[str]:
+        """Names of the headers holding a resolved secret: they stay on the first origin."""
+        return [name for name, value in headers.items() if self.holds_secret(value)]
+
     def redact(self, text: str) -> str:
         """``text`` without any resolved secret (and with sealed references shown as written)."""
         if not isinstance(text, str):
             return text
         text = as_written(text)
-        if not self._values:
-            return text
-        for value in sorted(self._values, key=len, reverse=True):
-            if value in text:
+        # Until none is left: a replacement can join its marker and the text beside it into a value
+        # again (a secret ``a***`` in ``aa***``). Each replacement removes a character other than
+        # ``*`` or shortens the text, so this ends; a value inside the marker itself cannot be removed.
+        values = [value for value in sorted(self._values, key=len, reverse=True) if value not in REDACTED]
+        while any(value in text for value in values):
+            for value in values:
                 text = text.replace(value, REDACTED)
         return text
 
@@ -194,7 +281,6 @@ class SecretScope:
         if isinstance(rebuilt, Exception) and str(rebuilt) == message:
             return rebuilt
         return ToolError(f"{type(exc).__name__}: {message}")
-
 
     @contextmanager
     def logs_redacted(self) -> Iterator[None]:
@@ -271,20 +357,21 @@ def _frame_type() -> type | None:
 class SecretsResource(dg.ConfigurableResource):
     """Which environment variables specs may reference as ``${env:NAME}``, resolved at run time."""
 
-    allowed_names: list[str] = Field(
-        default_factory=lambda: ["DP_SECRET_*"],
+    allowed_names: list[str] | None = Field(
+        default=None,
         description="Glob patterns of environment variable names that specs may reference as "
-        "secrets (`${env:NAME}`). Anything else is refused.",
+        "secrets (`${env:NAME}`); anything else is refused. Default: DP_ALLOWED_SECRET_NAMES, "
+        "else DP_SECRET_*.",
     )
     min_length: int = Field(
         default=4, ge=1, description="Shortest secret value accepted (shorter ones cannot be redacted safely)."
     )
 
     def scope(self) -> SecretScope:
-        return SecretScope(list(self.allowed_names), self.min_length)
+        return SecretScope(self.allowed_names, self.min_length)
 
 
 def scope_for(resources: Mapping[str, Any]) -> SecretScope:
-    """The node's secret scope: from the ``secrets`` resource, or the defaults when none is wired."""
+    """The node's secret scope: from the ``secrets`` resource, or the deployment's defaults."""
     resource = resources.get("secrets")
     return resource.scope() if resource is not None else SecretScope()

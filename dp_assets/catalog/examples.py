@@ -35,7 +35,7 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
                                   "connection": "warehouse"}},
     "ApiEndpoint": {"id": "tickets", "type": "ApiEndpoint",
                     "params": {"url": "https://api.example.com/v1/tickets", "record_path": "data",
-                               "header_env": {"Authorization": "DP_SECRET_TICKETS_TOKEN"},
+                               "headers": {"Authorization": "Bearer ${env:DP_SECRET_TICKETS_TOKEN}"},
                                "pagination": {"type": "cursor", "cursor_path": "meta.next_cursor"}}},
     "WebhookListener": {"id": "incoming", "type": "WebhookListener", "params": {"record_path": "orders"}},
     "SampleRows": {"id": "sample", "type": "SampleRows", "inputs": ["orders"],

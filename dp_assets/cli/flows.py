@@ -13,6 +13,7 @@ import click
 
 from dp_assets.catalog import default_catalog
 from dp_assets.publishing import spec_files
+from dp_assets.spec import secret_forms
 from dp_assets.spec.loading import SpecLoadError, read_spec_file
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 from dp_assets.store_api import FlowNotFound, FlowStoreAPI, PublishResult
@@ -43,8 +44,11 @@ def validate(paths: tuple[str, ...]) -> None:
     bad = 0
     for path in _expand(paths):
         try:
-            validated = validate_spec(read_spec_file(path), catalog)
+            with secret_forms.deprecations() as notes:
+                validated = validate_spec(read_spec_file(path), catalog)
             click.echo(f"ok    {path}  flow '{validated.id}' version {validated.version}")
+            for note in notes + secret_forms.refused_in(validated.raw, catalog):
+                click.echo(f"  warning: {note}", err=True)
         except (SpecLoadError, FlowValidationError) as exc:
             bad += 1
             click.echo(f"FAIL  {path}\n{exc}", err=True)

@@ -25,6 +25,7 @@ from dp_assets.spec.document import (
     check_json_depth,
     check_text,
 )
+from dp_assets.spec.secret_forms import upgrade_nodes
 
 __all__ = ["SpecLoadError", "SpecShapeError", "normalise_spec", "parse_spec_text", "read_spec_file", "read_spec_text"]
 
@@ -118,7 +119,8 @@ def normalise_spec(data: Mapping[str, Any]) -> dict[str, Any]:
             raise SpecShapeError("'edges' need a 'nodes' list to connect", flow=_flow_id(spec), field="edges")
         spec.pop("edges", None)
         return spec
-    nodes = [_unwrap_designer_node(n) for n in nodes]
+    # Old ways of writing a secret are read as ${env:NAME} here, the one door (with a warning).
+    nodes = upgrade_nodes([_unwrap_designer_node(n) for n in nodes], _flow_id(spec))
     edges = spec.pop("edges", None)
     for node in nodes:
         if isinstance(node, dict) and isinstance(node.get("inputs"), str):

@@ -6,7 +6,7 @@ Nothing else is evaluated: the only thing a template can reach is a named flow p
 
 Each string is split once into the author's literal text and template references. Secret
 references (``${env:NAME}``) are recognised in the literal text only, and sealed there
-(``dp_resources.secret_refs``) before any param is filled in; a param's value goes in as plain
+(``dp_resources.secrets``) before any param is filled in; a param's value goes in as plain
 text (``as_written`` unseals anything in it) and is never looked at for references, so a launch
 param cannot form one, alone or with the text beside it (``prefix$`` + ``{env:NAME}``).
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dp_assets.spec import inert
-from dp_resources.secret_refs import as_written, seal_written
+from dp_resources.secrets import as_written, seal_written
 
 TEMPLATE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 WHOLE = re.compile(r"^\s*\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")

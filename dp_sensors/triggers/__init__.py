@@ -10,7 +10,7 @@ spec                  Dagster                                                nam
 ``event``             sensor over the event bus (resource ``event_bus``)      ``<flow>_event_sensor``
 ``file``              sensor over the data root (resource ``files``)          ``<flow>_file_sensor``
 ``flow``              run-status sensor on the upstream flow's job            ``<flow>_after_<up>_sensor``
-``notify``            run-status sensors on this flow's job (``notifier``)     ``<flow>_notify_<outcome>_sensor``
+``notify``            run-status sensors (resource ``notifications``)        ``<flow>_notify_<outcome>_sensor``
 ====================  =====================================================  ======================
 
 A second trigger of the same kind gets ``_2``, and so on. A trigger whose fixed params do not

@@ -1,14 +1,14 @@
-"""ApiEndpoint, APIRequest and SendNotification against real servers on loopback.
+"""ApiEndpoint and APIRequest against real servers on loopback (SendNotification:
+``test_notification_node.py``).
 
 Results are compared with ``pd.json_normalize`` of what the server sent; E6 (the same
 idempotency key on every attempt, the effect applied once) is checked with a server that
-honours the key. E-mail goes to a real ``aiosmtpd`` server.
+honours the key.
 """
 
 from __future__ import annotations
 
 import json
-from email import message_from_bytes
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from node_helpers import LoopbackServer, Recorded, Reply, make_ctx, run_node
 
+from dp_assets.spec.templates import render
 from dp_resources.http import HttpStatusError, send_with_retries
-from dp_resources.notifications import NotificationsResource, TemplateError, safe_format
 
 ITEMS = [{"id": i, "name": f"n{i}", "geo": {"lat": i * 1.5, "tz": None if i % 2 else "UTC"}} for i in range(7)]
 
@@ -73,8 +73,8 @@ def test_api_endpoint_retries_5xx_and_posts_json(http_server: LoopbackServer, ht
     answers = [Reply(503, {"error": "busy"}, {"Retry-After": "0"}), Reply(200, [{"a": 1}, {"a": None}])]
     http_server.handler = lambda request: answers.pop(0)
     params = {"url": f"{http_server.url}/q", "method": "POST", "body": {"since": "2024-01-01"},
-              "query": {"x": 1}, "header_env": {"Authorization": "DP_SECRET_TEST_TOKEN"}, "backoff_seconds": 0}
-    result = run_node("ApiEndpoint", params, {}, ctx_http(http_resource))
+              "query": {"x": 1}, "headers": {"Authorization": "${env:DP_SECRET_TEST_TOKEN}"}, "backoff_seconds": 0}
+    result = run_node("ApiEndpoint", render(params, {}), {}, ctx_http(http_resource))  # sealed as the runtime does
     pd.testing.assert_frame_equal(result, pd.json_normalize([{"a": 1}, {"a": None}]))
     assert [r.json() for r in http_server.requests] == [{"since": "2024-01-01"}] * 2
     assert http_server.requests[-1].headers["authorization"] == "s3cret"
@@ -150,41 +150,3 @@ def test_api_request_batches_and_collects_errors(http_server: LoopbackServer, ht
     assert [r.json()["rows"] for r in http_server.requests] == [[{"x": 0}, {"x": 1}], [{"x": 2}, {"x": 3}], [{"x": 4}]]
     with pytest.raises(HttpStatusError):
         run_node("APIRequest", {**params, "errors": "raise"}, {"input": df}, ctx_http(http_resource))
-
-
-# --- SendNotification -------------------------------------------------------------------------
-
-
-def test_send_notification_webhook(http_server: LoopbackServer, http_resource: Any) -> None:
-    notifications = NotificationsResource(webhooks={"team": f"{http_server.url}/hook"})
-    ctx = make_ctx(resources={"http": http_resource, "notifications": notifications}, flow_params={"day": "2024-01-02"},
-                   flow_id="sales")
-    df = pd.DataFrame({"region": ["EU"], "total": [12.5]})
-    out = run_node("SendNotification", {"channel": "webhook", "webhook": "team",
-                                        "message": "{flow_id} {day}: {row_count} row(s), EU total {total:.1f}"},
-                   {"input": df}, ctx)
-    assert out is df
-    assert http_server.requests[0].json() == {"text": "sales 2024-01-02: 1 row(s), EU total 12.5"}
-
-
-def test_send_notification_email(smtp_server: Any) -> None:
-    host, port, inbox = smtp_server
-    notifications = NotificationsResource(smtp_host=host, smtp_port=port, smtp_security="none",
-                                          sender="dp@example.test")
-    ctx = make_ctx(resources={"notifications": notifications}, flow_id="sales")
-    params = {"channel": "email", "to": ["ops@example.test"], "subject": "{flow_id}: {row_count} rows",
-              "message": "Columns: {columns}\n{preview}", "when": "non_empty"}
-    run_node("SendNotification", params, {"input": pd.DataFrame({"a": [1, 2]})}, ctx)
-    run_node("SendNotification", params, {"input": pd.DataFrame({"a": []})}, ctx)  # when: non_empty
-    assert len(inbox.messages) == 1
-    message = message_from_bytes(inbox.messages[0].content)
-    assert message["Subject"] == "sales: 2 rows" and inbox.messages[0].rcpt_tos == ["ops@example.test"]
-    assert "Columns: a" in message.get_payload() and "| a |" in message.get_payload()
-
-
-@pytest.mark.parametrize("template", ["{x.__class__}", "{x.__class__.__mro__}", "{x[0]}", "{x!r}", "{0}",
-                                      "{secret}", "{x:{x}}", "{"])
-def test_templates_refuse_attribute_access(template: str) -> None:
-    with pytest.raises(TemplateError):
-        safe_format(template, {"x": "value"})
-    assert safe_format("{x} {n:>4}", {"x": "v", "n": 7}) == "v    7"

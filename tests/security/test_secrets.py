@@ -238,7 +238,7 @@ AUTHOR_LITERALS = ["prefix$", "$", "${env:", "{env:", "env:", PLANTED, "}", "/",
 def _fragment_text():
     from hypothesis import strategies as st
 
-    from dp_resources.secret_refs import seal_written
+    from dp_resources.secrets import seal_written
 
     leaked = seal_written("${env:" + PLANTED + "}")
     return st.lists(st.sampled_from([*FRAGMENTS, leaked]), min_size=0, max_size=4).map("".join)
@@ -249,7 +249,7 @@ def _author_text():
     from hypothesis import strategies as st
 
     from dp_assets.spec.templates import TEMPLATE
-    from dp_resources.secret_refs import ENV_REFERENCE
+    from dp_resources.secrets import ENV_REFERENCE
 
     def honest(text: str) -> bool:  # the author never wrote the planted reference themselves
         return not any(ENV_REFERENCE.search(part) for part in TEMPLATE.split(text)[::2])
@@ -282,7 +282,7 @@ def _secret_env(monkeypatch) -> None:
 def test_S6_templates_seal_only_references_in_the_authors_literal_text():
     """S6: rendering seals `${env:}` in literal text only; what a param puts in is never a reference."""
     from dp_assets.spec.templates import render
-    from dp_resources.secret_refs import sealed_names
+    from dp_resources.secrets import sealed_names
 
     params = {"a": "$", "b": "{env:" + PLANTED + "}", "n": 3}
     rendered = render({"h": "prefix${{ params.b }}", "two": "{{ params.a }}{{ params.b }}",
@@ -428,16 +428,22 @@ def test_S6_launch_params_and_event_payloads_cannot_compose_a_reference_in_a_rea
 
 
 def test_S6_api_nodes_read_secrets_only_through_the_secrets_policy(monkeypatch):
-    """S6: ApiEndpoint/APIRequest `header_env` may name only allowed variables (not the platform's
-    own, e.g. a database URL); the author's `${env:}` in `headers` resolves, one composed from a
-    launch param stays literal; a value the server echoes back is redacted from the output."""
+    """S6: ApiEndpoint/APIRequest headers may name only allowed variables (not the platform's own,
+    e.g. a database URL); the author's `${env:}` in `headers` resolves, one composed from a launch
+    param stays literal; the old `header_env` is read as `${env:}` under the same policy; a value
+    the server echoes back is redacted from the output."""
     import pandas as pd
 
     from dp_assets.catalog.base import NodeContext
     from dp_assets.catalog.nodes.sinks_api import APIRequestParams, api_request
     from dp_assets.catalog.nodes.sources_api import ApiEndpointParams, api_endpoint
+    from dp_assets.spec.secret_forms import SecretFormDeprecated, upgrade_nodes
     from dp_assets.spec.templates import render
     from dp_resources.http import HttpResource
+
+    def old_form(node_type: str, params: dict) -> dict:  # as normalise_spec reads a stored spec
+        with pytest.warns(SecretFormDeprecated, match="params.header_env: deprecated; write headers"):
+            return upgrade_nodes([{"id": "api", "type": node_type, "params": params}], "api_flow")[0]["params"]
 
     _secret_env(monkeypatch)
     monkeypatch.setenv("DP_PLATFORM_DATABASE_URL", "postgresql://admin:pw-4321@db/dp")
@@ -446,15 +452,15 @@ def test_S6_api_nodes_read_secrets_only_through_the_secrets_policy(monkeypatch):
         flow_params = {"a": "$", "b": "{env:" + PLANTED + "}"}
         ctx = NodeContext("api_flow", "api", "run-1", flow_params, {"http": HttpResource(allow_private=True)})
         before = len(target.requests)
-        refused = r"header_env.X-Db: \$\{env:DP_PLATFORM_DATABASE_URL\} is not an allowed secret name"
+        refused = r"headers.X-Db: \$\{env:DP_PLATFORM_DATABASE_URL\} is not an allowed secret name"
         with pytest.raises(SecretError, match=refused):
-            api_endpoint(ctx, ApiEndpointParams(url=f"{target.url}/page",
-                                                header_env={"X-Db": "DP_PLATFORM_DATABASE_URL"}), {})
+            api_endpoint(ctx, ApiEndpointParams.model_validate(render(old_form("ApiEndpoint", {
+                "url": f"{target.url}/page", "header_env": {"X-Db": "DP_PLATFORM_DATABASE_URL"}}), {})), {})
         assert len(target.requests) == before
         raw = {"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}",
                                                         "X-Composed": "{{ params.a }}{{ params.b }}"},
                "header_env": {"X-Env": PLANTED}, "idempotency_header": None}
-        log = api_request(ctx, APIRequestParams.model_validate(render(raw, flow_params)),
+        log = api_request(ctx, APIRequestParams.model_validate(render(old_form("APIRequest", raw), flow_params)),
                           {"input": pd.DataFrame({"n": [1]})})
         sent = target.requests[-1]["headers"]
         assert sent["X-Mine"] == CONTROL_VALUE and sent["X-Env"] == PLANTED_VALUE

@@ -328,22 +328,24 @@ def test_S6_redirect_limits_per_node(internal, elsewhere):
     assert http_tool(node_ctx(http), HttpToolParams(url=url, max_redirects=5), {})["status"] == 200
 
 
-def test_S6_api_nodes_keep_header_env_on_their_origin(internal, elsewhere, monkeypatch):
-    """S6: ApiEndpoint's header_env secret goes neither through a cross-origin redirect nor to a
+def test_S6_api_nodes_keep_secret_headers_on_their_origin(internal, elsewhere, monkeypatch):
+    """S6: ApiEndpoint's `${env:}` header goes neither through a cross-origin redirect nor to a
     next-page link on another origin; APIRequest's neither through a redirect."""
     import pandas as pd
 
     from dp_assets.catalog.nodes.sinks_api import APIRequestParams, api_request
     from dp_assets.catalog.nodes.sources_api import ApiEndpointParams, api_endpoint
+    from dp_assets.spec.templates import render
 
     monkeypatch.setenv("DP_SECRET_API_TOKEN", "api-Token-6677")
     http = HttpResource(allow_private=True, timeout_seconds=5)
     before = len(elsewhere.requests)
-    api_endpoint(node_ctx(http), ApiEndpointParams(url=f"{internal.url}/page?next={elsewhere.url}/page",
-                                                   header_env={"X-Token": "DP_SECRET_API_TOKEN"},
-                                                   pagination={"type": "next_link"}), {})
-    api_request(node_ctx(http), APIRequestParams(url=f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo",
-                                                 header_env={"X-Token": "DP_SECRET_API_TOKEN"}),
+    token = {"X-Token": "${env:DP_SECRET_API_TOKEN}"}
+    api_endpoint(node_ctx(http), ApiEndpointParams.model_validate(render({
+        "url": f"{internal.url}/page?next={elsewhere.url}/page", "headers": token,
+        "pagination": {"type": "next_link"}}, {})), {})
+    api_request(node_ctx(http), APIRequestParams.model_validate(render({
+        "url": f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo", "headers": token}, {})),
                 {"input": pd.DataFrame({"a": [1]})})
     seen = _hops(elsewhere, before)
     assert [r["path"] for r in seen] == ["/page", "/echo"]

@@ -13,7 +13,6 @@ import redis
 
 from dp_resources.files import FilesResource
 from dp_sensors.events import EventBusResource
-from dp_sensors.notifications import NotifierResource
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,3 @@ def files(tmp_path: Path) -> FilesResource:
     (tmp_path / "data").mkdir()
     return FilesResource(data_dir=str(tmp_path / "data"))
 
-
-@pytest.fixture
-def notifier() -> NotifierResource:
-    return NotifierResource(webserver_url="http://dagster.test")

@@ -27,8 +27,7 @@ from pydantic import Field, ValidationError
 from dp_assets.catalog.base import Catalog, NodeContext, NodeType, Params
 from dp_assets.catalog.nodes import tools as t
 from dp_assets.spec import inert
-from dp_resources.secret_refs import as_written
-from dp_resources.secrets import SecretScope, scope_for
+from dp_resources.secrets import SecretScope, as_written, scope_for
 
 ARG_TEMPLATE = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TOOL_TYPES = ("HttpTool", "ShellTool", "PythonTool", "McpTool")

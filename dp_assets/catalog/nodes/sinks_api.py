@@ -6,7 +6,9 @@ retry, and a re-run of a step after a worker died, sends the same key and a serv
 it applies the effect once (E6).
 
 ``SendNotification`` fills its message with ``safe_format`` (plain ``{name}`` fields only) from
-the flow params, a summary of the data, and the first row's values.
+the flow params, a summary of the data, and the first row's values, and sends it through the
+platform's one notification resource (as ``notify:`` does); the webhook (``${env:NAME}`` or a name
+the deployment configured) and ``${env:NAME}`` recipients are the author's references only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
-from dp_assets.catalog.nodes.sources_api import as_written_params, secret_headers, sensitive
+from dp_assets.catalog.nodes.sources_api import as_written_params, secret_headers
+from dp_assets.spec.secret_forms import refuse_header_env
 from dp_resources.secrets import SecretScope, scope_for
 
 # --- APIRequest ------------------------------------------------------------------------------
@@ -34,10 +37,9 @@ class APIRequestParams(Params):
     body_key: str | None = Field(
         default=None, description="Batch mode: send {body_key: [rows]} instead of a bare list."
     )
-    headers: dict[str, str] = Field(default_factory=dict)
-    header_env: dict[str, str] = Field(
-        default_factory=dict, description="Header -> environment variable holding its value; only names "
-        "the `secrets` resource allows (default DP_SECRET_*)."
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers; values may hold ${env:NAME} secrets (only names the "
+        "deployment allows, default DP_SECRET_*), kept on the URL's origin."
     )
     rate_limit: float | None = Field(default=None, gt=0, description="Most requests per second.")
     idempotency_header: str | None = Field(
@@ -52,6 +54,11 @@ class APIRequestParams(Params):
     max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
                                       "http resource's, default 5); 0: none. Credentials never follow a "
                                       "redirect to another origin; https to http is refused.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_header_env(cls, data: Any) -> Any:
+        return refuse_header_env(data)
 
 
 def idempotency_key(ctx: NodeContext, method: str, url: str, body: Any) -> str:
@@ -86,7 +93,7 @@ def _send(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], he
     df: pd.DataFrame = inputs["input"]
     records = json_records(df)
     size = 1 if params.mode == "row" else params.batch_size
-    secret_names = sensitive(headers, scope)
+    secret_names = scope.sensitive_headers(headers)
     log = []
     interval = 1 / params.rate_limit if params.rate_limit else 0.0
     last_sent = 0.0
@@ -183,8 +190,9 @@ def display_results(ctx: NodeContext, params: DisplayResultsParams, inputs: dict
 
 class SendNotificationParams(Params):
     channel: Literal["webhook", "email"] = Field(description="Send to a webhook (chat) or by e-mail.")
-    webhook: str | None = Field(default=None, description="Name of a webhook of the notifications resource.")
-    to: list[str] | None = Field(default=None, description="E-mail recipients.")
+    webhook: str | None = Field(default=None, description="'${env:NAME}' (the variable holds the URL), or the "
+                                "name of a webhook the deployment configured (DP_WEBHOOK_<NAME>_URL).")
+    to: list[str] | None = Field(default=None, description="E-mail recipients: addresses or '${env:NAME}'.")
     subject: str = Field(default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`.")
     message: str = Field(
         description="Template: {name} fields from flow params, row_count, column_count, columns, "
@@ -198,7 +206,7 @@ class SendNotificationParams(Params):
     @model_validator(mode="after")
     def _target(self) -> SendNotificationParams:
         if self.channel == "webhook" and not self.webhook:
-            raise ValueError("channel 'webhook' needs `webhook` (a configured webhook name)")
+            raise ValueError("channel 'webhook' needs `webhook` ('${env:NAME}' or a configured webhook name)")
         if self.channel == "email" and not self.to:
             raise ValueError("channel 'email' needs `to`")
         return self
@@ -218,21 +226,27 @@ def template_values(ctx: NodeContext, df: pd.DataFrame, preview_rows: int) -> di
 
 def send_notification(ctx: NodeContext, params: SendNotificationParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Send a message templated from the data and params to a Slack-style webhook or by e-mail."""
-    from dp_resources.notifications import safe_format
+    from dp_assets.catalog.nodes.tools import guarded
+    from dp_resources.notifications import as_shown, safe_format
 
     df: pd.DataFrame = inputs["input"]
     if (params.when == "non_empty" and not len(df)) or (params.when == "empty" and len(df)):
         ctx.log.info(f"{ctx.node_id}: nothing sent (when: {params.when}, {len(df)} rows)")
         return df
+    scope = scope_for(ctx.resources)
+    written = as_written_params(params)  # the texts sent; only the targets resolve secrets
     values = template_values(ctx, df, params.preview_rows)
-    message = safe_format(params.message, values)
     notifications = ctx.resource("notifications")
-    if params.channel == "webhook":
-        status = notifications.post_webhook(ctx.resource("http"), params.webhook, {params.payload_key: message})
-        ctx.log.info(f"{ctx.node_id}: webhook '{params.webhook}' answered {status}")
-    else:
-        notifications.send_email(list(params.to or []), safe_format(params.subject, values), message)
-        ctx.log.info(f"{ctx.node_id}: e-mail sent to {len(params.to or [])} recipient(s)")
+    with guarded(ctx, "SendNotification", scope):
+        message = safe_format(written.message, values)
+        if params.channel == "webhook":
+            status = notifications.post_webhook(params.webhook or "", {params.payload_key: message},
+                                                http=ctx.resource("http"), scope=scope, where="params.webhook")
+            ctx.log.info(f"{ctx.node_id}: webhook {as_shown(params.webhook or '')} answered {status}")
+        else:
+            notifications.send_email(list(params.to or []), safe_format(written.subject, values), message,
+                                     scope=scope, where="params.to")
+            ctx.log.info(f"{ctx.node_id}: e-mail sent to {len(params.to or [])} recipient(s)")
     return df
 
 
@@ -242,6 +256,6 @@ NODE_TYPES = [
     NodeType("DisplayResults", DisplayResultsParams, display_results, "sink",
              infer_schema=lambda params, inputs: inputs["input"]),
     NodeType("SendNotification", SendNotificationParams, send_notification, "sink",
-             resources=frozenset({"notifications", "http"}), side_effects=True, produces_asset=False,
+             resources=frozenset({"notifications", "http", "secrets"}), side_effects=True, produces_asset=False,
              infer_schema=lambda params, inputs: inputs["input"]),
 ]

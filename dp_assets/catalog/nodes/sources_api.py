@@ -3,10 +3,11 @@
 ``ApiEndpoint`` goes through ``HttpResource`` (SSRF guard, byte cap, total timeout) and
 ``send_with_retries`` (429/5xx retried, ``Retry-After`` honoured). Secret headers come from the
 ``secrets`` resource, like the tool nodes': ``headers`` values may hold ``${env:NAME}`` the spec's
-author wrote, and ``header_env`` names variables directly; either way only names the resource
-allows (default ``DP_SECRET_*``), their values are redacted from the output, metadata and errors,
-and they are not sent to another origin: not after a redirect (``max_redirects``), not to a
-next-page link. ``${env:NAME}`` text in other params is not resolved and is sent as written.
+author wrote (the old ``header_env`` is read as that, ``dp_assets.spec.secret_forms``); only names
+the deployment allows (default ``DP_SECRET_*``), their values are redacted from the output,
+metadata and errors, and they are not sent to another origin: not after a redirect
+(``max_redirects``), not to a next-page link. ``${env:NAME}`` text in other params is not resolved
+and is sent as written.
 
 ``WebhookListener`` reads the payload of the event that triggered the run. Contract with the
 triggers: a run started by an event has the flow param ``event`` (type ``object``) holding the
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
     NO_INPUTS,
@@ -27,7 +28,8 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
 )
-from dp_resources.secrets import SecretScope, scope_for
+from dp_assets.spec.secret_forms import refuse_header_env
+from dp_resources.secrets import SecretScope, as_written, scope_for, without_credentials
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
 JsonScalar = str | int | float | bool | None
@@ -79,11 +81,9 @@ class ApiEndpointParams(Params):
     method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method.")
     query: dict[str, JsonScalar] = Field(default_factory=dict, description="Query string params.")
     body: dict[str, Any] | list[Any] | None = Field(default=None, description="JSON body for POST.")
-    headers: dict[str, str] = Field(default_factory=dict)
-    header_env: dict[str, str] = Field(
-        default_factory=dict,
-        description="Header -> environment variable holding its value (for tokens: secrets "
-        "never go in specs); only names the `secrets` resource allows (default DP_SECRET_*).",
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers; values may hold ${env:NAME} secrets (only names the "
+        "deployment allows, default DP_SECRET_*), kept on the URL's origin."
     )
     record_path: str | list[str] | None = Field(
         default=None, description="Path to the list of records in the response (dotted or keys)."
@@ -99,28 +99,23 @@ class ApiEndpointParams(Params):
                                       "http resource's, default 5); 0: none. Credentials never follow a "
                                       "redirect to another origin; https to http is refused.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_header_env(cls, data: Any) -> Any:
+        return refuse_header_env(data)
+
 
 def as_written_params(params: Any) -> Any:
     """``params`` with secret references shown as the author wrote them: these nodes resolve none."""
-    from dp_resources.secret_refs import as_written
-
     return type(params).model_validate(as_written(params.model_dump()))
 
 
 def secret_headers(params: Any, scope: SecretScope) -> dict[str, str]:
-    """The request's headers: the author's ``${env:}`` references and ``header_env`` resolved by ``scope``.
+    """The request's headers, the author's ``${env:}`` references resolved by ``scope``.
 
     Called before ``as_written_params``: only the sealed references of the author's own text resolve.
     """
-    headers = scope.resolve(dict(params.headers), "params.headers")
-    for header, env in params.header_env.items():
-        headers[header] = scope.secret(env, f"params.header_env.{header}")
-    return headers
-
-
-def sensitive(headers: dict[str, str], scope: SecretScope) -> list[str]:
-    """Names of the headers holding a secret (kept from other origins)."""
-    return [name for name, value in headers.items() if scope.holds_secret(value)]
+    return scope.resolve(dict(params.headers), "params.headers")
 
 
 def _next_link(headers: dict[str, str]) -> str | None:
@@ -146,10 +141,10 @@ def api_endpoint(ctx: NodeContext, params: ApiEndpointParams, inputs: dict[str, 
 
 
 def _fetch(ctx: NodeContext, params: ApiEndpointParams, headers: dict[str, str], scope: SecretScope) -> pd.DataFrame:
-    from dp_resources.http import origin, send_with_retries, without_credentials
+    from dp_resources.http import origin, send_with_retries
 
     http = ctx.resource("http")
-    secret_names = sensitive(headers, scope)
+    secret_names = scope.sensitive_headers(headers)
     pager = params.pagination
     query: dict[str, Any] = {k: v for k, v in params.query.items() if v is not None}
     url = params.url

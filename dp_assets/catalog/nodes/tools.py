@@ -33,8 +33,7 @@ from pydantic import Field
 from dp_assets.catalog.base import InputSpec, NodeContext, NodeType, Params
 from dp_assets.spec import inert
 from dp_resources.sandbox.api import SandboxLimits
-from dp_resources.secret_refs import as_written
-from dp_resources.secrets import SecretScope, scope_for
+from dp_resources.secrets import SecretScope, as_written, scope_for
 
 OPTIONAL_INPUTS = InputSpec(names=(), variadic=True, min_count=0)
 DATA_TEMPLATE = re.compile(r"\{\{\s*(input|row|args)((?:\.[^\s{}.]+)*)\s*\}\}")
@@ -205,7 +204,7 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
             json=p.get("body") if content is None else None, content=content, headers=headers,
             retries=retries, backoff_seconds=p.get("backoff_seconds", 0.5), max_bytes=p.get("max_bytes"),
             max_redirects=p.get("max_redirects"),
-            sensitive_headers=[name for name, value in headers.items() if scope.holds_secret(value)],
+            sensitive_headers=scope.sensitive_headers(headers),
             sensitive_body=scope.holds_secret(p["content"] if content is not None
                                               else json.dumps(p.get("body"), default=str)),
         )
