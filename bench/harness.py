@@ -1,4 +1,8 @@
-"""Shared set-up for measurements: an isolated platform home, publishing specs, timing."""
+"""Shared set-up for measurements: an isolated platform home, publishing specs, timing.
+
+Free ports and fresh PostgreSQL databases are shared with the tests and live in
+``tests/support/`` (one copy for both); the workloads import them from here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# Re-exported for the workloads: one copy, shared with the tests (stdlib-only imports, so a
+# measured child process pays nothing for them).
+from tests.support.processes import free_port  # noqa: F401
+from tests.support.services import PG_ADMIN_URL, fresh_database, postgres_up  # noqa: F401
 
 PLATFORM_ENV = ("DP_HOME", "DAGSTER_HOME", "DP_FLOWS_DIR", "DP_STORE_URL", "DP_DATA_DIR",
                 "DP_OUTPUTS_URL", "DP_EXECUTOR")
@@ -40,46 +49,6 @@ def isolated_home(prefix: str = "dp-bench-") -> Iterator[Path]:
             else:
                 os.environ[key] = value
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-#: The local PostgreSQL server the bench and the tests make their databases on.
-PG_ADMIN_URL = os.environ.get("DP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-
-
-def postgres_up(postgres_url: str = PG_ADMIN_URL) -> bool:
-    """Whether ``postgres_url``'s server accepts connections."""
-    import socket
-
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url)
-    try:
-        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def fresh_database(postgres_url: str = PG_ADMIN_URL, prefix: str = "dp_bench") -> Iterator[str]:
-    """A new, empty PostgreSQL database on ``postgres_url``'s server, dropped afterwards; yields
-    its URL. The tests' databases are made here too (tests/conftest.py, tests/deploy)."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    # NullPool: a fault test may restart the server in between; no stale pooled connection.
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def pg_instance_yaml(url: str, storage_class: bool = True) -> str:
@@ -112,15 +81,12 @@ def publish_all(store: Any, specs: Sequence[Mapping[str, Any]], catalog: Any = N
 
 
 def execute_as_a_run(job: Any, instance: Any) -> Any:
-    """Execute ``job`` in this process the way a run worker does (``dagster api execute_run``),
-    with the job's own executor (in process for the flows measured here). Not
-    ``execute_in_process``: that keeps every output value in memory for its result, so a frame
-    no later node reads would stay alive to the end of the run."""
-    from dagster._core.definitions.job_base import InMemoryJob
-    from dagster._core.execution.api import execute_run
+    """Execute ``job`` in this process the way a run worker does, not with ``execute_in_process``
+    (which keeps every output value alive for its result): Dagster's internals behind the fence,
+    ``dp_assets.dagster_internals.execute_run_in_process``, imported when first used."""
+    from dp_assets.dagster_internals import execute_run_in_process
 
-    run = instance.create_run_for_job(job_def=job)
-    return execute_run(InMemoryJob(job), run, instance)
+    return execute_run_in_process(job, instance)
 
 
 def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
@@ -169,12 +135,3 @@ def checksum(df: Any) -> str:
         rounded[column] = rounded[column].round(6)
     digest = int(pd.util.hash_pandas_object(rounded, index=False).sum()) & 0xFFFFFFFFFFFF
     return f"{len(df)} rows, {digest:012x}"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback for a server a workload starts."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

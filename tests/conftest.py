@@ -1,38 +1,23 @@
 """Shared fixtures: real services (PostgreSQL, Redis, RabbitMQ) and an isolated platform home.
 
 A test that needs a service skips when the service is down on a developer's machine, and fails
-loudly under ``CI=true``: CI must never go green by skipping what it was meant to test.
+loudly under ``CI=true``: CI must never go green by skipping what it was meant to test
+(``tests/support/services.py``). Helpers for live processes are in ``tests/support/``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 
-from bench.harness import PG_ADMIN_URL, fresh_database
-
-REDIS_URL = os.environ.get("DP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RABBITMQ_URL = os.environ.get("DP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    if _port_open(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: service tests must not skip)")
-    pytest.skip(message)
+from tests.support.services import (
+    PG_ADMIN_URL,
+    RABBITMQ_URL,
+    REDIS_URL,
+    fresh_database,
+    require_service,
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from deploy_services import PrivatePostgres, PrivateRedis, flushed_redis, unavailable
-from deploy_procs import (
+from deploy_services import PrivatePostgres, PrivateRedis, flushed_redis
+
+from dp_proxy.auth import hash_password
+from tests.support.dagster_processes import location_loaded
+from tests.support.processes import (
     PYTHON,
     ManagedProcess,
     base_env,
@@ -33,9 +36,7 @@ from deploy_procs import (
     start_process,
     wait_until,
 )
-
-from bench.harness import fresh_database
-from dp_proxy.auth import hash_password
+from tests.support.services import fresh_database, unavailable
 
 HERE = Path(__file__).resolve().parent
 LOCATION_NAME = "deploy_test"
@@ -141,7 +142,7 @@ def _start_webserver(home: Path, name: str, *extra: str) -> Webserver:
         # The code location loads in the background: wait until the workspace has it.
         server = Webserver(url, port, process, home)
         wait_until(
-            lambda: _location_loaded(server),
+            lambda: location_loaded(f"{url}/graphql", LOCATION_NAME),
             process=process,
             what=f"{name} loading {LOCATION_NAME}",
         )
@@ -149,19 +150,6 @@ def _start_webserver(home: Path, name: str, *extra: str) -> Webserver:
         process.stop()
         raise
     return server
-
-
-def _location_loaded(server: Webserver) -> bool:
-    data = server.graphql(
-        "{ workspaceOrError { ... on Workspace { locationEntries { name "
-        "locationOrLoadError { __typename } } } } }"
-    )
-    entries = data["data"]["workspaceOrError"]["locationEntries"]
-    return any(
-        e["name"] == LOCATION_NAME
-        and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
-        for e in entries
-    )
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from deploy_procs import ManagedProcess, die_with_parent, free_port, start_process, wait_until
+from tests.support.processes import (
+    ManagedProcess,
+    die_with_parent,
+    free_port,
+    start_process,
+    wait_until,
+)
 
 
 def _postgres_bin() -> Path | None:
@@ -45,13 +49,6 @@ def _as_postgres() -> None:
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
     die_with_parent(signal.SIGINT)
-
-
-def unavailable(message: str) -> None:
-    """Skip on a developer's machine; fail under CI, which must not go green by skipping."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: service tests must not skip)")
-    pytest.skip(message)
 
 
 @dataclass

@@ -27,7 +27,9 @@ import httpx
 import sqlalchemy as sa
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
-from deploy_procs import (
+
+from dp_assets.compiler import celery as cc
+from tests.support.processes import (
     PYTHON,
     REPO_ROOT,
     ManagedProcess,
@@ -35,10 +37,10 @@ from deploy_procs import (
     free_port,
     http_status,
     start_process,
+    stop_all,
+    wait_for,
     wait_until,
 )
-
-from dp_assets.compiler import celery as cc
 
 LOCATION_NAME = "dp_platform"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -207,13 +209,7 @@ class Stack:
         self, what: str, ready: Any, bound_seconds: float = 120, interval: float = 0.3
     ) -> Any:
         """Poll ``ready()`` until it returns something truthy; fail with the logs otherwise."""
-        deadline = time.monotonic() + bound_seconds
-        while time.monotonic() < deadline:
-            value = ready()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"{what}: not after {bound_seconds:g} s\n{self.logs()}")
+        return wait_for(what, ready, timeout=bound_seconds, every=interval, on_timeout=self.logs)
 
     def retry_of(self, run_id: str) -> DagsterRun | None:
         """The run that the run-retry daemon launched for ``run_id``, if any."""
@@ -328,16 +324,7 @@ class Stack:
 
     def stop(self, grace_seconds: float = 10) -> None:
         """SIGTERM every process group at once, then SIGKILL what is left after the grace."""
-        processes = list(self.processes.values())
-        for process in processes:
-            if process.alive():
-                process.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(max(0.1, deadline - time.monotonic()))
-        for process in processes:
-            process.stop(grace_seconds=0)
+        stop_all(self.processes.values(), grace_seconds)
 
 
 def pg_env(postgres_url: str) -> dict[str, str]:
@@ -525,36 +512,3 @@ def wait_workers(stack: Stack, names: Iterable[str] | None = None) -> None:
             )
     finally:
         app.close()
-
-
-def process_tree(root_pid: int) -> set[int]:
-    """``root_pid`` and every live descendant (read from /proc; sessions do not matter)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] == "Z":
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [root_pid]
-    while todo:
-        pid = todo.pop()
-        if pid in found:
-            continue
-        found.add(pid)
-        todo += children.get(pid, [])
-    return {pid for pid in found if pid_alive(pid)}
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

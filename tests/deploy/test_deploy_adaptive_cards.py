@@ -28,11 +28,11 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterRunStatus
 from deploy_flows import step_key
-from deploy_procs import PYTHON
 from deploy_services import PrivateRedis
 from deploy_stack import Stack, load_problems
 
 from dp_assets.spec.loading import read_spec_file
+from tests.support.processes import PYTHON
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 

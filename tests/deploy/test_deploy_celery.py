@@ -17,10 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from deploy_procs import PYTHON, REPO_ROOT, base_env, start_process, wait_until
 
 from dp_assets.compiler import celery as cc
 from dp_deploy.checks import check_deployment, check_worker_config, load_yaml
+from tests.support.processes import PYTHON, REPO_ROOT, base_env, start_process, wait_until
 
 WORKER_YAML = REPO_ROOT / "deploy" / "celery-worker.yaml"
 REDIS = "redis://127.0.0.1:6379/11"

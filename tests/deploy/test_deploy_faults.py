@@ -28,7 +28,9 @@ from conftest import StackFactory
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 from deploy_flows import expected_combined, fan_out_spec, step_key
 from deploy_services import PrivatePostgres, PrivateRedis
-from deploy_stack import NOT_FINISHED, Stack, pid_alive, process_tree
+from deploy_stack import NOT_FINISHED, Stack
+
+from tests.support.processes import pid_alive, process_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.postgres]
 

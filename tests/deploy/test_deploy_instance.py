@@ -18,9 +18,9 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.scheduler.instigation import TickStatus
 from dagster._serdes import serialize_value
-from deploy_procs import REPO_ROOT
 
 from dp_deploy.checks import check_instance_config, load_yaml
+from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.postgres
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from deploy_procs import REPO_ROOT
+
+from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.postgres
 

@@ -15,9 +15,10 @@ import httpx
 import pytest
 from conftest import LOCATION_NAME, Proxy, Webserver
 from dagster import AssetKey, DagsterInstance
-from deploy_procs import listening_addresses
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+
+from tests.support.processes import listening_addresses
 
 pytestmark = pytest.mark.e2e
 

@@ -30,9 +30,10 @@ from deploy_flows import (
     node_ids,
     step_key,
 )
-from deploy_stack import NOT_FINISHED, Stack, pid_alive, process_tree
+from deploy_stack import NOT_FINISHED, Stack
 
 from dp_io.formats import decode
+from tests.support.processes import pid_alive, process_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from deploy_procs import REPO_ROOT
 
 from dp_deploy.user_sql import check_user_sql_logins, custom_sql_connections, deployed_specs
+from tests.support.processes import REPO_ROOT
 
 WRITER = "postgresql+psycopg2://writer:pw@db:5432/warehouse"
 READER = "postgresql+psycopg2://reader:pw@db:5432/warehouse"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dp_sensors.events.sql import SqlEventBus
 from dp_sensors.webhook import create_app
+from tests.support.processes import free_port, start_process, wait_until
 
 GLOBAL = "global-secret"
 SCOPED = "scoped-secret"
@@ -190,22 +188,14 @@ serve("127.0.0.1", int(sys.argv[1]), catalog={"orders": Params}.get, log_level="
 
 def test_serve_runs_the_receiver_in_its_own_process(dp_home, tmp_path) -> None:
     """``serve()`` as ``dp webhook serve`` runs it: its own process, tokens and bus from the env."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DP_WEBHOOK_TOKEN": "proc-secret",
            "DP_EVENTS_URL": f"sqlite:///{tmp_path / 'proc.db'}"}
-    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(port)], env=env)
+    process = start_process("receiver", [sys.executable, "-c", SERVE_SCRIPT, str(port)], env=env, log_dir=tmp_path)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            give_up = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None and time.monotonic() < give_up
-                    time.sleep(0.1)
+            wait_until(lambda: client.get("/healthz").status_code, process=process, what="the receiver answering",
+                       bound_seconds=60, interval=0.1)
             response = client.post(
                 "/hooks/orders", json={"order_id": 3}, headers=bearer("proc-secret")
             )
@@ -213,8 +203,7 @@ def test_serve_runs_the_receiver_in_its_own_process(dp_home, tmp_path) -> None:
             assert client.post("/flows/orders/runs", json={}, headers=bearer("proc-secret")
                                ).status_code == 404  # no launcher given: launches are off
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop(grace_seconds=30)
     bus = SqlEventBus(env["DP_EVENTS_URL"])
     assert [e.id for e in bus.read_after(None)] == [response.json()["event_id"]]
     bus.close()

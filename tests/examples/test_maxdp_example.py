@@ -15,10 +15,11 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from examples_platform import LOCATION, wait_for
 from examples_support import FLOWS
 
 from dp_assets.cli import main as dp
+from tests.support.dagster_processes import LOCATION
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -115,7 +116,7 @@ def test_maxdp_designer_flow_published_and_launched_through_graphql(platform, tm
     run_id = launched["run"]["runId"]
     run = wait_for("the launched run to finish",
                    lambda: (r := platform.graphql(RUN, {"id": run_id})["runOrError"])["status"]
-                   in ("SUCCESS", "FAILURE", "CANCELED") and r, detail=platform.logs)
+                   in ("SUCCESS", "FAILURE", "CANCELED") and r, on_timeout=platform.logs)
     assert run["status"] == "SUCCESS", platform.logs()
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert tags["dp/flow_version"] == v2

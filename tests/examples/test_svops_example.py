@@ -14,10 +14,10 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from examples_platform import wait_for
 from examples_support import FLOWS
 
 from dp_assets.cli import main as dp
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -54,7 +54,7 @@ def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(pla
 
     finished = {task: wait_for(f"task {task} to finish",
                                lambda task=task: (s := status(task))["state"] in ("succeeded", "failed") and s,
-                               detail=platform.logs)
+                               on_timeout=platform.logs)
                 for task in tasks}
 
     # the good task went through the whole chain, in order, each run started by the one before
@@ -80,7 +80,7 @@ def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(pla
     failed_run = bad["runs"][1]["run_id"]
     posts = wait_for("the failure notification",
                      lambda: [r for r in alerts.seen("/services/", "POST") if failed_run in r.body],
-                     detail=platform.logs)
+                     on_timeout=platform.logs)
     assert len(posts) == 1
     text = posts[0].json()["text"]
     assert CHAIN[1] in text and f"{platform.url}/runs/{failed_run}" in text

@@ -207,7 +207,7 @@ def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
     """In a run (as a run worker executes it: nothing else keeps outputs, unlike
     execute_in_process), `src`'s frame is gone once `doubled`, its only reader, has run and
     its write is done; `doubled` is still alive while `seen` reads it."""
-    from bench.harness import execute_as_a_run
+    from dp_assets.dagster_internals import execute_run_in_process
 
     nodes = [{"id": "src", "type": "Make", "params": {}},
              {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
@@ -221,7 +221,7 @@ def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
     )
     job = defs.resolve_job_def(FLOW)
     with dg.instance_for_test() as instance:
-        result = execute_as_a_run(job, instance)
+        result = execute_run_in_process(job, instance)
         assert result.success
     seen = pd.read_feather(tmp_path / result.run_id / FLOW / "seen.arrow")
     assert seen.to_dict("records") == [{"node": "src", "alive": False}]

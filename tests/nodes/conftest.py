@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from node_helpers import COLLECTED, Inbox, LoopbackServer
 
+from tests.support.processes import free_port
+
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """Remember the ids of every collected test, for the completeness test."""
@@ -42,13 +44,9 @@ def http_resource() -> Any:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[str, int, Inbox]]:
-    import socket
-
     from aiosmtpd.controller import Controller
 
-    with socket.socket() as probe:  # aiosmtpd needs a real port number to check it started
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # aiosmtpd needs a real port number to check it started
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

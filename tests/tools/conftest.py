@@ -39,8 +39,8 @@ def stub_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubLlm]:
 
 
 @pytest.fixture(scope="session")
-def mcp_http() -> Iterator[McpHttpProcess]:
-    server = McpHttpProcess()
+def mcp_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpHttpProcess]:
+    server = McpHttpProcess(log_dir=tmp_path_factory.mktemp("mcp_http"))
     yield server
     server.close()
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import os
 import re
-import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bench.harness import free_port
+from tests.support.processes import free_port, port_open, start_process, wait_until
 
 HERE = Path(__file__).resolve().parent
 MCP_SERVER_SCRIPT = HERE / "mcp_demo_server.py"
@@ -256,33 +255,23 @@ class StubLlm(Running):
 
 
 class McpHttpProcess:
-    """``mcp_demo_server.py`` serving streamable HTTP on a free loopback port, stopped by pid."""
+    """``mcp_demo_server.py`` serving streamable HTTP on a free loopback port, in its own process
+    group (stopped by it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.process = subprocess.Popen([sys.executable, str(MCP_SERVER_SCRIPT), "http", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        self.close()
-        raise RuntimeError("the MCP demo server did not start")
+        self.process = start_process("mcp-demo", [sys.executable, str(MCP_SERVER_SCRIPT), "http", str(self.port)],
+                                     env=os.environ, log_dir=log_dir)
+        try:
+            wait_until(lambda: port_open("127.0.0.1", self.port, timeout=0.2), process=self.process,
+                       what="the MCP demo server listening", bound_seconds=30, interval=0.1)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.process.stop(grace_seconds=10)
 
 
 class TargetServer(Running):

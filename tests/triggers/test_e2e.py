@@ -16,7 +16,7 @@ import dagster as dg
 import httpx
 import pytest
 from click.testing import CliRunner
-from triggers_procs import Platform, sensor_cursor, wait_for
+from triggers_procs import Platform, sensor_cursor
 from triggers_support import STATIC, write_flows
 
 from dp_assets.cli import main as dp
@@ -25,6 +25,7 @@ from dp_sensors.events.sql import SqlEventBus
 from dp_sensors.launch import GraphQLClient, GraphQLLauncher
 from dp_sensors.triggers.receiver import receiver_app
 from dp_sensors.webhook import LaunchLedger, serve_in_thread
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -291,7 +292,7 @@ def test_e2e_F3_E1_kill_9_mid_tick_then_restart(platform, instance):
     the daemon also kills the runs it had started."""
     from dagster._core.scheduler.instigation import TickStatus
 
-    (daemon,) = [p for p in platform.procs if p.name == "daemon" and p.alive()]
+    (daemon,) = [p for p in platform.processes if p.name == "daemon" and p.alive()]
     bus = SqlEventBus(platform.store_url)
     # The daemon creates a run or two a second here: a tick of 12 is long enough to cut.
     events = bus.publish_many([("load.part", {"n": i}) for i in range(11)])
@@ -305,7 +306,7 @@ def test_e2e_F3_E1_kill_9_mid_tick_then_restart(platform, instance):
 
     wait_for("the first runs of the tick", lambda: count() > 0, timeout=RUN_BOUND, every=0.05,
              on_timeout=platform.logs)
-    daemon.kill9()
+    daemon.kill()
     at_kill = count()
     interrupted = [t for t in _sensor_ticks(instance, "fanin_event_sensor") if t.status == TickStatus.STARTED]
     assert at_kill < len(expected) and interrupted, "the daemon was not killed in the middle of a tick"

@@ -6,7 +6,6 @@ the deployment's secret allow-list, and never shows in errors or log records (S6
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 
 import dagster as dg
@@ -22,6 +21,7 @@ from dp_resources.http import HttpResource
 from dp_resources.notifications import NotificationFailed, NotificationsResource
 from dp_resources.secrets import SecretsResource
 from dp_sensors.webhook.server import serve_in_thread
+from tests.support.processes import free_port
 
 READS = {"id": "src", "type": "FileInput", "params": {"path": "{{ params.path }}"}}
 PARAMS = {"path": {"type": "string", "default": "there.csv"}}
@@ -56,9 +56,7 @@ def smtp_server() -> Iterator[tuple[int, list]]:
             messages.append(envelope)
             return "250 OK"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     yield port, messages

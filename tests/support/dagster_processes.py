@@ -1,0 +1,190 @@
+"""Dagster's own processes for a test, on a platform home in a temporary folder.
+
+:class:`DagsterPlatform` is a ``DP_HOME`` (with its ``DAGSTER_HOME`` and a flows folder) and the
+``dagster-webserver``, ``dagster-daemon`` or ``dagster dev`` processes started on it, each in its
+own process group (:mod:`tests.support.processes`). By default they serve the platform's code
+location from the repository's ``workspace.yaml``, as ``make run`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.processes import (
+    BIN,
+    REPO_ROOT,
+    ManagedProcess,
+    free_port,
+    start_process,
+    stop_all,
+    wait_for,
+)
+
+#: What ``make run`` serves, and the name of the platform's code location in it.
+WORKSPACE = REPO_ROOT / "workspace.yaml"
+LOCATION = "dp_platform"
+LOCATION_QUERY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+    "locationOrLoadError { __typename } } } } }"
+)
+
+
+def location_loaded(graphql_url: str, name: str | None = None) -> bool:
+    """Whether the webserver at ``graphql_url`` has loaded its code locations (or the one
+    called ``name``); False while it does not answer yet."""
+    try:
+        response = httpx.post(graphql_url, json={"query": LOCATION_QUERY}, timeout=5)
+        entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return False
+    entries = [e for e in entries if name is None or e["name"] == name]
+    return bool(entries) and all(
+        e["loadStatus"] == "LOADED"
+        and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+        for e in entries
+    )
+
+
+@dataclass
+class DagsterPlatform:
+    """A platform home in ``root`` and the Dagster processes started on it.
+
+    ``instance_config`` is written to ``dagster.yaml`` (None: the caller writes it, e.g. with
+    ``dp init-home``); ``target`` is what the processes load (a workspace or ``-m module``);
+    ``extra_env`` is added to the environment every process gets.
+    """
+
+    root: Path
+    flows: Path
+    instance_config: Mapping[str, Any] | None = None
+    target: Sequence[str] = ("-w", str(WORKSPACE))
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    start_bound_seconds: float = 240.0
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "dp_home"
+        self.dagster_home = self.home / "dagster"
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        (self.home / "data").mkdir(exist_ok=True)
+        if self.instance_config is not None:
+            (self.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(dict(self.instance_config)))
+        self.webserver_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.webserver_port}"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def store_url(self) -> str:
+        """The flow store of the embedded default (``DP_STORE_URL`` unset)."""
+        return f"sqlite:///{self.home / 'store.db'}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The test's environment without its own ``DP_*``/``DAGSTER_*`` settings, on this home."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
+        env.update({
+            "DP_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "DP_FLOWS_DIR": str(self.flows),
+            "DP_WEBSERVER_URL": self.url,  # run links in notifications point at this webserver
+            "DAGSTER_DISABLE_TELEMETRY": "yes",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def _start(self, name: str, argv: list[str]) -> ManagedProcess:
+        process = start_process(name, argv, env=self.env, log_dir=self.root / "logs", cwd=self.root)
+        self.processes.append(process)
+        return process
+
+    def _wait_loaded(self, process: ManagedProcess) -> None:
+        """Wait until the webserver ``process`` serves has loaded the location; stop all if not."""
+        try:
+            wait_for("the webserver to load the code location", lambda: location_loaded(self.graphql_url),
+                     timeout=self.start_bound_seconds, process=process, on_timeout=self.logs)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _webserver_argv(self) -> list[str]:
+        return [str(BIN / "dagster-webserver"), *self.target, "-h", "127.0.0.1", "-p", str(self.webserver_port)]
+
+    def start(self, daemon: bool = True) -> DagsterPlatform:
+        """Webserver and daemon at once; returns when the webserver has loaded the location."""
+        # Create the SQLite storages first: two processes creating them at once can both stamp
+        # the schema version ("alembic_version has more than one head").
+        with self.instance() as instance:
+            instance.get_runs_count()
+            instance.all_instigator_state()
+        web = self._start("webserver", self._webserver_argv())
+        if daemon:
+            self.start_daemon()
+        self._wait_loaded(web)
+        return self
+
+    def start_webserver(self) -> ManagedProcess:
+        """The webserver alone; returns when it has loaded the location."""
+        process = self._start("webserver", self._webserver_argv())
+        self._wait_loaded(process)
+        return process
+
+    def start_daemon(self) -> ManagedProcess:
+        """The daemon (sensors, schedules, run queue); not waited for."""
+        return self._start("daemon", [str(BIN / "dagster-daemon"), "run", *self.target])
+
+    def start_dev(self) -> ManagedProcess:
+        """``dagster dev`` (webserver and daemon in one), as ``make run`` starts it."""
+        process = self._start("dagster-dev", [str(BIN / "dagster"), "dev", *self.target,
+                                              "-h", "127.0.0.1", "-p", str(self.webserver_port)])
+        self._wait_loaded(process)
+        return process
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        response = httpx.post(self.graphql_url, json={"query": query, "variables": dict(variables or {})},
+                              timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def reload_location(self, name: str = LOCATION) -> None:
+        """What the UI's Reload button does: the location compiles the store's published flows again."""
+        data = self.graphql(
+            "mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) "
+            "{ __typename ... on PythonError { message } } }", {"name": name})
+        assert data["reloadRepositoryLocation"]["__typename"] == "WorkspaceLocationEntry", data
+        wait_for("the reloaded code location", lambda: location_loaded(self.graphql_url, name),
+                 on_timeout=self.logs)
+
+    def cli_env(self) -> dict[str, str | None]:
+        """Environment of a ``dp`` command run against this platform (CliRunner applies it per call)."""
+        return {"DP_HOME": str(self.home), "DAGSTER_HOME": str(self.dagster_home), "DP_FLOWS_DIR": str(self.flows),
+                "DP_STORE_URL": None, "DP_DATA_DIR": None, "DP_OUTPUTS_URL": None,
+                "DP_DAGSTER_GRAPHQL_URL": self.graphql_url}
+
+    def instance(self) -> Any:
+        """The platform's Dagster instance in the test process (use it as a context manager)."""
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+    def stop(self, grace_seconds: float = 20) -> None:
+        stop_all(self.processes, grace_seconds)
+
+    def logs(self, chars: int = 4000) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log_tail(chars)}" for p in self.processes)
+
