@@ -97,8 +97,11 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
     from dp_resources.secrets import SecretsResource
     from dp_resources.shell import ShellResource
     from dp_sensors.events.resource import EventBusResource
-    from dp_sensors.notifications import NotifierResource
 
+    # The one notification resource, for SendNotification nodes and notify: sensors; the SMTP
+    # password goes in as a dg.EnvVar (only its name in run config), the rest is read when sending.
+    notifications = NotificationsResource(
+        **_env_vars_that_are_set(smtp_password=("DP_SMTP_PASSWORD", settings.smtp.password)))
     return {
         "io_manager": RunScopedIOManager(),
         # storage.format: table in a spec; DP_TABLES_URL is read when a flow with one runs
@@ -107,9 +110,9 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
         "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
         # private and metadata addresses refused unless DP_HTTP_ALLOWED_NETWORKS lists them
         "http": HttpResource(allowed_networks=list(settings.http.allowed_networks)),
-        "notifications": NotificationsResource(),  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*
+        "notifications": notifications,  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*, DP_WEBSERVER_URL
         "sandbox": SandboxResource(),
-        "secrets": SecretsResource(),  # ${env:DP_SECRET_*} references, redacted everywhere
+        "secrets": SecretsResource(),  # ${env:NAME} references (DP_ALLOWED_SECRET_NAMES), redacted everywhere
         "shell": ShellResource(),  # off unless the deployment allows programs
         "mcp": McpResource.from_config_file(settings.mcp_config),  # servers from DP_MCP_CONFIG's file
         "llm": LlmResource(**_env_vars_that_are_set(
@@ -118,7 +121,7 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
         )),
         # event triggers (DP_EVENTS_URL, else the flow store)
         "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),
-        "notifier": NotifierResource(),  # notify: (DP_WEBSERVER_URL, DP_SMTP_*)
+        "notifier": notifications,  # the old key of notify:'s resource, for code that still asks for it
     }
 
 
