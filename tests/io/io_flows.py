@@ -97,7 +97,7 @@ def flow(context: dg.AssetExecutionContext):
                 values[node] = io.load_ref(reusable[keys[node]])
             else:  # not selected in this run: its latest stored value
                 values[node] = load_latest_output(
-                    context.instance, keys[node], io, lineage_of=context.run_id
+                    context.instance, keys[node], io, lineage_of=context.run.run_id
                 )
         return values[node]
 
