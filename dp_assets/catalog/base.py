@@ -104,6 +104,7 @@ class NodeContext:
     catalog: Catalog | None = None  # for nodes that run sub-chains (TryCatch, ForEach)
     run_tags: Mapping[str, str] = field(default_factory=dict)
     instance: Any = None  # the DagsterInstance, for nodes that read earlier runs (ForEach retries)
+    body: Any = None  # a sub-chain's body as planned with the flow (a dp_assets.compiler.plan.FlowPlan)
 
     def resource(self, key: str) -> Any:
         try:

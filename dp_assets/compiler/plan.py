@@ -1,4 +1,13 @@
-"""The execution plan of one flow: what the step function needs, computed once at load.
+"""The plan of a flow: which nodes run, in which order, on which inputs, computed once at load.
+
+One type for every planned flow. A flow's nodes and the body of a sub-chain (``TryCatch``,
+``ForEach``) are both a ``FlowPlan`` of ``PlannedNode``s made by the same function
+(``_planned_node``), and each of their nodes runs through the same call
+(``dp_assets.compiler.runtime.call_node``). So a rule of planning or running a node (how its
+params are rendered, secrets sealed and data templates kept inert, its retries and time limit,
+the error that names flow and node) holds inside a body without code of its own. Only the wiring
+differs: a flow's nodes name their inputs (``node.output``), a body's node takes the previous
+body node's output unless it names one (``plan_body``).
 
 Kept small and plain (tuples and dicts), because a code location holds one per flow and a run
 worker only walks the plan of the flow it runs.
@@ -6,23 +15,31 @@ worker only walks the plan of the flow it runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any
 
-from dp_assets.catalog.base import Catalog, NodeType
-from dp_assets.spec.model import ColumnContract, FlowParam, RetrySpec
-from dp_assets.spec.validation import ValidatedFlow, bound_inputs
+from pydantic import Field, ValidationError
+
+from dp_assets.catalog.base import Catalog, NodeType, Params
 from dp_assets.compiler.translator import output_format
 from dp_assets.spec.loading import split_ref
+from dp_assets.spec.model import ColumnContract, FlowParam, NodeBase, RetrySpec, node_model
+from dp_assets.spec.validation import ValidatedFlow, arity_problems, bound_inputs, node_error
+
+#: How a body node names the sub-chain's own input.
+BODY_INPUT = "input"
 
 
 @dataclass(frozen=True)
 class PlannedNode:
+    """A node as it runs: in a flow's step, or in a sub-chain's body (then never an asset)."""
+
     id: str
     node_type: NodeType
-    raw_params: dict[str, Any]
-    inputs: dict[str, str]  # input name -> "node.output"
+    raw_params: dict[str, Any]  # as the author wrote them: the run renders them (spec.templates)
+    inputs: dict[str, str]  # input name -> "node.output" (in a body also BODY_INPUT)
     is_asset: bool
     retry: RetrySpec | None
     timeout_seconds: float | None
@@ -30,21 +47,27 @@ class PlannedNode:
     storage_format: str | None
     storage_table: str | None
     columns: tuple[ColumnContract, ...] = ()
-    #: Whether the node (or a node of its body) resolves ``${env:NAME}`` secret references: only
-    #: then are the author's references sealed when its params are rendered.
+    #: Whether the node resolves ``${env:NAME}`` secret references: only then are the author's
+    #: references sealed when its params are rendered.
     resolves_secrets: bool = False
-    #: Whether the node (or a node of its body) fills ``{{ input }}``-style templates from data:
-    #: then flow params are substituted inert (``dp_assets.spec.inert``).
+    #: Whether the node fills ``{{ input }}``-style templates from data: then flow params are
+    #: substituted inert (``dp_assets.spec.inert``).
     fills_data_templates: bool = False
+    #: The params as validation checked them (flow params as typed stand-ins), for schema hooks.
+    checked_params: Any = None
+    #: A sub-chain's body, planned with the flow (``SubChainParams``).
+    body: FlowPlan | None = None
 
 
 @dataclass(frozen=True)
 class FlowPlan:
+    """A flow's nodes in the order they run, or a sub-chain's body (``plan_body``)."""
+
     flow_id: str
     version: str
     params: dict[str, FlowParam]
     nodes: tuple[PlannedNode, ...]  # topological order
-    resource_keys: frozenset[str]
+    resource_keys: frozenset[str]  # of every node, bodies included
     catalog: Catalog
 
     def node(self, node_id: str) -> PlannedNode:
@@ -67,10 +90,7 @@ class FlowPlan:
         home: dict[str, str] = {}
         for node in self.nodes:
             upstream = [ref.partition(".")[0] for ref in node.inputs.values()]
-            if node.is_asset or not upstream:
-                step = f"{self.flow_id}__node__{node.id}"
-            else:
-                step = home[upstream[0]]
+            step = f"{self.flow_id}__node__{node.id}" if node.is_asset or not upstream else home[upstream[0]]
             home[node.id] = step
             groups.setdefault(step, []).append(node.id)
         return [(name, frozenset(ids)) for name, ids in groups.items()]
@@ -92,48 +112,215 @@ class FlowPlan:
         return values
 
 
+class SubChainParams(Params):
+    """Params of a node type that runs a sub-chain: its ``body`` is planned with the flow, and the
+    node finds the plan in its context (``NodeContext.body``)."""
+
+    body: list[dict[str, Any]] = Field(min_length=1, description="Node specs run in order on the input.")
+
+
+class InvalidBody(ValueError):
+    """A body that cannot be planned; ``errors`` are ``(field, message)`` like a check hook's."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+
 def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
     flow = validated.flow
     by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
     raw_by_id = {node["id"]: node for node in validated.raw["nodes"]}
-    graph = {
-        node.id: {split_ref(ref)[0] for ref in bound_inputs(node, catalog[node.type]).values()}
-        for node in by_id.values()
-    }
+    inputs = {node.id: bound_inputs(node, catalog[node.type]) for node in by_id.values()}
+    graph = {node_id: {split_ref(ref)[0] for ref in refs.values()} for node_id, refs in inputs.items()}
     planned = []
-    resources: set[str] = set()
     for node_id in TopologicalSorter(graph).static_order():
         node = by_id[node_id]
-        node_type = catalog[node.type]
-        runs_types = [node_type]
-        if hasattr(node.params, "body"):  # sub-chains (TryCatch, ForEach) run other node types
-            from dp_assets.catalog.nodes.subchains import body_node_types
-
-            runs_types += body_node_types(node.params, catalog)
-        node_resources = frozenset().union(*(runs.resources for runs in runs_types))
-        resources |= node_resources
+        in_flow = _planned_node(
+            node,
+            raw_by_id[node_id].get("params") or {},
+            inputs[node_id],
+            catalog,
+            flow_id=flow.id,
+            version=validated.version,
+            flow_params=dict(flow.params),
+            default_retry=flow.policies.retry,
+        )
         planned.append(
-            PlannedNode(
-                id=node.id,
-                node_type=node_type,
-                raw_params=raw_by_id[node_id].get("params") or {},
-                inputs=bound_inputs(node, node_type),
-                is_asset=node_type.produces_asset,
-                retry=node.retry or flow.policies.retry,
-                timeout_seconds=node.timeout_seconds,
-                on_error=node.on_error,
+            replace(
+                in_flow,
+                is_asset=in_flow.node_type.produces_asset,
                 storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
-                resolves_secrets="secrets" in node_resources,
-                fills_data_templates=any(runs.data_templates for runs in runs_types),
             )
         )
-    return FlowPlan(
-        flow_id=flow.id,
-        version=validated.version,
-        params=dict(flow.params),
-        nodes=tuple(planned),
-        resource_keys=frozenset(resources),
-        catalog=catalog,
+    return _flow_plan(flow.id, validated.version, dict(flow.params), planned, catalog)
+
+
+def plan_body(
+    body: Sequence[Any],
+    catalog: Catalog,
+    *,
+    raw: Any = None,
+    flow_id: str = "",
+    version: str = "",
+    flow_params: dict[str, FlowParam] | None = None,
+) -> FlowPlan:
+    """A sub-chain's body as a plan; raises ``InvalidBody`` listing every problem.
+
+    ``body`` is the body as validation checked it; ``raw`` the same body as the author wrote it
+    (flow-param references not yet filled in), which the run renders node by node like a flow
+    node's params; without ``raw``, ``body`` is taken as written.
+    """
+    parsed, errors = _parse_body(body, catalog)
+    raw = body if raw is None else raw
+    if not errors and not _same_shape(raw, body):
+        errors = [("body", "a body is written out in the spec: a flow param cannot stand for a body node")]
+    if errors:
+        raise InvalidBody(errors)
+    planned = [
+        _planned_node(
+            node,
+            raw[index].get("params") or {},
+            inputs,
+            catalog,
+            flow_id=flow_id,
+            version=version,
+            flow_params=flow_params or {},
+            default_retry=None,
+        )
+        for index, (node, inputs) in enumerate(parsed)
+    ]
+    return _flow_plan(flow_id, version, dict(flow_params or {}), planned, catalog)
+
+
+def body_errors(body: Sequence[Any], catalog: Catalog) -> list[tuple[str, str]]:
+    """Every ``(field, message)`` problem of a body, fields as ``body[2].params.x``."""
+    return _parse_body(body, catalog)[1]
+
+
+def _planned_node(
+    node: NodeBase,
+    raw_params: Any,
+    inputs: dict[str, str],
+    catalog: Catalog,
+    *,
+    flow_id: str,
+    version: str,
+    flow_params: dict[str, FlowParam],
+    default_retry: RetrySpec | None,
+) -> PlannedNode:
+    """A node as it runs in a body; a flow's node is this, made an asset where its type is one."""
+    node_type = catalog[node.type]  # type: ignore[attr-defined]  # each node model adds its type
+    params = node.params  # type: ignore[attr-defined]
+    body = None
+    if isinstance(params, SubChainParams):
+        raw_body = raw_params.get("body") if isinstance(raw_params, Mapping) else raw_params
+        body = plan_body(params.body, catalog, raw=raw_body, flow_id=flow_id, version=version, flow_params=flow_params)
+    return PlannedNode(
+        id=node.id,
+        node_type=node_type,
+        raw_params=raw_params,
+        inputs=inputs,
+        is_asset=False,
+        retry=node.retry or default_retry,
+        timeout_seconds=node.timeout_seconds,
+        on_error=node.on_error,
+        storage_format=None,
+        storage_table=None,
+        resolves_secrets="secrets" in node_type.resources,
+        fills_data_templates=node_type.data_templates,
+        checked_params=params,
+        body=body,
     )
+
+
+def _flow_plan(
+    flow_id: str, version: str, params: dict[str, FlowParam], nodes: list[PlannedNode], catalog: Catalog
+) -> FlowPlan:
+    resources: set[str] = set()
+    for node in nodes:
+        resources |= node.node_type.resources | (node.body.resource_keys if node.body else frozenset())
+    return FlowPlan(flow_id, version, params, tuple(nodes), frozenset(resources), catalog)
+
+
+def _same_shape(raw: Any, body: Sequence[Any]) -> bool:
+    """Whether the written body lists its nodes (the checked one has flow params filled in)."""
+    return isinstance(raw, list) and len(raw) == len(body) and all(isinstance(item, Mapping) for item in raw)
+
+
+def _parse_body(
+    body: Sequence[Any], catalog: Catalog
+) -> tuple[list[tuple[NodeBase, dict[str, str]]], list[tuple[str, str]]]:
+    """The body's nodes, each checked as a flow's node is and bound to its inputs, and every
+    ``(field, message)`` problem found. Messages are the validator's own."""
+    nodes: list[tuple[NodeBase, dict[str, str]]] = []
+    errors: list[tuple[str, str]] = []
+    outputs: dict[str, tuple[str, ...]] = {}
+    previous = BODY_INPUT
+    if not body:
+        errors.append(("body", "the body needs at least one node"))
+    for index, item in enumerate(body):
+        where = f"body[{index}]"
+        if not isinstance(item, Mapping):
+            errors.append((where, "a body node must be a mapping like a flow node"))
+            continue
+        type_name = item.get("type")
+        if not isinstance(type_name, str) or type_name not in catalog:
+            kind = "union_tag_not_found" if type_name is None else "union_tag_invalid"
+            field, message = node_error({"type": kind, "loc": ("type",), "ctx": {"tag": type_name}}, catalog)
+            errors.append((f"{where}.{field}", message))
+            continue
+        try:
+            node = node_model(catalog, type_name).model_validate(dict(item))
+        except ValidationError as exc:
+            errors += [
+                (f"{where}.{field}", message) for field, message in (node_error(err, catalog) for err in exc.errors())
+            ]
+            continue
+        node_type = catalog[type_name]
+        if node.id in outputs:
+            errors.append((f"{where}.id", f"duplicate body node id '{node.id}'"))
+            continue
+        inputs, problems = _bind(node, node_type, previous, outputs)
+        problems += arity_problems(node_type, node.inputs or inputs)
+        errors += [(f"{where}.{field}", message) for field, message in problems]
+        if node_type.check is not None:
+            errors += [(f"{where}.params.{f}", m) for f, m in node_type.check(node.params, catalog)]  # type: ignore[attr-defined]
+        outputs[node.id] = node_type.outputs
+        nodes.append((node, inputs))
+        previous = f"{node.id}.{node_type.outputs[0]}"
+    return nodes, errors
+
+
+def _bind(
+    node: NodeBase, node_type: NodeType, previous: str, outputs: dict[str, tuple[str, ...]]
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Input name -> reference, and the problems: an unnamed input is the previous body node's
+    output; ``id`` names an earlier body node's first output, ``id.output`` another one."""
+    written = node.inputs
+    if not written:
+        if node_type.inputs.variadic:
+            return {previous: previous}, []
+        return ({node_type.inputs.names[0]: previous} if node_type.inputs.names else {}), []
+    if isinstance(written, Mapping):
+        items = list(written.items())
+    elif node_type.inputs.variadic:
+        items = [(ref, ref) for ref in written]
+    else:
+        items = list(zip(node_type.inputs.names, written, strict=False))  # a count that differs: arity_problems
+    inputs, problems = {}, []
+    for name, ref in items:
+        source, _, output = ref.partition(".")
+        if ref == BODY_INPUT:
+            inputs[name] = ref
+        elif source not in outputs:
+            problems.append(
+                ("inputs", f"input '{ref}' names no earlier body node (or '{BODY_INPUT}' for the outer input)")
+            )
+        elif output and output not in outputs[source]:
+            problems.append(("inputs", f"body node '{source}' has no output '{output}'"))
+        else:
+            inputs[name] = f"{source}.{output or outputs[source][0]}"
+    return inputs, problems

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -124,9 +124,10 @@ def run_flow_step(
                     # Only after what ran before is stored; a timeout forks the process.
                     yield from _release(deferred)
                 ctx = NodeContext(plan.flow_id, node.id, context.run.run_id, params, resources, log=context.log,
-                                  catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance)
+                                  catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance,
+                                  body=node.body)
                 try:
-                    result = _call_with_retries(node, ctx, params, inputs, context)
+                    result = call_node(node, ctx, params, inputs)
                 except NodeFailed:
                     if node.on_error != "continue":
                         raise
@@ -276,10 +277,10 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
                               definition_metadata=metadata, lineage_of=context.run.run_id)
 
 
-def _call_with_retries(
-    node: PlannedNode, ctx: NodeContext, params: dict[str, Any], inputs: dict[str, Any],
-    context: AssetExecutionContext,
-) -> Any:
+def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any]) -> Any:
+    """Run one planned node, a flow's or a sub-chain body's (``compiler.inline``): its params
+    rendered from the author's text and checked, retried and limited in time as planned; raises
+    ``NodeFailed`` naming the flow and the node (``ctx.node_id``: ``each[3].call`` in a body)."""
     retry = node.retry or RetrySpec()
     attempt = 0  # retries made so far
     while True:
@@ -294,12 +295,12 @@ def _call_with_retries(
         except Exception as exc:  # noqa: BLE001 - any node error is retried or reported
             if attempt >= retry.max_retries:
                 raise NodeFailed(
-                    f"flow '{ctx.flow_id}', node '{node.id}' ({node.node_type.name}) failed"
+                    f"flow '{ctx.flow_id}', node '{ctx.node_id}' ({node.node_type.name}) failed"
                     f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
                 ) from exc
             delay = retry_delay(retry, attempt + 1)
-            context.log.warning(
-                f"node '{node.id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
+            ctx.log.warning(
+                f"node '{ctx.node_id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
                 f"retrying in {delay:.2f}s"
             )
             time.sleep(delay)

@@ -368,3 +368,20 @@ def bound_inputs(node: Any, node_type: Any) -> dict[str, str]:
     else:
         items = list(zip(node_type.inputs.names, inputs))
     return {name: "{}.{}".format(*split_ref(ref)) for name, ref in items}
+
+
+# --- shared with a sub-chain's body (dp_assets.compiler.plan), so that its nodes are checked
+# --- and worded as a flow's nodes are
+
+
+def node_error(err: Mapping[str, Any], catalog: Catalog) -> tuple[str, str]:
+    """A pydantic error of a node's own model as ``(field, message)``, as for a flow's node."""
+    loc = [part for part in err.get("loc", ()) if not _is_type_tag(part)]
+    return dotted(loc) or "<spec>", _message(err, catalog)
+
+
+def arity_problems(node_type: Any, inputs: Any) -> list[tuple[str, str]]:
+    """``(field, message)`` for each way ``inputs`` do not fit what ``node_type`` takes."""
+    errors: list[SpecError] = []
+    _arity_errors("", "", node_type, inputs, errors)
+    return [(error.field, error.message) for error in errors]

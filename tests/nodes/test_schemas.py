@@ -173,14 +173,17 @@ def test_body_specs_are_checked(type_name: str, body: list, field: str, message:
 
 
 def test_body_resources_are_reported() -> None:
-    from dp_assets.catalog.nodes.subchains import body_resources
+    """The flow's step gets the resources of its bodies' nodes, nested bodies too."""
+    from dp_assets.compiler.plan import build_plan
 
     catalog = default_catalog()
-    params = catalog["TryCatch"].params_model(body=[
+    spec = flow({"id": "wrap", "type": "TryCatch", "inputs": ["src"], "params": {"body": [
         {"id": "r", "type": "TableReader", "params": {"table": "t"}},
         {"id": "n", "type": "ForEach", "params": {"body": [{"id": "a", "type": "APIRequest", "params": {"url": "x"}}]}},
-    ])
-    assert body_resources(params, catalog) == {"databases", "http", "secrets"}  # APIRequest reads header secrets
+    ]}})
+    plan = build_plan(validate_spec(spec, catalog), catalog)
+    assert plan.resource_keys == {"databases", "http", "secrets"}  # APIRequest reads header secrets
+    assert plan.node("wrap").body.resource_keys == {"databases", "http", "secrets"}
 
 
 PIVOT_ROWS = pd.DataFrame({"region": ["EU", "US", "EU", "APAC"], "qty": [1, 2, 2, 1], "amount": [1.5, 2.0, 3.0, 4.0],
