@@ -12,6 +12,7 @@ from dp_assets.catalog.base import Catalog
 
 CATEGORIES = ("source", "transform", "sink", "control", "tool")
 NODES_DOC = "docs/nodes.md"
+SETTINGS_DOC = "docs/settings.md"
 
 
 def _type_text(schema: dict[str, Any] | bool) -> str:
@@ -111,4 +112,50 @@ def render_nodes_markdown(catalog: Catalog, examples: dict[str, dict[str, Any]] 
             lines += ["", *params_table(node_type.params_model), ""]
             if name in examples:
                 lines += ["```yaml", yaml.safe_dump(examples[name], sort_keys=False).rstrip(), "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("\n", " ").replace("|", "\\|")
+
+
+def render_settings_markdown() -> str:
+    """``docs/settings.md``: every variable of ``dp_settings.PlatformSettings``, by group."""
+    from dp_settings import PlatformSettings
+    from dp_settings.catalog import COMPOSE_VARIABLES, VARIABLE_PATTERNS, variables
+
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `dp_settings.PlatformSettings` by `dp docs` (a test fails when this file is stale).",
+        "Every process reads them once where it starts (the code location, the webhook receiver, the",
+        "proxy, the CLI, a Celery worker, `python -m dp_deploy`) and passes them down; a value that",
+        "does not parse stops it there, naming the variable. A variable set to an empty value counts",
+        "as unset, except `DP_FLOWS_DIR` (empty: no spec files are imported) and `DP_PROXY_UPSTREAM`.",
+        "A *secret* never shows in a log or a `repr`; resources receive secrets and connection URLs as",
+        "`dg.EnvVar`s or read them when used, so none is written into Dagster's run config.",
+        "",
+    ]
+    rows = variables()
+    groups = dict.fromkeys(row.group for row in rows)
+    for group in groups:
+        if group:
+            model = PlatformSettings.model_fields[group].annotation
+            doc = (model.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+            lines += [f"## `{group}`: {doc}", ""]
+        else:
+            lines += ["## Paths and services", ""]
+        lines += ["| variable | type | default | description |", "|---|---|---|---|"]
+        for row in rows:
+            if row.group == group:
+                kind = "secret" if row.secret else row.type
+                lines.append(f"| `{row.name}` | {_cell(kind)} | {_cell(row.default)} | {_cell(row.description)} |")
+        lines.append("")
+    lines += ["## Families of variables", "", "Named after a connection, flow or webhook of the deployment.", "",
+              "| variable | group | meaning |", "|---|---|---|"]
+    lines += [f"| `{pattern}` | {group} | {_cell(text)} |" for pattern, group, text in VARIABLE_PATTERNS]
+    lines += ["", "## Read by docker-compose.yml only", "",
+              "Set in `.env` (`deploy/env.example`); the platform's code never reads them.", "",
+              "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {_cell(text)} |" for name, text in COMPOSE_VARIABLES.items()]
     return "\n".join(lines).rstrip() + "\n"

@@ -9,12 +9,12 @@ is meant to write.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dp_resources.databases import WRITABLE_SQL_ENV, writable_sql_from_env
+from dp_resources.databases import WRITABLE_SQL_ENV
+from dp_settings import PlatformSettings, load
 
 USER_SQL_NODE = "CustomSQLQuery"
 
@@ -43,18 +43,24 @@ def custom_sql_connections(specs: Iterable[tuple[str, Any]]) -> dict[str, list[s
     return uses
 
 
-def check_user_sql_logins(uses: Mapping[str, list[str]], environ: Mapping[str, str] | None = None) -> list[str]:
-    """What is missing for the user SQL of each connection to run under a read-only login."""
+def check_user_sql_logins(
+    uses: Mapping[str, list[str]], environ: Mapping[str, str] | None = None,
+    *, settings: PlatformSettings | None = None,
+) -> list[str]:
+    """What is missing for the user SQL of each connection to run under a read-only login.
+
+    The deployment's ``settings``, else those of ``environ`` (default: this process's).
+    """
     import sqlalchemy as sa
 
-    environ = os.environ if environ is None else environ
-    writable = writable_sql_from_env(environ)
+    databases = (settings or load(environ)).db
+    writable = set(databases.writable_sql)
     errors: list[str] = []
     for name in sorted(uses):
         if name in writable:
             continue
         places = ", ".join(sorted(uses[name]))
-        main, query = environ.get(_env_name(name, "URL")), environ.get(_env_name(name, "QUERY_URL"))
+        main, query = databases.url(name), databases.query_url(name)
         if not query:
             if main and main.startswith("sqlite"):
                 continue  # SQLite opens user SQL read-only itself (its authorizer, query_only)

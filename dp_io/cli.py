@@ -15,11 +15,11 @@ import click
 
 
 def _instance(required: bool):
-    import os
-
     import dagster as dg
 
-    if not os.environ.get("DAGSTER_HOME"):
+    from dp_settings import load
+
+    if not load().dagster_home:
         if required:
             raise click.ClickException(
                 "DAGSTER_HOME is not set: pruning needs the Dagster instance to know which runs "

@@ -93,9 +93,9 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
     def resolved_base_url(self) -> str:
         if self.base_url:
             return self.base_url
-        from dp_resources.settings import outputs_url
+        from dp_settings import current  # an IO manager: Dagster calls it with no settings of ours
 
-        return outputs_url()
+        return current().outputs_base()
 
     def store(self) -> OutputStore:
         return OutputStore(

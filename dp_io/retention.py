@@ -96,9 +96,9 @@ def open_store(
     base: str | None = None, storage_options: dict[str, Any] | None = None
 ) -> OutputStore:
     if base is None:
-        from dp_resources.settings import outputs_url
+        from dp_settings import current  # the retention job runs in Dagster, with no settings of ours
 
-        base = outputs_url()
+        base = current().outputs_base()
     return OutputStore(base, storage_options)
 
 

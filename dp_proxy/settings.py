@@ -1,4 +1,6 @@
-"""The proxy's settings, read from the environment only when :meth:`ProxySettings.from_env` runs.
+"""The proxy's settings: the ``DP_PROXY_*`` variables of :mod:`dp_settings` plus fixed limits.
+
+They are read only when :meth:`ProxySettings.from_env` runs (``python -m dp_proxy serve``):
 
 - ``DP_PROXY_UPSTREAM``: the webserver behind the proxy (``http://127.0.0.1:3000``).
 - ``DP_PROXY_USERS``: ``name:scrypt:...`` entries (HTTP Basic).
@@ -15,12 +17,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from dp_proxy.auth import parse_users
+from dp_settings import load
+from dp_settings.model import ProxySettings as ProxyVariables
 
 
 class ProxySettings(BaseModel):
@@ -82,21 +85,20 @@ class ProxySettings(BaseModel):
     def from_env(
         cls, environ: Mapping[str, str] | None = None, **overrides: object
     ) -> ProxySettings:
-        env = os.environ if environ is None else environ
+        """The settings of ``environ`` (default: this process's environment), read now."""
+        return cls.from_variables(load(environ).proxy, **overrides)
+
+    @classmethod
+    def from_variables(cls, proxy: ProxyVariables, **overrides: object) -> ProxySettings:
+        """From the platform's ``proxy`` settings group; ``overrides`` (not ``None``) win."""
         values: dict[str, object] = {
-            "upstream": env.get("DP_PROXY_UPSTREAM", "http://127.0.0.1:3000"),
-            "users": parse_users(env.get("DP_PROXY_USERS", "")),
-            "tokens": [t.strip() for t in env.get("DP_PROXY_TOKEN", "").split(",") if t.strip()],
-            "allowed_origins": env.get("DP_PROXY_ALLOWED_ORIGINS", "").split(","),
+            "upstream": proxy.upstream,
+            "users": parse_users(proxy.users.get_secret_value() if proxy.users else ""),
+            "tokens": proxy.tokens(),
+            "allowed_origins": proxy.allowed_origins,
         }
-        if env.get("DP_PROXY_CSRF_HEADER"):
-            values["csrf_header"] = env["DP_PROXY_CSRF_HEADER"]
-        for field, name in (
-            ("login_burst", "DP_PROXY_LOGIN_BURST"),
-            ("login_per_minute", "DP_PROXY_LOGIN_PER_MINUTE"),
-            ("login_lockout_seconds", "DP_PROXY_LOGIN_LOCKOUT_SECONDS"),
-        ):
-            if env.get(name):
-                values[field] = env[name]
+        for field in ("csrf_header", "login_burst", "login_per_minute", "login_lockout_seconds"):
+            if getattr(proxy, field) is not None:
+                values[field] = getattr(proxy, field)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.model_validate(values)

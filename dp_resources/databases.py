@@ -18,7 +18,6 @@ User SQL (``CustomSQLQuery``) gets its own engine (V2). Unless the connection is
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from dp_resources.user_sql import (
     rendered_postgres_sql,
     sqlite_reads_only,
 )
+from dp_settings import current, load
 
 __all__ = ["DatabaseNotConfigured", "DatabasesResource", "UnsafeUserSQL", "writable_sql_from_env"]
 
@@ -46,8 +46,8 @@ class DatabaseNotConfigured(RuntimeError):
 
 
 def writable_sql_from_env(environ: Any = None) -> set[str]:
-    environ = os.environ if environ is None else environ
-    return {n.strip() for n in (environ.get(WRITABLE_SQL_ENV) or "").split(",") if n.strip()}
+    """``DP_DB_WRITABLE_SQL`` of ``environ`` (default: the settings in force)."""
+    return set((current() if environ is None else load(environ)).db.writable_sql)
 
 
 def _env_name(name: str, suffix: str) -> str:
@@ -55,7 +55,11 @@ def _env_name(name: str, suffix: str) -> str:
 
 
 class DatabasesResource(dg.ConfigurableResource):
-    """SQLAlchemy engines by connection name, made on first use and disposed after the run."""
+    """SQLAlchemy engines by connection name, made on first use and disposed after the run.
+
+    A connection not listed here follows the settings in force when it is used
+    (:func:`dp_settings.current`: Dagster calls resources in the run, with no settings of ours).
+    """
 
     urls: dict[str, str] = Field(
         default_factory=dict,
@@ -89,10 +93,10 @@ class DatabasesResource(dg.ConfigurableResource):
 
     def url(self, name: str, *, query: bool = False) -> str:
         if query:
-            url = self.query_urls.get(name) or os.environ.get(_env_name(name, "QUERY_URL"))
+            url = self.query_urls.get(name) or current().db.query_url(name)
             if url:
                 return url
-        url = self.urls.get(name) or os.environ.get(_env_name(name, "URL"))
+        url = self.urls.get(name) or current().db.url(name)
         if not url:
             raise DatabaseNotConfigured(
                 f"database connection '{name}' is not configured: set {_env_name(name, 'URL')} "
@@ -136,7 +140,7 @@ class DatabasesResource(dg.ConfigurableResource):
 
     def has_query_login(self, name: str) -> bool:
         """Whether a separate login is configured for the connection's user SQL."""
-        return bool(self.query_urls.get(name) or os.environ.get(_env_name(name, "QUERY_URL")))
+        return bool(self.query_urls.get(name) or current().db.query_url(name))
 
     def _user_sql_engine(self, name: str, writable: bool) -> Any:
         """The engine of a connection's user SQL: its own login, server-side limits, no pool.
@@ -254,7 +258,7 @@ class DatabasesResource(dg.ConfigurableResource):
                 f"give a dedicated read-only login's URL in {variable} (docs/deploy.md, "
                 "'A read-only login for user SQL')"
             )
-        writer = self.urls.get(name) or os.environ.get(_env_name(name, "URL"))
+        writer = self.urls.get(name) or current().db.url(name)
         if writer and _same_login(writer, self.url(name, query=True)):
             raise UnsafeUserSQL(
                 f"{variable} logs in as the writer of connection '{name}' ('{login}'): "

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from dp_resources import settings
+from dp_settings import current
 
 
 class PathNotAllowed(ValueError):
@@ -29,8 +29,9 @@ class FilesResource(ConfigurableResource):
     )
 
     def roots(self) -> dict[str, Path]:
-        roots = {"data": Path(self.data_dir or settings.data_dir()).resolve()}
-        flows = settings.flows_dir()
+        settings = current()  # a resource: Dagster calls it in the run, with no settings of ours
+        roots = {"data": Path(self.data_dir or settings.data_folder()).resolve()}
+        flows = settings.flows_folder()
         if flows is not None:
             roots["flows"] = flows
         roots.update({name: Path(path).resolve() for name, path in self.read_roots.items()})
@@ -56,10 +57,11 @@ class FilesResource(ConfigurableResource):
             raise PathNotAllowed(f"{lead}path {_shown(path)} cannot be resolved: {_reason(exc)}") from None
         if not target.is_relative_to(base):
             raise PathNotAllowed(f"{lead}path {_shown(path)} leaves the '{root}' root (through a symlink?)")
-        storage = settings.dagster_home()
+        settings = current()
+        storage = settings.dagster_home_folder()
         if storage is not None and target.is_relative_to(storage):
             raise PathNotAllowed(f"{lead}path {_shown(path)} points into Dagster's storage folder")
-        outputs = settings.outputs_url()
+        outputs = settings.outputs_base()
         if "://" not in outputs and target.is_relative_to(Path(outputs).resolve()):
             raise PathNotAllowed(f"{lead}path {_shown(path)} points into the run outputs folder")
         if for_write:

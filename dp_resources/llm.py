@@ -1,8 +1,9 @@
 """``LlmResource``: an OpenAI-compatible chat-completions endpoint, reached through ``HttpResource``.
 
-The endpoint, model and key come from the environment (``DP_LLM_BASE_URL``, ``DP_LLM_MODEL``,
-``DP_LLM_API_KEY`` by default; the resource holds the variable *names*, so no key ever sits in
-resource config, the run's snapshot or its tags). Requests go through ``HttpResource``, so the
+The endpoint, model and key are deployment values: the code location gives them as
+``dg.EnvVar("DP_LLM_BASE_URL")``, ``dg.EnvVar("DP_LLM_MODEL")`` and ``dg.EnvVar("DP_LLM_API_KEY")``
+when those are set, so Dagster resolves them in the run and no key ever sits in resource config,
+the run's snapshot or its tags; a field left unset follows the platform settings when used. Requests go through ``HttpResource``, so the
 SSRF guard, the byte cap and the total timeout apply; the deployment's LLM endpoint is usually
 private or local, so ``allowed_networks``/``allow_private`` here open it for this resource only,
 not for HTTP nodes. The API key goes only to the endpoint's origin: a redirect elsewhere drops it
@@ -13,7 +14,6 @@ deployment also sets the ceilings an agent node may not exceed: steps, tool call
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ import dagster as dg
 from pydantic import Field
 
 from dp_resources.http import HttpResource, send_with_retries
+from dp_settings import current
 
 
 class LlmError(RuntimeError):
@@ -51,11 +52,12 @@ class ChatReply:
 
 
 class LlmResource(dg.ConfigurableResource):
-    """Chat completions for ``LlmAgent`` nodes; endpoint, model and key read from the environment."""
+    """Chat completions for ``LlmAgent`` nodes; endpoint, model and key from the deployment."""
 
-    base_url_env: str = Field(default="DP_LLM_BASE_URL", description="Variable holding the API base URL (…/v1).")
-    model_env: str = Field(default="DP_LLM_MODEL", description="Variable holding the default model name.")
-    api_key_env: str = Field(default="DP_LLM_API_KEY", description="Variable holding the API key (optional).")
+    base_url: str | None = Field(default=None, description="API base URL (…/v1); unset: DP_LLM_BASE_URL.")
+    model: str | None = Field(default=None, description="Default model name; unset: DP_LLM_MODEL.")
+    api_key: str | None = Field(default=None, description="API key (optional); give it as "
+                                "dg.EnvVar(...), never as text; unset: DP_LLM_API_KEY.")
     allow_private: bool = Field(default=False, description="Allow a private or loopback endpoint (a local model server).")
     allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
@@ -69,14 +71,20 @@ class LlmResource(dg.ConfigurableResource):
     max_timeout_seconds: float = Field(default=900.0, gt=0, description="Ceiling of an agent's total time.")
 
     def endpoint(self) -> tuple[str, str, str | None]:
-        """``(base_url, model, api_key)`` from the environment, read now (never at import)."""
-        base = os.environ.get(self.base_url_env, "").strip()
+        """``(base_url, model, api_key)``: this resource's, else the settings' (read when used).
+
+        A resource: Dagster calls it in the run, so the settings are :func:`dp_settings.current`.
+        """
+        settings = current().llm
+        base = (self.base_url or settings.base_url or "").strip()
         if not base:
             raise LlmError(
-                f"environment variable {self.base_url_env} is not set; set it to the chat-completions "
+                "environment variable DP_LLM_BASE_URL is not set; set it to the chat-completions "
                 "base URL (e.g. https://api.example.com/v1)"
             )
-        return base.rstrip("/"), os.environ.get(self.model_env, "").strip(), os.environ.get(self.api_key_env) or None
+        model = (self.model or settings.model or "").strip()
+        key = self.api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+        return base.rstrip("/"), model, key or None
 
     def _http(self, timeout: float) -> HttpResource:
         return HttpResource(
@@ -101,7 +109,7 @@ class LlmResource(dg.ConfigurableResource):
         base, default_model, key = self.endpoint()
         chosen = model or default_model
         if not chosen:
-            raise LlmError(f"no model: set the node's `model` or environment variable {self.model_env}")
+            raise LlmError(f"no model: set the node's `model` or environment variable DP_LLM_MODEL")
         body: dict[str, Any] = {"model": chosen, "messages": messages}
         if tools:
             body["tools"] = tools

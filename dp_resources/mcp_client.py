@@ -14,13 +14,12 @@ A stdio server's stderr goes to a temporary file, not to the step's compute log 
 what it was given), and its tail is shown, redacted, only when something fails.
 
 The server list may be kept in a YAML/JSON file named by ``DP_MCP_CONFIG``
-(``McpResource.from_env()``); ``dp mcp-tools`` lists the tools of each server like ``dp nodes``.
+(``McpResource.from_config_file(settings.mcp_config)``); ``dp mcp-tools`` lists the tools of each server like ``dp nodes``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -74,9 +73,8 @@ class McpResource(dg.ConfigurableResource):
     servers: dict[str, McpServer] = Field(default_factory=dict, description="Server name -> how to reach it.")
 
     @classmethod
-    def from_env(cls) -> McpResource:
-        """Servers from the YAML/JSON file named by ``DP_MCP_CONFIG`` (none when unset)."""
-        path = os.environ.get(CONFIG_ENV)
+    def from_config_file(cls, path: str | None) -> McpResource:
+        """Servers from a YAML/JSON file, the deployment's ``DP_MCP_CONFIG`` (none when unset)."""
         if not path:
             return cls()
         import yaml
@@ -267,7 +265,9 @@ def _click_command() -> Any:
     @click.argument("server", required=False)
     def mcp_tools(server: str | None) -> None:
         """The tools of the MCP servers in DP_MCP_CONFIG (or of SERVER)."""
-        resource = McpResource.from_env()
+        from dp_settings import load
+
+        resource = McpResource.from_config_file(load().mcp_config)
         names = [server] if server else sorted(resource.servers)
         if not names:
             raise click.ClickException(f"no MCP servers configured; set {CONFIG_ENV} to a YAML file of servers")

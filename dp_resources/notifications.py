@@ -25,7 +25,6 @@ mapping. Attribute access and indexing (``{x.__class__}``, ``{x[0]}``) are refus
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import ssl
@@ -41,6 +40,7 @@ import dagster as dg
 from pydantic import Field
 
 from dp_resources.secrets import ENV_REFERENCE, SecretError, SecretScope, as_written
+from dp_settings import current
 
 SmtpSecurity = Literal["none", "starttls", "ssl"]
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -76,14 +76,16 @@ class _Environment:
 
 
 def _environment() -> _Environment:
-    env = os.environ
+    """From the settings in force (:func:`dp_settings.current`): Dagster calls this resource and
+    the notify: sensors in the run or the daemon, with no settings of ours."""
+    settings = current()
+    smtp = settings.smtp
     return _Environment(
-        smtp_host=env.get("DP_SMTP_HOST", ""), smtp_port=env.get("DP_SMTP_PORT", ""),
-        smtp_security=env.get("DP_SMTP_SECURITY", ""), smtp_starttls=env.get("DP_SMTP_STARTTLS", ""),
-        smtp_user=env.get("DP_SMTP_USER", ""), smtp_password=env.get("DP_SMTP_PASSWORD", ""),
-        smtp_from=env.get("DP_SMTP_FROM", ""), webserver_url=env.get("DP_WEBSERVER_URL", ""),
-        webhook_urls={k[len("DP_WEBHOOK_"):-len("_URL")]: v for k, v in env.items()
-                      if k.startswith("DP_WEBHOOK_") and k.endswith("_URL") and v},
+        smtp_host=smtp.host or "", smtp_port="" if smtp.port is None else str(smtp.port),
+        smtp_security=smtp.security or "", smtp_starttls=smtp.starttls or "",
+        smtp_user=smtp.user or "", smtp_password=smtp.password.get_secret_value() if smtp.password else "",
+        smtp_from=smtp.from_ or "", webserver_url=settings.webserver_url or "",
+        webhook_urls=settings.webhook.urls(),
     )
 
 

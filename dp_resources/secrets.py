@@ -42,6 +42,8 @@ from urllib.parse import quote, quote_plus
 import dagster as dg
 from pydantic import Field
 
+from dp_settings import current
+
 REDACTED = "***"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 SEALED_REFERENCE = re.compile(r"\$\[dp-secret:([A-Za-z_][A-Za-z0-9_]*):([0-9a-f]{32})\]")
@@ -54,8 +56,7 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 
 def allowed_secret_names() -> tuple[str, ...]:
     """The deployment's allow-list: ``DP_ALLOWED_SECRET_NAMES`` (comma-separated globs), else ``DP_SECRET_*``."""
-    text = os.environ.get(ALLOWED_NAMES_VARIABLE, "")  # the one read of it (moves to dp_settings)
-    return tuple(name.strip() for name in text.split(",") if name.strip()) or DEFAULT_ALLOWED_NAMES
+    return tuple(current().allowed_secret_names) or DEFAULT_ALLOWED_NAMES
 
 
 class SecretError(ValueError):

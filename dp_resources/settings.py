@@ -1,57 +1,44 @@
-"""Where the platform keeps things, read from the environment when asked (never at import).
+"""Where the platform keeps things: kept for old imports; the settings live in :mod:`dp_settings`.
 
-Every path has one function here so that the embedded default and production differ only in
-environment variables:
-
-- ``DP_HOME``: the local home (default ``./.dp_home``); holds the SQLite flow store, run outputs
-  and the data root of the embedded default.
-- ``DP_FLOWS_DIR``: spec files imported into the store when the code location loads
-  (default: the repository's ``flows/``).
-- ``DP_STORE_URL``: SQLAlchemy URL of the flow store (default: SQLite in ``DP_HOME``).
-- ``DP_DATA_DIR``: the root that file nodes read from and write to (default ``DP_HOME/data``).
-- ``DP_OUTPUTS_URL``: where run outputs are kept, a folder or any fsspec URL
-  (default ``DP_HOME/outputs``).
-- ``DP_HTTP_ALLOWED_NETWORKS``: comma-separated networks (CIDR) that HTTP nodes may reach although
-  they are private or loopback (default: none).
+Each function answers from :func:`dp_settings.current` (the environment when called, never at
+import). New code takes a :class:`dp_settings.PlatformSettings` from its caller instead; the
+variables are described in ``docs/settings.md``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from dp_settings import REPO_ROOT, current
+
+__all__ = ["REPO_ROOT", "dagster_home", "data_dir", "dp_home", "flows_dir", "http_allowed_networks",
+           "outputs_url", "store_url"]
 
 
 def dp_home() -> Path:
-    return Path(os.environ.get("DP_HOME") or Path.cwd() / ".dp_home").resolve()
+    return current().dp_home()
 
 
 def flows_dir() -> Path | None:
     """The folder of spec files to import on load; ``DP_FLOWS_DIR=""`` turns the import off."""
-    value = os.environ.get("DP_FLOWS_DIR")
-    if value is None:
-        return REPO_ROOT / "flows"
-    return Path(value).resolve() if value else None
+    return current().flows_folder()
 
 
 def store_url() -> str:
-    return os.environ.get("DP_STORE_URL") or f"sqlite:///{dp_home() / 'store.db'}"
+    return current().store_url()
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("DP_DATA_DIR") or dp_home() / "data").resolve()
+    return current().data_folder()
 
 
 def outputs_url() -> str:
-    return os.environ.get("DP_OUTPUTS_URL") or str(dp_home() / "outputs")
+    return current().outputs_base()
 
 
 def dagster_home() -> Path | None:
-    value = os.environ.get("DAGSTER_HOME")
-    return Path(value).resolve() if value else None
+    return current().dagster_home_folder()
 
 
 def http_allowed_networks() -> list[str]:
-    value = os.environ.get("DP_HTTP_ALLOWED_NETWORKS", "")
-    return [part.strip() for part in value.split(",") if part.strip()]
+    return list(current().http.allowed_networks)

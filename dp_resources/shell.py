@@ -24,7 +24,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from dp_resources import settings
+from dp_settings import current
 
 ENV_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 RESERVED_ENV = {"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV",
@@ -68,7 +68,7 @@ class ShellResource(dg.ConfigurableResource):
     max_output_bytes: int = Field(default=1_000_000, gt=0, description="Bytes of stdout and of stderr kept (the rest is dropped).")
 
     def root_path(self) -> Path:
-        return Path(self.root).resolve() if self.root else (settings.dp_home() / "shell").resolve()
+        return Path(self.root).resolve() if self.root else (current().dp_home() / "shell").resolve()
 
     def program(self, name: str) -> str:
         """The absolute path of ``name`` if the deployment allows it, else ``ShellRefused``."""

@@ -22,17 +22,31 @@ from dp_sensors.webhook.cli import DEFAULT_PORT
 GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
 
 _URL = click.option(
-    "--url", envvar=GRAPHQL_URL_ENV, default=DEFAULT_GRAPHQL_URL, show_default=True,
-    help=f"Dagster GraphQL endpoint [env {GRAPHQL_URL_ENV}].",
+    "--url", default=None,
+    help=f"Dagster GraphQL endpoint [env {GRAPHQL_URL_ENV}; default: {DEFAULT_GRAPHQL_URL}].",
 )
 _TOKEN = click.option(
-    "--token", envvar="DP_DAGSTER_TOKEN", default=None,
+    "--token", default=None,
     help="Bearer token for the authenticating proxy in front of the webserver [env DP_DAGSTER_TOKEN].",
 )
 _LOCATION = click.option(
-    "--location", envvar="DP_CODE_LOCATION", default=None,
-    help="Code location name (default: the one that holds the flow).",
+    "--location", default=None,
+    help="Code location name [env DP_CODE_LOCATION; default: the one that holds the flow].",
 )
+
+
+def _graphql_target(url: str | None, token: str | None, location: str | None) -> tuple[str, str | None, str | None]:
+    """The options given, else the settings (``DP_DAGSTER_GRAPHQL_URL``, ``DP_DAGSTER_TOKEN``,
+    ``DP_CODE_LOCATION``), else the defaults."""
+    from dp_settings import load
+
+    settings = load()
+    dagster = settings.dagster
+    return (
+        url or dagster.graphql_url or DEFAULT_GRAPHQL_URL,
+        token or (dagster.token.get_secret_value() if dagster.token else None),
+        location or settings.code_location,
+    )
 
 
 def _parse_value(raw: str) -> Any:
@@ -81,6 +95,7 @@ def launch(
             raise click.BadParameter("must be a JSON object", param_hint="--params-json")
     values.update(_pairs(params, "--param"))
     run_tags = {TRIGGER_TAG: "cli", TASK_TAG: task_id or uuid.uuid4().hex, **_pairs(tags, "--tag")}
+    url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
             run_id = client.launch_run(flow, values, run_tags)
@@ -166,6 +181,7 @@ def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, locati
         TRIGGER_TAG: "retry",
         TASK_TAG: run.tags.get(TASK_TAG) or run_id,
     }
+    url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
             new_run = client.launch_run(run.job_name, run.run_config or {}, tags)
@@ -184,15 +200,16 @@ def webhook() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
               help="Larger bodies are refused with 413.")
-@click.option("--events-url", envvar="DP_EVENTS_URL", default=None,
+@click.option("--events-url", default=None,
               help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
-@click.option("--launches-url", envvar="DP_LAUNCHES_URL", default=None,
+@click.option("--launches-url", default=None,
               help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].")
-@click.option("--dagster-url", envvar=GRAPHQL_URL_ENV, default=DEFAULT_GRAPHQL_URL, show_default=True,
-              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}]; '' turns launches off.")
+@click.option("--dagster-url", default=None,
+              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}; default: "
+              f"{DEFAULT_GRAPHQL_URL}]; '' turns launches off.")
 @click.option("--log-level", default="info", show_default=True)
 def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, launches_url: str | None,
-          dagster_url: str, log_level: str) -> None:
+          dagster_url: str | None, log_level: str) -> None:
     """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
 
     Webhooks are taken for flows whose event trigger lists 'webhook.FLOW'; launches for every
@@ -200,6 +217,10 @@ def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, lau
     every request is refused.
     """
     from dp_sensors.triggers.receiver import serve_receiver
+    from dp_settings import load
 
+    settings = load()  # the receiver's settings, read once here and passed down
+    if dagster_url is None:
+        dagster_url = settings.dagster.graphql_url or DEFAULT_GRAPHQL_URL
     serve_receiver(host, port, events_url=events_url, launches_url=launches_url, dagster_url=dagster_url or None,
-                   max_body_bytes=max_body_bytes, log_level=log_level)
+                   max_body_bytes=max_body_bytes, log_level=log_level, settings=settings)

@@ -6,7 +6,7 @@ A leaf package: it imports nothing of ours, so every package may import it.
     settings = load()                 # once, where a process starts; then pass it down
 """
 
-from dp_settings.access import current, environment_key, load, using
+from dp_settings.access import current, environment_key, fingerprint, load, using
 from dp_settings.catalog import COMPOSE_VARIABLES, VARIABLE_PATTERNS, Variable, variables
 from dp_settings.model import REPO_ROOT, PlatformSettings
 
@@ -18,6 +18,7 @@ __all__ = [
     "Variable",
     "current",
     "environment_key",
+    "fingerprint",
     "load",
     "using",
     "variables",

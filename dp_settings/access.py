@@ -17,11 +17,15 @@ test that changes a variable sees the change on its next call (as with ``os.envi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+
+from pydantic import SecretStr
 
 from dp_settings.model import PlatformSettings
 
@@ -40,6 +44,18 @@ def environment_key(environ: Mapping[str, str] | None = None) -> tuple[tuple[str
         (name, value) for name, value in env.items()
         if name.startswith("DP_") or name in OTHER_VARIABLES
     ))
+
+
+def fingerprint(settings: PlatformSettings) -> str:
+    """A digest of every value (secrets included): equal settings, equal fingerprint.
+
+    Compiled flows are reused only under the same settings (``dp_assets.location``).
+    """
+    def reveal(value: object) -> object:
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+    text = json.dumps(settings.model_dump(), sort_keys=True, default=reveal)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load(environ: Mapping[str, str] | None = None) -> PlatformSettings:

@@ -60,7 +60,7 @@ def _type_text(annotation: Any) -> str:
     text = re.sub(r"typing\.|Annotated\[|, (NoDecode|BeforeValidator)[^\]]*\]", "", str(annotation))
     text = re.sub(r"Optional\[(.*)\]", r"\1", text)
     text = text.replace("NoneType", "").replace(" | None", "").replace("None | ", "")
-    text = re.sub(r"Literal\[([^\]]*)\]", lambda m: " \\| ".join(m.group(1).replace("'", "").split(", ")), text)
+    text = re.sub(r"Literal\[([^\]]*)\]", lambda m: " | ".join(m.group(1).replace("'", "").split(", ")), text)
     text = text.replace("pydantic.types.SecretStr", "secret").replace("SecretStr", "secret")
     text = text.replace("list[str]", "comma-separated list")
     text = re.sub(r"<class '(\w+)'>", r"\1", text)
@@ -102,6 +102,8 @@ def variables() -> list[Variable]:
 def is_known(name: str) -> bool:
     """Whether ``name`` is a setting, one of a family (``DP_DB_<NAME>_URL``...) or compose's own."""
     if name in COMPOSE_VARIABLES or name in {v.name for v in variables()}:
+        return True
+    if name in {pattern for pattern, _, _ in VARIABLE_PATTERNS}:  # the family itself, as docs write it
         return True
     for pattern, _, _ in VARIABLE_PATTERNS:
         regex = re.escape(pattern).replace(re.escape("<NAME>"), "[A-Z0-9_]+").replace(

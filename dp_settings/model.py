@@ -141,6 +141,9 @@ class SmtpSettings(Group):
     from_: Annotated[str | None, Unset] = setting(
         "Sender address.", default_text="dp-platform@localhost", alias="from"
     )
+    starttls: Annotated[str | None, Unset] = setting(
+        "Deprecated: DP_SMTP_SECURITY (true, 1 or yes: starttls; anything else: none)."
+    )
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -217,6 +220,11 @@ class WebhookSettings(Group):
         """``DP_WEBHOOK_<NAME>_URL`` (empty: unset)."""
         return (self.model_extra or {}).get(f"{name}_url".lower()) or None
 
+    def urls(self) -> dict[str, str]:
+        """Every notification webhook set: upper-case ``<NAME>`` -> URL (empty ones left out)."""
+        return {key[: -len("_url")].upper(): value for key, value in (self.model_extra or {}).items()
+                if key.endswith("_url") and value}
+
     def __repr_args__(self) -> Any:  # tokens and webhook URLs are secrets
         yield "variables", sorted(self.model_extra or {})
 
@@ -258,7 +266,7 @@ class PlatformSettings(BaseSettings):
     outputs_url: Annotated[str | None, Unset] = setting(
         "Where run outputs are kept: a folder or any fsspec URL.", default_text="DP_HOME/outputs"
     )
-    tables_url: SecretStr | None = setting(
+    tables_url: Annotated[SecretStr | None, Unset] = setting(
         "PostgreSQL URL of `storage.format: table` outputs (read when such a flow runs).",
         default_text="none (required by table outputs)",
     )
@@ -281,6 +289,10 @@ class PlatformSettings(BaseSettings):
     )
     mcp_config: Annotated[str | None, Unset] = setting(
         "YAML/JSON file of the MCP servers flows may use.", default_text="none"
+    )
+    allowed_secret_names: CommaList = setting(
+        "Glob patterns (comma separated) of the variables a spec may reference as `${env:NAME}`.",
+        default=[], default_text="DP_SECRET_*",
     )
     webserver_url: Annotated[str | None, Unset] = setting(
         "Base URL of the Dagster UI, for links in notifications.", default_text="no link"

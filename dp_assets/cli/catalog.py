@@ -8,9 +8,15 @@ from pathlib import Path
 import click
 
 from dp_assets.catalog import default_catalog
-from dp_assets.docs_gen import NODES_DOC, params_table, render_nodes_markdown
+from dp_assets.docs_gen import (
+    NODES_DOC,
+    SETTINGS_DOC,
+    params_table,
+    render_nodes_markdown,
+    render_settings_markdown,
+)
 from dp_assets.spec.model import flow_json_schema
-from dp_resources.settings import REPO_ROOT
+from dp_settings import REPO_ROOT
 
 
 @click.command()
@@ -40,14 +46,18 @@ def nodes(name: str | None) -> None:
 @click.command()
 @click.option("--check", is_flag=True, help="Exit 1 when the generated docs are stale.")
 def docs(check: bool) -> None:
-    """Regenerate docs/nodes.md from the params models."""
+    """Regenerate docs/nodes.md from the params models and docs/settings.md from the settings."""
     from dp_assets.catalog.examples import NODE_EXAMPLES
 
-    target = Path(REPO_ROOT) / NODES_DOC
-    text = render_nodes_markdown(default_catalog(), NODE_EXAMPLES)
-    if check:
-        if not target.exists() or target.read_text() != text:
-            raise click.ClickException(f"{NODES_DOC} is stale: run `make docs`")
-        return
-    target.write_text(text)
-    click.echo(f"wrote {target}")
+    documents = {
+        NODES_DOC: render_nodes_markdown(default_catalog(), NODE_EXAMPLES),
+        SETTINGS_DOC: render_settings_markdown(),
+    }
+    for name, text in documents.items():
+        target = Path(REPO_ROOT) / name
+        if check:
+            if not target.exists() or target.read_text() != text:
+                raise click.ClickException(f"{name} is stale: run `make docs`")
+            continue
+        target.write_text(text)
+        click.echo(f"wrote {target}")

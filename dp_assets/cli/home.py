@@ -19,7 +19,7 @@ import click
 import yaml
 from filelock import FileLock, Timeout
 
-from dp_resources import settings
+from dp_settings import load
 
 LOCAL_INSTANCE = """\
 # Embedded default instance (written by `dp init-home`; edit freely, it is not overwritten).
@@ -116,7 +116,8 @@ def ensure_instance_home() -> Path:
     home (``DP_HOME/dagster``, what ``make run`` uses), which this process then uses as its
     ``DAGSTER_HOME`` — never a ``dagster.yaml`` that happens to be in the working directory (the
     repository's is production's), and never Dagster's ``DagsterHomeNotSetError``."""
-    dagster_home = settings.dagster_home()
+    settings = load()
+    dagster_home = settings.dagster_home_folder()
     if dagster_home is None:
         dagster_home = settings.dp_home() / "dagster"
         # Dagster finds its instance through the environment (DagsterInstance.get()).
@@ -136,9 +137,10 @@ def _write_whole(path: Path, text: str) -> None:
 @click.command("init-home")
 def init_home() -> None:
     """Create DP_HOME and DAGSTER_HOME with the embedded default's instance settings."""
+    settings = load()
     home = settings.dp_home()
-    dagster_home = settings.dagster_home() or home / "dagster"
-    settings.data_dir().mkdir(parents=True, exist_ok=True)
+    dagster_home = settings.dagster_home_folder() or home / "dagster"
+    settings.data_folder().mkdir(parents=True, exist_ok=True)
     # Create the storage now too: a webserver and a daemon starting together on an empty SQLite
     # home would race on its migrations.
     prepare_instance(dagster_home)

@@ -26,7 +26,6 @@ side, started with ``python -m dp_deploy celery-worker -y deploy/celery-worker.y
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -287,9 +286,13 @@ def flatten_executor_config(executor_config: Mapping[str, Any]) -> dict[str, Any
 
 
 def rabbitmq_consumer_timeout_from_env() -> float | None:
-    """The RabbitMQ ``consumer_timeout`` (seconds) the deployment declares, if any."""
-    value = os.environ.get(RABBITMQ_CONSUMER_TIMEOUT_ENV)
-    return float(value) if value else None
+    """The RabbitMQ ``consumer_timeout`` (seconds) the deployment declares, if any.
+
+    Read at run start, by the executor Dagster builds (:func:`dp_settings.current`).
+    """
+    from dp_settings import current
+
+    return current().rabbitmq.consumer_timeout_seconds
 
 
 def render_worker_yaml(
@@ -393,8 +396,11 @@ def make_celery_executor(
 
     settings = dict(defaults if defaults is not None else celery_settings(longest_step_seconds))
     settings.update(executor_config.get("config_source") or {})
-    broker = executor_config.get("broker") or os.environ.get(BROKER_ENV)
-    backend = executor_config.get("backend") or os.environ.get(BACKEND_ENV)
+    from dp_settings import current  # Dagster builds the executor at run start, with no settings of ours
+
+    celery = current().celery
+    broker = executor_config.get("broker") or celery.broker
+    backend = executor_config.get("backend") or celery.backend
     config = {**settings, "broker_url": broker, "result_backend": backend}
     validate_or_raise(
         config,

@@ -11,27 +11,32 @@ named, rather than killed mid-run later.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
 
 from dp_assets.spec.validation import ValidatedFlow
+from dp_settings import PlatformSettings, current, fingerprint
 
 EXECUTOR_ENV = "DP_EXECUTOR"
 CHOICES = ("in_process", "multiprocess", "celery")
 
 
 class FlowExecutors:
-    """The executor definitions of one code location load, by name."""
+    """The executor definitions of one code location load, by name.
 
-    def __init__(self, default_name: str | None = None) -> None:
-        name = default_name or os.environ.get(EXECUTOR_ENV) or "in_process"
+    ``settings`` are the location's (default: the ones its build made current,
+    :func:`dp_settings.using`).
+    """
+
+    def __init__(self, default_name: str | None = None, settings: PlatformSettings | None = None) -> None:
+        self.settings = settings or current()
+        name = default_name or self.settings.default_executor()
         if name not in CHOICES:
             raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(CHOICES)}")
         self.default_name = name
-        #: The ``DP_*`` settings this load sees: compiled flows are reused only under the same ones.
-        self.settings_key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("DP_")))
+        #: The settings this load sees: compiled flows are reused only under the same ones.
+        self.settings_key = fingerprint(self.settings)
         self._built: dict[str, dg.ExecutorDefinition] = {}
         self._celery: Any = None
 
@@ -54,7 +59,7 @@ class FlowExecutors:
         if self._celery is None:
             from dp_assets.compiler.celery_deployment import celery_deployment
 
-            self._celery = celery_deployment()
+            self._celery = celery_deployment(self.settings.celery.config)
         return self._celery
 
     def for_flow(self, validated: ValidatedFlow) -> dg.ExecutorDefinition:

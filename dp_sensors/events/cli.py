@@ -10,7 +10,7 @@ from dp_sensors.events.base import EventBus
 from dp_sensors.events.factory import default_events_url, event_bus_from_url
 
 _URL_OPTION = click.option(
-    "--url", envvar="DP_EVENTS_URL", default=None,
+    "--url", default=None,
     help="Event bus URL [env DP_EVENTS_URL; default: the flow store].",
 )
 

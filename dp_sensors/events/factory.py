@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dp_sensors.events.base import EventBus
@@ -21,10 +20,14 @@ def split_stream(url: str, default: str = DEFAULT_STREAM) -> tuple[str, str]:
 
 
 def default_events_url() -> str:
-    """``DP_EVENTS_URL``, else the flow store's database (read when called, never at import)."""
-    from dp_resources.settings import store_url
+    """``DP_EVENTS_URL``, else the flow store's database, from the settings in force when called.
 
-    return os.environ.get("DP_EVENTS_URL") or store_url()
+    For the event bus resource (Dagster calls it in the run) and ``dp events`` (a command that
+    starts here); services that read their settings at start use ``events_bus_url()`` on them.
+    """
+    from dp_settings import current
+
+    return current().events_bus_url()
 
 
 def is_redis_url(url: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dp_sensors.webhook import create_app
+from dp_settings import PlatformSettings
 
 LAUNCH_PREFIX = "/flows/"
 
@@ -48,32 +49,34 @@ def receiver_app(
 
 def serve_receiver(
     host: str, port: int, *, events_url: str | None, launches_url: str | None, dagster_url: str | None,
-    max_body_bytes: int, log_level: str,
+    max_body_bytes: int, log_level: str, settings: PlatformSettings | None = None,
 ) -> None:
-    """Run the receiver until interrupted (what ``dp webhook serve`` does)."""
+    """Run the receiver until interrupted (what ``dp webhook serve`` does), with the
+    deployment's ``settings`` (read once at start: store, bus, ledger, tokens)."""
     import uvicorn
 
-    from dp_resources import settings
     from dp_resources.store import FlowStore
-    from dp_sensors.events.factory import default_events_url, event_bus_from_url
+    from dp_sensors.events.factory import event_bus_from_url
     from dp_sensors.launch import GraphQLLauncher
     from dp_sensors.webhook import LaunchLedger
+    from dp_settings import load
 
+    settings = settings or load()
     store = FlowStore(settings.store_url())
     store.upgrade()
-    bus = event_bus_from_url(events_url or default_events_url())
+    bus = event_bus_from_url(events_url or settings.events_bus_url())
     bus.ensure_schema()
     ledger = launcher = None
     if dagster_url:
-        ledger = LaunchLedger(launches_url or settings.store_url())
+        ledger = LaunchLedger(launches_url or settings.launch_ledger_url())
         ledger.ensure_schema()
-        import os
-
+        token = settings.dagster.token
         launcher = GraphQLLauncher(
-            dagster_url, location=os.environ.get("DP_CODE_LOCATION") or None,
-            token=os.environ.get("DP_DAGSTER_TOKEN") or None,
+            dagster_url, location=settings.code_location,
+            token=token.get_secret_value() if token else None,
         )
-    app = receiver_app(store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes)
+    app = receiver_app(store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes,
+                       webhook=settings.webhook)
     from dp_resources.http_server import hardened_server_options
 
     try:

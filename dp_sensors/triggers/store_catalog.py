@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from dp_assets.spec.model import FlowParam, Trigger
 from dp_sensors.triggers.params import params_model
+from dp_settings import PlatformSettings
 
 
 class FlowTriggers(BaseModel):
@@ -81,10 +82,11 @@ class StoreFlowCatalog:
         return list(self._chains.get((flow_id, outcome), []))
 
 
-def default_flow_catalog(*, webhooks_only: bool = True) -> StoreFlowCatalog:
-    from dp_resources import settings
+def default_flow_catalog(*, webhooks_only: bool = True, settings: PlatformSettings | None = None) -> StoreFlowCatalog:
+    """The catalog of the deployment's flow store (``settings``, default: read now)."""
     from dp_resources.store import FlowStore
+    from dp_settings import load
 
-    store = FlowStore(settings.store_url())
+    store = FlowStore((settings or load()).store_url())
     store.upgrade()
     return StoreFlowCatalog(store, webhooks_only=webhooks_only)

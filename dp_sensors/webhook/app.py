@@ -46,6 +46,8 @@ from dp_sensors.webhook.launches import (
     launch_once,
     request_hash,
 )
+from dp_settings import load
+from dp_settings.model import WebhookSettings
 
 log = logging.getLogger("dp_sensors.webhook")
 
@@ -95,7 +97,7 @@ class _Receiver:
         ledger: LaunchLedger | None,
         launcher: Launcher | None,
         max_body_bytes: int,
-        environ: Mapping[str, str] | None,
+        webhook: WebhookSettings | None,
         launch_wait_seconds: float,
         body_timeout_seconds: float,
     ) -> None:
@@ -104,13 +106,13 @@ class _Receiver:
         self.ledger = ledger
         self.launcher = launcher
         self.max_body_bytes = max_body_bytes
-        self.environ = environ
+        self.webhook = webhook  # None: the settings in force at each request
         self.launch_wait_seconds = launch_wait_seconds
         self.body_timeout_seconds = body_timeout_seconds
 
     async def _authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
-        if not is_authorised(flow_id, request.headers.get("authorization"), self.environ):
+        if not is_authorised(flow_id, request.headers.get("authorization"), self.webhook):
             raise Refused(
                 401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')"
             )
@@ -237,12 +239,14 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     launch_wait_seconds: float = 60.0,
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    webhook: WebhookSettings | None = None,
 ) -> Starlette:
     """The receiver's ASGI app.
 
     ``catalog`` is a :class:`FlowCatalog` or a plain ``flow_id -> params model | None`` callable.
     ``bus`` receives webhook events; ``ledger`` and ``launcher`` (both or neither) enable
-    ``POST /flows/{flow_id}/runs``. ``environ`` replaces ``os.environ`` for token look-ups.
+    ``POST /flows/{flow_id}/runs``. Tokens come from ``webhook`` (the receiver's settings), else
+from the variables of ``environ``, else from the settings in force at each request.
     A body must arrive within ``body_timeout_seconds`` (else 408) and fit ``max_body_bytes``.
     Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
     """
@@ -255,8 +259,10 @@ def create_app(
     lookup: ParamsLookup = (
         catalog.get_params_model if isinstance(catalog, FlowCatalog) else catalog
     )
+    if webhook is None and environ is not None:
+        webhook = load(environ).webhook
     receiver = _Receiver(
-        lookup, bus, ledger, launcher, max_body_bytes, environ, launch_wait_seconds,
+        lookup, bus, ledger, launcher, max_body_bytes, webhook, launch_wait_seconds,
         body_timeout_seconds,
     )
     return Starlette(

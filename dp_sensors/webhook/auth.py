@@ -1,17 +1,20 @@
-"""Bearer tokens for the receiver, read from the environment on every request.
+"""Bearer tokens for the receiver: ``DP_WEBHOOK_TOKEN_<FLOW_ID>``, else ``DP_WEBHOOK_TOKEN``.
 
 Secure by default: with no token configured for a flow (neither its own nor the global one) every
 request for it is refused. A per-flow token replaces the global one for that flow, so a token
-handed to one partner opens one flow only. Reading the environment per request (not at import or
-start-up) lets tests and operators change tokens without rebuilding the app.
+handed to one partner opens one flow only. The tokens come from the receiver's settings
+(:class:`dp_settings.model.WebhookSettings`), given when the app is built; an app built without
+them reads the settings in force on every request (:func:`dp_settings.current`), so tests can
+change tokens without rebuilding it.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
 import re
-from collections.abc import Mapping
+
+from dp_settings import current
+from dp_settings.model import WebhookSettings
 
 FLOW_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # the spec's FlowId
 GLOBAL_TOKEN_ENV = "DP_WEBHOOK_TOKEN"
@@ -22,14 +25,14 @@ def flow_token_env(flow_id: str) -> str:
     return f"{GLOBAL_TOKEN_ENV}_{flow_id.upper()}"
 
 
-def expected_token(flow_id: str, environ: Mapping[str, str] | None = None) -> str | None:
+def expected_token(flow_id: str, webhook: WebhookSettings | None = None) -> str | None:
     """The token that opens ``flow_id``: its own when set, else the global one, else none."""
-    env = os.environ if environ is None else environ
+    webhook = webhook if webhook is not None else current().webhook
     if FLOW_ID_RE.fullmatch(flow_id):
-        own = env.get(flow_token_env(flow_id))
+        own = webhook.flow_token(flow_id)
         if own:
             return own
-    return env.get(GLOBAL_TOKEN_ENV) or None
+    return webhook.token.get_secret_value() if webhook.token else None
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -44,10 +47,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def is_authorised(
-    flow_id: str, authorization: str | None, environ: Mapping[str, str] | None = None
+    flow_id: str, authorization: str | None, webhook: WebhookSettings | None = None
 ) -> bool:
     """Compare in constant time; a missing configuration or header is never authorised."""
-    expected = expected_token(flow_id, environ)
+    expected = expected_token(flow_id, webhook)
     given = bearer_token(authorization)
     if expected is None or given is None:
         return False

@@ -32,16 +32,17 @@ def make_serve_command(
         help="Larger bodies are refused with 413.",
     )
     @click.option(
-        "--events-url", envvar="DP_EVENTS_URL", default=None,
+        "--events-url", default=None,
         help="Event bus URL [env DP_EVENTS_URL; default: the flow store].",
     )
     @click.option(
-        "--launches-url", envvar="DP_LAUNCHES_URL", default=None,
+        "--launches-url", default=None,
         help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].",
     )
     @click.option(
-        "--dagster-url", envvar="DP_DAGSTER_GRAPHQL_URL", default=DEFAULT_DAGSTER_GRAPHQL_URL,
-        show_default=True, help="Dagster GraphQL endpoint used for launches.",
+        "--dagster-url", default=None,
+        help=f"Dagster GraphQL endpoint used for launches [env DP_DAGSTER_GRAPHQL_URL; default: "
+        f"{DEFAULT_DAGSTER_GRAPHQL_URL}].",
     )
     @click.option("--log-level", default="info", show_default=True)
     def serve_command(
@@ -50,7 +51,7 @@ def make_serve_command(
         max_body_bytes: int,
         events_url: str | None,
         launches_url: str | None,
-        dagster_url: str,
+        dagster_url: str | None,
         log_level: str,
     ) -> None:
         """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
@@ -59,7 +60,10 @@ def make_serve_command(
         request is refused.
         """
         from dp_sensors.webhook.server import serve
+        from dp_settings import load
 
+        settings = load()  # the receiver's settings, read once here and passed down
+        dagster_url = dagster_url or settings.dagster.graphql_url or DEFAULT_DAGSTER_GRAPHQL_URL
         serve(
             host,
             port,
@@ -69,6 +73,7 @@ def make_serve_command(
             launches_url=launches_url,
             max_body_bytes=max_body_bytes,
             log_level=log_level,
+            settings=settings,
         )
 
     return serve_command

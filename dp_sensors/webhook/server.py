@@ -18,16 +18,10 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from dp_resources.http_server import DEFAULT_REQUEST_TIMEOUT_SECONDS, hardened_server_options
-from dp_sensors.events.factory import default_events_url, event_bus_from_url
+from dp_sensors.events.factory import event_bus_from_url
 from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES, FlowCatalog, ParamsLookup, create_app
 from dp_sensors.webhook.launches import LaunchLedger, Launcher
-
-
-def default_launches_url() -> str:
-    """The launch ledger lives in the flow store's database (read when called)."""
-    from dp_resources.settings import store_url
-
-    return store_url()
+from dp_settings import PlatformSettings, load
 
 
 def serve(
@@ -42,18 +36,22 @@ def serve(
     environ: Mapping[str, str] | None = None,
     log_level: str = "info",
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    settings: PlatformSettings | None = None,
 ) -> None:
-    """Run the receiver until interrupted.
+    """Run the receiver until interrupted, with the deployment's ``settings`` (default: read now).
 
     Events go to ``events_url`` (default: ``DP_EVENTS_URL``, else the flow store); with a
-    ``launcher``, idempotent launches are recorded in ``launches_url`` (default: the flow store).
+    ``launcher``, idempotent launches are recorded in ``launches_url`` (default:
+    ``DP_LAUNCHES_URL``, else the flow store). Tokens come from the variables of ``environ``
+    when given, else from ``settings``.
     Binds loopback by default: put it behind the authenticating proxy before exposing it.
     """
-    bus = event_bus_from_url(events_url or default_events_url())
+    settings = settings or load()
+    bus = event_bus_from_url(events_url or settings.events_bus_url())
     bus.ensure_schema()
     ledger = None
     if launcher is not None:
-        ledger = LaunchLedger(launches_url or default_launches_url())
+        ledger = LaunchLedger(launches_url or settings.launch_ledger_url())
         ledger.ensure_schema()
     app = create_app(
         catalog=catalog,
@@ -62,6 +60,7 @@ def serve(
         launcher=launcher,
         max_body_bytes=max_body_bytes,
         environ=environ,
+        webhook=None if environ is not None else settings.webhook,
     )
     try:
         uvicorn.run(
