@@ -1,7 +1,14 @@
 # One image for every service of docker-compose.yml: code server, webservers, daemon, Celery
-# workers and the proxies (docs/deploy.md). Dependencies come from the lock file, so a build
-# installs exactly what the tests ran with.
-FROM python:3.11-slim-bookworm
+# workers and the proxies (docs/deploy.md). Runtime dependencies come from
+# requirements-runtime.lock (the versions the tests ran with, without the test and bench tools),
+# each checked against its hash.
+#
+# The base image is pinned by digest: the tag alone moves with every rebuild upstream. Digest of
+# python:3.11-slim-bookworm (the multi-platform index, Python 3.11.16 on Debian 12) as recorded
+# by Docker's official-images record, github.com/docker-library/repo-info,
+# repos/python/remote/3.11-slim-bookworm.md. To move it: docker buildx imagetools inspect
+# python:3.11-slim-bookworm, and replace the digest.
+FROM python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,9 +18,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dagster/app
 
-# Dependencies first: this layer is rebuilt only when the lock file changes.
-COPY requirements.lock ./
-RUN pip install -r requirements.lock
+# Dependencies first: this layer is rebuilt only when the lock file changes. The lock names the
+# whole dependency closure, so pip installs exactly it (--no-deps) and `pip check` proves it whole.
+COPY requirements-runtime.lock ./
+RUN pip install --no-deps --require-hashes -r requirements-runtime.lock && pip check
 
 COPY pyproject.toml README.md ./
 COPY dp_assets ./dp_assets
@@ -23,7 +31,9 @@ COPY dp_sensors ./dp_sensors
 COPY dp_instance ./dp_instance
 COPY dp_proxy ./dp_proxy
 COPY dp_deploy ./dp_deploy
-RUN pip install --no-deps .
+COPY dp_settings ./dp_settings
+# The base image's own setuptools builds the package (no build environment fetched from the index).
+RUN pip install --no-deps --no-build-isolation .
 
 # The production instance and the deployment files (workspace, Celery worker settings), and the
 # example flows imported into the flow store on load (DP_FLOWS_DIR).

@@ -7,10 +7,13 @@ export DAGSTER_HOME ?= $(DP_HOME)/dagster
 
 .PHONY: run test test-serial test-faults install lock bench docs
 
+# Every dependency comes from requirements.lock, each file checked against its hash: a package
+# changed on the index, or one the lock does not name, stops the install.
+UV_VERSION = 0.13.9
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install -q --python $(PY) --require-hashes -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
@@ -43,8 +46,15 @@ test-serial: install
 test-faults: install
 	$(PY) -m pytest -p no:randomly tests/deploy/test_deploy_faults.py $(PYTEST_ARGS)
 
+# After a change to pyproject.toml: pin every package with its hashes. requirements.lock is the
+# development environment (make install, CI); requirements-runtime.lock is what the image
+# installs (Dockerfile): the same versions, without the dev extra (pytest, playwright, duckdb...).
+# Versions already in a lock are kept (uv prefers them); `make lock UPGRADE=--upgrade` moves all.
 lock:
-	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --python $(PY) --extra dev --generate-hashes $(UPGRADE) \
+		-o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --python $(PY) --generate-hashes -c requirements.lock \
+		-o requirements-runtime.lock
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

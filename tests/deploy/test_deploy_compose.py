@@ -5,24 +5,28 @@ config`` would see it: variables interpolated (from ``deploy/env.example``, whic
 every required one), YAML anchors merged, then validated against the Compose Specification's
 JSON Schema (vendored in ``schemas/``). The rest checks that commands, environment, volumes and
 networks agree with ``dagster.yaml``, ``workspace.yaml``, ``deploy/workspace.grpc.yaml``, the
-Celery worker file and the Dockerfile, and that only the proxies are reachable from outside (S1).
+Celery worker file and the Dockerfile, and that only the proxies are reachable from outside (S1);
+and the supply chain: every image pinned by digest, the locks pinned with hashes, and the
+image's lock free of test-only packages.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from deploy_procs import REPO_ROOT
 
 from dp_assets.compiler import celery as cc
 from dp_deploy.checks import check_deployment, load_yaml
+from tests.support.processes import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -396,6 +400,130 @@ def test_dockerfile_provides_what_compose_expects() -> None:
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".env", ".venv", ".dp_home", ".git"} <= set(ignored)
+
+
+def test_image_copies_every_package_it_installs() -> None:
+    """Each top-level package pyproject.toml installs is copied into the image (a package left
+    out builds fine and fails at the first import in production)."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in patterns}
+    assert packages and all((REPO_ROOT / name / "__init__.py").exists() for name in packages)
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.MULTILINE))
+    assert packages <= copied, packages - copied
+
+
+# --- supply chain: images pinned by digest, dependencies by hash -------------------------------
+
+DIGEST = re.compile(r"^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
+
+
+def test_every_image_is_pinned_by_digest(raw: dict[str, Any]) -> None:
+    """A tag moves whenever upstream rebuilds it; a digest names one image. The services run
+    either the platform's own image (built from the Dockerfile) or an image pinned as
+    ``name:tag@sha256:...``, and so does every FROM of the Dockerfile."""
+    for name, service in raw["services"].items():
+        image = str(service.get("image", ""))
+        if "build" in service:
+            assert image.startswith("${DP_IMAGE:-"), name
+        else:
+            assert DIGEST.match(image), f"{name}: {image} is not pinned by digest"
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    assert bases and all(DIGEST.match(base) for base in bases), bases
+
+
+def test_redis_protocol_server_is_valkey(raw: dict[str, Any]) -> None:
+    """The broker is an open-source Redis-compatible server (Redis itself is not open source
+    from 7.4), started and health-checked with that server's own programs."""
+    service = raw["services"]["redis"]
+    assert service["image"].startswith("valkey/valkey:")
+    assert "exec valkey-server --appendonly yes" in service["command"][-1]
+    assert service["healthcheck"]["test"][1].startswith("valkey-cli ")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> str:
+    return _canonical(re.match(r"[A-Za-z0-9_.-]+", requirement).group(0))
+
+
+@dataclass
+class Pin:
+    version: str
+    hashes: int = 0
+    via: set[str] = field(default_factory=set)
+
+
+def read_lock(path: Path) -> dict[str, Pin]:
+    """The pins of a ``uv pip compile --generate-hashes`` file: version, hashes, and what
+    requires each (its ``# via`` comments; ``dp-platform`` is pyproject.toml itself)."""
+    pins: dict[str, Pin] = {}
+    current: Pin | None = None
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or (current is None and stripped.startswith("#")):
+            continue
+        if not line.startswith(" "):
+            match = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\]+)", line)
+            assert match, f"{path.name}: not a pinned requirement: {line[:80]}"
+            current = pins[_canonical(match.group(1))] = Pin(match.group(2))
+        elif stripped.startswith("--hash=sha256:"):
+            current.hashes += 1
+        elif stripped.startswith("#"):
+            words = stripped.lstrip("#").strip().removeprefix("via").split()
+            if words:
+                current.via.add(_canonical(words[0]))
+    return pins
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-runtime.lock"])
+def test_locks_pin_every_package_with_its_hashes(lock: str, pyproject: dict[str, Any]) -> None:
+    """Each lock pins an exact version with its hashes for every package (installs run with
+    hashes required), and names every dependency pyproject.toml declares for it: a dependency
+    added without `make lock` fails here rather than at install."""
+    pins = read_lock(REPO_ROOT / lock)
+    assert pins and all(pin.hashes >= 1 for pin in pins.values()), lock
+    declared = list(pyproject["project"]["dependencies"])
+    if lock == "requirements.lock":
+        declared += pyproject["project"]["optional-dependencies"]["dev"]
+    missing = {_requirement_name(r) for r in declared} - set(pins)
+    assert not missing, f"{lock} lacks {sorted(missing)}: run `make lock`"
+
+
+def test_runtime_lock_is_the_tested_versions_without_the_dev_tools(pyproject: dict[str, Any]) -> None:
+    """The image gets the versions the tests ran with (requirements.lock), without what only
+    the tests and the bench use: a dev-extra package is in it only when a runtime package
+    requires it (jsonschema: mcp), never for the project's own sake."""
+    full = read_lock(REPO_ROOT / "requirements.lock")
+    runtime = read_lock(REPO_ROOT / "requirements-runtime.lock")
+    assert {name: pin.version for name, pin in runtime.items()} == {
+        name: full[name].version for name in runtime if name in full
+    }
+    assert set(runtime) < set(full)
+    for requirement in pyproject["project"]["optional-dependencies"]["dev"]:
+        name = _requirement_name(requirement)
+        if name in runtime:
+            assert runtime[name].via and "dp-platform" not in runtime[name].via, (name, runtime[name].via)
+    for test_only in ("pytest", "hypothesis", "playwright", "duckdb", "matplotlib"):
+        assert test_only not in runtime, test_only
+
+
+def test_installs_require_hashes() -> None:
+    """`make install` and the image install from the locks with hashes required."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements.lock" in makefile
+    assert "pip install --no-deps --require-hashes -r requirements-runtime.lock" in dockerfile
+    assert "requirements.lock" not in dockerfile.replace("requirements-runtime.lock", "")
 
 
 def test_local_workspace_differs_only_by_host() -> None:
