@@ -77,9 +77,7 @@ class PrivatePostgres:
         command = [str(self.bin_dir / argv[0]), *argv[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         if result.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{' '.join(argv[:2])} failed: {result.stderr}\n{tail}")
@@ -123,8 +121,7 @@ class PrivatePostgres:
 
     def accepting(self) -> bool:
         result = subprocess.run(
-            [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
-            + ["-U", "postgres"],
+            [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
             capture_output=True,
             timeout=10,
             check=False,
@@ -185,9 +182,7 @@ class PrivateRedis:
     def start(self) -> None:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.root), "--appendonly", "yes", "--save", ""]
-        self.process = start_process(
-            f"redis-{self.port}", argv, env=dict(os.environ), log_dir=self.root, cwd=self.root
-        )
+        self.process = start_process(f"redis-{self.port}", argv, env=dict(os.environ), log_dir=self.root, cwd=self.root)
         wait_until(self.answering, process=self.process, what=f"private Redis on {self.port}")
 
     def answering(self) -> bool:

@@ -128,16 +128,12 @@ class Stack:
             json={"query": query, "variables": variables or {}},
             timeout=60,
         )
-        assert response.status_code == 200, (
-            f"GraphQL {response.status_code}: {response.text[:3000]}"
-        )
+        assert response.status_code == 200, f"GraphQL {response.status_code}: {response.text[:3000]}"
         body = response.json()
         assert not body.get("errors"), body["errors"]
         return body["data"]
 
-    def launch(
-        self, job: str, run_config: dict | None = None, tags: Mapping[str, str] | None = None
-    ) -> str:
+    def launch(self, job: str, run_config: dict | None = None, tags: Mapping[str, str] | None = None) -> str:
         """Launch ``job`` (a flow id) through GraphQL; run config = the flow's params."""
         data = self.graphql(
             "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
@@ -151,9 +147,7 @@ class Stack:
                         "jobName": job,
                     },
                     "runConfigData": run_config or {},
-                    "executionMetadata": {
-                        "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
-                    },
+                    "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
                 }
             },
         )
@@ -205,9 +199,7 @@ class Stack:
                     )
                 time.sleep(0.5)
 
-    def wait_for(
-        self, what: str, ready: Any, bound_seconds: float = 120, interval: float = 0.3
-    ) -> Any:
+    def wait_for(self, what: str, ready: Any, bound_seconds: float = 120, interval: float = 0.3) -> Any:
         """Poll ``ready()`` until it returns something truthy; fail with the logs otherwise."""
         return wait_for(what, ready, timeout=bound_seconds, every=interval, on_timeout=self.logs)
 
@@ -251,11 +243,7 @@ class Stack:
         return found
 
     def events_of(self, run_id: str, event_type: DagsterEventType) -> list[Any]:
-        return [
-            r
-            for r in self.records(run_id)
-            if r.dagster_event and r.dagster_event.event_type == event_type
-        ]
+        return [r for r in self.records(run_id) if r.dagster_event and r.dagster_event.event_type == event_type]
 
     def timeline(self, run_id: str) -> str:
         """The run's events as seconds since its first one (for failure messages)."""
@@ -294,7 +282,7 @@ class Stack:
                     lines.append(f"{event.event_type_value} {event.step_key or ''}: {text}")
                     if detail is not None:
                         lines.append(str(getattr(detail, "message", detail))[:800])
-        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the real failure
+        except Exception as exc:  # a diagnostic must not hide the real failure
             lines.append(f"(event log unreadable: {exc})")
         return "\n".join(lines[-40:]) + "\n" + self.logs(chars)
 
@@ -318,9 +306,7 @@ class Stack:
         return new
 
     def logs(self, chars: int = 1500) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{proc.log_tail(chars)}" for name, proc in self.processes.items()
-        )
+        return "\n".join(f"--- {name} ---\n{proc.log_tail(chars)}" for name, proc in self.processes.items())
 
     def stop(self, grace_seconds: float = 10) -> None:
         """SIGTERM every process group at once, then SIGKILL what is left after the grace."""
@@ -393,8 +379,21 @@ def start_stack(
         # 60 s, while the webserver is told to reload the location once it is up.
         code = start_process(
             "code-server",
-            [PYTHON, "-m", "dagster", "code-server", "start", "-m", "dp_assets.definitions"]
-            + ["--location-name", LOCATION_NAME, "-h", "127.0.0.1", "-p", str(grpc_port)],
+            [
+                PYTHON,
+                "-m",
+                "dagster",
+                "code-server",
+                "start",
+                "-m",
+                "dp_assets.definitions",
+                "--location-name",
+                LOCATION_NAME,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(grpc_port),
+            ],
             env=env,
             log_dir=logs,
         )
@@ -403,8 +402,18 @@ def start_stack(
             add_worker(stack, f"worker{index}", concurrency=worker_concurrency)
         web = start_process(
             "webserver",
-            [PYTHON, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(web_port)]
-            + ["-w", str(workspace), *WEBSERVER_DB_OPTIONS],
+            [
+                PYTHON,
+                "-m",
+                "dagster_webserver",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(web_port),
+                "-w",
+                str(workspace),
+                *WEBSERVER_DB_OPTIONS,
+            ],
             env=env,
             log_dir=logs,
         )
@@ -438,9 +447,20 @@ def add_worker(stack: Stack, name: str, *, concurrency: int = 1) -> ManagedProce
     """Start a Celery worker named ``name`` with the stack's worker file (not waited for)."""
     process = start_process(
         name,
-        [PYTHON, "-m", "dp_deploy", "celery-worker"]
-        + ["-y", stack.env["DP_CELERY_CONFIG"], "-n", f"{name}@%h", "-c", str(concurrency)]
-        + ["--config-dir", str(stack.root / f"celery-{name}")],
+        [
+            PYTHON,
+            "-m",
+            "dp_deploy",
+            "celery-worker",
+            "-y",
+            stack.env["DP_CELERY_CONFIG"],
+            "-n",
+            f"{name}@%h",
+            "-c",
+            str(concurrency),
+            "--config-dir",
+            str(stack.root / f"celery-{name}"),
+        ],
         env=stack.env,
         log_dir=stack.root / "logs",
     )
@@ -477,9 +497,7 @@ def _location_loaded(stack: Stack) -> bool:
 
 def load_problems(stack: Stack) -> str:
     """The location's flow load report (flows left out and why); empty when all loaded."""
-    data = stack.graphql(
-        '{ assetNodes(assetKeys: [{path: ["dp_platform", "flow_load_report"]}]) { description } }'
-    )
+    data = stack.graphql('{ assetNodes(assetKeys: [{path: ["dp_platform", "flow_load_report"]}]) { description } }')
     nodes = data["assetNodes"]
     description = nodes[0]["description"] if nodes else ""
     return "" if "problem" not in description else description

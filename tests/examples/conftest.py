@@ -66,5 +66,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     here = Path(__file__).resolve().parent
     places = [i for i, item in enumerate(items) if Path(str(item.fspath)).resolve().parent == here]
     ours = sorted((items[i] for i in places), key=lambda item: "platform" in getattr(item, "fixturenames", ()))
-    for place, item in zip(places, ours):
+    for place, item in zip(places, ours, strict=True):
         items[place] = item

@@ -46,8 +46,7 @@ def location_loaded(graphql_url: str, name: str | None = None) -> bool:
         return False
     entries = [e for e in entries if name is None or e["name"] == name]
     return bool(entries) and all(
-        e["loadStatus"] == "LOADED"
-        and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+        e["loadStatus"] == "LOADED" and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
         for e in entries
     )
 
@@ -95,14 +94,16 @@ class DagsterPlatform:
     def env(self) -> dict[str, str]:
         """The test's environment without its own ``DP_*``/``DAGSTER_*`` settings, on this home."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
-        env.update({
-            "DP_HOME": str(self.home),
-            "DAGSTER_HOME": str(self.dagster_home),
-            "DP_FLOWS_DIR": str(self.flows),
-            "DP_WEBSERVER_URL": self.url,  # run links in notifications point at this webserver
-            "DAGSTER_DISABLE_TELEMETRY": "yes",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DP_HOME": str(self.home),
+                "DAGSTER_HOME": str(self.dagster_home),
+                "DP_FLOWS_DIR": str(self.flows),
+                "DP_WEBSERVER_URL": self.url,  # run links in notifications point at this webserver
+                "DAGSTER_DISABLE_TELEMETRY": "yes",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -114,8 +115,13 @@ class DagsterPlatform:
     def _wait_loaded(self, process: ManagedProcess) -> None:
         """Wait until the webserver ``process`` serves has loaded the location; stop all if not."""
         try:
-            wait_for("the webserver to load the code location", lambda: location_loaded(self.graphql_url),
-                     timeout=self.start_bound_seconds, process=process, on_timeout=self.logs)
+            wait_for(
+                "the webserver to load the code location",
+                lambda: location_loaded(self.graphql_url),
+                timeout=self.start_bound_seconds,
+                process=process,
+                on_timeout=self.logs,
+            )
         except BaseException:
             self.stop()
             raise
@@ -148,14 +154,15 @@ class DagsterPlatform:
 
     def start_dev(self) -> ManagedProcess:
         """``dagster dev`` (webserver and daemon in one), as ``make run`` starts it."""
-        process = self._start("dagster-dev", [str(BIN / "dagster"), "dev", *self.target,
-                                              "-h", "127.0.0.1", "-p", str(self.webserver_port)])
+        process = self._start(
+            "dagster-dev",
+            [str(BIN / "dagster"), "dev", *self.target, "-h", "127.0.0.1", "-p", str(self.webserver_port)],
+        )
         self._wait_loaded(process)
         return process
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(self.graphql_url, json={"query": query, "variables": dict(variables or {})},
-                              timeout=60)
+        response = httpx.post(self.graphql_url, json={"query": query, "variables": dict(variables or {})}, timeout=60)
         response.raise_for_status()
         body = response.json()
         assert not body.get("errors"), body["errors"]
@@ -165,16 +172,23 @@ class DagsterPlatform:
         """What the UI's Reload button does: the location compiles the store's published flows again."""
         data = self.graphql(
             "mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) "
-            "{ __typename ... on PythonError { message } } }", {"name": name})
+            "{ __typename ... on PythonError { message } } }",
+            {"name": name},
+        )
         assert data["reloadRepositoryLocation"]["__typename"] == "WorkspaceLocationEntry", data
-        wait_for("the reloaded code location", lambda: location_loaded(self.graphql_url, name),
-                 on_timeout=self.logs)
+        wait_for("the reloaded code location", lambda: location_loaded(self.graphql_url, name), on_timeout=self.logs)
 
     def cli_env(self) -> dict[str, str | None]:
         """Environment of a ``dp`` command run against this platform (CliRunner applies it per call)."""
-        return {"DP_HOME": str(self.home), "DAGSTER_HOME": str(self.dagster_home), "DP_FLOWS_DIR": str(self.flows),
-                "DP_STORE_URL": None, "DP_DATA_DIR": None, "DP_OUTPUTS_URL": None,
-                "DP_DAGSTER_GRAPHQL_URL": self.graphql_url}
+        return {
+            "DP_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "DP_FLOWS_DIR": str(self.flows),
+            "DP_STORE_URL": None,
+            "DP_DATA_DIR": None,
+            "DP_OUTPUTS_URL": None,
+            "DP_DAGSTER_GRAPHQL_URL": self.graphql_url,
+        }
 
     def instance(self) -> Any:
         """The platform's Dagster instance in the test process (use it as a context manager)."""
@@ -187,4 +201,3 @@ class DagsterPlatform:
 
     def logs(self, chars: int = 4000) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log_tail(chars)}" for p in self.processes)
-

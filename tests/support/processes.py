@@ -129,7 +129,7 @@ def start_process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=preexec_fn,  # noqa: PLW1509 - only prctl/setuid, no locks taken
+        preexec_fn=preexec_fn,  # only prctl/setuid in the child: no lock it could deadlock on
     )
     handle.close()
     return ManagedProcess(name, popen, log_path)
@@ -196,8 +196,7 @@ def wait_until(
 ) -> None:
     """Wait for a process that is starting: any error of ``ready`` (connection refused, a
     half-started server's odd answer) means "not yet"; the process exiting fails at once."""
-    wait_for(what, ready, timeout=bound_seconds, every=interval, process=process,
-             not_yet=(Exception,))
+    wait_for(what, ready, timeout=bound_seconds, every=interval, process=process, not_yet=(Exception,))
 
 
 def http_status(url: str, **kwargs: object) -> int:
