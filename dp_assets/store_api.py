@@ -28,9 +28,9 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.publishing import publish_spec
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
-from dp_resources import settings
 from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo
 from dp_resources.store.file_sync import UNPUBLISHED, file_records
+from dp_settings import load
 
 __all__ = ["FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult"]
 
@@ -58,7 +58,7 @@ class FlowListing:
 
 class FlowStoreAPI:
     def __init__(self, store: FlowStore | None = None, catalog: Catalog | None = None):
-        self.store = store or FlowStore(settings.store_url())
+        self.store = store or FlowStore(load().store_url())
         self.catalog = catalog or default_catalog()
         self.store.upgrade()
 

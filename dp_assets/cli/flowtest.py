@@ -30,9 +30,10 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
         TestFileError,
         find_targets,
     )
-    from dp_resources import settings
+    from dp_settings import load
 
-    folder = search or settings.flows_dir() or Path("flows")
+    settings = load()
+    folder = search or settings.flows_folder() or Path("flows")
     try:
         targets = find_targets(flow, folder)
     except NothingToTest as exc:
@@ -55,7 +56,7 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
         for problem in result.problems:
             click.echo(f"        - {problem}")
 
-    root = flows_root or settings.flows_dir() or search
+    root = flows_root or settings.flows_folder() or search
     with FlowTestRunner(flows_root=root) as runner:
         for target in targets:
             for test_path in target.tests:
