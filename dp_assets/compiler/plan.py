@@ -16,7 +16,7 @@ worker only walks the plan of the flow it runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Any
 
@@ -133,23 +133,21 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
     raw_by_id = {node["id"]: node for node in validated.raw["nodes"]}
     inputs = {node.id: bound_inputs(node, catalog[node.type]) for node in by_id.values()}
     graph = {node_id: {split_ref(ref)[0] for ref in refs.values()} for node_id, refs in inputs.items()}
+    flow_params = dict(flow.params)
     planned = []
     for node_id in TopologicalSorter(graph).static_order():
         node = by_id[node_id]
-        in_flow = _planned_node(
-            node,
-            raw_by_id[node_id].get("params") or {},
-            inputs[node_id],
-            catalog,
-            flow_id=flow.id,
-            version=validated.version,
-            flow_params=dict(flow.params),
-            default_retry=flow.policies.retry,
-        )
         planned.append(
-            replace(
-                in_flow,
-                is_asset=in_flow.node_type.produces_asset,
+            _planned_node(
+                node,
+                raw_by_id[node_id].get("params") or {},
+                inputs[node_id],
+                catalog,
+                flow_id=flow.id,
+                version=validated.version,
+                flow_params=flow_params,
+                default_retry=flow.policies.retry,
+                is_asset=catalog[node.type].produces_asset,
                 storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
@@ -210,8 +208,12 @@ def _planned_node(
     version: str,
     flow_params: dict[str, FlowParam],
     default_retry: RetrySpec | None,
+    is_asset: bool = False,
+    storage_format: str | None = None,
+    storage_table: str | None = None,
+    columns: tuple[ColumnContract, ...] = (),
 ) -> PlannedNode:
-    """A node as it runs in a body; a flow's node is this, made an asset where its type is one."""
+    """A node as it runs; a body's node is no asset (nothing stored, no asset checks)."""
     node_type = catalog[node.type]  # type: ignore[attr-defined]  # each node model adds its type
     params = node.params  # type: ignore[attr-defined]
     body = None
@@ -223,12 +225,13 @@ def _planned_node(
         node_type=node_type,
         raw_params=raw_params,
         inputs=inputs,
-        is_asset=False,
+        is_asset=is_asset,
         retry=node.retry or default_retry,
         timeout_seconds=node.timeout_seconds,
         on_error=node.on_error,
-        storage_format=None,
-        storage_table=None,
+        storage_format=storage_format,
+        storage_table=storage_table,
+        columns=columns,
         resolves_secrets="secrets" in node_type.resources,
         fills_data_templates=node_type.data_templates,
         checked_params=params,
