@@ -15,10 +15,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
+from node_helpers import run_node
 from pydantic import Field
 
 from dp_assets.catalog import default_catalog
-from dp_assets.catalog.base import Catalog, NodeContext, NodeType, Params
+from dp_assets.catalog.base import SKIPPED, Catalog, NodeContext, NodeOutputs, NodeType, Params
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 
@@ -179,3 +180,20 @@ def test_a_body_node_is_retried_and_fails_as_a_flow_node_does(tmp_path: Path, ty
     expected = at_top.replace("node 'pick'", f"node 'wrap{item}.pick'")
     logged = [entry.user_message for entry in instance.all_logs(body.run_id)]
     assert any(expected in message for message in logged), logged
+
+
+@pytest.mark.parametrize("on_error", ["fail", "continue"])
+def test_a_failing_body_node_with_on_error_continue_skips_its_dependants(on_error: str) -> None:
+    """`on_error: continue` lets the body go on without the node, as in a flow: its dependants
+    skip, so the TryCatch has neither a result nor an error to catch; `fail` is caught."""
+    body = [
+        {"id": "cast", "type": "ChangeDataType", "on_error": on_error, "params": {"dtype": {"k": "int64"}}},
+        {"id": "pick", "type": "SelectColumns", "params": {"columns": ["k"]}},
+    ]
+    result = run_node("TryCatch", {"body": body}, {"input": pd.DataFrame({"k": ["a"]})})
+    assert isinstance(result, NodeOutputs) and result.values["result"] is SKIPPED
+    caught = result.values["catch"]
+    if on_error == "continue":
+        assert caught is SKIPPED
+    else:
+        assert caught[["node", "error_type"]].values.tolist() == [["cast", "ValueError"]]
