@@ -1,6 +1,8 @@
-"""``dp launch``, ``dp status``, ``dp retry-failed``, ``dp webhook serve`` and ``dp events``.
+"""``dp launch``, ``dp retry-failed`` and ``dp events``.
 
-Mounted by ``dp_assets.cli.COMMANDS`` and imported only when one of them runs.
+Mounted by ``dp_assets.cli.COMMANDS`` and imported only when one of them runs. ``dp status`` and
+``dp webhook serve`` read published flows from the store, so they live above, in
+``dp_assets/cli/triggers.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from dp_sensors.events.cli import events_group as events  # noqa: F401 - mounted
 from dp_sensors.launch import DEFAULT_GRAPHQL_URL
 from dp_sensors.triggers.dead_letters import RETRY_ITEMS_TAG
 from dp_sensors.triggers.policy import PARENT_RUN_TAG, TASK_TAG, TRIGGER_TAG
-from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES
-from dp_sensors.webhook.cli import DEFAULT_PORT
 
 GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
 
@@ -112,37 +112,6 @@ def launch(
                 sys.exit(1)
 
 
-@click.command()
-@click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(task_id: str, as_json: bool) -> None:
-    """Every run of a chain (tag dp/task_id, or the id of its first run) and its overall state.
-
-    Reads the Dagster instance of DAGSTER_HOME and the flow store (for the links of the chain).
-    """
-    import dagster as dg
-
-    from dp_sensors.chains import chain_status
-    from dp_sensors.triggers.store_catalog import default_flow_catalog
-
-    catalog = default_flow_catalog()
-    with dg.DagsterInstance.get() as instance:
-        try:
-            result = chain_status(instance, task_id, catalog.downstream)
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from None
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-        return
-    click.echo(f"task {result.task_id}: {result.state}")
-    for run in result.runs:
-        note = " (retried)" if run.superseded else ""
-        started = run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else ""
-        click.echo(f"  {started}  {run.flow_id:30} {run.status:10} {run.run_id}{note}")
-    for flow_id in result.waiting_for:
-        click.echo(f"  {'':19}  {flow_id:30} {'(next)':10}")
-
-
 @click.command("retry-failed")
 @click.argument("run_id")
 @click.option("--dry-run", is_flag=True, help="Only list the failed items.")
@@ -188,39 +157,3 @@ def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, locati
         except LaunchError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"run_id": new_run, "flow": run.job_name, "retry_of": run_id}))
-
-
-@click.group("webhook")
-def webhook() -> None:
-    """The webhook and launch receiver."""
-
-
-@webhook.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
-              help="Larger bodies are refused with 413.")
-@click.option("--events-url", default=None,
-              help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
-@click.option("--launches-url", default=None,
-              help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].")
-@click.option("--dagster-url", default=None,
-              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}; default: "
-              f"{DEFAULT_GRAPHQL_URL}]; '' turns launches off.")
-@click.option("--log-level", default="info", show_default=True)
-def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, launches_url: str | None,
-          dagster_url: str | None, log_level: str) -> None:
-    """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
-
-    Webhooks are taken for flows whose event trigger lists 'webhook.FLOW'; launches for every
-    published flow. Tokens come from DP_WEBHOOK_TOKEN_<FLOW_ID> or DP_WEBHOOK_TOKEN; without one
-    every request is refused.
-    """
-    from dp_sensors.triggers.receiver import serve_receiver
-    from dp_settings import load
-
-    settings = load()  # the receiver's settings, read once here and passed down
-    if dagster_url is None:
-        dagster_url = settings.dagster.graphql_url or DEFAULT_GRAPHQL_URL
-    serve_receiver(host, port, events_url=events_url, launches_url=launches_url, dagster_url=dagster_url or None,
-                   max_body_bytes=max_body_bytes, log_level=log_level, settings=settings)

@@ -27,11 +27,11 @@ COMMANDS = {
     "deploy": "dp_deploy.checks:deploy_cli",
     "events": "dp_sensors.cli:events",
     "launch": "dp_sensors.cli:launch",
-    "status": "dp_sensors.cli:status",
+    "status": "dp_assets.cli.triggers:status",
     "test": "dp_assets.cli.flowtest:test",
     "run": "dp_assets.cli.run:run",
     "retry-failed": "dp_sensors.cli:retry_failed",
-    "webhook": "dp_sensors.cli:webhook",
+    "webhook": "dp_assets.cli.triggers:webhook",
 }
 
 

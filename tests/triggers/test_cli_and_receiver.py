@@ -11,11 +11,10 @@ from click.testing import CliRunner
 from triggers_support import flow_spec
 
 from dp_assets.cli import main as dp
+from dp_assets.receiver import StoreFlowCatalog, receiver_app
 from dp_resources.store import FlowStore
 from dp_sensors.cli import _pairs
 from dp_sensors.events.sql import SqlEventBus
-from dp_sensors.triggers.receiver import receiver_app
-from dp_sensors.triggers.store_catalog import StoreFlowCatalog
 from dp_sensors.webhook import LaunchLedger, serve_in_thread
 
 PARAMS = {"region": {"type": "string", "required": True}, "n": {"type": "integer"}}

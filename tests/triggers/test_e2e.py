@@ -20,10 +20,10 @@ from triggers_procs import Platform, sensor_cursor
 from triggers_support import STATIC, write_flows
 
 from dp_assets.cli import main as dp
+from dp_assets.receiver import receiver_app
 from dp_resources.store import FlowStore
 from dp_sensors.events.sql import SqlEventBus
 from dp_sensors.launch import GraphQLClient, GraphQLLauncher
-from dp_sensors.triggers.receiver import receiver_app
 from dp_sensors.webhook import LaunchLedger, serve_in_thread
 from tests.support.processes import wait_for
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from triggers_support import flow_spec
 
+from dp_assets.receiver import receiver_app
 from dp_resources.store import FlowStore
 from dp_sensors.events.sql import SqlEventBus
-from dp_sensors.triggers.receiver import receiver_app
 from dp_sensors.webhook import LaunchLedger
 from tests.fuzzing import SLOW_CHECKS, fuzz_settings
 

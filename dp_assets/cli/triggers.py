@@ -1,0 +1,84 @@
+"""``dp status`` and ``dp webhook serve``: the trigger commands that read published flows.
+
+Both need the params and triggers of the flows in the store, parsed with the spec's models
+(``dp_assets/receiver.py``), so they live here rather than with the other trigger commands in
+``dp_sensors/cli.py`` (dp_sensors never imports dp_assets). Mounted by ``dp_assets.cli.COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dp_sensors.cli import GRAPHQL_URL_ENV
+from dp_sensors.launch import DEFAULT_GRAPHQL_URL
+from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES
+from dp_sensors.webhook.cli import DEFAULT_PORT
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(task_id: str, as_json: bool) -> None:
+    """Every run of a chain (tag dp/task_id, or the id of its first run) and its overall state.
+
+    Reads the Dagster instance of DAGSTER_HOME and the flow store (for the links of the chain).
+    """
+    import dagster as dg
+
+    from dp_assets.receiver import default_flow_catalog
+    from dp_sensors.chains import chain_status
+
+    catalog = default_flow_catalog()
+    with dg.DagsterInstance.get() as instance:
+        try:
+            result = chain_status(instance, task_id, catalog.downstream)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"task {result.task_id}: {result.state}")
+    for run in result.runs:
+        note = " (retried)" if run.superseded else ""
+        started = run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else ""
+        click.echo(f"  {started}  {run.flow_id:30} {run.status:10} {run.run_id}{note}")
+    for flow_id in result.waiting_for:
+        click.echo(f"  {'':19}  {flow_id:30} {'(next)':10}")
+
+
+@click.group("webhook")
+def webhook() -> None:
+    """The webhook and launch receiver."""
+
+
+@webhook.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
+              help="Larger bodies are refused with 413.")
+@click.option("--events-url", default=None,
+              help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
+@click.option("--launches-url", default=None,
+              help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].")
+@click.option("--dagster-url", default=None,
+              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}; default: "
+              f"{DEFAULT_GRAPHQL_URL}]; '' turns launches off.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, launches_url: str | None,
+          dagster_url: str | None, log_level: str) -> None:
+    """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
+
+    Webhooks are taken for flows whose event trigger lists 'webhook.FLOW'; launches for every
+    published flow. Tokens come from DP_WEBHOOK_TOKEN_<FLOW_ID> or DP_WEBHOOK_TOKEN; without one
+    every request is refused.
+    """
+    from dp_assets.receiver import serve_receiver
+    from dp_settings import load
+
+    settings = load()  # the receiver's settings, read once here and passed down
+    if dagster_url is None:
+        dagster_url = settings.dagster.graphql_url or DEFAULT_GRAPHQL_URL
+    serve_receiver(host, port, events_url=events_url, launches_url=launches_url, dagster_url=dagster_url or None,
+                   max_body_bytes=max_body_bytes, log_level=log_level, settings=settings)
