@@ -59,9 +59,7 @@ def celery_deployment(path: str | Path | None = None) -> CeleryDeployment:
     """
     path = path or load().celery.config
     if not path:
-        return CeleryDeployment(
-            float(cc.DEFAULT_LONGEST_STEP_SECONDS), cc.celery_settings(), "built-in defaults"
-        )
+        return CeleryDeployment(float(cc.DEFAULT_LONGEST_STEP_SECONDS), cc.celery_settings(), "built-in defaults")
     try:
         doc = load_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
@@ -73,8 +71,7 @@ def celery_deployment(path: str | Path | None = None) -> CeleryDeployment:
     settings = block.get("config_source")
     if not isinstance(settings, Mapping) or not settings:
         raise DeploymentError(
-            f"{path} has no execution.config.config_source: render it with "
-            "`python -m dp_deploy render-worker-yaml`"
+            f"{path} has no execution.config.config_source: render it with `python -m dp_deploy render-worker-yaml`"
         )
     longest = (doc.get("dp") or {}).get("longest_step_seconds", cc.DEFAULT_LONGEST_STEP_SECONDS)
     return CeleryDeployment(float(longest), dict(settings), str(path))
