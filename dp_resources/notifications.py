@@ -60,35 +60,6 @@ class TemplateError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class _Environment:
-    """The deployment's notification settings, read in this one place when a message is sent."""
-
-    smtp_host: str
-    smtp_port: str
-    smtp_security: str
-    smtp_starttls: str  # deprecated alias of smtp_security (true: starttls, false: none)
-    smtp_user: str
-    smtp_password: str
-    smtp_from: str
-    webserver_url: str
-    webhook_urls: Mapping[str, str]  # DP_WEBHOOK_<NAME>_URL by upper-case name
-
-
-def _environment() -> _Environment:
-    """From the settings in force (:func:`dp_settings.current`): Dagster calls this resource and
-    the notify: sensors in the run or the daemon, with no settings of ours."""
-    settings = current()
-    smtp = settings.smtp
-    return _Environment(
-        smtp_host=smtp.host or "", smtp_port="" if smtp.port is None else str(smtp.port),
-        smtp_security=smtp.security or "", smtp_starttls=smtp.starttls or "",
-        smtp_user=smtp.user or "", smtp_password=smtp.password.get_secret_value() if smtp.password else "",
-        smtp_from=smtp.from_ or "", webserver_url=settings.webserver_url or "",
-        webhook_urls=settings.webhook.urls(),
-    )
-
-
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated; use {new}", FutureWarning, stacklevel=3)
 
@@ -114,7 +85,7 @@ class NotificationsResource(dg.ConfigurableResource):
     # --- where to -------------------------------------------------------------------------
 
     def run_url(self, run_id: str) -> str | None:
-        base = self.webserver_url or _environment().webserver_url
+        base = self.webserver_url or current().webserver_url
         return f"{base.rstrip('/')}/runs/{run_id}" if base else None
 
     def webhook_url(self, target: str, scope: SecretScope, where: str = "webhook") -> str:
@@ -130,7 +101,7 @@ class NotificationsResource(dg.ConfigurableResource):
                 f"{where}: '{target}' is neither the author's ${{env:NAME}} nor a webhook name (letters, "
                 "digits, _); a reference that data put in is not resolved"
             )
-        url = self.webhooks.get(target) or _environment().webhook_urls.get(target.upper())
+        url = self.webhooks.get(target) or current().webhook.url(target)
         if not url:
             raise NotificationNotConfigured(
                 f"{where}: webhook '{target}' is not configured: set DP_WEBHOOK_{target.upper()}_URL or list "
@@ -140,29 +111,30 @@ class NotificationsResource(dg.ConfigurableResource):
         return url
 
     def smtp_server(self) -> SmtpServer:
-        env = _environment()
+        """The server: this resource's fields, else the settings (``DP_SMTP_*``), read now."""
+        env = current().smtp  # Dagster calls resources with no settings of ours: the ones in force
         if self.smtp_user is not None:
             _deprecated("the notifications resource's smtp_user", "smtp_username")
         if self.smtp_from is not None:
             _deprecated("the notifications resource's smtp_from", "sender")
         if self.smtp_starttls is not None:
             _deprecated("the notifications resource's smtp_starttls", "smtp_security")
-        if env.smtp_starttls and not env.smtp_security:
+        if env.starttls and not env.security:
             _deprecated("DP_SMTP_STARTTLS", "DP_SMTP_SECURITY (none, starttls or ssl)")
-        security = (self.smtp_security or _starttls(self.smtp_starttls) or env.smtp_security
-                    or _starttls(env.smtp_starttls.lower() in ("1", "true", "yes") if env.smtp_starttls else None)
+        security = (self.smtp_security or _starttls(self.smtp_starttls) or env.security
+                    or _starttls(env.starttls.lower() in ("1", "true", "yes") if env.starttls else None)
                     or "starttls")
-        host = self.smtp_host or env.smtp_host
+        host = self.smtp_host or env.host
         if not host:
             raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
         if security not in DEFAULT_PORTS:
             raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
-        username = self.smtp_username or self.smtp_user or env.smtp_user
+        username = self.smtp_username or self.smtp_user or env.user
         return SmtpServer(
-            host=host, port=self.smtp_port or _port(env.smtp_port) or DEFAULT_PORTS[security],
+            host=host, port=self.smtp_port or env.port or DEFAULT_PORTS[security],
             security=security,  # type: ignore[arg-type]
             username=username, password=self._password() if username else "",
-            sender=self.sender or self.smtp_from or env.smtp_from or "dp-platform@localhost",
+            sender=self.sender or self.smtp_from or env.from_ or "dp-platform@localhost",
             timeout=self.timeout_seconds,
         )
 
@@ -172,7 +144,8 @@ class NotificationsResource(dg.ConfigurableResource):
         if whole:  # the old `notifier` resource took "${env:NAME}": the operator's own reference
             _deprecated("an ${env:NAME} smtp_password", "dg.EnvVar('NAME')")
             return SecretScope([whole.group(1)], min_length=1).resolve_written(written, "smtp_password")
-        return written or _environment().smtp_password
+        password = current().smtp.password
+        return written or (password.get_secret_value() if password else "")
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -243,13 +216,6 @@ class NotificationsResource(dg.ConfigurableResource):
 
 def _starttls(value: bool | None) -> str:
     return "" if value is None else ("starttls" if value else "none")
-
-
-def _port(text: str) -> int:
-    try:
-        return int(text) if text else 0
-    except ValueError:
-        raise NotificationNotConfigured(f"DP_SMTP_PORT must be a port number, not '{text}'") from None
 
 
 def as_shown(target: str) -> str:

@@ -16,7 +16,7 @@ import logging
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from dp_assets.spec.templates import TEMPLATE, WHOLE, render
@@ -203,24 +203,29 @@ def test_S6_a_resolved_value_never_reaches_errors_logs_or_metadata() -> None:
     previous = logger.level
     logger.setLevel(logging.INFO)
 
-    @fuzz_settings(150)
-    @given(value=SECRET_TEXT, text=st.text(max_size=20))
-    def check(value: str, text: str) -> None:
-        scope = SecretScope(["DP_SECRET_V"], environ={"DP_SECRET_V": value})
-        resolved = scope.resolve(seal_written("Bearer ${env:DP_SECRET_V}"))
-        assert resolved == f"Bearer {value}"
-        leaks = [f"{text}{form}" for form in forms(value)]
+    def shown(scope: SecretScope, leaks: list[str]) -> list[str]:
+        """What leaves a node built from ``leaks``: an error, metadata, a frame, a log record."""
         error = scope.safe_error(RuntimeError(" | ".join(leaks)), "node 'n'")
         metadata = scope.redact_value({"calls": [{"url": leaks[1], "body": leaks[3].encode()}], "n": 1,
-                                       "frame": pd.DataFrame({leaks[0]: [leaks[2], 1]})})
+                                       "frame": pd.DataFrame({"c": [leaks[2], 1], "d": [leaks[0], 2]})})
         records.clear()
         with scope.logs_redacted():
             logger.info("POST %s %s", leaks[0], leaks[4])
-        shown = [str(error), json.dumps(metadata["calls"], default=str),
-                 metadata["frame"].to_json(), *(r.getMessage() for r in records)]
-        assert records, "the log record was dropped instead of redacted"
-        for line in shown:
-            assert not any(form in line for form in forms(value) if len(form) >= 4), (value, line)
+        assert len(records) == 1, "the log record was dropped instead of redacted"
+        return [str(error), json.dumps(metadata["calls"], default=str), metadata["frame"].to_json(),
+                records[0].getMessage()]
+
+    @fuzz_settings(150)
+    @given(value=SECRET_TEXT, text=st.text(max_size=20))
+    def check(value: str, text: str) -> None:
+        # The same output with every form already "***": a value that is part of that scaffolding
+        # ("node", '"calls"', '***"') is no leak, so such an example is skipped.
+        scaffold = "\n".join(shown(SecretScope([]), [f"{text}***"] * 5))
+        assume(not any(form in scaffold for form in forms(value)))
+        scope = SecretScope(["DP_SECRET_V"], environ={"DP_SECRET_V": value})
+        assert scope.resolve(seal_written("Bearer ${env:DP_SECRET_V}")) == f"Bearer {value}"
+        for line in shown(scope, [f"{text}{form}" for form in forms(value)]):
+            assert not any(form in line for form in forms(value)), (value, line)
 
     try:
         check()
