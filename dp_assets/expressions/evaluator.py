@@ -177,12 +177,12 @@ class Evaluator:
                     f"`**` needs numeric columns, but `{node.source}` has mixed values; "
                     "cast them with int(x) or float(x) first"
                 )
-        if _is_plain_int(left) and _is_plain_int(right) and right > 0 and abs(left) > 1:
-            if left.bit_length() * right > MAX_INT_BITS:
-                raise self.fail(
-                    f"`{node.source}` is too large: an integer power may have at most "
-                    f"{MAX_INT_BITS} bits (use float(...) for approximate large numbers)"
-                )
+        if (_is_plain_int(left) and _is_plain_int(right) and right > 0 and abs(left) > 1
+                and left.bit_length() * right > MAX_INT_BITS):
+            raise self.fail(
+                f"`{node.source}` is too large: an integer power may have at most "
+                f"{MAX_INT_BITS} bits (use float(...) for approximate large numbers)"
+            )
 
     def compare(self, node: Compare) -> Any:
         result: Any = True

@@ -15,7 +15,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .date_functions import align_dates, date, date_diff_days, day, month, now, to_datetime, year
+from .date_functions import (
+    add_days,
+    add_hours,
+    add_minutes,
+    add_months,
+    add_seconds,
+    add_weeks,
+    add_years,
+    align_dates,
+    date,
+    date_diff_days,
+    day,
+    month,
+    now,
+    to_datetime,
+    year,
+)
 from .text_functions import (
     as_text,
     concat,
@@ -51,10 +67,28 @@ def not_null(x: Any) -> Any:
     return x.notna() if isinstance(x, pd.Series) else not is_missing(x)
 
 
+def _common(result: pd.Series, value: Any) -> tuple[pd.Series, Any]:
+    """A nullable number column (``Int64``) filling a float64 one, cast first to the dtype pandas
+    gives (it warns that it will refuse the mixed fill): ``Float64`` when both hold nulls, else
+    float64."""
+    if (
+        isinstance(value, pd.Series)
+        and isinstance(value.dtype, pd.api.extensions.ExtensionDtype)
+        and pd.api.types.is_numeric_dtype(value.dtype)
+        and not pd.api.types.is_bool_dtype(value.dtype)
+        and result.dtype == np.float64
+    ):
+        if result.isna().any() and value.isna().any():
+            return result.astype("Float64"), value.astype("Float64")
+        return result, value.astype("float64")
+    return result, value
+
+
 def coalesce(*values: Any) -> Any:
     result = values[0]
     for value in values[1:]:
         if isinstance(result, pd.Series):
+            result, value = _common(result, value)
             result = result.fillna(value)
         elif is_missing(result):
             result = value
@@ -225,6 +259,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "to_datetime": to_datetime,
     "now": now,
     "date_diff_days": date_diff_days,
+    "add_days": add_days,
+    "add_weeks": add_weeks,
+    "add_months": add_months,
+    "add_years": add_years,
+    "add_hours": add_hours,
+    "add_minutes": add_minutes,
+    "add_seconds": add_seconds,
     "abs": absolute,
     "round": round_,
     "floor": floor,

@@ -151,6 +151,7 @@ _KIND_WORDS = {
     "number": "a number",
     "integer": "a whole number",
     "datetime": "a date or timestamp",
+    "amount": "a number",
 }
 
 

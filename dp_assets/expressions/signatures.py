@@ -20,6 +20,8 @@ ARG_KINDS: dict[str, frozenset[str]] = {
     "number": frozenset({"integer", "float", "boolean", "any"}),
     "integer": frozenset({"integer", "any"}),
     "datetime": frozenset({"datetime", "date", "string", "any"}),
+    # an amount of days, months...: a number, not true/false
+    "amount": frozenset({"integer", "float", "any"}),
 }
 
 ReturnRule = str | Callable[[Sequence[str]], str]
@@ -35,6 +37,11 @@ def unify(types: Sequence[str]) -> str:
     if known == {"integer", "float"}:
         return "float"
     return "any"
+
+
+def _moved_when(types: Sequence[str]) -> str:
+    """add_days/weeks/months/years keep a date a date; anything else becomes a timestamp."""
+    return {"date": "date", "any": "any"}.get(types[0], "datetime")
 
 
 def _number_like_first(types: Sequence[str]) -> str:
@@ -185,6 +192,16 @@ SIGNATURES: dict[str, FunctionSig] = {
             "integer",
             "calendar days from start to end (each in its own time zone)",
         ),
+        *[
+            _sig(f"add_{unit}", [*_WHEN, (unit, "amount")], _moved_when,
+                 f"value moved by {unit} on the calendar (negative: back); a date stays a date")
+            for unit in ("days", "weeks", "months", "years")
+        ],
+        *[
+            _sig(f"add_{unit}", [*_WHEN, (unit, "amount")], "datetime",
+                 f"value plus elapsed {unit} (negative: minus); a date becomes its midnight first")
+            for unit in ("hours", "minutes", "seconds")
+        ],
         # numbers
         _sig("abs", [("x", "number")], _number_like_first, "absolute value"),
         _sig(

@@ -37,7 +37,7 @@ def text_lengths(value: Any) -> Any:
         return len(value)
     if isinstance(value, pd.Series) and len(value):
         dtype = value.dtype
-        textual = isinstance(dtype, pd.StringDtype) or dtype == object or (
+        textual = isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype) or (
             isinstance(dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(dtype)
         )
         if textual:

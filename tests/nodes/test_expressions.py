@@ -138,6 +138,33 @@ CASES: dict[str, Case] = {
         "date_diff_days(ts, naive)",
         lambda d, p: (d.ts.dt.normalize().dt.tz_localize(None) - d.naive).dt.days,
     ),
+    # date arithmetic: calendar moves as pd.DateOffset, elapsed time as pd.Timedelta
+    "add_months-tz": ("add_months(ts, 1)", lambda d, p: d.ts + pd.DateOffset(months=1)),
+    "add_months-month-end": ("add_months(naive, -1)", lambda d, p: d.naive + pd.DateOffset(months=-1)),
+    "add_years-leap-day": ("add_years(naive, 1)", lambda d, p: d.naive + pd.DateOffset(years=1)),
+    "add_days-column": ("add_days(naive, n)", lambda d, p: d.naive + pd.to_timedelta(d.n, unit="D")),
+    "add_days-nullable-amount": (
+        "add_days(ts, i)",
+        lambda d, p: d.ts + pd.to_timedelta(d.i.astype("float64"), unit="D"),
+    ),
+    "add_days-date": (
+        "add_days(date(ts), -1)",
+        lambda d, p: (pd.to_datetime(d.ts.dt.date) + pd.DateOffset(days=-1)).dt.date.astype(object),
+    ),
+    "add_weeks": ("add_weeks(naive, 2)", lambda d, p: d.naive + pd.Timedelta(weeks=2)),
+    "add_hours": ("add_hours(ts, -1.5)", lambda d, p: d.ts + pd.Timedelta(hours=-1.5)),
+    "add_minutes-param-text": (
+        "add_minutes(params.cutoff, n)",
+        lambda d, p: pd.Timestamp(p["cutoff"]) + pd.to_timedelta(d.n, unit="min"),
+    ),
+    "add_seconds-keeps-unit": (
+        "add_seconds(naive, f)",
+        lambda d, p: (d.naive + pd.to_timedelta(d.f, unit="s")).astype(d.naive.dtype),
+    ),
+    "date_diff_days-of-moved": (
+        "date_diff_days(add_months(naive, 1), naive)",
+        lambda d, p: ((d.naive + pd.DateOffset(months=1)) - d.naive).dt.days,
+    ),
     # numbers
     "abs": ("abs(f)", lambda d, p: d.f.abs()),
     "round": ("round(f, 1)", lambda d, p: d.f.round(1)),

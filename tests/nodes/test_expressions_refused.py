@@ -20,7 +20,8 @@ from dp_assets.expressions import (
 from dp_assets.expressions.parser import ALLOWED
 
 FUNCS = (
-    "Functions: col, abs, between, bool, ceil, coalesce, concat, contains, date, date_diff_days, "
+    "Functions: col, abs, add_days, add_hours, add_minutes, add_months, add_seconds, add_weeks, "
+    "add_years, between, bool, ceil, coalesce, concat, contains, date, date_diff_days, "
     "day, endswith, fillna, float, floor, greatest, int, is_null, least, len, lower, month, "
     "not_null, now, replace, round, startswith, str, strip, substr, to_datetime, upper, year"
 )
