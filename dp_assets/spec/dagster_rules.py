@@ -9,6 +9,8 @@ rule nobody wrote down here still becomes an error naming the flow rather than a
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +26,46 @@ DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "object": (dict,),
 }
+
+
+_ISO_EXAMPLES = {"date": "2024-01-31", "datetime": "2024-01-31T08:00:00"}
+
+
+def default_problem(kind: str, default: Any) -> str | None:
+    """Why a param's ``default`` does not fit its declared type (None when it does, or is unset).
+
+    The default must be what the job's config schema takes, and what a launch may give for the
+    param (``dp_sensors.triggers.params``): an ISO date, a finite number, an object with text keys.
+    Otherwise the flow loads and its first run fails on a value no one passed.
+    """
+    if default is None:
+        return None
+    allowed = DEFAULT_TYPES[kind]
+    if not isinstance(default, allowed) or (isinstance(default, bool) and bool not in allowed):
+        article = "an" if kind[0] in "aeiou" else "a"
+        return (f"the default {_shown(default)} is not {article} {kind} value (the param's type); "
+                "change the default or the type")
+    if kind in _ISO_EXAMPLES:
+        try:
+            (dt.date if kind == "date" else dt.datetime).fromisoformat(default)
+        except ValueError:
+            return (f"the default {_shown(default)} is not an ISO {kind} such as {_ISO_EXAMPLES[kind]} (the "
+                    "param's type); change the default or the type")
+    if kind == "number":
+        try:
+            finite = math.isfinite(float(default))
+        except OverflowError:
+            finite = False
+        if not finite:
+            return f"the default {_shown(default)} is not a finite number a run can be given; change the default"
+    if kind == "object" and not all(isinstance(key, str) for key in default):
+        return f"the default {_shown(default)} has keys that are not text (a run's object params have text keys)"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 #: ``(node id or None, field, message)``; validation names the flow and makes it a ``SpecError``.
@@ -45,14 +87,9 @@ def problems(flow: Any, *, launch_model: bool = True) -> list[Problem]:
 
 def _problems(flow: Any, launch_model: bool) -> Iterator[tuple[str | None, str, str]]:
     for name, param in flow.params.items():
-        default = param.default
-        if default is None:
-            continue
-        allowed = DEFAULT_TYPES[param.type]
-        if not isinstance(default, allowed) or (isinstance(default, bool) and bool not in allowed):
-            yield None, f"params.{name}.default", (
-                f"the default {default!r} is not a {param.type} value (the param's type); "
-                f"change the default or the type")
+        problem = default_problem(param.type, param.default)
+        if problem is not None:
+            yield None, f"params.{name}.default", problem
     yield from _trigger_problems(flow, launch_model)
 
 
