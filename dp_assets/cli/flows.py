@@ -7,21 +7,23 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from dp_assets.catalog import default_catalog
-from dp_assets.publishing import spec_files
-from dp_assets.spec import secret_forms
 from dp_assets.spec.loading import SpecLoadError, read_spec_file
-from dp_assets.spec.validation import FlowValidationError, validate_spec
-from dp_assets.store_api import FlowNotFound, FlowStoreAPI, PublishResult
+from dp_assets.spec.validation import FlowValidationError
+
+if TYPE_CHECKING:
+    from dp_assets.store_api import FlowStoreAPI, PublishResult
 
 T = TypeVar("T")
 
 
 def _api() -> FlowStoreAPI:
+    # Imported here: the store (SQLAlchemy) is not needed by `dp validate`.
+    from dp_assets.store_api import FlowStoreAPI
+
     return FlowStoreAPI()
 
 
@@ -29,7 +31,12 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        files.extend(spec_files(path) if path.is_dir() else [path])
+        if path.is_dir():
+            from dp_assets.publishing import spec_files  # with the store: only for folders
+
+            files.extend(spec_files(path))
+        else:
+            files.append(path)
     return files
 
 
@@ -40,6 +47,10 @@ def validate(paths: tuple[str, ...]) -> None:
 
     Every file is checked whatever the others hold: a file that breaks the checker itself is
     reported as that file's failure (never a traceback that hides the rest)."""
+    from dp_assets.catalog import default_catalog
+    from dp_assets.spec import secret_forms
+    from dp_assets.spec.validation import validate_spec
+
     catalog = default_catalog()
     bad = 0
     for path in _expand(paths):
@@ -70,6 +81,8 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
 
     TARGETS are spec files or folders of them; or FLOW / FLOW@VERSION to publish a version
     already stored (the newest when no version is named; a prefix will do)."""
+    from dp_assets.store_api import FlowNotFound
+
     api, bad = _api(), 0
     for target in targets:
         if not Path(target).exists() and _STORED.fullmatch(target):
@@ -173,6 +186,8 @@ def unpublish(flow: str) -> None:
 
 
 def _call(action: Callable[[], T]) -> T:
+    from dp_assets.store_api import FlowNotFound
+
     try:
         return action()
     except FlowNotFound as exc:
