@@ -238,7 +238,7 @@ def prune_command(
         click.echo(f"  kept (latest) {path}")
     for run_id in report.skipped_in_progress:
         click.echo(f"  skipped (in progress) {run_id}")
-    if run_history:
+    if run_history and flow is not None:  # (a missing FLOW was refused above)
         from dp_io.run_history import prune_run_history
 
         history = prune_run_history(instance, flow, keep_last, age, dry_run=dry_run)

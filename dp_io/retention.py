@@ -243,9 +243,9 @@ def read_output(
     ]
     if not matches:
         where = f" of flow {flow_id}" if flow_id else ""
-        part = f" partition {partition!r}" if partition is not None else ""
+        which = f" partition {partition!r}" if partition is not None else ""
         raise OutputNotFoundError(
-            f"run {run_id} stored no output for node {node_id!r}{where}{part} under {store.url}; "
+            f"run {run_id} stored no output for node {node_id!r}{where}{which} under {store.url}; "
             f"see `dp runs show {run_id}`"
         )
     if len({o.flow_id for o in matches}) > 1:

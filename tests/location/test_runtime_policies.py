@@ -145,9 +145,22 @@ def test_E7_jitter_stays_within_dagster_s_bounds():
     for number in range(1, 5):
         base = 2.0**number - 1
         samples = [retry_delay(full, number) for _ in range(200)]
-        assert 0 <= min(samples) and max(samples) <= base and len(set(samples)) > 100
+        assert min(samples) >= 0 and max(samples) <= base and len(set(samples)) > 100
         samples = [retry_delay(pm, number) for _ in range(200)]
         assert base - 1.0 <= min(samples) and max(samples) <= base + 1.0 and len(set(samples)) > 100
+
+
+def test_an_unselected_upstream_needs_an_io_manager_that_reads_latest_values(tmp_path):
+    """Outside dp_io's contract (here Dagster's filesystem IO manager) a run of a subset cannot
+    read an unselected upstream's latest value: it fails naming the node and the IO manager."""
+    doubled = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
+               "params": {"column": "y", "expression": "x * 2"}}
+    spec = {"id": "subset", "nodes": [SOURCE, doubled]}
+    _, result = run_flow(spec, tmp_path, asset_selection=[dg.AssetKey(["subset", "doubled"])])
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    assert "'src' is not selected in this run and its IO manager (PickledObjectFilesystemIOManager) " \
+        "cannot read an asset's latest value" in message
 
 
 def test_hard_timeout_stops_the_node(tmp_path):
@@ -201,7 +214,7 @@ def test_declared_columns_become_asset_checks(tmp_path):
          "columns": [{"name": "x", "unique": True}, {"name": "k", "nullable": False},
                      {"name": "missing"}, {"name": "k", "type": "float"}]},
     ]}
-    job, result = run_flow(spec, tmp_path)
+    _, result = run_flow(spec, tmp_path)
     assert result.success  # a failed check is reported, it does not fail the run
     checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
     assert checks["src"].passed
