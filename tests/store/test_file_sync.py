@@ -221,3 +221,31 @@ def test_examples_load_twice_without_reading_unchanged_files(store, tmp_path):
     assert first.published and not first.problems
     second = import_folder(store, copy, CATALOG)
     assert second.unchanged == len(first.sources) and not second.published
+
+
+def test_a_store_made_before_file_records_is_migrated_and_keeps_its_flows(tmp_path):
+    """A deployment's store at the first schema revision: its flows stay published after the
+    upgrade, and its spec files are recorded on the next load without a new version."""
+    from alembic import command
+    from alembic.config import Config
+
+    from dp_resources.store.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = FlowStore(url)
+    with old.engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO dp_workspaces VALUES ('default', '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO dp_flows VALUES ('orders', 'default', 'v1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO dp_flow_versions (flow_id, version, spec, message, created_at) VALUES "
+            """('orders', 'v1', '{"id": "orders", "nodes": [{"id": "a", "type": "StaticData", """
+            """"params": {"rows": [{"x": 1}]}}]}', '', '2026-01-01 00:00:00')""")
+    old.upgrade()
+    assert [(i.id, i.state, i.published_version) for i in old.list_flows()] == [("orders", "published", "v1")]
+    assert old.published_specs()[0][:2] == ("orders", "v1")
