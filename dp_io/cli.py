@@ -29,6 +29,22 @@ def _instance(required: bool):
     return dg.DagsterInstance.get()
 
 
+def _resolve(run_id: str, base: str | None, instance) -> str:
+    """The whole id of a run given by a unique prefix (the 8 characters the UI shows), among the
+    instance's runs and the runs stored under ``base``."""
+    from dp_instance.run_ids import RunIdError, resolve_run_id
+
+    def stored():
+        from dp_io.retention import _stored_runs, open_store
+
+        yield from _stored_runs(open_store(base))
+
+    try:
+        return resolve_run_id(instance, run_id, also=stored())
+    except RunIdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -76,12 +92,16 @@ def list_command(flow: str | None, base: str | None) -> None:
 @click.argument("run_id")
 @base_option
 def show_command(run_id: str, base: str | None) -> None:
-    """Show one run's stored outputs with format and size; a streamed output's parts below it."""
+    """Show one run's stored outputs with format and size; a streamed output's parts below it.
+
+    RUN_ID may be the first characters of the id (the 8 the UI shows), when no other run shares them."""
     from dp_io.errors import OutputNotFoundError
     from dp_io.retention import show_run
 
+    instance = _instance(required=False)
+    run_id = _resolve(run_id, base, instance)
     try:
-        detail = show_run(run_id, base=base, instance=_instance(required=False))
+        detail = show_run(run_id, base=base, instance=instance)
     except (OutputNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     s = detail.summary
@@ -128,10 +148,13 @@ def read_command(
     limit: int,
     base: str | None,
 ) -> None:
-    """Print or export the output NODE_ID stored by RUN_ID (whole, or one part with --part)."""
+    """Print or export the output NODE_ID stored by RUN_ID (whole, or one part with --part).
+
+    RUN_ID may be the first characters of the id (the 8 the UI shows), when no other run shares them."""
     from dp_io.errors import OutputNotFoundError
     from dp_io.retention import read_output
 
+    run_id = _resolve(run_id, base, _instance(required=False))
     try:
         value = read_output(run_id, node_id, flow_id, partition=partition, part=part, base=base)
     except (OutputNotFoundError, ValueError) as exc:

@@ -123,13 +123,19 @@ def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, locati
 
     Launches the flow again with RUN_ID's params and the tag dp/retry_items=RUN_ID; ForEach
     nodes of that run take only the items recorded as failed in RUN_ID (docs/triggers.md).
+    RUN_ID may be its first characters (the 8 the UI shows) when no other run shares them.
     """
     import dagster as dg
 
+    from dp_instance.run_ids import RunIdError, resolve_run_id
     from dp_sensors.launch import GraphQLClient, LaunchError
     from dp_sensors.triggers.dead_letters import failed_items_of
 
     with dg.DagsterInstance.get() as instance:
+        try:
+            run_id = resolve_run_id(instance, run_id)
+        except RunIdError as exc:
+            raise click.ClickException(str(exc)) from None
         run = instance.get_run_by_id(run_id)
         if run is None:
             raise click.ClickException(f"no run {run_id} in the Dagster instance of DAGSTER_HOME")

@@ -12,7 +12,10 @@ storage once and the others find it done.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -105,10 +108,96 @@ def prepare_instance(dagster_home: Path) -> Path:
         import dagster as dg
 
         # The first open creates the storage (Dagster's SQLite migrations); later ones find it.
-        dg.DagsterInstance.from_config(str(dagster_home)).dispose()
+        try:
+            with _quiet_connection_retries():
+                dg.DagsterInstance.from_config(str(dagster_home)).dispose()
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise click.ClickException(unreachable_message(dagster_home, exc)) from None
     finally:
         lock.release()
     return instance_file
+
+
+#: Exceptions (by class name, anywhere in the chain) that mean the storage could not be reached,
+#: as SQLAlchemy, the database drivers and dagster-postgres (after its own retries) raise them.
+UNREACHABLE = frozenset({"OperationalError", "InterfaceError", "DagsterPostgresException",
+                         "DagsterMySQLException"})
+
+
+@contextmanager
+def _quiet_connection_retries() -> Iterator[None]:
+    """Without dagster-postgres' warning per retry of a refused connection (five blocks of text
+    on the root logger): when the retries fail, ``unreachable_message`` says it in one line."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying failed database connection")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in UNREACHABLE or isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unreachable_message(dagster_home: Path, exc: BaseException) -> str:
+    """One line: the storage that could not be reached, why, and how to fix it."""
+    cause = exc
+    while (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    instance_file = dagster_home / "dagster.yaml"
+    return (f"cannot reach the Dagster run storage: {storage_described(instance_file)}, set in "
+            f"{instance_file} ({type(cause).__name__}: {reason}). Start it or correct its settings; "
+            "without DAGSTER_HOME, dp uses the embedded default in DP_HOME/dagster")
+
+
+def storage_described(instance_file: Path) -> str:
+    """``PostgreSQL at host:port, database db`` (``env:`` values read from the environment, no
+    password), else the storage section's name."""
+    try:
+        config = yaml.safe_load(instance_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return "the run storage"
+    section = config.get("run_storage") or config.get("storage") or {}
+    postgres = _find(section, "postgres_db")
+    if isinstance(postgres, dict):
+        host, port, db = (_value(postgres.get(key)) for key in ("hostname", "port", "db_name"))
+        return f"PostgreSQL at {host}:{port or 5432}, database {db}"
+    url = _value(_find(section, "postgres_url"))
+    if url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return f"PostgreSQL at {parts.hostname}:{parts.port or 5432}, database {parts.path.lstrip('/')}"
+    return f"the {', '.join(section) or 'default'} run storage"
+
+
+def _find(tree: object, key: str) -> object:
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        for value in tree.values():
+            if (found := _find(value, key)) is not None:
+                return found
+    return None
+
+
+def _value(raw: object) -> str:
+    if isinstance(raw, dict) and "env" in raw:
+        return os.environ.get(raw["env"], f"${raw['env']} (unset)")
+    return "" if raw is None else str(raw)
 
 
 def ensure_instance_home() -> Path:

@@ -24,18 +24,27 @@ def status(task_id: str, as_json: bool) -> None:
     """Every run of a chain (tag dp/task_id, or the id of its first run) and its overall state.
 
     Reads the Dagster instance of DAGSTER_HOME and the flow store (for the links of the chain).
+    The first run's id may be given by its first characters (the 8 the UI shows).
     """
     import dagster as dg
 
     from dp_assets.receiver import default_flow_catalog
+    from dp_instance.run_ids import AmbiguousRunId, RunIdError, resolve_run_id
     from dp_sensors.chains import chain_status
 
     catalog = default_flow_catalog()
     with dg.DagsterInstance.get() as instance:
         try:
             result = chain_status(instance, task_id, catalog.downstream)
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from None
+        except LookupError as unknown:
+            # Not a task id: the first characters of the chain's first run?
+            try:
+                run_id = resolve_run_id(instance, task_id)
+            except AmbiguousRunId as exc:
+                raise click.ClickException(str(exc)) from None
+            except RunIdError:
+                raise click.ClickException(str(unknown)) from None
+            result = chain_status(instance, run_id, catalog.downstream)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
