@@ -60,7 +60,7 @@ def failure_text(failures: list[Any]) -> str:
     for event in failures:
         error = event.step_failure_data.error
         if error is not None:
-            while error.cause is not None and "NodeFailed" not in error.cls_name:
+            while error.cause is not None and error.cls_name not in ("NodeFailed", "FailedNodes"):
                 error = error.cause
             return error.message.strip()
     return "the run failed (its events are in the Dagster UI)"

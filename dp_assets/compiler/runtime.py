@@ -35,6 +35,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, T
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.checks import check_result
+from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.timeouts import call_with_timeout
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
@@ -96,6 +97,8 @@ def run_flow_step(
     behind = _write_behind(context, store, read_elsewhere) if store is not None else None
     deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
     last_reads = _LastReads(plan, step_nodes)
+    failures: list[NodeFailed] = []  # the step fails once every node that could run ran
+    skipped: list[str] = []  # nodes left out because a node they read failed
     try:
         for node in plan.nodes:
             if node.id not in step_nodes:
@@ -120,6 +123,8 @@ def run_flow_step(
                 if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
                     _mark_skipped(node, values)
                     context.log.info(f"node '{node.id}' skipped: an input did not run")
+                    if failures:
+                        skipped.append(node.id)
                     continue
                 if node.node_type.side_effects or node.timeout_seconds:
                     # Only after what ran before is stored; a timeout forks the process.
@@ -127,14 +132,18 @@ def run_flow_step(
                 ctx = NodeContext(plan.flow_id, node.id, context.run.run_id, params, resources, log=context.log,
                                   catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance,
                                   body=node.body)
+                clock = NodeClock(node.id, node.node_type.name)
                 try:
                     result = call_node(node, ctx, params, inputs)
-                except NodeFailed:
-                    if node.on_error != "continue":
-                        raise
+                except NodeFailed as exc:
                     _mark_skipped(node, values)
-                    context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+                    if node.on_error == "continue":
+                        context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+                    else:  # the step fails at the end; nodes that do not read this one still run
+                        failures.append(exc)
+                        context.log.error(f"{exc}; nodes that read it are skipped, the others run")
                     continue
+                clock.stop()
                 ran.add(node.id)
                 first = node.node_type.outputs[0]
                 outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
@@ -143,9 +152,11 @@ def run_flow_step(
                 for name, value in outputs.items():
                     values[f"{node.id}.{name}"] = value
                 primary = outputs.get(first, SKIPPED)
+                context.log.info(clock.line(primary))
                 if not node.is_asset or primary is SKIPPED:
                     continue
-                output = Output(primary, output_name=node.id, metadata=_metadata(plan, node, primary, ctx))
+                output = Output(primary, output_name=node.id,
+                                metadata={**_metadata(plan, node, primary, ctx), **clock.metadata()})
                 queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
                 if queued is not None:
                     deferred.append([queued, output, *_checks(context, plan, node, values)])
@@ -161,6 +172,10 @@ def run_flow_step(
         yield from _release(deferred)  # what finished is stored and materialised (E3 reuses it)
         raise
     yield from _release(deferred)
+    if len(failures) == 1 and not skipped:
+        raise failures[0]
+    if failures:
+        raise FailedNodes(plan.flow_id, failures, skipped) from failures[0]
 
 
 def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
