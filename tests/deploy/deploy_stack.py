@@ -282,7 +282,7 @@ class Stack:
                     lines.append(f"{event.event_type_value} {event.step_key or ''}: {text}")
                     if detail is not None:
                         lines.append(str(getattr(detail, "message", detail))[:800])
-        except Exception as exc:  # a diagnostic must not hide the real failure
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the real failure
             lines.append(f"(event log unreadable: {exc})")
         return "\n".join(lines[-40:]) + "\n" + self.logs(chars)
 
