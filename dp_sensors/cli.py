@@ -73,7 +73,8 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
 @click.option("--params-json", default=None, help="All params as one JSON object.")
 @click.option("--tag", "tags", multiple=True, help="Run tag KEY=VALUE; repeatable.")
 @click.option("--task-id", default=None, help="The chain's task id (default: a new one).")
-@click.option("--wait/--no-wait", default=False, help="Wait for the run to finish; exit 1 unless it succeeded.")
+@click.option("--wait/--no-wait", default=False,
+              help="Wait for the run to finish; exit 1 unless it succeeded, naming the failing node and its error.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
 @_URL
 @_TOKEN
@@ -107,9 +108,24 @@ def launch(
                 status = client.wait_for_run(run_id, timeout=timeout)
             except LaunchError as exc:
                 raise click.ClickException(str(exc)) from None
-            click.echo(json.dumps({"run_id": run_id, "status": status}))
+            if status == "FAILURE":
+                error = _failure_of(client, run_id)
+                click.echo(f"run {run_id[:8]} of {flow} FAILED: {error}", err=True)
+                click.echo(json.dumps({"run_id": run_id, "status": status, "error": error}))
+            else:
+                click.echo(json.dumps({"run_id": run_id, "status": status}))
             if status != "SUCCESS":
                 sys.exit(1)
+
+
+def _failure_of(client: Any, run_id: str) -> str:
+    """The failing node and its error (``GraphQLClient.run_failure``), or why it is not known."""
+    from dp_sensors.launch import LaunchError
+
+    try:
+        return client.run_failure(run_id)
+    except LaunchError as exc:
+        return f"(its error could not be read: {exc})"
 
 
 @click.command("retry-failed")

@@ -76,6 +76,29 @@ query RunsWithTag($filter: RunsFilter!) {
 """
 
 
+RUN_FAILURES = """
+query RunFailures($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent { stepKey error { className message causes { className message } } }
+        ... on RunFailureEvent { message }
+      }
+    }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+#: The platform's own errors, whose message names the flow and the failing node (or nodes).
+NODE_ERRORS = ("FailedNodes", "NodeFailed")
+
+
 class LaunchError(RuntimeError):
     """The launch did not happen; the message says why and what to do."""
 
@@ -214,6 +237,23 @@ class GraphQLClient:
             raise LaunchError(f"cannot list runs: {result.get('message')}")
         return result["results"][0]["runId"] if result["results"] else None
 
+    def run_failure(self, run_id: str) -> str:
+        """Why a finished run failed, from its events: the failed step's error as the platform
+        raised it (flow, node, error), else the run's failure message."""
+        after, run_message = None, None
+        while True:
+            result = self.execute(RUN_FAILURES, {"runId": run_id, "after": after})["logsForRun"]
+            if result["__typename"] != "EventConnection":
+                raise LaunchError(f"run {run_id}: {result.get('message', result['__typename'])}")
+            for event in result["events"]:
+                if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
+                    return step_error_text(event["error"])
+                if event["__typename"] == "RunFailureEvent":
+                    run_message = event.get("message")
+            if not result["hasMore"]:
+                return (run_message or "the run failed; its events are in the Dagster UI").strip()
+            after = result["cursor"]
+
     def wait_for_run(self, run_id: str, *, timeout: float = 3600.0, poll: float = 1.0) -> str:
         """Poll until the run has finished; returns SUCCESS, FAILURE or CANCELED."""
         deadline = time.monotonic() + timeout
@@ -224,6 +264,20 @@ class GraphQLClient:
             if time.monotonic() > deadline:
                 raise LaunchError(f"run {run_id} is still {status} after {timeout:.0f}s")
             time.sleep(poll)
+
+
+def step_error_text(error: Mapping[str, Any]) -> str:
+    """The message of the platform's node error in a step failure's chain of errors (Dagster
+    wraps it in its own), else of the innermost error."""
+    chain = [error, *(error.get("causes") or [])]
+    chosen = next((e for e in chain if e.get("className") in NODE_ERRORS), chain[-1])
+    message = (chosen.get("message") or "").strip()
+    # Dagster's text of an error starts with its class ("package.module.Class: ..."): said once
+    # is enough, the platform's message names flow, node and the node's own error.
+    named, sep, rest = message.partition(": ")
+    if sep and named.rpartition(".")[2] == chosen.get("className"):
+        message = rest
+    return message or "the step failed without a message"
 
 
 class GraphQLLauncher:
