@@ -12,6 +12,7 @@ applies to it (a run cannot carry one tag value per flow).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
@@ -59,10 +60,13 @@ def _job_tags(context: dg.SubmitRunContext, run: dg.DagsterRun, flow_id: str) ->
         return {}
     try:
         location = context.workspace.get_code_location(origin.location_name)
-        repository = location.get_repository(origin.repository_name)
+        repository = location.get_repository(origin.repository_origin.repository_name)
         if not repository.has_job(flow_id):
             return {}
         tags = repository.get_full_job(flow_id).tags
     except Exception:  # noqa: BLE001 - a missing location must not stop the run being queued
+        logging.getLogger("dp.run_coordinator").warning(
+            "run %s: the job tags of flow '%s' could not be read; it keeps dp/flow only", run.run_id, flow_id,
+            exc_info=True)
         return {}
     return {key: value for key, value in tags.items() if key.startswith("dp/")}

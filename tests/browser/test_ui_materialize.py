@@ -103,6 +103,11 @@ def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, t
             expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_BOUND_MS)
             expect(page.get_by_text("RUN_SUCCESS").first).to_be_visible()
             _save(page, "maxdp_run_success.png", tmp_path)
+            # One step runs every node; the run's log says when each finished, in how long and
+            # with how many rows (dp_assets/compiler/node_report.py).
+            page.get_by_placeholder(re.compile("Filter", re.I)).first.fill("finished in")
+            expect(page.get_by_text(re.compile(r"node 'dashboard' \(\w+\) finished in [\d,]+ ms")).first).to_be_visible()
+            _save(page, "maxdp_run_node_timings.png", tmp_path)
 
             page.goto(f"{dagster_dev}/assets/{FLOW}/dashboard")
             expect(page.get_by_text("Latest materialization")).to_be_visible()
