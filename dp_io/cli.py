@@ -253,23 +253,38 @@ def prune_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     instance = _instance(required=True)
-    report = prune(keep_last, age, flow, instance, base=base, dry_run=dry_run)
-    click.echo(report.summary())
+    with _working("pruning stored outputs" + (f" of {flow}" if flow else "")):
+        report = prune(keep_last, age, flow, instance, base=base, dry_run=dry_run)
     for path in report.deleted:
         click.echo(f"  {'would delete' if dry_run else 'deleted'} {path}")
     for path in report.kept_latest:
         click.echo(f"  kept (latest) {path}")
     for run_id in report.skipped_in_progress:
         click.echo(f"  skipped (in progress) {run_id}")
+    summary = report.summary()
     if run_history and flow is not None:  # (a missing FLOW was refused above)
         from dp_io.run_history import prune_run_history
 
-        history = prune_run_history(instance, flow, keep_last, age, dry_run=dry_run)
-        click.echo(history.summary())
+        with _working(f"pruning the run history of {flow}"):
+            history = prune_run_history(instance, flow, keep_last, age, dry_run=dry_run)
         for run_id in history.deleted:
             click.echo(f"  {'would delete' if dry_run else 'deleted'} run {run_id}")
         for run_id in history.kept_latest:
             click.echo(f"  kept run (latest materialisation) {run_id}")
+        summary += f"; {history.summary()}"
+    click.echo(summary)  # last, below whatever scrolled by
+
+
+def _working(label: str):
+    """A spinner with the time taken, on a terminal only, as dp's other long commands show
+    (``dp_assets/cli/progress.py``, which this package may not import); nothing in a pipe or a log."""
+    import contextlib
+
+    if not sys.stdout.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console().status(label)
 
 
 def main() -> None:  # pragma: no cover - for `python -m dp_io.cli`

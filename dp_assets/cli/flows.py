@@ -81,27 +81,36 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
 
     TARGETS are spec files or folders of them; or FLOW / FLOW@VERSION to publish a version
     already stored (the newest when no version is named; a prefix will do)."""
+    from dp_assets.cli.progress import Progress
     from dp_assets.store_api import FlowNotFound
 
-    api, bad = _api(), 0
-    for target in targets:
-        if not Path(target).exists() and _STORED.fullmatch(target):
-            flow, _, version = target.partition("@")
-            try:
-                result = api.publish_version(flow, version or None)
-                click.echo(f"{flow}: version {result.version} "
-                           + ("published" if result.published else "was already published")
-                           + (", restored (it had been deleted)" if result.restored else ""))
-            except FlowNotFound as exc:
-                bad += 1
-                click.echo(f"FAIL  {target}: {exc}", err=True)
-            continue
-        for path in _expand((target,)):
-            try:
-                _say_published(api.publish(path, message=message, workspace=workspace))
-            except (SpecLoadError, FlowValidationError) as exc:
-                bad += 1
-                click.echo(f"FAIL  {path}\n{exc}", err=True)
+    steps = _publish_steps(targets)
+    api, bad, created = _api(), 0, 0
+    with Progress("publishing", total=len(steps)) as progress:
+        for target, path in steps:
+            progress.advance(0, label=f"publishing {target}")
+            if path is None:
+                flow, _, version = target.partition("@")
+                try:
+                    result = api.publish_version(flow, version or None)
+                    progress.line(f"{flow}: version {result.version} "
+                                  + ("published" if result.published else "was already published")
+                                  + (", restored (it had been deleted)" if result.restored else ""))
+                except FlowNotFound as exc:
+                    bad += 1
+                    progress.line(f"FAIL  {target}: {exc}", err=True)
+            else:
+                try:
+                    published = api.publish(path, message=message, workspace=workspace)
+                    created += published.created
+                    progress.line(_published_line(published))
+                except (SpecLoadError, FlowValidationError) as exc:
+                    bad += 1
+                    progress.line(f"FAIL  {path}\n{exc}", err=True)
+            progress.advance()
+    if len(steps) > 1:
+        click.echo(f"{len(steps)} spec(s): {len(steps) - bad} published ({created} new version(s)), "
+                   f"{bad} failed")
     if bad:
         sys.exit(1)
 
@@ -109,10 +118,21 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
 _STORED = re.compile(r"[a-z][a-z0-9_]*(@[0-9a-zA-Z]+)?")
 
 
-def _say_published(result: PublishResult) -> None:
+def _publish_steps(targets: tuple[str, ...]) -> list[tuple[str, Path | None]]:
+    """Each spec file to publish, and each stored version named FLOW or FLOW@VERSION (no file)."""
+    steps: list[tuple[str, Path | None]] = []
+    for target in targets:
+        if not Path(target).exists() and _STORED.fullmatch(target):
+            steps.append((target, None))
+        else:
+            steps += [(str(path), path) for path in _expand((target,))]
+    return steps
+
+
+def _published_line(result: PublishResult) -> str:
     state = "new version" if result.created else "unchanged"
-    click.echo(f"{result.flow_id}: {state} {result.version}" + (", published" if result.published else "")
-               + (", restored (it had been deleted)" if result.restored else ""))
+    return (f"{result.flow_id}: {state} {result.version}" + (", published" if result.published else "")
+            + (", restored (it had been deleted)" if result.restored else ""))
 
 
 @click.command("list")

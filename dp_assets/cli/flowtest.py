@@ -24,6 +24,7 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
     ephemeral Dagster instance with fixtures in place of its sources and stand-ins in place of
     side-effecting sinks. Exits 1 when any case fails.
     """
+    from dp_assets.cli.progress import Progress
     from dp_assets.flowtest import (
         FlowTestRunner,
         NothingToTest,
@@ -40,6 +41,8 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
         raise click.ClickException(str(exc)) from None
     passed = failed = 0
     ran: set[str] = set()
+    files = [(target, test_path) for target in targets for test_path in target.tests]
+    progress = Progress("testing", total=len(files))
 
     def report(result) -> None:
         nonlocal passed, failed
@@ -47,26 +50,27 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
         if result.passed:
             passed += 1
             plural = "" if result.checks == 1 else "s"
-            click.echo(f"  PASS  {result.case}  ({result.checks} check{plural}, {result.seconds:.2f}s)")
+            progress.line(f"  PASS  {result.case}  ({result.checks} check{plural}, {result.seconds:.2f}s)")
             if verbose and result.stand_ins:
-                click.echo(f"        stand-ins: {', '.join(result.stand_ins)}")
+                progress.line(f"        stand-ins: {', '.join(result.stand_ins)}")
             return
         failed += 1
-        click.echo(f"  FAIL  {result.case}  ({result.seconds:.2f}s)")
+        progress.line(f"  FAIL  {result.case}  ({result.seconds:.2f}s)")
         for problem in result.problems:
-            click.echo(f"        - {problem}")
+            progress.line(f"        - {problem}")
 
     root = flows_root or settings.flows_folder() or search
-    with FlowTestRunner(flows_root=root) as runner:
-        for target in targets:
-            for test_path in target.tests:
-                click.echo(f"flow {target.flow_id}  ({target.spec} <- {test_path})")
-                try:
-                    runner.run_file(target.spec, test_path, cases=cases or None, update_golden=update_golden,
-                                    on_result=report)
-                except TestFileError as exc:
-                    failed += 1
-                    click.echo(f"  ERROR {exc}")
+    with FlowTestRunner(flows_root=root) as runner, progress:
+        for target, test_path in files:
+            progress.advance(0, label=f"testing {target.flow_id}")
+            progress.line(f"flow {target.flow_id}  ({target.spec} <- {test_path})")
+            try:
+                runner.run_file(target.spec, test_path, cases=cases or None, update_golden=update_golden,
+                                on_result=report)
+            except TestFileError as exc:
+                failed += 1
+                progress.line(f"  ERROR {exc}")
+            progress.advance()
     missing = sorted(set(cases) - ran)
     if missing:
         failed += len(missing)
