@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DP_HOME ?= $(CURDIR)/.dp_home
 export DAGSTER_HOME ?= $(DP_HOME)/dagster
 
-.PHONY: run test test-serial test-faults install lock bench docs
+.PHONY: run test test-serial test-faults install lock bench docs lint
 
 # Every dependency comes from requirements.lock, each file checked against its hash: a package
 # changed on the index, or one the lock does not name, stops the install.
@@ -31,7 +31,7 @@ run: install
 # (tests/conftest.py), when the other session has finished. They share no Redis database, PostgreSQL
 # database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
 LIVE_TESTS = tests/bench tests/deploy
-test: install
+test: install lint
 	@$(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(LIVE_TESTS) $(PYTEST_ARGS) \
 		> .test-live.log 2>&1 & live=$$!; \
 	nice -n 5 $(PY) -m pytest --basetemp=/tmp/dp-tests-rest $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
@@ -39,6 +39,15 @@ test: install
 	echo "===== live stacks: $(LIVE_TESTS) ====="; cat .test-live.log; \
 	echo "make test: everything else exited $$rest, the live stacks $$live_rc"; \
 	case "$$rest $$live_rc" in "0 0"|"0 5"|"5 0") ;; *) exit 1;; esac  # 5: -k selected none there
+
+# The linters, with their settings in pyproject.toml: ruff, mypy on the product packages, and the
+# package layers (import-linter). `make test` runs them first, so CI does.
+lint: install
+	$(VENV)/bin/ruff check .
+	@# TODO(phase 2 of issue 22): enable once the whole tree is formatted in one commit.
+	@# $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-serial: install
 	$(PY) -m pytest $(PYTEST_ARGS)
