@@ -111,7 +111,7 @@ def deployed_specs(flows_dir: Path | None, store_url: str | None) -> tuple[list[
         for path in spec_files(Path(flows_dir)):
             try:
                 specs.append((str(path), read_spec_file(path)))
-            except Exception:  # noqa: BLE001,S112 - dp validate reports unreadable specs
+            except Exception:  # noqa: BLE001 - dp validate reports unreadable specs
                 continue
     if store_url:
         from dp_resources.store import FlowStore

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import httpx
 from anyio import CapacityLimiter, to_thread
@@ -24,11 +23,11 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dp_resources.http_server import hardened_server_options
 from dp_proxy.auth import Authenticator
 from dp_proxy.policy import Refusal, check_http, check_websocket
 from dp_proxy.settings import ProxySettings
 from dp_proxy.throttle import LoginThrottle, client_key
+from dp_resources.http_server import hardened_server_options
 
 log = logging.getLogger("dp_proxy")
 
@@ -289,7 +288,7 @@ class DagsterProxy:
         async def client_to_upstream() -> None:
             try:
                 while True:
-                    message: dict[str, Any] = await websocket.receive()
+                    message = await websocket.receive()
                     if message["type"] == "websocket.disconnect":
                         return
                     if message.get("text") is not None:

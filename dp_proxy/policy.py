@@ -56,8 +56,10 @@ def origin_allowed(origin: str, host: str | None, settings: ProxySettings) -> bo
         return False
     if settings.allowed_origins:
         return origin in settings.allowed_origins
+    if not host:
+        return False
     parts = urlsplit(origin)
-    return bool(host) and parts.scheme in ("http", "https") and parts.netloc == host.lower()
+    return parts.scheme in ("http", "https") and parts.netloc == host.lower()
 
 
 def _cross_site_checks(headers: Mapping[str, str], settings: ProxySettings) -> Refusal | None:

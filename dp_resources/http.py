@@ -30,6 +30,7 @@ import dagster as dg
 from pydantic import Field
 
 from dp_resources import netguard
+
 # Which headers are credentials is the secrets policy's: one place decides what stays on an origin.
 from dp_resources.secrets import CREDENTIAL_HEADERS, without_credentials  # noqa: F401 - re-exported
 
@@ -154,7 +155,7 @@ class HttpResource(dg.ConfigurableResource):
             infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
             raise RequestRefused(f"cannot resolve host '{host}': {exc.strerror}") from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # an IP address: always text
         for address in addresses:
             reason = self.refusal(address)
             if reason:

@@ -2,13 +2,14 @@
 
 The endpoint, model and key are deployment values: the code location gives them as
 ``dg.EnvVar("DP_LLM_BASE_URL")``, ``dg.EnvVar("DP_LLM_MODEL")`` and ``dg.EnvVar("DP_LLM_API_KEY")``
-when those are set, so Dagster resolves them in the run and no key ever sits in resource config,
-the run's snapshot or its tags; a field left unset follows the platform settings when used. Requests go through ``HttpResource``, so the
-SSRF guard, the byte cap and the total timeout apply; the deployment's LLM endpoint is usually
-private or local, so ``allowed_networks``/``allow_private`` here open it for this resource only,
-not for HTTP nodes. The API key goes only to the endpoint's origin: a redirect elsewhere drops it
-(``HttpResource``), one from https to http is refused, and ``max_redirects`` bounds them. The
-deployment also sets the ceilings an agent node may not exceed: steps, tool calls, tokens and seconds.
+when those are set, so Dagster resolves them in the run and no key ever sits in resource config, the
+run's snapshot or its tags; a field left unset follows the platform settings when used. Requests go
+through ``HttpResource``, so the SSRF guard, the byte cap and the total timeout apply; the
+deployment's LLM endpoint is usually private or local, so ``allowed_networks``/``allow_private``
+here open it for this resource only, not for HTTP nodes. The API key goes only to the endpoint's
+origin: a redirect elsewhere drops it (``HttpResource``), one from https to http is refused, and
+``max_redirects`` bounds them. The deployment also sets the ceilings an agent node may not exceed:
+steps, tool calls, tokens and seconds.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class LlmResource(dg.ConfigurableResource):
     model: str | None = Field(default=None, description="Default model name; unset: DP_LLM_MODEL.")
     api_key: str | None = Field(default=None, description="API key (optional); give it as "
                                 "dg.EnvVar(...), never as text; unset: DP_LLM_API_KEY.")
-    allow_private: bool = Field(default=False, description="Allow a private or loopback endpoint (a local model server).")
+    allow_private: bool = Field(
+        default=False, description="Allow a private or loopback endpoint (a local model server)."
+    )
     allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
     max_response_bytes: int = Field(default=5_000_000, gt=0)
@@ -109,7 +112,7 @@ class LlmResource(dg.ConfigurableResource):
         base, default_model, key = self.endpoint()
         chosen = model or default_model
         if not chosen:
-            raise LlmError(f"no model: set the node's `model` or environment variable DP_LLM_MODEL")
+            raise LlmError("no model: set the node's `model` or environment variable DP_LLM_MODEL")
         body: dict[str, Any] = {"model": chosen, "messages": messages}
         if tools:
             body["tools"] = tools
@@ -137,7 +140,7 @@ def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
         message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise LlmError(f"the endpoint did not answer a chat completion ({type(exc).__name__}: {exc})") from None
-    calls = []
+    calls: list[ToolCall] = []
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         arguments = function.get("arguments")

@@ -14,7 +14,8 @@ A stdio server's stderr goes to a temporary file, not to the step's compute log 
 what it was given), and its tail is shown, redacted, only when something fails.
 
 The server list may be kept in a YAML/JSON file named by ``DP_MCP_CONFIG``
-(``McpResource.from_config_file(settings.mcp_config)``); ``dp mcp-tools`` lists the tools of each server like ``dp nodes``.
+(``McpResource.from_config_file(settings.mcp_config)``); ``dp mcp-tools`` lists the tools of each
+server like ``dp nodes``.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ class McpRefused(PermissionError):
 class McpServer(dg.Config):
     """One MCP server the deployment offers to flows."""
 
-    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio (a local command) or streamable HTTP.")
+    transport: Literal["stdio", "http"] = Field(
+        default="stdio", description="stdio (a local command) or streamable HTTP."
+    )
     command: str | None = Field(default=None, description="stdio: the program to start.")
     args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
-    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment; values may be ${env:NAME}.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="stdio: extra environment; values may be ${env:NAME}."
+    )
     cwd: str | None = Field(default=None, description="stdio: working folder.")
     url: str | None = Field(default=None, description="http: the endpoint, e.g. https://tools.internal/mcp.")
     headers: dict[str, str] = Field(default_factory=dict, description="http: headers; values may be ${env:NAME}.")
@@ -254,7 +259,8 @@ def format_tools(server: str, tools: list[McpToolInfo]) -> str:
         for arg, schema in props.items():
             kind = schema.get("type", "any") if isinstance(schema, dict) else "any"
             flag = "required" if arg in required else "optional"
-            lines.append(f"      {arg} ({kind}, {flag}){': ' + schema['description'] if isinstance(schema, dict) and schema.get('description') else ''}")
+            described = isinstance(schema, dict) and schema.get("description")
+            lines.append(f"      {arg} ({kind}, {flag}){': ' + schema['description'] if described else ''}")
     return "\n".join(lines)
 
 

@@ -63,9 +63,13 @@ class ShellResource(dg.ConfigurableResource):
     root: str | None = Field(
         default=None, description="Working folders must lie under this folder (default: DP_HOME/shell)."
     )
-    search_path: str = Field(default="/usr/local/bin:/usr/bin:/bin", description="PATH used to find programs and given to them.")
+    search_path: str = Field(
+        default="/usr/local/bin:/usr/bin:/bin", description="PATH used to find programs and given to them."
+    )
     timeout_seconds: float = Field(default=60.0, gt=0, description="Longest run; the process group is killed after.")
-    max_output_bytes: int = Field(default=1_000_000, gt=0, description="Bytes of stdout and of stderr kept (the rest is dropped).")
+    max_output_bytes: int = Field(
+        default=1_000_000, gt=0, description="Bytes of stdout and of stderr kept (the rest is dropped)."
+    )
 
     def root_path(self) -> Path:
         return Path(self.root).resolve() if self.root else (current().dp_home() / "shell").resolve()

@@ -63,7 +63,7 @@ def _nodes(root: Any) -> Iterator[Any]:
         value = stack.pop()
         if isinstance(value, ast.Node):
             yield value
-            stack.extend(getattr(value, name, None) for name in value.__slots__)
+            stack.extend(getattr(value, name, None) for name in value)  # a Node iterates its field names
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
 

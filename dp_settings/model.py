@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The repository's root: its ``flows/`` is the default spec folder.
@@ -41,7 +42,7 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 def setting(description: str, default: Any = None, *, default_text: str | None = None, **extra: Any) -> Any:
     """A field with its description and, when the real default is computed, how docs show it."""
-    schema_extra = {"default_text": default_text} if default_text else None
+    schema_extra: JsonDict | None = {"default_text": default_text} if default_text else None
     return Field(default=default, description=description, json_schema_extra=schema_extra, **extra)
 
 

@@ -23,7 +23,7 @@ _MESSAGE_LIMIT = 8_000
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
@@ -164,7 +164,7 @@ def run(payload: dict[str, Any], spec: dict[str, Any], fds: dict[str, int]) -> b
     body = b""
     try:
         value = _execute(payload, session, code_obj, with_policy)
-        header: dict[str, Any] = {"ok": True}
+        header = {"ok": True}
     except _UsageError as exc:
         header = _error("usage", str(exc))
     except BaseException as exc:  # noqa: BLE001 - everything the snippet raises is reported
@@ -205,7 +205,7 @@ def serve(spec: dict[str, Any], result_fd: int) -> None:
         isolation.apply_limits(
             spec["cpu_seconds"], spec["memory_mb"], spec["wall_seconds"]
         )
-        payload = pickle.loads(_read_all(0))  # the payload comes from our own parent
+        payload = pickle.loads(_read_all(0))  # noqa: S301 - the payload comes from our own parent
         frame = run(payload, spec, fds)
         _write_all(fds["result"], frame)
     except MemoryError:

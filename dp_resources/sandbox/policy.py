@@ -31,7 +31,7 @@ import string
 import sys
 import types
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from RestrictedPython.Guards import (
     guarded_iter_unpack_sequence,
@@ -163,8 +163,8 @@ class Session:
         internals[id(builtins.__dict__)] = "the interpreter's builtins"
         for entry in ATTRIBUTE_COPIERS:
             module_name, _, name = entry.partition(":")
-            module = sys.modules.get(module_name)
-            found = getattr(module, name, None) if module is not None else None
+            copier_module = sys.modules.get(module_name)
+            found = getattr(copier_module, name, None) if copier_module is not None else None
             if found is not None:
                 internals[id(found)] = (
                     f'"{module_name}.{name}", which reads, writes or evaluates by a name it is '
@@ -173,7 +173,7 @@ class Session:
         self._internals = internals
 
     # -- refusals -------------------------------------------------------------------------
-    def refuse(self, reason: str) -> None:
+    def refuse(self, reason: str) -> NoReturn:
         raise record_violation(reason)
 
     def attribute_refusal(self, obj: Any, name: str) -> str | None:

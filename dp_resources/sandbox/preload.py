@@ -121,8 +121,8 @@ def harden_pandas() -> None:
     refused_eval = _refusing("pandas.eval")
     pandas.eval = refused_eval
     computation_eval.eval = refused_eval
-    pandas.DataFrame.eval = _refusing("DataFrame.eval")  # type: ignore[method-assign]
-    pandas.DataFrame.query = _refusing("DataFrame.query")  # type: ignore[method-assign]
+    pandas.DataFrame.eval = _refusing("DataFrame.eval")
+    pandas.DataFrame.query = _refusing("DataFrame.query")
     for module_name in _DISPATCH_MODULES:
         module = importlib.import_module(module_name)
         module.getattr = _dispatch_getattr  # type: ignore[attr-defined]
@@ -162,8 +162,8 @@ def _warm_up() -> None:
 def _cache_time_zones() -> None:
     """Keep every zone alive in both ZoneInfo caches (pandas also uses the pure-Python twin)."""
     import zoneinfo
-    from zoneinfo import _zoneinfo
 
+    _zoneinfo = importlib.import_module("zoneinfo._zoneinfo")  # the twin has no stub in typeshed
     for key in sorted(zoneinfo.available_timezones()):
         for cls in (zoneinfo.ZoneInfo, _zoneinfo.ZoneInfo):
             # A broken tzdata entry must not stop the sandbox from starting.

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dp_resources.store.models import FileImport, Flow, FlowVersion, Workspace, utcnow
+from dp_resources.store.models import FileImport, Flow, FlowVersion, Workspace, table_of, utcnow
 from dp_resources.store.store import WRITE_OPTION, FlowStore, _insert_or_ignore
 
 #: What ``conflict_with`` holds when the flow was unpublished since the file was last applied.
@@ -73,7 +73,7 @@ class SyncResult:
 
 def file_records(store: FlowStore) -> dict[str, FileRecord]:
     """Every recorded file, by path, in one query."""
-    table = FileImport.__table__
+    table = table_of(FileImport)
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(*(table.c[name] for name in _RECORD_COLUMNS))).all()
     return {row[0]: FileRecord(*row) for row in rows}
@@ -87,16 +87,16 @@ def apply_change(store: FlowStore, change: FileChange) -> SyncResult:
     """Import a file whose content is new to the store's records (see the module docstring)."""
     stamp = utcnow()
     insert = _insert_or_ignore(store.engine)
-    flows, files = Flow.__table__, FileImport.__table__
+    flows, files = table_of(Flow), table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        conn.execute(insert(Workspace.__table__).values(name="default", created_at=stamp)
+        conn.execute(insert(table_of(Workspace)).values(name="default", created_at=stamp)
                      .on_conflict_do_nothing())
         new_flow = conn.execute(insert(flows).values(
             id=change.flow_id, workspace="default", published_version=None, created_at=stamp,
             updated_at=stamp).on_conflict_do_nothing()).rowcount == 1
         flow = conn.execute(_locked(store, sa.select(flows.c.published_version, flows.c.deleted_at)
                                     .where(flows.c.id == change.flow_id))).one()
-        conn.execute(insert(FlowVersion.__table__).values(
+        conn.execute(insert(table_of(FlowVersion)).values(
             flow_id=change.flow_id, version=change.version, spec=dict(change.spec),
             message=change.message, created_at=stamp).on_conflict_do_nothing())
         record = conn.execute(_locked(store, sa.select(files.c.base_version, files.c.flow_id)
@@ -131,7 +131,7 @@ def revisit(store: FlowStore, record: FileRecord, size: int, mtime_ns: int) -> F
     """An unchanged file seen again: remember a new modification time (so the next load does not
     hash it again), clear ``missing_since``, and settle its conflict once the published version
     is the file's (it won) or moves on (the conflict now names the new one)."""
-    flows, files = Flow.__table__, FileImport.__table__
+    flows, files = table_of(Flow), table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         published = conn.execute(sa.select(flows.c.published_version)
                                  .where(flows.c.id == record.flow_id)).scalar()
@@ -153,7 +153,7 @@ def mark_missing(store: FlowStore, paths: list[str]) -> list[str]:
     (reported once with what to do)."""
     if not paths:
         return []
-    files = FileImport.__table__
+    files = table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         newly = conn.execute(sa.select(files.c.path).where(
             files.c.path.in_(paths), files.c.missing_since.is_(None))).scalars().all()

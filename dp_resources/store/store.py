@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dp_resources.store.models import Flow, FlowVersion, Workspace, utcnow
+from dp_resources.store.models import Flow, FlowVersion, Workspace, table_of, utcnow
 from dp_resources.store.schema_lock import schema_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,10 +37,12 @@ class FlowNotFound(KeyError):
 def _insert_or_ignore(engine: sa.Engine) -> Any:
     """The dialect's INSERT that can say ``ON CONFLICT DO NOTHING``."""
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 @dataclass(frozen=True)
@@ -139,17 +141,16 @@ class FlowStore:
         starting together on an empty store create it once, the others find it done."""
         if self._at_head():
             return
-        with schema_lock(self.engine):
-            with self.engine.begin() as conn:
-                if self._current_revision(conn) == HEAD_REVISION:
-                    return
-                from alembic import command
-                from alembic.config import Config
+        with schema_lock(self.engine), self.engine.begin() as conn:
+            if self._current_revision(conn) == HEAD_REVISION:
+                return
+            from alembic import command
+            from alembic.config import Config
 
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
     def _at_head(self) -> bool:
         with self.engine.connect() as conn:
@@ -181,15 +182,15 @@ class FlowStore:
         stamp = utcnow()
         insert = _insert_or_ignore(self.engine)
         with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            conn.execute(insert(Workspace.__table__).values(name=workspace, created_at=stamp)
+            conn.execute(insert(table_of(Workspace)).values(name=workspace, created_at=stamp)
                          .on_conflict_do_nothing())
-            conn.execute(insert(Flow.__table__).values(
+            conn.execute(insert(table_of(Flow)).values(
                 id=flow_id, workspace=workspace, published_version=None, created_at=stamp,
                 updated_at=stamp).on_conflict_do_nothing())
-            created = conn.execute(insert(FlowVersion.__table__).values(
+            created = conn.execute(insert(table_of(FlowVersion)).values(
                 flow_id=flow_id, version=version, spec=dict(spec), message=message, created_at=stamp,
             ).on_conflict_do_nothing()).rowcount == 1
-            flows = Flow.__table__
+            flows = table_of(Flow)
             published = False
             if publish:
                 # A conditional update: of concurrent publishers of one version, one moves the pointer.
@@ -312,5 +313,7 @@ class FlowStore:
         ).all()
         if len(rows) != 1:
             problem = "no" if not rows else "more than one"
-            raise FlowNotFound(f"flow '{flow_id}' has {problem} version matching '{version}' (see `dp history {flow_id}`)")
+            raise FlowNotFound(
+                f"flow '{flow_id}' has {problem} version matching '{version}' (see `dp history {flow_id}`)"
+            )
         return rows[0]
