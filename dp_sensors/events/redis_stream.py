@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -36,6 +36,8 @@ from dp_sensors.events.topics import matches_any, validate_patterns, validate_to
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 _SCAN_BATCH = 1000
 _PIPELINE_BATCH = 1000
+#: A stream entry as a client with ``decode_responses=True`` returns it: ``(id, {field: text})``.
+_Entry = tuple[str, dict[str, str]]
 
 _PUBLISH_ONCE = """
 local existing = redis.call('GET', KEYS[2])
@@ -223,7 +225,7 @@ class RedisStreamEventBus:
                 batch = min(batch, max_scan - scanned)
                 if batch <= 0:
                     return EventPage(events=found, cursor=last, exhausted=False)
-            entries = self._client.xrange(self._stream, min=start, max="+", count=batch)
+            entries = self._range(start, "+", batch)
             for entry_id, fields in entries:
                 last = entry_id
                 start = "(" + entry_id
@@ -242,12 +244,18 @@ class RedisStreamEventBus:
 
     def get(self, event_id: str) -> Event | None:
         key = self._parse_id(event_id, "event id")
-        entries = self._client.xrange(self._stream, min=key, max=key, count=1)
+        entries = self._range(key, key, 1)
         return self._to_event(*entries[0]) if entries else None
 
     def latest_cursor(self) -> str | None:
-        entries = self._client.xrevrange(self._stream, max="+", min="-", count=1)
+        # redis-py annotates for bytes and async clients too; this client decodes (see _range).
+        entries = cast(list[_Entry], self._client.xrevrange(self._stream, max="+", min="-", count=1))
         return entries[0][0] if entries else None
+
+    def _range(self, low: str, high: str, count: int) -> list[_Entry]:
+        """XRANGE of the stream. The client decodes responses (``decode_responses=True``), which
+        redis-py's annotations, written for bytes and async clients too, cannot express."""
+        return cast(list[_Entry], self._client.xrange(self._stream, min=low, max=high, count=count))
 
     def record_rejection(self, event_id: str, consumer: str, reason: str) -> None:
         self._parse_id(event_id, "event id")

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Optional
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -19,11 +18,11 @@ class EventBusResource(ConfigurableResource):
     embedded default needs no configuration at all.
     """
 
-    url: Optional[str] = Field(
+    url: str | None = Field(
         default=None,
         description="Event bus URL; unset: DP_EVENTS_URL, else the flow store URL (DP_STORE_URL).",
     )
-    stream: Optional[str] = Field(
+    stream: str | None = Field(
         default=None, description="Redis stream name for redis:// URLs (default 'dp:events')."
     )
 

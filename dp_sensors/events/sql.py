@@ -97,12 +97,10 @@ def as_utc(value: datetime) -> datetime:
 
 def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, values: dict) -> int:
     """INSERT that does nothing when the primary key exists; returns the rows inserted."""
-    dialect_insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(
-        conn.dialect.name
-    )
-    if dialect_insert is not None:
-        statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
-        return conn.execute(statement).rowcount
+    if conn.dialect.name == "sqlite":
+        return conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing()).rowcount
+    if conn.dialect.name == "postgresql":
+        return conn.execute(postgresql_insert(table).values(**values).on_conflict_do_nothing()).rowcount
     try:
         with conn.begin_nested():
             return conn.execute(table.insert().values(**values)).rowcount

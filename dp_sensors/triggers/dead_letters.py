@@ -28,7 +28,7 @@ def failed_items_of(instance: dg.DagsterInstance, run_id: str) -> dict[str, list
         if materialization is None:
             continue
         entry = materialization.metadata.get(FAILED_ITEMS_KEY)
-        items = getattr(entry, "value", entry)
+        items: Any = getattr(entry, "value", entry)  # JSON metadata: ForEach records a list of dicts
         if items:
             failed[materialization.asset_key.path[-1]] = [dict(item) for item in items]
     return failed

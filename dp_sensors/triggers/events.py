@@ -93,7 +93,7 @@ def build_event_sensor(
                 None if cursor == FROM_START else cursor, patterns=patterns, limit=events_per_tick
             )
             busy = runs_in_progress(context.instance, flow.id) if skip_when_running else 0
-            requests = []
+            requests: list[dg.RunRequest] = []
             for event in page.events:
                 try:
                     run_config = params_from_event(

@@ -42,7 +42,7 @@ def read_cursor(cursor: str | None) -> dict[str, int]:
     except json.JSONDecodeError:
         raise ValueError(f"the file sensor's cursor is not JSON: {cursor[:80]!r}; reset it in the UI") from None
     if not isinstance(seen, dict):
-        raise ValueError("the file sensor's cursor is not a JSON object; reset it in the UI")  # noqa: TRY004
+        raise ValueError("the file sensor's cursor is not a JSON object; reset it in the UI")
     return {str(k): int(v) for k, v in seen.items()}
 
 
@@ -51,7 +51,8 @@ def build_file_sensor(
 ) -> dg.SensorDefinition:
     if trigger.param not in flow.params:
         raise ValueError(
-            f"param '{trigger.param}' is not a param of flow '{flow.id}'; declare it (type: string) or set 'param' to the one that takes the path"
+            f"param '{trigger.param}' is not a param of flow '{flow.id}'; declare it (type: string) "
+            "or set 'param' to the one that takes the path"
         )
     try:
         fixed = check_params(flow.id, flow.params, {**trigger.params, trigger.param: "probe"})
@@ -94,7 +95,7 @@ def build_file_sensor(
             else:
                 present.pop(relative)
         busy = runs_in_progress(context.instance, flow.id) if skip_when_running and new else 0
-        requests = []
+        requests: list[dg.RunRequest] = []
         for relative, mtime in new[:files_per_tick]:
             if skip_when_running and (busy or requests):
                 context.log.info(f"file '{relative}' skipped: {busy_reason(flow.id, busy or 1)}")

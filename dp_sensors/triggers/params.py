@@ -35,10 +35,10 @@ EVENT_PARAM = "event"
 ``WebhookListener`` in ``dp_assets/catalog/nodes/sources_api.py``)."""
 
 
-def _iso(kind: type) -> Any:
+def _iso(kind: type[dt.date]) -> Any:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
-            raise ValueError(f"must be an ISO {kind.__name__} string")  # noqa: TRY004 - pydantic reports ValueError
+            raise ValueError(f"must be an ISO {kind.__name__} string")  # pydantic reports ValueError
         kind.fromisoformat(value)  # raises ValueError with the reason
         return value
 
@@ -47,7 +47,7 @@ def _iso(kind: type) -> Any:
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be a number")  # noqa: TRY004 - pydantic reports ValueError
+        raise ValueError("must be a number")  # pydantic reports ValueError
     try:
         return float(value)
     except OverflowError:  # an integer beyond a float: pydantic reports only ValueError
@@ -99,7 +99,7 @@ def _params_model(flow_id: str, declared: Declared) -> type[BaseModel]:
         else:
             fields[name] = (kind | None, Field(default=None, description=description or None))
     return create_model(
-        f"{flow_id}_params", __config__=ConfigDict(extra="forbid"), **fields  # type: ignore[call-overload]
+        f"{flow_id}_params", __config__=ConfigDict(extra="forbid"), **fields
     )
 
 

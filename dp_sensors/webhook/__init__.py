@@ -3,8 +3,8 @@
 from dp_sensors.webhook.app import FlowCatalog, create_app, webhook_topic
 from dp_sensors.webhook.launches import (
     IDEMPOTENCY_TAG,
-    LaunchLedger,
     Launcher,
+    LaunchLedger,
     LaunchRejected,
 )
 from dp_sensors.webhook.server import serve, serve_in_thread

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, overload, runtime_checkable
 
 from anyio import to_thread
 from pydantic import BaseModel, ValidationError
@@ -38,10 +38,10 @@ from dp_sensors.webhook.bodies import (
 )
 from dp_sensors.webhook.launches import (
     IdempotencyConflict,
+    Launcher,
     LaunchFailed,
     LaunchInProgress,
     LaunchLedger,
-    Launcher,
     LaunchRejected,
     launch_once,
     request_hash,
@@ -140,6 +140,14 @@ class _Receiver:
                 errors=_validation_errors(exc),
             ) from None
         return validated.model_dump(mode="json", exclude_unset=True)
+
+    @overload
+    @staticmethod
+    def _idempotency_key(request: Request, required: Literal[True]) -> str: ...
+
+    @overload
+    @staticmethod
+    def _idempotency_key(request: Request, required: Literal[False]) -> str | None: ...
 
     @staticmethod
     def _idempotency_key(request: Request, required: bool) -> str | None:

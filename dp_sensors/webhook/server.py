@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 from dp_resources.http_server import DEFAULT_REQUEST_TIMEOUT_SECONDS, hardened_server_options
 from dp_sensors.events.factory import event_bus_from_url
 from dp_sensors.webhook.app import DEFAULT_MAX_BODY_BYTES, FlowCatalog, ParamsLookup, create_app
-from dp_sensors.webhook.launches import LaunchLedger, Launcher
+from dp_sensors.webhook.launches import Launcher, LaunchLedger
 from dp_settings import PlatformSettings, load
 
 
