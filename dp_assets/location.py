@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -74,9 +75,10 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _env_vars_that_are_set(**fields: tuple[str, object]) -> dict[str, dg.EnvVar]:
+def _env_vars_that_are_set(**fields: tuple[str, object]) -> dict[str, Any]:
     """``field=dg.EnvVar(NAME)`` for each variable the settings hold a value of: Dagster resolves
-    it in the run and shows only its name (a field left out follows the settings when used)."""
+    it in the run and shows only its name (a field left out follows the settings when used).
+    Typed ``Any``: the keyword arguments of a resource whose other fields take other types."""
     return {field: dg.EnvVar(name) for field, (name, value) in fields.items() if value is not None}
 
 
@@ -135,7 +137,7 @@ def default_executor() -> dg.ExecutorDefinition:
 
 def build_code_location(
     store: FlowStore | None = None,
-    flows_folder: "Path | None | str" = "env",
+    flows_folder: "Path | str | None" = "env",
     catalog: Catalog | None = None,
     translator: FlowTranslator | None = None,
     resources: dict[str, object] | None = None,
@@ -163,7 +165,7 @@ def build_code_location(
 
 
 def _build_whole(
-    store: FlowStore, flows_folder: "Path | None | str", catalog: Catalog,
+    store: FlowStore, flows_folder: "Path | str | None", catalog: Catalog,
     translator: FlowTranslator | None, resources: dict[str, object],
 ) -> dg.Definitions:
     started = time.perf_counter()
@@ -239,7 +241,7 @@ def _report_broken(
         log.info("flow '%s' (spec file removed) does not compile; `dp delete %s` retires it", flow_id, flow_id)
 
 
-def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str, str, object]]:
+def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Every published ``(flow id, version, spec)``; should the one query fail (a stored spec
     the database driver cannot decode, say), each flow is read on its own and the ones that
     cannot be read are reported, so one bad row never hides the others."""
@@ -295,11 +297,12 @@ class _DefinitionNames:
         for job in definitions.jobs or ():
             yield "job or op", job.name
         for asset in definitions.assets or ():
-            yield "job or op", asset.node_def.name  # type: ignore[union-attr]
-            for key in asset.keys:  # type: ignore[union-attr]
+            assert isinstance(asset, dg.AssetsDefinition)  # a compiled flow's steps are multi-assets
+            yield "job or op", asset.node_def.name
+            for key in asset.keys:
                 yield "asset", key.to_user_string()
         for instigator in [*(definitions.schedules or ()), *(definitions.sensors or ())]:
-            yield "schedule or sensor", instigator.name  # type: ignore[union-attr]
+            yield "schedule or sensor", instigator.name
 
 
 def _build_scoped(

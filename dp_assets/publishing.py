@@ -86,7 +86,7 @@ def import_folder(store: FlowStore, folder: Path, catalog: Catalog) -> ImportRep
         except (SpecLoadError, FlowValidationError) as exc:
             report.problems[str(path)] = str(exc)
             log.error("flow spec %s was not published:\n%s", path, exc)
-        except Exception as exc:  # noqa: BLE001 - one file must never stop the others importing
+        except Exception as exc:  # one file must never stop the others importing
             report.problems[str(path)] = f"not published: {type(exc).__name__}: {exc}"
             log.exception("flow spec %s was not published", path)
     gone = [key for key in records if key not in seen and Path(key).is_relative_to(root)]

@@ -14,6 +14,7 @@ versions and pointers; ``dp_resources.store.file_sync`` decides what a spec file
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import json
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from dp_assets.publishing import publish_spec
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo
-from dp_resources.store.file_sync import UNPUBLISHED, file_records
+from dp_resources.store.file_sync import UNPUBLISHED, FileRecord, file_records
 from dp_settings import load
 
 __all__ = ["FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult"]
@@ -72,7 +73,7 @@ class FlowStoreAPI:
         """Validate, store as a version and publish a spec (a mapping or a spec file). Publishing
         a deleted flow brings it back: a publish says the flow should run."""
         data = read_spec_file(spec) if isinstance(spec, str | Path) else spec
-        validated, saved = publish_spec(self.store, data, self.catalog, workspace=workspace, message=message)
+        _, saved = publish_spec(self.store, data, self.catalog, workspace=workspace, message=message)
         return self._published(saved)
 
     def save_draft(self, spec: Mapping[str, Any], *, message: str = "", workspace: str = "default") -> SaveResult:
@@ -102,9 +103,9 @@ class FlowStoreAPI:
     # --- reading -----------------------------------------------------------------------------
 
     def list(self) -> list[FlowListing]:
-        by_flow: dict[str, list[Any]] = {}
-        for record in file_records(self.store).values():
-            by_flow.setdefault(record.flow_id, []).append(record)
+        by_flow: dict[str, list[FileRecord]] = {}
+        for file in file_records(self.store).values():
+            by_flow.setdefault(file.flow_id, []).append(file)
         listings = []
         for info in self.store.list_flows():
             records = sorted(by_flow.get(info.id, []), key=lambda r: (r.missing_since is not None, r.path))
@@ -124,7 +125,7 @@ class FlowStoreAPI:
     def get(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
         return self.store.get(flow_id, version)
 
-    def history(self, flow_id: str) -> list[VersionInfo]:
+    def history(self, flow_id: str) -> builtins.list[VersionInfo]:  # `list` here is the method above
         return self.store.history(flow_id)
 
     def spec_text(self, flow_id: str, version: str | None = None, fmt: str = "yaml") -> tuple[str, str]:

@@ -132,7 +132,7 @@ def compile_flow(
     job_tags.update(policy_run_tags(flow))  # concurrency limit tags, run vs node retries (E8)
     job = dg.define_asset_job(
         name=flow.id,
-        selection=dg.AssetSelection.assets(*[out.key for out in outs.values()]),
+        selection=dg.AssetSelection.assets(*[_key(out) for out in outs.values()]),
         description=flow.description or flow.name or None,
         tags=job_tags,
         config=dg.ConfigMapping(
@@ -142,6 +142,12 @@ def compile_flow(
         executor_def=executor,
     )
     return CompiledFlow(validated, step_defs, job)
+
+
+def _key(out: dg.AssetOut) -> dg.AssetKey:
+    """The key of an out made from an asset spec (which always has one)."""
+    assert out.key is not None
+    return out.key
 
 
 def _step_multi_asset(
@@ -165,7 +171,7 @@ def _step_multi_asset(
                     "only a node's main output is kept between steps (use steps: flow)"
                 )
             ins[upstream] = dg.AssetIn(key=translator.get_asset_key(plan.flow_id, upstream), dagster_type=Any)
-    checks = [check_spec(outs[n.id].key, list(n.columns)) for n in plan.nodes if n.id in outs and n.columns]
+    checks = [check_spec(_key(outs[n.id]), list(n.columns)) for n in plan.nodes if n.id in outs and n.columns]
     resource_keys = set(plan.resource_keys) | {"io_manager"}
     whole_flow = len(step_nodes) == len(plan.nodes)
 

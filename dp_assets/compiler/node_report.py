@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -29,7 +29,7 @@ class NodeClock:
 
     node_id: str
     node_type: str
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _start: float = field(default_factory=time.perf_counter)
     duration_ms: float = 0.0
 
@@ -50,7 +50,7 @@ class NodeClock:
         return f"node '{self.node_id}' ({self.node_type}) finished in {self.duration_ms:,.0f} ms: {rows}"
 
 
-class FailedNodes(Exception):  # noqa: N818 - reads as what it reports: "FailedNodes: ..."
+class FailedNodes(Exception):  # no "Error" suffix: reads as what it reports, "FailedNodes: ..."
     """Raised at the end of a step in which nodes failed, after every node that could run ran."""
 
     def __init__(self, flow_id: str, failures: Sequence[BaseException], skipped: Sequence[str]):

@@ -69,7 +69,9 @@ def same(actual: Any, expected: Any, tolerance: float) -> bool:
     if isinstance(actual, Mapping) and isinstance(expected, Mapping):
         return set(actual) == set(expected) and all(same(actual[k], expected[k], tolerance) for k in expected)
     if isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple)):
-        return len(actual) == len(expected) and all(same(a, e, tolerance) for a, e in zip(actual, expected))
+        if len(actual) != len(expected):
+            return False
+        return all(same(a, e, tolerance) for a, e in zip(actual, expected, strict=True))
     return actual == expected
 
 
@@ -118,7 +120,7 @@ def compare_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]], o
             return tuple(_cell_key(row.get(c)) for c in columns)
 
         actual, expected = sorted(actual, key=key), sorted(expected, key=key)
-    for position, (got, want) in enumerate(zip(actual, expected)):
+    for position, (got, want) in enumerate(zip(actual, expected, strict=True)):
         for column, value in want.items():
             if column not in got:
                 return f"row {position}: no column '{column}'"
@@ -133,7 +135,7 @@ def _values_problem(series: pd.Series, values: list[Any], ordered: bool, toleran
         return f"{len(got)} values, expected {len(values)}"
     if not ordered:
         got, values = sorted(got, key=_cell_key), sorted(values, key=_cell_key)
-    for position, (a, e) in enumerate(zip(got, values)):
+    for position, (a, e) in enumerate(zip(got, values, strict=True)):
         if not same(a, e, tolerance):
             return f"row {position}: {_short(a)}, expected {_short(e)}"
     return None

@@ -109,7 +109,7 @@ class Harness:
     def collect(self) -> None:
         """Merge what forked children spooled."""
         for path in sorted(self.spool.glob("*.pickle")):
-            kind, payload = pickle.loads(path.read_bytes())
+            kind, payload = pickle.loads(path.read_bytes())  # noqa: S301 - spooled by our own forked children
             node_id = path.stem.split("-", 1)[1].rsplit("-", 1)[0]
             if kind == "record":
                 self.records[node_id] = payload
@@ -179,9 +179,10 @@ def _stand_in_type(harness: Harness, catalog: Catalog) -> NodeType:
         original = catalog[params.type].params_model.model_validate(params.params)  # still checked
         sent = Sent(params.type, len(value) if isinstance(value, pd.DataFrame) else None)
         if params.type == "SendNotification" and isinstance(value, pd.DataFrame):
-            from dp_assets.catalog.nodes.sinks_api import template_values
+            from dp_assets.catalog.nodes.sinks_api import SendNotificationParams, template_values
             from dp_resources.notifications import safe_format
 
+            assert isinstance(original, SendNotificationParams)  # the catalog's SendNotification
             values = template_values(ctx, value, original.preview_rows)
             sent.message = safe_format(original.message, values)
             sent.subject = safe_format(original.subject, values)

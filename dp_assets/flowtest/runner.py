@@ -69,7 +69,8 @@ def load_test_file(path: Path) -> TestFile:
         lines = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = "unknown field; remove it or check its spelling" if err["type"] == "extra_forbidden" else err["msg"]
+            unknown = err["type"] == "extra_forbidden"
+            message = "unknown field; remove it or check its spelling" if unknown else err["msg"]
             lines.append(f"  - {where}: {message}")
         raise TestFileError(f"{path}: not a valid test file:\n" + "\n".join(lines)) from None
 
@@ -238,7 +239,8 @@ class FlowTestRunner:
 
     def _materialize(self, compiled: ValidatedFlow, case: TestCase, data_dir: Path) -> dg.ExecuteInProcessResult:
         defs = build_flow_definitions(compiled, self.catalog, executor=dg.in_process_executor)
-        assets = list(defs.assets or [])
+        # A compiled flow's assets are its steps, each a multi-asset.
+        assets = [asset for asset in defs.assets or [] if isinstance(asset, dg.AssetsDefinition)]
         ops = {asset.node_def.name: {"config": {"params": dict(case.params)}} for asset in assets}
         return dg.materialize(
             assets,

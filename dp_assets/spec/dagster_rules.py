@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 #: The Python type a param's ``default`` must have, as the job's config schema
 #: (``dp_assets.compiler.factory.CONFIG_TYPES``) accepts it.
@@ -41,7 +41,8 @@ def default_problem(kind: str, default: Any) -> str | None:
     if default is None:
         return None
     allowed = DEFAULT_TYPES[kind]
-    if not isinstance(default, allowed) or (isinstance(default, bool) and bool not in allowed):
+    fits = isinstance(default, allowed) and not (isinstance(default, bool) and bool not in allowed)
+    if not fits:  # (tested apart: `isinstance` would narrow `default` to `object` below)
         article = "an" if kind[0] in "aeiou" else "a"
         return (f"the default {_shown(default)} is not {article} {kind} value (the param's type); "
                 "change the default or the type")
@@ -125,6 +126,10 @@ def _trigger_problems(flow: Any, launch_model: bool) -> Iterator[tuple[str | Non
             yield None, f"{field}.params", str(exc)
 
 
+def _never_initialised(_: Any) -> NoReturn:
+    raise AssertionError("compile_refusal resolves the job; it never starts its stand-in resources")
+
+
 def compile_refusal(validated: Any, catalog: Any) -> str | None:
     """Compile the flow as the code location does (job resolved, run-config schema built,
     schedules and sensors made); what Dagster raises becomes the message returned, else None."""
@@ -137,7 +142,7 @@ def compile_refusal(validated: Any, catalog: Any) -> str | None:
         needed = {key for step in compiled.steps for key in step.required_resource_keys}
         # Stand-ins for the location's resources: resolving checks keys and types, not settings
         # (an IO manager definition also serves where a plain resource is required).
-        stubs = {key: dg.IOManagerDefinition(resource_fn=lambda _: None) for key in needed}
+        stubs = {key: dg.IOManagerDefinition(resource_fn=_never_initialised) for key in needed}
         definitions = compiled.definitions(stubs)  # also makes the schedules and sensors
         (job,) = definitions.jobs or ()
         if not isinstance(job, dg.JobDefinition):  # a translator or subclass left it unresolved

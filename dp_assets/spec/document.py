@@ -21,9 +21,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from yaml.composer import ComposerError
 from yaml.events import AliasEvent
 
@@ -87,16 +86,29 @@ class LimitedComposer:
     Each composed node records ``(height, expanded size)``; an alias adds its anchor's record, so
     the size of the fully expanded document is known without expanding it."""
 
-    def compose_document(self):  # type: ignore[no-untyped-def]
+    _limit_depth: int
+    _limit_aliases: int
+    _limit_measures: dict[int, tuple[int, int]]
+    _limit_stack: list[list[int]]
+
+    if TYPE_CHECKING:  # supplied by the PyYAML loader this is mixed into (its parser)
+
+        def check_event(self, *choices: type) -> bool: ...
+
+        def peek_event(self) -> Any: ...
+
+    # `super()` below is the loader's Composer, which follows this mixin in the loader's MRO; mypy
+    # sees only `object` after the mixin, hence the ignores.
+    def compose_document(self) -> Any:
         self._limit_depth = 0
         self._limit_aliases = 0
-        self._limit_measures: dict[int, tuple[int, int]] = {}
-        self._limit_stack: list[list[int]] = [[0, 0]]
+        self._limit_measures = {}
+        self._limit_stack = [[0, 0]]
         return super().compose_document()  # type: ignore[misc]
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
-        if self.check_event(AliasEvent):  # type: ignore[attr-defined]
-            mark = self.peek_event().start_mark  # type: ignore[attr-defined]
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(AliasEvent):
+            mark = self.peek_event().start_mark
             node = super().compose_node(parent, index)  # type: ignore[misc]
             self._limit_aliases += 1
             if self._limit_aliases > MAX_ALIASES:
@@ -104,7 +116,7 @@ class LimitedComposer:
             height, size = self._limit_measures.get(id(node), (1, 1))
             self._add_measure(height, size, mark)
             return node
-        mark = self.peek_event().start_mark  # type: ignore[attr-defined]
+        mark = self.peek_event().start_mark
         self._limit_depth += 1
         if self._limit_depth > MAX_DEPTH:
             raise YamlLimitError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)

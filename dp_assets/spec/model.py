@@ -244,8 +244,15 @@ class FlowTrigger(Strict):
 
 
 Trigger = Annotated[
-    Union[ScheduleTrigger, EventTrigger, FileTrigger, FlowTrigger], Field(discriminator="type")
+    ScheduleTrigger | EventTrigger | FileTrigger | FlowTrigger, Field(discriminator="type")
 ]
+
+
+RunOutcome = Literal["failure", "success"]
+
+
+def _failures_only() -> list[RunOutcome]:
+    return ["failure"]
 
 
 class Notification(Strict):
@@ -255,7 +262,7 @@ class Notification(Strict):
     written as ``${env:NAME}`` and resolved only when a message is sent.
     """
 
-    on: list[Literal["failure", "success"]] = Field(default_factory=lambda: ["failure"], min_length=1)
+    on: list[RunOutcome] = Field(default_factory=_failures_only, min_length=1)
     webhook: str | None = Field(
         default=None,
         description="'${env:NAME}': the variable holds a Slack-style incoming-webhook URL.",
@@ -339,11 +346,16 @@ def _node_models(catalog: Catalog) -> dict[str, type[NodeBase]]:
             f"{name}Node",
             __base__=NodeBase,
             __doc__=node_type.description or name,
-            type=(Literal[name], ...),  # type: ignore[valid-type]
+            type=(_literal(name), ...),
             params=(node_type.params_model, _params_default(node_type.params_model)),
         )
         for name, node_type in catalog.items()
     }
+
+
+def _literal(value: str) -> Any:
+    """``Literal[value]`` for a value known at run time (to a type checker, a value, not a type)."""
+    return Literal[value]
 
 
 def _params_default(params_model: type[BaseModel]) -> Any:
@@ -358,12 +370,13 @@ def _params_default(params_model: type[BaseModel]) -> Any:
 def flow_model(catalog: Catalog) -> type[FlowBase]:
     """The Flow model of a catalog: ``nodes`` is a discriminated union of its node types."""
     members = tuple(_node_models(catalog).values())
-    node_union = Annotated[Union[members], Field(discriminator="type")]  # type: ignore[valid-type]
+    # Union of a tuple built at run time: `X | Y` needs its members written out, hence noqa UP007.
+    node_union: Any = Annotated[Union[members], Field(discriminator="type")]  # noqa: UP007
     return create_model(
         "Flow",
         __base__=FlowBase,
         __doc__=FlowBase.__doc__,
-        nodes=(list[node_union], Field(min_length=1)),  # type: ignore[valid-type]
+        nodes=(list[node_union], Field(min_length=1)),
     )
 
 

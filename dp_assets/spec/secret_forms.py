@@ -48,12 +48,13 @@ def _upgrade_node(node: Any, flow_id: str | None, where: str) -> Any:
     place = f"{where}node '{node.get('id')}'"
     new_params = params
     node_type = node.get("type")
-    if isinstance(node_type, str) and node_type in HEADER_ENV_NODE_TYPES and isinstance(params.get("header_env"), Mapping):
+    takes_header_env = isinstance(node_type, str) and node_type in HEADER_ENV_NODE_TYPES
+    if takes_header_env and isinstance(params.get("header_env"), Mapping):
         new_params = _header_env_as_headers(params, flow_id, place)
     body = new_params.get("body")
     if isinstance(body, list):
         new_body = [_upgrade_node(item, flow_id, f"{place}, body ") for item in body]
-        if any(a is not b for a, b in zip(new_body, body)):
+        if any(a is not b for a, b in zip(new_body, body, strict=True)):
             new_params = {**new_params, "body": new_body}
     return node if new_params is params else {**node, "params": new_params}
 

@@ -134,7 +134,8 @@ def _hook_errors(flow_id: str, node: Any, catalog: Catalog) -> list[SpecError]:
     if hook is None:
         return []
     try:
-        return [SpecError(flow_id, node.id, f"params.{field}", message) for field, message in hook(node.params, catalog)]
+        problems = hook(node.params, catalog)
+        return [SpecError(flow_id, node.id, f"params.{field}", message) for field, message in problems]
     except Exception as exc:  # noqa: BLE001 - a hook's bug must not stop the other flows loading
         return [SpecError(flow_id, node.id, "params", f"could not be checked ({type(exc).__name__}: {exc})")]
 
@@ -210,8 +211,9 @@ def _suggest(name: str, choices: Any) -> str:
 def _pydantic_errors(
     exc: ValidationError, raw: Mapping[str, Any], flow_id: str, catalog: Catalog
 ) -> list[SpecError]:
-    nodes = raw.get("nodes") if isinstance(raw.get("nodes"), list) else []
-    out = []
+    raw_nodes = raw.get("nodes")
+    nodes: list[Any] = raw_nodes if isinstance(raw_nodes, list) else []
+    out: list[SpecError] = []
     for err in exc.errors():
         loc = list(err["loc"])
         node_id = None
@@ -366,7 +368,8 @@ def bound_inputs(node: Any, node_type: Any) -> dict[str, str]:
     elif node_type.inputs.variadic:
         items = [(ref, ref) for ref in inputs]
     else:
-        items = list(zip(node_type.inputs.names, inputs))
+        # More inputs than names is reported by the validation, not here: extra ones drop out.
+        items = list(zip(node_type.inputs.names, inputs, strict=False))
     return {name: "{}.{}".format(*split_ref(ref)) for name, ref in items}
 
 
