@@ -34,10 +34,7 @@ INJECTIONS = [
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def db(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'v1.db'}"
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path / 'v1.db'}"
     resource = DatabasesResource(urls={"default": url})
     canary = f"canary_{uuid.uuid4().hex[:8]}"
     with resource.connect("default") as conn:
@@ -59,7 +56,7 @@ def run(type_name: str, params: dict[str, Any], inputs: dict[str, Any], resource
 @pytest.mark.parametrize("field", ["table", "schema"])
 def test_V1_table_and_schema_names_are_refused_at_load(type_name: str, field: str, name: str) -> None:
     params = {"table": "orders", field: name}
-    with pytest.raises(ValidationError, match="not allowed|must be"):
+    with pytest.raises(ValidationError, match=r"not allowed|must be"):
         default_catalog()[type_name].params_model.model_validate(params)
 
 

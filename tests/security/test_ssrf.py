@@ -91,7 +91,7 @@ def test_V4_loopback_in_any_form_is_refused_and_not_connected(internal, form):
 def test_V4_link_local_stays_refused_even_with_allow_private():
     """V4: allowing private addresses (as tests and some deployments do) never opens the metadata service."""
     for url in ("http://169.254.169.254/", "http://2852039166/", "http://[::ffff:169.254.169.254]/"):
-        with pytest.raises(RequestRefused, match="metadata|link-local"):
+        with pytest.raises(RequestRefused, match=r"metadata|link-local"):
             HttpResource(allow_private=True, timeout_seconds=2).request("GET", url)
 
 
@@ -138,7 +138,7 @@ def test_V4_dns_answer_that_changes_after_the_check_is_not_followed(monkeypatch)
         assert response.json()["headers"]["Host"] == f"rebind.test:{public.port}"
         assert answers == ["127.0.0.1"]  # resolved once; the connection went to the checked address
         assert len(public.requests) == 1 and hidden.requests == []
-        with pytest.raises(RequestRefused, match="127.0.0.2"):  # the next request sees the new answer
+        with pytest.raises(RequestRefused, match=r"127\.0\.0\.2"):  # the next request sees the new answer
             http.request("GET", f"http://rebind.test:{public.port}/echo")
         assert hidden.requests == []
     finally:
@@ -157,7 +157,7 @@ def test_V4_one_bad_answer_among_several_refuses(monkeypatch, internal):
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    with pytest.raises(RequestRefused, match="169.254.169.254"):
+    with pytest.raises(RequestRefused, match=r"169\.254\.169\.254"):
         HttpResource(allowed_networks=["127.0.0.1/32"]).request("GET", f"http://mixed.test:{internal.port}/json")
 
 
@@ -389,7 +389,7 @@ def test_S6_redirect_chains_never_carry_credentials_past_an_origin_change(intern
     servers = {"a": internal, "b": elsewhere}
     names = st.sampled_from(["Authorization", "Proxy-Authorization", "Cookie", "X-API-Key", "Api-Key", "X-Auth-Token"])
     cased = names.flatmap(lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
-        lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(n, flips))))
+        lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(n, flips, strict=True))))
     custom = st.from_regex(r"X-Secret-[A-Za-z]{1,8}", fullmatch=True)
 
     @fuzz_settings(40)

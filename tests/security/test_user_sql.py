@@ -315,7 +315,7 @@ def test_V2_known_scanner_bypass_is_refused(lab: Lab, catalog: Any, name: str, s
 
     resource = reader_resource(lab) if setup == "read-only-login" else set_role_resource(lab)
     try:
-        with pytest.raises(UnsafeUserSQL, match="single statement|writer's login"):
+        with pytest.raises(UnsafeUserSQL, match=r"single statement|writer's login"):
             run_query(catalog, resource, fill(BYPASSES[name], lab))
     finally:
         resource.dispose()
@@ -336,7 +336,7 @@ def test_V2_bind_inside_a_string_literal_cannot_inject(lab: Lab, catalog: Any) -
     resource_ro = reader_resource(lab)
     try:
         for res in (resource, resource_ro):
-            with pytest.raises(UnsafeUserSQL, match="single statement|writer's login"):
+            with pytest.raises(UnsafeUserSQL, match=r"single statement|writer's login"):
                 run_query(catalog, res, "SELECT ':p' AS x",
                           flow_params={"p": f"; COMMIT; DELETE FROM {lab.canary}; --"})
     finally:
@@ -382,7 +382,7 @@ def test_V2_session_stays_read_only_after_the_transaction_ends(lab: Lab, write: 
         with resource.user_sql_connection("default") as conn:
             conn.exec_driver_sql("COMMIT")
             assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
-            with pytest.raises(sa.exc.DBAPIError, match="read-only transaction|permission denied"):
+            with pytest.raises(sa.exc.DBAPIError, match=r"read-only transaction|permission denied"):
                 conn.exec_driver_sql(fill(write, lab))
     finally:
         resource.dispose()
@@ -406,7 +406,7 @@ def test_V2_user_sql_needs_a_read_only_login(lab: Lab, catalog: Any, setup: str)
         if setup == "login-with-a-write-right":
             with admin.connect() as conn:
                 conn.exec_driver_sql(grant)
-        with pytest.raises(UnsafeUserSQL, match="superuser|writer|may write"):
+        with pytest.raises(UnsafeUserSQL, match=r"superuser|writer|may write"):
             run_query(catalog, resource, f"SELECT * FROM {lab.canary}")
     finally:
         with admin.connect() as conn:

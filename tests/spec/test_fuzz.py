@@ -116,7 +116,7 @@ RESERVED = ["context", "config", "input", "type", "class", "lambda", "None", "__
 
 scalars = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-    | st.sampled_from(RESERVED + ["", "a.b.c", "${env:HOME}", "{{ params.p }}", "2024-01-01", "\x00", "\ud800"])
+    | st.sampled_from([*RESERVED, "", "a.b.c", "${env:HOME}", "{{ params.p }}", "2024-01-01", "\x00", "\ud800"])
 )
 keys = st.text(max_size=6) | st.integers(-2, 2) | st.sampled_from(["id", "type", "inputs", "params", "nodes", "edges"])
 json_like = st.recursive(
@@ -211,7 +211,7 @@ def test_V8_mutated_example_specs_are_named_errors_or_compile(name, data):
 
 # Valid-ish specs: a small good flow whose names, param types and defaults, tags and trigger
 # params are drawn from values near Dagster's edges; what validation accepts must compile.
-names = st.sampled_from(RESERVED + ["ok", "a_b", "A", "_x", "x" * 64, "n1"]) | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
+names = st.sampled_from([*RESERVED, "ok", "a_b", "A", "_x", "x" * 64, "n1"]) | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
 param_types = st.sampled_from(["string", "integer", "number", "boolean", "date", "datetime", "list", "object"])
 defaults = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4) | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
 params = st.dictionaries(names, st.fixed_dictionaries({"type": param_types}, optional={"default": defaults, "required": st.booleans()}), max_size=3)

@@ -134,7 +134,7 @@ TEXTS = [
 
 @pytest.mark.parametrize("text", [case[1] for case in TEXTS], ids=[case[0] for case in TEXTS])
 def test_V8_hostile_text_is_a_load_error_naming_the_source(text):
-    with pytest.raises(SpecLoadError, match="hostile.yaml"):
+    with pytest.raises(SpecLoadError, match=r"hostile\.yaml"):
         parse_spec_text(text, source="hostile.yaml")
 
 

@@ -142,9 +142,11 @@ def test_a_starting_process_waits_for_the_schema_lock_then_says_who_holds_it(emp
     try:
         with holder.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
-            with pytest.raises(SchemaLockTimeout, match=r"flow store at postgresql.*waited 1 s"):
-                with schema_lock(engine, wait_seconds=1):
-                    pass
+            with (
+                pytest.raises(SchemaLockTimeout, match=r"flow store at postgresql.*waited 1 s"),
+                schema_lock(engine, wait_seconds=1),
+            ):
+                pass
         with schema_lock(engine, wait_seconds=1):  # the holder's session ended: free again
             pass
     finally:
@@ -152,7 +154,9 @@ def test_a_starting_process_waits_for_the_schema_lock_then_says_who_holds_it(emp
         engine.dispose()
 
     sqlite = sa.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    with FileLock(f"{tmp_path / 'store.db'}.migrate.lock"):
-        with pytest.raises(SchemaLockTimeout, match=r"store\.db\.migrate\.lock"):
-            with schema_lock(sqlite, wait_seconds=0.5):
-                pass
+    with (
+        FileLock(f"{tmp_path / 'store.db'}.migrate.lock"),
+        pytest.raises(SchemaLockTimeout, match=r"store\.db\.migrate\.lock"),
+        schema_lock(sqlite, wait_seconds=0.5),
+    ):
+        pass

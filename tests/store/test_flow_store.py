@@ -9,7 +9,7 @@ import pytest
 from dp_assets.catalog import default_catalog
 from dp_assets.publishing import publish_spec
 from dp_assets.spec.validation import FlowValidationError
-from dp_resources.store import FlowNotFound, FlowStore
+from dp_resources.store import FlowNotFound
 
 SPEC = {"id": "stored", "nodes": [{"id": "a", "type": "StaticData", "params": {"rows": [{"x": 1}]}}]}
 
