@@ -24,6 +24,7 @@ WORKLOADS = (
     Workload("scale_out", "bench.scaleout", "6. Scale-out (Celery)"),
     Workload("run_start", "bench.workloads.run_start", "7. Run start and launchRun"),
     Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
+    Workload("cli", "bench.workloads.cli", "9. Everyday dp commands (process start to exit)"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
 
