@@ -154,8 +154,8 @@ def _unreachable(exc: BaseException) -> bool:
 def unreachable_message(dagster_home: Path, exc: BaseException) -> str:
     """One line: the storage that could not be reached, why, and how to fix it."""
     cause = exc
-    while (cause.__cause__ or cause.__context__) is not None:
-        cause = cause.__cause__ or cause.__context__
+    while (deeper := cause.__cause__ or cause.__context__) is not None:
+        cause = deeper
     reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     instance_file = dagster_home / "dagster.yaml"
     return (f"cannot reach the Dagster run storage: {storage_described(instance_file)}, set in "
