@@ -147,7 +147,9 @@ def _amounts(amount: Any, fname: str, unit: str) -> Any:
         return None
     if isinstance(amount, bool) or not isinstance(amount, int | float | np.integer | np.floating):
         raise TypeError(f"{fname}() needs a number of {unit}, not {amount!r:.60}")
-    if abs(amount) > cap or (whole and float(amount) % 1 != 0):
+    # A numpy scalar compared as the Python number it holds (numpy's stubs give its abs() no number type).
+    number = amount.item() if isinstance(amount, np.generic) else amount
+    if abs(number) > cap or (whole and float(amount) % 1 != 0):
         _refuse_amount(amount, fname, unit, cap, whole)
     return float(amount)
 

@@ -195,8 +195,8 @@ class _Converter:
                 raise self.refuse(node, "`is`", "use is_null(x) or not_null(x)")
             ops.append(_COMPARE[type(op)])
         comparators = [node.left, *node.comparators]
-        for op, (left, right) in zip(ops, pairwise(comparators), strict=True):
-            if op in ("==", "!=") and any(_is_none(side) for side in (left, right)):
+        for symbol, (left, right) in zip(ops, pairwise(comparators), strict=True):
+            if symbol in ("==", "!=") and any(_is_none(side) for side in (left, right)):
                 raise self.refuse(node, "comparing with None", "use is_null(x) or not_null(x)")
         operands = []
         last = len(comparators) - 1

@@ -149,7 +149,7 @@ def test_writable_connection_may_write(databases: Any) -> None:
 def test_V2_user_sql_is_read_only_on_sqlite(sqlite_databases: Any, sql: str) -> None:
     """V2 on SQLite: SQLite's authorizer (reads only) and its one-statement-per-call rule."""
     name = seed(sqlite_databases, frame())
-    with pytest.raises(Exception, match="may only read|one statement at a time"):
+    with pytest.raises(Exception, match=r"may only read|one statement at a time"):
         run_node("CustomSQLQuery", {"sql": sql.format(t=name)}, {}, ctx_for(sqlite_databases))
     pd.testing.assert_frame_equal(read_back(sqlite_databases, name), frame())
 
@@ -205,7 +205,7 @@ def test_table_writer_append_replace_upsert(databases: Any) -> None:
 def test_upsert_refuses_null_or_duplicate_keys(databases: Any) -> None:
     name = seed(databases, frame(3))
     for bad in (frame(2).assign(id=[1, None]), frame(2).assign(id=[1, 1])):
-        with pytest.raises(ValueError, match="null|not unique"):
+        with pytest.raises(ValueError, match=r"null|not unique"):
             run_node("TableWriter", {"table": name, "if_exists": "upsert", "keys": ["id"]}, {"input": bad},
                      ctx_for(databases))
     pd.testing.assert_frame_equal(read_back(databases, name), frame(3))

@@ -51,7 +51,7 @@ CASES: dict[str, Case] = {
     "gt-nullable-int": ("i > 2", lambda d, p: d.i > 2),
     "eq-text": ("s == 'apple'", lambda d, p: d.s == "apple"),
     "ne-float-with-nan": ("f != 0", lambda d, p: d.f != 0),
-    "chained": ("1 < n <= 4", lambda d, p: (1 < d.n) & (d.n <= 4)),
+    "chained": ("1 < n <= 4", lambda d, p: (d.n > 1) & (d.n <= 4)),
     "reversed-compare": ("2 < f", lambda d, p: d.f > 2),
     "arith-mixed": ("n * 2 + f", lambda d, p: d.n * 2 + d.f),
     "arith-nullable": ("i + n", lambda d, p: d.i + d.n),

@@ -90,7 +90,7 @@ def test_connection_is_pinned_to_the_checked_address(http_server: LoopbackServer
     response = http_resource.request("GET", f"http://rebind.test:{http_server.port}/x")
     assert response.json() == {"host": f"rebind.test:{http_server.port}"}
     assert calls == ["rebind.test"]
-    with pytest.raises(RequestRefused, match="169.254.169.254"):
+    with pytest.raises(RequestRefused, match=r"169\.254\.169\.254"):
         http_resource.request("GET", f"http://rebind.test:{http_server.port}/x")
 
 

@@ -74,8 +74,11 @@ def test_stored_value_replays_without_model_or_tools(make_ctx, stub_llm, target)
     assert len(stub_llm.requests) == calls_before
     assert again["answer"] == "ten"
     assert again["messages"] == value["messages"]
-    strip = lambda entries: [{k: v for k, v in e.items() if k != "duration_s"} for e in entries]
-    assert strip(again["transcript"]) == strip(value["transcript"])
+
+    def without_durations(entries: list[dict]) -> list[dict]:
+        return [{k: v for k, v in e.items() if k != "duration_s"} for e in entries]
+
+    assert without_durations(again["transcript"]) == without_durations(value["transcript"])
 
 
 def test_json_answers_are_parsed(make_ctx, stub_llm):

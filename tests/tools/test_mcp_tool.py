@@ -41,7 +41,7 @@ def test_one_session_many_calls_and_the_server_env_secret_is_redacted(resources)
 
 
 def test_tool_errors_fail_the_node_unless_told_otherwise(make_ctx):
-    with pytest.raises(RuntimeError, match="reported an error: .*boom"):
+    with pytest.raises(RuntimeError, match=r"reported an error: .*boom"):
         call(make_ctx(), server="demo", tool="fail", arguments={"message": "boom"})
     value = call(make_ctx(), server="demo", tool="fail", arguments={"message": "boom"}, fail_on_error=False)
     assert value["is_error"] is True

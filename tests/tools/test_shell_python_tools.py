@@ -76,6 +76,6 @@ def test_python_tool_returns_the_sandbox_value(make_ctx):
 
 
 def test_python_tool_refusals_name_the_node(make_ctx):
-    with pytest.raises(Exception, match="node 'tool' \\(PythonTool\\) of flow 'tools_flow'.*refused") as info:
+    with pytest.raises(Exception, match=r"node 'tool' \(PythonTool\) of flow 'tools_flow'.*refused") as info:
         python_tool(make_ctx(), PythonToolParams(code="import os\nresult = os.environ"), {})
     assert "Sandbox" in type(info.value).__name__

@@ -19,7 +19,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 from pydantic import Field, ValidationError
@@ -31,7 +31,9 @@ from dp_resources.secrets import SecretScope, as_written, scope_for
 
 ARG_TEMPLATE = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TOOL_TYPES = ("HttpTool", "ShellTool", "PythonTool", "McpTool")
-JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list}
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list,
+}
 JsonScalar = str | int | float | bool | None
 LIMIT_REFUSAL = "tool call limit reached (max_tool_calls)"
 
@@ -61,7 +63,8 @@ class AgentTool(Params):
 
 
 class LlmAgentParams(Params):
-    prompt: str = Field(description="User prompt; {{ params.x }}, and {{ input }} / {{ input.path }} for upstream data.")
+    prompt: str = Field(
+        description="User prompt; {{ params.x }}, and {{ input }} / {{ input.path }} for upstream data.")
     system_prompt: str = Field(default="", description="System prompt.")
     model: str | None = Field(default=None, description="Model name; default from the `llm` resource's environment.")
     tools: list[AgentTool] = Field(default_factory=list, description="The only tools the model may call.")
@@ -70,7 +73,8 @@ class LlmAgentParams(Params):
     max_tokens: int = Field(default=20_000, ge=1, description="Token budget of the run (at most the resource's).")
     max_tokens_per_call: int | None = Field(default=None, ge=1, description="max_tokens sent with each request.")
     timeout_seconds: float = Field(default=300.0, gt=0, description="Total time (at most the resource's).")
-    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature; default the model's.")
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature; default the model's.")
     max_input_chars: int = Field(default=20_000, ge=1, description="Upstream data beyond this is cut from the prompt.")
     max_tool_result_chars: int = Field(default=20_000, ge=1, description="Tool result text the model sees per call.")
     response_format: Literal["text", "json"] = Field(default="text", description="json: parse the answer as JSON.")
@@ -111,7 +115,8 @@ def check_arguments(schema: dict[str, Any], args: Any) -> str | None:
     for name, value in args.items():
         spec = props[name] if isinstance(props[name], dict) else {}
         kind = JSON_TYPES.get(spec.get("type", ""))
-        if kind and (not isinstance(value, kind) or (spec["type"] in ("integer", "number") and isinstance(value, bool))):
+        bool_for_number = spec.get("type") in ("integer", "number") and isinstance(value, bool)
+        if kind and (not isinstance(value, kind) or bool_for_number):
             return f"argument '{name}' must be {spec['type']}"
         if "enum" in spec and value not in spec["enum"]:
             return f"argument '{name}' must be one of {spec['enum']}"
@@ -187,7 +192,8 @@ class ToolBox:
         filled = {k: t.fill(v, data, f"tools.{name}.params.{k}", url=k == "url") for k, v in tool.params.items()}
         params = model.model_validate(filled)
         if tool.type == "PythonTool":
-            return t.python_call(self.ctx, params, {}, args, self.scope)
+            # The catalog's PythonTool node takes PythonToolParams.
+            return t.python_call(self.ctx, cast(t.PythonToolParams, params), {}, args, self.scope)
         resolved = self.scope.resolve(params.model_dump(), f"tools.{name}.params")
         if tool.type == "HttpTool":
             return t.http_call(self.ctx.resource("http"), resolved, self.scope)
@@ -208,7 +214,7 @@ def _restored_outside_templates(params: LlmAgentParams) -> LlmAgentParams:
     prompt = dumped.pop("prompt")
     tool_params = [tool.pop("params") for tool in dumped["tools"]]
     dumped = inert.restore(dumped)
-    for tool, own in zip(dumped["tools"], tool_params):
+    for tool, own in zip(dumped["tools"], tool_params, strict=True):
         tool["params"] = own
     return LlmAgentParams.model_validate({**dumped, "prompt": prompt})
 
@@ -218,7 +224,10 @@ def _render_prompt(prompt: str, data: dict[str, Any], limit: int) -> tuple[str, 
 
     def text(match: re.Match) -> str:
         nonlocal cut
-        value = t._lookup(data, match.group(1), match.group(2), "prompt") if match.group(1) == "input" else match.group(0)
+        if match.group(1) == "input":
+            value = t._lookup(data, match.group(1), match.group(2), "prompt")
+        else:
+            value = match.group(0)
         if isinstance(value, pd.DataFrame):
             value = value.to_dict("records")
         rendered = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
@@ -352,7 +361,11 @@ def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) 
         value = scope.redact_value(value)
         calls = [{k: e.get(k) for k in ("step", "kind", "tool", "status", "tokens", "duration_s") if k in e}
                  for e in value["transcript"]]
-        ctx.add_metadata(stop_reason=value["stop_reason"], llm_calls=value["steps"], tool_calls=value["tool_calls"], total_tokens=value["usage"]["total_tokens"], refused_calls=sum(e.get("status") == "refused" for e in value["transcript"]), input_cut=cut, calls=calls[: t.MAX_RECORDED_CALLS])
+        ctx.add_metadata(
+            stop_reason=value["stop_reason"], llm_calls=value["steps"], tool_calls=value["tool_calls"],
+            total_tokens=value["usage"]["total_tokens"],
+            refused_calls=sum(e.get("status") == "refused" for e in value["transcript"]),
+            input_cut=cut, calls=calls[: t.MAX_RECORDED_CALLS])
         return value
 
 
@@ -380,6 +393,8 @@ def replay(value: dict[str, Any], params: LlmAgentParams) -> dict[str, Any]:
             entry = next(tool_entries)
         return entry
 
+    peeked: dict[str, Any] = {}  # the tool entry refusal() read ahead, for call_tool
+
     def refusal(name: str, args: Any) -> str | None:
         nonlocal peeked
         peeked = next_tool()
@@ -390,7 +405,6 @@ def replay(value: dict[str, Any], params: LlmAgentParams) -> dict[str, Any]:
             raise RuntimeError(peeked["error"])
         return t.ToolRun(peeked["result"], peeked.get("record") or {})
 
-    peeked: dict[str, Any] = {}
     first = [m for m in value["messages"] if m.get("role") in ("system", "user")][:2]
     return run_agent(params.model_copy(update={"on_limit": "return"}), chat, call_tool, refusal, [], SecretScope(),
                      lambda line: None, [dict(m) for m in first], dict(value["limits"]))

@@ -40,6 +40,7 @@ def check_zip_container(path: Path, *, max_members: int = MAX_MEMBERS,
             raise ArchiveRefused(f"file '{name}' unpacks to over {max_uncompressed} bytes")
         if member.file_size > 1024 * 1024 and member.file_size > max_ratio * max(member.compress_size, 1):
             raise ArchiveRefused(
-                f"file '{name}': member {member.filename!r} compresses {member.file_size // max(member.compress_size, 1)}:1, "
+                f"file '{name}': member {member.filename!r} compresses "
+                f"{member.file_size // max(member.compress_size, 1)}:1, "
                 "like an archive bomb"
             )

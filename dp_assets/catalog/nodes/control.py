@@ -104,7 +104,8 @@ class MergeParams(Params):
         "ran, stacked (pd.concat).",
     )
     join: Literal["outer", "inner"] = Field(
-        default="outer", description="With how: union — outer: every column (missing ones null); inner: shared columns only.")
+        default="outer",
+        description="With how: union — outer: every column (missing ones null); inner: shared columns only.")
     ignore_index: bool = Field(default=True, description="With how: union — number the rows anew.")
 
 

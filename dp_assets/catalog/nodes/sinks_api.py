@@ -193,7 +193,8 @@ class SendNotificationParams(Params):
     webhook: str | None = Field(default=None, description="'${env:NAME}' (the variable holds the URL), or the "
                                 "name of a webhook the deployment configured (DP_WEBHOOK_<NAME>_URL).")
     to: list[str] | None = Field(default=None, description="E-mail recipients: addresses or '${env:NAME}'.")
-    subject: str = Field(default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`.")
+    subject: str = Field(
+        default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`.")
     message: str = Field(
         description="Template: {name} fields from flow params, row_count, column_count, columns, "
         "preview, flow_id, node_id, run_id, and the first row's columns. No attribute access."

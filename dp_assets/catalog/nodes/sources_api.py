@@ -61,7 +61,8 @@ class Pagination(Params):
     """How to ask for the next page; stops at an empty page, a missing cursor/link, or ``max_pages``."""
 
     type: Literal["page", "offset", "cursor", "next_link"] = Field(
-        description="page number, row offset, a cursor from the response, or the next URL (Link header or `next_path`).")
+        description="page number, row offset, a cursor from the response, "
+                    "or the next URL (Link header or `next_path`).")
     param: str | None = Field(
         default=None, description="Query param of the page number / offset / cursor "
         "(default 'page', 'offset', 'cursor')."
@@ -89,7 +90,8 @@ class ApiEndpointParams(Params):
         default=None, description="Path to the list of records in the response (dotted or keys)."
     )
     sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
-    max_level: int | None = Field(default=None, description="Levels of nesting flattened (json_normalize); default all.")
+    max_level: int | None = Field(
+        default=None, description="Levels of nesting flattened (json_normalize); default all.")
     pagination: Pagination | None = Field(default=None, description="How to fetch further pages; default one request.")
     retries: int = Field(default=3, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
@@ -212,7 +214,8 @@ class WebhookListenerParams(Params):
         default=None, description="Path to a list of records inside the event; default: one row."
     )
     sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
-    max_level: int | None = Field(default=None, description="Levels of nesting flattened (json_normalize); default all.")
+    max_level: int | None = Field(
+        default=None, description="Levels of nesting flattened (json_normalize); default all.")
     required: bool = Field(
         default=True, description="Fail when the run was not started by an event (else no rows)."
     )

@@ -11,7 +11,7 @@ and timed, unless the connection is configured writable.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import pandas as pd
@@ -48,7 +48,8 @@ class Condition(Params):
 
     column: str = Field(description="Column of the table.")
     op: Op = Field(default="==", description="Comparison; 'in' / 'not in' take a list `value`.")
-    value: JsonScalar | list[JsonScalar] = Field(default=None, description="Bound as a parameter, never spliced into SQL.")
+    value: JsonScalar | list[JsonScalar] = Field(
+        default=None, description="Bound as a parameter, never spliced into SQL.")
 
     @field_validator("column")
     @classmethod
@@ -107,7 +108,7 @@ def _check_stream(params: Any) -> Any:
     return params
 
 
-def _check_declared(df: pd.DataFrame, declared: ColumnSchema | None, where: str) -> None:
+def _check_declared(df: pd.DataFrame, declared: Mapping[str, str] | None, where: str) -> None:
     if declared:
         missing = [c for c in declared if c not in df.columns]
         if missing:
@@ -212,6 +213,7 @@ def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, 
 
     engine = db.get_engine(params.connection)
     if params.stream:
+        assert params.chunksize, "refused by the params' validator (_check_stream)"
         return _open_stream(_streamed(engine.connect, lambda conn: (_table_select(conn, params, where), None),
                                       params.chunksize, params.parse_dates, check))
     with engine.connect() as conn:
@@ -275,6 +277,7 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
         return db.user_sql_statement(conn, params.connection, params.sql, binds)
 
     if params.stream:
+        assert params.chunksize, "refused by the params' validator (_check_stream)"
         return _open_stream(_streamed(lambda: db.user_sql_connection(params.connection), statement,
                                       params.chunksize, params.parse_dates, check))
     with db.user_sql_connection(params.connection) as conn:

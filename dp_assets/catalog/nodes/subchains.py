@@ -148,7 +148,7 @@ def for_each(ctx: NodeContext, params: ForEachParams, inputs: dict[str, Any]) ->
         key, frame = item
         try:
             return "ok", run_inline(body, ctx, frame, label=f"[{key}]")
-        except Exception as exc:  # collected per item
+        except Exception as exc:  # noqa: BLE001 - collected per item: one item's failure is its own row
             return "failed", exc
 
     with ThreadPoolExecutor(max_workers=min(params.max_workers, len(items))) as pool:

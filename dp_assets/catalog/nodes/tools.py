@@ -158,7 +158,8 @@ class HttpToolParams(Params):
     content: str | None = Field(default=None, description="Raw text body instead of `body`.")
     auth: BearerAuth | BasicAuth | None = Field(default=None, description="Authorization from secrets.")
     parse: Literal["auto", "json", "text"] = Field(default="auto", description="How to read the response body.")
-    timeout_seconds: float | None = Field(default=None, gt=0, description="Total time per request (at most the resource's).")
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Total time per request (at most the resource's).")
     retries: int | None = Field(default=None, ge=0, le=10, description="Retries on 429/5xx/timeouts; default 2 for "
                                 "GET/HEAD/OPTIONS and 0 otherwise (a retried POST could act twice).")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
@@ -192,7 +193,8 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
         import base64
 
         scope.add_basic_auth(auth["username"], auth["password"])
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+        credentials = f"{auth['username']}:{auth['password']}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
     method = p["method"]
     retries = p["retries"] if p.get("retries") is not None else (2 if method in ("GET", "HEAD", "OPTIONS") else 0)
     content = p["content"].encode() if p.get("content") is not None else None
@@ -242,7 +244,8 @@ def http_tool(ctx: NodeContext, params: HttpToolParams, inputs: dict[str, Any]) 
         if not isinstance(frame, pd.DataFrame):
             raise TemplateError("for_each_row needs one DataFrame input")
         if len(frame) > params.max_requests:
-            raise TemplateError(f"for_each_row would send {len(frame)} requests, over max_requests={params.max_requests}")
+            raise TemplateError(
+                f"for_each_row would send {len(frame)} requests, over max_requests={params.max_requests}")
         runs = [http_call(http, prepared(ctx, params, {**data, "row": row}, scope), scope)
                 for row in _plain(frame)]
         record_calls(ctx, scope, [r.record for r in runs])
@@ -256,7 +259,8 @@ def http_tool(ctx: NodeContext, params: HttpToolParams, inputs: dict[str, Any]) 
 
 
 class ShellToolParams(Params):
-    argv: list[str] = Field(min_length=1, description="Program and arguments, one list item each; never parsed by a shell.")
+    argv: list[str] = Field(
+        min_length=1, description="Program and arguments, one list item each; never parsed by a shell.")
     cwd: str | None = Field(default=None, description="Working folder relative to the shell root.")
     env: dict[str, str] = Field(default_factory=dict, description="The only environment the program gets "
                                 "(plus PATH and LANG); values may hold ${env:NAME} secrets.")

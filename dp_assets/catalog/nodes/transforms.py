@@ -202,7 +202,7 @@ def join_merge_schema(params: JoinMergeParams, inputs: dict) -> ColumnSchema | N
     require_columns(right, right_keys, "on" if params.on else "right_on")
     if left is None or right is None:
         return None
-    for lk, rk in zip(left_keys, right_keys):
+    for lk, rk in zip(left_keys, right_keys, strict=True):
         lt, rt = left[lk], right[rk]
         if "any" not in (lt, rt) and lt != rt and not {lt, rt} <= {"integer", "float"}:
             raise SchemaError("on" if params.on else "left_on",

@@ -205,10 +205,8 @@ def map_values(ctx: NodeContext, params: MapValuesParams, inputs: dict[str, Any]
     mapping = _keys_like(dict(params.mapping), series)
     mapped = series.map(mapping)
     hit = series.isin(list(mapping))
-    if "default" in params.model_fields_set:
-        result = mapped.where(hit, params.default)
-    else:
-        result = mapped.where(hit, series)
+    unmapped = params.default if "default" in params.model_fields_set else series
+    result = mapped.where(hit, unmapped)
     return df.assign(**{params.output or params.column: result})
 
 

@@ -91,7 +91,7 @@ def _declared_value(value: Any, kind: str, dtype: Any = None) -> Any:
 
 def _declared_keys(params: PivotTableParams, kinds: list[str], dtypes: list[Any]) -> list[tuple[Any, ...]]:
     entries = [e if isinstance(e, list) else [e] for e in params.columns_values or []]
-    return [tuple(_declared_value(v, k, d) for v, k, d in zip(entry, kinds, dtypes)) for entry in entries]
+    return [tuple(_declared_value(v, k, d) for v, k, d in zip(entry, kinds, dtypes, strict=True)) for entry in entries]
 
 
 def _prefixes(params: PivotTableParams, value_columns: list[str]) -> list[tuple[str, ...]]:

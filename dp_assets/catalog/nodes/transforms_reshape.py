@@ -29,7 +29,8 @@ class MeltParams(Params):
     value_vars: str | list[str] | None = Field(default=None, description="Columns to unpivot; default all others.")
     var_name: str = Field(default="variable", description="Name of the column holding the old column names.")
     value_name: str = Field(default="value", description="Name of the column holding the values.")
-    ignore_index: bool = Field(default=True, description="Number the rows 0, 1, 2... (false repeats the input's index).")
+    ignore_index: bool = Field(
+        default=True, description="Number the rows 0, 1, 2... (false repeats the input's index).")
 
 
 def melt(ctx: NodeContext, params: MeltParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -106,7 +107,8 @@ def _ordered(df: pd.DataFrame, params: WindowFunctionsParams) -> pd.DataFrame:
 
 
 def _window_value(frame: pd.DataFrame, grouped: Any, spec: WindowSpec, params: WindowFunctionsParams) -> pd.Series:
-    column = spec.column or (as_list(params.order_by) or [None])[0]
+    order = as_list(params.order_by)
+    column = spec.column or (order[0] if order else None)
     source = grouped if grouped is not None else frame
     func = spec.function
     if func in ("row_number", "cumcount"):
