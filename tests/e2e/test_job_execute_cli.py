@@ -33,7 +33,9 @@ def test_dagster_job_execute_matches_pandas(tmp_path):
     assert "RUN_SUCCESS" in done.stdout + done.stderr
 
     written = pd.read_parquet(home / "data" / "reports" / "sales_by_region.parquet")
-    orders = pd.read_csv(flows / "data" / "orders.csv", parse_dates=["ordered_at"])
+    # The spec declares the columns' types; FileInput converts them on read (integers nullable).
+    orders = pd.read_csv(flows / "data" / "orders.csv", parse_dates=["ordered_at"],
+                         dtype={"order_id": "Int64", "quantity": "Int64", "customer": "str", "region": "str"})
     targets = pd.DataFrame({"region": ["EU", "US", "APAC", "LATAM"], "target": [3000.0, 2500.0, 2000.0, 1500.0]})
     expected = (
         orders[(orders["amount"] >= 20.0) & orders["region"].notna()].groupby("region").agg(revenue=("amount", "sum"), orders=("order_id", "count"),
