@@ -47,4 +47,4 @@ def test_a_run_without_failed_items_is_refused(home_instance):
     refused = CliRunner().invoke(dp, ["retry-failed", result.run_id])
     assert refused.exit_code != 0 and "recorded no failed ForEach items" in refused.output
     unknown = CliRunner().invoke(dp, ["retry-failed", "no-such-run"])
-    assert unknown.exit_code != 0 and "no run no-such-run" in unknown.output
+    assert unknown.exit_code != 0 and "no run id starts with 'no-such-run'" in unknown.output
