@@ -108,7 +108,7 @@ class DirectFile:
     def _write_out(self, length: int) -> None:
         written = 0
         while written < length:
-            count = os.write(self._fd, self._array[written:length])
+            count = os.write(self._fd, self._array[written:length].data)
             if count <= 0:  # a full disk may answer with a short write first
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             written += count

@@ -207,8 +207,8 @@ def decode(source: str | bytes, suffix: str) -> Any:
     if suffix == ".pkl":
         if isinstance(source, str):
             with open(source, "rb") as handle:
-                return pickle.load(handle)
-        return pickle.loads(source)
+                return pickle.load(handle)  # noqa: S301 - a run's own output, written by this IO manager
+        return pickle.loads(source)  # noqa: S301 - a run's own output, written by this IO manager
     raise UnsupportedFormatError(f"no reader for stored files ending in {suffix!r}")
 
 

@@ -106,11 +106,18 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         )
 
     def key_path(self, context: dg.InputContext | dg.OutputContext) -> tuple[str, ...]:
-        """``(flow_id, node_id)`` for a flow asset; ``(step_key, output)`` for an op output."""
+        """``(flow_id, node_id)`` for a flow asset; ``(step_key, output)`` for an op output (an
+        op's input reads the path of the output that feeds it)."""
         if context.has_asset_key:
             return tuple(context.asset_key.path)
-        path = (context.step_key, context.name)
-        mapping_key = getattr(context, "mapping_key", None)
+        if isinstance(context, dg.InputContext):
+            if context.upstream_output is None:
+                raise OutputNotFoundError(f"{_input_label(context)}: no output feeds it")
+            output = context.upstream_output
+        else:
+            output = context
+        path = (output.step_key, output.name)
+        mapping_key = getattr(output, "mapping_key", None)
         return path + ((mapping_key,) if mapping_key else ())
 
     def output_partition(self, context: dg.OutputContext) -> str | None:

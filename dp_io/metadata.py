@@ -13,8 +13,8 @@ import dagster as dg
 def output_metadata(
     *,
     path: str,
-    bytes: int,  # noqa: A002 - the metadata key users see
-    format: str,  # noqa: A002
+    bytes: int,  # shadows the builtin on purpose: the metadata key users see
+    format: str,  # likewise
     rows: int | None = None,
     columns: list[tuple[str, str]] | None = None,
     parts: int | None = None,

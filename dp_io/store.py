@@ -33,7 +33,7 @@ T = TypeVar("T")
 PARTS_SUFFIX = ".parts"
 MANIFEST_NAME = "manifest.json"
 FILE_SUFFIXES = (".arrow", ".parquet", ".json", ".pkl")
-OUTPUT_SUFFIXES = FILE_SUFFIXES + (PARTS_SUFFIX,)
+OUTPUT_SUFFIXES = (*FILE_SUFFIXES, PARTS_SUFFIX)
 # Object stores whose PUT is atomic and whose "rename" is a copy: write to the final key.
 DIRECT_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci"})
 
@@ -195,11 +195,11 @@ class OutputStore:
             suffix = next((s for s in OUTPUT_SUFFIXES if name.endswith(s)), None)
             if suffix == PARTS_SUFFIX:
                 if self.exists(posixpath.join(path, MANIFEST_NAME)):
-                    yield prefix + (name[: -len(suffix)],), StoredOutput(path, suffix)
+                    yield (*prefix, name[: -len(suffix)]), StoredOutput(path, suffix)
             elif suffix is not None and not self.isdir(path):
-                yield prefix + (name[: -len(suffix)],), StoredOutput(path, suffix)
+                yield (*prefix, name[: -len(suffix)]), StoredOutput(path, suffix)
             elif self.isdir(path):
-                yield from self._walk(path, prefix + (name,))
+                yield from self._walk(path, (*prefix, name))
 
     def size(self, path: str) -> int:
         if not self.local:

@@ -70,17 +70,23 @@ class NotificationsResource(dg.ConfigurableResource):
     webhooks: dict[str, str] = Field(
         default_factory=dict, description="Webhook name -> URL; a name not listed reads DP_WEBHOOK_<NAME>_URL."
     )
-    webserver_url: str = Field(default="", description="Base URL of the Dagster UI for run links; default DP_WEBSERVER_URL.")
+    webserver_url: str = Field(
+        default="", description="Base URL of the Dagster UI for run links; default DP_WEBSERVER_URL."
+    )
     smtp_host: str = Field(default="", description="SMTP server; default DP_SMTP_HOST.")
     smtp_port: int = Field(default=0, ge=0, description="Default DP_SMTP_PORT, else 25/465/587 by security.")
-    smtp_security: str = Field(default="", description="none, starttls or ssl; default DP_SMTP_SECURITY, else starttls.")
+    smtp_security: str = Field(
+        default="", description="none, starttls or ssl; default DP_SMTP_SECURITY, else starttls."
+    )
     smtp_username: str = Field(default="", description="Default DP_SMTP_USER; empty: no login.")
     smtp_password: str = Field(default="", description="Default DP_SMTP_PASSWORD (pass a dg.EnvVar).")
     sender: str = Field(default="", description="From address; default DP_SMTP_FROM or dp-platform@localhost.")
     timeout_seconds: float = Field(default=10.0, gt=0, description="Longest SMTP or webhook exchange.")
     smtp_user: str | None = Field(default=None, description="Deprecated name of smtp_username.")
     smtp_from: str | None = Field(default=None, description="Deprecated name of sender.")
-    smtp_starttls: bool | None = Field(default=None, description="Deprecated: smtp_security (true: starttls, false: none).")
+    smtp_starttls: bool | None = Field(
+        default=None, description="Deprecated: smtp_security (true: starttls, false: none)."
+    )
 
     # --- where to -------------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class NotificationsResource(dg.ConfigurableResource):
             raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
         if security not in DEFAULT_PORTS:
             raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
-        username = self.smtp_username or self.smtp_user or env.user
+        username = self.smtp_username or self.smtp_user or env.user or ""
         return SmtpServer(
             host=host, port=self.smtp_port or env.port or DEFAULT_PORTS[security],
             security=security,  # type: ignore[arg-type]

@@ -36,13 +36,16 @@ import threading
 import weakref
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 import dagster as dg
 from pydantic import Field
 
 from dp_settings import current
+
+if TYPE_CHECKING:  # pandas is imported by whoever made the frame, never by this module
+    import pandas as pd
 
 REDACTED = "***"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -275,6 +278,7 @@ class SecretScope:
         message = self.redact(str(exc))
         if where and not message.startswith(where):
             message = f"{where}: {message}"
+        rebuilt: BaseException | None
         try:
             rebuilt = type(exc)(message)
         except Exception:  # noqa: BLE001 - exception types with other constructors
@@ -348,7 +352,7 @@ class ToolError(RuntimeError):
     """A tool or agent node failed; the message is already free of secrets."""
 
 
-def _frame_type() -> type | None:
+def _frame_type() -> type[pd.DataFrame] | None:
     import sys
 
     pandas = sys.modules.get("pandas")

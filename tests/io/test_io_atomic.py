@@ -159,7 +159,7 @@ class DiskFullFS(MemoryFileSystem):
 
 
 class _FullFile(MemoryFile):
-    def write(self, data):  # noqa: ANN001
+    def write(self, data):
         if self.tell() + len(memoryview(data)) > DiskFullFS.capacity:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return super().write(data)

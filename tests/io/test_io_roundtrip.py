@@ -110,6 +110,25 @@ def test_through_dagster_contexts(any_base: str) -> None:
     assert [len(p) for p in lazy] == [2, 3]
 
 
+def test_op_input_reads_the_output_that_feeds_it(local_base: str) -> None:
+    """A plain op job (no assets): the input is read from the upstream op's output path."""
+
+    @dg.op
+    def make() -> dict:
+        return {"n": 3}
+
+    @dg.op
+    def use(value: dict) -> int:
+        return value["n"] + 1
+
+    @dg.job(resource_defs={"io_manager": RunScopedIOManager(base_url=local_base)})
+    def op_job() -> None:
+        use(make())
+
+    result = op_job.execute_in_process(instance=_instance())
+    assert result.output_for_node("use") == 4
+
+
 @pytest.mark.parametrize("fmt", FRAME_FORMATS)
 @pytest.mark.parametrize("name", list(FRAMES))
 def test_frame_round_trip_keeps_dtypes(any_base: str, name: str, fmt: str) -> None:

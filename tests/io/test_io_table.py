@@ -195,7 +195,7 @@ def test_partitioned_and_non_frames_are_refused(postgres_url: str) -> None:
     context = dg.build_output_context(
         asset_key=dg.AssetKey(["f", "n"]), instance=dg.DagsterInstance.ephemeral()
     )
-    with pytest.raises(dg.DagsterTypeCheckDidNotPass, match="f/n.*got dict"):
+    with pytest.raises(dg.DagsterTypeCheckDidNotPass, match=r"f/n.*got dict"):
         manager.handle_output(context, {"not": "a frame"})
 
 
