@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import dagster as dg
@@ -119,7 +120,7 @@ def job_being_reconstructed() -> JobBeingReconstructed | None:
 
     Dagster passes the definitions function no argument naming the job it is about to
     reconstruct; the ``ReconstructableJob`` asking for its repository is a caller."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return None

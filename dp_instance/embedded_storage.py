@@ -26,21 +26,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import _GeneratorContextManager, contextmanager  # what the parents' @contextmanager methods return
 from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from filelock import FileLock
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from filelock import FileLock
 from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
-
 
 #: Longest a process waits for another to finish creating or migrating a database.
 FIRST_OPEN_LOCK_SECONDS = 300
@@ -96,6 +96,8 @@ class _KeptConnections:
 
 
 class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, ConsolidatedSqliteEventLogStorage):
+    # Dagster's __init__ sets None (typed None, for want of an annotation); watch() starts one.
+    _obs: BaseObserver | None  # type: ignore[assignment]
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
         # The whole construction: a second process must not see a database file that the first
@@ -103,7 +105,7 @@ class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, Consolidated
         with first_open_lock(config_value["base_dir"]):
             return cls(inst_data=inst_data, **config_value)
 
-    def _connect(self) -> AbstractContextManager[sa.Connection]:  # every read and write goes here
+    def _connect(self) -> _GeneratorContextManager[sa.Connection]:  # every read and write goes here
         return self._transaction()
 
     def has_table(self, table_name: str) -> bool:
@@ -161,7 +163,7 @@ class _KeptConnectionsFromLocal(_KeptConnections):
         with first_open_lock(config_value["base_dir"]):
             return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
 
-    def connect(self) -> AbstractContextManager[sa.Connection]:
+    def connect(self) -> _GeneratorContextManager[sa.Connection]:
         return self._transaction()
 
 

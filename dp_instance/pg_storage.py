@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from dagster import DagsterEvent
@@ -54,6 +54,9 @@ from dagster_postgres.utils import (
 )
 
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
+
+if TYPE_CHECKING:
+    from dagster_postgres.auth import PgTokenProvider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,7 +128,7 @@ _SHARED_ENGINES: dict[str, sa.Engine] = {}
 _SHARED_ENGINES_LOCK = threading.Lock()
 
 
-def _pooled_pg_engine(postgres_url: str, token_provider: object) -> sa.Engine:
+def _pooled_pg_engine(postgres_url: str, token_provider: PgTokenProvider | None) -> sa.Engine:
     """Keeps one connection between operations, opens more while threads need them at once and
     closes those after use, checks a kept connection before handing it out (a server restart
     leaves it dead), and is fork-safe."""
@@ -133,7 +136,7 @@ def _pooled_pg_engine(postgres_url: str, token_provider: object) -> sa.Engine:
                                       pool_size=1, max_overflow=-1, pool_pre_ping=True))
 
 
-def shared_pg_engine(postgres_url: str, token_provider: object = None) -> sa.Engine:
+def shared_pg_engine(postgres_url: str, token_provider: PgTokenProvider | None = None) -> sa.Engine:
     """The process's pooled engine for ``postgres_url``, shared by the run, event-log and schedule
     storage of every instance the process opens (a run worker, a Celery task and the daemon's
     threads each open their own). With a token provider (``auth_provider``), which every
@@ -152,7 +155,7 @@ class _SharedPool:
     webserver's own pool (``optimize_for_webserver``) is left as Dagster makes it."""
 
     postgres_url: str
-    _token_provider: object
+    _token_provider: PgTokenProvider | None
     _engine: sa.Engine
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -185,15 +188,16 @@ class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, Postgres
         event_id = retry_on_lost_connection(
             insert_event, f"writing event {event.dagster_event_type or '(log line)'}"
         )
-        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS:
-            if event.dagster_event.asset_key:  # type: ignore[union-attr]
+        # A log line has no dagster_event, hence no event type in ASSET_EVENTS.
+        asset_event = event.dagster_event if event.dagster_event_type in ASSET_EVENTS else None
+        if asset_event is not None and asset_event.asset_key:
 
-                def index_asset_event() -> None:
-                    with self.index_transaction() as conn:  # rolled back whole when it fails
-                        self._store_asset_event_tags(conn, [event], [event_id])
-                        self._store_asset_event(conn, event, event_id)
+            def index_asset_event() -> None:
+                with self.index_transaction() as conn:  # rolled back whole when it fails
+                    self._store_asset_event_tags(conn, [event], [event_id])
+                    self._store_asset_event(conn, event, event_id)
 
-                retry_on_lost_connection(index_asset_event, "writing an asset event's index")
+            retry_on_lost_connection(index_asset_event, "writing an asset event's index")
         if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
             retry_on_lost_connection(
                 lambda: self.store_asset_check_event(event, event_id), "writing an asset check event"
@@ -230,7 +234,7 @@ class ResilientPostgresStorage(DagsterPostgresStorage):
         postgres_url: str,
         should_autocreate_tables: bool = True,
         inst_data: ConfigurableClassData | None = None,
-        token_provider=None,
+        token_provider: PgTokenProvider | None = None,
     ):
         # DagsterPostgresStorage.__init__ would open the stock storages first: set up ours instead.
         self.postgres_url = postgres_url
@@ -245,7 +249,9 @@ class ResilientPostgresStorage(DagsterPostgresStorage):
         self._schedule_storage = SharedPoolPostgresScheduleStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )
-        DagsterStorage.__init__(self)
+        # What DagsterPostgresStorage.__init__ ends with; mypy cannot bind self to the generic
+        # MayHaveInstanceWeakref[T] of an explicitly named base's __init__.
+        DagsterStorage.__init__(self)  # type: ignore[arg-type]
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -258,6 +264,7 @@ class ResilientPostgresStorage(DagsterPostgresStorage):
         return cls(
             inst_data=inst_data,
             postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            # pg_config() has the field; Dagster's PostgresStorageConfig type leaves it out.
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),  # type: ignore[arg-type]
             token_provider=get_token_provider_from_config(config_value),
         )

@@ -64,7 +64,7 @@ def _job_tags(context: dg.SubmitRunContext, run: dg.DagsterRun, flow_id: str) ->
         if not repository.has_job(flow_id):
             return {}
         tags = repository.get_full_job(flow_id).tags
-    except Exception:  # noqa: BLE001 - a missing location must not stop the run being queued
+    except Exception:  # a missing location must not stop the run being queued
         logging.getLogger("dp.run_coordinator").warning(
             "run %s: the job tags of flow '%s' could not be read; it keeps dp/flow only", run.run_id, flow_id,
             exc_info=True)

@@ -252,7 +252,7 @@ def _import_libraries() -> None:
     """Imports are not part of the work: each child imports what the operations use before its
     timer starts (Parquet's reader alone takes about a second on first import here)."""
     import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
+    import pyarrow
     import pyarrow.parquet  # noqa: F401
 
 

@@ -78,7 +78,7 @@ def measure(events: int, latency_samples: int, bus_url: str | None) -> dict[str,
                 tick_times.append(time.perf_counter() - started)
                 ticks += 1
                 keys += [r.run_key for r in result.run_requests]
-                if result.cursor == cursor or not result.run_requests and result.cursor is None:
+                if result.cursor == cursor or (not result.run_requests and result.cursor is None):
                     break
                 cursor = result.cursor
                 if not result.run_requests and ticks > 1:

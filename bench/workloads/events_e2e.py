@@ -75,6 +75,7 @@ def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300)
 def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
     """Child entry point."""
     import dagster as dg
+
     from bench.harness import free_port, percentile
 
     root = Path(tempfile.mkdtemp(prefix="dp-bench-events-e2e-"))

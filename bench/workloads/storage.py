@@ -64,41 +64,40 @@ def measure(runs: int, keep: int) -> dict[str, Any]:
     from dp_io.run_history import prune_run_history
 
     out: dict[str, Any] = {}
-    with fresh_database() as url, fresh_database() as stock_url:
-        with isolated_home() as home:
-            store = flow_store(home)
-            publish_all(store, [flow_spec()])
-            defs = build_code_location(store=store, flows_folder=None)
-            job = defs.resolve_job_def(FLOW_ID)
-            stock_folder = home / "stock"
-            stock_folder.mkdir()
-            (stock_folder / "dagster.yaml").write_text(pg_instance_yaml(stock_url, storage_class=False))
-            stock = dg.DagsterInstance.from_config(str(stock_folder))
-            (home / "dagster" / "dagster.yaml").write_text(pg_instance_yaml(url))
-            instance = dg.DagsterInstance.get()
-            times, stock_times = [], []
-            for number in range(runs):
-                started = time.perf_counter()
-                assert job.execute_in_process(instance=instance).success
-                times.append(time.perf_counter() - started)
-                if number % STOCK_EVERY == 0:  # the anchor, interleaved
-                    started = time.perf_counter()
-                    assert job.execute_in_process(instance=stock).success
-                    stock_times.append(time.perf_counter() - started)
-            stock.dispose()
-            engine = sa.create_engine(url)
-            out["after_runs"] = _table_stats(engine)
-            out["run_p50"], out["run_p95"] = percentile(times, 50), percentile(times, 95)
-            out["stock_p50"], out["stock_runs"] = percentile(stock_times, 50), len(stock_times)
+    with fresh_database() as url, fresh_database() as stock_url, isolated_home() as home:
+        store = flow_store(home)
+        publish_all(store, [flow_spec()])
+        defs = build_code_location(store=store, flows_folder=None)
+        job = defs.resolve_job_def(FLOW_ID)
+        stock_folder = home / "stock"
+        stock_folder.mkdir()
+        (stock_folder / "dagster.yaml").write_text(pg_instance_yaml(stock_url, storage_class=False))
+        stock = dg.DagsterInstance.from_config(str(stock_folder))
+        (home / "dagster" / "dagster.yaml").write_text(pg_instance_yaml(url))
+        instance = dg.DagsterInstance.get()
+        times, stock_times = [], []
+        for number in range(runs):
             started = time.perf_counter()
-            report = prune_run_history(instance, FLOW_ID, keep_last=keep)
-            out["prune_seconds"] = time.perf_counter() - started
-            out["pruned_runs"] = len(report.deleted)
-            out["after_prune"] = _table_stats(engine)
-            latest = instance.get_latest_materialization_event(dg.AssetKey([FLOW_ID, "totals"]))
-            out["latest_kept"] = latest is not None
-            engine.dispose()
-            instance.dispose()
+            assert job.execute_in_process(instance=instance).success
+            times.append(time.perf_counter() - started)
+            if number % STOCK_EVERY == 0:  # the anchor, interleaved
+                started = time.perf_counter()
+                assert job.execute_in_process(instance=stock).success
+                stock_times.append(time.perf_counter() - started)
+        stock.dispose()
+        engine = sa.create_engine(url)
+        out["after_runs"] = _table_stats(engine)
+        out["run_p50"], out["run_p95"] = percentile(times, 50), percentile(times, 95)
+        out["stock_p50"], out["stock_runs"] = percentile(stock_times, 50), len(stock_times)
+        started = time.perf_counter()
+        report = prune_run_history(instance, FLOW_ID, keep_last=keep)
+        out["prune_seconds"] = time.perf_counter() - started
+        out["pruned_runs"] = len(report.deleted)
+        out["after_prune"] = _table_stats(engine)
+        latest = instance.get_latest_materialization_event(dg.AssetKey([FLOW_ID, "totals"]))
+        out["latest_kept"] = latest is not None
+        engine.dispose()
+        instance.dispose()
     return out
 
 

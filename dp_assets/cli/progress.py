@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # rich is imported only when the live line is shown
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 class Progress:
@@ -19,8 +24,8 @@ class Progress:
         self.label = label
         self.total = total
         self.enabled = sys.stdout.isatty() if enabled is None else enabled
-        self._live = None
-        self._task = None
+        self._live: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> Progress:
         if self.enabled:

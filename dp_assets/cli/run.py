@@ -17,12 +17,16 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dp_assets.cli.progress import Progress
+
+if TYPE_CHECKING:  # dagster is imported when a command runs, not when the CLI starts
+    from dagster import EventLogRecord
 
 #: How often the instance's event log is read for nodes that finished.
 POLL_SECONDS = 0.2
@@ -75,8 +79,8 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     """Run a published FLOW locally on the embedded default and print each node as it finishes."""
     import dagster as dg
 
-    from dp_assets.location import build_code_location
     from dp_assets.loading import LoadScope
+    from dp_assets.location import build_code_location
     from dp_assets.store_api import FlowNotFound, FlowStoreAPI
     from dp_sensors.cli import _pairs
 
@@ -125,7 +129,7 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
         cursor = None
         while True:
             alive = worker.is_alive()
-            records = []
+            records: Sequence[EventLogRecord] = []
             if instance.has_run(run_id):
                 batch = instance.get_records_for_run(run_id, cursor=cursor)
                 records, cursor = batch.records, batch.cursor
@@ -145,8 +149,8 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
         click.echo(f"run {run_id[:8]} of {flow} succeeded in {seconds:.1f} s "
                    f"(run id {run_id}; `dp runs show {run_id[:8]}` lists its kept outputs)")
         return
-    click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failure_text(result.get_step_failure_events())}",
-               err=True)
+    failures = failure_text(result.get_step_failure_events())
+    click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failures}", err=True)
     sys.exit(1)
 
 

@@ -36,12 +36,12 @@ from tests.support.processes import PYTHON
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from t2a_stub import (  # noqa: E402 - the examples' folder is not a package
+from t2a_stub import (
     ANSWERING,
     FLOW,
     SPEC,
-    TOKEN,
     T2A,
+    TOKEN,
     create_tables,
     expected_cards,
     expected_gscm,

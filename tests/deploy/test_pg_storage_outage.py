@@ -17,8 +17,15 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, AssetMaterialization, DagsterEvent, DagsterEventType, DagsterRun
-from dagster import DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterEvent,
+    DagsterEventType,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
 from dagster._core.events import StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from deploy_services import PrivatePostgres
@@ -70,7 +77,7 @@ class Loop(threading.Thread):
             while not self.halt.is_set():
                 self.once()
                 self.done += 1
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to report: any error fails it
             self.error = exc
 
     def wait_for(self, count: int, timeout: float = 60) -> None:

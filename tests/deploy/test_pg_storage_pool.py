@@ -26,8 +26,8 @@ from storage_probes import counted, sensor_tick
 from dp_assets.catalog import default_catalog
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
-from dp_io import RunScopedIOManager
 from dp_instance import pg_storage
+from dp_io import RunScopedIOManager
 
 pytestmark = [pytest.mark.postgres]
 

@@ -386,10 +386,10 @@ def test_a_deprecated_dagster_call_in_our_code_fails_the_suite(
     try:
         context = dg.build_asset_context()
         if module.startswith("dp_"):
-            with pytest.raises(DeprecationWarning, match="context.run.run_id"):
+            with pytest.raises(DeprecationWarning, match=r"context\.run\.run_id"):
                 probe.run_id(context)
         else:
-            with pytest.warns(DeprecationWarning, match="context.run.run_id"):
+            with pytest.warns(DeprecationWarning, match=r"context\.run\.run_id"):
                 probe.run_id(context)
     finally:
         sys.modules.pop(module, None)

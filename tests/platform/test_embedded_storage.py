@@ -17,20 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.event_log.base import EventLogCursor
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.storage.event_log.base import EventLogCursor
+from storage_probes import counted, sensor_tick
 
 from dp_assets.catalog import default_catalog
 from dp_assets.cli.home import init_home
 from dp_assets.compiler.factory import build_flow_definitions
 from dp_assets.spec.validation import validate_spec
-from dp_io import RunScopedIOManager
-from dagster._core.scheduler.instigation import TickStatus
-from storage_probes import counted, sensor_tick
-
 from dp_instance.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunStorage, EmbeddedScheduleStorage
+from dp_io import RunScopedIOManager
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"id": "embedded", "nodes": [
@@ -313,9 +312,9 @@ def _opens_the_instance(command: Any) -> bool:
 def test_every_command_that_opens_the_instance_prepares_it_first():
     """Instance first start: each `dp` command that opens the instance is in INSTANCE_COMMANDS
     (its instance file and storage are created first, under a lock), or is `init-home` itself."""
-    from dp_assets.cli import COMMANDS, INSTANCE_COMMANDS, main
-
     import click
+
+    from dp_assets.cli import COMMANDS, INSTANCE_COMMANDS, main
 
     context = click.Context(main)
     opening = {name for name in COMMANDS if _opens_the_instance(main.get_command(context, name))}

@@ -18,8 +18,10 @@ PRODUCT_PACKAGES = ("dp_assets", "dp_resources", "dp_io", "dp_sensors", "dp_prox
 #: The only product modules that may touch the process environment: how many times, and why.
 ENVIRONMENT_ALLOWED = {
     "dp_resources/sandbox/isolation.py": (1, "empties the environment of the sandboxed child process"),
-    "dp_assets/cli/home.py": (1, "sets DAGSTER_HOME for Dagster (DagsterInstance.get) when a command uses "
-                              "the embedded default's instance"),
+    "dp_assets/cli/home.py": (2, "sets DAGSTER_HOME for Dagster (DagsterInstance.get) when a command uses "
+                              "the embedded default's instance, and resolves the `{env: NAME}` references "
+                              "of DAGSTER_HOME/dagster.yaml (names the file chooses) to name an unreachable "
+                              "PostgreSQL"),
     "dp_deploy/checks.py": (4, "resolves the `{env: NAME}` references of the YAML files Dagster reads "
                             "(names the files choose), and hands its environment to the Celery worker it "
                             "becomes (exec)"),
@@ -33,11 +35,11 @@ def _environment_reads(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), str(path))
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv") \
-                and isinstance(node.value, ast.Name) and node.value.id == "os":
-            lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(
-                alias.name in ("environ", "getenv") for alias in node.names):
+        reads_os = (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv")
+                    and isinstance(node.value, ast.Name) and node.value.id == "os")
+        imports_from_os = (isinstance(node, ast.ImportFrom) and node.module == "os"
+                           and any(alias.name in ("environ", "getenv") for alias in node.names))
+        if reads_os or imports_from_os:
             lines.append(node.lineno)
         elif isinstance(node, ast.keyword) and node.arg in ("envvar", "auto_envvar_prefix"):
             lines.append(node.lineno)  # click options reading the environment on their own
