@@ -46,7 +46,11 @@ def flow_spec(i: int) -> dict[str, Any]:
 
 
 def store_path(flows: int) -> Path:
-    return Path(tempfile.gettempdir()) / f"dp-bench-store-{flows}.db"
+    """The cached store of N flows, one per schema revision (a store made before a migration
+    is never read by a newer platform that skips the migration in a run worker)."""
+    from dp_resources.store.store import HEAD_REVISION
+
+    return Path(tempfile.gettempdir()) / f"dp-bench-store-{flows}-r{HEAD_REVISION}.db"
 
 
 def prepare(flows: int) -> dict[str, Any]:
