@@ -44,8 +44,7 @@ test: install lint
 # package layers (import-linter). `make test` runs them first, so CI does.
 lint: install
 	$(VENV)/bin/ruff check .
-	@# TODO(phase 2 of issue 22): enable once the whole tree is formatted in one commit.
-	@# $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

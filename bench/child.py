@@ -42,23 +42,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_child(target: str, args: dict[str, Any] | None = None, *, env: dict[str, str] | None = None,
-              timeout: float = 3600, cwd: Path | None = None) -> dict[str, Any]:
+def run_child(
+    target: str,
+    args: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 3600,
+    cwd: Path | None = None,
+) -> dict[str, Any]:
     """Call ``module:function(**args)`` in a child process; its dict plus wall and peak figures."""
     command = [sys.executable, "-m", "bench.child", target, json.dumps(args or {})]
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))
     started = time.perf_counter()
-    done = subprocess.run(command, env=child_env, cwd=cwd or REPO_ROOT, capture_output=True, check=False,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        command, env=child_env, cwd=cwd or REPO_ROOT, capture_output=True, check=False, text=True, timeout=timeout
+    )
     wall = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
     if done.returncode != 0 or not lines:
         raise ChildFailed(
-            f"benchmark child {target} exited {done.returncode}:\n"
-            f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+            f"benchmark child {target} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
         )
-    result = json.loads(lines[-1][len(MARKER):])
+    result = json.loads(lines[-1][len(MARKER) :])
     result["process_wall_seconds"] = wall
     return result
 

@@ -22,21 +22,43 @@ DOCS_DIR = REPO_ROOT / "docs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks: the platform against plain pandas and hand-written Dagster, "
-                                     "side by side, with ratios.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks: the platform against plain pandas and hand-written Dagster, "
+        "side by side, with ratios.",
+    )
     parser.add_argument("--smoke", action="store_true", help="small sizes (what CI runs)")
-    parser.add_argument("--only", nargs="+", choices=list(BY_NAME), metavar="NAME",
-                        help=f"run only these workloads: {', '.join(BY_NAME)}")
-    parser.add_argument("--report", action="store_true",
-                        help="do not run anything: re-render docs/benchmarks.md from saved results")
-    parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
-                        help="copy the workloads of these results files into the results file, then "
-                        "render (for runs made with --out elsewhere)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results file (default bench/results/latest.json, or smoke.json with --smoke)")
-    parser.add_argument("--docs", type=Path, default=None,
-                        help="folder for benchmarks.md and benchmarks.png (default docs/; with --smoke "
-                        "docs are written only when this is given)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(BY_NAME),
+        metavar="NAME",
+        help=f"run only these workloads: {', '.join(BY_NAME)}",
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="do not run anything: re-render docs/benchmarks.md from saved results"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="copy the workloads of these results files into the results file, then "
+        "render (for runs made with --out elsewhere)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default bench/results/latest.json, or smoke.json with --smoke)",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="folder for benchmarks.md and benchmarks.png (default docs/; with --smoke "
+        "docs are written only when this is given)",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     ctx = RunContext(smoke=args.smoke, command=command_line(argv), env_id=env["id"])
     chosen = [BY_NAME[name] for name in args.only] if args.only else list(WORKLOADS)
-    print(f"machine: {env['cores']} cores, {env['memory_gib']} GiB, {env['cpu']}; "
-          f"load {env['load_avg_at_start']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    print(
+        f"machine: {env['cores']} cores, {env['memory_gib']} GiB, {env['cpu']}; "
+        f"load {env['load_avg_at_start']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    )
     failed = []
     for workload in chosen:
         print(f"\n== {workload.title} {'(smoke)' if args.smoke else ''}", flush=True)
@@ -74,8 +98,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(workload.name)
             result = WorkloadResult(workload.name, workload.title)
-            result.rows.append(ctx.row(workload.name, "-", "workload failed", None, "",
-                                       check=f"FAILED: {type(exc).__name__}: {str(exc)[:300]}"))
+            result.rows.append(
+                ctx.row(
+                    workload.name,
+                    "-",
+                    "workload failed",
+                    None,
+                    "",
+                    check=f"FAILED: {type(exc).__name__}: {str(exc)[:300]}",
+                )
+            )
         result.seconds = time.perf_counter() - started
         results.add(result, env)
         results.save(out)
@@ -84,10 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     if docs is not None:
         print(f"\nrendered {render_docs(results, docs)}")
     print(f"results saved to {out}")
-    bad = [r for w in results.workloads.values() if w.name in {c.name for c in chosen}
-           for r in w.rows if r.check.startswith("FAILED")]
+    bad = [
+        r
+        for w in results.workloads.values()
+        if w.name in {c.name for c in chosen}
+        for r in w.rows
+        if r.check.startswith("FAILED")
+    ]
     if bad or failed:
-        print(f"{len(bad)} row(s) failed their correctness check; failed workloads: {failed or 'none'}",
-              file=sys.stderr)
+        print(
+            f"{len(bad)} row(s) failed their correctness check; failed workloads: {failed or 'none'}", file=sys.stderr
+        )
         return 1
     return 0

@@ -12,8 +12,18 @@ from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LIBRARIES = ("dagster", "pandas", "pyarrow", "numpy", "sqlalchemy", "pydantic", "duckdb",
-             "psycopg2-binary", "redis", "celery")
+LIBRARIES = (
+    "dagster",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "sqlalchemy",
+    "pydantic",
+    "duckdb",
+    "psycopg2-binary",
+    "redis",
+    "celery",
+)
 
 
 def _memory_gib() -> float | None:
@@ -38,10 +48,22 @@ def _cpu_model() -> str:
 
 def _git_revision() -> str:
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, check=False, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, check=False, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=10,
+        )
         return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -21,8 +21,15 @@ from typing import Any
 from tests.support.processes import free_port  # noqa: F401
 from tests.support.services import PG_ADMIN_URL, fresh_database, postgres_up  # noqa: F401
 
-PLATFORM_ENV = ("DP_HOME", "DAGSTER_HOME", "DP_FLOWS_DIR", "DP_STORE_URL", "DP_DATA_DIR",
-                "DP_OUTPUTS_URL", "DP_EXECUTOR")
+PLATFORM_ENV = (
+    "DP_HOME",
+    "DAGSTER_HOME",
+    "DP_FLOWS_DIR",
+    "DP_STORE_URL",
+    "DP_DATA_DIR",
+    "DP_OUTPUTS_URL",
+    "DP_EXECUTOR",
+)
 
 
 @contextmanager
@@ -55,8 +62,10 @@ def pg_instance_yaml(url: str, storage_class: bool = True) -> str:
     """A Dagster instance on PostgreSQL at ``url``: with the storage class of the repository's
     dagster.yaml (``dp_instance.pg_storage``), or dagster-postgres' own (``storage: postgres:``)."""
     if storage_class:
-        storage = ("storage:\n  custom:\n    module: dp_instance.pg_storage\n"
-                   f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n")
+        storage = (
+            "storage:\n  custom:\n    module: dp_instance.pg_storage\n"
+            f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n"
+        )
     else:
         storage = f"storage:\n  postgres:\n    postgres_url: {url}\n"
     return storage + "telemetry:\n  enabled: false\n"
@@ -119,8 +128,13 @@ def frames_equal(actual: Any, expected: Any) -> str:
     import pandas as pd
 
     try:
-        pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected.reset_index(drop=True),
-                                      check_exact=False, rtol=1e-9, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            actual.reset_index(drop=True),
+            expected.reset_index(drop=True),
+            check_exact=False,
+            rtol=1e-9,
+            check_dtype=False,
+        )
     except AssertionError as exc:
         return "FAILED: " + str(exc).replace("\n", " ")[:300]
     return "ok"

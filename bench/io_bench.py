@@ -155,9 +155,7 @@ def measure(kind: str, side: str, fmt: str, workdir: str, check: bool = False) -
             elif fmt == "parquet":
                 pq.write_table(pa.Table.from_pandas(frame), raw_path)
             else:
-                feather.write_feather(
-                    pa.Table.from_pandas(frame), raw_path, compression=compression
-                )
+                feather.write_feather(pa.Table.from_pandas(frame), raw_path, compression=compression)
             result["seconds"] = time.perf_counter() - started
         if side == "io":
             metadata = out.get_logged_metadata()
@@ -203,13 +201,9 @@ def _warm_up(kind: str, side: str, fmt: str, workdir: str) -> None:
         instance = dg.DagsterInstance.ephemeral()
         io = _io_manager(workdir, fmt)
         key = dg.AssetKey(["bench", "warm"])
-        io.handle_output(
-            dg.build_output_context(run_id=RUN_ID, asset_key=key, instance=instance), small
-        )
+        io.handle_output(dg.build_output_context(run_id=RUN_ID, asset_key=key, instance=instance), small)
         upstream = dg.build_output_context(run_id=RUN_ID, asset_key=key, instance=instance)
-        io.load_input(
-            dg.build_input_context(asset_key=key, upstream_output=upstream, instance=instance)
-        )
+        io.load_input(dg.build_input_context(asset_key=key, upstream_output=upstream, instance=instance))
     elif fmt == "parquet":
         pq.write_table(pa.Table.from_pandas(small), path)
         pq.read_table(path).to_pandas()
@@ -418,15 +412,9 @@ def _environment(workdir: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.io_bench", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--rows", type=int, default=10_000_000, help="rows in the frame (default 10M)"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per measurement; the best is kept"
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.io_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows in the frame (default 10M)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
     parser.add_argument("--smoke", action="store_true", help="CI size: 200k rows, one run")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats")
     parser.add_argument("--workdir", default=None, help="where files go (default: a temp folder)")

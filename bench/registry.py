@@ -38,8 +38,17 @@ class RunContext:
     env_id: str
 
     def row(self, workload: str, case: str, measure: str, value: float | None, unit: str, **kw) -> Row:
-        return Row(workload=workload, case=case, measure=measure, value=value, unit=unit,
-                   command=self.command, env=self.env_id, smoke=self.smoke, **kw)
+        return Row(
+            workload=workload,
+            case=case,
+            measure=measure,
+            value=value,
+            unit=unit,
+            command=self.command,
+            env=self.env_id,
+            smoke=self.smoke,
+            **kw,
+        )
 
 
 def load(workload: Workload):

@@ -38,10 +38,20 @@ HEADER = ["case", "measure", "platform", "anchor", "ratio", "target", "met", "ch
 
 
 def row_cells(row: Row) -> list[str]:
-    anchor = f"{fmt(row.anchor, row.unit)} ({row.anchor_label})" if row.anchor is not None else (
-        row.anchor_label or "-")
-    return [row.case, row.measure, fmt(row.value, row.unit), anchor, ratio_text(row), row.target,
-            met_text(row), row.check, row.notes]
+    anchor = (
+        f"{fmt(row.anchor, row.unit)} ({row.anchor_label})" if row.anchor is not None else (row.anchor_label or "-")
+    )
+    return [
+        row.case,
+        row.measure,
+        fmt(row.value, row.unit),
+        anchor,
+        ratio_text(row),
+        row.target,
+        met_text(row),
+        row.check,
+        row.notes,
+    ]
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -68,8 +78,11 @@ def render_table(result: WorkloadResult) -> str:
 
 def ascii_chart(rows: list[Row], width: int = 40) -> str:
     """Ratios on a log scale around 1.0x, for readers without the PNG."""
-    items = [(f"{r.workload}: {r.case}, {r.measure} vs {r.anchor_label}", r.ratio) for r in rows
-             if r.ratio is not None and r.ratio > 0]
+    items = [
+        (f"{r.workload}: {r.case}, {r.measure} vs {r.anchor_label}", r.ratio)
+        for r in rows
+        if r.ratio is not None and r.ratio > 0
+    ]
     if not items:
         return "(no ratios yet)"
     span = max(abs(math.log10(v)) for _, v in items) or 1.0
@@ -78,8 +91,11 @@ def ascii_chart(rows: list[Row], width: int = 40) -> str:
     lines = [" " * label_width + "  " + "faster".rjust(half) + "|" + "slower".ljust(half) + "  ratio"]
     for label, value in items:
         n = round(abs(math.log10(value)) / span * half)
-        bar = (" " * (half - n) + "#" * n + "|" + " " * half) if value < 1 else (
-            " " * half + "|" + "#" * n + " " * (half - n))
+        bar = (
+            (" " * (half - n) + "#" * n + "|" + " " * half)
+            if value < 1
+            else (" " * half + "|" + "#" * n + " " * (half - n))
+        )
         lines.append(f"{label[:label_width].ljust(label_width)}  {bar}  {value:.2f}x")
     return "\n".join(lines)
 
@@ -99,8 +115,11 @@ def png_chart(rows: list[Row], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    items = [(f"{r.workload}: {r.case}, {r.measure}\nvs {r.anchor_label}", r.ratio) for r in rows
-             if r.ratio is not None and r.ratio > 0]
+    items = [
+        (f"{r.workload}: {r.case}, {r.measure}\nvs {r.anchor_label}", r.ratio)
+        for r in rows
+        if r.ratio is not None and r.ratio > 0
+    ]
     if not items:
         return False
     fig, ax = plt.subplots(figsize=(13, 0.42 * len(items) + 1.5))
@@ -115,8 +134,7 @@ def png_chart(rows: list[Row], path: Path) -> bool:
         ax.text(v, i, f" {v:.2f}x", va="center", fontsize=7)
     ax.set_xlabel("platform / anchor (log scale; left of 1.0 = platform faster or smaller)")
     ax.set_title("dp-platform benchmarks: ratio to the anchor measured in the same run")
-    fig.subplots_adjust(left=0.42, right=0.95, top=1 - 0.6 / fig.get_figheight(),
-                        bottom=0.7 / fig.get_figheight())
+    fig.subplots_adjust(left=0.42, right=0.95, top=1 - 0.6 / fig.get_figheight(), bottom=0.7 / fig.get_figheight())
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
@@ -127,12 +145,17 @@ def targets_table(rows: list[Row]) -> str:
     chosen = [r for r in rows if r.target]
     if not chosen:
         return "(no targets measured yet)"
-    lines = ["| workload | case | measure | platform | anchor | ratio | target | met |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | case | measure | platform | anchor | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in chosen:
         anchor = fmt(r.anchor, r.unit) if r.anchor is not None else "-"
         met = met_text(r) or ("not measured" if r.value is None else "")
-        lines.append(f"| {r.workload} | {r.case} | {r.measure} | {fmt(r.value, r.unit)} | {anchor} | "
-                     f"{ratio_text(r)} | {r.target} | {met} |")
+        lines.append(
+            f"| {r.workload} | {r.case} | {r.measure} | {fmt(r.value, r.unit)} | {anchor} | "
+            f"{ratio_text(r)} | {r.target} | {met} |"
+        )
     return "\n".join(lines)
 
 
@@ -143,9 +166,11 @@ def env_lines(results: ResultSet) -> list[str]:
         if env_id not in used:
             continue
         versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
-        lines.append(f"- `{env_id}`: {env.get('cores')} cores, {env.get('memory_gib')} GiB, "
-                     f"{env.get('cpu')}, {env.get('os')}; load average at start "
-                     f"{env.get('load_avg_at_start')}; revision {env.get('revision')}; {versions}")
+        lines.append(
+            f"- `{env_id}`: {env.get('cores')} cores, {env.get('memory_gib')} GiB, "
+            f"{env.get('cpu')}, {env.get('os')}; load average at start "
+            f"{env.get('load_avg_at_start')}; revision {env.get('revision')}; {versions}"
+        )
     return lines
 
 
@@ -160,9 +185,11 @@ def render_docs(results: ResultSet, docs: Path, intro: str | None = None) -> Pat
     parts = [
         "# Benchmarks",
         "",
-        (f"Regenerate this page from the saved results: `{REGENERATE}`. Re-measure everything: "
-         f"`{RUN_ALL}`; one workload: `python -m bench --only NAME` (then this page is re-rendered). "
-         "CI runs `python -m bench --smoke` sizes through `tests/bench/test_bench_smoke.py`."),
+        (
+            f"Regenerate this page from the saved results: `{REGENERATE}`. Re-measure everything: "
+            f"`{RUN_ALL}`; one workload: `python -m bench --only NAME` (then this page is re-rendered). "
+            "CI runs `python -m bench --smoke` sizes through `tests/bench/test_bench_smoke.py`."
+        ),
         "",
         intro or (Path(__file__).parent / "report_intro.md").read_text().strip(),
         "",
@@ -186,10 +213,17 @@ def render_docs(results: ResultSet, docs: Path, intro: str | None = None) -> Pat
         commands = sorted({r.command for r in result.rows if r.command})
         envs = sorted({r.env for r in result.rows if r.env})
         smoke = any(r.smoke for r in result.rows)
-        parts += [f"## {result.title}", "",
-                  (f"Measured with `{'`, `'.join(commands)}` on environment `{', '.join(envs)}`"
-                   f"{' (SMOKE sizes)' if smoke else ''} in {result.seconds:.0f} s."), "",
-                  markdown_table(result.rows), ""]
+        parts += [
+            f"## {result.title}",
+            "",
+            (
+                f"Measured with `{'`, `'.join(commands)}` on environment `{', '.join(envs)}`"
+                f"{' (SMOKE sizes)' if smoke else ''} in {result.seconds:.0f} s."
+            ),
+            "",
+            markdown_table(result.rows),
+            "",
+        ]
         if result.text:
             parts += [result.text, ""]
     parts += ["## Environments", "", *env_lines(results), ""]

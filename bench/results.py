@@ -61,8 +61,7 @@ class ResultSet:
         return {
             "envs": self.envs,
             "workloads": {
-                name: {**{k: v for k, v in asdict(w).items() if k != "rows"},
-                       "rows": [asdict(r) for r in w.rows]}
+                name: {**{k: v for k, v in asdict(w).items() if k != "rows"}, "rows": [asdict(r) for r in w.rows]}
                 for name, w in self.workloads.items()
             },
         }
@@ -72,8 +71,13 @@ class ResultSet:
         workloads = {}
         for name, item in data.get("workloads", {}).items():
             rows = [Row(**row) for row in item.get("rows", [])]
-            workloads[name] = WorkloadResult(name=item["name"], title=item["title"], rows=rows,
-                                             text=item.get("text", ""), seconds=item.get("seconds", 0.0))
+            workloads[name] = WorkloadResult(
+                name=item["name"],
+                title=item["title"],
+                rows=rows,
+                text=item.get("text", ""),
+                seconds=item.get("seconds", 0.0),
+            )
         return cls(envs=data.get("envs", {}), workloads=workloads)
 
     def save(self, path: Path) -> None:

@@ -79,9 +79,7 @@ def _measure_run(stack: Any, rounds: int, width: int) -> dict[str, Any]:
     burn_seconds = _step_seconds(stack, run_id, "__node__burn_")
     finished = stack.events_of(run_id, DagsterEventType.RUN_SUCCESS)[0].timestamp
     combined = decode((stack.outputs / run_id / FLOW / "combined.arrow").read_bytes(), ".arrow")
-    rows = sorted(
-        combined[["k", "total", "salt"]].to_dict("records"), key=lambda r: (r["salt"], r["k"])
-    )
+    rows = sorted(combined[["k", "total", "salt"]].to_dict("records"), key=lambda r: (r["salt"], r["k"]))
     executions = stack.step_executions(run_id)
     return {
         "run_id": run_id,

@@ -127,9 +127,7 @@ def job_being_reconstructed() -> JobBeingReconstructed | None:
         candidate = frame.f_locals.get("self")
         if isinstance(candidate, ReconstructableJob):
             selection = candidate.asset_selection
-            return JobBeingReconstructed(
-                candidate.job_name, frozenset(selection) if selection is not None else None
-            )
+            return JobBeingReconstructed(candidate.job_name, frozenset(selection) if selection is not None else None)
         frame = frame.f_back
     return None
 
@@ -145,9 +143,7 @@ def retry_mode_from_config(config: Mapping[str, Any]) -> Any:
     return RetryMode.from_config(config)
 
 
-def run_celery_plan(
-    plan_context: Any, execution_plan: Any, wrap_result: Callable[[Any], Any]
-) -> Iterator[Any]:
+def run_celery_plan(plan_context: Any, execution_plan: Any, wrap_result: Callable[[Any], Any]) -> Iterator[Any]:
     """dagster-celery's execution loop, each submitted step's ``AsyncResult`` passed through
     ``wrap_result`` first (dagster-celery has no hook for what a revoke does)."""
     from dagster_celery.core_execution_loop import core_celery_execution_loop

@@ -151,11 +151,23 @@ def render_settings_markdown() -> str:
                 kind = "secret" if row.secret else row.type
                 lines.append(f"| `{row.name}` | {_cell(kind)} | {_cell(row.default)} | {_cell(row.description)} |")
         lines.append("")
-    lines += ["## Families of variables", "", "Named after a connection, flow or webhook of the deployment.", "",
-              "| variable | group | meaning |", "|---|---|---|"]
+    lines += [
+        "## Families of variables",
+        "",
+        "Named after a connection, flow or webhook of the deployment.",
+        "",
+        "| variable | group | meaning |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{pattern}` | {group} | {_cell(text)} |" for pattern, group, text in VARIABLE_PATTERNS]
-    lines += ["", "## Read by docker-compose.yml only", "",
-              "Set in `.env` (`deploy/env.example`); the platform's code never reads them.", "",
-              "| variable | meaning |", "|---|---|"]
+    lines += [
+        "",
+        "## Read by docker-compose.yml only",
+        "",
+        "Set in `.env` (`deploy/env.example`); the platform's code never reads them.",
+        "",
+        "| variable | meaning |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {_cell(text)} |" for name, text in COMPOSE_VARIABLES.items()]
     return "\n".join(lines).rstrip() + "\n"

@@ -47,7 +47,9 @@ class LoadScope:
 
     @classmethod
     def for_job(
-        cls, job_name: str, asset_selection: Iterable[dg.AssetKey] | None,
+        cls,
+        job_name: str,
+        asset_selection: Iterable[dg.AssetKey] | None,
         versions: Mapping[str, str] | None = None,
     ) -> LoadScope:
         """The flows a job needs: the flow named like the job, or the flows of the selected assets

@@ -5,7 +5,6 @@ reported in the load log, by ``dp validate``, and in the UI as the ``dp_platform
 asset whose description lists every problem.
 """
 
-
 import gc
 import logging
 import time
@@ -67,8 +66,11 @@ class LoadReport:
             lines += ["", f"{len(self.conflicts)} spec file change(s) not published:", ""]
             lines += [f"- **flow {flow}**: {text}" for flow, text in sorted(self.conflicts.items())]
         from_files = sum(flow in self.sources for flow in self.flows)
-        lines += ["", f"{from_files} flow(s) from spec files, {len(self.flows) - from_files} published "
-                  "with `dp publish` or the API (`dp list` shows each flow's source)."]
+        lines += [
+            "",
+            f"{from_files} flow(s) from spec files, {len(self.flows) - from_files} published "
+            "with `dp publish` or the API (`dp list` shows each flow's source).",
+        ]
         if 0 < len(self.flows) <= self.MAX_SOURCE_ROWS:
             lines += ["", "| flow | from |", "|---|---|"]
             lines += [f"| {flow} | {self.sources.get(flow, 'the store')} |" for flow in sorted(self.flows)]
@@ -103,7 +105,8 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
     # The one notification resource, for SendNotification nodes and notify: sensors; the SMTP
     # password goes in as a dg.EnvVar (only its name in run config), the rest is read when sending.
     notifications = NotificationsResource(
-        **_env_vars_that_are_set(smtp_password=("DP_SMTP_PASSWORD", settings.smtp.password)))
+        **_env_vars_that_are_set(smtp_password=("DP_SMTP_PASSWORD", settings.smtp.password))
+    )
     return {
         "io_manager": RunScopedIOManager(),
         # storage.format: table in a spec; DP_TABLES_URL is read when a flow with one runs
@@ -117,10 +120,13 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
         "secrets": SecretsResource(),  # ${env:NAME} references (DP_ALLOWED_SECRET_NAMES), redacted everywhere
         "shell": ShellResource(),  # off unless the deployment allows programs
         "mcp": McpResource.from_config_file(settings.mcp_config),  # servers from DP_MCP_CONFIG's file
-        "llm": LlmResource(**_env_vars_that_are_set(
-            base_url=("DP_LLM_BASE_URL", settings.llm.base_url), model=("DP_LLM_MODEL", settings.llm.model),
-            api_key=("DP_LLM_API_KEY", settings.llm.api_key),
-        )),
+        "llm": LlmResource(
+            **_env_vars_that_are_set(
+                base_url=("DP_LLM_BASE_URL", settings.llm.base_url),
+                model=("DP_LLM_MODEL", settings.llm.model),
+                api_key=("DP_LLM_API_KEY", settings.llm.api_key),
+            )
+        ),
         # event triggers (DP_EVENTS_URL, else the flow store)
         "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),
         "notifier": notifications,  # the old key of notify:'s resource, for code that still asks for it
@@ -165,8 +171,11 @@ def build_code_location(
 
 
 def _build_whole(
-    store: FlowStore, flows_folder: "Path | str | None", catalog: Catalog,
-    translator: FlowTranslator | None, resources: dict[str, object],
+    store: FlowStore,
+    flows_folder: "Path | str | None",
+    catalog: Catalog,
+    translator: FlowTranslator | None,
+    resources: dict[str, object],
 ) -> dg.Definitions:
     started = time.perf_counter()
     store.upgrade()
@@ -203,8 +212,7 @@ def _build_whole(
                 _report_broken(report, imported, flow_id, version, exc)
     report.sources = {flow: imported.sources[flow] for flow in report.flows if flow in imported.sources}
     report.seconds = time.perf_counter() - started
-    log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds,
-             len(report.problems))
+    log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds, len(report.problems))
     schedules = []
     if retention:  # one daily schedule prunes every flow's run outputs by its `retention:` block
         from dp_io.retention import build_retention_schedule
@@ -221,7 +229,11 @@ def _build_whole(
 
 
 def _report_broken(
-    report: LoadReport, imported: ImportReport, flow_id: str, version: str, exc: Exception,
+    report: LoadReport,
+    imported: ImportReport,
+    flow_id: str,
+    version: str,
+    exc: Exception,
 ) -> None:
     """A flow that failed to compile; when its spec file is gone, the full error is logged once
     (the load that finds the file gone) and later loads keep one line saying how to retire it."""
@@ -231,8 +243,10 @@ def _report_broken(
         report.add_problem(where, f"{type(exc).__name__}: {exc}")
         log.error("flow '%s' version %s was left out: %s", flow_id, version, exc)
         return
-    retire = f"its spec file {gone} was removed, but the flow is still published in the store: " \
-             f"`dp delete {flow_id}` retires it, `dp unpublish {flow_id}` keeps it stored but not compiled"
+    retire = (
+        f"its spec file {gone} was removed, but the flow is still published in the store: "
+        f"`dp delete {flow_id}` retires it, `dp unpublish {flow_id}` keeps it stored but not compiled"
+    )
     if flow_id in imported.newly_gone:
         report.add_problem(where, f"{type(exc).__name__}: {exc}\n{retire}")
         log.error("flow '%s' version %s was left out: %s; %s", flow_id, version, exc, retire)
@@ -258,8 +272,10 @@ def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str
         try:
             version, spec = store.get(info.id, info.published_version)
         except Exception as exc:  # noqa: BLE001 - one unreadable row is that flow's problem
-            report.add_problem(f"flow {info.id} (version {info.published_version})",
-                               f"cannot be read from the store: {type(exc).__name__}: {exc}")
+            report.add_problem(
+                f"flow {info.id} (version {info.published_version})",
+                f"cannot be read from the store: {type(exc).__name__}: {exc}",
+            )
             log.error("flow '%s' could not be read from the store: %s", info.id, exc)
             continue
         yield info.id, version, spec
@@ -274,8 +290,10 @@ class _DefinitionNames:
 
     #: What the platform itself defines beside the flows (the load report, the retention schedule).
     PLATFORM = (
-        ("asset", "dp_platform/flow_load_report"), ("job or op", "flow_load_report"),
-        ("job or op", "dp_retention_job"), ("job or op", "dp_retention_prune"),
+        ("asset", "dp_platform/flow_load_report"),
+        ("job or op", "flow_load_report"),
+        ("job or op", "dp_retention_job"),
+        ("job or op", "dp_retention_prune"),
         ("schedule or sensor", "dp_retention"),
     )
 
@@ -284,11 +302,15 @@ class _DefinitionNames:
 
     def claim(self, flow_id: str, definitions: dg.Definitions) -> None:
         mine = set(self._names(definitions))
-        taken = sorted(f"{kind} '{name}' (of {self._owners[(kind, name)]})"
-                       for kind, name in mine if (kind, name) in self._owners)
+        taken = sorted(
+            f"{kind} '{name}' (of {self._owners[(kind, name)]})" for kind, name in mine if (kind, name) in self._owners
+        )
         if taken:
-            raise ValueError(f"flow '{flow_id}' makes Dagster names another flow already has: "
-                             + ", ".join(taken) + "; rename the flow or the node")
+            raise ValueError(
+                f"flow '{flow_id}' makes Dagster names another flow already has: "
+                + ", ".join(taken)
+                + "; rename the flow or the node"
+            )
         self._owners.update(dict.fromkeys(mine, f"flow '{flow_id}'"))
 
     @staticmethod
@@ -306,7 +328,10 @@ class _DefinitionNames:
 
 
 def _build_scoped(
-    scope: LoadScope, store: FlowStore, catalog: Catalog, translator: FlowTranslator | None,
+    scope: LoadScope,
+    store: FlowStore,
+    catalog: Catalog,
+    translator: FlowTranslator | None,
     resources: dict[str, object],
 ) -> dg.Definitions | None:
     """Only the flows a worker's job needs, at the versions its run was planned with; ``None``
@@ -370,7 +395,12 @@ class _CompiledFlows:
         self._entries: OrderedDict[tuple, CompiledFlow] = OrderedDict()
 
     def get(
-        self, flow_id: str, version: str, spec: dict, catalog: Catalog, translator: FlowTranslator | None,
+        self,
+        flow_id: str,
+        version: str,
+        spec: dict,
+        catalog: Catalog,
+        translator: FlowTranslator | None,
         executors: FlowExecutors,
     ) -> CompiledFlow:
         cacheable = catalog is default_catalog() and translator is None

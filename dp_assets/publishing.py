@@ -46,12 +46,19 @@ class ImportReport:
 
 
 def publish_spec(
-    store: FlowStore, data: Mapping[str, Any], catalog: Catalog, *, workspace: str = "default",
-    message: str = "", publish: bool = True, check_compiles: bool = True,
+    store: FlowStore,
+    data: Mapping[str, Any],
+    catalog: Catalog,
+    *,
+    workspace: str = "default",
+    message: str = "",
+    publish: bool = True,
+    check_compiles: bool = True,
 ) -> tuple[ValidatedFlow, SaveResult]:
     validated = validate_spec(data, catalog, check_compiles=check_compiles)
-    result = store.save(validated.id, validated.version, validated.raw, workspace=workspace,
-                        message=message, publish=publish)
+    result = store.save(
+        validated.id, validated.version, validated.raw, workspace=workspace, message=message, publish=publish
+    )
     return validated, result
 
 
@@ -61,8 +68,11 @@ NOT_SPEC_FOLDERS = frozenset({"data", "tests", "fixtures", "golden"})
 
 def spec_files(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix in SPEC_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        p
+        for p in folder.rglob("*")
+        if p.suffix in SPEC_SUFFIXES
+        and p.is_file()
+        and not p.name.startswith(".")
         and not NOT_SPEC_FOLDERS & set(p.relative_to(folder).parts[:-1])
     )
 
@@ -96,18 +106,30 @@ def import_folder(store: FlowStore, folder: Path, catalog: Catalog) -> ImportRep
         report.gone[flow_id] = key
         if key in newly:
             report.newly_gone.add(flow_id)
-            log.warning("spec file %s of flow '%s' was removed; the flow stays in the store "
-                        "(`dp delete %s` retires it)", key, flow_id, flow_id)
+            log.warning(
+                "spec file %s of flow '%s' was removed; the flow stays in the store (`dp delete %s` retires it)",
+                key,
+                flow_id,
+                flow_id,
+            )
     return report
 
 
 def _import_file(
-    store: FlowStore, path: Path, key: str, record: FileRecord | None, catalog: Catalog,
+    store: FlowStore,
+    path: Path,
+    key: str,
+    record: FileRecord | None,
+    catalog: Catalog,
     report: ImportReport,
 ) -> None:
     stat = path.stat()
-    if record is not None and record.conflict_with is None and record.missing_since is None \
-            and record.same_stat(stat.st_size, stat.st_mtime_ns):
+    if (
+        record is not None
+        and record.conflict_with is None
+        and record.missing_since is None
+        and record.same_stat(stat.st_size, stat.st_mtime_ns)
+    ):
         report.unchanged += 1
         report.sources[record.flow_id] = key
         return
@@ -122,10 +144,19 @@ def _import_file(
     # The code location compiles every published flow right after this import and reports
     # the ones that fail, so compiling each file here too would be twice the work.
     validated = validate_spec(parse_spec_text(text, source=str(path)), catalog, check_compiles=False)
-    result = apply_change(store, FileChange(
-        path=key, content_hash=digest, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-        flow_id=validated.id, version=validated.version, spec=validated.raw,
-        message=f"imported from {path.name}"))
+    result = apply_change(
+        store,
+        FileChange(
+            path=key,
+            content_hash=digest,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            flow_id=validated.id,
+            version=validated.version,
+            spec=validated.raw,
+            message=f"imported from {path.name}",
+        ),
+    )
     report.sources[validated.id] = key
     if result.outcome is Outcome.PUBLISHED:
         report.published.append(SaveResult(validated.id, validated.version, created=True, published=True))
@@ -136,7 +167,8 @@ def _import_file(
         report.conflicts[validated.id] = (
             f"{path} changed (version {validated.version}, stored unpublished), but flow "
             f"'{validated.id}' was deleted: `dp restore {validated.id}` brings it back, then "
-            f"`dp publish {path}` publishes the file's version")
+            f"`dp publish {path}` publishes the file's version"
+        )
         log.warning("flow '%s': %s", validated.id, report.conflicts[validated.id])
 
 
@@ -144,9 +176,12 @@ def _conflict(report: ImportReport, path: Path, flow_id: str, file_version: str,
     if published == UNPUBLISHED:
         since = "the flow was unpublished since the file was last imported; it stays unpublished"
     else:
-        since = (f"version {published} was published since the file was last imported (by "
-                 f"`dp publish` or another client); {published} stays published")
+        since = (
+            f"version {published} was published since the file was last imported (by "
+            f"`dp publish` or another client); {published} stays published"
+        )
     report.conflicts[flow_id] = (
         f"{path} changed (version {file_version}) but {since}. To publish the file's version: "
-        f"`dp publish {path}`; to make the file the published spec: `dp show {flow_id} > {path}`")
+        f"`dp publish {path}`; to make the file the published spec: `dp show {flow_id} > {path}`"
+    )
     log.warning("flow '%s': %s", flow_id, report.conflicts[flow_id])

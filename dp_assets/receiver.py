@@ -119,8 +119,12 @@ def receiver_app(
     if ledger is None or launcher is None:
         return hooks
     launches = create_app(
-        catalog=StoreFlowCatalog(store, webhooks_only=False), bus=bus, ledger=ledger, launcher=launcher,
-        environ=environ, **options,
+        catalog=StoreFlowCatalog(store, webhooks_only=False),
+        bus=bus,
+        ledger=ledger,
+        launcher=launcher,
+        environ=environ,
+        **options,
     )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,8 +135,15 @@ def receiver_app(
 
 
 def serve_receiver(
-    host: str, port: int, *, events_url: str | None, launches_url: str | None, dagster_url: str | None,
-    max_body_bytes: int, log_level: str, settings: PlatformSettings | None = None,
+    host: str,
+    port: int,
+    *,
+    events_url: str | None,
+    launches_url: str | None,
+    dagster_url: str | None,
+    max_body_bytes: int,
+    log_level: str,
+    settings: PlatformSettings | None = None,
 ) -> None:
     """Run the receiver until interrupted (what ``dp webhook serve`` does), with the
     deployment's ``settings`` (read once at start: store, bus, ledger, tokens)."""
@@ -155,17 +166,17 @@ def serve_receiver(
         ledger.ensure_schema()
         token = settings.dagster.token
         launcher = GraphQLLauncher(
-            dagster_url, location=settings.code_location,
+            dagster_url,
+            location=settings.code_location,
             token=token.get_secret_value() if token else None,
         )
-    app = receiver_app(store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes,
-                       webhook=settings.webhook)
+    app = receiver_app(
+        store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes, webhook=settings.webhook
+    )
     from dp_resources.http_server import hardened_server_options
 
     try:
-        uvicorn.run(
-            app, host=host, port=port, log_level=log_level, lifespan="off", **hardened_server_options()
-        )
+        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off", **hardened_server_options())
     finally:
         bus.close()
         if ledger is not None:

@@ -68,8 +68,9 @@ class FlowStoreAPI:
     def validate(self, spec: Mapping[str, Any]) -> ValidatedFlow:
         return validate_spec(spec, self.catalog)
 
-    def publish(self, spec: Mapping[str, Any] | str | Path, *, message: str = "",
-                workspace: str = "default") -> PublishResult:
+    def publish(
+        self, spec: Mapping[str, Any] | str | Path, *, message: str = "", workspace: str = "default"
+    ) -> PublishResult:
         """Validate, store as a version and publish a spec (a mapping or a spec file). Publishing
         a deleted flow brings it back: a publish says the flow should run."""
         data = read_spec_file(spec) if isinstance(spec, str | Path) else spec
@@ -113,10 +114,13 @@ class FlowStoreAPI:
             conflict = None
             if record is not None and record.conflict_with is not None:
                 kept = "unpublished" if record.conflict_with == UNPUBLISHED else f"version {record.conflict_with}"
-                conflict = (f"{record.path} holds version {record.version}, not published: the store kept "
-                            f"{kept} (published since the file was last imported)")
-            listings.append(FlowListing(info, record.path if record else None,
-                                        bool(record and record.missing_since), conflict))
+                conflict = (
+                    f"{record.path} holds version {record.version}, not published: the store kept "
+                    f"{kept} (published since the file was last imported)"
+                )
+            listings.append(
+                FlowListing(info, record.path if record else None, bool(record and record.missing_since), conflict)
+            )
         return listings
 
     def info(self, flow_id: str) -> FlowInfo:
@@ -130,13 +134,22 @@ class FlowStoreAPI:
 
     def spec_text(self, flow_id: str, version: str | None = None, fmt: str = "yaml") -> tuple[str, str]:
         found, spec = self.store.get(flow_id, version)
-        text = json.dumps(spec, indent=2, sort_keys=True) + "\n" if fmt == "json" \
+        text = (
+            json.dumps(spec, indent=2, sort_keys=True) + "\n"
+            if fmt == "json"
             else yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+        )
         return found, text
 
     def diff(self, flow_id: str, v1: str, v2: str) -> str:
         """A unified diff of two stored versions' specs, as YAML."""
         a_version, a = self.spec_text(flow_id, v1)
         b_version, b = self.spec_text(flow_id, v2)
-        return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                            fromfile=f"{flow_id}@{a_version}", tofile=f"{flow_id}@{b_version}"))
+        return "".join(
+            difflib.unified_diff(
+                a.splitlines(keepends=True),
+                b.splitlines(keepends=True),
+                fromfile=f"{flow_id}@{a_version}",
+                tofile=f"{flow_id}@{b_version}",
+            )
+        )

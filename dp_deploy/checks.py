@@ -69,9 +69,7 @@ def worker_settings(
     return cc.flatten_executor_config(resolved), float(longest), missing
 
 
-def check_worker_config(
-    worker_doc: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> list[str]:
+def check_worker_config(worker_doc: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
     """The Celery rules a worker YAML breaks, with its env references resolved from ``environ``."""
     environ = os.environ if environ is None else environ
     settings, longest, missing = worker_settings(worker_doc, environ)
@@ -104,10 +102,7 @@ def check_instance_config(config: Mapping[str, Any]) -> list[str]:
         db = postgres.get("postgres_db") or {}
         scheme = db.get("scheme")
         if postgres.get("postgres_url"):
-            errors.append(
-                "storage.custom.config: use postgres_db fields from the environment, "
-                "not postgres_url"
-            )
+            errors.append("storage.custom.config: use postgres_db fields from the environment, not postgres_url")
         elif scheme not in ("postgresql+psycopg2", "postgresql+psycopg"):
             errors.append(
                 f"storage.custom.config.postgres_db.scheme is {scheme!r}: SQLAlchemy 2.1 reads "
@@ -130,8 +125,7 @@ def check_instance_config(config: Mapping[str, Any]) -> list[str]:
         flow_limits = [
             limit
             for limit in queue.get("tag_concurrency_limits") or []
-            if limit.get("key") == "dp/flow"
-            and (limit.get("value") or {}).get("applyLimitPerUniqueValue") is True
+            if limit.get("key") == "dp/flow" and (limit.get("value") or {}).get("applyLimitPerUniqueValue") is True
         ]
         if not flow_limits:
             errors.append(
@@ -187,9 +181,7 @@ def check_deployment(
     return errors
 
 
-def write_celery_config_module(
-    settings: Mapping[str, Any], directory: str | Path | None = None
-) -> Path:
+def write_celery_config_module(settings: Mapping[str, Any], directory: str | Path | None = None) -> Path:
     """Write Celery's ``dagster_celery_config`` module (read by ``dagster_celery.app``).
 
     The folder is private (0700, file 0600): the broker URL may hold a password.
@@ -238,9 +230,7 @@ def _checked_worker_settings(config_yaml: str) -> dict[str, Any]:
     errors = check_worker_config(doc)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
-        raise click.ClickException(
-            f"{config_yaml} refused: it could lose or duplicate steps.\n{lines}"
-        )
+        raise click.ClickException(f"{config_yaml} refused: it could lose or duplicate steps.\n{lines}")
     settings, _, _ = worker_settings(doc)
     return settings
 
@@ -290,17 +280,13 @@ def check_command(dagster_yaml: str, worker_yaml: str, flows_dir: str | None, st
 
 
 @deploy_cli.command("render-worker-yaml")
-@click.option(
-    "--longest-step-seconds", type=float, default=cc.DEFAULT_LONGEST_STEP_SECONDS, show_default=True
-)
+@click.option("--longest-step-seconds", type=float, default=cc.DEFAULT_LONGEST_STEP_SECONDS, show_default=True)
 def render_worker_yaml_command(longest_step_seconds: float) -> None:
     """Print the Celery worker config file for steps of at most this many seconds."""
     click.echo(cc.render_worker_yaml(longest_step_seconds), nl=False)
 
 
-@deploy_cli.command(
-    "celery-worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-)
+@deploy_cli.command("celery-worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--config-yaml", "-y", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", "-n", default="dagster@%h", show_default=True, help="Celery node name.")
 @click.option("--queue", "-q", multiple=True, help="Queues to consume (default: dagster).")

@@ -44,8 +44,10 @@ def custom_sql_connections(specs: Iterable[tuple[str, Any]]) -> dict[str, list[s
 
 
 def check_user_sql_logins(
-    uses: Mapping[str, list[str]], environ: Mapping[str, str] | None = None,
-    *, settings: PlatformSettings | None = None,
+    uses: Mapping[str, list[str]],
+    environ: Mapping[str, str] | None = None,
+    *,
+    settings: PlatformSettings | None = None,
 ) -> list[str]:
     """What is missing for the user SQL of each connection to run under a read-only login.
 
@@ -85,9 +87,12 @@ def check_user_sql_logins(
             main_url = sa.make_url(main) if main else None
         except sa.exc.ArgumentError:
             main_url = None
-        if main_url is not None and query_url.username == main_url.username and (
-            query_url.host, query_url.port, query_url.database
-        ) == (main_url.host, main_url.port, main_url.database):
+        if (
+            main_url is not None
+            and query_url.username == main_url.username
+            and (query_url.host, query_url.port, query_url.database)
+            == (main_url.host, main_url.port, main_url.database)
+        ):
             errors.append(
                 f"{_env_name(name, 'QUERY_URL')} logs in as the writer of connection '{name}' "
                 f"('{query_url.username}'): give user SQL ({places}) a separate login with SELECT "

@@ -102,7 +102,7 @@ class _Mirror(threading.Thread):
         while chunk := source.read(_CHUNK):
             view = memoryview(chunk)
             while view and not self._broken:
-                view = view[self._write_some(view[:_PIPE_BUF]):]
+                view = view[self._write_some(view[:_PIPE_BUF]) :]
 
     def _write_some(self, piece: memoryview) -> int:
         """Write without ever blocking the step for long: a reader that stopped reading (a full
@@ -115,4 +115,3 @@ class _Mirror(threading.Thread):
         except OSError:  # the terminal went away
             self._broken = True
             return 0
-

@@ -98,6 +98,7 @@ class _KeptConnections:
 class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, ConsolidatedSqliteEventLogStorage):
     # Dagster's __init__ sets None (typed None, for want of an annotation); watch() starts one.
     _obs: BaseObserver | None  # type: ignore[assignment]
+
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
         # The whole construction: a second process must not see a database file that the first

@@ -91,8 +91,9 @@ def retry_on_lost_connection(operation: Callable[[], T], what: str) -> T:
             except Exception as exc:
                 if attempt == ATTEMPTS or not _lost_connection(exc):
                     raise
-                log.warning("PostgreSQL lost the connection %s (attempt %d): %s",
-                            what, attempt, str(exc).splitlines()[0])
+                log.warning(
+                    "PostgreSQL lost the connection %s (attempt %d): %s", what, attempt, str(exc).splitlines()[0]
+                )
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
         raise AssertionError("unreachable")
     finally:
@@ -132,8 +133,11 @@ def _pooled_pg_engine(postgres_url: str, token_provider: PgTokenProvider | None)
     """Keeps one connection between operations, opens more while threads need them at once and
     closes those after use, checks a kept connection before handing it out (a server restart
     leaves it dead), and is fork-safe."""
-    return fork_safe(create_pg_engine(postgres_url, token_provider, isolation_level="AUTOCOMMIT",
-                                      pool_size=1, max_overflow=-1, pool_pre_ping=True))
+    return fork_safe(
+        create_pg_engine(
+            postgres_url, token_provider, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=-1, pool_pre_ping=True
+        )
+    )
 
 
 def shared_pg_engine(postgres_url: str, token_provider: PgTokenProvider | None = None) -> sa.Engine:
@@ -185,9 +189,7 @@ class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, Postgres
                 raise DagsterInvariantViolationError("Cannot store an event without an id.")
             return int(row[0])
 
-        event_id = retry_on_lost_connection(
-            insert_event, f"writing event {event.dagster_event_type or '(log line)'}"
-        )
+        event_id = retry_on_lost_connection(insert_event, f"writing event {event.dagster_event_type or '(log line)'}")
         # A log line has no dagster_event, hence no event type in ASSET_EVENTS.
         asset_event = event.dagster_event if event.dagster_event_type in ASSET_EVENTS else None
         if asset_event is not None and asset_event.asset_key:
@@ -209,14 +211,10 @@ class ResilientPostgresRunStorage(KeptRunSchema, _SharedPool, PostgresRunStorage
     """PostgresRunStorage whose run-status updates and reads outlast a short outage, on the
     process's shared pool, asking the schema once."""
 
-    def handle_run_event(
-        self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None
-    ) -> None:
+    def handle_run_event(self, run_id: str, event: DagsterEvent, update_timestamp: datetime | None = None) -> None:
         # An UPDATE of the run's row to the event's status: repeating it is harmless.
         retry_on_lost_connection(
-            lambda: super(ResilientPostgresRunStorage, self).handle_run_event(
-                run_id, event, update_timestamp
-            ),
+            lambda: super(ResilientPostgresRunStorage, self).handle_run_event(run_id, event, update_timestamp),
             f"writing run status {event.event_type_value}",
         )
 

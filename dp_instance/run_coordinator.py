@@ -66,7 +66,10 @@ def _job_tags(context: dg.SubmitRunContext, run: dg.DagsterRun, flow_id: str) ->
         tags = repository.get_full_job(flow_id).tags
     except Exception:  # a missing location must not stop the run being queued
         logging.getLogger("dp.run_coordinator").warning(
-            "run %s: the job tags of flow '%s' could not be read; it keeps dp/flow only", run.run_id, flow_id,
-            exc_info=True)
+            "run %s: the job tags of flow '%s' could not be read; it keeps dp/flow only",
+            run.run_id,
+            flow_id,
+            exc_info=True,
+        )
         return {}
     return {key: value for key, value in tags.items() if key.startswith("dp/")}

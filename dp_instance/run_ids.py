@@ -43,8 +43,9 @@ def resolve_run_id(instance: Any | None, given: str, *, also: Iterable[str] = ()
     if given in known:
         return given
     if len(given) < MIN_PREFIX:
-        raise RunIdError(f"run id '{given}' is too short: give at least {MIN_PREFIX} characters "
-                         "(the UI shows the first 8)")
+        raise RunIdError(
+            f"run id '{given}' is too short: give at least {MIN_PREFIX} characters (the UI shows the first 8)"
+        )
     matches = sorted(run_id for run_id in known if run_id.startswith(given))
     if len(matches) == 1:
         return matches[0]
@@ -53,8 +54,9 @@ def resolve_run_id(instance: Any | None, given: str, *, also: Iterable[str] = ()
         raise RunIdError(f"no run id starts with '{given}' {where}")
     listed = "; ".join(_describe(instance, matches[:LISTED]))
     more = f" and {len(matches) - LISTED} more" if len(matches) > LISTED else ""
-    raise AmbiguousRunId(f"run id '{given}' is ambiguous: {len(matches)} runs start with it "
-                     f"({listed}{more}); give more characters")
+    raise AmbiguousRunId(
+        f"run id '{given}' is ambiguous: {len(matches)} runs start with it ({listed}{more}); give more characters"
+    )
 
 
 def _describe(instance: Any | None, run_ids: list[str]) -> list[str]:
@@ -63,8 +65,10 @@ def _describe(instance: Any | None, run_ids: list[str]) -> list[str]:
     if instance is not None:
         import dagster as dg
 
-        records = {record.dagster_run.run_id: record.dagster_run
-                   for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))}
+        records = {
+            record.dagster_run.run_id: record.dagster_run
+            for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))
+        }
     described = []
     for run_id in run_ids:
         run = records.get(run_id)

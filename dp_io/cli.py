@@ -77,9 +77,7 @@ def list_command(flow: str | None, base: str | None) -> None:
     if not summaries:
         click.echo("no stored runs")
         return
-    click.echo(
-        f"{'RUN':36}  {'STATUS':9}  {'STARTED (UTC)':19}  {'OUTPUTS':>7}  {'SIZE':>10}  FLOWS"
-    )
+    click.echo(f"{'RUN':36}  {'STATUS':9}  {'STARTED (UTC)':19}  {'OUTPUTS':>7}  {'SIZE':>10}  FLOWS")
     for s in summaries:
         started = s.started.strftime("%Y-%m-%d %H:%M:%S") if s.started else "-"
         click.echo(
@@ -105,17 +103,13 @@ def show_command(run_id: str, base: str | None) -> None:
     except (OutputNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     s = detail.summary
-    click.echo(
-        f"run {s.run_id}  status {s.status or '-'}  job {s.job_name or '-'}  {_size(s.bytes)}"
-    )
+    click.echo(f"run {s.run_id}  status {s.status or '-'}  job {s.job_name or '-'}  {_size(s.bytes)}")
     for o in detail.outputs:
         node = o.node_id + (f"[{o.partition}]" if o.partition is not None else "")
         click.echo(f"  {o.flow_id}/{node:30}  {o.format:8}  {_size(o.bytes):>10}  {o.path}")
         for index, part in enumerate(o.parts):
             rows = "-" if part.get("rows") is None else f"{part['rows']} rows"
-            click.echo(
-                f"      part {index:<5}  {part['format']:8}  {_size(part['bytes']):>10}  {rows}"
-            )
+            click.echo(f"      part {index:<5}  {part['format']:8}  {_size(part['bytes']):>10}  {rows}")
 
 
 @runs.command(name="read")
@@ -212,18 +206,14 @@ def export_value(value: Any, out: Path) -> None:
         try:
             out.write_text(json.dumps(value, indent=2, ensure_ascii=False))
         except TypeError as exc:
-            raise click.ClickException(
-                f"this value is not JSON ({exc}); use --out FILE.pkl"
-            ) from exc
+            raise click.ClickException(f"this value is not JSON ({exc}); use --out FILE.pkl") from exc
         return
     raise click.ClickException(f"--out {out}: use .json or .pkl for a {type(value).__name__}")
 
 
 @runs.command(name="prune")
 @click.argument("flow", required=False)
-@click.option(
-    "--keep-last", type=click.IntRange(min=0), default=None, help="Keep the last N runs per flow."
-)
+@click.option("--keep-last", type=click.IntRange(min=0), default=None, help="Keep the last N runs per flow.")
 @click.option("--older-than", default=None, help="Prune runs older than this (30m, 12h, 7d, 2w).")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option(

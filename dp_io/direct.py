@@ -53,7 +53,7 @@ class DirectFile:
         size, offset, capacity = len(source), 0, len(self._array)
         while offset < size:
             take = min(size - offset, capacity - self._filled)
-            self._array[self._filled:self._filled + take] = source[offset:offset + take]
+            self._array[self._filled : self._filled + take] = source[offset : offset + take]
             self._filled += take
             offset += take
             if self._filled == capacity:
@@ -75,7 +75,7 @@ class DirectFile:
         try:
             if self._filled:
                 padded = -(-self._filled // ALIGNMENT) * ALIGNMENT
-                self._array[self._filled:padded] = 0
+                self._array[self._filled : padded] = 0
                 self._write_out(padded)
             os.ftruncate(self._fd, self._position)
         finally:
@@ -97,9 +97,7 @@ class DirectFile:
     def __enter__(self) -> DirectFile:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         if kind is None:
             self.close()
         else:

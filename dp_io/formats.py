@@ -133,9 +133,7 @@ def encode(obj: Any, frame_format: str = DEFAULT_FRAME_FORMAT) -> Encoded:
             )
         suffix, compression = FRAME_FORMATS[frame_format]
         columns = [(f.name, str(f.type)) for f in table.schema]
-        return Encoded(
-            frame_format, suffix, table, table.num_rows, columns, compression=compression
-        )
+        return Encoded(frame_format, suffix, table, table.num_rows, columns, compression=compression)
     if frame_format != "pickle" and is_plain_json(obj):
         payload = json.dumps(obj, ensure_ascii=False, allow_nan=False).encode()
         return Encoded("json", VALUE_FORMATS["json"], payload)

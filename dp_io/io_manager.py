@@ -132,9 +132,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             )
         return str(keys[0])
 
-    def output_stem(
-        self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None
-    ) -> str:
+    def output_stem(self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None) -> str:
         return store.output_stem(run_id, key_path, partition)
 
     def frame_format(self, context: dg.OutputContext) -> str:
@@ -188,9 +186,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         store = self.store()
-        stem = self.output_stem(
-            store, context.run_id, self.key_path(context), self.output_partition(context)
-        )
+        stem = self.output_stem(store, context.run_id, self.key_path(context), self.output_partition(context))
         frame_format = self.frame_format(context)
         queued = self._writes.take((context.run_id, stem, frame_format))
         # A write the step queued when it computed the value (dp_io.write_behind): wait for it.
@@ -252,9 +248,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
             self._note_source(context, run_id, store.to_url(stored.path))
             return self.load(store, stored, parts=parts)
         if not context.has_asset_key:
-            raise OutputNotFoundError(
-                f"{_input_label(context)}: no run produced it and it is not an asset"
-            )
+            raise OutputNotFoundError(f"{_input_label(context)}: no run produced it and it is not an asset")
         ref = find_materialization(context.instance, context.asset_key, partition_key=partition)
         if ref is None:
             where = f" partition {partition!r}" if partition is not None else ""
@@ -327,9 +321,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         path = store.to_path(url)
         stored = store.classify(path)
         if not store.exists(path):
-            raise OutputNotFoundError(
-                f"stored output {url} does not exist (pruned, or on another machine/base)"
-            )
+            raise OutputNotFoundError(f"stored output {url} does not exist (pruned, or on another machine/base)")
         if part is not None and stored.is_parts:
             return read_part(store, path, part)
         if part not in (None, 0):

@@ -73,9 +73,7 @@ def run_lineage(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 def materializations_in_run(instance: dg.DagsterInstance, run_id: str) -> list[MaterializationRef]:
     """Every materialisation a run recorded, oldest first."""
-    connection = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
+    connection = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     return [ref_from_entry(r.event_log_entry, r.storage_id) for r in connection.records]
 
 
@@ -162,9 +160,7 @@ def load_latest_output(
     :func:`find_materialization`); ``parts=True`` returns a streamed output as an iterator of
     its parts. Raises :class:`NeverMaterializedError` when there is nothing to read.
     """
-    ref = find_materialization(
-        instance, asset_key, partition_key=partition_key, lineage_of=lineage_of
-    )
+    ref = find_materialization(instance, asset_key, partition_key=partition_key, lineage_of=lineage_of)
     if ref is None:
         where = f" (partition {partition_key!r})" if partition_key is not None else ""
         raise NeverMaterializedError(
@@ -195,12 +191,7 @@ def reusable_parent_outputs(
     found: dict[dg.AssetKey, MaterializationRef] = {}
     for run_id in run_lineage(instance, run.parent_run_id):
         for ref in reversed(materializations_in_run(instance, run_id)):
-            if (
-                ref.asset_key in wanted
-                and ref.asset_key not in found
-                and ref.partition == partition_key
-                and ref.path
-            ):
+            if ref.asset_key in wanted and ref.asset_key not in found and ref.partition == partition_key and ref.path:
                 found[ref.asset_key] = ref
         if len(found) == len(wanted):
             break

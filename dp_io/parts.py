@@ -29,9 +29,7 @@ class PartsResult:
     notes: list[str] = field(default_factory=list)
 
 
-def write_parts(
-    store: OutputStore, stem: str, values: Iterable[Any], frame_format: str
-) -> PartsResult:
+def write_parts(store: OutputStore, stem: str, values: Iterable[Any], frame_format: str) -> PartsResult:
     directory = stem + PARTS_SUFFIX
     store.makedirs(directory)
     token = writer_token()
@@ -43,9 +41,7 @@ def write_parts(
         path = posixpath.join(directory, name)
         store.atomic_write(path, encoded.write, cleanup=False)
         size = store.size(path)
-        entries.append(
-            {"file": name, "format": encoded.format, "rows": encoded.rows, "bytes": size}
-        )
+        entries.append({"file": name, "format": encoded.format, "rows": encoded.rows, "bytes": size})
         result.parts += 1
         result.bytes += size
         result.formats.add(encoded.format)
@@ -94,8 +90,7 @@ def read_part(store: OutputStore, directory: str, index: int) -> Any:
     entries = part_entries(store, directory)
     if not 0 <= index < len(entries):
         raise OutputNotFoundError(
-            f"{store.to_url(directory)} has {len(entries)} part(s), numbered from 0: "
-            f"there is no part {index}"
+            f"{store.to_url(directory)} has {len(entries)} part(s), numbered from 0: there is no part {index}"
         )
     name = entries[index]["file"]
     return decode(store.source(posixpath.join(directory, name)), "." + name.rsplit(".", 1)[1])

@@ -92,9 +92,7 @@ class PruneReport:
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def open_store(
-    base: str | None = None, storage_options: dict[str, Any] | None = None
-) -> OutputStore:
+def open_store(base: str | None = None, storage_options: dict[str, Any] | None = None) -> OutputStore:
     if base is None:
         from dp_settings import current  # the retention job runs in Dagster, with no settings of ours
 
@@ -103,9 +101,7 @@ def open_store(
 
 
 def _format_of(stored: StoredOutput) -> str:
-    return {".arrow": "arrow", ".parquet": "parquet", ".json": "json", ".pkl": "pickle"}.get(
-        stored.suffix, "parts"
-    )
+    return {".arrow": "arrow", ".parquet": "parquet", ".json": "json", ".pkl": "pickle"}.get(stored.suffix, "parts")
 
 
 def _stored_runs(store: OutputStore) -> list[str]:
@@ -211,9 +207,7 @@ def show_run(
         raise OutputNotFoundError(f"run {run_id} has no stored outputs under {store.url}")
     record = _run_records(instance, [run_id]).get(run_id)
     outputs = [
-        replace(o, parts=tuple(part_entries(store, store.to_path(o.path))))
-        if o.format == "parts"
-        else o
+        replace(o, parts=tuple(part_entries(store, store.to_path(o.path)))) if o.format == "parts" else o
         for o in _outputs(store, run_id)
     ]
     return RunDetail(_summary(store, run_id, record, None), outputs)
@@ -236,11 +230,7 @@ def read_output(
 
     store = open_store(base, storage_options)
     check_run_id(run_id)
-    matches = [
-        o
-        for o in _outputs(store, run_id, flow_id)
-        if o.node_id == node_id and o.partition == partition
-    ]
+    matches = [o for o in _outputs(store, run_id, flow_id) if o.node_id == node_id and o.partition == partition]
     if not matches:
         where = f" of flow {flow_id}" if flow_id else ""
         which = f" partition {partition!r}" if partition is not None else ""
@@ -359,9 +349,7 @@ def build_retention_schedule(
     ``policies`` maps flow id -> :class:`RetentionPolicy` (the spec's ``retention:`` block).
     The base is read when the job runs (``DP_OUTPUTS_URL``/``DP_HOME``) unless given.
     """
-    frozen = {
-        flow: RetentionPolicy.model_validate(p).require_rule() for flow, p in sorted(policies.items())
-    }
+    frozen = {flow: RetentionPolicy.model_validate(p).require_rule() for flow, p in sorted(policies.items())}
 
     @dg.op(name=f"{name}_prune", out={}, description="Prune stored run outputs per flow policy.")
     def prune_op(context):  # unannotated: Dagster inspects the annotation at definition time

@@ -30,12 +30,8 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    keep_last: int | None = Field(
-        default=None, ge=1, description="Keep the outputs of this many most recent runs."
-    )
-    older_than_days: int | None = Field(
-        default=None, ge=1, description="Prune runs older than this many days."
-    )
+    keep_last: int | None = Field(default=None, ge=1, description="Keep the outputs of this many most recent runs.")
+    older_than_days: int | None = Field(default=None, ge=1, description="Prune runs older than this many days.")
     run_history: bool = Field(
         default=False,
         description="Also delete the Dagster run records and event logs of runs past retention "

@@ -27,9 +27,7 @@ from dp_io.lookup import MaterializationRef, still_latest_in
 from dp_io.retention_policy import check_rules, past_retention
 
 # The runs retention judges and counts: the others may still write outputs or events.
-FINISHED_STATUSES = frozenset(
-    {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-)
+FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED})
 
 
 def started_at(record: Any) -> float | None:

@@ -179,9 +179,7 @@ class OutputStore:
                 return StoredOutput(path, suffix)
         from dp_io.errors import UnsupportedFormatError
 
-        raise UnsupportedFormatError(
-            f"{path}: not a stored output (expected one of {', '.join(OUTPUT_SUFFIXES)})"
-        )
+        raise UnsupportedFormatError(f"{path}: not a stored output (expected one of {', '.join(OUTPUT_SUFFIXES)})")
 
     def walk_outputs(self, directory: str) -> Iterator[tuple[tuple[str, ...], StoredOutput]]:
         """Every complete output below ``directory``: (relative segments, no suffix; output)."""
@@ -206,9 +204,7 @@ class OutputStore:
             return int(self.fs.du(path, total=True))
         if not os.path.isdir(path):
             return os.path.getsize(path)
-        return sum(
-            os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
-        )
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
     def mtime(self, path: str) -> float | None:
         """Modification time of a file (seconds since the epoch), None when unknown."""
@@ -367,11 +363,7 @@ class OutputStore:
                     self.remove(path)
                     removed.append(path)
                 continue
-            if (
-                finished_base is not None
-                and name != finished
-                and _strip_output_suffix(name) == finished_base
-            ):
+            if finished_base is not None and name != finished and _strip_output_suffix(name) == finished_base:
                 self.remove(path)
                 removed.append(path)
         return removed
@@ -389,9 +381,7 @@ class OutputStore:
                 removed += self.cleanup_tree(path)
         return removed
 
-    def cleanup_parts(
-        self, directory: str, keep: set[str] | None, *, own: bool = False
-    ) -> list[str]:
+    def cleanup_parts(self, directory: str, keep: set[str] | None, *, own: bool = False) -> list[str]:
         """Remove part files of dead writers that the manifest does not list.
 
         ``keep=None`` reads the manifest; without one (an interrupted stream) every part whose

@@ -55,9 +55,7 @@ class TableIOManager(dg.ConfigurableIOManager):
         description="SQLAlchemy URL of the database, e.g. postgresql+psycopg2://user@host/db "
         "(pass secrets with dg.EnvVar)."
     )
-    default_schema: str = Field(
-        default="public", description="Schema for assets whose key has no prefix."
-    )
+    default_schema: str = Field(default="public", description="Schema for assets whose key has no prefix.")
     dtype_backend: Literal["numpy", "numpy_nullable", "pyarrow"] = Field(
         default="numpy",
         description="pandas dtype backend when reading tables back ('numpy_nullable' keeps "
@@ -95,9 +93,7 @@ class TableIOManager(dg.ConfigurableIOManager):
             )
         where = context.asset_key.to_user_string()
         if context.has_asset_partitions:
-            raise dg.DagsterInvariantViolationError(
-                f"asset {where}: TableIOManager does not store partitioned assets"
-            )
+            raise dg.DagsterInvariantViolationError(f"asset {where}: TableIOManager does not store partitioned assets")
         if not is_dataframe(obj):
             raise dg.DagsterTypeCheckDidNotPass(
                 f"asset {where}: TableIOManager stores pandas DataFrames, got {type(obj).__name__}"
@@ -114,11 +110,7 @@ class TableIOManager(dg.ConfigurableIOManager):
                 "dagster/table_name": dg.MetadataValue.text(name),
                 "dagster/row_count": dg.MetadataValue.int(rows),
                 "dagster/column_schema": dg.MetadataValue.table_schema(
-                    dg.TableSchema(
-                        columns=[
-                            dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()
-                        ]
-                    )
+                    dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in obj.dtypes.items()])
                 ),
             }
         )
@@ -129,9 +121,7 @@ class TableIOManager(dg.ConfigurableIOManager):
                 f"TableIOManager loads assets only; input {context.name!r} has no asset key"
             )
         upstream = context.upstream_output
-        return self.load_asset(
-            context.asset_key, upstream.definition_metadata if upstream is not None else {}
-        )
+        return self.load_asset(context.asset_key, upstream.definition_metadata if upstream is not None else {})
 
     def load_latest(
         self,
@@ -164,15 +154,9 @@ def replace_table(engine: Any, schema: str, table: str, frame: Any) -> int:
     frame = _with_named_index(frame)
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"))
-        frame.to_sql(
-            temporary, conn, schema=schema, index=False, method=_copy_method(conn.dialect.driver)
-        )
+        frame.to_sql(temporary, conn, schema=schema, index=False, method=_copy_method(conn.dialect.driver))
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
-        conn.execute(
-            sa.text(
-                f"ALTER TABLE {qualified(schema, temporary)} RENAME TO {quote_identifier(table)}"
-            )
-        )
+        conn.execute(sa.text(f"ALTER TABLE {qualified(schema, temporary)} RENAME TO {quote_identifier(table)}"))
     return len(frame)
 
 
@@ -182,9 +166,7 @@ def read_table(engine: Any, schema: str, table: str, dtype_backend: str = "numpy
 
     kwargs = {} if dtype_backend == "numpy" else {"dtype_backend": dtype_backend}
     with engine.connect() as conn:
-        return pd.read_sql_query(
-            sa.text(f"SELECT * FROM {qualified(schema, table)}"), conn, **kwargs
-        )
+        return pd.read_sql_query(sa.text(f"SELECT * FROM {qualified(schema, table)}"), conn, **kwargs)
 
 
 def _with_named_index(frame: Any) -> Any:
@@ -205,11 +187,7 @@ def _copy_method(driver: str):
 
 
 def _copy_target(pd_table: Any, keys: list[str]) -> str:
-    name = (
-        qualified(pd_table.schema, pd_table.name)
-        if pd_table.schema
-        else quote_identifier(pd_table.name)
-    )
+    name = qualified(pd_table.schema, pd_table.name) if pd_table.schema else quote_identifier(pd_table.name)
     columns = ", ".join('"' + str(k).replace('"', '""') + '"' for k in keys)
     return f"COPY {name} ({columns}) FROM STDIN"
 

@@ -61,9 +61,7 @@ class DagsterProxy:
     def __init__(self, settings: ProxySettings) -> None:
         settings.require_credentials()
         self.settings = settings
-        self.auth = Authenticator(
-            settings.users, [token.get_secret_value() for token in settings.tokens]
-        )
+        self.auth = Authenticator(settings.users, [token.get_secret_value() for token in settings.tokens])
         self.throttle = LoginThrottle(
             burst=settings.login_burst,
             per_minute=settings.login_per_minute,
@@ -75,12 +73,8 @@ class DagsterProxy:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            timeout = httpx.Timeout(
-                self.settings.read_timeout_seconds, connect=self.settings.connect_timeout_seconds
-            )
-            self._client = httpx.AsyncClient(
-                base_url=self.settings.upstream, timeout=timeout, follow_redirects=False
-            )
+            timeout = httpx.Timeout(self.settings.read_timeout_seconds, connect=self.settings.connect_timeout_seconds)
+            self._client = httpx.AsyncClient(base_url=self.settings.upstream, timeout=timeout, follow_redirects=False)
         return self._client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,9 +129,7 @@ class DagsterProxy:
             return self._throttled(wait)
         if self._password_slots is None:
             self._password_slots = CapacityLimiter(self.settings.password_check_threads)
-        principal = await to_thread.run_sync(
-            self.auth.principal, authorization, limiter=self._password_slots
-        )
+        principal = await to_thread.run_sync(self.auth.principal, authorization, limiter=self._password_slots)
         if principal is None:
             log.warning("failed login from %s", client)
             return self._unauthorized()
@@ -162,9 +154,7 @@ class DagsterProxy:
                 set(request.query_params.keys()),
                 self.settings,
             )
-            response = (
-                self._refused(refusal, request) if refusal else await self._forward(request, scope)
-            )
+            response = self._refused(refusal, request) if refusal else await self._forward(request, scope)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         await response(scope, receive, send)
@@ -180,9 +170,7 @@ class DagsterProxy:
         headers = {"allow": "POST"} if refusal.status == 405 else None
         return PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status, headers=headers)
 
-    def _upstream_headers(
-        self, scope: Scope, headers: list[tuple[str, str]]
-    ) -> list[tuple[str, str]]:
+    def _upstream_headers(self, scope: Scope, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         kept = [(k, v) for k, v in headers if k.lower() not in DROPPED_REQUEST]
         client = scope.get("client")
         if client:
@@ -226,8 +214,7 @@ class DagsterProxy:
         response.raw_headers = [
             (key.lower(), value)
             for key, value in upstream.headers.raw
-            if key.lower().decode("latin-1") not in HOP_BY_HOP
-            and not key.lower().startswith(b"access-control-")
+            if key.lower().decode("latin-1") not in HOP_BY_HOP and not key.lower().startswith(b"access-control-")
         ]
         return response
 
@@ -241,9 +228,7 @@ class DagsterProxy:
         refusal = check_websocket(headers, self.settings)
         if refusal:
             log.warning("refused WebSocket %s: %s", websocket.url.path, refusal.reason)
-            await self._deny(
-                websocket, PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status)
-            )
+            await self._deny(websocket, PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status))
             return
         await self._pipe_websocket(websocket, scope)
 
@@ -263,9 +248,7 @@ class DagsterProxy:
             url += "?" + scope["query_string"].decode("latin-1")
         forwarded = self._upstream_headers(scope, list(websocket.headers.items()))
         forwarded = [
-            (k, v)
-            for k, v in forwarded
-            if not k.lower().startswith("sec-websocket-") and k.lower() != "origin"
+            (k, v) for k, v in forwarded if not k.lower().startswith("sec-websocket-") and k.lower() != "origin"
         ]
         try:
             upstream = await connect(
@@ -278,9 +261,7 @@ class DagsterProxy:
             )
         except (TimeoutError, OSError, WebSocketException) as error:
             log.error("upstream WebSocket %s unreachable: %s", url, error)
-            await self._deny(
-                websocket, PlainTextResponse("the Dagster webserver is unreachable\n", 502)
-            )
+            await self._deny(websocket, PlainTextResponse("the Dagster webserver is unreachable\n", 502))
             return
 
         await websocket.accept(subprotocol=upstream.subprotocol)

@@ -47,7 +47,11 @@ def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def hash_password(
-    password: str, *, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R,
+    password: str,
+    *,
+    salt: bytes | None = None,
+    n: int = SCRYPT_N,
+    r: int = SCRYPT_R,
     p: int = SCRYPT_P,
 ) -> str:
     """A salted scrypt hash of ``password`` in the proxy's storage format."""

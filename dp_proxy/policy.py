@@ -71,9 +71,7 @@ def _cross_site_checks(headers: Mapping[str, str], settings: ProxySettings) -> R
     if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
         return Refusal(403, "cross-site request without an allowed Origin")
     if not headers.get(settings.csrf_header.lower()):
-        return Refusal(
-            403, f"a request without an Origin must send the {settings.csrf_header} header"
-        )
+        return Refusal(403, f"a request without an Origin must send the {settings.csrf_header} header")
     return None
 
 

@@ -30,9 +30,7 @@ class ProxySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     upstream: str = Field(description="Base URL of the Dagster webserver behind the proxy.")
-    users: dict[str, str] = Field(
-        default_factory=dict, description="User name -> scrypt hash (HTTP Basic)."
-    )
+    users: dict[str, str] = Field(default_factory=dict, description="User name -> scrypt hash (HTTP Basic).")
     tokens: list[SecretStr] = Field(default_factory=list, description="Bearer tokens.")
     allowed_origins: list[str] = Field(
         default_factory=list,
@@ -48,9 +46,7 @@ class ProxySettings(BaseModel):
     request_timeout_seconds: float = Field(
         default=60, gt=0, description="A client must send a whole request (headers, body) within."
     )
-    login_burst: int = Field(
-        default=10, ge=1, description="Failed logins a client may make at once."
-    )
+    login_burst: int = Field(default=10, ge=1, description="Failed logins a client may make at once.")
     login_per_minute: float = Field(
         default=2, gt=0, description="Failed logins per minute a client regains after the burst."
     )
@@ -82,9 +78,7 @@ class ProxySettings(BaseModel):
             )
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> ProxySettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ProxySettings:
         """The settings of ``environ`` (default: this process's environment), read now."""
         return cls.from_variables(load(environ).proxy, **overrides)
 

@@ -81,9 +81,7 @@ class DatabasesResource(dg.ConfigurableResource):
         description="PostgreSQL role to SET LOCAL ROLE to for user SQL, an extra layer on top of "
         "the read-only login (never instead of it: the login must itself be read-only).",
     )
-    statement_timeout_ms: int = Field(
-        default=60_000, gt=0, description="Longest a user SQL statement may run, in ms."
-    )
+    statement_timeout_ms: int = Field(default=60_000, gt=0, description="Longest a user SQL statement may run, in ms.")
 
     _engines: dict[tuple[str, Any], Any] = PrivateAttr(default_factory=dict)
     _checked_logins: set[str] = PrivateAttr(default_factory=set)

@@ -124,8 +124,11 @@ class HttpResource(dg.ConfigurableResource):
     max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest response body read.")
     timeout_seconds: float = Field(default=60.0, gt=0, description="Total time of one request, redirects included.")
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    max_redirects: int = Field(default=5, ge=0, description="Most redirects one request follows (a node may "
-                               "ask for fewer); 0: the 30x response is the answer.")
+    max_redirects: int = Field(
+        default=5,
+        ge=0,
+        description="Most redirects one request follows (a node may ask for fewer); 0: the 30x response is the answer.",
+    )
     verify_tls: bool = True
     user_agent: str = "dp-platform"
 
@@ -208,15 +211,19 @@ class HttpResource(dg.ConfigurableResource):
                     break
                 following = target.join(location)
                 if target.scheme == "https" and following.scheme == "http":
-                    raise RequestRefused(f"{_shown(target)} redirected to {_shown(following)}: a redirect from "
-                                         "https to http is never followed")
+                    raise RequestRefused(
+                        f"{_shown(target)} redirected to {_shown(following)}: a redirect from "
+                        "https to http is never followed"
+                    )
                 drops_body = response.status_code == 303 or (response.status_code in (301, 302) and method == "POST")
                 keeps_body = not drops_body and (json is not None or content is not None)
                 if origin(following) != origin(target):  # credentials stay with the origin they were meant for
                     if keeps_body and sensitive_body:
-                        raise RequestRefused(f"{_shown(target)} redirected to another origin ({_shown(following)}) "
-                                             f"with {response.status_code}, which would send the body holding a "
-                                             "secret there; not followed")
+                        raise RequestRefused(
+                            f"{_shown(target)} redirected to another origin ({_shown(following)}) "
+                            f"with {response.status_code}, which would send the body holding a "
+                            "secret there; not followed"
+                        )
                     send_headers = without_credentials(send_headers, sensitive_headers)
                     client.cookies.clear()
                 target = following
@@ -225,8 +232,15 @@ class HttpResource(dg.ConfigurableResource):
             raise RequestRefused(f"more than {limit} redirects from {_shown(httpx.URL(url))} (max_redirects)")
 
     def _hop(
-        self, client: Any, method: str, target: Any, json: Any, content: bytes | None,
-        headers: Mapping[str, str] | None, cap: int, deadline: float,
+        self,
+        client: Any,
+        method: str,
+        target: Any,
+        json: Any,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        cap: int,
+        deadline: float,
     ) -> HttpResponse:
         import httpx
 
@@ -247,8 +261,9 @@ class HttpResource(dg.ConfigurableResource):
         if target.scheme == "https":
             extensions["sni_hostname"] = host
         timeout = httpx.Timeout(remaining, connect=min(remaining, self.connect_timeout_seconds))
-        request = client.build_request(method, pinned, json=json, content=content, headers=send_headers,
-                                       timeout=timeout, extensions=extensions)
+        request = client.build_request(
+            method, pinned, json=json, content=content, headers=send_headers, timeout=timeout, extensions=extensions
+        )
         try:
             response = client.send(request, stream=True)
         except httpx.TimeoutException as exc:
@@ -266,8 +281,7 @@ class HttpResource(dg.ConfigurableResource):
             raise ResponseTooLarge(f"response from {host} could not be decoded: {exc}") from None
         finally:
             response.close()
-        return HttpResponse(response.status_code, dict(response.headers), body,
-                            str(target))
+        return HttpResponse(response.status_code, dict(response.headers), body, str(target))
 
 
 def retry_after_seconds(response: HttpResponse, default: float) -> float:

@@ -25,8 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0
 KEEP_ALIVE_SECONDS = 5
 #: States in which the client has sent all of the request (or the connection is over).
-_REQUEST_RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL,
-                     h11.SWITCHED_PROTOCOL)
+_REQUEST_RECEIVED = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL, h11.SWITCHED_PROTOCOL)
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\ncontent-length: 40\r\n\r\nthe request did not arrive in due time.\n"
@@ -66,9 +65,7 @@ class RequestDeadlineProtocol(H11Protocol):
 
     def _arm_request_deadline(self) -> None:
         self._clear_request_deadline()
-        self._request_deadline = self.loop.call_later(
-            self.request_timeout_seconds, self._request_timed_out
-        )
+        self._request_deadline = self.loop.call_later(self.request_timeout_seconds, self._request_timed_out)
 
     def _clear_request_deadline(self) -> None:
         if self._request_deadline is not None:

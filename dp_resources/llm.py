@@ -57,16 +57,21 @@ class LlmResource(dg.ConfigurableResource):
 
     base_url: str | None = Field(default=None, description="API base URL (…/v1); unset: DP_LLM_BASE_URL.")
     model: str | None = Field(default=None, description="Default model name; unset: DP_LLM_MODEL.")
-    api_key: str | None = Field(default=None, description="API key (optional); give it as "
-                                "dg.EnvVar(...), never as text; unset: DP_LLM_API_KEY.")
+    api_key: str | None = Field(
+        default=None, description="API key (optional); give it as dg.EnvVar(...), never as text; unset: DP_LLM_API_KEY."
+    )
     allow_private: bool = Field(
         default=False, description="Allow a private or loopback endpoint (a local model server)."
     )
     allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
     max_response_bytes: int = Field(default=5_000_000, gt=0)
-    max_redirects: int = Field(default=2, ge=0, description="Redirects a completion request follows (0: none); "
-                               "the API key never follows one to another origin.")
+    max_redirects: int = Field(
+        default=2,
+        ge=0,
+        description="Redirects a completion request follows (0: none); "
+        "the API key never follows one to another origin.",
+    )
     retries: int = Field(default=2, ge=0, description="Retries of a completion on 429/5xx/timeouts.")
     max_steps: int = Field(default=20, ge=1, description="Ceiling of an agent's model calls per run.")
     max_tool_calls: int = Field(default=50, ge=0, description="Ceiling of an agent's tool calls per run.")
@@ -127,8 +132,13 @@ class LlmResource(dg.ConfigurableResource):
         timeout = min(timeout_seconds or self.request_timeout_seconds, self.request_timeout_seconds)
         started = time.monotonic()
         response = send_with_retries(
-            self._http(timeout), "POST", f"{base}/chat/completions", json=body, headers=headers,
-            retries=self.retries, backoff_seconds=1.0,
+            self._http(timeout),
+            "POST",
+            f"{base}/chat/completions",
+            json=body,
+            headers=headers,
+            retries=self.retries,
+            backoff_seconds=1.0,
         )
         return parse_reply(response.content, chosen, time.monotonic() - started)
 
@@ -146,14 +156,27 @@ def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments if arguments is not None else {})
-        calls.append(ToolCall(id=str(call.get("id") or f"call_{len(calls)}"), name=str(function.get("name") or ""),
-                              arguments=arguments))
+        calls.append(
+            ToolCall(
+                id=str(call.get("id") or f"call_{len(calls)}"),
+                name=str(function.get("name") or ""),
+                arguments=arguments,
+            )
+        )
     usage = payload.get("usage") or {}
-    usage = {k: int(v) for k, v in usage.items() if k in ("prompt_tokens", "completion_tokens", "total_tokens")
-             and isinstance(v, (int, float))}
+    usage = {
+        k: int(v)
+        for k, v in usage.items()
+        if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, (int, float))
+    }
     if "total_tokens" not in usage and usage:
         usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
     return ChatReply(
-        content=message.get("content"), tool_calls=tuple(calls), finish_reason=choice.get("finish_reason"),
-        usage=usage, model=str(payload.get("model") or model), duration_s=duration_s, raw_message=message,
+        content=message.get("content"),
+        tool_calls=tuple(calls),
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
+        model=str(payload.get("model") or model),
+        duration_s=duration_s,
+        raw_message=message,
     )

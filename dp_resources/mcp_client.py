@@ -59,8 +59,12 @@ class McpServer(dg.Config):
     url: str | None = Field(default=None, description="http: the endpoint, e.g. https://tools.internal/mcp.")
     headers: dict[str, str] = Field(default_factory=dict, description="http: headers; values may be ${env:NAME}.")
     allowed_tools: list[str] | None = Field(default=None, description="Tools flows may call; unset: every listed tool.")
-    max_redirects: int = Field(default=3, ge=0, description="http: redirects followed, each within the "
-                               "endpoint's origin (0: none); a redirect elsewhere is an error.")
+    max_redirects: int = Field(
+        default=3,
+        ge=0,
+        description="http: redirects followed, each within the "
+        "endpoint's origin (0: none); a redirect elsewhere is an error.",
+    )
     timeout_seconds: float = Field(default=60.0, gt=0, description="Longest connect or call.")
     max_result_bytes: int = Field(default=1_000_000, gt=0, description="Largest tool result accepted.")
 
@@ -104,8 +108,10 @@ class McpResource(dg.ConfigurableResource):
 
         config = self.server(name)
         scope = secrets or SecretScope()
-        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog, \
-                start_blocking_portal() as portal:
+        with (
+            tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog,
+            start_blocking_portal() as portal,
+        ):
             opened = portal.wrap_async_context_manager(_open_client(config, scope, errlog))
             try:
                 client = opened.__enter__()
@@ -161,8 +167,9 @@ class McpConnection:
                     break
         return found
 
-    def call_tool(self, tool: str, arguments: Mapping[str, Any] | None = None,
-                  timeout_seconds: float | None = None) -> dict[str, Any]:
+    def call_tool(
+        self, tool: str, arguments: Mapping[str, Any] | None = None, timeout_seconds: float | None = None
+    ) -> dict[str, Any]:
         """Call ``tool``; the result as plain JSON (``content``, ``text``, ``structured``, ``is_error``)."""
         if not self.allowed(tool):
             raise McpRefused(
@@ -211,7 +218,9 @@ async def _open_client(config: McpServer, scope: SecretScope, errlog: Any):
         if not config.command:
             raise McpRefused("stdio MCP server has no `command`")
         params = StdioServerParameters(
-            command=config.command, args=list(config.args), cwd=config.cwd,
+            command=config.command,
+            args=list(config.args),
+            cwd=config.cwd,
             env={k: scope.resolve_written(v, f"env.{k}") for k, v in config.env.items()} or None,
         )
         async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=config.timeout_seconds) as client:

@@ -88,8 +88,11 @@ def read_body(response: Any, cap: int, deadline: float, where: str, timeout_seco
     (subclasses of ``IOError``/``TimeoutError``) naming ``where``.
     """
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap and not content_codings(
-        response.headers.get("content-encoding")
+    if (
+        declared
+        and declared.isdigit()
+        and int(declared) > cap
+        and not content_codings(response.headers.get("content-encoding"))
     ):
         raise BodyTooLarge(f"response from {where} declares {declared} bytes, over the {cap}-byte cap")
     limit = f"{timeout_seconds:g}s" if timeout_seconds else "its deadline"

@@ -127,9 +127,13 @@ class NotificationsResource(dg.ConfigurableResource):
             _deprecated("the notifications resource's smtp_starttls", "smtp_security")
         if env.starttls and not env.security:
             _deprecated("DP_SMTP_STARTTLS", "DP_SMTP_SECURITY (none, starttls or ssl)")
-        security = (self.smtp_security or _starttls(self.smtp_starttls) or env.security
-                    or _starttls(env.starttls.lower() in ("1", "true", "yes") if env.starttls else None)
-                    or "starttls")
+        security = (
+            self.smtp_security
+            or _starttls(self.smtp_starttls)
+            or env.security
+            or _starttls(env.starttls.lower() in ("1", "true", "yes") if env.starttls else None)
+            or "starttls"
+        )
         host = self.smtp_host or env.host
         if not host:
             raise NotificationNotConfigured("no SMTP server: set DP_SMTP_HOST or the resource's smtp_host")
@@ -137,9 +141,11 @@ class NotificationsResource(dg.ConfigurableResource):
             raise NotificationNotConfigured(f"DP_SMTP_SECURITY must be none, starttls or ssl, not '{security}'")
         username = self.smtp_username or self.smtp_user or env.user or ""
         return SmtpServer(
-            host=host, port=self.smtp_port or env.port or DEFAULT_PORTS[security],
+            host=host,
+            port=self.smtp_port or env.port or DEFAULT_PORTS[security],
             security=security,  # type: ignore[arg-type]
-            username=username, password=self._password() if username else "",
+            username=username,
+            password=self._password() if username else "",
             sender=self.sender or self.smtp_from or env.from_ or "dp-platform@localhost",
             timeout=self.timeout_seconds,
         )
@@ -155,8 +161,15 @@ class NotificationsResource(dg.ConfigurableResource):
 
     # --- sending ----------------------------------------------------------------------------
 
-    def post_webhook(self, target: str, payload: Mapping[str, Any], *, http: Any = None,
-                     scope: SecretScope | None = None, where: str = "webhook") -> int:
+    def post_webhook(
+        self,
+        target: str,
+        payload: Mapping[str, Any],
+        *,
+        http: Any = None,
+        scope: SecretScope | None = None,
+        where: str = "webhook",
+    ) -> int:
         """POST ``payload`` as JSON to ``target``; return the status. ``http``: a node's ``HttpResource``."""
         scope = scope or SecretScope()
         url = self.webhook_url(target, scope, where)
@@ -196,8 +209,9 @@ class NotificationsResource(dg.ConfigurableResource):
                 time.sleep(0.5 * (attempt + 1))
         raise NotificationFailed(f"webhook {shown} refused the notification: {problem}")
 
-    def send_email(self, to: Sequence[str], subject: str, body: str, *, scope: SecretScope | None = None,
-                   where: str = "to") -> None:
+    def send_email(
+        self, to: Sequence[str], subject: str, body: str, *, scope: SecretScope | None = None, where: str = "to"
+    ) -> None:
         """Send ``body`` to ``to`` (addresses or sealed ``${env:NAME}`` references resolved by ``scope``)."""
         scope = scope or SecretScope()
         try:

@@ -53,8 +53,9 @@ SEALED_REFERENCE = re.compile(r"\$\[dp-secret:([A-Za-z_][A-Za-z0-9_]*):([0-9a-f]
 DEFAULT_ALLOWED_NAMES = ("DP_SECRET_*",)
 ALLOWED_NAMES_VARIABLE = "DP_ALLOWED_SECRET_NAMES"
 # Headers that carry credentials by convention; they never follow a redirect to another origin.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
-                                "x-auth-token"})
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
+)
 
 
 def allowed_secret_names() -> tuple[str, ...]:
@@ -147,8 +148,12 @@ class SecretScope:
     one directly. ``allowed_names=None`` is the deployment's allow-list (``allowed_secret_names``).
     """
 
-    def __init__(self, allowed_names: Collection[str] | None = None, min_length: int = 4,
-                 environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        allowed_names: Collection[str] | None = None,
+        min_length: int = 4,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.allowed_names = tuple(allowed_secret_names() if allowed_names is None else allowed_names)
         self.min_length = min_length
         self._environ = environ
@@ -211,8 +216,13 @@ class SecretScope:
         """Remember ``value`` (and its common encodings) as a secret to redact."""
         if not value:
             return
-        forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
-                 base64.b64encode(value.encode()).decode().rstrip("=")}
+        forms = {
+            value,
+            quote(value, safe=""),
+            quote_plus(value),
+            json.dumps(value)[1:-1],
+            base64.b64encode(value.encode()).decode().rstrip("="),
+        }
         self._values.update(f for f in forms if len(f) >= min(self.min_length, len(value)))
 
     def add_basic_auth(self, username: str, password: str) -> None:
@@ -306,8 +316,9 @@ class _RedactingFilter(logging.Filter):
         self.scopes: weakref.WeakSet[SecretScope] = weakref.WeakSet()
 
     def install(self) -> None:
-        names = set(LIBRARY_LOGGERS) | {n for n in list(logging.root.manager.loggerDict)
-                                        if n.split(".")[0] in LIBRARY_LOGGERS}
+        names = set(LIBRARY_LOGGERS) | {
+            n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in LIBRARY_LOGGERS
+        }
         for name in names:
             logger = logging.getLogger(name)
             if self not in logger.filters:

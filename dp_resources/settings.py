@@ -11,8 +11,16 @@ from pathlib import Path
 
 from dp_settings import REPO_ROOT, current
 
-__all__ = ["REPO_ROOT", "dagster_home", "data_dir", "dp_home", "flows_dir", "http_allowed_networks",
-           "outputs_url", "store_url"]
+__all__ = [
+    "REPO_ROOT",
+    "dagster_home",
+    "data_dir",
+    "dp_home",
+    "flows_dir",
+    "http_allowed_networks",
+    "outputs_url",
+    "store_url",
+]
 
 
 def dp_home() -> Path:

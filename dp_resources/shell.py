@@ -27,8 +27,19 @@ from pydantic import Field
 from dp_settings import current
 
 ENV_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-RESERVED_ENV = {"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV",
-                "IFS", "PYTHONHOME", "PERL5OPT", "NODE_OPTIONS"}
+RESERVED_ENV = {
+    "PATH",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "PYTHONHOME",
+    "PERL5OPT",
+    "NODE_OPTIONS",
+}
 
 
 class ShellRefused(PermissionError):
@@ -156,8 +167,13 @@ class ShellResource(dg.ConfigurableResource):
                 reader.join()
         out, err = readers
         return ShellResult(
-            argv=tuple(argv), program=program, cwd=str(folder), exit_code=exit_code,
-            stdout=out.text(), stderr=err.text(), duration_s=time.monotonic() - started,
+            argv=tuple(argv),
+            program=program,
+            cwd=str(folder),
+            exit_code=exit_code,
+            stdout=out.text(),
+            stderr=err.text(),
+            duration_s=time.monotonic() - started,
             truncated=out.truncated or err.truncated,
         )
 

@@ -29,9 +29,20 @@ MAX_SQL_CHARS = 1_000_000
 #: Functions that act outside the transaction, so a read-only transaction does not contain them:
 #: another connection (dblink), signals to other sessions, advisory locks that outlive the
 #: statement, notifications. The login's rights are the real guard; this is a clear early error.
-OUTSIDE_TRANSACTION = ("dblink", "pg_terminate_backend", "pg_cancel_backend", "pg_advisory",
-                       "pg_try_advisory", "pg_notify", "pg_reload_conf", "pg_rotate_logfile",
-                       "pg_promote", "lo_import", "lo_export", "set_config")
+OUTSIDE_TRANSACTION = (
+    "dblink",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_notify",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "lo_import",
+    "lo_export",
+    "set_config",
+)
 
 
 class UnsafeUserSQL(PermissionError):
@@ -142,15 +153,21 @@ def rendered_postgres_sql(conn: Any, sql: str, binds: dict[str, Any]) -> str:
 # --- SQLite ------------------------------------------------------------------------------------
 
 #: What a read may do, in SQLite's authorizer terms; everything else is denied while it runs.
-SQLITE_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
-                                 sqlite3.SQLITE_RECURSIVE})
+SQLITE_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
 #: Names of SQLite's authorizer action codes, for the refusal message.
-SQLITE_ACTION_NAMES = {getattr(sqlite3, f"SQLITE_{n}"): n for n in (
-    "CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE CREATE_TEMP_TRIGGER "
-    "CREATE_TEMP_VIEW CREATE_TRIGGER CREATE_VIEW DELETE DROP_INDEX DROP_TABLE DROP_TEMP_INDEX "
-    "DROP_TEMP_TABLE DROP_TEMP_TRIGGER DROP_TEMP_VIEW DROP_TRIGGER DROP_VIEW INSERT PRAGMA "
-    "TRANSACTION UPDATE ATTACH DETACH ALTER_TABLE REINDEX ANALYZE CREATE_VTABLE DROP_VTABLE "
-    "SAVEPOINT").split() if hasattr(sqlite3, f"SQLITE_{n}")}
+SQLITE_ACTION_NAMES = {
+    getattr(sqlite3, f"SQLITE_{n}"): n
+    for n in (
+        "CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE CREATE_TEMP_TRIGGER "
+        "CREATE_TEMP_VIEW CREATE_TRIGGER CREATE_VIEW DELETE DROP_INDEX DROP_TABLE DROP_TEMP_INDEX "
+        "DROP_TEMP_TABLE DROP_TEMP_TRIGGER DROP_TEMP_VIEW DROP_TRIGGER DROP_VIEW INSERT PRAGMA "
+        "TRANSACTION UPDATE ATTACH DETACH ALTER_TABLE REINDEX ANALYZE CREATE_VTABLE DROP_VTABLE "
+        "SAVEPOINT"
+    ).split()
+    if hasattr(sqlite3, f"SQLITE_{n}")
+}
 
 
 @contextmanager
@@ -165,8 +182,7 @@ def sqlite_reads_only(raw: sqlite3.Connection) -> Iterator[list[str]]:
     def authorize(action: int, arg1: Any, arg2: Any, database: Any, trigger: Any) -> int:
         if action in SQLITE_READ_ACTIONS:
             return sqlite3.SQLITE_OK
-        refused.append(" ".join(str(p) for p in (SQLITE_ACTION_NAMES.get(action, action), arg1, arg2)
-                                if p is not None))
+        refused.append(" ".join(str(p) for p in (SQLITE_ACTION_NAMES.get(action, action), arg1, arg2) if p is not None))
         return sqlite3.SQLITE_DENY
 
     raw.set_authorizer(authorize)

@@ -51,9 +51,7 @@ def monitored_stand_in(flow_id: str) -> dg.UnresolvedAssetJobDefinition:
 
 def build_chain_sensor(flow: Any, job: Any, trigger: Any, index: int) -> dg.SensorDefinition:
     if trigger.flow == flow.id and trigger.on == "success":
-        raise ValueError(
-            "a flow cannot start itself on success (it would run forever); use a schedule"
-        )
+        raise ValueError("a flow cannot start itself on success (it would run forever); use a schedule")
     try:
         fixed = check_params(flow.id, flow.params, trigger.params)
     except ParamsRejected as exc:
@@ -77,7 +75,7 @@ def build_chain_sensor(flow: Any, job: Any, trigger: Any, index: int) -> dg.Sens
             return dg.SkipReason(f"run {upstream.run_id} of '{trigger.flow}': {busy_reason(flow.id, count)}")
         params = dict(fixed)
         if trigger.pass_params:
-            given = (upstream.run_config or {})
+            given = upstream.run_config or {}
             inherited = {k: v for k, v in given.items() if k in flow.params and k not in fixed}
             try:
                 params = check_params(flow.id, flow.params, {**inherited, **fixed})
@@ -151,9 +149,7 @@ Downstream = Callable[[str, str], Sequence[str]]
 """``downstream(flow_id, "success" | "failure") -> flows started by that outcome``."""
 
 
-def chain_status(
-    instance: dg.DagsterInstance, task_id: str, downstream: Downstream | None = None
-) -> ChainStatus:
+def chain_status(instance: dg.DagsterInstance, task_id: str, downstream: Downstream | None = None) -> ChainStatus:
     """Every run of a task (tag ``dp/task_id``, plus the run whose id the task id is) and the
     overall state.
 
@@ -170,8 +166,7 @@ def chain_status(
             records.append(root)
     if not records:
         raise LookupError(
-            f"no runs for task '{task_id}': give a dp/task_id tag value or the id of the run that "
-            "started the chain"
+            f"no runs for task '{task_id}': give a dp/task_id tag value or the id of the run that started the chain"
         )
     runs = _chain_runs(records)
     latest = [run for run in runs if not run.superseded]
@@ -202,9 +197,7 @@ def _chain_runs(records: Iterable[Any]) -> list[ChainRun]:
                 trigger=run.tags.get(TRIGGER_TAG),
                 parent_run=run.tags.get(PARENT_RUN_TAG),
                 created_at=record.create_timestamp,
-                ended_at=(
-                    datetime.fromtimestamp(record.end_time, tz=UTC) if record.end_time else None
-                ),
+                ended_at=(datetime.fromtimestamp(record.end_time, tz=UTC) if record.end_time else None),
                 superseded=run.run_id in retried,
                 will_retry=run.tags.get(WILL_RETRY_TAG) == "true",
             )

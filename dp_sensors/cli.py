@@ -22,15 +22,18 @@ from dp_sensors.triggers.policy import PARENT_RUN_TAG, TASK_TAG, TRIGGER_TAG
 GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
 
 _URL = click.option(
-    "--url", default=None,
+    "--url",
+    default=None,
     help=f"Dagster GraphQL endpoint [env {GRAPHQL_URL_ENV}; default: {DEFAULT_GRAPHQL_URL}].",
 )
 _TOKEN = click.option(
-    "--token", default=None,
+    "--token",
+    default=None,
     help="Bearer token for the authenticating proxy in front of the webserver [env DP_DAGSTER_TOKEN].",
 )
 _LOCATION = click.option(
-    "--location", default=None,
+    "--location",
+    default=None,
     help="Code location name [env DP_CODE_LOCATION; default: the one that holds the flow].",
 )
 
@@ -73,15 +76,26 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
 @click.option("--params-json", default=None, help="All params as one JSON object.")
 @click.option("--tag", "tags", multiple=True, help="Run tag KEY=VALUE; repeatable.")
 @click.option("--task-id", default=None, help="The chain's task id (default: a new one).")
-@click.option("--wait/--no-wait", default=False,
-              help="Wait for the run to finish; exit 1 unless it succeeded, naming the failing node and its error.")
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    help="Wait for the run to finish; exit 1 unless it succeeded, naming the failing node and its error.",
+)
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
 @_URL
 @_TOKEN
 @_LOCATION
 def launch(
-    flow: str, params: tuple[str, ...], params_json: str | None, tags: tuple[str, ...],
-    task_id: str | None, wait: bool, timeout: float, url: str, token: str | None, location: str | None,
+    flow: str,
+    params: tuple[str, ...],
+    params_json: str | None,
+    tags: tuple[str, ...],
+    task_id: str | None,
+    wait: bool,
+    timeout: float,
+    url: str,
+    token: str | None,
+    location: str | None,
 ) -> None:
     """Launch FLOW through Dagster's GraphQL API with its params as run config."""
     from dp_sensors.launch import GraphQLClient, LaunchError

@@ -159,8 +159,7 @@ class GraphQLClient:
             ) from exc
         if response.status_code != 200:
             raise LaunchError(
-                f"the Dagster webserver at {self.url} answered HTTP {response.status_code}: "
-                f"{response.text[:300]}"
+                f"the Dagster webserver at {self.url} answered HTTP {response.status_code}: {response.text[:300]}"
             )
         body = response.json()
         if body.get("errors"):
@@ -198,9 +197,7 @@ class GraphQLClient:
                     "jobName": flow_id,
                 },
                 "runConfigData": dict(params or {}),
-                "executionMetadata": {
-                    "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
-                },
+                "executionMetadata": {"tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]},
             }
         }
         result = self.execute(LAUNCH_RUN, variables)["launchRun"]
@@ -212,9 +209,7 @@ class GraphQLClient:
         if kind == "PipelineNotFoundError":
             raise LaunchError(f"no flow '{flow_id}' in the code location: {result.get('message')}")
         if kind == "UnauthorizedError":
-            raise LaunchError(
-                f"the webserver refused to launch '{flow_id}' (read-only?): {result.get('message')}"
-            )
+            raise LaunchError(f"the webserver refused to launch '{flow_id}' (read-only?): {result.get('message')}")
         if kind == "PythonError":
             raise LaunchError(f"launching '{flow_id}' failed inside Dagster: {result.get('message')}")
         raise LaunchError(f"launching '{flow_id}' failed: {kind}: {result.get('message', '')}")
@@ -289,7 +284,11 @@ class GraphQLLauncher:
     """
 
     def __init__(
-        self, url: str = DEFAULT_GRAPHQL_URL, *, location: str | None = None, token: str | None = None,
+        self,
+        url: str = DEFAULT_GRAPHQL_URL,
+        *,
+        location: str | None = None,
+        token: str | None = None,
         timeout: float = 30.0,
     ):
         self.url, self.location, self.token, self.timeout = url, location, token, timeout

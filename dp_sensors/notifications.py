@@ -77,17 +77,22 @@ def _notification_sensor(flow_id: str, job: Any, outcome: str, targets: list[tup
             scope = SecretScope()  # the entries are the author's text: sealed, then resolved
             try:
                 if target.webhook:
-                    notifications.post_webhook(seal_written(target.webhook), {"text": text}, scope=scope,
-                                               where=f"notify[{index}].webhook")
+                    notifications.post_webhook(
+                        seal_written(target.webhook), {"text": text}, scope=scope, where=f"notify[{index}].webhook"
+                    )
                 if target.email:
-                    notifications.send_email([seal_written(r) for r in target.email], subject, text, scope=scope,
-                                             where=f"notify[{index}].email")
+                    notifications.send_email(
+                        [seal_written(r) for r in target.email],
+                        subject,
+                        text,
+                        scope=scope,
+                        where=f"notify[{index}].email",
+                    )
             except NotificationFailed as exc:
                 problems.append(scope.redact(str(exc)))
         if problems:
             raise NotificationFailed(
-                f"flow '{flow_id}' run {run.run_id}: {len(problems)} notification(s) failed: "
-                + "; ".join(problems)
+                f"flow '{flow_id}' run {run.run_id}: {len(problems)} notification(s) failed: " + "; ".join(problems)
             )
         return dg.SkipReason(f"notified {len(targets)} target(s) of run {run.run_id} ({outcome})")
 

@@ -40,10 +40,9 @@ _cached: tuple[tuple[tuple[str, str], ...], PlatformSettings] | None = None
 def environment_key(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
     """The variables the settings are made of, as a hashable key (compiled flows use it too)."""
     env = os.environ if environ is None else environ
-    return tuple(sorted(
-        (name, value) for name, value in env.items()
-        if name.startswith("DP_") or name in OTHER_VARIABLES
-    ))
+    return tuple(
+        sorted((name, value) for name, value in env.items() if name.startswith("DP_") or name in OTHER_VARIABLES)
+    )
 
 
 def fingerprint(settings: PlatformSettings) -> str:
@@ -51,6 +50,7 @@ def fingerprint(settings: PlatformSettings) -> str:
 
     Compiled flows are reused only under the same settings (``dp_assets.location``).
     """
+
     def reveal(value: object) -> object:
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 

@@ -31,13 +31,24 @@ class Variable:
 #: Families of variables named after a connection, flow or webhook: (pattern, group, meaning).
 VARIABLE_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("DP_DB_<NAME>_URL", "db", "SQLAlchemy URL of database connection `<name>` (a spec's `connection:`)."),
-    ("DP_DB_<NAME>_QUERY_URL", "db", "Read-only login of connection `<name>` that user SQL "
-     "(`CustomSQLQuery`) runs under; required on PostgreSQL unless the connection is in DP_DB_WRITABLE_SQL."),
-    ("DP_WEBHOOK_TOKEN_<FLOW_ID>", "webhook", "Bearer token of the receiver for flow `<flow_id>` only "
-     "(replaces DP_WEBHOOK_TOKEN for it)."),
+    (
+        "DP_DB_<NAME>_QUERY_URL",
+        "db",
+        "Read-only login of connection `<name>` that user SQL "
+        "(`CustomSQLQuery`) runs under; required on PostgreSQL unless the connection is in DP_DB_WRITABLE_SQL.",
+    ),
+    (
+        "DP_WEBHOOK_TOKEN_<FLOW_ID>",
+        "webhook",
+        "Bearer token of the receiver for flow `<flow_id>` only (replaces DP_WEBHOOK_TOKEN for it).",
+    ),
     ("DP_WEBHOOK_<NAME>_URL", "webhook", "URL of notification webhook `<name>` (`SendNotification`)."),
-    ("DP_SECRET_<NAME>", "secrets", "A secret a spec references as `${env:DP_SECRET_<NAME>}`; the "
-     "`secrets` resource's `allowed_names` says which names specs may use (default `DP_SECRET_*`)."),
+    (
+        "DP_SECRET_<NAME>",
+        "secrets",
+        "A secret a spec references as `${env:DP_SECRET_<NAME>}`; the "
+        "`secrets` resource's `allowed_names` says which names specs may use (default `DP_SECRET_*`).",
+    ),
 )
 
 #: Variables only docker-compose.yml reads (never the platform's code): name -> what it is.
@@ -87,10 +98,16 @@ def _rows(model: type[BaseModel], prefix: str, group: str) -> list[Variable]:
         alias = info.validation_alias if isinstance(info.validation_alias, str) else ""
         # a variable outside DP_* (DAGSTER_HOME) is the field's whole alias
         env = alias if alias.isupper() else f"{prefix}{(info.alias or name).upper()}"
-        rows.append(Variable(
-            name=env, group=group, type=_type_text(annotation), default=_default_text(info),
-            description=info.description or "", secret="SecretStr" in str(annotation),
-        ))
+        rows.append(
+            Variable(
+                name=env,
+                group=group,
+                type=_type_text(annotation),
+                default=_default_text(info),
+                description=info.description or "",
+                secret="SecretStr" in str(annotation),
+            )
+        )
     return rows
 
 
@@ -106,9 +123,9 @@ def is_known(name: str) -> bool:
     if name in {pattern for pattern, _, _ in VARIABLE_PATTERNS}:  # the family itself, as docs write it
         return True
     for pattern, _, _ in VARIABLE_PATTERNS:
-        regex = re.escape(pattern).replace(re.escape("<NAME>"), "[A-Z0-9_]+").replace(
-            re.escape("<FLOW_ID>"), "[A-Z0-9_]+")
+        regex = (
+            re.escape(pattern).replace(re.escape("<NAME>"), "[A-Z0-9_]+").replace(re.escape("<FLOW_ID>"), "[A-Z0-9_]+")
+        )
         if re.fullmatch(regex, name):
             return True
     return False
-

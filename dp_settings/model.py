@@ -68,8 +68,9 @@ class HttpSettings(Group):
     """HTTP nodes and tools."""
 
     allowed_networks: CommaList = setting(
-        "Comma-separated networks (CIDR) that HTTP nodes may reach although they are private or "
-        "loopback.", default=[], default_text="none",
+        "Comma-separated networks (CIDR) that HTTP nodes may reach although they are private or loopback.",
+        default=[],
+        default_text="none",
     )
 
 
@@ -79,8 +80,9 @@ class DbSettings(Group):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     writable_sql: CommaList = setting(
-        "Connections whose user SQL may write (comma separated); adds to the databases "
-        "resource's `writable_sql`.", default=[], default_text="none",
+        "Connections whose user SQL may write (comma separated); adds to the databases resource's `writable_sql`.",
+        default=[],
+        default_text="none",
     )
 
     def url(self, name: str) -> str | None:
@@ -131,17 +133,13 @@ class SmtpSettings(Group):
     """The one SMTP server for `SendNotification` nodes and `notify:` messages."""
 
     host: Annotated[str | None, Unset] = setting("SMTP server; unset: e-mail is not configured.")
-    port: Annotated[int | None, Unset] = setting(
-        "SMTP port.", default_text="25, 465 (ssl) or 587 (starttls)", ge=0
-    )
+    port: Annotated[int | None, Unset] = setting("SMTP port.", default_text="25, 465 (ssl) or 587 (starttls)", ge=0)
     security: Annotated[Literal["none", "starttls", "ssl"] | None, Unset] = setting(
         "none, starttls or ssl.", default_text="starttls"
     )
     user: Annotated[str | None, Unset] = setting("SMTP login; unset: no login.")
     password: Annotated[SecretStr | None, Unset] = setting("SMTP password.")
-    from_: Annotated[str | None, Unset] = setting(
-        "Sender address.", default_text="dp-platform@localhost", alias="from"
-    )
+    from_: Annotated[str | None, Unset] = setting("Sender address.", default_text="dp-platform@localhost", alias="from")
     starttls: Annotated[str | None, Unset] = setting(
         "Deprecated: DP_SMTP_SECURITY (true, 1 or yes: starttls; anything else: none)."
     )
@@ -159,9 +157,7 @@ class SmtpSettings(Group):
 class LlmSettings(Group):
     """The chat-completions endpoint of `LlmAgent` nodes."""
 
-    base_url: Annotated[str | None, Unset] = setting(
-        "Chat-completions API base URL (…/v1); required by LLM nodes."
-    )
+    base_url: Annotated[str | None, Unset] = setting("Chat-completions API base URL (…/v1); required by LLM nodes.")
     model: Annotated[str | None, Unset] = setting("Default model name (a node's `model` wins).")
     api_key: Annotated[SecretStr | None, Unset] = setting("API key, sent as a bearer token.")
 
@@ -176,19 +172,16 @@ class ProxySettings(Group):
     users: Annotated[SecretStr | None, Unset] = setting(
         "`NAME:scrypt:...` entries, comma separated (`python -m dp_proxy hash-password NAME`)."
     )
-    token: Annotated[SecretStr | None, Unset] = setting(
-        "Bearer token(s) for scripts, comma separated."
-    )
+    token: Annotated[SecretStr | None, Unset] = setting("Bearer token(s) for scripts, comma separated.")
     allowed_origins: CommaList = setting(
         "Origins allowed to send mutations and open WebSockets, comma separated.",
-        default=[], default_text="the proxy's own origin only",
+        default=[],
+        default_text="the proxy's own origin only",
     )
     csrf_header: Annotated[str | None, Unset] = setting(
         "Header scripts send with mutations instead of an Origin.", default_text="X-Dagster-Request"
     )
-    login_burst: Annotated[int | None, Unset] = setting(
-        "Failed logins a client may make at once.", default_text="10"
-    )
+    login_burst: Annotated[int | None, Unset] = setting("Failed logins a client may make at once.", default_text="10")
     login_per_minute: Annotated[float | None, Unset] = setting(
         "Failed logins per minute a client regains after the burst.", default_text="2"
     )
@@ -223,8 +216,11 @@ class WebhookSettings(Group):
 
     def urls(self) -> dict[str, str]:
         """Every notification webhook set: upper-case ``<NAME>`` -> URL (empty ones left out)."""
-        return {key[: -len("_url")].upper(): value for key, value in (self.model_extra or {}).items()
-                if key.endswith("_url") and value}
+        return {
+            key[: -len("_url")].upper(): value
+            for key, value in (self.model_extra or {}).items()
+            if key.endswith("_url") and value
+        }
 
     def __repr_args__(self) -> Any:  # tokens and webhook URLs are secrets
         yield "variables", sorted(self.model_extra or {})
@@ -293,14 +289,16 @@ class PlatformSettings(BaseSettings):
     )
     allowed_secret_names: CommaList = setting(
         "Glob patterns (comma separated) of the variables a spec may reference as `${env:NAME}`.",
-        default=[], default_text="DP_SECRET_*",
+        default=[],
+        default_text="DP_SECRET_*",
     )
     webserver_url: Annotated[str | None, Unset] = setting(
         "Base URL of the Dagster UI, for links in notifications.", default_text="no link"
     )
     dagster_home: Annotated[str | None, Unset] = setting(
         "Dagster's instance folder (`dagster.yaml`); Dagster reads it too.",
-        default_text="none", validation_alias="DAGSTER_HOME",
+        default_text="none",
+        validation_alias="DAGSTER_HOME",
     )
 
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -366,10 +364,7 @@ class PlatformSettings(BaseSettings):
             try:
                 value = int(value)
             except ValueError:
-                raise ValueError(
-                    f"DP_SENSOR_INTERVAL_SECONDS={value!r} is not a whole number of seconds"
-                ) from None
+                raise ValueError(f"DP_SENSOR_INTERVAL_SECONDS={value!r} is not a whole number of seconds") from None
         if isinstance(value, int) and value < 1:
             raise ValueError("DP_SENSOR_INTERVAL_SECONDS must be at least 1 second")
         return value
-

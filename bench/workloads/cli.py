@@ -49,8 +49,9 @@ COMMANDS: dict[str, tuple[list[str], str | None]] = {
 
 
 def _environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DP_", "DAGSTER_")) and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["DP_HOME"] = str(home)
     return env
 
@@ -100,20 +101,65 @@ def run(ctx: RunContext) -> WorkloadResult:
 
     help_, validate = "dp --help", f"dp validate {SPEC}"
     result.rows += [
-        ctx.row("cli", help_, "wall time (median)", m[help_], "s", anchor=m["python -c pass"],
-                anchor_label="python -c pass", target="< 0.5 s", met=m[help_] < 0.5, check=checks[help_],
-                notes=f"{spread(help_)}; lists the commands from dp_assets.cli.SUMMARIES, imports none of them"),
-        ctx.row("cli", help_, "wall time (median)", m[help_], "s", anchor=m["dagster --help"],
-                anchor_label="dagster --help", check=checks[help_], notes=f"dagster --help: {spread('dagster --help')}"),
-        ctx.row("cli", validate, "wall time (median)", m[validate], "s", anchor=m["python -c 'import dagster'"],
-                anchor_label="python -c 'import dagster'", target="< 1.5 s", met=m[validate] < 1.5,
-                check=checks[validate],
-                notes=f"{spread(validate)}; imports dagster (the flow is compiled to check it), pandas (the node "
-                "catalog's modules import it) and the spec models, not the flow store"),
-        ctx.row("cli", help_, "CPU time (median)", c[help_], "s", anchor=c["python -c pass"],
-                anchor_label="python -c pass", check=checks[help_], notes="user + system of the process"),
-        ctx.row("cli", validate, "CPU time (median)", c[validate], "s", anchor=c["python -c 'import dagster'"],
-                anchor_label="python -c 'import dagster'", check=checks[validate],
-                notes="user + system of the process: close to its wall time on an idle machine"),
+        ctx.row(
+            "cli",
+            help_,
+            "wall time (median)",
+            m[help_],
+            "s",
+            anchor=m["python -c pass"],
+            anchor_label="python -c pass",
+            target="< 0.5 s",
+            met=m[help_] < 0.5,
+            check=checks[help_],
+            notes=f"{spread(help_)}; lists the commands from dp_assets.cli.SUMMARIES, imports none of them",
+        ),
+        ctx.row(
+            "cli",
+            help_,
+            "wall time (median)",
+            m[help_],
+            "s",
+            anchor=m["dagster --help"],
+            anchor_label="dagster --help",
+            check=checks[help_],
+            notes=f"dagster --help: {spread('dagster --help')}",
+        ),
+        ctx.row(
+            "cli",
+            validate,
+            "wall time (median)",
+            m[validate],
+            "s",
+            anchor=m["python -c 'import dagster'"],
+            anchor_label="python -c 'import dagster'",
+            target="< 1.5 s",
+            met=m[validate] < 1.5,
+            check=checks[validate],
+            notes=f"{spread(validate)}; imports dagster (the flow is compiled to check it), pandas (the node "
+            "catalog's modules import it) and the spec models, not the flow store",
+        ),
+        ctx.row(
+            "cli",
+            help_,
+            "CPU time (median)",
+            c[help_],
+            "s",
+            anchor=c["python -c pass"],
+            anchor_label="python -c pass",
+            check=checks[help_],
+            notes="user + system of the process",
+        ),
+        ctx.row(
+            "cli",
+            validate,
+            "CPU time (median)",
+            c[validate],
+            "s",
+            anchor=c["python -c 'import dagster'"],
+            anchor_label="python -c 'import dagster'",
+            check=checks[validate],
+            notes="user + system of the process: close to its wall time on an idle machine",
+        ),
     ]
     return result

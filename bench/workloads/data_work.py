@@ -73,23 +73,29 @@ def generate(rows: int, seed: int = 7) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n_customers, n_products = max(rows // 10, 10), max(rows // 100, 10)
-    customers = pd.DataFrame({
-        "customer_id": np.arange(n_customers, dtype="int64"),
-        "region": pd.Categorical(rng.choice(REGIONS, n_customers)).astype(str),
-        "segment": rng.choice(SEGMENTS, n_customers).astype(object),
-    })
-    products = pd.DataFrame({
-        "product_id": np.arange(n_products, dtype="int64"),
-        "category": np.char.add("cat", rng.integers(0, 20, n_products).astype(str)).astype(object),
-    })
-    orders = pd.DataFrame({
-        "order_id": np.arange(rows, dtype="int64"),
-        "customer_id": rng.integers(0, n_customers, rows),
-        "product_id": rng.integers(0, n_products, rows),
-        "quantity": rng.integers(1, 10, rows),
-        "unit_price": rng.integers(100, 100_000, rows) / 100,
-        "day": rng.integers(0, 365, rows),
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(n_customers, dtype="int64"),
+            "region": pd.Categorical(rng.choice(REGIONS, n_customers)).astype(str),
+            "segment": rng.choice(SEGMENTS, n_customers).astype(object),
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": np.arange(n_products, dtype="int64"),
+            "category": np.char.add("cat", rng.integers(0, 20, n_products).astype(str)).astype(object),
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": np.arange(rows, dtype="int64"),
+            "customer_id": rng.integers(0, n_customers, rows),
+            "product_id": rng.integers(0, n_products, rows),
+            "quantity": rng.integers(1, 10, rows),
+            "unit_price": rng.integers(100, 100_000, rows) / 100,
+            "day": rng.integers(0, 365, rows),
+        }
+    )
     customers.to_parquet(folder / "customers.parquet", index=False)
     products.to_parquet(folder / "products.parquet", index=False)
     orders.to_parquet(folder / "orders.parquet", index=False)
@@ -106,28 +112,73 @@ def flow_spec(output_format: str | None = None) -> dict[str, Any]:
         "name": "Benchmark data work",
         "policies": {"output_format": output_format} if output_format else {},
         "nodes": [
-            source("orders"), source("customers"), source("products"),
-            {"id": "with_customer", "type": "JoinMerge", "inputs": {"left": "orders", "right": "customers"},
-             "params": {"how": "inner", "on": "customer_id"}},
-            {"id": "with_product", "type": "JoinMerge", "inputs": {"left": "with_customer", "right": "products"},
-             "params": {"how": "inner", "on": "product_id"}},
-            {"id": "kept", "type": "FilterRows", "inputs": ["with_product"],
-             "params": {"condition": "quantity >= 2 and segment != 'consumer'"}},
-            {"id": "priced", "type": "AddModifyColumn", "inputs": ["kept"],
-             "params": {"column": "amount", "expression": "quantity * unit_price"}},
-            {"id": "daily", "type": "GroupAggregate", "inputs": ["priced"],
-             "params": {"by": ["region", "category", "day"],
-                        "agg": {"revenue": ["amount", "sum"], "orders": ["order_id", "count"]}}},
-            {"id": "running", "type": "WindowFunctions", "inputs": ["daily"],
-             "params": {"partition_by": ["region", "category"], "order_by": "day",
-                        "functions": [{"output": "running_revenue", "function": "cumsum", "column": "revenue"},
-                                      {"output": "previous_revenue", "function": "lag", "column": "revenue"}]}},
-            {"id": "by_region", "type": "PivotTable", "inputs": ["daily"],
-             "params": {"index": "day", "columns": "region", "values": "revenue", "aggfunc": "sum"}},
-            {"id": "write_running", "type": "FileWriter", "inputs": ["running"],
-             "params": {"path": "out/platform_running.parquet"}},
-            {"id": "write_pivot", "type": "FileWriter", "inputs": ["by_region"],
-             "params": {"path": "out/platform_pivot.parquet"}},
+            source("orders"),
+            source("customers"),
+            source("products"),
+            {
+                "id": "with_customer",
+                "type": "JoinMerge",
+                "inputs": {"left": "orders", "right": "customers"},
+                "params": {"how": "inner", "on": "customer_id"},
+            },
+            {
+                "id": "with_product",
+                "type": "JoinMerge",
+                "inputs": {"left": "with_customer", "right": "products"},
+                "params": {"how": "inner", "on": "product_id"},
+            },
+            {
+                "id": "kept",
+                "type": "FilterRows",
+                "inputs": ["with_product"],
+                "params": {"condition": "quantity >= 2 and segment != 'consumer'"},
+            },
+            {
+                "id": "priced",
+                "type": "AddModifyColumn",
+                "inputs": ["kept"],
+                "params": {"column": "amount", "expression": "quantity * unit_price"},
+            },
+            {
+                "id": "daily",
+                "type": "GroupAggregate",
+                "inputs": ["priced"],
+                "params": {
+                    "by": ["region", "category", "day"],
+                    "agg": {"revenue": ["amount", "sum"], "orders": ["order_id", "count"]},
+                },
+            },
+            {
+                "id": "running",
+                "type": "WindowFunctions",
+                "inputs": ["daily"],
+                "params": {
+                    "partition_by": ["region", "category"],
+                    "order_by": "day",
+                    "functions": [
+                        {"output": "running_revenue", "function": "cumsum", "column": "revenue"},
+                        {"output": "previous_revenue", "function": "lag", "column": "revenue"},
+                    ],
+                },
+            },
+            {
+                "id": "by_region",
+                "type": "PivotTable",
+                "inputs": ["daily"],
+                "params": {"index": "day", "columns": "region", "values": "revenue", "aggfunc": "sum"},
+            },
+            {
+                "id": "write_running",
+                "type": "FileWriter",
+                "inputs": ["running"],
+                "params": {"path": "out/platform_running.parquet"},
+            },
+            {
+                "id": "write_pivot",
+                "type": "FileWriter",
+                "inputs": ["by_region"],
+                "params": {"path": "out/platform_pivot.parquet"},
+            },
         ],
     }
 
@@ -159,8 +210,11 @@ def add_amount(df: Any) -> Any:
 
 
 def daily_totals(df: Any) -> Any:
-    return (df.groupby(["region", "category", "day"])
-            .agg(revenue=("amount", "sum"), orders=("order_id", "count")).reset_index())
+    return (
+        df.groupby(["region", "category", "day"])
+        .agg(revenue=("amount", "sum"), orders=("order_id", "count"))
+        .reset_index()
+    )
 
 
 def running_totals(daily: Any) -> Any:
@@ -244,8 +298,20 @@ def hand_written_assets(folder: Path) -> list[Any]:
     def write_pivot(by_region: Any) -> None:
         write_result(folder, "dagster", "pivot", by_region)
 
-    return [orders, customers, products, with_customer, with_product, kept, priced, daily,
-            running, by_region, write_running, write_pivot]
+    return [
+        orders,
+        customers,
+        products,
+        with_customer,
+        with_product,
+        kept,
+        priced,
+        daily,
+        running,
+        by_region,
+        write_running,
+        write_pivot,
+    ]
 
 
 def _import_libraries() -> None:
@@ -317,8 +383,9 @@ def dagster_run(folder: str) -> dict[str, Any]:
     with isolated_home() as home:
         (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
         assets = hand_written_assets(Path(folder))
-        defs = dg.Definitions(assets=assets, jobs=[dg.define_asset_job("hand_written")],
-                              executor=dg.in_process_executor)
+        defs = dg.Definitions(
+            assets=assets, jobs=[dg.define_asset_job("hand_written")], executor=dg.in_process_executor
+        )
         return _timed_run(defs.resolve_job_def("hand_written"), kept_in=home / "dagster" / "storage")
 
 
@@ -385,34 +452,95 @@ def run(ctx: RunContext) -> WorkloadResult:
         work_platform = platform["peak_rss_mb"] - platform["baseline_rss_mb"]
         work_plain = plain["peak_rss_mb"] - plain["baseline_rss_mb"]
         result.rows += [
-            ctx.row("data_work", case, "run time", platform["seconds"], "s", anchor=plain["seconds"],
-                    anchor_label="pandas by hand", target="<= 1.3x", met=seconds_ratio <= 1.3, check=check,
-                    notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs; "
-                    f"runs: platform {platform['runs']}, pandas {plain['runs']} (median reported)"),
-            ctx.row("data_work", case, "run time", platform["seconds"], "s", anchor=dagster["seconds"],
-                    anchor_label="hand-written Dagster, an @asset per operation", check=_both(check, dagster_check),
-                    notes=f"hand-written Dagster: {dagster['seconds'] / plain['seconds']:.2f}x pandas, "
-                    f"Dagster's default IO manager kept {dagster['kept_bytes'] / 1e6:,.0f} MB of pickles, "
-                    f"peak RSS {dagster['peak_rss_mb']:.0f} MB; runs: {dagster['runs']}"),
-            ctx.row("data_work", case, "run time, policies.output_format: arrow-lz4", lz4["seconds"], "s",
-                    anchor=plain["seconds"], anchor_label="pandas by hand", target="<= 1.3x",
-                    met=lz4["seconds"] / plain["seconds"] <= 1.3, check=lz4_check,
-                    notes=f"node outputs LZ4-compressed: kept {lz4['kept_bytes'] / 1e6:,.0f} MB; "
-                    f"peak RSS {lz4['peak_rss_mb']:.0f} MB; runs: {lz4['runs']}"),
-            ctx.row("data_work", case, "run time, nothing stored (an IO manager keeping nothing)", floor["seconds"],
-                    "s", anchor=plain["seconds"], anchor_label="pandas by hand", check=floor_check,
-                    notes="the same run with no output kept: what Dagster's run, events and "
-                    f"metadata for these 12 assets cost at the least; runs: {floor['runs']}"),
-            ctx.row("data_work", case, "peak RSS", platform["peak_rss_mb"], "MB", anchor=plain["peak_rss_mb"],
-                    anchor_label="pandas by hand", target="<= 1.5x", met=mem_ratio <= 1.5, check=check,
-                    notes="whole process high-water mark (the largest of the runs), imports included"),
-            ctx.row("data_work", case, "peak RSS above baseline", work_platform, "MB", anchor=work_plain,
-                    anchor_label="pandas by hand", check=check,
-                    notes=f"baseline = RSS after imports and set-up: platform {platform['baseline_rss_mb']:.0f} MB, "
-                    f"pandas {plain['baseline_rss_mb']:.0f} MB"),
-            ctx.row("data_work", case, "process wall time", platform["process_wall_seconds"], "s",
-                    anchor=plain["process_wall_seconds"], anchor_label="pandas by hand", check=check,
-                    notes="from process start: imports, (platform) store + location build, run"),
+            ctx.row(
+                "data_work",
+                case,
+                "run time",
+                platform["seconds"],
+                "s",
+                anchor=plain["seconds"],
+                anchor_label="pandas by hand",
+                target="<= 1.3x",
+                met=seconds_ratio <= 1.3,
+                check=check,
+                notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs; "
+                f"runs: platform {platform['runs']}, pandas {plain['runs']} (median reported)",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "run time",
+                platform["seconds"],
+                "s",
+                anchor=dagster["seconds"],
+                anchor_label="hand-written Dagster, an @asset per operation",
+                check=_both(check, dagster_check),
+                notes=f"hand-written Dagster: {dagster['seconds'] / plain['seconds']:.2f}x pandas, "
+                f"Dagster's default IO manager kept {dagster['kept_bytes'] / 1e6:,.0f} MB of pickles, "
+                f"peak RSS {dagster['peak_rss_mb']:.0f} MB; runs: {dagster['runs']}",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "run time, policies.output_format: arrow-lz4",
+                lz4["seconds"],
+                "s",
+                anchor=plain["seconds"],
+                anchor_label="pandas by hand",
+                target="<= 1.3x",
+                met=lz4["seconds"] / plain["seconds"] <= 1.3,
+                check=lz4_check,
+                notes=f"node outputs LZ4-compressed: kept {lz4['kept_bytes'] / 1e6:,.0f} MB; "
+                f"peak RSS {lz4['peak_rss_mb']:.0f} MB; runs: {lz4['runs']}",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "run time, nothing stored (an IO manager keeping nothing)",
+                floor["seconds"],
+                "s",
+                anchor=plain["seconds"],
+                anchor_label="pandas by hand",
+                check=floor_check,
+                notes="the same run with no output kept: what Dagster's run, events and "
+                f"metadata for these 12 assets cost at the least; runs: {floor['runs']}",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "peak RSS",
+                platform["peak_rss_mb"],
+                "MB",
+                anchor=plain["peak_rss_mb"],
+                anchor_label="pandas by hand",
+                target="<= 1.5x",
+                met=mem_ratio <= 1.5,
+                check=check,
+                notes="whole process high-water mark (the largest of the runs), imports included",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "peak RSS above baseline",
+                work_platform,
+                "MB",
+                anchor=work_plain,
+                anchor_label="pandas by hand",
+                check=check,
+                notes=f"baseline = RSS after imports and set-up: platform {platform['baseline_rss_mb']:.0f} MB, "
+                f"pandas {plain['baseline_rss_mb']:.0f} MB",
+            ),
+            ctx.row(
+                "data_work",
+                case,
+                "process wall time",
+                platform["process_wall_seconds"],
+                "s",
+                anchor=plain["process_wall_seconds"],
+                anchor_label="pandas by hand",
+                check=check,
+                notes="from process start: imports, (platform) store + location build, run",
+            ),
         ]
     return result
 

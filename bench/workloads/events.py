@@ -48,8 +48,11 @@ def measure(events: int, latency_samples: int, bus_url: str | None) -> dict[str,
         store = flow_store(home)
         publish_all(store, [flow_spec()])
         defs = build_code_location(store=store, flows_folder=None)
-        sensors = [s for s in defs.resolve_all_sensor_defs() if s.name.startswith(FLOW_ID)] \
-            if hasattr(defs, "resolve_all_sensor_defs") else []
+        sensors = (
+            [s for s in defs.resolve_all_sensor_defs() if s.name.startswith(FLOW_ID)]
+            if hasattr(defs, "resolve_all_sensor_defs")
+            else []
+        )
         if not sensors:
             sensors = [s for s in defs.get_repository_def().sensor_defs if s.name.startswith(FLOW_ID)]
         if not sensors:
@@ -71,8 +74,7 @@ def measure(events: int, latency_samples: int, bus_url: str | None) -> dict[str,
 
             cursor, keys, tick_times, ticks = None, [], [], 0
             while True:
-                context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                  resources={"event_bus": resource})
+                context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"event_bus": resource})
                 started = time.perf_counter()
                 result = sensor.evaluate_tick(context)
                 tick_times.append(time.perf_counter() - started)
@@ -102,8 +104,7 @@ def measure(events: int, latency_samples: int, bus_url: str | None) -> dict[str,
             for i in range(latency_samples):
                 started = time.perf_counter()
                 event = bus.publish(TOPIC, {"order": events + i})
-                context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                  resources={"event_bus": resource})
+                context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"event_bus": resource})
                 result = sensor.evaluate_tick(context)
                 latencies.append(time.perf_counter() - started)
                 assert [r.run_key for r in result.run_requests] == [event.id], "the fresh event was not requested"
@@ -140,45 +141,93 @@ def run(ctx: RunContext) -> WorkloadResult:
     if redis_url() and not ctx.smoke:
         buses.append(("Redis Streams bus", redis_url()))
     for label, url in buses:
-        data = run_child("bench.workloads.events:measure",
-                         {"events": events, "latency_samples": samples, "bus_url": url})
+        data = run_child(
+            "bench.workloads.events:measure", {"events": events, "latency_samples": samples, "bus_url": url}
+        )
         if "missing" in data:
-            result.rows.append(ctx.row("events", label, "event sensor", None, "", check="n/a",
-                                       notes=f"TODO: {data['missing']}"))
+            result.rows.append(
+                ctx.row("events", label, "event sensor", None, "", check="n/a", notes=f"TODO: {data['missing']}")
+            )
             continue
         exact = data["run_requests"] == data["unique_run_keys"] == events
-        check = "ok" if exact else (f"FAILED: {data['run_requests']} run requests, "
-                                    f"{data['unique_run_keys']} unique keys for {events} events")
+        check = (
+            "ok"
+            if exact
+            else (
+                f"FAILED: {data['run_requests']} run requests, "
+                f"{data['unique_run_keys']} unique keys for {events} events"
+            )
+        )
         case = f"{events:,} events, {label}"
         result.rows += [
-            ctx.row("events", case, "publish (publish_many)", events / data["publish_many_seconds"], "events/s",
-                    check=check, notes=f"single publish(): {data['publish_single_per_second']:,.0f} events/s"),
-            ctx.row("events", case, "sensor tick time per 1,000 events", data["tick_seconds"] / events * 1000, "s",
-                    anchor=data["bus_read_seconds"] / events * 1000, anchor_label="reading the same pages from the bus",
-                    check=check, notes=f"{events / data['tick_seconds']:,.0f} events/s handled in {data['ticks']} ticks "
-                    "of up to 200 events; exactly one run request per event"),
-            ctx.row("events", case, "event -> run request at the sensor, p50", data["latency_p50"] * 1000, "ms",
-                    check=check, notes="publish one event, tick once; the daemon's sensor interval adds to this"),
-            ctx.row("events", case, "event -> run request at the sensor, p95", data["latency_p95"] * 1000, "ms",
-                    check=check),
+            ctx.row(
+                "events",
+                case,
+                "publish (publish_many)",
+                events / data["publish_many_seconds"],
+                "events/s",
+                check=check,
+                notes=f"single publish(): {data['publish_single_per_second']:,.0f} events/s",
+            ),
+            ctx.row(
+                "events",
+                case,
+                "sensor tick time per 1,000 events",
+                data["tick_seconds"] / events * 1000,
+                "s",
+                anchor=data["bus_read_seconds"] / events * 1000,
+                anchor_label="reading the same pages from the bus",
+                check=check,
+                notes=f"{events / data['tick_seconds']:,.0f} events/s handled in {data['ticks']} ticks "
+                "of up to 200 events; exactly one run request per event",
+            ),
+            ctx.row(
+                "events",
+                case,
+                "event -> run request at the sensor, p50",
+                data["latency_p50"] * 1000,
+                "ms",
+                check=check,
+                notes="publish one event, tick once; the daemon's sensor interval adds to this",
+            ),
+            ctx.row(
+                "events", case, "event -> run request at the sensor, p95", data["latency_p95"] * 1000, "ms", check=check
+            ),
         ]
     e2e_events, spacing = (2, 3.0) if ctx.smoke else (20, 4.0)
-    e2e = run_child("bench.workloads.events_e2e:measure",
-                    {"events": e2e_events, "spacing_seconds": spacing})
+    e2e = run_child("bench.workloads.events_e2e:measure", {"events": e2e_events, "spacing_seconds": spacing})
     exact = e2e["exactly_one"] and e2e["runs"] == e2e_events == e2e["succeeded"]
-    check = "ok" if exact else (f"FAILED: {e2e['runs']} runs, {e2e['succeeded']} succeeded "
-                                f"for {e2e_events} events")
+    check = "ok" if exact else (f"FAILED: {e2e['runs']} runs, {e2e['succeeded']} succeeded for {e2e_events} events")
     phases = e2e["phases"]
     case = f"end to end, {e2e_events} events {spacing:.0f} s apart"
-    notes = (f"median seconds after publish: run created by the sensor {phases['run_created']:.1f}, "
-             f"launched from the queue {phases['run_launched']:.1f}, run worker started "
-             f"{phases['run_started']:.1f}, first step {phases['step_started']:.1f}; max "
-             f"{e2e['max']:.1f} s. dp init-home's instance, dagster-daemon + dagster-webserver, "
-             "sensor interval 1 s, queue read every 1 s")
+    notes = (
+        f"median seconds after publish: run created by the sensor {phases['run_created']:.1f}, "
+        f"launched from the queue {phases['run_launched']:.1f}, run worker started "
+        f"{phases['run_started']:.1f}, first step {phases['step_started']:.1f}; max "
+        f"{e2e['max']:.1f} s. dp init-home's instance, dagster-daemon + dagster-webserver, "
+        "sensor interval 1 s, queue read every 1 s"
+    )
     result.rows += [
-        ctx.row("events", case, "event -> first step started, p50", e2e["p50"], "s",
-                target="< 8 s", met=e2e["p50"] < 8, check=check, notes=notes),
-        ctx.row("events", case, "event -> first step started, p95", e2e["p95"], "s",
-                target="< 15 s", met=e2e["p95"] < 15, check=check),
+        ctx.row(
+            "events",
+            case,
+            "event -> first step started, p50",
+            e2e["p50"],
+            "s",
+            target="< 8 s",
+            met=e2e["p50"] < 8,
+            check=check,
+            notes=notes,
+        ),
+        ctx.row(
+            "events",
+            case,
+            "event -> first step started, p95",
+            e2e["p95"],
+            "s",
+            target="< 15 s",
+            met=e2e["p95"] < 15,
+            check=check,
+        ),
     ]
     return result

@@ -39,14 +39,16 @@ def flow_spec() -> dict[str, Any]:
 
 def _environment(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DP_", "DAGSTER_"))}
-    env.update({
-        "DP_HOME": str(root / "home"),
-        "DAGSTER_HOME": str(root / "home" / "dagster"),
-        "DP_FLOWS_DIR": str(root / "flows"),
-        "DP_SENSOR_INTERVAL_SECONDS": "1",
-        "PYTHONPATH": str(REPO_ROOT),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DP_HOME": str(root / "home"),
+            "DAGSTER_HOME": str(root / "home" / "dagster"),
+            "DP_FLOWS_DIR": str(root / "flows"),
+            "DP_SENSOR_INTERVAL_SECONDS": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -84,11 +86,20 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
     os.environ.update(env)  # this process publishes to the same bus and reads the same instance
     logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver")]  # noqa: SIM115
     procs = [
-        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
-                         env=env, cwd=root, stdout=logs[0], stderr=subprocess.STDOUT),
-        subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(free_port()),
-                          "-m", "dp_assets.definitions"],
-                         env=env, cwd=root, stdout=logs[1], stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
+            env=env,
+            cwd=root,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(free_port()), "-m", "dp_assets.definitions"],
+            env=env,
+            cwd=root,
+            stdout=logs[1],
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
         from dp_sensors.events import EventBusResource
@@ -108,8 +119,7 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
             phases = []
             for event_id, published_at in published.items():
                 runs = instance.get_runs(dg.RunsFilter(tags={"dp/event_id": event_id}))
-                if len(runs) != 1 or runs[0].status not in (dg.DagsterRunStatus.SUCCESS,
-                                                            dg.DagsterRunStatus.FAILURE):
+                if len(runs) != 1 or runs[0].status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
                     return None
                 phases.append(_phases(instance, runs[0], published_at))
             return phases
@@ -127,8 +137,10 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
             "p95": percentile(latencies, 95),
             "max": max(latencies),
             # median seconds after publishing at which each phase was reached
-            "phases": {name: percentile([p[name] for p in phases], 50)
-                       for name in ("run_created", "run_launched", "run_started", "step_started")},
+            "phases": {
+                name: percentile([p[name] for p in phases], 50)
+                for name in ("run_created", "run_launched", "run_started", "step_started")
+            },
         }
     finally:
         for proc in procs:

@@ -28,8 +28,17 @@ def run(ctx: RunContext) -> WorkloadResult:
     command = [sys.executable, "-m", "bench.io_bench", *args]
     shown = " ".join(["python -m bench.io_bench", *args])
     if not (REPO_ROOT / "bench" / "io_bench.py").exists():
-        result.rows.append(ctx.row("io", "-", "IO benchmark", None, "", check="n/a",
-                                   notes="TODO: bench/io_bench.py (per-run IO issue) is not there yet"))
+        result.rows.append(
+            ctx.row(
+                "io",
+                "-",
+                "IO benchmark",
+                None,
+                "",
+                check="n/a",
+                notes="TODO: bench/io_bench.py (per-run IO issue) is not there yet",
+            )
+        )
         return result
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     started = time.perf_counter()
@@ -37,10 +46,17 @@ def run(ctx: RunContext) -> WorkloadResult:
     seconds = time.perf_counter() - started
     output = done.stdout.strip()
     ok = done.returncode == 0 and output
-    result.rows.append(ctx.row(
-        "io", "smoke" if ctx.smoke else "full", f"`{shown}`", seconds, "s",
-        check="ok" if ok else f"FAILED: exit {done.returncode}: {done.stderr.strip()[-300:]}",
-        notes="its own table follows; it checks its round trips itself"))
+    result.rows.append(
+        ctx.row(
+            "io",
+            "smoke" if ctx.smoke else "full",
+            f"`{shown}`",
+            seconds,
+            "s",
+            check="ok" if ok else f"FAILED: exit {done.returncode}: {done.stderr.strip()[-300:]}",
+            notes="its own table follows; it checks its round trips itself",
+        )
+    )
     if output:
         result.text = f"Output of `{shown}`:\n\n" + (output if "|" in output else f"```\n{output}\n```")
     return result

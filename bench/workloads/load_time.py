@@ -37,10 +37,19 @@ def flow_spec(i: int) -> dict[str, Any]:
         "nodes": [
             {"id": "source", "type": "StaticData", "params": {"rows": rows}},
             {"id": "sorted", "type": "SortData", "inputs": ["source"], "params": {"by": "value"}},
-            {"id": "selected", "type": "SelectColumns", "inputs": ["sorted"], "params": {"columns": ["group", "value"]}},
+            {
+                "id": "selected",
+                "type": "SelectColumns",
+                "inputs": ["sorted"],
+                "params": {"columns": ["group", "value"]},
+            },
             {"id": "kept", "type": "FilterRows", "inputs": ["selected"], "params": {"condition": f"value > {i % 5}"}},
-            {"id": "totals", "type": "GroupAggregate", "inputs": ["kept"],
-             "params": {"by": "group", "agg": {"total": ["value", "sum"]}}},
+            {
+                "id": "totals",
+                "type": "GroupAggregate",
+                "inputs": ["kept"],
+                "params": {"by": "group", "agg": {"total": ["value", "sum"]}},
+            },
         ],
     }
 
@@ -91,8 +100,13 @@ def platform_load(path: str, defer: bool) -> dict[str, Any]:
         size = _snapshot(defs, defer)
     done = time.perf_counter()
     jobs = len([j for j in defs.resolve_all_job_defs() if not j.name.startswith("__")])
-    return {"import": imported - started, "build": built - imported, "snapshot": done - built,
-            "bytes": size, "jobs": jobs}
+    return {
+        "import": imported - started,
+        "build": built - imported,
+        "snapshot": done - built,
+        "bytes": size,
+        "jobs": jobs,
+    }
 
 
 def handwritten_defs(flows: int, with_jobs: bool):
@@ -138,32 +152,62 @@ def run(ctx: RunContext) -> WorkloadResult:
     for flows in sizes:
         path = run_child("bench.workloads.load_time:prepare", {"flows": flows})["path"]
         platform = run_child("bench.workloads.load_time:platform_load", {"path": path, "defer": defer})
-        bare = run_child("bench.workloads.load_time:handwritten_load",
-                         {"flows": flows, "with_jobs": False, "defer": defer})
+        bare = run_child(
+            "bench.workloads.load_time:handwritten_load", {"flows": flows, "with_jobs": False, "defer": defer}
+        )
         with_jobs = None
         if flows <= 1000 and not ctx.smoke:
-            with_jobs = run_child("bench.workloads.load_time:handwritten_load",
-                                  {"flows": flows, "with_jobs": True, "defer": defer})
+            with_jobs = run_child(
+                "bench.workloads.load_time:handwritten_load", {"flows": flows, "with_jobs": True, "defer": defer}
+            )
         check = "ok" if platform["jobs"] == flows else f"FAILED: {platform['jobs']} jobs for {flows} flows"
         case = f"{flows:,} flows x 5 nodes"
         wall = platform["process_wall_seconds"]
-        phases = (f"platform: import {platform['import']:.1f} s, build {platform['build']:.1f} s, "
-                  f"snapshot {platform['snapshot']:.1f} s ({platform['bytes'] / 1e6:.1f} MB), "
-                  f"peak {platform['peak_rss_mb']:.0f} MB; hand-written build {bare['build']:.1f} s, "
-                  f"snapshot {bare['snapshot']:.1f} s")
-        result.rows.append(ctx.row(
-            "load_time", case, "load, a job per flow", wall, "s", anchor=bare["process_wall_seconds"],
-            anchor_label="hand-written @asset per node, no jobs",
-            target="<= 1.0x" if flows == 1000 else "", met=(wall <= bare["process_wall_seconds"]) if flows == 1000 else None,
-            check=check, notes=phases))
+        phases = (
+            f"platform: import {platform['import']:.1f} s, build {platform['build']:.1f} s, "
+            f"snapshot {platform['snapshot']:.1f} s ({platform['bytes'] / 1e6:.1f} MB), "
+            f"peak {platform['peak_rss_mb']:.0f} MB; hand-written build {bare['build']:.1f} s, "
+            f"snapshot {bare['snapshot']:.1f} s"
+        )
+        result.rows.append(
+            ctx.row(
+                "load_time",
+                case,
+                "load, a job per flow",
+                wall,
+                "s",
+                anchor=bare["process_wall_seconds"],
+                anchor_label="hand-written @asset per node, no jobs",
+                target="<= 1.0x" if flows == 1000 else "",
+                met=(wall <= bare["process_wall_seconds"]) if flows == 1000 else None,
+                check=check,
+                notes=phases,
+            )
+        )
         if with_jobs is not None:
-            result.rows.append(ctx.row(
-                "load_time", case, "load, a job per flow", wall, "s", anchor=with_jobs["process_wall_seconds"],
-                anchor_label="hand-written @asset per node + asset job per flow", check=check,
-                notes=f"hand-written with jobs: build {with_jobs['build']:.1f} s, snapshot {with_jobs['snapshot']:.1f} s"))
+            result.rows.append(
+                ctx.row(
+                    "load_time",
+                    case,
+                    "load, a job per flow",
+                    wall,
+                    "s",
+                    anchor=with_jobs["process_wall_seconds"],
+                    anchor_label="hand-written @asset per node + asset job per flow",
+                    check=check,
+                    notes=f"hand-written with jobs: build {with_jobs['build']:.1f} s, snapshot {with_jobs['snapshot']:.1f} s",
+                )
+            )
         else:
-            result.rows.append(ctx.row(
-                "load_time", case, "load, a job per flow", wall, "s",
-                anchor_label="hand-written + job per flow: not measured at this size (smoke, or 5,000 flows: many minutes)",
-                check=check))
+            result.rows.append(
+                ctx.row(
+                    "load_time",
+                    case,
+                    "load, a job per flow",
+                    wall,
+                    "s",
+                    anchor_label="hand-written + job per flow: not measured at this size (smoke, or 5,000 flows: many minutes)",
+                    check=check,
+                )
+            )
     return result

@@ -56,8 +56,9 @@ def pandas_op(i: int, df):
     params = step["params"]
     if step["type"] == "SelectColumns":
         return df[params["columns"]]
-    return df.sort_values(by=params["by"], ascending=params.get("ascending", True), kind="stable",
-                          na_position="last", ignore_index=True)
+    return df.sort_values(
+        by=params["by"], ascending=params.get("ascending", True), kind="stable", na_position="last", ignore_index=True
+    )
 
 
 def plain_pandas(n: int, rows: list[dict]):
@@ -84,11 +85,14 @@ def handwritten_defs(n: int, rows: list[dict]):
 
     assets.append(first)
     for i in range(1, n):
+
         def make(i: int):
             @dg.asset(key=[prefix, f"n{i}"], ins={"df": dg.AssetIn(key=[prefix, f"n{i - 1}"])})
             def step(df):
                 return pandas_op(i, df)
+
             return step
+
         assets.append(make(i))
     job = dg.define_asset_job(prefix, selection=dg.AssetSelection.assets(*assets))
     return dg.Definitions(assets=assets, jobs=[job], executor=dg.in_process_executor)
@@ -151,9 +155,11 @@ def measure(sizes: list[int], repeats: int, kinds: list[str]) -> dict[str, Any]:
             expected = plain_pandas(n, rows)
             pandas_times, _ = timed(lambda n=n: plain_pandas(n, rows), repeats=max(repeats, 20))
             hand_job = handwritten_defs(n, rows).resolve_job_def(f"hand_{n}")
-            jobs = {"platform": (defs.resolve_job_def(FLOW.format(n=n)), FLOW.format(n=n)),
-                    "platform_steps": (defs.resolve_job_def(FLOW.format(n=n) + "_steps"), FLOW.format(n=n) + "_steps"),
-                    "dagster": (hand_job, f"hand_{n}")}
+            jobs = {
+                "platform": (defs.resolve_job_def(FLOW.format(n=n)), FLOW.format(n=n)),
+                "platform_steps": (defs.resolve_job_def(FLOW.format(n=n) + "_steps"), FLOW.format(n=n) + "_steps"),
+                "dagster": (hand_job, f"hand_{n}"),
+            }
             times: dict[tuple[str, str], list[float]] = {}
             for attempt in range(repeats + 1):  # the first round warms up
                 for label, (job, flow_id) in jobs.items():
@@ -193,17 +199,32 @@ def run(ctx: RunContext) -> WorkloadResult:
     for kind in kinds:
         if kind != "postgres_stock":  # an anchor only: compared below
             result.rows += rows_for(ctx, data[kind], sizes, kind)
-    pairs = [("default", "per_run_files", "instance of `dp init-home`", "Dagster's SQLite default (a file per run)"),
-             ("postgres", "postgres_stock", "PostgreSQL, dagster.yaml's storage class",
-              "dagster-postgres' own storage class")]
+    pairs = [
+        ("default", "per_run_files", "instance of `dp init-home`", "Dagster's SQLite default (a file per run)"),
+        (
+            "postgres",
+            "postgres_stock",
+            "PostgreSQL, dagster.yaml's storage class",
+            "dagster-postgres' own storage class",
+        ),
+    ]
     for ours, theirs, label, anchor_label in pairs:
         if ours in kinds and theirs in kinds:
             for n in sizes:
                 mine, stock = data[ours]["sizes"][str(n)], data[theirs]["sizes"][str(n)]
-                result.rows.append(ctx.row(
-                    "overhead", f"{n} nodes", f"run time, {label}", mine["platform"], "s",
-                    anchor=stock["platform"], anchor_label=anchor_label, check="ok",
-                    notes="same child, runs interleaved"))
+                result.rows.append(
+                    ctx.row(
+                        "overhead",
+                        f"{n} nodes",
+                        f"run time, {label}",
+                        mine["platform"],
+                        "s",
+                        anchor=stock["platform"],
+                        anchor_label=anchor_label,
+                        check="ok",
+                        notes="same child, runs interleaved",
+                    )
+                )
     return result
 
 
@@ -212,32 +233,76 @@ def rows_for(ctx, data: dict[str, Any], sizes: list[int], kind: str) -> list:
     rows = []
     for n in sizes:
         case = data["sizes"][str(n)]
-        check = "ok" if case["platform_check"] == case["dagster_check"] == "ok" else (
-            f"platform: {case['platform_check']}; dagster: {case['dagster_check']}")
+        check = (
+            "ok"
+            if case["platform_check"] == case["dagster_check"] == "ok"
+            else (f"platform: {case['platform_check']}; dagster: {case['dagster_check']}")
+        )
         per_node_ms = (case["platform"] - case["pandas"]) / n * 1000
         hand_ms = (case["dagster"] - case["pandas"]) / n * 1000
         name = f"{n} nodes [{kind}]"
         rows += [
-            ctx.row("overhead", name, "overhead per node (steps: flow)", per_node_ms, "ms",
-                    anchor=hand_ms, anchor_label="hand-written @asset chain, per asset",
-                    target="< 50 ms/node" if kind == "default" else "", met=per_node_ms < 50 if kind == "default" else None,
-                    check=check, notes=f"(run - pandas) / nodes; {where}"),
-            ctx.row("overhead", name, "run time (steps: flow)", case["platform"], "s",
-                    anchor=case["pandas"], anchor_label="plain pandas", check=check),
-            ctx.row("overhead", name, "run time (steps: flow)", case["platform"], "s",
-                    anchor=case["dagster"], anchor_label="hand-written @asset chain", check=check,
-                    notes="hand-written: one step per asset, in-process executor, fs_io_manager (pickle)"),
-            ctx.row("overhead", name, "run time (steps: node)", case["platform_steps"], "s",
-                    anchor=case["dagster"], anchor_label="hand-written @asset chain",
-                    check=case["platform_steps_check"],
-                    notes=f"{(case['platform_steps'] - case['pandas']) / n * 1000:.0f} ms/node beyond pandas"),
+            ctx.row(
+                "overhead",
+                name,
+                "overhead per node (steps: flow)",
+                per_node_ms,
+                "ms",
+                anchor=hand_ms,
+                anchor_label="hand-written @asset chain, per asset",
+                target="< 50 ms/node" if kind == "default" else "",
+                met=per_node_ms < 50 if kind == "default" else None,
+                check=check,
+                notes=f"(run - pandas) / nodes; {where}",
+            ),
+            ctx.row(
+                "overhead",
+                name,
+                "run time (steps: flow)",
+                case["platform"],
+                "s",
+                anchor=case["pandas"],
+                anchor_label="plain pandas",
+                check=check,
+            ),
+            ctx.row(
+                "overhead",
+                name,
+                "run time (steps: flow)",
+                case["platform"],
+                "s",
+                anchor=case["dagster"],
+                anchor_label="hand-written @asset chain",
+                check=check,
+                notes="hand-written: one step per asset, in-process executor, fs_io_manager (pickle)",
+            ),
+            ctx.row(
+                "overhead",
+                name,
+                "run time (steps: node)",
+                case["platform_steps"],
+                "s",
+                anchor=case["dagster"],
+                anchor_label="hand-written @asset chain",
+                check=case["platform_steps_check"],
+                notes=f"{(case['platform_steps'] - case['pandas']) / n * 1000:.0f} ms/node beyond pandas",
+            ),
         ]
     lo, hi = sizes[0], sizes[-1]
     first, last = data["sizes"][str(lo)], data["sizes"][str(hi)]
     slope = ((last["platform"] - last["pandas"]) - (first["platform"] - first["pandas"])) / (hi - lo) * 1000
     hand_slope = ((last["dagster"] - last["pandas"]) - (first["dagster"] - first["pandas"])) / (hi - lo) * 1000
-    rows.append(ctx.row(
-        "overhead", f"{lo}->{hi} nodes [{kind}]", "marginal cost per extra node (steps: flow)", slope, "ms",
-        anchor=hand_slope, anchor_label="hand-written @asset chain, per extra asset",
-        check="ok", notes="slope between the smallest and largest flow: the fixed cost per run left out"))
+    rows.append(
+        ctx.row(
+            "overhead",
+            f"{lo}->{hi} nodes [{kind}]",
+            "marginal cost per extra node (steps: flow)",
+            slope,
+            "ms",
+            anchor=hand_slope,
+            anchor_label="hand-written @asset chain, per extra asset",
+            check="ok",
+            notes="slope between the smallest and largest flow: the fixed cost per run left out",
+        )
+    )
     return rows

@@ -44,8 +44,14 @@ def _home(store: Path) -> tuple[Path, dict[str, str]]:
     (tmp / "dagster").mkdir()
     db = tmp / "store.db"
     shutil.copy(store, db)
-    env = {**os.environ, "DP_HOME": str(tmp), "DAGSTER_HOME": str(tmp / "dagster"), "DP_FLOWS_DIR": "",
-           "DP_STORE_URL": f"sqlite:///{db}", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "DP_HOME": str(tmp),
+        "DAGSTER_HOME": str(tmp / "dagster"),
+        "DP_FLOWS_DIR": "",
+        "DP_STORE_URL": f"sqlite:///{db}",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     for key in ("DP_DATA_DIR", "DP_OUTPUTS_URL", "DP_EXECUTOR"):
         env.pop(key, None)
     return tmp, env
@@ -73,19 +79,27 @@ def run_worker_start(store: str, flow_id: str) -> dict[str, Any]:
     try:
         (tmp / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         with _environment(env), dg.DagsterInstance.get() as instance:
-            run, args = run_worker_arguments(
-                "dp_assets.definitions", "defs", str(REPO_ROOT), flow_id, instance
-            )
+            run, args = run_worker_arguments("dp_assets.definitions", "defs", str(REPO_ROOT), flow_id, instance)
             started_wall = time.time()
-            done = subprocess.run([str(BIN / "dagster"), "api", "execute_run", args], env=env, cwd=tmp,
-                                  capture_output=True, check=False, text=True, timeout=900)
+            done = subprocess.run(
+                [str(BIN / "dagster"), "api", "execute_run", args],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=900,
+            )
             total = time.time() - started_wall
             finished = instance.get_run_by_id(run.run_id)
             if done.returncode != 0 or finished is None or finished.status != dg.DagsterRunStatus.SUCCESS:
                 raise RuntimeError(f"run worker failed: {done.stderr[-2000:]}")
             records = instance.get_records_for_run(run.run_id).records
-            step_start = next(r.event_log_entry.timestamp for r in records
-                              if r.event_log_entry.dagster_event_type == dg.DagsterEventType.STEP_START)
+            step_start = next(
+                r.event_log_entry.timestamp
+                for r in records
+                if r.event_log_entry.dagster_event_type == dg.DagsterEventType.STEP_START
+            )
         return {"to_step_start": step_start - started_wall, "total": total}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -114,8 +128,13 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
     port = free_port()
     log = open(tmp / "webserver.log", "w")  # noqa: SIM115 - the server writes to it until stopped
     started = time.perf_counter()
-    server = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                               "-m", "dp_assets.definitions"], env=env, cwd=tmp, stdout=log, stderr=log)
+    server = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         with httpx.Client(timeout=120) as client:
@@ -133,8 +152,14 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
             ready = time.perf_counter() - started
             times, ok = [], 0
             for i in range(launches):
-                params = {"selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
-                                       "jobName": flow_ids[i % len(flow_ids)]}, "runConfigData": {}}
+                params = {
+                    "selector": {
+                        "repositoryLocationName": location,
+                        "repositoryName": "__repository__",
+                        "jobName": flow_ids[i % len(flow_ids)],
+                    },
+                    "runConfigData": {},
+                }
                 t0 = time.perf_counter()
                 reply = client.post(url, json={"query": LAUNCH, "variables": {"params": params}}).json()
                 times.append(time.perf_counter() - t0)
@@ -150,8 +175,7 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
             server.kill()
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"ready": ready, "p50": percentile(times, 50), "p95": percentile(times, 95), "ok": ok,
-            "launches": launches}
+    return {"ready": ready, "p50": percentile(times, 50), "p95": percentile(times, 95), "ok": ok, "launches": launches}
 
 
 def run(ctx: RunContext) -> WorkloadResult:
@@ -167,18 +191,36 @@ def run(ctx: RunContext) -> WorkloadResult:
     small = min((run_worker_start(one, first) for _ in range(repeats)), key=lambda r: r["to_step_start"])
     big = min((run_worker_start(many, first) for _ in range(repeats)), key=lambda r: r["to_step_start"])
     extra = big["to_step_start"] - small["to_step_start"]
-    result.rows.append(ctx.row(
-        "run_start", f"{flows:,} flows", "process start -> first step started", big["to_step_start"], "s",
-        anchor=small["to_step_start"], anchor_label="location of 1 flow", target="< 2 s beyond 1 flow",
-        met=extra < 2.0, check="ok",
-        notes=f"{extra:+.1f} s beyond a 1-flow location (best of {repeats}); the run worker `dagster api execute_run` "
-        "(compiles only the run's flow, dp_assets/loading.py)"))
+    result.rows.append(
+        ctx.row(
+            "run_start",
+            f"{flows:,} flows",
+            "process start -> first step started",
+            big["to_step_start"],
+            "s",
+            anchor=small["to_step_start"],
+            anchor_label="location of 1 flow",
+            target="< 2 s beyond 1 flow",
+            met=extra < 2.0,
+            check="ok",
+            notes=f"{extra:+.1f} s beyond a 1-flow location (best of {repeats}); the run worker `dagster api execute_run` "
+            "(compiles only the run's flow, dp_assets/loading.py)",
+        )
+    )
     launched = launch_runs(many, [flow_spec(i)["id"] for i in range(min(flows, 50))], launches)
     check = "ok" if launched["ok"] == launches else f"FAILED: {launched['ok']}/{launches} launches succeeded"
     result.rows += [
-        ctx.row("run_start", f"{flows:,} flows, {launches} launches", "launchRun response p95",
-                launched["p95"] * 1000, "ms", target="< 500 ms", met=launched["p95"] < 0.5, check=check,
-                notes=f"p50 {launched['p50'] * 1000:.0f} ms; QueuedRunCoordinator, no daemon; webserver ready "
-                f"{launched['ready']:.0f} s after start"),
+        ctx.row(
+            "run_start",
+            f"{flows:,} flows, {launches} launches",
+            "launchRun response p95",
+            launched["p95"] * 1000,
+            "ms",
+            target="< 500 ms",
+            met=launched["p95"] < 0.5,
+            check=check,
+            notes=f"p50 {launched['p50'] * 1000:.0f} ms; QueuedRunCoordinator, no daemon; webserver ready "
+            f"{launched['ready']:.0f} s after start",
+        ),
     ]
     return result

@@ -29,12 +29,19 @@ TABLES = ("event_logs", "runs", "asset_keys", "asset_event_tags", "run_tags", "a
 
 def flow_spec() -> dict[str, Any]:
     rows = [{"id": i, "group": f"g{i % 3}", "value": float(i)} for i in range(20)]
-    return {"id": FLOW_ID, "nodes": [
-        {"id": "rows", "type": "StaticData", "params": {"rows": rows}},
-        {"id": "sorted", "type": "SortData", "inputs": ["rows"], "params": {"by": "value"}},
-        {"id": "totals", "type": "GroupAggregate", "inputs": ["sorted"],
-         "params": {"by": "group", "agg": {"total": ["value", "sum"]}}},
-    ]}
+    return {
+        "id": FLOW_ID,
+        "nodes": [
+            {"id": "rows", "type": "StaticData", "params": {"rows": rows}},
+            {"id": "sorted", "type": "SortData", "inputs": ["rows"], "params": {"by": "value"}},
+            {
+                "id": "totals",
+                "type": "GroupAggregate",
+                "inputs": ["sorted"],
+                "params": {"by": "group", "agg": {"total": ["value", "sum"]}},
+            },
+        ],
+    }
 
 
 def _table_stats(engine) -> dict[str, dict[str, int]]:
@@ -42,13 +49,13 @@ def _table_stats(engine) -> dict[str, dict[str, int]]:
 
     stats = {}
     with engine.connect() as conn:
-        present = {r[0] for r in conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}
+        present = {r[0] for r in conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}
         for table in TABLES:
             if table not in present:
                 continue
-            rows, size = conn.execute(sa.text(
-                f"SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {table} t")).one()
+            rows, size = conn.execute(
+                sa.text(f"SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {table} t")
+            ).one()
             disk = conn.execute(sa.text(f"SELECT pg_total_relation_size('{table}')")).scalar()
             stats[table] = {"rows": int(rows), "bytes": int(size), "disk": int(disk)}
     return stats
@@ -107,8 +114,17 @@ def run(ctx: RunContext) -> WorkloadResult:
 
     result = WorkloadResult("storage", "8. Storage growth on PostgreSQL (event log per node-run)")
     if not postgres_up():
-        result.rows.append(ctx.row("storage", "-", "event-log growth", None, "", check="n/a",
-                                   notes="skipped: PostgreSQL is not reachable on 127.0.0.1:5432"))
+        result.rows.append(
+            ctx.row(
+                "storage",
+                "-",
+                "event-log growth",
+                None,
+                "",
+                check="n/a",
+                notes="skipped: PostgreSQL is not reachable on 127.0.0.1:5432",
+            )
+        )
         return result
     runs, keep = (5, 2) if ctx.smoke else (1000, 50)
     data = run_child("bench.workloads.storage:measure", {"runs": runs, "keep": keep})
@@ -116,26 +132,59 @@ def run(ctx: RunContext) -> WorkloadResult:
     events = data["after_runs"]["event_logs"]
     pruned = data["after_prune"]["event_logs"]
     kept_runs = runs - data["pruned_runs"]
-    check = "ok" if data["latest_kept"] and data["after_prune"]["runs"]["rows"] == kept_runs else (
-        "FAILED: retention removed the wrong runs")
+    check = (
+        "ok"
+        if data["latest_kept"] and data["after_prune"]["runs"]["rows"] == kept_runs
+        else ("FAILED: retention removed the wrong runs")
+    )
     case = f"{runs:,} runs x 3 nodes"
     other = {t: s for t, s in data["after_runs"].items() if t != "event_logs"}
     result.rows += [
-        ctx.row("storage", case, "event-log rows per node-run", events["rows"] / node_runs, "rows", check=check,
-                notes=f"{events['rows']:,} rows in event_logs after {runs:,} runs"),
-        ctx.row("storage", case, "event-log bytes per node-run", events["bytes"] / node_runs, "B", check=check,
-                notes=f"on disk with indexes: {events['disk'] / node_runs:,.0f} B per node-run; other tables: "
-                + ", ".join(f"{t} {s['rows']:,} rows" for t, s in other.items())),
-        ctx.row("storage", case, "run time p50 on the PostgreSQL instance", data["run_p50"], "s", check=check,
-                anchor=data["stock_p50"], anchor_label="dagster-postgres' own storage class",
-                notes=f"p95 {data['run_p95']:.2f} s; the storage class of dagster.yaml (dp_instance.pg_storage: "
-                f"one kept connection per process, schema questions answered once); the anchor: "
-                f"{data['stock_runs']} runs interleaved on `storage: postgres:` in a database of its own"),
-        ctx.row("storage", f"keep last {keep} runs", "event-log rows after retention", pruned["rows"], "rows",
-                anchor=events["rows"], anchor_label="before retention", check=check,
-                notes=f"prune_run_history (retention run_history: true) deleted {data['pruned_runs']:,} runs "
-                f"in {data['prune_seconds']:.1f} s "
-                f"({data['prune_seconds'] / max(data['pruned_runs'], 1) * 1000:.0f} ms per run); the asset's "
-                "latest materialisation is still found"),
+        ctx.row(
+            "storage",
+            case,
+            "event-log rows per node-run",
+            events["rows"] / node_runs,
+            "rows",
+            check=check,
+            notes=f"{events['rows']:,} rows in event_logs after {runs:,} runs",
+        ),
+        ctx.row(
+            "storage",
+            case,
+            "event-log bytes per node-run",
+            events["bytes"] / node_runs,
+            "B",
+            check=check,
+            notes=f"on disk with indexes: {events['disk'] / node_runs:,.0f} B per node-run; other tables: "
+            + ", ".join(f"{t} {s['rows']:,} rows" for t, s in other.items()),
+        ),
+        ctx.row(
+            "storage",
+            case,
+            "run time p50 on the PostgreSQL instance",
+            data["run_p50"],
+            "s",
+            check=check,
+            anchor=data["stock_p50"],
+            anchor_label="dagster-postgres' own storage class",
+            notes=f"p95 {data['run_p95']:.2f} s; the storage class of dagster.yaml (dp_instance.pg_storage: "
+            f"one kept connection per process, schema questions answered once); the anchor: "
+            f"{data['stock_runs']} runs interleaved on `storage: postgres:` in a database of its own",
+        ),
+        ctx.row(
+            "storage",
+            f"keep last {keep} runs",
+            "event-log rows after retention",
+            pruned["rows"],
+            "rows",
+            anchor=events["rows"],
+            anchor_label="before retention",
+            check=check,
+            notes=f"prune_run_history (retention run_history: true) deleted {data['pruned_runs']:,} runs "
+            f"in {data['prune_seconds']:.1f} s "
+            f"({data['prune_seconds'] / max(data['pruned_runs'], 1) * 1000:.0f} ms per run); the asset's "
+            "latest materialisation is still found",
+        ),
     ]
     return result

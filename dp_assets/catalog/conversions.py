@@ -36,10 +36,21 @@ import pandas as pd
 TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
 #: The dtype each declared logical type is read into (docs/flow-spec.md, Declared columns).
-DECLARED_DTYPES = {"integer": "Int64", "float": "float64", "string": "str", "boolean": "boolean",
-                   "datetime": "datetime64", "date": "object of datetime.date"}
-_WORDS = {"integer": "a whole number", "float": "a number", "boolean": "true/false",
-          "datetime": "a date-time", "date": "a date"}
+DECLARED_DTYPES = {
+    "integer": "Int64",
+    "float": "float64",
+    "string": "str",
+    "boolean": "boolean",
+    "datetime": "datetime64",
+    "date": "object of datetime.date",
+}
+_WORDS = {
+    "integer": "a whole number",
+    "float": "a number",
+    "boolean": "true/false",
+    "datetime": "a date-time",
+    "date": "a date",
+}
 # A zone after the time at the end of ISO text: 'Z', '+01', '+0100', '+01:00' (a bare date's
 # '-01' is no zone). Anchored at the end, no nested repetition: linear in the text.
 _ZONE = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
@@ -153,8 +164,9 @@ def _datetimes(series: pd.Series, where: str) -> pd.Series:
     zoned = text.str.contains(_ZONED_TIME, regex=True, na=False)
     present = text.notna()
     if zoned.any() and not zoned[present].all():
-        _refuse_first(series, present & ~zoned, "datetime", where,
-                      " with a time zone, as other values of the column have")
+        _refuse_first(
+            series, present & ~zoned, "datetime", where, " with a time zone, as other values of the column have"
+        )
     utc = bool(zoned.any()) and text[zoned].str.extract(f"({_ZONE})")[0].nunique() > 1
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=utc)
     if present.any() and parsed[present].isna().all():  # not ISO: one format pandas infers
@@ -182,13 +194,19 @@ def _dates(series: pd.Series, where: str) -> pd.Series:
     except ValueError as exc:
         raise ValueError(str(exc).replace("is not a date-time", "is not a date")) from None
     years = instants.dt.year
-    _refuse_first(series, instants.notna() & ((years < 1) | (years > 9999)), "date", where,
-                  " (datetime.date holds years 1 to 9999)")
+    _refuse_first(
+        series,
+        instants.notna() & ((years < 1) | (years > 9999)),
+        "date",
+        where,
+        " (datetime.date holds years 1 to 9999)",
+    )
     return instants.dt.date.astype(object).rename(series.name)
 
 
-def declared_read_dtypes(declared: Mapping[str, str] | None, given: Mapping[str, Any] | None,
-                         skip: list[str] | None = None) -> dict[str, Any] | None:
+def declared_read_dtypes(
+    declared: Mapping[str, str] | None, given: Mapping[str, Any] | None, skip: list[str] | None = None
+) -> dict[str, Any] | None:
     """``dtype`` for a text reader (CSV, JSON): declared columns read raw, as text (CSV) or as
     they are (JSON), so that a parser's guess (``'007'`` read as 7) does not lose what the
     declared type keeps. A dtype the spec gives for a column wins; ``skip`` are ``parse_dates``."""

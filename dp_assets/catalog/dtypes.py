@@ -21,10 +21,29 @@ from dp_assets.timezones import timezone_error
 
 _INTS = [f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)]
 _NUMPY = {"bool", "int", "float", "float32", "float64", "object", "str", "category", *_INTS}
-_NULLABLE = {"boolean", "string", "string[python]", "Float32", "Float64",
-             *(name.capitalize() if name.startswith("i") else "UInt" + name[4:] for name in _INTS)}
-_ARROW = {f"{name}[pyarrow]" for name in (*_INTS, "bool", "float", "double", "float32", "float64",
-                                           "string", "large_string", "date32[day]", "date64[ms]")}
+_NULLABLE = {
+    "boolean",
+    "string",
+    "string[python]",
+    "Float32",
+    "Float64",
+    *(name.capitalize() if name.startswith("i") else "UInt" + name[4:] for name in _INTS),
+}
+_ARROW = {
+    f"{name}[pyarrow]"
+    for name in (
+        *_INTS,
+        "bool",
+        "float",
+        "double",
+        "float32",
+        "float64",
+        "string",
+        "large_string",
+        "date32[day]",
+        "date64[ms]",
+    )
+}
 SIMPLE_DTYPES = frozenset(_NUMPY | _NULLABLE | _ARROW)
 
 _UNIT = r"(?:s|ms|us|ns)"

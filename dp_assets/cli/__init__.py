@@ -47,7 +47,7 @@ INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed", "run"})
 # tests/cli/test_cli_basics.py checks each is the command's own first sentence.
 SUMMARIES = {
     "delete": "Retire a flow: it leaves the code location on its next load; its versions, runs and "
-              "kept outputs stay (`dp restore FLOW` brings it back).",
+    "kept outputs stay (`dp restore FLOW` brings it back).",
     "deploy": "Production deployment: configuration checks and the Celery worker.",
     "diff": "Unified diff between two stored versions of a flow.",
     "docs": "Regenerate docs/nodes.md from the params models and docs/settings.md from the settings.",
@@ -55,8 +55,7 @@ SUMMARIES = {
     "history": "Every stored version of a flow, oldest first; * marks the published one.",
     "init-home": "Create DP_HOME and DAGSTER_HOME with the embedded default's instance settings.",
     "launch": "Launch FLOW through Dagster's GraphQL API with its params as run config.",
-    "list": "Flows in the store: state, published version, versions, last change, and the spec file "
-            "each came from.",
+    "list": "Flows in the store: state, published version, versions, last change, and the spec file each came from.",
     "mcp-tools": "The tools of the MCP servers in DP_MCP_CONFIG (or of SERVER).",
     "nodes": "The node catalog; with NAME, that node type's params.",
     "proxy": "The authenticating reverse proxy in front of the Dagster webserver.",
@@ -66,13 +65,10 @@ SUMMARIES = {
     "run": "Run a published FLOW locally on the embedded default and print each node as it finishes.",
     "runs": "Stored outputs of runs: list, show, read, prune.",
     "schema": "Print the JSON Schema of a flow spec (for editors).",
-    "show": "Print a stored spec (`dp show FLOW > file.yaml` gives a file that publishes the same "
-            "version).",
+    "show": "Print a stored spec (`dp show FLOW > file.yaml` gives a file that publishes the same version).",
     "status": "Every run of a chain (tag dp/task_id, or the id of its first run) and its overall state.",
-    "test": "Run the test cases of FLOW (a flow id, a spec file or a folder; default: every tested "
-            "flow).",
-    "unpublish": "Keep a flow stored but stop compiling it (`dp publish FLOW` publishes its newest "
-                 "version again).",
+    "test": "Run the test cases of FLOW (a flow id, a spec file or a folder; default: every tested flow).",
+    "unpublish": "Keep a flow stored but stop compiling it (`dp publish FLOW` publishes its newest version again).",
     "validate": "Check spec files (or folders of them); exit 1 listing every error when any is bad.",
     "webhook": "The webhook and launch receiver.",
 }
@@ -95,8 +91,7 @@ class LazyGroup(click.Group):
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)
         # A stand-in command per name, so that click shortens each summary as it would the help.
-        rows = [(name, click.Command(name, help=SUMMARIES.get(name, "")).get_short_help_str(limit))
-                for name in names]
+        rows = [(name, click.Command(name, help=SUMMARIES.get(name, "")).get_short_help_str(limit)) for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -65,8 +65,9 @@ def validate(paths: tuple[str, ...]) -> None:
             click.echo(f"FAIL  {path}\n{exc}", err=True)
         except Exception as exc:  # noqa: BLE001 - one file's failure must not hide the others
             bad += 1
-            click.echo(f"FAIL  {path}\n  could not be checked ({type(exc).__name__}: {exc}); "
-                       "please report this spec", err=True)
+            click.echo(
+                f"FAIL  {path}\n  could not be checked ({type(exc).__name__}: {exc}); please report this spec", err=True
+            )
     if bad:
         click.echo(f"{bad} invalid spec(s)", err=True)
         sys.exit(1)
@@ -93,9 +94,11 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
                 flow, _, version = target.partition("@")
                 try:
                     result = api.publish_version(flow, version or None)
-                    progress.line(f"{flow}: version {result.version} "
-                                  + ("published" if result.published else "was already published")
-                                  + (", restored (it had been deleted)" if result.restored else ""))
+                    progress.line(
+                        f"{flow}: version {result.version} "
+                        + ("published" if result.published else "was already published")
+                        + (", restored (it had been deleted)" if result.restored else "")
+                    )
                 except FlowNotFound as exc:
                     bad += 1
                     progress.line(f"FAIL  {target}: {exc}", err=True)
@@ -109,8 +112,7 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
                     progress.line(f"FAIL  {path}\n{exc}", err=True)
             progress.advance()
     if len(steps) > 1:
-        click.echo(f"{len(steps)} spec(s): {len(steps) - bad} published ({created} new version(s)), "
-                   f"{bad} failed")
+        click.echo(f"{len(steps)} spec(s): {len(steps) - bad} published ({created} new version(s)), {bad} failed")
     if bad:
         sys.exit(1)
 
@@ -131,8 +133,11 @@ def _publish_steps(targets: tuple[str, ...]) -> list[tuple[str, Path | None]]:
 
 def _published_line(result: PublishResult) -> str:
     state = "new version" if result.created else "unchanged"
-    return (f"{result.flow_id}: {state} {result.version}" + (", published" if result.published else "")
-            + (", restored (it had been deleted)" if result.restored else ""))
+    return (
+        f"{result.flow_id}: {state} {result.version}"
+        + (", published" if result.published else "")
+        + (", restored (it had been deleted)" if result.restored else "")
+    )
 
 
 @click.command("list")
@@ -145,8 +150,10 @@ def list_flows(show_all: bool) -> None:
     for entry in listings:
         info = entry.info
         source = (entry.source or "-") + (" (removed)" if entry.source_removed else "")
-        click.echo(f"{info.id:32} {info.state:11} {(info.published_version or '-')[:12]:12} "
-                   f"{info.versions:3} version(s)  {info.updated_at:%Y-%m-%d %H:%M}  {source}")
+        click.echo(
+            f"{info.id:32} {info.state:11} {(info.published_version or '-')[:12]:12} "
+            f"{info.versions:3} version(s)  {info.updated_at:%Y-%m-%d %H:%M}  {source}"
+        )
     if hidden := len(every) - len(listings):
         click.echo(f"({hidden} deleted flow(s) not shown: `dp list --all`)")
     for entry in listings:

@@ -10,16 +10,31 @@ import click
 
 @click.command("test")
 @click.argument("flow", required=False)
-@click.option("--path", "search", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of flow specs [default: DP_FLOWS_DIR, else ./flows].")
-@click.option("--flows-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The read-only 'flows' file root FileInput nodes read example data from "
-                   "[default: DP_FLOWS_DIR, else ./flows].")
+@click.option(
+    "--path",
+    "search",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of flow specs [default: DP_FLOWS_DIR, else ./flows].",
+)
+@click.option(
+    "--flows-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The read-only 'flows' file root FileInput nodes read example data from "
+    "[default: DP_FLOWS_DIR, else ./flows].",
+)
 @click.option("--case", "cases", multiple=True, help="Run only this case (repeatable).")
 @click.option("--update-golden", is_flag=True, help="Write golden files from this run instead of comparing.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list the stand-ins of passing cases.")
-def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: tuple[str, ...],
-         update_golden: bool, verbose: bool) -> None:
+def test(
+    flow: str | None,
+    search: Path | None,
+    flows_root: Path | None,
+    cases: tuple[str, ...],
+    update_golden: bool,
+    verbose: bool,
+) -> None:
     """Run the test cases of FLOW (a flow id, a spec file or a folder; default: every tested flow).
 
     Cases live in YAML files in a tests/ folder beside the spec. Each runs in process on an
@@ -67,8 +82,9 @@ def test(flow: str | None, search: Path | None, flows_root: Path | None, cases: 
             progress.advance(0, label=f"testing {target.flow_id}")
             progress.line(f"flow {target.flow_id}  ({target.spec} <- {test_path})")
             try:
-                runner.run_file(target.spec, test_path, cases=cases or None, update_golden=update_golden,
-                                on_result=report)
+                runner.run_file(
+                    target.spec, test_path, cases=cases or None, update_golden=update_golden, on_result=report
+                )
             except TestFileError as exc:
                 failed += 1
                 progress.line(f"  ERROR {exc}")

@@ -46,19 +46,23 @@ def local_storage(dagster_home: Path) -> str:
     the terminal by a thread rather than four processes per capture (``dp_instance.compute_logs``)."""
     storage = {
         "run_storage": {
-            "module": "dp_instance.embedded_storage", "class": "EmbeddedRunStorage",
+            "module": "dp_instance.embedded_storage",
+            "class": "EmbeddedRunStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "history")},
         },
         "event_log_storage": {
-            "module": "dp_instance.embedded_storage", "class": "EmbeddedEventLogStorage",
+            "module": "dp_instance.embedded_storage",
+            "class": "EmbeddedEventLogStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "history" / "events")},
         },
         "schedule_storage": {
-            "module": "dp_instance.embedded_storage", "class": "EmbeddedScheduleStorage",
+            "module": "dp_instance.embedded_storage",
+            "class": "EmbeddedScheduleStorage",
             "config": {"base_dir": str(dagster_home.resolve() / "schedules")},
         },
         "compute_logs": {
-            "module": "dp_instance.compute_logs", "class": "ThreadedComputeLogManager",
+            "module": "dp_instance.compute_logs",
+            "class": "ThreadedComputeLogManager",
             "config": {"base_dir": str(dagster_home.resolve() / "storage")},
         },
     }
@@ -74,11 +78,14 @@ def local_run_queue() -> str:
     """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too."""
     from dp_sensors.triggers.policy import concurrency_limits_config
 
-    queue = {"run_coordinator": {
-        # Dagster's queued run coordinator, tagging the UI's Materialize runs with their flow.
-        "module": "dp_instance.run_coordinator", "class": "FlowRunCoordinator",
-        "config": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()},
-    }}
+    queue = {
+        "run_coordinator": {
+            # Dagster's queued run coordinator, tagging the UI's Materialize runs with their flow.
+            "module": "dp_instance.run_coordinator",
+            "class": "FlowRunCoordinator",
+            "config": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()},
+        }
+    }
     return yaml.safe_dump(queue, sort_keys=False)
 
 
@@ -122,8 +129,7 @@ def prepare_instance(dagster_home: Path) -> Path:
 
 #: Exceptions (by class name, anywhere in the chain) that mean the storage could not be reached,
 #: as SQLAlchemy, the database drivers and dagster-postgres (after its own retries) raise them.
-UNREACHABLE = frozenset({"OperationalError", "InterfaceError", "DagsterPostgresException",
-                         "DagsterMySQLException"})
+UNREACHABLE = frozenset({"OperationalError", "InterfaceError", "DagsterPostgresException", "DagsterMySQLException"})
 
 
 @contextmanager
@@ -158,9 +164,11 @@ def unreachable_message(dagster_home: Path, exc: BaseException) -> str:
         cause = deeper
     reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     instance_file = dagster_home / "dagster.yaml"
-    return (f"cannot reach the Dagster run storage: {storage_described(instance_file)}, set in "
-            f"{instance_file} ({type(cause).__name__}: {reason}). Start it or correct its settings; "
-            "without DAGSTER_HOME, dp uses the embedded default in DP_HOME/dagster")
+    return (
+        f"cannot reach the Dagster run storage: {storage_described(instance_file)}, set in "
+        f"{instance_file} ({type(cause).__name__}: {reason}). Start it or correct its settings; "
+        "without DAGSTER_HOME, dp uses the embedded default in DP_HOME/dagster"
+    )
 
 
 def storage_described(instance_file: Path) -> str:

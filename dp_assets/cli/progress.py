@@ -57,7 +57,8 @@ class Progress:
         if self._live is not None and self._task is not None:
             self._live.update(self._task, advance=steps, description=label or self.label)
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._live is not None:
             self._live.stop()

@@ -98,13 +98,14 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     try:
         info = api.info(flow)
         if info.state != "published" and version is None:
-            raise click.ClickException(f"flow '{flow}' is {info.state}; `dp publish {flow}` publishes "
-                                       "its newest version, or name one with --version")
+            raise click.ClickException(
+                f"flow '{flow}' is {info.state}; `dp publish {flow}` publishes "
+                "its newest version, or name one with --version"
+            )
         found, _ = api.get(flow, version)
     except FlowNotFound as exc:
         raise click.ClickException(str(exc)) from None
-    defs = build_code_location(store=api.store, catalog=api.catalog,
-                               scope=LoadScope(frozenset([flow]), {flow: found}))
+    defs = build_code_location(store=api.store, catalog=api.catalog, scope=LoadScope(frozenset([flow]), {flow: found}))
     job = defs.resolve_job_def(flow)
     instance = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())
@@ -114,7 +115,8 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     def execute() -> None:
         try:
             outcome["result"] = job.execute_in_process(
-                run_config=values, instance=instance, run_id=run_id, tags=tags, raise_on_error=False)
+                run_config=values, instance=instance, run_id=run_id, tags=tags, raise_on_error=False
+            )
         except Exception as exc:  # noqa: BLE001 - a bad run config, say: shown to the user below
             outcome["error"] = exc
 
@@ -123,8 +125,7 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     # Dagster's console logger writes every event of the run to stderr (a flow job's config
     # mapping leaves no room for logger config); the events are stored in the instance and
     # shown in the UI, and this command prints one line per node instead.
-    with contextlib.redirect_stderr(io.StringIO()), \
-            Progress(f"run {run_id[:8]} of {flow} ({found[:12]})") as progress:
+    with contextlib.redirect_stderr(io.StringIO()), Progress(f"run {run_id[:8]} of {flow} ({found[:12]})") as progress:
         worker.start()
         cursor = None
         while True:
@@ -146,8 +147,10 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
         raise click.ClickException(f"flow '{flow}' did not start: {outcome['error']}")
     result = outcome["result"]
     if result.success:
-        click.echo(f"run {run_id[:8]} of {flow} succeeded in {seconds:.1f} s "
-                   f"(run id {run_id}; `dp runs show {run_id[:8]}` lists its kept outputs)")
+        click.echo(
+            f"run {run_id[:8]} of {flow} succeeded in {seconds:.1f} s "
+            f"(run id {run_id}; `dp runs show {run_id[:8]}` lists its kept outputs)"
+        )
         return
     failures = failure_text(result.get_step_failure_events())
     click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failures}", err=True)

@@ -65,18 +65,33 @@ def webhook() -> None:
 @webhook.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
-              help="Larger bodies are refused with 413.")
-@click.option("--events-url", default=None,
-              help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
-@click.option("--launches-url", default=None,
-              help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].")
-@click.option("--dagster-url", default=None,
-              help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}; default: "
-              f"{DEFAULT_GRAPHQL_URL}]; '' turns launches off.")
+@click.option(
+    "--max-body-bytes",
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    type=int,
+    help="Larger bodies are refused with 413.",
+)
+@click.option("--events-url", default=None, help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
+@click.option(
+    "--launches-url", default=None, help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store]."
+)
+@click.option(
+    "--dagster-url",
+    default=None,
+    help=f"Dagster GraphQL endpoint for POST /flows/FLOW/runs [env {GRAPHQL_URL_ENV}; default: "
+    f"{DEFAULT_GRAPHQL_URL}]; '' turns launches off.",
+)
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, launches_url: str | None,
-          dagster_url: str | None, log_level: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    max_body_bytes: int,
+    events_url: str | None,
+    launches_url: str | None,
+    dagster_url: str | None,
+    log_level: str,
+) -> None:
     """Receive webhooks (POST /hooks/FLOW) and idempotent launches (POST /flows/FLOW/runs).
 
     Webhooks are taken for flows whose event trigger lists 'webhook.FLOW'; launches for every
@@ -89,5 +104,13 @@ def serve(host: str, port: int, max_body_bytes: int, events_url: str | None, lau
     settings = load()  # the receiver's settings, read once here and passed down
     if dagster_url is None:
         dagster_url = settings.dagster.graphql_url or DEFAULT_GRAPHQL_URL
-    serve_receiver(host, port, events_url=events_url, launches_url=launches_url, dagster_url=dagster_url or None,
-                   max_body_bytes=max_body_bytes, log_level=log_level, settings=settings)
+    serve_receiver(
+        host,
+        port,
+        events_url=events_url,
+        launches_url=launches_url,
+        dagster_url=dagster_url or None,
+        max_body_bytes=max_body_bytes,
+        log_level=log_level,
+        settings=settings,
+    )

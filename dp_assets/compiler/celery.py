@@ -85,9 +85,7 @@ class CeleryConfigError(ValueError):
     """A Celery configuration that could lose or duplicate steps; the message lists every rule."""
 
 
-def time_limits(
-    longest_step_seconds: float, *, grace_seconds: int = TIME_LIMIT_GRACE_SECONDS
-) -> tuple[int, int]:
+def time_limits(longest_step_seconds: float, *, grace_seconds: int = TIME_LIMIT_GRACE_SECONDS) -> tuple[int, int]:
     """(soft, hard) task time limits just above the longest step."""
     hard = int(longest_step_seconds) + grace_seconds
     return hard - grace_seconds // 2, hard
@@ -197,9 +195,7 @@ def check_celery_config(
             "the process that sent the task, so a restarted run worker never sees them; set "
             f"result_backend (${BACKEND_ENV}) to redis://... or db+postgresql+psycopg2://..."
         )
-    elif backend_scheme not in PERSISTENT_BACKEND_SCHEMES and not backend.startswith(
-        PERSISTENT_BACKEND_PREFIXES
-    ):
+    elif backend_scheme not in PERSISTENT_BACKEND_SCHEMES and not backend.startswith(PERSISTENT_BACKEND_PREFIXES):
         errors.append(
             f"result backend {backend_scheme}:// is not a persistent shared store: use redis:// "
             "or db+postgresql+psycopg2://"
@@ -218,9 +214,7 @@ def check_celery_config(
         )
         hard = None
     if soft is not None and (not isinstance(soft, (int, float)) or soft <= longest):
-        errors.append(
-            f"task_soft_time_limit {soft!r} must be above the longest step ({longest:g} s)"
-        )
+        errors.append(f"task_soft_time_limit {soft!r} must be above the longest step ({longest:g} s)")
     if soft is not None and hard is not None and isinstance(soft, (int, float)) and soft >= hard:
         errors.append(f"task_soft_time_limit {soft!r} must be below task_time_limit {hard!r}")
     redelivery_floor = hard if hard is not None else longest
@@ -295,9 +289,7 @@ def rabbitmq_consumer_timeout_from_env() -> float | None:
     return current().rabbitmq.consumer_timeout_seconds
 
 
-def render_worker_yaml(
-    longest_step_seconds: float = DEFAULT_LONGEST_STEP_SECONDS, **tuning: Any
-) -> str:
+def render_worker_yaml(longest_step_seconds: float = DEFAULT_LONGEST_STEP_SECONDS, **tuning: Any) -> str:
     """The worker config file: the executor config block that ``dagster-celery`` workers read.
 
     Broker and backend stay environment references, so the file holds no secret.
@@ -354,9 +346,7 @@ def celery_executor_for(
     )
     from dagster_celery.executor import CELERY_CONFIG
 
-    defaults = (
-        dict(settings) if settings is not None else celery_settings(longest_step_seconds, **tuning)
-    )
+    defaults = dict(settings) if settings is not None else celery_settings(longest_step_seconds, **tuning)
     schema = {
         **CELERY_CONFIG,
         "broker": Field(
@@ -378,9 +368,7 @@ def celery_executor_for(
         requirements=multiple_process_executor_requirements(),
     )
     def dp_celery_executor(init_context):
-        return make_celery_executor(
-            init_context.executor_config, longest_step_seconds, defaults=defaults
-        )
+        return make_celery_executor(init_context.executor_config, longest_step_seconds, defaults=defaults)
 
     return dp_celery_executor
 

@@ -45,6 +45,8 @@ def column_problems(value: Any, columns: list[ColumnContract]) -> list[str]:
 def check_result(key: dg.AssetKey, value: Any, columns: list[ColumnContract]) -> dg.AssetCheckResult:
     problems = column_problems(value, columns)
     return dg.AssetCheckResult(
-        asset_key=key, check_name=CHECK_NAME, passed=not problems,
+        asset_key=key,
+        check_name=CHECK_NAME,
+        passed=not problems,
         metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
     )

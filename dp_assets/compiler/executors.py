@@ -66,9 +66,7 @@ class FlowExecutors:
         """The flow's executor; raises ``ValueError`` when its node timeouts cannot fit Celery's."""
         name = validated.flow.policies.executor or self.default_name
         if name == "celery":
-            problems = celery_step_problems(
-                validated, self.celery_deployment().longest_step_seconds
-            )
+            problems = celery_step_problems(validated, self.celery_deployment().longest_step_seconds)
             if problems:
                 raise ValueError("; ".join(problems))
         return self.named(name)

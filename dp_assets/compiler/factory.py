@@ -6,7 +6,6 @@ load time and per-node overhead low (see docs/architecture.md) while every node 
 asset with lineage in the UI.
 """
 
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +44,9 @@ def params_config_schema(params: dict[str, FlowParam]) -> dict[str, dg.Field]:
             fields[name] = dg.Field(kind, is_required=True, description=param.description or None)
         else:
             fields[name] = dg.Field(
-                dg.Noneable(kind), is_required=False, default_value=param.default,
+                dg.Noneable(kind),
+                is_required=False,
+                default_value=param.default,
                 description=param.description or None,
             )
     return fields
@@ -76,14 +77,14 @@ class CompiledFlow:
         if resources is not None:
             needed = {key for step in self.steps for key in step.required_resource_keys}
             job = resolve_asset_job(
-                self.job, self.steps, default_executor,
+                self.job,
+                self.steps,
+                default_executor,
                 {key: value for key, value in resources.items() if key in needed},
             )
         # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
         triggers = build_trigger_definitions(self.validated.flow, job)
-        return dg.Definitions(
-            assets=self.steps, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors
-        )
+        return dg.Definitions(assets=self.steps, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors)
 
 
 def build_flow_definitions(
@@ -111,12 +112,17 @@ def compile_flow(
         if node.id not in asset_ids:
             continue
         record = NodeRecord(
-            flow=flow, node=node, node_type=catalog[node.type], version=validated.version,
+            flow=flow,
+            node=node,
+            node_type=catalog[node.type],
+            version=validated.version,
             schema=validated.schemas.get(node.id),
             asset_upstreams=tuple(dict.fromkeys(u for u in upstream_node_ids(node) if u in asset_ids)),
         )
         outs[node.id] = dg.AssetOut(
-            spec=translator.get_asset_spec(record), dagster_type=Any, is_required=False,
+            spec=translator.get_asset_spec(record),
+            dagster_type=Any,
+            is_required=False,
             io_manager_key=translator.get_io_manager_key(record),
         )
     params_schema = params_config_schema(plan.params)
@@ -151,8 +157,12 @@ def _key(out: dg.AssetOut) -> dg.AssetKey:
 
 
 def _step_multi_asset(
-    plan: FlowPlan, name: str, step_nodes: frozenset[str], all_outs: dict[str, dg.AssetOut],
-    params_schema: dict, translator: FlowTranslator,
+    plan: FlowPlan,
+    name: str,
+    step_nodes: frozenset[str],
+    all_outs: dict[str, dg.AssetOut],
+    params_schema: dict,
+    translator: FlowTranslator,
 ) -> dg.AssetsDefinition:
     """One Dagster step: its nodes' asset outputs, and inputs for upstreams of other steps."""
     outs = {node_id: out for node_id, out in all_outs.items() if node_id in step_nodes}

@@ -79,7 +79,9 @@ class _Stored:
 
 
 def run_flow_step(
-    context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str],
+    context: AssetExecutionContext,
+    plan: FlowPlan,
+    step_nodes: frozenset[str],
     provided: dict[str, Any],
 ) -> Iterator[Output]:
     """Run the step's selected nodes; ``provided`` holds upstream values Dagster loaded as inputs."""
@@ -129,9 +131,18 @@ def run_flow_step(
                 if node.node_type.side_effects or node.timeout_seconds:
                     # Only after what ran before is stored; a timeout forks the process.
                     yield from _release(deferred)
-                ctx = NodeContext(plan.flow_id, node.id, context.run.run_id, params, resources, log=context.log,
-                                  catalog=plan.catalog, run_tags=context.run.tags, instance=context.instance,
-                                  body=node.body)
+                ctx = NodeContext(
+                    plan.flow_id,
+                    node.id,
+                    context.run.run_id,
+                    params,
+                    resources,
+                    log=context.log,
+                    catalog=plan.catalog,
+                    run_tags=context.run.tags,
+                    instance=context.instance,
+                    body=node.body,
+                )
                 clock = NodeClock(node.id, node.node_type.name)
                 try:
                     result = call_node(node, ctx, params, inputs)
@@ -155,8 +166,9 @@ def run_flow_step(
                 context.log.info(clock.line(primary))
                 if not node.is_asset or primary is SKIPPED:
                     continue
-                output = Output(primary, output_name=node.id,
-                                metadata={**_metadata(plan, node, primary, ctx), **clock.metadata()})
+                output = Output(
+                    primary, output_name=node.id, metadata={**_metadata(plan, node, primary, ctx), **clock.metadata()}
+                )
                 queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
                 if queued is not None:
                     deferred.append([queued, output, *_checks(context, plan, node, values)])
@@ -220,15 +232,14 @@ def _write_behind(
         if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
             return None
         frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
-        return store.write_behind(context.run.run_id, tuple(key.path), None, frame, frame_format,
-                                  read_soon=output_name in read_elsewhere)
+        return store.write_behind(
+            context.run.run_id, tuple(key.path), None, frame, frame_format, read_soon=output_name in read_elsewhere
+        )
 
     return queue
 
 
-def _outputs_of_parent_run(
-    context: AssetExecutionContext, plan: FlowPlan, node_ids: Iterable[str]
-) -> dict[str, Any]:
+def _outputs_of_parent_run(context: AssetExecutionContext, plan: FlowPlan, node_ids: Iterable[str]) -> dict[str, Any]:
     """In a re-execution from failure, the nodes whose outputs the parent run already stored."""
     if not context.run.is_resume_retry:
         return {}
@@ -239,19 +250,19 @@ def _outputs_of_parent_run(
     return {keys[key]: ref for key, ref in found.items()}
 
 
-def _stored_reader(
-    context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str
-) -> Any:
+def _stored_reader(context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str) -> Any:
     partition = context.partition_key if context.has_partition_key else None
     return lambda: store.load_run_output(context.run.run_id, (plan.flow_id, node_id), partition)
 
 
 def _read_by_other_steps(plan: FlowPlan, step_nodes: frozenset[str]) -> frozenset[str]:
     """The nodes of this step whose output a node of another step reads."""
-    return frozenset(
-        ref.partition(".")[0]
-        for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
-    ) & step_nodes
+    return (
+        frozenset(
+            ref.partition(".")[0] for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
+        )
+        & step_nodes
+    )
 
 
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:
@@ -291,8 +302,12 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
             f"'{node_id}' together with its dependants"
         )
     metadata = table_metadata(node.storage_table, node_id) if in_table else None
-    return reader.load_latest(context.instance, dg.AssetKey([plan.flow_id, node_id]),
-                              definition_metadata=metadata, lineage_of=context.run.run_id)
+    return reader.load_latest(
+        context.instance,
+        dg.AssetKey([plan.flow_id, node_id]),
+        definition_metadata=metadata,
+        lineage_of=context.run.run_id,
+    )
 
 
 def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any]) -> Any:
@@ -303,8 +318,9 @@ def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], in
     attempt = 0  # retries made so far
     while True:
         try:
-            rendered = templates.render(node.raw_params, params, seal=node.resolves_secrets,
-                                        inert_params=node.fills_data_templates)
+            rendered = templates.render(
+                node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
+            )
             node_params = node.node_type.params_model.model_validate(rendered)
             if node.timeout_seconds:  # a stream is read in the child: the limit covers the reading
                 run = functools.partial(_whole_result, node.node_type.run, ctx, node_params, inputs)
@@ -335,8 +351,9 @@ _JITTER = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MI
 
 def retry_policy(retry: RetrySpec) -> dg.RetryPolicy:
     """A node's ``retry:`` as the Dagster ``RetryPolicy`` it stands for."""
-    return dg.RetryPolicy(max_retries=retry.max_retries, delay=retry.delay,
-                          backoff=_BACKOFF[retry.backoff], jitter=_JITTER[retry.jitter])
+    return dg.RetryPolicy(
+        max_retries=retry.max_retries, delay=retry.delay, backoff=_BACKOFF[retry.backoff], jitter=_JITTER[retry.jitter]
+    )
 
 
 def retry_delay(retry: RetrySpec, retry_number: int) -> float:

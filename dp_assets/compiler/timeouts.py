@@ -60,7 +60,7 @@ def _forget_inherited_connections(ctx: NodeContext) -> None:
     """Pooled connections belong to the parent; ``dispose(close=False)`` is SQLAlchemy's fork recipe."""
     for resource in ctx.resources.values():
         engines = getattr(resource, "cached_engines", None)
-        for engine in (engines() if callable(engines) else []):
+        for engine in engines() if callable(engines) else []:
             engine.dispose(close=False)
 
 
@@ -93,8 +93,7 @@ def call_with_timeout(fn: Callable[[], Any], ctx: NodeContext, seconds: float) -
         if status is None:
             _kill(pid)
             raise NodeTimeout(
-                f"node '{ctx.node_id}' of flow '{ctx.flow_id}' was stopped after its "
-                f"timeout_seconds={seconds:g}"
+                f"node '{ctx.node_id}' of flow '{ctx.flow_id}' was stopped after its timeout_seconds={seconds:g}"
             )
         if os.path.getsize(result_path) == 0:
             raise RuntimeError(

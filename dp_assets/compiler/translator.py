@@ -67,7 +67,8 @@ class FlowTranslator:
         return AssetSpec(
             key=self.get_asset_key(flow.id, node.id),
             deps=[self.get_asset_key(flow.id, upstream) for upstream in record.asset_upstreams],
-            description=node.description or f"{node_type.name} node '{node.id}' of flow '{flow.id}'. "
+            description=node.description
+            or f"{node_type.name} node '{node.id}' of flow '{flow.id}'. "
             f"{node_type.description.splitlines()[0] if node_type.description else ''}".strip(),
             group_name=flow.id,
             code_version=record.version,

@@ -121,8 +121,15 @@ def align_dates(left: Any, right: Any) -> tuple[Any, Any]:
 
 #: Largest amount either way, per unit: about 270 years for elapsed units (pandas' Timedelta holds
 #: 292) and 10,000 years for months and years (computed on numpy months, far from any limit).
-MAX_AMOUNT = {"days": 100_000, "weeks": 14_000, "hours": 2_400_000, "minutes": 144_000_000,
-              "seconds": 8_640_000_000, "months": 120_000, "years": 10_000}
+MAX_AMOUNT = {
+    "days": 100_000,
+    "weeks": 14_000,
+    "hours": 2_400_000,
+    "minutes": 144_000_000,
+    "seconds": 8_640_000_000,
+    "months": 120_000,
+    "years": 10_000,
+}
 _CALENDAR = {"days": ("days", 1), "weeks": ("days", 7), "months": ("months", 1), "years": ("months", 12)}
 _ELAPSED = {"hours": "h", "minutes": "min", "seconds": "s"}
 
@@ -225,8 +232,11 @@ def _shifter(unit: str) -> Callable[[Any, Any], Any]:
         single = not isinstance(value, pd.Series) and not isinstance(counted, pd.Series)
         if isinstance(counted, pd.Series) and not isinstance(value, pd.Series):
             stamps = pd.Series(stamps.iloc[0], index=counted.index, dtype=stamps.dtype)
-        counted = pd.Series(counted, index=stamps.index, dtype="float64") if not isinstance(
-            counted, pd.Series) else counted.reindex(stamps.index)
+        counted = (
+            pd.Series(counted, index=stamps.index, dtype="float64")
+            if not isinstance(counted, pd.Series)
+            else counted.reindex(stamps.index)
+        )
         if was_date and unit in ("days", "weeks") and ((counted % 1 != 0) & counted.notna()).any():
             raise ValueError(f"{fname}() of a date needs whole {unit}; use add_hours() for parts of a day")
         if unit in _ELAPSED:

@@ -154,21 +154,15 @@ class Evaluator:
     def _guard_binary(self, node: Binary, left: Any, right: Any) -> None:
         op = node.op
         if op == "*" and (_unsafe_for_arithmetic(left) or _unsafe_for_arithmetic(right)):
-            raise self.fail(
-                f"repeating text with `*` is not allowed: `{node.source}`; use concat(a, b, ...)"
-            )
+            raise self.fail(f"repeating text with `*` is not allowed: `{node.source}`; use concat(a, b, ...)")
         if op == "%" and _unsafe_for_arithmetic(left):
-            raise self.fail(
-                f"formatting text with `%` is not allowed: `{node.source}`; use concat(...)"
-            )
+            raise self.fail(f"formatting text with `%` is not allowed: `{node.source}`; use concat(...)")
         if op == "+" and (_unsafe_for_arithmetic(left) or _unsafe_for_arithmetic(right)):
             check_joined_length((left, right), "joining text with `+`")
         if isinstance(left, pd.Series) or isinstance(right, pd.Series):
             for side in (left, right):
                 if _is_plain_int(side) and not _INT64_MIN <= side <= _INT64_MAX:
-                    raise self.fail(
-                        f"`{node.source}`: the number {side} does not fit in a 64-bit column"
-                    )
+                    raise self.fail(f"`{node.source}`: the number {side} does not fit in a 64-bit column")
         if op != "**":
             return
         for side in (left, right):
@@ -177,8 +171,13 @@ class Evaluator:
                     f"`**` needs numeric columns, but `{node.source}` has mixed values; "
                     "cast them with int(x) or float(x) first"
                 )
-        if (_is_plain_int(left) and _is_plain_int(right) and right > 0 and abs(left) > 1
-                and left.bit_length() * right > MAX_INT_BITS):
+        if (
+            _is_plain_int(left)
+            and _is_plain_int(right)
+            and right > 0
+            and abs(left) > 1
+            and left.bit_length() * right > MAX_INT_BITS
+        ):
             raise self.fail(
                 f"`{node.source}` is too large: an integer power may have at most "
                 f"{MAX_INT_BITS} bits (use float(...) for approximate large numbers)"
@@ -205,9 +204,7 @@ class Evaluator:
             for item in node.items:
                 value = self.eval(item)
                 if isinstance(value, pd.Series):
-                    raise self.fail(
-                        f"list items must be single values, not columns: `{item.source}`"
-                    )
+                    raise self.fail(f"list items must be single values, not columns: `{item.source}`")
                 values.append(value)
             return values
         if isinstance(node, Param):
@@ -323,11 +320,7 @@ def _unsafe_for_arithmetic(value: Any) -> bool:
 def _describe(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     lowered = text.lower()
-    if (
-        "tz-naive" in lowered
-        or "tz-aware" in lowered
-        or "invalid comparison between dtype=datetime64" in lowered
-    ):
+    if "tz-naive" in lowered or "tz-aware" in lowered or "invalid comparison between dtype=datetime64" in lowered:
         text += (
             " (time zones differ: compare aware with aware and naive with naive; "
             "now() is UTC-aware, now(None) is naive UTC)"

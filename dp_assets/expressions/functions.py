@@ -220,9 +220,7 @@ def _text_to_bool(value: Any) -> Any:
             return True
         if lowered in _FALSE_TEXT:
             return False
-        raise ValueError(
-            f"bool() cannot read {shown(value)} as true/false (use true/false, yes/no or 1/0)"
-        )
+        raise ValueError(f"bool() cannot read {shown(value)} as true/false (use true/false, yes/no or 1/0)")
     return bool(value)
 
 

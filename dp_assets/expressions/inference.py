@@ -123,10 +123,7 @@ class TypeInference:
                 continue
             families = {_family(left), _family(right)}
             if len(families) > 1 and families != {"date", "string"}:
-                raise self.fail(
-                    f"`{node.source}`: cannot order {left} `{ln.source}` "
-                    f"against {right} `{rn.source}`"
-                )
+                raise self.fail(f"`{node.source}`: cannot order {left} `{ln.source}` against {right} `{rn.source}`")
         return "boolean"
 
     def call(self, node: Call) -> str:

@@ -105,22 +105,17 @@ class _Converter:
 
     def refuse(self, node: ast.AST, what: str, hint: str | None = None) -> ExpressionError:
         tail = f"; {hint}" if hint else f". {ALLOWED}"
-        return ExpressionError(
-            f"{what} is not allowed: `{self.source(node)}`{tail}", expression=self.text
-        )
+        return ExpressionError(f"{what} is not allowed: `{self.source(node)}`{tail}", expression=self.text)
 
     def convert(self, node: ast.AST, depth: int, *, list_ok: bool = False) -> Node:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise ExpressionError(
-                f"expression has more than {MAX_NODES} parts; split it over several nodes "
-                "or pass long lists as params",
+                f"expression has more than {MAX_NODES} parts; split it over several nodes or pass long lists as params",
                 expression=self.text,
             )
         if depth > MAX_DEPTH:
-            raise ExpressionError(
-                f"expression is nested more than {MAX_DEPTH} levels deep", expression=self.text
-            )
+            raise ExpressionError(f"expression is nested more than {MAX_DEPTH} levels deep", expression=self.text)
         method = getattr(self, f"_{type(node).__name__}", None)
         if method is not None:
             if isinstance(node, ast.List | ast.Tuple):
@@ -258,8 +253,7 @@ class _Converter:
         sig = SIGNATURES.get(name)
         if sig is None:
             raise ExpressionError(
-                f"unknown function `{name}` in `{self.source(node)}`. "
-                f"Functions: col, {', '.join(FUNCTION_NAMES)}",
+                f"unknown function `{name}` in `{self.source(node)}`. Functions: col, {', '.join(FUNCTION_NAMES)}",
                 expression=self.text,
             )
         count = len(node.args)
@@ -274,14 +268,9 @@ class _Converter:
 
     def _column_call(self, node: ast.Call) -> Node:
         args = node.args
-        if (
-            len(args) != 1
-            or not isinstance(args[0], ast.Constant)
-            or not isinstance(args[0].value, str)
-        ):
+        if len(args) != 1 or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str):
             raise ExpressionError(
-                'col() takes one column name in quotes, like col("unit price"): '
-                f"`{self.source(node)}`",
+                f'col() takes one column name in quotes, like col("unit price"): `{self.source(node)}`',
                 expression=self.text,
             )
         self.nodes += 1
@@ -295,11 +284,7 @@ def _mentions_column(node: Node) -> bool:
 def _is_list_or_param(node: ast.AST) -> bool:
     if isinstance(node, ast.List | ast.Tuple):
         return True
-    return (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "params"
-    )
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "params"
 
 
 def _is_none(node: ast.AST) -> bool:
@@ -323,9 +308,7 @@ def parse_tree(text: str) -> Node:
     except SyntaxError as err:
         raise _syntax_error(source, err) from None
     except (RecursionError, MemoryError):
-        raise ExpressionError(
-            f"expression is nested more than {MAX_DEPTH} levels deep", expression=text
-        ) from None
+        raise ExpressionError(f"expression is nested more than {MAX_DEPTH} levels deep", expression=text) from None
     except ValueError as err:  # null bytes on some Python versions
         raise ExpressionError(f"expression cannot be parsed: {err}", expression=text) from None
     return _Converter(source).convert(parsed.body, 1)

@@ -138,9 +138,7 @@ SIGNATURES: dict[str, FunctionSig] = {
             "boolean",
             "true where text starts with prefix",
         ),
-        _sig(
-            "endswith", [*_TEXT, ("suffix", "text")], "boolean", "true where text ends with suffix"
-        ),
+        _sig("endswith", [*_TEXT, ("suffix", "text")], "boolean", "true where text ends with suffix"),
         _sig(
             "replace",
             [*_TEXT, ("old", "text"), ("new", "text")],
@@ -193,13 +191,21 @@ SIGNATURES: dict[str, FunctionSig] = {
             "calendar days from start to end (each in its own time zone)",
         ),
         *[
-            _sig(f"add_{unit}", [*_WHEN, (unit, "amount")], _moved_when,
-                 f"value moved by {unit} on the calendar (negative: back); a date stays a date")
+            _sig(
+                f"add_{unit}",
+                [*_WHEN, (unit, "amount")],
+                _moved_when,
+                f"value moved by {unit} on the calendar (negative: back); a date stays a date",
+            )
             for unit in ("days", "weeks", "months", "years")
         ],
         *[
-            _sig(f"add_{unit}", [*_WHEN, (unit, "amount")], "datetime",
-                 f"value plus elapsed {unit} (negative: minus); a date becomes its midnight first")
+            _sig(
+                f"add_{unit}",
+                [*_WHEN, (unit, "amount")],
+                "datetime",
+                f"value plus elapsed {unit} (negative: minus); a date becomes its midnight first",
+            )
             for unit in ("hours", "minutes", "seconds")
         ],
         # numbers

@@ -37,8 +37,10 @@ def text_lengths(value: Any) -> Any:
         return len(value)
     if isinstance(value, pd.Series) and len(value):
         dtype = value.dtype
-        textual = isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype) or (
-            isinstance(dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(dtype)
+        textual = (
+            isinstance(dtype, pd.StringDtype)
+            or pd.api.types.is_object_dtype(dtype)
+            or (isinstance(dtype, pd.ArrowDtype) and pd.api.types.is_string_dtype(dtype))
         )
         if textual:
             try:
@@ -115,16 +117,9 @@ def replace(text: Any, old: Any, new: Any) -> Any:
     longest = 0 if is_missing(longest) else int(longest)
     grows = len(new) - len(old)
     if grows > 0:
-        bound = (
-            longest + (longest + 1) * len(new)
-            if not old
-            else longest + (longest // len(old)) * grows
-        )
+        bound = longest + (longest + 1) * len(new) if not old else longest + (longest // len(old)) * grows
         if bound > MAX_TEXT_LENGTH:
-            raise TextTooLong(
-                f"the result could reach {bound} characters per value "
-                f"(the limit is {MAX_TEXT_LENGTH})"
-            )
+            raise TextTooLong(f"the result could reach {bound} characters per value (the limit is {MAX_TEXT_LENGTH})")
     if isinstance(text, pd.Series):
         return text.str.replace(old, new, regex=False)
     return per_value(text, lambda t: t.replace(old, new))

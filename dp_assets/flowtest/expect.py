@@ -108,8 +108,9 @@ def _cell_key(value: Any) -> tuple:
     return (2, 0.0, str(value))
 
 
-def compare_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]], ordered: bool,
-                 tolerance: float) -> str | None:
+def compare_rows(
+    actual: list[dict[str, Any]], expected: list[dict[str, Any]], ordered: bool, tolerance: float
+) -> str | None:
     """None when the rows agree on the columns ``expected`` names; else the first difference."""
     if len(actual) != len(expected):
         return f"{len(actual)} rows, expected {len(expected)}"
@@ -187,8 +188,15 @@ def _golden(frame: pd.DataFrame, path: Path, exp: Expectation, update: bool) -> 
     return compare_rows(_rows(actual), _rows(golden), exp.ordered, exp.tolerance)
 
 
-def check(target: str, outputs: Mapping[str, Any] | None, output: str, exp: Expectation, sent: Sent | None,
-          base: Path, update_golden: bool) -> list[str]:
+def check(
+    target: str,
+    outputs: Mapping[str, Any] | None,
+    output: str,
+    exp: Expectation,
+    sent: Sent | None,
+    base: Path,
+    update_golden: bool,
+) -> list[str]:
     """Problems of one expectation (empty when it holds), each prefixed with the target."""
     value = SKIPPED if outputs is None else outputs.get(output, SKIPPED)
     problems: list[str] = []
@@ -204,8 +212,9 @@ def check(target: str, outputs: Mapping[str, Any] | None, output: str, exp: Expe
             problems.append("message: not a SendNotification stand-in (nothing rendered)")
         elif not re.search(exp.message, sent.message):
             problems.append(f"message: {_short(sent.message)} does not match /{exp.message}/")
-    table_checks = [c for c in ("rows", "columns", "has_columns", "values", "equals", "golden")
-                    if getattr(exp, c) is not None]
+    table_checks = [
+        c for c in ("rows", "columns", "has_columns", "values", "equals", "golden") if getattr(exp, c) is not None
+    ]
     if isinstance(value, pd.DataFrame):
         problems += _frame_problems(value, exp, base, update_golden)
     elif table_checks:

@@ -54,7 +54,9 @@ class Fixture(Strict):
         default="empty", description="With `match`: no matching rows give an empty frame, or an error."
     )
     fail_times: int = Field(
-        default=0, ge=0, le=100,
+        default=0,
+        ge=0,
+        le=100,
         description="The first N calls fail (with `error` as the message, if given): a flaky source.",
     )
 
@@ -105,15 +107,14 @@ class Expectation(Strict):
     rows: int | None = Field(default=None, ge=0, description="Number of rows.")
     columns: list[str] | None = Field(default=None, description="Exactly these columns, in this order.")
     has_columns: list[str] | None = Field(default=None, description="At least these columns.")
-    values: dict[str, list[Any]] | None = Field(
-        default=None, description="Column -> its values, in row order."
-    )
+    values: dict[str, list[Any]] | None = Field(default=None, description="Column -> its values, in row order.")
     equals: list[dict[str, Any]] | None = Field(
         default=None, description="The rows, in order, on the columns they name."
     )
     golden: str | None = Field(
-        default=None, description="A CSV file (relative to the test file) the output must equal; "
-        "`dp test --update-golden` writes it."
+        default=None,
+        description="A CSV file (relative to the test file) the output must equal; "
+        "`dp test --update-golden` writes it.",
     )
     value: Any = Field(default=None, description="A non-table value equals this.")
     includes: dict[str, Any] | None = Field(
@@ -137,8 +138,11 @@ class Expectation(Strict):
         return value
 
     def checks(self) -> list[str]:
-        names = [n for n in ("rows", "columns", "has_columns", "values", "equals", "golden", "includes",
-                             "skipped", "message") if getattr(self, n) is not None]
+        names = [
+            n
+            for n in ("rows", "columns", "has_columns", "values", "equals", "golden", "includes", "skipped", "message")
+            if getattr(self, n) is not None
+        ]
         if "value" in self.model_fields_set:
             names.append("value")
         return names
@@ -188,9 +192,7 @@ class TestCase(Strict):
 
 
 class TestFile(Strict):
-    flow: str | None = Field(
-        default=None, pattern=ID_PATTERN, description="The flow id; default: the file's name."
-    )
+    flow: str | None = Field(default=None, pattern=ID_PATTERN, description="The flow id; default: the file's name.")
     description: str = ""
     cases: list[TestCase] = Field(min_length=1)
 

@@ -87,8 +87,9 @@ def load_fixture(fixture: Fixture, base: Path) -> Any:
         frame = pd.DataFrame.from_records(fixture.rows) if fixture.rows else pd.DataFrame()
     else:
         path = (base / str(fixture.file)).resolve()
-        kind = fixture.format or {".csv": "csv", ".parquet": "parquet", ".json": "json",
-                                  ".jsonl": "jsonl"}.get(path.suffix.lower())
+        kind = fixture.format or {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "jsonl"}.get(
+            path.suffix.lower()
+        )
         if kind is None:
             raise CaseError(f"fixture file {fixture.file}: unknown format; set `format`")
         if not path.is_file():
@@ -134,8 +135,9 @@ class FlowTestRunner:
     data root.
     """
 
-    def __init__(self, catalog: Catalog | None = None, resources: Mapping[str, Any] | None = None,
-                 flows_root: Path | None = None):
+    def __init__(
+        self, catalog: Catalog | None = None, resources: Mapping[str, Any] | None = None, flows_root: Path | None = None
+    ):
         self.base_catalog = catalog or default_catalog()
         self.harness = Harness()
         self.catalog = test_catalog(self.base_catalog, self.harness)
@@ -177,9 +179,15 @@ class FlowTestRunner:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run_file(self, spec_path: Path, test_path: Path, *, cases: Iterable[str] | None = None,
-                 update_golden: bool = False,
-                 on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
+    def run_file(
+        self,
+        spec_path: Path,
+        test_path: Path,
+        *,
+        cases: Iterable[str] | None = None,
+        update_golden: bool = False,
+        on_result: Callable[[CaseResult], None] | None = None,
+    ) -> list[CaseResult]:
         """Every case of ``test_path`` (or those named in ``cases``) against the spec at ``spec_path``."""
         test_file = load_test_file(test_path)
         try:
@@ -199,8 +207,9 @@ class FlowTestRunner:
             results.append(result)
         return results
 
-    def run_case(self, validated: ValidatedFlow, case: TestCase, test_path: Path, *,
-                 update_golden: bool = False) -> CaseResult:
+    def run_case(
+        self, validated: ValidatedFlow, case: TestCase, test_path: Path, *, update_golden: bool = False
+    ) -> CaseResult:
         started = time.perf_counter()
         result = CaseResult(validated.id, case.name, test_path, passed=False)
         try:
@@ -213,8 +222,9 @@ class FlowTestRunner:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _run(self, validated: ValidatedFlow, case: TestCase, test_path: Path, update_golden: bool,
-             result: CaseResult) -> None:
+    def _run(
+        self, validated: ValidatedFlow, case: TestCase, test_path: Path, update_golden: bool, result: CaseResult
+    ) -> None:
         base = test_path.parent
         rewritten = rewrite_for_case(validated.raw, case, self.base_catalog)
         result.stand_ins = rewritten.stand_ins
@@ -232,8 +242,15 @@ class FlowTestRunner:
             node_type = self.catalog[_node_type_name(compiled, node_id)]
             outputs = self.harness.records.get(node_id)
             result.checks += len(expectation.checks())
-            result.problems += check(target, outputs, output or node_type.outputs[0], expectation,
-                                     self.harness.sent.get(node_id), base, update_golden)
+            result.problems += check(
+                target,
+                outputs,
+                output or node_type.outputs[0],
+                expectation,
+                self.harness.sent.get(node_id),
+                base,
+                update_golden,
+            )
         if case.fails:
             result.checks += 1
 
@@ -265,8 +282,10 @@ def _failure_problems(case: TestCase, success: bool, failures: list[str]) -> lis
             return []
         return ["the run failed: " + ("; ".join(failures) or "no step failure recorded (see the logs)")]
     if success:
-        return ["fails: the run succeeded, expected it to fail"
-                + (f" at node '{case.fails.node}'" if case.fails.node else "")]
+        return [
+            "fails: the run succeeded, expected it to fail"
+            + (f" at node '{case.fails.node}'" if case.fails.node else "")
+        ]
     text = "\n".join(failures)
     problems = []
     if case.fails.node:

@@ -44,14 +44,18 @@ def default_problem(kind: str, default: Any) -> str | None:
     fits = isinstance(default, allowed) and not (isinstance(default, bool) and bool not in allowed)
     if not fits:  # (tested apart: `isinstance` would narrow `default` to `object` below)
         article = "an" if kind[0] in "aeiou" else "a"
-        return (f"the default {_shown(default)} is not {article} {kind} value (the param's type); "
-                "change the default or the type")
+        return (
+            f"the default {_shown(default)} is not {article} {kind} value (the param's type); "
+            "change the default or the type"
+        )
     if kind in _ISO_EXAMPLES:
         try:
             (dt.date if kind == "date" else dt.datetime).fromisoformat(default)
         except ValueError:
-            return (f"the default {_shown(default)} is not an ISO {kind} such as {_ISO_EXAMPLES[kind]} (the "
-                    "param's type); change the default or the type")
+            return (
+                f"the default {_shown(default)} is not an ISO {kind} such as {_ISO_EXAMPLES[kind]} (the "
+                "param's type); change the default or the type"
+            )
     if kind == "number":
         try:
             finite = math.isfinite(float(default))
@@ -111,15 +115,23 @@ def _trigger_problems(flow: Any, launch_model: bool) -> Iterator[tuple[str | Non
                 check_fixed_params(flow.id, flow.params, trigger.params)
             elif trigger.type == "file":
                 if trigger.param not in flow.params:
-                    yield None, f"{field}.param", (
-                        f"'{trigger.param}' is not a param of this flow; declare it (type: string) "
-                        "or set 'param' to the one that takes the path")
+                    yield (
+                        None,
+                        f"{field}.param",
+                        (
+                            f"'{trigger.param}' is not a param of this flow; declare it (type: string) "
+                            "or set 'param' to the one that takes the path"
+                        ),
+                    )
                     continue
                 check_params(flow.id, flow.params, {**trigger.params, trigger.param: "probe"})
             else:
                 if trigger.type == "flow" and trigger.flow == flow.id and trigger.on == "success":
-                    yield None, f"{field}.flow", (
-                        "a flow cannot start itself on success (it would run forever); use a schedule")
+                    yield (
+                        None,
+                        f"{field}.flow",
+                        ("a flow cannot start itself on success (it would run forever); use a schedule"),
+                    )
                     continue
                 check_params(flow.id, flow.params, trigger.params)
         except ParamsRejected as exc:

@@ -39,8 +39,15 @@ class SpecLoadError(ValueError):
 class SpecShapeError(SpecLoadError):
     """A document that is JSON/YAML but breaks a limit or is no spec's shape, at one place."""
 
-    def __init__(self, message: str, *, flow: str | None = None, node: str | None = None,
-                 field: str = "<spec>", source: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        flow: str | None = None,
+        node: str | None = None,
+        field: str = "<spec>",
+        source: str | None = None,
+    ):
         self.flow, self.node, self.field, self.message, self.source = flow, node, field, message, source
         where = f"{source}: " if source else ""
         where += f"flow '{flow}', " if flow else ""
@@ -62,8 +69,10 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 def check_text(text: str, source: str) -> None:
     if len(text) > MAX_SPEC_CHARS:
-        raise SpecLoadError(f"{source}: the spec is {len(text):,} characters; the limit is "
-                            f"{MAX_SPEC_CHARS:,} (split the flow, or read large data from a file)")
+        raise SpecLoadError(
+            f"{source}: the spec is {len(text):,} characters; the limit is "
+            f"{MAX_SPEC_CHARS:,} (split the flow, or read large data from a file)"
+        )
 
 
 def check_json_depth(text: str, source: str) -> None:
@@ -72,8 +81,9 @@ def check_json_depth(text: str, source: str) -> None:
     for match in _BRACKETS.finditer(_JSON_STRING.sub('""', text)):
         depth += 1 if match.group() in "[{" else -1
         if depth > MAX_DEPTH:
-            raise SpecLoadError(f"{source}: nested deeper than {MAX_DEPTH} levels; "
-                                "a flow spec never needs that much nesting")
+            raise SpecLoadError(
+                f"{source}: nested deeper than {MAX_DEPTH} levels; a flow spec never needs that much nesting"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,8 +183,12 @@ def check_document(data: Any, source: str | None = None) -> None:
             if not math.isfinite(value):
                 raise _shape_error(data, _path(link), f"{value} is not a finite number", source)
         elif not (value is None or isinstance(value, (bool, int))):
-            raise _shape_error(data, _path(link), f"a {type(value).__name__} is not a JSON value "
-                               "(write it as a string, number, list or mapping)", source)
+            raise _shape_error(
+                data,
+                _path(link),
+                f"a {type(value).__name__} is not a JSON value (write it as a string, number, list or mapping)",
+                source,
+            )
 
 
 def _path(link: Any) -> tuple[Any, ...]:

@@ -111,8 +111,7 @@ def normalise_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     nodes = spec.get("nodes")
     if nodes is not None and not isinstance(nodes, list):
         # pydantic would read a mapping's keys as the list: an error about 'nodes[0]' misleads.
-        raise SpecShapeError(f"must be a list of nodes, got {type(nodes).__name__}",
-                             flow=_flow_id(spec), field="nodes")
+        raise SpecShapeError(f"must be a list of nodes, got {type(nodes).__name__}", flow=_flow_id(spec), field="nodes")
     if nodes is None:
         # Absent: nothing to unwrap or fold; the model reports the missing nodes.
         if spec.get("edges") is not None:
@@ -171,8 +170,9 @@ def _fold_edges(nodes: list[Any], edges: Any, flow_id: str | None) -> list[Any]:
         for key in ("source", "target", "sourceHandle", "targetHandle"):
             value = edge.get(key)
             if not isinstance(value, str) and not (value is None and key.endswith("Handle")):
-                raise SpecShapeError(f"must be a node id string, got {type(value).__name__}",
-                                     flow=flow_id, field=f"{field}.{key}")
+                raise SpecShapeError(
+                    f"must be a node id string, got {type(value).__name__}", flow=flow_id, field=f"{field}.{key}"
+                )
         target = by_id.get(edge["target"])
         ref = edge["source"]
         handle = edge.get("sourceHandle")
@@ -190,7 +190,10 @@ def _fold_edges(nodes: list[Any], edges: Any, flow_id: str | None) -> list[Any]:
             raise SpecShapeError(
                 f"an edge ({field}) leads here, but 'inputs' is a {type(inputs).__name__}; "
                 "write inputs as a list of node ids or a mapping of input names to node ids",
-                flow=flow_id, node=edge["target"], field="inputs")
+                flow=flow_id,
+                node=edge["target"],
+                field="inputs",
+            )
         if target_handle:
             if isinstance(inputs, list):
                 inputs = {str(i): v for i, v in enumerate(inputs)}

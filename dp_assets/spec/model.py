@@ -34,8 +34,10 @@ def _not_reserved(value: str) -> str:
     from dp_assets.dagster_internals import DISALLOWED_NAMES  # lazy: importing dagster costs a second
 
     if value in DISALLOWED_NAMES:
-        raise ValueError(f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
-                         "choose another id, e.g. '{value}_1'".replace("{value}", value))
+        raise ValueError(
+            f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
+            "choose another id, e.g. '{value}_1'".replace("{value}", value)
+        )
     return value
 
 
@@ -63,10 +65,13 @@ ParamName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=
 TagKey = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")]
 TagValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
 Tags = dict[TagKey, TagValue]
-Owner = Annotated[str, Field(
-    pattern=r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$",
-    description="An e-mail address or a team name prefixed with 'team:'.",
-)]
+Owner = Annotated[
+    str,
+    Field(
+        pattern=r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$",
+        description="An e-mail address or a team name prefixed with 'team:'.",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -78,14 +83,10 @@ class Strict(BaseModel):
 class FlowParam(Strict):
     """A typed flow param; the flow's params are the job's run config."""
 
-    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "list", "object"] = (
-        "string"
-    )
+    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "list", "object"] = "string"
     default: Any = None
     description: str = ""
-    required: bool = Field(
-        default=False, description="A run must give it; otherwise the default applies."
-    )
+    required: bool = Field(default=False, description="A run must give it; otherwise the default applies.")
 
 
 class RetrySpec(Strict):
@@ -136,9 +137,12 @@ class NodeBase(Strict):
 
 def _interval_field() -> Any:
     return Field(
-        default=None, ge=1, le=86400,
+        default=None,
+        ge=1,
+        le=86400,
         description="Seconds between sensor ticks (default: DP_SENSOR_INTERVAL_SECONDS, else 30).",
     )
+
 
 ENV_REF_RE = r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$"
 
@@ -157,7 +161,8 @@ class ScheduleTrigger(Strict):
         "the daemon is back; 'skip' runs none of them.",
     )
     missed_after_seconds: int = Field(
-        default=300, ge=1,
+        default=300,
+        ge=1,
         description="A tick evaluated this much later than its scheduled time counts as missed.",
     )
 
@@ -212,7 +217,8 @@ class FileTrigger(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Fixed params of every run.")
     enabled: bool = True
     min_age_seconds: float = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="Only files unchanged for this long (so a file still being written waits).",
     )
     interval_seconds: int | None = _interval_field()
@@ -243,9 +249,7 @@ class FlowTrigger(Strict):
     interval_seconds: int | None = _interval_field()
 
 
-Trigger = Annotated[
-    ScheduleTrigger | EventTrigger | FileTrigger | FlowTrigger, Field(discriminator="type")
-]
+Trigger = Annotated[ScheduleTrigger | EventTrigger | FileTrigger | FlowTrigger, Field(discriminator="type")]
 
 
 RunOutcome = Literal["failure", "success"]
@@ -267,9 +271,7 @@ class Notification(Strict):
         default=None,
         description="'${env:NAME}': the variable holds a Slack-style incoming-webhook URL.",
     )
-    email: list[str] | None = Field(
-        default=None, description="Addresses, or '${env:NAME}' references to them."
-    )
+    email: list[str] | None = Field(default=None, description="Addresses, or '${env:NAME}' references to them.")
 
     @field_validator("webhook")
     @classmethod
@@ -291,13 +293,17 @@ class Notification(Strict):
 class RunPolicy(Strict):
     retry: RetrySpec | None = Field(default=None, description="Default retry of every node.")
     run_retries: int = Field(
-        default=0, ge=0, le=10,
+        default=0,
+        ge=0,
+        le=10,
         description="Run-level retries from failure. With node retries declared, only crashes "
         "(a lost run worker, a run timeout) are retried at run level, so attempts never multiply.",
     )
     timeout_seconds: float | None = Field(default=None, gt=0, description="Whole-run limit.")
     max_concurrent_runs: int | None = Field(
-        default=None, ge=1, le=10,
+        default=None,
+        ge=1,
+        le=10,
         description="Runs of this flow at once (1-10); more wait in the run queue.",
     )
     when_running: Literal["queue", "skip"] = Field(

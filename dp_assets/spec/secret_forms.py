@@ -70,9 +70,12 @@ def _header_env_as_headers(params: Mapping[str, Any], flow_id: str | None, place
     upgraded = {key: value for key, value in params.items() if key != "header_env"}
     upgraded["headers"] = {**(headers or {}), **moved}  # header_env won over headers, and still does
     shown = ", ".join(f'{header}: "{value}"' for header, value in moved.items())
-    warnings.warn(SecretFormDeprecated(
-        f"flow '{flow_id}', {place}, params.header_env: deprecated; write headers: {{{shown}}} "
-        "(read so meanwhile)"), stacklevel=4)
+    warnings.warn(
+        SecretFormDeprecated(
+            f"flow '{flow_id}', {place}, params.header_env: deprecated; write headers: {{{shown}}} (read so meanwhile)"
+        ),
+        stacklevel=4,
+    )
     return upgraded
 
 
@@ -127,8 +130,11 @@ def refused_references(raw: Mapping[str, Any], resolves_secrets: Any, allowed: A
         if resolves_secrets(node.get("type")):
             for path, name in _names(node.get("params"), "params"):
                 found.append((f"flow '{flow_id}', {place}node '{node.get('id')}', {path}", name))
-    return [f"{where}: ${{env:{name}}} is not an allowed secret name here; the deployment will refuse it"
-            for where, name in found if not allowed(name)]
+    return [
+        f"{where}: ${{env:{name}}} is not an allowed secret name here; the deployment will refuse it"
+        for where, name in found
+        if not allowed(name)
+    ]
 
 
 def _all_nodes(nodes: list[Any], where: str) -> Iterator[tuple[Mapping[str, Any], str]]:

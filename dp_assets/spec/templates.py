@@ -47,6 +47,7 @@ def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_pa
     """
     own_text = seal_written if seal else _unchanged
     if inert_params:
+
         def literal(text: str) -> str:
             return inert.literal(own_text(text))
 
@@ -57,16 +58,14 @@ def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_pa
     return _render(value, params, literal, param)
 
 
-def _render(value: Any, params: Mapping[str, Any], literal: Callable[[str], str],
-            param: Callable[[Any], Any]) -> Any:
+def _render(value: Any, params: Mapping[str, Any], literal: Callable[[str], str], param: Callable[[Any], Any]) -> Any:
     if isinstance(value, str):
         whole = WHOLE.match(value)
         if whole:
             return param(params[whole.group(1)])
         # split() alternates literal text (even places) and param names (odd places)
         parts = TEMPLATE.split(value)
-        return "".join(literal(part) if i % 2 == 0 else param(str(params[part]))
-                       for i, part in enumerate(parts))
+        return "".join(literal(part) if i % 2 == 0 else param(str(params[part])) for i, part in enumerate(parts))
     if isinstance(value, Mapping):
         return {key: _render(item, params, literal, param) for key, item in value.items()}
     if isinstance(value, list):

@@ -52,8 +52,7 @@ class FlowValidationError(ValueError):
         self.flow_id = flow_id
         self.errors = errors
         super().__init__(
-            f"flow '{flow_id}' is invalid ({len(errors)} error(s)):\n"
-            + "\n".join(f"  - {e}" for e in errors)
+            f"flow '{flow_id}' is invalid ({len(errors)} error(s)):\n" + "\n".join(f"  - {e}" for e in errors)
         )
 
 
@@ -161,9 +160,7 @@ def _with_placeholders(
     raw: Mapping[str, Any], params: Mapping[str, FlowParam], flow_id: str, errors: list[SpecError]
 ) -> dict[str, Any]:
     """A copy whose ``{{ params.x }}`` values are typed stand-ins, so the node models can check them."""
-    values = {
-        name: p.default if p.default is not None else PLACEHOLDERS[p.type] for name, p in params.items()
-    }
+    values = {name: p.default if p.default is not None else PLACEHOLDERS[p.type] for name, p in params.items()}
     # Each reference is checked with its param's default in place: a large default referenced
     # many times would make validation work in proportion to their product, so it is bounded.
     sizes = {name: count_values(value) for name, value in values.items()}
@@ -179,16 +176,25 @@ def _with_placeholders(
             if name not in values:
                 known = False
                 errors.append(
-                    SpecError(flow_id, node_id, path, f"references unknown flow param '{name}'"
-                              + _suggest(name, values))
+                    SpecError(
+                        flow_id, node_id, path, f"references unknown flow param '{name}'" + _suggest(name, values)
+                    )
                 )
                 continue
             expanded += sizes[name]
             if expanded > MAX_VALUES:
                 known = False
-                errors.append(SpecError(flow_id, node_id, path, (
-                    f"with their defaults in place, the flow's param references come to more than "
-                    f"{MAX_VALUES:,} values; make the default of '{name}' smaller or reference it less")))
+                errors.append(
+                    SpecError(
+                        flow_id,
+                        node_id,
+                        path,
+                        (
+                            f"with their defaults in place, the flow's param references come to more than "
+                            f"{MAX_VALUES:,} values; make the default of '{name}' smaller or reference it less"
+                        ),
+                    )
+                )
                 break
         rendered = templates.render(node["params"], values) if known else node["params"]
         nodes.append({**node, "params": rendered})
@@ -208,9 +214,7 @@ def _suggest(name: str, choices: Any) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _pydantic_errors(
-    exc: ValidationError, raw: Mapping[str, Any], flow_id: str, catalog: Catalog
-) -> list[SpecError]:
+def _pydantic_errors(exc: ValidationError, raw: Mapping[str, Any], flow_id: str, catalog: Catalog) -> list[SpecError]:
     raw_nodes = raw.get("nodes")
     nodes: list[Any] = raw_nodes if isinstance(raw_nodes, list) else []
     out: list[SpecError] = []
@@ -254,9 +258,7 @@ def _message(err: Mapping[str, Any], catalog: Catalog) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _graph_errors(
-    raw: Mapping[str, Any], flow_id: str, catalog: Catalog, errors: list[SpecError]
-) -> list[str] | None:
+def _graph_errors(raw: Mapping[str, Any], flow_id: str, catalog: Catalog, errors: list[SpecError]) -> list[str] | None:
     """Check ids, inputs, arity and cycles on the raw spec; return a topological order if sound."""
     nodes = [n for n in raw.get("nodes") or [] if isinstance(n, Mapping)]
     seen: dict[str, Mapping[str, Any]] = {}
@@ -285,15 +287,24 @@ def _graph_errors(
                 continue
             source, output = split_ref(ref)
             if source not in seen:
-                errors.append(SpecError(flow_id, node_id, field,
-                                        f"input '{ref}' names no node of this flow{_suggest(source, seen)}"))
+                errors.append(
+                    SpecError(
+                        flow_id, node_id, field, f"input '{ref}' names no node of this flow{_suggest(source, seen)}"
+                    )
+                )
                 sound = False
                 continue
             source_type = _node_type(catalog, seen[source])
             if source_type is not None and output not in source_type.outputs:
-                errors.append(SpecError(flow_id, node_id, field,
-                                        f"node '{source}' ({source_type.name}) has no output '{output}'; "
-                                        f"its outputs: {', '.join(source_type.outputs)}"))
+                errors.append(
+                    SpecError(
+                        flow_id,
+                        node_id,
+                        field,
+                        f"node '{source}' ({source_type.name}) has no output '{output}'; "
+                        f"its outputs: {', '.join(source_type.outputs)}",
+                    )
+                )
             graph[node_id].add(source)
         if node_type is not None:
             _arity_errors(flow_id, node_id, node_type, inputs, errors)
@@ -318,19 +329,31 @@ def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, error
     count = len(inputs)
     if spec.variadic:
         if count < spec.min_count:
-            errors.append(SpecError(flow_id, node_id, "inputs",
-                                    f"{node_type.name} takes {spec.describe()}, got {count}"))
+            errors.append(
+                SpecError(flow_id, node_id, "inputs", f"{node_type.name} takes {spec.describe()}, got {count}")
+            )
         return
     if isinstance(inputs, Mapping):
         names = {str(name) for name in inputs}
         if names != set(spec.names):
-            errors.append(SpecError(flow_id, node_id, "inputs",
-                                    f"{node_type.name} takes inputs named {spec.describe() or '(none)'}, "
-                                    f"got {', '.join(sorted(names)) or 'none'}"))
+            errors.append(
+                SpecError(
+                    flow_id,
+                    node_id,
+                    "inputs",
+                    f"{node_type.name} takes inputs named {spec.describe() or '(none)'}, "
+                    f"got {', '.join(sorted(names)) or 'none'}",
+                )
+            )
     elif count != len(spec.names):
-        errors.append(SpecError(flow_id, node_id, "inputs",
-                                f"{node_type.name} takes {len(spec.names)} input(s) "
-                                f"({spec.describe()}), got {count}"))
+        errors.append(
+            SpecError(
+                flow_id,
+                node_id,
+                "inputs",
+                f"{node_type.name} takes {len(spec.names)} input(s) ({spec.describe()}), got {count}",
+            )
+        )
 
 
 def _schema_errors(
@@ -353,8 +376,11 @@ def _schema_errors(
                 where = f" (input {edges})" if edges else ""
                 errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
             except Exception as exc:  # noqa: BLE001 - an inference bug names the node, not a traceback
-                errors.append(SpecError(flow.id, node_id, "params",
-                                        f"column schema could not be inferred ({type(exc).__name__}: {exc})"))
+                errors.append(
+                    SpecError(
+                        flow.id, node_id, "params", f"column schema could not be inferred ({type(exc).__name__}: {exc})"
+                    )
+                )
         for output in node_type.outputs:
             schemas[f"{node_id}.{output}"] = result
     return {key.removesuffix(".result"): value for key, value in schemas.items()}

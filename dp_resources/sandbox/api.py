@@ -30,10 +30,7 @@ from dp_resources.sandbox.rules import DEFAULT_ALLOWED_MODULES, check_allowed_mo
 
 Mode = Literal["script", "function"]
 
-_HOW = (
-    "raise `limits.{field}` on the node, or `{field}` on the `sandbox` resource for the whole "
-    "deployment"
-)
+_HOW = "raise `limits.{field}` on the node, or `{field}` on the `sandbox` resource for the whole deployment"
 
 
 class SandboxLimits(BaseModel):
@@ -49,17 +46,14 @@ class SandboxLimits(BaseModel):
     memory_mb: int = Field(
         1024,
         gt=0,
-        description="Address space the child may add on top of the preloaded interpreter, "
-        "inputs included (RLIMIT_AS).",
+        description="Address space the child may add on top of the preloaded interpreter, inputs included (RLIMIT_AS).",
     )
     wall_seconds: float = Field(
         30,
         gt=0,
         description="Wall-clock time before the parent kills the child's process group.",
     )
-    max_output_bytes: int = Field(
-        50_000_000, gt=0, description="Printed text plus the encoded result, in bytes."
-    )
+    max_output_bytes: int = Field(50_000_000, gt=0, description="Printed text plus the encoded result, in bytes.")
 
 
 class SandboxError(Exception):
@@ -97,9 +91,7 @@ class SandboxResult:
 def validate_inputs(inputs: Mapping[str, Any]) -> None:
     for name in inputs:
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-            raise ValueError(
-                f"sandbox input name {name!r} must be a Python identifier not starting with '_'"
-            )
+            raise ValueError(f"sandbox input name {name!r} must be a Python identifier not starting with '_'")
 
 
 class Sandbox:
@@ -123,9 +115,7 @@ class Sandbox:
         self.layers = tuple(layers)
         unknown = set(self.layers) - set(LAYERS)
         if unknown:
-            raise ValueError(
-                f"unknown sandbox layers {sorted(unknown)}; the layers are {', '.join(LAYERS)}"
-            )
+            raise ValueError(f"unknown sandbox layers {sorted(unknown)}; the layers are {', '.join(LAYERS)}")
         self._launcher: Launcher
         if fork_server:
             from dp_resources.sandbox.forkserver import ForkServerLauncher
@@ -154,13 +144,9 @@ class Sandbox:
     ) -> SandboxResult:
         limits = limits or self.limits
         if mode not in ("script", "function"):
-            raise ValueError(
-                f"sandbox mode must be 'script' or 'function', not {mode!r}"
-            )
+            raise ValueError(f"sandbox mode must be 'script' or 'function', not {mode!r}")
         if not function_name.isidentifier() or function_name.startswith("_"):
-            raise ValueError(
-                f"function_name {function_name!r} must be a public identifier"
-            )
+            raise ValueError(f"function_name {function_name!r} must be a public identifier")
         validate_inputs(inputs)
         try:
             payload = pickle.dumps(
@@ -174,9 +160,7 @@ class Sandbox:
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise SandboxError(
-                f"the inputs cannot be sent to the sandbox: {exc}"
-            ) from exc
+            raise SandboxError(f"the inputs cannot be sent to the sandbox: {exc}") from exc
         workdir = tempfile.mkdtemp(prefix="dp-sandbox-")
         try:
             os.chmod(workdir, 0o555)
@@ -192,8 +176,7 @@ class Sandbox:
                 child = self._launcher.start(spec)
             except (OSError, RuntimeError) as exc:
                 raise SandboxError(
-                    f"the sandbox could not start a child process: {exc}; check the host's "
-                    "process and memory limits"
+                    f"the sandbox could not start a child process: {exc}; check the host's process and memory limits"
                 ) from exc
             outcome = communicate(
                 child,
@@ -249,11 +232,7 @@ def _limit_error(kind: str, limits: SandboxLimits, detail: str = "") -> SandboxE
 def _error_from_header(error: dict[str, Any], limits: SandboxLimits) -> SandboxError:
     kind = error.get("kind")
     message = str(error.get("message", "")).rstrip(".")
-    where = (
-        f" (line {error['line']}: {error.get('source', '')})"
-        if error.get("line")
-        else ""
-    )
+    where = f" (line {error['line']}: {error.get('source', '')})" if error.get("line") else ""
     if kind == "policy":
         return SandboxPolicyError(
             f"the sandbox refused the code: {message}{where}. Snippets get their inputs, `pd`, "
@@ -290,11 +269,7 @@ def _error_from_header(error: dict[str, Any], limits: SandboxLimits) -> SandboxE
 def _died(outcome: Outcome, limits: SandboxLimits) -> SandboxError:
     status = outcome.status
     tail = outcome.stderr.decode("utf-8", "replace").strip()[-2000:]
-    if (
-        status is not None
-        and os.WIFEXITED(status)
-        and os.WEXITSTATUS(status) == EXIT_CPU_LIMIT
-    ):
+    if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_CPU_LIMIT:
         return _limit_error("cpu", limits)
     if status is not None and os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -308,9 +283,7 @@ def _died(outcome: Outcome, limits: SandboxLimits) -> SandboxError:
     if "MemoryError" in tail or "Cannot allocate memory" in tail:
         return _limit_error("memory", limits)
     described = "unknown status" if status is None else f"wait status {status}"
-    return SandboxError(
-        f"the sandbox process ended without a result ({described}); stderr: {tail or '(empty)'}"
-    )
+    return SandboxError(f"the sandbox process ended without a result ({described}); stderr: {tail or '(empty)'}")
 
 
 def interpret(outcome: Outcome, limits: SandboxLimits) -> SandboxResult:
@@ -327,9 +300,7 @@ def interpret(outcome: Outcome, limits: SandboxLimits) -> SandboxResult:
     try:
         value = decode_value(header, body)
     except Exception as exc:  # whatever the child sent, the parent stays clean
-        raise SandboxError(
-            f"the sandbox returned a value that failed validation: {exc}"
-        ) from exc
+        raise SandboxError(f"the sandbox returned a value that failed validation: {exc}") from exc
     return SandboxResult(
         value=value,
         stdout=stdout,

@@ -39,11 +39,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _snippet_line(exc: BaseException, code: str) -> dict[str, Any]:
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if frame.filename == policy.SNIPPET_FILENAME
-    ]
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == policy.SNIPPET_FILENAME]
     if not frames or not frames[-1].lineno:
         return {}
     line = frames[-1].lineno
@@ -60,10 +56,7 @@ def _error(kind: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _from_import_machinery(exc: BaseException) -> bool:
-    return any(
-        frame.filename.startswith("<frozen importlib")
-        for frame in traceback.extract_tb(exc.__traceback__)
-    )
+    return any(frame.filename.startswith("<frozen importlib") for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _classify(exc: BaseException, code: str) -> dict[str, Any]:
@@ -94,9 +87,7 @@ def _open_namespace(variables: dict[str, Any]) -> dict[str, Any]:
     return {"__builtins__": builtins, "__name__": "snippet", "pd": pandas, "np": numpy, **variables}
 
 
-def _execute(
-    payload: dict[str, Any], session: policy.Session, code_obj: Any, with_policy: bool
-) -> Any:
+def _execute(payload: dict[str, Any], session: policy.Session, code_obj: Any, with_policy: bool) -> Any:
     inputs = dict(payload["inputs"])
     mode = payload["mode"]
     variables = inputs if mode == "script" else {}
@@ -104,9 +95,7 @@ def _execute(
     exec(code_obj, namespace)  # noqa: S102 - RestrictedPython-compiled code in a locked child
     if mode == "script":
         if "result" not in namespace:
-            raise _UsageError(
-                "the script must assign its output to a variable named `result`"
-            )
+            raise _UsageError("the script must assign its output to a variable named `result`")
         return namespace["result"]
     name = payload["function_name"]
     function = namespace.get(name)
@@ -142,9 +131,7 @@ def run(payload: dict[str, Any], spec: dict[str, Any], fds: dict[str, int]) -> b
     try:
         preload(session.importable)
     except ImportError as exc:
-        header = _error(
-            "setup", f"an allowed module cannot be imported in the sandbox: {exc}"
-        )
+        header = _error("setup", f"an allowed module cannot be imported in the sandbox: {exc}")
         return protocol.pack_frame(header, "", b"")
     enabled = frozenset(spec.get("layers", isolation.LAYERS))
     with_policy = "policy" in enabled
@@ -173,9 +160,7 @@ def run(payload: dict[str, Any], spec: dict[str, Any], fds: dict[str, int]) -> b
     if violations:
         header = _error("policy", violations[0])
     elif session.output_exceeded:
-        header = _error(
-            "output", f"printed output passed {spec['max_output_bytes']} bytes"
-        )
+        header = _error("output", f"printed output passed {spec['max_output_bytes']} bytes")
     if header["ok"]:
         try:
             fields, body = protocol.encode_value(value)
@@ -202,16 +187,12 @@ def serve(spec: dict[str, Any], result_fd: int) -> None:
     """Child body after limits: read the payload on fd 0, run, write the frame, exit."""
     fds = {"result": result_fd}
     try:
-        isolation.apply_limits(
-            spec["cpu_seconds"], spec["memory_mb"], spec["wall_seconds"]
-        )
+        isolation.apply_limits(spec["cpu_seconds"], spec["memory_mb"], spec["wall_seconds"])
         payload = pickle.loads(_read_all(0))  # noqa: S301 - the payload comes from our own parent
         frame = run(payload, spec, fds)
         _write_all(fds["result"], frame)
     except MemoryError:
-        _write_all(
-            fds["result"], protocol.pack_frame(_error("memory", "MemoryError"), "", b"")
-        )
+        _write_all(fds["result"], protocol.pack_frame(_error("memory", "MemoryError"), "", b""))
         os._exit(0)
     except BaseException:  # noqa: BLE001 - the child must always exit, never return
         traceback.print_exc()

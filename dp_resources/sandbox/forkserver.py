@@ -51,9 +51,7 @@ def _reply(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.send(json.dumps(message).encode())
 
 
-def _child_after_fork(
-    sock: socket.socket, spec: dict[str, Any], fds: list[int]
-) -> None:
+def _child_after_fork(sock: socket.socket, spec: dict[str, Any], fds: list[int]) -> None:
     from dp_resources.sandbox import child
 
     try:
@@ -135,9 +133,7 @@ class ForkServerLauncher:
             self._owner_pid = os.getpid()
 
     def _start_server(self) -> None:
-        parent_sock, server_sock = socket.socketpair(
-            socket.AF_UNIX, socket.SOCK_SEQPACKET
-        )
+        parent_sock, server_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
                 python_argv(
@@ -161,9 +157,7 @@ class ForkServerLauncher:
             ready = self._receive()
         except (OSError, ForkServerError) as exc:
             self._shutdown()
-            raise ForkServerError(
-                f"the sandbox fork server did not start: {exc}"
-            ) from exc
+            raise ForkServerError(f"the sandbox fork server did not start: {exc}") from exc
         if not ready.get("ready"):
             self._shutdown()
             raise ForkServerError(f"the sandbox fork server did not start: {ready}")
@@ -180,11 +174,7 @@ class ForkServerLauncher:
         return reply
 
     def _alive(self) -> bool:
-        return (
-            self._proc is not None
-            and self._proc.poll() is None
-            and self._sock is not None
-        )
+        return self._proc is not None and self._proc.poll() is None and self._sock is not None
 
     def start(self, spec: dict[str, Any]) -> ChildHandle:
         (payload_r, payload_w), (result_r, result_w), (err_r, err_w) = child_pipes()

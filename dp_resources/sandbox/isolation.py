@@ -181,9 +181,7 @@ def _drop_privileges(started_as_root: bool, in_user_namespace: bool) -> str | No
     return "nobody"
 
 
-def lockdown(
-    result_fd: int, workdir: str | None, enabled: Collection[str] = LAYERS
-) -> tuple[int, list[str]]:
+def lockdown(result_fd: int, workdir: str | None, enabled: Collection[str] = LAYERS) -> tuple[int, list[str]]:
     """Close the child off; returns the result pipe's new fd (0) and the layers applied.
 
     Expects fd 2 to be the stderr pipe and ``result_fd`` the result pipe. Afterwards fd 0 is
@@ -194,9 +192,7 @@ def lockdown(
     started_as_root = os.geteuid() == 0
     with contextlib.suppress(OSError):
         os.setsid()  # the launchers already made it a session leader; this is the backstop
-    syscall_filter = (
-        syscalls.build_filter(os.getpid()) if "seccomp" in enabled else None
-    )
+    syscall_filter = syscalls.build_filter(os.getpid()) if "seccomp" in enabled else None
     if "namespaces" in enabled:
         layers += _enter_namespaces(own_user="user" in enabled)
         if workdir:

@@ -37,8 +37,7 @@ CHILD_ENV = {
 }
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from dp_resources.sandbox.entry import main; main(sys.argv[2:])"
+    "import sys; sys.path.insert(0, sys.argv[1]); from dp_resources.sandbox.entry import main; main(sys.argv[2:])"
 )
 STDERR_TAIL = 16_000
 
@@ -113,9 +112,7 @@ class SubprocessLauncher:
         for fd in (payload_r, result_w, err_w):
             os.close(fd)
         self._procs[proc.pid] = proc
-        return ChildHandle(
-            proc.pid, payload_w, result_r, err_r, self, open_pidfd(proc.pid)
-        )
+        return ChildHandle(proc.pid, payload_w, result_r, err_r, self, open_pidfd(proc.pid))
 
     def reap(self, child: ChildHandle) -> tuple[int | None, float | None]:
         proc = self._procs.pop(child.pid)
@@ -151,9 +148,7 @@ def _wait_exit(child: ChildHandle, timeout: float) -> bool:
         selector.close()
 
 
-def communicate(
-    child: ChildHandle, payload: bytes, wall_seconds: float, max_result_bytes: int
-) -> Outcome:
+def communicate(child: ChildHandle, payload: bytes, wall_seconds: float, max_result_bytes: int) -> Outcome:
     """Feed the payload, collect the result and stderr, enforce the deadline and the cap."""
     started = time.monotonic()
     deadline = started + wall_seconds

@@ -140,9 +140,7 @@ class Session:
     """The policy state of one snippet run: allow-lists, recorded refusals and printed output."""
 
     def __init__(self, allowed_modules: Iterable[str], max_output_bytes: int):
-        self.importable = frozenset(check_allowed_modules(allowed_modules)) | set(
-            PROVIDED_MODULES
-        )
+        self.importable = frozenset(check_allowed_modules(allowed_modules)) | set(PROVIDED_MODULES)
         self.reachable = self.importable | REACHABLE_SUBMODULES
         self.max_output_bytes = max_output_bytes
         self.output: list[str] = []
@@ -166,10 +164,7 @@ class Session:
             copier_module = sys.modules.get(module_name)
             found = getattr(copier_module, name, None) if copier_module is not None else None
             if found is not None:
-                internals[id(found)] = (
-                    f'"{module_name}.{name}", which reads, writes or evaluates by a name it is '
-                    "given"
-                )
+                internals[id(found)] = f'"{module_name}.{name}", which reads, writes or evaluates by a name it is given'
         self._internals = internals
 
     # -- refusals -------------------------------------------------------------------------
@@ -198,8 +193,7 @@ class Session:
             members = MODULE_MEMBERS.get(obj.__name__)
             if members is not None and name not in members:
                 return (
-                    f'"{obj.__name__}.{name}" is not available in the sandbox; available: '
-                    f"{', '.join(sorted(members))}"
+                    f'"{obj.__name__}.{name}" is not available in the sandbox; available: {", ".join(sorted(members))}'
                 )
         if id(obj) in self._internals:
             return f"{self._internals[id(obj)]} is not reachable in the sandbox"
@@ -257,8 +251,7 @@ class Session:
             raise TypeError("attribute name must be a string")
         if name.startswith("_") or name in INSPECT_ATTRIBUTES:
             self.refuse(
-                f'setting attribute "{name}" is refused: names starting with "_" and frame '
-                "internals are not allowed"
+                f'setting attribute "{name}" is refused: names starting with "_" and frame internals are not allowed'
             )
         return name
 
@@ -283,13 +276,9 @@ class Session:
         if isinstance(obj, (types.BuiltinFunctionType, types.MethodType)):
             self.refuse("changing a library function is not allowed")
         if isinstance(obj, types.ModuleType):
-            self.refuse(
-                f'changing module "{obj.__name__}" is not allowed; use your own variables'
-            )
+            self.refuse(f'changing module "{obj.__name__}" is not allowed; use your own variables')
         if isinstance(obj, type):
-            self.refuse(
-                f'changing class "{obj.__name__}" is not allowed; use your own objects'
-            )
+            self.refuse(f'changing class "{obj.__name__}" is not allowed; use your own objects')
         return obj
 
     def guarded_import(
@@ -300,11 +289,7 @@ class Session:
         fromlist: Any = (),
         level: int = 0,
     ) -> types.ModuleType:
-        if (
-            type(fromlist) is list
-            and fromlist in ([], ["__doc__"])
-            and name in sys.modules
-        ):
+        if type(fromlist) is list and fromlist in ([], ["__doc__"]) and name in sys.modules:
             # CPython's C-level PyImport_Import (``datetime.strptime`` loading ``_strptime``)
             # calls the current frame's ``__import__`` with a *list* fromlist ([] since 3.9,
             # ["__doc__"] before). Snippet ``import`` statements pass None or a tuple, so this
@@ -341,9 +326,7 @@ class Session:
         size = len(text.encode("utf-8", "replace"))
         if self.output_exceeded or self.output_bytes + size > self.max_output_bytes:
             self.output_exceeded = True
-            raise OutputLimitExceeded(
-                f"printed output passed {self.max_output_bytes} bytes"
-            )
+            raise OutputLimitExceeded(f"printed output passed {self.max_output_bytes} bytes")
         self.output_bytes += size
         self.output.append(text)
 

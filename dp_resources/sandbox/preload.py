@@ -97,8 +97,7 @@ _zone_cache: list[Any] = []
 def _refusing(name: str) -> Callable[..., Any]:
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise record_violation(
-            f'"{name}" is refused in the sandbox: it evaluates strings as code; '
-            "write the expression in Python instead"
+            f'"{name}" is refused in the sandbox: it evaluates strings as code; write the expression in Python instead'
         )
 
     return refused
@@ -106,9 +105,7 @@ def _refusing(name: str) -> Callable[..., Any]:
 
 def _dispatch_getattr(obj: Any, name: Any, *default: Any) -> Any:
     if isinstance(name, str) and (
-        name.startswith(("_", *DENIED_PREFIXES))
-        or name in INSPECT_ATTRIBUTES
-        or name in DENIED_ATTRIBUTES
+        name.startswith(("_", *DENIED_PREFIXES)) or name in INSPECT_ATTRIBUTES or name in DENIED_ATTRIBUTES
     ):
         raise record_violation(f'method name "{name}" is refused in the sandbox')
     return builtins.getattr(obj, name, *default)
@@ -176,9 +173,7 @@ def _import_tree(package: str) -> None:
     for info in pkgutil.walk_packages(module.__path__, package + "."):
         if ".tests" in info.name or info.name.startswith(_SKIP_PREFIXES):
             continue
-        with contextlib.suppress(
-            ImportError
-        ):  # an optional dependency that is not installed
+        with contextlib.suppress(ImportError):  # an optional dependency that is not installed
             importlib.import_module(info.name)
 
 

@@ -85,9 +85,7 @@ def _restore_columns(frame: Any, spec: dict[str, Any]) -> Any:
     import pandas as pd
 
     if spec.get("multi"):
-        frame.columns = pd.MultiIndex.from_tuples(
-            [tuple(label) for label in spec["labels"]], names=spec.get("names")
-        )
+        frame.columns = pd.MultiIndex.from_tuples([tuple(label) for label in spec["labels"]], names=spec.get("names"))
     else:
         frame.columns = pd.Index(spec["labels"], name=spec.get("name"))
     return frame
@@ -113,14 +111,10 @@ def encode_value(value: Any) -> tuple[dict[str, Any], bytes]:
         try:
             table = pa.Table.from_pandas(frame, nthreads=1)
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            labels = (
-                [str(label) for label in value.columns] if value is not frame else []
-            )
+            labels = [str(label) for label in value.columns] if value is not frame else []
             detail = re.sub(
                 r"column c(\d+)",
-                lambda m: (
-                    f"column {labels[int(m.group(1))]!r}" if labels else m.group(0)
-                ),
+                lambda m: f"column {labels[int(m.group(1))]!r}" if labels else m.group(0),
                 str(exc),
             )
             raise ResultEncodingError(
@@ -167,9 +161,7 @@ def decode_value(header: dict[str, Any], body: bytes) -> Any:
 def pack_frame(header: dict[str, Any], stdout: str, body: bytes) -> bytes:
     head = json.dumps(header).encode("utf-8")
     out = stdout.encode("utf-8", "replace")
-    return b"".join(
-        (MAGIC, _LENGTH.pack(len(head)), head, _LENGTH.pack(len(out)), out, body)
-    )
+    return b"".join((MAGIC, _LENGTH.pack(len(head)), head, _LENGTH.pack(len(out)), out, body))
 
 
 def unpack_frame(data: bytes) -> tuple[dict[str, Any], str, bytes]:

@@ -57,8 +57,7 @@ class SandboxResource(dg.ConfigurableResource):
     )
     allow_node_limits: bool = Field(
         default=True,
-        description="Whether a node's `limits` may raise these limits; when false a node may "
-        "only tighten them.",
+        description="Whether a node's `limits` may raise these limits; when false a node may only tighten them.",
     )
     use_fork_server: bool = Field(
         default=True,
@@ -101,9 +100,7 @@ class SandboxResource(dg.ConfigurableResource):
     def _get_sandbox(self) -> Sandbox:
         with self._lock:
             if self._sandbox is None:
-                self._sandbox = Sandbox(
-                    self.limits, self.allowed_modules, fork_server=self.use_fork_server
-                )
+                self._sandbox = Sandbox(self.limits, self.allowed_modules, fork_server=self.use_fork_server)
             return self._sandbox
 
     def run(

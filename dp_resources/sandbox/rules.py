@@ -279,9 +279,7 @@ def check_allowed_modules(names: Iterable[str]) -> tuple[str, ...]:
     checked: list[str] = []
     for name in names:
         parts = name.split(".")
-        if not name or any(
-            not part.isidentifier() or part.startswith("_") for part in parts
-        ):
+        if not name or any(not part.isidentifier() or part.startswith("_") for part in parts):
             raise ValueError(f"allowed_modules: '{name}' is not a public module name")
         prefixes = {".".join(parts[: end + 1]) for end in range(len(parts))}
         if prefixes & NEVER_ALLOWED_MODULES:

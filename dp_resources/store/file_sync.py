@@ -79,8 +79,17 @@ def file_records(store: FlowStore) -> dict[str, FileRecord]:
     return {row[0]: FileRecord(*row) for row in rows}
 
 
-_RECORD_COLUMNS = ("path", "flow_id", "content_hash", "size", "mtime_ns", "version", "base_version",
-                   "conflict_with", "missing_since")
+_RECORD_COLUMNS = (
+    "path",
+    "flow_id",
+    "content_hash",
+    "size",
+    "mtime_ns",
+    "version",
+    "base_version",
+    "conflict_with",
+    "missing_since",
+)
 
 
 def apply_change(store: FlowStore, change: FileChange) -> SyncResult:
@@ -89,18 +98,34 @@ def apply_change(store: FlowStore, change: FileChange) -> SyncResult:
     insert = _insert_or_ignore(store.engine)
     flows, files = table_of(Flow), table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        conn.execute(insert(table_of(Workspace)).values(name="default", created_at=stamp)
-                     .on_conflict_do_nothing())
-        new_flow = conn.execute(insert(flows).values(
-            id=change.flow_id, workspace="default", published_version=None, created_at=stamp,
-            updated_at=stamp).on_conflict_do_nothing()).rowcount == 1
-        flow = conn.execute(_locked(store, sa.select(flows.c.published_version, flows.c.deleted_at)
-                                    .where(flows.c.id == change.flow_id))).one()
-        conn.execute(insert(table_of(FlowVersion)).values(
-            flow_id=change.flow_id, version=change.version, spec=dict(change.spec),
-            message=change.message, created_at=stamp).on_conflict_do_nothing())
-        record = conn.execute(_locked(store, sa.select(files.c.base_version, files.c.flow_id)
-                                      .where(files.c.path == change.path))).one_or_none()
+        conn.execute(insert(table_of(Workspace)).values(name="default", created_at=stamp).on_conflict_do_nothing())
+        new_flow = (
+            conn.execute(
+                insert(flows)
+                .values(
+                    id=change.flow_id, workspace="default", published_version=None, created_at=stamp, updated_at=stamp
+                )
+                .on_conflict_do_nothing()
+            ).rowcount
+            == 1
+        )
+        flow = conn.execute(
+            _locked(store, sa.select(flows.c.published_version, flows.c.deleted_at).where(flows.c.id == change.flow_id))
+        ).one()
+        conn.execute(
+            insert(table_of(FlowVersion))
+            .values(
+                flow_id=change.flow_id,
+                version=change.version,
+                spec=dict(change.spec),
+                message=change.message,
+                created_at=stamp,
+            )
+            .on_conflict_do_nothing()
+        )
+        record = conn.execute(
+            _locked(store, sa.select(files.c.base_version, files.c.flow_id).where(files.c.path == change.path))
+        ).one_or_none()
         published = flow.published_version
         # The version this file last left published; a file new to the records of an existing
         # flow has none, so any published version other than its own is someone else's.
@@ -112,14 +137,25 @@ def apply_change(store: FlowStore, change: FileChange) -> SyncResult:
             outcome, conflict, base = Outcome.RECORDED, None, change.version
         elif new_flow or (known and published == base):
             outcome, conflict, base = Outcome.PUBLISHED, None, change.version
-            conn.execute(sa.update(flows).where(flows.c.id == change.flow_id)
-                         .values(published_version=change.version, updated_at=stamp))
+            conn.execute(
+                sa.update(flows)
+                .where(flows.c.id == change.flow_id)
+                .values(published_version=change.version, updated_at=stamp)
+            )
             published = change.version
         else:
             outcome, conflict = Outcome.CONFLICT, published or UNPUBLISHED
-        values = dict(flow_id=change.flow_id, content_hash=change.content_hash, size=change.size,
-                      mtime_ns=change.mtime_ns, version=change.version, base_version=base,
-                      conflict_with=conflict, missing_since=None, imported_at=stamp)
+        values = dict(
+            flow_id=change.flow_id,
+            content_hash=change.content_hash,
+            size=change.size,
+            mtime_ns=change.mtime_ns,
+            version=change.version,
+            base_version=base,
+            conflict_with=conflict,
+            missing_since=None,
+            imported_at=stamp,
+        )
         if record is None:
             conn.execute(insert(files).values(path=change.path, **values).on_conflict_do_nothing())
         else:
@@ -133,8 +169,7 @@ def revisit(store: FlowStore, record: FileRecord, size: int, mtime_ns: int) -> F
     is the file's (it won) or moves on (the conflict now names the new one)."""
     flows, files = table_of(Flow), table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        published = conn.execute(sa.select(flows.c.published_version)
-                                 .where(flows.c.id == record.flow_id)).scalar()
+        published = conn.execute(sa.select(flows.c.published_version).where(flows.c.id == record.flow_id)).scalar()
         values: dict[str, Any] = {"size": size, "mtime_ns": mtime_ns, "missing_since": None}
         if record.conflict_with is not None:
             if published == record.version:
@@ -143,8 +178,9 @@ def revisit(store: FlowStore, record: FileRecord, size: int, mtime_ns: int) -> F
                 values["conflict_with"] = published or UNPUBLISHED
         conn.execute(sa.update(files).where(files.c.path == record.path).values(**values))
     with store.engine.connect() as conn:
-        row = conn.execute(sa.select(*(files.c[name] for name in _RECORD_COLUMNS))
-                           .where(files.c.path == record.path)).one()
+        row = conn.execute(
+            sa.select(*(files.c[name] for name in _RECORD_COLUMNS)).where(files.c.path == record.path)
+        ).one()
     return FileRecord(*row)
 
 
@@ -155,8 +191,11 @@ def mark_missing(store: FlowStore, paths: list[str]) -> list[str]:
         return []
     files = table_of(FileImport)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        newly = conn.execute(sa.select(files.c.path).where(
-            files.c.path.in_(paths), files.c.missing_since.is_(None))).scalars().all()
+        newly = (
+            conn.execute(sa.select(files.c.path).where(files.c.path.in_(paths), files.c.missing_since.is_(None)))
+            .scalars()
+            .all()
+        )
         if newly:
             conn.execute(sa.update(files).where(files.c.path.in_(newly)).values(missing_since=utcnow()))
     return sorted(newly)

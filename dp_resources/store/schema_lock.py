@@ -72,5 +72,7 @@ def _advisory_lock(engine: sa.Engine, wait_seconds: float) -> Iterator[None]:
 
 def _waited(engine: sa.Engine, wait_seconds: float, what: str) -> str:
     where = engine.url.render_as_string(hide_password=True)
-    return (f"the flow store at {where} is being created or migrated by another process: waited "
-            f"{wait_seconds:.0f} s for {what}; if no other process is running, start again")
+    return (
+        f"the flow store at {where} is being created or migrated by another process: waited "
+        f"{wait_seconds:.0f} s for {what}; if no other process is running, start again"
+    )

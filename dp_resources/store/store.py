@@ -171,8 +171,14 @@ class FlowStore:
     # --- writing -----------------------------------------------------------------------------
 
     def save(
-        self, flow_id: str, version: str, spec: Mapping[str, Any], *, workspace: str = "default",
-        message: str = "", publish: bool = True,
+        self,
+        flow_id: str,
+        version: str,
+        spec: Mapping[str, Any],
+        *,
+        workspace: str = "default",
+        message: str = "",
+        publish: bool = True,
     ) -> SaveResult:
         """Store a version (a no-op when it exists) and optionally publish it, in one transaction.
 
@@ -182,23 +188,38 @@ class FlowStore:
         stamp = utcnow()
         insert = _insert_or_ignore(self.engine)
         with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-            conn.execute(insert(table_of(Workspace)).values(name=workspace, created_at=stamp)
-                         .on_conflict_do_nothing())
-            conn.execute(insert(table_of(Flow)).values(
-                id=flow_id, workspace=workspace, published_version=None, created_at=stamp,
-                updated_at=stamp).on_conflict_do_nothing())
-            created = conn.execute(insert(table_of(FlowVersion)).values(
-                flow_id=flow_id, version=version, spec=dict(spec), message=message, created_at=stamp,
-            ).on_conflict_do_nothing()).rowcount == 1
+            conn.execute(insert(table_of(Workspace)).values(name=workspace, created_at=stamp).on_conflict_do_nothing())
+            conn.execute(
+                insert(table_of(Flow))
+                .values(id=flow_id, workspace=workspace, published_version=None, created_at=stamp, updated_at=stamp)
+                .on_conflict_do_nothing()
+            )
+            created = (
+                conn.execute(
+                    insert(table_of(FlowVersion))
+                    .values(
+                        flow_id=flow_id,
+                        version=version,
+                        spec=dict(spec),
+                        message=message,
+                        created_at=stamp,
+                    )
+                    .on_conflict_do_nothing()
+                ).rowcount
+                == 1
+            )
             flows = table_of(Flow)
             published = False
             if publish:
                 # A conditional update: of concurrent publishers of one version, one moves the pointer.
                 moved = conn.execute(
                     sa.update(flows)
-                    .where(flows.c.id == flow_id, sa.or_(flows.c.published_version.is_(None),
-                                                         flows.c.published_version != version))
-                    .values(published_version=version, updated_at=stamp))
+                    .where(
+                        flows.c.id == flow_id,
+                        sa.or_(flows.c.published_version.is_(None), flows.c.published_version != version),
+                    )
+                    .values(published_version=version, updated_at=stamp)
+                )
                 published = moved.rowcount == 1
             if created and not published:
                 conn.execute(sa.update(flows).where(flows.c.id == flow_id).values(updated_at=stamp))
@@ -264,14 +285,11 @@ class FlowStore:
         return found[0]
 
     def _flow_infos(self, flow_id: str | None = None) -> list[FlowInfo]:
-        counts = (
-            sa.select(FlowVersion.flow_id, sa.func.count().label("n"))
-            .group_by(FlowVersion.flow_id).subquery()
-        )
+        counts = sa.select(FlowVersion.flow_id, sa.func.count().label("n")).group_by(FlowVersion.flow_id).subquery()
         query = (
-            sa.select(Flow.id, Flow.workspace, Flow.published_version, counts.c.n, Flow.updated_at,
-                      Flow.deleted_at)
-            .join(counts, counts.c.flow_id == Flow.id, isouter=True).order_by(Flow.id)
+            sa.select(Flow.id, Flow.workspace, Flow.published_version, counts.c.n, Flow.updated_at, Flow.deleted_at)
+            .join(counts, counts.c.flow_id == Flow.id, isouter=True)
+            .order_by(Flow.id)
         )
         if flow_id is not None:
             query = query.where(Flow.id == flow_id)
@@ -284,8 +302,10 @@ class FlowStore:
             rows = session.scalars(
                 sa.select(FlowVersion).where(FlowVersion.flow_id == flow_id).order_by(FlowVersion.id)
             ).all()
-            return [VersionInfo(flow_id, r.version, r.message, r.created_at,
-                                r.version == flow.published_version) for r in rows]
+            return [
+                VersionInfo(flow_id, r.version, r.message, r.created_at, r.version == flow.published_version)
+                for r in rows
+            ]
 
     def get(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
         """``(version, spec)``; the published version unless one is named (a prefix will do)."""
@@ -308,8 +328,9 @@ class FlowStore:
     def _version(session: Session, flow_id: str, version: str) -> FlowVersion:
         rows = session.scalars(
             # autoescape: a '%' or '_' in what the user typed is a character, not a wildcard.
-            sa.select(FlowVersion).where(FlowVersion.flow_id == flow_id,
-                                         FlowVersion.version.startswith(version, autoescape=True))
+            sa.select(FlowVersion).where(
+                FlowVersion.flow_id == flow_id, FlowVersion.version.startswith(version, autoescape=True)
+            )
         ).all()
         if len(rows) != 1:
             problem = "no" if not rows else "more than one"

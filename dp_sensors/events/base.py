@@ -82,9 +82,7 @@ class EventBus(Protocol):
         """Append one event; with a ``dedupe_key`` seen before, return the original instead."""
         ...
 
-    def publish_many(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None
-    ) -> list[Event]:
+    def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None) -> list[Event]:
         """Append many events at once, in order (no dedupe keys): bulk loads and benchmarks."""
         ...
 
@@ -94,9 +92,7 @@ class EventBus(Protocol):
         """Up to ``limit`` events strictly after ``cursor`` (``None``: from the start), in order."""
         ...
 
-    def read_page(
-        self, cursor: str | None, *, patterns: Sequence[str] | None = None, limit: int = 1000
-    ) -> EventPage:
+    def read_page(self, cursor: str | None, *, patterns: Sequence[str] | None = None, limit: int = 1000) -> EventPage:
         """Like ``read_after``, also returning how far the scan got (see :class:`EventPage`)."""
         ...
 
@@ -140,10 +136,7 @@ def normalise_data(topic: str, data: Mapping[str, Any] | None) -> dict[str, Any]
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ValueError(
-            f"event data for topic {topic!r} must be a JSON object (a mapping), "
-            f"got {type(data).__name__}"
-        )
+        raise ValueError(f"event data for topic {topic!r} must be a JSON object (a mapping), got {type(data).__name__}")
     try:
         return json.loads(json.dumps(dict(data), allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -157,9 +150,7 @@ def check_key(value: str | None, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH:
-        raise ValueError(
-            f"{what} must be a non-empty string of at most {MAX_KEY_LENGTH} characters"
-        )
+        raise ValueError(f"{what} must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
     return value
 
 

@@ -10,7 +10,8 @@ from dp_sensors.events.base import EventBus
 from dp_sensors.events.factory import default_events_url, event_bus_from_url
 
 _URL_OPTION = click.option(
-    "--url", default=None,
+    "--url",
+    default=None,
     help="Event bus URL [env DP_EVENTS_URL; default: the flow store].",
 )
 
@@ -32,9 +33,7 @@ def events_group() -> None:
 @click.option("--dedupe-key", default=None, help="Publishing again with this key is a no-op.")
 @click.option("--source", default="cli", show_default=True)
 @_URL_OPTION
-def publish_command(
-    topic: str, data_json: str, dedupe_key: str | None, source: str, url: str | None
-) -> None:
+def publish_command(topic: str, data_json: str, dedupe_key: str | None, source: str, url: str | None) -> None:
     """Publish one event on TOPIC and print it as JSON."""
     try:
         data = json.loads(data_json)

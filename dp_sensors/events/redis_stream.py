@@ -162,14 +162,10 @@ class RedisStreamEventBus:
             dedupe_key=dedupe_key,
         )
 
-    def publish_many(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None
-    ) -> list[Event]:
+    def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None) -> list[Event]:
         check_key(source, "source")
         published_at = datetime.now(UTC)
-        prepared = [
-            (validate_topic(topic), normalise_data(topic, data)) for topic, data in items
-        ]
+        prepared = [(validate_topic(topic), normalise_data(topic, data)) for topic, data in items]
         events: list[Event] = []
         for start in range(0, len(prepared), _PIPELINE_BATCH):
             chunk = prepared[start : start + _PIPELINE_BATCH]
@@ -274,15 +270,11 @@ class RedisStreamEventBus:
         check_limit(limit)
         if event_id is not None:
             self._parse_id(event_id, "event id")
-        records = [
-            Rejection.model_validate(json.loads(value))
-            for value in self._client.hvals(self._rejections_key)
-        ]
+        records = [Rejection.model_validate(json.loads(value)) for value in self._client.hvals(self._rejections_key)]
         records = [
             r
             for r in records
-            if (consumer is None or r.consumer == consumer)
-            and (event_id is None or r.event_id == event_id)
+            if (consumer is None or r.consumer == consumer) and (event_id is None or r.event_id == event_id)
         ]
         records.sort(key=lambda r: (event_sort_key(r.event_id), r.consumer))
         return records[:limit]

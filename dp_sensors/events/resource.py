@@ -22,9 +22,7 @@ class EventBusResource(ConfigurableResource):
         default=None,
         description="Event bus URL; unset: DP_EVENTS_URL, else the flow store URL (DP_STORE_URL).",
     )
-    stream: str | None = Field(
-        default=None, description="Redis stream name for redis:// URLs (default 'dp:events')."
-    )
+    stream: str | None = Field(default=None, description="Redis stream name for redis:// URLs (default 'dp:events').")
 
     def resolved_url(self) -> str:
         return self.url or default_events_url()

@@ -160,9 +160,7 @@ class SqlEventBus:
         try:
             with self._engine.begin() as conn:
                 self._lock(conn)
-                new_id = conn.execute(
-                    events_table.insert().values(**row).returning(events_table.c.id)
-                ).scalar_one()
+                new_id = conn.execute(events_table.insert().values(**row).returning(events_table.c.id)).scalar_one()
         except IntegrityError:
             if dedupe_key is None:
                 raise
@@ -175,9 +173,7 @@ class SqlEventBus:
             return original
         return Event(id=str(new_id), **row)
 
-    def publish_many(
-        self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None
-    ) -> list[Event]:
+    def publish_many(self, items: Sequence[tuple[str, Mapping[str, Any]]], *, source: str | None = None) -> list[Event]:
         check_key(source, "source")
         now = datetime.now(UTC)
         rows = [
@@ -194,17 +190,19 @@ class SqlEventBus:
             return []
         with self._engine.begin() as conn:
             self._lock(conn)
-            ids = conn.execute(
-                events_table.insert().returning(events_table.c.id, sort_by_parameter_order=True),
-                rows,
-            ).scalars().all()
+            ids = (
+                conn.execute(
+                    events_table.insert().returning(events_table.c.id, sort_by_parameter_order=True),
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
         return [Event(id=str(i), **row) for i, row in zip(ids, rows, strict=True)]
 
     def _by_dedupe_key(self, dedupe_key: str) -> Event | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(events_table).where(events_table.c.dedupe_key == dedupe_key)
-            ).one_or_none()
+            row = conn.execute(sa.select(events_table).where(events_table.c.dedupe_key == dedupe_key)).one_or_none()
         return None if row is None else self._to_event(row)
 
     @staticmethod
@@ -250,10 +248,7 @@ class SqlEventBus:
                     if batch <= 0:
                         return EventPage(events=found, cursor=last, exhausted=False)
                 rows = conn.execute(
-                    sa.select(events_table)
-                    .where(events_table.c.id > after)
-                    .order_by(events_table.c.id)
-                    .limit(batch)
+                    sa.select(events_table).where(events_table.c.id > after).order_by(events_table.c.id).limit(batch)
                 ).all()
                 for row in rows:
                     after, last = row.id, str(row.id)
@@ -273,9 +268,7 @@ class SqlEventBus:
     def get(self, event_id: str) -> Event | None:
         key = self._parse_id(event_id, "event id")
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(events_table).where(events_table.c.id == key)
-            ).one_or_none()
+            row = conn.execute(sa.select(events_table).where(events_table.c.id == key)).one_or_none()
         return None if row is None else self._to_event(row)
 
     def latest_cursor(self) -> str | None:

@@ -53,10 +53,7 @@ def validate_topic(topic: str) -> str:
                 "patterns of event triggers, an event is published to one concrete topic"
             )
         if not SEGMENT_RE.match(segment):
-            raise ValueError(
-                f"topic {topic!r} has the segment {segment!r}; segments may contain only "
-                f"{_SEGMENT_RULE}"
-            )
+            raise ValueError(f"topic {topic!r} has the segment {segment!r}; segments may contain only {_SEGMENT_RULE}")
     return topic
 
 

@@ -51,9 +51,7 @@ def accepts_webhooks(flow: Any) -> bool:
     from dp_sensors.events.topics import matches_any
 
     topic = webhook_topic(flow.id)
-    return any(
-        t.type == "event" and t.enabled and matches_any(t.topics, topic) for t in flow.triggers
-    )
+    return any(t.type == "event" and t.enabled and matches_any(t.topics, topic) for t in flow.triggers)
 
 
 def event_sensor_name(flow_id: str, index: int) -> str:
@@ -89,9 +87,7 @@ def build_event_sensor(
                     skip_reason=f"starting after event {latest or '(none yet)'} (start: latest)",
                     cursor=latest or FROM_START,
                 )
-            page = bus.read_page(
-                None if cursor == FROM_START else cursor, patterns=patterns, limit=events_per_tick
-            )
+            page = bus.read_page(None if cursor == FROM_START else cursor, patterns=patterns, limit=events_per_tick)
             busy = runs_in_progress(context.instance, flow.id) if skip_when_running else 0
             requests: list[dg.RunRequest] = []
             for event in page.events:

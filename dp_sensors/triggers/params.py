@@ -83,10 +83,11 @@ def params_model(flow_id: str, params: Mapping[str, Any]) -> type[BaseModel]:
 
 
 def _declared(params: Mapping[str, Any], *, all_optional: bool = False) -> Declared:
-    return tuple(sorted(
-        (name, param.type, param.required and not all_optional, param.description)
-        for name, param in params.items()
-    ))
+    return tuple(
+        sorted(
+            (name, param.type, param.required and not all_optional, param.description) for name, param in params.items()
+        )
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -98,9 +99,7 @@ def _params_model(flow_id: str, declared: Declared) -> type[BaseModel]:
             fields[name] = (kind, Field(description=description or None))
         else:
             fields[name] = (kind | None, Field(default=None, description=description or None))
-    return create_model(
-        f"{flow_id}_params", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model(f"{flow_id}_params", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def check_params(flow_id: str, params: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +128,10 @@ def check_fixed_params(flow_id: str, params: Mapping[str, Any], values: Mapping[
 
 
 def params_from_event(
-    flow_id: str, params: Mapping[str, Any], topic_is_webhook: bool, data: Mapping[str, Any],
+    flow_id: str,
+    params: Mapping[str, Any],
+    topic_is_webhook: bool,
+    data: Mapping[str, Any],
     fixed: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The run params of one event.

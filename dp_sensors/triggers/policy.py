@@ -84,7 +84,4 @@ def runs_in_progress(instance: dg.DagsterInstance, job_name: str) -> int:
 
 
 def busy_reason(flow_id: str, count: int) -> str:
-    return (
-        f"flow '{flow_id}' has {count} run(s) queued or in progress and its policy is "
-        "when_running: skip"
-    )
+    return f"flow '{flow_id}' has {count} run(s) queued or in progress and its policy is when_running: skip"

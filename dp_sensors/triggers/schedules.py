@@ -19,9 +19,7 @@ from dp_sensors.triggers.params import ParamsRejected, check_params
 from dp_sensors.triggers.policy import TRIGGER_TAG, busy_reason, runs_in_progress
 
 
-def missed_tick_reason(
-    trigger: Any, scheduled: dt.datetime | None, now: dt.datetime
-) -> str | None:
+def missed_tick_reason(trigger: Any, scheduled: dt.datetime | None, now: dt.datetime) -> str | None:
     """Why the tick at ``scheduled`` must not run, or ``None`` to run it."""
     if scheduled is None or trigger.missed_runs == "latest":
         return None
@@ -48,9 +46,7 @@ def build_schedule(flow: Any, trigger: Any, index: int) -> dg.ScheduleDefinition
     skip_when_running = flow.policies.when_running == "skip"
 
     def evaluate(context: dg.ScheduleEvaluationContext):
-        reason = missed_tick_reason(
-            trigger, context.scheduled_execution_time, dt.datetime.now(dt.UTC)
-        )
+        reason = missed_tick_reason(trigger, context.scheduled_execution_time, dt.datetime.now(dt.UTC))
         if reason:
             return dg.SkipReason(reason)
         if skip_when_running and (count := runs_in_progress(context.instance, flow.id)):
@@ -63,9 +59,7 @@ def build_schedule(flow: Any, trigger: Any, index: int) -> dg.ScheduleDefinition
         execution_timezone=trigger.timezone,
         job_name=flow.id,
         execution_fn=evaluate,
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING if trigger.enabled else dg.DefaultScheduleStatus.STOPPED
-        ),
+        default_status=(dg.DefaultScheduleStatus.RUNNING if trigger.enabled else dg.DefaultScheduleStatus.STOPPED),
         description=f"Runs flow '{flow.id}' on '{trigger.cron}' ({trigger.timezone}); "
         f"missed ticks: {trigger.missed_runs}.",
     )

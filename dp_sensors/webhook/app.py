@@ -113,9 +113,7 @@ class _Receiver:
     async def _authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
         if not is_authorised(flow_id, request.headers.get("authorization"), self.webhook):
-            raise Refused(
-                401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')"
-            )
+            raise Refused(401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')")
         model = None
         if FLOW_ID_RE.fullmatch(flow_id):
             model = await to_thread.run_sync(self.lookup, flow_id)
@@ -200,9 +198,7 @@ class _Receiver:
             body = await self._json_object(request, flow_id)
             unknown = sorted(set(body) - {"params"})
             if unknown:
-                raise Refused(
-                    422, f"unknown keys {unknown} in the body; send {{\"params\": {{...}}}}"
-                )
+                raise Refused(422, f'unknown keys {unknown} in the body; send {{"params": {{...}}}}')
             raw_params = body.get("params", {})
             params = self._validate(flow_id, model, raw_params)
             outcome = await launch_once(
@@ -227,9 +223,7 @@ class _Receiver:
             return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "1"})
         except LaunchFailed as exc:
             log.warning("%s", exc, exc_info=exc.__cause__)
-            return JSONResponse(
-                {"detail": f"{exc}; nothing was kept for this key, retry with the same key"}, 502
-            )
+            return JSONResponse({"detail": f"{exc}; nothing was kept for this key, retry with the same key"}, 502)
         return JSONResponse(outcome.model_dump(), 200 if outcome.replayed else 201)
 
 
@@ -251,12 +245,12 @@ def create_app(
 ) -> Starlette:
     """The receiver's ASGI app.
 
-    ``catalog`` is a :class:`FlowCatalog` or a plain ``flow_id -> params model | None`` callable.
-    ``bus`` receives webhook events; ``ledger`` and ``launcher`` (both or neither) enable
-    ``POST /flows/{flow_id}/runs``. Tokens come from ``webhook`` (the receiver's settings), else
-from the variables of ``environ``, else from the settings in force at each request.
-    A body must arrive within ``body_timeout_seconds`` (else 408) and fit ``max_body_bytes``.
-    Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
+        ``catalog`` is a :class:`FlowCatalog` or a plain ``flow_id -> params model | None`` callable.
+        ``bus`` receives webhook events; ``ledger`` and ``launcher`` (both or neither) enable
+        ``POST /flows/{flow_id}/runs``. Tokens come from ``webhook`` (the receiver's settings), else
+    from the variables of ``environ``, else from the settings in force at each request.
+        A body must arrive within ``body_timeout_seconds`` (else 408) and fit ``max_body_bytes``.
+        Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
     """
     if (ledger is None) != (launcher is None):
         raise ValueError("give both ledger and launcher to serve launches, or neither")
@@ -264,13 +258,17 @@ from the variables of ``environ``, else from the settings in force at each reque
         raise ValueError("max_body_bytes must be positive")
     if body_timeout_seconds <= 0:
         raise ValueError("body_timeout_seconds must be positive")
-    lookup: ParamsLookup = (
-        catalog.get_params_model if isinstance(catalog, FlowCatalog) else catalog
-    )
+    lookup: ParamsLookup = catalog.get_params_model if isinstance(catalog, FlowCatalog) else catalog
     if webhook is None and environ is not None:
         webhook = load(environ).webhook
     receiver = _Receiver(
-        lookup, bus, ledger, launcher, max_body_bytes, webhook, launch_wait_seconds,
+        lookup,
+        bus,
+        ledger,
+        launcher,
+        max_body_bytes,
+        webhook,
+        launch_wait_seconds,
         body_timeout_seconds,
     )
     return Starlette(

@@ -46,9 +46,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-def is_authorised(
-    flow_id: str, authorization: str | None, webhook: WebhookSettings | None = None
-) -> bool:
+def is_authorised(flow_id: str, authorization: str | None, webhook: WebhookSettings | None = None) -> bool:
     """Compare in constant time; a missing configuration or header is never authorised."""
     expected = expected_token(flow_id, webhook)
     given = bearer_token(authorization)

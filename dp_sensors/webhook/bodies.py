@@ -54,13 +54,9 @@ def check_json_content_type(content_type: str | None, where: str) -> None:
     if content_type is None or not content_type.strip():
         return
     essence, *parameters = [part.strip().lower() for part in content_type.split(";")]
-    is_json = essence == "application/json" or (
-        essence.startswith("application/") and essence.endswith("+json")
-    )
+    is_json = essence == "application/json" or (essence.startswith("application/") and essence.endswith("+json"))
     if not is_json:
-        raise Refused(
-            415, f"the body for {where} must be JSON: send Content-Type: application/json"
-        )
+        raise Refused(415, f"the body for {where} must be JSON: send Content-Type: application/json")
     for parameter in parameters:
         name, _, value = parameter.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
@@ -75,9 +71,7 @@ async def read_bounded_body(request: Request, max_bytes: int, timeout_seconds: f
         if not _CONTENT_LENGTH.fullmatch(declared.strip()):
             raise Refused(400, "the Content-Length header is not a number", close=True)
         if int(declared) > max_bytes:
-            raise Refused(
-                413, f"the body is larger than the limit of {max_bytes} bytes", close=True
-            )
+            raise Refused(413, f"the body is larger than the limit of {max_bytes} bytes", close=True)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -85,9 +79,7 @@ async def read_bounded_body(request: Request, max_bytes: int, timeout_seconds: f
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise Refused(
-                        413, f"the body is larger than the limit of {max_bytes} bytes", close=True
-                    )
+                    raise Refused(413, f"the body is larger than the limit of {max_bytes} bytes", close=True)
                 chunks.append(chunk)
     except TimeoutError:
         raise Refused(
@@ -126,9 +118,7 @@ def _check_text(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise Refused(
-            400, f"the body for {where} holds text with an unpaired surrogate (\\ud800-\\udfff)"
-        ) from None
+        raise Refused(400, f"the body for {where} holds text with an unpaired surrogate (\\ud800-\\udfff)") from None
 
 
 def check_plain_json(value: Any, where: str, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -142,9 +132,7 @@ def check_plain_json(value: Any, where: str, max_depth: int = MAX_JSON_DEPTH) ->
         if not isinstance(node, dict | list):
             continue
         if depth > max_depth:
-            raise Refused(
-                400, f"the body for {where} is nested deeper than {max_depth} levels"
-            )
+            raise Refused(400, f"the body for {where} is nested deeper than {max_depth} levels")
         if isinstance(node, dict):
             for key, item in node.items():
                 _check_text(key, where)
@@ -158,9 +146,7 @@ def parse_json_object(raw: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Refused(
-            400, f"the body for {where} is not UTF-8 (bad byte at offset {exc.start})"
-        ) from None
+        raise Refused(400, f"the body for {where} is not UTF-8 (bad byte at offset {exc.start})") from None
     if not text:
         return {}
     try:
@@ -171,9 +157,7 @@ def parse_json_object(raw: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -
             object_pairs_hook=_unique_keys,
         )
     except RecursionError:
-        raise Refused(
-            400, f"the body for {where} is nested deeper than {max_depth} levels"
-        ) from None
+        raise Refused(400, f"the body for {where} is nested deeper than {max_depth} levels") from None
     except ValueError as exc:  # JSONDecodeError, the hooks above, over-long integers
         raise Refused(400, f"the body for {where} is not valid JSON: {exc}") from None
     check_plain_json(body, where, max_depth)

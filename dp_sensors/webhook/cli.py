@@ -28,19 +28,25 @@ def make_serve_command(
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
     @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
     @click.option(
-        "--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=int,
+        "--max-body-bytes",
+        default=DEFAULT_MAX_BODY_BYTES,
+        show_default=True,
+        type=int,
         help="Larger bodies are refused with 413.",
     )
     @click.option(
-        "--events-url", default=None,
+        "--events-url",
+        default=None,
         help="Event bus URL [env DP_EVENTS_URL; default: the flow store].",
     )
     @click.option(
-        "--launches-url", default=None,
+        "--launches-url",
+        default=None,
         help="Database of the launch ledger [env DP_LAUNCHES_URL; default: the flow store].",
     )
     @click.option(
-        "--dagster-url", default=None,
+        "--dagster-url",
+        default=None,
         help=f"Dagster GraphQL endpoint used for launches [env DP_DAGSTER_GRAPHQL_URL; default: "
         f"{DEFAULT_DAGSTER_GRAPHQL_URL}].",
     )

@@ -109,9 +109,7 @@ class LaunchOutcome(BaseModel):
 
 def request_hash(flow_id: str, params: Mapping[str, Any]) -> str:
     """Hash of what was asked, so a key reused for another request is detected."""
-    canonical = json.dumps(
-        {"flow_id": flow_id, "params": params}, sort_keys=True, separators=(",", ":")
-    )
+    canonical = json.dumps({"flow_id": flow_id, "params": params}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -131,9 +129,7 @@ class LaunchLedger:
         if old_layout:
             try:
                 with self._engine.begin() as conn:
-                    conn.execute(
-                        sa.text(f"ALTER TABLE dp_launches RENAME TO {_GLOBAL_KEYS_TABLE}")
-                    )
+                    conn.execute(sa.text(f"ALTER TABLE dp_launches RENAME TO {_GLOBAL_KEYS_TABLE}"))
             except sa.exc.DBAPIError:
                 # Another receiver starting at the same time renamed it first and migrates it.
                 old_layout = False
@@ -143,9 +139,7 @@ class LaunchLedger:
             columns = [column.name for column in launches_table.columns]
             with self._engine.begin() as conn:
                 conn.execute(
-                    launches_table.insert().from_select(
-                        columns, sa.select(*[old.c[name] for name in columns])
-                    )
+                    launches_table.insert().from_select(columns, sa.select(*[old.c[name] for name in columns]))
                 )
                 conn.execute(sa.text(f"DROP TABLE {_GLOBAL_KEYS_TABLE}"))
 
@@ -196,9 +190,7 @@ class LaunchLedger:
 
     def get(self, key: str, flow_id: str) -> LaunchRecord | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(launches_table).where(self._row(key, flow_id))
-            ).one_or_none()
+            row = conn.execute(sa.select(launches_table).where(self._row(key, flow_id))).one_or_none()
         if row is None:
             return None
         values = dict(row._mapping)
@@ -239,9 +231,7 @@ class LaunchLedger:
         table = launches_table
         with self._engine.begin() as conn:
             conn.execute(
-                table.delete().where(
-                    self._row(key, flow_id), table.c.owner == owner, table.c.run_id.is_(None)
-                )
+                table.delete().where(self._row(key, flow_id), table.c.owner == owner, table.c.run_id.is_(None))
             )
 
 
@@ -278,15 +268,11 @@ async def launch_once(
                     "with a different body; use a new key for a different request"
                 )
             if existing.run_id is not None:
-                return LaunchOutcome(
-                    run_id=existing.run_id, flow_id=flow_id, idempotency_key=key, replayed=True
-                )
+                return LaunchOutcome(run_id=existing.run_id, flow_id=flow_id, idempotency_key=key, replayed=True)
             if existing.lease_expires_at < datetime.now(UTC) and await to_thread.run_sync(
                 ledger.take_over, key, flow_id, owner
             ):
-                return await _launch_as_owner(
-                    ledger, launcher, key, flow_id, params, run_tags, owner
-                )
+                return await _launch_as_owner(ledger, launcher, key, flow_id, params, run_tags, owner)
         if time.monotonic() >= deadline:
             raise LaunchInProgress(
                 f"the launch of flow {flow_id!r} with Idempotency-Key {key!r} is still in "

@@ -64,7 +64,11 @@ def serve(
     )
     try:
         uvicorn.run(
-            app, host=host, port=port, log_level=log_level, lifespan="off",
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="off",
             **hardened_server_options(request_timeout_seconds),
         )
     finally:
@@ -90,13 +94,14 @@ def serve_in_thread(
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            app, log_level=log_level, access_log=False, lifespan="off",
+            app,
+            log_level=log_level,
+            access_log=False,
+            lifespan="off",
             **hardened_server_options(request_timeout_seconds),
         )
     )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"webhook:{bound_port}", daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"webhook:{bound_port}", daemon=True)
     thread.start()
     give_up = time.monotonic() + startup_timeout
     while not server.started:

@@ -31,7 +31,12 @@ def smoke_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path
         env.pop(key, None)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out / "smoke.json"), "--docs", str(out)],
-        cwd=ROOT, env=env, capture_output=True, check=False, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=900,
     )
     results = json.loads((out / "smoke.json").read_text()) if (out / "smoke.json").exists() else {}
     return done, results, out

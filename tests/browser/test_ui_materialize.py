@@ -29,8 +29,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 FLOW = "maxdp_sales_dashboard"
 RUN_BOUND_MS = 240_000
 SCREENSHOTS = ROOT / "docs" / "img"
@@ -50,7 +57,6 @@ def require_browser() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: it must not skip)")
     pytest.skip(message)
-
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +112,9 @@ def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, t
             # One step runs every node; the run's log says when each finished, in how long and
             # with how many rows (dp_assets/compiler/node_report.py).
             page.get_by_placeholder(re.compile("Filter", re.I)).first.fill("finished in")
-            expect(page.get_by_text(re.compile(r"node 'dashboard' \(\w+\) finished in [\d,]+ ms")).first).to_be_visible()
+            expect(
+                page.get_by_text(re.compile(r"node 'dashboard' \(\w+\) finished in [\d,]+ ms")).first
+            ).to_be_visible()
             _save(page, "maxdp_run_node_timings.png", tmp_path)
 
             page.goto(f"{dagster_dev}/assets/{FLOW}/dashboard")
@@ -123,9 +131,14 @@ def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, t
 
     # the UI said Success; the API agrees, for the run the click started, and the run carries
     # the flow's tags as a run of its job would (per-flow run limits and filters hold for it)
-    runs = httpx.post(f"{dagster_dev}/graphql", timeout=30, json={"query":
-        '{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results { runId status'
-        ' tags { key value } } } } }'})
+    runs = httpx.post(
+        f"{dagster_dev}/graphql",
+        timeout=30,
+        json={
+            "query": '{ runsOrError(filter: {pipelineName: "__ASSET_JOB"}) { ... on Runs { results { runId status'
+            " tags { key value } } } } }"
+        },
+    )
     results = [r for r in runs.json()["data"]["runsOrError"]["results"] if r["runId"].startswith(short_id)]
     assert [r["status"] for r in results] == ["SUCCESS"]
     tags = {tag["key"]: tag["value"] for tag in results[0]["tags"]}

@@ -25,8 +25,9 @@ print("imported:" + ",".join(sorted(name for name in heavy if name in sys.module
 
 
 def _imported_by(*args: str) -> set[str]:
-    done = subprocess.run([sys.executable, "-c", IMPORTED_AFTER, *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_AFTER, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("imported:"), done.stdout

@@ -33,8 +33,9 @@ def project(tmp_path) -> dict[str, str]:
 
 
 def _dp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def _orders(env: dict[str, str]) -> pd.DataFrame:
@@ -46,8 +47,10 @@ def test_dp_run_prints_each_node_and_records_the_run_in_the_embedded_home(projec
     done = _dp(project, "run", "sales_summary", "--param", "min_amount=100")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr and " - dagster - " not in done.stderr
-    rows = {m.group(1): int(m.group(2).replace(",", ""))
-            for m in re.finditer(r"^\s+(\w+)\s+([\d,]+) rows", done.stdout, re.M)}
+    rows = {
+        m.group(1): int(m.group(2).replace(",", ""))
+        for m in re.finditer(r"^\s+(\w+)\s+([\d,]+) rows", done.stdout, re.M)
+    }
     orders = _orders(project)
     valid = orders[(orders["amount"] >= 100) & orders["region"].notna()]
     assert rows["orders"] == len(orders)

@@ -71,6 +71,8 @@ def test_init_home_writes_an_instance_with_per_flow_queue_limits(dp_home):
 
     assert run("init-home").exit_code == 0
     instance = dg.DagsterInstance.from_config(str(dp_home / "dagster"))
-    limits = {l["key"]: l["limit"] for l in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits}
+    limits = {
+        limit["key"]: limit["limit"] for limit in instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+    }
     assert limits["dp/flow_limit_1"] == 1 and limits["dp/flow_limit_2"] == 2
     assert instance.run_monitoring_enabled

@@ -51,8 +51,7 @@ def _every_command_path() -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("path", _every_command_path(), ids=" ".join)
 def test_every_command_answers_help_without_dagster_home(path, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(main, [*path, "--help"], env={"DAGSTER_HOME": None,
-                                                             "DP_HOME": str(tmp_path / "home")})
+    result = CliRunner().invoke(main, [*path, "--help"], env={"DAGSTER_HOME": None, "DP_HOME": str(tmp_path / "home")})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
 
@@ -73,8 +72,14 @@ def test_instance_commands_use_the_embedded_home_from_the_project_root(tmp_path,
     assert "Embedded default instance" in instance_file.read_text()
 
     # And as a shell runs it: a process of its own.
-    listed = subprocess.run([sys.executable, "-m", "dp_assets.cli", "runs", "list"], cwd=ROOT,
-                            env=_shell(tmp_path), capture_output=True, text=True, timeout=300)
+    listed = subprocess.run(
+        [sys.executable, "-m", "dp_assets.cli", "runs", "list"],
+        cwd=ROOT,
+        env=_shell(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert listed.returncode == 0 and listed.stdout == "no stored runs\n", listed.stderr
 
 
@@ -90,17 +95,30 @@ def test_unreachable_run_storage_is_one_plain_line(tmp_path):
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home)
     port = _closed_port()
-    env = {**_shell(tmp_path), "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": "127.0.0.1",
-           "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "secret",
-           "DAGSTER_PG_DB": "runs_db"}
+    env = {
+        **_shell(tmp_path),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(port),
+        "DAGSTER_PG_USER": "postgres",
+        "DAGSTER_PG_PASSWORD": "secret",
+        "DAGSTER_PG_DB": "runs_db",
+    }
     for args in (("runs", "list"), ("status", "some-task")):
-        done = subprocess.run([sys.executable, "-m", "dp_assets.cli", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "dp_assets.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 1, args
         assert done.stdout == "", args
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith(
             f"Error: cannot reach the Dagster run storage: PostgreSQL at 127.0.0.1:{port}, database "
-            f"runs_db, set in {home / 'dagster.yaml'} (")
+            f"runs_db, set in {home / 'dagster.yaml'} ("
+        )
         assert "Start it or correct its settings" in lines[0] and "secret" not in lines[0]

@@ -18,12 +18,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ROWS = {"id": "rows", "type": "StaticData", "params": {"rows": [{"region": "EU", "amount": 3}]}}
 FLOWS = {
-    "nightly_orders": {"id": "nightly_orders", "nodes": [
-        ROWS,
-        {"id": "orders", "type": "FileInput", "params": {"path": "data/orders_that_never_came.csv"}},
-        {"id": "totals", "type": "GroupAggregate", "inputs": ["orders"],
-         "params": {"by": "region", "agg": {"total": ["amount", "sum"]}}},
-    ]},
+    "nightly_orders": {
+        "id": "nightly_orders",
+        "nodes": [
+            ROWS,
+            {"id": "orders", "type": "FileInput", "params": {"path": "data/orders_that_never_came.csv"}},
+            {
+                "id": "totals",
+                "type": "GroupAggregate",
+                "inputs": ["orders"],
+                "params": {"by": "region", "agg": {"total": ["amount", "sum"]}},
+            },
+        ],
+    },
     "fine_flow": {"id": "fine_flow", "nodes": [ROWS]},
 }
 
@@ -46,8 +53,13 @@ def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
 
 def _launch(platform: DagsterPlatform, flow_id: str) -> subprocess.CompletedProcess:
     env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url}
-    return subprocess.run([sys.executable, "-m", "dp_assets.cli", "launch", flow_id, "--wait", "--timeout", "600"],
-                          env=env, capture_output=True, text=True, timeout=700)
+    return subprocess.run(
+        [sys.executable, "-m", "dp_assets.cli", "launch", flow_id, "--wait", "--timeout", "600"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=700,
+    )
 
 
 def test_a_failed_run_names_the_failing_node_and_its_error(platform):
@@ -56,8 +68,10 @@ def test_a_failed_run_names_the_failing_node_and_its_error(platform):
     launched, finished = (json.loads(line) for line in done.stdout.splitlines())
     assert finished["run_id"] == launched["run_id"] and finished["status"] == "FAILURE"
     said = done.stderr.strip()
-    assert said.startswith(f"run {launched['run_id'][:8]} of nightly_orders FAILED: "
-                           "flow 'nightly_orders', node 'orders' (FileInput) failed: "), said
+    assert said.startswith(
+        f"run {launched['run_id'][:8]} of nightly_orders FAILED: "
+        "flow 'nightly_orders', node 'orders' (FileInput) failed: "
+    ), said
     assert "orders_that_never_came.csv" in said
     assert "skipped because of it: totals" in said
     assert "Traceback" not in said

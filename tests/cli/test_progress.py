@@ -30,8 +30,9 @@ def shell(tmp_path) -> dict[str, str]:
 
 
 def _dp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def _plain_lines(done: subprocess.CompletedProcess) -> list[str]:
@@ -78,8 +79,9 @@ def test_on_a_terminal_publishing_shows_its_progress(shell):
     """The same command on a terminal: a live progress line (rich), then the summary."""
     primary, secondary = pty.openpty()
     command = [sys.executable, "-m", "dp_assets.cli", "publish", shell["DP_FLOWS_DIR"]]
-    process = subprocess.Popen(command, env=shell, cwd=ROOT, stdin=secondary, stdout=secondary,
-                               stderr=secondary, close_fds=True)
+    process = subprocess.Popen(
+        command, env=shell, cwd=ROOT, stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True
+    )
     os.close(secondary)
     seen = b""
     while True:

@@ -85,8 +85,7 @@ def test_the_eight_characters_of_the_ui_work_where_a_run_id_is_taken(project):
 
 def test_a_prefix_shared_by_two_runs_is_refused_naming_both(project):
     _add_twins(project)
-    for args in (("runs", "show", "abcd1234"), ("retry-failed", "abcd1234", "--dry-run"),
-                 ("status", "abcd1234")):
+    for args in (("runs", "show", "abcd1234"), ("retry-failed", "abcd1234", "--dry-run"), ("status", "abcd1234")):
         refused = _dp(project, *args)
         assert refused.exit_code == 1, args
         assert "run id 'abcd1234' is ambiguous: 2 runs start with it" in refused.output, args

@@ -84,9 +84,7 @@ def private_pg(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres]:
     """A throwaway PostgreSQL server of the module's own (stopped and started by outage tests);
     a module sets ``PRIVATE_PG_MAX_CONNECTIONS`` to give it a tighter connection budget."""
     try:
-        server = PrivatePostgres.create(
-            max_connections=getattr(request.module, "PRIVATE_PG_MAX_CONNECTIONS", 100)
-        )
+        server = PrivatePostgres.create(max_connections=getattr(request.module, "PRIVATE_PG_MAX_CONNECTIONS", 100))
     except RuntimeError as exc:
         unavailable(str(exc))
     yield server
@@ -108,9 +106,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 def webserver_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DAGSTER_HOME (SQLite) and a workspace naming the throwaway location."""
     home = tmp_path_factory.mktemp("deploy_dagster_home")
-    (home / "dagster.yaml").write_text(
-        yaml.safe_dump({"telemetry": {"enabled": False}, "nux": {"enabled": False}})
-    )
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, "nux": {"enabled": False}}))
     workspace = {
         "load_from": [
             {
@@ -193,7 +189,6 @@ def proxy(webserver: Webserver, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 # --- the production stack on the platform's code location ---------------------------------------
-
 
 
 @contextlib.contextmanager

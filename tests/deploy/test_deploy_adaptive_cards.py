@@ -118,8 +118,7 @@ def test_adaptive_cards_on_celery_workers(stack: Stack, cards_db: sa.Engine, t2a
     # Stage 2: one card per user of an answering organisation, upserted.
     users = pd.read_sql("SELECT * FROM card_users", cards_db)
     saved = pd.read_sql("SELECT * FROM adaptive_cards ORDER BY user_id", cards_db)
-    pd.testing.assert_frame_equal(saved.drop(columns="card_json"), expected_cards(users, ANSWERING),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(saved.drop(columns="card_json"), expected_cards(users, ANSWERING), check_dtype=False)
     card = json.loads(saved.set_index("user_id").loc["u001", "card_json"])
     assert card["body"][0]["text"] == "Kim Minji: 1 shortage(s) in KR10"
 
@@ -127,9 +126,17 @@ def test_adaptive_cards_on_celery_workers(stack: Stack, cards_db: sa.Engine, t2a
     stored = materialized(stack, run_id)
     assert stored["t2a"]["items"] == 4 and [i["sales_org"] for i in stored["t2a"]["failed_items"]] == ["JP20"]
     assert stored["cards"]["items"] == 6 and [i["user_id"] for i in stored["cards"]["failed_items"]] == ["u003"]
-    listed = subprocess.run([PYTHON, "-m", "dp_assets.cli", "retry-failed", run_id, "--dry-run"],
-                            env=stack.env, capture_output=True, text=True, timeout=120, check=False)
+    listed = subprocess.run(
+        [PYTHON, "-m", "dp_assets.cli", "retry-failed", run_id, "--dry-run"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stderr
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sorted((e["for_each"], e.get("sales_org") or e.get("user_id")) for e in lines) == [
-        ("cards", "u003"), ("t2a", "JP20")]
+        ("cards", "u003"),
+        ("t2a", "JP20"),
+    ]

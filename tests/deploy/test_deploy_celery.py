@@ -154,9 +154,7 @@ def test_check_refuses_unsafe_config(
     config: dict, longest: float, consumer_timeout: float | None, message: str
 ) -> None:
     """F8 and friends: each unsafe setting is refused with a message that names it."""
-    errors = cc.check_celery_config(
-        config, longest, rabbitmq_consumer_timeout_seconds=consumer_timeout
-    )
+    errors = cc.check_celery_config(config, longest, rabbitmq_consumer_timeout_seconds=consumer_timeout)
     assert any(message in error for error in errors), errors
     with pytest.raises(cc.CeleryConfigError, match="refused"):
         cc.validate_or_raise(config, longest, rabbitmq_consumer_timeout_seconds=consumer_timeout)
@@ -229,9 +227,7 @@ def test_executor_app_has_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("config", "env", "message"),
     [
-        pytest.param(
-            {"backend": "rpc://"}, {cc.BROKER_ENV: REDIS}, "rpc://", id="F1-run-config-rpc"
-        ),
+        pytest.param({"backend": "rpc://"}, {cc.BROKER_ENV: REDIS}, "rpc://", id="F1-run-config-rpc"),
         pytest.param({}, {cc.BROKER_ENV: REDIS}, "'unset' is not persistent", id="F1-env-missing"),
         pytest.param(
             {"config_source": {"task_acks_late": False}},
@@ -271,19 +267,13 @@ def test_a_run_with_rpc_backend_fails_at_start(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setenv(cc.BROKER_ENV, REDIS)
     with dg.instance_for_test() as instance:
-        run = instance.create_run_for_job(
-            celery_probe_job, run_config={"execution": {"config": {"backend": "rpc://"}}}
-        )
+        run = instance.create_run_for_job(celery_probe_job, run_config={"execution": {"config": {"backend": "rpc://"}}})
         recon = dg.reconstructable(celery_probe_job)
         with pytest.raises(cc.CeleryConfigError, match="could lose or duplicate steps"):
             list(core_execute_run(recon, run, instance, inject_env_vars=False))
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
-    errors = [
-        e.engine_event_data.error.to_string()
-        for e in events
-        if e.is_engine_event and e.engine_event_data.error
-    ]
+    errors = [e.engine_event_data.error.to_string() for e in events if e.is_engine_event and e.engine_event_data.error]
     assert any("rpc://" in text and "not persistent" in text for text in errors), errors
     assert not [e for e in events if e.is_step_event]
 
@@ -298,9 +288,7 @@ def test_worker_runs_with_the_settings(redis_url: str, tmp_path: Path) -> None:
 
     doc = tmp_path / "worker.yaml"
     doc.write_text(cc.render_worker_yaml(20))
-    env = base_env(
-        DP_CELERY_BROKER=REDIS, DP_CELERY_BACKEND=REDIS_RESULTS, DAGSTER_HOME=str(tmp_path)
-    )
+    env = base_env(DP_CELERY_BROKER=REDIS, DP_CELERY_BACKEND=REDIS_RESULTS, DAGSTER_HOME=str(tmp_path))
     name = f"settings-{os.getpid()}@%h"
     argv = [PYTHON, "-m", "dp_deploy", "celery-worker", "-y", str(doc)]
     argv += ["-n", name, "-c", "1", "--config-dir", str(tmp_path / "celery_conf")]
@@ -338,9 +326,7 @@ def test_worker_runs_with_the_settings(redis_url: str, tmp_path: Path) -> None:
 def test_worker_with_unsafe_file_does_not_start_F8(tmp_path: Path) -> None:
     """F8: a worker file whose visibility timeout is shorter than a step is refused at start."""
     doc = yaml.safe_load(cc.render_worker_yaml(600))
-    doc["execution"]["config"]["config_source"]["broker_transport_options"][
-        "visibility_timeout"
-    ] = 60
+    doc["execution"]["config"]["config_source"]["broker_transport_options"]["visibility_timeout"] = 60
     path = tmp_path / "worker.yaml"
     path.write_text(yaml.safe_dump(doc))
     env = base_env(DP_CELERY_BROKER=REDIS, DP_CELERY_BACKEND=REDIS_RESULTS)

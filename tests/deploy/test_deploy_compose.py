@@ -153,9 +153,7 @@ def option(argv: list[str], *names: str) -> str:
 # --- the schema ----------------------------------------------------------------------------------
 
 
-def test_compose_file_matches_the_compose_specification(
-    raw: dict[str, Any], compose: dict[str, Any]
-) -> None:
+def test_compose_file_matches_the_compose_specification(raw: dict[str, Any], compose: dict[str, Any]) -> None:
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     for document in (raw, compose):
@@ -206,9 +204,7 @@ def test_code_server_serves_the_workspace_module(compose: dict[str, Any]) -> Non
 
 
 @pytest.mark.parametrize("name", ["webserver", "viewer", "daemon"])
-def test_clients_of_the_code_server_use_the_grpc_workspace(
-    compose: dict[str, Any], name: str
-) -> None:
+def test_clients_of_the_code_server_use_the_grpc_workspace(compose: dict[str, Any], name: str) -> None:
     argv = command(services(compose)[name])
     assert option(argv, "-w", "--workspace") == f"{APP_DIR}/deploy/workspace.grpc.yaml"
     depends = services(compose)[name]["depends_on"]
@@ -344,9 +340,7 @@ def test_celery_settings_hold_with_the_compose_env(compose: dict[str, Any]) -> N
         env,
     )
     assert errors == []
-    assert (
-        environment(services(compose)["code-server"])["DP_CELERY_BROKER"] == env["DP_CELERY_BROKER"]
-    )
+    assert environment(services(compose)["code-server"])["DP_CELERY_BROKER"] == env["DP_CELERY_BROKER"]
 
 
 def test_rabbitmq_consumer_timeout_agrees_F8(compose: dict[str, Any]) -> None:

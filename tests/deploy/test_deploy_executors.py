@@ -50,11 +50,7 @@ def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, specs: list[dict], **
 
 
 def _executor_names(defs) -> dict[str, str]:
-    return {
-        job.name: job.executor_def.name
-        for job in defs.resolve_all_job_defs()
-        if not job.name.startswith("__")
-    }
+    return {job.name: job.executor_def.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
 
 
 @pytest.mark.parametrize(
@@ -77,9 +73,7 @@ def _executor_names(defs) -> dict[str, str]:
         ),
     ],
 )
-def test_policies_executor_overrides_the_deployment(
-    tmp_path, monkeypatch, dp_home, deployment, expected
-) -> None:
+def test_policies_executor_overrides_the_deployment(tmp_path, monkeypatch, dp_home, deployment, expected) -> None:
     specs = [
         _spec("plain"),
         _spec("heavy", executor="celery", steps="node"),
@@ -107,9 +101,7 @@ def test_executor_reads_the_workers_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(cc.CONFIG_FILE_ENV, str(path))
     deployment = celery_deployment()
     assert deployment.longest_step_seconds == 120
-    assert deployment.settings == cc.celery_settings(
-        120, grace_seconds=10, redelivery_margin_seconds=7
-    )
+    assert deployment.settings == cc.celery_settings(120, grace_seconds=10, redelivery_margin_seconds=7)
     executor_def = deployment.executor()
     monkeypatch.setenv(cc.BROKER_ENV, "redis://127.0.0.1:6379/11")
     monkeypatch.setenv(cc.BACKEND_ENV, "redis://127.0.0.1:6379/12")
@@ -135,9 +127,7 @@ def test_without_the_variable_the_defaults_hold(monkeypatch) -> None:
     ("content", "message"),
     [
         pytest.param(None, "cannot read the Celery worker file", id="missing"),
-        pytest.param(
-            "dp: {longest_step_seconds: 10}\n", "no execution.config.config_source", id="empty"
-        ),
+        pytest.param("dp: {longest_step_seconds: 10}\n", "no execution.config.config_source", id="empty"),
     ],
 )
 def test_bad_workers_file_is_named(tmp_path, monkeypatch, content, message) -> None:
@@ -153,24 +143,18 @@ def test_bad_workers_file_is_named(tmp_path, monkeypatch, content, message) -> N
     ("steps", "timeouts", "problem"),
     [
         pytest.param("node", [50, 50], None, id="node-steps-each-fits"),
-        pytest.param(
-            "flow", [50, 50], "'burn_1' (50 s), 'burn_2' (50 s) may take 100 s", id="flow-step-sums"
-        ),
+        pytest.param("flow", [50, 50], "'burn_1' (50 s), 'burn_2' (50 s) may take 100 s", id="flow-step-sums"),
         pytest.param("node", [90], "'burn_1' (90 s) may take 90 s", id="node-too-long"),
     ],
 )
-def test_celery_flows_must_fit_the_step_bound(
-    tmp_path, monkeypatch, dp_home, steps, timeouts, problem
-) -> None:
+def test_celery_flows_must_fit_the_step_bound(tmp_path, monkeypatch, dp_home, steps, timeouts, problem) -> None:
     """A Celery flow whose declared node timeouts exceed the workers' longest step is left out
     with the node named; the others still load."""
     from dp_assets.location import REPORT_KEY
 
     path = _worker_file(tmp_path, 60)
     spec = _spec("bounded", executor="celery", steps=steps)
-    spec["nodes"] += [
-        burn_node(f"burn_{i}", i, timeout_seconds=t) for i, t in enumerate(timeouts, start=1)
-    ]
+    spec["nodes"] += [burn_node(f"burn_{i}", i, timeout_seconds=t) for i, t in enumerate(timeouts, start=1)]
     spec["params"] = {"rounds": {"type": "integer", "default": 10}}
     defs = _load(tmp_path, monkeypatch, [spec, _spec("plain")], DP_CELERY_CONFIG=str(path))
     jobs = _executor_names(defs)

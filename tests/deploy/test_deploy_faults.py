@@ -57,9 +57,7 @@ def stack(
     # A factory of its own, closed here: its databases live on private_pg, which must outlive it.
     factory = StackFactory(private_pg.url, tmp_path_factory.mktemp("fault_stacks"), request)
     specs = [
-        fan_out_spec(
-            "slow", WIDTH, rounds=ROUNDS, long_rounds=LONG_ROUNDS, long_timeout_seconds=18
-        ),
+        fan_out_spec("slow", WIDTH, rounds=ROUNDS, long_rounds=LONG_ROUNDS, long_timeout_seconds=18),
         fan_out_spec(
             "timed",
             WIDTH,
@@ -117,9 +115,7 @@ def _computing(stack: Stack, run_id: str, step: str):
 
     def ready():
         starts = [e for e in stack.step_executions(run_id) if e.step_key == step and e.pid]
-        inputs = [
-            r for r in stack.events_of(run_id, DagsterEventType.STEP_INPUT) if r.step_key == step
-        ]
+        inputs = [r for r in stack.events_of(run_id, DagsterEventType.STEP_INPUT) if r.step_key == step]
         if starts and inputs and len(process_tree(starts[-1].pid)) > 1:
             return starts[-1]
         return None
@@ -142,8 +138,7 @@ def _chain(stack: Stack, run_id: str, bound_seconds: float = 300) -> list[Dagste
 
 def _messages(stack: Stack, run_id: str) -> str:
     return "\n".join(
-        f"{r.user_message} {r.dagster_event.message if r.dagster_event else ''}"
-        for r in stack.records(run_id)
+        f"{r.user_message} {r.dagster_event.message if r.dagster_event else ''}" for r in stack.records(run_id)
     )
 
 
@@ -176,8 +171,7 @@ def test_F10_terminate_stops_the_running_step(stack: Stack, private_redis: Priva
         for r in stack.records(run_id)
         if r.step_key == step.step_key
         and r.dagster_event
-        and r.dagster_event.event_type
-        in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
+        and r.dagster_event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
     ]
     assert [r.dagster_event.event_type for r in ends] == [DagsterEventType.STEP_FAILURE]
     error = ends[0].dagster_event.step_failure_data.error
@@ -212,9 +206,7 @@ def test_F2_run_worker_killed_run_fails_and_retry_completes(stack: Stack) -> Non
     os.kill(worker_pid, signal.SIGKILL)
 
     chain = _chain(stack, run_id)
-    assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], (
-        stack.describe(run_id)
-    )
+    assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], stack.describe(run_id)
     messages = _messages(stack, run_id)
     # The code server's orphan check sees its child die and fails the run at once; run
     # monitoring's max runtime is the backstop when the code server is gone as well.
@@ -239,9 +231,7 @@ def test_F2_code_server_and_run_worker_killed_monitoring_fails_run(stack: Stack)
     assert not pid_alive(worker_pid)
 
     chain = _chain(stack, run_id)
-    assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], (
-        stack.describe(run_id)
-    )
+    assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], stack.describe(run_id)
     assert f"maximum runtime of {RUN_LIMIT_SECONDS} seconds" in _messages(stack, run_id)
     assert _sink_rows(stack, table) == expected_combined(WIDTH, ROUNDS, LONG_ROUNDS)
     _no_run_left_going(stack)
@@ -250,9 +240,7 @@ def test_F2_code_server_and_run_worker_killed_monitoring_fails_run(stack: Stack)
 # --- F6 and F7: the broker -------------------------------------------------------------------------
 
 
-def test_F6_broker_down_at_launch_fails_fast_then_retry_succeeds(
-    stack: Stack, private_redis: PrivateRedis
-) -> None:
+def test_F6_broker_down_at_launch_fails_fast_then_retry_succeeds(stack: Stack, private_redis: PrivateRedis) -> None:
     """F6: with the broker down a launched run fails within 30 s of starting (publishing retries
     are short); once the broker is back, a re-execution from failure succeeds."""
     _settled(stack)
@@ -278,9 +266,7 @@ def test_F6_broker_down_at_launch_fails_fast_then_retry_succeeds(
     _no_run_left_going(stack)
 
 
-def test_F7_broker_restart_mid_step_finishes_without_duplicates(
-    stack: Stack, private_redis: PrivateRedis
-) -> None:
+def test_F7_broker_restart_mid_step_finishes_without_duplicates(stack: Stack, private_redis: PrivateRedis) -> None:
     """F7: Redis restarts (append-only file kept) while a step computes. The run finishes, or
     fails and its retry succeeds; the sink's rows are appended exactly once."""
     _settled(stack)
@@ -330,9 +316,7 @@ def test_F5_ten_runs_and_ui_polling_within_connection_budget(
         "... on RunStatsSnapshot { stepsSucceeded } } } } } }"
     )
     # AUTOCOMMIT: pg_stat_activity is a snapshot per transaction.
-    sampling = sa.create_engine(
-        private_pg.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
-    ).connect()
+    sampling = sa.create_engine(private_pg.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT").connect()
     peak = _Sampler(lambda: private_pg.connections_by_application(sampling), 0.05)
     ui = _Sampler(lambda: stack.graphql(ui_query), 0.5)
     peak.start()
@@ -392,9 +376,7 @@ def test_F4_postgres_down_3s_run_succeeds(stack: Stack, private_pg: PrivatePostg
     _no_run_left_going(stack)
 
 
-def test_F4_postgres_down_25s_run_fails_then_retry_succeeds(
-    stack: Stack, private_pg: PrivatePostgres
-) -> None:
+def test_F4_postgres_down_25s_run_fails_then_retry_succeeds(stack: Stack, private_pg: PrivatePostgres) -> None:
     """F4 (25 s): PostgreSQL stops for 25 s while a step computes. The run does not survive it
     (or survives: then nothing is to retry); a failed run is retried after recovery and the
     retry succeeds; no run is left STARTED; the sink's rows are written once."""

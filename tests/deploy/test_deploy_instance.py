@@ -41,9 +41,7 @@ def pg_env(postgres_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def instance(
-    pg_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dg.DagsterInstance]:
+def instance(pg_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
     for key, value in pg_env.items():
         monkeypatch.setenv(key, value)
     ref = InstanceRef.from_dir(str(tmp_path), config_dir=str(REPO_ROOT))
@@ -128,9 +126,7 @@ def test_tick_retention_and_telemetry(instance: dg.DagsterInstance) -> None:
     assert instance.telemetry_enabled is False
 
 
-def test_password_stays_an_env_reference_S6(
-    instance: dg.DagsterInstance, pg_env: dict[str, str]
-) -> None:
+def test_password_stays_an_env_reference_S6(instance: dg.DagsterInstance, pg_env: dict[str, str]) -> None:
     """S6: the instance ref (sent to every Celery task and run worker) carries the variable's
     name, never the password."""
     serialized = serialize_value(instance.get_ref())

@@ -63,9 +63,7 @@ def roles(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def _connect(role: str, database: str) -> sa.Connection:
-    engine = sa.create_engine(
-        f"postgresql+psycopg2://{role}@127.0.0.1:5432/{database}", poolclass=sa.pool.NullPool
-    )
+    engine = sa.create_engine(f"postgresql+psycopg2://{role}@127.0.0.1:5432/{database}", poolclass=sa.pool.NullPool)
     return engine.connect()
 
 
@@ -81,9 +79,7 @@ def _connect(role: str, database: str) -> sa.Connection:
     ],
     ids=lambda v: v,
 )
-def test_role_cannot_reach_another_database(
-    roles: dict[str, str], role: str, database: str
-) -> None:
+def test_role_cannot_reach_another_database(roles: dict[str, str], role: str, database: str) -> None:
     """A user SQL node's role cannot even connect to Dagster's storage or the flow store."""
     with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
         _connect(roles[role], roles[database]).close()
@@ -135,8 +131,9 @@ def test_V2_query_role_reads_the_data_and_cannot_write(roles: dict[str, str]) ->
             conn.rollback()
 
     url = "postgresql+psycopg2://{}@127.0.0.1:5432/" + roles["dp_data"]
-    resource = DatabasesResource(urls={"default": url.format(roles["dp_sql"])},
-                                 query_urls={"default": url.format(roles["dp_query"])})
+    resource = DatabasesResource(
+        urls={"default": url.format(roles["dp_sql"])}, query_urls={"default": url.format(roles["dp_query"])}
+    )
     catalog = default_catalog()
     node = catalog["CustomSQLQuery"]
     ctx = NodeContext("flow", "query", "run-1", {}, {"databases": resource}, catalog=catalog)

@@ -139,14 +139,10 @@ def test_get_mutation_works_on_the_bare_webserver_S2_control(webserver: Webserve
         pytest.param("GET", "/GraphQL", id="S2-case"),
     ],
 )
-def test_get_mutation_is_refused(
-    proxy: Proxy, webserver: Webserver, method: str, path: str
-) -> None:
+def test_get_mutation_is_refused(proxy: Proxy, webserver: Webserver, method: str, path: str) -> None:
     """S2: a mutation sent by GET/HEAD through the proxy is refused; no run is created."""
     before = runs_count(webserver)
-    response = httpx.request(
-        method, f"{proxy.url}{path}?query={quote(LAUNCH)}", headers=proxy.basic, timeout=30
-    )
+    response = httpx.request(method, f"{proxy.url}{path}?query={quote(LAUNCH)}", headers=proxy.basic, timeout=30)
     assert response.status_code == 405
     assert runs_count(webserver) == before
 
@@ -171,9 +167,7 @@ def test_cross_origin_text_plain_works_on_the_bare_webserver_S3_control(
 
 
 S3_CASES = [
-    pytest.param(
-        {"Content-Type": "text/plain", "Origin": EVIL}, LAUNCH_JSON, "", id="S3-text-plain"
-    ),
+    pytest.param({"Content-Type": "text/plain", "Origin": EVIL}, LAUNCH_JSON, "", id="S3-text-plain"),
     pytest.param(
         {"Content-Type": "text/plain; x=application/json", "Origin": "SAME"},
         LAUNCH_JSON,
@@ -205,25 +199,19 @@ S3_CASES = [
         "",
         id="S3-foreign-origin-with-header",
     ),
-    pytest.param(
-        {"Content-Type": "application/json", "Origin": "null"}, LAUNCH_JSON, "", id="S3-null-origin"
-    ),
+    pytest.param({"Content-Type": "application/json", "Origin": "null"}, LAUNCH_JSON, "", id="S3-null-origin"),
     pytest.param(
         {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site", **CSRF},
         LAUNCH_JSON,
         "",
         id="S3-fetch-metadata-cross-site",
     ),
-    pytest.param(
-        {"Content-Type": "text/plain", **CSRF}, "", f"?query={quote(LAUNCH)}", id="S3-query-string"
-    ),
+    pytest.param({"Content-Type": "text/plain", **CSRF}, "", f"?query={quote(LAUNCH)}", id="S3-query-string"),
 ]
 
 
 @pytest.mark.parametrize(("headers", "body", "query"), S3_CASES)
-def test_cross_site_post_is_refused(
-    proxy: Proxy, webserver: Webserver, headers: dict, body: str, query: str
-) -> None:
+def test_cross_site_post_is_refused(proxy: Proxy, webserver: Webserver, headers: dict, body: str, query: str) -> None:
     """S3: cross-origin, non-JSON or header-less POSTs get 403; no run is created."""
     headers = {k: same_origin(proxy) if v == "SAME" else v for k, v in headers.items()}
     before = runs_count(webserver)
@@ -258,9 +246,7 @@ def test_cross_origin_asset_report_is_refused_S3(proxy: Proxy, webserver: Webser
         pytest.param("bearer", CSRF, id="S3-control-bearer-token"),
     ],
 )
-def test_legitimate_mutation_passes(
-    proxy: Proxy, webserver: Webserver, auth: str, extra: dict
-) -> None:
+def test_legitimate_mutation_passes(proxy: Proxy, webserver: Webserver, auth: str, extra: dict) -> None:
     """S3 control: JSON POST with the header, or from the proxy's own origin, launches a run."""
     headers = proxy.basic if auth == "basic" else {"Authorization": f"Bearer {proxy.token}"}
     extra = {k: same_origin(proxy) if v == "SAME" else v for k, v in extra.items()}
@@ -293,9 +279,7 @@ def _ws_url(proxy: Proxy) -> str:
         pytest.param("SAME", False, False, 401, id="S4-no-credentials"),
     ],
 )
-def test_websocket_upgrade_is_refused(
-    proxy: Proxy, origin: str | None, auth: bool, header: bool, status: int
-) -> None:
+def test_websocket_upgrade_is_refused(proxy: Proxy, origin: str | None, auth: bool, header: bool, status: int) -> None:
     """S4: a WebSocket upgrade from a foreign Origin (or without credentials) is refused."""
     headers = dict(proxy.basic) if auth else {}
     if header:
@@ -322,9 +306,7 @@ def test_websocket_upgrade_is_refused(
         pytest.param(None, True, id="S4-control-script-header"),
     ],
 )
-def test_websocket_from_allowed_origin_reaches_graphql(
-    proxy: Proxy, origin: str | None, header: bool
-) -> None:
+def test_websocket_from_allowed_origin_reaches_graphql(proxy: Proxy, origin: str | None, header: bool) -> None:
     """S4 control: the UI's own origin gets a working GraphQL WebSocket through the proxy."""
     headers = {**proxy.basic, **(CSRF if header else {})}
     with connect(

@@ -34,9 +34,7 @@ def test_password_hash_round_trip_S1() -> None:
     assert hash_password("same", salt=b"x" * 16) != hash_password("same")
 
 
-@pytest.mark.parametrize(
-    "encoded", ["", "scrypt:1:2", "md5:a:b:c:d:e", "scrypt:16384:8:1:!!:!!", "scrypt:x:8:1:a:b"]
-)
+@pytest.mark.parametrize("encoded", ["", "scrypt:1:2", "md5:a:b:c:d:e", "scrypt:16384:8:1:!!:!!", "scrypt:x:8:1:a:b"])
 def test_malformed_hash_never_matches_S1(encoded: str) -> None:
     assert not verify_password("anything", encoded)
 
@@ -80,12 +78,8 @@ def test_authenticator(header: str | None, expected: str | None) -> None:
         pytest.param("GET", "/x/../graphql", {}, {"query"}, 405, id="S2-dot-dot"),
         pytest.param("GET", "//GRAPHQL", {}, {"variables"}, 405, id="S2-case"),
         pytest.param("TRACE", "/", {}, set(), 405, id="S2-trace"),
-        pytest.param(
-            "POST", "/graphql", {**JSON, "origin": SAME}, set(), None, id="S3-same-origin"
-        ),
-        pytest.param(
-            "POST", "/graphql", {**JSON, "x-dagster-request": "1"}, set(), None, id="S3-header"
-        ),
+        pytest.param("POST", "/graphql", {**JSON, "origin": SAME}, set(), None, id="S3-same-origin"),
+        pytest.param("POST", "/graphql", {**JSON, "x-dagster-request": "1"}, set(), None, id="S3-header"),
         pytest.param("POST", "/graphql", JSON, set(), 403, id="S3-neither"),
         pytest.param(
             "POST",
@@ -137,9 +131,7 @@ def test_authenticator(header: str | None, expected: str | None) -> None:
         ),
     ],
 )
-def test_http_policy(
-    method: str, path: str, headers: dict, query: set[str], status: int | None
-) -> None:
+def test_http_policy(method: str, path: str, headers: dict, query: set[str], status: int | None) -> None:
     refusal = check_http(method, path, headers, query, SETTINGS)
     assert (refusal.status if refusal else None) == status
 
@@ -201,17 +193,13 @@ def test_settings_from_env_S1() -> None:
 
 def test_proxy_refuses_to_start_without_credentials_S1() -> None:
     """S1: a proxy with no users and no token would let everyone in, so it does not start."""
-    result = CliRunner().invoke(
-        proxy_cli, ["serve"], env={"DP_PROXY_USERS": "", "DP_PROXY_TOKEN": ""}
-    )
+    result = CliRunner().invoke(proxy_cli, ["serve"], env={"DP_PROXY_USERS": "", "DP_PROXY_TOKEN": ""})
     assert result.exit_code != 0
     assert "no credentials" in result.output
 
 
 def test_hash_password_command_S1() -> None:
-    result = CliRunner().invoke(
-        proxy_cli, ["hash-password", "alice", "--stdin"], input="a-long-password\n"
-    )
+    result = CliRunner().invoke(proxy_cli, ["hash-password", "alice", "--stdin"], input="a-long-password\n")
     assert result.exit_code == 0, result.output
     name, _, encoded = result.output.strip().partition(":")
     assert name == "alice" and verify_password("a-long-password", encoded)

@@ -41,10 +41,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"p": {"selector": JOB, "runConfigData": {}}},
     ),
     "launchPipelineExecution": (
-        (
-            "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($p: ExecutionParams!) {{ launchPipelineExecution(executionParams: $p) {{ {RESULT} }} }}"),
         lambda t: {"p": {"selector": JOB, "runConfigData": {}}},
     ),
     "launchMultipleRuns": (
@@ -55,17 +52,11 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"p": [{"selector": JOB, "runConfigData": {}}]},
     ),
     "launchRunReexecution": (
-        (
-            "mutation($r: ReexecutionParams) { launchRunReexecution(reexecutionParams: $r) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($r: ReexecutionParams) {{ launchRunReexecution(reexecutionParams: $r) {{ {RESULT} }} }}"),
         lambda t: {"r": {"parentRunId": t["run_id"], "strategy": "ALL_STEPS"}},
     ),
     "launchPipelineReexecution": (
-        (
-            "mutation($r: ReexecutionParams) { launchPipelineReexecution(reexecutionParams: $r) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($r: ReexecutionParams) {{ launchPipelineReexecution(reexecutionParams: $r) {{ {RESULT} }} }}"),
         lambda t: {"r": {"parentRunId": t["run_id"], "strategy": "ALL_STEPS"}},
     ),
     "startSchedule": (
@@ -84,10 +75,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"s": SCHEDULE},
     ),
     "scheduleDryRun": (
-        (
-            "mutation($s: ScheduleSelector!) { scheduleDryRun(selectorData: $s, timestamp: 0) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($s: ScheduleSelector!) {{ scheduleDryRun(selectorData: $s, timestamp: 0) {{ {RESULT} }} }}"),
         lambda t: {"s": SCHEDULE},
     ),
     "startSensor": (
@@ -95,10 +83,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"s": SENSOR},
     ),
     "stopSensor": (
-        (
-            "mutation($id: String, $sel: String) { stopSensor(id: $id, jobSelectorId: $sel) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($id: String, $sel: String) {{ stopSensor(id: $id, jobSelectorId: $sel) {{ {RESULT} }} }}"),
         lambda t: {"id": t["sensor_id"], "sel": t["sensor_selector_id"]},
     ),
     "resetSensor": (
@@ -106,17 +91,11 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"s": SENSOR},
     ),
     "setSensorCursor": (
-        (
-            'mutation($s: SensorSelector!) { setSensorCursor(sensorSelector: $s, cursor: "x") '
-            f"{{ {RESULT} }} }}"
-        ),
+        (f'mutation($s: SensorSelector!) {{ setSensorCursor(sensorSelector: $s, cursor: "x") {{ {RESULT} }} }}'),
         lambda t: {"s": SENSOR},
     ),
     "sensorDryRun": (
-        (
-            'mutation($s: SensorSelector!) { sensorDryRun(selectorData: $s, cursor: "") '
-            f"{{ {RESULT} }} }}"
-        ),
+        (f'mutation($s: SensorSelector!) {{ sensorDryRun(selectorData: $s, cursor: "") {{ {RESULT} }} }}'),
         lambda t: {"s": SENSOR},
     ),
     "terminateRun": (
@@ -143,25 +122,16 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"id": t["run_id"]},
     ),
     "reloadRepositoryLocation": (
-        (
-            "mutation($n: String!) { reloadRepositoryLocation(repositoryLocationName: $n) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($n: String!) {{ reloadRepositoryLocation(repositoryLocationName: $n) {{ {RESULT} }} }}"),
         lambda t: {"n": LOCATION_NAME},
     ),
     "reloadWorkspace": (f"mutation {{ reloadWorkspace {{ {RESULT} }} }}", lambda t: {}),
     "shutdownRepositoryLocation": (
-        (
-            "mutation($n: String!) { shutdownRepositoryLocation(repositoryLocationName: $n) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($n: String!) {{ shutdownRepositoryLocation(repositoryLocationName: $n) {{ {RESULT} }} }}"),
         lambda t: {"n": LOCATION_NAME},
     ),
     "wipeAssets": (
-        (
-            "mutation($r: [PartitionsByAssetSelector!]!) { wipeAssets(assetPartitionRanges: $r) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($r: [PartitionsByAssetSelector!]!) {{ wipeAssets(assetPartitionRanges: $r) {{ {RESULT} }} }}"),
         lambda t: {"r": [{"assetKey": {"path": ["canary"]}}]},
     ),
     "reportRunlessAssetEvents": (
@@ -176,15 +146,10 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
             "mutation($p: ReportAssetCheckEvaluationsParams!) { reportAssetCheckEvaluations("
             f"eventParams: $p) {{ {RESULT} }} }}"
         ),
-        lambda t: {
-            "p": {"assetKey": {"path": ["canary"]}, "checkName": "canary_positive", "passed": False}
-        },
+        lambda t: {"p": {"assetKey": {"path": ["canary"]}, "checkName": "canary_positive", "passed": False}},
     ),
     "launchPartitionBackfill": (
-        (
-            "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($p: LaunchBackfillParams!) {{ launchPartitionBackfill(backfillParams: $p) {{ {RESULT} }} }}"),
         lambda t: {"p": {"assetSelection": [{"path": ["per_thing"]}], "partitionNames": ["a"]}},
     ),
     "resumePartitionBackfill": (
@@ -192,10 +157,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {"id": t["backfill_id"]},
     ),
     "reexecutePartitionBackfill": (
-        (
-            "mutation($r: ReexecutionParams) { reexecutePartitionBackfill(reexecutionParams: $r) "
-            f"{{ {RESULT} }} }}"
-        ),
+        (f"mutation($r: ReexecutionParams) {{ reexecutePartitionBackfill(reexecutionParams: $r) {{ {RESULT} }} }}"),
         lambda t: {"r": {"parentRunId": t["finished_backfill_id"], "strategy": "ALL_STEPS"}},
     ),
     "cancelPartitionBackfill": (
@@ -231,10 +193,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
         lambda t: {},
     ),
     "refreshComponentState": (
-        (
-            'mutation { refreshComponentState(defsStateKey: "k", '
-            f'locationName: "{LOCATION_NAME}") {{ __typename }} }}'
-        ),
+        (f'mutation {{ refreshComponentState(defsStateKey: "k", locationName: "{LOCATION_NAME}") {{ __typename }} }}'),
         lambda t: {},
     ),
     "setAutoMaterializePaused": (
@@ -344,9 +303,7 @@ def instance_state(home) -> dict[str, Any]:
     with DagsterInstance.from_config(str(home)) as instance:
         return {
             "runs": sorted((r.run_id, r.status.value) for r in instance.get_runs()),
-            "canary_materializations": len(
-                instance.fetch_materializations(AssetKey("canary"), limit=1000).records
-            ),
+            "canary_materializations": len(instance.fetch_materializations(AssetKey("canary"), limit=1000).records),
             "canary_check_executions": len(
                 instance.event_log_storage.get_asset_check_execution_history(
                     AssetCheckKey(AssetKey("canary"), "canary_positive"), limit=1000
@@ -374,9 +331,7 @@ def is_unauthorized(response: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS), ids=lambda n: f"S5-{n}")
-def test_viewer_refuses_mutation(
-    name: str, readonly_webserver: Webserver, targets: dict[str, Any]
-) -> None:
+def test_viewer_refuses_mutation(name: str, readonly_webserver: Webserver, targets: dict[str, Any]) -> None:
     """S5: the mutation comes back unauthorised and the instance is unchanged."""
     before = instance_state(readonly_webserver.home)
     document, variables = _mutation(name, targets)
@@ -389,12 +344,8 @@ def test_viewer_refuses_mutation(
     assert instance_state(readonly_webserver.home) == before
 
 
-@pytest.mark.parametrize(
-    "path", ["report_asset_materialization", "report_asset_observation", "report_asset_check"]
-)
-def test_viewer_refuses_rest_reports_S5(
-    path: str, readonly_webserver: Webserver, targets: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("path", ["report_asset_materialization", "report_asset_observation", "report_asset_check"])
+def test_viewer_refuses_rest_reports_S5(path: str, readonly_webserver: Webserver, targets: dict[str, Any]) -> None:
     """S5: the REST endpoints that record asset events are refused by the viewer too."""
     before = instance_state(readonly_webserver.home)
     response = httpx.post(

@@ -47,9 +47,7 @@ LONGEST_STEP = 20
 TUNING = {"grace_seconds": 4, "redelivery_margin_seconds": 2, "restore_interval_seconds": 1}
 
 
-@pytest.fixture(
-    scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
-)
+@pytest.fixture(scope="module", params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def stack(request: pytest.FixtureRequest, stack_factory) -> Stack:
     spec = fan_out_spec(FLOW, WIDTH, rounds=ROUNDS, long_timeout_seconds=18)
     return stack_factory.start(
@@ -97,9 +95,9 @@ def test_fan_out_runs_on_both_workers(stack: Stack) -> None:
     assert run.status == DagsterRunStatus.SUCCESS, stack.describe(run_id)
 
     executions = stack.step_executions(run_id)
-    assert sorted(e.step_key for e in executions) == sorted(
-        step_key(FLOW, node) for node in node_ids(WIDTH)
-    ), "every step ran exactly once, each on a Celery worker"
+    assert sorted(e.step_key for e in executions) == sorted(step_key(FLOW, node) for node in node_ids(WIDTH)), (
+        "every step ran exactly once, each on a Celery worker"
+    )
     burns = [e for e in executions if "__burn_" in e.step_key]
     assert {e.worker_name for e in burns} == {"worker1", "worker2"}, burns
     assert len({e.pid for e in burns}) == 2, "two pool processes ran the burn steps"
@@ -123,9 +121,7 @@ def test_fan_out_runs_on_both_workers(stack: Stack) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            status = conn.execute(
-                sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}
-            ).scalar_one()
+            status = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}).scalar_one()
             rows = conn.execute(
                 sa.text("SELECT count(*) FROM event_logs WHERE run_id = :r"), {"r": run_id}
             ).scalar_one()
@@ -146,11 +142,7 @@ def test_F1_worker_killed_mid_step_run_completes_once(stack: Stack) -> None:
     # child that runs the node's code exists under the worker.
     def running():
         starts = [e for e in stack.step_executions(run_id) if e.step_key == long_step]
-        inputs = [
-            r
-            for r in stack.events_of(run_id, DagsterEventType.STEP_INPUT)
-            if r.step_key == long_step
-        ]
+        inputs = [r for r in stack.events_of(run_id, DagsterEventType.STEP_INPUT) if r.step_key == long_step]
         return starts[0] if starts and inputs and len(process_tree(starts[0].pid)) > 1 else None
 
     first = stack.wait_for(f"{long_step} computing on a worker", running)

@@ -29,18 +29,31 @@ def query_spec(flow_id: str, connection: str | None) -> dict[str, Any]:
     return {"id": flow_id, "nodes": [{"id": "q", "type": "CustomSQLQuery", "params": params}]}
 
 
-USES = custom_sql_connections([("a.yaml", query_spec("sales", "warehouse")), ("b.yaml", query_spec("ops", None)),
-                               ("bad.yaml", {"nodes": ["not a node", {"type": "CustomSQLQuery", "params": 3}]})])
+USES = custom_sql_connections(
+    [
+        ("a.yaml", query_spec("sales", "warehouse")),
+        ("b.yaml", query_spec("ops", None)),
+        ("bad.yaml", {"nodes": ["not a node", {"type": "CustomSQLQuery", "params": 3}]}),
+    ]
+)
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    pytest.param({"DP_DB_WAREHOUSE_URL": WRITER}, "warehouse.*no read-only login.*DP_DB_WAREHOUSE_QUERY_URL",
-                 id="V2-no-query-url"),
-    pytest.param({"DP_DB_WAREHOUSE_URL": WRITER, "DP_DB_WAREHOUSE_QUERY_URL": WRITER.replace(":pw", ":other")},
-                 "logs in as the writer", id="V2-query-url-is-the-writer"),
-    pytest.param({"DP_DB_WAREHOUSE_QUERY_URL": READER.replace("+psycopg2", "+pg8000")}, "psycopg2",
-                 id="V2-driver"),
-])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param(
+            {"DP_DB_WAREHOUSE_URL": WRITER},
+            "warehouse.*no read-only login.*DP_DB_WAREHOUSE_QUERY_URL",
+            id="V2-no-query-url",
+        ),
+        pytest.param(
+            {"DP_DB_WAREHOUSE_URL": WRITER, "DP_DB_WAREHOUSE_QUERY_URL": WRITER.replace(":pw", ":other")},
+            "logs in as the writer",
+            id="V2-query-url-is-the-writer",
+        ),
+        pytest.param({"DP_DB_WAREHOUSE_QUERY_URL": READER.replace("+psycopg2", "+pg8000")}, "psycopg2", id="V2-driver"),
+    ],
+)
 def test_V2_deploy_check_names_the_missing_read_only_login(environ: dict[str, str], expected: str) -> None:
     """V2: a CustomSQLQuery connection without a separate read-only login fails the check."""
     errors = check_user_sql_logins(USES, {**environ, "DP_DB_DEFAULT_URL": "sqlite:///x.db"})
@@ -55,8 +68,10 @@ def test_V2_deploy_check_passes_with_a_read_only_login_or_writable_sql() -> None
     assert check_user_sql_logins(USES, {**base, "DP_DB_WAREHOUSE_QUERY_URL": READER}) == []
     assert check_user_sql_logins(USES, {**base, "DP_DB_WRITABLE_SQL": "other, warehouse"}) == []
     # SQLite without a query URL is fine; PostgreSQL is not
-    assert len(check_user_sql_logins(USES, {**base, "DP_DB_WAREHOUSE_QUERY_URL": READER,
-                                            "DP_DB_DEFAULT_URL": WRITER})) == 1
+    assert (
+        len(check_user_sql_logins(USES, {**base, "DP_DB_WAREHOUSE_QUERY_URL": READER, "DP_DB_DEFAULT_URL": WRITER}))
+        == 1
+    )
 
 
 def test_V2_deploy_check_command_reads_folder_and_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,8 +96,17 @@ def test_V2_deploy_check_command_reads_folder_and_store(tmp_path: Path, monkeypa
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DP_DB_WAREHOUSE_URL", WRITER)
     monkeypatch.setenv("DP_DB_LAKE_URL", WRITER.replace("warehouse", "lake"))
-    args = ["check", "--dagster-yaml", str(REPO_ROOT / "dagster.yaml"), "-y",
-            str(REPO_ROOT / "deploy" / "celery-worker.yaml"), "--flows-dir", str(flows), "--store-url", store_url]
+    args = [
+        "check",
+        "--dagster-yaml",
+        str(REPO_ROOT / "dagster.yaml"),
+        "-y",
+        str(REPO_ROOT / "deploy" / "celery-worker.yaml"),
+        "--flows-dir",
+        str(flows),
+        "--store-url",
+        store_url,
+    ]
     result = CliRunner().invoke(deploy_cli, args)
     assert result.exit_code != 0
     assert "user SQL: connection 'lake' (CustomSQLQuery stored_flow/q) has no read-only login" in result.output

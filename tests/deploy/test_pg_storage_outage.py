@@ -44,9 +44,7 @@ def _entry(run_id: str, number: int) -> EventLogEntry:
         dagster_event = DagsterEvent(
             DagsterEventType.ASSET_MATERIALIZATION.value,
             job_name=JOB,
-            event_specific_data=StepMaterializationData(
-                AssetMaterialization(ASSET, metadata={"number": number})
-            ),
+            event_specific_data=StepMaterializationData(AssetMaterialization(ASSET, metadata={"number": number})),
         )
     return EventLogEntry(
         error_info=None,
@@ -131,8 +129,9 @@ def test_a_3s_outage_loses_no_write_and_fails_none(private_pg: PrivatePostgres) 
     engine = sa.create_engine(private_pg.url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         stored = conn.execute(
-            sa.text("SELECT count(*), count(DISTINCT event::json->>'user_message') "
-                    "FROM event_logs WHERE run_id = :run_id"),
+            sa.text(
+                "SELECT count(*), count(DISTINCT event::json->>'user_message') FROM event_logs WHERE run_id = :run_id"
+            ),
             {"run_id": run_id},
         ).one()
     engine.dispose()
@@ -162,10 +161,12 @@ def test_a_read_whose_connection_the_server_drops_is_retried(private_pg: Private
     terminated, deadline = 0, time.monotonic() + 6
     with admin.connect() as conn:
         while time.monotonic() < deadline and reader.error is None:
-            terminated += conn.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )).scalar_one()
+            terminated += conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            ).scalar_one()
             time.sleep(0.3)
     admin.dispose()
     reader.stop()

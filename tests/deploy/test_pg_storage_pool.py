@@ -31,12 +31,19 @@ from dp_io import RunScopedIOManager
 
 pytestmark = [pytest.mark.postgres]
 
-SPEC = {"id": "pooled", "nodes": [
-    {"id": "numbers", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}, {"x": 3}]}},
-    {"id": "doubled", "type": "AddModifyColumn", "inputs": ["numbers"],
-     "params": {"column": "y", "expression": "x * 2"}},
-    {"id": "kept", "type": "FilterRows", "inputs": ["doubled"], "params": {"condition": "y > 2"}},
-]}
+SPEC = {
+    "id": "pooled",
+    "nodes": [
+        {"id": "numbers", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}, {"x": 3}]}},
+        {
+            "id": "doubled",
+            "type": "AddModifyColumn",
+            "inputs": ["numbers"],
+            "params": {"column": "y", "expression": "x * 2"},
+        },
+        {"id": "kept", "type": "FilterRows", "inputs": ["doubled"], "params": {"condition": "y > 2"}},
+    ],
+}
 KEYS = [dg.AssetKey(["pooled", node["id"]]) for node in SPEC["nodes"]]
 
 

@@ -182,13 +182,13 @@ def test_a_flood_of_wrong_passwords_is_429_and_hashes_nothing_more_S1(
     app = DagsterProxy(proxy_settings(url, users, login_burst=5, login_lockout_seconds=60))
     hashes: list[int] = []
     real = auth_module.hashlib.scrypt
-    monkeypatch.setattr(auth_module.hashlib, "scrypt",
-                        lambda *a, **k: hashes.append(1) or real(*a, **k))
+    monkeypatch.setattr(auth_module.hashlib, "scrypt", lambda *a, **k: hashes.append(1) or real(*a, **k))
     attacker = TestClient(app, client=("203.0.113.7", 4000))
     user = TestClient(app, client=("198.51.100.2", 5000))
     with attacker, user:
-        statuses = [attacker.get("/", headers={"Authorization": basic("alice", f"guess{i}")})
-                    .status_code for i in range(40)]
+        statuses = [
+            attacker.get("/", headers={"Authorization": basic("alice", f"guess{i}")}).status_code for i in range(40)
+        ]
         assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
         assert len(hashes) == 5
         locked = attacker.get("/", headers={"Authorization": basic("alice", PASSWORD)})
@@ -204,8 +204,7 @@ def test_a_flood_of_wrong_passwords_is_429_and_hashes_nothing_more_S1(
 def test_no_credentials_at_all_is_401_and_never_throttled(upstream) -> None:
     """A browser's first request has no credentials: it is challenged, not counted."""
     _, url = upstream
-    app = DagsterProxy(proxy_settings(url, {"alice": cheap_hash(PASSWORD)},
-                                      login_burst=1))
+    app = DagsterProxy(proxy_settings(url, {"alice": cheap_hash(PASSWORD)}, login_burst=1))
     with TestClient(app) as client:
         for _ in range(5):
             response = client.get("/")
@@ -219,14 +218,15 @@ def test_a_login_flood_does_not_starve_other_clients_S1(upstream) -> None:
     logs in and keeps working. The hash never runs on the event loop, so every one of the user's
     requests is answered within the bound."""
     _, upstream_url = upstream
-    settings = proxy_settings(upstream_url, {"alice": hash_password(PASSWORD)},
-                              login_burst=1_000_000)  # no throttle: only the thread pool
+    settings = proxy_settings(
+        upstream_url, {"alice": hash_password(PASSWORD)}, login_burst=1_000_000
+    )  # no throttle: only the thread pool
     app = DagsterProxy(settings)
     stop = threading.Event()
     with serve_in_thread(app) as base:
+
         def flood() -> None:
-            with httpx.Client(base_url=base, timeout=60,
-                              transport=httpx.HTTPTransport(local_address="127.0.0.1")) as c:
+            with httpx.Client(base_url=base, timeout=60, transport=httpx.HTTPTransport(local_address="127.0.0.1")) as c:
                 while not stop.is_set():
                     c.get("/", headers={"Authorization": basic("alice", "wrong")})
 
@@ -236,8 +236,9 @@ def test_a_login_flood_does_not_starve_other_clients_S1(upstream) -> None:
         time.sleep(1.0)  # the flood is under way
         latencies = []
         try:
-            with httpx.Client(base_url=base, timeout=60,
-                              transport=httpx.HTTPTransport(local_address="127.0.0.2")) as user:
+            with httpx.Client(
+                base_url=base, timeout=60, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+            ) as user:
                 for _ in range(8):
                     started = time.monotonic()
                     response = user.get("/", headers={"Authorization": basic("alice", PASSWORD)})
@@ -267,8 +268,9 @@ CREDENTIALS = st.one_of(
 )
 PATHS = st.one_of(
     st.sampled_from(["/", "/graphql", "//graphql/", "/x/../graphql", "/server_info"]),
-    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="?#%"),
-            max_size=60).map(lambda t: "/" + t),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="?#%"), max_size=60).map(
+        lambda t: "/" + t
+    ),
 )
 
 
@@ -278,12 +280,26 @@ def requests(draw: st.DrawFn) -> tuple[str, str, list[tuple[str, bytes]], bytes,
     authorization = draw(st.none() | CREDENTIALS)
     if authorization is not None:
         headers["Authorization"] = authorization
-    for name in draw(st.lists(st.sampled_from(
-            ["Origin", "Content-Type", "Sec-Fetch-Site", "X-Dagster-Request", "Host-X",
-             "X-Forwarded-For", "Cookie", "Upgrade"]), max_size=4, unique=True)):
+    for name in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "Origin",
+                    "Content-Type",
+                    "Sec-Fetch-Site",
+                    "X-Dagster-Request",
+                    "Host-X",
+                    "X-Forwarded-For",
+                    "Cookie",
+                    "Upgrade",
+                ]
+            ),
+            max_size=4,
+            unique=True,
+        )
+    ):
         headers[name] = draw(HEADER_TEXT)
-    method = draw(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
-                                   "TRACE", "PROPFIND"]))
+    method = draw(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "PROPFIND"]))
     query = draw(st.sampled_from(["", "?query=mutation", "?a=%ff%fe", "?" + "x" * 3000]))
     body = draw(st.binary(max_size=300)) if method not in ("GET", "HEAD") else b""
     known = authorization in (basic("alice", PASSWORD), f"Bearer {TOKEN}")
@@ -346,12 +362,16 @@ def _trickle(base_url: str, head: bytes, tail: bytes, bound: float) -> tuple[byt
 @pytest.mark.parametrize(
     ("head", "tail", "status"),
     [
-        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 60, b"408",
-                     id="slow-headers"),
-        pytest.param(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Dagster-Request: 1\r\n"
-                     b"Content-Type: application/json\r\nAuthorization: Bearer " + TOKEN.encode()
-                     + b"\r\nContent-Length: 60\r\n\r\n{", b" " * 59, None,
-                     id="slow-authenticated-body"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 60, b"408", id="slow-headers"),
+        pytest.param(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Dagster-Request: 1\r\n"
+            b"Content-Type: application/json\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Length: 60\r\n\r\n{",
+            b" " * 59,
+            None,
+            id="slow-authenticated-body",
+        ),
     ],
 )
 def test_slow_clients_are_cut_off_at_the_request_deadline(upstream, head, tail, status) -> None:

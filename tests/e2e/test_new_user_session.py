@@ -44,8 +44,9 @@ def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
 
 def _dp(platform: DagsterPlatform, *args: str) -> subprocess.CompletedProcess:
     env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url}
-    return subprocess.run([sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=700)
+    return subprocess.run(
+        [sys.executable, "-m", "dp_assets.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=700
+    )
 
 
 def _jobs(platform: DagsterPlatform) -> set[str]:

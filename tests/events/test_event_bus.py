@@ -71,16 +71,19 @@ def test_paging_with_limit(bus: EventBus) -> None:
 
 def test_patterns_select_topics(bus: EventBus) -> None:
     published = [
-        bus.publish(topic, {})
-        for topic in ["orders.created", "orders.eu.created", "users.created", "orders", "x.y.z"]
+        bus.publish(topic, {}) for topic in ["orders.created", "orders.eu.created", "users.created", "orders", "x.y.z"]
     ]
     by_topic = {e.topic: e for e in published}
     assert [e.topic for e in bus.read_after(None, patterns=["orders.*"])] == ["orders.created"]
     assert [e.topic for e in bus.read_after(None, patterns=["orders.**"])] == [
-        "orders.created", "orders.eu.created", "orders",
+        "orders.created",
+        "orders.eu.created",
+        "orders",
     ]
     assert [e.topic for e in bus.read_after(None, patterns=["*.created", "x.**"])] == [
-        "orders.created", "users.created", "x.y.z",
+        "orders.created",
+        "users.created",
+        "x.y.z",
     ]
     assert bus.read_after(None, patterns=["**"]) == published
     assert bus.read_after(None, patterns=[]) == []
@@ -192,13 +195,16 @@ def test_rejections_are_recorded_once(bus: EventBus) -> None:
     bus.record_rejection(first.id, "audit_sensor", "other consumer")
     everything = bus.rejections()
     assert [(r.event_id, r.consumer) for r in everything] == [
-        (first.id, "audit_sensor"), (first.id, "orders_sensor"), (second.id, "orders_sensor"),
+        (first.id, "audit_sensor"),
+        (first.id, "orders_sensor"),
+        (second.id, "orders_sensor"),
     ]
     mine = bus.rejections(consumer="orders_sensor")
     assert [r.reason for r in mine] == ["n: Input should be a valid integer", "n: later"]
     assert all(isinstance(r, Rejection) and r.rejected_at.tzinfo for r in mine)
     assert [r.consumer for r in bus.rejections(event_id=first.id)] == [
-        "audit_sensor", "orders_sensor",
+        "audit_sensor",
+        "orders_sensor",
     ]
     assert len(bus.rejections(limit=1)) == 1
 
@@ -218,8 +224,19 @@ def test_rejections_are_recorded_once(bus: EventBus) -> None:
         (lambda b: b.read_after(None, limit=0), "positive integer"),
         (lambda b: b.get("zzz"), "another bus"),
     ],
-    ids=["wildcard-topic", "bad-topic", "datetime-data", "nan-data", "list-data", "empty-key",
-         "bad-cursor", "bad-pattern", "pattern-string", "zero-limit", "bad-id"],
+    ids=[
+        "wildcard-topic",
+        "bad-topic",
+        "datetime-data",
+        "nan-data",
+        "list-data",
+        "empty-key",
+        "bad-cursor",
+        "bad-pattern",
+        "pattern-string",
+        "zero-limit",
+        "bad-id",
+    ],
 )
 def test_bad_input_is_refused_with_a_reason(bus: EventBus, call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -279,9 +296,12 @@ def test_no_tables_are_created_before_ensure_schema(sqlite_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("url", "adapter"),
-    [("sqlite:///x.db", SqlEventBus), ("postgresql+psycopg2://u@h/db", SqlEventBus),
-     ("redis://127.0.0.1:6379/0", RedisStreamEventBus),
-     ("redis://127.0.0.1:6379/0?stream=dp:other", RedisStreamEventBus)],
+    [
+        ("sqlite:///x.db", SqlEventBus),
+        ("postgresql+psycopg2://u@h/db", SqlEventBus),
+        ("redis://127.0.0.1:6379/0", RedisStreamEventBus),
+        ("redis://127.0.0.1:6379/0?stream=dp:other", RedisStreamEventBus),
+    ],
     ids=["sqlite", "postgres", "redis", "redis-stream"],
 )
 def test_event_bus_from_url(url: str, adapter: type) -> None:
@@ -294,6 +314,7 @@ def test_event_bus_from_url(url: str, adapter: type) -> None:
 
 def test_split_stream() -> None:
     assert split_stream("redis://h:1/0?stream=a:b&ssl_cert_reqs=none") == (
-        "redis://h:1/0?ssl_cert_reqs=none", "a:b",
+        "redis://h:1/0?ssl_cert_reqs=none",
+        "a:b",
     )
     assert split_stream("redis://h:1/0") == ("redis://h:1/0", "dp:events")

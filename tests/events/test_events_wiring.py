@@ -53,9 +53,7 @@ def test_resource_publishes_from_an_asset(dp_home: Path, monkeypatch) -> None:
 def test_events_cli_publish_and_list(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     runner = CliRunner()
-    published = runner.invoke(
-        events_group, ["publish", "orders.created", "--data", '{"n": 1}', "--url", url]
-    )
+    published = runner.invoke(events_group, ["publish", "orders.created", "--data", '{"n": 1}', "--url", url])
     assert published.exit_code == 0, published.output
     event = json.loads(published.output)
     assert event["topic"] == "orders.created" and event["source"] == "cli"

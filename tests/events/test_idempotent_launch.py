@@ -153,20 +153,14 @@ REFUSED = [
     ("no-token", {}, {"params": {"day": "d"}}, "report", 401),
     ("unknown-flow", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d"}}, "nope", 404),
     ("no-key", AUTH, {"params": {"day": "d"}}, "report", 400),
-    ("key-too-long", {**AUTH, "Idempotency-Key": "k" * 300}, {"params": {"day": "d"}},
-     "report", 400),
-    ("wrong-type", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d", "limit": "x"}},
-     "report", 422),
-    ("unknown-param", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d", "x": 1}},
-     "report", 422),
-    ("unknown-envelope-key", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d"}, "x": 1},
-     "report", 422),
+    ("key-too-long", {**AUTH, "Idempotency-Key": "k" * 300}, {"params": {"day": "d"}}, "report", 400),
+    ("wrong-type", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d", "limit": "x"}}, "report", 422),
+    ("unknown-param", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d", "x": 1}}, "report", 422),
+    ("unknown-envelope-key", {**AUTH, "Idempotency-Key": "k"}, {"params": {"day": "d"}, "x": 1}, "report", 422),
 ]
 
 
-@pytest.mark.parametrize(
-    ("headers", "body", "flow", "status"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
-)
+@pytest.mark.parametrize(("headers", "body", "flow", "status"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
 def test_refused_launches_launch_nothing(serve_launches, ledger, headers, body, flow, status):
     launcher = RecordingLauncher()
     client = serve_launches(launcher)()
@@ -241,12 +235,8 @@ def test_one_key_for_two_flows_is_two_runs_E2(serve_launches, ledger) -> None:
     assert report.status_code == 201 and audit.status_code == 201, audit.text
     assert report.json()["run_id"] != audit.json()["run_id"]
     assert "report" not in audit.text
-    assert launch(client, "shared-key", {"day": "2024-01-01"}).json()["run_id"] == (
-        report.json()["run_id"]
-    )
-    assert launch_audit(client, "shared-key", {"day": "1999-12-31"}).json()["run_id"] == (
-        audit.json()["run_id"]
-    )
+    assert launch(client, "shared-key", {"day": "2024-01-01"}).json()["run_id"] == (report.json()["run_id"])
+    assert launch_audit(client, "shared-key", {"day": "1999-12-31"}).json()["run_id"] == (audit.json()["run_id"])
     assert [call[0] for call in launcher.calls] == ["report", "audit"]
     assert ledger.get("shared-key", "report").run_id == report.json()["run_id"]
     assert ledger.get("shared-key", "audit").run_id == audit.json()["run_id"]
@@ -271,22 +261,24 @@ def test_a_ledger_of_the_old_layout_is_migrated_to_per_flow_keys(ledger) -> None
     engine = ledger._engine
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE dp_launches"))
-        conn.execute(sa.text(
-            "CREATE TABLE dp_launches (idempotency_key VARCHAR(255) NOT NULL, flow_id VARCHAR(64) "
-            "NOT NULL, request_hash VARCHAR(64) NOT NULL, run_id VARCHAR(64), owner VARCHAR(32) "
-            "NOT NULL, created_at TIMESTAMP NOT NULL, lease_expires_at TIMESTAMP NOT NULL, "
-            "launched_at TIMESTAMP, CONSTRAINT pk_dp_launches PRIMARY KEY (idempotency_key))"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE dp_launches (idempotency_key VARCHAR(255) NOT NULL, flow_id VARCHAR(64) "
+                "NOT NULL, request_hash VARCHAR(64) NOT NULL, run_id VARCHAR(64), owner VARCHAR(32) "
+                "NOT NULL, created_at TIMESTAMP NOT NULL, lease_expires_at TIMESTAMP NOT NULL, "
+                "launched_at TIMESTAMP, CONSTRAINT pk_dp_launches PRIMARY KEY (idempotency_key))"
+            )
+        )
     old = LaunchLedger(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO dp_launches VALUES ('k', 'report', 'h', 'run-old', 'o', "
-            "'2024-01-01 00:00:00', '2024-01-01 00:05:00', '2024-01-01 00:00:01')"
-        ))
+        conn.execute(
+            sa.text(
+                "INSERT INTO dp_launches VALUES ('k', 'report', 'h', 'run-old', 'o', "
+                "'2024-01-01 00:00:00', '2024-01-01 00:05:00', '2024-01-01 00:00:01')"
+            )
+        )
     old.ensure_schema()
     old.ensure_schema()  # idempotent
-    assert sa.inspect(engine).get_pk_constraint("dp_launches")["constrained_columns"] == [
-        "flow_id", "idempotency_key"
-    ]
+    assert sa.inspect(engine).get_pk_constraint("dp_launches")["constrained_columns"] == ["flow_id", "idempotency_key"]
     assert old.get("k", "report").run_id == "run-old"
     assert old.reserve("k", "audit", "h2", "new-owner").won

@@ -49,8 +49,7 @@ class CountingLauncher:
 
 
 class Receiver:
-    def __init__(self, client: TestClient, bus: SqlEventBus, ledger: LaunchLedger,
-                 launcher: CountingLauncher) -> None:
+    def __init__(self, client: TestClient, bus: SqlEventBus, ledger: LaunchLedger, launcher: CountingLauncher) -> None:
         self.client, self.bus, self.ledger, self.launcher = client, bus, ledger, launcher
 
     def events(self) -> int:
@@ -64,8 +63,12 @@ def receiver(tmp_path) -> Iterator[Receiver]:
     bus.ensure_schema()
     ledger.ensure_schema()
     app = create_app(
-        catalog={"orders": OrderParams}.get, bus=bus, ledger=ledger, launcher=launcher,
-        max_body_bytes=MAX_BODY, environ={"DP_WEBHOOK_TOKEN": TOKEN},
+        catalog={"orders": OrderParams}.get,
+        bus=bus,
+        ledger=ledger,
+        launcher=launcher,
+        max_body_bytes=MAX_BODY,
+        environ={"DP_WEBHOOK_TOKEN": TOKEN},
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Receiver(client, bus, ledger, launcher)
@@ -108,11 +111,9 @@ HOSTILE_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "status"), [c[1:] for c in HOSTILE_BODIES],
-                         ids=[c[0] for c in HOSTILE_BODIES])
+@pytest.mark.parametrize(("body", "status"), [c[1:] for c in HOSTILE_BODIES], ids=[c[0] for c in HOSTILE_BODIES])
 @pytest.mark.parametrize("route", ["hook", "launch"])
-def test_hostile_bodies_are_4xx_and_do_nothing(receiver: Receiver, route: str, body: bytes,
-                                               status: int) -> None:
+def test_hostile_bodies_are_4xx_and_do_nothing(receiver: Receiver, route: str, body: bytes, status: int) -> None:
     """Deep nesting, non-finite numbers, duplicate keys, bad text: 4xx, no event, no run."""
     if route == "launch":
         # The launch envelope is {"params": ...}: put the hostile value inside it.
@@ -132,8 +133,7 @@ def test_hostile_bodies_are_4xx_and_do_nothing(receiver: Receiver, route: str, b
 def test_nesting_up_to_the_limit_is_accepted(receiver: Receiver) -> None:
     """The limit is a bound, not a ban: a body nested exactly MAX_JSON_DEPTH deep is parsed."""
     tags = json.loads(nested(MAX_JSON_DEPTH - 1, '"x"'))  # the body object is level 1
-    response = receiver.client.post("/hooks/orders", json={"order_id": 1, "tags": tags},
-                                    headers=AUTH)
+    response = receiver.client.post("/hooks/orders", json={"order_id": 1, "tags": tags}, headers=AUTH)
     assert response.status_code == 422  # parsed, then refused by the params model (not 400)
     assert [e["loc"][0] for e in response.json()["errors"]] == ["tags"]
 
@@ -150,12 +150,11 @@ CONTENT_TYPES = [
 ]
 
 
-@pytest.mark.parametrize(("content_type", "status"), [c[1:] for c in CONTENT_TYPES],
-                         ids=[c[0] for c in CONTENT_TYPES])
-def test_only_json_media_types_are_read(receiver: Receiver, content_type: str,
-                                        status: int) -> None:
+@pytest.mark.parametrize(("content_type", "status"), [c[1:] for c in CONTENT_TYPES], ids=[c[0] for c in CONTENT_TYPES])
+def test_only_json_media_types_are_read(receiver: Receiver, content_type: str, status: int) -> None:
     response = receiver.client.post(
-        "/hooks/orders", content=b'{"order_id": 1}',
+        "/hooks/orders",
+        content=b'{"order_id": 1}',
         headers={**AUTH, "Content-Type": content_type},
     )
     assert response.status_code == status, response.text
@@ -176,8 +175,7 @@ def test_only_json_media_types_are_read(receiver: Receiver, content_type: str,
 )
 def test_odd_headers_are_4xx(receiver: Receiver, headers: dict[str, str]) -> None:
     merged = {**AUTH, "Content-Type": "application/json", **headers}
-    response = receiver.client.post("/hooks/orders", content=b'{"order_id": 1}',
-                                    headers=latin1(merged))
+    response = receiver.client.post("/hooks/orders", content=b'{"order_id": 1}', headers=latin1(merged))
     assert 400 <= response.status_code < 500, response.text
     assert receiver.events() == 0
 
@@ -185,13 +183,18 @@ def test_odd_headers_are_4xx(receiver: Receiver, headers: dict[str, str]) -> Non
 # --- properties --------------------------------------------------------------------------------
 
 JSON_LEAVES = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(exclude_categories=[]), max_size=20)
 )
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(st.characters(exclude_categories=[]), max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=[]), max_size=8), inner, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -207,17 +210,17 @@ def bodies(draw: st.DrawFn) -> bytes:
     if kind == "json":
         return _dumps(draw(JSON_VALUES))
     if kind == "params":
-        params = {"order_id": draw(JSON_LEAVES | st.integers()),
-                  "region": draw(JSON_LEAVES), "tags": draw(JSON_VALUES)}
+        params = {"order_id": draw(JSON_LEAVES | st.integers()), "region": draw(JSON_LEAVES), "tags": draw(JSON_VALUES)}
         return _dumps(params)
     if kind == "bytes":
         return draw(st.binary(max_size=200))
     if kind == "deep":
         depth = draw(st.integers(MAX_JSON_DEPTH - 3, 3_000))
-        opener = draw(st.sampled_from(['[', '{"k":', '{"params":']))
+        opener = draw(st.sampled_from(["[", '{"k":', '{"params":']))
         closer = "]" if opener == "[" else "}"
-        return (opener * depth + draw(st.sampled_from(["1", '"x"', "1e999999", ""]))
-                + closer * draw(st.integers(0, depth))).encode()
+        return (
+            opener * depth + draw(st.sampled_from(["1", '"x"', "1e999999", ""])) + closer * draw(st.integers(0, depth))
+        ).encode()
     if kind == "big":
         size = draw(st.integers(MAX_BODY - 40, MAX_BODY + 40))
         return b'{"order_id": 1, "region": "' + b"x" * size + b'"}'
@@ -235,15 +238,18 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max
 def header_sets(draw: st.DrawFn) -> dict[str, str]:
     headers: dict[str, str] = {}
     if draw(st.booleans()):
-        headers["Authorization"] = draw(st.sampled_from([f"Bearer {TOKEN}", "Bearer", "Basic x"])
-                                        | HEADER_TEXT.map(lambda t: "Bearer " + t))
+        headers["Authorization"] = draw(
+            st.sampled_from([f"Bearer {TOKEN}", "Bearer", "Basic x"]) | HEADER_TEXT.map(lambda t: "Bearer " + t)
+        )
     if draw(st.booleans()):
-        headers["Content-Type"] = draw(st.sampled_from(
-            ["application/json", "text/plain", "application/json; charset=utf-16"]) | HEADER_TEXT)
+        headers["Content-Type"] = draw(
+            st.sampled_from(["application/json", "text/plain", "application/json; charset=utf-16"]) | HEADER_TEXT
+        )
     if draw(st.booleans()):
         headers["Idempotency-Key"] = draw(HEADER_TEXT)
-    for name in draw(st.lists(st.sampled_from(["X-Odd", "Content-Encoding", "Expect",
-                                               "Transfer-Encoding-X"]), max_size=2)):
+    for name in draw(
+        st.lists(st.sampled_from(["X-Odd", "Content-Encoding", "Expect", "Transfer-Encoding-X"]), max_size=2)
+    ):
         headers[name] = draw(HEADER_TEXT)
     return headers
 
@@ -266,8 +272,7 @@ def _post(receiver: Receiver, path: str, body: bytes, headers: dict[str, str]):
 
 @fuzz_settings(300, suppress_health_check=SHARED_APP)
 @given(body=bodies(), headers=header_sets())
-def test_fuzz_hook_bodies_and_headers(receiver: Receiver, body: bytes,
-                                      headers: dict[str, str]) -> None:
+def test_fuzz_hook_bodies_and_headers(receiver: Receiver, body: bytes, headers: dict[str, str]) -> None:
     """Any body and headers at POST /hooks: < 500, bounded time, an event only when 202."""
     before = receiver.events()
     response = _post(receiver, "/hooks/orders", body, {**AUTH, **headers})
@@ -279,11 +284,9 @@ def test_fuzz_hook_bodies_and_headers(receiver: Receiver, body: bytes,
 
 @fuzz_settings(300, suppress_health_check=SHARED_APP)
 @given(body=bodies(), headers=header_sets())
-def test_fuzz_launch_bodies_and_headers(receiver: Receiver, body: bytes,
-                                        headers: dict[str, str]) -> None:
+def test_fuzz_launch_bodies_and_headers(receiver: Receiver, body: bytes, headers: dict[str, str]) -> None:
     """Any body and headers at POST /flows/../runs: < 500, bounded time, a run only when 201."""
     before = len(receiver.launcher.calls)
-    response = _post(receiver, "/flows/orders/runs", body,
-                     {**AUTH, "Idempotency-Key": "fuzz", **headers})
+    response = _post(receiver, "/flows/orders/runs", body, {**AUTH, "Idempotency-Key": "fuzz", **headers})
     launched = len(receiver.launcher.calls) - before
     assert launched == (1 if response.status_code == 201 else 0)

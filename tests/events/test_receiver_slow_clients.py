@@ -33,8 +33,12 @@ class OrderParams(BaseModel):
 def base_url(tmp_path) -> Iterator[str]:
     bus = SqlEventBus(f"sqlite:///{tmp_path / 'slow.db'}")
     bus.ensure_schema()
-    app = create_app(catalog={"orders": OrderParams}.get, bus=bus,
-                     environ={"DP_WEBHOOK_TOKEN": TOKEN}, body_timeout_seconds=BODY_TIMEOUT)
+    app = create_app(
+        catalog={"orders": OrderParams}.get,
+        bus=bus,
+        environ={"DP_WEBHOOK_TOKEN": TOKEN},
+        body_timeout_seconds=BODY_TIMEOUT,
+    )
     with serve_in_thread(app, request_timeout_seconds=REQUEST_TIMEOUT) as url:
         yield url
     assert bus.read_after(None) == []  # nothing slow was ever published
@@ -99,10 +103,13 @@ def answer_while_others_are_served(base_url: str, head: bytes, rest: bytes, boun
 
 def test_a_slow_body_gets_408_within_the_body_deadline(base_url: str) -> None:
     """One body byte per second: 408 with a JSON message after ~BODY_TIMEOUT s, then closed."""
-    head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 200\r\n\r\n{")
+    head = (
+        b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 200\r\n\r\n{"
+    )
     received, elapsed = answer_while_others_are_served(
-        base_url, head, b'"order_id": 1' + b" " * 186 + b"}", BODY_TIMEOUT + SLACK)
+        base_url, head, b'"order_id": 1' + b" " * 186 + b"}", BODY_TIMEOUT + SLACK
+    )
     assert received.startswith(b"HTTP/1.1 408"), received
     assert b"did not arrive within 2 s" in received and b"connection: close" in received.lower()
     assert BODY_TIMEOUT - 0.5 < elapsed < BODY_TIMEOUT + SLACK
@@ -111,8 +118,11 @@ def test_a_slow_body_gets_408_within_the_body_deadline(base_url: str) -> None:
 def test_slow_headers_are_cut_off_at_the_request_deadline(base_url: str) -> None:
     """One header byte per second (uvicorn itself has no timer for this): 408 and closed."""
     received, elapsed = answer_while_others_are_served(
-        base_url, b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * 100 + b"\r\n\r\n",
-        REQUEST_TIMEOUT + SLACK)
+        base_url,
+        b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\n",
+        b"X-Slow: " + b"a" * 100 + b"\r\n\r\n",
+        REQUEST_TIMEOUT + SLACK,
+    )
     assert received.startswith(b"HTTP/1.1 408"), received
     assert REQUEST_TIMEOUT - 0.5 < elapsed < REQUEST_TIMEOUT + SLACK
 
@@ -120,7 +130,7 @@ def test_slow_headers_are_cut_off_at_the_request_deadline(base_url: str) -> None
 def test_an_unread_body_after_an_early_answer_is_cut_off(base_url: str) -> None:
     """401 is answered before the body is read; the rest trickling in does not keep the
     connection: it is closed at the request deadline."""
-    head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+    head = b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"
     trickle = Trickle(base_url, head, b" " * 100)
     try:
         received, elapsed = trickle.answer(REQUEST_TIMEOUT + SLACK)
@@ -133,13 +143,16 @@ def test_an_unread_body_after_an_early_answer_is_cut_off(base_url: str) -> None:
 def test_many_slow_clients_do_not_stop_a_fast_one(base_url: str) -> None:
     """Twenty slow connections at once; a normal webhook is still answered at once, and every
     slow connection is closed within its bound."""
-    head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 50\r\n\r\n")
+    head = (
+        b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 50\r\n\r\n"
+    )
     trickles = [Trickle(base_url, head, b" " * 50) for _ in range(20)]
     try:
         started = time.monotonic()
-        response = httpx.post(f"{base_url}/hooks/orders", json={"order_id": "x"},
-                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        response = httpx.post(
+            f"{base_url}/hooks/orders", json={"order_id": "x"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        )
         assert response.status_code == 422 and time.monotonic() - started < 2.0
         for trickle in trickles:
             received, _ = trickle.answer(BODY_TIMEOUT + SLACK)
@@ -154,7 +167,9 @@ def test_huge_headers_are_refused_not_500(base_url: str) -> None:
     connection is closed before the app sees them; the server keeps serving others."""
     try:
         response = httpx.post(
-            f"{base_url}/hooks/orders", json={"order_id": 1}, timeout=10,
+            f"{base_url}/hooks/orders",
+            json={"order_id": 1},
+            timeout=10,
             headers={"Authorization": f"Bearer {TOKEN}", "X-Big": "a" * 400_000},
         )
     except httpx.TransportError:

@@ -54,8 +54,7 @@ MATCHES = [
 ]
 
 
-@pytest.mark.parametrize(("pattern", "topic", "expected"), [c[:3] for c in MATCHES],
-                         ids=[c[3] for c in MATCHES])
+@pytest.mark.parametrize(("pattern", "topic", "expected"), [c[:3] for c in MATCHES], ids=[c[3] for c in MATCHES])
 def test_match_topic(pattern: str, topic: str, expected: bool) -> None:
     validate_topic(topic)
     assert match_topic(pattern, topic) is expected
@@ -75,8 +74,7 @@ BAD_PATTERNS = [
 ]
 
 
-@pytest.mark.parametrize(("pattern", "message"), [c[:2] for c in BAD_PATTERNS],
-                         ids=[c[2] for c in BAD_PATTERNS])
+@pytest.mark.parametrize(("pattern", "message"), [c[:2] for c in BAD_PATTERNS], ids=[c[2] for c in BAD_PATTERNS])
 def test_validate_topic_pattern_refuses(pattern: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         validate_topic_pattern(pattern)
@@ -96,8 +94,7 @@ def test_pattern_must_be_a_string() -> None:
 
 @pytest.mark.parametrize(
     ("topic", "message"),
-    [("a.*", "wildcard"), ("**", "wildcard"), ("", "is empty"), ("a..b", "empty segment"),
-     ("a b", "may contain only")],
+    [("a.*", "wildcard"), ("**", "wildcard"), ("", "is empty"), ("a..b", "empty segment"), ("a b", "may contain only")],
     ids=["star", "globstar", "empty", "double-dot", "space"],
 )
 def test_validate_topic_refuses(topic: str, message: str) -> None:

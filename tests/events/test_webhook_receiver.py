@@ -83,16 +83,25 @@ def test_scoped_token_opens_its_flow_only(receiver: httpx.Client, events: SqlEve
 REFUSALS = [
     ("no-token", "/hooks/orders", {}, {"json": {"order_id": 1}}, 401),
     ("wrong-token", "/hooks/orders", bearer("nope"), {"json": {"order_id": 1}}, 401),
-    ("basic-scheme", "/hooks/orders", {"Authorization": f"Basic {GLOBAL}"},
-     {"json": {"order_id": 1}}, 401),
+    ("basic-scheme", "/hooks/orders", {"Authorization": f"Basic {GLOBAL}"}, {"json": {"order_id": 1}}, 401),
     ("token-prefix", "/hooks/orders", bearer(GLOBAL[:-1]), {"json": {"order_id": 1}}, 401),
     ("unknown-flow-needs-token-first", "/hooks/nope", {}, {"json": {}}, 401),
     ("unknown-flow", "/hooks/nope", bearer(GLOBAL), {"json": {"order_id": 1}}, 404),
     ("bad-flow-id", "/hooks/Orders", bearer(GLOBAL), {"json": {"order_id": 1}}, 404),
-    ("too-large-declared", "/hooks/orders", bearer(GLOBAL),
-     {"content": b'{"order_id": 1, "pad": "' + b"x" * 2000 + b'"}'}, 413),
-    ("too-large-streamed", "/hooks/orders", bearer(GLOBAL),
-     {"content": iter([b'{"order_id": 1, "pad": "'] + [b"x" * 200] * 10 + [b'"}'])}, 413),
+    (
+        "too-large-declared",
+        "/hooks/orders",
+        bearer(GLOBAL),
+        {"content": b'{"order_id": 1, "pad": "' + b"x" * 2000 + b'"}'},
+        413,
+    ),
+    (
+        "too-large-streamed",
+        "/hooks/orders",
+        bearer(GLOBAL),
+        {"content": iter([b'{"order_id": 1, "pad": "'] + [b"x" * 200] * 10 + [b'"}'])},
+        413,
+    ),
     ("not-json", "/hooks/orders", bearer(GLOBAL), {"content": b"{order_id: 1"}, 400),
     ("nan-json", "/hooks/orders", bearer(GLOBAL), {"content": b'{"order_id": NaN}'}, 400),
     ("not-an-object", "/hooks/orders", bearer(GLOBAL), {"json": [1, 2]}, 422),
@@ -102,9 +111,7 @@ REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "headers", "body", "status"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS]
-)
+@pytest.mark.parametrize(("path", "headers", "body", "status"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
 def test_refused_requests_publish_nothing(
     receiver: httpx.Client, events: SqlEventBus, path: str, headers: dict, body: dict, status: int
 ) -> None:
@@ -117,9 +124,7 @@ def test_refused_requests_publish_nothing(
 
 
 def test_422_names_the_flow_and_field_without_echoing_input(receiver: httpx.Client) -> None:
-    response = receiver.post(
-        "/hooks/orders", json={"order_id": "secret-value"}, headers=bearer(GLOBAL)
-    )
+    response = receiver.post("/hooks/orders", json={"order_id": "secret-value"}, headers=bearer(GLOBAL))
     assert response.status_code == 422
     body = response.json()
     assert "'orders'" in body["detail"]
@@ -127,9 +132,7 @@ def test_422_names_the_flow_and_field_without_echoing_input(receiver: httpx.Clie
     assert "secret-value" not in response.text
 
 
-def test_redelivery_with_idempotency_key_is_one_event_E1(
-    receiver: httpx.Client, events: SqlEventBus
-) -> None:
+def test_redelivery_with_idempotency_key_is_one_event_E1(receiver: httpx.Client, events: SqlEventBus) -> None:
     """E1 at the receiver: a sender retrying one delivery gets the same event id, one event."""
     headers = {**bearer(GLOBAL), "Idempotency-Key": "delivery-42"}
     first = receiver.post("/hooks/orders", json={"order_id": 1}, headers=headers)
@@ -189,19 +192,22 @@ serve("127.0.0.1", int(sys.argv[1]), catalog={"orders": Params}.get, log_level="
 def test_serve_runs_the_receiver_in_its_own_process(dp_home, tmp_path) -> None:
     """``serve()`` as ``dp webhook serve`` runs it: its own process, tokens and bus from the env."""
     port = free_port()
-    env = {**os.environ, "DP_WEBHOOK_TOKEN": "proc-secret",
-           "DP_EVENTS_URL": f"sqlite:///{tmp_path / 'proc.db'}"}
+    env = {**os.environ, "DP_WEBHOOK_TOKEN": "proc-secret", "DP_EVENTS_URL": f"sqlite:///{tmp_path / 'proc.db'}"}
     process = start_process("receiver", [sys.executable, "-c", SERVE_SCRIPT, str(port)], env=env, log_dir=tmp_path)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            wait_until(lambda: client.get("/healthz").status_code, process=process, what="the receiver answering",
-                       bound_seconds=60, interval=0.1)
-            response = client.post(
-                "/hooks/orders", json={"order_id": 3}, headers=bearer("proc-secret")
+            wait_until(
+                lambda: client.get("/healthz").status_code,
+                process=process,
+                what="the receiver answering",
+                bound_seconds=60,
+                interval=0.1,
             )
+            response = client.post("/hooks/orders", json={"order_id": 3}, headers=bearer("proc-secret"))
             assert response.status_code == 202, response.text
-            assert client.post("/flows/orders/runs", json={}, headers=bearer("proc-secret")
-                               ).status_code == 404  # no launcher given: launches are off
+            assert (
+                client.post("/flows/orders/runs", json={}, headers=bearer("proc-secret")).status_code == 404
+            )  # no launcher given: launches are off
     finally:
         process.stop(grace_seconds=30)
     bus = SqlEventBus(env["DP_EVENTS_URL"])

@@ -48,10 +48,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory, alerts: StubService) -> I
     root = tmp_path_factory.mktemp("examples_platform")
     flows = copy_example(root / "flows", "svops")
     copy_example(flows, "maxdp", specs=False)  # its data; the spec is published by the test
-    running = DagsterPlatform(root=root, flows=flows, instance_config=INSTANCE_YAML, extra_env={
-        "DP_SENSOR_INTERVAL_SECONDS": "1",
-        "DP_SECRET_SVOPS_ALERT_WEBHOOK": f"{alerts.url}/services/T000/B000/svops",
-    })
+    running = DagsterPlatform(
+        root=root,
+        flows=flows,
+        instance_config=INSTANCE_YAML,
+        extra_env={
+            "DP_SENSOR_INTERVAL_SECONDS": "1",
+            "DP_SECRET_SVOPS_ALERT_WEBHOOK": f"{alerts.url}/services/T000/B000/svops",
+        },
+    )
     running.start()
     try:
         yield running

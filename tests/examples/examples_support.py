@@ -63,8 +63,11 @@ class StubService:
                 length = int(self.headers.get("content-length") or 0)
                 parts = urlsplit(self.path)
                 request = Request(
-                    self.command, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    dict(self.headers.items()), (self.rfile.read(length) if length else b"").decode(),
+                    self.command,
+                    parts.path,
+                    {k: v[0] for k, v in parse_qs(parts.query).items()},
+                    dict(self.headers.items()),
+                    (self.rfile.read(length) if length else b"").decode(),
                 )
                 with service._lock:
                     service.requests.append(request)
@@ -80,13 +83,14 @@ class StubService:
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def seen(self, path_prefix: str = "", method: str | None = None) -> list[Request]:
         with self._lock:
-            return [r for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)]
+            return [
+                r for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)
+            ]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -119,7 +123,8 @@ def log_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 def failed_step_messages(result: Any) -> str:
     """Every step failure of an in-process result, for assertion messages."""
     return "\n".join(
-        str(e.step_failure_data.error.to_string()) for e in result.all_events
+        str(e.step_failure_data.error.to_string())
+        for e in result.all_events
         if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
     )
 

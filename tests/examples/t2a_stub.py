@@ -18,16 +18,28 @@ SPEC = FLOWS / "adaptive_cards" / "card_pipeline.yaml"
 TOKEN = "t2a-token-for-tests-0042"
 TABLES = ("adaptive_cards", "material", "gscm", "card_users", "sales_orgs")
 SNAPSHOTS = {
-    "KR10": {"materials": [{"material": "M-100", "description": "Pump", "plant": "K1", "stock": 2, "unit_price": 13.0},
-                           {"material": "M-300", "description": "Gasket", "plant": "K1", "stock": 100, "unit_price": 0.4}],
-             "gscm": [{"material": "M-100", "open_orders": 8, "eta": "2024-06-10"},
-                      {"material": "M-300", "open_orders": 0, "eta": "2024-06-02"}]},
-    "JP20": {"materials": [{"material": "M-200", "description": "Valve", "plant": "J1", "stock": 1, "unit_price": 3.2}],
-             "gscm": [{"material": "M-200", "open_orders": 4, "eta": "2024-06-05"}]},
-    "DE30": {"materials": [{"material": "M-100", "description": "Pump", "plant": "P1", "stock": 40, "unit_price": 12.5}],
-             "gscm": [{"material": "M-100", "open_orders": 10, "eta": "2024-06-01"}]},
-    "US40": {"materials": [{"material": "M-400", "description": "Motor", "plant": "U1", "stock": 3, "unit_price": 99.0}],
-             "gscm": [{"material": "M-400", "open_orders": 1, "eta": "2024-06-20"}]},
+    "KR10": {
+        "materials": [
+            {"material": "M-100", "description": "Pump", "plant": "K1", "stock": 2, "unit_price": 13.0},
+            {"material": "M-300", "description": "Gasket", "plant": "K1", "stock": 100, "unit_price": 0.4},
+        ],
+        "gscm": [
+            {"material": "M-100", "open_orders": 8, "eta": "2024-06-10"},
+            {"material": "M-300", "open_orders": 0, "eta": "2024-06-02"},
+        ],
+    },
+    "JP20": {
+        "materials": [{"material": "M-200", "description": "Valve", "plant": "J1", "stock": 1, "unit_price": 3.2}],
+        "gscm": [{"material": "M-200", "open_orders": 4, "eta": "2024-06-05"}],
+    },
+    "DE30": {
+        "materials": [{"material": "M-100", "description": "Pump", "plant": "P1", "stock": 40, "unit_price": 12.5}],
+        "gscm": [{"material": "M-100", "open_orders": 10, "eta": "2024-06-01"}],
+    },
+    "US40": {
+        "materials": [{"material": "M-400", "description": "Motor", "plant": "U1", "stock": 3, "unit_price": 99.0}],
+        "gscm": [{"material": "M-400", "open_orders": 1, "eta": "2024-06-20"}],
+    },
 }
 #: Organisations that answer in a first run (JP20 is down; BR50 is inactive in setup.sql).
 ANSWERING = ["DE30", "KR10", "US40"]
@@ -86,6 +98,7 @@ def expected_cards(users: pd.DataFrame, ok_orgs: list[str]) -> pd.DataFrame:
         snap = SNAPSHOTS[user.sales_org]
         items = pd.DataFrame(snap["materials"]).merge(pd.DataFrame(snap["gscm"]), on="material", how="left")
         short = items[items["stock"] < items["open_orders"]]
-        rows.append({"user_id": user.user_id, "sales_org": user.sales_org, "items": len(items),
-                     "shortages": len(short)})
+        rows.append(
+            {"user_id": user.user_id, "sales_org": user.sales_org, "items": len(items), "shortages": len(short)}
+        )
     return pd.DataFrame(rows)

@@ -67,8 +67,11 @@ def location(tmp_path, dp_home, t2a, cards_db):
     flows = copy_example(tmp_path / "flows", "adaptive_cards")
     spec = flows / "adaptive_cards" / "card_pipeline.yaml"
     spec.write_text(spec.read_text().replace("https://api.t2a.example.com", t2a.service.url))  # deployment setting
-    resources = {**default_resources(), "http": HttpResource(allow_private=True, timeout_seconds=10),
-                 "secrets": SecretsResource()}
+    resources = {
+        **default_resources(),
+        "http": HttpResource(allow_private=True, timeout_seconds=10),
+        "secrets": SecretsResource(),
+    }
     (dp_home / "dagster" / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
     return build_code_location(flows_folder=flows, resources=resources)
 
@@ -82,7 +85,8 @@ def first_run(location: dg.Definitions, instance: dg.DagsterInstance) -> dg.Exec
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
     result = location.resolve_job_def(FLOW).execute_in_process(
-        run_config=requests[0].run_config, tags=requests[0].tags, instance=instance)
+        run_config=requests[0].run_config, tags=requests[0].tags, instance=instance
+    )
     assert result.success  # failed items do not fail the run
     return result
 
@@ -91,7 +95,8 @@ def retry_run(location: dg.Definitions, instance: dg.DagsterInstance, first: dg.
     """The run `dp retry-failed RUN` launches: RUN's params, tag dp/retry_items=RUN."""
     tags = {"dp/retry_items": first.run_id, "dp/parent_run_id": first.run_id, "dp/trigger": "retry"}
     return location.resolve_job_def(FLOW).execute_in_process(
-        run_config=first.dagster_run.run_config, tags=tags, instance=instance)
+        run_config=first.dagster_run.run_config, tags=tags, instance=instance
+    )
 
 
 def test_adaptive_cards_fan_out_retries_dead_letters_upsert_and_schedule(location, t2a, cards_db):
@@ -114,8 +119,9 @@ def test_adaptive_cards_fan_out_retries_dead_letters_upsert_and_schedule(locatio
         assert stored["cards"]["items"] == 6 and [i["user_id"] for i in stored["cards"]["failed_items"]] == ["u003"]
         users = pd.read_sql("SELECT * FROM card_users", cards_db)
         saved = pd.read_sql("SELECT * FROM adaptive_cards ORDER BY user_id", cards_db)
-        pd.testing.assert_frame_equal(saved.drop(columns="card_json"),
-                                      expected_cards(users, ANSWERING), check_dtype=False)
+        pd.testing.assert_frame_equal(
+            saved.drop(columns="card_json"), expected_cards(users, ANSWERING), check_dtype=False
+        )
         card = json.loads(saved.set_index("user_id").loc["u001", "card_json"])
         assert card["type"] == "AdaptiveCard" and card["lang"] == "ko"
         assert card["body"][0]["text"] == "Kim Minji: 1 shortage(s) in KR10"
@@ -134,8 +140,9 @@ def test_adaptive_cards_fan_out_retries_dead_letters_upsert_and_schedule(locatio
         material = pd.read_sql("SELECT * FROM material ORDER BY sales_org, material", cards_db)
         pd.testing.assert_frame_equal(material, expected_material(list(SNAPSHOTS)), check_dtype=False)
         saved = pd.read_sql("SELECT * FROM adaptive_cards ORDER BY user_id", cards_db)
-        pd.testing.assert_frame_equal(saved.drop(columns="card_json"),
-                                      expected_cards(users, list(SNAPSHOTS)), check_dtype=False)
+        pd.testing.assert_frame_equal(
+            saved.drop(columns="card_json"), expected_cards(users, list(SNAPSHOTS)), check_dtype=False
+        )
 
 
 def test_adaptive_cards_retry_run_takes_only_the_failed_items(location, t2a, cards_db):

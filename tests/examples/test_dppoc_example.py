@@ -38,12 +38,14 @@ CHUNK = 500
 
 def history_frame() -> pd.DataFrame:
     sensors, currencies = ["s1", "s2", "s3", "s4"], list(RATES)
-    return pd.DataFrame({
-        "sensor": [sensors[i % 4] for i in range(HISTORY_ROWS)],
-        "currency": [currencies[i % 3] for i in range(HISTORY_ROWS)],
-        "value": [float(i % 17) + 0.5 for i in range(HISTORY_ROWS)],
-        "read_at": [f"2024-05-01T{(i // 60) % 24:02d}:{i % 60:02d}:00" for i in range(HISTORY_ROWS)],
-    })
+    return pd.DataFrame(
+        {
+            "sensor": [sensors[i % 4] for i in range(HISTORY_ROWS)],
+            "currency": [currencies[i % 3] for i in range(HISTORY_ROWS)],
+            "value": [float(i % 17) + 0.5 for i in range(HISTORY_ROWS)],
+            "read_at": [f"2024-05-01T{(i // 60) % 24:02d}:{i % 60:02d}:00" for i in range(HISTORY_ROWS)],
+        }
+    )
 
 
 def expected_totals(readings: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -51,8 +53,11 @@ def expected_totals(readings: pd.DataFrame, source: str) -> pd.DataFrame:
     rates = pd.DataFrame({"currency": list(RATES), "rate": list(RATES.values())})
     priced = readings.astype({"value": "float64"}).merge(rates, how="inner", on="currency", validate="many_to_one")
     priced["value_eur"] = (priced["value"] * priced["rate"]).round(4)
-    totals = priced.groupby("sensor").agg(readings=("value", "count"), total_eur=("value_eur", "sum"),
-                                          last_read=("read_at", "max")).reset_index()
+    totals = (
+        priced.groupby("sensor")
+        .agg(readings=("value", "count"), total_eur=("value_eur", "sum"), last_read=("read_at", "max"))
+        .reset_index()
+    )
     return totals.assign(source=source)
 
 
@@ -101,16 +106,20 @@ def location(tmp_path, dp_home, rates_api, monitoring_api, poc_db):
     text = text.replace("https://metrics.example.com/v1/ingest", f"{monitoring_api.url}/v1/ingest")
     spec.write_text(text)
     bus = EventBusResource(url=f"sqlite:///{tmp_path / 'events.db'}")
-    resources = {**default_resources(), "event_bus": bus,
-                 "http": HttpResource(allow_private=True, timeout_seconds=10)}  # loopback stubs
+    resources = {
+        **default_resources(),
+        "event_bus": bus,
+        "http": HttpResource(allow_private=True, timeout_seconds=10),
+    }  # loopback stubs
     defs = build_code_location(flows_folder=flows, resources=resources)
     (dp_home / "dagster" / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
     with dg.DagsterInstance.get() as instance:
         yield defs, instance, bus
 
 
-def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(location, rates_api, monitoring_api,
-                                                                               poc_db, tmp_path):
+def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(
+    location, rates_api, monitoring_api, poc_db, tmp_path
+):
     """E-dppoc: cron + event triggers, node retries, on_error continue, chunked IO, ``dp runs``."""
     defs, instance, bus = location
     job = defs.resolve_job_def(FLOW)
@@ -124,8 +133,7 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
         nightly = schedule.evaluate_tick(context).run_requests
     assert len(nightly) == 1 and nightly[0].run_config == {"source": "nightly"}
 
-    scheduled = job.execute_in_process(run_config=nightly[0].run_config, tags=nightly[0].tags,
-                                       instance=instance)
+    scheduled = job.execute_in_process(run_config=nightly[0].run_config, tags=nightly[0].tags, instance=instance)
     assert scheduled.success
     # retries: two 503s, then the answer, all inside one node with backoff in between
     assert len(rates_api.seen("/v1/latest")) == 3
@@ -141,14 +149,17 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
     assert stored["history"]["parts"] == math.ceil(HISTORY_ROWS / CHUNK) == 3
     assert stored["history"]["dagster/row_count"] == HISTORY_ROWS
     nightly_expected = expected_totals(history_frame(), "nightly")
-    pd.testing.assert_frame_equal(scheduled.output_for_node(f"{FLOW}__step", "labelled"), nightly_expected,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        scheduled.output_for_node(f"{FLOW}__step", "labelled"), nightly_expected, check_dtype=False
+    )
     in_db = pd.read_sql_table("sensor_totals", poc_db)
     pd.testing.assert_frame_equal(in_db, nightly_expected, check_dtype=False)
 
     # -- the event trigger: wildcards select two of four events; one run per event
-    readings = [{"sensor": "s9", "currency": "USD", "value": 10.0, "read_at": "2024-05-02T10:00:00"},
-                {"sensor": "s1", "currency": "EUR", "value": 4.0, "read_at": "2024-05-02T10:05:00"}]
+    readings = [
+        {"sensor": "s9", "currency": "USD", "value": 10.0, "read_at": "2024-05-02T10:00:00"},
+        {"sensor": "s1", "currency": "EUR", "value": 4.0, "read_at": "2024-05-02T10:05:00"},
+    ]
     with bus.open_bus() as events:
         events.ensure_schema()
         ingested = events.publish("data.sensors.ingested", {"readings": readings})
@@ -167,8 +178,9 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
     evented = job.execute_in_process(run_config=request.run_config, tags=request.tags, instance=instance)
     assert evented.success
     event_expected = expected_totals(pd.concat([history_frame(), pd.DataFrame(readings)], ignore_index=True), "event")
-    pd.testing.assert_frame_equal(evented.output_for_node(f"{FLOW}__step", "labelled"), event_expected,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        evented.output_for_node(f"{FLOW}__step", "labelled"), event_expected, check_dtype=False
+    )
 
     # -- every run's outputs are kept under its own run id, listed and read back
     cli = CliRunner()
@@ -185,9 +197,12 @@ def test_dppoc_cron_and_wildcard_events_retries_fail_safe_and_per_run_outputs(lo
         read = cli.invoke(dp, ["runs", "read", scheduled.run_id, "history", *extra, "--out", str(out)])
         assert read.exit_code == 0, read.output
     by_id = ["sensor", "read_at", "currency", "value"]
-    pd.testing.assert_frame_equal(pd.read_parquet(whole).sort_values(by_id, ignore_index=True),
-                                  history_frame().sort_values(by_id, ignore_index=True), check_dtype=False)
-    pd.testing.assert_frame_equal(pd.read_parquet(last), pd.read_parquet(whole).iloc[2 * CHUNK:])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(whole).sort_values(by_id, ignore_index=True),
+        history_frame().sort_values(by_id, ignore_index=True),
+        check_dtype=False,
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(last), pd.read_parquet(whole).iloc[2 * CHUNK :])
     for run, expected in [(scheduled, nightly_expected), (evented, event_expected)]:
         out = tmp_path / f"{run.run_id}.parquet"
         read = cli.invoke(dp, ["runs", "read", run.run_id, "labelled", "--out", str(out)])

@@ -66,8 +66,11 @@ def expected_dashboard(region: str, min_amount: float, top_n: int) -> pd.DataFra
     rows = orders.merge(customers, how="left", on="customer_id").merge(segments, how="left", on="segment")
     rows["net_amount"] = (rows["amount"] * (1 - rows["discount"].fillna(0))).round(2)
     rows["segment_name"] = rows["segment"].map({"ENT": "Enterprise", "MID": "Mid-market", "SMB": "Small business"})
-    totals = rows.groupby(["region", "customer_id", "name", "segment_name"]).agg(
-        revenue=("net_amount", "sum"), orders=("order_id", "count"), units=("quantity", "sum")).reset_index()
+    totals = (
+        rows.groupby(["region", "customer_id", "name", "segment_name"])
+        .agg(revenue=("net_amount", "sum"), orders=("order_id", "count"), units=("quantity", "sum"))
+        .reset_index()
+    )
     totals = totals.sort_values(["region", "revenue", "customer_id"], ascending=[True, False, True])
     totals["rank_in_region"] = totals.groupby("region").cumcount() + 1
     top = totals[totals["rank_in_region"] <= top_n]
@@ -76,10 +79,12 @@ def expected_dashboard(region: str, min_amount: float, top_n: int) -> pd.DataFra
 
 
 def _launch(platform, params: dict) -> dict:
-    variables = {"params": {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": FLOW},
-        "runConfigData": params,
-    }}
+    variables = {
+        "params": {
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": FLOW},
+            "runConfigData": params,
+        }
+    }
     return platform.graphql(LAUNCH, variables)["launchRun"]
 
 
@@ -114,9 +119,14 @@ def test_maxdp_designer_flow_published_and_launched_through_graphql(platform, tm
     launched = _launch(platform, {"region": "EU", "min_amount": 50.0})
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    run = wait_for("the launched run to finish",
-                   lambda: (r := platform.graphql(RUN, {"id": run_id})["runOrError"])["status"]
-                   in ("SUCCESS", "FAILURE", "CANCELED") and r, on_timeout=platform.logs)
+    run = wait_for(
+        "the launched run to finish",
+        lambda: (
+            (r := platform.graphql(RUN, {"id": run_id})["runOrError"])["status"] in ("SUCCESS", "FAILURE", "CANCELED")
+            and r
+        ),
+        on_timeout=platform.logs,
+    )
     assert run["status"] == "SUCCESS", platform.logs()
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert tags["dp/flow_version"] == v2

@@ -39,7 +39,7 @@ def market_route(request):
     if request.path.startswith("/quotes/"):
         return 200, {"symbol": symbol, "price": PRICE, "currency": "USD"}
     if request.path.startswith("/history/"):
-        return 200, {"symbol": symbol, "days": [{"close": c} for c in CLOSES[-int(request.query["days"]):]]}
+        return 200, {"symbol": symbol, "days": [{"close": c} for c in CLOSES[-int(request.query["days"]) :]]}
     if request.path.startswith("/news/"):
         return 200, {"symbol": symbol, "headlines": [HEADLINE]}
     return 404, {"error": "no route"}
@@ -90,7 +90,8 @@ def test_pastetrader_tools_and_agent_every_call_on_the_run(location, market, llm
     """HTTP, Python, Shell tools and an LLM agent against local stubs; every call is on the run."""
     with dg.DagsterInstance.get() as instance:
         result = location.resolve_job_def(FLOW).execute_in_process(
-            run_config={"symbol": "ACME", "api_base": market.url, "window": 3}, instance=instance)
+            run_config={"symbol": "ACME", "api_base": market.url, "window": 3}, instance=instance
+        )
         assert result.success
         stored = materializations(instance, result.run_id)
 
@@ -117,8 +118,13 @@ def test_pastetrader_tools_and_agent_every_call_on_the_run(location, market, llm
     average = sum(CLOSES[-3:]) / 3
     change = round((PRICE - average) / average * 100, 2)
     signal = result.output_for_node(f"{FLOW}__step", "signal")
-    assert signal == {"symbol": "ACME", "price": PRICE, "moving_average": round(average, 4),
-                      "change_pct": change, "signal": "buy"}
+    assert signal == {
+        "symbol": "ACME",
+        "price": PRICE,
+        "moving_average": round(average, 4),
+        "change_pct": change,
+        "signal": "buy",
+    }
     journal = result.output_for_node(f"{FLOW}__step", "journal")
     assert journal["stdout"] == f"ACME buy at {PRICE} ({change}%)"
     brief = result.output_for_node(f"{FLOW}__step", "brief")

@@ -29,9 +29,12 @@ def expected_model(dataset: str) -> pd.DataFrame:
     raw = pd.read_csv(FLOWS / dataset)
     raw = raw[raw["label"].notna() & (raw["label"] != "")]
     raw = raw.fillna({"speed": raw["speed"].median()})
-    return (raw.astype({"x": "float64", "y": "float64", "speed": "float64"})
-            .groupby("label").agg(x=("x", "mean"), y=("y", "mean"), speed=("speed", "mean"),
-                                  samples=("sample_id", "count")).reset_index())
+    return (
+        raw.astype({"x": "float64", "y": "float64", "speed": "float64"})
+        .groupby("label")
+        .agg(x=("x", "mean"), y=("y", "mean"), speed=("speed", "mean"), samples=("sample_id", "count"))
+        .reset_index()
+    )
 
 
 def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(platform, alerts):
@@ -46,16 +49,23 @@ def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(pla
     tasks = {"task-ok": "svops/data/vector_run_01.csv", "task-bad": "svops/data/vector_run_02_corrupt.csv"}
     first_runs = {}
     for task, dataset in tasks.items():
-        launched = cli.invoke(dp, ["launch", CHAIN[0], "--task-id", task, "--param", f"task={task}",
-                                   "--param", f"dataset={dataset}"], env=env)
+        launched = cli.invoke(
+            dp,
+            ["launch", CHAIN[0], "--task-id", task, "--param", f"task={task}", "--param", f"dataset={dataset}"],
+            env=env,
+        )
         assert launched.exit_code == 0, launched.output
         first_runs[task] = json.loads(launched.output)["run_id"]
         assert status(task)["state"] in ("pending", "running")  # just launched: not finished
 
-    finished = {task: wait_for(f"task {task} to finish",
-                               lambda task=task: (s := status(task))["state"] in ("succeeded", "failed") and s,
-                               on_timeout=platform.logs)
-                for task in tasks}
+    finished = {
+        task: wait_for(
+            f"task {task} to finish",
+            lambda task=task: (s := status(task))["state"] in ("succeeded", "failed") and s,
+            on_timeout=platform.logs,
+        )
+        for task in tasks
+    }
 
     # the good task went through the whole chain, in order, each run started by the one before
     ok = finished["task-ok"]
@@ -78,9 +88,11 @@ def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(pla
 
     # ... and the failure was announced with a link to the failed run, once
     failed_run = bad["runs"][1]["run_id"]
-    posts = wait_for("the failure notification",
-                     lambda: [r for r in alerts.seen("/services/", "POST") if failed_run in r.body],
-                     on_timeout=platform.logs)
+    posts = wait_for(
+        "the failure notification",
+        lambda: [r for r in alerts.seen("/services/", "POST") if failed_run in r.body],
+        on_timeout=platform.logs,
+    )
     assert len(posts) == 1
     text = posts[0].json()["text"]
     assert CHAIN[1] in text and f"{platform.url}/runs/{failed_run}" in text

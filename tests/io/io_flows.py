@@ -77,8 +77,7 @@ FLOW_DEPS = {"b": "a", "c": "b"}
 @dg.multi_asset(
     name="flow",
     outs={
-        node: dg.AssetOut(key=["flow", node], is_required=False, metadata={"dp/format": "arrow"})
-        for node in FLOW_NODES
+        node: dg.AssetOut(key=["flow", node], is_required=False, metadata={"dp/format": "arrow"}) for node in FLOW_NODES
     },
     internal_asset_deps={node: {dg.AssetKey(["flow", up])} for node, up in FLOW_DEPS.items()},
     can_subset=True,
@@ -96,9 +95,7 @@ def flow(context: dg.AssetExecutionContext):
             if node in reusable_nodes:
                 values[node] = io.load_ref(reusable[keys[node]])
             else:  # not selected in this run: its latest stored value
-                values[node] = load_latest_output(
-                    context.instance, keys[node], io, lineage_of=context.run.run_id
-                )
+                values[node] = load_latest_output(context.instance, keys[node], io, lineage_of=context.run.run_id)
         return values[node]
 
     reusable_nodes = {n for n in FLOW_NODES if keys[n] in reusable}

@@ -47,15 +47,11 @@ def _loaded_from(result: dg.ExecuteInProcessResult | dg.JobExecutionResult, inpu
 
 
 def _materialised(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    ).records
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
     return [r.event_log_entry.asset_materialization.asset_key.path[-1] for r in records]
 
 
-def _stored_path(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
-) -> str:
+def _stored_path(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> str:
     ref = find_materialization(instance, key, partition_key=partition)
     assert ref is not None and ref.path
     return ref.path
@@ -79,10 +75,7 @@ def test_cross_run_read_multi_asset_subset(instance: dg.DagsterInstance, flow_en
     """The compiler's shape: Materialize one node of a flow at a time; each reads its upstream's
     latest stored value with load_latest_output."""
     job = io_flows.flow_job()
-    runs = [
-        job.execute_in_process(instance=instance, asset_selection=[_key("flow", node)])
-        for node in ("a", "b", "c")
-    ]
+    runs = [job.execute_in_process(instance=instance, asset_selection=[_key("flow", node)]) for node in ("a", "b", "c")]
     assert all(r.success for r in runs)
     assert io_flows.computed() == ["a", "b", "c"]
     for run, node in zip(runs, ("a", "b", "c"), strict=True):
@@ -90,9 +83,7 @@ def test_cross_run_read_multi_asset_subset(instance: dg.DagsterInstance, flow_en
     assert load_latest_output(instance, _key("flow", "c"), RunScopedIOManager()) == 60
 
 
-def test_never_materialised_upstream_is_a_clear_failure(
-    instance: dg.DagsterInstance, flow_env: Path
-) -> None:
+def test_never_materialised_upstream_is_a_clear_failure(instance: dg.DagsterInstance, flow_env: Path) -> None:
     result = io_flows.steps_job().execute_in_process(
         instance=instance, asset_selection=[_key("steps", "b")], raise_on_error=False
     )
@@ -103,9 +94,7 @@ def test_never_materialised_upstream_is_a_clear_failure(
         load_latest_output(instance, _key("steps", "a"), RunScopedIOManager())
 
 
-def test_partitioned_cross_run_read_uses_the_partitions_latest(
-    instance: dg.DagsterInstance, dp_home: Path
-) -> None:
+def test_partitioned_cross_run_read_uses_the_partitions_latest(instance: dg.DagsterInstance, dp_home: Path) -> None:
     """b for day 1 reads a's day-1 value (run 1), although run 2 materialised a later (day 2)."""
     days = dg.DailyPartitionsDefinition(start_date="2024-01-01")
 
@@ -118,15 +107,9 @@ def test_partitioned_cross_run_read_uses_the_partitions_latest(
         return a.upper()
 
     resources = {"io_manager": RunScopedIOManager()}
-    first = dg.materialize(
-        [a, b], partition_key="2024-01-01", selection=[a], instance=instance, resources=resources
-    )
-    dg.materialize(
-        [a, b], partition_key="2024-01-02", selection=[a], instance=instance, resources=resources
-    )
-    third = dg.materialize(
-        [a, b], partition_key="2024-01-01", selection=[b], instance=instance, resources=resources
-    )
+    first = dg.materialize([a, b], partition_key="2024-01-01", selection=[a], instance=instance, resources=resources)
+    dg.materialize([a, b], partition_key="2024-01-02", selection=[a], instance=instance, resources=resources)
+    third = dg.materialize([a, b], partition_key="2024-01-01", selection=[b], instance=instance, resources=resources)
     assert third.output_for_node("parts__b") == "A@2024-01-01"
     assert _loaded_from(third, "a") == first.run_id
     path = _stored_path(instance, _key("parts", "a"), "2024-01-01")
@@ -134,9 +117,7 @@ def test_partitioned_cross_run_read_uses_the_partitions_latest(
 
 
 @pytest.mark.fault
-def test_E3_reexecution_from_failure_one_asset_per_node(
-    instance: dg.DagsterInstance, flow_env: Path
-) -> None:
+def test_E3_reexecution_from_failure_one_asset_per_node(instance: dg.DagsterInstance, flow_env: Path) -> None:
     """E3: c fails; re-executing from failure runs c only, reading b from the parent run."""
     (flow_env / "fail-flag").touch()
     first = io_flows.steps_job().execute_in_process(instance=instance, raise_on_error=False)
@@ -156,9 +137,7 @@ def test_E3_reexecution_from_failure_one_asset_per_node(
 
 
 @pytest.mark.fault
-def test_E3_reexecution_from_failure_multi_asset(
-    instance: dg.DagsterInstance, flow_env: Path
-) -> None:
+def test_E3_reexecution_from_failure_multi_asset(instance: dg.DagsterInstance, flow_env: Path) -> None:
     """E3 for the compiler's shape (one step per flow): the resume retry reuses a and b as the
     parent run stored them (reusable_parent_outputs) and computes c only."""
     (flow_env / "fail-flag").touch()
@@ -179,19 +158,14 @@ def test_E3_reexecution_from_failure_multi_asset(
     assert load_latest_output(instance, _key("flow", "c"), RunScopedIOManager()) == 60
 
 
-def test_lineage_prefers_the_parent_runs_value(
-    instance: dg.DagsterInstance, flow_env: Path
-) -> None:
+def test_lineage_prefers_the_parent_runs_value(instance: dg.DagsterInstance, flow_env: Path) -> None:
     """find_materialization(lineage_of=...) returns the run lineage's own value even when a
     later unrelated run materialised the asset."""
     job = io_flows.flow_job()
     first = job.execute_in_process(instance=instance, asset_selection=[_key("flow", "a")])
     later = job.execute_in_process(instance=instance, asset_selection=[_key("flow", "a")])
     assert find_materialization(instance, _key("flow", "a")).run_id == later.run_id
-    assert (
-        find_materialization(instance, _key("flow", "a"), lineage_of=first.run_id).run_id
-        == first.run_id
-    )
+    assert find_materialization(instance, _key("flow", "a"), lineage_of=first.run_id).run_id == first.run_id
 
 
 def test_two_concurrent_runs_never_read_each_others_outputs(
@@ -225,9 +199,7 @@ def test_two_concurrent_runs_never_read_each_others_outputs(
     for label, run_id in run_ids.items():
         refs = [
             r.event_log_entry.asset_materialization
-            for r in instance.get_records_for_run(
-                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-            ).records
+            for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
         ]
         b_path = next(m.metadata["path"].value for m in refs if m.asset_key == _key("conc", "b"))
         assert io.load_path(b_path) == label

@@ -36,8 +36,9 @@ def _direct_file(path: Path) -> DirectFile:
     return opened
 
 
-@pytest.mark.parametrize("size", [0, 1, ALIGNMENT - 1, ALIGNMENT, SMALL_BUFFER - 1, SMALL_BUFFER,
-                                  SMALL_BUFFER + 1, 3 * SMALL_BUFFER + 17])
+@pytest.mark.parametrize(
+    "size", [0, 1, ALIGNMENT - 1, ALIGNMENT, SMALL_BUFFER - 1, SMALL_BUFFER, SMALL_BUFFER + 1, 3 * SMALL_BUFFER + 17]
+)
 @pytest.mark.parametrize("pieces", [1, 7])
 def test_bytes_written_direct_are_the_bytes_given(tmp_path: Path, size: int, pieces: int) -> None:
     payload = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
@@ -51,10 +52,12 @@ def test_bytes_written_direct_are_the_bytes_given(tmp_path: Path, size: int, pie
 
 @pytest.mark.parametrize("frame_format", ["arrow", "arrow-lz4", "parquet"])
 @pytest.mark.parametrize("rows", [0, 3, 20_000])
-def test_a_frame_written_direct_equals_the_buffered_file(tmp_path: Path, frame_format: str, rows: int,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    frame = pd.DataFrame({"id": np.arange(rows), "name": [f"n{i}" for i in range(rows)],
-                          "value": np.linspace(0, 1, rows)})
+def test_a_frame_written_direct_equals_the_buffered_file(
+    tmp_path: Path, frame_format: str, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = pd.DataFrame(
+        {"id": np.arange(rows), "name": [f"n{i}" for i in range(rows)], "value": np.linspace(0, 1, rows)}
+    )
     opened: list[str] = []
     real_open = direct.open_direct
 
@@ -73,8 +76,9 @@ def test_a_frame_written_direct_equals_the_buffered_file(tmp_path: Path, frame_f
     pd.testing.assert_frame_equal(decode(str(tmp_path / "direct"), suffix), frame)
 
 
-def test_a_filesystem_that_refuses_direct_io_gets_a_buffered_write(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_filesystem_that_refuses_direct_io_gets_a_buffered_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_open = os.open
 
     def refuse_direct(path, flags, *args):
@@ -112,8 +116,12 @@ def test_F9_disk_full_under_a_direct_write_leaves_nothing(tiny_tmpfs: Path) -> N
 
 FLOW = "direct_flow"
 SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": i} for i in range(100)]}}
-DOUBLED = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
-           "params": {"column": "y", "expression": "x * 2"}}
+DOUBLED = {
+    "id": "doubled",
+    "type": "AddModifyColumn",
+    "inputs": ["src"],
+    "params": {"column": "y", "expression": "x * 2"},
+}
 
 
 def _run_flow(base: Path, steps: str, io_manager: RunScopedIOManager, monkeypatch: pytest.MonkeyPatch):
@@ -127,8 +135,10 @@ def _run_flow(base: Path, steps: str, io_manager: RunScopedIOManager, monkeypatc
     monkeypatch.setattr(direct, "open_direct", spy)
     spec = {"id": FLOW, "nodes": [SOURCE, DOUBLED], "policies": {"steps": steps}}
     catalog = default_catalog()
-    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
-                                dg.Definitions(resources={"io_manager": io_manager}))
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validate_spec(spec, catalog), catalog),
+        dg.Definitions(resources={"io_manager": io_manager}),
+    )
     result = defs.resolve_job_def(FLOW).execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
     stored = pa.ipc.open_file(str(base / result.run_id / FLOW / "doubled.arrow")).read_pandas()
@@ -136,8 +146,9 @@ def _run_flow(base: Path, steps: str, io_manager: RunScopedIOManager, monkeypatc
     return sorted(opened)
 
 
-def test_in_a_run_only_outputs_read_within_their_step_go_direct(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_a_run_only_outputs_read_within_their_step_go_direct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = tmp_path / "outputs"
     one_step = _run_flow(base, "flow", RunScopedIOManager(base_url=str(base)), monkeypatch)
     assert one_step == ["doubled", "src"]
@@ -145,8 +156,7 @@ def test_in_a_run_only_outputs_read_within_their_step_go_direct(tmp_path: Path,
     # is read by no other step.
     per_node = _run_flow(base, "node", RunScopedIOManager(base_url=str(base)), monkeypatch)
     assert per_node == ["doubled"]
-    switched_off = _run_flow(base, "flow", RunScopedIOManager(base_url=str(base), direct_writes=False),
-                             monkeypatch)
+    switched_off = _run_flow(base, "flow", RunScopedIOManager(base_url=str(base), direct_writes=False), monkeypatch)
     assert switched_off == []
 
 

@@ -24,24 +24,18 @@ from dp_io.retention_policy import RetentionPolicy, parse_duration
 
 
 @pytest.fixture
-def stored(
-    instance: dg.DagsterInstance, dp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def stored(instance: dg.DagsterInstance, dp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Three finished runs of flow ``steps`` (all, all, a only), one run still STARTED with an
     output folder, and an orphan folder no run record knows."""
     monkeypatch.setenv("DP_TEST_LOG", str(tmp_path / "log"))
     job = io_flows.steps_job()
     r1 = job.execute_in_process(instance=instance).run_id
     r2 = job.execute_in_process(instance=instance).run_id
-    r3 = job.execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(["steps", "a"])]
-    ).run_id
+    r3 = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["steps", "a"])]).run_id
 
     base = dp_home / "outputs"
     running = str(uuid.uuid4())
-    instance.add_run(
-        dg.DagsterRun(job_name="steps", run_id=running, status=dg.DagsterRunStatus.STARTED)
-    )
+    instance.add_run(dg.DagsterRun(job_name="steps", run_id=running, status=dg.DagsterRunStatus.STARTED))
     (base / running / "steps").mkdir(parents=True)
     (base / running / "steps" / "a.json").write_text("1")
 
@@ -55,11 +49,7 @@ def stored(
 
 def _files(base: Path, run_id: str) -> list[str]:
     root = base / run_id
-    return (
-        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        if root.exists()
-        else []
-    )
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def test_prune_keeps_latest_materialisations_and_skips_runs_in_progress(stored, instance) -> None:

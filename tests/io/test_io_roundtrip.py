@@ -34,22 +34,16 @@ def dtype_frame() -> pd.DataFrame:
             "category": pd.Categorical(["lo", "hi", "lo", None, "hi"], categories=["lo", "hi"]),
             "ts": pd.date_range("2024-03-30", periods=5, freq="h"),
             "ts_tz": pd.date_range("2024-03-30 23:00", periods=5, freq="h", tz="Europe/Berlin"),
-            "date_naive_ns": pd.to_datetime(
-                ["2020-01-01", None, "2021-06-01", "2022-01-01", "2023-01-01"]
-            ),
+            "date_naive_ns": pd.to_datetime(["2020-01-01", None, "2021-06-01", "2022-01-01", "2023-01-01"]),
         }
     )
 
 
 FRAMES = {
     "dtypes": dtype_frame,
-    "named_index": lambda: pd.DataFrame(
-        {"v": [1.0, 2.0]}, index=pd.Index(["k1", "k2"], name="key")
-    ),
+    "named_index": lambda: pd.DataFrame({"v": [1.0, 2.0]}, index=pd.Index(["k1", "k2"], name="key")),
     "int_column_names": lambda: pd.DataFrame({0: [1, 2], 1: ["a", "b"]}),
-    "empty_with_columns": lambda: pd.DataFrame(
-        {"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="str")}
-    ),
+    "empty_with_columns": lambda: pd.DataFrame({"a": pd.Series([], dtype="int64"), "b": pd.Series([], dtype="str")}),
     "multiindex_rows": lambda: pd.DataFrame(
         {"v": [1, 2, 3]},
         index=pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["g", "n"]),
@@ -95,9 +89,7 @@ def test_through_dagster_contexts(any_base: str) -> None:
     metadata = out.get_logged_metadata()
     assert metadata["format"].value == "parquet" and metadata["parts"].value == 2
     upstream = dg.build_output_context(run_id=run_id, asset_key=key, instance=inst)
-    whole = io.load_input(
-        dg.build_input_context(asset_key=key, upstream_output=upstream, instance=inst)
-    )
+    whole = io.load_input(dg.build_input_context(asset_key=key, upstream_output=upstream, instance=inst))
     pd.testing.assert_frame_equal(whole, dtype_frame())
     lazy = io.load_input(
         dg.build_input_context(
@@ -151,11 +143,7 @@ def test_loaded_frame_is_writable(any_base: str, fmt: str) -> None:
     back.loc[0, "int"] = 100
     back.iloc[1, back.columns.get_loc("float")] = 7.0
     back.loc[2, "str"] = "changed"
-    assert (
-        back.loc[0, "int"] == 100
-        and back.loc[1, "float"] == 7.0
-        and back.loc[2, "str"] == "changed"
-    )
+    assert back.loc[0, "int"] == 100 and back.loc[1, "float"] == 7.0 and back.loc[2, "str"] == "changed"
 
 
 @pytest.mark.parametrize("fmt", FRAME_FORMATS)
@@ -164,9 +152,7 @@ def test_frame_from_chunked_arrow_round_trips_and_is_writable(any_base: str, fmt
     reader makes them contiguous column by column."""
     import pyarrow as pa
 
-    parts = [
-        pa.Table.from_pandas(dtype_frame().iloc[i : i + 2], preserve_index=False) for i in (0, 2, 4)
-    ]
+    parts = [pa.Table.from_pandas(dtype_frame().iloc[i : i + 2], preserve_index=False) for i in (0, 2, 4)]
     frame = pa.concat_tables(parts).to_pandas()
     back, _ = _write_and_read(RunScopedIOManager(base_url=any_base), frame, fmt=fmt)
     pd.testing.assert_frame_equal(back, frame)
@@ -174,9 +160,7 @@ def test_frame_from_chunked_arrow_round_trips_and_is_writable(any_base: str, fmt
     assert back.loc[0, "int"] == -1
 
 
-def test_compressed_arrow_in_several_batches(
-    local_base: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_compressed_arrow_in_several_batches(local_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import dp_io.formats
 
     monkeypatch.setattr(dp_io.formats, "COMPRESSED_BATCH_ROWS", 2)

@@ -43,17 +43,13 @@ def _frame() -> pd.DataFrame:
 def test_round_trip_matches_pandas(engine, postgres_url: str) -> None:
     frame = _frame()
     replace_table(engine, "io_rt", "values", frame)
-    back = read_table(engine, "io_rt", "values", "numpy_nullable").sort_values(
-        "id", ignore_index=True
-    )
+    back = read_table(engine, "io_rt", "values", "numpy_nullable").sort_values("id", ignore_index=True)
     assert back["id"].tolist() == frame["id"].tolist()
     assert back["nullable"].tolist() == [1, pd.NA, 3, pd.NA]
     assert back["amount"].isna().tolist() == frame["amount"].isna().tolist()
     assert back["amount"].dropna().tolist() == frame["amount"].dropna().tolist()
     assert back["flag"].tolist() == frame["flag"].tolist()
-    assert (
-        back["text"].tolist()[:3] == frame["text"].tolist()[:3] and back["text"].isna().tolist()[3]
-    )
+    assert back["text"].tolist()[:3] == frame["text"].tolist()[:3] and back["text"].isna().tolist()[3]
     assert back["unicode"].tolist() == frame["unicode"].tolist()
     assert (back["at"] == frame["at"]).all()  # same instants (PostgreSQL returns UTC)
     assert back["day"].isna().tolist() == frame["day"].isna().tolist()
@@ -75,9 +71,7 @@ def test_through_dagster_assets(postgres_url: str, dp_home) -> None:
 
     manager = TableIOManager(url=postgres_url)
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [orders, big_orders], instance=instance, resources={"table_io": manager}
-        )
+        result = dg.materialize([orders, big_orders], instance=instance, resources={"table_io": manager})
     assert result.success
     metadata = result.asset_materializations_for_node("tbl_flow__orders")[0].metadata
     assert metadata["dagster/table_name"].value == "tbl_flow.orders"
@@ -113,9 +107,7 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize("name", INJECTIONS, ids=[f"V1-{i}" for i in range(len(INJECTIONS))])
-def test_V1_identifiers_are_refused_and_canary_untouched(
-    engine, postgres_url: str, name: str
-) -> None:
+def test_V1_identifiers_are_refused_and_canary_untouched(engine, postgres_url: str, name: str) -> None:
     replace_table(engine, "canary", "keep", pd.DataFrame({"v": [1]}))
     manager = TableIOManager(url=postgres_url)
     for metadata in ({"dp/table": name}, {"dp/schema": name}):
@@ -167,9 +159,7 @@ def test_E4_concurrent_reader_sees_old_or_new_table_only(engine) -> None:
         try:
             while not stop.is_set():
                 with reader_engine.connect() as conn:
-                    row = conn.execute(
-                        sa.text('SELECT count(*), min(version), max(version) FROM "io_swap"."t"')
-                    ).one()
+                    row = conn.execute(sa.text('SELECT count(*), min(version), max(version) FROM "io_swap"."t"')).one()
                 seen.add(tuple(row))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -192,9 +182,7 @@ def test_E4_concurrent_reader_sees_old_or_new_table_only(engine) -> None:
 
 def test_partitioned_and_non_frames_are_refused(postgres_url: str) -> None:
     manager = TableIOManager(url=postgres_url)
-    context = dg.build_output_context(
-        asset_key=dg.AssetKey(["f", "n"]), instance=dg.DagsterInstance.ephemeral()
-    )
+    context = dg.build_output_context(asset_key=dg.AssetKey(["f", "n"]), instance=dg.DagsterInstance.ephemeral())
     with pytest.raises(dg.DagsterTypeCheckDidNotPass, match=r"f/n.*got dict"):
         manager.handle_output(context, {"not": "a frame"})
 

@@ -63,25 +63,28 @@ def test_each_flow_job_equals_dagsters_own_resolution(flows_dir, dp_home, monkey
     flow_jobs = [j.name for j in dagsters.resolve_all_job_defs() if "dp/flow" in j.tags]
     assert len(flow_jobs) >= 5
     for name in flow_jobs:
-        mine, theirs = snap(JobSnap.from_job_def(ours.resolve_job_def(name))), snap(
-            JobSnap.from_job_def(dagsters.resolve_job_def(name))
+        mine, theirs = (
+            snap(JobSnap.from_job_def(ours.resolve_job_def(name))),
+            snap(JobSnap.from_job_def(dagsters.resolve_job_def(name))),
         )
-        for part in ("dep_structure_snapshot", "solid_definitions_snapshot", "tags",
-                     "description", "lineage_snapshot", "graph_def_name"):
+        for part in (
+            "dep_structure_snapshot",
+            "solid_definitions_snapshot",
+            "tags",
+            "description",
+            "lineage_snapshot",
+            "graph_def_name",
+        ):
             assert mine[part] == theirs[part], (name, part)
         my_job, their_job = ours.resolve_job_def(name), dagsters.resolve_job_def(name)
         assert my_job.executor_def.name == their_job.executor_def.name, name
         assert (
-            my_job.run_config_schema.config_type.fields.keys()
-            == their_job.run_config_schema.config_type.fields.keys()
+            my_job.run_config_schema.config_type.fields.keys() == their_job.run_config_schema.config_type.fields.keys()
         ), name
         needed = {key for a in my_job.asset_layer.asset_graph.assets_defs for key in a.required_resource_keys}
         (my_mode,) = mine["mode_def_snaps"]
         assert {r["name"] for r in my_mode["resource_def_snaps"]} == needed, name
-    repos = [
-        snap(RepositorySnap.from_def(d.get_repository_def(), defer_snapshots=False))
-        for d in (ours, dagsters)
-    ]
+    repos = [snap(RepositorySnap.from_def(d.get_repository_def(), defer_snapshots=False)) for d in (ours, dagsters)]
     for repo in repos:  # compared above, job by job
         del repo["external_pipeline_datas"], repo["external_resource_data"]
     assert repos[0] == repos[1]
@@ -97,8 +100,7 @@ def test_asset_specs_carry_spec_metadata(flows_dir):
 
 
 def test_broken_spec_beside_good_ones(flows_dir, caplog):
-    (flows_dir / "broken.yaml").write_text(
-        "id: broken\nnodes:\n  - {id: a, type: Missing, params: {}}\n")
+    (flows_dir / "broken.yaml").write_text("id: broken\nnodes:\n  - {id: a, type: Missing, params: {}}\n")
     (flows_dir / "not_yaml.yaml").write_text("id: [unclosed\n")
     with caplog.at_level(logging.ERROR):
         loaded = defs()
@@ -144,11 +146,24 @@ def test_flow_params_are_the_run_config(flows_dir, dp_home):
 def test_every_node_output_is_materialised_with_metadata(flows_dir, dp_home):
     result = defs().resolve_job_def("sales_summary").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     events = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert set(events) == {"orders", "valid_orders", "targets", "revenue_by_region", "against_target", "ranked", "report"}
+    assert set(events) == {
+        "orders",
+        "valid_orders",
+        "targets",
+        "revenue_by_region",
+        "against_target",
+        "ranked",
+        "report",
+    }
     ranked = events["ranked"]
     assert ranked["dagster/row_count"].value == 4
     assert [c.name for c in ranked["dagster/column_schema"].schema.columns] == [
-        "region", "revenue", "orders", "units", "target"]
+        "region",
+        "revenue",
+        "orders",
+        "units",
+        "target",
+    ]
     assert ranked["preview"].value.startswith("| region | revenue | orders | units | target |")
 
 
@@ -164,7 +179,8 @@ def test_materialising_one_asset_reads_upstream_from_its_latest_run(flows_dir, d
     assert second.success
     assert [e.asset_key for e in second.get_asset_materialization_events()] == [ranked_key]
     expected = first.output_for_node("sales_summary__step", "against_target").sort_values(
-        "revenue", ascending=False, kind="stable", ignore_index=True)
+        "revenue", ascending=False, kind="stable", ignore_index=True
+    )
     pd.testing.assert_frame_equal(second.output_for_node("sales_summary__step", "ranked"), expected)
 
 
@@ -175,7 +191,8 @@ def test_retention_in_a_spec_becomes_the_daily_prune_schedule(flows_dir):
 
     before = flows_with_retention()  # the dp-poc example declares retention
     (flows_dir / "kept.yaml").write_text(
-        "id: kept\nretention: {keep_last: 3}\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n")
+        "id: kept\nretention: {keep_last: 3}\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n"
+    )
     assert flows_with_retention() == before + 1
     assert defs().resolve_schedule_def("dp_retention").cron_schedule == "0 3 * * *"
 
@@ -183,7 +200,8 @@ def test_retention_in_a_spec_becomes_the_daily_prune_schedule(flows_dir):
 def test_run_history_retention_in_a_spec_deletes_old_runs(flows_dir, dp_home):
     (flows_dir / "brief.yaml").write_text(
         "id: brief\nretention: {keep_last: 1, run_history: true}\n"
-        "nodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n")
+        "nodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n"
+    )
     loaded = defs()
     instance = dg.DagsterInstance.get()
     old, new = (loaded.resolve_job_def("brief").execute_in_process(instance=instance).run_id for _ in range(2))
@@ -206,8 +224,12 @@ def test_E3_reexecution_from_failure_reuses_finished_nodes(flows_dir, dp_home):
     options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
     # The UI's "Re-execute from failure" and FROM_FAILURE run retries tag the run as a resume
     # retry; execute_job does not, so the test sets the same tag.
-    second = dg.execute_job(dg.reconstructable(_sales_job), instance=instance, reexecution_options=options,
-                            tags={"dagster/is_resume_retry": "true"})
+    second = dg.execute_job(
+        dg.reconstructable(_sales_job),
+        instance=instance,
+        reexecution_options=options,
+        tags={"dagster/is_resume_retry": "true"},
+    )
     assert second.success
     logs = [e.message for e in instance.all_logs(second.run_id) if e.message]
     reused = {m.split("'")[1] for m in logs if "reused from the parent run" in m}
@@ -245,8 +267,12 @@ def test_E3_with_a_step_per_node_a_reused_node_still_feeds_the_next_step(flows_d
     options = dg.ReexecutionOptions(
         parent_run_id=first.run_id, step_selection=["tiny_nodes__node__doubled", "tiny_nodes__node__saved"]
     )
-    second = dg.execute_job(dg.reconstructable(_tiny_nodes_job), instance=instance, reexecution_options=options,
-                            tags={"dagster/is_resume_retry": "true"})
+    second = dg.execute_job(
+        dg.reconstructable(_tiny_nodes_job),
+        instance=instance,
+        reexecution_options=options,
+        tags={"dagster/is_resume_retry": "true"},
+    )
     assert second.success
     logs = [e.message for e in instance.all_logs(second.run_id) if e.message]
     assert any("node 'doubled' reused from the parent run" in m for m in logs)
@@ -277,8 +303,11 @@ def test_V8_hostile_specs_in_files_and_store_leave_every_good_flow_loading(flows
     store.upgrade()
     node = {"id": "a", "type": "StaticData", "params": {"rows": [{"x": 1}]}}
     stored = {
-        "edge_into_number": {"id": "edge_into_number", "nodes": [node, {"id": "b", "type": "SortData", "inputs": 5}],
-                             "edges": [{"source": "a", "target": "b"}]},
+        "edge_into_number": {
+            "id": "edge_into_number",
+            "nodes": [node, {"id": "b", "type": "SortData", "inputs": 5}],
+            "edges": [{"source": "a", "target": "b"}],
+        },
         "list_id": {"id": "list_id", "nodes": [{**node, "id": ["a"]}], "edges": [{"source": "a", "target": "a"}]},
         "deep": {"id": "deep", "nodes": [node], "x": deep(200)},
         "class": {"id": "class", "nodes": [node]},
@@ -292,10 +321,13 @@ def test_V8_hostile_specs_in_files_and_store_leave_every_good_flow_loading(flows
     for flow_id, spec in stored.items():
         store.save(flow_id, "v0", spec)
     with store.engine.begin() as conn:  # rows no publish would write: JSON json.loads cannot read, a list
-        conn.execute(sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'unreadable'"),
-                     {"spec": "[" * 100_000 + "]" * 100_000})
-        conn.execute(sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'not_a_mapping'"),
-                     {"spec": "[1, 2]"})
+        conn.execute(
+            sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'unreadable'"),
+            {"spec": "[" * 100_000 + "]" * 100_000},
+        )
+        conn.execute(
+            sa.text("UPDATE dp_flow_versions SET spec = :spec WHERE flow_id = 'not_a_mapping'"), {"spec": "[1, 2]"}
+        )
 
     loaded = build_code_location(store=store)
     dg.Definitions.validate_loadable(loaded)

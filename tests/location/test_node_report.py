@@ -32,8 +32,12 @@ def _run(spec: dict, tmp_path: Path) -> tuple[dg.ExecuteInProcessResult, dg.Dags
     validated = validate_spec(spec, CATALOG)
     defs = dg.Definitions.merge(
         build_flow_definitions(validated, CATALOG),
-        dg.Definitions(resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
-                                  "files": FilesResource(data_dir=str(tmp_path / "data"))}),
+        dg.Definitions(
+            resources={
+                "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
+                "files": FilesResource(data_dir=str(tmp_path / "data")),
+            }
+        ),
     )
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def(spec["id"]).execute_in_process(instance=instance, raise_on_error=False)
@@ -41,42 +45,63 @@ def _run(spec: dict, tmp_path: Path) -> tuple[dg.ExecuteInProcessResult, dg.Dags
 
 
 def _materialised(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    return {event.asset_key.path[-1]: event.materialization.metadata
-            for event in result.get_asset_materialization_events()}
+    return {
+        event.asset_key.path[-1]: event.materialization.metadata for event in result.get_asset_materialization_events()
+    }
 
 
 def test_each_node_reports_its_time_and_rows(tmp_path):
-    spec = {"id": "timed", "nodes": [
-        {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
-        {"id": "big", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount > 20"}},
-        {"id": "by_region", "type": "GroupAggregate", "inputs": ["big"],
-         "params": {"by": "region", "agg": {"total": ["amount", "sum"]}}},
-    ]}
+    spec = {
+        "id": "timed",
+        "nodes": [
+            {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
+            {"id": "big", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount > 20"}},
+            {
+                "id": "by_region",
+                "type": "GroupAggregate",
+                "inputs": ["big"],
+                "params": {"by": "region", "agg": {"total": ["amount", "sum"]}},
+            },
+        ],
+    }
     result, instance = _run(spec, tmp_path)
     assert result.success
     frame = pd.DataFrame(ROWS)
-    expected = {"orders": len(frame), "big": int((frame["amount"] > 20).sum()),
-                "by_region": frame[frame["amount"] > 20]["region"].nunique()}
+    expected = {
+        "orders": len(frame),
+        "big": int((frame["amount"] > 20).sum()),
+        "by_region": frame[frame["amount"] > 20]["region"].nunique(),
+    }
     metadata = _materialised(result)
     for node, rows in expected.items():
         assert metadata[node]["dagster/row_count"].value == rows
         assert metadata[node]["dp/duration_ms"].value >= 0
         assert metadata[node]["dp/started_at"].value  # ISO time the node started
     lines = [e.user_message for e in instance.all_logs(result.run_id) if "finished in" in (e.user_message or "")]
-    logged = {m.group(1): int(m.group(2).replace(",", ""))
-              for m in (re.search(r"node '(\w+)' \(\w+\) finished in [\d,]+ ms: ([\d,]+) rows", line) for line in lines) if m}
+    logged = {
+        m.group(1): int(m.group(2).replace(",", ""))
+        for m in (re.search(r"node '(\w+)' \(\w+\) finished in [\d,]+ ms: ([\d,]+) rows", line) for line in lines)
+        if m
+    }
     assert logged == expected
 
 
 def test_a_failed_node_skips_only_its_downstream_and_the_run_fails_naming_it(tmp_path):
-    spec = {"id": "branches", "nodes": [
-        {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
-        {"id": "broken", "type": "Break", "inputs": ["orders"]},
-        {"id": "after_broken", "type": "SelectColumns", "inputs": ["broken"], "params": {"columns": ["region"]}},
-        {"id": "independent", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount >= 25"}},
-        {"id": "independent_total", "type": "GroupAggregate", "inputs": ["independent"],
-         "params": {"agg": {"total": ["amount", "sum"]}}},
-    ]}
+    spec = {
+        "id": "branches",
+        "nodes": [
+            {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
+            {"id": "broken", "type": "Break", "inputs": ["orders"]},
+            {"id": "after_broken", "type": "SelectColumns", "inputs": ["broken"], "params": {"columns": ["region"]}},
+            {"id": "independent", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount >= 25"}},
+            {
+                "id": "independent_total",
+                "type": "GroupAggregate",
+                "inputs": ["independent"],
+                "params": {"agg": {"total": ["amount", "sum"]}},
+            },
+        ],
+    }
     result, _ = _run(spec, tmp_path)
     assert not result.success
     materialised = _materialised(result)
@@ -93,11 +118,14 @@ def test_a_failed_node_skips_only_its_downstream_and_the_run_fails_naming_it(tmp
 
 
 def test_two_failed_nodes_are_both_named(tmp_path):
-    spec = {"id": "two_broken", "nodes": [
-        {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
-        {"id": "first", "type": "Break", "inputs": ["orders"], "params": {"message": "first cause"}},
-        {"id": "second", "type": "Break", "inputs": ["orders"], "params": {"message": "second cause"}},
-    ]}
+    spec = {
+        "id": "two_broken",
+        "nodes": [
+            {"id": "orders", "type": "StaticData", "params": {"rows": ROWS}},
+            {"id": "first", "type": "Break", "inputs": ["orders"], "params": {"message": "first cause"}},
+            {"id": "second", "type": "Break", "inputs": ["orders"], "params": {"message": "second cause"}},
+        ],
+    }
     result, _ = _run(spec, tmp_path)
     assert not result.success and "orders" in _materialised(result)
     error = result.get_step_failure_events()[0].step_failure_data.error

@@ -49,19 +49,25 @@ def flaky_node(ctx, params, inputs):
     return inputs["input"].assign(calls=calls)
 
 
-TEST_CATALOG = default_catalog().extended([
-    NodeType("Sleep", SleepParams, sleep_node, "transform", inputs=ONE_INPUT),
-    NodeType("SleepSource", SleepParams, sleep_node, "source", inputs=NO_INPUTS),
-    NodeType("Flaky", FlakyParams, flaky_node, "transform"),
-])
+TEST_CATALOG = default_catalog().extended(
+    [
+        NodeType("Sleep", SleepParams, sleep_node, "transform", inputs=ONE_INPUT),
+        NodeType("SleepSource", SleepParams, sleep_node, "source", inputs=NO_INPUTS),
+        NodeType("Flaky", FlakyParams, flaky_node, "transform"),
+    ]
+)
 
 
 def run_flow(spec, tmp_path, **run_kwargs):
     validated = validate_spec(spec, TEST_CATALOG)
     defs = dg.Definitions.merge(
         build_flow_definitions(validated, TEST_CATALOG),
-        dg.Definitions(resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
-                                  "files": FilesResource(data_dir=str(tmp_path / "data"))}),
+        dg.Definitions(
+            resources={
+                "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
+                "files": FilesResource(data_dir=str(tmp_path / "data")),
+            }
+        ),
     )
     job = defs.resolve_job_def(spec["id"])
     instance = run_kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
@@ -73,10 +79,19 @@ SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x":
 
 def test_E7_node_retries_then_succeeds(tmp_path):
     counter = tmp_path / "calls"
-    spec = {"id": "retrying", "nodes": [SOURCE, {
-        "id": "flaky", "type": "Flaky", "inputs": ["src"],
-        "params": {"counter": str(counter), "fail_times": 2},
-        "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"}}]}
+    spec = {
+        "id": "retrying",
+        "nodes": [
+            SOURCE,
+            {
+                "id": "flaky",
+                "type": "Flaky",
+                "inputs": ["src"],
+                "params": {"counter": str(counter), "fail_times": 2},
+                "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"},
+            },
+        ],
+    }
     _, result = run_flow(spec, tmp_path)
     assert result.success
     assert counter.read_text() == "3"  # two failures, one success: the upstream ran once
@@ -85,8 +100,14 @@ def test_E7_node_retries_then_succeeds(tmp_path):
 
 def test_E7_retries_are_bounded_and_the_error_names_the_node(tmp_path):
     counter = tmp_path / "calls"
-    spec = {"id": "exhausted", "policies": {"retry": {"max_retries": 1}}, "nodes": [SOURCE, {
-        "id": "flaky", "type": "Flaky", "inputs": ["src"], "params": {"counter": str(counter), "fail_times": 5}}]}
+    spec = {
+        "id": "exhausted",
+        "policies": {"retry": {"max_retries": 1}},
+        "nodes": [
+            SOURCE,
+            {"id": "flaky", "type": "Flaky", "inputs": ["src"], "params": {"counter": str(counter), "fail_times": 5}},
+        ],
+    }
     _, result = run_flow(spec, tmp_path)
     assert not result.success
     assert counter.read_text() == "2"  # the flow default: one retry
@@ -97,9 +118,19 @@ def test_E7_retries_are_bounded_and_the_error_names_the_node(tmp_path):
 def test_E7_a_node_waits_between_retries_as_dagster_s_exponential_backoff(tmp_path):
     """Dagster's exponential backoff: 1, 3, 7 times the delay (not 1, 2, 4), as logged."""
     counter = tmp_path / "calls"
-    spec = {"id": "backing_off", "nodes": [SOURCE, {
-        "id": "flaky", "type": "Flaky", "inputs": ["src"], "params": {"counter": str(counter), "fail_times": 3},
-        "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"}}]}
+    spec = {
+        "id": "backing_off",
+        "nodes": [
+            SOURCE,
+            {
+                "id": "flaky",
+                "type": "Flaky",
+                "inputs": ["src"],
+                "params": {"counter": str(counter), "fail_times": 3},
+                "retry": {"max_retries": 3, "delay": 0.01, "backoff": "exponential"},
+            },
+        ],
+    }
     instance = dg.DagsterInstance.ephemeral()
     _, result = run_flow(spec, tmp_path, instance=instance)
     assert result.success
@@ -126,10 +157,13 @@ def test_E7_node_retry_waits_are_what_dagster_s_retry_policy_waits(backoff, jitt
         assert ours == policy.calculate_delay(number), (backoff, jitter, number)
 
 
-@pytest.mark.parametrize(("backoff", "multiples"), [
-    pytest.param("exponential", [1, 3, 7, 15, 31, 63], id="E7-exponential"),
-    pytest.param("linear", [1, 2, 3, 4, 5, 6], id="E7-linear"),
-])
+@pytest.mark.parametrize(
+    ("backoff", "multiples"),
+    [
+        pytest.param("exponential", [1, 3, 7, 15, 31, 63], id="E7-exponential"),
+        pytest.param("linear", [1, 2, 3, 4, 5, 6], id="E7-linear"),
+    ],
+)
 def test_E7_backoff_multiplies_the_delay_as_dagster_documents(backoff, multiples):
     """Dagster's Backoff: LINEAR ``n * delay``, EXPONENTIAL ``(2^n - 1) * delay`` for retry n
     (fails if a Dagster upgrade changes the waits users were promised)."""
@@ -153,21 +187,37 @@ def test_E7_jitter_stays_within_dagster_s_bounds():
 def test_an_unselected_upstream_needs_an_io_manager_that_reads_latest_values(tmp_path):
     """Outside dp_io's contract (here Dagster's filesystem IO manager) a run of a subset cannot
     read an unselected upstream's latest value: it fails naming the node and the IO manager."""
-    doubled = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
-               "params": {"column": "y", "expression": "x * 2"}}
+    doubled = {
+        "id": "doubled",
+        "type": "AddModifyColumn",
+        "inputs": ["src"],
+        "params": {"column": "y", "expression": "x * 2"},
+    }
     spec = {"id": "subset", "nodes": [SOURCE, doubled]}
     _, result = run_flow(spec, tmp_path, asset_selection=[dg.AssetKey(["subset", "doubled"])])
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.cause.message
-    assert "'src' is not selected in this run and its IO manager (PickledObjectFilesystemIOManager) " \
+    assert (
+        "'src' is not selected in this run and its IO manager (PickledObjectFilesystemIOManager) "
         "cannot read an asset's latest value" in message
+    )
 
 
 def test_hard_timeout_stops_the_node(tmp_path):
     marker = tmp_path / "pid"
-    spec = {"id": "slow", "nodes": [SOURCE, {
-        "id": "stuck", "type": "Sleep", "inputs": ["src"], "timeout_seconds": 1,
-        "params": {"seconds": 600, "marker": str(marker)}}]}
+    spec = {
+        "id": "slow",
+        "nodes": [
+            SOURCE,
+            {
+                "id": "stuck",
+                "type": "Sleep",
+                "inputs": ["src"],
+                "timeout_seconds": 1,
+                "params": {"seconds": 600, "marker": str(marker)},
+            },
+        ],
+    }
     started = time.monotonic()
     _, result = run_flow(spec, tmp_path)
     assert not result.success and time.monotonic() - started < 60
@@ -180,13 +230,21 @@ def test_hard_timeout_stops_the_node(tmp_path):
 
 def test_on_error_continue_skips_dependants_and_the_run_succeeds(tmp_path):
     counter = tmp_path / "calls"
-    spec = {"id": "failsafe", "nodes": [
-        SOURCE,
-        {"id": "flaky", "type": "Flaky", "inputs": ["src"], "on_error": "continue",
-         "params": {"counter": str(counter), "fail_times": 9}},
-        {"id": "after_flaky", "type": "SortData", "inputs": ["flaky"], "params": {"by": "x"}},
-        {"id": "independent", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
-    ]}
+    spec = {
+        "id": "failsafe",
+        "nodes": [
+            SOURCE,
+            {
+                "id": "flaky",
+                "type": "Flaky",
+                "inputs": ["src"],
+                "on_error": "continue",
+                "params": {"counter": str(counter), "fail_times": 9},
+            },
+            {"id": "after_flaky", "type": "SortData", "inputs": ["flaky"], "params": {"by": "x"}},
+            {"id": "independent", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
+        ],
+    }
     _, result = run_flow(spec, tmp_path)
     assert result.success
     materialised = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
@@ -194,26 +252,43 @@ def test_on_error_continue_skips_dependants_and_the_run_succeeds(tmp_path):
 
 
 def test_steps_per_node_gives_a_step_per_node_with_the_same_result(tmp_path):
-    nodes = [SOURCE,
-             {"id": "a", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
-             {"id": "b", "type": "SelectColumns", "inputs": ["a"], "params": {"columns": ["x"]}}]
+    nodes = [
+        SOURCE,
+        {"id": "a", "type": "SortData", "inputs": ["src"], "params": {"by": "x", "ascending": False}},
+        {"id": "b", "type": "SelectColumns", "inputs": ["a"], "params": {"columns": ["x"]}},
+    ]
     job_one, one = run_flow({"id": "fused", "nodes": nodes}, tmp_path / "one")
     job_many, many = run_flow({"id": "split", "policies": {"steps": "node"}, "nodes": nodes}, tmp_path / "many")
     assert one.success and many.success
     assert [n.name for n in job_one.nodes] == ["fused__step"]
     assert sorted(n.name for n in job_many.nodes) == ["split__node__a", "split__node__b", "split__node__src"]
-    pd.testing.assert_frame_equal(one.output_for_node("fused__step", "b"),
-                                  many.output_for_node("split__node__b", "b"))
+    pd.testing.assert_frame_equal(one.output_for_node("fused__step", "b"), many.output_for_node("split__node__b", "b"))
 
 
 def test_declared_columns_become_asset_checks(tmp_path):
-    spec = {"id": "contracts", "nodes": [
-        {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1, "k": "a"}, {"x": 1, "k": None}]},
-         "columns": [{"name": "x", "type": "integer", "nullable": False}]},
-        {"id": "bad", "type": "SortData", "inputs": ["src"], "params": {"by": "x"},
-         "columns": [{"name": "x", "unique": True}, {"name": "k", "nullable": False},
-                     {"name": "missing"}, {"name": "k", "type": "float"}]},
-    ]}
+    spec = {
+        "id": "contracts",
+        "nodes": [
+            {
+                "id": "src",
+                "type": "StaticData",
+                "params": {"rows": [{"x": 1, "k": "a"}, {"x": 1, "k": None}]},
+                "columns": [{"name": "x", "type": "integer", "nullable": False}],
+            },
+            {
+                "id": "bad",
+                "type": "SortData",
+                "inputs": ["src"],
+                "params": {"by": "x"},
+                "columns": [
+                    {"name": "x", "unique": True},
+                    {"name": "k", "nullable": False},
+                    {"name": "missing"},
+                    {"name": "k", "type": "float"},
+                ],
+            },
+        ],
+    }
     _, result = run_flow(spec, tmp_path)
     assert result.success  # a failed check is reported, it does not fail the run
     checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
@@ -221,5 +296,8 @@ def test_declared_columns_become_asset_checks(tmp_path):
     assert not checks["bad"].passed
     problems = checks["bad"].metadata["problems"].value
     assert problems.splitlines() == [
-        "- column 'x' has 1 duplicate(s)", "- column 'k' has 1 null(s)",
-        "- column 'missing' is missing", "- column 'k' is string, declared float"]
+        "- column 'x' has 1 duplicate(s)",
+        "- column 'k' has 1 null(s)",
+        "- column 'missing' is missing",
+        "- column 'k' is string, declared float",
+    ]

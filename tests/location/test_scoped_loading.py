@@ -37,8 +37,12 @@ def _spec(flow_id: str, factor: float) -> dict:
         "id": flow_id,
         "nodes": [
             {"id": "source", "type": "StaticData", "params": {"rows": [{"k": 1, "v": 2.0}, {"k": 2, "v": 3.0}]}},
-            {"id": "scaled", "type": "AddModifyColumn", "inputs": ["source"],
-             "params": {"column": "w", "expression": f"v * {factor}"}},
+            {
+                "id": "scaled",
+                "type": "AddModifyColumn",
+                "inputs": ["source"],
+                "params": {"column": "w", "expression": f"v * {factor}"},
+            },
         ],
     }
 
@@ -109,9 +113,7 @@ def test_worker_rebuilds_the_version_the_run_was_planned_with(store: FlowStore) 
     publish_spec(store, _spec("beta", 10.0), default_catalog())  # published after the launch
     assert store.get("beta")[0] != old_version
 
-    recon_job = _recon_repo().get_reconstructable_job("beta").with_repository_load_data(
-        planned.repository_load_data
-    )
+    recon_job = _recon_repo().get_reconstructable_job("beta").with_repository_load_data(planned.repository_load_data)
     job = recon_job.get_definition()
     assert job.tags["dp/flow_version"] == old_version
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
@@ -124,17 +126,17 @@ def test_worker_rebuilds_the_version_the_run_was_planned_with(store: FlowStore) 
 
 def test_asset_materialisation_from_the_graph_compiles_the_selected_flows(store: FlowStore) -> None:
     selection = [dg.AssetKey(["alpha", "scaled"]), dg.AssetKey(["gamma", "source"])]
-    recon_job = _recon_repo().get_reconstructable_job("__ASSET_JOB").get_subset(
-        asset_selection=frozenset(selection)
-    )
+    recon_job = _recon_repo().get_reconstructable_job("__ASSET_JOB").get_subset(asset_selection=frozenset(selection))
     job = recon_job.get_definition()
     assert _flow_jobs(recon_job.get_repository_definition()) == {"alpha", "gamma"}
     assert set(job.asset_layer.executable_asset_keys) >= set(selection)
 
 
 def test_jobs_that_are_not_flows_load_the_whole_location(store: FlowStore) -> None:
-    recon_job = _recon_repo().get_reconstructable_job("__ASSET_JOB").get_subset(
-        asset_selection=frozenset([dg.AssetKey(["dp_platform", "flow_load_report"])])
+    recon_job = (
+        _recon_repo()
+        .get_reconstructable_job("__ASSET_JOB")
+        .get_subset(asset_selection=frozenset([dg.AssetKey(["dp_platform", "flow_load_report"])]))
     )
     recon_job.get_definition()
     assert _flow_jobs(recon_job.get_repository_definition()) == {"alpha", "beta", "gamma"}

@@ -23,11 +23,14 @@ def _spec() -> dict:
         "policies": {"output_format": "arrow-lz4"},
         "nodes": [
             {"id": "sales", "type": "StaticData", "params": {"rows": ROWS}},
-            {"id": "totals", "type": "GroupAggregate", "inputs": ["sales"],
-             "params": {"by": "region", "agg": {"total": ["amount", "sum"]}},
-             "storage": {"format": "table", "table": "reporting.region_totals"}},
-            {"id": "ranked", "type": "SortData", "inputs": ["totals"],
-             "params": {"by": "total", "ascending": False}},
+            {
+                "id": "totals",
+                "type": "GroupAggregate",
+                "inputs": ["sales"],
+                "params": {"by": "region", "agg": {"total": ["amount", "sum"]}},
+                "storage": {"format": "table", "table": "reporting.region_totals"},
+            },
+            {"id": "ranked", "type": "SortData", "inputs": ["totals"], "params": {"by": "total", "ascending": False}},
         ],
     }
 
@@ -37,9 +40,7 @@ def _expected_totals() -> pd.DataFrame:
     return sales.groupby("region", as_index=False).agg(total=("amount", "sum"))
 
 
-def test_a_table_node_is_a_postgres_table_and_a_later_run_reads_it(
-    flows_dir, dp_home, postgres_url, monkeypatch
-):
+def test_a_table_node_is_a_postgres_table_and_a_later_run_reads_it(flows_dir, dp_home, postgres_url, monkeypatch):
     monkeypatch.setenv("DP_TABLES_URL", postgres_url)
     (flows_dir / "tabled.yaml").write_text(yaml.safe_dump(_spec()))
     defs = build_code_location()
@@ -53,14 +54,13 @@ def test_a_table_node_is_a_postgres_table_and_a_later_run_reads_it(
         table = pd.read_sql_query(sa.text('SELECT * FROM "reporting"."region_totals"'), conn)
     engine.dispose()
     expected = _expected_totals()
-    pd.testing.assert_frame_equal(
-        table.sort_values("region", ignore_index=True), expected, check_dtype=False
-    )
+    pd.testing.assert_frame_equal(table.sort_values("region", ignore_index=True), expected, check_dtype=False)
     run_dir = dp_home / "outputs" / result.run_id / "tabled"
     assert sorted(p.name for p in run_dir.iterdir()) == ["ranked.arrow", "sales.arrow"]
     materialised = {
         e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
-        for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
     }
     assert materialised["totals"]["dagster/table_name"].value == "reporting.region_totals"
     assert materialised["sales"]["format"].value == "arrow-lz4"  # policies.output_format
@@ -74,9 +74,7 @@ def test_a_table_node_is_a_postgres_table_and_a_later_run_reads_it(
     with engine.begin() as conn:
         conn.execute(sa.text('UPDATE "reporting"."region_totals" SET total = total * 10'))
     engine.dispose()
-    later = job.execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(["tabled", "ranked"])]
-    )
+    later = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(["tabled", "ranked"])])
     assert later.success
     again = pd.read_feather(dp_home / "outputs" / later.run_id / "tabled" / "ranked.arrow")
     assert again["total"].tolist() == sorted((expected["total"] * 10).tolist(), reverse=True)
@@ -93,9 +91,7 @@ def test_policies_output_format_table_makes_every_node_a_table(flows_dir, dp_hom
         ],
     }
     (flows_dir / "all_tables.yaml").write_text(yaml.safe_dump(spec))
-    result = build_code_location().resolve_job_def("all_tables").execute_in_process(
-        instance=dg.DagsterInstance.get()
-    )
+    result = build_code_location().resolve_job_def("all_tables").execute_in_process(instance=dg.DagsterInstance.get())
     assert result.success
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:

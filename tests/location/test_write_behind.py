@@ -38,9 +38,7 @@ class ProbeParams(Params):
 def probe_node(ctx, params, inputs):
     """A side-effecting node that reports which earlier outputs are on disk when it starts."""
     folder = Path(params.base) / ctx.run_id / ctx.flow_id
-    return pd.DataFrame(
-        {"node": params.watch, "stored": [(folder / f"{n}.arrow").exists() for n in params.watch]}
-    )
+    return pd.DataFrame({"node": params.watch, "stored": [(folder / f"{n}.arrow").exists() for n in params.watch]})
 
 
 class BoomParams(Params):
@@ -51,10 +49,12 @@ def boom_node(ctx, params, inputs):
     raise RuntimeError(params.message)
 
 
-CATALOG = default_catalog().extended([
-    NodeType("Probe", ProbeParams, probe_node, "sink", inputs=ONE_INPUT, side_effects=True),
-    NodeType("Boom", BoomParams, boom_node, "transform", inputs=ONE_INPUT),
-])
+CATALOG = default_catalog().extended(
+    [
+        NodeType("Probe", ProbeParams, probe_node, "sink", inputs=ONE_INPUT, side_effects=True),
+        NodeType("Boom", BoomParams, boom_node, "transform", inputs=ONE_INPUT),
+    ]
+)
 
 
 @pytest.fixture
@@ -109,8 +109,12 @@ def _materialised(result) -> dict[str, dict]:
 
 
 SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": i} for i in range(50)]}}
-DOUBLED = {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
-           "params": {"column": "y", "expression": "x * 2"}}
+DOUBLED = {
+    "id": "doubled",
+    "type": "AddModifyColumn",
+    "inputs": ["src"],
+    "params": {"column": "y", "expression": "x * 2"},
+}
 
 
 def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, writes, closed):
@@ -129,14 +133,19 @@ def test_frames_are_written_behind_and_reported_with_their_real_size(tmp_path, w
 
 
 def test_a_side_effecting_node_starts_after_every_earlier_output_is_stored(tmp_path, writes):
-    probe = {"id": "probe", "type": "Probe", "inputs": ["doubled"],
-             "params": {"watch": ["src", "doubled"], "base": str(tmp_path)}}
+    probe = {
+        "id": "probe",
+        "type": "Probe",
+        "inputs": ["doubled"],
+        "params": {"watch": ["src", "doubled"], "base": str(tmp_path)},
+    }
     _, result = _run([SOURCE, DOUBLED, probe], tmp_path)
     assert result.success
     seen = pd.read_feather(tmp_path / result.run_id / FLOW / "probe.arrow")
     assert seen["stored"].tolist() == [True, True], seen
-    events = [e.asset_key.path[-1] for e in result.all_events
-              if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    events = [
+        e.asset_key.path[-1] for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    ]
     assert events == ["src", "doubled", "probe"]  # in the order the nodes ran
 
 
@@ -161,8 +170,7 @@ def test_a_failed_write_fails_the_step_at_that_output_and_nothing_after_runs(tmp
         return store_encoded(self, store, stem, encoded)
 
     monkeypatch.setattr(RunScopedIOManager, "store_encoded", disk_full_for_doubled)
-    probe = {"id": "probe", "type": "Probe", "inputs": ["doubled"],
-             "params": {"watch": ["src"], "base": str(tmp_path)}}
+    probe = {"id": "probe", "type": "Probe", "inputs": ["doubled"], "params": {"watch": ["src"], "base": str(tmp_path)}}
     _, result = _run([SOURCE, DOUBLED, probe], tmp_path)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
@@ -197,10 +205,12 @@ def seen_node(ctx, params, inputs):
     return pd.DataFrame({"node": params.watch, "alive": [ALIVE[n]() is not None for n in params.watch]})
 
 
-MEMORY_CATALOG = CATALOG.extended([
-    NodeType("Make", MakeParams, make_node, "source", inputs=NO_INPUTS),
-    NodeType("Seen", SeenParams, seen_node, "sink", inputs=ONE_INPUT, side_effects=True),
-])
+MEMORY_CATALOG = CATALOG.extended(
+    [
+        NodeType("Make", MakeParams, make_node, "source", inputs=NO_INPUTS),
+        NodeType("Seen", SeenParams, seen_node, "sink", inputs=ONE_INPUT, side_effects=True),
+    ]
+)
 
 
 def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
@@ -209,15 +219,22 @@ def test_a_frame_is_let_go_once_its_last_reader_ran(tmp_path):
     its write is done; `doubled` is still alive while `seen` reads it."""
     from dp_assets.dagster_internals import execute_run_in_process
 
-    nodes = [{"id": "src", "type": "Make", "params": {}},
-             {"id": "doubled", "type": "AddModifyColumn", "inputs": ["src"],
-              "params": {"column": "y", "expression": "x * 2"}},
-             {"id": "seen", "type": "Seen", "inputs": ["doubled"], "params": {"watch": ["src"]}}]
+    nodes = [
+        {"id": "src", "type": "Make", "params": {}},
+        {
+            "id": "doubled",
+            "type": "AddModifyColumn",
+            "inputs": ["src"],
+            "params": {"column": "y", "expression": "x * 2"},
+        },
+        {"id": "seen", "type": "Seen", "inputs": ["doubled"], "params": {"watch": ["src"]}},
+    ]
     validated = validate_spec({"id": FLOW, "nodes": nodes}, MEMORY_CATALOG)
     defs = dg.Definitions.merge(
         build_flow_definitions(validated, MEMORY_CATALOG),
-        dg.Definitions(resources={"io_manager": RunScopedIOManager(base_url=str(tmp_path))},
-                       executor=dg.in_process_executor),
+        dg.Definitions(
+            resources={"io_manager": RunScopedIOManager(base_url=str(tmp_path))}, executor=dg.in_process_executor
+        ),
     )
     job = defs.resolve_job_def(FLOW)
     with dg.instance_for_test() as instance:

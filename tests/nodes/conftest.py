@@ -83,9 +83,7 @@ def pg_readonly_url(postgres_url: str) -> Iterator[str]:
             conn.exec_driver_sql(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
             conn.exec_driver_sql(f'REVOKE ALL ON SCHEMA public FROM "{role}"')
             conn.exec_driver_sql(f'REVOKE ALL ON DATABASE "{database}" FROM "{role}"')
-            conn.exec_driver_sql(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
-            )
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
             conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
         engine.dispose()
 
@@ -94,9 +92,12 @@ def pg_readonly_url(postgres_url: str) -> Iterator[str]:
 def pg_databases(postgres_url: str, pg_readonly_url: str) -> Iterator[Any]:
     from dp_resources.databases import DatabasesResource
 
-    resource = DatabasesResource(urls={"default": postgres_url, "rw": postgres_url},
-                                 query_urls={"default": pg_readonly_url}, writable_sql=["rw"],
-                                 statement_timeout_ms=2000)
+    resource = DatabasesResource(
+        urls={"default": postgres_url, "rw": postgres_url},
+        query_urls={"default": pg_readonly_url},
+        writable_sql=["rw"],
+        statement_timeout_ms=2000,
+    )
     try:
         yield resource
     finally:

@@ -15,8 +15,12 @@ from dp_assets.catalog.base import NodeContext, NodeOutputs
 COLLECTED: list[str] = []
 
 
-def make_ctx(resources: dict[str, Any] | None = None, flow_params: dict[str, Any] | None = None,
-             node_id: str = "node", flow_id: str = "flow") -> NodeContext:
+def make_ctx(
+    resources: dict[str, Any] | None = None,
+    flow_params: dict[str, Any] | None = None,
+    node_id: str = "node",
+    flow_id: str = "flow",
+) -> NodeContext:
     return NodeContext(flow_id, node_id, "run-1", flow_params or {}, resources or {}, catalog=default_catalog())
 
 
@@ -65,8 +69,12 @@ class LoopbackServer:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                request = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                   self.rfile.read(length) if length else b"")
+                request = Recorded(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
                 with outer.lock:
                     outer.requests.append(request)
                 reply = outer.handler(request)

@@ -30,8 +30,13 @@ def collected_ids() -> list[str]:
     ids = node_helpers.COLLECTED
     if all(any(i.startswith(folder + "/") for i in ids) for folder in FOLDERS):
         return ids
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *FOLDERS],
-                         cwd=ROOT, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *FOLDERS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.stdout.splitlines()
 
 

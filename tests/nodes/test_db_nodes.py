@@ -20,11 +20,13 @@ pytestmark = pytest.mark.postgres
 
 
 def frame(n: int = 5, offset: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": range(offset, offset + n),
-        "region": [["EU", "US", None][i % 3] for i in range(n)],
-        "amount": [float(i) * 1.5 if i % 4 else None for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "id": range(offset, offset + n),
+            "region": [["EU", "US", None][i % 3] for i in range(n)],
+            "amount": [float(i) * 1.5 if i % 4 else None for i in range(n)],
+        }
+    )
 
 
 def table_name() -> str:
@@ -54,19 +56,31 @@ def tables(databases: Any) -> list[str]:
 
 READS = [
     pytest.param({}, lambda t, e: pd.read_sql_table(t, e), id="TableReader-whole-table"),
-    pytest.param({"columns": ["amount", "id"]}, lambda t, e: pd.read_sql_table(t, e, columns=["amount", "id"]),
-                 id="TableReader-columns"),
-    pytest.param({"where": [{"column": "region", "op": "==", "value": "EU"}, {"column": "id", "op": ">=", "value": 1}]},
-                 lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE region = 'EU' AND id >= 1", e),
-                 id="TableReader-where-bound"),
-    pytest.param({"where": [{"column": "region", "op": "is null"}], "order_by": ["id"], "limit": 2},
-                 lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE region IS NULL ORDER BY id LIMIT 2", e),
-                 id="TableReader-nulls-limit"),
-    pytest.param({"where": [{"column": "id", "op": "in", "value": [1, 3, 99]}], "chunksize": 1, "order_by": ["id"]},
-                 lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE id IN (1, 3, 99) ORDER BY id", e),
-                 id="TableReader-chunked"),
-    pytest.param({"where": [{"column": "id", "op": "<", "value": -1}]},
-                 lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE id < -1", e), id="TableReader-empty"),
+    pytest.param(
+        {"columns": ["amount", "id"]},
+        lambda t, e: pd.read_sql_table(t, e, columns=["amount", "id"]),
+        id="TableReader-columns",
+    ),
+    pytest.param(
+        {"where": [{"column": "region", "op": "==", "value": "EU"}, {"column": "id", "op": ">=", "value": 1}]},
+        lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE region = 'EU' AND id >= 1", e),
+        id="TableReader-where-bound",
+    ),
+    pytest.param(
+        {"where": [{"column": "region", "op": "is null"}], "order_by": ["id"], "limit": 2},
+        lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE region IS NULL ORDER BY id LIMIT 2", e),
+        id="TableReader-nulls-limit",
+    ),
+    pytest.param(
+        {"where": [{"column": "id", "op": "in", "value": [1, 3, 99]}], "chunksize": 1, "order_by": ["id"]},
+        lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE id IN (1, 3, 99) ORDER BY id", e),
+        id="TableReader-chunked",
+    ),
+    pytest.param(
+        {"where": [{"column": "id", "op": "<", "value": -1}]},
+        lambda t, e: pd.read_sql_query(f"SELECT * FROM {t} WHERE id < -1", e),
+        id="TableReader-empty",
+    ),
 ]
 
 
@@ -90,8 +104,9 @@ def test_custom_sql_query_matches_pandas_with_binds(databases: Any) -> None:
     """CustomSQLQuery-binds: `:name` binds take flow params, `binds` override them."""
     name = seed(databases, frame(10))
     sql = f"SELECT region, count(*) AS n FROM {name} WHERE id >= :low AND id < :high GROUP BY region ORDER BY region"
-    result = run_node("CustomSQLQuery", {"sql": sql + ";", "binds": {"high": 8}}, {},
-                      ctx_for(databases, low=2, high=100))
+    result = run_node(
+        "CustomSQLQuery", {"sql": sql + ";", "binds": {"high": 8}}, {}, ctx_for(databases, low=2, high=100)
+    )
     with databases.get_engine("default").connect() as conn:
         expected = pd.read_sql_query(sa.text(sql), conn, params={"low": 2, "high": 8})
     pd.testing.assert_frame_equal(result, expected)
@@ -109,7 +124,11 @@ PG_REFUSED = [
     pytest.param("CREATE TABLE evil (x int)", "may only read", id="V2-create"),
     pytest.param("COPY (SELECT 1) TO PROGRAM 'touch /tmp/dp_v2_pwned'", "may only read", id="V2-copy-program"),
     pytest.param("SELECT pg_read_file('/etc/passwd')", "permission denied", id="V2-pg-read-file"),
-    pytest.param("SELECT set_config('role', 'postgres', true), pg_read_file('/etc/hostname')", "may only read", id="V2-set-config-role"),
+    pytest.param(
+        "SELECT set_config('role', 'postgres', true), pg_read_file('/etc/hostname')",
+        "may only read",
+        id="V2-set-config-role",
+    ),
     pytest.param("SET ROLE postgres", "may only read", id="V2-set-role"),
     pytest.param("SELECT 1; DELETE FROM {t}", "single statement", id="V2-two-statements"),
     pytest.param("SELECT pg_sleep(30)", "statement timeout", id="V2-statement-timeout"),
@@ -140,8 +159,12 @@ def test_V2_user_sql_refuses_a_superuser_login(postgres_url: str) -> None:
 
 def test_writable_connection_may_write(databases: Any) -> None:
     name = seed(databases, frame())
-    run_node("CustomSQLQuery", {"sql": f"UPDATE {name} SET amount = 0 RETURNING id", "connection": "rw"}, {},
-             ctx_for(databases))
+    run_node(
+        "CustomSQLQuery",
+        {"sql": f"UPDATE {name} SET amount = 0 RETURNING id", "connection": "rw"},
+        {},
+        ctx_for(databases),
+    )
     assert read_back(databases, name)["amount"].eq(0).all()
 
 
@@ -154,12 +177,15 @@ def test_V2_user_sql_is_read_only_on_sqlite(sqlite_databases: Any, sql: str) -> 
     pd.testing.assert_frame_equal(read_back(sqlite_databases, name), frame())
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT 1 ; ",
-    "SELECT ';' AS x; -- done",
-    "SELECT $$a;b$$ /* ; */",
-    'SELECT "a;b" FROM t',
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 ; ",
+        "SELECT ';' AS x; -- done",
+        "SELECT $$a;b$$ /* ; */",
+        'SELECT "a;b" FROM t',
+    ],
+)
 def test_V2_one_statement_with_semicolons_in_quotes_and_comments(sql: str) -> None:
     """V2: a ';' inside quotes or comments, or one at the end, leaves one statement (pglast)."""
     from dp_resources.user_sql import check_postgres_sql
@@ -193,7 +219,7 @@ def test_table_writer_append_replace_upsert(databases: Any) -> None:
     for _ in range(2):  # the second run changes nothing: idempotent
         run_node("TableWriter", {"table": name, "if_exists": "upsert", "keys": ["id"]}, {"input": changed}, ctx)
         got = read_back(databases, name).sort_values("id", ignore_index=True)
-        expected = (pd.concat([frame(4), frame(2, 10)]).set_index("id"))
+        expected = pd.concat([frame(4), frame(2, 10)]).set_index("id")
         expected = pd.concat([expected.drop(index=[2, 3]), changed.set_index("id")]).sort_index().reset_index()
         pd.testing.assert_frame_equal(got, expected)
     new = pd.DataFrame({"other": ["x", None]})
@@ -206,8 +232,12 @@ def test_upsert_refuses_null_or_duplicate_keys(databases: Any) -> None:
     name = seed(databases, frame(3))
     for bad in (frame(2).assign(id=[1, None]), frame(2).assign(id=[1, 1])):
         with pytest.raises(ValueError, match=r"null|not unique"):
-            run_node("TableWriter", {"table": name, "if_exists": "upsert", "keys": ["id"]}, {"input": bad},
-                     ctx_for(databases))
+            run_node(
+                "TableWriter",
+                {"table": name, "if_exists": "upsert", "keys": ["id"]},
+                {"input": bad},
+                ctx_for(databases),
+            )
     pd.testing.assert_frame_equal(read_back(databases, name), frame(3))
 
 
@@ -224,8 +254,12 @@ def test_E4_failed_write_leaves_the_old_table_whole(databases: Any, mode: str) -
     name = seed(databases, frame(5))
     bad = failing_frame(50)
     with pytest.raises((sa.exc.StatementError, pd.errors.DatabaseError)):
-        run_node("TableWriter", {"table": name, "if_exists": mode, "chunksize": 10, "keys": ["id"]},
-                 {"input": bad}, ctx_for(databases))
+        run_node(
+            "TableWriter",
+            {"table": name, "if_exists": mode, "chunksize": 10, "keys": ["id"]},
+            {"input": bad},
+            ctx_for(databases),
+        )
     pd.testing.assert_frame_equal(read_back(databases, name), frame(5))
     assert not [t for t in tables(databases) if t.startswith("_dp_stage")]
 
@@ -256,8 +290,7 @@ def test_E4_replace_with_a_concurrent_reader_sees_old_or_new(pg_databases: Any) 
         bad = failing_frame(400)
         for _ in range(3):
             with pytest.raises((sa.exc.StatementError, pd.errors.DatabaseError)):
-                run_node("TableWriter", {"table": name, "if_exists": "replace", "chunksize": 50},
-                         {"input": bad}, ctx)
+                run_node("TableWriter", {"table": name, "if_exists": "replace", "chunksize": 50}, {"input": bad}, ctx)
         run_node("TableWriter", {"table": name, "if_exists": "replace", "chunksize": 50}, {"input": new}, ctx)
         run_node("TableWriter", {"table": name, "if_exists": "replace", "chunksize": 50}, {"input": old}, ctx)
     finally:

@@ -55,9 +55,7 @@ def orders() -> pd.DataFrame:
 
 
 def context() -> NodeContext:
-    return NodeContext(
-        flow_id="sales", node_id="big_orders", run_id="r1", flow_params=FLOW_PARAMS, resources={}
-    )
+    return NodeContext(flow_id="sales", node_id="big_orders", run_id="r1", flow_params=FLOW_PARAMS, resources={})
 
 
 def _frames() -> list[Any]:
@@ -87,9 +85,7 @@ FILTERS: dict[str, tuple[str, Callable[[pd.DataFrame, dict], pd.Series]]] = {
 
 @pytest.mark.parametrize("empty", _frames())
 @pytest.mark.parametrize(("condition", "by_hand"), list(FILTERS.values()), ids=list(FILTERS))
-def test_filter_rows_matches_pandas(
-    condition: str, by_hand: Callable[..., pd.Series], empty: bool
-) -> None:
+def test_filter_rows_matches_pandas(condition: str, by_hand: Callable[..., pd.Series], empty: bool) -> None:
     df = orders().iloc[0:0] if empty else orders()
     ctx = context()
     result = filter_rows(ctx, FilterRowsParams(condition=condition), {"input": df})
@@ -107,9 +103,7 @@ COLUMNS: dict[str, tuple[str, str, Callable[[pd.DataFrame, dict], pd.DataFrame]]
     "ternary": (
         "size",
         "'big' if amount > params.min_amount else 'small'",
-        lambda d, p: d.assign(
-            size=pd.Series("big", index=d.index).where(d.amount > p["min_amount"], "small")
-        ),
+        lambda d, p: d.assign(size=pd.Series("big", index=d.index).where(d.amount > p["min_amount"], "small")),
     ),
     "scalar-broadcast": ("batch", "params.min_amount * 2", lambda d, p: d.assign(batch=20)),
     "space-in-name": (
@@ -126,9 +120,7 @@ COLUMNS: dict[str, tuple[str, str, Callable[[pd.DataFrame, dict], pd.DataFrame]]
 
 
 @pytest.mark.parametrize("empty", _frames())
-@pytest.mark.parametrize(
-    ("column", "expression", "by_hand"), list(COLUMNS.values()), ids=list(COLUMNS)
-)
+@pytest.mark.parametrize(("column", "expression", "by_hand"), list(COLUMNS.values()), ids=list(COLUMNS))
 def test_add_modify_column_matches_pandas(
     column: str, expression: str, by_hand: Callable[..., pd.DataFrame], empty: bool
 ) -> None:
@@ -150,9 +142,7 @@ def test_duplicate_index_labels() -> None:
 def test_nodes_do_not_modify_their_input() -> None:
     df = orders()
     before = df.copy()
-    add_modify_column(
-        context(), AddModifyColumnParams(column="amount", expression="0"), {"input": df}
-    )
+    add_modify_column(context(), AddModifyColumnParams(column="amount", expression="0"), {"input": df})
     filter_rows(context(), FilterRowsParams(condition="amount > 0"), {"input": df})
     pd.testing.assert_frame_equal(df, before)
 
@@ -204,9 +194,7 @@ def test_nodes_do_not_modify_their_input() -> None:
         ),
     ],
 )
-def test_params_refuse_bad_expressions_at_load(
-    model: type, values: dict, field: str, text: str
-) -> None:
+def test_params_refuse_bad_expressions_at_load(model: type, values: dict, field: str, text: str) -> None:
     with pytest.raises(pydantic.ValidationError) as caught:
         model(**values)
     (error,) = caught.value.errors()
@@ -283,10 +271,7 @@ def test_schema_hooks_name_the_field(params: Any, field: str, message: str) -> N
 
 def test_schema_hooks_with_unknown_input_schema() -> None:
     assert filter_rows_schema(FilterRowsParams(condition="x > 1"), {"input": None}) is None
-    assert (
-        add_modify_column_schema(AddModifyColumnParams(column="y", expression="x"), {"input": None})
-        is None
-    )
+    assert add_modify_column_schema(AddModifyColumnParams(column="y", expression="x"), {"input": None}) is None
 
 
 @pytest.mark.parametrize(

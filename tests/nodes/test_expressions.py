@@ -233,9 +233,7 @@ def test_every_function_has_a_case() -> None:
         pytest.param("i > 1", [False, True, False, True, True], id="nullable-null-is-false"),
         pytest.param("b", [True, False, False, True, False], id="boolean-column"),
         pytest.param("f > 0", [True, False, False, False, True], id="nan-is-false"),
-        pytest.param(
-            "contains(s, 'a')", [False, False, True, False, True], id="missing-text-is-false"
-        ),
+        pytest.param("contains(s, 'a')", [False, False, True, False, True], id="missing-text-is-false"),
         pytest.param("None", [False] * 5, id="scalar-null"),
         pytest.param("params.min > 1", [True] * 5, id="scalar-true"),
         pytest.param("o == 1", [True, False, False, False, True], id="mixed-object"),
@@ -301,9 +299,7 @@ def test_evaluate_mask_refuses_non_boolean(text: str, message: str) -> None:
             id="lower-number",
         ),
         pytest.param("s + 1", {}, "cannot evaluate `s + 1`:", id="text-plus-number"),
-        pytest.param(
-            "flag and n", {}, "`n` must be true/false, but its values are int64", id="and-number"
-        ),
+        pytest.param("flag and n", {}, "`n` must be true/false, but its values are int64", id="and-number"),
         pytest.param(
             "ts > now(None)",
             {},
@@ -317,18 +313,14 @@ def test_evaluate_mask_refuses_non_boolean(text: str, message: str) -> None:
             "repeating text with `*` is not allowed: `s * n`; use concat(a, b, ...)",
             id="repeat-text-column",
         ),
-        pytest.param(
-            "o * 3", {}, "repeating text with `*` is not allowed: `o * 3`", id="repeat-mixed-column"
-        ),
+        pytest.param("o * 3", {}, "repeating text with `*` is not allowed: `o * 3`", id="repeat-mixed-column"),
         pytest.param(
             "o ** 2",
             {},
             "`**` needs numeric columns, but `o ** 2` has mixed values",
             id="pow-object",
         ),
-        pytest.param(
-            "s % n", {}, "formatting text with `%` is not allowed: `s % n`", id="printf-text"
-        ),
+        pytest.param("s % n", {}, "formatting text with `%` is not allowed: `s % n`", id="printf-text"),
         pytest.param(
             "n * params.big",
             {"big": 2**70},

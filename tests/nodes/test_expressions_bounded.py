@@ -37,13 +37,15 @@ LIGATURES = tenfold("\ufb03", 5)  # 100,000 'ffi' ligatures: upper() makes 300,0
 
 
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "big": ["x" * 600_000, "y", None],
-        # object dtype: Python's str.upper turns one ligature into three letters (Arrow's does not)
-        "lig": pd.Series(["\ufb03" * 400_000, "a", None], dtype=object),
-        "s": ["ab", None, "c"],
-        "n": [1, 2, 3],
-    })
+    return pd.DataFrame(
+        {
+            "big": ["x" * 600_000, "y", None],
+            # object dtype: Python's str.upper turns one ligature into three letters (Arrow's does not)
+            "lig": pd.Series(["\ufb03" * 400_000, "a", None], dtype=object),
+            "s": ["ab", None, "c"],
+            "n": [1, 2, 3],
+        }
+    )
 
 
 def test_X2_the_million_is_at_the_cap() -> None:
@@ -96,18 +98,37 @@ def test_X2_text_growth_on_columns_fails_at_run_time(text: str) -> None:
 
 def test_X2_growth_within_the_cap_matches_pandas() -> None:
     df = frame()
-    pd.testing.assert_series_equal(parse_expression("s + '-' + s").evaluate(df, {}), df.s + "-" + df.s,
-                                   check_names=False)
-    pd.testing.assert_series_equal(parse_expression("upper(s)").evaluate(df, {}), df.s.str.upper(),
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        parse_expression("s + '-' + s").evaluate(df, {}), df.s + "-" + df.s, check_names=False
+    )
+    pd.testing.assert_series_equal(parse_expression("upper(s)").evaluate(df, {}), df.s.str.upper(), check_names=False)
     assert parse_expression("2**2000 * 2**2000").evaluate(df, {}) == 2**4000
 
 
 # --- property: random trees of growing operations ------------------------------------------------
 
 LEAVES = st.one_of(
-    st.sampled_from(["big", "lig", "s", "n", "params.p", "1", "2", "10", "4000", "1e308", "-7",
-                     "'ab'", "''", "'\ufb03'", MILLION, LIGATURES, str(2**2000)]),
+    st.sampled_from(
+        [
+            "big",
+            "lig",
+            "s",
+            "n",
+            "params.p",
+            "1",
+            "2",
+            "10",
+            "4000",
+            "1e308",
+            "-7",
+            "'ab'",
+            "''",
+            "'\ufb03'",
+            MILLION,
+            LIGATURES,
+            str(2**2000),
+        ]
+    ),
     st.text(alphabet="aZ\ufb03ß", max_size=20).map(repr),
 )
 
@@ -117,16 +138,21 @@ def _trees(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.one_of(
         st.builds(lambda ab, op: f"({ab[0]} {op} {ab[1]})", pair, st.sampled_from(["+", "*", "**", "-", "//", "%"])),
         st.lists(children, min_size=1, max_size=4).map(lambda xs: f"concat({', '.join(xs)})"),
-        st.builds(lambda x, old, new: f"replace({x}, {old}, {new})", children,
-                  st.sampled_from(["'a'", "''", "'\ufb03'", "'x'"]),
-                  st.sampled_from(["'aaaaaaaaaa'", "''", "'b'", "'\ufb03\ufb03\ufb03'"])),
+        st.builds(
+            lambda x, old, new: f"replace({x}, {old}, {new})",
+            children,
+            st.sampled_from(["'a'", "''", "'\ufb03'", "'x'"]),
+            st.sampled_from(["'aaaaaaaaaa'", "''", "'b'", "'\ufb03\ufb03\ufb03'"]),
+        ),
         st.builds(lambda f, x: f"{f}({x})", st.sampled_from(["upper", "lower", "str", "strip", "len"]), children),
         st.builds(lambda x, k: f"round({x}, {k})", children, st.sampled_from(["2", "10**9", "-400", "300"])),
         st.builds(lambda x, k: f"substr({x}, 0, {k})", children, st.sampled_from(["3", "10**30"])),
         st.builds(lambda a, b: f"({a} if n > 1 else {b})", children, children),
         st.builds(lambda a, b: f"coalesce({a}, {b})", children, children),
         st.builds(lambda a, b: f"({a} in [{b}, 'x'])", children, children),
-        st.builds(lambda a, b, op: f"(({a}) {op} ({b}))", children, children, st.sampled_from(["==", "<", "and", "or"])),
+        st.builds(
+            lambda a, b, op: f"(({a}) {op} ({b}))", children, children, st.sampled_from(["==", "<", "and", "or"])
+        ),
     )
 
 

@@ -27,10 +27,15 @@ def test_calendar_moves_are_pd_dateoffset_per_row_nulls_kept(unit: str, data: An
     """Property: a column of amounts gives, row by row, what ``Timestamp + DateOffset`` gives, and a
     null value or amount gives NaT."""
     low, high = CALENDAR[unit]
-    rows = data.draw(st.lists(st.tuples(st.none() | STAMPS, st.none() | st.integers(low, high)),
-                              min_size=1, max_size=8))
-    df = pd.DataFrame({"at": pd.Series([r[0] for r in rows], dtype="datetime64[us]"),
-                       "k": pd.Series([r[1] for r in rows], dtype="Int64")})
+    rows = data.draw(
+        st.lists(st.tuples(st.none() | STAMPS, st.none() | st.integers(low, high)), min_size=1, max_size=8)
+    )
+    df = pd.DataFrame(
+        {
+            "at": pd.Series([r[0] for r in rows], dtype="datetime64[us]"),
+            "k": pd.Series([r[1] for r in rows], dtype="Int64"),
+        }
+    )
     result = parse_expression(f"add_{unit}(at, k)").evaluate(df, {})
     for (stamp, amount), got in zip(rows, result, strict=True):
         if stamp is None or amount is None:
@@ -50,8 +55,10 @@ def test_elapsed_time_is_pd_timedelta(stamp: dt.datetime, hours: float, zone: st
 
 
 @settings(max_examples=150, deadline=None)
-@given(stamp=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2040, 12, 31)),
-       days=st.integers(-800, 800))
+@given(
+    stamp=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2040, 12, 31)),
+    days=st.integers(-800, 800),
+)
 def test_calendar_days_across_daylight_saving_keep_the_wall_clock(stamp: dt.datetime, days: int) -> None:
     """In a zone with daylight saving, add_days keeps the local time of day (a time the clocks skip
     moves forward), so the local date is always the calendar's."""
@@ -80,38 +87,62 @@ def test_dates_stay_dates_and_text_becomes_timestamps() -> None:
     assert parse_expression("add_months(d, 1)").evaluate(df, {}).tolist()[0] == dt.date(2024, 2, 29)
     assert parse_expression("add_hours(d, 6)").evaluate(df, {}).iloc[0] == pd.Timestamp("2024-01-31 06:00")
     assert parse_expression("add_years(s, 1)").evaluate(df, {}).iloc[0] == pd.Timestamp("2025-01-31")
-    assert parse_expression("add_days(params.day, -1)").evaluate(df, {"day": dt.date(2024, 3, 1)}) == dt.date(2024, 2, 29)
+    assert parse_expression("add_days(params.day, -1)").evaluate(df, {"day": dt.date(2024, 3, 1)}) == dt.date(
+        2024, 2, 29
+    )
     assert parse_expression("add_days(d, params.none)").evaluate(df, {"none": None}).isna().all()
 
 
 SCHEMA = {"at": "datetime", "d": "date", "s": "string", "n": "integer", "f": "float", "flag": "boolean", "o": "any"}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("add_days(at, n)", "datetime"), ("add_months(d, 1)", "date"), ("add_years(s, f)", "datetime"),
-    ("add_weeks(o, 1)", "any"), ("add_hours(d, 1)", "datetime"), ("add_seconds(o, n)", "datetime"),
-    ("date_diff_days(add_months(d, 1), d)", "integer"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("add_days(at, n)", "datetime"),
+        ("add_months(d, 1)", "date"),
+        ("add_years(s, f)", "datetime"),
+        ("add_weeks(o, 1)", "any"),
+        ("add_hours(d, 1)", "datetime"),
+        ("add_seconds(o, n)", "datetime"),
+        ("date_diff_days(add_months(d, 1), d)", "integer"),
+    ],
+)
 def test_result_types_before_a_run(text: str, expected: str) -> None:
     assert parse_expression(text).infer_type(SCHEMA) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("add_days(n, 1)", "add_days() needs a date or timestamp for value, but `n` is integer"),
-    ("add_months(at, s)", "add_months() needs a number for months, but `s` is string"),
-    ("add_hours(at, flag)", "add_hours() needs a number for hours, but `flag` is boolean"),
-    ("add_days(at)", "add_days() got 1 argument in `add_days(at)`; usage: add_days(value, days)"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("add_days(n, 1)", "add_days() needs a date or timestamp for value, but `n` is integer"),
+        ("add_months(at, s)", "add_months() needs a number for months, but `s` is string"),
+        ("add_hours(at, flag)", "add_hours() needs a number for hours, but `flag` is boolean"),
+        ("add_days(at)", "add_days() got 1 argument in `add_days(at)`; usage: add_days(value, days)"),
+    ],
+)
 def test_wrong_types_fail_before_a_run(text: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_expression(text).infer_type(SCHEMA)
 
 
 def _flow(expression: str) -> dict[str, Any]:
-    return {"id": "dates", "nodes": [
-        {"id": "src", "type": "StaticData", "params": {"rows": [{"at": "2024-01-31"}], "dtype": {"at": "datetime64[us]"}}},
-        {"id": "out", "type": "AddModifyColumn", "inputs": ["src"], "params": {"column": "x", "expression": expression}},
-    ]}
+    return {
+        "id": "dates",
+        "nodes": [
+            {
+                "id": "src",
+                "type": "StaticData",
+                "params": {"rows": [{"at": "2024-01-31"}], "dtype": {"at": "datetime64[us]"}},
+            },
+            {
+                "id": "out",
+                "type": "AddModifyColumn",
+                "inputs": ["src"],
+                "params": {"column": "x", "expression": expression},
+            },
+        ],
+    }
 
 
 def test_a_constant_past_the_cap_fails_dp_validate_naming_the_call() -> None:
@@ -121,12 +152,15 @@ def test_a_constant_past_the_cap_fails_dp_validate_naming_the_call() -> None:
     assert "node 'out'" in text and "add_days() needs a number of days between -100,000 and 100,000" in text
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("add_months(at, params.big)", "add_months() needs a whole number of months between -120,000 and 120,000"),
-    ("add_months(at, params.half)", "add_months() needs a whole number of months"),
-    ("add_years(at, 9000)", "Out of bounds"),  # past what the column's timestamps hold: an error, never a wrap
-    ("add_days(date(at), params.half)", "add_days() of a date needs whole days"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("add_months(at, params.big)", "add_months() needs a whole number of months between -120,000 and 120,000"),
+        ("add_months(at, params.half)", "add_months() needs a whole number of months"),
+        ("add_years(at, 9000)", "Out of bounds"),  # past what the column's timestamps hold: an error, never a wrap
+        ("add_days(date(at), params.half)", "add_days() of a date needs whole days"),
+    ],
+)
 def test_amounts_out_of_range_fail_at_run_time_naming_the_call(text: str, message: str) -> None:
     df = pd.DataFrame({"at": pd.Series(pd.to_datetime(["2024-01-31"])).astype("datetime64[ns]")})
     with pytest.raises(ExpressionError) as caught:
@@ -137,6 +171,7 @@ def test_amounts_out_of_range_fail_at_run_time_naming_the_call(text: str, messag
 def test_add_modify_column_node_matches_pandas() -> None:
     """The node a user writes it in: a due date one month after each order, as pandas would."""
     df = pd.DataFrame({"ordered_at": pd.to_datetime(["2024-01-31 10:00", None, "2024-03-15 08:00"])})
-    out = run_node("AddModifyColumn", {"column": "due", "expression": "add_months(ordered_at, 1)"},
-                   {"input": df}, make_ctx())
+    out = run_node(
+        "AddModifyColumn", {"column": "due", "expression": "add_months(ordered_at, 1)"}, {"input": df}, make_ctx()
+    )
     pd.testing.assert_series_equal(out["due"], df["ordered_at"] + pd.DateOffset(months=1), check_names=False)

@@ -32,9 +32,7 @@ def _frame() -> pd.DataFrame:
             "a": pd.Series([1, None, -3, 0], dtype="Int64"),
             "f": [0.5, None, -1e308, 2.0],
             "s": ["x", None, "%s", "Abc"],
-            "t": pd.to_datetime(["2024-01-01", None, "1999-12-31", "2030-06-01"]).tz_localize(
-                "UTC"
-            ),
+            "t": pd.to_datetime(["2024-01-01", None, "1999-12-31", "2030-06-01"]).tz_localize("UTC"),
             "b": pd.Series([True, None, False, True], dtype="boolean"),
             "o": pd.Series([1, "y", None, [1]], dtype=object),
         }

@@ -26,9 +26,7 @@ FUNCS = (
     "not_null, now, replace, round, startswith, str, strip, substr, to_datetime, upper, year"
 )
 DOT = 'only params.NAME may use a dot (write col("a.b") for a column name with a dot)'
-TOO_BIG = (
-    "an integer power may have at most 4096 bits (use float(...) for approximate large numbers)"
-)
+TOO_BIG = "an integer power may have at most 4096 bits (use float(...) for approximate large numbers)"
 
 REFUSED = {
     # X1: the escape corpus from the brief
@@ -139,11 +137,7 @@ REFUSED = {
     "X2-deep-unary": ("-" * 2000 + "1", f"expression is nested more than {MAX_DEPTH} levels deep"),
     "X2-deep-parens": (
         "(" * 250 + "1" + ")" * 250,
-        "invalid expression at column 201: too many nested parentheses: `"
-        + "(" * 250
-        + "1"
-        + ")" * 250
-        + "`",
+        "invalid expression at column 201: too many nested parentheses: `" + "(" * 250 + "1" + ")" * 250 + "`",
     ),
     "X2-deep-not": ("not " * 150 + "a", f"expression is nested more than {MAX_DEPTH} levels deep"),
     "X2-long-sum": (
@@ -198,9 +192,7 @@ REFUSED_ON_DATA = {
 }
 
 
-@pytest.mark.parametrize(
-    ("text", "message"), list(REFUSED_ON_DATA.values()), ids=list(REFUSED_ON_DATA)
-)
+@pytest.mark.parametrize(("text", "message"), list(REFUSED_ON_DATA.values()), ids=list(REFUSED_ON_DATA))
 def test_refused_on_data(text: str, message: str) -> None:
     df = pd.DataFrame(
         {

@@ -156,8 +156,6 @@ def test_function_table_and_implementations_agree() -> None:
 
 
 def test_docs_list_every_function() -> None:
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "expressions.md").read_text(
-        encoding="utf-8"
-    )
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "expressions.md").read_text(encoding="utf-8")
     missing = [sig.signature for sig in SIGNATURES.values() if f"`{sig.signature}`" not in docs]
     assert missing == []

@@ -32,13 +32,27 @@ def sample() -> pd.DataFrame:
 READS = [
     pytest.param("a.csv", lambda df, p: df.to_csv(p, index=False), {}, lambda p: pd.read_csv(p), id="FileInput-csv"),
     pytest.param("a.parquet", lambda df, p: df.to_parquet(p), {}, lambda p: pd.read_parquet(p), id="FileInput-parquet"),
-    pytest.param("a.jsonl", lambda df, p: df.to_json(p, orient="records", lines=True), {},
-                 lambda p: pd.read_json(p, lines=True), id="FileInput-jsonl"),
-    pytest.param("a.xlsx", lambda df, p: df.to_excel(p, index=False), {"sheet_name": "Sheet1"},
-                 lambda p: pd.read_excel(p, sheet_name="Sheet1"), id="FileInput-excel"),
-    pytest.param("a.tsv", lambda df, p: df.to_csv(p, index=False, sep="\t"), {"format": "csv", "sep": "\t",
-                                                                             "usecols": ["id", "amount"]},
-                 lambda p: pd.read_csv(p, sep="\t", usecols=["id", "amount"]), id="FileInput-tsv-usecols"),
+    pytest.param(
+        "a.jsonl",
+        lambda df, p: df.to_json(p, orient="records", lines=True),
+        {},
+        lambda p: pd.read_json(p, lines=True),
+        id="FileInput-jsonl",
+    ),
+    pytest.param(
+        "a.xlsx",
+        lambda df, p: df.to_excel(p, index=False),
+        {"sheet_name": "Sheet1"},
+        lambda p: pd.read_excel(p, sheet_name="Sheet1"),
+        id="FileInput-excel",
+    ),
+    pytest.param(
+        "a.tsv",
+        lambda df, p: df.to_csv(p, index=False, sep="\t"),
+        {"format": "csv", "sep": "\t", "usecols": ["id", "amount"]},
+        lambda p: pd.read_csv(p, sep="\t", usecols=["id", "amount"]),
+        id="FileInput-tsv-usecols",
+    ),
 ]
 
 

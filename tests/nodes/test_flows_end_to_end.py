@@ -25,13 +25,19 @@ ROWS = [{"region": "EU", "qty": 1}, {"region": "US", "qty": 5}, {"region": "EU",
 SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": ROWS}}
 
 
-def run_flow(spec: dict[str, Any], tmp_path: Path, resources: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None) -> dg.ExecuteInProcessResult:
+def run_flow(
+    spec: dict[str, Any], tmp_path: Path, resources: dict[str, Any] | None = None, params: dict[str, Any] | None = None
+) -> dg.ExecuteInProcessResult:
     catalog = default_catalog()
     defs = dg.Definitions.merge(
         build_flow_definitions(validate_spec(spec, catalog), catalog),
-        dg.Definitions(resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
-                                  "files": FilesResource(data_dir=str(tmp_path / "data")), **(resources or {})}),
+        dg.Definitions(
+            resources={
+                "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
+                "files": FilesResource(data_dir=str(tmp_path / "data")),
+                **(resources or {}),
+            }
+        ),
     )
     job = defs.resolve_job_def(spec["id"])
     return job.execute_in_process(run_config=params or None, instance=dg.DagsterInstance.ephemeral())
@@ -60,8 +66,9 @@ BRANCH_FLOW = {
 
 
 @pytest.mark.parametrize(("limit", "taken", "skipped"), [(5, "big", "small"), (1, "small", "big")])
-def test_branch_skips_the_other_side_and_merge_takes_the_taken(tmp_path: Path, limit: int, taken: str,
-                                                               skipped: str) -> None:
+def test_branch_skips_the_other_side_and_merge_takes_the_taken(
+    tmp_path: Path, limit: int, taken: str, skipped: str
+) -> None:
     """ConditionalBranch-flow: the branch not taken and its dependants are skipped, not failed."""
     result = run_flow(BRANCH_FLOW, tmp_path, params={"limit": limit})
     assert result.success
@@ -76,14 +83,25 @@ def test_branch_skips_the_other_side_and_merge_takes_the_taken(tmp_path: Path, l
 
 def test_try_catch_turns_an_error_into_data(tmp_path: Path) -> None:
     """TryCatch-flow: the body fails, `catch` carries the error, the run succeeds."""
-    spec = {"id": "protected", "nodes": [
-        SOURCE,
-        {"id": "guard", "type": "TryCatch", "inputs": ["src"], "params": {"body": [
-            {"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"region": "int64"}}},
-            {"id": "pick", "type": "SelectColumns", "params": {"columns": ["region"]}}]}},
-        {"id": "after", "type": "SelectColumns", "inputs": ["guard"], "params": {"columns": ["region"]}},
-        {"id": "errors", "type": "DisplayResults", "inputs": ["guard.catch"]},
-    ]}
+    spec = {
+        "id": "protected",
+        "nodes": [
+            SOURCE,
+            {
+                "id": "guard",
+                "type": "TryCatch",
+                "inputs": ["src"],
+                "params": {
+                    "body": [
+                        {"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"region": "int64"}}},
+                        {"id": "pick", "type": "SelectColumns", "params": {"columns": ["region"]}},
+                    ]
+                },
+            },
+            {"id": "after", "type": "SelectColumns", "inputs": ["guard"], "params": {"columns": ["region"]}},
+            {"id": "errors", "type": "DisplayResults", "inputs": ["guard.catch"]},
+        ],
+    }
     result = run_flow(spec, tmp_path)
     assert result.success
     assert "after" not in materialized(result) and "errors" in materialized(result)
@@ -97,14 +115,34 @@ def test_for_each_between_table_reader_and_writer(tmp_path: Path) -> None:
     databases = DatabasesResource(urls={"default": url})
     with databases.connect("default") as conn:
         pd.DataFrame(ROWS).to_sql("orders", conn, index=False)
-    spec = {"id": "fanout", "nodes": [
-        {"id": "orders", "type": "TableReader", "params": {"table": "orders"}},
-        {"id": "per_region", "type": "ForEach", "inputs": ["orders"], "params": {
-            "group_by": "region", "max_workers": 2, "body": [
-                {"id": "sum", "type": "GroupAggregate", "params": {"by": "region", "agg": {"total": ["qty", "sum"]}}}]}},
-        {"id": "save", "type": "TableWriter", "inputs": ["per_region"],
-         "params": {"table": "totals", "if_exists": "upsert", "keys": ["region"]}},
-    ]}
+    spec = {
+        "id": "fanout",
+        "nodes": [
+            {"id": "orders", "type": "TableReader", "params": {"table": "orders"}},
+            {
+                "id": "per_region",
+                "type": "ForEach",
+                "inputs": ["orders"],
+                "params": {
+                    "group_by": "region",
+                    "max_workers": 2,
+                    "body": [
+                        {
+                            "id": "sum",
+                            "type": "GroupAggregate",
+                            "params": {"by": "region", "agg": {"total": ["qty", "sum"]}},
+                        }
+                    ],
+                },
+            },
+            {
+                "id": "save",
+                "type": "TableWriter",
+                "inputs": ["per_region"],
+                "params": {"table": "totals", "if_exists": "upsert", "keys": ["region"]},
+            },
+        ],
+    }
     for _ in range(2):
         result = run_flow(spec, tmp_path, resources={"databases": databases})
         assert result.success

@@ -41,8 +41,11 @@ def paged(request: Recorded) -> Reply:
         start = int(q.get("cursor") or 0)
     chunk = ITEMS[start : start + 3]
     nxt = start + 3 if start + 3 < len(ITEMS) else None
-    body = {"data": {"items": chunk}, "next_cursor": nxt,
-            "links": {"next": f"/items?cursor={nxt}" if nxt is not None else None}}
+    body = {
+        "data": {"items": chunk},
+        "next_cursor": nxt,
+        "links": {"next": f"/items?cursor={nxt}" if nxt is not None else None},
+    }
     headers = {"Link": f'</items?cursor={nxt}>; rel="next"'} if nxt is not None else {}
     return Reply(200, body, headers)
 
@@ -57,8 +60,9 @@ PAGINATIONS = [
 
 
 @pytest.mark.parametrize("pagination", PAGINATIONS)
-def test_api_endpoint_pages_match_json_normalize(http_server: LoopbackServer, http_resource: Any,
-                                                 pagination: dict) -> None:
+def test_api_endpoint_pages_match_json_normalize(
+    http_server: LoopbackServer, http_resource: Any, pagination: dict
+) -> None:
     http_server.handler = paged
     params = {"url": f"{http_server.url}/items", "record_path": "data.items", "pagination": pagination}
     result = run_node("ApiEndpoint", params, {}, ctx_http(http_resource))
@@ -66,14 +70,21 @@ def test_api_endpoint_pages_match_json_normalize(http_server: LoopbackServer, ht
     assert len(http_server.requests) in (3, 4)  # 3 pages (+ one empty page for page/offset)
 
 
-def test_api_endpoint_retries_5xx_and_posts_json(http_server: LoopbackServer, http_resource: Any,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_endpoint_retries_5xx_and_posts_json(
+    http_server: LoopbackServer, http_resource: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """ApiEndpoint-retry: a 503 then a 200; POST body, query and a header read from the environment."""
     monkeypatch.setenv("DP_SECRET_TEST_TOKEN", "s3cret")
     answers = [Reply(503, {"error": "busy"}, {"Retry-After": "0"}), Reply(200, [{"a": 1}, {"a": None}])]
     http_server.handler = lambda request: answers.pop(0)
-    params = {"url": f"{http_server.url}/q", "method": "POST", "body": {"since": "2024-01-01"},
-              "query": {"x": 1}, "headers": {"Authorization": "${env:DP_SECRET_TEST_TOKEN}"}, "backoff_seconds": 0}
+    params = {
+        "url": f"{http_server.url}/q",
+        "method": "POST",
+        "body": {"since": "2024-01-01"},
+        "query": {"x": 1},
+        "headers": {"Authorization": "${env:DP_SECRET_TEST_TOKEN}"},
+        "backoff_seconds": 0,
+    }
     result = run_node("ApiEndpoint", render(params, {}), {}, ctx_http(http_resource))  # sealed as the runtime does
     pd.testing.assert_frame_equal(result, pd.json_normalize([{"a": 1}, {"a": None}]))
     assert [r.json() for r in http_server.requests] == [{"since": "2024-01-01"}] * 2
@@ -85,8 +96,9 @@ def test_retry_after_is_honoured_and_4xx_is_not_retried(http_server: LoopbackSer
     waits: list[float] = []
     answers = [Reply(429, {}, {"Retry-After": "7"}), Reply(502, {}), Reply(200, {"ok": True})]
     http_server.handler = lambda request: answers.pop(0)
-    response = send_with_retries(http_resource, "GET", http_server.url, retries=3, backoff_seconds=0.25,
-                                 sleep=waits.append)
+    response = send_with_retries(
+        http_resource, "GET", http_server.url, retries=3, backoff_seconds=0.25, sleep=waits.append
+    )
     assert response.json() == {"ok": True}
     assert waits == [7.0, 0.5]  # Retry-After, then exponential backoff
     http_server.handler = lambda request: Reply(404, {"error": "nope"})
@@ -97,8 +109,7 @@ def test_retry_after_is_honoured_and_4xx_is_not_retried(http_server: LoopbackSer
 
 def test_api_endpoint_empty_response(http_server: LoopbackServer, http_resource: Any) -> None:
     http_server.handler = lambda request: Reply(200, {"data": {"items": []}})
-    result = run_node("ApiEndpoint", {"url": http_server.url, "record_path": "data.items"}, {},
-                      ctx_http(http_resource))
+    result = run_node("ApiEndpoint", {"url": http_server.url, "record_path": "data.items"}, {}, ctx_http(http_resource))
     assert result.empty
 
 
@@ -126,8 +137,9 @@ def test_api_request_per_row_same_key_on_every_attempt(http_server: LoopbackServ
     """E6: retries and a re-run send the same idempotency key; the server applies each row once."""
     server = IdempotentServer()
     http_server.handler = server
-    df = pd.DataFrame({"id": [1, 2, 3], "at": pd.to_datetime(["2024-01-01"] * 3).tz_localize("UTC"),
-                       "v": [1.5, None, 2.0]})
+    df = pd.DataFrame(
+        {"id": [1, 2, 3], "at": pd.to_datetime(["2024-01-01"] * 3).tz_localize("UTC"), "v": [1.5, None, 2.0]}
+    )
     params = {"url": f"{http_server.url}/effects", "backoff_seconds": 0}
     first = run_node("APIRequest", params, {"input": df}, ctx_http(http_resource))
     second = run_node("APIRequest", params, {"input": df}, ctx_http(http_resource))  # the step ran again
@@ -142,8 +154,14 @@ def test_api_request_batches_and_collects_errors(http_server: LoopbackServer, ht
     """APIRequest-batch: batches of 2 under a body key; errors collected when asked."""
     http_server.handler = lambda request: Reply(400 if len(request.json()["rows"]) == 1 else 200, {})
     df = pd.DataFrame({"x": range(5)})
-    params = {"url": http_server.url, "mode": "batch", "batch_size": 2, "body_key": "rows", "errors": "collect",
-              "rate_limit": 1000}
+    params = {
+        "url": http_server.url,
+        "mode": "batch",
+        "batch_size": 2,
+        "body_key": "rows",
+        "errors": "collect",
+        "rate_limit": 1000,
+    }
     log = run_node("APIRequest", params, {"input": df}, ctx_http(http_resource))
     assert log[["first_row", "rows", "status_code"]].values.tolist() == [[0, 2, 200], [2, 2, 200], [4, 1, 400]]
     assert log["error"].notna().tolist() == [False, False, True]

@@ -57,8 +57,11 @@ def test_allow_private_never_allows_metadata() -> None:
     assert HttpResource(allowed_networks=["10.1.0.0/16"]).refusal("10.2.0.1")
 
 
-@pytest.mark.parametrize("location", ["http://169.254.169.254/", "http://127.0.0.2:{port}/", "file:///etc/passwd"],
-                         ids=["V4-redirect-metadata", "V4-redirect-other-loopback", "V4-redirect-file"])
+@pytest.mark.parametrize(
+    "location",
+    ["http://169.254.169.254/", "http://127.0.0.2:{port}/", "file:///etc/passwd"],
+    ids=["V4-redirect-metadata", "V4-redirect-other-loopback", "V4-redirect-file"],
+)
 def test_redirects_are_rechecked(http_server: LoopbackServer, http_resource: Any, location: str) -> None:
     http_server.handler = lambda request: Reply(302, b"", {"Location": location.format(port=http_server.port)})
     with pytest.raises(RequestRefused):
@@ -67,13 +70,16 @@ def test_redirects_are_rechecked(http_server: LoopbackServer, http_resource: Any
 
 
 def test_allowed_redirect_is_followed(http_server: LoopbackServer, http_resource: Any) -> None:
-    http_server.handler = lambda r: Reply(200, {"at": r.path}) if r.path == "/end" else Reply(303, b"", {"Location": "/end"})
+    http_server.handler = lambda r: (
+        Reply(200, {"at": r.path}) if r.path == "/end" else Reply(303, b"", {"Location": "/end"})
+    )
     response = http_resource.request("POST", f"{http_server.url}/start", json={"a": 1})
     assert response.json() == {"at": "/end"} and [r.method for r in http_server.requests] == ["POST", "GET"]
 
 
-def test_connection_is_pinned_to_the_checked_address(http_server: LoopbackServer, http_resource: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_is_pinned_to_the_checked_address(
+    http_server: LoopbackServer, http_resource: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """V4 DNS rebinding: the name resolves once per hop; the request goes to that checked address."""
     answers = iter(["127.0.0.1", "169.254.169.254", "169.254.169.254"])
     calls: list[str] = []
@@ -168,12 +174,15 @@ def huge_declared(conn: socket.socket, stop: threading.Event) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nxx")
 
 
-@pytest.mark.parametrize(("serve", "error"), [
-    pytest.param(endless, ResponseTooLarge, id="V5-endless-body"),
-    pytest.param(gzip_bomb, ResponseTooLarge, id="V5-gzip-bomb"),
-    pytest.param(huge_declared, ResponseTooLarge, id="V5-huge-content-length"),
-    pytest.param(slow, RequestTimedOut, id="V5-slow-stream"),
-])
+@pytest.mark.parametrize(
+    ("serve", "error"),
+    [
+        pytest.param(endless, ResponseTooLarge, id="V5-endless-body"),
+        pytest.param(gzip_bomb, ResponseTooLarge, id="V5-gzip-bomb"),
+        pytest.param(huge_declared, ResponseTooLarge, id="V5-huge-content-length"),
+        pytest.param(slow, RequestTimedOut, id="V5-slow-stream"),
+    ],
+)
 def test_response_bombs_stop_at_cap_or_deadline(raw_server: Any, serve: Any, error: type) -> None:
     server = raw_server(serve)
     resource = HttpResource(allowed_networks=["127.0.0.1/32"], max_bytes=1_000_000, timeout_seconds=1.5)

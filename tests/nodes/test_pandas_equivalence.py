@@ -19,16 +19,26 @@ from dp_assets.catalog.base import SKIPPED, NodeOutputs
 
 
 def orders() -> pd.DataFrame:
-    return pd.DataFrame({
-        "order_id": [1, 2, 3, 4, 5, 6],
-        "region": pd.Series(["EU", "US", None, "EU", "US", "EU"], dtype="str"),
-        "amount": [10.0, None, 7.5, 10.0, 3.0, 12.5],
-        "qty": [1, 2, 3, 1, 5, 2],
-        "ordered_at": pd.to_datetime(["2024-01-01 10:00", "2024-01-02 00:00", "2024-01-02 00:00", "2024-01-03 00:00",
-                                      None, "2024-01-05 00:00"]).tz_localize("Asia/Seoul"),
-        "tags": pd.Series(["a b", "c", None, "a b c", "", "d"], dtype="str"),
-        "mixed": pd.Series([1, "two", 3.0, None, "5", True], dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": [1, 2, 3, 4, 5, 6],
+            "region": pd.Series(["EU", "US", None, "EU", "US", "EU"], dtype="str"),
+            "amount": [10.0, None, 7.5, 10.0, 3.0, 12.5],
+            "qty": [1, 2, 3, 1, 5, 2],
+            "ordered_at": pd.to_datetime(
+                [
+                    "2024-01-01 10:00",
+                    "2024-01-02 00:00",
+                    "2024-01-02 00:00",
+                    "2024-01-03 00:00",
+                    None,
+                    "2024-01-05 00:00",
+                ]
+            ).tz_localize("Asia/Seoul"),
+            "tags": pd.Series(["a b", "c", None, "a b c", "", "d"], dtype="str"),
+            "mixed": pd.Series([1, "two", 3.0, None, "5", True], dtype=object),
+        }
+    )
 
 
 def empty() -> pd.DataFrame:
@@ -42,8 +52,13 @@ def one(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 Case = tuple[str, dict[str, Any], Callable[[], dict[str, Any]], Callable[[dict[str, Any]], Any]]
 
 
-def case(type_name: str, name: str, params: dict[str, Any], inputs: Callable[[], dict[str, Any]],
-         expected: Callable[[dict[str, Any]], Any]) -> Any:
+def case(
+    type_name: str,
+    name: str,
+    params: dict[str, Any],
+    inputs: Callable[[], dict[str, Any]],
+    expected: Callable[[dict[str, Any]], Any],
+) -> Any:
     return pytest.param(type_name, params, inputs, expected, id=f"{type_name}-{name}")
 
 
@@ -67,193 +82,524 @@ def _body_sum(frame: pd.DataFrame) -> pd.DataFrame:
 
 CASES = [
     # --- foundation nodes ---
-    case("StaticData", "records", {"rows": [{"a": 1, "b": "x"}, {"a": None, "b": None}]}, dict,
-         lambda i: pd.DataFrame.from_records([{"a": 1, "b": "x"}, {"a": None, "b": None}])),
+    case(
+        "StaticData",
+        "records",
+        {"rows": [{"a": 1, "b": "x"}, {"a": None, "b": None}]},
+        dict,
+        lambda i: pd.DataFrame.from_records([{"a": 1, "b": "x"}, {"a": None, "b": None}]),
+    ),
     case("StaticData", "empty", {"rows": []}, dict, lambda i: pd.DataFrame.from_records([])),
-    case("SelectColumns", "tz-and-str", {"columns": ["ordered_at", "region"]}, lambda: one(orders()),
-         lambda i: i["input"][["ordered_at", "region"]]),
-    case("SortData", "nulls-last", {"by": ["region", "amount"], "ascending": [True, False]},
-         lambda: one(orders()),
-         lambda i: i["input"].sort_values(["region", "amount"], ascending=[True, False], kind="stable",
-                                          ignore_index=True)),
-    case("SortData", "empty", {"by": "amount"}, lambda: one(empty()),
-         lambda i: i["input"].sort_values("amount", kind="stable", ignore_index=True)),
-    case("GroupAggregate", "sum-count", {"by": "region", "agg": {"t": ["amount", "sum"], "n": ["order_id", "count"]}},
-         lambda: one(orders()),
-         lambda i: i["input"].groupby("region").agg(t=("amount", "sum"), n=("order_id", "count")).reset_index()),
-    case("GroupAggregate", "global-no-by", {"agg": {"t": ["amount", "sum"], "n": ["order_id", "count"],
-                                                "first": ["region", "first"], "latest": ["ordered_at", "max"],
-                                                "avg": ["qty", "mean"]}},
-         lambda: one(orders()),
-         lambda i: i["input"].groupby(lambda _: 0).agg(t=("amount", "sum"), n=("order_id", "count"),
-                                                       first=("region", "first"), latest=("ordered_at", "max"),
-                                                       avg=("qty", "mean")).reset_index(drop=True)),
-    case("GroupAggregate", "global-empty-by-list", {"by": [], "agg": {"t": ["amount", "sum"], "n": ["qty", "count"],
-                                                                      "size": ["qty", "size"], "avg": ["qty", "mean"],
-                                                                      "low": ["ordered_at", "min"]}},
-         lambda: one(empty()),
-         lambda i: pd.DataFrame({"t": [i["input"]["amount"].sum()], "n": [i["input"]["qty"].count()],
-                                 "size": [i["input"]["qty"].size], "avg": [i["input"]["qty"].mean()],
-                                 "low": pd.Series([pd.NaT], dtype=i["input"]["ordered_at"].dtype)})),
+    case(
+        "SelectColumns",
+        "tz-and-str",
+        {"columns": ["ordered_at", "region"]},
+        lambda: one(orders()),
+        lambda i: i["input"][["ordered_at", "region"]],
+    ),
+    case(
+        "SortData",
+        "nulls-last",
+        {"by": ["region", "amount"], "ascending": [True, False]},
+        lambda: one(orders()),
+        lambda i: i["input"].sort_values(
+            ["region", "amount"], ascending=[True, False], kind="stable", ignore_index=True
+        ),
+    ),
+    case(
+        "SortData",
+        "empty",
+        {"by": "amount"},
+        lambda: one(empty()),
+        lambda i: i["input"].sort_values("amount", kind="stable", ignore_index=True),
+    ),
+    case(
+        "GroupAggregate",
+        "sum-count",
+        {"by": "region", "agg": {"t": ["amount", "sum"], "n": ["order_id", "count"]}},
+        lambda: one(orders()),
+        lambda i: i["input"].groupby("region").agg(t=("amount", "sum"), n=("order_id", "count")).reset_index(),
+    ),
+    case(
+        "GroupAggregate",
+        "global-no-by",
+        {
+            "agg": {
+                "t": ["amount", "sum"],
+                "n": ["order_id", "count"],
+                "first": ["region", "first"],
+                "latest": ["ordered_at", "max"],
+                "avg": ["qty", "mean"],
+            }
+        },
+        lambda: one(orders()),
+        lambda i: (
+            i["input"]
+            .groupby(lambda _: 0)
+            .agg(
+                t=("amount", "sum"),
+                n=("order_id", "count"),
+                first=("region", "first"),
+                latest=("ordered_at", "max"),
+                avg=("qty", "mean"),
+            )
+            .reset_index(drop=True)
+        ),
+    ),
+    case(
+        "GroupAggregate",
+        "global-empty-by-list",
+        {
+            "by": [],
+            "agg": {
+                "t": ["amount", "sum"],
+                "n": ["qty", "count"],
+                "size": ["qty", "size"],
+                "avg": ["qty", "mean"],
+                "low": ["ordered_at", "min"],
+            },
+        },
+        lambda: one(empty()),
+        lambda i: pd.DataFrame(
+            {
+                "t": [i["input"]["amount"].sum()],
+                "n": [i["input"]["qty"].count()],
+                "size": [i["input"]["qty"].size],
+                "avg": [i["input"]["qty"].mean()],
+                "low": pd.Series([pd.NaT], dtype=i["input"]["ordered_at"].dtype),
+            }
+        ),
+    ),
     case("Limit", "head", {"n": 3}, lambda: one(orders()), lambda i: i["input"].head(3)),
     case("Limit", "offset", {"n": 2, "offset": 3}, lambda: one(orders()), lambda i: i["input"].iloc[3:5]),
     case("Limit", "past-the-end", {"n": 10, "offset": 5}, lambda: one(orders()), lambda i: i["input"].iloc[5:15]),
     case("Limit", "zero-and-empty", {"n": 0}, lambda: one(empty()), lambda i: i["input"].head(0)),
-    case("JoinMerge", "left", {"how": "left", "on": "region"},
-         lambda: {"left": orders(), "right": pd.DataFrame({"region": pd.Series(["EU", "US"], dtype="str"),
-                                                            "target": [10, 8]})},
-         lambda i: pd.merge(i["left"], i["right"], how="left", on="region")),
+    case(
+        "JoinMerge",
+        "left",
+        {"how": "left", "on": "region"},
+        lambda: {
+            "left": orders(),
+            "right": pd.DataFrame({"region": pd.Series(["EU", "US"], dtype="str"), "target": [10, 8]}),
+        },
+        lambda i: pd.merge(i["left"], i["right"], how="left", on="region"),
+    ),
     # --- sampling, renaming, types ---
-    case("SampleRows", "n-seeded", {"n": 3, "random_state": 7}, lambda: one(orders()),
-         lambda i: i["input"].sample(n=3, random_state=7)),
-    case("SampleRows", "frac-replace", {"frac": 1.5, "replace": True, "random_state": 1, "ignore_index": True},
-         lambda: one(orders()), lambda i: i["input"].sample(frac=1.5, replace=True, random_state=1, ignore_index=True)),
-    case("SampleRows", "empty", {"frac": 0.5, "random_state": 1}, lambda: one(empty()),
-         lambda i: i["input"].sample(frac=0.5, random_state=1)),
-    case("RenameColumns", "tz-column", {"columns": {"ordered_at": "at", "mixed": "m"}}, lambda: one(orders()),
-         lambda i: i["input"].rename(columns={"ordered_at": "at", "mixed": "m"})),
-    case("RenameColumns", "ignore-missing", {"columns": {"nope": "x"}, "errors": "ignore"}, lambda: one(empty()),
-         lambda i: i["input"].rename(columns={"nope": "x"})),
-    case("ChangeDataType", "nullable-int-and-str", {"dtype": {"amount": "Float64", "qty": "str", "order_id": "Int32"}},
-         lambda: one(orders()),
-         lambda i: i["input"].astype({"amount": "Float64", "qty": "str", "order_id": "Int32"})),
-    case("ChangeDataType", "tz-convert", {"dtype": {"ordered_at": "datetime64[ns, UTC]"}}, lambda: one(orders()),
-         lambda i: i["input"].astype({"ordered_at": "datetime64[ns, UTC]"})),
-    case("ChangeDataType", "coerce-mixed", {"dtype": {"mixed": "float64"}, "errors": "coerce"}, lambda: one(orders()),
-         lambda i: i["input"].assign(mixed=pd.to_numeric(i["input"]["mixed"], errors="coerce").astype("float64"))),
-    case("ChangeDataType", "empty", {"dtype": {"qty": "float64"}}, lambda: one(empty()),
-         lambda i: i["input"].astype({"qty": "float64"})),
-    case("SplitColumn", "n-and-names", {"column": "tags", "pat": " ", "n": 1, "names": ["first", "rest"]},
-         lambda: one(orders()),
-         lambda i: i["input"].assign(first=i["input"]["tags"].str.split(" ", n=1, expand=True)[0],
-                                     rest=i["input"]["tags"].str.split(" ", n=1, expand=True)[1])),
-    case("SplitColumn", "all-parts-drop", {"column": "tags", "pat": " ", "drop": True}, lambda: one(orders()),
-         lambda i: pd.concat([i["input"].drop(columns="tags"),
-                              i["input"]["tags"].str.split(" ", expand=True).rename(columns=lambda c: f"tags_{c}")],
-                             axis=1)),
-    case("MapValues", "keep-unmapped", {"column": "region", "mapping": {"EU": "Europe"}}, lambda: one(orders()),
-         lambda i: i["input"].assign(region=i["input"]["region"].replace({"EU": "Europe"}))),
-    case("MapValues", "default-numeric-keys", {"column": "qty", "mapping": {"1": "one", "2": "two"}, "default": "many",
-                                               "output": "qty_text"},
-         lambda: one(orders()),
-         lambda i: i["input"].assign(qty_text=i["input"]["qty"].map(lambda v: {1: "one", 2: "two"}.get(v, "many")))),
+    case(
+        "SampleRows",
+        "n-seeded",
+        {"n": 3, "random_state": 7},
+        lambda: one(orders()),
+        lambda i: i["input"].sample(n=3, random_state=7),
+    ),
+    case(
+        "SampleRows",
+        "frac-replace",
+        {"frac": 1.5, "replace": True, "random_state": 1, "ignore_index": True},
+        lambda: one(orders()),
+        lambda i: i["input"].sample(frac=1.5, replace=True, random_state=1, ignore_index=True),
+    ),
+    case(
+        "SampleRows",
+        "empty",
+        {"frac": 0.5, "random_state": 1},
+        lambda: one(empty()),
+        lambda i: i["input"].sample(frac=0.5, random_state=1),
+    ),
+    case(
+        "RenameColumns",
+        "tz-column",
+        {"columns": {"ordered_at": "at", "mixed": "m"}},
+        lambda: one(orders()),
+        lambda i: i["input"].rename(columns={"ordered_at": "at", "mixed": "m"}),
+    ),
+    case(
+        "RenameColumns",
+        "ignore-missing",
+        {"columns": {"nope": "x"}, "errors": "ignore"},
+        lambda: one(empty()),
+        lambda i: i["input"].rename(columns={"nope": "x"}),
+    ),
+    case(
+        "ChangeDataType",
+        "nullable-int-and-str",
+        {"dtype": {"amount": "Float64", "qty": "str", "order_id": "Int32"}},
+        lambda: one(orders()),
+        lambda i: i["input"].astype({"amount": "Float64", "qty": "str", "order_id": "Int32"}),
+    ),
+    case(
+        "ChangeDataType",
+        "tz-convert",
+        {"dtype": {"ordered_at": "datetime64[ns, UTC]"}},
+        lambda: one(orders()),
+        lambda i: i["input"].astype({"ordered_at": "datetime64[ns, UTC]"}),
+    ),
+    case(
+        "ChangeDataType",
+        "coerce-mixed",
+        {"dtype": {"mixed": "float64"}, "errors": "coerce"},
+        lambda: one(orders()),
+        lambda i: i["input"].assign(mixed=pd.to_numeric(i["input"]["mixed"], errors="coerce").astype("float64")),
+    ),
+    case(
+        "ChangeDataType",
+        "empty",
+        {"dtype": {"qty": "float64"}},
+        lambda: one(empty()),
+        lambda i: i["input"].astype({"qty": "float64"}),
+    ),
+    case(
+        "SplitColumn",
+        "n-and-names",
+        {"column": "tags", "pat": " ", "n": 1, "names": ["first", "rest"]},
+        lambda: one(orders()),
+        lambda i: i["input"].assign(
+            first=i["input"]["tags"].str.split(" ", n=1, expand=True)[0],
+            rest=i["input"]["tags"].str.split(" ", n=1, expand=True)[1],
+        ),
+    ),
+    case(
+        "SplitColumn",
+        "all-parts-drop",
+        {"column": "tags", "pat": " ", "drop": True},
+        lambda: one(orders()),
+        lambda i: pd.concat(
+            [
+                i["input"].drop(columns="tags"),
+                i["input"]["tags"].str.split(" ", expand=True).rename(columns=lambda c: f"tags_{c}"),
+            ],
+            axis=1,
+        ),
+    ),
+    case(
+        "MapValues",
+        "keep-unmapped",
+        {"column": "region", "mapping": {"EU": "Europe"}},
+        lambda: one(orders()),
+        lambda i: i["input"].assign(region=i["input"]["region"].replace({"EU": "Europe"})),
+    ),
+    case(
+        "MapValues",
+        "default-numeric-keys",
+        {"column": "qty", "mapping": {"1": "one", "2": "two"}, "default": "many", "output": "qty_text"},
+        lambda: one(orders()),
+        lambda i: i["input"].assign(qty_text=i["input"]["qty"].map(lambda v: {1: "one", 2: "two"}.get(v, "many"))),
+    ),
     # --- missing values and duplicates ---
-    case("HandleMissingValues", "drop-subset", {"strategy": "drop", "subset": ["amount", "region"]},
-         lambda: one(orders()), lambda i: i["input"].dropna(subset=["amount", "region"])),
-    case("HandleMissingValues", "drop-thresh", {"strategy": "drop", "thresh": 7}, lambda: one(orders()),
-         lambda i: i["input"].dropna(thresh=7)),
-    case("HandleMissingValues", "fill-per-column", {"strategy": "fill", "value": {"amount": 0, "region": "??"}},
-         lambda: one(orders()), lambda i: i["input"].fillna({"amount": 0, "region": "??"})),
-    case("HandleMissingValues", "ffill-subset", {"strategy": "ffill", "subset": ["amount", "ordered_at"]},
-         lambda: one(orders()),
-         lambda i: i["input"].assign(amount=i["input"]["amount"].ffill(), ordered_at=i["input"]["ordered_at"].ffill())),
-    case("HandleMissingValues", "bfill-limit", {"strategy": "bfill", "limit": 1}, lambda: one(orders()),
-         lambda i: i["input"].bfill(limit=1)),
-    case("HandleMissingValues", "mean", {"strategy": "mean", "subset": ["amount"]}, lambda: one(orders()),
-         lambda i: i["input"].fillna({"amount": i["input"]["amount"].mean()})),
-    case("HandleMissingValues", "median-all-numeric", {"strategy": "median"}, lambda: one(orders()),
-         lambda i: i["input"].fillna(i["input"].median(numeric_only=True).to_dict())),
-    case("HandleMissingValues", "mode-str", {"strategy": "mode", "subset": ["region"]}, lambda: one(orders()),
-         lambda i: i["input"].fillna({"region": i["input"]["region"].mode().iloc[0]})),
-    case("HandleMissingValues", "mean-empty", {"strategy": "mean", "subset": ["amount"]}, lambda: one(empty()),
-         lambda i: i["input"]),
-    case("Deduplicate", "subset-last", {"subset": ["region"], "keep": "last"}, lambda: one(orders()),
-         lambda i: i["input"].drop_duplicates(subset=["region"], keep="last")),
-    case("Deduplicate", "drop-all-dupes", {"subset": "amount", "keep": False, "ignore_index": True},
-         lambda: one(orders()), lambda i: i["input"].drop_duplicates(subset="amount", keep=False, ignore_index=True)),
-    case("Deduplicate", "empty", {}, lambda: one(empty().drop(columns="mixed")),
-         lambda i: i["input"].drop_duplicates()),
+    case(
+        "HandleMissingValues",
+        "drop-subset",
+        {"strategy": "drop", "subset": ["amount", "region"]},
+        lambda: one(orders()),
+        lambda i: i["input"].dropna(subset=["amount", "region"]),
+    ),
+    case(
+        "HandleMissingValues",
+        "drop-thresh",
+        {"strategy": "drop", "thresh": 7},
+        lambda: one(orders()),
+        lambda i: i["input"].dropna(thresh=7),
+    ),
+    case(
+        "HandleMissingValues",
+        "fill-per-column",
+        {"strategy": "fill", "value": {"amount": 0, "region": "??"}},
+        lambda: one(orders()),
+        lambda i: i["input"].fillna({"amount": 0, "region": "??"}),
+    ),
+    case(
+        "HandleMissingValues",
+        "ffill-subset",
+        {"strategy": "ffill", "subset": ["amount", "ordered_at"]},
+        lambda: one(orders()),
+        lambda i: i["input"].assign(amount=i["input"]["amount"].ffill(), ordered_at=i["input"]["ordered_at"].ffill()),
+    ),
+    case(
+        "HandleMissingValues",
+        "bfill-limit",
+        {"strategy": "bfill", "limit": 1},
+        lambda: one(orders()),
+        lambda i: i["input"].bfill(limit=1),
+    ),
+    case(
+        "HandleMissingValues",
+        "mean",
+        {"strategy": "mean", "subset": ["amount"]},
+        lambda: one(orders()),
+        lambda i: i["input"].fillna({"amount": i["input"]["amount"].mean()}),
+    ),
+    case(
+        "HandleMissingValues",
+        "median-all-numeric",
+        {"strategy": "median"},
+        lambda: one(orders()),
+        lambda i: i["input"].fillna(i["input"].median(numeric_only=True).to_dict()),
+    ),
+    case(
+        "HandleMissingValues",
+        "mode-str",
+        {"strategy": "mode", "subset": ["region"]},
+        lambda: one(orders()),
+        lambda i: i["input"].fillna({"region": i["input"]["region"].mode().iloc[0]}),
+    ),
+    case(
+        "HandleMissingValues",
+        "mean-empty",
+        {"strategy": "mean", "subset": ["amount"]},
+        lambda: one(empty()),
+        lambda i: i["input"],
+    ),
+    case(
+        "Deduplicate",
+        "subset-last",
+        {"subset": ["region"], "keep": "last"},
+        lambda: one(orders()),
+        lambda i: i["input"].drop_duplicates(subset=["region"], keep="last"),
+    ),
+    case(
+        "Deduplicate",
+        "drop-all-dupes",
+        {"subset": "amount", "keep": False, "ignore_index": True},
+        lambda: one(orders()),
+        lambda i: i["input"].drop_duplicates(subset="amount", keep=False, ignore_index=True),
+    ),
+    case(
+        "Deduplicate", "empty", {}, lambda: one(empty().drop(columns="mixed")), lambda i: i["input"].drop_duplicates()
+    ),
     # --- reshaping ---
-    case("PivotTable", "sum-fill", {"index": "region", "columns": "qty", "values": "amount", "aggfunc": "sum",
-                                    "fill_value": 0},
-         lambda: one(orders()),
-         lambda i: pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc="sum",
-                                  fill_value=0).rename(columns=str).rename_axis(columns=None).reset_index()),
-    case("PivotTable", "two-aggs", {"index": "region", "columns": "qty", "values": "amount", "aggfunc": ["sum", "count"]},
-         lambda: one(orders()),
-         lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
-             pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc=["sum", "count"]))),
-    case("PivotTable", "declared-columns", {"index": "region", "columns": "qty", "values": "amount", "aggfunc": "sum",
-                                            "columns_values": [5, 3, 2, 1, 9]},
-         lambda: one(orders()),
-         lambda i: pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc="sum")
-         .reindex(columns=[5, 3, 2, 1, 9]).astype("float64").rename(columns=str).rename_axis(columns=None)
-         .reset_index()),
-    case("PivotTable", "declared-two-aggs-fill", {"index": "region", "columns": "qty", "values": ["order_id"],
-                                                  "aggfunc": ["count", "sum"], "fill_value": 0,
-                                                  "columns_values": [1, 2, 3, 5, 7]},
-         lambda: one(orders()),
-         lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
-             pd.pivot_table(i["input"], index="region", columns="qty", values=["order_id"], aggfunc=["count", "sum"],
-                            fill_value=0).reindex(columns=pd.MultiIndex.from_product(
-                                [["count", "sum"], ["order_id"], [1, 2, 3, 5, 7]]), fill_value=0))),
-    case("Melt", "ids-and-values", {"id_vars": ["order_id"], "value_vars": ["amount", "qty"], "var_name": "measure"},
-         lambda: one(orders()),
-         lambda i: i["input"].melt(id_vars=["order_id"], value_vars=["amount", "qty"], var_name="measure")),
-    case("Melt", "tz-values", {"id_vars": "order_id", "value_vars": "ordered_at"}, lambda: one(orders()),
-         lambda i: i["input"].melt(id_vars="order_id", value_vars="ordered_at")),
-    case("Melt", "empty", {"id_vars": "order_id", "value_vars": ["qty"]}, lambda: one(empty()),
-         lambda i: i["input"].melt(id_vars="order_id", value_vars=["qty"])),
-    case("WindowFunctions", "partitioned-tz-order", {
-        "partition_by": "region", "order_by": "ordered_at",
-        "functions": [{"output": "rn", "function": "row_number"}, {"output": "rk", "function": "rank"},
-                      {"output": "prev", "function": "lag", "column": "amount"},
-                      {"output": "nxt", "function": "lead", "column": "amount"},
-                      {"output": "running", "function": "cumsum", "column": "qty"},
-                      {"output": "top", "function": "cummax", "column": "amount"},
-                      {"output": "avg2", "function": "rolling_mean", "column": "qty", "window": 2, "min_periods": 1}]},
-         lambda: one(orders()), lambda i: _window_expected(i["input"])),
-    case("WindowFunctions", "no-partition-dense", {"order_by": "amount", "ascending": False, "functions": [
-        {"output": "d", "function": "dense_rank"}, {"output": "s", "function": "rolling_sum", "column": "qty", "window": 3}]},
-         lambda: one(orders()),
-         lambda i: i["input"].assign(
-             d=i["input"]["amount"].rank(method="dense", ascending=False),
-             s=i["input"].sort_values("amount", ascending=False, kind="stable")["qty"].rolling(3).sum())),
-    case("WindowFunctions", "empty", {"partition_by": "region", "order_by": "qty",
-                                      "functions": [{"output": "rn", "function": "row_number"}]},
-         lambda: one(empty()), lambda i: i["input"].assign(rn=pd.Series([], dtype="int64"))),
-    case("UnionConcatenate", "outer", {}, lambda: {"a": orders(), "b": pd.DataFrame({"region": ["XX"], "extra": [1]})},
-         lambda i: pd.concat([i["a"], i["b"]], ignore_index=True)),
-    case("UnionConcatenate", "inner-keep-index", {"join": "inner", "ignore_index": False},
-         lambda: {"a": orders(), "b": orders().iloc[:2][["region", "qty"]], "c": empty()},
-         lambda i: pd.concat([i["a"], i["b"], i["c"]], join="inner")),
+    case(
+        "PivotTable",
+        "sum-fill",
+        {"index": "region", "columns": "qty", "values": "amount", "aggfunc": "sum", "fill_value": 0},
+        lambda: one(orders()),
+        lambda i: (
+            pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc="sum", fill_value=0)
+            .rename(columns=str)
+            .rename_axis(columns=None)
+            .reset_index()
+        ),
+    ),
+    case(
+        "PivotTable",
+        "two-aggs",
+        {"index": "region", "columns": "qty", "values": "amount", "aggfunc": ["sum", "count"]},
+        lambda: one(orders()),
+        lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
+            pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc=["sum", "count"])
+        ),
+    ),
+    case(
+        "PivotTable",
+        "declared-columns",
+        {"index": "region", "columns": "qty", "values": "amount", "aggfunc": "sum", "columns_values": [5, 3, 2, 1, 9]},
+        lambda: one(orders()),
+        lambda i: (
+            pd.pivot_table(i["input"], index="region", columns="qty", values="amount", aggfunc="sum")
+            .reindex(columns=[5, 3, 2, 1, 9])
+            .astype("float64")
+            .rename(columns=str)
+            .rename_axis(columns=None)
+            .reset_index()
+        ),
+    ),
+    case(
+        "PivotTable",
+        "declared-two-aggs-fill",
+        {
+            "index": "region",
+            "columns": "qty",
+            "values": ["order_id"],
+            "aggfunc": ["count", "sum"],
+            "fill_value": 0,
+            "columns_values": [1, 2, 3, 5, 7],
+        },
+        lambda: one(orders()),
+        lambda i: (lambda t: t.set_axis(["_".join(map(str, c)) for c in t.columns], axis=1).reset_index())(
+            pd.pivot_table(
+                i["input"], index="region", columns="qty", values=["order_id"], aggfunc=["count", "sum"], fill_value=0
+            ).reindex(
+                columns=pd.MultiIndex.from_product([["count", "sum"], ["order_id"], [1, 2, 3, 5, 7]]), fill_value=0
+            )
+        ),
+    ),
+    case(
+        "Melt",
+        "ids-and-values",
+        {"id_vars": ["order_id"], "value_vars": ["amount", "qty"], "var_name": "measure"},
+        lambda: one(orders()),
+        lambda i: i["input"].melt(id_vars=["order_id"], value_vars=["amount", "qty"], var_name="measure"),
+    ),
+    case(
+        "Melt",
+        "tz-values",
+        {"id_vars": "order_id", "value_vars": "ordered_at"},
+        lambda: one(orders()),
+        lambda i: i["input"].melt(id_vars="order_id", value_vars="ordered_at"),
+    ),
+    case(
+        "Melt",
+        "empty",
+        {"id_vars": "order_id", "value_vars": ["qty"]},
+        lambda: one(empty()),
+        lambda i: i["input"].melt(id_vars="order_id", value_vars=["qty"]),
+    ),
+    case(
+        "WindowFunctions",
+        "partitioned-tz-order",
+        {
+            "partition_by": "region",
+            "order_by": "ordered_at",
+            "functions": [
+                {"output": "rn", "function": "row_number"},
+                {"output": "rk", "function": "rank"},
+                {"output": "prev", "function": "lag", "column": "amount"},
+                {"output": "nxt", "function": "lead", "column": "amount"},
+                {"output": "running", "function": "cumsum", "column": "qty"},
+                {"output": "top", "function": "cummax", "column": "amount"},
+                {"output": "avg2", "function": "rolling_mean", "column": "qty", "window": 2, "min_periods": 1},
+            ],
+        },
+        lambda: one(orders()),
+        lambda i: _window_expected(i["input"]),
+    ),
+    case(
+        "WindowFunctions",
+        "no-partition-dense",
+        {
+            "order_by": "amount",
+            "ascending": False,
+            "functions": [
+                {"output": "d", "function": "dense_rank"},
+                {"output": "s", "function": "rolling_sum", "column": "qty", "window": 3},
+            ],
+        },
+        lambda: one(orders()),
+        lambda i: i["input"].assign(
+            d=i["input"]["amount"].rank(method="dense", ascending=False),
+            s=i["input"].sort_values("amount", ascending=False, kind="stable")["qty"].rolling(3).sum(),
+        ),
+    ),
+    case(
+        "WindowFunctions",
+        "empty",
+        {"partition_by": "region", "order_by": "qty", "functions": [{"output": "rn", "function": "row_number"}]},
+        lambda: one(empty()),
+        lambda i: i["input"].assign(rn=pd.Series([], dtype="int64")),
+    ),
+    case(
+        "UnionConcatenate",
+        "outer",
+        {},
+        lambda: {"a": orders(), "b": pd.DataFrame({"region": ["XX"], "extra": [1]})},
+        lambda i: pd.concat([i["a"], i["b"]], ignore_index=True),
+    ),
+    case(
+        "UnionConcatenate",
+        "inner-keep-index",
+        {"join": "inner", "ignore_index": False},
+        lambda: {"a": orders(), "b": orders().iloc[:2][["region", "qty"]], "c": empty()},
+        lambda i: pd.concat([i["a"], i["b"], i["c"]], join="inner"),
+    ),
     # --- control flow ---
-    case("ConditionalBranch", "params-true", {"condition": "params.limit > 3"}, lambda: one(orders()),
-         lambda i: {"true": i["input"], "false": SKIPPED}),
-    case("ConditionalBranch", "any-rows-false", {"condition": "amount > 100"}, lambda: one(orders()),
-         lambda i: {"true": SKIPPED, "false": i["input"]}),
-    case("ConditionalBranch", "all-rows-empty", {"condition": "amount > 100", "rows": "all"}, lambda: one(empty()),
-         lambda i: {"true": i["input"], "false": SKIPPED}),
-    case("ConditionalBranch", "split-nulls-false", {"condition": "amount >= 10", "rows": "split"},
-         lambda: one(orders()),
-         lambda i: {"true": i["input"][i["input"]["amount"] >= 10],
-                    "false": i["input"][~(i["input"]["amount"] >= 10)]}),
+    case(
+        "ConditionalBranch",
+        "params-true",
+        {"condition": "params.limit > 3"},
+        lambda: one(orders()),
+        lambda i: {"true": i["input"], "false": SKIPPED},
+    ),
+    case(
+        "ConditionalBranch",
+        "any-rows-false",
+        {"condition": "amount > 100"},
+        lambda: one(orders()),
+        lambda i: {"true": SKIPPED, "false": i["input"]},
+    ),
+    case(
+        "ConditionalBranch",
+        "all-rows-empty",
+        {"condition": "amount > 100", "rows": "all"},
+        lambda: one(empty()),
+        lambda i: {"true": i["input"], "false": SKIPPED},
+    ),
+    case(
+        "ConditionalBranch",
+        "split-nulls-false",
+        {"condition": "amount >= 10", "rows": "split"},
+        lambda: one(orders()),
+        lambda i: {"true": i["input"][i["input"]["amount"] >= 10], "false": i["input"][~(i["input"]["amount"] >= 10)]},
+    ),
     case("Merge", "first-ran", {}, lambda: {"a": SKIPPED, "b": orders()}, lambda i: i["b"]),
-    case("Merge", "union", {"how": "union"}, lambda: {"a": orders(), "b": SKIPPED, "c": empty()},
-         lambda i: pd.concat([i["a"], i["c"]], ignore_index=True)),
+    case(
+        "Merge",
+        "union",
+        {"how": "union"},
+        lambda: {"a": orders(), "b": SKIPPED, "c": empty()},
+        lambda i: pd.concat([i["a"], i["c"]], ignore_index=True),
+    ),
     case("Merge", "none-ran", {}, lambda: {"a": SKIPPED, "b": SKIPPED}, lambda i: SKIPPED),
-    case("TryCatch", "ok", {"body": [{"id": "f", "type": "HandleMissingValues", "params": {"strategy": "drop"}},
-                                     {"id": "s", "type": "SelectColumns", "params": {"columns": ["order_id"]}}]},
-         lambda: one(orders()), lambda i: {"result": i["input"].dropna()[["order_id"]], "catch": SKIPPED}),
-    case("TryCatch", "caught", {"body": [{"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"mixed": "int64"}}}]},
-         lambda: one(orders()), lambda i: {"result": SKIPPED, "catch": ["cast", "ValueError"]}),
-    case("ForEach", "per-group", {"group_by": "region", "max_workers": 2,
-                                  "body": [{"id": "sum", "type": "GroupAggregate",
-                                            "params": {"by": "region", "agg": {"total": ["qty", "sum"]}}}]},
-         lambda: one(orders()),
-         lambda i: {"result": pd.concat([_body_sum(g) for _, g in i["input"].groupby("region", sort=False)],
-                                        ignore_index=True), "failed": SKIPPED}),
-    case("ForEach", "per-row-failures", {"body": [{"id": "cast", "type": "ChangeDataType",
-                                                   "params": {"dtype": {"mixed": "float64"}}}]},
-         lambda: one(orders()),
-         lambda i: {"result": pd.concat([i["input"].iloc[[k]].astype({"mixed": "float64"}) for k in (0, 2, 3, 4, 5)],
-                                        ignore_index=True), "failed": [1]}),
-    case("ForEach", "empty", {"group_by": "region", "body": [{"id": "s", "type": "SelectColumns",
-                                                              "params": {"columns": ["qty"]}}]},
-         lambda: one(empty()), lambda i: {"result": i["input"][["qty"]], "failed": SKIPPED}),
+    case(
+        "TryCatch",
+        "ok",
+        {
+            "body": [
+                {"id": "f", "type": "HandleMissingValues", "params": {"strategy": "drop"}},
+                {"id": "s", "type": "SelectColumns", "params": {"columns": ["order_id"]}},
+            ]
+        },
+        lambda: one(orders()),
+        lambda i: {"result": i["input"].dropna()[["order_id"]], "catch": SKIPPED},
+    ),
+    case(
+        "TryCatch",
+        "caught",
+        {"body": [{"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"mixed": "int64"}}}]},
+        lambda: one(orders()),
+        lambda i: {"result": SKIPPED, "catch": ["cast", "ValueError"]},
+    ),
+    case(
+        "ForEach",
+        "per-group",
+        {
+            "group_by": "region",
+            "max_workers": 2,
+            "body": [
+                {"id": "sum", "type": "GroupAggregate", "params": {"by": "region", "agg": {"total": ["qty", "sum"]}}}
+            ],
+        },
+        lambda: one(orders()),
+        lambda i: {
+            "result": pd.concat([_body_sum(g) for _, g in i["input"].groupby("region", sort=False)], ignore_index=True),
+            "failed": SKIPPED,
+        },
+    ),
+    case(
+        "ForEach",
+        "per-row-failures",
+        {"body": [{"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"mixed": "float64"}}}]},
+        lambda: one(orders()),
+        lambda i: {
+            "result": pd.concat(
+                [i["input"].iloc[[k]].astype({"mixed": "float64"}) for k in (0, 2, 3, 4, 5)], ignore_index=True
+            ),
+            "failed": [1],
+        },
+    ),
+    case(
+        "ForEach",
+        "empty",
+        {"group_by": "region", "body": [{"id": "s", "type": "SelectColumns", "params": {"columns": ["qty"]}}]},
+        lambda: one(empty()),
+        lambda i: {"result": i["input"][["qty"]], "failed": SKIPPED},
+    ),
     case("DisplayResults", "passes-through", {"n": 3}, lambda: one(orders()), lambda i: i["input"]),
-    case("WebhookListener", "records", {"record_path": "data.items"}, dict,
-         lambda i: pd.json_normalize([{"id": 1, "who": {"name": "a"}}, {"id": 2, "who": {"name": None}}])),
+    case(
+        "WebhookListener",
+        "records",
+        {"record_path": "data.items"},
+        dict,
+        lambda i: pd.json_normalize([{"id": 1, "who": {"name": "a"}}, {"id": 2, "who": {"name": None}}]),
+    ),
 ]
 
 
@@ -270,8 +616,12 @@ def _assert_same(actual: Any, expected: Any) -> None:
 
 @pytest.mark.parametrize(("type_name", "params", "inputs", "expected"), CASES)
 def test_node_matches_pandas(type_name: str, params: dict[str, Any], inputs: Callable, expected: Callable) -> None:
-    ctx = make_ctx(flow_params={"limit": 5, "event": {"data": {"items": [{"id": 1, "who": {"name": "a"}},
-                                                                          {"id": 2, "who": {"name": None}}]}}})
+    ctx = make_ctx(
+        flow_params={
+            "limit": 5,
+            "event": {"data": {"items": [{"id": 1, "who": {"name": "a"}}, {"id": 2, "who": {"name": None}}]}},
+        }
+    )
     given = inputs()
     snapshot = {k: v.copy() for k, v in given.items() if isinstance(v, pd.DataFrame)}
     result = run_node(type_name, params, given, ctx)
@@ -310,16 +660,25 @@ def test_display_results_without_columns() -> None:
 def test_foreach_failed_items_carry_error_and_input() -> None:
     """ForEach collects each failed item with its error and its rows, also in the metadata."""
     ctx = make_ctx()
-    result = run_node("ForEach", {"body": [{"id": "cast", "type": "ChangeDataType",
-                                            "params": {"dtype": {"mixed": "float64"}}}]}, {"input": orders()}, ctx)
+    result = run_node(
+        "ForEach",
+        {"body": [{"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"mixed": "float64"}}}]},
+        {"input": orders()},
+        ctx,
+    )
     failed = result.values["failed"]
     assert failed[["row", "node", "error_type"]].values.tolist() == [[1, "cast", "ValueError"]]
     assert '"mixed":"two"' in failed.loc[0, "input"]
     assert ctx.metadata["items"] == 6 and ctx.metadata["items_failed"] == 1
     with pytest.raises(RuntimeError, match="1 of 6 items failed"):
-        run_node("ForEach", {"max_failed": 0, "body": [{"id": "cast", "type": "ChangeDataType",
-                                                        "params": {"dtype": {"mixed": "float64"}}}]},
-                 {"input": orders()})
+        run_node(
+            "ForEach",
+            {
+                "max_failed": 0,
+                "body": [{"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"mixed": "float64"}}}],
+            },
+            {"input": orders()},
+        )
 
 
 def test_webhook_listener_needs_an_event() -> None:

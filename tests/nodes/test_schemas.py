@@ -12,8 +12,10 @@ from dp_assets.catalog import default_catalog
 from dp_assets.catalog.schema import schema_of
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 
-ROWS = [{"id": 1, "region": "EU", "amount": 2.5, "qty": 3, "note": "a b"},
-        {"id": 2, "region": "US", "amount": 1.0, "qty": 1, "note": "c d"}]
+ROWS = [
+    {"id": 1, "region": "EU", "amount": 2.5, "qty": 3, "note": "a b"},
+    {"id": 2, "region": "US", "amount": 1.0, "qty": 1, "note": "c d"},
+]
 SOURCE = {"id": "src", "type": "StaticData", "params": {"rows": ROWS}}
 
 
@@ -37,18 +39,38 @@ PREDICTED = [
     pytest.param("Deduplicate", {"subset": "region"}, id="Deduplicate-schema"),
     pytest.param("SampleRows", {"n": 1, "random_state": 1}, id="SampleRows-schema"),
     pytest.param("Melt", {"id_vars": "id", "value_vars": ["amount", "qty"]}, id="Melt-schema"),
-    pytest.param("WindowFunctions", {"partition_by": "region", "order_by": "qty", "functions": [
-        {"output": "rn", "function": "row_number"}, {"output": "r", "function": "rank"},
-        {"output": "l", "function": "lag", "column": "amount"},
-        {"output": "c", "function": "cumsum", "column": "qty"},
-        {"output": "m", "function": "rolling_mean", "column": "qty", "window": 2}]}, id="WindowFunctions-schema"),
+    pytest.param(
+        "WindowFunctions",
+        {
+            "partition_by": "region",
+            "order_by": "qty",
+            "functions": [
+                {"output": "rn", "function": "row_number"},
+                {"output": "r", "function": "rank"},
+                {"output": "l", "function": "lag", "column": "amount"},
+                {"output": "c", "function": "cumsum", "column": "qty"},
+                {"output": "m", "function": "rolling_mean", "column": "qty", "window": 2},
+            ],
+        },
+        id="WindowFunctions-schema",
+    ),
     pytest.param("ConditionalBranch", {"condition": "qty > 1", "rows": "split"}, id="ConditionalBranch-schema"),
     pytest.param("DisplayResults", {}, id="DisplayResults-schema"),
     pytest.param("TableWriter", {"table": "t"}, id="TableWriter-schema"),
     pytest.param("Limit", {"n": 1, "offset": 1}, id="Limit-schema"),
-    pytest.param("GroupAggregate", {"agg": {"n": ["id", "count"], "total": ["qty", "sum"], "avg": ["amount", "mean"],
-                                            "first": ["region", "first"], "top": ["qty", "max"]}},
-                 id="GroupAggregate-global-schema"),
+    pytest.param(
+        "GroupAggregate",
+        {
+            "agg": {
+                "n": ["id", "count"],
+                "total": ["qty", "sum"],
+                "avg": ["amount", "mean"],
+                "first": ["region", "first"],
+                "top": ["qty", "max"],
+            }
+        },
+        id="GroupAggregate-global-schema",
+    ),
 ]
 
 
@@ -65,8 +87,15 @@ def test_hook_predicts_the_real_schema(type_name: str, params: dict[str, Any]) -
     assert predicted == schema_of(actual)
 
 
-JOIN_LEFT = pd.DataFrame({"k": [1, 2, 3], "n": [10, 20, 30], "x": [0.5, 1.5, 2.5], "s": ["a", "b", "c"],
-                          "at": pd.to_datetime(["2024-01-01", "2024-01-02", None]).tz_localize("UTC")})
+JOIN_LEFT = pd.DataFrame(
+    {
+        "k": [1, 2, 3],
+        "n": [10, 20, 30],
+        "x": [0.5, 1.5, 2.5],
+        "s": ["a", "b", "c"],
+        "at": pd.to_datetime(["2024-01-01", "2024-01-02", None]).tz_localize("UTC"),
+    }
+)
 JOIN_RIGHT = pd.DataFrame({"k": [2, 3, 4], "k2": [2, 3, 4], "m": [7, 8, 9], "n": [1, 2, 3], "t": ["u", "v", "w"]})
 
 
@@ -77,8 +106,9 @@ def test_join_schema_says_where_integers_become_float(how: str, keys: dict[str, 
     was integer (pandas fills the unmatched rows with NaN); the inferred schema is what the run gives."""
     params = {"how": how, **({} if how == "cross" else keys), "indicator": how != "cross"}
     node_type = default_catalog()["JoinMerge"]
-    predicted = node_type.infer_schema(node_type.params_model.model_validate(params),
-                                       {"left": schema_of(JOIN_LEFT), "right": schema_of(JOIN_RIGHT)})
+    predicted = node_type.infer_schema(
+        node_type.params_model.model_validate(params), {"left": schema_of(JOIN_LEFT), "right": schema_of(JOIN_RIGHT)}
+    )
     actual = run_node("JoinMerge", params, {"left": JOIN_LEFT, "right": JOIN_RIGHT})
     assert predicted == schema_of(actual)
     if how == "left":
@@ -93,7 +123,10 @@ def test_join_schema_of_nullable_and_boolean_columns() -> None:
     node_type = default_catalog()["JoinMerge"]
     params = node_type.params_model(how="left", on="k")
     assert node_type.infer_schema(params, {"left": schema_of(left), "right": schema_of(right)}) == {
-        "k": "integer", "flag": "any", "n": "float"}
+        "k": "integer",
+        "flag": "any",
+        "n": "float",
+    }
     actual = run_node("JoinMerge", {"how": "left", "on": "k"}, {"left": left, "right": right})
     assert actual["flag"].dtype == object and str(actual["n"].dtype) == "Int64"
 
@@ -109,39 +142,114 @@ def test_union_schema_outer_and_inner() -> None:
 
 
 INVALID = [
-    pytest.param({"id": "ren", "type": "RenameColumns", "inputs": ["src"], "params": {"columns": {"qty": "n"}}},
-                 {"id": "sel", "type": "SelectColumns", "inputs": ["ren"], "params": {"columns": ["qty"]}},
-                 "node 'sel', field 'params.columns': column 'qty' is not in the input", "'ren.result' -> 'sel'",
-                 id="missing-column-after-rename"),
-    pytest.param({"id": "piv", "type": "PivotTable", "inputs": ["src"],
-                  "params": {"index": "id", "columns": "qty", "values": "region", "aggfunc": "sum"}}, None,
-                 "field 'params.aggfunc': cannot sum column 'region' of type string", "'src.result' -> 'piv'",
-                 id="PivotTable-non-numeric-aggregate"),
-    pytest.param({"id": "win", "type": "WindowFunctions", "inputs": ["src"],
-                  "params": {"functions": [{"output": "m", "function": "rolling_sum", "column": "note", "window": 2}]}},
-                 None, "field 'params.functions[0].column': cannot rolling_sum column 'note'", "'src.result' -> 'win'",
-                 id="WindowFunctions-non-numeric"),
-    pytest.param({"id": "fill", "type": "HandleMissingValues", "inputs": ["src"],
-                  "params": {"strategy": "median", "subset": ["region"]}}, None,
-                 "cannot take the median of column 'region'", "'src.result' -> 'fill'", id="HandleMissingValues-median-text"),
-    pytest.param({"id": "split", "type": "SplitColumn", "inputs": ["src"], "params": {"column": "qty"}}, None,
-                 "cannot split column 'qty' of type integer", "'src.result' -> 'split'", id="SplitColumn-non-text"),
-    pytest.param({"id": "br", "type": "ConditionalBranch", "inputs": ["src"], "params": {"condition": "qty + 1"}},
-                 None, "gives integer values, not true/false", "'src.result' -> 'br'", id="ConditionalBranch-not-boolean"),
-    pytest.param({"id": "br", "type": "ConditionalBranch", "inputs": ["src"], "params": {"condition": "qty > 1"}},
-                 {"id": "sel", "type": "SelectColumns", "inputs": ["br.false"], "params": {"columns": ["nope"]}},
-                 "column 'nope' is not in the input", "'br.false' -> 'sel'", id="ConditionalBranch-output-edge"),
-    pytest.param({"id": "tc", "type": "TryCatch", "inputs": ["src"], "params": {"body": [
-                     {"id": "a", "type": "RenameColumns", "params": {"columns": {"qty": "n"}}},
-                     {"id": "b", "type": "SelectColumns", "params": {"columns": ["qty"]}}]}}, None,
-                 "field 'params.body[1].params.columns': column 'qty' is not in the input", "'src.result' -> 'tc'",
-                 id="TryCatch-body-schema"),
-    pytest.param({"id": "fe", "type": "ForEach", "inputs": ["src"], "params": {"group_by": "nope", "body": [
-                     {"id": "a", "type": "SelectColumns", "params": {"columns": ["qty"]}}]}}, None,
-                 "field 'params.group_by': column 'nope' is not in the input", "'src.result' -> 'fe'", id="ForEach-group-by"),
-    pytest.param({"id": "tw", "type": "TableWriter", "inputs": ["src"],
-                  "params": {"table": "t", "if_exists": "upsert", "keys": ["key"]}}, None,
-                 "field 'params.keys': column 'key' is not in the input", "'src.result' -> 'tw'", id="TableWriter-upsert-keys"),
+    pytest.param(
+        {"id": "ren", "type": "RenameColumns", "inputs": ["src"], "params": {"columns": {"qty": "n"}}},
+        {"id": "sel", "type": "SelectColumns", "inputs": ["ren"], "params": {"columns": ["qty"]}},
+        "node 'sel', field 'params.columns': column 'qty' is not in the input",
+        "'ren.result' -> 'sel'",
+        id="missing-column-after-rename",
+    ),
+    pytest.param(
+        {
+            "id": "piv",
+            "type": "PivotTable",
+            "inputs": ["src"],
+            "params": {"index": "id", "columns": "qty", "values": "region", "aggfunc": "sum"},
+        },
+        None,
+        "field 'params.aggfunc': cannot sum column 'region' of type string",
+        "'src.result' -> 'piv'",
+        id="PivotTable-non-numeric-aggregate",
+    ),
+    pytest.param(
+        {
+            "id": "win",
+            "type": "WindowFunctions",
+            "inputs": ["src"],
+            "params": {"functions": [{"output": "m", "function": "rolling_sum", "column": "note", "window": 2}]},
+        },
+        None,
+        "field 'params.functions[0].column': cannot rolling_sum column 'note'",
+        "'src.result' -> 'win'",
+        id="WindowFunctions-non-numeric",
+    ),
+    pytest.param(
+        {
+            "id": "fill",
+            "type": "HandleMissingValues",
+            "inputs": ["src"],
+            "params": {"strategy": "median", "subset": ["region"]},
+        },
+        None,
+        "cannot take the median of column 'region'",
+        "'src.result' -> 'fill'",
+        id="HandleMissingValues-median-text",
+    ),
+    pytest.param(
+        {"id": "split", "type": "SplitColumn", "inputs": ["src"], "params": {"column": "qty"}},
+        None,
+        "cannot split column 'qty' of type integer",
+        "'src.result' -> 'split'",
+        id="SplitColumn-non-text",
+    ),
+    pytest.param(
+        {"id": "br", "type": "ConditionalBranch", "inputs": ["src"], "params": {"condition": "qty + 1"}},
+        None,
+        "gives integer values, not true/false",
+        "'src.result' -> 'br'",
+        id="ConditionalBranch-not-boolean",
+    ),
+    pytest.param(
+        {"id": "br", "type": "ConditionalBranch", "inputs": ["src"], "params": {"condition": "qty > 1"}},
+        {"id": "sel", "type": "SelectColumns", "inputs": ["br.false"], "params": {"columns": ["nope"]}},
+        "column 'nope' is not in the input",
+        "'br.false' -> 'sel'",
+        id="ConditionalBranch-output-edge",
+    ),
+    pytest.param(
+        {
+            "id": "tc",
+            "type": "TryCatch",
+            "inputs": ["src"],
+            "params": {
+                "body": [
+                    {"id": "a", "type": "RenameColumns", "params": {"columns": {"qty": "n"}}},
+                    {"id": "b", "type": "SelectColumns", "params": {"columns": ["qty"]}},
+                ]
+            },
+        },
+        None,
+        "field 'params.body[1].params.columns': column 'qty' is not in the input",
+        "'src.result' -> 'tc'",
+        id="TryCatch-body-schema",
+    ),
+    pytest.param(
+        {
+            "id": "fe",
+            "type": "ForEach",
+            "inputs": ["src"],
+            "params": {
+                "group_by": "nope",
+                "body": [{"id": "a", "type": "SelectColumns", "params": {"columns": ["qty"]}}],
+            },
+        },
+        None,
+        "field 'params.group_by': column 'nope' is not in the input",
+        "'src.result' -> 'fe'",
+        id="ForEach-group-by",
+    ),
+    pytest.param(
+        {
+            "id": "tw",
+            "type": "TableWriter",
+            "inputs": ["src"],
+            "params": {"table": "t", "if_exists": "upsert", "keys": ["key"]},
+        },
+        None,
+        "field 'params.keys': column 'key' is not in the input",
+        "'src.result' -> 'tw'",
+        id="TableWriter-upsert-keys",
+    ),
 ]
 
 
@@ -154,14 +262,30 @@ def test_validate_names_edge_and_column(first: dict, second: dict | None, messag
 
 BODY_ERRORS = [
     pytest.param([{"id": "a", "type": "SampelRows"}], "params.body[0].type", "unknown node type", id="unknown-type"),
-    pytest.param([{"id": "a", "type": "SampleRows", "params": {"n": -1}}], "params.body[0].params.n",
-                 "greater than or equal to 0", id="bad-param"),
-    pytest.param([{"id": "a", "type": "SampleRows", "params": {"nn": 1}}], "params.body[0].params.nn",
-                 "unknown field", id="unknown-param"),
-    pytest.param([{"id": "a", "type": "SampleRows"}, {"id": "b", "type": "Merge", "inputs": ["a", "zz"]}],
-                 "params.body[1].inputs", "names no earlier body node", id="bad-ref"),
-    pytest.param([{"id": "a", "type": "TryCatch", "params": {"body": [{"id": "x", "type": "Nope"}]}}],
-                 "params.body[0].params.body[0].type", "unknown node type", id="nested"),
+    pytest.param(
+        [{"id": "a", "type": "SampleRows", "params": {"n": -1}}],
+        "params.body[0].params.n",
+        "greater than or equal to 0",
+        id="bad-param",
+    ),
+    pytest.param(
+        [{"id": "a", "type": "SampleRows", "params": {"nn": 1}}],
+        "params.body[0].params.nn",
+        "unknown field",
+        id="unknown-param",
+    ),
+    pytest.param(
+        [{"id": "a", "type": "SampleRows"}, {"id": "b", "type": "Merge", "inputs": ["a", "zz"]}],
+        "params.body[1].inputs",
+        "names no earlier body node",
+        id="bad-ref",
+    ),
+    pytest.param(
+        [{"id": "a", "type": "TryCatch", "params": {"body": [{"id": "x", "type": "Nope"}]}}],
+        "params.body[0].params.body[0].type",
+        "unknown node type",
+        id="nested",
+    ),
 ]
 
 
@@ -177,28 +301,90 @@ def test_body_resources_are_reported() -> None:
     from dp_assets.compiler.plan import build_plan
 
     catalog = default_catalog()
-    spec = flow({"id": "wrap", "type": "TryCatch", "inputs": ["src"], "params": {"body": [
-        {"id": "r", "type": "TableReader", "params": {"table": "t"}},
-        {"id": "n", "type": "ForEach", "params": {"body": [{"id": "a", "type": "APIRequest", "params": {"url": "x"}}]}},
-    ]}})
+    spec = flow(
+        {
+            "id": "wrap",
+            "type": "TryCatch",
+            "inputs": ["src"],
+            "params": {
+                "body": [
+                    {"id": "r", "type": "TableReader", "params": {"table": "t"}},
+                    {
+                        "id": "n",
+                        "type": "ForEach",
+                        "params": {"body": [{"id": "a", "type": "APIRequest", "params": {"url": "x"}}]},
+                    },
+                ]
+            },
+        }
+    )
     plan = build_plan(validate_spec(spec, catalog), catalog)
     assert plan.resource_keys == {"databases", "http", "secrets"}  # APIRequest reads header secrets
     assert plan.node("wrap").body.resource_keys == {"databases", "http", "secrets"}
 
 
-PIVOT_ROWS = pd.DataFrame({"region": ["EU", "US", "EU", "APAC"], "qty": [1, 2, 2, 1], "amount": [1.5, 2.0, 3.0, 4.0],
-                           "n": [1, 2, 3, 4], "note": ["a", "b", "c", "d"]})
+PIVOT_ROWS = pd.DataFrame(
+    {
+        "region": ["EU", "US", "EU", "APAC"],
+        "qty": [1, 2, 2, 1],
+        "amount": [1.5, 2.0, 3.0, 4.0],
+        "n": [1, 2, 3, 4],
+        "note": ["a", "b", "c", "d"],
+    }
+)
 DECLARED_PIVOTS = [
-    pytest.param({"index": "qty", "columns": "region", "values": "amount", "aggfunc": "mean",
-                  "columns_values": ["EU", "US", "APAC", "LATAM"]}, id="PivotTable-declared-mean"),
-    pytest.param({"index": "region", "columns": "qty", "values": ["amount", "n"], "aggfunc": ["sum", "count"],
-                  "columns_values": [1, 2, 3]}, id="PivotTable-declared-two-levels"),
-    pytest.param({"index": "region", "columns": "qty", "values": "n", "aggfunc": "count", "fill_value": 0,
-                  "columns_values": [2, 1]}, id="PivotTable-declared-integer-fill"),
-    pytest.param({"index": "note", "columns": ["region", "qty"], "values": "n", "aggfunc": "sum",
-                  "columns_values": [["EU", 1], ["US", 2], ["EU", 2], ["APAC", 1]]}, id="PivotTable-declared-two-keys"),
-    pytest.param({"index": "qty", "columns": "region", "values": "note", "aggfunc": "first",
-                  "columns_values": ["EU", "US", "APAC"], "sep": "."}, id="PivotTable-declared-text-first"),
+    pytest.param(
+        {
+            "index": "qty",
+            "columns": "region",
+            "values": "amount",
+            "aggfunc": "mean",
+            "columns_values": ["EU", "US", "APAC", "LATAM"],
+        },
+        id="PivotTable-declared-mean",
+    ),
+    pytest.param(
+        {
+            "index": "region",
+            "columns": "qty",
+            "values": ["amount", "n"],
+            "aggfunc": ["sum", "count"],
+            "columns_values": [1, 2, 3],
+        },
+        id="PivotTable-declared-two-levels",
+    ),
+    pytest.param(
+        {
+            "index": "region",
+            "columns": "qty",
+            "values": "n",
+            "aggfunc": "count",
+            "fill_value": 0,
+            "columns_values": [2, 1],
+        },
+        id="PivotTable-declared-integer-fill",
+    ),
+    pytest.param(
+        {
+            "index": "note",
+            "columns": ["region", "qty"],
+            "values": "n",
+            "aggfunc": "sum",
+            "columns_values": [["EU", 1], ["US", 2], ["EU", 2], ["APAC", 1]],
+        },
+        id="PivotTable-declared-two-keys",
+    ),
+    pytest.param(
+        {
+            "index": "qty",
+            "columns": "region",
+            "values": "note",
+            "aggfunc": "first",
+            "columns_values": ["EU", "US", "APAC"],
+            "sep": ".",
+        },
+        id="PivotTable-declared-text-first",
+    ),
 ]
 
 
@@ -207,8 +393,7 @@ def test_declared_pivot_has_the_same_columns_and_dtypes_whatever_values_a_run_se
     """With columns_values, the schema dp validate infers is what every run gives: with all values,
     with some missing, and with no rows at all."""
     node_type = default_catalog()["PivotTable"]
-    predicted = node_type.infer_schema(node_type.params_model.model_validate(params),
-                                       {"input": schema_of(PIVOT_ROWS)})
+    predicted = node_type.infer_schema(node_type.params_model.model_validate(params), {"input": schema_of(PIVOT_ROWS)})
     assert predicted is not None
     for rows in (PIVOT_ROWS, PIVOT_ROWS.iloc[[0, 2]], PIVOT_ROWS.iloc[:0]):
         result = run_node("PivotTable", params, {"input": rows})
@@ -217,20 +402,30 @@ def test_declared_pivot_has_the_same_columns_and_dtypes_whatever_values_a_run_se
 
 
 def test_declared_pivot_refuses_values_it_was_not_told_of() -> None:
-    params = {"index": "qty", "columns": "region", "values": "amount", "aggfunc": "sum",
-              "columns_values": ["EU", "US"]}
+    params = {"index": "qty", "columns": "region", "values": "amount", "aggfunc": "sum", "columns_values": ["EU", "US"]}
     with pytest.raises(ValueError, match=r"columns_values: value\(s\) 'APAC' of region are not declared"):
         run_node("PivotTable", params, {"input": PIVOT_ROWS})
     assert list(run_node("PivotTable", params, {"input": PIVOT_ROWS.iloc[:3]}).columns) == ["qty", "EU", "US"]
 
 
-@pytest.mark.parametrize(("columns", "declared", "message"), [
-    ("region", [["EU", 1]], "each entry is a single value"),
-    (["region", "qty"], ["EU"], "each entry is a list of 2 values"),
-    ("region", ["EU", "EU"], "listed twice"),
-], ids=["PivotTable-list-for-one-key", "PivotTable-scalar-for-two-keys", "PivotTable-duplicate"])
+@pytest.mark.parametrize(
+    ("columns", "declared", "message"),
+    [
+        ("region", [["EU", 1]], "each entry is a single value"),
+        (["region", "qty"], ["EU"], "each entry is a list of 2 values"),
+        ("region", ["EU", "EU"], "listed twice"),
+    ],
+    ids=["PivotTable-list-for-one-key", "PivotTable-scalar-for-two-keys", "PivotTable-duplicate"],
+)
 def test_declared_pivot_values_fit_the_columns(columns: Any, declared: list[Any], message: str) -> None:
-    found = errors_of(flow({"id": "piv", "type": "PivotTable", "inputs": ["src"],
-                            "params": {"index": "id", "columns": columns, "values": "amount",
-                                       "columns_values": declared}}))
+    found = errors_of(
+        flow(
+            {
+                "id": "piv",
+                "type": "PivotTable",
+                "inputs": ["src"],
+                "params": {"index": "id", "columns": columns, "values": "amount", "columns_values": declared},
+            }
+        )
+    )
     assert any("node 'piv', field 'params': columns_values: " in e and message in e for e in found), found

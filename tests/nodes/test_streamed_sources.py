@@ -35,11 +35,13 @@ CHUNK = 5
 
 
 def readings(n: int = ROWS, offset: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": range(offset, offset + n),
-        "sensor": [f"s{i % 4}" for i in range(offset, offset + n)],
-        "value": [float(i % 7) + 0.25 if i % 5 else None for i in range(offset, offset + n)],
-    })
+    return pd.DataFrame(
+        {
+            "id": range(offset, offset + n),
+            "sensor": [f"s{i % 4}" for i in range(offset, offset + n)],
+            "value": [float(i % 7) + 0.25 if i % 5 else None for i in range(offset, offset + n)],
+        }
+    )
 
 
 def seed(databases: Any, df: pd.DataFrame) -> str:
@@ -62,8 +64,14 @@ def parts_of(result: Any) -> list[pd.DataFrame]:
 def test_table_reader_stream_matches_pandas(databases: Any, rows: int) -> None:
     """TableReader-stream: chunks of ``chunksize`` rows whose concatenation is pandas' whole read."""
     name = seed(databases, readings(rows))
-    parts = parts_of(run_node("TableReader", {"table": name, "order_by": ["id"], "chunksize": CHUNK,
-                                              "stream": True}, {}, make_ctx(resources={"databases": databases})))
+    parts = parts_of(
+        run_node(
+            "TableReader",
+            {"table": name, "order_by": ["id"], "chunksize": CHUNK, "stream": True},
+            {},
+            make_ctx(resources={"databases": databases}),
+        )
+    )
     # an empty table is one empty part, so that its columns are kept
     assert len(parts) == max(1, math.ceil(rows / CHUNK))
     assert [len(p) for p in parts[:-1]] == [CHUNK] * (len(parts) - 1)
@@ -89,8 +97,12 @@ def test_custom_sql_query_stream_matches_pandas(databases: Any) -> None:
 def test_table_reader_stream_fails_in_the_node_when_the_table_is_missing(databases: Any) -> None:
     """The first chunk is read before the node returns: a missing table is the node's own error."""
     with pytest.raises(ValueError, match="does not exist"):
-        run_node("TableReader", {"table": "no_such_table", "chunksize": 2, "stream": True}, {},
-                 make_ctx(resources={"databases": databases}))
+        run_node(
+            "TableReader",
+            {"table": "no_such_table", "chunksize": 2, "stream": True},
+            {},
+            make_ctx(resources={"databases": databases}),
+        )
 
 
 @pytest.fixture
@@ -105,8 +117,14 @@ def test_file_input_stream_csv_matches_pandas(files: FilesResource, tmp_path: Pa
     paths = [tmp_path / "data" / "daily" / f"day{i}.csv" for i in (1, 2)]
     readings(ROWS).to_csv(paths[0], index=False)
     readings(7, offset=ROWS).to_csv(paths[1], index=False)
-    parts = parts_of(run_node("FileInput", {"path": "daily/*.csv", "chunksize": CHUNK, "stream": True}, {},
-                              make_ctx(resources={"files": files})))
+    parts = parts_of(
+        run_node(
+            "FileInput",
+            {"path": "daily/*.csv", "chunksize": CHUNK, "stream": True},
+            {},
+            make_ctx(resources={"files": files}),
+        )
+    )
     assert [len(p) for p in parts] == [5, 5, 5, 5, 3, 5, 2]  # chunks do not span files
     expected = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     pd.testing.assert_frame_equal(pd.concat(parts), expected)
@@ -117,22 +135,29 @@ def test_file_input_stream_csv_matches_pandas(files: FilesResource, tmp_path: Pa
 
 def test_stream_params_are_checked(files: FilesResource, tmp_path: Path) -> None:
     """stream needs chunksize; FileInput streams CSV only."""
-    for node_type, params in [("TableReader", {"table": "t"}), ("CustomSQLQuery", {"sql": "SELECT 1"}),
-                              ("FileInput", {"path": "a.csv"})]:
+    for node_type, params in [
+        ("TableReader", {"table": "t"}),
+        ("CustomSQLQuery", {"sql": "SELECT 1"}),
+        ("FileInput", {"path": "a.csv"}),
+    ]:
         with pytest.raises(ValidationError, match="stream: true needs chunksize"):
             default_catalog()[node_type].params_model.model_validate({**params, "stream": True})
     readings().to_parquet(tmp_path / "data" / "a.parquet")
     with pytest.raises(ValueError, match="chunksize and stream read CSV files only"):
-        run_node("FileInput", {"path": "a.parquet", "chunksize": 5, "stream": True}, {},
-                 make_ctx(resources={"files": files}))
+        run_node(
+            "FileInput", {"path": "a.parquet", "chunksize": 5, "stream": True}, {}, make_ctx(resources={"files": files})
+        )
 
 
 # --- in a flow: stored part by part, read back whole or per part --------------------------------
 
 
 def csv_flow(flow_id: str, *, steps: str = "flow", timeout: float | None = None) -> dict[str, Any]:
-    source: dict[str, Any] = {"id": "history", "type": "FileInput",
-                              "params": {"path": "history.csv", "chunksize": CHUNK, "stream": True}}
+    source: dict[str, Any] = {
+        "id": "history",
+        "type": "FileInput",
+        "params": {"path": "history.csv", "chunksize": CHUNK, "stream": True},
+    }
     if timeout:
         source["timeout_seconds"] = timeout
     return {
@@ -140,8 +165,12 @@ def csv_flow(flow_id: str, *, steps: str = "flow", timeout: float | None = None)
         "policies": {"steps": steps},
         "nodes": [
             source,
-            {"id": "per_sensor", "type": "GroupAggregate", "inputs": ["history"],
-             "params": {"by": "sensor", "agg": {"readings": ["id", "count"], "total": ["value", "sum"]}}},
+            {
+                "id": "per_sensor",
+                "type": "GroupAggregate",
+                "inputs": ["history"],
+                "params": {"by": "sensor", "agg": {"readings": ["id", "count"], "total": ["value", "sum"]}},
+            },
         ],
     }
 
@@ -162,8 +191,10 @@ def run(spec: dict[str, Any], tmp_path: Path, io_manager: Any, catalog: Any = No
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    return {e.asset_key.path[-1]: {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()}
+    return {
+        e.asset_key.path[-1]: {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
 
 
 @pytest.mark.e2e
@@ -201,7 +232,7 @@ def test_streamed_source_in_a_flow_is_stored_in_parts_and_read_by_dp_runs(
     one = tmp_path / "part1.parquet"
     read = cli.invoke(runs_cli, ["read", result.run_id, "history", "--part", "1", "--out", str(one), "--base", base])
     assert read.exit_code == 0, read.output
-    pd.testing.assert_frame_equal(pd.read_parquet(one), history.iloc[CHUNK:2 * CHUNK])
+    pd.testing.assert_frame_equal(pd.read_parquet(one), history.iloc[CHUNK : 2 * CHUNK])
     missing = cli.invoke(runs_cli, ["read", result.run_id, "history", "--part", str(parts), "--base", base])
     assert missing.exit_code != 0 and f"has {parts} part(s)" in missing.output
 
@@ -229,9 +260,18 @@ def test_parts_are_stored_while_the_source_still_reads(tmp_path: Path) -> None:
         return FrameStream(generate())
 
     catalog = default_catalog().extended([NodeType("Counting", CountingParams, counting, "source", inputs=NO_INPUTS)])
-    spec = {"id": "counted", "nodes": [{"id": "numbers", "type": "Counting", "params": {"parts": 4}},
-                                       {"id": "doubled", "type": "AddModifyColumn", "inputs": ["numbers"],
-                                        "params": {"column": "j", "expression": "i * 2"}}]}
+    spec = {
+        "id": "counted",
+        "nodes": [
+            {"id": "numbers", "type": "Counting", "params": {"parts": 4}},
+            {
+                "id": "doubled",
+                "type": "AddModifyColumn",
+                "inputs": ["numbers"],
+                "params": {"column": "j", "expression": "i * 2"},
+            },
+        ],
+    }
     result = run(spec, tmp_path, RunScopedIOManager(base_url=str(base)), catalog)
     assert seen == [0, 1, 2, 3]
     assert result.output_for_node("counted__step", "doubled")["j"].tolist() == [0, 2, 4, 6]

@@ -87,16 +87,19 @@ def private_uses(source: str) -> list[str]:
     tree = ast.parse(source)
     dagster_names = {  # names this file binds to a Dagster module (``import dagster as dg``)
         (alias.asname or alias.name).split(".")[0]
-        for node in ast.walk(tree) if isinstance(node, ast.Import)
-        for alias in node.names if _dagster_module(alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if _dagster_module(alias.name)
     }
     docstrings = _docstrings(tree)
     found = []
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
-            found += [f"{line}: import {a.name}" for a in node.names
-                      if _dagster_module(a.name) and _private_path(a.name)]
+            found += [
+                f"{line}: import {a.name}" for a in node.names if _dagster_module(a.name) and _private_path(a.name)
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module and _dagster_module(node.module):
             if _private_path(node.module):
                 found.append(f"{line}: from {node.module} import ...")
@@ -121,30 +124,33 @@ def _product_files() -> Iterator[Path]:
             yield path
 
 
-@pytest.mark.parametrize("snippet", [
-    "from dagster._core.events import DagsterEvent",
-    "import dagster._utils.schedules",
-    "from dagster_celery.executor import _submit_task",
-    "import dagster as dg\ndg._core.storage",
-    "import importlib\nimportlib.import_module('dagster._core.run_coordinator')",
-    "QUEUED = '''run_coordinator:\n  module: dagster._core.run_coordinator\n'''",
-    "def run(context):\n    return context._step_execution_context",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "from dagster._core.events import DagsterEvent",
+        "import dagster._utils.schedules",
+        "from dagster_celery.executor import _submit_task",
+        "import dagster as dg\ndg._core.storage",
+        "import importlib\nimportlib.import_module('dagster._core.run_coordinator')",
+        "QUEUED = '''run_coordinator:\n  module: dagster._core.run_coordinator\n'''",
+        "def run(context):\n    return context._step_execution_context",
+    ],
+)
 def test_the_scan_finds_each_kind_of_private_use(snippet: str) -> None:
     assert private_uses(snippet)
 
 
 def test_the_scan_leaves_public_uses_alone() -> None:
-    source = '"""Mentions dagster._core in a docstring."""\nimport dagster as dg\nfrom dagster import asset\n' \
-             "import os\nos._exit(0)\nclass A:\n    def f(self):\n        return self._x\n"
+    source = (
+        '"""Mentions dagster._core in a docstring."""\nimport dagster as dg\nfrom dagster import asset\n'
+        "import os\nos._exit(0)\nclass A:\n    def f(self):\n        return self._x\n"
+    )
     assert private_uses(source) == []
 
 
 def test_no_private_dagster_api_outside_the_fence() -> None:
     offenders = {
-        path.relative_to(ROOT).as_posix(): uses
-        for path in _product_files()
-        if (uses := private_uses(path.read_text()))
+        path.relative_to(ROOT).as_posix(): uses for path in _product_files() if (uses := private_uses(path.read_text()))
     }
     assert not offenders, (
         "private Dagster APIs outside dp_instance/ and dp_assets/dagster_internals.py "
@@ -158,8 +164,13 @@ def test_instance_files_name_dagster_classes_by_public_paths() -> None:
     offenders = {
         path.relative_to(ROOT).as_posix(): lines
         for path in files
-        if (lines := [line.strip() for line in path.read_text().splitlines()
-                      if _PRIVATE_PATH.search(line) and not line.lstrip().startswith("#")])
+        if (
+            lines := [
+                line.strip()
+                for line in path.read_text().splitlines()
+                if _PRIVATE_PATH.search(line) and not line.lstrip().startswith("#")
+            ]
+        )
     }
     assert not offenders, offenders
 
@@ -174,8 +185,9 @@ def _dagster_subclasses() -> Iterator[tuple[str, type, ast.ClassDef]]:
         module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
         for node in classes:
             cls = getattr(module, node.name, None)
-            if inspect.isclass(cls) and any(_DAGSTER_PACKAGE.match(base.__module__.split(".")[0])
-                                            for base in cls.__mro__[1:]):
+            if inspect.isclass(cls) and any(
+                _DAGSTER_PACKAGE.match(base.__module__.split(".")[0]) for base in cls.__mro__[1:]
+            ):
                 yield relative, cls, node
 
 
@@ -186,10 +198,16 @@ def test_no_subclass_outside_the_fence_overrides_or_reads_a_private_member_of_da
     for where, cls, node in _dagster_subclasses():
         dagster_bases = [base for base in cls.__mro__[1:] if _dagster_module(base.__module__)]
         names = {item.name for item in node.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)}
-        names |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
-                  and isinstance(n.value, ast.Name) and n.value.id == "self"}
-        offenders += [f"{where}: {cls.__name__}.{name}" for name in sorted(names)
-                      if _private(name) and any(hasattr(base, name) for base in dagster_bases)]
+        names |= {
+            n.attr
+            for n in ast.walk(node)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+        }
+        offenders += [
+            f"{where}: {cls.__name__}.{name}"
+            for name in sorted(names)
+            if _private(name) and any(hasattr(base, name) for base in dagster_bases)
+        ]
     assert not offenders, offenders
 
 
@@ -226,9 +244,7 @@ def test_an_upstream_outside_the_run_carries_the_placeholder_run_id() -> None:
     def downstream(upstream: int) -> int:
         return upstream + 1
 
-    result = dg.materialize(
-        [upstream, downstream], selection=[downstream], resources={"io_manager": Recording()}
-    )
+    result = dg.materialize([upstream, downstream], selection=[downstream], resources={"io_manager": Recording()})
     assert result.success
     assert seen == [RUN_ID_PLACEHOLDER]
 
@@ -255,8 +271,9 @@ def test_a_flow_job_resolved_against_its_own_assets_is_dagsters_job() -> None:
     job = dg.define_asset_job("counted_job", selection=[counted])
     counter = dg.ResourceDefinition.hardcoded_resource(41)
     ours = internals.resolve_asset_job(job, [counted], dg.in_process_executor, {"counter": counter})
-    theirs = dg.Definitions(assets=[counted, other], jobs=[job], resources={"counter": counter},
-                            executor=dg.in_process_executor).resolve_job_def("counted_job")
+    theirs = dg.Definitions(
+        assets=[counted, other], jobs=[job], resources={"counter": counter}, executor=dg.in_process_executor
+    ).resolve_job_def("counted_job")
     assert isinstance(ours, dg.JobDefinition)
     assert ours.name == theirs.name
     assert ours.executor_def is theirs.executor_def
@@ -265,7 +282,7 @@ def test_a_flow_job_resolved_against_its_own_assets_is_dagsters_job() -> None:
     assert ours.execute_in_process().success
 
 
-PROBE_DEFS = '''
+PROBE_DEFS = """
 import dagster as dg
 from dp_assets.dagster_internals import (
     add_reconstruction_metadata, job_being_reconstructed, reconstruction_metadata,
@@ -288,7 +305,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(assets=[first, second], jobs=[dg.define_asset_job("only_second", selection=[second]),
                                                         dg.define_asset_job("both", selection=[first, second])],
                           executor=dg.in_process_executor)
-'''
+"""
 
 
 @contextmanager
@@ -325,12 +342,16 @@ def test_the_load_context_and_the_job_being_reconstructed_as_a_worker_sees_them(
     expected = (internals.JobBeingReconstructed("only_second", None), {"probe/pinned": "v1"})
     assert probe.SEEN[-1] == expected  # type: ignore[attr-defined]
 
-    selected = recon.get_reconstructable_job(internals.IMPLICIT_ASSET_JOB_NAME).with_repository_load_data(
-        load_data).get_subset(asset_selection={dg.AssetKey("second")})
+    selected = (
+        recon.get_reconstructable_job(internals.IMPLICIT_ASSET_JOB_NAME)
+        .with_repository_load_data(load_data)
+        .get_subset(asset_selection={dg.AssetKey("second")})
+    )
     with _load_context(DefinitionsLoadType.RECONSTRUCTION):
         selected.get_definition()
     assert probe.SEEN[-1][0] == internals.JobBeingReconstructed(  # type: ignore[attr-defined]
-        internals.IMPLICIT_ASSET_JOB_NAME, frozenset({dg.AssetKey("second")}))
+        internals.IMPLICIT_ASSET_JOB_NAME, frozenset({dg.AssetKey("second")})
+    )
     assert internals.job_being_reconstructed() is None  # called outside a reconstruction
 
 
@@ -364,11 +385,19 @@ def test_the_celery_internals_have_the_shape_the_terminating_executor_uses() -> 
     assert str(internals.retry_mode_from_config({"enabled": {}})) == "RetryMode.ENABLED"
     assert str(internals.retry_mode_from_config({"disabled": {}})) == "RetryMode.DISABLED"
     assert list(inspect.signature(core_celery_execution_loop).parameters) == [
-        "job_context", "execution_plan", "step_execution_fn"]
+        "job_context",
+        "execution_plan",
+        "step_execution_fn",
+    ]
     assert list(inspect.signature(_submit_task).parameters) == [
-        "app", "plan_context", "step", "queue", "priority", "known_state"]
-    assert list(inspect.signature(CeleryExecutor.execute).parameters) == [
-        "self", "plan_context", "execution_plan"]
+        "app",
+        "plan_context",
+        "step",
+        "queue",
+        "priority",
+        "known_state",
+    ]
+    assert list(inspect.signature(CeleryExecutor.execute).parameters) == ["self", "plan_context", "execution_plan"]
 
 
 # ---- deprecation warnings -----------------------------------------------------------------------

@@ -42,8 +42,11 @@ def test_S7_every_dependency_is_pinned():
     for requirement in names:
         name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
         assert name in pins, f"{name} is not pinned in requirements.lock (run `make lock`)"
-    lines = [line for line in (ROOT / "requirements.lock").read_text().splitlines()
-             if line and not line.startswith((" ", "#"))]
+    lines = [
+        line
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith((" ", "#"))
+    ]
     assert all("==" in line for line in lines), "every line of the lock file pins one exact version"
 
 

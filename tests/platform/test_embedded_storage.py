@@ -32,13 +32,25 @@ from dp_instance.embedded_storage import EmbeddedEventLogStorage, EmbeddedRunSto
 from dp_io import RunScopedIOManager
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = {"id": "embedded", "nodes": [
-    {"id": "numbers", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}, {"x": 3}]}},
-    {"id": "doubled", "type": "AddModifyColumn", "inputs": ["numbers"],
-     "params": {"column": "y", "expression": "x * 2"}},
-    {"id": "limited", "type": "FilterRows", "inputs": ["doubled"], "timeout_seconds": 30,
-     "params": {"condition": "y > 2"}},
-]}
+SPEC = {
+    "id": "embedded",
+    "nodes": [
+        {"id": "numbers", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}, {"x": 3}]}},
+        {
+            "id": "doubled",
+            "type": "AddModifyColumn",
+            "inputs": ["numbers"],
+            "params": {"column": "y", "expression": "x * 2"},
+        },
+        {
+            "id": "limited",
+            "type": "FilterRows",
+            "inputs": ["doubled"],
+            "timeout_seconds": 30,
+            "params": {"condition": "y > 2"},
+        },
+    ],
+}
 ASSETS = [dg.AssetKey(["embedded", n["id"]]) for n in SPEC["nodes"]]
 
 
@@ -77,20 +89,26 @@ def test_runs_are_stored_and_seen_by_another_process_while_connections_stay_open
         run_ids = {r.run_id for r in results}
         # The node with a time limit ran in a forked child; the parent went on writing after it.
         limited = results[-1].output_for_node("embedded__step", "limited")
-        pd.testing.assert_frame_equal(
-            limited.reset_index(drop=True), pd.DataFrame({"x": [2, 3], "y": [4, 6]})
-        )
+        pd.testing.assert_frame_equal(limited.reset_index(drop=True), pd.DataFrame({"x": [2, 3], "y": [4, 6]}))
         # Another process reads the files while this one still holds its pooled connections.
         seen = subprocess.run(
-            [sys.executable, "-c", (
-                "import dagster as dg, sys\n"
-                "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
-                "    runs = i.get_runs()\n"
-                "    print(sorted(r.run_id for r in runs if r.is_success))\n"
-                "    key = dg.AssetKey(['embedded', 'limited'])\n"
-                "    print(len(i.fetch_materializations(key, limit=100).records))\n"
-            ), str(home)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import dagster as dg, sys\n"
+                    "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
+                    "    runs = i.get_runs()\n"
+                    "    print(sorted(r.run_id for r in runs if r.is_success))\n"
+                    "    key = dg.AssetKey(['embedded', 'limited'])\n"
+                    "    print(len(i.fetch_materializations(key, limit=100).records))\n"
+                ),
+                str(home),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
         ).stdout.splitlines()
         assert seen[0] == str(sorted(run_ids))
         assert seen[1] == "2"
@@ -145,12 +163,20 @@ def test_the_ui_event_stream_wakes_on_events_another_process_writes(home, dp_hom
         storage.watch(run_id, cursor, follow)
         try:
             subprocess.run(
-                [sys.executable, "-c", (
-                    "import dagster as dg, sys\n"
-                    "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
-                    "    i.report_engine_event('written by a worker', dagster_run=i.get_run_by_id(sys.argv[2]))\n"
-                ), str(home), run_id],
-                check=True, cwd=ROOT, capture_output=True,
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        "import dagster as dg, sys\n"
+                        "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
+                        "    i.report_engine_event('written by a worker', dagster_run=i.get_run_by_id(sys.argv[2]))\n"
+                    ),
+                    str(home),
+                    run_id,
+                ],
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
             )
             deadline = time.monotonic() + 30
             while "written by a worker" not in received and time.monotonic() < deadline:
@@ -187,7 +213,10 @@ def test_processes_running_flows_at_once_on_one_home_all_succeed(home, dp_home):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", RUNNER, str(home), str(dp_home / "outputs"), here],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         for _ in range(2)
     ]
@@ -254,7 +283,8 @@ def _alembic_heads(dagster_home: Path) -> dict[str, list[str]]:
         with sqlite3.connect(path) as conn:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
                 heads[str(path.relative_to(dagster_home))] = [
-                    row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
+                    row[0] for row in conn.execute("SELECT version_num FROM alembic_version")
+                ]
     return heads
 
 
@@ -267,9 +297,16 @@ def test_two_first_starts_at_once_on_an_empty_dagster_home(dp_home, command):
 
     dagster_home = dp_home / "dagster"
     assert not any(dagster_home.iterdir())
-    procs = [subprocess.Popen([sys.executable, "-m", "dp_assets.cli", *command], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dp_assets.cli", *command],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outcomes = [(p.communicate(timeout=300), p.returncode) for p in procs]
     assert [code for _, code in outcomes] == [0, 0], [err[-2000:] for (_, err), _ in outcomes]
 
@@ -305,7 +342,8 @@ def _opens_the_instance(command: Any) -> bool:
     module = sys.modules[callback.__module__]
     named = [getattr(module, name) for name in callback.__code__.co_names if callable(getattr(module, name, None))]
     sources = [inspect.getsource(callback)] + [
-        inspect.getsource(fn) for fn in named if inspect.isfunction(fn) and fn.__module__ == module.__name__]
+        inspect.getsource(fn) for fn in named if inspect.isfunction(fn) and fn.__module__ == module.__name__
+    ]
     return any("DagsterInstance" in source for source in sources)
 
 
@@ -345,9 +383,16 @@ def test_four_dagster_native_first_opens_at_once_leave_one_alembic_head(dp_home)
     dagster_home = dp_home / "dagster"
     (dagster_home / "dagster.yaml").write_text(instance_file_text(dagster_home))
     start = time.time() + 3  # every interpreter has imported Dagster by then
-    procs = [subprocess.Popen([sys.executable, "-c", FIRST_OPEN, str(dagster_home), str(start)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_OPEN, str(dagster_home), str(start)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outcomes = [(p.communicate(timeout=300), p.returncode) for p in procs]
     assert [code for _, code in outcomes] == [0] * 4, [err[-2000:] for (_, err), _ in outcomes]
     heads = _alembic_heads(dagster_home)

@@ -20,8 +20,7 @@ def test_the_coordinator_tags_with_the_tag_the_run_limits_use():
 
 
 @fuzz_settings(100)
-@given(st.lists(st.tuples(FLOW_IDS, st.lists(FLOW_IDS, min_size=1, max_size=3)), max_size=6),
-       st.booleans())
+@given(st.lists(st.tuples(FLOW_IDS, st.lists(FLOW_IDS, min_size=1, max_size=3)), max_size=6), st.booleans())
 def test_a_selection_is_tagged_with_the_one_flow_it_belongs_to(selection, tagged_already):
     keys = [dg.AssetKey([flow, *rest]) for flow, rest in selection]
     existing = {FLOW_TAG: "other"} if tagged_already else {}

@@ -18,15 +18,24 @@ PRODUCT_PACKAGES = ("dp_assets", "dp_resources", "dp_io", "dp_sensors", "dp_prox
 #: The only product modules that may touch the process environment: how many times, and why.
 ENVIRONMENT_ALLOWED = {
     "dp_resources/sandbox/isolation.py": (1, "empties the environment of the sandboxed child process"),
-    "dp_assets/cli/home.py": (2, "sets DAGSTER_HOME for Dagster (DagsterInstance.get) when a command uses "
-                              "the embedded default's instance, and resolves the `{env: NAME}` references "
-                              "of DAGSTER_HOME/dagster.yaml (names the file chooses) to name an unreachable "
-                              "PostgreSQL"),
-    "dp_deploy/checks.py": (4, "resolves the `{env: NAME}` references of the YAML files Dagster reads "
-                            "(names the files choose), and hands its environment to the Celery worker it "
-                            "becomes (exec)"),
-    "dp_resources/secrets.py": (1, "resolves `${env:NAME}` references by the name a spec gives (secrets are "
-                                "not settings: the deployment names them)"),
+    "dp_assets/cli/home.py": (
+        2,
+        "sets DAGSTER_HOME for Dagster (DagsterInstance.get) when a command uses "
+        "the embedded default's instance, and resolves the `{env: NAME}` references "
+        "of DAGSTER_HOME/dagster.yaml (names the file chooses) to name an unreachable "
+        "PostgreSQL",
+    ),
+    "dp_deploy/checks.py": (
+        4,
+        "resolves the `{env: NAME}` references of the YAML files Dagster reads "
+        "(names the files choose), and hands its environment to the Celery worker it "
+        "becomes (exec)",
+    ),
+    "dp_resources/secrets.py": (
+        1,
+        "resolves `${env:NAME}` references by the name a spec gives (secrets are "
+        "not settings: the deployment names them)",
+    ),
 }
 
 
@@ -35,10 +44,17 @@ def _environment_reads(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), str(path))
     lines = []
     for node in ast.walk(tree):
-        reads_os = (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv")
-                    and isinstance(node.value, ast.Name) and node.value.id == "os")
-        imports_from_os = (isinstance(node, ast.ImportFrom) and node.module == "os"
-                           and any(alias.name in ("environ", "getenv") for alias in node.names))
+        reads_os = (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv", "putenv", "unsetenv")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        )
+        imports_from_os = (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in ("environ", "getenv") for alias in node.names)
+        )
         if reads_os or imports_from_os:
             lines.append(node.lineno)
         elif isinstance(node, ast.keyword) and node.arg in ("envvar", "auto_envvar_prefix"):
@@ -61,6 +77,7 @@ def test_only_dp_settings_reads_the_environment():
 
 # --- the model keeps today's meaning of every variable ----------------------------------------
 
+
 def test_defaults_without_any_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load({})
@@ -82,8 +99,9 @@ def test_an_empty_value_counts_as_unset_except_where_it_always_meant_something(t
     monkeypatch.chdir(tmp_path)
     names = [v.name for v in dp_settings.variables()]
     settings = load(dict.fromkeys(names, ""))
-    assert settings == load({"DP_FLOWS_DIR": "", "DP_PROXY_UPSTREAM": "", "DP_CELERY_BROKER": "",
-                             "DP_CELERY_BACKEND": ""})
+    assert settings == load(
+        {"DP_FLOWS_DIR": "", "DP_PROXY_UPSTREAM": "", "DP_CELERY_BROKER": "", "DP_CELERY_BACKEND": ""}
+    )
     assert settings.flows_folder() is None  # DP_FLOWS_DIR="" turns the import of spec files off
     assert settings.proxy.upstream == ""  # refused by the proxy, as before
     assert settings.dp_home() == (tmp_path / ".dp_home").resolve()
@@ -91,14 +109,26 @@ def test_an_empty_value_counts_as_unset_except_where_it_always_meant_something(t
 
 
 def test_values_are_parsed_into_their_groups():
-    settings = load({
-        "DP_HOME": "/srv/dp", "DP_SMTP_FROM": "dp@example.com", "DP_SMTP_PORT": "2525",
-        "DP_PROXY_LOGIN_BURST": "5", "DP_PROXY_TOKEN": "a, b,", "DP_HTTP_ALLOWED_NETWORKS": "10.0.0.0/8, 192.168.0.0/16",
-        "DP_DB_WAREHOUSE_URL": "postgresql+psycopg2://w@db/x", "DP_DB_WAREHOUSE_QUERY_URL": "postgresql+psycopg2://r@db/x",
-        "DP_DB_WRITABLE_SQL": "lake, scratch", "DP_WEBHOOK_TOKEN": "global", "DP_WEBHOOK_TOKEN_DAILY_SALES": "own",
-        "DP_WEBHOOK_TEAM_ALERTS_URL": "https://hooks.example/t", "DAGSTER_HOME": "/srv/dagster",
-        "DP_SENSOR_INTERVAL_SECONDS": "5", "DP_EXECUTOR": "celery", "DP_RABBITMQ_CONSUMER_TIMEOUT_SECONDS": "7200",
-    })
+    settings = load(
+        {
+            "DP_HOME": "/srv/dp",
+            "DP_SMTP_FROM": "dp@example.com",
+            "DP_SMTP_PORT": "2525",
+            "DP_PROXY_LOGIN_BURST": "5",
+            "DP_PROXY_TOKEN": "a, b,",
+            "DP_HTTP_ALLOWED_NETWORKS": "10.0.0.0/8, 192.168.0.0/16",
+            "DP_DB_WAREHOUSE_URL": "postgresql+psycopg2://w@db/x",
+            "DP_DB_WAREHOUSE_QUERY_URL": "postgresql+psycopg2://r@db/x",
+            "DP_DB_WRITABLE_SQL": "lake, scratch",
+            "DP_WEBHOOK_TOKEN": "global",
+            "DP_WEBHOOK_TOKEN_DAILY_SALES": "own",
+            "DP_WEBHOOK_TEAM_ALERTS_URL": "https://hooks.example/t",
+            "DAGSTER_HOME": "/srv/dagster",
+            "DP_SENSOR_INTERVAL_SECONDS": "5",
+            "DP_EXECUTOR": "celery",
+            "DP_RABBITMQ_CONSUMER_TIMEOUT_SECONDS": "7200",
+        }
+    )
     assert settings.store_url() == "sqlite:////srv/dp/store.db"
     assert (settings.smtp.from_, settings.smtp.port, settings.proxy.login_burst) == ("dp@example.com", 2525, 5)
     assert settings.proxy.tokens() == ["a", "b"]
@@ -114,23 +144,33 @@ def test_values_are_parsed_into_their_groups():
     assert settings.rabbitmq.consumer_timeout_seconds == 7200
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("DP_EXECUTOR", "celeri", "DP_EXECUTOR='celeri': choose one of in_process, multiprocess, celery"),
-    ("DP_SENSOR_INTERVAL_SECONDS", "soon", "DP_SENSOR_INTERVAL_SECONDS='soon' is not a whole number"),
-    ("DP_SENSOR_INTERVAL_SECONDS", "0", "DP_SENSOR_INTERVAL_SECONDS must be at least 1 second"),
-    ("DP_SMTP_SECURITY", "tls", "DP_SMTP_SECURITY must be none, starttls or ssl, not 'tls'"),
-    ("DP_PROXY_LOGIN_BURST", "many", "login_burst"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DP_EXECUTOR", "celeri", "DP_EXECUTOR='celeri': choose one of in_process, multiprocess, celery"),
+        ("DP_SENSOR_INTERVAL_SECONDS", "soon", "DP_SENSOR_INTERVAL_SECONDS='soon' is not a whole number"),
+        ("DP_SENSOR_INTERVAL_SECONDS", "0", "DP_SENSOR_INTERVAL_SECONDS must be at least 1 second"),
+        ("DP_SMTP_SECURITY", "tls", "DP_SMTP_SECURITY must be none, starttls or ssl, not 'tls'"),
+        ("DP_PROXY_LOGIN_BURST", "many", "login_burst"),
+    ],
+)
 def test_a_bad_value_stops_the_process_naming_it(name, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load({name: value})
 
 
 def test_secrets_never_show_in_a_repr():
-    secrets = {"DP_STORE_URL": "postgresql://u:pw-store@h/db", "DP_LLM_API_KEY": "sk-key",
-               "DP_SMTP_PASSWORD": "pw-smtp", "DP_PROXY_TOKEN": "tok-proxy", "DP_WEBHOOK_TOKEN_F": "tok-f",
-               "DP_DB_X_URL": "postgresql://u:pw-db@h/db", "DP_CELERY_BROKER": "redis://:pw-redis@r:6379/0",
-               "DP_DAGSTER_TOKEN": "tok-dagster", "DP_EVENTS_URL": "redis://:pw-events@r/1"}
+    secrets = {
+        "DP_STORE_URL": "postgresql://u:pw-store@h/db",
+        "DP_LLM_API_KEY": "sk-key",
+        "DP_SMTP_PASSWORD": "pw-smtp",
+        "DP_PROXY_TOKEN": "tok-proxy",
+        "DP_WEBHOOK_TOKEN_F": "tok-f",
+        "DP_DB_X_URL": "postgresql://u:pw-db@h/db",
+        "DP_CELERY_BROKER": "redis://:pw-redis@r:6379/0",
+        "DP_DAGSTER_TOKEN": "tok-dagster",
+        "DP_EVENTS_URL": "redis://:pw-events@r/1",
+    }
     text = repr(load(secrets)) + str(load(secrets))
     assert not [value for value in secrets.values() if value in text]
 
@@ -142,6 +182,7 @@ def test_every_setting_is_described():
 
 
 # --- where the settings come from ---------------------------------------------------------------
+
 
 def test_current_follows_the_environment_and_using_overrides_it(monkeypatch):
     monkeypatch.setenv("DP_EXECUTOR", "multiprocess")
@@ -160,8 +201,14 @@ def test_the_code_location_builds_with_the_settings_it_is_given(tmp_path, monkey
     from dp_resources.store import FlowStore
 
     monkeypatch.setenv("DP_EXECUTOR", "celeri")  # would stop a build that read the environment
-    settings = load({"DP_HOME": str(tmp_path), "DP_FLOWS_DIR": "", "DP_EXECUTOR": "multiprocess",
-                     "DP_HTTP_ALLOWED_NETWORKS": "10.0.0.0/8"})
+    settings = load(
+        {
+            "DP_HOME": str(tmp_path),
+            "DP_FLOWS_DIR": "",
+            "DP_EXECUTOR": "multiprocess",
+            "DP_HTTP_ALLOWED_NETWORKS": "10.0.0.0/8",
+        }
+    )
     defs = build_code_location(store=FlowStore(settings.store_url()), settings=settings)
     assert defs.executor.name == "multiprocess"
     assert defs.resources["http"].allowed_networks == ["10.0.0.0/8"]
@@ -174,8 +221,15 @@ def test_resources_get_deployment_values_as_env_vars_never_as_text():
 
     from dp_assets.location import default_resources
 
-    resources = default_resources(load({"DP_LLM_BASE_URL": "https://llm.example/v1", "DP_LLM_API_KEY": "sk-secret",
-                                        "DP_EVENTS_URL": "redis://:pw@r/0"}))
+    resources = default_resources(
+        load(
+            {
+                "DP_LLM_BASE_URL": "https://llm.example/v1",
+                "DP_LLM_API_KEY": "sk-secret",
+                "DP_EVENTS_URL": "redis://:pw@r/0",
+            }
+        )
+    )
     llm, bus = resources["llm"], resources["event_bus"]
     assert isinstance(llm.api_key, dg.EnvVar) and llm.api_key == "DP_LLM_API_KEY"
     assert isinstance(llm.base_url, dg.EnvVar) and llm.model is None  # DP_LLM_MODEL unset: no EnvVar to fail on
@@ -203,8 +257,14 @@ def test_docs_settings_md_is_current():
 
 
 def test_every_variable_in_the_deployment_files_and_docs_is_a_known_setting():
-    files = [ROOT / "deploy/env.example", ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / "README.md",
-             *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "deploy").glob("*.yaml"))]
+    files = [
+        ROOT / "deploy/env.example",
+        ROOT / "docker-compose.yml",
+        ROOT / "Dockerfile",
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+        *sorted((ROOT / "deploy").glob("*.yaml")),
+    ]
     unknown = set()
     for path in files:
         for name in re.findall(r"\bDP_(?:[A-Z0-9_]|<[A-Z_]+>)*", path.read_text()):

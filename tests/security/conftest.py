@@ -75,9 +75,7 @@ def loopback_server() -> Iterator[LoopbackServer]:
 def node_context(sandbox_resource: SandboxResource) -> Any:
     from dp_assets.catalog.base import NodeContext
 
-    def make(
-        node_id: str = "py", flow_params: dict[str, Any] | None = None
-    ) -> NodeContext:
+    def make(node_id: str = "py", flow_params: dict[str, Any] | None = None) -> NodeContext:
         return NodeContext(
             flow_id="sandbox_flow",
             node_id=node_id,

@@ -69,12 +69,15 @@ def test_V6_a_plain_xlsx_reads_like_pandas(data: Path) -> None:
     pd.testing.assert_frame_equal(read(data, "ok.xlsx"), pd.read_excel(data / "ok.xlsx", engine="openpyxl"))
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    pytest.param({"xl/media/bomb.bin": b"\0" * (300 * 1024 * 1024)}, "compresses|unpacks", id="V6-ratio-bomb"),
-    pytest.param({"../../evil.txt": b"x"}, "escapes", id="V6-traversal-member"),
-    pytest.param({"/etc/cron.d/evil": b"x"}, "escapes", id="V6-absolute-member"),
-    pytest.param({f"m{i}": b"" for i in range(10_001)}, "members", id="V6-too-many-members"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param({"xl/media/bomb.bin": b"\0" * (300 * 1024 * 1024)}, "compresses|unpacks", id="V6-ratio-bomb"),
+        pytest.param({"../../evil.txt": b"x"}, "escapes", id="V6-traversal-member"),
+        pytest.param({"/etc/cron.d/evil": b"x"}, "escapes", id="V6-absolute-member"),
+        pytest.param({f"m{i}": b"" for i in range(10_001)}, "members", id="V6-too-many-members"),
+    ],
+)
 def test_V6_hostile_xlsx_is_refused(data: Path, extra: dict[str, bytes], message: str) -> None:
     make_xlsx(data / "bad.xlsx", extra)
     with pytest.raises(ValueError, match=message):
@@ -131,11 +134,14 @@ def test_V7_ragged_rows(data: Path) -> None:
     pd.testing.assert_frame_equal(read(data, "ragged.csv", on_bad_lines="skip"), expected)
 
 
-@pytest.mark.parametrize(("content", "name"), [
-    pytest.param("[" * 100_000 + "]" * 100_000, "deep.json", id="V7-deep-json"),
-    pytest.param('{"a": [1, 2', "truncated.json", id="V7-truncated-json"),
-    pytest.param("", "empty.csv", id="V7-empty-csv"),
-])
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, "deep.json", id="V7-deep-json"),
+        pytest.param('{"a": [1, 2', "truncated.json", id="V7-truncated-json"),
+        pytest.param("", "empty.csv", id="V7-empty-csv"),
+    ],
+)
 def test_V7_broken_json_and_empty_files(data: Path, content: str, name: str) -> None:
     (data / name).write_text(content)
     with pytest.raises((ValueError, RecursionError)):

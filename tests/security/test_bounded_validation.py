@@ -101,11 +101,19 @@ def zone_surfaces(name: str) -> list[tuple[str, Any]]:
     return [
         ("check_timezone", lambda: check_timezone(name)),
         ("expression now()", lambda: parse_expression(f"now({name!r})")),
-        ("ChangeDataType dtype", lambda: catalog["ChangeDataType"].params_model.model_validate({"dtype": {"t": zoned}})),
+        (
+            "ChangeDataType dtype",
+            lambda: catalog["ChangeDataType"].params_model.model_validate({"dtype": {"t": zoned}}),
+        ),
         ("StaticData dtype", lambda: catalog["StaticData"].params_model.model_validate({"dtype": {"t": zoned}})),
-        ("FileInput dtype", lambda: catalog["FileInput"].params_model.model_validate({"path": "a.csv", "dtype": {"t": zoned}})),
-        ("schedule trigger timezone", lambda: ScheduleTrigger.model_validate(
-            {"type": "schedule", "cron": "0 * * * *", "timezone": name})),
+        (
+            "FileInput dtype",
+            lambda: catalog["FileInput"].params_model.model_validate({"path": "a.csv", "dtype": {"t": zoned}}),
+        ),
+        (
+            "schedule trigger timezone",
+            lambda: ScheduleTrigger.model_validate({"type": "schedule", "cron": "0 * * * *", "timezone": name}),
+        ),
     ]
 
 
@@ -158,10 +166,25 @@ def test_tz_property_a_name_is_a_set_lookup(name: str) -> None:
 # --- dtypes ------------------------------------------------------------------------------------
 
 HOSTILE_DTYPES = [
-    "S2000000000", "|S2000000000", "a2000000000", "U999999999", "<U999999999", "(1000000000,)f8",
-    "f8,(100000000,)i8", "V100000000000", "V8", "S1", "O", "M8", "datetime64", "complex128",
-    "datetime64[ns, dateutil//etc/passwd]", "datetime64[ns, Europe]", "int64[pyarrow" + "]" * 1000,
-    "x" * 100_000, "category" + "\x00",
+    "S2000000000",
+    "|S2000000000",
+    "a2000000000",
+    "U999999999",
+    "<U999999999",
+    "(1000000000,)f8",
+    "f8,(100000000,)i8",
+    "V100000000000",
+    "V8",
+    "S1",
+    "O",
+    "M8",
+    "datetime64",
+    "complex128",
+    "datetime64[ns, dateutil//etc/passwd]",
+    "datetime64[ns, Europe]",
+    "int64[pyarrow" + "]" * 1000,
+    "x" * 100_000,
+    "category" + "\x00",
 ]
 
 
@@ -181,8 +204,13 @@ def test_dtype_hostile_names_are_refused_by_every_declaring_node(dtype: str) -> 
 
 
 @fuzz_settings(300)
-@given(name=st.one_of(st.text(max_size=30), st.sampled_from(sorted(SIMPLE_DTYPES)),
-                      st.from_regex(r"[SUVa<>|]?[0-9]{1,12}|\([0-9]{1,10},\)[fi][48]", fullmatch=True)))
+@given(
+    name=st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(sorted(SIMPLE_DTYPES)),
+        st.from_regex(r"[SUVa<>|]?[0-9]{1,12}|\([0-9]{1,10},\)[fi][48]", fullmatch=True),
+    )
+)
 def test_dtype_property_accepted_names_are_small_and_others_refused_quickly(name: str) -> None:
     """dtype property: a name is refused, or it is a dtype whose values take at most 16 bytes
     (or a pandas extension type); the decision takes no time in proportion to the name."""
@@ -229,8 +257,12 @@ def _flow(node: dict[str, Any], *, needs_input: bool) -> dict[str, Any]:
 
 def _validate_in_limited_child(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [sys.executable, "-c", CHILD.format(headroom=HEADROOM_MB)], input=json.dumps(specs),
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [sys.executable, "-c", CHILD.format(headroom=HEADROOM_MB)],
+        input=json.dumps(specs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
@@ -241,15 +273,38 @@ def test_dtype_and_repeat_counts_validate_within_a_memory_limit() -> None:
     in a child whose address space allows only a few hundred MB more, each in well under a
     second, with errors naming the node and the field."""
     cases: list[tuple[dict[str, Any], str]] = []
-    for dtype in ("S2000000000", "U999999999", "(1000000000,)f8", "V100000000000",
-                  "datetime64[ns, dateutil//etc/passwd]"):
-        cases.append((_flow({"id": "static", "type": "StaticData",
-                             "params": {"rows": [{"c": "x"}, {"c": "y"}], "dtype": {"c": dtype}}},
-                            needs_input=False), "params.dtype.c"))
-        cases.append((_flow({"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"c": dtype}}},
-                            needs_input=True), "params.dtype.c"))
-    cases.append((_flow({"id": "split", "type": "SplitColumn", "params": {"column": "s", "n": 10**9}},
-                        needs_input=True), "params.n"))
+    for dtype in (
+        "S2000000000",
+        "U999999999",
+        "(1000000000,)f8",
+        "V100000000000",
+        "datetime64[ns, dateutil//etc/passwd]",
+    ):
+        cases.append(
+            (
+                _flow(
+                    {
+                        "id": "static",
+                        "type": "StaticData",
+                        "params": {"rows": [{"c": "x"}, {"c": "y"}], "dtype": {"c": dtype}},
+                    },
+                    needs_input=False,
+                ),
+                "params.dtype.c",
+            )
+        )
+        cases.append(
+            (
+                _flow({"id": "cast", "type": "ChangeDataType", "params": {"dtype": {"c": dtype}}}, needs_input=True),
+                "params.dtype.c",
+            )
+        )
+    cases.append(
+        (
+            _flow({"id": "split", "type": "SplitColumn", "params": {"column": "s", "n": 10**9}}, needs_input=True),
+            "params.n",
+        )
+    )
     results = _validate_in_limited_child([spec for spec, _ in cases])
     for (spec, field), result in zip(cases, results, strict=True):
         assert "errors" in result, spec

@@ -67,10 +67,15 @@ def test_V1_bad_column_names_are_refused(db: Any, column: str) -> None:
         default_catalog()["TableReader"].params_model.model_validate({"table": canary, "columns": [column]})
     with pytest.raises(ValidationError):
         default_catalog()["TableReader"].params_model.model_validate(
-            {"table": canary, "where": [{"column": column, "value": 1}]})
+            {"table": canary, "where": [{"column": column, "value": 1}]}
+        )
     with pytest.raises(ValueError, match="cannot be written"):
-        run("TableWriter", {"table": "out_table", "if_exists": "replace"}, {"input": pd.DataFrame({column: [1]})},
-            resource)
+        run(
+            "TableWriter",
+            {"table": "out_table", "if_exists": "replace"},
+            {"input": pd.DataFrame({column: [1]})},
+            resource,
+        )
 
 
 def test_V1_odd_but_allowed_column_names_are_quoted(db: Any) -> None:
@@ -80,16 +85,18 @@ def test_V1_odd_but_allowed_column_names_are_quoted(db: Any) -> None:
     df = pd.DataFrame({"select": [1, 2], "Order Id": [3, 4], "drop table": ["x", "y"], "café": [1.5, 2.5]})
     run("TableWriter", {"table": table, "if_exists": "replace"}, {"input": df}, resource)
     run("TableWriter", {"table": table, "if_exists": "upsert", "keys": ["Order Id"]}, {"input": df}, resource)
-    back = run("TableReader", {"table": table, "where": [{"column": "drop table", "op": "==", "value": "x"}]}, {},
-               resource)
+    back = run(
+        "TableReader", {"table": table, "where": [{"column": "drop table", "op": "==", "value": "x"}]}, {}, resource
+    )
     pd.testing.assert_frame_equal(back, df.iloc[:1])
 
 
 @pytest.mark.parametrize("value", ["x' OR '1'='1", "'; DROP TABLE canary; --", "%"])
 def test_V1_filter_values_are_bound(db: Any, value: str) -> None:
     resource, canary = db
-    out = run("TableReader", {"table": canary, "where": [{"column": "secret", "op": "==", "value": value}]}, {},
-              resource)
+    out = run(
+        "TableReader", {"table": canary, "where": [{"column": "secret", "op": "==", "value": value}]}, {}, resource
+    )
     assert out.empty
     with resource.get_engine("default").connect() as conn:
         assert canary in sa.inspect(conn).get_table_names()

@@ -149,13 +149,36 @@ def test_V3_unknown_and_read_only_roots(roots: Any) -> None:
 
 # --- property tests -----------------------------------------------------------------------------
 
-SEGMENTS = ["..", ".", "", "link_out", "secret_link.csv", "loop", "loop_a", "dagster", "ok.csv", "sub",
-            "in.csv", "*", "**", "*.csv", "~", "\x00", "a" * 256, "é" * 130, "\ud800", "new.csv"]
+SEGMENTS = [
+    "..",
+    ".",
+    "",
+    "link_out",
+    "secret_link.csv",
+    "loop",
+    "loop_a",
+    "dagster",
+    "ok.csv",
+    "sub",
+    "in.csv",
+    "*",
+    "**",
+    "*.csv",
+    "~",
+    "\x00",
+    "a" * 256,
+    "é" * 130,
+    "\ud800",
+    "new.csv",
+]
 path_texts = st.one_of(
     st.text(max_size=60),
     st.lists(st.one_of(st.sampled_from(SEGMENTS), st.text(max_size=8)), min_size=1, max_size=8).map("/".join),
-    st.builds(lambda lead, rest: lead + rest, st.sampled_from(["/", "//", "./", "../", "\\", "~/"]),
-              st.lists(st.sampled_from(SEGMENTS), max_size=4).map("/".join)),
+    st.builds(
+        lambda lead, rest: lead + rest,
+        st.sampled_from(["/", "//", "./", "../", "\\", "~/"]),
+        st.lists(st.sampled_from(SEGMENTS), max_size=4).map("/".join),
+    ),
     st.integers(200, 5000).map(lambda n: "x" * n),
 )
 PROPERTY = fuzz_settings(150, suppress_health_check=[*SLOW_CHECKS, HealthCheck.function_scoped_fixture])

@@ -72,9 +72,7 @@ ESCAPES: dict[str, str] = {
     "str-format-unbound": "result = str.format('{0.__class__}', 1)",
     "str-format-map-via-series": "result = pd.Series(['{0.__class__}']).map(str.format)",
     "string-formatter": "import string\nresult = string.Formatter().format('{0.__class__}', 1)",
-    "string-formatter-vformat": (
-        "import string\nresult = string.Formatter().vformat('{0.__class__}', [1], {})"
-    ),
+    "string-formatter-vformat": ("import string\nresult = string.Formatter().vformat('{0.__class__}', [1], {})"),
     "fstring-dunder": "result = f'{(1).__class__}'",
     # namespace builtins
     "vars": "result = vars()",
@@ -89,9 +87,7 @@ ESCAPES: dict[str, str] = {
     # frame walks
     "generator-gi-frame": "def g():\n    yield 1\nresult = g().gi_frame.f_back.f_globals",
     "generator-gi-code": "def g():\n    yield 1\nresult = g().gi_code",
-    "traceback-frame": (
-        "try:\n    1 / 0\nexcept Exception as e:\n    result = e.__traceback__.tb_frame.f_globals"
-    ),
+    "traceback-frame": ("try:\n    1 / 0\nexcept Exception as e:\n    result = e.__traceback__.tb_frame.f_globals"),
     "with-traceback": "try:\n    1 / 0\nexcept Exception as e:\n    result = e.__traceback__",
     # published RestrictedPython advisories
     "advisory-attributeerror-obj": (
@@ -128,16 +124,12 @@ ESCAPES: dict[str, str] = {
         "import functools\nclass H:\n    pass\nh = H()\n"
         "functools.update_wrapper(h, pd.concat, assigned=('__globals__',), updated=())\nresult = 1"
     ),
-    "wraps-decorator": (
-        "import functools\n@functools.wraps(pd.concat)\ndef f():\n    pass\nresult = 1"
-    ),
+    "wraps-decorator": ("import functools\n@functools.wraps(pd.concat)\ndef f():\n    pass\nresult = 1"),
     "from-functools-import-wraps": "from functools import wraps\nresult = 1",
-    "wraps-via-partial": (
-        "from functools import partial, update_wrapper\nresult = 1"
-    ),
+    "wraps-via-partial": ("from functools import partial, update_wrapper\nresult = 1"),
     "singledispatch-evaluates-annotation": (
         "import functools\n@functools.singledispatch\ndef f(x):\n    return 0\n"
-        "def g(x: \"().__class__.__mro__[1].__subclasses__()\"):\n    return 1\n"
+        'def g(x: "().__class__.__mro__[1].__subclasses__()"):\n    return 1\n'
         "f.register(g)\nresult = 1"
     ),
     "total-ordering-on-library-class": (
@@ -149,9 +141,7 @@ ESCAPES: dict[str, str] = {
     "delattr-module": "import math\ndelattr(math, 'pi')\nresult = 1",
     "setattr-library-function": "setattr(pd.concat, 'x', 1)\nresult = 1",
     # helpers that call a function the snippet passes with names it chooses
-    "itertools-starmap-getattr": (
-        "import itertools\nresult = list(itertools.starmap(getattr, [(1, '__class__')]))"
-    ),
+    "itertools-starmap-getattr": ("import itertools\nresult = list(itertools.starmap(getattr, [(1, '__class__')]))"),
     "map-getattr": "result = list(map(getattr, [1], ['__class__']))",
     "partial-getattr": "import functools\nresult = functools.partial(getattr, 1)('__class__')",
     "sorted-key-getattr": "result = sorted([1], key=lambda v: getattr(v, '__class__'))",
@@ -159,16 +149,12 @@ ESCAPES: dict[str, str] = {
         "import json\nresult = json.loads('{\"a\": 1}', object_hook=lambda d: getattr(d, '__class__'))"
     ),
     "series-map-getattr": "result = df.a.map(lambda v: getattr(v, '__class__'))",
-    "internal-through-loop": (
-        "import functools\nfor f in [functools]:\n    result = f.update_wrapper"
-    ),
+    "internal-through-loop": ("import functools\nfor f in [functools]:\n    result = f.update_wrapper"),
     "json-load-file-object": "import json\nresult = str(json.load)",
 }
 
 
-@pytest.mark.parametrize(
-    "code", [pytest.param(code, id=f"X1-{name}") for name, code in ESCAPES.items()]
-)
+@pytest.mark.parametrize("code", [pytest.param(code, id=f"X1-{name}") for name, code in ESCAPES.items()])
 def test_X1_escape_is_refused(sandbox: Sandbox, code: str) -> None:
     """X1: each escape attempt is refused as a policy error, never run and never crashes."""
     with pytest.raises(SandboxPolicyError) as refused:
@@ -207,10 +193,7 @@ ALLOWED: dict[str, tuple[str, Any]] = {
         "2024-02-29",
     ),
     "itertools-functools": (
-        (
-            "import itertools, functools\n"
-            "result = functools.reduce(lambda a, b: a + b, itertools.chain([1, 2], [3]))"
-        ),
+        ("import itertools, functools\nresult = functools.reduce(lambda a, b: a + b, itertools.chain([1, 2], [3]))"),
         6,
     ),
     "string-constants": ("import string\nresult = string.ascii_lowercase[:3]", "abc"),
@@ -288,8 +271,6 @@ ALLOWED: dict[str, tuple[str, Any]] = {
     ("code", "expected"),
     [pytest.param(*case, id=f"X1-allowed-{name}") for name, case in ALLOWED.items()],
 )
-def test_X1_ordinary_code_still_runs(
-    sandbox: Sandbox, code: str, expected: Any
-) -> None:
+def test_X1_ordinary_code_still_runs(sandbox: Sandbox, code: str, expected: Any) -> None:
     """X1 control: the policy refuses escapes, not ordinary Python and pandas."""
     assert sandbox.run(code, {"df": pd.DataFrame({"a": [1, 2]})}).value == expected

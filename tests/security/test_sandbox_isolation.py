@@ -88,9 +88,7 @@ STATE_CASES = [
 
 
 @pytest.mark.parametrize(("first", "second", "expected"), STATE_CASES)
-def test_X3_second_snippet_sees_nothing_of_the_first(
-    sandbox: Sandbox, first: str, second: str, expected: Any
-) -> None:
+def test_X3_second_snippet_sees_nothing_of_the_first(sandbox: Sandbox, first: str, second: str, expected: Any) -> None:
     """X3: whatever the first snippet changed, the second (forked from the same server) cannot see.
 
     The fork server is the only thing snippets share, so it is the path that needs proving; a
@@ -112,13 +110,8 @@ def test_X3_second_snippet_sees_nothing_of_the_first(
 
 def test_X3_fresh_processes_share_nothing() -> None:
     """X3: the same through ``run_in_sandbox``, which starts a new interpreter per call."""
-    run_in_sandbox(
-        "import decimal\ndecimal.getcontext().prec = 3\nleak = 1\nresult = 1", {}
-    )
-    assert (
-        run_in_sandbox("import decimal\nresult = decimal.getcontext().prec", {}).value
-        == 28
-    )
+    run_in_sandbox("import decimal\ndecimal.getcontext().prec = 3\nleak = 1\nresult = 1", {})
+    assert run_in_sandbox("import decimal\nresult = decimal.getcontext().prec", {}).value == 28
     with pytest.raises(SandboxCodeError):
         run_in_sandbox("result = leak", {})
 
@@ -157,9 +150,7 @@ NETWORK_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    "code", [pytest.param(c, id=f"X4-network-{n}") for n, c in NETWORK_CASES.items()]
-)
+@pytest.mark.parametrize("code", [pytest.param(c, id=f"X4-network-{n}") for n, c in NETWORK_CASES.items()])
 def test_X4_no_network(sandbox: Sandbox, loopback_server: Any, code: str) -> None:
     """X4: no snippet reaches a loopback server the test is running."""
     with pytest.raises(SandboxPolicyError):
@@ -178,9 +169,7 @@ FILE_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    "code", [pytest.param(c, id=f"X4-read-{n}") for n, c in FILE_CASES.items()]
-)
+@pytest.mark.parametrize("code", [pytest.param(c, id=f"X4-read-{n}") for n, c in FILE_CASES.items()])
 def test_X4_no_file_reads(sandbox: Sandbox, code: str) -> None:
     """X4: no file can be read."""
     with pytest.raises(SandboxPolicyError):
@@ -198,9 +187,7 @@ WRITE_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    "code", [pytest.param(c, id=f"X4-write-{n}") for n, c in WRITE_CASES.items()]
-)
+@pytest.mark.parametrize("code", [pytest.param(c, id=f"X4-write-{n}") for n, c in WRITE_CASES.items()])
 def test_X4_no_file_writes(sandbox: Sandbox, tmp_path: Path, code: str) -> None:
     """X4: no file can be written, not even in a folder the parent can write to."""
     target = tmp_path / "written"
@@ -294,14 +281,8 @@ def test_X4_process_walls_hold_for_raw_python(
     workdir = tmp_path / "root"
     workdir.mkdir()
     target = tmp_path / "written"
-    report = _run_probe(
-        LOCKED_PROBE, str(workdir), str(loopback_server.port), str(target)
-    )
-    refused = {
-        name: outcome
-        for name, outcome in report["probes"].items()
-        if outcome != "allowed"
-    }
+    report = _run_probe(LOCKED_PROBE, str(workdir), str(loopback_server.port), str(target))
+    refused = {name: outcome for name, outcome in report["probes"].items() if outcome != "allowed"}
     assert refused == report["probes"], report["probes"]
     assert report["env"] == {}
     assert CANARY_VALUE not in report["initial_env"]
@@ -337,26 +318,18 @@ ONE_WALL_PROBE = textwrap.dedent(
 )
 
 
-def test_X4_network_namespace_alone_blocks_loopback(
-    loopback_server: Any, tmp_path: Path
-) -> None:
+def test_X4_network_namespace_alone_blocks_loopback(loopback_server: Any, tmp_path: Path) -> None:
     """X4 defence in depth: the network namespace alone (fds still available) reaches nothing."""
-    report = _run_probe(
-        ONE_WALL_PROBE, "netns", str(loopback_server.port), str(tmp_path)
-    )
+    report = _run_probe(ONE_WALL_PROBE, "netns", str(loopback_server.port), str(tmp_path))
     if report["applied"] is None:
         pytest.skip("this host permits no network namespace for the sandbox")
     assert report["socket"] != "allowed"
     assert loopback_server.connections == 0
 
 
-def test_X4_chroot_alone_hides_the_filesystem(
-    loopback_server: Any, tmp_path: Path
-) -> None:
+def test_X4_chroot_alone_hides_the_filesystem(loopback_server: Any, tmp_path: Path) -> None:
     """X4 defence in depth: the chroot alone leaves nothing to read."""
-    report = _run_probe(
-        ONE_WALL_PROBE, "chroot", str(loopback_server.port), str(tmp_path)
-    )
+    report = _run_probe(ONE_WALL_PROBE, "chroot", str(loopback_server.port), str(tmp_path))
     if report["applied"] is None:
         pytest.skip("this host permits no chroot for the sandbox")
     assert isinstance(report["passwd"], str) and "No such file" in report["passwd"]

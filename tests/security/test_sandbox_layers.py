@@ -27,11 +27,7 @@ from dp_resources.sandbox.isolation import LAYERS
 ROOT = os.geteuid() == 0
 
 READ_PASSWD = "result = open('/etc/passwd').read()[:5]"
-CONNECT = (
-    "import socket\n"
-    "s = socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
-    "result = s.recv(4).decode()"
-)
+CONNECT = "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\nresult = s.recv(4).decode()"
 READ_FILE = "result = open({path!r}).read()"
 # RestrictedPython alone (every process wall off): the escape, functools copying
 # attributes into a module; unrestricted, it simply works.

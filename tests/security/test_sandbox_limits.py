@@ -26,9 +26,7 @@ from dp_resources.sandbox import (
 )
 
 # Small limits keep the abuse quick; generous enough for a loaded two-core machine.
-SMALL = SandboxLimits(
-    cpu_seconds=2, memory_mb=256, wall_seconds=60, max_output_bytes=200_000
-)
+SMALL = SandboxLimits(cpu_seconds=2, memory_mb=256, wall_seconds=60, max_output_bytes=200_000)
 CPU_BOUND = SMALL.model_copy(update={"cpu_seconds": 1, "wall_seconds": 120})
 WALL_BOUND = SMALL.model_copy(update={"cpu_seconds": 120, "wall_seconds": 2})
 
@@ -162,9 +160,7 @@ def test_X2_abuse_is_stopped_by_its_limit(
     with pytest.raises(error) as stopped:
         sandbox.run(code, {"df": pd.DataFrame({"a": [1]})}, limits=limits)
     assert names_limit in str(stopped.value)
-    assert (
-        sandbox.run("result = 1 + 1", {}).value == 2
-    )  # the shared server still serves
+    assert sandbox.run("result = 1 + 1", {}).value == 2  # the shared server still serves
     assert _fork_server_children(sandbox) == []  # nothing left running or unreaped
 
 
@@ -175,9 +171,7 @@ def test_X2_parent_memory_is_unaffected(sandbox: Sandbox) -> None:
     big = SMALL.model_copy(update={"memory_mb": 512})
     for _ in range(3):
         with pytest.raises(SandboxMemoryError):
-            sandbox.run(
-                "x = []\nwhile True:\n    x.append('a' * 10 ** 6)", {}, limits=big
-            )
+            sandbox.run("x = []\nwhile True:\n    x.append('a' * 10 ** 6)", {}, limits=big)
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kb < 100_000
 
@@ -194,9 +188,7 @@ def test_X2_parent_memory_is_unaffected(sandbox: Sandbox) -> None:
         ),
     ],
 )
-def test_X2_fresh_process_path_enforces_time(
-    limits: SandboxLimits, names_limit: str
-) -> None:
+def test_X2_fresh_process_path_enforces_time(limits: SandboxLimits, names_limit: str) -> None:
     """X2: ``run_in_sandbox`` (a fresh interpreter per call) enforces the same time limits."""
     with pytest.raises(SandboxTimeout) as stopped:
         run_in_sandbox("while True:\n    pass", {}, limits=limits)

@@ -54,9 +54,7 @@ def _plain(code: str, **names: Any) -> dict[str, Any]:
 
 SCRIPTS = {
     "filter-assign": "result = df[df.amount > 100].assign(total=df.amount * df.qty)",
-    "groupby-agg": (
-        "result = df.groupby('region', as_index=False).agg(total=('amount', 'sum'), n=('id', 'count'))"
-    ),
+    "groupby-agg": ("result = df.groupby('region', as_index=False).agg(total=('amount', 'sum'), n=('id', 'count'))"),
     "params-threshold": "result = df[df.qty >= params['min_qty']].reset_index(drop=True)",
     "datetime-features": (
         "out = df.copy()\nout['day'] = out.when.dt.day_name()\nout['hour'] = out.when.dt.hour\nresult = out"
@@ -94,9 +92,7 @@ def test_run_python_script_variables_override_flow_params(node_context: Any) -> 
     assert out.to_dict("records") == [{"label": "node", "min_qty": 1}]
 
 
-def test_run_python_script_print_is_logged(
-    node_context: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_run_python_script_print_is_logged(node_context: Any, caplog: pytest.LogCaptureFixture) -> None:
     ctx = node_context()
     with caplog.at_level("INFO", logger="dp.node"):
         RUN_PYTHON_SCRIPT.run(
@@ -117,12 +113,8 @@ def test_run_python_script_print_is_logged(
             id="series-result",
         ),
         pytest.param("x = 1", SandboxCodeError, "`result`", id="no-result"),
-        pytest.param(
-            "result = df.nope", SandboxCodeError, "AttributeError", id="user-error"
-        ),
-        pytest.param(
-            "import os\nresult = df", SandboxPolicyError, 'import of "os"', id="refused"
-        ),
+        pytest.param("result = df.nope", SandboxCodeError, "AttributeError", id="user-error"),
+        pytest.param("import os\nresult = df", SandboxPolicyError, 'import of "os"', id="refused"),
     ],
 )
 def test_run_python_script_errors_name_the_node(
@@ -135,10 +127,7 @@ def test_run_python_script_errors_name_the_node(
             {"input": _frame(3)},
         )
     message = str(failed.value)
-    assert (
-        "node 'clean_up' (RunPythonScript) of flow 'sandbox_flow', field 'code'"
-        in message
-    )
+    assert "node 'clean_up' (RunPythonScript) of flow 'sandbox_flow', field 'code'" in message
     assert fragment in message
 
 
@@ -167,12 +156,8 @@ COLUMN_FUNCTIONS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("column", "code"), [pytest.param(*c, id=n) for n, c in COLUMN_FUNCTIONS.items()]
-)
-def test_apply_function_column_equals_series_map(
-    node_context: Any, column: str, code: str
-) -> None:
+@pytest.mark.parametrize(("column", "code"), [pytest.param(*c, id=n) for n, c in COLUMN_FUNCTIONS.items()])
+def test_apply_function_column_equals_series_map(node_context: Any, column: str, code: str) -> None:
     frame = _frame()
     params = ApplyFunctionParams(code=code, column=column, output_column="out")
     out = APPLY_FUNCTION.run(node_context(), params, {"input": frame})
@@ -186,12 +171,8 @@ ROW_FUNCTIONS = {
 }
 
 
-@pytest.mark.parametrize(
-    "code", [pytest.param(c, id=n) for n, c in ROW_FUNCTIONS.items()]
-)
-def test_apply_function_rows_equals_dataframe_apply(
-    node_context: Any, code: str
-) -> None:
+@pytest.mark.parametrize("code", [pytest.param(c, id=n) for n, c in ROW_FUNCTIONS.items()])
+def test_apply_function_rows_equals_dataframe_apply(node_context: Any, code: str) -> None:
     frame = _frame()
     params = ApplyFunctionParams(code=code, output_column="out")
     out = APPLY_FUNCTION.run(node_context(), params, {"input": frame})
@@ -199,9 +180,7 @@ def test_apply_function_rows_equals_dataframe_apply(
     pd.testing.assert_frame_equal(out, expected)
 
 
-def test_apply_function_runs_the_whole_frame_in_one_child(
-    node_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_apply_function_runs_the_whole_frame_in_one_child(node_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """20,000 rows, one sandbox child: the function is mapped inside the child."""
     starts: list[int] = []
     original = ForkServerLauncher.start
@@ -218,9 +197,7 @@ def test_apply_function_runs_the_whole_frame_in_one_child(
         ApplyFunctionParams(code=code, column="id", output_column="m"),
         {"input": frame},
     )
-    pd.testing.assert_frame_equal(
-        out, frame.assign(m=frame["id"].map(_plain(code)["apply"]))
-    )
+    pd.testing.assert_frame_equal(out, frame.assign(m=frame["id"].map(_plain(code)["apply"])))
     assert len(starts) == 1
 
 
@@ -228,9 +205,7 @@ def test_apply_function_empty_frame(node_context: Any) -> None:
     frame = _frame(0)
     out = APPLY_FUNCTION.run(
         node_context(),
-        ApplyFunctionParams(
-            code="def apply(v):\n    return v", column="id", output_column="o"
-        ),
+        ApplyFunctionParams(code="def apply(v):\n    return v", column="id", output_column="o"),
         {"input": frame},
     )
     assert list(out.columns) == [*frame.columns, "o"] and len(out) == 0
@@ -240,19 +215,13 @@ def test_apply_function_errors_name_the_node_and_field(node_context: Any) -> Non
     with pytest.raises(KeyError, match="field 'column': column 'missing'"):
         APPLY_FUNCTION.run(
             node_context("enrich"),
-            ApplyFunctionParams(
-                code="def apply(v):\n    return v", column="missing", output_column="o"
-            ),
+            ApplyFunctionParams(code="def apply(v):\n    return v", column="missing", output_column="o"),
             {"input": _frame(2)},
         )
-    with pytest.raises(
-        SandboxCodeError, match=r"node 'enrich' \(ApplyFunction\).*def apply"
-    ):
+    with pytest.raises(SandboxCodeError, match=r"node 'enrich' \(ApplyFunction\).*def apply"):
         APPLY_FUNCTION.run(
             node_context("enrich"),
-            ApplyFunctionParams(
-                code="def other(v):\n    return v", column="id", output_column="o"
-            ),
+            ApplyFunctionParams(code="def other(v):\n    return v", column="id", output_column="o"),
             {"input": _frame(2)},
         )
     with pytest.raises(SandboxPolicyError, match="node 'enrich'"):
@@ -270,9 +239,7 @@ def test_apply_function_errors_name_the_node_and_field(node_context: Any) -> Non
 def test_apply_function_schema_hook() -> None:
     hook = APPLY_FUNCTION.infer_schema
     assert hook is not None
-    params = ApplyFunctionParams(
-        code="def apply(v):\n    return v", column="a", output_column="b"
-    )
+    params = ApplyFunctionParams(code="def apply(v):\n    return v", column="a", output_column="b")
     assert hook(params, {"input": {"a": "integer"}}) == {"a": "integer", "b": "any"}
     assert hook(params, {"input": None}) is None
     with pytest.raises(SchemaError) as failed:
@@ -312,15 +279,11 @@ def test_resource_in_a_dagster_run() -> None:
 
     @dg.asset
     def doubled(sandbox: SandboxResource) -> pd.DataFrame:
-        outcome = sandbox.run(
-            "result = df.assign(b=df.a * 2)", {"df": pd.DataFrame({"a": [1, 2]})}
-        )
+        outcome = sandbox.run("result = df.assign(b=df.a * 2)", {"df": pd.DataFrame({"a": [1, 2]})})
         seen["server"] = sandbox._sandbox._launcher._proc  # type: ignore[union-attr]
         return outcome.value
 
-    result = dg.materialize(
-        [doubled], resources={"sandbox": SandboxResource(allowed_modules=["math"])}
-    )
+    result = dg.materialize([doubled], resources={"sandbox": SandboxResource(allowed_modules=["math"])})
     assert result.success
     assert result.output_for_node("doubled")["b"].tolist() == [2, 4]
     assert seen["server"].poll() is not None  # the fork server is gone after the run

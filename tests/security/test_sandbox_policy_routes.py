@@ -138,9 +138,7 @@ STDLIB = sorted(set(policy.DEFAULT_ALLOWED_MODULES) | {"collections.abc"})
 
 
 @pytest.mark.parametrize("module_name", STDLIB, ids=lambda n: f"X1-walk-{n}")
-def test_X1_every_attribute_chain_from_allowed_modules_is_clean(
-    session: policy.Session, module_name: str
-) -> None:
+def test_X1_every_attribute_chain_from_allowed_modules_is_clean(session: policy.Session, module_name: str) -> None:
     """X1: every chain of two public attributes from an allowed module ends refused or clean."""
     module = importlib.import_module(module_name)
     for first in dir(module):
@@ -186,9 +184,7 @@ def attribute_walks(draw: st.DrawFn) -> list[str]:
 
 @fuzz_settings(150)
 @given(path=attribute_walks())
-def test_X1_attribute_walks_through_pandas_and_numpy_are_clean(
-    session: policy.Session, path: list[str]
-) -> None:
+def test_X1_attribute_walks_through_pandas_and_numpy_are_clean(session: policy.Session, path: list[str]) -> None:
     """X1 (fuzz): a random walk of public attributes from pd, np or a frame meets no internal."""
     import numpy as np
     import pandas as pd

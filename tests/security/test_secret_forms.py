@@ -31,9 +31,14 @@ def api_flow(url: str, params: dict | None = None, header_env: dict | None = Non
     request = {"url": url, "idempotency_header": None}
     if header_env is not None:
         request["header_env"] = header_env
-    return {"id": flow_id, "params": params or {}, "nodes": [
-        {"id": "rows", "type": "StaticData", "params": {"rows": [{"n": 1}]}},
-        {"id": "send", "type": "APIRequest", "inputs": ["rows"], "params": request}]}
+    return {
+        "id": flow_id,
+        "params": params or {},
+        "nodes": [
+            {"id": "rows", "type": "StaticData", "params": {"rows": [{"n": 1}]}},
+            {"id": "send", "type": "APIRequest", "inputs": ["rows"], "params": request},
+        ],
+    }
 
 
 def run(spec: dict, tmp_path: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
@@ -42,9 +47,16 @@ def run(spec: dict, tmp_path: Path, run_config: dict | None = None) -> dg.Execut
     from dp_resources.secrets import SecretsResource
 
     catalog = default_catalog()
-    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog), dg.Definitions(
-        resources={"io_manager": RunScopedIOManager(base_url=str(tmp_path / "outputs")),
-                   "http": HttpResource(allow_private=True, timeout_seconds=10), "secrets": SecretsResource()}))
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validate_spec(spec, catalog), catalog),
+        dg.Definitions(
+            resources={
+                "io_manager": RunScopedIOManager(base_url=str(tmp_path / "outputs")),
+                "http": HttpResource(allow_private=True, timeout_seconds=10),
+                "secrets": SecretsResource(),
+            }
+        ),
+    )
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         return defs.resolve_job_def(spec["id"]).execute_in_process(run_config=run_config, instance=instance)
@@ -65,8 +77,10 @@ def test_S6_a_deployed_header_env_still_sends_its_header(tmp_path, monkeypatch):
     assert result.success and sent["Authorization"] == TOKEN
     log = result.asset_value(dg.AssetKey(["tickets", "send"]))
     assert TOKEN not in log.to_json()
-    assert str(caught[0].message) == ("flow 'tickets', node 'send', params.header_env: deprecated; write "
-                                      'headers: {Authorization: "${env:DP_SECRET_TICKETS_TOKEN}"} (read so meanwhile)')
+    assert str(caught[0].message) == (
+        "flow 'tickets', node 'send', params.header_env: deprecated; write "
+        'headers: {Authorization: "${env:DP_SECRET_TICKETS_TOKEN}"} (read so meanwhile)'
+    )
 
 
 def test_S6_the_old_form_is_the_new_form_and_no_more(monkeypatch):
@@ -75,15 +89,34 @@ def test_S6_the_old_form_is_the_new_form_and_no_more(monkeypatch):
     sub-chain bodies upgraded too, and the caller's document never changed."""
     old = api_flow("https://api.example.test/x", header_env={"X-Token": "DP_SECRET_T", "X-Db": "DP_STORE_URL"})
     old["nodes"][1]["params"]["headers"] = {"X-Token": "written", "Accept": "json"}
-    old["nodes"].append({"id": "each", "type": "ForEach", "inputs": ["rows"], "params": {"group_by": "n", "body": [
-        {"id": "inner", "type": "ApiEndpoint", "params": {"url": "https://api.example.test/y",
-                                                          "header_env": {"X-Token": "DP_SECRET_T"}}}]}})
+    old["nodes"].append(
+        {
+            "id": "each",
+            "type": "ForEach",
+            "inputs": ["rows"],
+            "params": {
+                "group_by": "n",
+                "body": [
+                    {
+                        "id": "inner",
+                        "type": "ApiEndpoint",
+                        "params": {"url": "https://api.example.test/y", "header_env": {"X-Token": "DP_SECRET_T"}},
+                    }
+                ],
+            },
+        }
+    )
     kept = copy.deepcopy(old)
     new = copy.deepcopy(old)
-    new["nodes"][1]["params"] = {"url": "https://api.example.test/x", "idempotency_header": None, "headers": {
-        "X-Token": "${env:DP_SECRET_T}", "Accept": "json", "X-Db": "${env:DP_STORE_URL}"}}
-    new["nodes"][2]["params"]["body"][0]["params"] = {"url": "https://api.example.test/y",
-                                                      "headers": {"X-Token": "${env:DP_SECRET_T}"}}
+    new["nodes"][1]["params"] = {
+        "url": "https://api.example.test/x",
+        "idempotency_header": None,
+        "headers": {"X-Token": "${env:DP_SECRET_T}", "Accept": "json", "X-Db": "${env:DP_STORE_URL}"},
+    }
+    new["nodes"][2]["params"]["body"][0]["params"] = {
+        "url": "https://api.example.test/y",
+        "headers": {"X-Token": "${env:DP_SECRET_T}"},
+    }
     with pytest.warns(SecretFormDeprecated) as caught:
         upgraded, old_version = normalise_spec(old), spec_version(old)
     assert old == kept
@@ -93,8 +126,11 @@ def test_S6_the_old_form_is_the_new_form_and_no_more(monkeypatch):
 
 def test_header_env_that_is_no_variable_name_is_a_validation_error_naming_the_place():
     """`{{ params.which }}` in header_env would let the caller choose the secret: refused, with the new form."""
-    spec = api_flow("https://api.example.test/x", params={"which": {"type": "string", "default": "DP_SECRET_T"}},
-                    header_env={"Authorization": "{{ params.which }}"})
+    spec = api_flow(
+        "https://api.example.test/x",
+        params={"which": {"type": "string", "default": "DP_SECRET_T"}},
+        header_env={"Authorization": "{{ params.which }}"},
+    )
     with pytest.raises(FlowValidationError) as caught:
         validate_spec(spec, default_catalog())
     text = str(caught.value)
@@ -116,10 +152,14 @@ def test_dp_validate_prints_deprecations_and_refused_names(dp_home, tmp_path, mo
     result = CliRunner().invoke(main, ["validate", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "ok    " in result.output
-    assert ("warning: flow 'tickets', node 'send', params.header_env: deprecated; write headers: "
-            '{Authorization: "${env:DP_SECRET_TICKETS_TOKEN}"}') in result.output
-    assert ("warning: flow 'tickets', node 'send', params.headers.X-Db: ${env:DP_STORE_URL} is not an allowed "
-            "secret name here") in result.output
+    assert (
+        "warning: flow 'tickets', node 'send', params.header_env: deprecated; write headers: "
+        '{Authorization: "${env:DP_SECRET_TICKETS_TOKEN}"}'
+    ) in result.output
+    assert (
+        "warning: flow 'tickets', node 'send', params.headers.X-Db: ${env:DP_STORE_URL} is not an allowed "
+        "secret name here"
+    ) in result.output
     assert "warning: flow 'tickets', notify[0].webhook: ${env:SLACK_ALERT_URL} is not an allowed" in result.output
     monkeypatch.setenv("DP_ALLOWED_SECRET_NAMES", "DP_SECRET_*,SLACK_ALERT_URL,DP_STORE_URL")
     quiet = CliRunner().invoke(main, ["validate", str(path)], catch_exceptions=False)

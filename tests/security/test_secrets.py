@@ -54,8 +54,11 @@ def test_S6_scope_redacts_every_form_of_a_resolved_secret(monkeypatch):
 
 @pytest.mark.parametrize(
     ("reference", "message"),
-    [("${env:HOME}", "not an allowed secret name"), ("${env:DP_SECRET_UNSET}", "is not set"),
-     ("${env:DP_SECRET_SHORT}", "too short to be redacted")],
+    [
+        ("${env:HOME}", "not an allowed secret name"),
+        ("${env:DP_SECRET_UNSET}", "is not set"),
+        ("${env:DP_SECRET_SHORT}", "too short to be redacted"),
+    ],
     ids=["S6-name-not-allowed", "S6-unset", "S6-too-short"],
 )
 def test_S6_refused_references_never_show_a_value(monkeypatch, reference, message):
@@ -80,21 +83,54 @@ def test_S6_safe_error_keeps_the_type_and_drops_the_chain():
 
 def _flow(target: str) -> dict:
     token = "${env:DP_SECRET_TOKEN}"
-    return {"id": "secret_flow", "nodes": [
-        {"id": "echo_auth", "type": "HttpTool",
-         "params": {"url": f"{target}/echo", "headers": {"X-Token": token}, "query": {"k": token},
-                    "auth": {"type": "bearer", "token": token}}},
-        {"id": "shell_env", "type": "ShellTool",
-         "params": {"argv": ["printenv", "TOKEN"], "env": {"TOKEN": token}}},
-        {"id": "agent", "type": "LlmAgent", "inputs": ["echo_auth"],
-         "params": {"prompt": "Summarise {{ input }}",
-                    "tools": [{"name": "peek", "type": "HttpTool",
-                               "params": {"url": f"{target}/echo", "headers": {"Authorization": f"Bearer {token}"}}}]}},
-        {"id": "fails_soft", "type": "HttpTool", "on_error": "continue",
-         "params": {"url": f"{target}/status/500?t={token}", "retries": 0}},
-        {"id": "fails_hard", "type": "HttpTool", "inputs": ["agent"], "retry": {"max_retries": 1},
-         "params": {"url": f"{target}/status/403", "query": {"t": token}, "retries": 0}},
-    ]}
+    return {
+        "id": "secret_flow",
+        "nodes": [
+            {
+                "id": "echo_auth",
+                "type": "HttpTool",
+                "params": {
+                    "url": f"{target}/echo",
+                    "headers": {"X-Token": token},
+                    "query": {"k": token},
+                    "auth": {"type": "bearer", "token": token},
+                },
+            },
+            {
+                "id": "shell_env",
+                "type": "ShellTool",
+                "params": {"argv": ["printenv", "TOKEN"], "env": {"TOKEN": token}},
+            },
+            {
+                "id": "agent",
+                "type": "LlmAgent",
+                "inputs": ["echo_auth"],
+                "params": {
+                    "prompt": "Summarise {{ input }}",
+                    "tools": [
+                        {
+                            "name": "peek",
+                            "type": "HttpTool",
+                            "params": {"url": f"{target}/echo", "headers": {"Authorization": f"Bearer {token}"}},
+                        }
+                    ],
+                },
+            },
+            {
+                "id": "fails_soft",
+                "type": "HttpTool",
+                "on_error": "continue",
+                "params": {"url": f"{target}/status/500?t={token}", "retries": 0},
+            },
+            {
+                "id": "fails_hard",
+                "type": "HttpTool",
+                "inputs": ["agent"],
+                "retry": {"max_retries": 1},
+                "params": {"url": f"{target}/status/403", "query": {"t": token}, "retries": 0},
+            },
+        ],
+    }
 
 
 def _resources(tmp_path: Path) -> dict:
@@ -120,8 +156,9 @@ def _resources(tmp_path: Path) -> dict:
 def _run_flow(spec: dict, tmp_path: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """One in-process run of ``spec`` with the platform's resources, on a throwaway instance."""
     catalog = default_catalog()
-    defs = dg.Definitions.merge(build_flow_definitions(validate_spec(spec, catalog), catalog),
-                                dg.Definitions(resources=_resources(tmp_path)))
+    defs = dg.Definitions.merge(
+        build_flow_definitions(validate_spec(spec, catalog), catalog), dg.Definitions(resources=_resources(tmp_path))
+    )
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         return defs.resolve_job_def(spec["id"]).execute_in_process(run_config=run_config, instance=instance)
@@ -176,15 +213,20 @@ def test_S6_planted_secret_appears_nowhere_after_a_real_run(tmp_path, monkeypatc
     monkeypatch.setenv("DP_LLM_MODEL", "stub")
     caplog.set_level(logging.DEBUG)
     target = TargetServer()
-    llm = StubLlm(lambda body: ({"content": None, "tool_calls": [tool_call("peek", {})]}
-                                if body["messages"][-1]["role"] == "user"
-                                else {"content": "summary: " + body["messages"][-1]["content"][:3000]}))
+    llm = StubLlm(
+        lambda body: (
+            {"content": None, "tool_calls": [tool_call("peek", {})]}
+            if body["messages"][-1]["role"] == "user"
+            else {"content": "summary: " + body["messages"][-1]["content"][:3000]}
+        )
+    )
     monkeypatch.setenv("DP_LLM_BASE_URL", llm.base_url)
     try:
         catalog = default_catalog()
         validated = validate_spec(_flow(target.url), catalog)
-        defs = dg.Definitions.merge(build_flow_definitions(validated, catalog),
-                                    dg.Definitions(resources=_resources(tmp_path)))
+        defs = dg.Definitions.merge(
+            build_flow_definitions(validated, catalog), dg.Definitions(resources=_resources(tmp_path))
+        )
         job = defs.resolve_job_def("secret_flow")
         (tmp_path / "dagster").mkdir()
         with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
@@ -228,10 +270,32 @@ PLANTED_VALUE = "pl4nted-By-The-Operator-7781"
 CONTROL_VALUE = "c0ntrol-Written-By-Author-2203"
 # Pieces a caller might use to compose a reference, including a seal with a wrong MAC and (built
 # in the test, with this process's key) a genuine seal that leaked and is fed back as data.
-FRAGMENTS = ["$", "{", "}", "env:", "{env:", "${env:", PLANTED, "{env:" + PLANTED + "}", "${env:" + PLANTED + "}",
-             "$$", "{{", "}}", "params.a", "x y", "$[dp-secret:", f"$[dp-secret:{PLANTED}:{'0' * 32}]"]
-AUTHOR_REFS = ["{{ params.a }}", "{{ params.b }}", "{{ params.event }}", "{{ input.0.a }}", "{{ input.0.b }}",
-               "{{ input.1.a }}"]
+FRAGMENTS = [
+    "$",
+    "{",
+    "}",
+    "env:",
+    "{env:",
+    "${env:",
+    PLANTED,
+    "{env:" + PLANTED + "}",
+    "${env:" + PLANTED + "}",
+    "$$",
+    "{{",
+    "}}",
+    "params.a",
+    "x y",
+    "$[dp-secret:",
+    f"$[dp-secret:{PLANTED}:{'0' * 32}]",
+]
+AUTHOR_REFS = [
+    "{{ params.a }}",
+    "{{ params.b }}",
+    "{{ params.event }}",
+    "{{ input.0.a }}",
+    "{{ input.0.b }}",
+    "{{ input.1.a }}",
+]
 AUTHOR_LITERALS = ["prefix$", "$", "${env:", "{env:", "env:", PLANTED, "}", "/", "${", "{"]
 
 
@@ -270,8 +334,13 @@ def _caller_inputs():
 
 
 def _http_params(author: str, url: str) -> dict:
-    return {"url": f"{url}/echo?q={author}", "method": "POST", "headers": {"X-Composed": f"v:{author}",
-            "X-Control": "${env:DP_SECRET_CONTROL}"}, "query": {"k": author}, "body": {"t": author, "whole": author}}
+    return {
+        "url": f"{url}/echo?q={author}",
+        "method": "POST",
+        "headers": {"X-Composed": f"v:{author}", "X-Control": "${env:DP_SECRET_CONTROL}"},
+        "query": {"k": author},
+        "body": {"t": author, "whole": author},
+    }
 
 
 def _secret_env(monkeypatch) -> None:
@@ -285,9 +354,16 @@ def test_S6_templates_seal_only_references_in_the_authors_literal_text():
     from dp_resources.secrets import sealed_names
 
     params = {"a": "$", "b": "{env:" + PLANTED + "}", "n": 3}
-    rendered = render({"h": "prefix${{ params.b }}", "two": "{{ params.a }}{{ params.b }}",
-                       "wrap": "${env:{{ params.n }}}", "n": "{{ params.n }}", "mine": "Bearer ${env:DP_SECRET_X}"},
-                      params)
+    rendered = render(
+        {
+            "h": "prefix${{ params.b }}",
+            "two": "{{ params.a }}{{ params.b }}",
+            "wrap": "${env:{{ params.n }}}",
+            "n": "{{ params.n }}",
+            "mine": "Bearer ${env:DP_SECRET_X}",
+        },
+        params,
+    )
     assert [list(sealed_names(rendered[k])) for k in ("h", "two", "wrap", "mine")] == [[], [], [], ["DP_SECRET_X"]]
     assert rendered["two"] == "${env:" + PLANTED + "}" and rendered["n"] == 3
 
@@ -337,6 +413,7 @@ def test_S6_composed_references_never_reach_a_server(monkeypatch):
     target = TargetServer()
     http = HttpResource(allow_private=True, timeout_seconds=5)
     try:
+
         @fuzz_settings(40)
         @given(author=_author_text(), caller=_caller_inputs(), args=st.tuples(_fragment_text(), _fragment_text()))
         def check(author, caller, args):
@@ -346,8 +423,9 @@ def test_S6_composed_references_never_reach_a_server(monkeypatch):
             raw = _http_params(author, target.url)
             http_tool(ctx, HttpToolParams.model_validate(render(raw, flow_params)), {"up.result": rows})
             tool = {**raw, "headers": {**raw["headers"], "X-Args": "${{ args.x }}{{ args.y }}"}}
-            agent = LlmAgentParams.model_validate(render({"prompt": "p", "tools": [
-                {"name": "send", "type": "HttpTool", "params": tool}]}, flow_params))
+            agent = LlmAgentParams.model_validate(
+                render({"prompt": "p", "tools": [{"name": "send", "type": "HttpTool", "params": tool}]}, flow_params)
+            )
             box = ToolBox(ctx, agent, SecretScope(), template_data({"up.result": rows}))
             box.run("send", {"x": args[0], "y": args[1]})
             seen = target.requests[before:]
@@ -361,14 +439,22 @@ def test_S6_composed_references_never_reach_a_server(monkeypatch):
 
 @pytest.mark.parametrize(
     ("header", "flow_params", "row", "args"),
-    [("prefix{{ params.a }}{{ params.b }}", {"a": "x$", "b": "{env:" + PLANTED + "}"}, {}, {}),
-     ("prefix${{ params.b }}", {"b": "{env:" + PLANTED + "}"}, {}, {}),
-     ("{{ input.0.a }}{{ input.0.b }}", {}, {"a": "$", "b": "{env:" + PLANTED + "}"}, {}),
-     ("{{ params.a }}{{ input.0.b }}", {"a": "$"}, {"b": "{env:" + PLANTED + "}"}, {}),
-     ("${{ args.x }}", {}, {}, {"x": "{env:" + PLANTED + "}"}),
-     ("{{ args.x }}{{ args.y }}", {}, {}, {"x": "$", "y": "{env:" + PLANTED + "}"})],
-    ids=["S6-two-params", "S6-literal-dollar-then-param", "S6-two-columns", "S6-param-then-column",
-         "S6-literal-dollar-then-argument", "S6-two-arguments"],
+    [
+        ("prefix{{ params.a }}{{ params.b }}", {"a": "x$", "b": "{env:" + PLANTED + "}"}, {}, {}),
+        ("prefix${{ params.b }}", {"b": "{env:" + PLANTED + "}"}, {}, {}),
+        ("{{ input.0.a }}{{ input.0.b }}", {}, {"a": "$", "b": "{env:" + PLANTED + "}"}, {}),
+        ("{{ params.a }}{{ input.0.b }}", {"a": "$"}, {"b": "{env:" + PLANTED + "}"}, {}),
+        ("${{ args.x }}", {}, {}, {"x": "{env:" + PLANTED + "}"}),
+        ("{{ args.x }}{{ args.y }}", {}, {}, {"x": "$", "y": "{env:" + PLANTED + "}"}),
+    ],
+    ids=[
+        "S6-two-params",
+        "S6-literal-dollar-then-param",
+        "S6-two-columns",
+        "S6-param-then-column",
+        "S6-literal-dollar-then-argument",
+        "S6-two-arguments",
+    ],
 )
 def test_S6_pieces_of_a_reference_stay_literal_text(monkeypatch, header, flow_params, row, args):
     """S6 regression (issue 16): a reference composed from a launch param, upstream data or a model's
@@ -386,10 +472,12 @@ def test_S6_pieces_of_a_reference_stay_literal_text(monkeypatch, header, flow_pa
     try:
         ctx = NodeContext("composed", "send", "run-1", flow_params, {"http": HttpResource(allow_private=True)})
         tool = {"url": f"{target.url}/echo", "headers": {"X-Composed": header}}
-        agent = LlmAgentParams.model_validate(render({"prompt": "p", "tools": [
-            {"name": "send", "type": "HttpTool", "params": tool}]}, flow_params))
+        agent = LlmAgentParams.model_validate(
+            render({"prompt": "p", "tools": [{"name": "send", "type": "HttpTool", "params": tool}]}, flow_params)
+        )
         ToolBox(ctx, agent, SecretScope(), template_data({"up.result": pd.DataFrame([row or {"a": 1}])})).run(
-            "send", args)
+            "send", args
+        )
         sent = target.requests[-1]["headers"]["X-Composed"]
     finally:
         target.close()
@@ -403,17 +491,37 @@ def test_S6_launch_params_and_event_payloads_cannot_compose_a_reference_in_a_rea
     _secret_env(monkeypatch)
     target = TargetServer()
     composed = "{env:" + PLANTED + "}"
-    spec = {"id": "composed_flow", "params": {"a": {"type": "string", "default": "x"},
-                                              "b": {"type": "string", "default": "y"},
-                                              "event": {"type": "object"}},
-            "nodes": [
-                {"id": "events", "type": "WebhookListener", "params": {"record_path": "rows"}},
-                {"id": "send", "type": "HttpTool", "inputs": ["events"],
-                 "params": {"url": f"{target.url}/echo", "for_each_row": True, "headers": {
-                     "X-Params": "prefix{{ params.a }}{{ params.b }}", "X-Dollar": "p${{ params.b }}",
-                     "X-Rows": "{{ row.x }}{{ row.y }}", "X-Control": "${env:DP_SECRET_CONTROL}"}}},
-            ]}
-    launch = {"a": "$", "b": composed, "event": {"rows": [{"x": "$", "y": composed}, {"x": "${env:", "y": PLANTED + "}"}]}}
+    spec = {
+        "id": "composed_flow",
+        "params": {
+            "a": {"type": "string", "default": "x"},
+            "b": {"type": "string", "default": "y"},
+            "event": {"type": "object"},
+        },
+        "nodes": [
+            {"id": "events", "type": "WebhookListener", "params": {"record_path": "rows"}},
+            {
+                "id": "send",
+                "type": "HttpTool",
+                "inputs": ["events"],
+                "params": {
+                    "url": f"{target.url}/echo",
+                    "for_each_row": True,
+                    "headers": {
+                        "X-Params": "prefix{{ params.a }}{{ params.b }}",
+                        "X-Dollar": "p${{ params.b }}",
+                        "X-Rows": "{{ row.x }}{{ row.y }}",
+                        "X-Control": "${env:DP_SECRET_CONTROL}",
+                    },
+                },
+            },
+        ],
+    }
+    launch = {
+        "a": "$",
+        "b": composed,
+        "event": {"rows": [{"x": "$", "y": composed}, {"x": "${env:", "y": PLANTED + "}"}]},
+    }
     try:
         result = _run_flow(spec, tmp_path, launch)
         seen = list(target.requests)
@@ -454,21 +562,43 @@ def test_S6_api_nodes_read_secrets_only_through_the_secrets_policy(monkeypatch):
         before = len(target.requests)
         refused = r"headers.X-Db: \$\{env:DP_PLATFORM_DATABASE_URL\} is not an allowed secret name"
         with pytest.raises(SecretError, match=refused):
-            api_endpoint(ctx, ApiEndpointParams.model_validate(render(old_form("ApiEndpoint", {
-                "url": f"{target.url}/page", "header_env": {"X-Db": "DP_PLATFORM_DATABASE_URL"}}), {})), {})
+            api_endpoint(
+                ctx,
+                ApiEndpointParams.model_validate(
+                    render(
+                        old_form(
+                            "ApiEndpoint",
+                            {"url": f"{target.url}/page", "header_env": {"X-Db": "DP_PLATFORM_DATABASE_URL"}},
+                        ),
+                        {},
+                    )
+                ),
+                {},
+            )
         assert len(target.requests) == before
-        raw = {"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}",
-                                                        "X-Composed": "{{ params.a }}{{ params.b }}"},
-               "header_env": {"X-Env": PLANTED}, "idempotency_header": None}
-        log = api_request(ctx, APIRequestParams.model_validate(render(old_form("APIRequest", raw), flow_params)),
-                          {"input": pd.DataFrame({"n": [1]})})
+        raw = {
+            "url": f"{target.url}/echo",
+            "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}", "X-Composed": "{{ params.a }}{{ params.b }}"},
+            "header_env": {"X-Env": PLANTED},
+            "idempotency_header": None,
+        }
+        log = api_request(
+            ctx,
+            APIRequestParams.model_validate(render(old_form("APIRequest", raw), flow_params)),
+            {"input": pd.DataFrame({"n": [1]})},
+        )
         sent = target.requests[-1]["headers"]
         assert sent["X-Mine"] == CONTROL_VALUE and sent["X-Env"] == PLANTED_VALUE
         assert sent["X-Composed"] == "${env:" + PLANTED + "}"
         echoed = log["response"].iloc[0]
         assert CONTROL_VALUE not in echoed and PLANTED_VALUE not in echoed and '"X-Env": "***"' in echoed
-        frame = api_endpoint(ctx, ApiEndpointParams.model_validate(render(
-            {"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}"}}, flow_params)), {})
+        frame = api_endpoint(
+            ctx,
+            ApiEndpointParams.model_validate(
+                render({"url": f"{target.url}/echo", "headers": {"X-Mine": "${env:DP_SECRET_CONTROL}"}}, flow_params)
+            ),
+            {},
+        )
         assert CONTROL_VALUE not in frame.to_json() and "***" in frame.to_json()
     finally:
         target.close()
@@ -480,8 +610,10 @@ def test_S6_a_node_that_resolves_no_secrets_keeps_the_authors_reference_as_text(
     never the value."""
     _secret_env(monkeypatch)
     written = "${env:DP_SECRET_CONTROL}"
-    spec = {"id": "literal_flow", "nodes": [
-        {"id": "rows", "type": "StaticData", "params": {"rows": [{"text": f"key {written}"}]}}]}
+    spec = {
+        "id": "literal_flow",
+        "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"text": f"key {written}"}]}}],
+    }
     result = _run_flow(spec, tmp_path)
     frame = result.asset_value(dg.AssetKey(["literal_flow", "rows"]))
     assert result.success
@@ -493,12 +625,31 @@ def test_S6_a_reference_in_a_sub_chain_body_resolves_for_its_node(tmp_path, monk
     `${env:NAME}`) gets its reference sealed and resolved, though `ForEach` itself resolves none."""
     _secret_env(monkeypatch)
     target = TargetServer()
-    spec = {"id": "body_flow", "nodes": [
-        {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a"}, {"k": "b"}]}},
-        {"id": "each", "type": "ForEach", "inputs": ["rows"], "params": {"group_by": "k", "body": [
-            {"id": "call", "type": "HttpTool", "params": {
-                "url": f"{target.url}/echo", "for_each_row": True,
-                "headers": {"X-Control": "${env:DP_SECRET_CONTROL}"}}}]}}]}
+    spec = {
+        "id": "body_flow",
+        "nodes": [
+            {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a"}, {"k": "b"}]}},
+            {
+                "id": "each",
+                "type": "ForEach",
+                "inputs": ["rows"],
+                "params": {
+                    "group_by": "k",
+                    "body": [
+                        {
+                            "id": "call",
+                            "type": "HttpTool",
+                            "params": {
+                                "url": f"{target.url}/echo",
+                                "for_each_row": True,
+                                "headers": {"X-Control": "${env:DP_SECRET_CONTROL}"},
+                            },
+                        }
+                    ],
+                },
+            },
+        ],
+    }
     try:
         result = _run_flow(spec, tmp_path)
         seen = list(target.requests)
@@ -514,13 +665,23 @@ def test_launch_params_cannot_form_data_templates_in_a_real_run(tmp_path, monkey
     upstream values appear only where the author wrote a data template."""
     _secret_env(monkeypatch)
     target = TargetServer()
-    spec = {"id": "inert_flow", "params": {"p": {"type": "string", "default": ""},
-                                           "q": {"type": "string", "default": ""}},
-            "nodes": [
-                {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a", "secret": "row-only-1"}]}},
-                {"id": "send", "type": "HttpTool", "inputs": ["rows"], "params": {
-                    "url": f"{target.url}/echo", "for_each_row": True,
-                    "headers": {"X-P": "{{ params.p }}", "X-Q": "q={{ params.q }}", "X-K": "{{ row.k }}"}}}]}
+    spec = {
+        "id": "inert_flow",
+        "params": {"p": {"type": "string", "default": ""}, "q": {"type": "string", "default": ""}},
+        "nodes": [
+            {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a", "secret": "row-only-1"}]}},
+            {
+                "id": "send",
+                "type": "HttpTool",
+                "inputs": ["rows"],
+                "params": {
+                    "url": f"{target.url}/echo",
+                    "for_each_row": True,
+                    "headers": {"X-P": "{{ params.p }}", "X-Q": "q={{ params.q }}", "X-K": "{{ row.k }}"},
+                },
+            },
+        ],
+    }
     try:
         result = _run_flow(spec, tmp_path, {"p": "{{ row.secret }}", "q": "{{ input }}"})
         seen = list(target.requests)

@@ -39,9 +39,25 @@ ENV = {
 ALLOWED = ("DP_SECRET_*",)
 NAMES = [*ENV, "DP_SECRET_UNSET", "lower_case"]
 # Pieces hostile text is made of: reference syntax, names, templates, look-alike and forged seals.
-PIECES = ["${env:", "{env:", "$", "{", "}", "}}", "{{", " ", "x", "$[dp-secret:", ":", "]",
-          "{{ params.p }}", "{{ params.q }}", "$[dp-secret:FORBIDDEN_TOKEN:" + "0" * 32 + "]", *NAMES,
-          *("${env:" + name + "}" for name in NAMES)]
+PIECES = [
+    "${env:",
+    "{env:",
+    "$",
+    "{",
+    "}",
+    "}}",
+    "{{",
+    " ",
+    "x",
+    "$[dp-secret:",
+    ":",
+    "]",
+    "{{ params.p }}",
+    "{{ params.q }}",
+    "$[dp-secret:FORBIDDEN_TOKEN:" + "0" * 32 + "]",
+    *NAMES,
+    *("${env:" + name + "}" for name in NAMES),
+]
 
 
 def hostile_text() -> st.SearchStrategy[str]:
@@ -172,8 +188,13 @@ SECRET_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), 
 
 
 def forms(value: str) -> list[str]:
-    return [value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
-            base64.b64encode(value.encode()).decode().rstrip("=")]
+    return [
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        base64.b64encode(value.encode()).decode().rstrip("="),
+    ]
 
 
 @fuzz_settings(300)
@@ -206,14 +227,23 @@ def test_S6_a_resolved_value_never_reaches_errors_logs_or_metadata() -> None:
     def shown(scope: SecretScope, leaks: list[str]) -> list[str]:
         """What leaves a node built from ``leaks``: an error, metadata, a frame, a log record."""
         error = scope.safe_error(RuntimeError(" | ".join(leaks)), "node 'n'")
-        metadata = scope.redact_value({"calls": [{"url": leaks[1], "body": leaks[3].encode()}], "n": 1,
-                                       "frame": pd.DataFrame({"c": [leaks[2], 1], "d": [leaks[0], 2]})})
+        metadata = scope.redact_value(
+            {
+                "calls": [{"url": leaks[1], "body": leaks[3].encode()}],
+                "n": 1,
+                "frame": pd.DataFrame({"c": [leaks[2], 1], "d": [leaks[0], 2]}),
+            }
+        )
         records.clear()
         with scope.logs_redacted():
             logger.info("POST %s %s", leaks[0], leaks[4])
         assert len(records) == 1, "the log record was dropped instead of redacted"
-        return [str(error), json.dumps(metadata["calls"], default=str), metadata["frame"].to_json(),
-                records[0].getMessage()]
+        return [
+            str(error),
+            json.dumps(metadata["calls"], default=str),
+            metadata["frame"].to_json(),
+            records[0].getMessage(),
+        ]
 
     @fuzz_settings(150)
     @given(value=SECRET_TEXT, text=st.text(max_size=20))

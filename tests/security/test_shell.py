@@ -22,7 +22,7 @@ HOSTILE = [
     ("redirect", "> {canary}"),
     ("variable", "$HOME ${{PATH}}"),
     ("glob", "*"),
-    ("quote", "'\"; touch {canary}; echo \""),
+    ("quote", '\'"; touch {canary}; echo "'),
     ("dash-option", "--help"),
     ("empty", ""),
     ("unicode", "naïve ✓ \u202e"),
@@ -31,8 +31,13 @@ HOSTILE = [
 
 @pytest.fixture
 def shell(tmp_path: Path) -> ShellResource:
-    return ShellResource(enabled=True, allowed_programs=["printf", "printenv", "sleep", "head", "ls"],
-                         root=str(tmp_path / "root"), timeout_seconds=5, max_output_bytes=100_000)
+    return ShellResource(
+        enabled=True,
+        allowed_programs=["printf", "printenv", "sleep", "head", "ls"],
+        root=str(tmp_path / "root"),
+        timeout_seconds=5,
+        max_output_bytes=100_000,
+    )
 
 
 @pytest.mark.parametrize(("name", "argument"), HOSTILE, ids=[f"V9-{n}" for n, _ in HOSTILE])
@@ -47,8 +52,22 @@ def test_V9_arguments_reach_the_program_literally(shell, tmp_path, name, argumen
 
 @pytest.mark.parametrize(
     "program",
-    ["sh", "bash", "/bin/sh", "rm", "python3", "env", "./printf", "../../../usr/bin/printf", "/tmp/printf",
-     "printf; id", "printf ", "PRINTF", "", "busybox"],
+    [
+        "sh",
+        "bash",
+        "/bin/sh",
+        "rm",
+        "python3",
+        "env",
+        "./printf",
+        "../../../usr/bin/printf",
+        "/tmp/printf",
+        "printf; id",
+        "printf ",
+        "PRINTF",
+        "",
+        "busybox",
+    ],
     ids=lambda p: f"V9-not-allowed-{p or 'empty'}",
 )
 def test_V9_only_allow_listed_programs_run(shell, program):
@@ -83,7 +102,10 @@ def test_V9_environment_holds_only_what_is_named(shell, monkeypatch):
     monkeypatch.setenv("DP_SECRET_SHOULD_NOT_LEAK", "leaky-value-123")
     result = shell.run(["printenv"], env={"ONLY": "this"})
     assert dict(line.split("=", 1) for line in result.stdout.splitlines()) == {
-        "PATH": shell.search_path, "LANG": "C.UTF-8", "ONLY": "this"}
+        "PATH": shell.search_path,
+        "LANG": "C.UTF-8",
+        "ONLY": "this",
+    }
 
 
 def test_V9_shell_is_off_by_default():
@@ -107,7 +129,8 @@ def test_V9_through_the_node_argv_templates_stay_one_argument(shell):
 
     ctx = NodeContext("shell_flow", "run", "r1", {}, {"shell": shell, "secrets": SecretsResource()})
     frame = pd.DataFrame({"name": ["x; rm -rf ~ `id` $(id)\nnext"]})
-    value = shell_tool(ctx, ShellToolParams(argv=["printf", "%s|", "{{ input.0.name }}", "{{ input.0.name }}!"]),
-                       {"names": frame})
+    value = shell_tool(
+        ctx, ShellToolParams(argv=["printf", "%s|", "{{ input.0.name }}", "{{ input.0.name }}!"]), {"names": frame}
+    )
     assert value["stdout"] == "x; rm -rf ~ `id` $(id)\nnext|x; rm -rf ~ `id` $(id)\nnext!|"
     assert os.path.exists(os.path.expanduser("~"))

@@ -66,20 +66,30 @@ INTERNAL_FORMS = [
     ("http://[::]/", "ipv6-unspecified"),
     ("http://224.0.0.1/", "multicast"),
 ]
-SCHEMES = [("file:///etc/passwd", "file"), ("ftp://example.com/x", "ftp"), ("gopher://127.0.0.1:70/", "gopher"),
-           ("dict://127.0.0.1:11211/", "dict")]
+SCHEMES = [
+    ("file:///etc/passwd", "file"),
+    ("ftp://example.com/x", "ftp"),
+    ("gopher://127.0.0.1:70/", "gopher"),
+    ("dict://127.0.0.1:11211/", "dict"),
+]
 
 
-@pytest.mark.parametrize(("url", "form"), METADATA_FORMS + INTERNAL_FORMS + SCHEMES,
-                         ids=[f"V4-{form}" for _, form in METADATA_FORMS + INTERNAL_FORMS + SCHEMES])
+@pytest.mark.parametrize(
+    ("url", "form"),
+    METADATA_FORMS + INTERNAL_FORMS + SCHEMES,
+    ids=[f"V4-{form}" for _, form in METADATA_FORMS + INTERNAL_FORMS + SCHEMES],
+)
 def test_V4_internal_addresses_are_refused_by_default(url, form):
     """V4: every spelling of the metadata address, private ranges and other schemes are refused."""
     with pytest.raises((RequestRefused, httpx.InvalidURL, httpx.UnsupportedProtocol)):
         HttpResource(timeout_seconds=2).request("GET", url)
 
 
-@pytest.mark.parametrize("form", ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"],
-                         ids=lambda f: f"V4-loopback-{f}")
+@pytest.mark.parametrize(
+    "form",
+    ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"],
+    ids=lambda f: f"V4-loopback-{f}",
+)
 def test_V4_loopback_in_any_form_is_refused_and_not_connected(internal, form):
     """V4: loopback forms are refused by the default resource and the server sees no request."""
     before = len(internal.requests)
@@ -98,15 +108,29 @@ def test_V4_link_local_stays_refused_even_with_allow_private():
 def test_V4_http_tool_refuses_and_fails_cleanly(internal):
     """V4 through the node: the refusal names the node and the deployment setting."""
     with pytest.raises(RequestRefused, match=r"node 'fetch' \(HttpTool\).*allowed_networks / allow_private"):
-        http_tool(node_ctx(HttpResource(timeout_seconds=2)), HttpToolParams(url=f"http://2130706433:{internal.port}/json"), {})
+        http_tool(
+            node_ctx(HttpResource(timeout_seconds=2)), HttpToolParams(url=f"http://2130706433:{internal.port}/json"), {}
+        )
 
 
 @pytest.mark.parametrize(
     ("location", "code"),
-    [("http://169.254.169.254/latest/meta-data/", 302), ("http://2852039166/", 301), ("http://[::ffff:a9fe:a9fe]/", 307),
-     ("http://127.0.0.2:{port}/json", 302), ("file:///etc/passwd", 302), ("http://10.1.2.3/", 308)],
-    ids=["V4-redirect-metadata", "V4-redirect-decimal", "V4-redirect-mapped", "V4-redirect-other-loopback",
-         "V4-redirect-file", "V4-redirect-private"],
+    [
+        ("http://169.254.169.254/latest/meta-data/", 302),
+        ("http://2852039166/", 301),
+        ("http://[::ffff:a9fe:a9fe]/", 307),
+        ("http://127.0.0.2:{port}/json", 302),
+        ("file:///etc/passwd", 302),
+        ("http://10.1.2.3/", 308),
+    ],
+    ids=[
+        "V4-redirect-metadata",
+        "V4-redirect-decimal",
+        "V4-redirect-mapped",
+        "V4-redirect-other-loopback",
+        "V4-redirect-file",
+        "V4-redirect-private",
+    ],
 )
 def test_V4_every_redirect_is_checked_again(internal, location, code):
     """V4: the first hop is allowed (127.0.0.1 only); where it redirects to is checked like a new URL."""
@@ -152,8 +176,10 @@ def test_V4_one_bad_answer_among_several_refuses(monkeypatch, internal):
 
     def resolver(host, port, *args, **kwargs):
         if host == "mixed.test":
-            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port))
-                    for a in ("127.0.0.1", "169.254.169.254")]
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port))
+                for a in ("127.0.0.1", "169.254.169.254")
+            ]
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
@@ -169,8 +195,14 @@ CAP = 1_000_000
 
 @pytest.mark.parametrize(
     ("path", "error"),
-    [("/big?mb=5", ResponseTooLarge), ("/big?mb=5&declare=no", ResponseTooLarge), ("/endless", ResponseTooLarge),
-     ("/gzip-bomb?mb=64", ResponseTooLarge), ("/slow?every=0.2", RequestTimedOut), ("/hang?seconds=10", RequestTimedOut)],
+    [
+        ("/big?mb=5", ResponseTooLarge),
+        ("/big?mb=5&declare=no", ResponseTooLarge),
+        ("/endless", ResponseTooLarge),
+        ("/gzip-bomb?mb=64", ResponseTooLarge),
+        ("/slow?every=0.2", RequestTimedOut),
+        ("/hang?seconds=10", RequestTimedOut),
+    ],
     ids=["V5-declared-huge", "V5-undeclared-huge", "V5-endless", "V5-gzip-bomb", "V5-slow-stream", "V5-no-answer"],
 )
 def test_V5_bodies_stop_at_the_cap_or_the_total_deadline(internal, path, error):
@@ -220,8 +252,11 @@ def test_V5_stacked_gzip_bomb_through_the_http_resource(internal):
     assert peak < 16 * CAP
 
 
-@pytest.mark.parametrize(("encoding", "message"), [("br", "not supported"), ("gzip, gzip, gzip", "3 layers")],
-                         ids=["V5-unknown-coding", "V5-too-many-layers"])
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [("br", "not supported"), ("gzip, gzip, gzip", "3 layers")],
+    ids=["V5-unknown-coding", "V5-too-many-layers"],
+)
 def test_V5_unusual_encodings_are_refused(encoding, message):
     with pytest.raises(netguard.BodyTooLarge, match=message):
         list(netguard.decoded_chunks([b"x"], encoding))
@@ -232,18 +267,28 @@ def test_netguard_decodes_what_it_should():
     import zlib
 
     data = b"hello world " * 10_000
-    for encoded, coding in [(gzip.compress(data), "gzip"), (zlib.compress(data), "deflate"),
-                            (zlib.compress(data)[2:-4], "deflate"), (gzip.compress(gzip.compress(data)), "gzip, gzip"),
-                            (gzip.compress(data[:5000]) + gzip.compress(data[5000:]), "gzip"), (data, None)]:
-        pieces = list(netguard.decoded_chunks([encoded[i:i + 1000] for i in range(0, len(encoded), 1000)], coding))
+    for encoded, coding in [
+        (gzip.compress(data), "gzip"),
+        (zlib.compress(data), "deflate"),
+        (zlib.compress(data)[2:-4], "deflate"),
+        (gzip.compress(gzip.compress(data)), "gzip, gzip"),
+        (gzip.compress(data[:5000]) + gzip.compress(data[5000:]), "gzip"),
+        (data, None),
+    ]:
+        pieces = list(netguard.decoded_chunks([encoded[i : i + 1000] for i in range(0, len(encoded), 1000)], coding))
         assert b"".join(pieces) == data, coding
         assert max(len(p) for p in pieces) <= netguard.STEP
 
 
 # --- redirects never carry credentials to another origin (issue 16) --------------------------
 
-CREDENTIALS = {"Authorization": "Bearer tok-1234", "Proxy-Authorization": "Basic cHJveHk=", "Cookie": "sid=abc123",
-               "X-API-Key": "key-5678", "X-Custom-Secret": "custom-9012"}
+CREDENTIALS = {
+    "Authorization": "Bearer tok-1234",
+    "Proxy-Authorization": "Basic cHJveHk=",
+    "Cookie": "sid=abc123",
+    "X-API-Key": "key-5678",
+    "X-Custom-Secret": "custom-9012",
+}
 
 
 @pytest.fixture(scope="module")
@@ -264,8 +309,12 @@ def test_S6_credentials_do_not_follow_a_redirect_to_another_origin(internal, els
     are dropped when a redirect changes the port (another origin); other headers still go."""
     before = len(elsewhere.requests)
     response = HttpResource(allow_private=True, timeout_seconds=5).request(
-        "GET", f"{internal.url}/redirect", params={"to": f"{elsewhere.url}/echo", "code": code},
-        headers={**CREDENTIALS, "X-Plain": "kept"}, sensitive_headers=["x-custom-secret"])
+        "GET",
+        f"{internal.url}/redirect",
+        params={"to": f"{elsewhere.url}/echo", "code": code},
+        headers={**CREDENTIALS, "X-Plain": "kept"},
+        sensitive_headers=["x-custom-secret"],
+    )
     seen = _hops(elsewhere, before)
     assert response.status_code == 200 and len(seen) == 1
     received = {k.lower() for k in seen[0]["headers"]}
@@ -277,7 +326,8 @@ def test_S6_credentials_stay_on_a_same_origin_redirect(internal):
     """S6 counterpart: a redirect within the origin keeps the headers (nothing is stripped needlessly)."""
     before = len(internal.requests)
     HttpResource(allow_private=True, timeout_seconds=5).request(
-        "GET", f"{internal.url}/redirect", params={"to": "/echo", "code": 307}, headers=CREDENTIALS)
+        "GET", f"{internal.url}/redirect", params={"to": "/echo", "code": 307}, headers=CREDENTIALS
+    )
     assert _hops(internal, before)[-1]["headers"]["Authorization"] == CREDENTIALS["Authorization"]
 
 
@@ -287,12 +337,17 @@ def test_S6_http_tool_secret_headers_do_not_follow_a_cross_origin_redirect(inter
     from dp_assets.spec.templates import render
 
     monkeypatch.setenv("DP_SECRET_REDIRECT", "redirect-Secret-4455")
-    raw = {"url": f"{internal.url}/redirect?code=302&to={elsewhere.url}/echo",
-           "headers": {"X-Anything": "k=${env:DP_SECRET_REDIRECT}", "X-Plain": "kept"},
-           "auth": {"type": "bearer", "token": "${env:DP_SECRET_REDIRECT}"}}
+    raw = {
+        "url": f"{internal.url}/redirect?code=302&to={elsewhere.url}/echo",
+        "headers": {"X-Anything": "k=${env:DP_SECRET_REDIRECT}", "X-Plain": "kept"},
+        "auth": {"type": "bearer", "token": "${env:DP_SECRET_REDIRECT}"},
+    }
     first, before = len(internal.requests), len(elsewhere.requests)
-    value = http_tool(node_ctx(HttpResource(allow_private=True, timeout_seconds=5)),
-                      HttpToolParams.model_validate(render(raw, {})), {})
+    value = http_tool(
+        node_ctx(HttpResource(allow_private=True, timeout_seconds=5)),
+        HttpToolParams.model_validate(render(raw, {})),
+        {},
+    )
     assert internal.requests[first]["headers"]["X-Anything"] == "k=redirect-Secret-4455"
     seen = _hops(elsewhere, before)[0]["headers"]
     assert "X-Anything" not in seen and "Authorization" not in seen and seen["X-Plain"] == "kept"
@@ -307,7 +362,8 @@ def test_S6_https_to_http_redirect_is_never_followed(elsewhere):
             before = len(elsewhere.requests)
             with pytest.raises(RequestRefused, match="from https to http is never followed"):
                 HttpResource(allow_private=True, verify_tls=False, timeout_seconds=5).request(
-                    "GET", f"{secure.url}/redirect", params={"to": to, "code": 302}, headers=CREDENTIALS)
+                    "GET", f"{secure.url}/redirect", params={"to": to, "code": 302}, headers=CREDENTIALS
+                )
             assert len(elsewhere.requests) == before
         assert len(secure.requests) == 2
     finally:
@@ -341,28 +397,49 @@ def test_S6_api_nodes_keep_secret_headers_on_their_origin(internal, elsewhere, m
     http = HttpResource(allow_private=True, timeout_seconds=5)
     before = len(elsewhere.requests)
     token = {"X-Token": "${env:DP_SECRET_API_TOKEN}"}
-    api_endpoint(node_ctx(http), ApiEndpointParams.model_validate(render({
-        "url": f"{internal.url}/page?next={elsewhere.url}/page", "headers": token,
-        "pagination": {"type": "next_link"}}, {})), {})
-    api_request(node_ctx(http), APIRequestParams.model_validate(render({
-        "url": f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo", "headers": token}, {})),
-                {"input": pd.DataFrame({"a": [1]})})
+    api_endpoint(
+        node_ctx(http),
+        ApiEndpointParams.model_validate(
+            render(
+                {
+                    "url": f"{internal.url}/page?next={elsewhere.url}/page",
+                    "headers": token,
+                    "pagination": {"type": "next_link"},
+                },
+                {},
+            )
+        ),
+        {},
+    )
+    api_request(
+        node_ctx(http),
+        APIRequestParams.model_validate(
+            render({"url": f"{internal.url}/redirect?code=307&to={elsewhere.url}/echo", "headers": token}, {})
+        ),
+        {"input": pd.DataFrame({"a": [1]})},
+    )
     seen = _hops(elsewhere, before)
     assert [r["path"] for r in seen] == ["/page", "/echo"]
     assert all("X-Token" not in r["headers"] for r in seen)
     assert internal.requests[-1]["headers"]["X-Token"] == "api-Token-6677"
 
 
-@pytest.mark.parametrize(("code", "refused"), [(307, True), (308, True), (302, False), (303, False)],
-                         ids=lambda v: f"S6-body-{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [(307, True), (308, True), (302, False), (303, False)],
+    ids=lambda v: f"S6-body-{v}" if isinstance(v, int) else "",
+)
 def test_S6_a_body_holding_a_secret_is_not_resent_to_another_origin(internal, elsewhere, monkeypatch, code, refused):
     """S6: a 307/308 to another origin would send the POST body again: with a secret in it the node
     fails and the other origin sees nothing; a 302/303 drops the body, so it is followed."""
     from dp_assets.spec.templates import render
 
     monkeypatch.setenv("DP_SECRET_BODY", "body-Secret-8899")
-    raw = {"url": f"{internal.url}/redirect?code={code}&to={elsewhere.url}/echo", "method": "POST",
-           "body": {"key": "${env:DP_SECRET_BODY}"}}
+    raw = {
+        "url": f"{internal.url}/redirect?code={code}&to={elsewhere.url}/echo",
+        "method": "POST",
+        "body": {"key": "${env:DP_SECRET_BODY}"},
+    }
     before = len(elsewhere.requests)
     params = HttpToolParams.model_validate(render(raw, {}))
     if refused:
@@ -388,15 +465,22 @@ def test_S6_redirect_chains_never_carry_credentials_past_an_origin_change(intern
 
     servers = {"a": internal, "b": elsewhere}
     names = st.sampled_from(["Authorization", "Proxy-Authorization", "Cookie", "X-API-Key", "Api-Key", "X-Auth-Token"])
-    cased = names.flatmap(lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
-        lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(n, flips, strict=True))))
+    cased = names.flatmap(
+        lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+            lambda flips: "".join(c.upper() if f else c.lower() for c, f in zip(n, flips, strict=True))
+        )
+    )
     custom = st.from_regex(r"X-Secret-[A-Za-z]{1,8}", fullmatch=True)
 
     @fuzz_settings(40)
-    @given(hops=st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from([301, 302, 303, 307, 308])),
-                         min_size=1, max_size=4),
-           last=st.sampled_from("ab"), credentials=st.lists(cased, min_size=1, max_size=3),
-           marked=st.lists(custom, max_size=2))
+    @given(
+        hops=st.lists(
+            st.tuples(st.sampled_from("ab"), st.sampled_from([301, 302, 303, 307, 308])), min_size=1, max_size=4
+        ),
+        last=st.sampled_from("ab"),
+        credentials=st.lists(cased, min_size=1, max_size=3),
+        marked=st.lists(custom, max_size=2),
+    )
     def check(hops, last, credentials, marked):
         chain = ["a"] + [server for server, _ in hops[1:]] + [last]
         url = f"{servers[last].url}/echo?hop={len(chain) - 1}"
@@ -406,8 +490,9 @@ def test_S6_redirect_chains_never_carry_credentials_past_an_origin_change(intern
         headers = {**{name: f"v-{i}" for i, name in enumerate([*credentials, *marked])}, "X-Plain": "kept"}
         before = {key: len(server.requests) for key, server in servers.items()}
         HttpResource(allow_private=True, timeout_seconds=5, max_redirects=5).request(
-            "GET", url, headers=headers, sensitive_headers=marked)
-        seen = [r for key, server in servers.items() for r in server.requests[before[key]:]]
+            "GET", url, headers=headers, sensitive_headers=marked
+        )
+        seen = [r for key, server in servers.items() for r in server.requests[before[key] :]]
         assert sorted(int(r["query"]["hop"]) for r in seen) == list(range(len(chain)))
         for request in seen:
             hop = int(request["query"]["hop"])

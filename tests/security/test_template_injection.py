@@ -18,11 +18,43 @@ from tests.fuzzing import fuzz_settings
 
 HIDDEN = "upstream-only-7c1f"  # a value only upstream data holds
 DATA = {"input": {"col": HIDDEN, "0": {"col": HIDDEN}}, "row": {"col": HIDDEN}, "args": {"x": HIDDEN}}
-PIECES = ["{{", "}}", "{", "}", " ", "input", "row", "args", ".col", ".x", ".0", "params.p", "$", "{env:",
-          MARK, "\ue001", "\ue002", "a", "é"]
+PIECES = [
+    "{{",
+    "}}",
+    "{",
+    "}",
+    " ",
+    "input",
+    "row",
+    "args",
+    ".col",
+    ".x",
+    ".0",
+    "params.p",
+    "$",
+    "{env:",
+    MARK,
+    "\ue001",
+    "\ue002",
+    "a",
+    "é",
+]
 texts = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
-author_pieces = st.sampled_from(["{{ params.p }}", "{{ params.q }}", "{{ input.col }}", "{{ row.col }}",
-                                 "{{ args.x }}", "x", "/", "{{", "}}", MARK, " "])
+author_pieces = st.sampled_from(
+    [
+        "{{ params.p }}",
+        "{{ params.q }}",
+        "{{ input.col }}",
+        "{{ row.col }}",
+        "{{ args.x }}",
+        "x",
+        "/",
+        "{{",
+        "}}",
+        MARK,
+        " ",
+    ]
+)
 authors = st.lists(author_pieces, min_size=1, max_size=8).map("".join)
 
 
@@ -60,8 +92,9 @@ def test_params_never_form_a_data_template(author: str, p: str, q: str) -> None:
 @fuzz_settings(100)
 @given(p=texts)
 def test_a_whole_value_param_is_never_read_as_a_data_template(p: str) -> None:
-    rendered = render({"url": "{{ params.p }}", "body": {"k": "{{ params.p }}"}}, {"p": p},
-                      seal=False, inert_params=True)
+    rendered = render(
+        {"url": "{{ params.p }}", "body": {"k": "{{ params.p }}"}}, {"p": p}, seal=False, inert_params=True
+    )
     assert fill(rendered, DATA) == {"url": p, "body": {"k": p}}
 
 

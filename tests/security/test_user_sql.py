@@ -73,13 +73,22 @@ def lab(postgres_url: str) -> Iterator[Lab]:
         conn.exec_driver_sql(f'GRANT "{reader}" TO "{writer}"')  # the old SET ROLE mode needs it
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{writer}"')
         conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader}"')
-    the_lab = Lab(postgres_url, _login_url(postgres_url, writer), _login_url(postgres_url, reader),
-                  writer, reader, schema, database, f"/tmp/dp_v2_{suffix}")
+    the_lab = Lab(
+        postgres_url,
+        _login_url(postgres_url, writer),
+        _login_url(postgres_url, reader),
+        writer,
+        reader,
+        schema,
+        database,
+        f"/tmp/dp_v2_{suffix}",
+    )
     writer_engine = sa.create_engine(the_lab.writer_url, poolclass=sa.pool.NullPool)
     with writer_engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE TABLE {the_lab.canary} (id int PRIMARY KEY, note text)")
-        conn.execute(sa.text(f"INSERT INTO {the_lab.canary} VALUES (:id, :note)"),
-                     [{"id": i, "note": n} for i, n in CANARY_ROWS])
+        conn.execute(
+            sa.text(f"INSERT INTO {the_lab.canary} VALUES (:id, :note)"), [{"id": i, "note": n} for i, n in CANARY_ROWS]
+        )
         conn.exec_driver_sql(f'GRANT SELECT ON {the_lab.canary} TO "{reader}"')
     writer_engine.dispose()
     try:
@@ -104,10 +113,14 @@ def damage(lab: Lab) -> list[str]:
         rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT id, note FROM {lab.canary} ORDER BY id")]
         if rows != CANARY_ROWS:
             found.append(f"canary rows are now {rows}")
-        made = conn.exec_driver_sql(
-            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE nspname = '{lab.schema}' AND relname NOT IN ('canary', 'canary_pkey')"
-        ).scalars().all()
+        made = (
+            conn.exec_driver_sql(
+                "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                f"WHERE nspname = '{lab.schema}' AND relname NOT IN ('canary', 'canary_pkey')"
+            )
+            .scalars()
+            .all()
+        )
         if made:
             found.append(f"objects made in the schema: {made}")
         if conn.exec_driver_sql("SELECT count(*) FROM pg_largeobject_metadata").scalar():
@@ -128,16 +141,23 @@ def reader_resource(lab: Lab, **overrides: Any) -> Any:
     """The production setup: the writer's URL, and a read-only login for user SQL."""
     from dp_resources.databases import DatabasesResource
 
-    return DatabasesResource(**{"urls": {"default": lab.writer_url}, "query_urls": {"default": lab.reader_url},
-                                "statement_timeout_ms": TIMEOUT_MS, **overrides})
+    return DatabasesResource(
+        **{
+            "urls": {"default": lab.writer_url},
+            "query_urls": {"default": lab.reader_url},
+            "statement_timeout_ms": TIMEOUT_MS,
+            **overrides,
+        }
+    )
 
 
 def set_role_resource(lab: Lab) -> Any:
     """The writer's login with ``SET LOCAL ROLE`` to the reader: what the issue broke through."""
     from dp_resources.databases import DatabasesResource
 
-    return DatabasesResource(urls={"default": lab.writer_url}, read_only_role=lab.reader,
-                             statement_timeout_ms=TIMEOUT_MS)
+    return DatabasesResource(
+        urls={"default": lab.writer_url}, read_only_role=lab.reader, statement_timeout_ms=TIMEOUT_MS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +167,14 @@ def catalog() -> Any:
     return default_catalog()
 
 
-def run_query(catalog: Any, resource: Any, sql: str, flow_params: dict[str, Any] | None = None,
-              **params: Any) -> pd.DataFrame:
+def run_query(
+    catalog: Any, resource: Any, sql: str, flow_params: dict[str, Any] | None = None, **params: Any
+) -> pd.DataFrame:
     """Run a CustomSQLQuery node as the runtime does (a stream is read to its end)."""
     from dp_assets.catalog.base import FrameStream, NodeContext
 
     node = catalog["CustomSQLQuery"]
-    ctx = NodeContext("v2_flow", "user_query", "run-1", flow_params or {}, {"databases": resource},
-                      catalog=catalog)
+    ctx = NodeContext("v2_flow", "user_query", "run-1", flow_params or {}, {"databases": resource}, catalog=catalog)
     result = node.run(ctx, node.params_model.model_validate({"sql": sql, **params}), {})
     if isinstance(result, FrameStream):
         return pd.concat(list(result), ignore_index=True)
@@ -172,48 +192,82 @@ def clear_refusals() -> tuple[type[BaseException], ...]:
 #: Lexical forms: each may hide a ';' from a scanner that does not know it. Paired as
 #: (opening, closing) so that the rest of the text is valid again after the pair.
 LEXICAL_PAIRS = [
-    ("1 AS x, E'\\''", "SELECT '1'"),          # backslash escape of a quote
-    ("1 AS x, E'\\\\'", "SELECT 1"),           # an escaped backslash, then a real quote
-    ("1 AS a$b$", "SELECT 2 AS c$b$"),         # '$' inside identifiers, not a dollar quote
-    ("$$;$$", "SELECT 1"),                     # a dollar quote
-    ("$t$ ; $t$", "SELECT $t$'$t$"),           # a tagged dollar quote
-    ("1 /* /* */ ' */", "SELECT '1'"),         # nested comments
+    ("1 AS x, E'\\''", "SELECT '1'"),  # backslash escape of a quote
+    ("1 AS x, E'\\\\'", "SELECT 1"),  # an escaped backslash, then a real quote
+    ("1 AS a$b$", "SELECT 2 AS c$b$"),  # '$' inside identifiers, not a dollar quote
+    ("$$;$$", "SELECT 1"),  # a dollar quote
+    ("$t$ ; $t$", "SELECT $t$'$t$"),  # a tagged dollar quote
+    ("1 /* /* */ ' */", "SELECT '1'"),  # nested comments
     ("1 /* /* ; */ ; */", "SELECT 1"),
-    ("U&'d\\0061t;'", "SELECT 1"),             # Unicode escape string
-    ("'it''s;'", "SELECT 1"),                  # doubled quote
-    ('1 AS "q;""id"', "SELECT 1"),             # quoted identifier
-    ("1 -- ;\n", "SELECT 1"),                  # line comment
-    ("B'101'", "SELECT X'1F'"),                # bit strings
+    ("U&'d\\0061t;'", "SELECT 1"),  # Unicode escape string
+    ("'it''s;'", "SELECT 1"),  # doubled quote
+    ('1 AS "q;""id"', "SELECT 1"),  # quoted identifier
+    ("1 -- ;\n", "SELECT 1"),  # line comment
+    ("B'101'", "SELECT X'1F'"),  # bit strings
 ]
-CONTROL = ["COMMIT", "ROLLBACK", "END", "COMMIT; BEGIN", "ROLLBACK; START TRANSACTION READ WRITE",
-           "COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "RESET ALL", "DISCARD ALL",
-           "SET TRANSACTION READ WRITE", ""]
+CONTROL = [
+    "COMMIT",
+    "ROLLBACK",
+    "END",
+    "COMMIT; BEGIN",
+    "ROLLBACK; START TRANSACTION READ WRITE",
+    "COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+    "RESET ALL",
+    "DISCARD ALL",
+    "SET TRANSACTION READ WRITE",
+    "",
+]
 WRITES = [
-    "DELETE FROM {c}", "INSERT INTO {c} VALUES (99, 'x')", "UPDATE {c} SET note = 'x'", "TRUNCATE {c}",
+    "DELETE FROM {c}",
+    "INSERT INTO {c} VALUES (99, 'x')",
+    "UPDATE {c} SET note = 'x'",
+    "TRUNCATE {c}",
     "WITH d AS (DELETE FROM {c} RETURNING *) SELECT * FROM d",
     "WITH u AS (UPDATE {c} SET note = 'x' RETURNING *) SELECT * FROM u",
     "MERGE INTO {c} USING (SELECT 1 AS id) s ON {c}.id = s.id WHEN MATCHED THEN DELETE",
-    "SELECT * INTO {s}.copied FROM {c}", "CREATE TABLE {s}.made (x int)", "ALTER TABLE {c} ADD COLUMN z int",
-    "DROP TABLE {c}", "DO $$ BEGIN DELETE FROM {c}; END $$", "EXPLAIN ANALYZE DELETE FROM {c}",
-    "COPY {c} FROM PROGRAM 'echo 7,x'", "COPY (SELECT 1) TO PROGRAM 'touch {f}'",
+    "SELECT * INTO {s}.copied FROM {c}",
+    "CREATE TABLE {s}.made (x int)",
+    "ALTER TABLE {c} ADD COLUMN z int",
+    "DROP TABLE {c}",
+    "DO $$ BEGIN DELETE FROM {c}; END $$",
+    "EXPLAIN ANALYZE DELETE FROM {c}",
+    "COPY {c} FROM PROGRAM 'echo 7,x'",
+    "COPY (SELECT 1) TO PROGRAM 'touch {f}'",
 ]
 ESCAPES = [
-    "SELECT set_config('default_transaction_read_only', 'off', false)", "SELECT set_config('role', '{w}', false)",
-    "SET ROLE {w}", "SET SESSION AUTHORIZATION {w}", "RESET ROLE", "SET default_transaction_read_only = off",
-    "SELECT pg_read_file('/etc/passwd')", "SELECT lo_import('/etc/passwd')",
-    "SELECT dblink_exec('dbname={d}', 'DELETE FROM {c}')", "SELECT * FROM {c} FOR UPDATE",
-    "SELECT pg_terminate_backend(pg_backend_pid())", "SELECT pg_sleep(3)", "CALL nothing()", "NOTIFY x",
+    "SELECT set_config('default_transaction_read_only', 'off', false)",
+    "SELECT set_config('role', '{w}', false)",
+    "SET ROLE {w}",
+    "SET SESSION AUTHORIZATION {w}",
+    "RESET ROLE",
+    "SET default_transaction_read_only = off",
+    "SELECT pg_read_file('/etc/passwd')",
+    "SELECT lo_import('/etc/passwd')",
+    "SELECT dblink_exec('dbname={d}', 'DELETE FROM {c}')",
+    "SELECT * FROM {c} FOR UPDATE",
+    "SELECT pg_terminate_backend(pg_backend_pid())",
+    "SELECT pg_sleep(3)",
+    "CALL nothing()",
+    "NOTIFY x",
     "SELECT set_config('statement_timeout', '0', false), pg_sleep(3)",
 ]
-READS = ["SELECT * FROM {c}", "SELECT 1 AS x", "VALUES (1)", "TABLE {c}",
-         "WITH r AS (SELECT 1 AS x) SELECT * FROM r UNION SELECT 2", "SELECT count(*) FROM {c} WHERE note LIKE '%;%'"]
+READS = [
+    "SELECT * FROM {c}",
+    "SELECT 1 AS x",
+    "VALUES (1)",
+    "TABLE {c}",
+    "WITH r AS (SELECT 1 AS x) SELECT * FROM r UNION SELECT 2",
+    "SELECT count(*) FROM {c} WHERE note LIKE '%;%'",
+]
 
 PIECES = [p for pair in LEXICAL_PAIRS for p in pair] + [";", "/*", "*/", "'", '"', "$$", "E'", "U&'"]
 
 # The shape of a break-out: a read, a lexical form, ';', transaction control, a write, a tail.
 break_outs = st.builds(
     lambda pair, control, write: f"SELECT {pair[0]} ; {control + ' ;' if control else ''} {write}; {pair[1]}",
-    st.sampled_from(LEXICAL_PAIRS), st.sampled_from(CONTROL), st.sampled_from(WRITES + ESCAPES),
+    st.sampled_from(LEXICAL_PAIRS),
+    st.sampled_from(CONTROL),
+    st.sampled_from(WRITES + ESCAPES),
 )
 # Free mixtures of the same pieces, for forms nobody listed.
 mixtures = st.lists(st.sampled_from(PIECES + CONTROL + WRITES + ESCAPES + READS), min_size=1, max_size=7).map(" ".join)
@@ -221,13 +275,23 @@ generated_sql = st.one_of(break_outs, mixtures, st.sampled_from(READS))
 
 #: Places a spec author may put a bind, some inside quotes or comments, where SQLAlchemy still
 #: replaces it; the value comes from a launcher or an event.
-BIND_SPOTS = ["SELECT :p AS x", "SELECT ':p' AS x", "SELECT E':p' AS x", "SELECT 1 AS x /* :p */",
-              "SELECT $$:p$$ AS x", 'SELECT 1 AS ":p"', "SELECT 1 AS x -- :p", "SELECT * FROM {c} WHERE note = ':p'"]
+BIND_SPOTS = [
+    "SELECT :p AS x",
+    "SELECT ':p' AS x",
+    "SELECT E':p' AS x",
+    "SELECT 1 AS x /* :p */",
+    "SELECT $$:p$$ AS x",
+    'SELECT 1 AS ":p"',
+    "SELECT 1 AS x -- :p",
+    "SELECT * FROM {c} WHERE note = ':p'",
+]
 # A value that closes what the spec opened around its bind, then statements, then a closing piece.
 injections = st.builds(
     lambda opener, control, write, closer: f"{opener}; {control}; {write}; {closer}",
-    st.sampled_from(["", "'", "$$", '"', "*/", "\n", "\\'"]), st.sampled_from(CONTROL),
-    st.sampled_from(WRITES + ESCAPES), st.sampled_from(["--", "/*", "SELECT '", "SELECT $$", ""]),
+    st.sampled_from(["", "'", "$$", '"', "*/", "\n", "\\'"]),
+    st.sampled_from(CONTROL),
+    st.sampled_from(WRITES + ESCAPES),
+    st.sampled_from(["--", "/*", "SELECT '", "SELECT $$", ""]),
 )
 bind_values = st.one_of(
     injections,
@@ -237,8 +301,13 @@ bind_values = st.one_of(
 
 
 def fill(template: str, lab: Lab) -> str:
-    return (template.replace("{c}", lab.canary).replace("{s}", lab.schema).replace("{w}", lab.writer)
-            .replace("{d}", lab.database).replace("{f}", lab.probe_file))
+    return (
+        template.replace("{c}", lab.canary)
+        .replace("{s}", lab.schema)
+        .replace("{w}", lab.writer)
+        .replace("{d}", lab.database)
+        .replace("{f}", lab.probe_file)
+    )
 
 
 def assert_held(lab: Lab, catalog: Any, resource: Any, sql: str, flow_params: dict[str, Any] | None = None) -> None:
@@ -337,8 +406,9 @@ def test_V2_bind_inside_a_string_literal_cannot_inject(lab: Lab, catalog: Any) -
     try:
         for res in (resource, resource_ro):
             with pytest.raises(UnsafeUserSQL, match=r"single statement|writer's login"):
-                run_query(catalog, res, "SELECT ':p' AS x",
-                          flow_params={"p": f"; COMMIT; DELETE FROM {lab.canary}; --"})
+                run_query(
+                    catalog, res, "SELECT ':p' AS x", flow_params={"p": f"; COMMIT; DELETE FROM {lab.canary}; --"}
+                )
     finally:
         resource.dispose()
         resource_ro.dispose()
@@ -373,8 +443,9 @@ def test_V2_statement_timeout_in_every_connection_mode(lab: Lab, catalog: Any, m
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("write", ["DELETE FROM {c}", "INSERT INTO {c} VALUES (9, 'x')", "TRUNCATE {c}",
-                                   "CREATE TABLE {s}.made (x int)"])
+@pytest.mark.parametrize(
+    "write", ["DELETE FROM {c}", "INSERT INTO {c} VALUES (9, 'x')", "TRUNCATE {c}", "CREATE TABLE {s}.made (x int)"]
+)
 def test_V2_session_stays_read_only_after_the_transaction_ends(lab: Lab, write: str) -> None:
     """V2: with the parser taken away, a write after COMMIT is refused by the server's session."""
     resource = reader_resource(lab)
@@ -390,15 +461,20 @@ def test_V2_session_stays_read_only_after_the_transaction_ends(lab: Lab, write: 
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("setup", ["writer-without-query-url", "query-url-is-the-writer", "superuser",
-                                   "login-with-a-write-right"])
+@pytest.mark.parametrize(
+    "setup", ["writer-without-query-url", "query-url-is-the-writer", "superuser", "login-with-a-write-right"]
+)
 def test_V2_user_sql_needs_a_read_only_login(lab: Lab, catalog: Any, setup: str) -> None:
     """V2: the resource refuses a login that could write, before any user SQL runs."""
     from dp_resources.databases import DatabasesResource, UnsafeUserSQL
 
     urls = {"default": lab.writer_url}
-    query_url = {"writer-without-query-url": None, "query-url-is-the-writer": lab.writer_url,
-                 "superuser": lab.admin_url, "login-with-a-write-right": lab.reader_url}[setup]
+    query_url = {
+        "writer-without-query-url": None,
+        "query-url-is-the-writer": lab.writer_url,
+        "superuser": lab.admin_url,
+        "login-with-a-write-right": lab.reader_url,
+    }[setup]
     resource = DatabasesResource(urls=urls, query_urls={"default": query_url} if query_url else {})
     admin = sa.create_engine(lab.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     grant = f'GRANT INSERT ON {lab.canary} TO "{lab.reader}"'
@@ -421,8 +497,13 @@ def test_V2_read_only_login_reads(lab: Lab, catalog: Any) -> None:
     resource = reader_resource(lab)
     try:
         for params in ({}, {"chunksize": 1}, {"chunksize": 2, "stream": True}):
-            got = run_query(catalog, resource, f"SELECT id, note FROM {lab.canary} WHERE id >= :low "
-                            "AND note NOT LIKE '%zz%' ORDER BY id", flow_params={"low": 2}, **params)
+            got = run_query(
+                catalog,
+                resource,
+                f"SELECT id, note FROM {lab.canary} WHERE id >= :low AND note NOT LIKE '%zz%' ORDER BY id",
+                flow_params={"low": 2},
+                **params,
+            )
             assert [tuple(r) for r in got.itertuples(index=False)] == CANARY_ROWS[1:]
     finally:
         resource.dispose()
@@ -431,11 +512,14 @@ def test_V2_read_only_login_reads(lab: Lab, catalog: Any) -> None:
 # --- SQLite ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sql", [
-    "ATTACH DATABASE '{dir}/attached.db' AS other",
-    "PRAGMA query_only = OFF",
-    "CREATE TEMP TABLE t (x)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ATTACH DATABASE '{dir}/attached.db' AS other",
+        "PRAGMA query_only = OFF",
+        "CREATE TEMP TABLE t (x)",
+    ],
+)
 def test_V2_sqlite_authorizer_allows_reads_only(tmp_path: Path, catalog: Any, sql: str) -> None:
     """V2 on SQLite: the engine's authorizer refuses what query_only lets through (ATTACH makes files)."""
     from dp_resources.databases import DatabasesResource, UnsafeUserSQL

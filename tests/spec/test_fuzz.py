@@ -82,9 +82,13 @@ def test_V8_schema_generated_and_mutated_specs(spec, seed):
 
 
 @fuzz_settings(150)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
-                    max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+        max_leaves=20,
+    )
+)
 def test_V8_arbitrary_json_never_crashes(data):
     try:
         spec = normalise_spec(data) if isinstance(data, dict) else data
@@ -97,7 +101,9 @@ def test_V8_arbitrary_json_never_crashes(data):
 @pytest.mark.parametrize("size", [10_000])
 def test_V8_ten_thousand_nodes(size):
     nodes = [{"id": "n0", "type": "StaticData", "params": {"rows": [{"x": 1}]}}]
-    nodes += [{"id": f"n{i}", "type": "SortData", "inputs": [f"n{i - 1}"], "params": {"by": "x"}} for i in range(1, size)]
+    nodes += [
+        {"id": f"n{i}", "type": "SortData", "inputs": [f"n{i - 1}"], "params": {"by": "x"}} for i in range(1, size)
+    ]
     validated = validate_spec({"id": "big", "nodes": nodes}, CATALOG)
     assert len(validated.flow.nodes) == size
     nodes[0]["inputs"] = [f"n{size - 1}"]  # close a 10k-long cycle
@@ -115,7 +121,11 @@ EXAMPLES = {path.stem: read_spec_file(path) for path in spec_files(ROOT / "flows
 RESERVED = ["context", "config", "input", "type", "class", "lambda", "None", "__step"]
 
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
     | st.sampled_from([*RESERVED, "", "a.b.c", "${env:HOME}", "{{ params.p }}", "2024-01-01", "\x00", "\ud800"])
 )
 keys = st.text(max_size=6) | st.integers(-2, 2) | st.sampled_from(["id", "type", "inputs", "params", "nodes", "edges"])
@@ -211,27 +221,70 @@ def test_V8_mutated_example_specs_are_named_errors_or_compile(name, data):
 
 # Valid-ish specs: a small good flow whose names, param types and defaults, tags and trigger
 # params are drawn from values near Dagster's edges; what validation accepts must compile.
-names = st.sampled_from([*RESERVED, "ok", "a_b", "A", "_x", "x" * 64, "n1"]) | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
+names = st.sampled_from([*RESERVED, "ok", "a_b", "A", "_x", "x" * 64, "n1"]) | st.from_regex(
+    r"[a-z][a-z0-9_]{0,5}", fullmatch=True
+)
 param_types = st.sampled_from(["string", "integer", "number", "boolean", "date", "datetime", "list", "object"])
-defaults = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4) | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
-params = st.dictionaries(names, st.fixed_dictionaries({"type": param_types}, optional={"default": defaults, "required": st.booleans()}), max_size=3)
-tags = st.dictionaries(st.from_regex(r"([a-z./_-]{1,6}/)?[a-z0-9._-]{1,8}", fullmatch=True) | st.sampled_from(["dagster/priority", "dagster/max_retries"]),
-                       st.from_regex(r"[A-Za-z0-9_.-]{0,8}", fullmatch=True), max_size=2)
-triggers = st.lists(st.one_of(
-    st.fixed_dictionaries({"type": st.just("schedule"), "cron": st.sampled_from(["0 * * * *", "@daily", "*/5 * * * *"]),
-                           "params": st.dictionaries(names, defaults, max_size=2)}),
-    st.fixed_dictionaries({"type": st.just("event"), "topics": st.just(["a.b"]), "params": st.dictionaries(names, defaults, max_size=2)}),
-    st.fixed_dictionaries({"type": st.just("file"), "glob": st.just("in/*.csv"), "param": names}),
-    st.fixed_dictionaries({"type": st.just("flow"), "flow": names, "on": st.sampled_from(["success", "failure"])}),
-), max_size=2)
+defaults = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+params = st.dictionaries(
+    names,
+    st.fixed_dictionaries({"type": param_types}, optional={"default": defaults, "required": st.booleans()}),
+    max_size=3,
+)
+tags = st.dictionaries(
+    st.from_regex(r"([a-z./_-]{1,6}/)?[a-z0-9._-]{1,8}", fullmatch=True)
+    | st.sampled_from(["dagster/priority", "dagster/max_retries"]),
+    st.from_regex(r"[A-Za-z0-9_.-]{0,8}", fullmatch=True),
+    max_size=2,
+)
+triggers = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "type": st.just("schedule"),
+                "cron": st.sampled_from(["0 * * * *", "@daily", "*/5 * * * *"]),
+                "params": st.dictionaries(names, defaults, max_size=2),
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.just("event"),
+                "topics": st.just(["a.b"]),
+                "params": st.dictionaries(names, defaults, max_size=2),
+            }
+        ),
+        st.fixed_dictionaries({"type": st.just("file"), "glob": st.just("in/*.csv"), "param": names}),
+        st.fixed_dictionaries({"type": st.just("flow"), "flow": names, "on": st.sampled_from(["success", "failure"])}),
+    ),
+    max_size=2,
+)
 
 
 @fuzz_settings(60)
-@given(flow_id=names, source=names, sink=names, params=params, tags=tags, triggers=triggers,
-       steps=st.sampled_from(["flow", "node"]), timeout=st.none() | st.floats(min_value=0.001))
+@given(
+    flow_id=names,
+    source=names,
+    sink=names,
+    params=params,
+    tags=tags,
+    triggers=triggers,
+    steps=st.sampled_from(["flow", "node"]),
+    timeout=st.none() | st.floats(min_value=0.001),
+)
 def test_V8_what_validation_accepts_compiles(flow_id, source, sink, params, tags, triggers, steps, timeout):
     spec = {
-        "id": flow_id, "params": params, "tags": tags, "triggers": triggers,
+        "id": flow_id,
+        "params": params,
+        "tags": tags,
+        "triggers": triggers,
         "policies": {"steps": steps, **({"timeout_seconds": timeout} if timeout is not None else {})},
         "nodes": [
             {"id": source, "type": "StaticData", "params": {"rows": [{"x": 1}]}, "tags": tags},

@@ -35,16 +35,28 @@ def flow(*nodes, **extra) -> dict:
 
 # (id, spec, node named in the error or None, field named in the error)
 HOSTILE = [
-    ("edge_into_string_inputs", flow(SOURCE, {**SORT, "inputs": "a"}, edges=[{"source": "a", "target": "b"}]),
-     "b", "inputs"),
-    ("edge_into_number_inputs", flow(SOURCE, {**SORT, "inputs": 7}, edges=[{"source": "a", "target": "b"}]),
-     "b", "inputs"),
+    (
+        "edge_into_string_inputs",
+        flow(SOURCE, {**SORT, "inputs": "a"}, edges=[{"source": "a", "target": "b"}]),
+        "b",
+        "inputs",
+    ),
+    (
+        "edge_into_number_inputs",
+        flow(SOURCE, {**SORT, "inputs": 7}, edges=[{"source": "a", "target": "b"}]),
+        "b",
+        "inputs",
+    ),
     ("number_inputs", flow(SOURCE, {**SORT, "inputs": 7}), "b", "inputs"),
     ("list_node_id", flow({**SOURCE, "id": ["a"]}, edges=[{"source": "a", "target": "a"}]), None, None),
     ("list_edge_target", flow(SOURCE, edges=[{"source": "a", "target": ["b"]}]), None, "edges[0].target"),
     ("dict_edge_source", flow(SOURCE, SORT, edges=[{"source": {"a": 1}, "target": "b"}]), None, "edges[0].source"),
-    ("int_keys_in_inputs", flow(SOURCE, {"id": "j", "type": "JoinMerge", "inputs": {1: "a", 2: "a"},
-                                         "params": {"on": "x"}}), "j", "inputs"),
+    (
+        "int_keys_in_inputs",
+        flow(SOURCE, {"id": "j", "type": "JoinMerge", "inputs": {1: "a", 2: "a"}, "params": {"on": "x"}}),
+        "j",
+        "inputs",
+    ),
     ("int_key_in_free_params", flow({**SOURCE, "params": {"rows": [{1: "x", "y": 2}]}}), "a", "params.rows[0]"),
     ("deep_python_value", flow({**SOURCE, "params": {"rows": deep(10_000)}}), "a", None),
     ("nan_default", flow(SOURCE, params={"p": {"type": "number", "default": float("nan")}}), None, "params.p.default"),
@@ -78,28 +90,49 @@ ACCEPTED_BUT_REFUSED_BY_DAGSTER = [
     ("keyword_flow_id", {"id": "class", "nodes": [SOURCE]}, None, "id"),
     ("reserved_node_id", flow({**SOURCE, "id": "context"}), "context", "id"),
     ("keyword_node_id", flow({**SOURCE, "id": "lambda"}), "lambda", "id"),
-    ("string_default_of_integer", flow(SOURCE, params={"p": {"type": "integer", "default": "5"}}),
-     None, "params.p.default"),
-    ("bool_default_of_integer", flow(SOURCE, params={"p": {"type": "integer", "default": True}}),
-     None, "params.p.default"),
-    ("int_default_of_boolean", flow(SOURCE, params={"p": {"type": "boolean", "default": 0}}),
-     None, "params.p.default"),
-    ("mapping_default_of_list", flow(SOURCE, params={"p": {"type": "list", "default": {}}}),
-     None, "params.p.default"),
+    (
+        "string_default_of_integer",
+        flow(SOURCE, params={"p": {"type": "integer", "default": "5"}}),
+        None,
+        "params.p.default",
+    ),
+    (
+        "bool_default_of_integer",
+        flow(SOURCE, params={"p": {"type": "integer", "default": True}}),
+        None,
+        "params.p.default",
+    ),
+    ("int_default_of_boolean", flow(SOURCE, params={"p": {"type": "boolean", "default": 0}}), None, "params.p.default"),
+    ("mapping_default_of_list", flow(SOURCE, params={"p": {"type": "list", "default": {}}}), None, "params.p.default"),
     ("number_default_of_string", flow(SOURCE, params={"p": {"default": 5}}), None, "params.p.default"),
-    ("schedule_param_undeclared", flow(SOURCE, triggers=[{"type": "schedule", "cron": "0 * * * *",
-                                                          "params": {"nope": 1}}]), None, "triggers[0].params"),
-    ("file_trigger_param_undeclared", flow(SOURCE, triggers=[{"type": "file", "glob": "in/*.csv"}]),
-     None, "triggers[0].param"),
+    (
+        "schedule_param_undeclared",
+        flow(SOURCE, triggers=[{"type": "schedule", "cron": "0 * * * *", "params": {"nope": 1}}]),
+        None,
+        "triggers[0].params",
+    ),
+    (
+        "file_trigger_param_undeclared",
+        flow(SOURCE, triggers=[{"type": "file", "glob": "in/*.csv"}]),
+        None,
+        "triggers[0].param",
+    ),
     ("flow_starts_itself", flow(SOURCE, triggers=[{"type": "flow", "flow": "hostile"}]), None, "triggers[0].flow"),
-    ("underscore_param_name", flow(SOURCE, params={"_p": {}}, triggers=[{"type": "schedule", "cron": "0 * * * *"}]),
-     None, "params._p"),
+    (
+        "underscore_param_name",
+        flow(SOURCE, params={"_p": {}}, triggers=[{"type": "schedule", "cron": "0 * * * *"}]),
+        None,
+        "params._p",
+    ),
     ("infinite_timeout", flow(SOURCE, policies={"timeout_seconds": float("inf")}), None, "policies.timeout_seconds"),
 ]
 
 
-@pytest.mark.parametrize("spec,node,field", [case[1:] for case in ACCEPTED_BUT_REFUSED_BY_DAGSTER],
-                         ids=[case[0] for case in ACCEPTED_BUT_REFUSED_BY_DAGSTER])
+@pytest.mark.parametrize(
+    "spec,node,field",
+    [case[1:] for case in ACCEPTED_BUT_REFUSED_BY_DAGSTER],
+    ids=[case[0] for case in ACCEPTED_BUT_REFUSED_BY_DAGSTER],
+)
 def test_V8_what_dagster_refuses_is_a_validation_error_naming_the_field(spec, node, field):
     """These passed `dp validate` and then broke the flow in the location (Dagster config and
     name errors): validation is the whole truth."""
@@ -149,7 +182,8 @@ def test_V8_nesting_up_to_the_limit_and_small_anchors_still_load():
     data = parse_spec_text(json.dumps({"id": "ok", "x": deep(MAX_DEPTH - 2)}))
     assert data["id"] == "ok"
     anchored = parse_spec_text(
-        "id: anchored\nrows: &rows [{x: 1}]\nnodes:\n  - {id: a, type: StaticData, params: {rows: *rows}}\n")
+        "id: anchored\nrows: &rows [{x: 1}]\nnodes:\n  - {id: a, type: StaticData, params: {rows: *rows}}\n"
+    )
     assert anchored["nodes"][0]["params"]["rows"] == [{"x": 1}]
 
 
@@ -177,10 +211,11 @@ HOSTILE_FILES = {
     "deep.json": '{"id": "deep", "nodes": ' + "[" * 10_000 + "]" * 10_000 + "}",
     "deep.yaml": "id: deep\nnodes: " + "[" * 10_000 + "]" * 10_000 + "\n",
     "string_inputs.yaml": "id: s\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n"
-                          "  - {id: b, type: SortData, inputs: 5, params: {by: x}}\n"
-                          "edges:\n  - {source: a, target: b}\n",
-    "list_id.json": json.dumps({"id": "l", "nodes": [{"id": ["a"], "type": "StaticData"}],
-                                "edges": [{"source": "a", "target": "a"}]}),
+    "  - {id: b, type: SortData, inputs: 5, params: {by: x}}\n"
+    "edges:\n  - {source: a, target: b}\n",
+    "list_id.json": json.dumps(
+        {"id": "l", "nodes": [{"id": ["a"], "type": "StaticData"}], "edges": [{"source": "a", "target": "a"}]}
+    ),
     "int_keys.yaml": "id: k\nnodes:\n  - {id: j, type: JoinMerge, inputs: {1: a, 2: a}, params: {'on': x}}\n",
     "reserved.yaml": "id: config\nnodes:\n  - {id: a, type: StaticData, params: {rows: [{x: 1}]}}\n",
     "not_utf8.yaml": b"\xff\xfe\x00id: x",
@@ -196,7 +231,11 @@ def test_V8_dp_validate_reports_every_hostile_file_and_checks_the_good_one(tmp_p
         (folder / name).write_bytes(text if isinstance(text, bytes) else text.encode())
     result = subprocess.run(
         [sys.executable, "-c", "from dp_assets.cli import main; main()", "validate", str(folder)],
-        capture_output=True, text=True, timeout=180, env={**os.environ}, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ},
+        cwd=ROOT,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]

@@ -29,11 +29,13 @@ def flow(kind: str, default: Any) -> dict[str, Any]:
 BAD_DEFAULTS = [
     pytest.param("integer", "ten", "the default 'ten' is not an integer value", id="integer-text"),
     pytest.param("integer", 2.5, "the default 2.5 is not an integer value", id="integer-float"),
-    pytest.param("date", "not-a-date", "the default 'not-a-date' is not an ISO date such as 2024-01-31",
-                 id="date-text"),
+    pytest.param(
+        "date", "not-a-date", "the default 'not-a-date' is not an ISO date such as 2024-01-31", id="date-text"
+    ),
     pytest.param("date", "2024-02-30", "the default '2024-02-30' is not an ISO date", id="date-impossible"),
-    pytest.param("datetime", "2024-01-31 25:00", "is not an ISO datetime such as 2024-01-31T08:00:00",
-                 id="datetime-hour-25"),
+    pytest.param(
+        "datetime", "2024-01-31 25:00", "is not an ISO datetime such as 2024-01-31T08:00:00", id="datetime-hour-25"
+    ),
     pytest.param("boolean", "yes", "the default 'yes' is not a boolean value", id="boolean-yes"),
     pytest.param("boolean", 1, "the default 1 is not a boolean value", id="boolean-one"),
     pytest.param("number", 10**400, "is not a finite number a run can be given", id="number-beyond-float"),
@@ -49,11 +51,21 @@ def test_dp_validate_names_flow_param_and_value(kind: str, default: Any, message
     assert any(e.startswith("flow 'sales', field 'params.since.default': ") and message in e for e in errors), errors
 
 
-@pytest.mark.parametrize(("kind", "default"), [
-    ("date", "2024-01-31"), ("datetime", "2024-01-31T08:00:00+01:00"), ("datetime", "2024-01-31"),
-    ("integer", 10), ("number", 10), ("number", 2.5), ("boolean", False), ("object", {"a": [1]}),
-    ("list", []), ("string", ""),
-])
+@pytest.mark.parametrize(
+    ("kind", "default"),
+    [
+        ("date", "2024-01-31"),
+        ("datetime", "2024-01-31T08:00:00+01:00"),
+        ("datetime", "2024-01-31"),
+        ("integer", 10),
+        ("number", 10),
+        ("number", 2.5),
+        ("boolean", False),
+        ("object", {"a": [1]}),
+        ("list", []),
+        ("string", ""),
+    ],
+)
 def test_defaults_of_the_declared_type_are_accepted(kind: str, default: Any) -> None:
     validate_spec(flow(kind, default), CATALOG)
 
@@ -71,16 +83,40 @@ def test_a_bad_default_is_not_stored(tmp_path: Path) -> None:
 
 KINDS = ["string", "integer", "number", "boolean", "date", "datetime", "list", "object"]
 CONVERT = {
-    "string": str, "integer": int, "number": float, "boolean": bool, "list": list, "object": dict,
-    "date": dt.date.fromisoformat, "datetime": dt.datetime.fromisoformat,
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "list": list,
+    "object": dict,
+    "date": dt.date.fromisoformat,
+    "datetime": dt.datetime.fromisoformat,
 }
-JSON_SCALARS = st.one_of(st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False),
-                         st.text(max_size=20),
-                         st.sampled_from(["2024-01-31", "2024-02-30", "2024-01-31T08:00:00", "2024-W05-3",
-                                          "20240131", "31/01/2024", "true", "10", "1e400"]))
-DEFAULTS = st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=3),
-                     st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3),
-                     st.dictionaries(st.integers(0, 3), JSON_SCALARS, min_size=1, max_size=2))
+JSON_SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "2024-01-31",
+            "2024-02-30",
+            "2024-01-31T08:00:00",
+            "2024-W05-3",
+            "20240131",
+            "31/01/2024",
+            "true",
+            "10",
+            "1e400",
+        ]
+    ),
+)
+DEFAULTS = st.one_of(
+    JSON_SCALARS,
+    st.lists(JSON_SCALARS, max_size=3),
+    st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3),
+    st.dictionaries(st.integers(0, 3), JSON_SCALARS, min_size=1, max_size=2),
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,8 +15,12 @@ GOOD = {
     "params": {"limit": {"type": "integer", "default": 5}},
     "nodes": [
         {"id": "rows", "type": "StaticData", "params": {"rows": [{"k": "a", "v": 1}, {"k": "b", "v": 2}]}},
-        {"id": "agg", "type": "GroupAggregate", "inputs": ["rows"],
-         "params": {"by": "k", "agg": {"total": ["v", "sum"]}}},
+        {
+            "id": "agg",
+            "type": "GroupAggregate",
+            "inputs": ["rows"],
+            "params": {"by": "k", "agg": {"total": ["v", "sum"]}},
+        },
         {"id": "sorted", "type": "SortData", "inputs": ["agg"], "params": {"by": "total"}},
     ],
 }
@@ -39,50 +43,136 @@ def mutate(path_value_pairs=(), drop=(), extra_nodes=()):
 
 
 CASES = [
-    ("bad-flow-id", mutate([(["id"], "Orders-Flow")]),
-     ["flow 'Orders-Flow', field 'id': String should match pattern '^[a-z][a-z0-9_]*$'"]),
-    ("unknown-flow-field", mutate([(["schedule"], "daily")]),
-     ["flow 'orders_flow', field 'schedule': unknown field; remove it or check its spelling"]),
-    ("duplicate-node-id", mutate(extra_nodes=[{"id": "agg", "type": "SortData", "inputs": ["rows"], "params": {"by": "k"}}]),
-     ["flow 'orders_flow', node 'agg', field 'id': duplicate node id; node ids must be unique"]),
-    ("unknown-node-type", mutate([(["nodes", 2, "type"], "SortDat")]),
-     ["flow 'orders_flow', node 'sorted', field 'type': unknown node type 'SortDat' (did you mean 'SortData'?); see `dp nodes` for the catalog"]),
-    ("missing-node-type", mutate(drop=[["nodes", 2, "type"]]),
-     ["flow 'orders_flow', node 'sorted', field 'type': missing 'type': every node needs a type from the catalog (`dp nodes`)"]),
-    ("unknown-param", mutate([(["nodes", 2, "params", "ascend"], True)]),
-     ["flow 'orders_flow', node 'sorted', field 'params.ascend': unknown field; remove it or check its spelling"]),
-    ("missing-param", mutate(drop=[["nodes", 1, "params", "agg"]]),
-     ["flow 'orders_flow', node 'agg', field 'params.agg': required field is missing"]),
-    ("bad-param-value", mutate([(["nodes", 2, "params", "na_position"], "middle")]),
-     ["flow 'orders_flow', node 'sorted', field 'params.na_position': Input should be 'first' or 'last'"]),
-    ("input-names-no-node", mutate([(["nodes", 2, "inputs"], ["agregate"])]),
-     ["flow 'orders_flow', node 'sorted', field 'inputs[0]': input 'agregate' names no node of this flow"]),
-    ("wrong-input-count", mutate([(["nodes", 2, "inputs"], ["agg", "rows"])]),
-     ["flow 'orders_flow', node 'sorted', field 'inputs': SortData takes 1 input(s) (input), got 2"]),
-    ("wrong-input-names", mutate(extra_nodes=[{"id": "j", "type": "JoinMerge", "inputs": {"left": "rows", "other": "agg"}, "params": {"on": "k"}}]),
-     ["flow 'orders_flow', node 'j', field 'inputs': JoinMerge takes inputs named left, right, got left, other"]),
-    ("unknown-output", mutate([(["nodes", 2, "inputs"], ["agg.true"])]),
-     ["flow 'orders_flow', node 'sorted', field 'inputs[0]': node 'agg' (GroupAggregate) has no output 'true'; its outputs: result"]),
-    ("cycle", mutate([(["nodes", 1, "inputs"], ["sorted"])]),
-     ["flow 'orders_flow', node 'agg', field 'inputs': cycle: agg -> sorted -> agg"]),
-    ("self-loop", mutate([(["nodes", 2, "inputs"], ["sorted"])]),
-     ["flow 'orders_flow', node 'sorted', field 'inputs': cycle: sorted -> sorted"]),
-    ("unknown-param-reference", mutate([(["nodes", 2, "params", "by"], "{{ params.limt }}")]),
-     ["flow 'orders_flow', node 'sorted', field 'params.by': references unknown flow param 'limt' (did you mean 'limit'?)"]),
-    ("param-reference-wrong-type", mutate([(["nodes", 2, "params", "ascending"], "{{ params.limit }}")]),
-     ["flow 'orders_flow', node 'sorted', field 'params.ascending': Input should be a valid boolean, unable to interpret input"]),
-    ("schema-missing-column", mutate([(["nodes", 2, "params", "by"], "amount")]),
-     ["flow 'orders_flow', node 'sorted', field 'params.by': column 'amount' is not in the input (it has: k, total) (input 'agg.result' -> 'sorted')"]),
-    ("schema-aggregate-non-numeric", mutate([(["nodes", 1, "params", "agg"], {"total": ["k", "sum"]})]),
-     ["flow 'orders_flow', node 'agg', field 'params.agg.total': cannot sum column 'k' of type string (input 'rows.result' -> 'agg')"]),
-    ("schema-join-key-types", mutate(extra_nodes=[
-        {"id": "other", "type": "StaticData", "params": {"rows": [{"k": 1}]}},
-        {"id": "j", "type": "JoinMerge", "inputs": {"left": "rows", "right": "other"}, "params": {"on": "k"}}]),
-     ["flow 'orders_flow', node 'j', field 'params.on': join key types differ: left 'k' is string, right 'k' is integer (input 'rows.result' -> 'j', 'other.result' -> 'j')"]),
-    ("no-nodes", mutate([(["nodes"], [])]),
-     ["flow 'orders_flow', field 'nodes': List should have at least 1 item after validation, not 0"]),
-    ("bad-trigger", mutate([(["triggers"], [{"type": "schedule"}])]),
-     ["flow 'orders_flow', field 'triggers[0].cron': required field is missing"]),
+    (
+        "bad-flow-id",
+        mutate([(["id"], "Orders-Flow")]),
+        ["flow 'Orders-Flow', field 'id': String should match pattern '^[a-z][a-z0-9_]*$'"],
+    ),
+    (
+        "unknown-flow-field",
+        mutate([(["schedule"], "daily")]),
+        ["flow 'orders_flow', field 'schedule': unknown field; remove it or check its spelling"],
+    ),
+    (
+        "duplicate-node-id",
+        mutate(extra_nodes=[{"id": "agg", "type": "SortData", "inputs": ["rows"], "params": {"by": "k"}}]),
+        ["flow 'orders_flow', node 'agg', field 'id': duplicate node id; node ids must be unique"],
+    ),
+    (
+        "unknown-node-type",
+        mutate([(["nodes", 2, "type"], "SortDat")]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'type': unknown node type 'SortDat' (did you mean 'SortData'?); see `dp nodes` for the catalog"
+        ],
+    ),
+    (
+        "missing-node-type",
+        mutate(drop=[["nodes", 2, "type"]]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'type': missing 'type': every node needs a type from the catalog (`dp nodes`)"
+        ],
+    ),
+    (
+        "unknown-param",
+        mutate([(["nodes", 2, "params", "ascend"], True)]),
+        ["flow 'orders_flow', node 'sorted', field 'params.ascend': unknown field; remove it or check its spelling"],
+    ),
+    (
+        "missing-param",
+        mutate(drop=[["nodes", 1, "params", "agg"]]),
+        ["flow 'orders_flow', node 'agg', field 'params.agg': required field is missing"],
+    ),
+    (
+        "bad-param-value",
+        mutate([(["nodes", 2, "params", "na_position"], "middle")]),
+        ["flow 'orders_flow', node 'sorted', field 'params.na_position': Input should be 'first' or 'last'"],
+    ),
+    (
+        "input-names-no-node",
+        mutate([(["nodes", 2, "inputs"], ["agregate"])]),
+        ["flow 'orders_flow', node 'sorted', field 'inputs[0]': input 'agregate' names no node of this flow"],
+    ),
+    (
+        "wrong-input-count",
+        mutate([(["nodes", 2, "inputs"], ["agg", "rows"])]),
+        ["flow 'orders_flow', node 'sorted', field 'inputs': SortData takes 1 input(s) (input), got 2"],
+    ),
+    (
+        "wrong-input-names",
+        mutate(
+            extra_nodes=[
+                {"id": "j", "type": "JoinMerge", "inputs": {"left": "rows", "other": "agg"}, "params": {"on": "k"}}
+            ]
+        ),
+        ["flow 'orders_flow', node 'j', field 'inputs': JoinMerge takes inputs named left, right, got left, other"],
+    ),
+    (
+        "unknown-output",
+        mutate([(["nodes", 2, "inputs"], ["agg.true"])]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'inputs[0]': node 'agg' (GroupAggregate) has no output 'true'; its outputs: result"
+        ],
+    ),
+    (
+        "cycle",
+        mutate([(["nodes", 1, "inputs"], ["sorted"])]),
+        ["flow 'orders_flow', node 'agg', field 'inputs': cycle: agg -> sorted -> agg"],
+    ),
+    (
+        "self-loop",
+        mutate([(["nodes", 2, "inputs"], ["sorted"])]),
+        ["flow 'orders_flow', node 'sorted', field 'inputs': cycle: sorted -> sorted"],
+    ),
+    (
+        "unknown-param-reference",
+        mutate([(["nodes", 2, "params", "by"], "{{ params.limt }}")]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'params.by': references unknown flow param 'limt' (did you mean 'limit'?)"
+        ],
+    ),
+    (
+        "param-reference-wrong-type",
+        mutate([(["nodes", 2, "params", "ascending"], "{{ params.limit }}")]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'params.ascending': Input should be a valid boolean, unable to interpret input"
+        ],
+    ),
+    (
+        "schema-missing-column",
+        mutate([(["nodes", 2, "params", "by"], "amount")]),
+        [
+            "flow 'orders_flow', node 'sorted', field 'params.by': column 'amount' is not in the input (it has: k, total) (input 'agg.result' -> 'sorted')"
+        ],
+    ),
+    (
+        "schema-aggregate-non-numeric",
+        mutate([(["nodes", 1, "params", "agg"], {"total": ["k", "sum"]})]),
+        [
+            "flow 'orders_flow', node 'agg', field 'params.agg.total': cannot sum column 'k' of type string (input 'rows.result' -> 'agg')"
+        ],
+    ),
+    (
+        "schema-join-key-types",
+        mutate(
+            extra_nodes=[
+                {"id": "other", "type": "StaticData", "params": {"rows": [{"k": 1}]}},
+                {"id": "j", "type": "JoinMerge", "inputs": {"left": "rows", "right": "other"}, "params": {"on": "k"}},
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'j', field 'params.on': join key types differ: left 'k' is string, right 'k' is integer (input 'rows.result' -> 'j', 'other.result' -> 'j')"
+        ],
+    ),
+    (
+        "no-nodes",
+        mutate([(["nodes"], [])]),
+        ["flow 'orders_flow', field 'nodes': List should have at least 1 item after validation, not 0"],
+    ),
+    (
+        "bad-trigger",
+        mutate([(["triggers"], [{"type": "schedule"}])]),
+        ["flow 'orders_flow', field 'triggers[0].cron': required field is missing"],
+    ),
 ]
 
 
@@ -95,8 +185,7 @@ def test_invalid_spec_gives_exact_errors(spec, expected):
 
 def test_every_error_found_in_one_pass():
     spec = mutate(
-        [(["nodes", 2, "type"], "Nope"), (["nodes", 1, "inputs"], ["missing"]),
-         (["nodes", 0, "params", "bogus"], 1)],
+        [(["nodes", 2, "type"], "Nope"), (["nodes", 1, "inputs"], ["missing"]), (["nodes", 0, "params", "bogus"], 1)],
         extra_nodes=[{"id": "rows", "type": "SortData", "inputs": ["agg"], "params": {"by": "k"}}],
     )
     with pytest.raises(FlowValidationError) as info:
@@ -111,13 +200,17 @@ def test_good_spec_validates_with_schemas():
     assert [n.id for n in validated.flow.nodes] == ["rows", "agg", "sorted"]
 
 
-@pytest.mark.parametrize(("field", "value", "where"), [
-    (("tags",), {"": "x"}, "field 'tags.'"),
-    (("tags",), {"a b": "x"}, "field 'tags.a b'"),
-    (("owners",), ["bob"], "field 'owners[0]'"),
-    (("nodes", 0, "tags"), {"tier": "has space"}, "node 'rows', field 'tags.tier'"),
-    (("nodes", 1, "tags"), {"tier": "x" * 64}, "node 'agg', field 'tags.tier'"),
-], ids=["empty-tag-key", "tag-key-space", "owner-not-email-or-team", "tag-value-space", "tag-value-too-long"])
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        (("tags",), {"": "x"}, "field 'tags.'"),
+        (("tags",), {"a b": "x"}, "field 'tags.a b'"),
+        (("owners",), ["bob"], "field 'owners[0]'"),
+        (("nodes", 0, "tags"), {"tier": "has space"}, "node 'rows', field 'tags.tier'"),
+        (("nodes", 1, "tags"), {"tier": "x" * 64}, "node 'agg', field 'tags.tier'"),
+    ],
+    ids=["empty-tag-key", "tag-key-space", "owner-not-email-or-team", "tag-value-space", "tag-value-too-long"],
+)
 def test_tags_and_owners_follow_dagsters_rules(field, value, where):
     """Dagster refuses these asset tags and owners at definition time; the spec refuses them first."""
     with pytest.raises(FlowValidationError, match=re.escape(f"flow 'orders_flow', {where}")):

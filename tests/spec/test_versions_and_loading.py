@@ -48,8 +48,12 @@ def test_edges_and_inputs_load_to_the_same_model_and_version():
     designer = {
         "id": "tiny",
         "nodes": [
-            {"id": "a", "type": "StaticData", "position": {"x": 1, "y": 2},
-             "data": {"params": {"rows": [{"x": 1, "on": "yes"}]}}},
+            {
+                "id": "a",
+                "type": "StaticData",
+                "position": {"x": 1, "y": 2},
+                "data": {"params": {"rows": [{"x": 1, "on": "yes"}]}},
+            },
             {"id": "b", "type": "SortData", "position": {"x": 5, "y": 2}, "data": {"params": {"by": "x"}}},
         ],
         "edges": [{"id": "e1", "source": "a", "target": "b", "sourceHandle": None, "targetHandle": None}],

@@ -31,8 +31,7 @@ def _spec(flow_id: str, value: int) -> dict:
 def _specs_of(worker: int) -> list[dict]:
     """Every worker publishes the shared flow in two versions, a flow shared with one other worker,
     and a flow of its own."""
-    return [_spec("shared", 1), _spec(f"pair_{worker // 2}", 1), _spec(f"own_{worker}", worker),
-            _spec("shared", 2)]
+    return [_spec("shared", 1), _spec(f"pair_{worker // 2}", 1), _spec(f"own_{worker}", worker), _spec("shared", 2)]
 
 
 def _first_start(urls: list[str], worker: int, barrier, results) -> None:
@@ -60,8 +59,7 @@ def _start_all(urls: list[str]) -> list[tuple]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     results = context.Queue()
-    processes = [context.Process(target=_first_start, args=(urls, n, barrier, results))
-                 for n in range(PROCESSES)]
+    processes = [context.Process(target=_first_start, args=(urls, n, barrier, results)) for n in range(PROCESSES)]
     for process in processes:
         process.start()
     reported = []

@@ -26,8 +26,11 @@ CATALOG = default_catalog()
 
 
 def _spec(flow_id: str, rows: list[dict], description: str = "") -> dict:
-    return {"id": flow_id, "description": description,
-            "nodes": [{"id": "a", "type": "StaticData", "params": {"rows": rows}}]}
+    return {
+        "id": flow_id,
+        "description": description,
+        "nodes": [{"id": "a", "type": "StaticData", "params": {"rows": rows}}],
+    }
 
 
 @pytest.fixture
@@ -90,8 +93,11 @@ def test_a_file_changed_after_another_publish_is_a_reported_conflict(store, fold
     _write(path, _spec("orders", [{"x": 3}], "mine"))
     with caplog.at_level(logging.WARNING, logger="dp.publishing"):
         _, report = _load(store, folder)
-    mine = next(v.version for v in store.history("orders") if v.version not in (theirs,) and
-                store.get("orders", v.version)[1]["description"] == "mine")
+    mine = next(
+        v.version
+        for v in store.history("orders")
+        if v.version not in (theirs,) and store.get("orders", v.version)[1]["description"] == "mine"
+    )
     assert store.get("orders")[0] == theirs  # the published one is kept, the file's is stored
     for text in (report, caplog.text, "\n".join(e.conflict or "" for e in api.list())):
         assert theirs in text and mine in text, text
@@ -238,14 +244,15 @@ def test_a_store_made_before_file_records_is_migrated_and_keeps_its_flows(tmp_pa
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
+        conn.exec_driver_sql("INSERT INTO dp_workspaces VALUES ('default', '2026-01-01 00:00:00')")
         conn.exec_driver_sql(
-            "INSERT INTO dp_workspaces VALUES ('default', '2026-01-01 00:00:00')")
-        conn.exec_driver_sql(
-            "INSERT INTO dp_flows VALUES ('orders', 'default', 'v1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+            "INSERT INTO dp_flows VALUES ('orders', 'default', 'v1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
         conn.exec_driver_sql(
             "INSERT INTO dp_flow_versions (flow_id, version, spec, message, created_at) VALUES "
             """('orders', 'v1', '{"id": "orders", "nodes": [{"id": "a", "type": "StaticData", """
-            """"params": {"rows": [{"x": 1}]}}]}', '', '2026-01-01 00:00:00')""")
+            """"params": {"rows": [{"x": 1}]}}]}', '', '2026-01-01 00:00:00')"""
+        )
     old.upgrade()
     assert [(i.id, i.state, i.published_version) for i in old.list_flows()] == [("orders", "published", "v1")]
     assert old.published_specs()[0][:2] == ("orders", "v1")

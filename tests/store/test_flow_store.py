@@ -29,7 +29,9 @@ def test_round_trip_and_versions(store):
     assert store.get("stored", v1.version[:6]) == (v1.version, v1.raw)
     history = store.history("stored")
     assert [(h.version, h.message, h.published) for h in history] == [
-        (v1.version, "first", False), (v2.version, "second", True)]
+        (v1.version, "first", False),
+        (v2.version, "second", True),
+    ]
     assert store.published_specs() == [("stored", v2.version, v2.raw)]
 
     store.publish("stored", v1.version)  # roll back: the newer version is kept
@@ -49,8 +51,10 @@ def test_invalid_spec_is_never_stored(store):
 def test_upgrade_is_idempotent_and_concurrent_saves_agree(store):
     store.upgrade()
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        publish_spec(store, SPEC, default_catalog())[1])) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(publish_spec(store, SPEC, default_catalog())[1]))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -29,11 +29,12 @@ CATALOG = default_catalog()
 FLOW_IDS = st.sampled_from(["alpha", "beta", "gamma_1"])
 # Text without control characters: the spec loader refuses those (a concern of tests/spec).
 TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)
-VALUES = st.one_of(st.integers(-10**6, 10**6), TEXT, st.booleans(), st.none())
+VALUES = st.one_of(st.integers(-(10**6), 10**6), TEXT, st.booleans(), st.none())
 ROWS = st.lists(st.fixed_dictionaries({"x": VALUES}), min_size=1, max_size=3)
 # Hex digits (versions are hashes) plus LIKE's wildcards and its escape character.
-PREFIXES = st.one_of(st.sampled_from(["%", "_", "_%", "/%"]),
-                     st.text(alphabet="0123456789abcdef%_/\\", min_size=1, max_size=5))
+PREFIXES = st.one_of(
+    st.sampled_from(["%", "_", "_%", "/%"]), st.text(alphabet="0123456789abcdef%_/\\", min_size=1, max_size=5)
+)
 
 
 def _spec(flow_id: str, rows: list, description: str | None) -> dict:
@@ -49,8 +50,10 @@ def _broken(flow_id: str, how: str) -> dict:
     return {
         "unknown type": {"id": flow_id, "nodes": [{**node, "type": "NoSuchNode"}]},
         "duplicate node": {"id": flow_id, "nodes": [node, node]},
-        "missing input": {"id": flow_id, "nodes": [node, {"id": "b", "type": "FilterRows",
-                                                          "inputs": ["nowhere"], "params": {"condition": "x > 1"}}]},
+        "missing input": {
+            "id": flow_id,
+            "nodes": [node, {"id": "b", "type": "FilterRows", "inputs": ["nowhere"], "params": {"condition": "x > 1"}}],
+        },
         "bad params": {"id": flow_id, "nodes": [{**node, "params": {"rows": "not a list"}}]},
         "no nodes": {"id": flow_id, "nodes": []},
     }[how]
@@ -88,8 +91,10 @@ class FlowStoreMachine(RuleBasedStateMachine):
         if publish:
             self.published[flow] = version
 
-    @rule(flow=FLOW_IDS, how=st.sampled_from(["unknown type", "duplicate node", "missing input",
-                                              "bad params", "no nodes"]))
+    @rule(
+        flow=FLOW_IDS,
+        how=st.sampled_from(["unknown type", "duplicate node", "missing input", "bad params", "no nodes"]),
+    )
     def publish_an_invalid_spec(self, flow: str, how: str) -> None:
         before = self._everything()
         with pytest.raises(FlowValidationError):
@@ -141,7 +146,8 @@ class FlowStoreMachine(RuleBasedStateMachine):
                 with pytest.raises(FlowNotFound, match="no published version"):
                     self.store.get(flow)
         assert self.store.published_specs() == sorted(
-            (flow, v, self.specs[(flow, v)]) for flow, v in self.published.items())
+            (flow, v, self.specs[(flow, v)]) for flow, v in self.published.items()
+        )
 
 
 FlowStoreMachine.TestCase.settings = fuzz_settings(30, stateful_step_count=15)

@@ -61,8 +61,12 @@ def resources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_resource:
     return {
         "http": HttpResource(allow_private=True, timeout_seconds=10, max_bytes=2_000_000),
         "secrets": SecretsResource(),
-        "shell": ShellResource(enabled=True, allowed_programs=["echo", "printf", "printenv", "cat", "sleep", "ls"],
-                               root=str(tmp_path / "shell"), timeout_seconds=10),
+        "shell": ShellResource(
+            enabled=True,
+            allowed_programs=["echo", "printf", "printenv", "cat", "sleep", "ls"],
+            root=str(tmp_path / "shell"),
+            timeout_seconds=10,
+        ),
         "sandbox": sandbox_resource,
         "mcp": McpResource(servers=mcp_servers()),
         "llm": LlmResource(allow_private=True, request_timeout_seconds=10),
@@ -72,7 +76,12 @@ def resources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_resource:
 @pytest.fixture
 def make_ctx(resources: dict[str, Any]):
     def make(node_id: str = "tool", flow_params: dict[str, Any] | None = None, **overrides: Any) -> NodeContext:
-        return NodeContext(flow_id="tools_flow", node_id=node_id, run_id="run-1", flow_params=flow_params or {},
-                           resources={**resources, **overrides})
+        return NodeContext(
+            flow_id="tools_flow",
+            node_id=node_id,
+            run_id="run-1",
+            flow_params=flow_params or {},
+            resources={**resources, **overrides},
+        )
 
     return make

@@ -33,21 +33,29 @@ def test_text_response(make_ctx, target):
 
 def test_post_body_and_url_templated_from_input_and_params(make_ctx, target):
     frame = pd.DataFrame({"id": [7, 8], "name": ["a b", "c"]})
-    value = run(make_ctx(), {"orders.result": frame}, method="POST",
-                url=f"{target.url}/echo?name={{{{ input.0.name }}}}",
-                body={"first": "{{ input.0.id }}", "all": "{{ input }}", "label": "order {{ input.1.name }}"})
+    value = run(
+        make_ctx(),
+        {"orders.result": frame},
+        method="POST",
+        url=f"{target.url}/echo?name={{{{ input.0.name }}}}",
+        body={"first": "{{ input.0.id }}", "all": "{{ input }}", "label": "order {{ input.1.name }}"},
+    )
     echoed = value["json"]
     assert echoed["method"] == "POST"
     assert echoed["query"] == {"name": "a b"}  # quoted into the URL, decoded by the server
-    assert __import__("json").loads(echoed["body"]) == {
-        "first": 7, "all": frame.to_dict("records"), "label": "order c"}
+    assert __import__("json").loads(echoed["body"]) == {"first": 7, "all": frame.to_dict("records"), "label": "order c"}
 
 
 def test_secret_header_reaches_the_server_but_not_the_value(make_ctx, target):
     """S6 (unit): the server gets the resolved secret; the stored value and metadata only ***."""
     ctx = make_ctx()
-    value = run(ctx, url=f"{target.url}/echo", headers={"X-Token": "${env:DP_SECRET_TOKEN}"},
-                auth={"type": "bearer", "token": "${env:DP_SECRET_TOKEN}"}, query={"k": "${env:DP_SECRET_TOKEN}"})
+    value = run(
+        ctx,
+        url=f"{target.url}/echo",
+        headers={"X-Token": "${env:DP_SECRET_TOKEN}"},
+        auth={"type": "bearer", "token": "${env:DP_SECRET_TOKEN}"},
+        query={"k": "${env:DP_SECRET_TOKEN}"},
+    )
     seen = target.requests[-1]
     assert seen["headers"]["X-Token"] == SECRET
     assert seen["headers"]["Authorization"] == f"Bearer {SECRET}"
@@ -56,8 +64,11 @@ def test_secret_header_reaches_the_server_but_not_the_value(make_ctx, target):
 
 
 def test_basic_auth_is_redacted_in_its_encoded_form(make_ctx, target):
-    value = run(make_ctx(), url=f"{target.url}/echo",
-                auth={"type": "basic", "username": "me", "password": "${env:DP_SECRET_TOKEN}"})
+    value = run(
+        make_ctx(),
+        url=f"{target.url}/echo",
+        auth={"type": "basic", "username": "me", "password": "${env:DP_SECRET_TOKEN}"},
+    )
     import base64
 
     encoded = base64.b64encode(f"me:{SECRET}".encode()).decode()
@@ -104,8 +115,10 @@ def test_node_timeout_stops_a_hanging_server(make_ctx, target):
 
 @pytest.mark.parametrize(
     ("headers", "message"),
-    [({"X": "${env:HOME}"}, "not an allowed secret name"),
-     ({"X": "${env:DP_SECRET_MISSING}"}, "DP_SECRET_MISSING is not set")],
+    [
+        ({"X": "${env:HOME}"}, "not an allowed secret name"),
+        ({"X": "${env:DP_SECRET_MISSING}"}, "DP_SECRET_MISSING is not set"),
+    ],
     ids=["name-not-allowed", "unset"],
 )
 def test_secret_references_are_checked(make_ctx, target, headers, message):
@@ -118,8 +131,11 @@ def test_S6_data_and_flow_params_never_resolve_secrets(make_ctx, target):
     frame = pd.DataFrame({"q": ["${env:DP_SECRET_TOKEN}"]})
     value = run(make_ctx(), {"x": frame}, url=f"{target.url}/echo?q={{{{ input.0.q }}}}")
     assert target.requests[-1]["query"] == {"q": "${env:DP_SECRET_TOKEN}"} and value["status"] == 200
-    run(make_ctx(flow_params={"q": "${env:DP_SECRET_TOKEN}"}), url=f"{target.url}/echo",
-        headers={"X-Q": "{{ params.q }}", "X-Whole": "{{ params.q }}!"})
+    run(
+        make_ctx(flow_params={"q": "${env:DP_SECRET_TOKEN}"}),
+        url=f"{target.url}/echo",
+        headers={"X-Q": "{{ params.q }}", "X-Whole": "{{ params.q }}!"},
+    )
     assert target.requests[-1]["headers"]["X-Q"] == "${env:DP_SECRET_TOKEN}"
     assert target.requests[-1]["headers"]["X-Whole"] == "${env:DP_SECRET_TOKEN}!"
     assert SECRET not in repr(target.requests[-2:])

@@ -17,10 +17,19 @@ def agent(ctx, inputs=None, **params):
     return llm_agent(ctx, LlmAgentParams(**params), inputs or {})
 
 
-FETCH = {"name": "fetch", "type": "HttpTool", "description": "Fetch an item by id.",
-         "params": {"url": "{{ params.base }}/echo?item={{ args.item }}"}}
-DOUBLE = {"name": "double", "type": "PythonTool", "description": "Double a number.",
-          "params": {"code": "result = args['n'] * 2"}, "arguments": {"n": {"type": "integer"}}}
+FETCH = {
+    "name": "fetch",
+    "type": "HttpTool",
+    "description": "Fetch an item by id.",
+    "params": {"url": "{{ params.base }}/echo?item={{ args.item }}"},
+}
+DOUBLE = {
+    "name": "double",
+    "type": "PythonTool",
+    "description": "Double a number.",
+    "params": {"code": "result = args['n'] * 2"},
+    "arguments": {"n": {"type": "integer"}},
+}
 
 
 def test_plain_answer_with_prompt_from_input(make_ctx, stub_llm):
@@ -32,8 +41,10 @@ def test_plain_answer_with_prompt_from_input(make_ctx, stub_llm):
     sent = stub_llm.requests[-1]
     assert sent["headers"]["Authorization"] == f"Bearer {SECRET}"
     assert sent["json"]["model"] == "stub-model"
-    assert sent["json"]["messages"] == [{"role": "system", "content": "Be brief."},
-                                        {"role": "user", "content": 'How many rows? [{"x": 1}, {"x": 2}, {"x": 3}]'}]
+    assert sent["json"]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": 'How many rows? [{"x": 1}, {"x": 2}, {"x": 3}]'},
+    ]
     assert "tools" not in sent["json"]
     assert ctx.metadata["llm_calls"] == 1 and ctx.metadata["total_tokens"] == value["usage"]["total_tokens"] > 0
     json.dumps(value)  # plain JSON: stored as JSON by the run-scoped IO manager
@@ -41,12 +52,17 @@ def test_plain_answer_with_prompt_from_input(make_ctx, stub_llm):
 
 def test_tool_calls_are_run_recorded_and_fed_back(make_ctx, stub_llm, target):
     stub_llm.brain = scripted(
-        {"content": None, "tool_calls": [tool_call("fetch", {"item": "a/b"}, "c1"), tool_call("double", {"n": 21}, "c2")]},
+        {
+            "content": None,
+            "tool_calls": [tool_call("fetch", {"item": "a/b"}, "c1"), tool_call("double", {"n": 21}, "c2")],
+        },
         {"content": "the answer is 42"},
     )
     ctx = make_ctx(flow_params={"base": target.url})
-    params = {"prompt": "go", "tools": [{**FETCH, "params": {"url": f"{target.url}/echo?item={{{{ args.item }}}}"}},
-                                        DOUBLE]}
+    params = {
+        "prompt": "go",
+        "tools": [{**FETCH, "params": {"url": f"{target.url}/echo?item={{{{ args.item }}}}"}}, DOUBLE],
+    }
     value = agent(ctx, **params)
     assert value["answer"] == "the answer is 42"
     assert target.requests[-1]["query"] == {"item": "a/b"}  # the argument was URL-quoted into one value
@@ -101,10 +117,13 @@ def test_a_public_only_llm_resource_refuses_a_loopback_endpoint(make_ctx, stub_l
 
 
 def test_check_hook_reports_bad_inline_tools():
-    params = LlmAgentParams(prompt="x", tools=[
-        {"name": "t", "type": "HttpTool", "params": {"urll": "http://x"}},
-        {"name": "t", "type": "ShellTool", "params": {"argv": ["echo"]}},
-    ])
+    params = LlmAgentParams(
+        prompt="x",
+        tools=[
+            {"name": "t", "type": "HttpTool", "params": {"urll": "http://x"}},
+            {"name": "t", "type": "ShellTool", "params": {"argv": ["echo"]}},
+        ],
+    )
     errors = _check(params, default_catalog())
     fields = [field for field, _ in errors]
     assert "tools[0].params.urll" in fields and "tools[0].params.url" in fields
@@ -122,13 +141,16 @@ def test_S6_the_api_key_does_not_follow_a_redirect_to_another_origin(monkeypatch
         monkeypatch.setenv("DP_LLM_MODEL", "m")
         monkeypatch.setenv("DP_LLM_API_KEY", SECRET)
         with pytest.raises(LlmError, match="did not answer a chat completion"):
-            LlmResource(allow_private=True, request_timeout_seconds=5, retries=0).chat([{"role": "user", "content": "hi"}])
+            LlmResource(allow_private=True, request_timeout_seconds=5, retries=0).chat(
+                [{"role": "user", "content": "hi"}]
+            )
         assert target.requests[-1]["headers"]["Authorization"] == f"Bearer {SECRET}"
         assert [r["method"] for r in elsewhere.requests] == ["POST"]
         assert "Authorization" not in elsewhere.requests[0]["headers"]
         with pytest.raises(LlmError):
             LlmResource(allow_private=True, request_timeout_seconds=5, retries=0, max_redirects=0).chat(
-                [{"role": "user", "content": "hi"}])
+                [{"role": "user", "content": "hi"}]
+            )
         assert len(elsewhere.requests) == 1
     finally:
         elsewhere.close()

@@ -16,8 +16,11 @@ def call(ctx, **params):
 
 def test_stdio_call_returns_the_tool_result(make_ctx):
     ctx = make_ctx()
-    value = mcp_tool(ctx, McpToolParams(server="demo", tool="add", arguments={"a": 2, "b": "{{ input.0.n }}"}),
-                     {"numbers": __import__("pandas").DataFrame({"n": [40]})})
+    value = mcp_tool(
+        ctx,
+        McpToolParams(server="demo", tool="add", arguments={"a": 2, "b": "{{ input.0.n }}"}),
+        {"numbers": __import__("pandas").DataFrame({"n": [40]})},
+    )
     assert value["structured"] == {"result": 42} and value["text"] == "42" and value["is_error"] is False
     assert ctx.metadata["calls"][0]["tool"] == "add"
 
@@ -95,10 +98,19 @@ def test_S6_http_server_headers_never_follow_a_redirect_elsewhere(target, monkey
     monkeypatch.setenv("DP_SECRET_TOKEN", SECRET)
     elsewhere = TargetServer()
     try:
+
         def server(to: str, **extra) -> McpResource:
-            return McpResource(servers={"moved": McpServer(
-                transport="http", url=f"{target.url}/redirect?code=307&to={to}", timeout_seconds=5,
-                headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"}, **extra)})
+            return McpResource(
+                servers={
+                    "moved": McpServer(
+                        transport="http",
+                        url=f"{target.url}/redirect?code=307&to={to}",
+                        timeout_seconds=5,
+                        headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"},
+                        **extra,
+                    )
+                }
+            )
 
         before = len(target.requests)
         with pytest.raises(McpError):

@@ -25,8 +25,12 @@ def test_shell_tool_stdout_stderr_and_exit_code_are_the_value(make_ctx):
     ctx = make_ctx()
     value = shell(ctx, argv=["printf", "%s-%s", "a", "b"])
     assert value["stdout"] == "a-b" and value["stderr"] == "" and value["exit_code"] == 0
-    assert ctx.metadata["calls"][0] == {"program": "printf", "args": 3, "exit_code": 0,
-                                        "duration_s": value["duration_s"]}
+    assert ctx.metadata["calls"][0] == {
+        "program": "printf",
+        "args": 3,
+        "exit_code": 0,
+        "duration_s": value["duration_s"],
+    }
 
 
 def test_shell_tool_a_failing_exit_code_fails_the_node_unless_listed(make_ctx):
@@ -68,9 +72,11 @@ def test_shell_tool_timeout_kills_the_program(make_ctx):
 def test_python_tool_returns_the_sandbox_value(make_ctx):
     frame = pd.DataFrame({"x": [1, 2, 3]})
     ctx = make_ctx(flow_params={"factor": 10})
-    value = python_tool(ctx, PythonToolParams(
-        code="result = {'total': int(df['x'].sum()) * params['factor'], 'names': sorted(inputs)}"),
-        {"numbers.result": frame})
+    value = python_tool(
+        ctx,
+        PythonToolParams(code="result = {'total': int(df['x'].sum()) * params['factor'], 'names': sorted(inputs)}"),
+        {"numbers.result": frame},
+    )
     assert value == {"total": 60, "names": ["numbers"]}
     assert ctx.metadata["calls"][0]["sandbox"] == "script"
 

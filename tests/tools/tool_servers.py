@@ -44,8 +44,14 @@ class _Server(ThreadingHTTPServer):
 class Running:
     """A ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread, with the requests it saw."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0,
-                 tls: bool = False, **attrs: Any):
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = False,
+        **attrs: Any,
+    ):
         self.server = _Server((host, port), handler)
         if tls:  # before serving starts: every connection is TLS with a throwaway self-signed certificate
             self.server.socket = self_signed_context().wrap_socket(self.server.socket, server_side=True)
@@ -77,8 +83,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
-        seen = {"method": self.command, "path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
-                "headers": dict(self.headers.items()), "body": body.decode("utf-8", "replace")}
+        seen = {
+            "method": self.command,
+            "path": parts.path,
+            "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+            "headers": dict(self.headers.items()),
+            "body": body.decode("utf-8", "replace"),
+        }
         self.server.requests.append(seen)  # type: ignore[attr-defined]
         return seen
 
@@ -112,8 +123,7 @@ class TargetHandler(_Handler):
                 self._json(int(path.rsplit("/", 1)[1]), {"error": "as asked", "query": query})
             elif path == "/page":  # one record; a Link header to query["next"] when given
                 links = {"Link": f'<{query["next"]}>; rel="next"'} if "next" in query else {}
-                self._send(200, json.dumps([{"page": path, "port": self.server.server_address[1]}]).encode(),
-                           **links)
+                self._send(200, json.dumps([{"page": path, "port": self.server.server_address[1]}]).encode(), **links)
             elif path == "/redirect":
                 self.send_response(int(query.get("code", 302)))
                 self.send_header("Location", query["to"])
@@ -200,8 +210,10 @@ def gullible(body: dict[str, Any]) -> dict[str, Any]:
     last = body["messages"][-1]
     found = DIRECTIVE.findall(str(last.get("content") or ""))
     if found and last["role"] in ("user", "tool"):
-        calls = [tool_call(name, _loose_json(args), f"call_{len(body['messages'])}_{i}")
-                 for i, (name, args) in enumerate(found)]
+        calls = [
+            tool_call(name, _loose_json(args), f"call_{len(body['messages'])}_{i}")
+            for i, (name, args) in enumerate(found)
+        ]
         return {"role": "assistant", "content": None, "tool_calls": calls}
     return {"role": "assistant", "content": "final: " + str(last.get("content"))[:200]}
 
@@ -209,8 +221,11 @@ def gullible(body: dict[str, Any]) -> dict[str, Any]:
 def always_calls(name: str, arguments: dict[str, Any] | None = None, per_reply: int = 1) -> Brain:
     def brain(body: dict[str, Any]) -> dict[str, Any]:
         n = len(body["messages"])
-        return {"role": "assistant", "content": None,
-                "tool_calls": [tool_call(name, arguments or {}, f"call_{n}_{i}") for i in range(per_reply)]}
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [tool_call(name, arguments or {}, f"call_{n}_{i}") for i in range(per_reply)],
+        }
 
     return brain
 
@@ -227,13 +242,26 @@ class LlmHandler(_Handler):
         message.setdefault("role", "assistant")
         prompt = len(json.dumps(body["messages"])) // 4
         completion = self.server.completion_tokens  # type: ignore[attr-defined]
-        self._json(200, {
-            "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion",  # type: ignore[attr-defined]
-            "model": body.get("model", "stub"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-        })
+        self._json(
+            200,
+            {
+                "id": f"chatcmpl-{len(self.server.requests)}",
+                "object": "chat.completion",  # type: ignore[attr-defined]
+                "model": body.get("model", "stub"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            },
+        )
 
 
 class StubLlm(Running):
@@ -253,7 +281,6 @@ class StubLlm(Running):
 # --- MCP server processes --------------------------------------------------------------------
 
 
-
 class McpHttpProcess:
     """``mcp_demo_server.py`` serving streamable HTTP on a free loopback port, in its own process
     group (stopped by it)."""
@@ -261,11 +288,20 @@ class McpHttpProcess:
     def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.process = start_process("mcp-demo", [sys.executable, str(MCP_SERVER_SCRIPT), "http", str(self.port)],
-                                     env=os.environ, log_dir=log_dir)
+        self.process = start_process(
+            "mcp-demo",
+            [sys.executable, str(MCP_SERVER_SCRIPT), "http", str(self.port)],
+            env=os.environ,
+            log_dir=log_dir,
+        )
         try:
-            wait_until(lambda: port_open("127.0.0.1", self.port, timeout=0.2), process=self.process,
-                       what="the MCP demo server listening", bound_seconds=30, interval=0.1)
+            wait_until(
+                lambda: port_open("127.0.0.1", self.port, timeout=0.2),
+                process=self.process,
+                what="the MCP demo server listening",
+                bound_seconds=30,
+                interval=0.1,
+            )
         except BaseException:
             self.close()
             raise
@@ -294,17 +330,26 @@ def self_signed_context() -> ssl.SSLContext:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as folder:
         cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         context.load_cert_chain(cert_path, key_path)
     return context
 
@@ -313,12 +358,21 @@ def mcp_servers(http_url: str | None = None) -> dict[str, Any]:
     from dp_resources.mcp_client import McpServer
 
     servers = {
-        "demo": McpServer(command=sys.executable, args=[str(MCP_SERVER_SCRIPT)],
-                          allowed_tools=["add", "echo", "lookup", "fail", "sleep", "big", "show_token"],
-                          env={"DP_TEST_TOKEN": "${env:DP_SECRET_TOKEN}"}, timeout_seconds=30,
-                          max_result_bytes=200_000),
+        "demo": McpServer(
+            command=sys.executable,
+            args=[str(MCP_SERVER_SCRIPT)],
+            allowed_tools=["add", "echo", "lookup", "fail", "sleep", "big", "show_token"],
+            env={"DP_TEST_TOKEN": "${env:DP_SECRET_TOKEN}"},
+            timeout_seconds=30,
+            max_result_bytes=200_000,
+        ),
     }
     if http_url:
-        servers["demo_http"] = McpServer(transport="http", url=http_url, allowed_tools=["add", "echo"],
-                                         headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"}, timeout_seconds=30)
+        servers["demo_http"] = McpServer(
+            transport="http",
+            url=http_url,
+            allowed_tools=["add", "echo"],
+            headers={"X-Api-Key": "${env:DP_SECRET_TOKEN}"},
+            timeout_seconds=30,
+        )
     return servers

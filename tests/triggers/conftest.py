@@ -51,4 +51,3 @@ def event_bus(bus_url: str) -> EventBusResource:
 def files(tmp_path: Path) -> FilesResource:
     (tmp_path / "data").mkdir()
     return FilesResource(data_dir=str(tmp_path / "data"))
-

@@ -16,8 +16,11 @@ READS = {"id": "src", "type": "FileInput", "params": {"path": "{{ params.path }}
 
 def specs(prefix: str) -> list[dict]:
     up = {"id": f"{prefix}_up", "params": PATH, "nodes": [READS]}
-    on_success = flow_spec(f"{prefix}_next", params={"region": {"type": "string"}},
-                           triggers=[{"type": "flow", "flow": f"{prefix}_up", "params": {"region": "EU"}}])
+    on_success = flow_spec(
+        f"{prefix}_next",
+        params={"region": {"type": "string"}},
+        triggers=[{"type": "flow", "flow": f"{prefix}_up", "params": {"region": "EU"}}],
+    )
     on_failure = flow_spec(f"{prefix}_cleanup", triggers=[{"type": "flow", "flow": f"{prefix}_up", "on": "failure"}])
     return [up, on_success, on_failure]
 
@@ -55,7 +58,10 @@ def test_success_starts_the_next_flow_once_with_the_task_id(chain, instance):
     assert request.run_key == upstream.run_id  # one upstream run starts the next flow once
     assert request.run_config == {"region": "EU"}
     assert {k: v for k, v in request.tags.items() if k.startswith("dp/")} == {
-        "dp/trigger": "flow", "dp/task_id": "task-42", "dp/parent_run": upstream.run_id}
+        "dp/trigger": "flow",
+        "dp/task_id": "task-42",
+        "dp/parent_run": upstream.run_id,
+    }
     assert tick(sensor, instance, result.cursor).run_requests == []  # processed once
     assert tick(failure_sensor, instance, failure_cursor).run_requests == []
 
@@ -74,8 +80,11 @@ def test_failure_trigger_and_the_first_run_id_as_task_id(chain, instance):
 def test_pass_params_hands_on_the_upstream_params_this_flow_declares(tmp_path, instance):
     (tmp_path / "there.csv").write_text("a\n1\n")
     up = {"id": "pp_up", "params": {**PATH, "region": {"type": "string"}}, "nodes": [READS]}
-    down = flow_spec("pp_down", params={"region": {"type": "string"}, "day": {"type": "date"}},
-                     triggers=[{"type": "flow", "flow": "pp_up", "pass_params": True, "params": {"day": "2024-01-31"}}])
+    down = flow_spec(
+        "pp_down",
+        params={"region": {"type": "string"}, "day": {"type": "date"}},
+        triggers=[{"type": "flow", "flow": "pp_up", "pass_params": True, "params": {"day": "2024-01-31"}}],
+    )
     defs = compile_flows(up, down, resources={"files": FilesResource(data_dir=str(tmp_path))})
     sensor = defs.resolve_sensor_def("pp_down_after_pp_up_sensor")
     cursor = tick(sensor, instance, None).cursor

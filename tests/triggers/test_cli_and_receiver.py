@@ -21,8 +21,10 @@ PARAMS = {"region": {"type": "string", "required": True}, "n": {"type": "integer
 HOOKED = flow_spec("hooked", params=PARAMS, triggers=[{"type": "event", "topics": ["webhook.*"]}])
 PLAIN = flow_spec("plain", params=PARAMS)
 NEXT = flow_spec("after_plain", triggers=[{"type": "flow", "flow": "plain"}])
-CLEANUP = flow_spec("cleanup", triggers=[{"type": "flow", "flow": "plain", "on": "failure"},
-                                         {"type": "flow", "flow": "hooked", "enabled": False}])
+CLEANUP = flow_spec(
+    "cleanup",
+    triggers=[{"type": "flow", "flow": "plain", "on": "failure"}, {"type": "flow", "flow": "hooked", "enabled": False}],
+)
 
 
 @pytest.fixture
@@ -64,13 +66,17 @@ def test_receiver_routes_hooks_and_launches(store, tmp_path):
         hook = httpx.post(f"{base}/hooks/hooked", json={"region": "EU"}, headers=auth)
         assert hook.status_code == 202 and hook.json()["topic"] == "webhook.hooked"
         assert httpx.post(f"{base}/hooks/plain", json={"region": "EU"}, headers=auth).status_code == 404
-        run = httpx.post(f"{base}/flows/plain/runs", json={"params": {"region": "EU"}},
-                         headers={**auth, "Idempotency-Key": "k1"})
+        run = httpx.post(
+            f"{base}/flows/plain/runs", json={"params": {"region": "EU"}}, headers={**auth, "Idempotency-Key": "k1"}
+        )
         assert run.status_code == 201 and run.json()["run_id"] == "run-1"
-        again = httpx.post(f"{base}/flows/plain/runs", json={"params": {"region": "EU"}},
-                           headers={**auth, "Idempotency-Key": "k1"})
+        again = httpx.post(
+            f"{base}/flows/plain/runs", json={"params": {"region": "EU"}}, headers={**auth, "Idempotency-Key": "k1"}
+        )
         assert again.status_code == 200 and again.json()["run_id"] == "run-1"
-        assert httpx.post(f"{base}/flows/nope/runs", json={}, headers={**auth, "Idempotency-Key": "k2"}).status_code == 404
+        assert (
+            httpx.post(f"{base}/flows/nope/runs", json={}, headers={**auth, "Idempotency-Key": "k2"}).status_code == 404
+        )
     assert launched == [("plain", {"region": "EU"}, {"dp/trigger": "api", "dp/idempotency_key": "k1"})]
     (event,) = bus.read_after(None)
     assert event.data == {"flow_id": "hooked", "params": {"region": "EU"}}

@@ -14,11 +14,21 @@ from dp_assets.cli import main as dp
 from dp_sensors.triggers.dead_letters import failed_items_of
 
 ROWS = [{"k": "a", "s": "1"}, {"k": "b", "s": "x"}, {"k": "c", "s": "3"}, {"k": "d", "s": "y"}]
-FAN = {"id": "fan", "nodes": [
-    {"id": "rows", "type": "StaticData", "params": {"rows": ROWS}},
-    {"id": "each", "type": "ForEach", "inputs": ["rows"], "params": {
-        "group_by": "k", "body": [{"id": "num", "type": "AddModifyColumn", "params": {"column": "n", "expression": "int(s)"}}]}},
-]}
+FAN = {
+    "id": "fan",
+    "nodes": [
+        {"id": "rows", "type": "StaticData", "params": {"rows": ROWS}},
+        {
+            "id": "each",
+            "type": "ForEach",
+            "inputs": ["rows"],
+            "params": {
+                "group_by": "k",
+                "body": [{"id": "num", "type": "AddModifyColumn", "params": {"column": "n", "expression": "int(s)"}}],
+            },
+        },
+    ],
+}
 
 
 @pytest.fixture
@@ -38,7 +48,11 @@ def test_failed_items_are_found_on_the_run_and_listed(home_instance):
     listed = CliRunner().invoke(dp, ["retry-failed", result.run_id, "--dry-run"])
     assert listed.exit_code == 0, listed.output
     rows = [json.loads(line) for line in listed.output.splitlines()]
-    assert sorted(row["k"] for row in rows) == ["b", "d"] and {row["for_each"] for row in rows} == {"each"} and {row["node"] for row in rows} == {"num"}
+    assert (
+        sorted(row["k"] for row in rows) == ["b", "d"]
+        and {row["for_each"] for row in rows} == {"each"}
+        and {row["node"] for row in rows} == {"num"}
+    )
 
 
 def test_a_run_without_failed_items_is_refused(home_instance):

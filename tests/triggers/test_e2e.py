@@ -32,21 +32,40 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TOKEN = "e2e-token"
 MISSING = {"id": "src", "type": "FileInput", "params": {"path": "missing.csv"}}
 FLOWS = [
-    {"id": "hooked", "params": {"region": {"type": "string", "required": True}, "n": {"type": "integer", "default": 1}},
-     "triggers": [{"type": "event", "topics": ["webhook.hooked"]}], "nodes": [STATIC]},
+    {
+        "id": "hooked",
+        "params": {"region": {"type": "string", "required": True}, "n": {"type": "integer", "default": 1}},
+        "triggers": [{"type": "event", "topics": ["webhook.hooked"]}],
+        "nodes": [STATIC],
+    },
     {"id": "chain_a", "params": {"region": {"type": "string", "default": "EU"}}, "nodes": [STATIC]},
     {"id": "chain_b", "triggers": [{"type": "flow", "flow": "chain_a"}], "nodes": [STATIC]},
     {"id": "chain_c", "triggers": [{"type": "flow", "flow": "chain_b"}], "nodes": [STATIC]},
     {"id": "launched", "params": {"region": {"type": "string", "required": True}}, "nodes": [STATIC]},
-    {"id": "fan", "nodes": [
-        {"id": "rows", "type": "StaticData", "params": {"rows": [{"s": "1"}, {"s": "x"}, {"s": "3"}]}},
-        {"id": "each", "type": "ForEach", "inputs": ["rows"], "params": {
-            "body": [{"id": "num", "type": "AddModifyColumn", "params": {"column": "n", "expression": "int(s)"}}]}}]},
-    {"id": "e8_nodes", "policies": {"run_retries": 2},
-     "nodes": [{**MISSING, "retry": {"max_retries": 1, "delay": 0}}]},
+    {
+        "id": "fan",
+        "nodes": [
+            {"id": "rows", "type": "StaticData", "params": {"rows": [{"s": "1"}, {"s": "x"}, {"s": "3"}]}},
+            {
+                "id": "each",
+                "type": "ForEach",
+                "inputs": ["rows"],
+                "params": {
+                    "body": [
+                        {"id": "num", "type": "AddModifyColumn", "params": {"column": "n", "expression": "int(s)"}}
+                    ]
+                },
+            },
+        ],
+    },
+    {"id": "e8_nodes", "policies": {"run_retries": 2}, "nodes": [{**MISSING, "retry": {"max_retries": 1, "delay": 0}}]},
     {"id": "e8_runs", "policies": {"run_retries": 1}, "nodes": [MISSING]},
-    {"id": "fanin", "params": {"n": {"type": "integer", "required": True}},
-     "triggers": [{"type": "event", "topics": ["load.*"]}], "nodes": [STATIC]},
+    {
+        "id": "fanin",
+        "params": {"n": {"type": "integer", "required": True}},
+        "triggers": [{"type": "event", "topics": ["load.*"]}],
+        "nodes": [STATIC],
+    },
 ]
 HELD = ("fanin",)  # its runs stay queued: F3 counts what the sensor asked for
 RUN_BOUND = 240.0
@@ -78,8 +97,9 @@ def receiver(platform) -> Iterator[str]:
     bus.ensure_schema()
     ledger = LaunchLedger(platform.store_url)
     ledger.ensure_schema()
-    app = receiver_app(store, bus, ledger=ledger, launcher=GraphQLLauncher(platform.graphql_url),
-                       environ={"DP_WEBHOOK_TOKEN": TOKEN})
+    app = receiver_app(
+        store, bus, ledger=ledger, launcher=GraphQLLauncher(platform.graphql_url), environ={"DP_WEBHOOK_TOKEN": TOKEN}
+    )
     with serve_in_thread(app) as url:
         yield url
     bus.close()
@@ -103,7 +123,9 @@ def dp_cli(platform, *args):
 def _sensor_ticks(instance, name):
     from dagster._core.scheduler.instigation import InstigatorType
 
-    state = next((s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name), None)
+    state = next(
+        (s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name), None
+    )
     return instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000) if state else []
 
 
@@ -118,8 +140,12 @@ def started(platform, instance, receiver) -> dict[str, str]:
     whose run the daemon retries."""
     # A run-status sensor starts watching at its first tick; wait until both have ticked once.
     for name in ("chain_b_after_chain_a_sensor", "chain_c_after_chain_b_sensor"):
-        wait_for(f"{name} to start", lambda name=name: sensor_cursor(instance, name), timeout=RUN_BOUND,
-                 on_timeout=platform.logs)
+        wait_for(
+            f"{name} to start",
+            lambda name=name: sensor_cursor(instance, name),
+            timeout=RUN_BOUND,
+            on_timeout=platform.logs,
+        )
     hook = httpx.post(f"{receiver}/hooks/hooked", json=HOOK_BODY, headers=HOOK_HEADERS, timeout=30)
     assert hook.status_code == 202, hook.text
     launched = dp_cli(platform, "launch", "chain_a", "--param", "region=US", "--task-id", "task-e2e")
@@ -127,38 +153,59 @@ def started(platform, instance, receiver) -> dict[str, str]:
     with GraphQLClient(platform.graphql_url) as client:
         retried = client.launch_run("e8_runs", {}, {})
         fan = client.launch_run("fan", {}, {"dp/task_id": "task-fan"})
-    return {"event_id": hook.json()["event_id"], "chain_a": json.loads(launched.output)["run_id"],
-            "e8_runs": retried, "fan": fan}
+    return {
+        "event_id": hook.json()["event_id"],
+        "chain_a": json.loads(launched.output)["run_id"],
+        "e8_runs": retried,
+        "fan": fan,
+    }
 
 
 def test_e2e_E1_webhook_becomes_one_run_and_a_redelivery_none(platform, instance, receiver, started):
     event_id = started["event_id"]
     again = httpx.post(f"{receiver}/hooks/hooked", json=HOOK_BODY, headers=HOOK_HEADERS, timeout=30)
     assert again.status_code == 202 and again.json()["event_id"] == event_id  # redelivery: same event
-    assert httpx.post(f"{receiver}/hooks/hooked", json={"region": 5},
-                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).status_code == 422
+    assert (
+        httpx.post(
+            f"{receiver}/hooks/hooked", json={"region": 5}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ).status_code
+        == 422
+    )
     assert httpx.post(f"{receiver}/hooks/chain_a", json={}, headers=HOOK_HEADERS, timeout=30).status_code == 404
 
-    (run,) = wait_for("the event's run", lambda: runs_of(instance, "hooked", **{"dp/event_id": event_id}),
-                      timeout=RUN_BOUND, on_timeout=platform.logs)
-    done = wait_for("the run to finish", lambda: finished(instance, run.run_id), timeout=RUN_BOUND,
-                    on_timeout=platform.logs)
+    (run,) = wait_for(
+        "the event's run",
+        lambda: runs_of(instance, "hooked", **{"dp/event_id": event_id}),
+        timeout=RUN_BOUND,
+        on_timeout=platform.logs,
+    )
+    done = wait_for(
+        "the run to finish", lambda: finished(instance, run.run_id), timeout=RUN_BOUND, on_timeout=platform.logs
+    )
     assert done.status == dg.DagsterRunStatus.SUCCESS
     assert done.run_config == {"region": "EU", "n": 3}
     assert done.tags["dagster/run_key"] == event_id
 
     # A redelivery after the run: the bus returns the same event, so the next tick starts nothing.
     ticks_before = len(_sensor_ticks(instance, "hooked_event_sensor"))
-    assert httpx.post(f"{receiver}/hooks/hooked", json=HOOK_BODY, headers=HOOK_HEADERS, timeout=30).json()["event_id"] == event_id
-    wait_for("another sensor tick", lambda: len(_sensor_ticks(instance, "hooked_event_sensor")) > ticks_before,
-             timeout=RUN_BOUND, on_timeout=platform.logs)
+    assert (
+        httpx.post(f"{receiver}/hooks/hooked", json=HOOK_BODY, headers=HOOK_HEADERS, timeout=30).json()["event_id"]
+        == event_id
+    )
+    wait_for(
+        "another sensor tick",
+        lambda: len(_sensor_ticks(instance, "hooked_event_sensor")) > ticks_before,
+        timeout=RUN_BOUND,
+        on_timeout=platform.logs,
+    )
     assert len(runs_of(instance, "hooked")) == 1
     assert sensor_cursor(instance, "hooked_event_sensor") == event_id
 
 
 def test_e2e_chain_of_three_flows_for_one_task(platform, instance, started):
-    first = wait_for("chain_a", lambda: finished(instance, started["chain_a"]), timeout=RUN_BOUND,
-                     on_timeout=platform.logs)
+    first = wait_for(
+        "chain_a", lambda: finished(instance, started["chain_a"]), timeout=RUN_BOUND, on_timeout=platform.logs
+    )
     assert first.status == dg.DagsterRunStatus.SUCCESS and first.tags["dp/task_id"] == "task-e2e"
 
     def last_done():
@@ -204,16 +251,21 @@ def test_e2e_E2_idempotent_launch_through_graphql(platform, instance, receiver):
     headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "launch-e2e-1"}
 
     def post(_):
-        return httpx.post(f"{receiver}/flows/launched/runs", json={"params": {"region": "EU"}}, headers=headers,
-                          timeout=120)
+        return httpx.post(
+            f"{receiver}/flows/launched/runs", json={"params": {"region": "EU"}}, headers=headers, timeout=120
+        )
 
     with ThreadPoolExecutor(max_workers=5) as pool:
         answers = list(pool.map(post, range(5)))
     assert {a.status_code for a in answers} <= {200, 201} and [a.status_code for a in answers].count(201) == 1
     assert len({a.json()["run_id"] for a in answers}) == 1
     assert len(runs_of(instance, "launched", **{"dp/idempotency_key": "launch-e2e-1"})) == 1
-    refused = httpx.post(f"{receiver}/flows/launched/runs", json={"params": {"region": 5}},
-                         headers={**headers, "Idempotency-Key": "launch-e2e-2"}, timeout=60)
+    refused = httpx.post(
+        f"{receiver}/flows/launched/runs",
+        json={"params": {"region": 5}},
+        headers={**headers, "Idempotency-Key": "launch-e2e-2"},
+        timeout=60,
+    )
     assert refused.status_code == 422
 
 
@@ -224,8 +276,11 @@ def test_e2e_E8_run_retries_under_the_real_daemon(platform, instance, started):
     assert waited.exit_code == 1 and json.loads(waited.output.splitlines()[-1])["status"] == "FAILURE"
     with_node_retries = json.loads(waited.output.splitlines()[0])["run_id"]
     # Dagster tags a failed run with its retry decision just after it stores the FAILURE status.
-    will_retry = wait_for("the run's will_retry tag", lambda: instance.get_run_by_id(with_node_retries).tags.get(
-        "dagster/will_retry"), timeout=30)
+    will_retry = wait_for(
+        "the run's will_retry tag",
+        lambda: instance.get_run_by_id(with_node_retries).tags.get("dagster/will_retry"),
+        timeout=30,
+    )
     assert will_retry == "false"
     (failure,) = instance.all_logs(with_node_retries, of_type=dg.DagsterEventType.STEP_FAILURE)
     assert "failed after 2 attempts" in failure.dagster_event.step_failure_data.error.cause.message
@@ -245,8 +300,9 @@ def test_e2e_E8_run_retries_under_the_real_daemon(platform, instance, started):
 
 
 def test_e2e_retry_failed_items_relaunches_with_the_retry_tag(platform, instance, started):
-    fan = wait_for("the fan-out run", lambda: finished(instance, started["fan"]), timeout=RUN_BOUND,
-                   on_timeout=platform.logs)
+    fan = wait_for(
+        "the fan-out run", lambda: finished(instance, started["fan"]), timeout=RUN_BOUND, on_timeout=platform.logs
+    )
     assert fan.status == dg.DagsterRunStatus.SUCCESS  # one item failed; the run did not
     result = dp_cli(platform, "retry-failed", fan.run_id)
     assert result.exit_code == 0, result.output
@@ -269,14 +325,26 @@ def test_e2e_documented_clients_work(platform, instance):
         client.submit_job_execution("launched", run_config={"region": 5})
     assert caught.value.args[0] == "RunConfigValidationInvalid"
 
-    query = ("mutation Launch($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
-             "... on LaunchRunSuccess { run { runId status } } ... on RunConfigValidationInvalid { errors { message path } } "
-             "... on PipelineNotFoundError { message } ... on PythonError { message } } }")
+    query = (
+        "mutation Launch($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
+        "... on LaunchRunSuccess { run { runId status } } ... on RunConfigValidationInvalid { errors { message path } } "
+        "... on PipelineNotFoundError { message } ... on PythonError { message } } }"
+    )
     location = instance.get_run_by_id(run_id).remote_job_origin.location_name
-    body = {"query": query, "variables": {"p": {
-        "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": "launched"},
-        "runConfigData": {"region": "KR"},
-        "executionMetadata": {"tags": [{"key": "dp/task_id", "value": "t-17"}]}}}}
+    body = {
+        "query": query,
+        "variables": {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": location,
+                    "repositoryName": "__repository__",
+                    "jobName": "launched",
+                },
+                "runConfigData": {"region": "KR"},
+                "executionMetadata": {"tags": [{"key": "dp/task_id", "value": "t-17"}]},
+            }
+        },
+    }
     answer = httpx.post(platform.graphql_url, json=body, headers={"X-Dagster-Request": "1"}, timeout=60).json()
     assert answer["data"]["launchRun"]["__typename"] == "LaunchRunSuccess"
     body["variables"]["p"]["runConfigData"] = {"region": "KR", "n": "many"}
@@ -304,22 +372,28 @@ def test_e2e_F3_E1_kill_9_mid_tick_then_restart(platform, instance):
     def count():
         return instance.get_runs_count(dg.RunsFilter(job_name="fanin"))
 
-    wait_for("the first runs of the tick", lambda: count() > 0, timeout=RUN_BOUND, every=0.05,
-             on_timeout=platform.logs)
+    wait_for("the first runs of the tick", lambda: count() > 0, timeout=RUN_BOUND, every=0.05, on_timeout=platform.logs)
     daemon.kill()
     at_kill = count()
     interrupted = [t for t in _sensor_ticks(instance, "fanin_event_sensor") if t.status == TickStatus.STARTED]
     assert at_kill < len(expected) and interrupted, "the daemon was not killed in the middle of a tick"
 
     platform.start_daemon()
-    wait_for("the sensor to reach the last event",
-             lambda: sensor_cursor(instance, "fanin_event_sensor") == duplicate.id and count() >= len(expected),
-             timeout=RUN_BOUND, on_timeout=platform.logs)
+    wait_for(
+        "the sensor to reach the last event",
+        lambda: sensor_cursor(instance, "fanin_event_sensor") == duplicate.id and count() >= len(expected),
+        timeout=RUN_BOUND,
+        on_timeout=platform.logs,
+    )
     # E1 across the restart: a redelivery is the same event; one more tick starts nothing.
     assert bus.publish("load.again", {"n": -1}, dedupe_key="redelivered").id == duplicate.id
     done = len(_sensor_ticks(instance, "fanin_event_sensor"))
-    wait_for("another tick", lambda: len(_sensor_ticks(instance, "fanin_event_sensor")) > done,
-             timeout=RUN_BOUND, on_timeout=platform.logs)
+    wait_for(
+        "another tick",
+        lambda: len(_sensor_ticks(instance, "fanin_event_sensor")) > done,
+        timeout=RUN_BOUND,
+        on_timeout=platform.logs,
+    )
     bus.close()
 
     runs = instance.get_runs(dg.RunsFilter(job_name="fanin"))

@@ -21,14 +21,13 @@ def sensor_of(spec: dict, name: str) -> dg.SensorDefinition:
 
 
 def tick(sensor: dg.SensorDefinition, instance, event_bus: EventBusResource, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"event_bus": event_bus}
-    )
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"event_bus": event_bus})
     return sensor.evaluate_tick(context)
 
 
 ORDERS = flow_spec(
-    "orders", params=PARAMS,
+    "orders",
+    params=PARAMS,
     triggers=[{"type": "event", "topics": ["orders.*.created", "billing.**"], "params": {"n": 7}}],
 )
 
@@ -99,7 +98,8 @@ def test_bad_payload_is_a_rejected_event_not_a_run(instance, event_bus, payload,
 
 def test_webhook_event_fills_params_from_the_body(instance, event_bus):
     spec = flow_spec(
-        "hooked", params={**PARAMS, "event": {"type": "object"}},
+        "hooked",
+        params={**PARAMS, "event": {"type": "object"}},
         triggers=[{"type": "event", "topics": ["webhook.hooked"]}],
     )
     sensor = sensor_of(spec, "hooked_event_sensor")
@@ -137,7 +137,9 @@ def test_start_latest_on_an_empty_bus_handles_the_first_event(instance, event_bu
 def test_when_running_skip_records_skipped_events(instance, event_bus):
     flow_id = "single_redis" if "redis" in event_bus.url else "single_sql"  # one instance per module
     spec = flow_spec(
-        flow_id, params=PARAMS, policies={"when_running": "skip"},
+        flow_id,
+        params=PARAMS,
+        policies={"when_running": "skip"},
         triggers=[{"type": "event", "topics": ["a.*"]}],
     )
     sensor = sensor_of(spec, f"{flow_id}_event_sensor")
@@ -170,7 +172,8 @@ def test_bus_errors_fail_the_tick(instance, tmp_path):
 def test_sensor_properties(monkeypatch):
     monkeypatch.setenv("DP_SENSOR_INTERVAL_SECONDS", "7")
     spec = flow_spec(
-        "props", params=PARAMS,
+        "props",
+        params=PARAMS,
         triggers=[
             {"type": "event", "topics": ["a.*"]},
             {"type": "event", "topics": ["b.*"], "enabled": False, "interval_seconds": 2},
@@ -185,10 +188,14 @@ def test_sensor_properties(monkeypatch):
 
 
 def test_event_trigger_params_are_checked_when_the_flow_loads():
-    spec = flow_spec("bad", params=PARAMS, triggers=[
-        {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}},
-        {"type": "event", "topics": ["a.*"], "params": {"n": "x"}},
-    ])
+    spec = flow_spec(
+        "bad",
+        params=PARAMS,
+        triggers=[
+            {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}},
+            {"type": "event", "topics": ["a.*"], "params": {"n": "x"}},
+        ],
+    )
     with pytest.raises(ValueError) as caught:
         compile_flows(spec)
     # Validation checks a trigger's params before the trigger is built (dp validate tells the truth).

@@ -12,9 +12,13 @@ import pytest
 from triggers_support import compile_flows, flow_spec
 
 PARAMS = {"path": {"type": "string", "required": True}, "region": {"type": "string"}}
-SPEC = flow_spec("ingest", params=PARAMS, triggers=[
-    {"type": "file", "glob": "incoming/**/*.csv", "params": {"region": "EU"}},
-])
+SPEC = flow_spec(
+    "ingest",
+    params=PARAMS,
+    triggers=[
+        {"type": "file", "glob": "incoming/**/*.csv", "params": {"region": "EU"}},
+    ],
+)
 
 
 def tick(sensor, instance, files, cursor):
@@ -41,10 +45,14 @@ def test_one_run_per_new_file_and_again_when_replaced(instance, files):
         {"region": "EU", "path": "incoming/b.csv"},
     ]
     assert [r.run_key for r in first.run_requests] == [
-        "incoming/2024/a.csv@1700000100000000000", "incoming/b.csv@1700000200000000000"]
+        "incoming/2024/a.csv@1700000100000000000",
+        "incoming/b.csv@1700000200000000000",
+    ]
     assert first.run_requests[0].tags["dp/file"] == "incoming/2024/a.csv"
     assert json.loads(first.cursor) == {
-        "incoming/2024/a.csv": 1_700_000_100_000_000_000, "incoming/b.csv": 1_700_000_200_000_000_000}
+        "incoming/2024/a.csv": 1_700_000_100_000_000_000,
+        "incoming/b.csv": 1_700_000_200_000_000_000,
+    }
 
     assert tick(sensor, instance, files, first.cursor).run_requests == []  # nothing new
 
@@ -95,8 +103,12 @@ def test_V3_globs_outside_the_root_fail_validation(trigger, message):
 
 
 def test_the_path_param_must_exist_and_take_a_string():
-    spec = flow_spec("nopath", params={"n": {"type": "integer"}}, triggers=[{"type": "file", "glob": "*.csv", "param": "n"}])
-    with pytest.raises(ValueError, match=r"flow 'nopath', field 'triggers\[0\]\.params': .*n: Input should be a valid integer"):
+    spec = flow_spec(
+        "nopath", params={"n": {"type": "integer"}}, triggers=[{"type": "file", "glob": "*.csv", "param": "n"}]
+    )
+    with pytest.raises(
+        ValueError, match=r"flow 'nopath', field 'triggers\[0\]\.params': .*n: Input should be a valid integer"
+    ):
         compile_flows(spec)
     missing = flow_spec("nopath2", triggers=[{"type": "file", "glob": "*.csv"}])
     with pytest.raises(ValueError, match=r"field 'triggers\[0\]\.param': 'path' is not a param of this flow"):

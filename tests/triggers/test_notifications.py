@@ -39,8 +39,12 @@ def hook_server() -> Iterator[tuple[str, list[dict]]]:
     async def broken(request: Request) -> JSONResponse:
         return JSONResponse({"ok": False}, 500)
 
-    app = Starlette(routes=[Route("/hook/T0/B0/secret-token", ok, methods=["POST"]),
-                            Route("/broken/secret-token", broken, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/hook/T0/B0/secret-token", ok, methods=["POST"]),
+            Route("/broken/secret-token", broken, methods=["POST"]),
+        ]
+    )
     with serve_in_thread(app) as base:
         yield base, received
 
@@ -84,22 +88,34 @@ def test_failure_and_success_notifications(instance, data, hook_server, smtp_ser
     port, mails = smtp_server
     monkeypatch.setenv("DP_SECRET_SLACK_URL_FOR_TEST", f"{base}/hook/T0/B0/secret-token")
     monkeypatch.setenv("DP_SECRET_ONCALL_ADDRESS", "oncall@example.test")
-    spec = flow_with_notify("notified", [
-        {"on": ["failure"], "webhook": "${env:DP_SECRET_SLACK_URL_FOR_TEST}",
-         "email": ["${env:DP_SECRET_ONCALL_ADDRESS}", "team@example.test"]},
-        {"on": ["success"], "webhook": "${env:DP_SECRET_SLACK_URL_FOR_TEST}"},
-    ])
+    spec = flow_with_notify(
+        "notified",
+        [
+            {
+                "on": ["failure"],
+                "webhook": "${env:DP_SECRET_SLACK_URL_FOR_TEST}",
+                "email": ["${env:DP_SECRET_ONCALL_ADDRESS}", "team@example.test"],
+            },
+            {"on": ["success"], "webhook": "${env:DP_SECRET_SLACK_URL_FOR_TEST}"},
+        ],
+    )
     defs = compile_flows(spec, resources={"files": data})
-    notifications = NotificationsResource(webserver_url="http://dagster.test:3000/", smtp_host="127.0.0.1",
-                                          smtp_port=port, sender="dp@example.test", smtp_security="none")
+    notifications = NotificationsResource(
+        webserver_url="http://dagster.test:3000/",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        sender="dp@example.test",
+        smtp_security="none",
+    )
     on_failure = defs.resolve_sensor_def("notified_notify_failure_sensor")
     on_success = defs.resolve_sensor_def("notified_notify_success_sensor")
     failure_cursor = tick(on_failure, instance, None, notifications).cursor
     success_cursor = tick(on_success, instance, None, notifications).cursor
 
     job = defs.resolve_job_def("notified")
-    failed = job.execute_in_process(instance=instance, run_config={"path": "missing.csv"}, raise_on_error=False,
-                                    tags={"dp/task_id": "task-7"})
+    failed = job.execute_in_process(
+        instance=instance, run_config={"path": "missing.csv"}, raise_on_error=False, tags={"dp/task_id": "task-7"}
+    )
     assert not failed.success
     caplog.set_level(logging.INFO, logger="httpx")
     tick(on_failure, instance, failure_cursor, notifications)
@@ -124,14 +140,22 @@ def test_the_notify_sensor_and_the_node_send_through_one_resource(instance, smtp
     `notify: success` both reach the same server with the same sender."""
     port, mails = smtp_server
     monkeypatch.setenv("DP_SECRET_TEAM_ADDRESS", "team@example.test")
-    nodes = [{"id": "rows", "type": "StaticData", "params": {"rows": [{"a": 1}]}},
-             {"id": "tell", "type": "SendNotification", "inputs": ["rows"],
-              "params": {"channel": "email", "to": ["${env:DP_SECRET_TEAM_ADDRESS}"], "message": "{row_count} row"}}]
+    nodes = [
+        {"id": "rows", "type": "StaticData", "params": {"rows": [{"a": 1}]}},
+        {
+            "id": "tell",
+            "type": "SendNotification",
+            "inputs": ["rows"],
+            "params": {"channel": "email", "to": ["${env:DP_SECRET_TEAM_ADDRESS}"], "message": "{row_count} row"},
+        },
+    ]
     spec = flow_with_notify("both_ways", [{"on": ["success"], "email": ["${env:DP_SECRET_TEAM_ADDRESS}"]}], nodes)
-    notifications = NotificationsResource(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
-                                          sender="one@example.test")
-    defs = compile_flows(spec, resources={"notifications": notifications, "http": HttpResource(),
-                                          "secrets": SecretsResource()})
+    notifications = NotificationsResource(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", sender="one@example.test"
+    )
+    defs = compile_flows(
+        spec, resources={"notifications": notifications, "http": HttpResource(), "secrets": SecretsResource()}
+    )
     sensor = defs.resolve_sensor_def("both_ways_notify_success_sensor")
     cursor = tick(sensor, instance, None, notifications).cursor
     assert defs.resolve_job_def("both_ways").execute_in_process(instance=instance).success
@@ -143,8 +167,10 @@ def test_the_notify_sensor_and_the_node_send_through_one_resource(instance, smtp
 def test_S6_a_failing_webhook_names_the_variable_not_the_url(instance, data, hook_server, monkeypatch):
     base, _ = hook_server
     monkeypatch.setenv("DP_SECRET_BROKEN_HOOK_URL", f"{base}/broken/secret-token")
-    defs = compile_flows(flow_with_notify("noisy", [{"on": ["success"], "webhook": "${env:DP_SECRET_BROKEN_HOOK_URL}"}]),
-                         resources={"files": data})
+    defs = compile_flows(
+        flow_with_notify("noisy", [{"on": ["success"], "webhook": "${env:DP_SECRET_BROKEN_HOOK_URL}"}]),
+        resources={"files": data},
+    )
     sensor = defs.resolve_sensor_def("noisy_notify_success_sensor")
     notifications = NotificationsResource()
     cursor = tick(sensor, instance, None, notifications).cursor
@@ -162,8 +188,9 @@ def test_S6_notify_reads_only_allowed_names(instance, data, hook_server, monkeyp
     old name allows it with DP_ALLOWED_SECRET_NAMES."""
     base, received = hook_server
     monkeypatch.setenv("SLACK_ALERT_URL", f"{base}/hook/T0/B0/secret-token")
-    defs = compile_flows(flow_with_notify("picky", [{"on": ["success"], "webhook": "${env:SLACK_ALERT_URL}"}]),
-                         resources={"files": data})
+    defs = compile_flows(
+        flow_with_notify("picky", [{"on": ["success"], "webhook": "${env:SLACK_ALERT_URL}"}]), resources={"files": data}
+    )
     sensor = defs.resolve_sensor_def("picky_notify_success_sensor")
     cursor = tick(sensor, instance, None, NotificationsResource()).cursor
     defs.resolve_job_def("picky").execute_in_process(instance=instance)
@@ -188,14 +215,18 @@ def test_the_old_notifier_settings_still_work(instance, data, smtp_server, monke
     with pytest.warns(FutureWarning) as caught:
         old.send_email(["a@example.test"], "s", "b")
     assert {str(w.message).split(" is ")[0] for w in caught} == {
-        "the notifications resource's smtp_from", "the notifications resource's smtp_starttls"}
+        "the notifications resource's smtp_from",
+        "the notifications resource's smtp_starttls",
+    }
     monkeypatch.setenv("DP_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DP_SMTP_PORT", str(port))
     monkeypatch.setenv("DP_SMTP_STARTTLS", "false")  # plain SMTP, as before DP_SMTP_SECURITY
     with pytest.warns(FutureWarning, match="DP_SMTP_STARTTLS is deprecated"):
         NotificationsResource().send_email(["b@example.test"], "s", "b")
-    assert [(m.mail_from, m.rcpt_tos) for m in mails] == [("old@example.test", ["a@example.test"]),
-                                                          ("dp-platform@localhost", ["b@example.test"])]
+    assert [(m.mail_from, m.rcpt_tos) for m in mails] == [
+        ("old@example.test", ["a@example.test"]),
+        ("dp-platform@localhost", ["b@example.test"]),
+    ]
 
 
 def test_unset_variable_and_literal_urls():

@@ -20,11 +20,16 @@ READS = {"id": "src", "type": "FileInput", "params": {"path": "missing.csv"}}
         pytest.param({}, {}, id="none"),
         pytest.param({"max_concurrent_runs": 1}, {"dp/flow_limit_1": "tagged"}, id="limit-1"),
         pytest.param({"max_concurrent_runs": 10}, {"dp/flow_limit_10": "tagged"}, id="limit-10"),
-        pytest.param({"run_retries": 2}, {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "true"},
-                     id="E8-run-retries-alone-retry-failures"),
-        pytest.param({"run_retries": 2, "retry": {"max_retries": 3}},
-                     {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"},
-                     id="E8-with-node-retries-only-crashes"),
+        pytest.param(
+            {"run_retries": 2},
+            {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "true"},
+            id="E8-run-retries-alone-retry-failures",
+        ),
+        pytest.param(
+            {"run_retries": 2, "retry": {"max_retries": 3}},
+            {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"},
+            id="E8-with-node-retries-only-crashes",
+        ),
     ],
 )
 def test_policy_tags_on_the_job(policies, expected):
@@ -61,8 +66,10 @@ def test_E8_node_and_run_retries(tmp_path, policies, node_retry, attempts, will_
     is what retries the node."""
     node = {**READS, **({"retry": {**node_retry, "delay": 0}} if node_retry else {})}
     flow_id = f"e8_{attempts}"
-    defs = compile_flows({"id": flow_id, "policies": policies, "nodes": [node]},
-                         resources={"files": FilesResource(data_dir=str(tmp_path))})
+    defs = compile_flows(
+        {"id": flow_id, "policies": policies, "nodes": [node]},
+        resources={"files": FilesResource(data_dir=str(tmp_path))},
+    )
     overrides = {"run_retries": {"enabled": True, "max_retries": 0}}  # the flow's tags decide
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path / "home")) as instance:

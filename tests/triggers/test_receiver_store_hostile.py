@@ -25,8 +25,7 @@ from tests.fuzzing import SLOW_CHECKS, fuzz_settings
 
 TYPES = ["string", "integer", "number", "boolean", "date", "datetime", "list", "object"]
 PARAMS = {f"p_{kind}": {"type": kind} for kind in TYPES}
-HOOKED = flow_spec("hooked", params=PARAMS,
-                   triggers=[{"type": "event", "topics": ["webhook.hooked"]}])
+HOOKED = flow_spec("hooked", params=PARAMS, triggers=[{"type": "event", "topics": ["webhook.hooked"]}])
 AUTH = {"Authorization": "Bearer t"}
 
 
@@ -45,8 +44,7 @@ def platform_receiver(tmp_path):
         launched.append(flow_id)
         return f"run-{len(launched)}"
 
-    app = receiver_app(store, bus, ledger=ledger, launcher=launcher,
-                       environ={"DP_WEBHOOK_TOKEN": "t"})
+    app = receiver_app(store, bus, ledger=ledger, launcher=launcher, environ={"DP_WEBHOOK_TOKEN": "t"})
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, bus, launched
     bus.close()
@@ -67,8 +65,7 @@ HOSTILE_VALUES = st.one_of(
 
 @st.composite
 def param_bodies(draw: st.DrawFn) -> dict:
-    names = draw(st.lists(st.sampled_from([*sorted(PARAMS), "unknown"]), unique=True,
-                          max_size=4))
+    names = draw(st.lists(st.sampled_from([*sorted(PARAMS), "unknown"]), unique=True, max_size=4))
     return {name: draw(HOSTILE_VALUES) for name in names}
 
 

@@ -26,10 +26,14 @@ def evaluate(schedule: dg.ScheduleDefinition, instance, scheduled: dt.datetime):
 
 
 def test_schedule_carries_cron_timezone_params_and_status():
-    spec = flow_spec("cards", params=PARAMS, triggers=[
-        {"type": "schedule", "cron": "0 */2 * * *", "timezone": "Asia/Seoul", "params": {"region": "KR"}},
-        {"type": "schedule", "cron": "30 6 * * 1", "params": {"region": "EU", "n": 2}, "enabled": False},
-    ])
+    spec = flow_spec(
+        "cards",
+        params=PARAMS,
+        triggers=[
+            {"type": "schedule", "cron": "0 */2 * * *", "timezone": "Asia/Seoul", "params": {"region": "KR"}},
+            {"type": "schedule", "cron": "30 6 * * 1", "params": {"region": "EU", "n": 2}, "enabled": False},
+        ],
+    )
     defs = compile_flows(spec)
     every_two_hours = defs.resolve_schedule_def("cards_schedule")
     weekly = defs.resolve_schedule_def("cards_schedule_2")
@@ -54,9 +58,13 @@ def test_missed_runs_policy_at_tick_level(instance, policy, late_seconds, runs):
     """The daemon evaluates the latest missed tick with its scheduled time once it is back; that
     tick runs under ``latest`` and is skipped under ``skip``."""
     flow_id = f"missed_{policy}_{late_seconds}"
-    spec = flow_spec(flow_id, params=PARAMS, triggers=[
-        {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}, "missed_runs": policy},
-    ])
+    spec = flow_spec(
+        flow_id,
+        params=PARAMS,
+        triggers=[
+            {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}, "missed_runs": policy},
+        ],
+    )
     schedule = schedule_of(spec, f"{flow_id}_schedule")
     scheduled = dt.datetime.now(UTC) - dt.timedelta(seconds=late_seconds)
     result = evaluate(schedule, instance, scheduled)
@@ -78,9 +86,14 @@ def test_missed_tick_reason_is_a_pure_decision():
 
 
 def test_when_running_skip(instance):
-    spec = flow_spec("busy_sched", params=PARAMS, policies={"when_running": "skip"}, triggers=[
-        {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}},
-    ])
+    spec = flow_spec(
+        "busy_sched",
+        params=PARAMS,
+        policies={"when_running": "skip"},
+        triggers=[
+            {"type": "schedule", "cron": "0 * * * *", "params": {"region": "EU"}},
+        ],
+    )
     schedule = schedule_of(spec, "busy_sched_schedule")
     now = dt.datetime.now(UTC)
     assert len(evaluate(schedule, instance, now).run_requests) == 1
@@ -131,9 +144,13 @@ def test_missed_runs_with_the_schedulers_own_catch_up(tmp_path, dp_home, monkeyp
     from triggers_support import in_process_location, write_flows
 
     specs = [
-        flow_spec(f"minutely_{policy}", params=PARAMS, triggers=[
-            {"type": "schedule", "cron": "* * * * *", "params": {"region": "EU"}, "missed_runs": policy},
-        ])
+        flow_spec(
+            f"minutely_{policy}",
+            params=PARAMS,
+            triggers=[
+                {"type": "schedule", "cron": "* * * * *", "params": {"region": "EU"}, "missed_runs": policy},
+            ],
+        )
         for policy in ("latest", "skip")
     ]
     monkeypatch.setenv("DP_FLOWS_DIR", str(write_flows(tmp_path / "flows", *specs)))
@@ -142,10 +159,17 @@ def test_missed_runs_with_the_schedulers_own_catch_up(tmp_path, dp_home, monkeyp
     logger = logging.getLogger("test.scheduler")
     with dg.instance_for_test(overrides=queued, temp_dir=str(dp_home / "dagster")) as instance:
         with create_test_daemon_workspace_context(in_process_location(), instance) as context:
-            list(launch_scheduled_runs(context, logger, end_datetime_utc=now - dt.timedelta(hours=5), iteration_times={}))
+            list(
+                launch_scheduled_runs(context, logger, end_datetime_utc=now - dt.timedelta(hours=5), iteration_times={})
+            )
             # ... the daemon is down for four hours, then evaluates what it missed:
-            list(launch_scheduled_runs(context, logger, end_datetime_utc=now - dt.timedelta(hours=1), iteration_times={}))
-        runs = {flow_id: instance.get_runs(dg.RunsFilter(job_name=flow_id)) for flow_id in ("minutely_latest", "minutely_skip")}
+            list(
+                launch_scheduled_runs(context, logger, end_datetime_utc=now - dt.timedelta(hours=1), iteration_times={})
+            )
+        runs = {
+            flow_id: instance.get_runs(dg.RunsFilter(job_name=flow_id))
+            for flow_id in ("minutely_latest", "minutely_skip")
+        }
         assert len(runs["minutely_latest"]) == 1
         assert runs["minutely_latest"][0].run_config == {"region": "EU"}
         assert runs["minutely_skip"] == []

@@ -47,9 +47,7 @@ def in_process_location(location_name: str = "dp_platform") -> Any:
     from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
     origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(
-            executable_path=sys.executable, module_name="dp_assets.definitions", attribute="defs"
-        ),
+        LoadableTargetOrigin(executable_path=sys.executable, module_name="dp_assets.definitions", attribute="defs"),
         location_name=location_name,
     )
     return InProcessWorkspaceLoadTarget(origin)

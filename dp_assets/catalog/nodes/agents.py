@@ -32,7 +32,12 @@ from dp_resources.secrets import SecretScope, as_written, scope_for
 ARG_TEMPLATE = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TOOL_TYPES = ("HttpTool", "ShellTool", "PythonTool", "McpTool")
 JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list,
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
 }
 JsonScalar = str | int | float | bool | None
 LIMIT_REFUSAL = "tool call limit reached (max_tool_calls)"
@@ -44,7 +49,8 @@ class AgentLimitReached(RuntimeError):
 
 class ToolArgument(Params):
     type: Literal["string", "integer", "number", "boolean", "object", "array"] = Field(
-        default="string", description="JSON type of the argument the model gives.")
+        default="string", description="JSON type of the argument the model gives."
+    )
     description: str = Field(default="", description="What the argument means, for the model.")
     required: bool = Field(default=True, description="The model must give it.")
     enum: list[JsonScalar] | None = Field(default=None, description="The only values allowed.")
@@ -53,18 +59,22 @@ class ToolArgument(Params):
 class AgentTool(Params):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Name the model calls it by.")
     type: Literal["HttpTool", "ShellTool", "PythonTool", "McpTool"] = Field(
-        description="The tool node type it runs, with `params` as that node's params.")
+        description="The tool node type it runs, with `params` as that node's params."
+    )
     description: str = Field(default="", description="What it does, for the model.")
     params: dict[str, Any] = Field(description="The tool type's params; may use {{ args.NAME }}.")
     arguments: dict[str, ToolArgument] | None = Field(
-        default=None, description="Arguments the model may give; default: one string per {{ args.NAME }} "
-        "(McpTool: the server's input schema).")
+        default=None,
+        description="Arguments the model may give; default: one string per {{ args.NAME }} "
+        "(McpTool: the server's input schema).",
+    )
     max_calls: int | None = Field(default=None, ge=0, description="Calls of this tool per run.")
 
 
 class LlmAgentParams(Params):
     prompt: str = Field(
-        description="User prompt; {{ params.x }}, and {{ input }} / {{ input.path }} for upstream data.")
+        description="User prompt; {{ params.x }}, and {{ input }} / {{ input.path }} for upstream data."
+    )
     system_prompt: str = Field(default="", description="System prompt.")
     model: str | None = Field(default=None, description="Model name; default from the `llm` resource's environment.")
     tools: list[AgentTool] = Field(default_factory=list, description="The only tools the model may call.")
@@ -74,12 +84,15 @@ class LlmAgentParams(Params):
     max_tokens_per_call: int | None = Field(default=None, ge=1, description="max_tokens sent with each request.")
     timeout_seconds: float = Field(default=300.0, gt=0, description="Total time (at most the resource's).")
     temperature: float | None = Field(
-        default=None, ge=0, le=2, description="Sampling temperature; default the model's.")
+        default=None, ge=0, le=2, description="Sampling temperature; default the model's."
+    )
     max_input_chars: int = Field(default=20_000, ge=1, description="Upstream data beyond this is cut from the prompt.")
     max_tool_result_chars: int = Field(default=20_000, ge=1, description="Tool result text the model sees per call.")
     response_format: Literal["text", "json"] = Field(default="text", description="json: parse the answer as JSON.")
-    on_limit: Literal["fail", "return"] = Field(default="fail", description="At a step/call/token/time limit: fail, "
-                                                "or return what there is with stop_reason set.")
+    on_limit: Literal["fail", "return"] = Field(
+        default="fail",
+        description="At a step/call/token/time limit: fail, or return what there is with stop_reason set.",
+    )
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -95,10 +108,17 @@ def offered_arguments(tool: AgentTool) -> dict[str, ToolArgument]:
 def _schema(arguments: dict[str, ToolArgument]) -> dict[str, Any]:
     props = {}
     for name, arg in arguments.items():
-        props[name] = {"type": arg.type, **({"description": arg.description} if arg.description else {}),
-                       **({"enum": arg.enum} if arg.enum is not None else {})}
-    return {"type": "object", "properties": props, "required": [n for n, a in arguments.items() if a.required],
-            "additionalProperties": False}
+        props[name] = {
+            "type": arg.type,
+            **({"description": arg.description} if arg.description else {}),
+            **({"enum": arg.enum} if arg.enum is not None else {}),
+        }
+    return {
+        "type": "object",
+        "properties": props,
+        "required": [n for n, a in arguments.items() if a.required],
+        "additionalProperties": False,
+    }
 
 
 def check_arguments(schema: dict[str, Any], args: Any) -> str | None:
@@ -154,8 +174,17 @@ class ToolBox:
         return self._schemas[tool.name]
 
     def specs(self) -> list[dict[str, Any]]:
-        return [{"type": "function", "function": {"name": tool.name, "description": tool.description or tool.type,
-                                                  "parameters": self.schema(tool)}} for tool in self.tools.values()]
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description or tool.type,
+                    "parameters": self.schema(tool),
+                },
+            }
+            for tool in self.tools.values()
+        ]
 
     def _connection(self, server: str) -> Any:
         if server not in self._mcp:
@@ -200,8 +229,13 @@ class ToolBox:
         if tool.type == "ShellTool":
             return t.shell_call(self.ctx.resource("shell"), resolved, self.scope)
         arguments = {**args, **(resolved.get("arguments") or {})}
-        return t.mcp_call(self._connection(resolved["server"]), resolved["tool"], arguments,
-                          resolved.get("timeout_seconds"), self.scope)
+        return t.mcp_call(
+            self._connection(resolved["server"]),
+            resolved["tool"],
+            arguments,
+            resolved.get("timeout_seconds"),
+            self.scope,
+        )
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -242,9 +276,17 @@ def _estimate_tokens(messages: list[dict[str, Any]], reply: Any) -> int:
     return (len(json.dumps(messages, default=str)) + len(json.dumps(reply.raw_message, default=str))) // 4 + 1
 
 
-def run_agent(params: LlmAgentParams, chat: Callable[..., Any], call_tool: Callable[[str, dict], t.ToolRun],
-              refusal: Callable[[str, Any], str | None], tool_specs: list[dict[str, Any]], scope: SecretScope,
-              log: Callable[[str], None], messages: list[dict[str, Any]], caps: dict[str, float]) -> dict[str, Any]:
+def run_agent(
+    params: LlmAgentParams,
+    chat: Callable[..., Any],
+    call_tool: Callable[[str, dict], t.ToolRun],
+    refusal: Callable[[str, Any], str | None],
+    tool_specs: list[dict[str, Any]],
+    scope: SecretScope,
+    log: Callable[[str], None],
+    messages: list[dict[str, Any]],
+    caps: dict[str, float],
+) -> dict[str, Any]:
     """The agent loop: model, tools, model ... until an answer or a cap; returns the node's value."""
     deadline = time.monotonic() + caps["timeout_seconds"]
     transcript: list[dict[str, Any]] = []
@@ -265,8 +307,14 @@ def run_agent(params: LlmAgentParams, chat: Callable[..., Any], call_tool: Calla
         steps += 1
         room = remaining_tokens - prompt_estimate
         per_call = min(params.max_tokens_per_call or room, room)
-        reply = chat(messages, tools=tool_specs or None, model=params.model, max_tokens=per_call,
-                     temperature=params.temperature, timeout_seconds=max(1.0, deadline - time.monotonic()))
+        reply = chat(
+            messages,
+            tools=tool_specs or None,
+            model=params.model,
+            max_tokens=per_call,
+            temperature=params.temperature,
+            timeout_seconds=max(1.0, deadline - time.monotonic()),
+        )
         model = reply.model
         tokens = reply.total_tokens or _estimate_tokens(messages, reply)
         for key in ("prompt_tokens", "completion_tokens"):
@@ -275,9 +323,19 @@ def run_agent(params: LlmAgentParams, chat: Callable[..., Any], call_tool: Calla
         message = scope.redact_value({k: v for k, v in reply.raw_message.items() if v is not None})
         message.setdefault("role", "assistant")
         messages.append(message)
-        transcript.append({"step": steps, "kind": "llm", "status": "ok", "model": model, "message": message,
-                           "finish_reason": reply.finish_reason, "tokens": tokens, "usage": dict(reply.usage),
-                           "duration_s": round(reply.duration_s, 4)})
+        transcript.append(
+            {
+                "step": steps,
+                "kind": "llm",
+                "status": "ok",
+                "model": model,
+                "message": message,
+                "finish_reason": reply.finish_reason,
+                "tokens": tokens,
+                "usage": dict(reply.usage),
+                "duration_s": round(reply.duration_s, 4),
+            }
+        )
         log(f"llm step {steps}: {len(reply.tool_calls)} tool call(s), {tokens} tokens, {reply.duration_s:.2f}s")
         if not reply.tool_calls:
             answer, stop = scope.redact(reply.content or ""), "answer"
@@ -308,33 +366,52 @@ def run_agent(params: LlmAgentParams, chat: Callable[..., Any], call_tool: Calla
                     content = f"error: {text}"
             entry["duration_s"] = round(time.monotonic() - started, 4)
             transcript.append(entry)
-            log(f"tool {call.name!r} step {steps}: {entry['status']}"
-                f"{' - ' + entry['error'][:200] if 'error' in entry else ''} ({entry['duration_s']}s)")
-            messages.append({"role": "tool", "tool_call_id": call.id,
-                             "content": scope.redact(content[: params.max_tool_result_chars])})
+            log(
+                f"tool {call.name!r} step {steps}: {entry['status']}"
+                f"{' - ' + entry['error'][:200] if 'error' in entry else ''} ({entry['duration_s']}s)"
+            )
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "content": scope.redact(content[: params.max_tool_result_chars]),
+                }
+            )
         if limited:
             stop = "max_tool_calls"
             break
     if stop != "answer" and params.on_limit == "fail":
         raise AgentLimitReached(
             f"the agent stopped without an answer: {stop} reached after {steps} model call(s), {tool_calls} tool "
-            f"call(s) and {usage['total_tokens']} tokens; raise the node's limit or set on_limit: return")
+            f"call(s) and {usage['total_tokens']} tokens; raise the node's limit or set on_limit: return"
+        )
     parsed = None
     if answer is not None and params.response_format == "json":
         try:
             parsed = json.loads(answer)
         except ValueError as exc:
             raise ValueError(f"response_format is json but the answer is not JSON: {exc}") from None
-    return {"answer": answer, "answer_json": parsed, "stop_reason": stop, "model": model, "steps": steps,
-            "tool_calls": tool_calls, "usage": usage, "limits": dict(caps), "messages": messages,
-            "transcript": transcript}
+    return {
+        "answer": answer,
+        "answer_json": parsed,
+        "stop_reason": stop,
+        "model": model,
+        "steps": steps,
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "limits": dict(caps),
+        "messages": messages,
+        "transcript": transcript,
+    }
 
 
 def _caps(params: LlmAgentParams, llm: Any) -> dict[str, float]:
-    return {"max_steps": min(params.max_steps, getattr(llm, "max_steps", params.max_steps)),
-            "max_tool_calls": min(params.max_tool_calls, getattr(llm, "max_tool_calls", params.max_tool_calls)),
-            "max_tokens": min(params.max_tokens, getattr(llm, "max_total_tokens", params.max_tokens)),
-            "timeout_seconds": min(params.timeout_seconds, getattr(llm, "max_timeout_seconds", params.timeout_seconds))}
+    return {
+        "max_steps": min(params.max_steps, getattr(llm, "max_steps", params.max_steps)),
+        "max_tool_calls": min(params.max_tool_calls, getattr(llm, "max_tool_calls", params.max_tool_calls)),
+        "max_tokens": min(params.max_tokens, getattr(llm, "max_total_tokens", params.max_tokens)),
+        "timeout_seconds": min(params.timeout_seconds, getattr(llm, "max_timeout_seconds", params.timeout_seconds)),
+    }
 
 
 def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -349,23 +426,37 @@ def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) 
         data = t.template_data(inputs)
         # prompts are sent as written: a secret reference in them is text for the model, never resolved
         prompt, cut = _render_prompt(as_written(params.prompt), data, params.max_input_chars)
-        messages = ([{"role": "system", "content": as_written(params.system_prompt)}] if params.system_prompt else [])
+        messages = [{"role": "system", "content": as_written(params.system_prompt)}] if params.system_prompt else []
         messages.append({"role": "user", "content": prompt})
         box = ToolBox(ctx, params, scope, data)
         try:
-            value = run_agent(params, llm.chat, box.run, box.refusal, box.specs(), scope,
-                              lambda line: ctx.log.info(scope.redact(f"{ctx.node_id}: {line}")), messages,
-                              _caps(params, llm))
+            value = run_agent(
+                params,
+                llm.chat,
+                box.run,
+                box.refusal,
+                box.specs(),
+                scope,
+                lambda line: ctx.log.info(scope.redact(f"{ctx.node_id}: {line}")),
+                messages,
+                _caps(params, llm),
+            )
         finally:
             box.close()
         value = scope.redact_value(value)
-        calls = [{k: e.get(k) for k in ("step", "kind", "tool", "status", "tokens", "duration_s") if k in e}
-                 for e in value["transcript"]]
+        calls = [
+            {k: e.get(k) for k in ("step", "kind", "tool", "status", "tokens", "duration_s") if k in e}
+            for e in value["transcript"]
+        ]
         ctx.add_metadata(
-            stop_reason=value["stop_reason"], llm_calls=value["steps"], tool_calls=value["tool_calls"],
+            stop_reason=value["stop_reason"],
+            llm_calls=value["steps"],
+            tool_calls=value["tool_calls"],
             total_tokens=value["usage"]["total_tokens"],
             refused_calls=sum(e.get("status") == "refused" for e in value["transcript"]),
-            input_cut=cut, calls=calls[: t.MAX_RECORDED_CALLS])
+            input_cut=cut,
+            calls=calls[: t.MAX_RECORDED_CALLS],
+        )
         return value
 
 
@@ -382,10 +473,19 @@ def replay(value: dict[str, Any], params: LlmAgentParams) -> dict[str, Any]:
     def chat(messages: list[dict[str, Any]], **_: Any) -> ChatReply:
         entry = next(llm_entries)
         message = entry["message"]
-        calls = tuple(ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
-                      for c in message.get("tool_calls") or [])
-        return ChatReply(message.get("content"), calls, entry.get("finish_reason"), dict(entry.get("usage") or {}),
-                         entry.get("model") or "", 0.0, dict(message))
+        calls = tuple(
+            ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
+            for c in message.get("tool_calls") or []
+        )
+        return ChatReply(
+            message.get("content"),
+            calls,
+            entry.get("finish_reason"),
+            dict(entry.get("usage") or {}),
+            entry.get("model") or "",
+            0.0,
+            dict(message),
+        )
 
     def next_tool() -> dict[str, Any]:
         entry = next(tool_entries)
@@ -406,8 +506,17 @@ def replay(value: dict[str, Any], params: LlmAgentParams) -> dict[str, Any]:
         return t.ToolRun(peeked["result"], peeked.get("record") or {})
 
     first = [m for m in value["messages"] if m.get("role") in ("system", "user")][:2]
-    return run_agent(params.model_copy(update={"on_limit": "return"}), chat, call_tool, refusal, [], SecretScope(),
-                     lambda line: None, [dict(m) for m in first], dict(value["limits"]))
+    return run_agent(
+        params.model_copy(update={"on_limit": "return"}),
+        chat,
+        call_tool,
+        refusal,
+        [],
+        SecretScope(),
+        lambda line: None,
+        [dict(m) for m in first],
+        dict(value["limits"]),
+    )
 
 
 def _check(params: LlmAgentParams, catalog: Catalog) -> list[tuple[str, str]]:
@@ -430,7 +539,16 @@ def _check(params: LlmAgentParams, catalog: Catalog) -> list[tuple[str, str]]:
 
 
 NODE_TYPES = [
-    NodeType("LlmAgent", LlmAgentParams, llm_agent, "tool", inputs=t.OPTIONAL_INPUTS, kinds=frozenset({"llm"}),
-             resources=frozenset({"llm", "secrets", "http", "shell", "sandbox", "mcp"}), check=_check,
-             side_effects=True, data_templates=True),
+    NodeType(
+        "LlmAgent",
+        LlmAgentParams,
+        llm_agent,
+        "tool",
+        inputs=t.OPTIONAL_INPUTS,
+        kinds=frozenset({"llm"}),
+        resources=frozenset({"llm", "secrets", "http", "shell", "sandbox", "mcp"}),
+        check=_check,
+        side_effects=True,
+        data_templates=True,
+    ),
 ]

@@ -20,8 +20,9 @@ class ArchiveRefused(ValueError):
     pass
 
 
-def check_zip_container(path: Path, *, max_members: int = MAX_MEMBERS,
-                        max_uncompressed: int = MAX_UNCOMPRESSED, max_ratio: int = MAX_RATIO) -> None:
+def check_zip_container(
+    path: Path, *, max_members: int = MAX_MEMBERS, max_uncompressed: int = MAX_UNCOMPRESSED, max_ratio: int = MAX_RATIO
+) -> None:
     name = Path(path).name
     try:
         with zipfile.ZipFile(path) as archive:

@@ -51,8 +51,9 @@ class ConditionalBranchParams(Params):
 
 
 def _where(ctx: NodeContext, err: ExpressionError) -> ExpressionError:
-    return ExpressionError(f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'condition': {err.message}",
-                           expression=err.expression)
+    return ExpressionError(
+        f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'condition': {err.message}", expression=err.expression
+    )
 
 
 def conditional_branch(ctx: NodeContext, params: ConditionalBranchParams, inputs: dict[str, Any]) -> NodeOutputs:
@@ -65,8 +66,9 @@ def conditional_branch(ctx: NodeContext, params: ConditionalBranchParams, inputs
             if isinstance(value, pd.Series):
                 value = bool(value.fillna(False).all()) if len(value) else False
             if value is not None and not isinstance(value, (bool,)) and not hasattr(value, "dtype"):
-                raise ExpressionError(f"`{params.condition}` gives {type(value).__name__}, not true/false",
-                                      expression=params.condition)
+                raise ExpressionError(
+                    f"`{params.condition}` gives {type(value).__name__}, not true/false", expression=params.condition
+                )
             decision = bool(value) if value is not None and not pd.isna(value) else False
         else:
             mask = expression.evaluate_mask(df, ctx.flow_params)
@@ -105,7 +107,8 @@ class MergeParams(Params):
     )
     join: Literal["outer", "inner"] = Field(
         default="outer",
-        description="With how: union — outer: every column (missing ones null); inner: shared columns only.")
+        description="With how: union — outer: every column (missing ones null); inner: shared columns only.",
+    )
     ignore_index: bool = Field(default=True, description="With how: union — number the rows anew.")
 
 
@@ -130,8 +133,15 @@ def merge_schema(params: MergeParams, inputs: dict) -> ColumnSchema | None:
 
 
 NODE_TYPES = [
-    NodeType("ConditionalBranch", ConditionalBranchParams, conditional_branch, "control",
-             outputs=("true", "false"), infer_schema=conditional_branch_schema),
-    NodeType("Merge", MergeParams, merge, "control", inputs=MANY_INPUTS, accepts_skipped=True,
-             infer_schema=merge_schema),
+    NodeType(
+        "ConditionalBranch",
+        ConditionalBranchParams,
+        conditional_branch,
+        "control",
+        outputs=("true", "false"),
+        infer_schema=conditional_branch_schema,
+    ),
+    NodeType(
+        "Merge", MergeParams, merge, "control", inputs=MANY_INPUTS, accepts_skipped=True, infer_schema=merge_schema
+    ),
 ]

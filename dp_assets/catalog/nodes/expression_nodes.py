@@ -44,8 +44,7 @@ def _infer(expression: Expression, schema: ColumnSchema, field: str) -> str:
 class FilterRowsParams(Params):
     condition: str = Field(
         min_length=1,
-        description="Keep the rows where this is true; rows where it is null are dropped. "
-        + _EXPRESSION_HELP,
+        description="Keep the rows where this is true; rows where it is null are dropped. " + _EXPRESSION_HELP,
     )
 
     @field_validator("condition")
@@ -66,9 +65,7 @@ def filter_rows(ctx: NodeContext, params: FilterRowsParams, inputs: dict[str, An
     return result
 
 
-def filter_rows_schema(
-    params: FilterRowsParams, inputs: dict[str, ColumnSchema | None]
-) -> ColumnSchema | None:
+def filter_rows_schema(params: FilterRowsParams, inputs: dict[str, ColumnSchema | None]) -> ColumnSchema | None:
     schema = inputs.get("input")
     if schema is None:
         return None
@@ -95,9 +92,7 @@ class AddModifyColumnParams(Params):
         return _checked(value)
 
 
-def add_modify_column(
-    ctx: NodeContext, params: AddModifyColumnParams, inputs: dict[str, Any]
-) -> pd.DataFrame:
+def add_modify_column(ctx: NodeContext, params: AddModifyColumnParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Add a column computed from ``expression``, or replace it (``df.assign(column=...)``)."""
     df = inputs["input"]
     try:
@@ -119,9 +114,7 @@ def add_modify_column_schema(
 
 
 NODE_TYPES = [
-    NodeType(
-        "FilterRows", FilterRowsParams, filter_rows, "transform", infer_schema=filter_rows_schema
-    ),
+    NodeType("FilterRows", FilterRowsParams, filter_rows, "transform", infer_schema=filter_rows_schema),
     NodeType(
         "AddModifyColumn",
         AddModifyColumnParams,

@@ -67,9 +67,7 @@ class ApplyFunctionParams(Params):
         description="Apply to this column's values (Series.map); when unset, apply to each "
         "row as a Series (DataFrame.apply(axis=1)).",
     )
-    output_column: str = Field(
-        min_length=1, description="Column that receives the results."
-    )
+    output_column: str = Field(min_length=1, description="Column that receives the results.")
     limits: SandboxLimits | None = Field(
         default=None,
         description="This node's sandbox limits instead of the deployment's.",
@@ -79,9 +77,7 @@ class ApplyFunctionParams(Params):
     @classmethod
     def _non_empty(cls, value: str | None) -> str | None:
         if value is not None and not value:
-            raise ValueError(
-                "column must be a column name, or left out to apply to rows"
-            )
+            raise ValueError("column must be a column name, or left out to apply to rows")
         return value
 
 
@@ -98,16 +94,12 @@ def _run_sandboxed(
     except SandboxError as exc:
         raise type(exc)(f"{_place(ctx, node_type)}, field 'code': {exc}") from exc
     if outcome.stdout:
-        ctx.log.info(
-            "%s printed:\n%s", _place(ctx, node_type), outcome.stdout[-10_000:]
-        )
+        ctx.log.info("%s printed:\n%s", _place(ctx, node_type), outcome.stdout[-10_000:])
     ctx.add_metadata(sandbox_seconds=round(outcome.duration_s, 3))
     return outcome
 
 
-def run_python_script(
-    ctx: NodeContext, params: RunPythonScriptParams, inputs: dict[str, Any]
-) -> pd.DataFrame:
+def run_python_script(ctx: NodeContext, params: RunPythonScriptParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Run a Python script on the input frame in the sandbox; the script sets `result`."""
     script_params = {**dict(ctx.flow_params), **params.variables}
     outcome = _run_sandboxed(
@@ -127,9 +119,7 @@ def run_python_script(
     )
 
 
-def apply_function(
-    ctx: NodeContext, params: ApplyFunctionParams, inputs: dict[str, Any]
-) -> pd.DataFrame:
+def apply_function(ctx: NodeContext, params: ApplyFunctionParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Apply a user function to a column's values or to each row, in one sandbox call."""
     frame = inputs["input"]
     if params.column is not None and params.column not in frame.columns:

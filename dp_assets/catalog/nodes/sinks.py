@@ -20,7 +20,8 @@ class FileWriterParams(Params):
     index: bool = Field(default=False, description="Write the index as a column (to_csv / to_parquet's index).")
     sep: str = Field(default=",", description="CSV: the field separator.")
     orient: Literal["records", "split", "table", "columns"] = Field(
-        default="records", description="JSON: the layout (to_json's orient).")
+        default="records", description="JSON: the layout (to_json's orient)."
+    )
     lines: bool = Field(default=False, description="JSON Lines: one record per line (orient records).")
 
     _path_text = field_validator("path")(lambda value: checked_path_text(value))
@@ -49,13 +50,18 @@ def file_writer(ctx: NodeContext, params: FileWriterParams, inputs: dict[str, An
     df: pd.DataFrame = inputs["input"]
     where = f"flow '{ctx.flow_id}', node '{ctx.node_id}', params.path"
     target = ctx.resource("files").resolve(params.path, "data", for_write=True, where=where)
-    fmt = params.format or {".parquet": "parquet", ".pq": "parquet", ".json": "json",
-                            ".jsonl": "json"}.get(target.suffix.lower(), "csv")
+    fmt = params.format or {".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}.get(
+        target.suffix.lower(), "csv"
+    )
     writers = {
         "csv": lambda p: df.to_csv(p, index=params.index, sep=params.sep),
         "parquet": lambda p: df.to_parquet(p, index=params.index),
-        "json": lambda p: df.to_json(p, orient=params.orient, lines=params.lines,
-                                     index=params.index if params.orient in ("split", "table") else None),
+        "json": lambda p: df.to_json(
+            p,
+            orient=params.orient,
+            lines=params.lines,
+            index=params.index if params.orient in ("split", "table") else None,
+        ),
     }
     size = write_atomically(target, writers[fmt])
     ctx.add_metadata(file=str(target), file_bytes=size)
@@ -63,7 +69,14 @@ def file_writer(ctx: NodeContext, params: FileWriterParams, inputs: dict[str, An
 
 
 NODE_TYPES = [
-    NodeType("FileWriter", FileWriterParams, file_writer, "sink", resources=frozenset({"files"}),
-             kinds=frozenset({"pandas", "file"}), side_effects=True,
-             infer_schema=lambda params, inputs: inputs["input"]),
+    NodeType(
+        "FileWriter",
+        FileWriterParams,
+        file_writer,
+        "sink",
+        resources=frozenset({"files"}),
+        kinds=frozenset({"pandas", "file"}),
+        side_effects=True,
+        infer_schema=lambda params, inputs: inputs["input"],
+    ),
 ]

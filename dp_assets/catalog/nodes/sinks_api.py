@@ -38,8 +38,9 @@ class APIRequestParams(Params):
         default=None, description="Batch mode: send {body_key: [rows]} instead of a bare list."
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Headers; values may hold ${env:NAME} secrets (only names the "
-        "deployment allows, default DP_SECRET_*), kept on the URL's origin."
+        default_factory=dict,
+        description="Headers; values may hold ${env:NAME} secrets (only names the "
+        "deployment allows, default DP_SECRET_*), kept on the URL's origin.",
     )
     rate_limit: float | None = Field(default=None, gt=0, description="Most requests per second.")
     idempotency_header: str | None = Field(
@@ -51,9 +52,14 @@ class APIRequestParams(Params):
     errors: Literal["raise", "collect"] = Field(
         default="raise", description="'collect': record a failed request in the output and go on."
     )
-    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
-                                      "http resource's, default 5); 0: none. Credentials never follow a "
-                                      "redirect to another origin; https to http is refused.")
+    max_redirects: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="Redirects followed (at most the "
+        "http resource's, default 5); 0: none. Credentials never follow a "
+        "redirect to another origin; https to http is refused.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -63,8 +69,9 @@ class APIRequestParams(Params):
 
 def idempotency_key(ctx: NodeContext, method: str, url: str, body: Any) -> str:
     """The same key for the same request content, on every attempt and every re-run."""
-    canonical = json.dumps([ctx.flow_id, ctx.node_id, method, url, body], sort_keys=True,
-                           separators=(",", ":"), default=str)
+    canonical = json.dumps(
+        [ctx.flow_id, ctx.node_id, method, url, body], sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
@@ -85,8 +92,9 @@ def api_request(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, An
         return scope.redact_value(_send(ctx, as_written_params(params), inputs, headers, scope))
 
 
-def _send(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], headers: dict[str, str],
-          scope: SecretScope) -> pd.DataFrame:
+def _send(
+    ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], headers: dict[str, str], scope: SecretScope
+) -> pd.DataFrame:
     from dp_resources.http import HttpStatusError, send_with_retries
 
     http = ctx.resource("http")
@@ -109,9 +117,15 @@ def _send(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], he
         entry: dict[str, Any] = {"request": number, "first_row": start, "rows": len(chunk), "idempotency_key": key}
         try:
             response = send_with_retries(
-                http, params.method, params.url, json=None if params.method == "GET" else body,
-                headers=send_headers, retries=params.retries, backoff_seconds=params.backoff_seconds,
-                max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
+                http,
+                params.method,
+                params.url,
+                json=None if params.method == "GET" else body,
+                headers=send_headers,
+                retries=params.retries,
+                backoff_seconds=params.backoff_seconds,
+                max_retry_after=params.max_retry_after,
+                max_redirects=params.max_redirects,
                 sensitive_headers=secret_names,
             )
             entry.update(status_code=response.status_code, response=response.text[:1000], error=None)
@@ -130,8 +144,15 @@ def _send(ctx: NodeContext, params: APIRequestParams, inputs: dict[str, Any], he
 
 
 def api_request_schema(params: APIRequestParams, inputs: dict) -> dict[str, str]:
-    return {"request": "integer", "first_row": "integer", "rows": "integer", "idempotency_key": "string",
-            "status_code": "any", "response": "any", "error": "any"}
+    return {
+        "request": "integer",
+        "first_row": "integer",
+        "rows": "integer",
+        "idempotency_key": "string",
+        "status_code": "any",
+        "response": "any",
+        "error": "any",
+    }
 
 
 # --- DisplayResults --------------------------------------------------------------------------
@@ -144,7 +165,8 @@ class DisplayResultsParams(Params):
         default="all", description="Columns described (DataFrame.describe include); null: numbers only."
     )
     percentiles: list[float] | None = Field(
-        default=None, description="Percentiles in the statistics (describe's percentiles); default 25/50/75.")
+        default=None, description="Percentiles in the statistics (describe's percentiles); default 25/50/75."
+    )
 
 
 def _markdown(df: pd.DataFrame, index: bool = False) -> str:
@@ -179,8 +201,10 @@ def display_results(ctx: NodeContext, params: DisplayResultsParams, inputs: dict
     ctx.add_metadata(**{"dp/preview": MetadataValue.md(_markdown(df.head(params.n)) + f"\n\n{len(df)} rows")})
     stats = statistics(df, params) if params.describe else None
     if stats is not None:
-        ctx.add_metadata(statistics=MetadataValue.md(_markdown(stats, index=True)),
-                         **{"dp/statistics": json.loads(stats.to_json(orient="index", date_format="iso"))})
+        ctx.add_metadata(
+            statistics=MetadataValue.md(_markdown(stats, index=True)),
+            **{"dp/statistics": json.loads(stats.to_json(orient="index", date_format="iso"))},
+        )
     ctx.log.info(f"{ctx.node_id}: {len(df)} rows, columns {', '.join(map(str, df.columns))}")
     return df
 
@@ -190,18 +214,23 @@ def display_results(ctx: NodeContext, params: DisplayResultsParams, inputs: dict
 
 class SendNotificationParams(Params):
     channel: Literal["webhook", "email"] = Field(description="Send to a webhook (chat) or by e-mail.")
-    webhook: str | None = Field(default=None, description="'${env:NAME}' (the variable holds the URL), or the "
-                                "name of a webhook the deployment configured (DP_WEBHOOK_<NAME>_URL).")
+    webhook: str | None = Field(
+        default=None,
+        description="'${env:NAME}' (the variable holds the URL), or the "
+        "name of a webhook the deployment configured (DP_WEBHOOK_<NAME>_URL).",
+    )
     to: list[str] | None = Field(default=None, description="E-mail recipients: addresses or '${env:NAME}'.")
     subject: str = Field(
-        default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`.")
+        default="Flow {flow_id}: {row_count} rows", description="E-mail subject; a template as `message`."
+    )
     message: str = Field(
         description="Template: {name} fields from flow params, row_count, column_count, columns, "
         "preview, flow_id, node_id, run_id, and the first row's columns. No attribute access."
     )
     payload_key: str = Field(default="text", description="Webhook JSON key of the message (Slack: text).")
     when: Literal["always", "non_empty", "empty"] = Field(
-        default="always", description="Send always, or only when the input has rows / has none.")
+        default="always", description="Send always, or only when the input has rows / has none."
+    )
     preview_rows: int = Field(default=5, ge=0, le=100, description="Rows shown by the {preview} field.")
 
     @model_validator(mode="after")
@@ -219,8 +248,13 @@ def template_values(ctx: NodeContext, df: pd.DataFrame, preview_rows: int) -> di
         values.update({str(c): v for c, v in json_records(df.head(1))[0].items()})
     values.update({k: v for k, v in ctx.flow_params.items()})
     values.update(
-        row_count=len(df), column_count=len(df.columns), columns=", ".join(map(str, df.columns)),
-        preview=_markdown(df.head(preview_rows)), flow_id=ctx.flow_id, node_id=ctx.node_id, run_id=ctx.run_id,
+        row_count=len(df),
+        column_count=len(df.columns),
+        columns=", ".join(map(str, df.columns)),
+        preview=_markdown(df.head(preview_rows)),
+        flow_id=ctx.flow_id,
+        node_id=ctx.node_id,
+        run_id=ctx.run_id,
     )
     return values
 
@@ -241,22 +275,48 @@ def send_notification(ctx: NodeContext, params: SendNotificationParams, inputs: 
     with guarded(ctx, "SendNotification", scope):
         message = safe_format(written.message, values)
         if params.channel == "webhook":
-            status = notifications.post_webhook(params.webhook or "", {params.payload_key: message},
-                                                http=ctx.resource("http"), scope=scope, where="params.webhook")
+            status = notifications.post_webhook(
+                params.webhook or "",
+                {params.payload_key: message},
+                http=ctx.resource("http"),
+                scope=scope,
+                where="params.webhook",
+            )
             ctx.log.info(f"{ctx.node_id}: webhook {as_shown(params.webhook or '')} answered {status}")
         else:
-            notifications.send_email(list(params.to or []), safe_format(written.subject, values), message,
-                                     scope=scope, where="params.to")
+            notifications.send_email(
+                list(params.to or []), safe_format(written.subject, values), message, scope=scope, where="params.to"
+            )
             ctx.log.info(f"{ctx.node_id}: e-mail sent to {len(params.to or [])} recipient(s)")
     return df
 
 
 NODE_TYPES = [
-    NodeType("APIRequest", APIRequestParams, api_request, "sink", resources=frozenset({"http", "secrets"}),
-             kinds=frozenset({"pandas", "api"}), side_effects=True, infer_schema=api_request_schema),
-    NodeType("DisplayResults", DisplayResultsParams, display_results, "sink",
-             infer_schema=lambda params, inputs: inputs["input"]),
-    NodeType("SendNotification", SendNotificationParams, send_notification, "sink",
-             resources=frozenset({"notifications", "http", "secrets"}), side_effects=True, produces_asset=False,
-             infer_schema=lambda params, inputs: inputs["input"]),
+    NodeType(
+        "APIRequest",
+        APIRequestParams,
+        api_request,
+        "sink",
+        resources=frozenset({"http", "secrets"}),
+        kinds=frozenset({"pandas", "api"}),
+        side_effects=True,
+        infer_schema=api_request_schema,
+    ),
+    NodeType(
+        "DisplayResults",
+        DisplayResultsParams,
+        display_results,
+        "sink",
+        infer_schema=lambda params, inputs: inputs["input"],
+    ),
+    NodeType(
+        "SendNotification",
+        SendNotificationParams,
+        send_notification,
+        "sink",
+        resources=frozenset({"notifications", "http", "secrets"}),
+        side_effects=True,
+        produces_asset=False,
+        infer_schema=lambda params, inputs: inputs["input"],
+    ),
 ]

@@ -39,8 +39,7 @@ class TableWriterParams(Params):
     connection: str = Field(default="default", description="Named connection of the databases resource.")
     if_exists: Literal["fail", "append", "replace", "upsert"] = Field(
         default="fail",
-        description="When the table exists: fail, append rows, replace it atomically, or upsert "
-        "rows on `keys`.",
+        description="When the table exists: fail, append rows, replace it atomically, or upsert rows on `keys`.",
     )
     keys: list[str] | None = Field(default=None, description="For upsert: the columns that identify a row.")
     chunksize: int | None = Field(default=None, gt=0, description="Rows per INSERT batch.")
@@ -87,8 +86,9 @@ def _to_sql(df: pd.DataFrame, conn: Any, name: str, schema: str | None, params: 
     df.to_sql(name, conn, schema=schema, if_exists="append", index=params.index, chunksize=params.chunksize)
 
 
-def _replace(df: pd.DataFrame, conn: Any, schema: str | None, name: str, exists: bool,
-             params: TableWriterParams) -> None:
+def _replace(
+    df: pd.DataFrame, conn: Any, schema: str | None, name: str, exists: bool, params: TableWriterParams
+) -> None:
     staging = _staging_name()
     _to_sql(df, conn, staging, schema, params)
     if exists:
@@ -151,16 +151,22 @@ def table_writer(ctx: NodeContext, params: TableWriterParams, inputs: dict[str, 
     with db.connect(params.connection) as conn:
         exists = sa.inspect(conn).has_table(name, schema=schema)
         if params.if_exists == "fail" and exists:
-            raise ValueError(f"table '{params.table}' already exists (if_exists: fail); choose append, "
-                             "replace or upsert")
+            raise ValueError(
+                f"table '{params.table}' already exists (if_exists: fail); choose append, replace or upsert"
+            )
         if params.if_exists == "replace":
             _replace(df, conn, schema, name, exists, params)
         elif params.if_exists == "upsert" and exists:
             replaced = _upsert(df, conn, schema, name, params)
         else:
             _to_sql(df, conn, name, schema, params)
-    ctx.add_metadata(table=params.table, connection=params.connection, mode=params.if_exists,
-                     rows_written=len(df), rows_replaced=replaced)
+    ctx.add_metadata(
+        table=params.table,
+        connection=params.connection,
+        mode=params.if_exists,
+        rows_written=len(df),
+        rows_replaced=replaced,
+    )
     return df
 
 
@@ -170,6 +176,14 @@ def table_writer_schema(params: TableWriterParams, inputs: dict) -> ColumnSchema
 
 
 NODE_TYPES = [
-    NodeType("TableWriter", TableWriterParams, table_writer, "sink", resources=frozenset({"databases"}),
-             kinds=frozenset({"pandas", "sql"}), side_effects=True, infer_schema=table_writer_schema),
+    NodeType(
+        "TableWriter",
+        TableWriterParams,
+        table_writer,
+        "sink",
+        resources=frozenset({"databases"}),
+        kinds=frozenset({"pandas", "sql"}),
+        side_effects=True,
+        infer_schema=table_writer_schema,
+    ),
 ]

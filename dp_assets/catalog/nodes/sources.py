@@ -42,8 +42,14 @@ def static_data_schema(params: StaticDataParams, inputs: dict) -> ColumnSchema:
 
 
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".tar", ".7z", ".rar", ".lz4", ".br")
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json", ".xlsx": "excel",
-           ".xlsm": "excel"}
+FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+}
 
 
 class FileInputParams(Params):
@@ -61,24 +67,27 @@ class FileInputParams(Params):
         default="error", description="CSV rows with too many fields: fail, drop them, or drop and log."
     )
     usecols: list[str] | None = Field(
-        default=None, description="Read only these columns (read_csv / read_excel / read_parquet's usecols "
-        "or columns); default all."
+        default=None,
+        description="Read only these columns (read_csv / read_excel / read_parquet's usecols or columns); default all.",
     )
     dtype: dict[str, DtypeName] | None = Field(
-        default=None, description="pandas dtype per column (an allow-listed name: docs/flow-spec.md). A "
-        "column declared in `columns` is converted to its declared type after this."
+        default=None,
+        description="pandas dtype per column (an allow-listed name: docs/flow-spec.md). A "
+        "column declared in `columns` is converted to its declared type after this.",
     )
     parse_dates: list[str] | None = Field(
-        default=None, description="CSV and Excel: columns parsed as dates by pandas (read_csv's parse_dates); "
-        "a `columns` declaration of datetime does the same for every format."
+        default=None,
+        description="CSV and Excel: columns parsed as dates by pandas (read_csv's parse_dates); "
+        "a `columns` declaration of datetime does the same for every format.",
     )
     lines: bool = Field(default=False, description="JSON Lines (one record per line).")
     sheet_name: str | int = Field(default=0, description="Excel sheet, by name or position.")
     columns: dict[str, LogicalType] | None = Field(
-        default=None, description="Declared output schema, column -> integer, float, string, boolean, "
+        default=None,
+        description="Declared output schema, column -> integer, float, string, boolean, "
         "datetime, date or any: checked before runs, and each column is converted on read (integer is "
         "nullable Int64, boolean nullable boolean, date datetime.date values); a value that does not "
-        "convert fails the run naming the flow, node, column and value (docs/flow-spec.md, Declared columns)."
+        "convert fails the run naming the flow, node, column and value (docs/flow-spec.md, Declared columns).",
     )
     max_bytes: int = Field(default=1 << 30, gt=0, description="Largest file read (hostile-file guard).")
     max_columns: int = Field(default=10_000, gt=0, description="Most columns a file may have.")
@@ -139,8 +148,14 @@ def _read_excel(params: FileInputParams, path: Any) -> pd.DataFrame:
     check_zip_container(path)
     try:
         dtype = declared_read_dtypes(params.columns, params.dtype, params.parse_dates)
-        return pd.read_excel(path, sheet_name=params.sheet_name, usecols=params.usecols, dtype=dtype,
-                             parse_dates=params.parse_dates or False, engine="openpyxl")
+        return pd.read_excel(
+            path,
+            sheet_name=params.sheet_name,
+            usecols=params.usecols,
+            dtype=dtype,
+            parse_dates=params.parse_dates or False,
+            engine="openpyxl",
+        )
     except ImportError:
         raise ValueError("reading Excel needs the openpyxl package, which is not installed") from None
 
@@ -157,16 +172,26 @@ def _checked_format(params: FileInputParams, path: Any) -> str:
 
 def _csv_options(params: FileInputParams) -> dict[str, Any]:
     dtype = declared_read_dtypes(params.columns, params.dtype, params.parse_dates)
-    return {"sep": params.sep, "encoding": params.encoding, "usecols": params.usecols, "dtype": dtype,
-            "parse_dates": params.parse_dates, "compression": None, "encoding_errors": params.encoding_errors,
-            "on_bad_lines": params.on_bad_lines}
+    return {
+        "sep": params.sep,
+        "encoding": params.encoding,
+        "usecols": params.usecols,
+        "dtype": dtype,
+        "parse_dates": params.parse_dates,
+        "compression": None,
+        "encoding_errors": params.encoding_errors,
+        "on_bad_lines": params.on_bad_lines,
+    }
 
 
 def _date_like_name(name: str) -> bool:
     """read_json's rule for the columns it turns into dates by name (``keep_default_dates``)."""
     lowered = name.lower()
-    return lowered.endswith(("_at", "_time")) or lowered.startswith("timestamp") or lowered in (
-        "modified", "date", "datetime")
+    return (
+        lowered.endswith(("_at", "_time"))
+        or lowered.startswith("timestamp")
+        or lowered in ("modified", "date", "datetime")
+    )
 
 
 def _read_json(params: FileInputParams, path: Any) -> pd.DataFrame:
@@ -176,8 +201,14 @@ def _read_json(params: FileInputParams, path: Any) -> pd.DataFrame:
     # advice, dtype=False) and the spec's dtype applied after.
     guessed = any(_date_like_name(c) and kind not in ("datetime", "date", "any") for c, kind in declared.items())
     dtype = False if guessed else declared_read_dtypes(declared, params.dtype)
-    df = pd.read_json(path, lines=params.lines or path.suffix == ".jsonl", encoding=params.encoding,
-                      encoding_errors=params.encoding_errors, dtype=dtype, compression=None)
+    df = pd.read_json(
+        path,
+        lines=params.lines or path.suffix == ".jsonl",
+        encoding=params.encoding,
+        encoding_errors=params.encoding_errors,
+        dtype=dtype,
+        compression=None,
+    )
     if guessed and params.dtype:
         df = df.astype({c: t for c, t in params.dtype.items() if c in df.columns})
     return df[params.usecols] if params.usecols else df
@@ -208,11 +239,14 @@ def _parser_errors(params: FileInputParams, path: Any) -> Iterator[None]:
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise ValueError(f"file '{path.name}' is not valid {params.encoding} (byte {exc.start}); set "
-                         "`encoding`, or encoding_errors: replace") from None
+        raise ValueError(
+            f"file '{path.name}' is not valid {params.encoding} (byte {exc.start}); set "
+            "`encoding`, or encoding_errors: replace"
+        ) from None
     except pd.errors.ParserError as exc:
-        raise ValueError(f"file '{path.name}' could not be parsed: {exc}; on_bad_lines: skip drops "
-                         "rows with too many fields") from None
+        raise ValueError(
+            f"file '{path.name}' could not be parsed: {exc}; on_bad_lines: skip drops rows with too many fields"
+        ) from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"file '{path.name}' is empty") from None
 
@@ -293,9 +327,15 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
 
 
 NODE_TYPES = [
-    NodeType("StaticData", StaticDataParams, static_data, "source", inputs=NO_INPUTS,
-             infer_schema=static_data_schema),
-    NodeType("FileInput", FileInputParams, file_input, "source", inputs=NO_INPUTS,
-             resources=frozenset({"files"}), kinds=frozenset({"pandas", "file"}),
-             infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None),
+    NodeType("StaticData", StaticDataParams, static_data, "source", inputs=NO_INPUTS, infer_schema=static_data_schema),
+    NodeType(
+        "FileInput",
+        FileInputParams,
+        file_input,
+        "source",
+        inputs=NO_INPUTS,
+        resources=frozenset({"files"}),
+        kinds=frozenset({"pandas", "file"}),
+        infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None,
+    ),
 ]

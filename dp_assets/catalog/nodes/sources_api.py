@@ -61,11 +61,11 @@ class Pagination(Params):
     """How to ask for the next page; stops at an empty page, a missing cursor/link, or ``max_pages``."""
 
     type: Literal["page", "offset", "cursor", "next_link"] = Field(
-        description="page number, row offset, a cursor from the response, "
-                    "or the next URL (Link header or `next_path`).")
+        description="page number, row offset, a cursor from the response, or the next URL (Link header or `next_path`)."
+    )
     param: str | None = Field(
-        default=None, description="Query param of the page number / offset / cursor "
-        "(default 'page', 'offset', 'cursor')."
+        default=None,
+        description="Query param of the page number / offset / cursor (default 'page', 'offset', 'cursor').",
     )
     start: int = Field(default=1, description="First page number (page) ; offsets start at 0.")
     page_size: int | None = Field(default=None, gt=0, description="Rows per page, sent as `size_param`.")
@@ -83,23 +83,30 @@ class ApiEndpointParams(Params):
     query: dict[str, JsonScalar] = Field(default_factory=dict, description="Query string params.")
     body: dict[str, Any] | list[Any] | None = Field(default=None, description="JSON body for POST.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Headers; values may hold ${env:NAME} secrets (only names the "
-        "deployment allows, default DP_SECRET_*), kept on the URL's origin."
+        default_factory=dict,
+        description="Headers; values may hold ${env:NAME} secrets (only names the "
+        "deployment allows, default DP_SECRET_*), kept on the URL's origin.",
     )
     record_path: str | list[str] | None = Field(
         default=None, description="Path to the list of records in the response (dotted or keys)."
     )
     sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
     max_level: int | None = Field(
-        default=None, description="Levels of nesting flattened (json_normalize); default all.")
+        default=None, description="Levels of nesting flattened (json_normalize); default all."
+    )
     pagination: Pagination | None = Field(default=None, description="How to fetch further pages; default one request.")
     retries: int = Field(default=3, ge=0, le=20, description="Retries on 429/5xx/timeouts.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
     max_retry_after: float = Field(default=60.0, ge=0, description="Longest Retry-After honoured.")
     columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
-    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
-                                      "http resource's, default 5); 0: none. Credentials never follow a "
-                                      "redirect to another origin; https to http is refused.")
+    max_redirects: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="Redirects followed (at most the "
+        "http resource's, default 5); 0: none. Credentials never follow a "
+        "redirect to another origin; https to http is refused.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -158,9 +165,16 @@ def _fetch(ctx: NodeContext, params: ApiEndpointParams, headers: dict[str, str],
         query[pager.size_param] = pager.page_size
     while True:
         response = send_with_retries(
-            http, params.method, url, params=query or None, json=params.body, headers=headers,
-            retries=params.retries, backoff_seconds=params.backoff_seconds,
-            max_retry_after=params.max_retry_after, max_redirects=params.max_redirects,
+            http,
+            params.method,
+            url,
+            params=query or None,
+            json=params.body,
+            headers=headers,
+            retries=params.retries,
+            backoff_seconds=params.backoff_seconds,
+            max_retry_after=params.max_retry_after,
+            max_redirects=params.max_redirects,
             sensitive_headers=secret_names,
         )
         try:
@@ -177,14 +191,20 @@ def _fetch(ctx: NodeContext, params: ApiEndpointParams, headers: dict[str, str],
         elif pager.type == "offset":
             query[pager.param or "offset"] += len(page)
         elif pager.type == "cursor":
-            cursor = walk_path(payload, pager.cursor_path or "next_cursor", "cursor_path") if isinstance(
-                payload, dict) else None
+            cursor = (
+                walk_path(payload, pager.cursor_path or "next_cursor", "cursor_path")
+                if isinstance(payload, dict)
+                else None
+            )
             if cursor in (None, ""):
                 break
             query[pager.param or "cursor"] = cursor
         else:
-            nxt = (walk_path(payload, pager.next_path, "next_path") if pager.next_path
-                   else _next_link(dict(response.headers)))
+            nxt = (
+                walk_path(payload, pager.next_path, "next_path")
+                if pager.next_path
+                else _next_link(dict(response.headers))
+            )
             if not nxt:
                 break
             url, query = str(_join(response.url, nxt)), {}
@@ -215,10 +235,9 @@ class WebhookListenerParams(Params):
     )
     sep: str = Field(default=".", description="Separator of nested keys in column names (json_normalize).")
     max_level: int | None = Field(
-        default=None, description="Levels of nesting flattened (json_normalize); default all.")
-    required: bool = Field(
-        default=True, description="Fail when the run was not started by an event (else no rows)."
+        default=None, description="Levels of nesting flattened (json_normalize); default all."
     )
+    required: bool = Field(default=True, description="Fail when the run was not started by an event (else no rows).")
     columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
 
 
@@ -247,8 +266,23 @@ def _declared(params: Any, inputs: dict) -> ColumnSchema | None:
 
 
 NODE_TYPES = [
-    NodeType("ApiEndpoint", ApiEndpointParams, api_endpoint, "source", inputs=NO_INPUTS,
-             resources=frozenset({"http", "secrets"}), kinds=frozenset({"pandas", "api"}), infer_schema=_declared),
-    NodeType("WebhookListener", WebhookListenerParams, webhook_listener, "source", inputs=NO_INPUTS,
-             kinds=frozenset({"pandas", "webhook"}), infer_schema=_declared),
+    NodeType(
+        "ApiEndpoint",
+        ApiEndpointParams,
+        api_endpoint,
+        "source",
+        inputs=NO_INPUTS,
+        resources=frozenset({"http", "secrets"}),
+        kinds=frozenset({"pandas", "api"}),
+        infer_schema=_declared,
+    ),
+    NodeType(
+        "WebhookListener",
+        WebhookListenerParams,
+        webhook_listener,
+        "source",
+        inputs=NO_INPUTS,
+        kinds=frozenset({"pandas", "webhook"}),
+        infer_schema=_declared,
+    ),
 ]

@@ -49,7 +49,8 @@ class Condition(Params):
     column: str = Field(description="Column of the table.")
     op: Op = Field(default="==", description="Comparison; 'in' / 'not in' take a list `value`.")
     value: JsonScalar | list[JsonScalar] = Field(
-        default=None, description="Bound as a parameter, never spliced into SQL.")
+        default=None, description="Bound as a parameter, never spliced into SQL."
+    )
 
     @field_validator("column")
     @classmethod
@@ -61,21 +62,26 @@ def _declared(columns: list[str] | dict[str, LogicalType] | None) -> ColumnSchem
     return dict(columns) if isinstance(columns, dict) else None
 
 
-def _read(conn: Any, statement: Any, params: Any, chunksize: int | None, parse_dates: Any,
-          ctx: NodeContext) -> pd.DataFrame:
+def _read(
+    conn: Any, statement: Any, params: Any, chunksize: int | None, parse_dates: Any, ctx: NodeContext
+) -> pd.DataFrame:
     if not chunksize:
         return pd.read_sql_query(statement, conn, params=params, parse_dates=parse_dates)
     streamed = conn.execution_options(stream_results=True, max_row_buffer=chunksize)
-    chunks = list(pd.read_sql_query(statement, streamed, params=params, parse_dates=parse_dates,
-                              chunksize=chunksize))
+    chunks = list(pd.read_sql_query(statement, streamed, params=params, parse_dates=parse_dates, chunksize=chunksize))
     ctx.add_metadata(chunks=len(chunks))
     if not chunks:
         return pd.read_sql_query(statement, conn, params=params, parse_dates=parse_dates)
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
-def _streamed(connect: Callable[[], Any], statement_of: Callable[[Any], tuple[Any, Any]],
-              chunksize: int, parse_dates: Any, check: Callable[[pd.DataFrame], None]) -> Iterator[pd.DataFrame]:
+def _streamed(
+    connect: Callable[[], Any],
+    statement_of: Callable[[Any], tuple[Any, Any]],
+    chunksize: int,
+    parse_dates: Any,
+    check: Callable[[pd.DataFrame], None],
+) -> Iterator[pd.DataFrame]:
     """The chunks of a query over one connection held open until the last (a server-side cursor).
 
     Each chunk's index continues the previous one, as the index of the whole read would; an empty
@@ -170,8 +176,14 @@ def _condition(column: Any, cond: Condition) -> Any:
         return column.is_not(None)
     if cond.op == "like":
         return column.like(value)
-    return {"==": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
-            ">": column.__gt__, ">=": column.__ge__}[cond.op](value)
+    return {
+        "==": column.__eq__,
+        "!=": column.__ne__,
+        "<": column.__lt__,
+        "<=": column.__le__,
+        ">": column.__gt__,
+        ">=": column.__ge__,
+    }[cond.op](value)
 
 
 def _table_select(conn: Any, params: TableReaderParams, where: str) -> Any:
@@ -187,8 +199,7 @@ def _table_select(conn: Any, params: TableReaderParams, where: str) -> Any:
     referenced = wanted + [c.column for c in params.where] + list(params.order_by or [])
     missing = [c for c in dict.fromkeys(referenced) if c not in table.columns]
     if missing:
-        raise ValueError(f"{where} has no column(s) {', '.join(missing)}; it has "
-                         f"{', '.join(table.columns.keys())}")
+        raise ValueError(f"{where} has no column(s) {', '.join(missing)}; it has {', '.join(table.columns.keys())}")
     statement = sa.select(*[table.columns[c] for c in wanted])
     for cond in params.where:
         statement = statement.where(_condition(table.columns[cond.column], cond))
@@ -214,8 +225,15 @@ def table_reader(ctx: NodeContext, params: TableReaderParams, inputs: dict[str, 
     engine = db.get_engine(params.connection)
     if params.stream:
         assert params.chunksize, "refused by the params' validator (_check_stream)"
-        return _open_stream(_streamed(engine.connect, lambda conn: (_table_select(conn, params, where), None),
-                                      params.chunksize, params.parse_dates, check))
+        return _open_stream(
+            _streamed(
+                engine.connect,
+                lambda conn: (_table_select(conn, params, where), None),
+                params.chunksize,
+                params.parse_dates,
+                check,
+            )
+        )
     with engine.connect() as conn:
         df = _read(conn, _table_select(conn, params, where), None, params.chunksize, params.parse_dates, ctx)
     check(df)
@@ -254,8 +272,9 @@ def bind_names(sql: str) -> list[str]:
     return list(dict.fromkeys(BIND.findall(sql)))
 
 
-def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
-                     inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
+def custom_sql_query(
+    ctx: NodeContext, params: CustomSQLQueryParams, inputs: dict[str, Any]
+) -> pd.DataFrame | FrameStream:
     """Run one SQL query with ``:name`` binds (``pd.read_sql_query``); read-only unless allowed.
 
     With ``stream: true`` each chunk is stored as its own part as soon as it is read.
@@ -265,8 +284,10 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
     names = bind_names(params.sql)
     missing = [n for n in names if n not in values]
     if missing:
-        raise ValueError(f"SQL bind(s) {', '.join(':' + n for n in missing)} have no value: add a "
-                         "flow param of that name or an entry in `binds`")
+        raise ValueError(
+            f"SQL bind(s) {', '.join(':' + n for n in missing)} have no value: add a "
+            "flow param of that name or an entry in `binds`"
+        )
     binds = {n: values[n] for n in names}
     ctx.add_metadata(connection=params.connection, writable=db.is_writable(params.connection))
 
@@ -278,8 +299,15 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
 
     if params.stream:
         assert params.chunksize, "refused by the params' validator (_check_stream)"
-        return _open_stream(_streamed(lambda: db.user_sql_connection(params.connection), statement,
-                                      params.chunksize, params.parse_dates, check))
+        return _open_stream(
+            _streamed(
+                lambda: db.user_sql_connection(params.connection),
+                statement,
+                params.chunksize,
+                params.parse_dates,
+                check,
+            )
+        )
     with db.user_sql_connection(params.connection) as conn:
         sql, sql_binds = statement(conn)
         df = _read(conn, sql, sql_binds, params.chunksize, params.parse_dates, ctx)
@@ -288,10 +316,24 @@ def custom_sql_query(ctx: NodeContext, params: CustomSQLQueryParams,
 
 
 NODE_TYPES = [
-    NodeType("TableReader", TableReaderParams, table_reader, "source", inputs=NO_INPUTS,
-             resources=frozenset({"databases"}), kinds=frozenset({"pandas", "sql"}),
-             infer_schema=lambda params, inputs: _declared(params.columns)),
-    NodeType("CustomSQLQuery", CustomSQLQueryParams, custom_sql_query, "source", inputs=NO_INPUTS,
-             resources=frozenset({"databases"}), kinds=frozenset({"pandas", "sql"}),
-             infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None),
+    NodeType(
+        "TableReader",
+        TableReaderParams,
+        table_reader,
+        "source",
+        inputs=NO_INPUTS,
+        resources=frozenset({"databases"}),
+        kinds=frozenset({"pandas", "sql"}),
+        infer_schema=lambda params, inputs: _declared(params.columns),
+    ),
+    NodeType(
+        "CustomSQLQuery",
+        CustomSQLQueryParams,
+        custom_sql_query,
+        "source",
+        inputs=NO_INPUTS,
+        resources=frozenset({"databases"}),
+        kinds=frozenset({"pandas", "sql"}),
+        infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None,
+    ),
 ]

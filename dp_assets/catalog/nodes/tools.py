@@ -97,8 +97,9 @@ def template_data(inputs: dict[str, Any]) -> dict[str, Any]:
     return {"input": next(iter(inputs.values())) if len(inputs) == 1 else dict(inputs)}
 
 
-def prepared(ctx: NodeContext, params: Params, data: dict[str, Any], scope: SecretScope,
-             url_fields: tuple[str, ...] = ("url",)) -> dict[str, Any]:
+def prepared(
+    ctx: NodeContext, params: Params, data: dict[str, Any], scope: SecretScope, url_fields: tuple[str, ...] = ("url",)
+) -> dict[str, Any]:
     """The node's params as a dict: data templates filled, then the author's secret references resolved."""
     raw = params.model_dump()
     filled = {k: fill(v, data, f"params.{k}", url=k in url_fields) for k, v in raw.items()}
@@ -119,11 +120,15 @@ def record_calls(ctx: NodeContext, scope: SecretScope, calls: list[dict[str, Any
     """Summaries of the node's calls as materialisation metadata (and one log line each)."""
     for call in calls[:MAX_RECORDED_CALLS]:
         ctx.log.info(scope.redact(f"{ctx.node_id}: {json.dumps(call, default=str)[:500]}"))
-    ctx.add_metadata(**scope.redact_value({
-        "calls": calls[:MAX_RECORDED_CALLS],
-        "call_count": len(calls),
-        "call_seconds": round(sum(float(c.get("duration_s") or 0) for c in calls), 4),
-    }))
+    ctx.add_metadata(
+        **scope.redact_value(
+            {
+                "calls": calls[:MAX_RECORDED_CALLS],
+                "call_count": len(calls),
+                "call_seconds": round(sum(float(c.get("duration_s") or 0) for c in calls), 4),
+            }
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,8 @@ class BasicAuth(Params):
 class HttpToolParams(Params):
     url: str = Field(description="http(s) URL; may use {{ params.x }}, {{ input.x }}, {{ row.x }} (URL-quoted).")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
-        default="GET", description="HTTP method.")
+        default="GET", description="HTTP method."
+    )
     query: dict[str, Any] = Field(default_factory=dict, description="Query string params.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers; values may hold ${env:NAME} secrets.")
     body: Any = Field(default=None, description="JSON body (any JSON value; templates allowed).")
@@ -159,14 +165,25 @@ class HttpToolParams(Params):
     auth: BearerAuth | BasicAuth | None = Field(default=None, description="Authorization from secrets.")
     parse: Literal["auto", "json", "text"] = Field(default="auto", description="How to read the response body.")
     timeout_seconds: float | None = Field(
-        default=None, gt=0, description="Total time per request (at most the resource's).")
-    retries: int | None = Field(default=None, ge=0, le=10, description="Retries on 429/5xx/timeouts; default 2 for "
-                                "GET/HEAD/OPTIONS and 0 otherwise (a retried POST could act twice).")
+        default=None, gt=0, description="Total time per request (at most the resource's)."
+    )
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="Retries on 429/5xx/timeouts; default 2 for "
+        "GET/HEAD/OPTIONS and 0 otherwise (a retried POST could act twice).",
+    )
     backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between retries; doubles each time.")
     max_bytes: int | None = Field(default=None, gt=0, description="Largest response body (at most the resource's).")
-    max_redirects: int | None = Field(default=None, ge=0, le=20, description="Redirects followed (at most the "
-                                      "resource's, default 5); 0: the 30x response is the value. A redirect to "
-                                      "another origin drops the credentials; https to http is refused.")
+    max_redirects: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="Redirects followed (at most the "
+        "resource's, default 5); 0: the 30x response is the value. A redirect to "
+        "another origin drops the credentials; https to http is refused.",
+    )
     fail_on_status: bool = Field(default=True, description="Fail the node on a final 4xx/5xx answer.")
     for_each_row: bool = Field(default=False, description="One request per input row ({{ row.col }}); output a frame.")
     max_requests: int = Field(default=100, ge=1, description="Most requests for_each_row may send.")
@@ -201,14 +218,21 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
     started = time.monotonic()
     try:
         response = send_with_retries(
-            _http_with(http, p), method, p["url"], params={k: v for k, v in (p.get("query") or {}).items()
-                                                           if v is not None} or None,
-            json=p.get("body") if content is None else None, content=content, headers=headers,
-            retries=retries, backoff_seconds=p.get("backoff_seconds", 0.5), max_bytes=p.get("max_bytes"),
+            _http_with(http, p),
+            method,
+            p["url"],
+            params={k: v for k, v in (p.get("query") or {}).items() if v is not None} or None,
+            json=p.get("body") if content is None else None,
+            content=content,
+            headers=headers,
+            retries=retries,
+            backoff_seconds=p.get("backoff_seconds", 0.5),
+            max_bytes=p.get("max_bytes"),
             max_redirects=p.get("max_redirects"),
             sensitive_headers=scope.sensitive_headers(headers),
-            sensitive_body=scope.holds_secret(p["content"] if content is not None
-                                              else json.dumps(p.get("body"), default=str)),
+            sensitive_body=scope.holds_secret(
+                p["content"] if content is not None else json.dumps(p.get("body"), default=str)
+            ),
         )
     except HttpStatusError as exc:
         if p.get("fail_on_status", True):
@@ -225,8 +249,13 @@ def http_call(http: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
         "url": response.url,
         "duration_s": round(time.monotonic() - started, 4),
     }
-    record = {"method": method, "url": response.url, "status": response.status_code,
-              "bytes": len(response.content), "duration_s": value["duration_s"]}
+    record = {
+        "method": method,
+        "url": response.url,
+        "status": response.status_code,
+        "bytes": len(response.content),
+        "duration_s": value["duration_s"],
+    }
     return ToolRun(scope.redact_value(value), scope.redact_value(record))
 
 
@@ -245,9 +274,9 @@ def http_tool(ctx: NodeContext, params: HttpToolParams, inputs: dict[str, Any]) 
             raise TemplateError("for_each_row needs one DataFrame input")
         if len(frame) > params.max_requests:
             raise TemplateError(
-                f"for_each_row would send {len(frame)} requests, over max_requests={params.max_requests}")
-        runs = [http_call(http, prepared(ctx, params, {**data, "row": row}, scope), scope)
-                for row in _plain(frame)]
+                f"for_each_row would send {len(frame)} requests, over max_requests={params.max_requests}"
+            )
+        runs = [http_call(http, prepared(ctx, params, {**data, "row": row}, scope), scope) for row in _plain(frame)]
         record_calls(ctx, scope, [r.record for r in runs])
         out = frame.copy()
         out["response_status"] = [r.value["status"] for r in runs]
@@ -260,22 +289,40 @@ def http_tool(ctx: NodeContext, params: HttpToolParams, inputs: dict[str, Any]) 
 
 class ShellToolParams(Params):
     argv: list[str] = Field(
-        min_length=1, description="Program and arguments, one list item each; never parsed by a shell.")
+        min_length=1, description="Program and arguments, one list item each; never parsed by a shell."
+    )
     cwd: str | None = Field(default=None, description="Working folder relative to the shell root.")
-    env: dict[str, str] = Field(default_factory=dict, description="The only environment the program gets "
-                                "(plus PATH and LANG); values may hold ${env:NAME} secrets.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="The only environment the program gets (plus PATH and LANG); values may hold ${env:NAME} secrets.",
+    )
     stdin: str | None = Field(default=None, description="Text sent to the program's standard input.")
     timeout_seconds: float | None = Field(default=None, gt=0, description="At most the resource's timeout.")
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], description="Exit codes that count as success.")
 
 
 def shell_call(shell: Any, p: dict[str, Any], scope: SecretScope) -> ToolRun:
-    result = shell.run([str(a) for a in p["argv"]], cwd=p.get("cwd"), env=p.get("env") or {},
-                       stdin=p.get("stdin"), timeout_seconds=p.get("timeout_seconds"))
-    value = {"argv": list(result.argv), "exit_code": result.exit_code, "stdout": result.stdout,
-             "stderr": result.stderr, "duration_s": round(result.duration_s, 4), "truncated": result.truncated}
-    record = {"program": result.argv[0], "args": len(result.argv) - 1, "exit_code": result.exit_code,
-              "duration_s": value["duration_s"]}
+    result = shell.run(
+        [str(a) for a in p["argv"]],
+        cwd=p.get("cwd"),
+        env=p.get("env") or {},
+        stdin=p.get("stdin"),
+        timeout_seconds=p.get("timeout_seconds"),
+    )
+    value = {
+        "argv": list(result.argv),
+        "exit_code": result.exit_code,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "duration_s": round(result.duration_s, 4),
+        "truncated": result.truncated,
+    }
+    record = {
+        "program": result.argv[0],
+        "args": len(result.argv) - 1,
+        "exit_code": result.exit_code,
+        "duration_s": value["duration_s"],
+    }
     return ToolRun(scope.redact_value(value), scope.redact_value(record))
 
 
@@ -287,8 +334,10 @@ def shell_tool(ctx: NodeContext, params: ShellToolParams, inputs: dict[str, Any]
         run = shell_call(shell, prepared(ctx, params, template_data(inputs), scope, url_fields=()), scope)
         record_calls(ctx, scope, [run.record])
         if run.value["exit_code"] not in params.ok_exit_codes:
-            raise RuntimeError(f"'{params.argv[0]}' exited with {run.value['exit_code']} (ok_exit_codes: "
-                               f"{params.ok_exit_codes}); stderr: {run.value['stderr'][-500:]}")
+            raise RuntimeError(
+                f"'{params.argv[0]}' exited with {run.value['exit_code']} (ok_exit_codes: "
+                f"{params.ok_exit_codes}); stderr: {run.value['stderr'][-500:]}"
+            )
         return run.value
 
 
@@ -296,21 +345,32 @@ def shell_tool(ctx: NodeContext, params: ShellToolParams, inputs: dict[str, Any]
 
 
 class PythonToolParams(Params):
-    code: str = Field(min_length=1, description="Python run in the sandbox; it sees `inputs` (upstream values by "
-                      "node id), `df` (the only one), `params`, `args`, `pd`, `np`, and sets `result`.")
+    code: str = Field(
+        min_length=1,
+        description="Python run in the sandbox; it sees `inputs` (upstream values by "
+        "node id), `df` (the only one), `params`, `args`, `pd`, `np`, and sets `result`.",
+    )
     variables: dict[str, JsonScalar] = Field(default_factory=dict, description="Extra values in `params`.")
     limits: SandboxLimits | None = Field(default=None, description="This node's sandbox limits.")
 
 
-def python_call(ctx: NodeContext, params: PythonToolParams, inputs: dict[str, Any], args: dict[str, Any],
-                scope: SecretScope) -> ToolRun:
+def python_call(
+    ctx: NodeContext, params: PythonToolParams, inputs: dict[str, Any], args: dict[str, Any], scope: SecretScope
+) -> ToolRun:
     sandbox = ctx.resource("sandbox")
     names = {ref.removesuffix(".result").replace(".", "_"): value for ref, value in inputs.items()}
     # PythonTool resolves no secrets: code and variables are run as the author wrote them
-    outcome = sandbox.run(as_written(params.code), {
-        "inputs": names, "df": next(iter(inputs.values())) if len(inputs) == 1 else None,
-        "params": {**dict(ctx.flow_params), **as_written(params.variables)}, "args": args,
-    }, mode="script", limits=params.limits)
+    outcome = sandbox.run(
+        as_written(params.code),
+        {
+            "inputs": names,
+            "df": next(iter(inputs.values())) if len(inputs) == 1 else None,
+            "params": {**dict(ctx.flow_params), **as_written(params.variables)},
+            "args": args,
+        },
+        mode="script",
+        limits=params.limits,
+    )
     if outcome.stdout:
         ctx.log.info(scope.redact(f"{ctx.node_id} printed:\n{outcome.stdout[-5000:]}"))
     record = {"sandbox": "script", "duration_s": round(outcome.duration_s, 4), "printed": len(outcome.stdout)}
@@ -337,11 +397,16 @@ class McpToolParams(Params):
     fail_on_error: bool = Field(default=True, description="Fail the node when the tool reports an error.")
 
 
-def mcp_call(connection: Any, tool: str, arguments: dict[str, Any], timeout: float | None,
-             scope: SecretScope) -> ToolRun:
+def mcp_call(
+    connection: Any, tool: str, arguments: dict[str, Any], timeout: float | None, scope: SecretScope
+) -> ToolRun:
     result = connection.call_tool(tool, arguments, timeout)
-    record = {"server": connection.name, "tool": tool, "is_error": result["is_error"],
-              "duration_s": result["duration_s"]}
+    record = {
+        "server": connection.name,
+        "tool": tool,
+        "is_error": result["is_error"],
+        "duration_s": result["duration_s"],
+    }
     return ToolRun(scope.redact_value(result), scope.redact_value(record))
 
 
@@ -359,12 +424,47 @@ def mcp_tool(ctx: NodeContext, params: McpToolParams, inputs: dict[str, Any]) ->
 
 
 NODE_TYPES = [
-    NodeType("HttpTool", HttpToolParams, http_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"http"}),
-             resources=frozenset({"http", "secrets"}), side_effects=True, data_templates=True),
-    NodeType("ShellTool", ShellToolParams, shell_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"shell"}),
-             resources=frozenset({"shell", "secrets"}), side_effects=True, data_templates=True),
-    NodeType("PythonTool", PythonToolParams, python_tool, "tool", inputs=OPTIONAL_INPUTS,
-             kinds=frozenset({"python"}), resources=frozenset({"sandbox", "secrets"}), data_templates=True),
-    NodeType("McpTool", McpToolParams, mcp_tool, "tool", inputs=OPTIONAL_INPUTS, kinds=frozenset({"mcp"}),
-             resources=frozenset({"mcp", "secrets"}), side_effects=True, data_templates=True),
+    NodeType(
+        "HttpTool",
+        HttpToolParams,
+        http_tool,
+        "tool",
+        inputs=OPTIONAL_INPUTS,
+        kinds=frozenset({"http"}),
+        resources=frozenset({"http", "secrets"}),
+        side_effects=True,
+        data_templates=True,
+    ),
+    NodeType(
+        "ShellTool",
+        ShellToolParams,
+        shell_tool,
+        "tool",
+        inputs=OPTIONAL_INPUTS,
+        kinds=frozenset({"shell"}),
+        resources=frozenset({"shell", "secrets"}),
+        side_effects=True,
+        data_templates=True,
+    ),
+    NodeType(
+        "PythonTool",
+        PythonToolParams,
+        python_tool,
+        "tool",
+        inputs=OPTIONAL_INPUTS,
+        kinds=frozenset({"python"}),
+        resources=frozenset({"sandbox", "secrets"}),
+        data_templates=True,
+    ),
+    NodeType(
+        "McpTool",
+        McpToolParams,
+        mcp_tool,
+        "tool",
+        inputs=OPTIONAL_INPUTS,
+        kinds=frozenset({"mcp"}),
+        resources=frozenset({"mcp", "secrets"}),
+        side_effects=True,
+        data_templates=True,
+    ),
 ]

@@ -54,8 +54,11 @@ class SortDataParams(Params):
 def sort_data(ctx: NodeContext, params: SortDataParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Sort rows (``df.sort_values``)."""
     return inputs["input"].sort_values(
-        by=params.by, ascending=params.ascending, na_position=params.na_position,
-        kind=params.kind, ignore_index=params.ignore_index,
+        by=params.by,
+        ascending=params.ascending,
+        na_position=params.na_position,
+        kind=params.kind,
+        ignore_index=params.ignore_index,
     )
 
 
@@ -66,8 +69,9 @@ def sort_data_schema(params: SortDataParams, inputs: dict) -> ColumnSchema | Non
 
 # --- GroupAggregate --------------------------------------------------------------------------
 
-AggFunc = Literal["sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var",
-                  "first", "last", "prod"]
+AggFunc = Literal[
+    "sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var", "first", "last", "prod"
+]
 NUMERIC_ONLY = {"sum", "mean", "median", "std", "var", "prod"}
 
 
@@ -164,16 +168,20 @@ class JoinMergeParams(Params):
     validate_: Literal["one_to_one", "one_to_many", "many_to_one", "many_to_many"] | None = Field(
         default=None, alias="validate", description="Check the join's cardinality, as pandas does."
     )
-    indicator: bool = Field(
-        default=False, description="Add a `_merge` column: left_only, right_only or both."
-    )
+    indicator: bool = Field(default=False, description="Add a `_merge` column: left_only, right_only or both.")
 
 
 def join_merge(ctx: NodeContext, params: JoinMergeParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Join two inputs, ``left`` and ``right`` (``pd.merge``)."""
     return pd.merge(
-        inputs["left"], inputs["right"], how=params.how, on=params.on, left_on=params.left_on,
-        right_on=params.right_on, suffixes=params.suffixes, validate=params.validate_,
+        inputs["left"],
+        inputs["right"],
+        how=params.how,
+        on=params.on,
+        left_on=params.left_on,
+        right_on=params.right_on,
+        suffixes=params.suffixes,
+        validate=params.validate_,
         indicator=params.indicator,
     )
 
@@ -205,8 +213,9 @@ def join_merge_schema(params: JoinMergeParams, inputs: dict) -> ColumnSchema | N
     for lk, rk in zip(left_keys, right_keys, strict=True):
         lt, rt = left[lk], right[rk]
         if "any" not in (lt, rt) and lt != rt and not {lt, rt} <= {"integer", "float"}:
-            raise SchemaError("on" if params.on else "left_on",
-                              f"join key types differ: left '{lk}' is {lt}, right '{rk}' is {rt}")
+            raise SchemaError(
+                "on" if params.on else "left_on", f"join key types differ: left '{lk}' is {lt}, right '{rk}' is {rt}"
+            )
     # Which side's rows may have no partner (its columns are then null in those rows).
     left_nullable = params.how in ("right", "outer")
     right_nullable = params.how in ("left", "outer")
@@ -226,11 +235,8 @@ def join_merge_schema(params: JoinMergeParams, inputs: dict) -> ColumnSchema | N
 
 
 NODE_TYPES = [
-    NodeType("SelectColumns", SelectColumnsParams, select_columns, "transform",
-             infer_schema=select_columns_schema),
+    NodeType("SelectColumns", SelectColumnsParams, select_columns, "transform", infer_schema=select_columns_schema),
     NodeType("SortData", SortDataParams, sort_data, "transform", infer_schema=sort_data_schema),
-    NodeType("GroupAggregate", GroupAggregateParams, group_aggregate, "transform",
-             infer_schema=group_aggregate_schema),
-    NodeType("JoinMerge", JoinMergeParams, join_merge, "transform", inputs=LEFT_RIGHT,
-             infer_schema=join_merge_schema),
+    NodeType("GroupAggregate", GroupAggregateParams, group_aggregate, "transform", infer_schema=group_aggregate_schema),
+    NodeType("JoinMerge", JoinMergeParams, join_merge, "transform", inputs=LEFT_RIGHT, infer_schema=join_merge_schema),
 ]

@@ -177,9 +177,7 @@ def split_column_schema(params: SplitColumnParams, inputs: dict) -> ColumnSchema
 class MapValuesParams(Params):
     column: str = Field(description="The column whose values are replaced.")
     mapping: dict[str | int | float | bool, JsonScalar] = Field(description="Old value -> new value.")
-    default: JsonScalar = Field(
-        default=None, description="Value for unmapped values; when not given they are kept."
-    )
+    default: JsonScalar = Field(default=None, description="Value for unmapped values; when not given they are kept.")
     output: str | None = Field(default=None, description="Write to this column instead of replacing.")
 
 
@@ -225,10 +223,10 @@ def map_values_schema(params: MapValuesParams, inputs: dict) -> ColumnSchema | N
 
 
 NODE_TYPES = [
-    NodeType("RenameColumns", RenameColumnsParams, rename_columns, "transform",
-             infer_schema=rename_columns_schema),
-    NodeType("ChangeDataType", ChangeDataTypeParams, change_data_type, "transform",
-             infer_schema=change_data_type_schema),
+    NodeType("RenameColumns", RenameColumnsParams, rename_columns, "transform", infer_schema=rename_columns_schema),
+    NodeType(
+        "ChangeDataType", ChangeDataTypeParams, change_data_type, "transform", infer_schema=change_data_type_schema
+    ),
     NodeType("SplitColumn", SplitColumnParams, split_column, "transform", infer_schema=split_column_schema),
     NodeType("MapValues", MapValuesParams, map_values, "transform", infer_schema=map_values_schema),
 ]

@@ -25,6 +25,7 @@ from dp_assets.catalog.schema import (
 
 # --- PivotTable ------------------------------------------------------------------------------
 
+
 class PivotTableParams(Params):
     index: str | list[str] = Field(description="Columns whose values become the rows.")
     columns: str | list[str] = Field(description="Columns whose values become new columns.")
@@ -37,7 +38,8 @@ class PivotTableParams(Params):
     sort: bool = Field(default=True, description="Sort the rows by the index values.")
     sep: str = Field(default="_", description="Joins the levels of new column names, e.g. 'amount_EU'.")
     columns_values: list[JsonScalar | list[JsonScalar]] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="The values of `columns` that become columns, in this order, so every run has the same "
         "columns and dtypes: a value no row has gives a column of fill_value (null by default; integer "
         "cells are then float), and a value not listed fails the run naming it (filter rows first to "
@@ -136,8 +138,10 @@ def _declared_columns(table: pd.DataFrame, df: pd.DataFrame, params: PivotTableP
     if unexpected:
         shown = ", ".join(repr(k[0] if width == 1 else k) for k in unexpected[:5])
         more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
-        raise ValueError(f"columns_values: value(s) {shown}{more} of {', '.join(keys)} are not declared; "
-                         "add them to columns_values, or filter those rows out before the pivot")
+        raise ValueError(
+            f"columns_values: value(s) {shown}{more} of {', '.join(keys)} are not declared; "
+            "add them to columns_values, or filter those rows out before the pivot"
+        )
     value_columns = _value_columns(params, list(df.columns))
     prefixes = _prefixes(params, value_columns)
     target = [prefix + key for prefix in prefixes for key in declared]
@@ -152,8 +156,13 @@ def _declared_columns(table: pd.DataFrame, df: pd.DataFrame, params: PivotTableP
         func = parts[0] if isinstance(params.aggfunc, list) else funcs[0]
         value = parts[-width - 1] if not isinstance(params.values, str) else params.values
         kind = _cell_kind(func, schema.get(value, "any"), params.fill_value)
-        dtype = {"float": "float64", "integer": "int64", "string": "str", "boolean": "bool",
-                 "datetime": df[value].dtype if value in df else None}.get(kind)
+        dtype = {
+            "float": "float64",
+            "integer": "int64",
+            "string": "str",
+            "boolean": "bool",
+            "datetime": df[value].dtype if value in df else None,
+        }.get(kind)
         if dtype is not None:
             out.isetitem(position, out.iloc[:, position].astype(dtype))
     return out
@@ -170,9 +179,16 @@ def pivot_table(ctx: NodeContext, params: PivotTableParams, inputs: dict[str, An
     exactly those, in that order, and ``dp validate`` knows the output schema.
     """
     df = inputs["input"]
-    table = pd.pivot_table(df, index=params.index, columns=params.columns, values=params.values,
-                           aggfunc=params.aggfunc, fill_value=params.fill_value, dropna=params.dropna,
-                           sort=params.sort)
+    table = pd.pivot_table(
+        df,
+        index=params.index,
+        columns=params.columns,
+        values=params.values,
+        aggfunc=params.aggfunc,
+        fill_value=params.fill_value,
+        dropna=params.dropna,
+        sort=params.sort,
+    )
     if params.columns_values is not None:
         table = _declared_columns(table, df, params)
     return flatten_columns(table, params.sep).reset_index()

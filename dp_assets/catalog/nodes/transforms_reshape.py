@@ -16,8 +16,9 @@ from dp_assets.catalog.base import (
 )
 from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
 
-AggFunc = Literal["sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var",
-                  "first", "last", "prod"]
+AggFunc = Literal[
+    "sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var", "first", "last", "prod"
+]
 NUMERIC_ONLY = {"sum", "mean", "median", "std", "var", "prod"}
 JsonScalar = str | int | float | bool | None
 
@@ -30,13 +31,19 @@ class MeltParams(Params):
     var_name: str = Field(default="variable", description="Name of the column holding the old column names.")
     value_name: str = Field(default="value", description="Name of the column holding the values.")
     ignore_index: bool = Field(
-        default=True, description="Number the rows 0, 1, 2... (false repeats the input's index).")
+        default=True, description="Number the rows 0, 1, 2... (false repeats the input's index)."
+    )
 
 
 def melt(ctx: NodeContext, params: MeltParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Unpivot columns into rows (``df.melt``)."""
-    return inputs["input"].melt(id_vars=params.id_vars, value_vars=params.value_vars, var_name=params.var_name,
-                                value_name=params.value_name, ignore_index=params.ignore_index)
+    return inputs["input"].melt(
+        id_vars=params.id_vars,
+        value_vars=params.value_vars,
+        var_name=params.var_name,
+        value_name=params.value_name,
+        ignore_index=params.ignore_index,
+    )
 
 
 def melt_schema(params: MeltParams, inputs: dict) -> ColumnSchema | None:
@@ -54,10 +61,33 @@ def melt_schema(params: MeltParams, inputs: dict) -> ColumnSchema | None:
 
 # --- WindowFunctions -------------------------------------------------------------------------
 
-WindowFunc = Literal["row_number", "rank", "dense_rank", "percent_rank", "lag", "lead", "cumsum", "cummax",
-                     "cummin", "cumcount", "rolling_mean", "rolling_sum", "rolling_min", "rolling_max"]
-NEEDS_COLUMN = {"lag", "lead", "cumsum", "cummax", "cummin", "rolling_mean", "rolling_sum", "rolling_min",
-                "rolling_max"}
+WindowFunc = Literal[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "lag",
+    "lead",
+    "cumsum",
+    "cummax",
+    "cummin",
+    "cumcount",
+    "rolling_mean",
+    "rolling_sum",
+    "rolling_min",
+    "rolling_max",
+]
+NEEDS_COLUMN = {
+    "lag",
+    "lead",
+    "cumsum",
+    "cummax",
+    "cummin",
+    "rolling_mean",
+    "rolling_sum",
+    "rolling_min",
+    "rolling_max",
+}
 
 
 class WindowSpec(Params):
@@ -69,9 +99,7 @@ class WindowSpec(Params):
         "percent_rank, lag / lead (the value `periods` rows before / after), cumsum / cummax / cummin, or "
         "rolling_mean / rolling_sum / rolling_min / rolling_max over `window` rows."
     )
-    column: str | None = Field(
-        default=None, description="Column it reads; ranks default to the first order_by column."
-    )
+    column: str | None = Field(default=None, description="Column it reads; ranks default to the first order_by column.")
     periods: int = Field(default=1, ge=0, description="For lag/lead: how many rows back or ahead.")
     window: int | None = Field(default=None, gt=0, description="For rolling_*: rows in the window.")
     min_periods: int | None = Field(default=None, ge=0, description="For rolling_*: rows needed for a value.")
@@ -94,9 +122,7 @@ class WindowFunctionsParams(Params):
     ascending: bool | list[bool] = Field(
         default=True, description="Order direction; a list gives one per `order_by` column."
     )
-    functions: list[WindowSpec] = Field(
-        min_length=1, description="The new columns, one entry each (fields below)."
-    )
+    functions: list[WindowSpec] = Field(min_length=1, description="The new columns, one entry each (fields below).")
 
 
 def _ordered(df: pd.DataFrame, params: WindowFunctionsParams) -> pd.DataFrame:
@@ -181,6 +207,7 @@ def window_functions_schema(params: WindowFunctionsParams, inputs: dict) -> Colu
 
 NODE_TYPES = [
     NodeType("Melt", MeltParams, melt, "transform", infer_schema=melt_schema),
-    NodeType("WindowFunctions", WindowFunctionsParams, window_functions, "transform",
-             infer_schema=window_functions_schema),
+    NodeType(
+        "WindowFunctions", WindowFunctionsParams, window_functions, "transform", infer_schema=window_functions_schema
+    ),
 ]

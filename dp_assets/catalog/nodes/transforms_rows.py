@@ -56,9 +56,14 @@ class SampleRowsParams(Params):
 
 def sample_rows(ctx: NodeContext, params: SampleRowsParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """A random sample of rows (``df.sample(n=..., frac=..., random_state=...)``)."""
-    return inputs["input"].sample(n=params.n, frac=params.frac, replace=params.replace,
-                                  weights=params.weights, random_state=params.random_state,
-                                  ignore_index=params.ignore_index)
+    return inputs["input"].sample(
+        n=params.n,
+        frac=params.frac,
+        replace=params.replace,
+        weights=params.weights,
+        random_state=params.random_state,
+        ignore_index=params.ignore_index,
+    )
 
 
 def sample_rows_schema(params: SampleRowsParams, inputs: dict) -> ColumnSchema | None:
@@ -113,8 +118,7 @@ def _fill_values(df: pd.DataFrame, params: HandleMissingValuesParams, columns: l
     return values
 
 
-def handle_missing_values(ctx: NodeContext, params: HandleMissingValuesParams,
-                          inputs: dict[str, Any]) -> pd.DataFrame:
+def handle_missing_values(ctx: NodeContext, params: HandleMissingValuesParams, inputs: dict[str, Any]) -> pd.DataFrame:
     """Drop or fill nulls (``dropna``, ``fillna``, ``ffill``, ``bfill``; mean/median/mode per column)."""
     df = inputs["input"]
     columns = list(params.subset) if params.subset is not None else list(df.columns)
@@ -137,8 +141,9 @@ def handle_missing_values_schema(params: HandleMissingValuesParams, inputs: dict
     if schema is not None and params.strategy in ("mean", "median") and params.subset:
         for column in params.subset:
             if schema[column] not in NUMERIC | {"any"}:
-                raise SchemaError("subset", f"cannot take the {params.strategy} of column '{column}' "
-                                            f"of type {schema[column]}")
+                raise SchemaError(
+                    "subset", f"cannot take the {params.strategy} of column '{column}' of type {schema[column]}"
+                )
     return schema
 
 
@@ -215,9 +220,20 @@ def union_concatenate_schema(params: UnionConcatenateParams, inputs: dict) -> Co
 NODE_TYPES = [
     NodeType("Limit", LimitParams, limit, "transform", infer_schema=lambda params, inputs: inputs["input"]),
     NodeType("SampleRows", SampleRowsParams, sample_rows, "transform", infer_schema=sample_rows_schema),
-    NodeType("HandleMissingValues", HandleMissingValuesParams, handle_missing_values, "transform",
-             infer_schema=handle_missing_values_schema),
+    NodeType(
+        "HandleMissingValues",
+        HandleMissingValuesParams,
+        handle_missing_values,
+        "transform",
+        infer_schema=handle_missing_values_schema,
+    ),
     NodeType("Deduplicate", DeduplicateParams, deduplicate, "transform", infer_schema=deduplicate_schema),
-    NodeType("UnionConcatenate", UnionConcatenateParams, union_concatenate, "transform",
-             inputs=MANY_INPUTS, infer_schema=union_concatenate_schema),
+    NodeType(
+        "UnionConcatenate",
+        UnionConcatenateParams,
+        union_concatenate,
+        "transform",
+        inputs=MANY_INPUTS,
+        infer_schema=union_concatenate_schema,
+    ),
 ]
