@@ -157,7 +157,7 @@ class Platform:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_group(self.process, grace_seconds=30)  # make exits at once; dagster dev takes its time
+            stop_group(self.process, grace_seconds=10)  # a home in tmp: nothing to lose
 
 
 @dataclass

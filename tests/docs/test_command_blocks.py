@@ -65,8 +65,8 @@ def test_not_run_markers_name_a_reason_and_an_existing_test() -> None:
 def test_most_blocks_run() -> None:
     """Markers stay rare: anything that can run here must run."""
     not_run = [block.id for block in BLOCKS if block.not_run is not None]
-    assert len(BLOCKS) >= 30
-    assert len(not_run) <= len(BLOCKS) // 3, not_run
+    assert BLOCKS
+    assert len(not_run) <= len(BLOCKS) // 3, f"{len(not_run)} of {len(BLOCKS)} blocks are not run: {not_run}"
 
 
 def test_the_collector_sees_what_a_reader_sees(tmp_path: Path) -> None:
