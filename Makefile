@@ -25,12 +25,13 @@ run: install
 
 # The whole suite, the live-stack fault tests (F2, F4-F7, F10: about 5 minutes, on private
 # PostgreSQL and Redis servers) included, as two pytest sessions side by side: the live stacks
-# (tests/deploy and the bench smoke: Celery stacks and private servers, mostly waiting on their
-# processes; their output is printed when they finish) and everything else at a lower CPU
+# (tests/deploy, the docs' command blocks and the bench smoke: Celery stacks, private servers,
+# `make run` and `dp` commands as a user runs them, mostly waiting on their processes; their
+# output is printed when they finish) and everything else at a lower CPU
 # priority (nice), so that it never starves a stack. The CPU-hungry bench smoke runs last
 # (tests/conftest.py), when the other session has finished. They share no Redis database, PostgreSQL
 # database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
-LIVE_TESTS = tests/bench tests/deploy
+LIVE_TESTS = tests/bench tests/deploy tests/docs
 test: install lint
 	@$(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(LIVE_TESTS) $(PYTEST_ARGS) \
 		> .test-live.log 2>&1 & live=$$!; \
