@@ -217,7 +217,7 @@ def _sleeping_node(pid_file: str) -> None:
 def test_node_child_dies_with_its_step_process(tmp_path) -> None:
     """F1: when the step process is killed (``kill -9`` of a worker), the node's child goes too
     (parent-death signal), instead of burning a core until its timeout."""
-    from deploy_stack import pid_alive
+    from tests.support.processes import pid_alive
 
     pid_file = tmp_path / "child.pid"
     step = multiprocessing.get_context("fork").Process(target=_sleeping_node, args=(str(pid_file),))
