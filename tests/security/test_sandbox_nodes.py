@@ -8,6 +8,7 @@ its lifecycle (fork server started on use, stopped at teardown).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -94,12 +95,15 @@ def test_run_python_script_variables_override_flow_params(node_context: Any) -> 
 
 def test_run_python_script_print_is_logged(node_context: Any, caplog: pytest.LogCaptureFixture) -> None:
     ctx = node_context()
-    with caplog.at_level("INFO", logger="dp.node"):
-        RUN_PYTHON_SCRIPT.run(
-            ctx,
-            RunPythonScriptParams(code="print('rows:', len(df))\nresult = df"),
-            {"input": _frame(4)},
-        )
+    # The node's own logger, unregistered: a test elsewhere in the session may reconfigure the
+    # logging tree (a dictConfig disables the loggers that exist), which must not decide this one.
+    ctx.log = logging.Logger("sandbox_print", level=logging.INFO)
+    ctx.log.addHandler(caplog.handler)
+    RUN_PYTHON_SCRIPT.run(
+        ctx,
+        RunPythonScriptParams(code="print('rows:', len(df))\nresult = df"),
+        {"input": _frame(4)},
+    )
     assert "rows: 4" in caplog.text
 
 
