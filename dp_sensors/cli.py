@@ -60,6 +60,20 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
+def launch_params(params: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
+    """A flow's params from ``--params-json`` (one JSON object) and ``--param KEY=VALUE``s."""
+    values: dict[str, Any] = {}
+    if params_json:
+        try:
+            values = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
+        if not isinstance(values, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
+    values.update(_pairs(params, "--param"))
+    return values
+
+
 def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for item in items:
@@ -100,15 +114,7 @@ def launch(
     """Launch FLOW through Dagster's GraphQL API with its params as run config."""
     from dp_sensors.launch import GraphQLClient, LaunchError
 
-    values: dict[str, Any] = {}
-    if params_json:
-        try:
-            values = json.loads(params_json)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
-        if not isinstance(values, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
-    values.update(_pairs(params, "--param"))
+    values = launch_params(params, params_json)
     run_tags = {TRIGGER_TAG: "cli", TASK_TAG: task_id or uuid.uuid4().hex, **_pairs(tags, "--tag")}
     url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import sys
 import threading
 import time
@@ -82,17 +81,9 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     from dp_assets.loading import LoadScope
     from dp_assets.location import build_code_location
     from dp_assets.store_api import FlowNotFound, FlowStoreAPI
-    from dp_sensors.cli import _pairs
+    from dp_sensors.cli import launch_params
 
-    values: dict[str, Any] = {}
-    if params_json:
-        try:
-            values = json.loads(params_json)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
-        if not isinstance(values, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
-    values.update(_pairs(params, "--param"))
+    values = launch_params(params, params_json)
 
     api = FlowStoreAPI()
     try:

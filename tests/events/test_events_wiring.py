@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from dp_sensors.events import EventBusResource, RedisStreamEventBus, SqlEventBus
 from dp_sensors.events.cli import events_group
-from dp_sensors.webhook.cli import make_serve_command, make_webhook_group
 
 
 def test_resource_defaults_to_the_flow_store(dp_home: Path, monkeypatch) -> None:
@@ -71,7 +70,10 @@ def test_events_cli_publish_and_list(tmp_path: Path) -> None:
 
 
 def test_webhook_serve_command_is_mountable() -> None:
-    group = make_webhook_group(lambda: {}.get)
+    from dp_assets.cli import main as dp
+    from dp_assets.cli.triggers import webhook
+
+    group = webhook
     assert isinstance(group, click.Group) and "serve" in group.commands
-    result = CliRunner().invoke(make_serve_command(lambda: {}.get), ["--help"])
+    result = CliRunner().invoke(dp, ["webhook", "serve", "--help"])
     assert result.exit_code == 0 and "DP_WEBHOOK_TOKEN" in result.output
