@@ -89,7 +89,8 @@ class FlowStoreAPI:
         return self._published(SaveResult(flow_id, found, created=False, published=found != before))
 
     def _published(self, saved: SaveResult) -> PublishResult:
-        restored = self.store.restore(saved.flow_id)
+        # Only a deleted flow needs the write that brings it back.
+        restored = self.store.info(saved.flow_id).state == "deleted" and self.store.restore(saved.flow_id)
         return PublishResult(saved.flow_id, saved.version, saved.created, saved.published, restored)
 
     def unpublish(self, flow_id: str) -> bool:

@@ -4,4 +4,3 @@ it needs the flow store's published flows, which dp_sensors does not import."""
 from __future__ import annotations
 
 DEFAULT_PORT = 8787
-DEFAULT_DAGSTER_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
