@@ -118,6 +118,9 @@ class OutputStorage(Strict):
     table: str | None = Field(default=None, description="schema.table, for format: table")
 
 
+Engine = Literal["pandas", "duckdb"]
+
+
 class NodeBase(Strict):
     """What every node has besides its type-specific ``params``."""
 
@@ -133,6 +136,12 @@ class NodeBase(Strict):
     columns: list[ColumnContract] | None = None
     storage: OutputStorage | None = None
     tags: Tags = Field(default_factory=dict)
+    ephemeral: bool = Field(
+        default=False,
+        description="Not an asset and never stored: computed inside the step of each node that "
+        "reads it (no preview, no row count of its own; see docs/flow-spec.md).",
+    )
+    engine: Engine | None = Field(default=None, description="The engine of this node (default: policies.engine).")
 
 
 def _interval_field() -> Any:
@@ -318,6 +327,24 @@ class RunPolicy(Strict):
         "(uncompressed Arrow IPC, the default), 'arrow-lz4' (smaller files; faster for flows "
         "writing gigabytes per run, see docs/io.md), 'parquet', or 'table' (each node a "
         "PostgreSQL table <flow id>.<node id> in DP_TABLES_URL).",
+    )
+    ephemeral: Literal["none", "intermediate"] = Field(
+        default="none",
+        description="'intermediate': every node is ephemeral (not stored, computed by its readers) "
+        "except sinks, leaves and nodes read by another step or flow; 'none': only nodes that "
+        "say ephemeral: true.",
+    )
+    engine: Engine = Field(
+        default="pandas",
+        description="What runs the relational nodes: 'pandas', or 'duckdb' (node types without a "
+        "DuckDB form run in pandas). A node's own engine overrides it.",
+    )
+    max_parallel_nodes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Independent nodes of a step run at once, in threads (default: the machine's "
+        "cores, at most 4); 1 runs them one after another.",
     )
     steps: Literal["flow", "node"] = Field(
         default="flow",

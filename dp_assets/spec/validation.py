@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
-from dp_assets.spec import dagster_rules, templates
+from dp_assets.spec import dagster_rules, ephemeral, templates
 from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, dotted
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
@@ -113,6 +113,7 @@ def validate_spec(
             SpecError(flow.id, node, field, message)
             for node, field, message in dagster_rules.problems(flow, launch_model=check_compiles)
         )
+        errors.extend(SpecError(flow.id, *problem) for problem in ephemeral.problems(flow, catalog))
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
