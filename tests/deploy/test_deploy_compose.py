@@ -507,7 +507,7 @@ def test_runtime_lock_is_the_tested_versions_without_the_dev_tools(pyproject: di
         name = _requirement_name(requirement)
         if name in runtime:
             assert runtime[name].via and "dp-platform" not in runtime[name].via, (name, runtime[name].via)
-    for test_only in ("pytest", "hypothesis", "playwright", "duckdb", "matplotlib"):
+    for test_only in ("pytest", "hypothesis", "playwright", "matplotlib"):
         assert test_only not in runtime, test_only
 
 
