@@ -17,7 +17,7 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.checks import check_spec
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
-from dp_assets.compiler.translator import FlowTranslator, NodeRecord, upstream_node_ids
+from dp_assets.compiler.translator import FlowTranslator, NodeRecord
 from dp_assets.dagster_internals import UnresolvedAssetJobDefinition, resolve_asset_job
 from dp_assets.spec.model import FlowParam
 from dp_assets.spec.validation import ValidatedFlow
@@ -117,7 +117,8 @@ def compile_flow(
             node_type=catalog[node.type],
             version=validated.version,
             schema=validated.schemas.get(node.id),
-            asset_upstreams=tuple(dict.fromkeys(u for u in upstream_node_ids(node) if u in asset_ids)),
+            # through ephemeral nodes (no assets) to the nearest stored upstreams: their lineage
+            asset_upstreams=tuple(u for u in plan.stored_upstreams(node.id) if u in asset_ids),
         )
         outs[node.id] = dg.AssetOut(
             spec=translator.get_asset_spec(record),

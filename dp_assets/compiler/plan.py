@@ -15,8 +15,9 @@ worker only walks the plan of the flow it runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any
 
@@ -24,6 +25,7 @@ from pydantic import Field, ValidationError
 
 from dp_assets.catalog.base import Catalog, NodeType, Params
 from dp_assets.compiler.translator import output_format
+from dp_assets.spec.ephemeral import ephemeral_nodes
 from dp_assets.spec.loading import split_ref
 from dp_assets.spec.model import ColumnContract, FlowParam, NodeBase, RetrySpec, node_model
 from dp_assets.spec.validation import ValidatedFlow, arity_problems, bound_inputs, node_error
@@ -57,6 +59,11 @@ class PlannedNode:
     checked_params: Any = None
     #: A sub-chain's body, planned with the flow (``SubChainParams``).
     body: FlowPlan | None = None
+    #: Not an asset, never stored: computed in the step of each node that reads it
+    #: (``FlowPlan.ephemeral_chain``; dp_assets/spec/ephemeral.py decides which nodes are).
+    ephemeral: bool = False
+    #: What runs it: the node's ``engine``, else the flow's ``policies.engine``.
+    engine: str = "pandas"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class FlowPlan:
     nodes: tuple[PlannedNode, ...]  # topological order
     resource_keys: frozenset[str]  # of every node, bodies included
     catalog: Catalog
+    #: How many independent nodes of a step run at once (``policies.max_parallel_nodes``).
+    max_parallel_nodes: int = 1
 
     def node(self, node_id: str) -> PlannedNode:
         for node in self.nodes:
@@ -76,23 +85,57 @@ class FlowPlan:
                 return node
         raise KeyError(f"flow '{self.flow_id}' has no node '{node_id}'")
 
+    def upstream_ids(self, node_id: str) -> list[str]:
+        """The ids of the nodes ``node_id`` reads, once each, in the order of its inputs."""
+        return list(dict.fromkeys(ref.partition(".")[0] for ref in self.node(node_id).inputs.values()))
+
+    def ephemeral_chain(self, node_id: str) -> tuple[PlannedNode, ...]:
+        """The ephemeral nodes ``node_id`` reads, directly or through other ephemeral nodes, in
+        the order they run: what the step of a reader computes before it (an ephemeral node's
+        own upstreams that are stored are read as any input is)."""
+        found: set[str] = set()
+        pending = [u for u in self.upstream_ids(node_id)]
+        while pending:
+            upstream = pending.pop()
+            if upstream not in found and self.node(upstream).ephemeral:
+                found.add(upstream)
+                pending.extend(self.upstream_ids(upstream))
+        return tuple(node for node in self.nodes if node.id in found)
+
+    def stored_upstreams(self, node_id: str) -> list[str]:
+        """The nearest upstreams of ``node_id`` that are not ephemeral (through ephemeral ones):
+        its lineage in the UI, since an ephemeral node is no asset."""
+        found: list[str] = []
+        for upstream in self.upstream_ids(node_id):
+            if self.node(upstream).ephemeral:
+                found += [u for u in self.stored_upstreams(upstream) if u not in found]
+            elif upstream not in found:
+                found.append(upstream)
+        return found
+
     def steps(self, mode: str) -> list[tuple[str, frozenset[str]]]:
         """How nodes are grouped into Dagster steps: ``(step name, node ids)`` in order.
 
         ``flow``: one step for the whole flow (the default). ``node``: a step per asset node, so
         a multi-process or Celery executor can run independent nodes at the same time; a node
-        that is not an asset runs in the step of its first upstream. Step names differ from the
-        job name (the flow id): Dagster wants op and job names distinct in a repository.
+        that is not an asset runs in the step of its first upstream, and an ephemeral node in
+        the step of each node that reads it. Step names differ from the job name (the flow id):
+        Dagster wants op and job names distinct in a repository.
         """
         if mode == "flow":
             return [(f"{self.flow_id}__step", frozenset(n.id for n in self.nodes))]
         groups: dict[str, list[str]] = {}
         home: dict[str, str] = {}
         for node in self.nodes:
-            upstream = [ref.partition(".")[0] for ref in node.inputs.values()]
-            step = f"{self.flow_id}__node__{node.id}" if node.is_asset or not upstream else home[upstream[0]]
+            if node.ephemeral:
+                continue  # joins its readers' steps
+            upstream = [u for u in self.upstream_ids(node.id)]
+            step = (
+                f"{self.flow_id}__node__{node.id}" if node.is_asset or not upstream else _home(self, upstream[0], home)
+            )
             home[node.id] = step
-            groups.setdefault(step, []).append(node.id)
+            groups.setdefault(step, []).extend(n.id for n in self.ephemeral_chain(node.id))
+            groups[step].append(node.id)
         return [(name, frozenset(ids)) for name, ids in groups.items()]
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
@@ -110,6 +153,17 @@ class FlowPlan:
             else:
                 values[name] = param.default
         return values
+
+
+def _home(plan: FlowPlan, node_id: str, home: dict[str, str]) -> str:
+    """The step a node that is no asset joins: its upstream's; an ephemeral upstream's is the
+    step of its first stored upstream (a source has one: an ephemeral node has readers)."""
+    while plan.node(node_id).ephemeral and node_id not in home:
+        upstreams = plan.upstream_ids(node_id)
+        if not upstreams:
+            return f"{plan.flow_id}__node__{node_id}"
+        node_id = upstreams[0]
+    return home.get(node_id, f"{plan.flow_id}__node__{node_id}")
 
 
 class SubChainParams(Params):
@@ -134,6 +188,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
     inputs = {node.id: bound_inputs(node, catalog[node.type]) for node in by_id.values()}
     graph = {node_id: {split_ref(ref)[0] for ref in refs.values()} for node_id, refs in inputs.items()}
     flow_params = dict(flow.params)
+    ephemeral = ephemeral_nodes(flow, catalog)
     planned = []
     for node_id in TopologicalSorter(graph).static_order():
         node = by_id[node_id]
@@ -147,13 +202,23 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 version=validated.version,
                 flow_params=flow_params,
                 default_retry=flow.policies.retry,
-                is_asset=catalog[node.type].produces_asset,
+                is_asset=catalog[node.type].produces_asset and node_id not in ephemeral,
+                ephemeral=node_id in ephemeral,
+                engine=node.engine or flow.policies.engine,
                 storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
             )
         )
-    return _flow_plan(flow.id, validated.version, dict(flow.params), planned, catalog)
+    plan = _flow_plan(flow.id, validated.version, dict(flow.params), planned, catalog)
+    return replace(plan, max_parallel_nodes=flow.policies.max_parallel_nodes or default_parallel_nodes())
+
+
+def default_parallel_nodes() -> int:
+    """Independent nodes of a step at once when the flow does not say: the machine's cores, at
+    most 4 (the heavy work of pandas, pyarrow and DuckDB releases the GIL; more threads than
+    cores only add memory)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def plan_body(
@@ -212,6 +277,8 @@ def _planned_node(
     storage_format: str | None = None,
     storage_table: str | None = None,
     columns: tuple[ColumnContract, ...] = (),
+    ephemeral: bool = False,
+    engine: str = "pandas",
 ) -> PlannedNode:
     """A node as it runs; a body's node is no asset (nothing stored, no asset checks)."""
     node_type = catalog[node.type]  # type: ignore[attr-defined]  # each node model adds its type
@@ -236,6 +303,8 @@ def _planned_node(
         fills_data_templates=node_type.data_templates,
         checked_params=params,
         body=body,
+        ephemeral=ephemeral,
+        engine=engine,
     )
 
 

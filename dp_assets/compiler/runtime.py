@@ -22,33 +22,42 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableSchema
+from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
-from dp_assets.catalog.schema import schema_of
+from dp_assets.compiler import scheduler
 from dp_assets.compiler.checks import check_result
+from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
+    PREVIEW_ROWS,
+    NodeFailed,
+    call_node,
+    markdown_preview,
+    output_metadata,
+    retry_delay,
+    retry_policy,
+)
 from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
-from dp_assets.compiler.timeouts import call_with_timeout
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
-from dp_assets.spec import templates
-from dp_assets.spec.model import RetrySpec
 from dp_io.contract import LatestValueReader, RunOutputStore
 
-PREVIEW_ROWS = 5
+__all__ = [
+    "PREVIEW_ROWS",
+    "NodeFailed",
+    "call_node",
+    "markdown_preview",
+    "retry_delay",
+    "retry_policy",
+    "run_flow_step",
+]
 log = logging.getLogger("dp.runtime")
-
-
-class NodeFailed(Exception):
-    """A node raised; the message names the flow and node so the UI shows where."""
 
 
 _RELEASED = object()  # a value no later node of the step reads
@@ -85,109 +94,184 @@ def run_flow_step(
     provided: dict[str, Any],
 ) -> Iterator[Output]:
     """Run the step's selected nodes; ``provided`` holds upstream values Dagster loaded as inputs."""
-    op_config = context.op_execution_context.op_config or {}
-    params = plan.resolve_params(op_config.get("params"))
-    selected = {key.path[-1] for key in context.selected_asset_keys}
-    resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
-    values: dict[str, Any] = {
-        f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
-    }
-    ran: set[str] = set()
-    store = _run_output_store(context)
-    reused = _outputs_of_parent_run(context, plan, step_nodes & selected) if store is not None else {}
-    read_elsewhere = _read_by_other_steps(plan, step_nodes)
-    behind = _write_behind(context, store, read_elsewhere) if store is not None else None
-    deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
-    last_reads = _LastReads(plan, step_nodes)
-    failures: list[NodeFailed] = []  # the step fails once every node that could run ran
-    skipped: list[str] = []  # nodes left out because a node they read failed
-    try:
-        for node in plan.nodes:
-            if node.id not in step_nodes:
+    yield from _Step(context, plan, step_nodes, provided).run()
+
+
+class _Step:
+    """One run of a step: its nodes in the plan's order, independent ones at the same time
+    (``compiler.scheduler``), each output yielded on the step's own thread."""
+
+    def __init__(
+        self, context: AssetExecutionContext, plan: FlowPlan, step_nodes: frozenset[str], provided: dict[str, Any]
+    ):
+        self.context, self.plan, self.step_nodes = context, plan, step_nodes
+        op_config = context.op_execution_context.op_config or {}
+        self.params = plan.resolve_params(op_config.get("params"))
+        self.selected = {key.path[-1] for key in context.selected_asset_keys}
+        self.resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
+        self.values: dict[str, Any] = {
+            f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
+        }
+        self.ran: set[str] = set()
+        self.store = store = _run_output_store(context)
+        self.reused = _outputs_of_parent_run(context, plan, step_nodes & self.selected) if store is not None else {}
+        self.read_elsewhere = _read_by_other_steps(plan, step_nodes)
+        self.behind = _write_behind(context, store, self.read_elsewhere) if store is not None else None
+        self.deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
+        self.last_reads = _LastReads(plan, step_nodes)
+        self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
+        self.skipped: list[str] = []  # nodes left out because a node they read failed
+        self.needed = self._needed_ephemeral()
+
+    def run(self) -> Iterator[Any]:
+        plan, limit = self.plan, self.plan.max_parallel_nodes
+        pending = [node for node in plan.nodes if node.id in self.step_nodes]
+        running: dict[Future[Any], tuple[PlannedNode, NodeContext, NodeClock]] = {}
+        try:
+            while pending or running:
+                yield from _release(self.deferred, written_only=True)
+                candidates = scheduler.ready(plan, pending, [node.id for node, _, _ in running.values()])
+                started = False
+                for node in candidates:
+                    alone = scheduler.must_run_alone(node)
+                    if (alone and (running or pending[0] is not node)) or (not alone and len(running) >= limit):
+                        continue
+                    pending.remove(node)
+                    started = True
+                    call = yield from self._prepare(node)
+                    if call is None:
+                        self.last_reads.passed(node, self.values)
+                        break  # what is ready may have changed
+                    ctx, clock, inputs = call
+                    if alone or limit == 1 or (not running and len(candidates) == 1):
+                        outcome: Future[Any] = Future()
+                        try:
+                            outcome.set_result(self._compute(node, ctx, inputs, clock))
+                        except NodeFailed as exc:
+                            outcome.set_exception(exc)
+                        yield from self._finish(node, ctx, clock, outcome)
+                        break
+                    ctx.log = scheduler.BufferedLog(f"dp.node.{node.id}")
+                    future = scheduler.start(functools.partial(self._compute, node, ctx, inputs, clock), node.id)
+                    running[future] = (node, ctx, clock)
+                if not started:
+                    if not running:  # cannot happen: the first pending node is always ready then
+                        raise RuntimeError(f"flow '{plan.flow_id}': no node of the step can run")
+                    done = scheduler.wait_for_one(running)
+                    for _, ctx, _ in running.values():
+                        ctx.log.forward(self.context.log)  # type: ignore[attr-defined]
+                    for future in sorted(done, key=lambda f: plan.nodes.index(running[f][0])):
+                        node, ctx, clock = running.pop(future)
+                        yield from self._finish(node, ctx, clock, future)
+        except Exception:
+            yield from _release(self.deferred)  # what finished is stored and materialised (E3 reuses it)
+            raise
+        yield from _release(self.deferred)
+        if len(self.failures) == 1 and not self.skipped:
+            raise self.failures[0]
+        if self.failures:
+            raise FailedNodes(plan.flow_id, self.failures, self.skipped) from self.failures[0]
+
+    def _needed_ephemeral(self) -> set[str]:
+        """The ephemeral nodes this run computes: those that a node it runs reads (through others)."""
+        needed: set[str] = set()
+        for node in self.plan.nodes:
+            if node.id not in self.step_nodes or node.ephemeral:
                 continue
-            yield from _release(deferred, written_only=True)
+            runs = node.id in self.selected if node.is_asset else bool(set(self.plan.stored_upstreams(node.id)))
+            if runs:
+                needed.update(upstream.id for upstream in self.plan.ephemeral_chain(node.id))
+        return needed
+
+    def _prepare(self, node: PlannedNode) -> Generator[Any, None, tuple[NodeContext, NodeClock, dict] | None]:
+        """A node's context, clock and inputs when it is to run; ``None`` when it is not (not
+        selected, reused from the parent run, an input skipped)."""
+        context, plan, values = self.context, self.plan, self.values
+        if node.is_asset and node.id not in self.selected:
+            return None
+        if node.ephemeral and node.id not in self.needed:
+            return None
+        if self.store is not None and node.id in self.reused:  # re-execution from failure: not run again
+            value = self.store.load_ref(self.reused[node.id])
+            values[f"{node.id}.{node.node_type.outputs[0]}"] = value
+            self.ran.add(node.id)
+            context.log.info(f"node '{node.id}' reused from the parent run")
+            if node.id in self.read_elsewhere:
+                # Dagster skips a downstream step whose input was not yielded in this run.
+                yield from _release(self.deferred)
+                yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
+            return None
+        if not node.is_asset and not node.ephemeral and not _has_upstream_in(node, self.ran):
+            return None
+        inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
+        if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
+            _mark_skipped(node, values)
+            context.log.info(f"node '{node.id}' skipped: an input did not run")
+            if self.failures:
+                self.skipped.append(node.id)
+            return None
+        if scheduler.must_run_alone(node):
+            # Only after what ran before is stored; a timeout forks the process.
+            yield from _release(self.deferred)
+        ctx = NodeContext(
+            plan.flow_id,
+            node.id,
+            context.run.run_id,
+            self.params,
+            self.resources,
+            log=context.log,
+            catalog=plan.catalog,
+            run_tags=context.run.tags,
+            instance=context.instance,
+            body=node.body,
+        )
+        return ctx, NodeClock(node.id, node.node_type.name), inputs
+
+    def _compute(self, node: PlannedNode, ctx: NodeContext, inputs: dict[str, Any], clock: NodeClock) -> Any:
+        """The node's value (on the step's thread, or in a thread of its own); raises ``NodeFailed``."""
+        result = call_node(node, ctx, self.params, inputs)
+        clock.stop()
+        return result
+
+    def _finish(self, node: PlannedNode, ctx: NodeContext, clock: NodeClock, outcome: Future[Any]) -> Iterator[Any]:
+        """What a node that ran leaves: its values, its log line, its output and checks."""
+        context, plan, values, store = self.context, self.plan, self.values, self.store
+        try:
             try:
-                if node.is_asset and node.id not in selected:
-                    continue
-                if store is not None and node.id in reused:  # re-execution from failure: not run again
-                    value = store.load_ref(reused[node.id])
-                    values[f"{node.id}.{node.node_type.outputs[0]}"] = value
-                    ran.add(node.id)
-                    context.log.info(f"node '{node.id}' reused from the parent run")
-                    if node.id in read_elsewhere:
-                        # Dagster skips a downstream step whose input was not yielded in this run.
-                        yield from _release(deferred)
-                        yield Output(value, output_name=node.id, metadata={"dp/reused_from_parent_run": True})
-                    continue
-                if not node.is_asset and not _has_upstream_in(node, ran):
-                    continue
-                inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
-                if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
-                    _mark_skipped(node, values)
-                    context.log.info(f"node '{node.id}' skipped: an input did not run")
-                    if failures:
-                        skipped.append(node.id)
-                    continue
-                if node.node_type.side_effects or node.timeout_seconds:
-                    # Only after what ran before is stored; a timeout forks the process.
-                    yield from _release(deferred)
-                ctx = NodeContext(
-                    plan.flow_id,
-                    node.id,
-                    context.run.run_id,
-                    params,
-                    resources,
-                    log=context.log,
-                    catalog=plan.catalog,
-                    run_tags=context.run.tags,
-                    instance=context.instance,
-                    body=node.body,
-                )
-                clock = NodeClock(node.id, node.node_type.name)
-                try:
-                    result = call_node(node, ctx, params, inputs)
-                except NodeFailed as exc:
-                    _mark_skipped(node, values)
-                    if node.on_error == "continue":
-                        context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
-                    else:  # the step fails at the end; nodes that do not read this one still run
-                        failures.append(exc)
-                        context.log.error(f"{exc}; nodes that read it are skipped, the others run")
-                    continue
-                clock.stop()
-                ran.add(node.id)
-                first = node.node_type.outputs[0]
-                outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
-                keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and store is not None
-                outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
-                for name, value in outputs.items():
-                    values[f"{node.id}.{name}"] = value
-                primary = outputs.get(first, SKIPPED)
-                context.log.info(clock.line(primary))
-                if not node.is_asset or primary is SKIPPED:
-                    continue
-                output = Output(
-                    primary, output_name=node.id, metadata={**_metadata(plan, node, primary, ctx), **clock.metadata()}
-                )
-                queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
-                if queued is not None:
-                    deferred.append([queued, output, *_checks(context, plan, node, values)])
-                    continue
-                yield from _release(deferred)
-                yield output
-                if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
-                    values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
-                yield from _checks(context, plan, node, values)
-            finally:
-                last_reads.passed(node, values)
-    except Exception:
-        yield from _release(deferred)  # what finished is stored and materialised (E3 reuses it)
-        raise
-    yield from _release(deferred)
-    if len(failures) == 1 and not skipped:
-        raise failures[0]
-    if failures:
-        raise FailedNodes(plan.flow_id, failures, skipped) from failures[0]
+                result = outcome.result()
+            except NodeFailed as exc:
+                _mark_skipped(node, values)
+                if node.on_error == "continue":
+                    context.log.warning(f"node '{node.id}' failed and on_error=continue: dependants skip it")
+                else:  # the step fails at the end; nodes that do not read this one still run
+                    self.failures.append(exc)
+                    context.log.error(f"{exc}; nodes that read it are skipped, the others run")
+                return
+            self.ran.add(node.id)
+            first = node.node_type.outputs[0]
+            outputs = dict(result.values) if isinstance(result, NodeOutputs) else {first: result}
+            keep_stream = node.is_asset and node.storage_format != TABLE_FORMAT and store is not None
+            outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
+            for name, value in outputs.items():
+                values[f"{node.id}.{name}"] = value
+            primary = outputs.get(first, SKIPPED)
+            context.log.info(clock.line(primary))
+            if not node.is_asset or primary is SKIPPED:
+                return
+            metadata = {**output_metadata(plan, node, primary, ctx), **clock.metadata()}
+            output = Output(primary, output_name=node.id, metadata=metadata)
+            behind = self.behind
+            queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
+            if queued is not None:
+                self.deferred.append([queued, output, *_checks(context, plan, node, values)])
+                return
+            yield from _release(self.deferred)
+            yield output
+            if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
+                values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
+            yield from _checks(context, plan, node, values)
+        finally:
+            self.last_reads.passed(node, values)
 
 
 def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
@@ -257,12 +341,10 @@ def _stored_reader(context: AssetExecutionContext, store: RunOutputStore, plan: 
 
 def _read_by_other_steps(plan: FlowPlan, step_nodes: frozenset[str]) -> frozenset[str]:
     """The nodes of this step whose output a node of another step reads."""
-    return (
-        frozenset(
-            ref.partition(".")[0] for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
-        )
-        & step_nodes
-    )
+    read = {
+        ref.partition(".")[0] for other in plan.nodes if other.id not in step_nodes for ref in other.inputs.values()
+    }
+    return frozenset(node_id for node_id in read & step_nodes if not plan.node(node_id).ephemeral)
 
 
 def _has_upstream_in(node: PlannedNode, ran: set[str]) -> bool:
@@ -308,88 +390,3 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
         definition_metadata=metadata,
         lineage_of=context.run.run_id,
     )
-
-
-def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any]) -> Any:
-    """Run one planned node, a flow's or a sub-chain body's (``compiler.inline``): its params
-    rendered from the author's text and checked, retried and limited in time as planned; raises
-    ``NodeFailed`` naming the flow and the node (``ctx.node_id``: ``each[3].call`` in a body)."""
-    retry = node.retry or RetrySpec()
-    attempt = 0  # retries made so far
-    while True:
-        try:
-            rendered = templates.render(
-                node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
-            )
-            node_params = node.node_type.params_model.model_validate(rendered)
-            if node.timeout_seconds:  # a stream is read in the child: the limit covers the reading
-                run = functools.partial(_whole_result, node.node_type.run, ctx, node_params, inputs)
-                return call_with_timeout(run, ctx, node.timeout_seconds)
-            return node.node_type.run(ctx, node_params, inputs)
-        except Exception as exc:  # any node error is retried or reported
-            if attempt >= retry.max_retries:
-                raise NodeFailed(
-                    f"flow '{ctx.flow_id}', node '{ctx.node_id}' ({node.node_type.name}) failed"
-                    f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
-                ) from exc
-            delay = retry_delay(retry, attempt + 1)
-            ctx.log.warning(
-                f"node '{ctx.node_id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
-                f"retrying in {delay:.2f}s"
-            )
-            time.sleep(delay)
-            attempt += 1
-
-
-def _whole_result(run: Callable[..., Any], *args: Any) -> Any:
-    return whole(run(*args))
-
-
-_BACKOFF = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
-_JITTER = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
-
-
-def retry_policy(retry: RetrySpec) -> dg.RetryPolicy:
-    """A node's ``retry:`` as the Dagster ``RetryPolicy`` it stands for."""
-    return dg.RetryPolicy(
-        max_retries=retry.max_retries, delay=retry.delay, backoff=_BACKOFF[retry.backoff], jitter=_JITTER[retry.jitter]
-    )
-
-
-def retry_delay(retry: RetrySpec, retry_number: int) -> float:
-    """Seconds to wait before retry ``retry_number`` (1 for the first), computed by Dagster as
-    for an op's ``RetryPolicy`` (``RetryPolicy.calculate_delay``, the method Dagster's step
-    retries call with the same numbering): exponential backoff waits 1, 3, 7, 15... times the
-    delay, linear 1, 2, 3..., and jitter draws from Python's ``random`` as Dagster does."""
-    return float(retry_policy(retry).calculate_delay(retry_number))
-
-
-def _metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"dp/flow_version": plan.version}
-    if isinstance(value, pd.DataFrame):
-        metadata["dagster/row_count"] = len(value)
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[TableColumn(name=str(c), type=str(t)) for c, t in value.dtypes.items()]
-        )
-        metadata["dp/schema"] = MetadataValue.json(schema_of(value))
-        metadata["preview"] = MetadataValue.md(markdown_preview(value))
-    elif isinstance(value, FrameStream) and value.peek() is not None:
-        caption = "the first part of a streamed output (dagster/row_count and parts: the whole)"
-        metadata["preview"] = MetadataValue.md(markdown_preview(value.peek(), caption=caption))
-    for key, item in ctx.metadata.items():
-        plain = isinstance(item, (str, int, float, bool, MetadataValue, TableSchema))
-        metadata[key] = item if plain else MetadataValue.json(item)
-    return metadata
-
-
-def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS, caption: str | None = None) -> str:
-    head = df.head(rows)
-    columns = [str(c) for c in head.columns]
-
-    def cell(value: Any) -> str:
-        text = "" if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")[:80]
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
-    return "\n".join(lines) + f"\n\n{caption or f'{len(df)} rows'}"

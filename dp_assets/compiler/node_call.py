@@ -1,0 +1,113 @@
+"""One node's call and what its materialisation says: params rendered and checked, retries and
+the time limit, the error naming flow and node (``call_node``, shared by a flow's step and a
+sub-chain's body), and the metadata and preview of a node's output.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from dp_assets.catalog.base import FrameStream, NodeContext, whole
+from dp_assets.catalog.schema import schema_of
+from dp_assets.compiler.plan import FlowPlan, PlannedNode
+from dp_assets.compiler.timeouts import call_with_timeout
+from dp_assets.spec import templates
+from dp_assets.spec.model import RetrySpec
+
+PREVIEW_ROWS = 5
+
+
+class NodeFailed(Exception):
+    """A node raised; the message names the flow and node so the UI shows where."""
+
+
+def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any]) -> Any:
+    """Run one planned node, a flow's or a sub-chain body's (``compiler.inline``): its params
+    rendered from the author's text and checked, retried and limited in time as planned; raises
+    ``NodeFailed`` naming the flow and the node (``ctx.node_id``: ``each[3].call`` in a body)."""
+    retry = node.retry or RetrySpec()
+    attempt = 0  # retries made so far
+    while True:
+        try:
+            rendered = templates.render(
+                node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
+            )
+            node_params = node.node_type.params_model.model_validate(rendered)
+            if node.timeout_seconds:  # a stream is read in the child: the limit covers the reading
+                run = functools.partial(_whole_result, node.node_type.run, ctx, node_params, inputs)
+                return call_with_timeout(run, ctx, node.timeout_seconds)
+            return node.node_type.run(ctx, node_params, inputs)
+        except Exception as exc:  # any node error is retried or reported
+            if attempt >= retry.max_retries:
+                raise NodeFailed(
+                    f"flow '{ctx.flow_id}', node '{ctx.node_id}' ({node.node_type.name}) failed"
+                    f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
+                ) from exc
+            delay = retry_delay(retry, attempt + 1)
+            ctx.log.warning(
+                f"node '{ctx.node_id}' attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); "
+                f"retrying in {delay:.2f}s"
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+def _whole_result(run: Callable[..., Any], *args: Any) -> Any:
+    return whole(run(*args))
+
+
+_BACKOFF = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
+_JITTER = {"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}
+
+
+def retry_policy(retry: RetrySpec) -> dg.RetryPolicy:
+    """A node's ``retry:`` as the Dagster ``RetryPolicy`` it stands for."""
+    return dg.RetryPolicy(
+        max_retries=retry.max_retries, delay=retry.delay, backoff=_BACKOFF[retry.backoff], jitter=_JITTER[retry.jitter]
+    )
+
+
+def retry_delay(retry: RetrySpec, retry_number: int) -> float:
+    """Seconds to wait before retry ``retry_number`` (1 for the first), computed by Dagster as
+    for an op's ``RetryPolicy`` (``RetryPolicy.calculate_delay``, the method Dagster's step
+    retries call with the same numbering): exponential backoff waits 1, 3, 7, 15... times the
+    delay, linear 1, 2, 3..., and jitter draws from Python's ``random`` as Dagster does."""
+    return float(retry_policy(retry).calculate_delay(retry_number))
+
+
+def output_metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"dp/flow_version": plan.version}
+    if isinstance(value, pd.DataFrame):
+        metadata["dagster/row_count"] = len(value)
+        metadata["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(name=str(c), type=str(t)) for c, t in value.dtypes.items()]
+        )
+        metadata["dp/schema"] = MetadataValue.json(schema_of(value))
+        metadata["preview"] = MetadataValue.md(markdown_preview(value))
+    elif isinstance(value, FrameStream) and value.peek() is not None:
+        caption = "the first part of a streamed output (dagster/row_count and parts: the whole)"
+        metadata["preview"] = MetadataValue.md(markdown_preview(value.peek(), caption=caption))
+    for key, item in ctx.metadata.items():
+        plain = isinstance(item, (str, int, float, bool, MetadataValue, TableSchema))
+        metadata[key] = item if plain else MetadataValue.json(item)
+    return metadata
+
+
+def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS, caption: str | None = None) -> str:
+    head = df.head(rows)
+    columns = [str(c) for c in head.columns]
+
+    def cell(value: Any) -> str:
+        text = "" if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.itertuples(index=False)]
+    return "\n".join(lines) + f"\n\n{caption or f'{len(df)} rows'}"
