@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed
 
+# The flow designer (`dp designer`, docs/designer.md) runs beside Dagster's UI on its own port,
+# and stops with it.
+DESIGNER_PORT ?= 3001
 run: install
 	$(PY) -m dp_assets.cli init-home
+	$(PY) -m dp_assets.cli designer --port $(DESIGNER_PORT) & designer=$$!; \
+	trap 'kill $$designer 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 # The whole suite, the live-stack fault tests (F2, F4-F7, F10: about 5 minutes, on private

@@ -25,6 +25,7 @@ WORKLOADS = (
     Workload("run_start", "bench.workloads.run_start", "7. Run start and launchRun"),
     Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
     Workload("cli", "bench.workloads.cli", "9. Everyday dp commands (process start to exit)"),
+    Workload("designer", "bench.workloads.designer", "10. Designer: validation round trip"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
 

@@ -54,10 +54,19 @@ def publish_spec(
     message: str = "",
     publish: bool = True,
     check_compiles: bool = True,
+    author: str | None = None,
+    layout: Mapping[str, Any] | None = None,
 ) -> tuple[ValidatedFlow, SaveResult]:
     validated = validate_spec(data, catalog, check_compiles=check_compiles)
     result = store.save(
-        validated.id, validated.version, validated.raw, workspace=workspace, message=message, publish=publish
+        validated.id,
+        validated.version,
+        validated.raw,
+        workspace=workspace,
+        message=message,
+        publish=publish,
+        author=author,
+        layout=layout,
     )
     return validated, result
 

@@ -29,11 +29,25 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.publishing import publish_spec
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
-from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo
+from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo, drafts
+from dp_resources.store.drafts import Draft
 from dp_resources.store.file_sync import UNPUBLISHED, FileRecord, file_records
 from dp_settings import load
 
-__all__ = ["FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult"]
+__all__ = ["LAYOUT_KEY", "Draft", "FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult", "split_layout"]
+
+#: The section of a designer document that holds node positions: stored beside the spec, never
+#: part of it, so moving a node does not change the version.
+LAYOUT_KEY = "layout"
+
+
+def split_layout(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(spec, layout)`` of a document; a layout that is not a mapping is left in the spec for
+    validation to report."""
+    layout = data.get(LAYOUT_KEY)
+    if not isinstance(layout, Mapping):
+        return dict(data), {}
+    return {k: v for k, v in data.items() if k != LAYOUT_KEY}, dict(layout)
 
 
 @dataclass(frozen=True)
@@ -69,12 +83,20 @@ class FlowStoreAPI:
         return validate_spec(spec, self.catalog)
 
     def publish(
-        self, spec: Mapping[str, Any] | str | Path, *, message: str = "", workspace: str = "default"
+        self,
+        spec: Mapping[str, Any] | str | Path,
+        *,
+        message: str = "",
+        workspace: str = "default",
+        author: str | None = None,
     ) -> PublishResult:
         """Validate, store as a version and publish a spec (a mapping or a spec file). Publishing
-        a deleted flow brings it back: a publish says the flow should run."""
-        data = read_spec_file(spec) if isinstance(spec, str | Path) else spec
-        _, saved = publish_spec(self.store, data, self.catalog, workspace=workspace, message=message)
+        a deleted flow brings it back: a publish says the flow should run. A ``layout`` section
+        (node positions) is stored beside the version, not in it."""
+        data, layout = split_layout(read_spec_file(spec) if isinstance(spec, str | Path) else spec)
+        _, saved = publish_spec(
+            self.store, data, self.catalog, workspace=workspace, message=message, author=author, layout=layout
+        )
         return self._published(saved)
 
     def save_draft(self, spec: Mapping[str, Any], *, message: str = "", workspace: str = "default") -> SaveResult:
@@ -101,6 +123,33 @@ class FlowStoreAPI:
 
     def restore(self, flow_id: str) -> bool:
         return self.store.restore(flow_id)
+
+    # --- drafts: the designer's work in progress, never compiled ------------------------------
+
+    def put_draft(
+        self, flow_id: str, document: Mapping[str, Any], *, base_version: str | None = None, author: str | None = None
+    ) -> Draft:
+        """Save the flow's draft (valid or not); its ``layout`` section is kept apart."""
+        spec, layout = split_layout(document)
+        return drafts.put_draft(self.store, flow_id, spec, layout=layout, base_version=base_version, author=author)
+
+    def draft(self, flow_id: str) -> Draft | None:
+        return drafts.get_draft(self.store, flow_id)
+
+    def discard_draft(self, flow_id: str) -> bool:
+        return drafts.discard_draft(self.store, flow_id)
+
+    def draft_flow_ids(self) -> dict[str, Any]:
+        return drafts.draft_flow_ids(self.store)
+
+    def restore_as_draft(self, flow_id: str, version: str, *, author: str | None = None) -> Draft:
+        """An old version (with its node positions) becomes the flow's draft; nothing is published."""
+        found, spec = self.store.get(flow_id, version)
+        layout = self.store.layout(flow_id, found)
+        return self.put_draft(flow_id, {**spec, LAYOUT_KEY: layout}, base_version=found, author=author)
+
+    def layout(self, flow_id: str, version: str) -> dict[str, Any]:
+        return self.store.layout(flow_id, version)
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "mcp-tools": "dp_resources.mcp_client:mcp_tools_command",
     "proxy": "dp_proxy.cli:proxy_cli",
     "deploy": "dp_deploy.checks:deploy_cli",
+    "designer": "dp_designer.cli:designer",
     "events": "dp_sensors.cli:events",
     "launch": "dp_sensors.cli:launch",
     "status": "dp_assets.cli.triggers:status",
@@ -49,6 +50,7 @@ SUMMARIES = {
     "delete": "Retire a flow: it leaves the code location on its next load; its versions, runs and "
     "kept outputs stay (`dp restore FLOW` brings it back).",
     "deploy": "Production deployment: configuration checks and the Celery worker.",
+    "designer": "The flow designer: draw, validate, version and run flows in the browser (docs/designer.md).",
     "diff": "Unified diff between two stored versions of a flow.",
     "docs": "Regenerate docs/nodes.md from the params models and docs/settings.md from the settings.",
     "events": "Publish events and look at the event bus.",

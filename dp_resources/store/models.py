@@ -51,6 +51,25 @@ class FlowVersion(Base):
     spec: Mapped[dict] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Who stored it (the proxy's user behind the designer), when known.
+    author: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: Node positions drawn in the designer; beside the spec, so they never change the version.
+    layout: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class FlowDraft(Base):
+    """The designer's work in progress on a flow: any document, valid or not, never compiled.
+
+    One per flow, replaced on every save; a publish stores a version and leaves the draft for
+    the designer to discard. ``base_version`` is the version the draft was started from."""
+
+    __tablename__ = "dp_flow_drafts"
+    flow_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    layout: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    base_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    author: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class FileImport(Base):

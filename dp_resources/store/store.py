@@ -24,7 +24,7 @@ from dp_resources.store.models import Flow, FlowVersion, Workspace, table_of, ut
 from dp_resources.store.schema_lock import schema_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Execution option of the transactions that write (SQLite begins them IMMEDIATE).
 WRITE_OPTION = "dp_store_write"
 
@@ -78,6 +78,7 @@ class VersionInfo:
     message: str
     created_at: datetime
     published: bool
+    author: str | None = None
 
 
 @functools.cache
@@ -179,6 +180,8 @@ class FlowStore:
         workspace: str = "default",
         message: str = "",
         publish: bool = True,
+        author: str | None = None,
+        layout: Mapping[str, Any] | None = None,
     ) -> SaveResult:
         """Store a version (a no-op when it exists) and optionally publish it, in one transaction.
 
@@ -203,11 +206,21 @@ class FlowStore:
                         spec=dict(spec),
                         message=message,
                         created_at=stamp,
+                        author=author,
+                        layout=dict(layout) if layout else None,
                     )
                     .on_conflict_do_nothing()
                 ).rowcount
                 == 1
             )
+            if not created and layout:
+                # Positions are not the spec: redrawing an unchanged flow moves them, not its version.
+                versions = table_of(FlowVersion)
+                conn.execute(
+                    sa.update(versions)
+                    .where(versions.c.flow_id == flow_id, versions.c.version == version)
+                    .values(layout=dict(layout))
+                )
             flows = table_of(Flow)
             published = False
             if publish:
@@ -303,7 +316,7 @@ class FlowStore:
                 sa.select(FlowVersion).where(FlowVersion.flow_id == flow_id).order_by(FlowVersion.id)
             ).all()
             return [
-                VersionInfo(flow_id, r.version, r.message, r.created_at, r.version == flow.published_version)
+                VersionInfo(flow_id, r.version, r.message, r.created_at, r.version == flow.published_version, r.author)
                 for r in rows
             ]
 
@@ -316,6 +329,11 @@ class FlowStore:
                 raise FlowNotFound(f"flow '{flow_id}' has no published version")
             row = self._version(session, flow_id, wanted)
             return row.version, dict(row.spec)
+
+    def layout(self, flow_id: str, version: str) -> dict[str, Any]:
+        """The node positions stored with a version (empty when it was not drawn)."""
+        with self.session() as session:
+            return dict(self._version(session, flow_id, version).layout or {})
 
     @staticmethod
     def _flow(session: Session, flow_id: str) -> Flow:

@@ -142,7 +142,11 @@ class Platform:
             if not self.process.alive():
                 raise BlockFailed(f"`make run` exited:\n{self.process.log_tail()}")
             return
-        env = {**self.base_env(self.home), "DAGSTER_CLI_DEV_PORT": str(self.port)}  # `dagster dev --port`
+        env = {
+            **self.base_env(self.home),
+            "DAGSTER_CLI_DEV_PORT": str(self.port),  # `dagster dev --port`
+            "DESIGNER_PORT": str(free_port()),  # `make run`'s designer, beside it
+        }
         self.process = start_process(
             "make-run", ["bash", "-euo", "pipefail", "-c", "make run"], env=env, log_dir=self.logs, cwd=self.root
         )

@@ -1,0 +1,118 @@
+"""The designer's ASGI app: the JSON API under ``/api`` and the built client at ``/``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dp_assets.spec.document import SpecShapeError
+from dp_assets.spec.validation import FlowValidationError
+from dp_assets.store_api import FlowNotFound, FlowStoreAPI
+from dp_designer import flows_api, runs_api
+from dp_designer.catalog_view import catalog_view
+from dp_designer.checks import check_document
+from dp_designer.http import ApiError, error_response
+from dp_designer.openapi import openapi_document
+from dp_designer.runs_api import RunsService
+
+log = logging.getLogger("dp_designer")
+
+#: Where ``make install`` puts the built client (``npm run build`` in ``designer/``).
+CLIENT_DIST = Path(__file__).resolve().parent.parent / "designer" / "dist"
+
+NO_CLIENT = """<!doctype html><title>dp designer</title>
+<p>The designer's client is not built: run <code>make install</code> (it runs <code>npm ci</code> and
+<code>npm run build</code> in <code>designer/</code>).
+The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>"""
+
+
+async def catalog(request: Request) -> JSONResponse:
+    """Node types grouped for the palette, with the JSON Schema of their params and their docs;
+    and the JSON Schema of a whole flow spec (the code editor's completion)."""
+    return JSONResponse(await run_in_threadpool(catalog_view, request.app.state.store_api.catalog))
+
+
+API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
+    ("GET", "/api/catalog", catalog, None),
+    ("POST", "/api/validate", flows_api.validate, flows_api.ValidateBody),
+    ("GET", "/api/flows", flows_api.list_flows, None),
+    ("GET", "/api/flows/{flow_id}", flows_api.get_flow, None),
+    ("GET", "/api/flows/{flow_id}/versions/{version}", flows_api.get_version, None),
+    ("GET", "/api/flows/{flow_id}/history", flows_api.history, None),
+    ("GET", "/api/flows/{flow_id}/diff", flows_api.diff, None),
+    ("PUT", "/api/flows/{flow_id}/draft", flows_api.save_draft, flows_api.DraftBody),
+    ("DELETE", "/api/flows/{flow_id}/draft", flows_api.discard_draft, None),
+    ("POST", "/api/flows/{flow_id}/publish", flows_api.publish, flows_api.PublishBody),
+    ("POST", "/api/flows/{flow_id}/restore", flows_api.restore, flows_api.RestoreBody),
+    ("POST", "/api/flows/{flow_id}/runs", runs_api.launch, runs_api.LaunchBody),
+    ("GET", "/api/flows/{flow_id}/runs/{run_id}", runs_api.run_state, None),
+    ("GET", "/api/flows/{flow_id}/runs/{run_id}/nodes/{node_id}", runs_api.node_output, None),
+]
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, **exc.detail)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc))
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FlowValidationError)
+    check = {"errors": [{"node": e.node, "field": e.field, "message": e.message, "text": str(e)} for e in exc.errors]}
+    return error_response(422, str(exc), **check)
+
+
+async def _shape(request: Request, exc: Exception) -> Response:
+    return error_response(422, str(exc))
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail))
+
+
+def build_app(store_api: FlowStoreAPI, runs: RunsService, client_dist: Path | None = CLIENT_DIST) -> Starlette:
+    routes: list[Any] = [Route(path, endpoint, methods=[method]) for method, path, endpoint, _ in API_ROUTES]
+    document = openapi_document(API_ROUTES)
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    routes.append(Route("/api/openapi.json", openapi, methods=["GET"]))
+    if client_dist is not None and (client_dist / "index.html").is_file():
+        routes.append(Mount("/", StaticFiles(directory=client_dist, html=True)))
+    else:
+
+        async def no_client(request: Request) -> HTMLResponse:
+            return HTMLResponse(NO_CLIENT)
+
+        routes.append(Route("/", no_client))
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            FlowNotFound: _not_found,
+            FlowValidationError: _invalid,
+            SpecShapeError: _shape,
+            HTTPException: _http,
+        },
+    )
+    app.state.store_api = store_api
+    app.state.runs = runs
+    return app
+
+
+__all__ = ["API_ROUTES", "build_app", "check_document"]

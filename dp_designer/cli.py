@@ -1,0 +1,34 @@
+"""``dp designer``: the flow designer's server (API and client) on its own port."""
+
+from __future__ import annotations
+
+import click
+
+DEFAULT_PORT = 3001
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+def designer(host: str, port: int) -> None:
+    """The flow designer: draw, validate, version and run flows in the browser (docs/designer.md)."""
+    import uvicorn
+
+    from dp_assets.store_api import FlowStoreAPI
+    from dp_designer.app import build_app
+    from dp_designer.runs_api import RunsService
+    from dp_sensors.launch import DEFAULT_GRAPHQL_URL
+    from dp_settings import load
+
+    settings = load()
+    dagster = settings.dagster
+    runs = RunsService(
+        graphql_url=dagster.graphql_url or DEFAULT_GRAPHQL_URL,
+        token=dagster.token.get_secret_value() if dagster.token else None,
+        location=settings.code_location,
+        outputs_base=settings.outputs_base(),
+        webserver_url=settings.webserver_url or (dagster.graphql_url or DEFAULT_GRAPHQL_URL).removesuffix("/graphql"),
+    )
+    app = build_app(FlowStoreAPI(), runs)
+    click.echo(f"dp designer: http://{host}:{port}/", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

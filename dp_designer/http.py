@@ -1,0 +1,52 @@
+"""Request bodies and error answers: bad input is a 4xx with a message, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from dp_sensors.webhook.bodies import Refused, check_json_content_type, parse_json_object, read_bounded_body
+
+#: A flow document is at most a few MB (dp_assets.spec.document bounds it again when parsed).
+MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TIMEOUT_SECONDS = 30.0
+#: The header the authenticating proxy names its user in; recorded as the author of a version.
+USER_HEADER = "x-forwarded-user"
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, with the message the client shows."""
+
+    def __init__(self, status: int, message: str, **detail: Any):
+        super().__init__(message)
+        self.status, self.message, self.detail = status, message, detail
+
+
+def error_response(status: int, message: str, **detail: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **detail}, status_code=status)
+
+
+async def read_body(request: Request, model: type[Body]) -> Body:
+    """The JSON body checked against ``model``; any problem is a 4xx naming it."""
+    where = f"{request.method} {request.url.path}"
+    try:
+        check_json_content_type(request.headers.get("content-type"), where)
+        raw = await read_bounded_body(request, MAX_BODY_BYTES, BODY_TIMEOUT_SECONDS)
+        data = parse_json_object(raw, where)
+    except Refused as exc:
+        raise ApiError(exc.status, exc.detail) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise ApiError(422, f"the body for {where} is not what it takes: {problems}") from None
+
+
+def author_of(request: Request) -> str | None:
+    user = request.headers.get(USER_HEADER)
+    return user[:256] if user else None

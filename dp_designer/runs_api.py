@@ -1,0 +1,165 @@
+"""Runs from the designer: launches through Dagster's GraphQL API (as any tool launches), node
+states of a run from its events, and each node's output read from the kept per-run outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from dp_designer.flows_api import flow_id_of
+from dp_designer.http import ApiError, author_of, read_body
+from dp_sensors.launch import GraphQLClient, LaunchError, RunConfigRejected
+
+PREVIEW_ROWS = 20
+LAUNCHED_BY_TAG = "dp/launched_by"
+
+RUN_EVENTS = """
+query RunEvents($runId: ID!, $after: String) {
+  runOrError(runId: $runId) { __typename ... on Run { status jobName } ... on RunNotFoundError { message } }
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      cursor hasMore
+      events {
+        __typename
+        ... on MaterializationEvent { assetKey { path } }
+        ... on ExecutionStepStartEvent { stepKey }
+      }
+    }
+  }
+}
+"""
+
+LATEST_RUNS = """
+query LatestRuns { runsOrError(limit: 500) { __typename ... on Runs { results { jobName status } } } }
+"""
+
+
+class LaunchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict, description="The flow's params (its run config).")
+
+
+@dataclass
+class RunsService:
+    graphql_url: str
+    token: str | None = None
+    location: str | None = None
+    outputs_base: str | None = None
+    webserver_url: str | None = None
+
+    def client(self, timeout: float = 30.0) -> GraphQLClient:
+        return GraphQLClient(self.graphql_url, location=self.location, token=self.token, timeout=timeout)
+
+    def launch(self, flow_id: str, params: dict[str, Any], author: str | None) -> str:
+        tags = {LAUNCHED_BY_TAG: "designer", **({"dp/user": author} if author else {})}
+        with self.client() as client:
+            return client.launch_run(flow_id, params, tags)
+
+    def last_statuses(self) -> dict[str, str]:
+        """Flow id -> the status of its newest run; empty when Dagster is not reachable (the
+        list of flows must open without it)."""
+        try:
+            with self.client(timeout=3.0) as client:
+                data = client.execute(LATEST_RUNS)["runsOrError"]
+        except LaunchError:
+            return {}
+        found: dict[str, str] = {}
+        for run in data.get("results") or []:
+            found.setdefault(run["jobName"], run["status"])
+        return found
+
+    def run_state(self, run_id: str, flow_id: str) -> dict[str, Any]:
+        """The run's status and each node's: succeeded once materialised, else running while the
+        run is, else not run (failed, or skipped after a failure)."""
+        after, done, status, job = None, set(), None, None
+        with self.client() as client:
+            while True:
+                data = client.execute(RUN_EVENTS, {"runId": run_id, "after": after})
+                run = data["runOrError"]
+                if run["__typename"] != "Run":
+                    raise ApiError(404, f"no run '{run_id}' in Dagster: {run.get('message', '')}")
+                status, job = run["status"], run["jobName"]
+                logs = data["logsForRun"]
+                if logs["__typename"] != "EventConnection":
+                    break
+                for event in logs["events"]:
+                    path = (event.get("assetKey") or {}).get("path") or []
+                    if event["__typename"] == "MaterializationEvent" and len(path) == 2 and path[0] == flow_id:
+                        done.add(path[1])
+                if not logs["hasMore"]:
+                    break
+                after = logs["cursor"]
+        links = {}
+        if self.webserver_url:
+            base = self.webserver_url.rstrip("/")
+            links = {"run": f"{base}/runs/{run_id}", "assets": f"{base}/assets/{flow_id}"}
+        return {"run_id": run_id, "status": status, "job": job, "succeeded": sorted(done), "links": links}
+
+    def node_output(self, run_id: str, flow_id: str, node_id: str) -> dict[str, Any]:
+        from dp_io.errors import OutputNotFoundError
+        from dp_io.formats import is_dataframe
+        from dp_io.retention import read_output
+
+        try:
+            value = read_output(run_id, node_id, flow_id, base=self.outputs_base)
+        except (OutputNotFoundError, ValueError) as exc:
+            raise ApiError(404, str(exc)) from None
+        if not is_dataframe(value):
+            return {"kind": type(value).__name__, "value": json.loads(json.dumps(value, default=str))}
+        head = value.head(PREVIEW_ROWS)
+        return {
+            "kind": "table",
+            "row_count": len(value),
+            "columns": [{"name": str(c), "dtype": str(t)} for c, t in value.dtypes.items()],
+            "rows": json.loads(head.to_json(orient="records", date_format="iso", default_handler=str)),
+        }
+
+
+def _service(request: Request) -> RunsService:
+    return request.app.state.runs
+
+
+async def launch(request: Request) -> JSONResponse:
+    """Launch the published flow with params, through Dagster's GraphQL API."""
+    flow_id = flow_id_of(request)
+    body = await read_body(request, LaunchBody)
+    try:
+        run_id = await run_in_threadpool(_service(request).launch, flow_id, body.params, author_of(request))
+    except RunConfigRejected as exc:
+        raise ApiError(422, str(exc)) from None
+    except LaunchError as exc:
+        raise ApiError(502 if "cannot reach" in str(exc) else 409, str(exc)) from None
+    return JSONResponse({"run_id": run_id}, status_code=201)
+
+
+def _run_id(request: Request) -> str:
+    from dp_io.store import check_run_id
+
+    try:
+        return check_run_id(request.path_params["run_id"])
+    except ValueError as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+async def run_state(request: Request) -> JSONResponse:
+    """The run's status and which of the flow's nodes have succeeded so far."""
+    flow_id = flow_id_of(request)
+    try:
+        state = await run_in_threadpool(_service(request).run_state, _run_id(request), flow_id)
+    except LaunchError as exc:
+        raise ApiError(502, str(exc)) from None
+    return JSONResponse(state)
+
+
+async def node_output(request: Request) -> JSONResponse:
+    """A node's output of a run: first rows, columns, row count (from the kept outputs)."""
+    flow_id = flow_id_of(request)
+    node_id = request.path_params["node_id"][:64]
+    return JSONResponse(await run_in_threadpool(_service(request).node_output, _run_id(request), flow_id, node_id))
