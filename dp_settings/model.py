@@ -120,6 +120,18 @@ class CelerySettings(Group):
         yield "config", self.config
 
 
+class DuckDbSettings(Group):
+    """The DuckDB engine (`policies.engine: duckdb`), run inside each step's process."""
+
+    memory_limit: Annotated[str | None, Unset] = setting(
+        "Memory DuckDB may use in one step (DuckDB's own spelling: `2GB`, `512MiB`); beyond it, it spills or fails.",
+        default_text="2GB",
+    )
+    threads: Annotated[int | None, Unset] = setting(
+        "Threads DuckDB uses in one step.", default_text="the machine's cores", ge=1
+    )
+
+
 class RabbitMqSettings(Group):
     """RabbitMQ, when it is the Celery broker."""
 
@@ -306,6 +318,7 @@ class PlatformSettings(BaseSettings):
     db: DbSettings = Field(default_factory=DbSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     rabbitmq: RabbitMqSettings = Field(default_factory=RabbitMqSettings)
+    duckdb: DuckDbSettings = Field(default_factory=DuckDbSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)

@@ -1,0 +1,41 @@
+"""A DuckDB connection in the step's own process: its memory limit and threads from the settings,
+external access off (sources are read by pyarrow and handed over as Arrow tables, so no SQL that
+runs here can reach a file, the network or an extension), the configuration then locked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    memory_limit: str = "2GB"
+    threads: int | None = None  # None: DuckDB's default, the machine's cores
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> EngineLimits:
+        if settings is None:
+            from dp_settings import PlatformSettings
+
+            settings = PlatformSettings()
+        return cls(memory_limit=settings.duckdb.memory_limit or cls.memory_limit, threads=settings.duckdb.threads)
+
+
+def connect(limits: EngineLimits | None = None) -> Any:
+    import duckdb
+
+    limits = limits or EngineLimits.from_settings()
+    config: dict[str, Any] = {
+        "memory_limit": limits.memory_limit,
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if limits.threads:
+        config["threads"] = limits.threads
+    connection = duckdb.connect(":memory:", config=config)
+    # timestamps with a zone come back in UTC; the chain gives each column its input's zone back
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET lock_configuration = true")
+    return connection

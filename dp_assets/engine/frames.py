@@ -1,0 +1,79 @@
+"""pandas frames into the engine as Arrow, and Arrow back into the frames pandas would have built.
+
+In: ``pyarrow.Table.from_pandas`` (no copy for numeric columns), refused (``NotSupported``: the
+node runs in pandas) for what DuckDB would read with other rules — nullable extension dtypes
+(``Int64``, ``boolean``: pandas' missing-value logic differs from numpy's), categoricals,
+mixed object columns, non-text column names.
+
+Out: Arrow's own conversion gives pandas' dtypes for numpy-backed columns (an integer column with
+a missing value is float64, text is ``str``); ``Hints`` then give back what only the input frames
+knew: a column's time zone (DuckDB answers in UTC), its time unit, text kept as ``object``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import NotSupported
+from .relation import ROW_ORDER
+from .sql_expressions import kind_of_arrow
+
+Hints = dict[str, Any]  # column name -> the pandas dtype an input frame gave it
+
+
+def frame_to_arrow(df: Any) -> tuple[Any, Hints]:
+    import pandas as pd
+    import pyarrow as pa
+
+    if not all(isinstance(name, str) for name in df.columns) or df.columns.has_duplicates or ROW_ORDER in df.columns:
+        raise NotSupported("column names that are not distinct text")
+    for name, dtype in df.dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) or (
+            isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and not isinstance(dtype, pd.DatetimeTZDtype)
+            and not _is_default_str(dtype)
+        ):
+            raise NotSupported(f"column {name!r} of dtype {dtype}")
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+        raise NotSupported(f"a frame Arrow cannot hold: {err}") from None
+    check_kinds(table)
+    return table.replace_schema_metadata(None), dict(df.dtypes.items())
+
+
+def _is_default_str(dtype: Any) -> bool:
+    import numpy as np
+    import pandas as pd
+
+    return isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan
+
+
+def check_kinds(table: Any) -> None:
+    for field in table.schema:
+        if kind_of_arrow(field.type) in (None, "null"):
+            raise NotSupported(f"column {field.name!r} of Arrow type {field.type}")
+
+
+def with_row_order(table: Any) -> Any:
+    import pyarrow as pa
+
+    return table.append_column(ROW_ORDER, pa.array(range(table.num_rows), type=pa.int64()))
+
+
+def arrow_to_frame(table: Any, hints: Hints) -> Any:
+    """The frame pandas would have built: Arrow's conversion, then each hinted column's dtype."""
+    import pandas as pd
+
+    df = table.to_pandas()
+    for name, dtype in hints.items():
+        if name not in df.columns:
+            continue
+        got = df[name].dtype
+        if pd.api.types.is_object_dtype(dtype) and isinstance(got, pd.StringDtype):
+            df[name] = df[name].astype(object)
+        elif isinstance(dtype, pd.DatetimeTZDtype) and isinstance(got, pd.DatetimeTZDtype) and got != dtype:
+            df[name] = df[name].dt.tz_convert(dtype.tz).astype(dtype)
+        elif pd.api.types.is_datetime64_dtype(dtype) and pd.api.types.is_datetime64_dtype(got) and got != dtype:
+            df[name] = df[name].astype(dtype)
+    return df

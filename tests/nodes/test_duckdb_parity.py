@@ -1,0 +1,76 @@
+"""Every node type with a DuckDB form gives pandas' answer through the DuckDB engine (issue 20).
+
+The pandas-parity cases of ``test_pandas_equivalence.py`` run again through
+``dp_assets.engine``: same rows, columns, dtypes and values. Most cases carry a ``mixed`` object
+column that Arrow cannot hold (such a frame runs in pandas); each case therefore also runs
+without it, so that DuckDB computes it. The index is compared reset: the engine numbers rows
+0, 1, 2... (docs/nodes.md says so). A case that still runs in pandas is listed in
+``RUNS_IN_PANDAS`` with its reason, so a form that stops applying fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytest
+from node_helpers import make_ctx, run_node
+from test_pandas_equivalence import CASES
+
+from dp_assets.catalog import default_catalog
+from dp_assets.engine import NotSupported
+from dp_assets.engine.chain import Engine, supports
+
+FLOW_PARAMS = {"limit": 5}
+
+# case id (with "/no-mixed" for the variant without the object column) -> why pandas runs it
+RUNS_IN_PANDAS: dict[str, str] = {}
+
+
+def _engine_cases() -> list[Any]:
+    found = []
+    for param in CASES:
+        type_name, params, inputs, expected = param.values
+        if supports(type_name):
+            found.append(pytest.param(type_name, params, inputs, expected, False, id=param.id))
+            if "mixed" not in repr(params):  # a case about the object column has no variant without it
+                found.append(pytest.param(type_name, params, inputs, expected, True, id=f"{param.id}/no-mixed"))
+    return found
+
+
+def _without_mixed(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value.drop(columns="mixed") if isinstance(value, pd.DataFrame) and "mixed" in value else value
+        for name, value in inputs.items()
+    }
+
+
+def run_in_duckdb(type_name: str, params: dict[str, Any], inputs: dict[str, Any]) -> pd.DataFrame:
+    model = default_catalog()[type_name].params_model.model_validate(params)
+    return Engine().run(type_name, model, inputs, FLOW_PARAMS).frame()
+
+
+@pytest.mark.parametrize(("type_name", "params", "inputs", "expected", "drop_mixed"), _engine_cases())
+def test_duckdb_gives_pandas_answer(
+    request: pytest.FixtureRequest,
+    type_name: str,
+    params: dict[str, Any],
+    inputs: Callable[[], dict[str, Any]],
+    expected: Callable[[dict[str, Any]], Any],
+    drop_mixed: bool,
+) -> None:
+    given = _without_mixed(inputs()) if drop_mixed else inputs()
+    case_id = request.node.callspec.id
+    try:
+        want = expected(_without_mixed(inputs()) if drop_mixed else inputs())
+    except KeyError:
+        pytest.skip("the case is about the object column")
+    try:
+        got = run_in_duckdb(type_name, params, given)
+    except NotSupported as reason:
+        if drop_mixed:
+            assert case_id in RUNS_IN_PANDAS, f"{case_id} runs in pandas: {reason}"
+        # the runtime runs such a node in pandas: the pandas answer is the answer
+        got = run_node(type_name, params, given, make_ctx(flow_params=FLOW_PARAMS))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
