@@ -1,0 +1,299 @@
+"""The warm run launcher on real processes: a webserver (which launches runs), the daemon (run
+monitoring) and the templates they start, over the embedded default's storage, serving a small
+code location written to a temporary folder so that its code can change under the launcher.
+
+What a user relies on: a run executes in a child of a preloaded template, as a Dagster run;
+changed code is never run by an old template; a run whose worker is killed ends FAILURE (run
+monitoring, through the launcher's health check) and the next run works; a full pool starts the
+run the default way; terminate ends the run CANCELED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterEventType, DagsterRunStatus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dp_assets.cli.home import local_storage
+from dp_instance.warm_launcher import WORKER_TAG
+from tests.support.dagster_processes import DagsterPlatform
+from tests.support.processes import pid_alive, wait_for
+
+pytestmark = [pytest.mark.e2e]
+
+LOCATION_CODE = """
+import os
+import time
+
+import dagster as dg
+
+VERSION = "{version}"
+
+
+@dg.op(config_schema={{"out": str}})
+def report(context):
+    with open(context.op_config["out"], "w") as out:
+        out.write(f"{{VERSION}} {{os.getpid()}}")
+
+
+@dg.op(config_schema={{"flag": str}})
+def wait_for_flag(context):
+    deadline = time.time() + 300
+    while not os.path.exists(context.op_config["flag"]) and time.time() < deadline:
+        time.sleep(0.1)
+
+
+@dg.job
+def quick():
+    report()
+
+
+@dg.job
+def slow():
+    wait_for_flag()
+
+
+defs = dg.Definitions(jobs=[quick, slow], executor=dg.in_process_executor)
+"""
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+TERMINATE = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) { __typename ... on PythonError { message } }
+}"""
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+def write_location(folder: Path, version: str) -> Path:
+    path = folder / "warm_location.py"
+    path.write_text(LOCATION_CODE.format(version=version))
+    return path
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatform]:
+    root = tmp_path_factory.mktemp("warm")
+    code = root / "code"
+    code.mkdir()
+    location = write_location(code, "v1")
+    dagster_home = root / "dp_home" / "dagster"
+    config = {
+        "telemetry": {"enabled": False},
+        **yaml.safe_load(local_storage(dagster_home)),
+        # One worker, so that a second run at once finds the pool full.
+        "run_launcher": {
+            "module": "dp_instance.warm_launcher",
+            "class": "WarmRunLauncher",
+            "config": {"max_workers": 1},
+        },
+        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
+    }
+    platform = DagsterPlatform(
+        root,
+        flows=root / "flows",
+        instance_config=config,
+        target=("-f", str(location), "-d", str(code)),
+    )
+    platform.start(daemon=True)
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        for template in _templates(platform):
+            _kill(template)
+
+
+def _templates(platform: DagsterPlatform) -> set[int]:
+    with platform.instance() as instance:
+        return {json.loads(run.tags[WORKER_TAG])["template"] for run in instance.get_runs() if WORKER_TAG in run.tags}
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _location_name(platform: DagsterPlatform) -> str:
+    return platform.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
+
+
+def launch(platform: DagsterPlatform, job: str, config: dict) -> str:
+    location = _location_name(platform)
+    params = {
+        "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
+        "runConfigData": {"ops": config},
+    }
+    answer = platform.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
+def wait_run(platform: DagsterPlatform, run_id: str):
+    def finished():
+        with platform.instance() as instance:
+            run = instance.get_run_by_id(run_id)
+            return run if run is not None and run.status in FINISHED else None
+
+    return wait_for(f"run {run_id} to finish", finished, timeout=300, on_timeout=platform.logs)
+
+
+def worker_of(platform: DagsterPlatform, run_id: str) -> dict:
+    def tagged():
+        with platform.instance() as instance:
+            run = instance.get_run_by_id(run_id)
+            return json.loads(run.tags[WORKER_TAG]) if run is not None and WORKER_TAG in run.tags else None
+
+    return wait_for(f"run {run_id} tagged with its warm worker", tagged, timeout=300, on_timeout=platform.logs)
+
+
+def started(platform: DagsterPlatform, run_id: str) -> None:
+    def going():
+        with platform.instance() as instance:
+            run = instance.get_run_by_id(run_id)
+            return run is not None and run.status == DagsterRunStatus.STARTED
+
+    wait_for(f"run {run_id} started", going, timeout=300, on_timeout=platform.logs)
+
+
+def messages(platform: DagsterPlatform, run_id: str) -> str:
+    with platform.instance() as instance:
+        return "\n".join(
+            f"{r.event_log_entry.user_message} {r.event_log_entry.dagster_event.message if r.event_log_entry.dagster_event else ''}"
+            for r in instance.get_records_for_run(run_id).records
+        )
+
+
+def run_quick(platform: DagsterPlatform, tmp_path: Path, name: str = "out") -> tuple[str, str, dict | None]:
+    out = tmp_path / name
+    run_id = launch(platform, "quick", {"report": {"config": {"out": str(out)}}})
+    run = wait_run(platform, run_id)
+    assert run.status == DagsterRunStatus.SUCCESS, messages(platform, run_id)
+    worker = json.loads(run.tags[WORKER_TAG]) if WORKER_TAG in run.tags else None
+    return run_id, out.read_text(), worker
+
+
+def test_runs_execute_in_children_of_one_preloaded_template(platform: DagsterPlatform, tmp_path: Path) -> None:
+    first_id, first_out, first = run_quick(platform, tmp_path, "first")
+    _second_id, second_out, second = run_quick(platform, tmp_path, "second")
+    assert first is not None and second is not None
+    # The op ran in the worker the run is tagged with; both workers came from one template.
+    assert first_out == f"v1 {first['pid']}" and second_out == f"v1 {second['pid']}"
+    assert first["template"] == second["template"] and first["pid"] != second["pid"]
+    # As a run worker started by Dagster: the worker reports its process in the run's events.
+    assert f"Started process for run (pid: {first['pid']})" in messages(platform, first_id)
+    assert not pid_alive(first["pid"]) and pid_alive(first["template"])
+
+
+def test_changed_code_is_never_run_by_an_old_template(platform: DagsterPlatform, tmp_path: Path) -> None:
+    _, _, before = run_quick(platform, tmp_path, "before")
+    assert before is not None
+    write_location(Path(platform.root / "code"), "v2")
+    platform.reload_location(_location_name(platform))
+    _, out, after = run_quick(platform, tmp_path, "after")
+    assert after is not None
+    assert out == f"v2 {after['pid']}"
+    assert after["template"] != before["template"]
+    wait_for("the stale template to exit", lambda: not pid_alive(before["template"]))
+
+
+def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_works(
+    platform: DagsterPlatform, tmp_path: Path
+) -> None:
+    """F2 with the warm launcher: ``kill -9`` of the run worker; run monitoring (the launcher's
+    health check) fails the run; the template is unharmed and serves the next run."""
+    run_id = launch(platform, "slow", {"wait_for_flag": {"config": {"flag": str(tmp_path / "never")}}})
+    started(platform, run_id)
+    worker = worker_of(platform, run_id)
+    os.kill(worker["pid"], signal.SIGKILL)
+    run = wait_run(platform, run_id)
+    assert run.status == DagsterRunStatus.FAILURE
+    assert f"the warm run worker (pid {worker['pid']}) is gone" in messages(platform, run_id)
+    _, _, after = run_quick(platform, tmp_path)
+    assert after is not None and after["template"] == worker["template"]
+
+
+def test_a_full_pool_starts_the_run_the_default_way(platform: DagsterPlatform, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    holding = launch(platform, "slow", {"wait_for_flag": {"config": {"flag": str(flag)}}})
+    worker_of(platform, holding)
+    try:
+        run_id, out, worker = run_quick(platform, tmp_path)
+    finally:
+        flag.touch()
+    assert worker is None  # not a warm worker
+    assert "all 1 warm run workers are busy" in messages(platform, run_id)
+    assert out.startswith("v")
+    assert wait_run(platform, holding).status == DagsterRunStatus.SUCCESS
+
+
+def test_terminate_ends_the_run_canceled(platform: DagsterPlatform, tmp_path: Path) -> None:
+    run_id = launch(platform, "slow", {"wait_for_flag": {"config": {"flag": str(tmp_path / "never")}}})
+    started(platform, run_id)
+    worker = worker_of(platform, run_id)
+    answer = platform.graphql(TERMINATE, {"runId": run_id})["terminateRun"]
+    assert answer["__typename"] == "TerminateRunSuccess", answer
+    run = wait_run(platform, run_id)
+    assert run.status == DagsterRunStatus.CANCELED, messages(platform, run_id)
+    wait_for("the cancelled worker to exit", lambda: not pid_alive(worker["pid"]))
+    with platform.instance() as instance:
+        types = {r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(run_id).records}
+    assert DagsterEventType.RUN_CANCELED in types
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=300).filter(lambda raw: b"\n" not in raw[:-1]))
+def test_the_template_answers_any_malformed_request_and_keeps_serving(platform: DagsterPlatform, raw: bytes) -> None:
+    """Invariant: whatever line reaches the template's socket that is not a run request, the
+    template answers with an error (or closes), forks nothing, and stays up."""
+    template = _live_template(platform)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(template)
+        conn.sendall(raw + b"\n")
+        answer = conn.makefile("rb").readline()
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        parsed = None
+    is_run_request = _is_run_request(raw)
+    if not is_run_request:
+        assert parsed is None or "pid" not in parsed
+    assert Path(template).exists()
+
+
+def _is_run_request(raw: bytes) -> bool:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "run_id" in parsed
+
+
+def _live_template(platform: DagsterPlatform) -> str:
+    """The socket of a live template of this platform (its log says where it listens)."""
+    for log in (platform.dagster_home / "warm").glob("*.log"):
+        for line in reversed(log.read_text().splitlines()):
+            found = re.search(r"warm template (\d+) ready .* at (\S+)$", line)
+            if found and pid_alive(int(found.group(1))):
+                return found.group(2)
+    raise AssertionError("no live template of this platform")
