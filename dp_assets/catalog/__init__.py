@@ -21,6 +21,7 @@ NODE_MODULES = (
     "dp_assets.catalog.nodes.transforms_rows",
     "dp_assets.catalog.nodes.transforms_pivot",
     "dp_assets.catalog.nodes.transforms_reshape",
+    "dp_assets.catalog.nodes.sql_transform",
     "dp_assets.catalog.nodes.python_nodes",
     "dp_assets.catalog.nodes.sinks",
     "dp_assets.catalog.nodes.sinks_db",

@@ -157,6 +157,15 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
             ],
         },
     },
+    "SqlTransform": {
+        "id": "top_customers",
+        "type": "SqlTransform",
+        "inputs": ["orders", "customers"],
+        "params": {
+            "query": "SELECT c.name, sum(o.amount) AS revenue FROM orders o JOIN customers c USING (customer_id) "
+            "GROUP BY c.name ORDER BY revenue DESC LIMIT 10"
+        },
+    },
     "UnionConcatenate": {
         "id": "all_orders",
         "type": "UnionConcatenate",

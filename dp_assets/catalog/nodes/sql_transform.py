@@ -1,0 +1,184 @@
+"""SqlTransform: one DuckDB SELECT over the node's inputs, each a table named by its input.
+
+DuckDB runs in the step's process, so the query is held to what a transform may do: exactly one
+statement, which DuckDB's own parser says is a SELECT (not a pattern over the text); a
+connection of its own per run with file and network access off (``enable_external_access``),
+no extension loading, no reads of Python variables by name (``python_enable_replacements``),
+and the configuration locked so that the query cannot turn any of it back on.
+
+The output's columns are known before a run: DuckDB describes the query over empty tables of
+the inputs' column schemas, so ``dp validate`` lists them and a wrong column is a validation
+error naming the flow, the node and ``params.query``.
+
+The MAX DP ``CustomSQLQuery`` (SQL against a database) is another node (``sources_db``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pydantic import Field, field_validator
+
+from dp_assets.catalog.base import ColumnSchema, InputSpec, NodeContext, NodeType, Params, SchemaError
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Settings of every SqlTransform connection; ``lock_configuration`` comes last so that the
+#: query cannot change the others (``SET`` is refused, and a SET statement is no SELECT anyway).
+LOCKED_CONFIG = {
+    "enable_external_access": False,
+    "python_enable_replacements": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+
+#: A column schema's logical type as the DuckDB type of an empty table that stands for it.
+DUCKDB_TYPES = {
+    "integer": "BIGINT",
+    "float": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "datetime": "TIMESTAMP",
+    "date": "DATE",
+    "string": "VARCHAR",
+    "any": "VARCHAR",
+}
+
+
+class SqlTransformParams(Params):
+    query: str = Field(
+        min_length=1,
+        max_length=100_000,
+        description="One DuckDB SELECT. Each input is a table named by its input: the node id "
+        "for a list of inputs (quote 'node.output' ones: \"check.true\"), the key for a mapping.",
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, query: str) -> str:
+        problem = select_problem(query)
+        if problem:
+            raise ValueError(problem)
+        return query
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with no file, network or extension access, its settings locked."""
+    import duckdb  # lazy: only flows with a SqlTransform pay for the import
+
+    return duckdb.connect(":memory:", config=dict(LOCKED_CONFIG))
+
+
+def select_problem(query: str) -> str | None:
+    """Why ``query`` is not exactly one SELECT, in DuckDB's own words; ``None`` when it is."""
+    import duckdb
+
+    if "\x00" in query:
+        return "the query contains a NUL character"
+    with connect() as con:
+        try:
+            statements = con.extract_statements(query)
+        except duckdb.Error as exc:
+            return f"not valid DuckDB SQL: {_first_line(exc)}"
+    if len(statements) != 1:
+        return f"write exactly one SELECT statement (found {len(statements)})"
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        return f"only a SELECT may run here, not a {kind.name} statement"
+    return None
+
+
+def sql_transform(ctx: NodeContext, params: SqlTransformParams, inputs: dict[str, Any]) -> pd.DataFrame:
+    """Run one DuckDB SELECT over the inputs (each a table named by its input) and return its rows.
+
+    Only a SELECT runs, checked by DuckDB's parser; reading files or the network, installing or
+    loading extensions, and changing settings are refused. Rows come in the order the query
+    gives (write ORDER BY for a defined order). The output's columns are known before a run.
+    """
+    import duckdb
+
+    with connect() as con:
+        for name, frame in inputs.items():
+            con.register(name, frame)
+        try:
+            result = con.execute(params.query)
+            types = [str(column[1]) for column in result.description or []]
+            frame = result.df()
+        except duckdb.Error as exc:
+            raise ValueError(f"DuckDB refused the query: {_first_line(exc)}") from None
+    return _as_pandas_would(frame, types)
+
+
+def _as_pandas_would(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
+    """DuckDB's integer sums are HUGEINT, which reach pandas as floats: back to integers, as
+    pandas' own ``sum`` gives them, when they fit; text of an empty result is pandas' ``str``."""
+    for column, kind in zip(list(frame.columns), types, strict=False):
+        if kind == "VARCHAR" and frame[column].dtype == object:
+            frame[column] = frame[column].astype("str")
+        elif kind == "HUGEINT" and frame[column].notna().all():
+            values = frame[column]
+            if values.empty or (values.abs().max() < 2**63 and (values == values.round()).all()):
+                frame[column] = values.astype("int64")
+    return frame
+
+
+def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSchema | None]) -> ColumnSchema | None:
+    """The query's columns, from DuckDB's DESCRIBE over empty tables of the input schemas."""
+    import duckdb
+
+    if any(schema is None for schema in inputs.values()):
+        return None
+    with connect() as con:
+        for name, schema in inputs.items():
+            assert schema is not None
+            columns = ", ".join(
+                f"{_quoted(column)} {DUCKDB_TYPES.get(kind, 'VARCHAR')}" for column, kind in schema.items()
+            )
+            con.execute(f"CREATE TABLE {_quoted(name)} ({columns or '_dp_no_columns INTEGER'})")
+        try:
+            described = con.execute(f"DESCRIBE {params.query}").fetchall()
+        except duckdb.Error as exc:
+            if any("any" in (schema or {}).values() for schema in inputs.values()):
+                return None  # a column of unknown type stood in as text: the error may be ours
+            have = "; ".join(f"{name}: {', '.join(schema or {}) or 'no columns'}" for name, schema in inputs.items())
+            raise SchemaError("query", f"{_first_line(exc)} (tables: {have or 'none'})") from None
+    return {str(row[0]): _logical(str(row[1])) for row in described}
+
+
+def _logical(duckdb_type: str) -> str:
+    kind = duckdb_type.upper()
+    if kind in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}:
+        return "integer"
+    if kind in {"FLOAT", "DOUBLE", "REAL"} or kind.startswith("DECIMAL"):
+        return "float"
+    if kind == "BOOLEAN":
+        return "boolean"
+    if kind.startswith("TIMESTAMP") or kind == "DATE":
+        return "datetime"
+    if kind == "VARCHAR":
+        return "string"
+    return "any"
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+NODE_TYPES = [
+    NodeType(
+        "SqlTransform",
+        SqlTransformParams,
+        sql_transform,
+        "transform",
+        inputs=InputSpec(names=(), variadic=True, min_count=0),
+        kinds=frozenset({"duckdb", "sql"}),
+        infer_schema=sql_transform_schema,
+    )
+]
