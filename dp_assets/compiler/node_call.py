@@ -86,9 +86,7 @@ def output_metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeCont
     metadata: dict[str, Any] = {"dp/flow_version": plan.version}
     if isinstance(value, pd.DataFrame):
         metadata["dagster/row_count"] = len(value)
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[TableColumn(name=str(c), type=str(t)) for c, t in value.dtypes.items()]
-        )
+        metadata["dagster/column_schema"] = _column_schema([(str(c), str(t)) for c, t in value.dtypes.items()])
         metadata["dp/schema"] = MetadataValue.json(schema_of(value))
         metadata["preview"] = MetadataValue.md(markdown_preview(value))
     elif isinstance(value, FrameStream) and value.peek() is not None:
@@ -98,6 +96,14 @@ def output_metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeCont
         plain = isinstance(item, (str, int, float, bool, MetadataValue, TableSchema))
         metadata[key] = item if plain else MetadataValue.json(item)
     return metadata
+
+
+def _column_schema(columns: list[tuple[str, str]]) -> TableSchema:
+    """A frame's column schema, built where the caller's frame holds only names and types:
+    Dagster compiles a record's checked constructor at its first call in a process and keeps the
+    calling frame's locals in the compiled function (``dagster_shared.record.JitCheckedNew``).
+    Built in ``output_metadata``, that kept the process's first node output alive until exit."""
+    return TableSchema(columns=[TableColumn(name=name, type=dtype) for name, dtype in columns])
 
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS, caption: str | None = None) -> str:

@@ -1,100 +1,28 @@
 """Helpers of the example tests: loopback stub services, example flow folders, run metadata.
 
-``StubService`` is a real HTTP server on 127.0.0.1 (a ``ThreadingHTTPServer`` in a daemon thread)
-whose answers come from a route function, and which records every request it saw. The examples'
-external systems (T2A, market data, exchange rates, monitoring, Slack-style webhooks) are
+``StubService`` is the suite's HTTP stub (``tests/support/http_stub.py``): a real HTTP server on
+127.0.0.1 whose answers come from a route function, and which records every request it saw.
+The examples' external systems (T2A, market data, exchange rates, monitoring, Slack-style webhooks) are
 stubbed with it; nothing is mocked inside the platform.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
+
+from tests.support.http_stub import StubServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "flows"
 
 
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
-Route = Callable[[Request], "tuple[int, Any]"]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class StubService:
-    """``route(request) -> (status, json body)`` served on a free loopback port."""
-
-    def __init__(self, route: Route):
-        service = self
-        self.route = route
-        self.requests: list[Request] = []
-        self._lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                parts = urlsplit(self.path)
-                request = Request(
-                    self.command,
-                    parts.path,
-                    {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    dict(self.headers.items()),
-                    (self.rfile.read(length) if length else b"").decode(),
-                )
-                with service._lock:
-                    service.requests.append(request)
-                status, body = service.route(request)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = _handle
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def seen(self, path_prefix: str = "", method: str | None = None) -> list[Request]:
-        with self._lock:
-            return [
-                r for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)
-            ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# StubService: the shared stub of tests/support/http_stub.py, under the name these tests use.
+StubService = StubServer
 
 
 def copy_example(dest: Path, *folders: str, specs: bool = True) -> Path:

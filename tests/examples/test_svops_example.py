@@ -90,13 +90,13 @@ def test_svops_task_chain_runs_in_order_and_a_failure_in_the_middle_stops_it(pla
     failed_run = bad["runs"][1]["run_id"]
     posts = wait_for(
         "the failure notification",
-        lambda: [r for r in alerts.seen("/services/", "POST") if failed_run in r.body],
+        lambda: [r for r in alerts.seen("/services/", "POST") if failed_run in r.text],
         on_timeout=platform.logs,
     )
     assert len(posts) == 1
     text = posts[0].json()["text"]
     assert CHAIN[1] in text and f"{platform.url}/runs/{failed_run}" in text
-    assert not [r for r in alerts.requests if any(run["run_id"] in r.body for run in ok["runs"])]
+    assert not [r for r in alerts.requests if any(run["run_id"] in r.text for run in ok["runs"])]
 
     # the human-readable status names every run of the chain
     shown = cli.invoke(dp, ["status", "task-bad"], env=env)

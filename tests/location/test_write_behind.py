@@ -11,6 +11,7 @@ queued write has been taken by its ``handle_output`` (``closed`` records what wa
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import weakref
@@ -201,7 +202,13 @@ class SeenParams(Params):
 
 
 def seen_node(ctx, params, inputs):
-    """Which of the watched nodes' frames are still alive when this node runs."""
+    """Which of the watched nodes' frames are still alive when this node runs.
+
+    Unreachable cycles are collected first: the first asset event a process stores raises and
+    catches an IntegrityError in Dagster's SQLite event log, whose traceback links, through the
+    frames' f_back, to the step's frames until the next cyclic GC. Only a reference the run
+    really keeps survives gc.collect()."""
+    gc.collect()
     return pd.DataFrame({"node": params.watch, "alive": [ALIVE[n]() is not None for n in params.watch]})
 
 

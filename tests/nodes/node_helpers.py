@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.base import NodeContext, NodeOutputs
+from tests.support.http_stub import Reply as Reply  # re-exported: the node tests import it from here
+from tests.support.http_stub import Request, StubServer
 
 COLLECTED: list[str] = []
 
@@ -34,75 +31,11 @@ def primary(result: Any) -> Any:
     return next(iter(result.values.values())) if isinstance(result, NodeOutputs) else result
 
 
-# --- a programmable HTTP server --------------------------------------------------------------
+# --- a programmable HTTP server: tests/support/http_stub.py ------------------------------
 
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None  # JSON-encoded unless bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class LoopbackServer:
-    """Answers with ``handler(request) -> Reply``; records every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.handler: Callable[[Recorded], Reply] = lambda request: Reply(200, {})
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                request = Recorded(
-                    self.command,
-                    self.path,
-                    {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length) if length else b"",
-                )
-                with outer.lock:
-                    outer.requests.append(request)
-                reply = outer.handler(request)
-                body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                headers = {"Content-Type": "application/json", **reply.headers}
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                if "Content-Length" not in headers:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# LoopbackServer: the shared stub (``route`` answers, ``requests`` recorded), under the name these tests use.
+LoopbackServer = StubServer
+Recorded = Request
 
 
 class Inbox:

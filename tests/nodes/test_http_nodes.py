@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
@@ -23,7 +22,7 @@ ITEMS = [{"id": i, "name": f"n{i}", "geo": {"lat": i * 1.5, "tz": None if i % 2 
 
 
 def query(request: Recorded) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlparse(request.path).query).items()}
+    return request.query
 
 
 def ctx_http(http_resource: Any, **flow_params: Any) -> Any:
@@ -63,7 +62,7 @@ PAGINATIONS = [
 def test_api_endpoint_pages_match_json_normalize(
     http_server: LoopbackServer, http_resource: Any, pagination: dict
 ) -> None:
-    http_server.handler = paged
+    http_server.route = paged
     params = {"url": f"{http_server.url}/items", "record_path": "data.items", "pagination": pagination}
     result = run_node("ApiEndpoint", params, {}, ctx_http(http_resource))
     pd.testing.assert_frame_equal(result, pd.json_normalize(ITEMS))
@@ -76,7 +75,7 @@ def test_api_endpoint_retries_5xx_and_posts_json(
     """ApiEndpoint-retry: a 503 then a 200; POST body, query and a header read from the environment."""
     monkeypatch.setenv("DP_SECRET_TEST_TOKEN", "s3cret")
     answers = [Reply(503, {"error": "busy"}, {"Retry-After": "0"}), Reply(200, [{"a": 1}, {"a": None}])]
-    http_server.handler = lambda request: answers.pop(0)
+    http_server.route = lambda request: answers.pop(0)
     params = {
         "url": f"{http_server.url}/q",
         "method": "POST",
@@ -95,20 +94,20 @@ def test_api_endpoint_retries_5xx_and_posts_json(
 def test_retry_after_is_honoured_and_4xx_is_not_retried(http_server: LoopbackServer, http_resource: Any) -> None:
     waits: list[float] = []
     answers = [Reply(429, {}, {"Retry-After": "7"}), Reply(502, {}), Reply(200, {"ok": True})]
-    http_server.handler = lambda request: answers.pop(0)
+    http_server.route = lambda request: answers.pop(0)
     response = send_with_retries(
         http_resource, "GET", http_server.url, retries=3, backoff_seconds=0.25, sleep=waits.append
     )
     assert response.json() == {"ok": True}
     assert waits == [7.0, 0.5]  # Retry-After, then exponential backoff
-    http_server.handler = lambda request: Reply(404, {"error": "nope"})
+    http_server.route = lambda request: Reply(404, {"error": "nope"})
     with pytest.raises(HttpStatusError, match="404"):
         send_with_retries(http_resource, "GET", http_server.url, retries=3, sleep=waits.append)
     assert len(waits) == 2
 
 
 def test_api_endpoint_empty_response(http_server: LoopbackServer, http_resource: Any) -> None:
-    http_server.handler = lambda request: Reply(200, {"data": {"items": []}})
+    http_server.route = lambda request: Reply(200, {"data": {"items": []}})
     result = run_node("ApiEndpoint", {"url": http_server.url, "record_path": "data.items"}, {}, ctx_http(http_resource))
     assert result.empty
 
@@ -136,7 +135,7 @@ class IdempotentServer:
 def test_api_request_per_row_same_key_on_every_attempt(http_server: LoopbackServer, http_resource: Any) -> None:
     """E6: retries and a re-run send the same idempotency key; the server applies each row once."""
     server = IdempotentServer()
-    http_server.handler = server
+    http_server.route = server
     df = pd.DataFrame(
         {"id": [1, 2, 3], "at": pd.to_datetime(["2024-01-01"] * 3).tz_localize("UTC"), "v": [1.5, None, 2.0]}
     )
@@ -152,7 +151,7 @@ def test_api_request_per_row_same_key_on_every_attempt(http_server: LoopbackServ
 
 def test_api_request_batches_and_collects_errors(http_server: LoopbackServer, http_resource: Any) -> None:
     """APIRequest-batch: batches of 2 under a body key; errors collected when asked."""
-    http_server.handler = lambda request: Reply(400 if len(request.json()["rows"]) == 1 else 200, {})
+    http_server.route = lambda request: Reply(400 if len(request.json()["rows"]) == 1 else 200, {})
     df = pd.DataFrame({"x": range(5)})
     params = {
         "url": http_server.url,

@@ -63,14 +63,14 @@ def test_allow_private_never_allows_metadata() -> None:
     ids=["V4-redirect-metadata", "V4-redirect-other-loopback", "V4-redirect-file"],
 )
 def test_redirects_are_rechecked(http_server: LoopbackServer, http_resource: Any, location: str) -> None:
-    http_server.handler = lambda request: Reply(302, b"", {"Location": location.format(port=http_server.port)})
+    http_server.route = lambda request: Reply(302, b"", {"Location": location.format(port=http_server.port)})
     with pytest.raises(RequestRefused):
         http_resource.request("GET", f"{http_server.url}/start")
     assert len(http_server.requests) == 1
 
 
 def test_allowed_redirect_is_followed(http_server: LoopbackServer, http_resource: Any) -> None:
-    http_server.handler = lambda r: (
+    http_server.route = lambda r: (
         Reply(200, {"at": r.path}) if r.path == "/end" else Reply(303, b"", {"Location": "/end"})
     )
     response = http_resource.request("POST", f"{http_server.url}/start", json={"a": 1})
@@ -92,7 +92,7 @@ def test_connection_is_pinned_to_the_checked_address(
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    http_server.handler = lambda request: Reply(200, {"host": request.headers["host"]})
+    http_server.route = lambda request: Reply(200, {"host": request.headers["host"]})
     response = http_resource.request("GET", f"http://rebind.test:{http_server.port}/x")
     assert response.json() == {"host": f"rebind.test:{http_server.port}"}
     assert calls == ["rebind.test"]

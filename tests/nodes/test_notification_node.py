@@ -63,7 +63,7 @@ def test_send_notification_webhook_from_the_authors_reference(
 def test_S6_a_failing_webhook_is_named_never_its_url(
     http_server: LoopbackServer, http_resource: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    http_server.handler = lambda request: Reply(500, {"echo": request.path})
+    http_server.route = lambda request: Reply(500, {"echo": request.path})
     monkeypatch.setenv("DP_SECRET_SALES_HOOK", f"{http_server.url}/services/T/B/hook-token")
     resources = {
         "http": http_resource,

@@ -20,15 +20,15 @@ import os
 import re
 import ssl
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.http_stub import LoopbackHttp
 from tests.support.processes import free_port, port_open, start_process, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -36,13 +36,9 @@ MCP_SERVER_SCRIPT = HERE / "mcp_demo_server.py"
 SECRET = "s3cr3t-Planted-Value-9431"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class Running:
-    """A ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon thread, with the requests it saw."""
+class Running(LoopbackHttp):
+    """The suite's loopback HTTP server (``tests/support/http_stub.py``); ``tls``: every
+    connection is TLS with a throwaway self-signed certificate."""
 
     def __init__(
         self,
@@ -52,25 +48,7 @@ class Running:
         tls: bool = False,
         **attrs: Any,
     ):
-        self.server = _Server((host, port), handler)
-        if tls:  # before serving starts: every connection is TLS with a throwaway self-signed certificate
-            self.server.socket = self_signed_context().wrap_socket(self.server.socket, server_side=True)
-        self.server.requests = []  # type: ignore[attr-defined]
-        for key, value in attrs.items():
-            setattr(self.server, key, value)
-        self.host = host
-        self.port = self.server.server_address[1]
-        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        return self.server.requests  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(handler, host, port, ssl_context=self_signed_context() if tls else None, **attrs)
 
 
 class _Handler(BaseHTTPRequestHandler):
