@@ -36,12 +36,15 @@ run: install
 # priority (nice), so that it never starves a stack. The CPU-hungry bench smoke runs last
 # (tests/conftest.py), when the other session has finished. They share no Redis database, PostgreSQL
 # database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
+# Each session reports its 25 slowest tests and its wall time (where the suite's time goes).
 LIVE_TESTS = tests/bench tests/deploy tests/docs
+TEST_REPORT = --durations=25 --durations-min=5
 test: install lint
-	@$(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(LIVE_TESTS) $(PYTEST_ARGS) \
-		> .test-live.log 2>&1 & live=$$!; \
-	nice -n 5 $(PY) -m pytest --basetemp=/tmp/dp-tests-rest $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
-	rest=$$?; wait $$live; live_rc=$$?; \
+	@start=$$(date +%s); \
+	{ $(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(TEST_REPORT) $(LIVE_TESTS) $(PYTEST_ARGS); \
+	  code=$$?; echo "live stacks: $$(( $$(date +%s) - start )) s"; exit $$code; } > .test-live.log 2>&1 & live=$$!; \
+	nice -n 5 $(PY) -m pytest --basetemp=/tmp/dp-tests-rest $(TEST_REPORT) $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
+	rest=$$?; echo "everything else: $$(( $$(date +%s) - start )) s"; wait $$live; live_rc=$$?; \
 	echo "===== live stacks: $(LIVE_TESTS) ====="; cat .test-live.log; \
 	echo "make test: everything else exited $$rest, the live stacks $$live_rc"; \
 	case "$$rest $$live_rc" in "0 0"|"0 5"|"5 0") ;; *) exit 1;; esac  # 5: -k selected none there
