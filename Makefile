@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export DP_HOME ?= $(CURDIR)/.dp_home
 export DAGSTER_HOME ?= $(DP_HOME)/dagster
 
-.PHONY: run test test-serial test-faults install lock bench docs lint
+.PHONY: run test test-serial test-faults test-client install lock bench docs lint
 
 # Every dependency comes from requirements.lock, each file checked against its hash: a package
 # changed on the index, or one the lock does not name, stops the install.
@@ -17,7 +17,16 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# The designer's client (docs/designer.md): npm ci from the committed lockfile, then a Vite build
+# into designer/dist, which `dp designer` serves (nothing from a CDN at run time).
+DESIGNER_SOURCES = $(wildcard designer/src/*.ts designer/src/*.tsx designer/src/*.css designer/src/components/*.tsx) \
+	designer/index.html designer/vite.config.ts designer/tsconfig.json
+designer/node_modules/.package-lock.json: designer/package-lock.json
+	cd designer && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json
+designer/dist/index.html: designer/node_modules/.package-lock.json $(DESIGNER_SOURCES)
+	cd designer && npm run build
+
+install: $(VENV)/.installed designer/dist/index.html
 
 # The flow designer (`dp designer`, docs/designer.md) runs beside Dagster's UI on its own port,
 # and stops with it.
@@ -39,7 +48,7 @@ run: install
 # Each session reports its 25 slowest tests and its wall time (where the suite's time goes).
 LIVE_TESTS = tests/bench tests/deploy tests/docs
 TEST_REPORT = --durations=25 --durations-min=5
-test: install lint
+test: install lint test-client
 	@start=$$(date +%s); \
 	{ $(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(TEST_REPORT) $(LIVE_TESTS) $(PYTEST_ARGS); \
 	  code=$$?; echo "live stacks: $$(( $$(date +%s) - start )) s"; exit $$code; } > .test-live.log 2>&1 & live=$$!; \
@@ -56,6 +65,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# The designer's client state and spec<->canvas mapping (Vitest).
+test-client: install
+	cd designer && npm test
 
 test-serial: install
 	$(PY) -m pytest $(PYTEST_ARGS)

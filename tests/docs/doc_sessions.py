@@ -97,6 +97,16 @@ def copy_working_tree(destination: Path) -> Path:
     )
     for name in ("pyproject.toml", "requirements.lock"):
         os.utime(destination / name, (stamp - 60, stamp - 60))
+    # The designer's built client and its packages, as installed: `make run` does not rebuild them.
+    designer = REPO_ROOT / "designer"
+    for built in ("node_modules", "dist"):
+        if (designer / built).is_dir():
+            (destination / "designer" / built).symlink_to(designer / built)
+    if (designer / "dist" / "index.html").exists():
+        built_at = (designer / "dist" / "index.html").stat().st_mtime
+        for relative in filter(None, listed):
+            if relative.startswith("designer/") and (destination / relative).is_file():
+                os.utime(destination / relative, (built_at - 60, built_at - 60))
     return destination
 
 

@@ -1,0 +1,73 @@
+// The designer's server API (dp_designer): every call answers JSON, errors as {error: message}.
+import type { CatalogInfo, CheckResult, FlowDocument, FlowRow, RunState, VersionInfo } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    message: string,
+    public body: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, String(data.error ?? response.statusText), data);
+  return data as T;
+}
+
+const flow = (id: string) => `/api/flows/${encodeURIComponent(id)}`;
+
+export interface OpenedFlow {
+  id: string;
+  stored: { version: string; document: FlowDocument } | null;
+  draft: { document: FlowDocument; base_version: string | null; updated_at: string } | null;
+}
+
+export interface NodeDiff {
+  added: string[];
+  removed: string[];
+  changed: { id: string; fields: string[] }[];
+}
+
+export interface NodeOutput {
+  kind: string;
+  row_count?: number;
+  columns?: { name: string; dtype: string }[];
+  rows?: Record<string, unknown>[];
+  value?: unknown;
+}
+
+export const api = {
+  catalog: () => call<CatalogInfo>("GET", "/api/catalog"),
+  flows: () => call<{ flows: FlowRow[] }>("GET", "/api/flows"),
+  open: (id: string) => call<OpenedFlow>("GET", flow(id)),
+  openVersion: (id: string, version: string) => call<OpenedFlow>("GET", `${flow(id)}/versions/${version}`),
+  validate: (document: FlowDocument) => call<CheckResult>("POST", "/api/validate", { document }),
+  saveDraft: (id: string, document: FlowDocument, base_version: string | null) =>
+    call<{ saved_at: string; check: CheckResult }>("PUT", `${flow(id)}/draft`, { document, base_version }),
+  publish: (id: string, document: FlowDocument, message: string) =>
+    call<{ version: string; created: boolean; published: boolean }>("POST", `${flow(id)}/publish`, {
+      document,
+      message,
+    }),
+  history: (id: string) => call<{ versions: VersionInfo[] }>("GET", `${flow(id)}/history`),
+  diff: (id: string, from: string, to: string) =>
+    call<{ from: string; to: string; nodes: NodeDiff; yaml: string }>(
+      "GET",
+      `${flow(id)}/diff?from=${from}&to=${to}`,
+    ),
+  restore: (id: string, version: string) =>
+    call<{ document: FlowDocument; base_version: string }>("POST", `${flow(id)}/restore`, { version }),
+  launch: (id: string, params: Record<string, unknown>) =>
+    call<{ run_id: string }>("POST", `${flow(id)}/runs`, { params }),
+  run: (id: string, runId: string) => call<RunState>("GET", `${flow(id)}/runs/${runId}`),
+  output: (id: string, runId: string, node: string) =>
+    call<NodeOutput>("GET", `${flow(id)}/runs/${runId}/nodes/${encodeURIComponent(node)}`),
+};

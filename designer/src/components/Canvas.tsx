@@ -1,0 +1,97 @@
+// The canvas: derived from the document on every change; each gesture is an edit of the document.
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  applyNodeChanges,
+  useReactFlow,
+  type Edge,
+  type Node,
+  type NodeChange,
+} from "@xyflow/react";
+import { useCallback, useMemo, useState, type DragEvent } from "react";
+import { decorateEdges, decorateNodes } from "../canvasView";
+import { addNode, connect, disconnect, moveNodes, removeNode, specToGraph, type DpNodeData } from "../mapping";
+import { designerStore, useDesigner } from "../store";
+import { DpNode } from "./DpNode";
+import { DRAG_TYPE } from "./Palette";
+
+const NODE_TYPES = { dp: DpNode };
+
+export function Canvas({ onSelect }: { onSelect: () => void }) {
+  const doc = useDesigner((s) => s.doc)!;
+  const types = useDesigner((s) => s.types);
+  const check = useDesigner((s) => s.check);
+  const run = useDesigner((s) => s.run);
+  const selected = useDesigner((s) => s.selected);
+  const { screenToFlowPosition } = useReactFlow();
+  // While a node is dragged its position lives here; the document gets it when the drag ends.
+  const [dragging, setDragging] = useState<Node<DpNodeData>[] | null>(null);
+
+  const graph = useMemo(() => specToGraph(doc, types), [doc, types]);
+  const nodes = useMemo(
+    () => decorateNodes(graph.nodes, check, run).map((n) => ({ ...n, selected: n.id === selected })),
+    [graph, check, run, selected],
+  );
+  const edges = useMemo(() => decorateEdges(graph.edges, check), [graph, check]);
+  const edit = designerStore.getState().edit;
+
+  const onNodesChange = useCallback(
+    (changes: NodeChange[]) => {
+      const moving = changes.filter((c) => c.type === "position");
+      if (moving.length === 0) return;
+      setDragging((current) => applyNodeChanges(moving, current ?? nodes) as Node<DpNodeData>[]);
+    },
+    [nodes],
+  );
+
+  const onDrop = (event: DragEvent) => {
+    event.preventDefault();
+    const type = event.dataTransfer.getData(DRAG_TYPE);
+    const info = types[type];
+    if (!info) return;
+    const position = screenToFlowPosition({ x: event.clientX, y: event.clientY });
+    let added = "";
+    edit((d) => {
+      const [next, id] = addNode(d, info, { x: Math.round(position.x), y: Math.round(position.y) });
+      added = id;
+      return next;
+    });
+    designerStore.getState().select(added);
+    onSelect();
+  };
+
+  return (
+    <div className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
+      <ReactFlow
+        nodes={dragging ?? nodes}
+        edges={edges}
+        nodeTypes={NODE_TYPES}
+        onNodesChange={onNodesChange}
+        onNodeDragStop={(_, __, moved) => {
+          const positions = Object.fromEntries(moved.map((n) => [n.id, { x: Math.round(n.position.x), y: Math.round(n.position.y) }]));
+          edit((d) => moveNodes(d, positions));
+          setDragging(null);
+        }}
+        onConnect={(c) => edit((d) => connect(d, types, c))}
+        onEdgesDelete={(gone: Edge[]) => edit((d) => gone.reduce((acc, e) => disconnect(acc, types, e), d))}
+        onNodesDelete={(gone) => {
+          edit((d) => gone.reduce((acc, n) => removeNode(acc, types, n.id), d));
+          designerStore.getState().select(null);
+        }}
+        onNodeClick={(_, node) => {
+          designerStore.getState().select(node.id);
+          onSelect();
+        }}
+        onPaneClick={() => designerStore.getState().select(null)}
+        fitView
+        deleteKeyCode={["Delete", "Backspace"]}
+      >
+        <Background />
+        <Controls />
+        <MiniMap pannable zoomable />
+      </ReactFlow>
+    </div>
+  );
+}
