@@ -25,9 +25,10 @@ from dp_assets.compiler.factory import CompiledFlow, compile_flow
 from dp_assets.compiler.translator import FlowTranslator
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import ImportReport, import_folder
-from dp_assets.spec.validation import validate_spec
+from dp_assets.spec.validated_cache import ValidatedSpecs
+from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_resources.store import FlowNotFound, FlowStore
-from dp_settings import PlatformSettings, load, using
+from dp_settings import PlatformSettings, current, load, using
 
 log = logging.getLogger("dp.location")
 REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
@@ -98,7 +99,7 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
     from dp_resources.mcp_client import McpResource
     from dp_resources.notifications import NotificationsResource
     from dp_resources.sandbox import SandboxResource
-    from dp_resources.secrets import SecretsResource
+    from dp_resources.secrets_resource import SecretsResource
     from dp_resources.shell import ShellResource
     from dp_sensors.events.resource import EventBusResource
 
@@ -393,6 +394,8 @@ class _CompiledFlows:
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[tuple, CompiledFlow] = OrderedDict()
+        self._records: ValidatedSpecs | None = None
+        self._records_home: Path | None = None
 
     def get(
         self,
@@ -409,7 +412,7 @@ class _CompiledFlows:
         if entry is not None:
             self._entries.move_to_end(key)
             return entry
-        validated = validate_spec(spec, catalog, check_schemas=False, check_compiles=False)
+        validated = self._validated(flow_id, version, spec, catalog, cacheable)
         if validated.id != flow_id:  # a row written around publish_spec; its job would take another's name
             raise ValueError(f"stored as flow '{flow_id}', but the spec's id is '{validated.id}'")
         executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
@@ -419,6 +422,25 @@ class _CompiledFlows:
             if len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         return entry
+
+    def records(self) -> ValidatedSpecs:
+        """The records of validated versions in DP_HOME (``spec.validated_cache``)."""
+        home = current().dp_home()
+        if self._records is None or self._records_home != home:
+            self._records, self._records_home = ValidatedSpecs.for_home(home), home
+        return self._records
+
+    def _validated(self, flow_id: str, version: str, spec: dict, catalog: Catalog, cacheable: bool) -> ValidatedFlow:
+        """A stored version, restored from its record when it passed before on this platform code
+        (a restart skips validating it again), else validated and recorded."""
+        if not cacheable:
+            return validate_spec(spec, catalog, check_schemas=False, check_compiles=False)
+        records = self.records()
+        record = records.get(flow_id, version)
+        restored = records.restore(record, spec, catalog) if record is not None else None
+        if restored is not None:
+            return restored
+        return validate_spec(spec, catalog, check_schemas=False, check_compiles=False, cache=records)
 
 
 _compiled = _CompiledFlows()

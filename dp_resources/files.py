@@ -13,11 +13,8 @@ from pathlib import Path, PurePosixPath
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from dp_resources.paths import NAME_MAX, PathNotAllowed, checked_relative, shown
 from dp_settings import current
-
-
-class PathNotAllowed(ValueError):
-    pass
 
 
 class FilesResource(ConfigurableResource):
@@ -47,23 +44,23 @@ class FilesResource(ConfigurableResource):
         relative = checked_relative(path, lead)
         roots = self.roots()
         if not isinstance(root, str) or root not in roots:
-            raise PathNotAllowed(f"{lead}unknown file root {_shown(root)}; known roots: {', '.join(roots)}")
+            raise PathNotAllowed(f"{lead}unknown file root {shown(root)}; known roots: {', '.join(roots)}")
         if for_write and root != "data":
             raise PathNotAllowed(f"{lead}root '{root}' is read-only; write under the 'data' root")
         base = roots[root]
         try:
             target = (base / relative).resolve()
         except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
-            raise PathNotAllowed(f"{lead}path {_shown(path)} cannot be resolved: {_reason(exc)}") from None
+            raise PathNotAllowed(f"{lead}path {shown(path)} cannot be resolved: {_reason(exc)}") from None
         if not target.is_relative_to(base):
-            raise PathNotAllowed(f"{lead}path {_shown(path)} leaves the '{root}' root (through a symlink?)")
+            raise PathNotAllowed(f"{lead}path {shown(path)} leaves the '{root}' root (through a symlink?)")
         settings = current()
         storage = settings.dagster_home_folder()
         if storage is not None and target.is_relative_to(storage):
-            raise PathNotAllowed(f"{lead}path {_shown(path)} points into Dagster's storage folder")
+            raise PathNotAllowed(f"{lead}path {shown(path)} points into Dagster's storage folder")
         outputs = settings.outputs_base()
         if "://" not in outputs and target.is_relative_to(Path(outputs).resolve()):
-            raise PathNotAllowed(f"{lead}path {_shown(path)} points into the run outputs folder")
+            raise PathNotAllowed(f"{lead}path {shown(path)} points into the run outputs folder")
         if for_write:
             _prepare_write(target, path, lead)
         return target
@@ -74,72 +71,28 @@ class FilesResource(ConfigurableResource):
         checked_relative(pattern, lead)
         if PurePosixPath(pattern).parts.count("**") > 1:
             # each further '**' multiplies the folders walked; one is enough to reach any depth
-            raise PathNotAllowed(f"{lead}glob {_shown(pattern)} may use '**' once")
+            raise PathNotAllowed(f"{lead}glob {shown(pattern)} may use '**' once")
         base = self.resolve(".", root, where=where)
         try:
             matches = [p for p in base.glob(pattern) if p.is_file()]
         except (OSError, RuntimeError, ValueError) as exc:
-            raise PathNotAllowed(f"{lead}glob {_shown(pattern)} cannot be read: {_reason(exc)}") from None
+            raise PathNotAllowed(f"{lead}glob {shown(pattern)} cannot be read: {_reason(exc)}") from None
         return sorted(self.resolve(str(p.relative_to(base)), root, where=where) for p in matches)
-
-
-# Linux limits: a whole path of PATH_MAX bytes, each name of NAME_MAX bytes. Checked here, so an
-# over-long name is a clear error at validation instead of ENAMETOOLONG in the middle of a run.
-PATH_MAX = 4096
-NAME_MAX = 255
-
-
-def path_error(path: object) -> str | None:
-    """Why ``path`` cannot be a path relative to a root, from its text alone (None when it can).
-
-    Pure: it never touches the filesystem, so spec validation can call it.
-    """
-    if not isinstance(path, str):
-        return f"a path must be text, not {type(path).__name__}"
-    if not path:
-        return "the path is empty"
-    if "\x00" in path:
-        return f"path {_shown(path)} contains a NUL byte"
-    try:
-        encoded = os.fsencode(path)
-    except UnicodeError:
-        return f"path {_shown(path)} is not valid text for a file name (lone surrogate?)"
-    if len(encoded) > PATH_MAX:
-        return f"path {_shown(path)} is {len(encoded)} bytes long (the limit is {PATH_MAX})"
-    relative = PurePosixPath(path)
-    if relative.is_absolute() or os.path.isabs(path) or ".." in relative.parts:
-        return f"path {_shown(path)} must be relative to its root, without '..'"
-    long = next((part for part in relative.parts if len(os.fsencode(part)) > NAME_MAX), None)
-    if long is not None:
-        return f"path {_shown(path)} has a name longer than {NAME_MAX} bytes ({_shown(long)})"
-    return None
-
-
-def checked_relative(path: object, lead: str = "") -> PurePosixPath:
-    problem = path_error(path)
-    if problem is not None:
-        raise PathNotAllowed(lead + problem)
-    return PurePosixPath(path)  # type: ignore[arg-type]
 
 
 def _prepare_write(target: Path, path: str, lead: str) -> None:
     from dp_resources.temp_names import temp_name, writer_token
 
     if target.is_dir():
-        raise PathNotAllowed(f"{lead}path {_shown(path)} is a folder; name a file to write")
+        raise PathNotAllowed(f"{lead}path {shown(path)} is a folder; name a file to write")
     # Files are written under a longer temporary name first (temp_names): it must fit too.
     spare = NAME_MAX - len(os.fsencode(temp_name("", writer_token())))
     if len(os.fsencode(target.name)) > spare:
-        raise PathNotAllowed(f"{lead}path {_shown(path)}: a file written must have a name of at most {spare} bytes")
+        raise PathNotAllowed(f"{lead}path {shown(path)}: a file written must have a name of at most {spare} bytes")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PathNotAllowed(f"{lead}cannot create the folder of {_shown(path)}: {_reason(exc)}") from None
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+        raise PathNotAllowed(f"{lead}cannot create the folder of {shown(path)}: {_reason(exc)}") from None
 
 
 def _reason(exc: BaseException) -> str:

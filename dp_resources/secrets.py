@@ -39,13 +39,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
-import dagster as dg
-from pydantic import Field
-
 from dp_settings import current
 
 if TYPE_CHECKING:  # pandas is imported by whoever made the frame, never by this module
     import pandas as pd
+
+    from dp_resources.secrets_resource import SecretsResource as SecretsResource  # re-exported below
 
 REDACTED = "***"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -370,24 +369,17 @@ def _frame_type() -> type[pd.DataFrame] | None:
     return pandas.DataFrame if pandas is not None else None
 
 
-class SecretsResource(dg.ConfigurableResource):
-    """Which environment variables specs may reference as ``${env:NAME}``, resolved at run time."""
-
-    allowed_names: list[str] | None = Field(
-        default=None,
-        description="Glob patterns of environment variable names that specs may reference as "
-        "secrets (`${env:NAME}`); anything else is refused. Default: DP_ALLOWED_SECRET_NAMES, "
-        "else DP_SECRET_*.",
-    )
-    min_length: int = Field(
-        default=4, ge=1, description="Shortest secret value accepted (shorter ones cannot be redacted safely)."
-    )
-
-    def scope(self) -> SecretScope:
-        return SecretScope(self.allowed_names, self.min_length)
-
-
 def scope_for(resources: Mapping[str, Any]) -> SecretScope:
     """The node's secret scope: from the ``secrets`` resource, or the deployment's defaults."""
     resource = resources.get("secrets")
     return resource.scope() if resource is not None else SecretScope()
+
+
+def __getattr__(name: str) -> Any:
+    # ``SecretsResource`` (a Dagster resource) lives in ``secrets_resource``, so that validating a
+    # spec, which seals its references here, does not import Dagster; its old path still works.
+    if name == "SecretsResource":
+        from dp_resources.secrets_resource import SecretsResource as SecretsResource  # re-exported below
+
+        return SecretsResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

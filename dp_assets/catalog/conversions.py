@@ -30,8 +30,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from dp_assets.deferred import np, pd
 
 TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from dp_assets.catalog.base import ColumnSchema, SchemaError
+from dp_assets.deferred import pd
 
 NUMERIC = frozenset({"integer", "float", "boolean"})
 

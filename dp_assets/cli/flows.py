@@ -49,14 +49,17 @@ def validate(paths: tuple[str, ...]) -> None:
     reported as that file's failure (never a traceback that hides the rest)."""
     from dp_assets.catalog import default_catalog
     from dp_assets.spec import secret_forms
+    from dp_assets.spec.validated_cache import ValidatedSpecs
     from dp_assets.spec.validation import validate_spec
+    from dp_settings import current
 
     catalog = default_catalog()
+    cache = ValidatedSpecs.for_home(current().dp_home())  # a version that compiled before is not compiled again
     bad = 0
     for path in _expand(paths):
         try:
             with secret_forms.deprecations() as notes:
-                validated = validate_spec(read_spec_file(path), catalog)
+                validated = validate_spec(read_spec_file(path), catalog, cache=cache)
             click.echo(f"ok    {path}  flow '{validated.id}' version {validated.version}")
             for note in notes + secret_forms.refused_in(validated.raw, catalog):
                 click.echo(f"  warning: {note}", err=True)

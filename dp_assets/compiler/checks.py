@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from dp_assets.catalog.schema import logical_type
+from dp_assets.deferred import pd
 from dp_assets.spec.model import ColumnContract
 
 CHECK_NAME = "columns_contract"

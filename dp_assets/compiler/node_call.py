@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from dp_assets.catalog.base import FrameStream, NodeContext, whole
 from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.timeouts import call_with_timeout
+from dp_assets.deferred import pd
 from dp_assets.spec import templates
 from dp_assets.spec.model import RetrySpec
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-
 from dp_assets.catalog.base import FrameStream
+from dp_assets.deferred import pd
 
 
 @dataclass

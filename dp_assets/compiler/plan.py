@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from dp_assets.catalog.base import Catalog, NodeType, Params
-from dp_assets.compiler.translator import output_format
 from dp_assets.spec.ephemeral import ephemeral_nodes
 from dp_assets.spec.loading import split_ref
 from dp_assets.spec.model import ColumnContract, FlowParam, NodeBase, RetrySpec, node_model
@@ -182,6 +181,9 @@ class InvalidBody(ValueError):
 
 
 def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
+    # Here, not at the top: a spec's sub-chains are planned when it is validated, without Dagster.
+    from dp_assets.compiler.translator import output_format
+
     flow = validated.flow
     by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
     raw_by_id = {node["id"]: node for node in validated.raw["nodes"]}

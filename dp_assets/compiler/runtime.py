@@ -28,7 +28,6 @@ from concurrent.futures import Future
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
@@ -46,6 +45,7 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
 from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
+from dp_assets.deferred import pd
 from dp_io.contract import LatestValueReader, RunOutputStore
 
 __all__ = [

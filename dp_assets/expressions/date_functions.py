@@ -6,8 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from dp_assets.deferred import np, pd
 
 from .values import is_missing, literal_text
 

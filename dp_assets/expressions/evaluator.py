@@ -14,8 +14,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from dp_assets.deferred import np, pd
 
 from .errors import ExpressionError, missing_column_message
 from .functions import FUNCTIONS, align_dates, shown

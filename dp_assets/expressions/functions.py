@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from dp_assets.deferred import np, pd
 
 from .date_functions import (
     add_days,
@@ -125,8 +124,11 @@ def round_(x: Any, digits: Any = 0) -> Any:
     return per_value(x, lambda v: np.round(v, digits).item())
 
 
-def _whole(fname: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _whole(fname: str) -> Callable[[Any], Any]:
+    """numpy's ``fname`` (floor, ceil) on numbers, keeping integers as they are."""
+
     def apply(x: Any) -> Any:
+        fn = getattr(np, fname)
         if isinstance(x, pd.Series):
             x = _numeric_series(x, fname)
             return x if pd.api.types.is_integer_dtype(x.dtype) else fn(x)
@@ -138,7 +140,7 @@ def _whole(fname: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
-floor, ceil = _whole("floor", np.floor), _whole("ceil", np.ceil)
+floor, ceil = _whole("floor"), _whole("ceil")
 
 
 def _extreme(fname: str, reduce: str) -> Callable[..., Any]:

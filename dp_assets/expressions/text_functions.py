@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from dp_assets.deferred import np, pd
 
 from .values import (
     broadcast,

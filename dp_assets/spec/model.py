@@ -8,6 +8,7 @@ these models. The node list is a discriminated union on ``type`` built from the 
 from __future__ import annotations
 
 import functools
+import keyword
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -28,12 +29,32 @@ ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+#: Names Dagster refuses for a job or an op output: Python's keywords and a few of its own. A copy
+#: of its private ``DISALLOWED_NAMES``, so that validating a spec does not import Dagster (a
+#: second); ``tests/platform/test_dagster_fence.py`` fails when the two differ.
+DAGSTER_RESERVED_NAMES = frozenset(keyword.kwlist) | {
+    "arg_dict",
+    "bool",
+    "conf",
+    "config",
+    "context",
+    "dict",
+    "float",
+    "input",
+    "input_arg_dict",
+    "int",
+    "meta",
+    "output",
+    "output_arg_dict",
+    "str",
+    "type",
+}
+
+
 def _not_reserved(value: str) -> str:
     """Flow ids name a Dagster job and node ids an op output: Dagster refuses Python keywords
     and a few names of its own (``context``, ``config``, ``input``, ``type``...)."""
-    from dp_assets.dagster_internals import DISALLOWED_NAMES  # lazy: importing dagster costs a second
-
-    if value in DISALLOWED_NAMES:
+    if value in DAGSTER_RESERVED_NAMES:
         raise ValueError(
             f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
             "choose another id, e.g. '{value}_1'".replace("{value}", value)
@@ -368,22 +389,17 @@ class FlowBase(Strict):
     retention: RetentionPolicy | None = None  # the one model the pruning applies (dp_io)
 
 
-def node_model(catalog: Catalog, type_name: str) -> type[NodeBase]:
-    return _node_models(catalog)[type_name]
-
-
 @functools.cache
-def _node_models(catalog: Catalog) -> dict[str, type[NodeBase]]:
-    return {
-        name: create_model(
-            f"{name}Node",
-            __base__=NodeBase,
-            __doc__=node_type.description or name,
-            type=(_literal(name), ...),
-            params=(node_type.params_model, _params_default(node_type.params_model)),
-        )
-        for name, node_type in catalog.items()
-    }
+def node_model(catalog: Catalog, type_name: str) -> type[NodeBase]:
+    """The model of one node of type ``type_name``: its params model under ``params``."""
+    node_type = catalog[type_name]
+    return create_model(
+        f"{type_name}Node",
+        __base__=NodeBase,
+        __doc__=node_type.description or type_name,
+        type=(_literal(type_name), ...),
+        params=(node_type.params_model, _params_default(node_type.params_model)),
+    )
 
 
 def _literal(value: str) -> Any:
@@ -399,10 +415,14 @@ def _params_default(params_model: type[BaseModel]) -> Any:
     return Field(default_factory=params_model)
 
 
-@functools.cache
-def flow_model(catalog: Catalog) -> type[FlowBase]:
-    """The Flow model of a catalog: ``nodes`` is a discriminated union of its node types."""
-    members = tuple(_node_models(catalog).values())
+@functools.lru_cache(maxsize=256)
+def flow_model(catalog: Catalog, types: frozenset[str] | None = None) -> type[FlowBase]:
+    """The Flow model of a catalog: ``nodes`` is a discriminated union of its node types.
+
+    ``types``: only these (validation passes the catalog's types a spec uses, so that checking
+    a flow builds, and imports, only what it needs); None or empty: every type of the catalog."""
+    names = sorted(types) if types else list(catalog)
+    members = tuple(node_model(catalog, name) for name in names)
     # Union of a tuple built at run time: `X | Y` needs its members written out, hence noqa UP007.
     node_union: Any = Annotated[Union[members], Field(discriminator="type")]  # noqa: UP007
     return create_model(

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -20,6 +20,9 @@ from dp_assets.spec import dagster_rules, ephemeral, templates
 from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, dotted
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
+
+if TYPE_CHECKING:
+    from dp_assets.spec.validated_cache import ValidatedSpecs
 
 PLACEHOLDERS = {
     "string": "",
@@ -71,7 +74,12 @@ class ValidatedFlow:
 
 
 def validate_spec(
-    data: Mapping[str, Any], catalog: Catalog, *, check_schemas: bool = True, check_compiles: bool = True
+    data: Mapping[str, Any],
+    catalog: Catalog,
+    *,
+    check_schemas: bool = True,
+    check_compiles: bool = True,
+    cache: ValidatedSpecs | None = None,
 ) -> ValidatedFlow:
     """Validate a spec; raise ``FlowValidationError`` listing every problem found.
 
@@ -79,6 +87,8 @@ def validate_spec(
     stored specs on every load and they were schema-checked when published.
     ``check_compiles=False`` skips compiling the flow to prove Dagster takes it, for a caller
     that compiles it next anyway (the code location reports that failure per flow).
+    ``cache``: where a version that passed is recorded; a version recorded as compiled is not
+    compiled again (nor Dagster imported for it), every other check runs (``spec.validated_cache``).
 
     Total: any JSON-like ``data`` gives a ``ValidatedFlow`` or a ``FlowValidationError`` (a
     document beyond the limits of ``spec.document`` too), and what it accepts compiles
@@ -95,7 +105,7 @@ def validate_spec(
     checked = _with_placeholders(raw, params, flow_id, errors)
     flow = None
     try:
-        flow = flow_model(catalog).model_validate(checked)
+        flow = flow_model(catalog, types_used(checked, catalog)).model_validate(checked)
     except ValidationError as exc:
         errors.extend(_pydantic_errors(exc, raw, flow_id, catalog))
     except Exception as exc:  # noqa: BLE001 - a validator's own bug must name the flow, not crash a load
@@ -117,9 +127,21 @@ def validate_spec(
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
-    if check_compiles and (refusal := dagster_rules.compile_refusal(validated, catalog)):
+    compiled_before = check_compiles and cache is not None and cache.compiled(validated.id, validated.version)
+    if check_compiles and not compiled_before and (refusal := dagster_rules.compile_refusal(validated, catalog)):
         raise FlowValidationError(flow_id, [SpecError(flow.id, None, "<spec>", refusal)])
+    if cache is not None and not compiled_before:
+        cache.put(validated, checked, compiles=check_compiles)
     return validated
+
+
+def types_used(spec: Mapping[str, Any], catalog: Catalog) -> frozenset[str]:
+    """The catalog's node types a spec names (a type it does not know is reported by the model)."""
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, list):
+        return frozenset()
+    named = (node.get("type") for node in nodes if isinstance(node, Mapping))
+    return frozenset(name for name in named if isinstance(name, str) and name in catalog)
 
 
 def _flow_id_of(data: Any) -> str:

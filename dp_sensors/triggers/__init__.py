@@ -19,15 +19,18 @@ fit the flow fails the flow at load with a message naming the trigger; the other
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
-from dp_sensors.triggers.policy import policy_run_tags
+    from dp_sensors.triggers.policy import policy_run_tags
 
 
 def build_trigger_definitions(flow: Any, job: Any) -> dg.Definitions:
     """The schedules and sensors of one validated flow; ``job`` is the flow's job."""
+    import dagster as dg
+
     from dp_sensors.chains import build_chain_sensor
     from dp_sensors.notifications import build_notification_sensors
     from dp_sensors.triggers.events import build_event_sensor
@@ -56,6 +59,16 @@ def build_trigger_definitions(flow: Any, job: Any) -> dg.Definitions:
             raise ValueError(message) from None
     sensors.extend(build_notification_sensors(flow, job))
     return dg.Definitions(schedules=schedules, sensors=sensors)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when used: validation checks trigger params with ``triggers.params``, and
+    # importing this package must not import Dagster for it.
+    if name == "policy_run_tags":
+        from dp_sensors.triggers.policy import policy_run_tags
+
+        return policy_run_tags
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["build_trigger_definitions", "policy_run_tags"]

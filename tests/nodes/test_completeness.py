@@ -54,3 +54,18 @@ def test_every_node_type_has_a_valid_example_and_a_description() -> None:
     for name, example in NODE_EXAMPLES.items():
         node_model(catalog, name).model_validate(example)
         assert catalog[name].description, f"{name} has no docstring"
+
+
+def test_the_catalog_index_lists_every_node_module_and_its_types() -> None:
+    """The default catalog imports a node module when one of its types is used, by NODE_MODULES:
+    a module or a type missing there would be unknown to specs."""
+    import importlib
+
+    from dp_assets.catalog import NODE_MODULES
+
+    defining = {}
+    for path in sorted((ROOT / "dp_assets" / "catalog" / "nodes").glob("*.py")):
+        module = importlib.import_module(f"dp_assets.catalog.nodes.{path.stem}")
+        if hasattr(module, "NODE_TYPES"):
+            defining[module.__name__] = tuple(t.name for t in module.NODE_TYPES)
+    assert {m: set(names) for m, names in NODE_MODULES.items()} == {m: set(names) for m, names in defining.items()}

@@ -36,6 +36,7 @@ from dagster._grpc.server import LoadedRepositories
 from dagster._serdes import deserialize_value
 
 from dp_assets import dagster_internals as internals
+from dp_assets.spec.model import DAGSTER_RESERVED_NAMES
 from dp_instance.run_internals import RUN_ID_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,6 +254,7 @@ def test_every_reserved_name_is_refused_by_dagster_and_ids_are_not() -> None:
     """Spec validation refuses the names in DISALLOWED_NAMES (a set lookup: a public constructor
     per id would cost 70 µs each); Dagster's public definitions refuse exactly those."""
     assert {"context", "config", "input", "type", "class", "def"} <= internals.DISALLOWED_NAMES
+    assert DAGSTER_RESERVED_NAMES == internals.DISALLOWED_NAMES  # the spec model's copy, kept to skip a Dagster import
     for name in internals.DISALLOWED_NAMES:
         with pytest.raises(dg.DagsterInvalidDefinitionError):
             dg.GraphDefinition(name=name, node_defs=[])

@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
-import pandas as pd
 from pydantic import Field, ValidationError
 
 from dp_assets.catalog.base import Catalog, NodeContext, NodeType, Params
 from dp_assets.catalog.nodes import tools as t
+from dp_assets.deferred import pd
 from dp_assets.spec import inert
 from dp_resources.secrets import SecretScope, as_written, scope_for
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import (
@@ -26,6 +25,7 @@ from dp_assets.catalog.nodes.transforms_rows import (
     UnionConcatenateParams,
     union_concatenate_schema,
 )
+from dp_assets.deferred import pd
 from dp_assets.expressions import ExpressionError, parse_expression
 
 # --- ConditionalBranch -----------------------------------------------------------------------

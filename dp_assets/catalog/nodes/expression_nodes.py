@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import ColumnSchema, NodeContext, NodeType, Params, SchemaError
+from dp_assets.deferred import pd
 from dp_assets.expressions import Expression, ExpressionError, parse_expression
 
 _EXPRESSION_HELP = "An expression (see docs/expressions.md), e.g. amount > 100 and region == 'EU'."

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import ONE_INPUT, NodeContext, NodeType, Params, SchemaError
+from dp_assets.deferred import pd
 from dp_resources.sandbox.api import SandboxError, SandboxLimits, SandboxResult
 
 JsonScalar = str | int | float | bool | None

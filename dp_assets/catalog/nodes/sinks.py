@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
 from dp_assets.catalog.nodes.sources import checked_path_text
+from dp_assets.deferred import pd
 
 
 class FileWriterParams(Params):

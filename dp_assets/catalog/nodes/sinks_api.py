@@ -18,11 +18,11 @@ import json
 import time
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import NodeContext, NodeType, Params
 from dp_assets.catalog.nodes.sources_api import as_written_params, secret_headers
+from dp_assets.deferred import pd
 from dp_assets.spec.secret_forms import refuse_header_env
 from dp_resources.secrets import SecretScope, scope_for
 

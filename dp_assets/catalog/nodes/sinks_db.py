@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import ColumnSchema, NodeContext, NodeType, Params
@@ -31,6 +30,7 @@ from dp_assets.catalog.nodes.sql_names import (
     split_table,
 )
 from dp_assets.catalog.schema import require_columns
+from dp_assets.deferred import pd
 
 
 class TableWriterParams(Params):

@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import (
@@ -20,6 +19,7 @@ from dp_assets.catalog.base import (
 from dp_assets.catalog.conversions import convert_declared, declared_read_dtypes
 from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.schema import schema_of
+from dp_assets.deferred import pd
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
 
@@ -38,7 +38,44 @@ def static_data(ctx: NodeContext, params: StaticDataParams, inputs: dict[str, An
 
 
 def static_data_schema(params: StaticDataParams, inputs: dict) -> ColumnSchema:
-    return schema_of(static_data(None, params, {}))  # type: ignore[arg-type]
+    plain = None if params.dtype else _plain_records_schema(params.rows)
+    return plain if plain is not None else schema_of(static_data(None, params, {}))  # type: ignore[arg-type]
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _plain_records_schema(rows: list[dict[str, Any]]) -> ColumnSchema | None:
+    """The schema pandas gives ``rows`` when it is plain (every row has the same text keys, each
+    column all integers, numbers, booleans or texts), found without importing pandas: validating
+    a spec should not cost a pandas import. None when pandas must decide; a property test
+    (tests/nodes/test_static_data_schema.py) holds this equal to pandas' answer."""
+    if not rows:
+        return None
+    keys = list(rows[0])
+    types: dict[str, set[type]] = {key: set() for key in keys}
+    for row in rows:
+        if list(row) != keys:
+            return None
+        for key, value in row.items():
+            if type(value) is int and value not in _INT64:
+                return None
+            types[key].add(type(value))
+    schema: ColumnSchema = {}
+    for key, seen in types.items():
+        if not isinstance(key, str):
+            return None
+        if seen == {bool}:
+            schema[key] = "boolean"
+        elif seen == {int}:
+            schema[key] = "integer"
+        elif seen and seen <= {int, float}:
+            schema[key] = "float"
+        elif seen == {str}:
+            schema[key] = "string"
+        else:
+            return None
+    return schema
 
 
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".tar", ".7z", ".rar", ".lz4", ".br")
@@ -111,7 +148,7 @@ class FileInputParams(Params):
 def checked_path_text(value: str) -> str:
     """The path's text checked before any run (NUL bytes, '..', absolute, over-long names):
     the same rules the files resource applies again to the rendered path at run time (V3)."""
-    from dp_resources.files import path_error
+    from dp_resources.paths import path_error
 
     problem = path_error(value)
     if problem is not None:

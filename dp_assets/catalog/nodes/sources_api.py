@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
@@ -28,6 +27,7 @@ from dp_assets.catalog.base import (
     NodeType,
     Params,
 )
+from dp_assets.deferred import pd
 from dp_assets.spec.secret_forms import refuse_header_env
 from dp_resources.secrets import SecretScope, as_written, scope_for, without_credentials
 

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import (
@@ -32,6 +31,7 @@ from dp_assets.catalog.nodes.sql_names import (
     check_table,
     split_table,
 )
+from dp_assets.deferred import pd
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
 JsonScalar = str | int | float | bool | None

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import ColumnSchema, InputSpec, NodeContext, NodeType, Params, SchemaError
+from dp_assets.deferred import pd
 
 if TYPE_CHECKING:
     import duckdb

@@ -19,7 +19,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pandas as pd
 from pydantic import Field
 
 from dp_assets.catalog.base import (
@@ -32,8 +31,8 @@ from dp_assets.catalog.base import (
     SchemaError,
 )
 from dp_assets.catalog.schema import as_list, require_columns
-from dp_assets.compiler.inline import BodyNodeFailed, run_inline
 from dp_assets.compiler.plan import BODY_INPUT, FlowPlan, InvalidBody, SubChainParams, body_errors, plan_body
+from dp_assets.deferred import pd
 
 ERROR_SCHEMA = {"node": "string", "error_type": "string", "message": "string"}
 
@@ -74,6 +73,8 @@ def body_schema(params: SubChainParams, input_schema: ColumnSchema | None, catal
 
 
 def _error_row(exc: BaseException) -> dict[str, str]:
+    from dp_assets.compiler.inline import BodyNodeFailed
+
     if isinstance(exc, BodyNodeFailed):
         return {"node": exc.node, "error_type": type(exc.error).__name__, "message": str(exc.error)}
     return {"node": "", "error_type": type(exc).__name__, "message": str(exc)}
@@ -96,6 +97,9 @@ def try_catch(ctx: NodeContext, params: TryCatchParams, inputs: dict[str, Any]) 
     The run goes on either way: the output not produced is skipped, so an error handler hangs
     off ``catch`` and the normal path off ``result``.
     """
+    # The runtime (and Dagster) are imported when a sub-chain runs, not when a spec is validated.
+    from dp_assets.compiler.inline import BodyNodeFailed, run_inline
+
     try:
         result = run_inline(_body(ctx, params), ctx, inputs["input"])
     except BodyNodeFailed as exc:
@@ -138,6 +142,8 @@ def for_each(ctx: NodeContext, params: ForEachParams, inputs: dict[str, Any]) ->
     ``result`` stacks the results in input order (skipped when no item succeeded); ``failed`` has one
     row per failed item: its key, the body node, the error, and the item's rows as JSON.
     """
+    from dp_assets.compiler.inline import BodyNodeFailed, run_inline
+
     df: pd.DataFrame = inputs["input"]
     body = _body(ctx, params)
     if not len(df):

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-import pandas as pd
 from pydantic import Field
 
 from dp_assets.catalog.base import InputSpec, NodeContext, NodeType, Params
+from dp_assets.deferred import pd
 from dp_assets.spec import inert
 from dp_resources.sandbox.api import SandboxLimits
 from dp_resources.secrets import SecretScope, as_written, scope_for

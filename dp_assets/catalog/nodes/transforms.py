@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from dp_assets.catalog.base import (
@@ -17,6 +15,7 @@ from dp_assets.catalog.base import (
     SchemaError,
 )
 from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
+from dp_assets.deferred import np, pd
 
 # --- SelectColumns ---------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from dp_assets.catalog.base import (
@@ -16,6 +15,7 @@ from dp_assets.catalog.base import (
 )
 from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.schema import logical_type, require_columns
+from dp_assets.deferred import pd
 
 JsonScalar = str | int | float | bool | None
 MAX_SPLIT_PARTS = 10_000  # as FileInput's default max_columns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
@@ -22,6 +21,7 @@ from dp_assets.catalog.schema import (
     require_columns,
     schema_of,
 )
+from dp_assets.deferred import pd
 
 # --- PivotTable ------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
@@ -15,6 +14,7 @@ from dp_assets.catalog.base import (
     SchemaError,
 )
 from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
+from dp_assets.deferred import pd
 
 AggFunc = Literal[
     "sum", "mean", "median", "min", "max", "count", "size", "nunique", "std", "var", "first", "last", "prod"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from dp_assets.catalog.base import (
@@ -16,6 +15,7 @@ from dp_assets.catalog.base import (
     SchemaError,
 )
 from dp_assets.catalog.schema import NUMERIC, as_list, require_columns
+from dp_assets.deferred import pd
 
 JsonScalar = str | int | float | bool | None
 

@@ -1,0 +1,57 @@
+"""Paths a spec may name, judged from their text alone (``dp_resources.files`` resolves them).
+
+Pure, without Dagster: spec validation checks every path param with :func:`path_error`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+
+
+class PathNotAllowed(ValueError):
+    pass
+
+
+# Linux limits: a whole path of PATH_MAX bytes, each name of NAME_MAX bytes. Checked here, so an
+# over-long name is a clear error at validation instead of ENAMETOOLONG in the middle of a run.
+PATH_MAX = 4096
+NAME_MAX = 255
+
+
+def path_error(path: object) -> str | None:
+    """Why ``path`` cannot be a path relative to a root, from its text alone (None when it can).
+
+    Pure: it never touches the filesystem, so spec validation can call it.
+    """
+    if not isinstance(path, str):
+        return f"a path must be text, not {type(path).__name__}"
+    if not path:
+        return "the path is empty"
+    if "\x00" in path:
+        return f"path {shown(path)} contains a NUL byte"
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeError:
+        return f"path {shown(path)} is not valid text for a file name (lone surrogate?)"
+    if len(encoded) > PATH_MAX:
+        return f"path {shown(path)} is {len(encoded)} bytes long (the limit is {PATH_MAX})"
+    relative = PurePosixPath(path)
+    if relative.is_absolute() or os.path.isabs(path) or ".." in relative.parts:
+        return f"path {shown(path)} must be relative to its root, without '..'"
+    long = next((part for part in relative.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        return f"path {shown(path)} has a name longer than {NAME_MAX} bytes ({shown(long)})"
+    return None
+
+
+def checked_relative(path: object, lead: str = "") -> PurePosixPath:
+    problem = path_error(path)
+    if problem is not None:
+        raise PathNotAllowed(lead + problem)
+    return PurePosixPath(path)  # type: ignore[arg-type]
+
+
+def shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,84 @@
+"""Validated specs are kept by version: a restart restores the examples from their records without
+validating them again, and `dp validate` does not compile a version that compiled before.
+
+What a record saves is measured in bench/ (load_time: the examples, first load and restart);
+here, what a user relies on: the same flows load, and a stale or broken record is never trusted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dp_assets import location
+from dp_assets.catalog import default_catalog
+from dp_assets.location import build_code_location
+from dp_assets.spec import validation
+from dp_assets.spec.loading import read_spec_file
+from dp_assets.spec.validated_cache import ValidatedSpecs
+from dp_assets.spec.validation import validate_spec
+
+
+def _flow_jobs(defs) -> set[str]:
+    platform = {"dp_retention_job"}
+    return {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")} - platform
+
+
+def _restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new process has: no compiled flows in memory (the records on disk stay)."""
+    monkeypatch.setattr(location, "_compiled", location._CompiledFlows())
+
+
+def test_a_restart_restores_every_published_flow_from_its_record(flows_dir, dp_home, monkeypatch):
+    first = _flow_jobs(build_code_location())
+    records = sorted((dp_home / "cache" / "validated").glob("*/*.json"))
+    assert len(records) == len(first) > 0
+
+    _restart(monkeypatch)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a stored version with a record was validated again")
+
+    monkeypatch.setattr(location, "validate_spec", not_again)
+    assert _flow_jobs(build_code_location()) == first
+
+
+def test_a_broken_or_foreign_record_is_validated_afresh(flows_dir, dp_home, monkeypatch):
+    first = _flow_jobs(build_code_location())
+    records = sorted((dp_home / "cache" / "validated").glob("*/*.json"))
+    records[0].write_text("{not json")
+    records[1].write_text('{"flow": "someone_else", "version": "0", "checked": {}}')
+    records[2].write_text(records[2].read_text().replace('"nodes"', '"nodez"'))  # no longer fits the model
+    _restart(monkeypatch)
+    assert _flow_jobs(build_code_location()) == first
+
+
+def test_validate_compiles_a_version_once(dp_home, monkeypatch):
+    spec = read_spec_file("flows/sales_summary.yaml")
+    cache = ValidatedSpecs.for_home(dp_home)
+    compiled = []
+    real = validation.dagster_rules.compile_refusal
+    monkeypatch.setattr(validation.dagster_rules, "compile_refusal", lambda *a: compiled.append(1) or real(*a))
+    first = validate_spec(spec, default_catalog(), cache=cache)
+    again = validate_spec(spec, default_catalog(), cache=cache)
+    assert compiled == [1] and again.version == first.version
+    edited = {**spec, "description": "edited"}
+    validate_spec(edited, default_catalog(), cache=cache)  # a new version compiles
+    assert compiled == [1, 1]
+
+
+def test_a_version_that_does_not_compile_is_never_recorded_as_compiled(dp_home, monkeypatch):
+    spec = read_spec_file("flows/sales_summary.yaml")
+    cache = ValidatedSpecs.for_home(dp_home)
+    monkeypatch.setattr(validation.dagster_rules, "compile_refusal", lambda *a: "does not compile in Dagster: no")
+    for _ in range(2):
+        with pytest.raises(validation.FlowValidationError, match="does not compile"):
+            validate_spec(spec, default_catalog(), cache=cache)
+    assert not list((dp_home / "cache").rglob("*.json"))
+
+
+def test_records_of_another_platform_code_are_not_read(dp_home, monkeypatch):
+    spec = read_spec_file("flows/sales_summary.yaml")
+    validated = validate_spec(spec, default_catalog(), cache=ValidatedSpecs.for_home(dp_home))
+    assert ValidatedSpecs.for_home(dp_home).compiled(validated.id, validated.version)
+    monkeypatch.setattr("dp_assets.spec.validated_cache.platform_key", lambda: "another-code")
+    assert not ValidatedSpecs.for_home(dp_home).compiled(validated.id, validated.version)
