@@ -42,7 +42,8 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-def validate(paths: tuple[str, ...]) -> None:
+@click.option("--columns", is_flag=True, help="Also list each node's output columns, as known before a run.")
+def validate(paths: tuple[str, ...], columns: bool) -> None:
     """Check spec files (or folders of them); exit 1 listing every error when any is bad.
 
     Every file is checked whatever the others hold: a file that breaks the checker itself is
@@ -61,6 +62,9 @@ def validate(paths: tuple[str, ...]) -> None:
             with secret_forms.deprecations() as notes:
                 validated = validate_spec(read_spec_file(path), catalog, cache=cache)
             click.echo(f"ok    {path}  flow '{validated.id}' version {validated.version}")
+            for node_id, schema in validated.schemas.items() if columns else ():
+                known = ", ".join(f"{name} ({kind})" for name, kind in schema.items()) if schema else "not known"
+                click.echo(f"      {node_id}: {known}")
             for note in notes + secret_forms.refused_in(validated.raw, catalog):
                 click.echo(f"  warning: {note}", err=True)
         except (SpecLoadError, FlowValidationError) as exc:
