@@ -26,6 +26,7 @@ WORKLOADS = (
     Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
     Workload("cli", "bench.workloads.cli", "9. Everyday dp commands (process start to exit)"),
     Workload("designer", "bench.workloads.designer", "10. Designer: validation round trip"),
+    Workload("parallel", "bench.workloads.parallel", "11. Independent branches in parallel"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
 
