@@ -58,11 +58,18 @@ class ThreadedComputeLogManager(LocalComputeLogManager):
 def mirrored_to_file(stream: IO[Any], path: str) -> Generator[None, None, None]:
     """Send ``stream``'s descriptor to ``path``; a thread copies it to where it went before."""
     fd = _fileno(stream)
-    if fd is None or os.name == "nt":  # no descriptor to redirect: Dagster's own handling
+    if os.name == "nt":  # Dagster's own handling
         with mirror_stream_to_file(stream, path):
             yield
         return
     ensure_file(path)
+    if fd is None:
+        # A stream without a descriptor (``dp run`` swaps stderr for a StringIO): nothing to
+        # redirect, the file stays empty, as with Dagster's handling, which would also start a
+        # ``tail -F`` of the empty file onto descriptor 1 and a watcher, left running by a process
+        # that ends before the capture does.
+        yield
+        return
     mirror = _Mirror(path, os.dup(fd))
     mirror.start()
     try:

@@ -18,7 +18,8 @@
   ``http://127.0.0.1:3000/graphql``) to the platform's.
 - **Servers.** A command put in the background (``... &``) keeps running for the rest of its
   page: the test waits until the ports the command names accept connections, and stops its
-  process group when the module ends.
+  process group when the module ends. The process group of any other block is killed as soon
+  as the block ends, so nothing a block leaves behind outlives it.
 - **The suite's own tests.** ``python -m pytest ...`` lines run with ``--collect-only`` and
   ``make test`` with ``-n``: the suite runs those tests itself; the docs test checks that the
   command selects tests and that the target exists.
@@ -275,7 +276,11 @@ class DocRunner:
                 f"{block.id} did not finish in {BLOCK_BOUND_SECONDS:g} s:\n{process.log_tail()}"
             ) from None
         if self._has_background_command(text):
-            session.servers.append(process)
+            session.servers.append(process)  # its servers run on for the page; stopped at close()
+        else:
+            # What a finished block left behind in its process group (a stray child of a command)
+            # does not outlive it: nothing a reader runs next may depend on it.
+            process.stop(grace_seconds=0)
         return code, process.log_tail(20_000), env_file
 
     def _run_script(self, session: DocSession, block: Block) -> None:

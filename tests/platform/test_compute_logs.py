@@ -6,6 +6,8 @@ it, and a terminal that stops reading never holds a step.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -61,6 +63,30 @@ def test_capturing_starts_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with dg.DagsterInstance.from_config(str(stock_home)) as stock:
         assert dg.materialize([quiet], instance=stock).success
     assert any(args[0] == "tail" for args in started)
+
+
+def test_a_stream_without_a_descriptor_starts_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dp run` swaps stderr for a StringIO while its run executes: no `tail -F` (Dagster's
+    fallback, which outlived the command) and no watcher is started for it."""
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def recording(args, *rest, **kwargs):
+        started.append(list(args))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording)
+
+    @dg.asset
+    def noisy() -> int:
+        print("to the swapped stream", file=sys.stderr)
+        return 1
+
+    instance = _instance(tmp_path / "dagster")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert dg.materialize([noisy], instance=instance).success
+    assert started == []
+    instance.dispose()
 
 
 # A process of its own, so that its stdout and stderr are real descriptors (pytest's capture
