@@ -74,8 +74,11 @@ def wait_for_one(futures: Iterable[Future[Any]]) -> set[Future[Any]]:
 
 
 def must_run_alone(node: PlannedNode) -> bool:
-    """A node that acts on the world runs after what ran before is stored; a timeout forks."""
-    return bool(node.node_type.side_effects or node.timeout_seconds)
+    """A node that acts on the world runs after what ran before is stored; a timeout forks (in
+    a sub-chain's body too)."""
+    if node.node_type.side_effects or node.timeout_seconds:
+        return True
+    return node.body is not None and any(must_run_alone(inner) for inner in node.body.nodes)
 
 
 def ready(plan: FlowPlan, pending: list[PlannedNode], running: Collection[str]) -> list[PlannedNode]:

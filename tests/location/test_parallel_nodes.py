@@ -158,3 +158,19 @@ def test_a_node_in_a_thread_is_retried_and_a_timeout_still_stops_a_node(tmp_path
     lines = " ".join(log_lines(instance, result.run_id))
     assert "node 'flaky' attempt 1 failed (RuntimeError: first attempt fails)" in lines
     assert "timeout_seconds=1" in lines
+
+
+def test_a_sub_chain_whose_body_forks_for_a_timeout_runs_alone():
+    """A forked child inherits every thread's half-held locks: a body node with a timeout makes
+    its ForEach run on the step's thread with no other node running, as a timed node does."""
+    from dp_assets.compiler.plan import build_plan
+    from dp_assets.compiler.scheduler import must_run_alone
+
+    body = [{"id": "cast", "type": "SortData", "params": {"by": "value"}, "timeout_seconds": 5}]
+    nodes = [
+        meet("src", parties=1),
+        {"id": "each", "type": "ForEach", "inputs": ["src"], "params": {"body": body}},
+        {"id": "plain", "type": "SortData", "inputs": ["src"], "params": {"by": "value"}},
+    ]
+    plan = build_plan(validate_spec({"id": FLOW, "nodes": nodes}, CATALOG), CATALOG)
+    assert must_run_alone(plan.node("each")) and not must_run_alone(plan.node("plain"))
