@@ -247,3 +247,17 @@ def test_flow_params_in_a_query_are_checked_again_at_run() -> None:
     validate_spec(spec, default_catalog())
     with pytest.raises(ValidationError, match="exactly one SELECT"):
         SqlTransformParams.model_validate({"query": "SELECT * FROM o WHERE qty > 0; COPY o TO 'x.csv'"})
+
+
+def test_dp_validate_columns_lists_a_sql_transforms_columns() -> None:
+    from click.testing import CliRunner
+
+    from dp_assets.cli import main as dp
+
+    flows = Path(__file__).resolve().parents[2] / "flows"
+    result = CliRunner().invoke(dp, ["validate", "--columns", str(flows / "regional_revenue.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "attainment: region (string), revenue (float), orders (integer), units (integer), "
+        "target (float), attainment (float)"
+    ) in result.output
