@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel
 
 from dp_assets.catalog.base import Catalog
+from dp_assets.engine.coverage import ENGINES_INTRO, engines_line
 
 CATEGORIES = ("source", "transform", "sink", "control", "tool")
 NODES_DOC = "docs/nodes.md"
@@ -97,6 +98,8 @@ def render_nodes_markdown(catalog: Catalog, examples: dict[str, dict[str, Any]] 
         "Generated from the params models by `dp docs` (a test fails when this file is stale).",
         "Params use pandas' argument names where pandas has one.",
         "",
+        ENGINES_INTRO,
+        "",
     ]
     for category in CATEGORIES:
         names = [n for n, t in catalog.items() if t.category == category]
@@ -107,6 +110,7 @@ def render_nodes_markdown(catalog: Catalog, examples: dict[str, dict[str, Any]] 
             node_type = catalog[name]
             lines += [f"### `{name}`", "", node_type.description or "", ""]
             lines.append(f"Inputs: {node_type.inputs.describe()}. Outputs: {', '.join(node_type.outputs)}.")
+            lines.append(engines_line(name))
             if node_type.resources:
                 lines.append(f"Resources: {', '.join(sorted(node_type.resources))}.")
             lines += ["", *params_table(node_type.params_model), ""]

@@ -56,6 +56,12 @@ def is_dataframe(obj: Any) -> bool:
     return pandas is not None and isinstance(obj, pandas.DataFrame)
 
 
+def is_arrow_table(obj: Any) -> bool:
+    """A ``pyarrow.Table`` (the DuckDB engine's outputs): written as it is, read back as a frame."""
+    arrow = sys.modules.get("pyarrow")
+    return arrow is not None and isinstance(obj, arrow.Table)
+
+
 def is_stream(obj: Any) -> bool:
     """A generator or iterator of parts (a DataFrame or a list is a value, not a stream)."""
     return isinstance(obj, Iterator)
@@ -115,6 +121,12 @@ class Encoded:
 def encode(obj: Any, frame_format: str = DEFAULT_FRAME_FORMAT) -> Encoded:
     """Choose the format for one value; nothing is written yet."""
     frame_format = check_format(frame_format)
+    if is_arrow_table(obj):
+        if frame_format != "pickle":
+            suffix, compression = FRAME_FORMATS[frame_format]
+            columns = [(f.name, str(f.type)) for f in obj.schema]
+            return Encoded(frame_format, suffix, obj, obj.num_rows, columns, compression=compression)
+        obj = obj.to_pandas()  # a pickle holds what a reader gets: a frame
     if is_dataframe(obj):
         if frame_format == "pickle":
             return Encoded("pickle", VALUE_FORMATS["pickle"], obj, len(obj), _pandas_columns(obj))

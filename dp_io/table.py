@@ -26,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from dp_io.errors import InvalidIdentifierError
-from dp_io.formats import is_dataframe
+from dp_io.formats import is_arrow_table, is_dataframe
 
 if TYPE_CHECKING:
     from dp_io.contract import LatestValueReader
@@ -94,6 +94,8 @@ class TableIOManager(dg.ConfigurableIOManager):
         where = context.asset_key.to_user_string()
         if context.has_asset_partitions:
             raise dg.DagsterInvariantViolationError(f"asset {where}: TableIOManager does not store partitioned assets")
+        if is_arrow_table(obj):  # the DuckDB engine's output
+            obj = obj.to_pandas()
         if not is_dataframe(obj):
             raise dg.DagsterTypeCheckDidNotPass(
                 f"asset {where}: TableIOManager stores pandas DataFrames, got {type(obj).__name__}"

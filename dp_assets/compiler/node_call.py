@@ -6,6 +6,7 @@ sub-chain's body), and the metadata and preview of a node's output.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -84,7 +85,13 @@ def retry_delay(retry: RetrySpec, retry_number: int) -> float:
 
 def output_metadata(plan: FlowPlan, node: PlannedNode, value: Any, ctx: NodeContext) -> dict[str, Any]:
     metadata: dict[str, Any] = {"dp/flow_version": plan.version}
-    if isinstance(value, pd.DataFrame):
+    if _is_arrow_table(value):  # the DuckDB engine's output: described from its first rows
+        head = value.slice(0, PREVIEW_ROWS).to_pandas()
+        metadata["dagster/row_count"] = value.num_rows
+        metadata["dagster/column_schema"] = _column_schema([(str(c), str(t)) for c, t in head.dtypes.items()])
+        metadata["dp/schema"] = MetadataValue.json(schema_of(head))
+        metadata["preview"] = MetadataValue.md(markdown_preview(head, caption=f"{value.num_rows} rows"))
+    elif isinstance(value, pd.DataFrame):
         metadata["dagster/row_count"] = len(value)
         metadata["dagster/column_schema"] = _column_schema([(str(c), str(t)) for c, t in value.dtypes.items()])
         metadata["dp/schema"] = MetadataValue.json(schema_of(value))
@@ -104,6 +111,11 @@ def _column_schema(columns: list[tuple[str, str]]) -> TableSchema:
     calling frame's locals in the compiled function (``dagster_shared.record.JitCheckedNew``).
     Built in ``output_metadata``, that kept the process's first node output alive until exit."""
     return TableSchema(columns=[TableColumn(name=name, type=dtype) for name, dtype in columns])
+
+
+def _is_arrow_table(value: Any) -> bool:
+    arrow = sys.modules.get("pyarrow")
+    return arrow is not None and isinstance(value, arrow.Table)
 
 
 def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS, caption: str | None = None) -> str:

@@ -42,6 +42,8 @@ class NodeClock:
     def line(self, value: Any) -> str:
         if isinstance(value, pd.DataFrame):
             rows = f"{len(value):,} rows"
+        elif hasattr(value, "num_rows"):  # an Arrow table (the DuckDB engine's)
+            rows = f"{value.num_rows:,} rows"
         elif isinstance(value, FrameStream):
             rows = "streamed in parts"
         else:

@@ -31,7 +31,7 @@ import dagster as dg
 from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
-from dp_assets.compiler import scheduler
+from dp_assets.compiler import engine_hook, scheduler
 from dp_assets.compiler.checks import check_result
 from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
     PREVIEW_ROWS,
@@ -122,6 +122,7 @@ class _Step:
         self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
         self.skipped: list[str] = []  # nodes left out because a node they read failed
         self.needed = self._needed_ephemeral()
+        self.engine = engine_hook.StepEngine()  # policies.engine: duckdb (opened on first use)
 
     def run(self) -> Iterator[Any]:
         plan, limit = self.plan, self.plan.max_parallel_nodes
@@ -229,7 +230,7 @@ class _Step:
 
     def _compute(self, node: PlannedNode, ctx: NodeContext, inputs: dict[str, Any], clock: NodeClock) -> Any:
         """The node's value (on the step's thread, or in a thread of its own); raises ``NodeFailed``."""
-        result = call_node(node, ctx, self.params, inputs)
+        result = self.engine.compute(node, ctx, self.params, inputs, call_node)
         clock.stop()
         return result
 
@@ -254,14 +255,14 @@ class _Step:
             outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
             for name, value in outputs.items():
                 values[f"{node.id}.{name}"] = value
-            primary = outputs.get(first, SKIPPED)
+            primary = engine_hook.stored_value(outputs.get(first, SKIPPED))  # DuckDB's: an Arrow table
             context.log.info(clock.line(primary))
             if not node.is_asset or primary is SKIPPED:
                 return
             metadata = {**output_metadata(plan, node, primary, ctx), **clock.metadata()}
             output = Output(primary, output_name=node.id, metadata=metadata)
             behind = self.behind
-            queued = behind(node.id, primary) if behind is not None and isinstance(primary, pd.DataFrame) else None
+            queued = behind(node.id, primary) if behind is not None and engine_hook.is_table(primary) else None
             if queued is not None:
                 self.deferred.append([queued, output, *_checks(context, plan, node, values)])
                 return
@@ -286,7 +287,7 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
     if not node.columns:
         return []
     value = _value(context, plan, values, f"{node.id}.{node.node_type.outputs[0]}")
-    return [check_result(dg.AssetKey([plan.flow_id, node.id]), value, list(node.columns))]
+    return [check_result(dg.AssetKey([plan.flow_id, node.id]), engine_hook.as_frame(value), list(node.columns))]
 
 
 def _run_output_store(context: AssetExecutionContext) -> RunOutputStore | None:

@@ -18,7 +18,7 @@ from typing import Any
 from .connection import EngineLimits, connect
 from .errors import NotSupported
 from .forms import FORMS
-from .frames import Hints, arrow_to_frame, check_kinds, frame_to_arrow, with_row_order
+from .frames import Hints, arrow_to_frame, arrow_with_hints, check_kinds, frame_to_arrow, with_row_order
 from .relation import Relation, describe, ordered_output
 
 __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
@@ -41,7 +41,7 @@ class Deferred:
         if self._table is None:
             with self.engine.lock:
                 reader = self.engine.connection.sql(ordered_output(self.relation))
-                self._table = reader.to_arrow_table()
+                self._table = arrow_with_hints(reader.to_arrow_table(), self.hints)
             # later nodes read the computed rows instead of computing them again
             self.relation = self.engine.register(self._table)
         return self._table
@@ -80,6 +80,11 @@ class Engine:
             check_kinds(value)
             return self.register(value), {}
         raise NotSupported(f"an input of type {type(value).__name__}")
+
+    def source(self, table: Any, hints: Hints) -> Deferred:
+        """A source's Arrow table (read by pyarrow) as the engine's value."""
+        check_kinds(table)
+        return Deferred(self, self.register(table), hints, _table=table)
 
     def run(self, type_name: str, params: Any, inputs: Mapping[str, Any], flow_params: Mapping[str, Any]) -> Deferred:
         form = FORMS.get(type_name)

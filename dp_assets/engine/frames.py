@@ -61,6 +61,28 @@ def with_row_order(table: Any) -> Any:
     return table.append_column(ROW_ORDER, pa.array(range(table.num_rows), type=pa.int64()))
 
 
+def arrow_with_hints(table: Any, hints: Hints) -> Any:
+    """The time zone and unit of each hinted timestamp column, in Arrow: a stored table then
+    reads back as pandas' frame in any later run too."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        dtype = hints.get(field.name)
+        if dtype is None or not pa.types.is_timestamp(field.type):
+            continue
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            wanted = pa.timestamp(dtype.unit, tz=str(dtype.tz))
+        elif pd.api.types.is_datetime64_dtype(dtype):
+            wanted = pa.timestamp(np.datetime_data(dtype)[0], tz=None)
+        else:
+            continue
+        if field.type != wanted and (field.type.tz is None) == (wanted.tz is None):
+            table = table.set_column(index, field.name, table.column(index).cast(wanted))
+    return table
+
+
 def arrow_to_frame(table: Any, hints: Hints) -> Any:
     """The frame pandas would have built: Arrow's conversion, then each hinted column's dtype."""
     import pandas as pd

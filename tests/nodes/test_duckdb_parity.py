@@ -74,3 +74,11 @@ def test_duckdb_gives_pandas_answer(
         # the runtime runs such a node in pandas: the pandas answer is the answer
         got = run_node(type_name, params, given, make_ctx(flow_params=FLOW_PARAMS))
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+def test_docs_name_every_node_type_duckdb_runs() -> None:
+    """docs/nodes.md says per node type which engines run it (dp_assets/engine/coverage.py)."""
+    from dp_assets.engine.coverage import DUCKDB_NOTES
+    from dp_assets.engine.forms import FORMS
+
+    assert set(DUCKDB_NOTES) == {*FORMS, "FileInput"}  # a source: dp_assets/compiler/engine_hook.py

@@ -1,0 +1,45 @@
+"""Which node types the DuckDB engine runs, and what a reader of docs/nodes.md should know
+about each (pure data: the docs are generated without importing DuckDB; a test holds it to
+``forms.FORMS``)."""
+
+from __future__ import annotations
+
+ENGINES_INTRO = (
+    "**Engines.** Every node type runs in pandas. With `policies.engine: duckdb` (on the flow, or "
+    "`engine: duckdb` on a node) the types marked *DuckDB* run as DuckDB queries over Arrow: a chain "
+    "of ephemeral nodes becomes one query and a stored node is written as Arrow straight from DuckDB. "
+    "The answer is pandas' (same rows, columns, dtypes and values; "
+    "tests/nodes/test_duckdb_parity.py), except that the rows are numbered 0, 1, 2... where pandas "
+    "keeps a row's index label. Whatever has no faithful DuckDB form — a params choice, an "
+    "expression (docs/expressions.md), a column dtype DuckDB reads by other rules (nullable "
+    "`Int64`/`boolean`, categoricals, mixed object columns) — runs that node in pandas, with "
+    "Arrow in between."
+)
+
+DUCKDB_NOTES: dict[str, str] = {
+    "FileInput": (
+        "one Parquet file, read by pyarrow (DuckDB's file access stays off); CSV, JSON, Excel, globs, "
+        "`dtype`, declared `columns` and streams run in pandas"
+    ),
+    "FilterRows": "keeps the input's row order",
+    "SelectColumns": "keeps the input's row order",
+    "RenameColumns": "keeps the input's row order",
+    "AddModifyColumn": "an expression that reads no column runs in pandas",
+    "SortData": "stable sorts (`stable`, `mergesort`); the others run in pandas",
+    "Limit": "takes rows in the input's order",
+    "Deduplicate": "keeps the input's row order",
+    "UnionConcatenate": "inputs stacked in order; columns of different dtypes run in pandas",
+    "JoinMerge": (
+        "inner, left, right and cross joins on `on` keys, in pandas' row order; outer joins, "
+        "`left_on`/`right_on`, `indicator` and `validate` run in pandas"
+    ),
+    "GroupAggregate": (
+        "rows in key order (`sort: true`) or in the order of each group's first row; an integer `prod` runs in pandas"
+    ),
+    "WindowFunctions": "keeps the input's row order; `rank` methods other than min and dense run in pandas",
+}
+
+
+def engines_line(type_name: str) -> str:
+    note = DUCKDB_NOTES.get(type_name)
+    return f"Engines: pandas, DuckDB ({note})." if note else "Engines: pandas."
