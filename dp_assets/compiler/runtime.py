@@ -45,7 +45,6 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
 from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
-from dp_assets.deferred import pd
 from dp_io.contract import LatestValueReader, RunOutputStore
 
 __all__ = [

@@ -40,6 +40,12 @@ DUCKDB_NOTES: dict[str, str] = {
 }
 
 
+# node types that are DuckDB whatever the policy says
+DUCKDB_ONLY = {"SqlTransform": "Engines: DuckDB, whatever `policies.engine` says (its params are DuckDB SQL)."}
+
+
 def engines_line(type_name: str) -> str:
+    if type_name in DUCKDB_ONLY:
+        return DUCKDB_ONLY[type_name]
     note = DUCKDB_NOTES.get(type_name)
     return f"Engines: pandas, DuckDB ({note})." if note else "Engines: pandas."
