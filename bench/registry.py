@@ -27,6 +27,7 @@ WORKLOADS = (
     Workload("cli", "bench.workloads.cli", "9. Everyday dp commands (process start to exit)"),
     Workload("designer", "bench.workloads.designer", "10. Designer: validation round trip"),
     Workload("parallel", "bench.workloads.parallel", "11. Independent branches in parallel"),
+    Workload("data_work_duckdb", "bench.workloads.data_work_duckdb", "2b. Data work on the DuckDB engine"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
 

@@ -103,14 +103,14 @@ def generate(rows: int, seed: int = 7) -> dict[str, Any]:
     return {"folder": str(folder), "cached": False}
 
 
-def flow_spec(output_format: str | None = None) -> dict[str, Any]:
+def flow_spec(output_format: str | None = None, policies: dict[str, Any] | None = None) -> dict[str, Any]:
     def source(name: str) -> dict[str, Any]:
         return {"id": name, "type": "FileInput", "params": {"path": f"{name}.parquet"}}
 
     return {
         "id": FLOW_ID,
         "name": "Benchmark data work",
-        "policies": {"output_format": output_format} if output_format else {},
+        "policies": {**({"output_format": output_format} if output_format else {}), **(policies or {})},
         "nodes": [
             source("orders"),
             source("customers"),
@@ -334,7 +334,9 @@ def pandas_run(folder: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "baseline_rss_mb": baseline}
 
 
-def platform_run(folder: str, output_format: str | None = None, store_outputs: bool = True) -> dict[str, Any]:
+def platform_run(
+    folder: str, output_format: str | None = None, store_outputs: bool = True, policies: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Child entry point: publish the flow, build the code location, run the job; time the run.
     ``store_outputs=False`` swaps the platform's IO manager for one that keeps nothing: the same
     run with nothing stored, the least any run of these assets can cost."""
@@ -348,7 +350,7 @@ def platform_run(folder: str, output_format: str | None = None, store_outputs: b
         os.environ["DP_DATA_DIR"] = folder
         (home / "dagster" / "dagster.yaml").write_text(instance_yaml("default", str(home / "dagster")))
         store = flow_store(home)
-        publish_all(store, [flow_spec(output_format)])
+        publish_all(store, [flow_spec(output_format, policies)])
         resources = default_resources()
         if not store_outputs:
             resources["io_manager"] = _keeping_nothing()

@@ -26,9 +26,10 @@ Call = Callable[[PlannedNode, NodeContext, Mapping[str, Any], dict[str, Any]], A
 class StepEngine:
     """The DuckDB engine of one step: one connection, opened when a node first needs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, readers: Mapping[str, int] | None = None) -> None:
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._readers = readers or {}  # node id -> how many nodes read it
 
     def engine(self) -> Any:
         with self._lock:
@@ -67,9 +68,10 @@ class StepEngine:
         else:
             deferred = self.engine().run(node.node_type.name, node_params, inputs, params)
         ctx.add_metadata(**{"dp/engine": "duckdb"})
-        if node.is_asset:
+        # stored, or read by more than one node: computed once, here, in the node's own time
+        if node.is_asset or self._readers.get(node.id, 0) > 1:
             try:
-                deferred.arrow()  # stored: computed once, here, in the node's own time
+                deferred.arrow()
             except Exception as exc:  # DuckDB refused the data (an integer overflow...): pandas decides
                 raise NotSupported(f"DuckDB: {exc}") from exc
         return deferred
@@ -105,6 +107,15 @@ def file_table(ctx: NodeContext, params: Any) -> tuple[Any, dict[str, Any]]:
 
 
 SOURCES: dict[str, Callable[[NodeContext, Any], tuple[Any, dict[str, Any]]]] = {"FileInput": file_table}
+
+
+def readers_of(plan: Any) -> dict[str, int]:
+    """How many nodes of the plan read each node (a value two nodes read is computed once)."""
+    counts: dict[str, int] = {}
+    for node in plan.nodes:
+        for upstream in {ref.partition(".")[0] for ref in node.inputs.values()}:
+            counts[upstream] = counts.get(upstream, 0) + 1
+    return counts
 
 
 def _frames(node: PlannedNode, ctx: NodeContext, inputs: dict[str, Any]) -> dict[str, Any]:

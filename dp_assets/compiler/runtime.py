@@ -121,7 +121,9 @@ class _Step:
         self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
         self.skipped: list[str] = []  # nodes left out because a node they read failed
         self.needed = self._needed_ephemeral()
-        self.engine = engine_hook.StepEngine()  # policies.engine: duckdb (opened on first use)
+        self.engine = engine_hook.StepEngine(
+            engine_hook.readers_of(plan)
+        )  # policies.engine: duckdb (opened on first use)
 
     def run(self) -> Iterator[Any]:
         plan, limit = self.plan, self.plan.max_parallel_nodes
