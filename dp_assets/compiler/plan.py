@@ -15,6 +15,7 @@ worker only walks the plan of the flow it runs.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -78,11 +79,15 @@ class FlowPlan:
     #: How many independent nodes of a step run at once (``policies.max_parallel_nodes``).
     max_parallel_nodes: int = 1
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, PlannedNode]:
+        return {node.id: node for node in self.nodes}
+
     def node(self, node_id: str) -> PlannedNode:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        raise KeyError(f"flow '{self.flow_id}' has no node '{node_id}'")
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            raise KeyError(f"flow '{self.flow_id}' has no node '{node_id}'") from None
 
     def upstream_ids(self, node_id: str) -> list[str]:
         """The ids of the nodes ``node_id`` reads, once each, in the order of its inputs."""

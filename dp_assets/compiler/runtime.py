@@ -128,11 +128,12 @@ class _Step:
     def run(self) -> Iterator[Any]:
         plan, limit = self.plan, self.plan.max_parallel_nodes
         pending = [node for node in plan.nodes if node.id in self.step_nodes]
+        upstreams = {node.id: frozenset(plan.upstream_ids(node.id)) for node in pending}
         running: dict[Future[Any], tuple[PlannedNode, NodeContext, NodeClock]] = {}
         try:
             while pending or running:
                 yield from _release(self.deferred, written_only=True)
-                candidates = scheduler.ready(plan, pending, [node.id for node, _, _ in running.values()])
+                candidates = scheduler.ready(upstreams, pending, [node.id for node, _, _ in running.values()])
                 started = False
                 for node in candidates:
                     alone = scheduler.must_run_alone(node)

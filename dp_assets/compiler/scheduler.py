@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from dp_assets.compiler.plan import FlowPlan, PlannedNode
+from dp_assets.compiler.plan import PlannedNode
 
 #: How often the main thread forwards what running nodes logged while it waits for one to end.
 LOG_FORWARD_SECONDS = 0.5
@@ -81,8 +81,10 @@ def must_run_alone(node: PlannedNode) -> bool:
     return node.body is not None and any(must_run_alone(inner) for inner in node.body.nodes)
 
 
-def ready(plan: FlowPlan, pending: list[PlannedNode], running: Collection[str]) -> list[PlannedNode]:
-    """The pending nodes whose upstreams in the step are all done (not pending, not running), in
-    the order the plan runs them."""
-    waiting = {node.id for node in pending} | set(running)
-    return [node for node in pending if not any(u in waiting for u in plan.upstream_ids(node.id))]
+def ready(
+    upstreams: Mapping[str, Collection[str]], pending: list[PlannedNode], running: Collection[str]
+) -> list[PlannedNode]:
+    """The pending nodes whose upstreams (``upstreams``: node id -> the ids it reads) are all
+    done (not pending, not running), in the order the plan runs them."""
+    waiting = {node.id for node in pending}.union(running)
+    return [node for node in pending if waiting.isdisjoint(upstreams[node.id])]
