@@ -7,10 +7,12 @@ loudly under ``CI=true``: CI must never go green by skipping what it was meant t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.dagster_processes import DagsterPlatform, start_make_run
 from tests.support.services import (
     PG_ADMIN_URL,
     RABBITMQ_URL,
@@ -53,10 +55,46 @@ def dp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+#: The fixture of the one `make run` platform the user-session tests share.
+MAKE_RUN = "make_run_platform"
+_make_run: list[DagsterPlatform] = []
+
+
+@pytest.fixture(scope="session")
+def make_run_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatform]:
+    """One ``make run`` (``dp init-home``, ``dagster dev``) on a home in tmp, shared by the tests
+    that drive a running platform as a user does (``dp launch --wait``, publish and Reload): one
+    start instead of one per module. Each adds its spec files to ``platform.flows`` and reloads
+    the location. Its tests run back to back, and it stops after the last of them
+    (:func:`pytest_runtest_teardown`), so its daemon does not tick through the rest of the run."""
+    platform = start_make_run(tmp_path_factory.mktemp("make_run"))
+    _make_run.append(platform)
+    try:
+        yield platform
+    finally:
+        _stop_make_run()
+
+
+def _stop_make_run() -> None:
+    while _make_run:
+        _make_run.pop().stop(grace_seconds=10)  # a home in tmp: nothing to lose
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if MAKE_RUN in getattr(item, "fixturenames", ()) and MAKE_RUN not in getattr(nextitem, "fixturenames", ()):
+        _stop_make_run()
+
+
 BENCH_TESTS = Path(__file__).resolve().parent / "bench"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The bench smoke runs last: it is the suite's most CPU-hungry part, and `make test` runs the
-    live stacks beside the rest of the suite, which has finished by then."""
+    live stacks beside the rest of the suite, which has finished by then. The tests on the shared
+    `make run` platform run back to back, where the first of them was."""
+    users = [item for item in items if MAKE_RUN in getattr(item, "fixturenames", ())]
+    if users:
+        first = items.index(users[0])
+        rest = [item for item in items if MAKE_RUN not in getattr(item, "fixturenames", ())]
+        items[:] = rest[:first] + users + rest[first:]
     items.sort(key=lambda item: BENCH_TESTS in Path(str(item.path)).parents)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from dp_assets.cli.home import prepare_instance
 from tests.support.dagster_processes import DagsterPlatform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -36,19 +34,12 @@ FLOWS = {
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
-    root = tmp_path_factory.mktemp("launch_wait")
-    flows = root / "flows"
-    flows.mkdir()
+def platform(make_run_platform: DagsterPlatform) -> DagsterPlatform:
+    """The shared `make run` platform (tests/conftest.py), serving this module's flows too."""
     for flow_id, spec in FLOWS.items():
-        (flows / f"{flow_id}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    platform = DagsterPlatform(root=root, flows=flows)
-    prepare_instance(platform.dagster_home)  # what `make run` does with `dp init-home`
-    try:
-        platform.start_dev()
-        yield platform
-    finally:
-        platform.stop()
+        (make_run_platform.flows / f"{flow_id}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    make_run_platform.reload_location()
+    return make_run_platform
 
 
 def _launch(platform: DagsterPlatform, flow_id: str) -> subprocess.CompletedProcess:

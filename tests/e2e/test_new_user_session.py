@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,19 +26,12 @@ JOBS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { nam
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
-    root = tmp_path_factory.mktemp("new_user")
-    flows = root / "flows"
-    flows.mkdir()
-    shutil.copy(ROOT / "flows" / f"{FLOW}.yaml", flows)
-    shutil.copytree(ROOT / "flows" / "data", flows / "data")
-    platform = DagsterPlatform(root=root, flows=flows)
-    subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=ROOT)
-    try:
-        platform.start_dev()
-        yield platform
-    finally:
-        platform.stop(grace_seconds=10)
+def platform(make_run_platform: DagsterPlatform) -> DagsterPlatform:
+    """The shared `make run` platform (tests/conftest.py), serving the example flow too."""
+    shutil.copy(ROOT / "flows" / f"{FLOW}.yaml", make_run_platform.flows)
+    shutil.copytree(ROOT / "flows" / "data", make_run_platform.flows / "data", dirs_exist_ok=True)
+    make_run_platform.reload_location()
+    return make_run_platform
 
 
 def _dp(platform: DagsterPlatform, *args: str) -> subprocess.CompletedProcess:

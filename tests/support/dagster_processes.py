@@ -3,12 +3,14 @@
 :class:`DagsterPlatform` is a ``DP_HOME`` (with its ``DAGSTER_HOME`` and a flows folder) and the
 ``dagster-webserver``, ``dagster-daemon`` or ``dagster dev`` processes started on it, each in its
 own process group (:mod:`tests.support.processes`). By default they serve the platform's code
-location from the repository's ``workspace.yaml``, as ``make run`` does.
+location from the repository's ``workspace.yaml``, as ``make run`` does; :func:`start_make_run`
+starts what ``make run`` starts (``dp init-home``, then ``dagster dev``).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import yaml
 
 from tests.support.processes import (
     BIN,
+    PYTHON,
     REPO_ROOT,
     ManagedProcess,
     free_port,
@@ -201,3 +204,15 @@ class DagsterPlatform:
 
     def logs(self, chars: int = 4000) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log_tail(chars)}" for p in self.processes)
+
+
+def start_make_run(root: Path) -> DagsterPlatform:
+    """What ``make run`` starts, on a home in ``root`` serving the (empty) flows folder
+    ``root/flows``: ``dp init-home``, then ``dagster dev``. A test adds spec files to
+    ``platform.flows`` and calls :meth:`DagsterPlatform.reload_location`, as a user does."""
+    flows = root / "flows"
+    flows.mkdir(parents=True, exist_ok=True)
+    platform = DagsterPlatform(root=root, flows=flows)
+    subprocess.run([PYTHON, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=REPO_ROOT)
+    platform.start_dev()
+    return platform
