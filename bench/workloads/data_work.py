@@ -345,6 +345,8 @@ def platform_run(
     from dp_assets.location import build_code_location, default_resources
 
     _import_libraries()
+    if (policies or {}).get("engine") == "duckdb":
+        import duckdb  # noqa: F401  (as pandas and pyarrow: the DuckDB anchor imports it untimed too)
     (Path(folder) / "out").mkdir(exist_ok=True)
     with isolated_home() as home:
         os.environ["DP_DATA_DIR"] = folder

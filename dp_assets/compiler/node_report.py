@@ -42,8 +42,10 @@ class NodeClock:
     def line(self, value: Any) -> str:
         if isinstance(value, pd.DataFrame):
             rows = f"{len(value):,} rows"
-        elif hasattr(value, "num_rows"):  # an Arrow table (the DuckDB engine's)
+        elif getattr(value, "num_rows", None) is not None:  # an Arrow table, a computed DuckDB value
             rows = f"{value.num_rows:,} rows"
+        elif hasattr(value, "relation"):  # the DuckDB engine's query, computed by the nodes that read it
+            rows = "a DuckDB query, computed by its readers"
         elif isinstance(value, FrameStream):
             rows = "streamed in parts"
         else:

@@ -257,10 +257,11 @@ class _Step:
             outputs = {name: v if keep_stream and name == first else whole(v) for name, v in outputs.items()}
             for name, value in outputs.items():
                 values[f"{node.id}.{name}"] = value
-            primary = engine_hook.stored_value(outputs.get(first, SKIPPED))  # DuckDB's: an Arrow table
+            primary = outputs.get(first, SKIPPED)
             context.log.info(clock.line(primary))
             if not node.is_asset or primary is SKIPPED:
                 return
+            primary = engine_hook.stored_value(primary)  # DuckDB's: its Arrow table, computed by then
             metadata = {**output_metadata(plan, node, primary, ctx), **clock.metadata()}
             output = Output(primary, output_name=node.id, metadata=metadata)
             behind = self.behind

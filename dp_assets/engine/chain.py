@@ -49,6 +49,10 @@ class Deferred:
     def frame(self) -> Any:
         return arrow_to_frame(self.arrow(), self.hints)
 
+    @property
+    def num_rows(self) -> int | None:
+        return self._table.num_rows if self._table is not None else None
+
 
 class Engine:
     """One DuckDB connection for a step's nodes (DuckDB connections are not shared by threads:

@@ -115,10 +115,10 @@ def union_concatenate(params: Any, inputs: dict[str, Relation], flow_params: Map
     parts = []
     for position, rel in enumerate(rels):
         columns = [quote_identifier(n) if n in rel.names else f"NULL AS {quote_identifier(n)}" for n in names]
-        parts.append(f"SELECT {', '.join(columns)}, {position} AS __dp_part, {R} AS __dp_in FROM ({rel.sql})")
-    stacked = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
-    order = f"row_number() OVER (ORDER BY __dp_part, __dp_in) AS {R}"
-    return f"SELECT {column_list(names)}, {order} FROM ({stacked})"
+        # the inputs in order, each in its own order: (input, row) as one number, no sort
+        order = f"CAST({position} AS HUGEINT) * 18446744073709551616 + {R} AS {R}"
+        parts.append(f"SELECT {', '.join(columns)}, {order} FROM ({rel.sql})")
+    return " UNION ALL BY NAME ".join(f"({part})" for part in parts)
 
 
 def _check_stackable(names: list[str], rels: list[Relation]) -> None:
@@ -163,7 +163,10 @@ def join_merge(params: Any, inputs: dict[str, Relation], flow_params: Mapping[st
     # pandas matches a missing key with a missing key
     condition = " AND ".join(f"l.{quote_identifier(k)} IS NOT DISTINCT FROM r.{quote_identifier(k)}" for k in on)
     first, second = ("r", "l") if params.how == "right" else ("l", "r")
-    order = f"row_number() OVER (ORDER BY {first}.{R}, {second}.{R}) AS {R}"
+    # pandas' order, (first side's row, second side's row), as one number: no sort of the join
+    inner = right if second == "r" else left
+    bound = f"(SELECT coalesce(max({R}), 0) + 1 FROM ({inner.sql}))"
+    order = f"CAST({first}.{R} AS HUGEINT) * {bound} + coalesce({second}.{R}, 0) AS {R}"
     kind = {"inner": "INNER JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "cross": "CROSS JOIN"}[params.how]
     on_clause = f" ON {condition}" if on else ""
     return f"SELECT {', '.join(select)}, {order} FROM ({left.sql}) AS l {kind} ({right.sql}) AS r{on_clause}"
