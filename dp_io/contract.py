@@ -40,8 +40,10 @@ class LatestValueReader(Protocol):
         *,
         definition_metadata: Any = None,
         lineage_of: str | None = None,
+        partition_key: str | None = None,
     ) -> Any:
-        """``lineage_of`` (a run id): prefer what that run's re-execution lineage stored."""
+        """``lineage_of`` (a run id): prefer what that run's re-execution lineage stored;
+        ``partition_key``: the latest of that partition of a partitioned asset."""
         ...
 
 

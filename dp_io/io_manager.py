@@ -123,14 +123,10 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
     def output_partition(self, context: dg.OutputContext) -> str | None:
         if not (context.has_asset_key and context.has_asset_partitions):
             return None
-        keys = context.asset_partition_keys
-        if len(keys) != 1:
-            raise dg.DagsterInvariantViolationError(
-                f"{context.asset_key.to_user_string()}: RunScopedIOManager stores one partition "
-                f"per output but this run covers {len(keys)}; launch the backfill with one run "
-                "per partition"
-            )
-        return str(keys[0])
+        # A run over a range (a single-run backfill) stores one value for the whole range under
+        # "first...last" (Dagster's range notation); each partition's materialisation records it.
+        keys = context.asset_partition_key_range
+        return str(keys.start) if keys.start == keys.end else f"{keys.start}...{keys.end}"
 
     def output_stem(self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None) -> str:
         return store.output_stem(run_id, key_path, partition)

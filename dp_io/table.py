@@ -132,9 +132,11 @@ class TableIOManager(dg.ConfigurableIOManager):
         *,
         definition_metadata: Any = None,
         lineage_of: str | None = None,
+        partition_key: str | None = None,
     ) -> Any:
         """The asset's value now (:class:`dp_io.contract.LatestValueReader`): the table holds
-        one value, the latest, so neither the event log nor a run's lineage is consulted."""
+        one value, the latest, so neither the event log nor a run's lineage is consulted (nor a
+        partition: a partitioned flow cannot store its nodes in tables, spec validation says)."""
         return self.load_asset(asset_key, definition_metadata)
 
     def load_asset(self, asset_key: dg.AssetKey, definition_metadata: Any) -> Any:

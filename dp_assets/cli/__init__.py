@@ -33,6 +33,8 @@ COMMANDS = {
     "run": "dp_assets.cli.run:run",
     "retry-failed": "dp_sensors.cli:retry_failed",
     "webhook": "dp_assets.cli.triggers:webhook",
+    "backfill": "dp_assets.cli.backfill:backfill",
+    "partitions": "dp_assets.cli.backfill:partitions",
 }
 
 
@@ -47,6 +49,7 @@ INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed", "run"})
 # (importing every command to read its help took seconds: dagster, pandas, sqlalchemy).
 # tests/cli/test_cli_basics.py checks each is the command's own first sentence.
 SUMMARIES = {
+    "backfill": "Backfill the partitions of FLOW from --from to --to (or each --partition) in Dagster.",
     "delete": "Retire a flow: it leaves the code location on its next load; its versions, runs and "
     "kept outputs stay (`dp restore FLOW` brings it back).",
     "deploy": "Production deployment: configuration checks and the Celery worker.",
@@ -60,6 +63,7 @@ SUMMARIES = {
     "list": "Flows in the store: state, published version, versions, last change, and the spec file each came from.",
     "mcp-tools": "The tools of the MCP servers in DP_MCP_CONFIG (or of SERVER).",
     "nodes": "The node catalog; with NAME, that node type's params.",
+    "partitions": "Dynamic partition keys of a flow with 'partitions: {type: dynamic}'.",
     "proxy": "The authenticating reverse proxy in front of the Dagster webserver.",
     "publish": "Validate and store specs as new versions, and publish them.",
     "restore": "Bring a deleted flow back, at the version it had published.",

@@ -1,4 +1,5 @@
-"""Progress of long commands (publishing a folder, ``dp test``, ``dp runs prune``, ``dp run``).
+"""Progress of long commands (publishing a folder, ``dp test``, ``dp runs prune``, ``dp run``,
+``dp backfill``).
 
 On a terminal: a live line with a spinner, the count done (when the total is known) and the time
 taken, kept under the lines the command prints, and gone when it ends (rich). Not on a terminal

@@ -6,6 +6,7 @@ load time and per-node overhead low (see docs/architecture.md) while every node 
 asset with lineage in the UI.
 """
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from dagster import AssetExecutionContext
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.checks import check_spec
+from dp_assets.compiler.partitions import backfill_policy, partitions_definition
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
 from dp_assets.compiler.translator import FlowTranslator, NodeRecord
@@ -59,6 +61,8 @@ class CompiledFlow:
     validated: ValidatedFlow
     steps: list[dg.AssetsDefinition]
     job: UnresolvedAssetJobDefinition
+    #: a partitioned flow's step names: its params are given per step, not as the run config
+    params_per_step: list[str] | None = None
 
     def definitions(
         self,
@@ -83,7 +87,13 @@ class CompiledFlow:
                 {key: value for key, value in resources.items() if key in needed},
             )
         # Schedules and sensors from the spec's triggers and notify (dp_sensors.triggers).
-        triggers = build_trigger_definitions(self.validated.flow, job)
+        steps = self.params_per_step
+        triggers = build_trigger_definitions(
+            self.validated.flow,
+            job,
+            run_config_of=None if steps is None else functools.partial(_ops_config, steps),
+            partitions_def=self.steps[0].partitions_def,
+        )
         return dg.Definitions(assets=self.steps, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors)
 
 
@@ -107,6 +117,7 @@ def compile_flow(
     flow = validated.flow
     plan = build_plan(validated, catalog)
     asset_ids = {n.id for n in plan.nodes if n.is_asset}
+    partitions_def = partitions_definition(flow)
     outs = {}
     for node in flow.nodes:  # type: ignore[attr-defined]
         if node.id not in asset_ids:
@@ -119,6 +130,7 @@ def compile_flow(
             schema=validated.schemas.get(node.id),
             # through ephemeral nodes (no assets) to the nearest stored upstreams: their lineage
             asset_upstreams=tuple(u for u in plan.stored_upstreams(node.id) if u in asset_ids),
+            partitions_def=partitions_def,
         )
         outs[node.id] = dg.AssetOut(
             spec=translator.get_asset_spec(record),
@@ -128,7 +140,10 @@ def compile_flow(
         )
     params_schema = params_config_schema(plan.params)
     steps = plan.steps(flow.policies.steps)
-    step_defs = [_step_multi_asset(plan, name, nodes, outs, params_schema, translator) for name, nodes in steps]
+    partitioning = _Partitioning(partitions_def, backfill_policy(flow, validated.raw))
+    step_defs = [
+        _step_multi_asset(plan, name, nodes, outs, params_schema, translator, partitioning) for name, nodes in steps
+    ]
     step_names = [name for name, _ in steps]
     job_tags = {"dp/flow": flow.id, "dp/flow_version": validated.version}
     if flow.policies.run_retries:
@@ -142,19 +157,33 @@ def compile_flow(
         selection=dg.AssetSelection.assets(*[_key(out) for out in outs.values()]),
         description=flow.description or flow.name or None,
         tags=job_tags,
-        config=dg.ConfigMapping(
-            config_schema=params_schema,
-            config_fn=lambda given: {"ops": {name: {"config": {"params": given}} for name in step_names}},
-        ),
+        # Dagster refuses a ConfigMapping on a partitioned job (it makes the run config per
+        # partition itself): there the params sit under each step, as the launchpad shows.
+        config=None
+        if partitions_def is not None
+        else dg.ConfigMapping(config_schema=params_schema, config_fn=functools.partial(_ops_config, step_names)),
         executor_def=executor,
     )
-    return CompiledFlow(validated, step_defs, job)
+    return CompiledFlow(validated, step_defs, job, step_names if partitions_def is not None else None)
+
+
+def _ops_config(step_names: list[str], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config giving every step of the flow the flow's ``params``."""
+    return {"ops": {name: {"config": {"params": dict(params)}} for name in step_names}}
 
 
 def _key(out: dg.AssetOut) -> dg.AssetKey:
     """The key of an out made from an asset spec (which always has one)."""
     assert out.key is not None
     return out.key
+
+
+@dataclass(frozen=True)
+class _Partitioning:
+    """The flow's partitions and how a backfill of many of them runs (compiler.partitions)."""
+
+    partitions_def: dg.PartitionsDefinition | None = None
+    backfill_policy: dg.BackfillPolicy | None = None
 
 
 def _step_multi_asset(
@@ -164,6 +193,7 @@ def _step_multi_asset(
     all_outs: dict[str, dg.AssetOut],
     params_schema: dict,
     translator: FlowTranslator,
+    partitioning: _Partitioning = _Partitioning(),
 ) -> dg.AssetsDefinition:
     """One Dagster step: its nodes' asset outputs, and inputs for upstreams of other steps."""
     outs = {node_id: out for node_id, out in all_outs.items() if node_id in step_nodes}
@@ -192,6 +222,8 @@ def _step_multi_asset(
         ins=ins,
         check_specs=checks or None,
         can_subset=True,
+        partitions_def=partitioning.partitions_def,
+        backfill_policy=partitioning.backfill_policy,
         config_schema={"params": dg.Field(params_schema, is_required=False)},
         required_resource_keys=resource_keys,
         op_tags={"dp/flow": plan.flow_id},

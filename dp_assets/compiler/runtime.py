@@ -43,6 +43,7 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
     retry_policy,
 )
 from dp_assets.compiler.node_report import FailedNodes, NodeClock
+from dp_assets.compiler.partitions import partition_values
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
 from dp_io.contract import LatestValueReader, RunOutputStore
@@ -106,6 +107,8 @@ class _Step:
         self.context, self.plan, self.step_nodes = context, plan, step_nodes
         op_config = context.op_execution_context.op_config or {}
         self.params = plan.resolve_params(op_config.get("params"))
+        if _partitioned(context):  # "partition.key"... beside the flow params (no dot in theirs)
+            self.params.update(partition_values(context))
         self.selected = {key.path[-1] for key in context.selected_asset_keys}
         self.resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
         self.values: dict[str, Any] = {
@@ -293,6 +296,10 @@ def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, v
     return [check_result(dg.AssetKey([plan.flow_id, node.id]), engine_hook.as_frame(value), list(node.columns))]
 
 
+def _partitioned(context: AssetExecutionContext) -> bool:
+    return context.has_partition_key or context.has_partition_key_range
+
+
 def _run_output_store(context: AssetExecutionContext) -> RunOutputStore | None:
     """The step's IO manager when it keeps each run's outputs apart (the platform's does)."""
     io = getattr(context.resources, "io_manager", None)
@@ -393,4 +400,6 @@ def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> An
         dg.AssetKey([plan.flow_id, node_id]),
         definition_metadata=metadata,
         lineage_of=context.run.run_id,
+        # the same partition as this run's (a range: the partition its last window is)
+        **({"partition_key": context.partition_key_range.end} if _partitioned(context) else {}),
     )

@@ -24,6 +24,7 @@ class NodeRecord:
     version: str
     schema: ColumnSchema | None
     asset_upstreams: tuple[str, ...]  # ids of upstream nodes that are assets
+    partitions_def: Any = None  # the flow's Dagster partitions (compiler.partitions), shared by its nodes
 
 
 TABLE_FORMAT = "table"
@@ -76,6 +77,7 @@ class FlowTranslator:
             tags={**flow.tags, **node.tags},
             kinds=set(list(sorted(node_type.kinds))[:3]),
             metadata=metadata,
+            partitions_def=record.partitions_def,
         )
 
 

@@ -27,6 +27,8 @@ from .tree import (
     walk,
 )
 
+#: ``partition.FIELD``: the run's partition (a flow param cannot contain a dot).
+PARTITION_FIELDS = frozenset({"key", "start", "end"})
 MAX_LENGTH = 5000
 MAX_DEPTH = 100
 MAX_NODES = 1000
@@ -154,6 +156,9 @@ class _Converter:
                     expression=self.text,
                 )
             return Param(self.source(node), node.attr)
+        if isinstance(node.value, ast.Name) and node.value.id == "partition" and node.attr in PARTITION_FIELDS:
+            # the run's partition, given with the flow params as "partition.key"... (compiler.partitions)
+            return Param(self.source(node), f"partition.{node.attr}")
         raise self.refuse(
             node,
             "attribute access",

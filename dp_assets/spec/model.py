@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from dp_assets.catalog.base import Catalog
+from dp_assets.spec.partitions import Partitions
 from dp_io.retention_policy import RetentionPolicy
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -387,6 +388,11 @@ class FlowBase(Strict):
     policies: RunPolicy = Field(default_factory=RunPolicy)
     notify: list[Notification] = Field(default_factory=list)
     retention: RetentionPolicy | None = None  # the one model the pruning applies (dp_io)
+    partitions: Partitions | None = Field(
+        default=None,
+        description="Partition every node's asset: time windows, a static list of keys, or "
+        "dynamic keys (docs/flow-spec.md#partitions).",
+    )
 
 
 @functools.cache

@@ -21,7 +21,12 @@ from dp_assets.spec import inert
 from dp_resources.secrets import as_written, seal_written
 
 TEMPLATE = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-WHOLE = re.compile(r"^\s*\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
+#: ``{{ partition.key }}``, ``{{ partition.start }}``, ``{{ partition.end }}``: the run's
+#: partition, given to ``render`` under the names ``partition.key``... (``compiler.partitions``).
+PARTITION_TEMPLATE = re.compile(r"\{\{\s*(partition\.(?:key|start|end))\s*\}\}")
+# One reference of either kind; group 1 names it: "params.NAME" or "partition.FIELD".
+_ANY = re.compile(r"\{\{\s*(params\.[A-Za-z_][A-Za-z0-9_]*|partition\.(?:key|start|end))\s*\}\}")
+_WHOLE_ANY = re.compile(r"^\s*\{\{\s*(params\.[A-Za-z_][A-Za-z0-9_]*|partition\.(?:key|start|end))\s*\}\}\s*$")
 
 
 def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -35,6 +40,19 @@ def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from references(item, f"{path}[{index}]")
+
+
+def partition_references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every ``(field path, "partition.key"|"partition.start"|"partition.end")`` inside ``value``."""
+    if isinstance(value, str):
+        for match in PARTITION_TEMPLATE.finditer(value):
+            yield path, match.group(1)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from partition_references(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from partition_references(item, f"{path}[{index}]")
 
 
 def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_params: bool = False) -> Any:
@@ -60,17 +78,32 @@ def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_pa
 
 def _render(value: Any, params: Mapping[str, Any], literal: Callable[[str], str], param: Callable[[Any], Any]) -> Any:
     if isinstance(value, str):
-        whole = WHOLE.match(value)
-        if whole:
-            return param(params[whole.group(1)])
-        # split() alternates literal text (even places) and param names (odd places)
-        parts = TEMPLATE.split(value)
-        return "".join(literal(part) if i % 2 == 0 else param(str(params[part])) for i, part in enumerate(parts))
+        whole = _WHOLE_ANY.match(value)
+        if whole and _known(whole.group(1), params):
+            return param(_lookup(whole.group(1), params))
+        # split() alternates literal text (even places) and reference names (odd places)
+        parts = _ANY.split(value)
+        return "".join(
+            literal(part)
+            if i % 2 == 0
+            else (param(str(_lookup(part, params))) if _known(part, params) else literal(f"{{{{ {part} }}}}"))
+            for i, part in enumerate(parts)
+        )
     if isinstance(value, Mapping):
         return {key: _render(item, params, literal, param) for key, item in value.items()}
     if isinstance(value, list):
         return [_render(item, params, literal, param) for item in value]
     return value
+
+
+def _known(name: str, params: Mapping[str, Any]) -> bool:
+    """A flow param always is (validation checked the name); the partition only in a
+    partitioned run: elsewhere (validation's stand-ins) its reference stays text."""
+    return name.startswith("params.") or name in params
+
+
+def _lookup(name: str, params: Mapping[str, Any]) -> Any:
+    return params[name.removeprefix("params.")] if name.startswith("params.") else params[name]
 
 
 def _unchanged(text: str) -> str:

@@ -119,6 +119,7 @@ def validate_spec(
         broken = {e.node for e in errors if e.node is not None}
         schemas = _schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
+        errors.extend(_partition_errors(flow, raw))
         errors.extend(
             SpecError(flow.id, node, field, message)
             for node, field, message in dagster_rules.problems(flow, launch_model=check_compiles)
@@ -142,6 +143,47 @@ def types_used(spec: Mapping[str, Any], catalog: Catalog) -> frozenset[str]:
         return frozenset()
     named = (node.get("type") for node in nodes if isinstance(node, Mapping))
     return frozenset(name for name in named if isinstance(name, str) and name in catalog)
+
+
+def _partition_errors(flow: Any, raw: Mapping[str, Any]) -> list[SpecError]:
+    """``{{ partition.* }}`` only in a partitioned flow (start and end: time windows), and only
+    triggers that know which partition to launch."""
+    spec = flow.partitions
+    errors = []
+    for node in raw.get("nodes") or []:
+        for path, name in templates.partition_references(node.get("params"), "params"):
+            if spec is None:
+                errors.append(SpecError(flow.id, node.get("id"), path, f"'{name}' needs 'partitions:' on the flow"))
+            elif name != "partition.key" and spec.type != "time":
+                errors.append(SpecError(flow.id, node.get("id"), path, f"'{name}' needs time partitions"))
+    if spec is not None:
+        if flow.policies.output_format == "table" or any(
+            node.storage is not None and node.storage.format == "table" for node in flow.nodes
+        ):
+            errors.append(
+                SpecError(flow.id, None, "partitions", "a partitioned flow keeps outputs per run, not in tables")
+            )
+        for index, trigger in enumerate(flow.triggers):
+            if trigger.type != "schedule":
+                errors.append(
+                    SpecError(
+                        flow.id,
+                        None,
+                        f"triggers[{index}]",
+                        f"a {trigger.type} trigger cannot launch a partitioned flow (it names no "
+                        "partition); use a schedule, or `dp backfill`",
+                    )
+                )
+            elif spec.type == "dynamic":
+                errors.append(
+                    SpecError(
+                        flow.id,
+                        None,
+                        f"triggers[{index}]",
+                        "a schedule cannot choose among dynamic partitions; use time or static partitions",
+                    )
+                )
+    return errors
 
 
 def _flow_id_of(data: Any) -> str:

@@ -19,6 +19,7 @@ fit the flow fails the flow at load with a message naming the trigger; the other
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
     from dp_sensors.triggers.policy import policy_run_tags
 
 
-def build_trigger_definitions(flow: Any, job: Any) -> dg.Definitions:
-    """The schedules and sensors of one validated flow; ``job`` is the flow's job."""
+def build_trigger_definitions(
+    flow: Any,
+    job: Any,
+    *,
+    run_config_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.Definitions:
+    """The schedules and sensors of one validated flow; ``job`` is the flow's job. A partitioned
+    flow's job takes its params per step (``run_config_of`` makes that run config from the
+    params) and its schedules launch the partition of their tick (``partitions_def``)."""
     import dagster as dg
 
     from dp_sensors.chains import build_chain_sensor
@@ -45,7 +54,7 @@ def build_trigger_definitions(flow: Any, job: Any) -> dg.Definitions:
         counts[trigger.type] = index + 1
         try:
             if trigger.type == "schedule":
-                schedules.append(build_schedule(flow, trigger, index))
+                schedules.append(build_schedule(flow, trigger, index, run_config_of, partitions_def))
             elif trigger.type == "event":
                 sensors.append(build_event_sensor(flow, trigger, index))
             elif trigger.type == "file":
