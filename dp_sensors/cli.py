@@ -20,6 +20,8 @@ from dp_sensors.triggers.dead_letters import RETRY_ITEMS_TAG
 from dp_sensors.triggers.policy import PARENT_RUN_TAG, TASK_TAG, TRIGGER_TAG
 
 GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
+#: The run tags that say which partition(s) a run covers (Dagster's).
+PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 _URL = click.option(
     "--url",
@@ -90,6 +92,7 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
 @click.option("--params-json", default=None, help="All params as one JSON object.")
 @click.option("--tag", "tags", multiple=True, help="Run tag KEY=VALUE; repeatable.")
 @click.option("--task-id", default=None, help="The chain's task id (default: a new one).")
+@click.option("--partition", default=None, help="The partition to run, for a flow with 'partitions:'.")
 @click.option(
     "--wait/--no-wait",
     default=False,
@@ -105,6 +108,7 @@ def launch(
     params_json: str | None,
     tags: tuple[str, ...],
     task_id: str | None,
+    partition: str | None,
     wait: bool,
     timeout: float,
     url: str,
@@ -119,7 +123,7 @@ def launch(
     url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
-            run_id = client.launch_run(flow, values, run_tags)
+            run_id = client.launch_run(flow, values, run_tags, partition=partition)
         except LaunchError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(json.dumps({"run_id": run_id, "flow": flow, "task_id": run_tags[TASK_TAG]}))
@@ -195,6 +199,8 @@ def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, locati
     url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
+            # a partitioned run's config is per step already: the same partition, as given
+            tags.update({k: v for k, v in run.tags.items() if k in PARTITION_TAGS})
             new_run = client.launch_run(run.job_name, run.run_config or {}, tags)
         except LaunchError as exc:
             raise click.ClickException(str(exc)) from None

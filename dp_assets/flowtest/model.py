@@ -165,6 +165,11 @@ class TestCase(Strict):
     name: str = Field(pattern=r"^\S[^\n]*$", max_length=100, description="Shown in the report; `dp test --case`.")
     description: str = ""
     params: dict[str, Any] = Field(default_factory=dict, description="The run's params (run config).")
+    partition: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The partition the case runs, for a flow with 'partitions:' (default: its first).",
+    )
     fixtures: dict[str, Fixture] = Field(default_factory=dict, description="Node -> what it gives instead.")
     sinks: dict[str, Sink] = Field(
         default_factory=dict,

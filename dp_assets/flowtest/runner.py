@@ -259,11 +259,23 @@ class FlowTestRunner:
         # A compiled flow's assets are its steps, each a multi-asset.
         assets = [asset for asset in defs.assets or [] if isinstance(asset, dg.AssetsDefinition)]
         ops = {asset.node_def.name: {"config": {"params": dict(case.params)}} for asset in assets}
+        partitions_def = assets[0].partitions_def
+        partition = case.partition
+        if partitions_def is not None and partition is None:
+            if isinstance(partitions_def, dg.DynamicPartitionsDefinition):
+                raise CaseError(f"flow '{compiled.id}' has dynamic partitions: give the case a 'partition:'")
+            partition = partitions_def.get_first_partition_key()
+        if partitions_def is None and partition is not None:
+            raise CaseError(f"partition: flow '{compiled.id}' has no partitions")
+        instance = dg.DagsterInstance.ephemeral()
+        if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partition is not None:
+            instance.add_dynamic_partitions(compiled.id, [partition])  # as `dp partitions add` would
         return dg.materialize(
             assets,
+            partition_key=partition,
             run_config={"ops": ops, "loggers": QUIET_LOGS},
             resources=self._resources(data_dir),
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance,
             raise_on_error=False,
             tags={"dp/flow": compiled.id, "dp/test_case": case.name},
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,8 +23,8 @@ RANGE_SEPARATOR = "..."
 Backfill = Literal["auto", "single_run", "per_partition"]
 
 
-def _backfill_field() -> Annotated[Backfill, Field]:
-    return Field(  # type: ignore[return-value]
+def _backfill_field() -> Any:
+    return Field(
         default="auto",
         description="How a backfill of many partitions runs: 'single_run' (one run over the "
         "whole range, for nodes that take {{ partition.start }}/{{ partition.end }}), "

@@ -97,7 +97,10 @@ def test_adaptive_cards_on_celery_workers(stack: Stack, cards_db: sa.Engine, t2a
     """A GraphQL launch of the shipped flow runs each node on a Celery worker against the T2A stub
     and PostgreSQL; tables equal pandas; the failed organisation and user are recorded."""
     assert load_problems(stack) == ""
-    run_id = stack.launch(FLOW, {"t2a_url": t2a.service.url})
+    # A partitioned flow takes its params per step (what `dp launch --partition` sends).
+    params = {"t2a_url": t2a.service.url}
+    run_config = {"ops": {step_key(FLOW, node["id"]): {"config": {"params": params}} for node in spec["nodes"]}}
+    run_id = stack.launch(FLOW, run_config, {"dagster/partition": "2026-01-01-12:00"})
     run = stack.wait_run(run_id, bound_seconds=300)
     assert run.status == DagsterRunStatus.SUCCESS, stack.describe(run_id)  # failed items do not fail it
 

@@ -81,11 +81,17 @@ def first_run(location: dg.Definitions, instance: dg.DagsterInstance) -> dg.Exec
     schedule = location.resolve_schedule_def(f"{FLOW}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 */2 * * *", "Asia/Seoul")
     tick = dt.datetime(2024, 6, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=location.get_repository_def()
+    ) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
+    assert requests[0].partition_key == "2024-06-01-12:00"  # the 2-hour window the tick closes
     result = location.resolve_job_def(FLOW).execute_in_process(
-        run_config=requests[0].run_config, tags=requests[0].tags, instance=instance
+        run_config=requests[0].run_config,
+        tags=requests[0].tags,
+        instance=instance,
+        partition_key=requests[0].partition_key,
     )
     assert result.success  # failed items do not fail the run
     return result
@@ -95,7 +101,10 @@ def retry_run(location: dg.Definitions, instance: dg.DagsterInstance, first: dg.
     """The run `dp retry-failed RUN` launches: RUN's params, tag dp/retry_items=RUN."""
     tags = {"dp/retry_items": first.run_id, "dp/parent_run_id": first.run_id, "dp/trigger": "retry"}
     return location.resolve_job_def(FLOW).execute_in_process(
-        run_config=first.dagster_run.run_config, tags=tags, instance=instance
+        run_config=first.dagster_run.run_config,
+        tags=tags,
+        instance=instance,
+        partition_key=first.dagster_run.tags["dagster/partition"],  # the same window
     )
 
 

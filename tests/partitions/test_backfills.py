@@ -114,3 +114,11 @@ def test_bad_backfills_are_refused_with_a_clear_message(platform):
     )
     half = _dp(platform, "backfill", "per_day", "--from", "2026-01-01")
     assert half.returncode == 1 and "--from and --to" in half.stderr
+
+
+def test_dp_launch_runs_one_partition_with_its_params_per_step(platform):
+    done = _dp(platform, "launch", "per_day", "--partition", "2026-01-09", "--wait", "--timeout", "600")
+    assert done.returncode == 0, done.stderr + platform.logs()
+    assert "2026-01-09" in _materialised(platform, "per_day", "doubled")
+    refused = _dp(platform, "launch", "per_day", "--partition", "2030-01-01")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
