@@ -346,7 +346,10 @@ def _outputs_of_parent_run(context: AssetExecutionContext, plan: FlowPlan, node_
 
 
 def _stored_reader(context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str) -> Any:
-    partition = context.partition_key if context.has_partition_key else None
+    partition = None
+    if _partitioned(context):  # as the IO manager names it: a range is "first...last"
+        keys = context.partition_key_range
+        partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
     return lambda: store.load_run_output(context.run.run_id, (plan.flow_id, node_id), partition)
 
 
