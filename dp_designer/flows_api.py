@@ -235,7 +235,15 @@ async def publish(request: Request) -> JSONResponse:
             document = {**draft.spec, LAYOUT_KEY: draft.layout}
         result = api.publish(document, message=body.message, author=author_of(request))
         api.discard_draft(flow_id)
-        return {"version": result.version, "created": result.created, "published": result.published}
+        # The code location compiles what is published when it loads: load it now, so that a
+        # launch from the designer runs this version.
+        reloaded = result.published and request.app.state.runs.reload()
+        return {
+            "version": result.version,
+            "created": result.created,
+            "published": result.published,
+            "reloaded": reloaded,
+        }
 
     return JSONResponse(await run_in_threadpool(run))
 

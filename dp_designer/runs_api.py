@@ -4,6 +4,7 @@ states of a run from its events, and each node's output read from the kept per-r
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,22 @@ query RunEvents($runId: ID!, $after: String) {
 }
 """
 
+RELOAD_WORKSPACE = """
+mutation Reload { reloadWorkspace { __typename ... on PythonError { message } } }
+"""
+
+RELOAD_LOCATION = """
+mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
+  __typename ... on PythonError { message } } }
+"""
+
+LOCATIONS = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus } } } }
+"""
+RELOAD_TIMEOUT_SECONDS = 180.0
+#: How long a launch waits for code locations that are still loading (a publish reloads them).
+LOAD_WAIT_SECONDS = 300.0
+
 LATEST_RUNS = """
 query LatestRuns { runsOrError(limit: 500) { __typename ... on Runs { results { jobName status } } } }
 """
@@ -60,7 +77,31 @@ class RunsService:
     def launch(self, flow_id: str, params: dict[str, Any], author: str | None) -> str:
         tags = {LAUNCHED_BY_TAG: "designer", **({"dp/user": author} if author else {})}
         with self.client() as client:
+            self._wait_loaded(client)
             return client.launch_run(flow_id, params, tags)
+
+    def reload(self) -> bool:
+        """Ask Dagster to load the code location(s) again, so that a version just published is the
+        one that runs; ``False`` when Dagster is not reachable (it loads the store when it starts)."""
+        try:
+            # Long enough for a loaded machine: the launch that follows waits for the reload.
+            with self.client(timeout=RELOAD_TIMEOUT_SECONDS) as client:
+                if self.location:
+                    client.execute(RELOAD_LOCATION, {"name": self.location})
+                else:
+                    client.execute(RELOAD_WORKSPACE)
+        except LaunchError:
+            return False
+        return True
+
+    def _wait_loaded(self, client: GraphQLClient) -> None:
+        deadline = time.monotonic() + LOAD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            data = client.execute(LOCATIONS)["workspaceOrError"]
+            entries = data.get("locationEntries") or []
+            if all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+            time.sleep(0.5)
 
     def last_statuses(self) -> dict[str, str]:
         """Flow id -> the status of its newest run; empty when Dagster is not reachable (the

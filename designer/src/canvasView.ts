@@ -46,7 +46,8 @@ export function edgeSchema(check: CheckResult | null, edge: Edge): string | null
 export function decorateEdges(edges: Edge[], check: CheckResult | null): Edge[] {
   return edges.map((e) => {
     const error = edgeError(check, e);
-    const label = error ?? edgeSchema(check, e) ?? undefined;
+    // The message names the edge it was found on ("... (input 'a' -> 'b')"): on the edge, that is said.
+    const label = (error ? error.split(" (input ")[0] : edgeSchema(check, e)) ?? undefined;
     return {
       ...e,
       label,

@@ -15,8 +15,8 @@ export function startAutosave(store: Store): () => void {
   const unsubscribe = store.subscribe((state) => {
     if (state.revision === lastRevision) return;
     lastRevision = state.revision;
-    if (state.saveState !== "unsaved") return; // opened or restored, not edited: nothing to save
     clearTimeout(timer);
+    if (state.saveState !== "unsaved") return; // opened, published or restored: nothing to save
     timer = setTimeout(() => void saveNow(store), SAVE_DELAY_MS);
   });
   return () => {

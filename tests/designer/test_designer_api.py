@@ -62,6 +62,7 @@ def test_publish_history_diff_and_restore_as_a_new_draft(client, store_api):
     assert first.status_code == 200, first.text
     v1 = first.json()["version"]
     assert v1 == spec_version(SALES)  # positions do not change the version
+    assert first.json()["reloaded"] is False  # no Dagster here to load the code location again
 
     moved = client.post(
         "/api/flows/sales/publish", json={"document": with_layout(SALES, orders=(50, 50)), "message": "moved"}

@@ -28,6 +28,8 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
   const { screenToFlowPosition } = useReactFlow();
   // While a node is dragged its position lives here; the document gets it when the drag ends.
   const [dragging, setDragging] = useState<Node<DpNodeData>[] | null>(null);
+  // An opened flow is fitted into view once; an empty canvas keeps zoom 1 while nodes are dropped.
+  const [fitOnOpen] = useState(doc.nodes.length > 0);
 
   const graph = useMemo(() => specToGraph(doc, types), [doc, types]);
   const nodes = useMemo(
@@ -85,7 +87,8 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
           onSelect();
         }}
         onPaneClick={() => designerStore.getState().select(null)}
-        fitView
+        fitView={fitOnOpen}
+        fitViewOptions={{ maxZoom: 1 }}
         deleteKeyCode={["Delete", "Backspace"]}
       >
         <Background />
