@@ -27,7 +27,7 @@ from dp_sensors.triggers.params import params_model
 from dp_sensors.webhook import create_app
 from dp_settings import PlatformSettings
 
-LAUNCH_PREFIX = "/flows/"
+LAUNCH_PREFIXES = ("/flows/", "/runs/")
 
 
 class FlowTriggers(BaseModel):
@@ -111,6 +111,7 @@ def receiver_app(
     *,
     ledger: Any = None,
     launcher: Any = None,
+    invoke_backend: Any = None,
     environ: Mapping[str, str] | None = None,
     **options: Any,
 ) -> ASGIApp:
@@ -124,11 +125,12 @@ def receiver_app(
         ledger=ledger,
         launcher=launcher,
         environ=environ,
+        invoke_backend=invoke_backend,
         **options,
     )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        target = launches if scope.get("path", "").startswith(LAUNCH_PREFIX) else hooks
+        target = launches if scope.get("path", "").startswith(LAUNCH_PREFIXES) else hooks
         await target(scope, receive, send)
 
     return app
@@ -160,7 +162,7 @@ def serve_receiver(
     store.upgrade()
     bus = event_bus_from_url(events_url or settings.events_bus_url())
     bus.ensure_schema()
-    ledger = launcher = None
+    ledger = launcher = invoke_backend = None
     if dagster_url:
         ledger = LaunchLedger(launches_url or settings.launch_ledger_url())
         ledger.ensure_schema()
@@ -170,8 +172,16 @@ def serve_receiver(
             location=settings.code_location,
             token=token.get_secret_value() if token else None,
         )
+        invoke_backend = platform_invoke_backend(store, dagster_url, settings)
     app = receiver_app(
-        store, bus, ledger=ledger, launcher=launcher, max_body_bytes=max_body_bytes, webhook=settings.webhook
+        store,
+        bus,
+        ledger=ledger,
+        launcher=launcher,
+        invoke_backend=invoke_backend,
+        max_body_bytes=max_body_bytes,
+        webhook=settings.webhook,
+        invoke_max_wait_seconds=settings.invoke_wait_cap(),
     )
     from dp_resources.http_server import hardened_server_options
 
@@ -181,3 +191,24 @@ def serve_receiver(
         bus.close()
         if ledger is not None:
             ledger.close()
+        if invoke_backend is not None:
+            invoke_backend.client.close()
+
+
+def platform_invoke_backend(store: Any, dagster_url: str, settings: PlatformSettings) -> Any:
+    """The invoke endpoints' runs and results: the webserver at ``dagster_url``, the store's specs
+    and the kept outputs of ``settings`` (``dp_assets.invoke_results``)."""
+    from dp_assets.invoke_results import PlatformInvokeBackend, ui_url_of
+    from dp_sensors.launch import GraphQLClient
+
+    token = settings.dagster.token
+    client = GraphQLClient(
+        dagster_url, location=settings.code_location, token=token.get_secret_value() if token else None
+    )
+    return PlatformInvokeBackend(
+        store,
+        client,
+        outputs_base=settings.outputs_base(),
+        max_rows=settings.invoke_row_limit(),
+        ui_url=ui_url_of(settings.webserver_url, client.url),
+    )

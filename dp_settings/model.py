@@ -307,6 +307,19 @@ class PlatformSettings(BaseSettings):
     webserver_url: Annotated[str | None, Unset] = setting(
         "Base URL of the Dagster UI, for links in notifications.", default_text="no link"
     )
+    invoke_max_wait_seconds: Annotated[float | None, Unset] = setting(
+        "Longest a `POST /flows/{id}/invoke` or `dp invoke` waits for its run before answering 202 "
+        "with the run id (a caller's own timeout is capped at it).",
+        default_text="60",
+        gt=0,
+        le=3600,
+    )
+    invoke_max_rows: Annotated[int | None, Unset] = setting(
+        "Rows of each result node that an invoke answer carries (the rest is in the run's outputs).",
+        default_text="1000",
+        ge=0,
+        le=100_000,
+    )
     dagster_home: Annotated[str | None, Unset] = setting(
         "Dagster's instance folder (`dagster.yaml`); Dagster reads it too.",
         default_text="none",
@@ -347,6 +360,14 @@ class PlatformSettings(BaseSettings):
 
     def dagster_home_folder(self) -> Path | None:
         return Path(self.dagster_home).resolve() if self.dagster_home else None
+
+    def invoke_wait_cap(self) -> float:
+        """``DP_INVOKE_MAX_WAIT_SECONDS``, else 60 s."""
+        return self.invoke_max_wait_seconds or 60.0
+
+    def invoke_row_limit(self) -> int:
+        """``DP_INVOKE_MAX_ROWS``, else 1,000."""
+        return 1000 if self.invoke_max_rows is None else self.invoke_max_rows
 
     def events_bus_url(self) -> str:
         """``DP_EVENTS_URL``, else the flow store's database."""

@@ -155,6 +155,11 @@ class NodeBase(Strict):
     retry: RetrySpec | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
     on_error: Literal["fail", "continue"] = "fail"
+    result: bool = Field(
+        default=False,
+        description="Part of the flow's answer to `invoke` (POST /flows/{id}/invoke, `dp invoke`); "
+        "when no node says so, the DisplayResults nodes are.",
+    )
     columns: list[ColumnContract] | None = None
     storage: OutputStorage | None = None
     tags: Tags = Field(default_factory=dict)

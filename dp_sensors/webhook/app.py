@@ -36,6 +36,7 @@ from dp_sensors.webhook.bodies import (
     parse_json_object,
     read_bounded_body,
 )
+from dp_sensors.webhook.invoke import InvokeBackend, InvokeRoutes
 from dp_sensors.webhook.launches import (
     IdempotencyConflict,
     Launcher,
@@ -110,7 +111,7 @@ class _Receiver:
         self.launch_wait_seconds = launch_wait_seconds
         self.body_timeout_seconds = body_timeout_seconds
 
-    async def _authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
+    async def authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
         if not is_authorised(flow_id, request.headers.get("authorization"), self.webhook):
             raise Refused(401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')")
@@ -121,14 +122,14 @@ class _Receiver:
             raise Refused(404, f"there is no flow {flow_id!r}; check the flow id in the URL")
         return flow_id, model
 
-    async def _json_object(self, request: Request, flow_id: str) -> dict[str, Any]:
+    async def json_object(self, request: Request, flow_id: str) -> dict[str, Any]:
         where = f"flow {flow_id!r}"
         check_json_content_type(request.headers.get("content-type"), where)
         raw = await read_bounded_body(request, self.max_body_bytes, self.body_timeout_seconds)
         return parse_json_object(raw, where)
 
     @staticmethod
-    def _validate(flow_id: str, model: type[BaseModel], params: Any) -> dict[str, Any]:
+    def validate_params(flow_id: str, model: type[BaseModel], params: Any) -> dict[str, Any]:
         try:
             validated = model.model_validate(params)
         except ValidationError as exc:
@@ -141,14 +142,14 @@ class _Receiver:
 
     @overload
     @staticmethod
-    def _idempotency_key(request: Request, required: Literal[True]) -> str: ...
+    def idempotency_key(request: Request, required: Literal[True]) -> str: ...
 
     @overload
     @staticmethod
-    def _idempotency_key(request: Request, required: Literal[False]) -> str | None: ...
+    def idempotency_key(request: Request, required: Literal[False]) -> str | None: ...
 
     @staticmethod
-    def _idempotency_key(request: Request, required: bool) -> str | None:
+    def idempotency_key(request: Request, required: bool) -> str | None:
         key = request.headers.get("idempotency-key")
         if key is None or key == "":
             if required:
@@ -167,9 +168,9 @@ class _Receiver:
 
     async def hook(self, request: Request) -> JSONResponse:
         try:
-            flow_id, model = await self._authorised_flow(request)
-            key = self._idempotency_key(request, required=False)
-            params = self._validate(flow_id, model, await self._json_object(request, flow_id))
+            flow_id, model = await self.authorised_flow(request)
+            key = self.idempotency_key(request, required=False)
+            params = self.validate_params(flow_id, model, await self.json_object(request, flow_id))
             dedupe_key = None if key is None else webhook_dedupe_key(flow_id, key)
             try:
                 event = await to_thread.run_sync(
@@ -193,14 +194,14 @@ class _Receiver:
         try:
             if self.ledger is None or self.launcher is None:
                 raise Refused(404, "launching through this receiver is not configured")
-            flow_id, model = await self._authorised_flow(request)
-            key = self._idempotency_key(request, required=True)
-            body = await self._json_object(request, flow_id)
+            flow_id, model = await self.authorised_flow(request)
+            key = self.idempotency_key(request, required=True)
+            body = await self.json_object(request, flow_id)
             unknown = sorted(set(body) - {"params"})
             if unknown:
                 raise Refused(422, f'unknown keys {unknown} in the body; send {{"params": {{...}}}}')
             raw_params = body.get("params", {})
-            params = self._validate(flow_id, model, raw_params)
+            params = self.validate_params(flow_id, model, raw_params)
             outcome = await launch_once(
                 self.ledger,
                 self.launcher,
@@ -242,6 +243,8 @@ def create_app(
     launch_wait_seconds: float = 60.0,
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
     webhook: WebhookSettings | None = None,
+    invoke_backend: InvokeBackend | None = None,
+    invoke_max_wait_seconds: float = 60.0,
 ) -> Starlette:
     """The receiver's ASGI app.
 
@@ -251,6 +254,9 @@ def create_app(
     from the variables of ``environ``, else from the settings in force at each request.
         A body must arrive within ``body_timeout_seconds`` (else 408) and fit ``max_body_bytes``.
         Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
+        ``invoke_backend`` (with ledger and launcher) enables ``POST /flows/{flow_id}/invoke`` and
+        ``GET /runs/{run_id}/result``, waiting at most ``invoke_max_wait_seconds``
+        (:mod:`dp_sensors.webhook.invoke`).
     """
     if (ledger is None) != (launcher is None):
         raise ValueError("give both ledger and launcher to serve launches, or neither")
@@ -271,10 +277,13 @@ def create_app(
         launch_wait_seconds,
         body_timeout_seconds,
     )
+    invoke = InvokeRoutes(receiver, invoke_backend, invoke_max_wait_seconds)
     return Starlette(
         routes=[
             Route("/healthz", _health, methods=["GET"]),
             Route("/hooks/{flow_id}", receiver.hook, methods=["POST"]),
             Route("/flows/{flow_id}/runs", receiver.launch, methods=["POST"]),
+            Route("/flows/{flow_id}/invoke", invoke.invoke, methods=["POST"]),
+            Route("/runs/{run_id}/result", invoke.result, methods=["GET"]),
         ]
     )

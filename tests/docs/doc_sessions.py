@@ -51,7 +51,7 @@ SERVER_BOUND_SECONDS = 120.0
 
 _PLATFORM_LINE = re.compile(r"^[ \t]*make run\b.*$", re.MULTILINE)
 _NEEDS_PLATFORM = re.compile(
-    r"make run\b|dp launch\b|dp status\b|dp retry-failed\b|dp webhook serve\b|(127\.0\.0\.1|localhost):3000\b"
+    r"make run\b|dp launch\b|dp invoke\b|dp status\b|dp retry-failed\b|dp webhook serve\b|(127\.0\.0\.1|localhost):3000\b"
 )
 _PYTEST = re.compile(r"(-m pytest)\b")
 _MAKE_SUITE = re.compile(r"\bmake (test|test-serial|test-faults)\b")
