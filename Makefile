@@ -29,12 +29,16 @@ designer/dist/index.html: designer/node_modules/.package-lock.json $(DESIGNER_SO
 install: $(VENV)/.installed designer/dist/index.html
 
 # The flow designer (`dp designer`, docs/designer.md) runs beside Dagster's UI on its own port,
-# and stops with it.
+# and `dp dispatch` (docs/events.md) starts event-triggered runs as events arrive; both stop with
+# it (Ctrl-C and SIGTERM reach them all; the trap covers dagster dev exiting alone).
 DESIGNER_PORT ?= 3001
 run: install
 	$(PY) -m dp_assets.cli init-home
 	$(PY) -m dp_assets.cli designer --port $(DESIGNER_PORT) & designer=$$!; \
-	trap 'kill $$designer 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m dp_assets.cli dispatch \
+		--dagster-url "$${DP_DAGSTER_GRAPHQL_URL:-http://127.0.0.1:$${DAGSTER_CLI_DEV_PORT:-3000}/graphql}" & \
+	dispatcher=$$!; \
+	trap 'kill $$designer $$dispatcher 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 # The whole suite, the live-stack fault tests (F2, F4-F7, F10: about 5 minutes, on private

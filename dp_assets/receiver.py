@@ -95,6 +95,35 @@ class StoreFlowCatalog:
         return list(self._chains.get((flow_id, outcome), []))
 
 
+def event_targets(store: Any) -> list[Any]:
+    """The enabled event triggers of the published flows, named as their sensors are, for the
+    dispatcher (``dp dispatch``); a spec that no longer parses is left out."""
+    from dp_sensors.events.dispatcher import EventTarget
+    from dp_sensors.triggers.events import event_sensor_name
+
+    targets: list[EventTarget] = []
+    for _, _, spec in store.published_specs():
+        try:
+            flow = flow_triggers(spec)
+        except ValueError:
+            continue
+        skip = (spec.get("policies") or {}).get("when_running") == "skip"
+        events = [trigger for trigger in flow.triggers if trigger.type == "event"]
+        for index, trigger in enumerate(events):  # the sensor's index counts disabled ones too
+            if trigger.enabled:
+                targets.append(
+                    EventTarget(
+                        flow_id=flow.id,
+                        sensor_name=event_sensor_name(flow.id, index),
+                        patterns=tuple(trigger.topics),
+                        params=flow.params,
+                        trigger_params=trigger.params,
+                        skip_when_running=skip,
+                    )
+                )
+    return targets
+
+
 def default_flow_catalog(*, webhooks_only: bool = True, settings: PlatformSettings | None = None) -> StoreFlowCatalog:
     """The catalog of the deployment's flow store (``settings``, default: read now)."""
     from dp_resources.store import FlowStore

@@ -1,4 +1,4 @@
-"""``dp status`` and ``dp webhook serve``: the trigger commands that read published flows.
+"""``dp status``, ``dp webhook serve`` and ``dp dispatch``: the trigger commands that read published flows.
 
 Both need the params and triggers of the flows in the store, parsed with the spec's models
 (``dp_assets/receiver.py``), so they live here rather than with the other trigger commands in
@@ -114,3 +114,64 @@ def serve(
         log_level=log_level,
         settings=settings,
     )
+
+
+@click.command()
+@click.option("--events-url", default=None, help="Event bus URL [env DP_EVENTS_URL; default: the flow store].")
+@click.option(
+    "--dagster-url",
+    default=None,
+    help=f"Dagster GraphQL endpoint the runs are launched through [env {GRAPHQL_URL_ENV}; default: "
+    f"{DEFAULT_GRAPHQL_URL}].",
+)
+@click.option(
+    "--heartbeat-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Touched after every batch or idle second: a liveness probe checks its age.",
+)
+@click.option("--log-level", default="info", show_default=True)
+def dispatch(events_url: str | None, dagster_url: str | None, heartbeat_file: str | None, log_level: str) -> None:
+    """Start the runs of event triggers as events arrive, until stopped (docs/events.md).
+
+    Follows the event bus (Redis consumer group, PostgreSQL LISTEN, SQLite polling) from the
+    moment it first starts; the event sensors stay as the fallback, and an event gives one run
+    whichever of them starts it. Stops on SIGTERM or Ctrl-C after the batch in hand.
+    """
+    import logging
+    import signal
+    import threading
+    from pathlib import Path
+
+    from dp_assets.receiver import event_targets
+    from dp_resources.store import FlowStore
+    from dp_sensors.events.dispatcher import Dispatcher
+    from dp_sensors.events.dispatcher_followers import GraphQLEventLauncher, follower_for
+    from dp_sensors.events.factory import event_bus_from_url
+    from dp_sensors.launch import GraphQLClient
+    from dp_settings import load
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load()
+    store = FlowStore(settings.store_url())
+    store.upgrade()
+    bus = event_bus_from_url(events_url or settings.events_bus_url())
+    bus.ensure_schema()
+    token = settings.dagster.token
+    client = GraphQLClient(
+        dagster_url or settings.dagster.graphql_url or DEFAULT_GRAPHQL_URL,
+        location=settings.code_location,
+        token=token.get_secret_value() if token else None,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    dispatcher = Dispatcher(bus, follower_for(bus), lambda: event_targets(store), GraphQLEventLauncher(client))
+    click.echo(f"dp dispatch: following {bus!r}, launching through {client.url}", err=True)
+    heartbeat = (lambda: Path(heartbeat_file).touch()) if heartbeat_file else None
+    try:
+        dispatcher.run(stop, heartbeat=heartbeat)
+    finally:
+        dispatcher.close()
+        client.close()
+        bus.close()

@@ -108,6 +108,15 @@ class EventBus(Protocol):
         """Record that ``consumer`` could not use the event; repeating it is a no-op."""
         ...
 
+    def claim_many(self, event_ids: Sequence[str], consumer: str, owner: str) -> dict[str, str]:
+        """Claim each event for ``owner`` within ``consumer`` (a sensor's name) unless it is
+        claimed already; returns event id -> the owner that holds it (the first to claim).
+
+        How the event sensor and the dispatcher (``dp dispatch``) agree which of them starts an
+        event's run: whoever claims first does, the other leaves it.
+        """
+        ...
+
     def rejections(
         self, *, consumer: str | None = None, event_id: str | None = None, limit: int = 1000
     ) -> list[Rejection]:

@@ -36,6 +36,8 @@ from dp_sensors.events.topics import matches_any, validate_patterns, validate_to
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 _SCAN_BATCH = 1000
 _PIPELINE_BATCH = 1000
+#: Claims outlive any sensor backlog and then expire, so the keys do not pile up for ever.
+CLAIM_TTL_SECONDS = 7 * 24 * 3600
 #: A stream entry as a client with ``decode_responses=True`` returns it: ``(id, {field: text})``.
 _Entry = tuple[str, dict[str, str]]
 
@@ -263,6 +265,44 @@ class RedisStreamEventBus:
             "rejected_at": datetime.now(UTC).isoformat(),
         }
         self._client.hsetnx(self._rejections_key, f"{consumer}\n{event_id}", json.dumps(record))
+
+    # --- a consumer group, for the dispatcher (``dp dispatch``); sensors read by cursor ------
+
+    def ensure_group(self, group: str) -> None:
+        """Create ``group`` at the stream's end (events from now on); an existing group stays."""
+        try:
+            self._client.xgroup_create(self._stream, group, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_group(self, group: str, consumer: str, *, pending: bool, count: int, block_ms: int | None) -> list[Event]:
+        """``XREADGROUP``: with ``pending``, the entries delivered to ``consumer`` and not yet
+        acknowledged (what it held when it was killed); else new entries, waiting ``block_ms``."""
+        answer = self._client.xreadgroup(
+            group, consumer, {self._stream: "0" if pending else ">"}, count=count, block=None if pending else block_ms
+        )
+        entries = cast(list[tuple[str, list[_Entry]]], answer or [])
+        return [self._to_event(entry_id, fields) for _, items in entries for entry_id, fields in items if fields]
+
+    def ack(self, group: str, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            self._client.xack(self._stream, group, *event_ids)
+
+    def claim_many(self, event_ids: Sequence[str], consumer: str, owner: str) -> dict[str, str]:
+        for event_id in event_ids:
+            self._parse_id(event_id, "event id")
+        check_key(consumer, "consumer")
+        check_key(owner, "owner")
+        if not event_ids:
+            return {}
+        keys = [f"{self._stream}:claim:{consumer}:{event_id}" for event_id in event_ids]
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(key, owner, nx=True, ex=CLAIM_TTL_SECONDS)
+        pipe.mget(keys)
+        holders = pipe.execute()[-1]
+        return dict(zip(event_ids, holders, strict=True))
 
     def rejections(
         self, *, consumer: str | None = None, event_id: str | None = None, limit: int = 1000

@@ -35,6 +35,8 @@ from dp_sensors.events.base import (
 from dp_sensors.events.topics import matches_any, validate_patterns, validate_topic
 
 _ADVISORY_LOCK_KEY = 0x64705F6576656E74  # "dp_event": serialises publishers on PostgreSQL
+#: PostgreSQL channel notified (at commit) by every publish, so a follower wakes at once.
+NOTIFY_CHANNEL = "dp_events"
 _SCAN_BATCH = 1000
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -63,6 +65,16 @@ rejections_table = sa.Table(
     sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_dp_event_rejections"),
     sa.Index("ix_dp_event_rejections_event_id", "event_id"),
+)
+
+claims_table = sa.Table(
+    "dp_event_claims",
+    metadata,
+    sa.Column("event_id", BigId, nullable=False),
+    sa.Column("consumer", sa.String(255), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_dp_event_claims"),
 )
 
 
@@ -135,8 +147,10 @@ class SqlEventBus:
             self._engine.dispose()
 
     def _lock(self, conn: sa.Connection) -> None:
+        """Serialise publishers (PostgreSQL) and notify followers when the transaction commits."""
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
 
     def publish(
         self,
@@ -290,6 +304,26 @@ class SqlEventBus:
                     "rejected_at": datetime.now(UTC),
                 },
             )
+
+    def claim_many(self, event_ids: Sequence[str], consumer: str, owner: str) -> dict[str, str]:
+        keys = {event_id: self._parse_id(event_id, "event id") for event_id in event_ids}
+        check_key(consumer, "consumer")
+        check_key(owner, "owner")
+        if not keys:
+            return {}
+        now = datetime.now(UTC)
+        table = claims_table
+        with self._engine.begin() as conn:  # inserts first (see the module docstring)
+            for key in keys.values():
+                values = {"event_id": key, "consumer": consumer, "owner": owner, "claimed_at": now}
+                insert_ignoring_duplicates(conn, table, values)
+            rows = conn.execute(
+                sa.select(table.c.event_id, table.c.owner).where(
+                    table.c.consumer == consumer, table.c.event_id.in_(list(keys.values()))
+                )
+            ).all()
+        holders = {row.event_id: row.owner for row in rows}
+        return {event_id: holders[key] for event_id, key in keys.items()}
 
     def rejections(
         self, *, consumer: str | None = None, event_id: str | None = None, limit: int = 1000

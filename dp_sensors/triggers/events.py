@@ -8,6 +8,12 @@ last event *scanned* (``EventPage.cursor``) and is set explicitly at the end of 
 together with the run requests; the daemon stores both atomically with the tick and re-submits
 reserved runs of an interrupted tick, so no event is skipped either.
 
+The dispatcher (``dp dispatch``, :mod:`dp_sensors.events.dispatcher`) starts the same runs as
+events arrive. The two agree through claims on the bus (``EventBus.claim_many``, consumer = the
+sensor's name): the sensor requests only the events it claimed first and leaves those the
+dispatcher claimed, so one event gives one run whichever of them sees it first; the dispatcher's
+runs carry this sensor's name and run key too, so Dagster's run-key check holds as well.
+
 An event whose payload does not fit the flow's params is recorded on the bus as a rejection
 (``dp events rejections --consumer <sensor>``) and starts nothing; it does not fail the tick, so
 the events after it still run. Errors of the bus itself (unreachable, bad cursor) do fail the
@@ -38,6 +44,9 @@ from dp_sensors.triggers.policy import (
 EVENT_BUS_RESOURCE = "event_bus"
 EVENTS_PER_TICK = 200
 FROM_START = "@start"  # cursor of a 'start: latest' sensor that began on an empty bus
+#: Owners of an event's claim (``EventBus.claim_many``): who starts its run.
+SENSOR_OWNER = "sensor"
+DISPATCHER_OWNER = "dispatcher"
 log = logging.getLogger("dp_sensors.events")
 
 
@@ -52,6 +61,11 @@ def accepts_webhooks(flow: Any) -> bool:
 
     topic = webhook_topic(flow.id)
     return any(t.type == "event" and t.enabled and matches_any(t.topics, topic) for t in flow.triggers)
+
+
+def event_run_tags(event: Any) -> dict[str, str]:
+    """The tags of an event's run, whether the sensor or the dispatcher starts it."""
+    return {TRIGGER_TAG: "event", EVENT_ID_TAG: event.id, EVENT_TOPIC_TAG: event.topic}
 
 
 def event_sensor_name(flow_id: str, index: int) -> str:
@@ -103,17 +117,10 @@ def build_event_sensor(
                     reason = busy_reason(flow.id, busy or len(requests))
                     bus.record_rejection(event.id, name, f"skipped: {reason}")
                     continue
-                requests.append(
-                    dg.RunRequest(
-                        run_key=event.id,
-                        run_config=run_config,
-                        tags={
-                            TRIGGER_TAG: "event",
-                            EVENT_ID_TAG: event.id,
-                            EVENT_TOPIC_TAG: event.topic,
-                        },
-                    )
-                )
+                requests.append(dg.RunRequest(run_key=event.id, run_config=run_config, tags=event_run_tags(event)))
+            if requests:
+                holders = bus.claim_many([str(r.run_key) for r in requests], name, SENSOR_OWNER)
+                requests = [r for r in requests if holders[str(r.run_key)] == SENSOR_OWNER]
         new_cursor = page.cursor if page.cursor is not None else cursor
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=new_cursor)

@@ -32,7 +32,7 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 APP_DIR = "/opt/dagster/app"
 DAGSTER_HOME = "/opt/dagster/home"
-DAGSTER_SERVICES = ("code-server", "webserver", "viewer", "daemon", "worker")
+DAGSTER_SERVICES = ("code-server", "webserver", "viewer", "daemon", "worker", "dispatcher")
 DATA_SERVICES = ("postgres", "redis", "rabbitmq")
 PUBLISHED = {"proxy", "viewer-proxy"}
 
@@ -222,6 +222,18 @@ def test_webservers_hold_no_stale_db_connection_F4(compose: dict[str, Any], name
     assert option(argv, WEBSERVER_DB_OPTIONS[0]) == WEBSERVER_DB_OPTIONS[1]
 
 
+def test_dispatcher_launches_through_the_webserver(compose: dict[str, Any]) -> None:
+    """`dp dispatch` reaches the (unproxied) webserver's GraphQL on a network they share, and
+    starts only when that webserver answers."""
+    dispatcher = services(compose)["dispatcher"]
+    argv = command(dispatcher)
+    assert argv[:4] == ["python", "-m", "dp_assets.cli", "dispatch"]
+    webserver = services(compose)["webserver"]
+    assert option(argv, "--dagster-url") == f"http://webserver:{option(command(webserver), '-p')}/graphql"
+    assert set(dispatcher["networks"]) & set(webserver["networks"])
+    assert dispatcher["depends_on"]["webserver"]["condition"] == "service_healthy"
+
+
 def test_executor_and_workers_read_one_celery_file(compose: dict[str, Any]) -> None:
     """DP_CELERY_CONFIG, read by the executor of Celery flows, is the file the workers start
     with, so both sides have the same settings."""
@@ -265,7 +277,7 @@ def test_private_networks_S1(compose: dict[str, Any]) -> None:
     """Data services and the code server sit only on internal networks; the webservers are not
     on the published network."""
     networks = compose["networks"]
-    for name in (*DATA_SERVICES, "webserver", "viewer", "daemon"):
+    for name in (*DATA_SERVICES, "webserver", "viewer", "daemon", "dispatcher"):
         for network in services(compose)[name]["networks"]:
             assert networks[network].get("internal") is True, (name, network)
     assert "edge" not in services(compose)["webserver"]["networks"]

@@ -318,3 +318,34 @@ def test_split_stream() -> None:
         "a:b",
     )
     assert split_stream("redis://h:1/0") == ("redis://h:1/0", "dp:events")
+
+
+def test_the_first_claim_of_an_event_holds(bus: EventBus) -> None:
+    """How the sensor and ``dp dispatch`` agree who starts an event's run: per consumer (a sensor
+    name) the first owner to claim an event keeps it, also when both claim at the same moment."""
+    first, second, third = (bus.publish("orders.created", {"n": n}) for n in range(3))
+    assert bus.claim_many([first.id, second.id], "a_event_sensor", "dispatcher") == {
+        first.id: "dispatcher",
+        second.id: "dispatcher",
+    }
+    assert bus.claim_many([second.id, third.id], "a_event_sensor", "sensor") == {
+        second.id: "dispatcher",
+        third.id: "sensor",
+    }
+    assert bus.claim_many([first.id], "b_event_sensor", "sensor") == {first.id: "sensor"}
+    assert bus.claim_many([], "a_event_sensor", "sensor") == {}
+
+    racing = bus.publish("orders.created", {"n": 4})
+    holders: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        holders.append(bus.claim_many([racing.id], "a_event_sensor", owner)[racing.id])
+
+    threads = [threading.Thread(target=claim, args=(f"owner{i % 2}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(holders)) == 1
