@@ -8,6 +8,10 @@ for the sensor's first tick (start-up is not an event's latency), then publishes
 time, a fixed spacing apart, on the SQL bus of the flow store, and reads back each event's run
 (tag ``dp/event_id``) and its ``STEP_START`` time. Check: exactly one run per event, each one
 successful.
+
+With ``dispatcher=True`` ``dp dispatch`` runs beside them (as ``make run`` starts it) and starts
+the runs as events arrive; the sensor still ticks, so the check "exactly one run per event" also
+covers the two of them racing.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300)
         time.sleep(0.25)
 
 
-def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
+def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> dict[str, Any]:
     """Child entry point."""
     import dagster as dg
 
@@ -84,7 +88,8 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
     env = _environment(root)
     _prepare(root, env)
     os.environ.update(env)  # this process publishes to the same bus and reads the same instance
-    logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver")]  # noqa: SIM115
+    logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver", "dispatch")]  # noqa: SIM115
+    port = free_port()
     procs = [
         subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
@@ -94,7 +99,7 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
         ),
         subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(free_port()), "-m", "dp_assets.definitions"],
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"],
             env=env,
             cwd=root,
             stdout=logs[1],
@@ -108,6 +113,12 @@ def measure(events: int, spacing_seconds: float) -> dict[str, Any]:
         sensor = f"{FLOW_ID}_event_sensor"
 
         _wait("the event sensor's first tick", lambda: _has_ticks(instance, sensor), procs)
+        if dispatcher:
+            url = f"http://127.0.0.1:{port}/graphql"
+            command = [str(BIN / "dp"), "dispatch", "--dagster-url", url]
+            procs.append(subprocess.Popen(command, env=env, cwd=root, stdout=logs[2], stderr=subprocess.STDOUT))
+            log_file = root / "dispatch.log"
+            _wait("the dispatcher to follow the bus", lambda: "following" in log_file.read_text(), procs)
         published: dict[str, float] = {}
         with EventBusResource().open_bus() as bus:
             for i in range(events):
