@@ -206,6 +206,8 @@ def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str,
     tmp, env = _home(Path(store))
     home = tmp / "dagster"
     text = pg_instance_yaml(pg_url) if pg_url else "telemetry:\n  enabled: false\n" + local_storage(home)
+    # Launched by the webserver itself (Dagster's default coordinator is the queued one).
+    text += "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
     if launcher == "warm":
         text += yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
     (home / "dagster.yaml").write_text(text)

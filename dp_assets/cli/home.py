@@ -29,9 +29,17 @@ LOCAL_INSTANCE = """\
 # SQLite storage lives in this folder. Production uses the repository's top-level dagster.yaml.
 telemetry:
   enabled: false
+# Runs start in a child forked from a process that has loaded the code location (docs/run-launcher.md).
+run_launcher:
+  module: dp_instance.warm_launcher
+  class: WarmRunLauncher
+  config:
+    max_workers: 8
+# Fails a run whose run worker died (the warm launcher checks its workers) within one poll.
 run_monitoring:
   enabled: true
   max_runtime_seconds: 21600
+  poll_interval_seconds: 10
 run_retries:
   enabled: true
   max_retries: 0

@@ -297,3 +297,20 @@ def _live_template(platform: DagsterPlatform) -> str:
             if found and pid_alive(int(found.group(1))):
                 return found.group(2)
     raise AssertionError("no live template of this platform")
+
+
+def test_the_embedded_default_names_the_warm_launcher_with_run_monitoring(tmp_path: Path) -> None:
+    """The file ``dp init-home`` writes launches runs warm and monitors them (a dead worker is
+    found only by run monitoring's health check), with room for every run the queue lets through."""
+    import dagster as dg
+
+    from dp_assets.cli.home import instance_file_text
+    from dp_instance.warm_launcher import WarmRunLauncher
+
+    (tmp_path / "dagster.yaml").write_text(instance_file_text(tmp_path))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_launcher, WarmRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_monitoring_enabled
+        config = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
+        assert instance.run_launcher.max_workers >= config["run_coordinator"]["config"]["max_concurrent_runs"]
