@@ -8,6 +8,7 @@ Mounted by ``dp_assets.cli.COMMANDS`` and imported only when one of them runs. `
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 from typing import Any
@@ -55,11 +56,17 @@ def _graphql_target(url: str | None, token: str | None, location: str | None) ->
 
 
 def _parse_value(raw: str) -> Any:
-    """``k=v`` values are JSON when they parse as JSON (``5``, ``true``, ``[1]``), else strings."""
+    """``k=v`` values are JSON when they parse as JSON (``5``, ``true``, ``[1]``), else strings
+    (also text Python's JSON reader gives up on: nesting too deep, an integer of thousands of digits)."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return raw
+
+
+#: What a flow param may be called (``dp_assets.spec.model.ParamName``); any other key is refused
+#: here, shown quoted, so that an error naming it stays one line whatever it holds.
+PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def launch_params(params: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
@@ -70,10 +77,28 @@ def launch_params(params: tuple[str, ...], params_json: str | None) -> dict[str,
             values = json.loads(params_json)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
+        except (ValueError, RecursionError) as exc:  # an integer too long, nesting too deep
+            reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+            raise click.BadParameter(f"cannot be read: {reason}", param_hint="--params-json") from None
         if not isinstance(values, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--params-json")
-    values.update(_pairs(params, "--param"))
+        _check_names(values, "--params-json")
+    values.update(_check_names(_pairs(params, "--param"), "--param"))
     return values
+
+
+def _check_names(values: dict[str, Any], what: str) -> dict[str, Any]:
+    for key in values:
+        if not PARAM_NAME.fullmatch(key):
+            raise click.BadParameter(
+                f"{_quoted(key)} is not a param name (a letter, then letters, digits or _)", param_hint=what
+            )
+    return values
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    shown = json.dumps(text)  # control characters and newlines escaped: one line
+    return shown if len(shown) <= limit else shown[: limit - 4] + '..."'
 
 
 def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -81,7 +106,7 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint=what)
+            raise click.BadParameter(f"{_quoted(item)} is not KEY=VALUE", param_hint=what)
         values[key] = raw if what == "--tag" else _parse_value(raw)
     return values
 

@@ -143,12 +143,64 @@ def handwritten_load(flows: int, with_jobs: bool, defer: bool) -> dict[str, Any]
     return {"import": imported - started, "build": built - imported, "snapshot": done - built, "bytes": size}
 
 
+def examples_load(home: str) -> dict[str, Any]:
+    """Child entry point: the code location over the example flows (flows/), as ``dagster dev``
+    loads it, in the platform home ``home`` (kept between calls: the second is a restart)."""
+    import os
+
+    started = time.perf_counter()
+    from dp_assets.location import build_code_location
+
+    imported = time.perf_counter()
+    os.environ.update({"DP_HOME": home, "DAGSTER_HOME": f"{home}/dagster", "DP_FLOWS_DIR": "flows"})
+    defs = build_code_location()
+    built = time.perf_counter()
+    _snapshot(defs, True)
+    return {"import": imported - started, "build": built - imported, "snapshot": time.perf_counter() - built}
+
+
+def dagster_import() -> dict[str, Any]:
+    """Child entry point: ``import dagster`` alone, the floor of any code location."""
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+
+    return {"import": time.perf_counter() - started}
+
+
+def _examples_rows(ctx: RunContext, result: WorkloadResult) -> None:
+    """The examples: a first load (spec files imported, every flow validated) and a restart (files
+    unchanged, validated versions restored from DP_HOME), each against ``import dagster``."""
+    from bench.child import run_child
+
+    with tempfile.TemporaryDirectory(prefix="dp-bench-examples-") as home:
+        first = run_child("bench.workloads.load_time:examples_load", {"home": home})
+        restart = run_child("bench.workloads.load_time:examples_load", {"home": home})
+        floor = run_child("bench.workloads.load_time:dagster_import", {})
+    for label, child in (("first load", first), ("restart", restart)):
+        result.rows.append(
+            ctx.row(
+                "load_time",
+                f"the example flows (flows/), {label}",
+                "load, process start to snapshot",
+                child["process_wall_seconds"],
+                "s",
+                anchor=floor["process_wall_seconds"],
+                anchor_label="python process importing dagster alone",
+                notes=(
+                    f"import {child['import']:.2f} s, build {child['build']:.2f} s, snapshot "
+                    f"{child['snapshot']:.2f} s; dagster alone imports in {floor['import']:.2f} s"
+                ),
+            )
+        )
+
+
 def run(ctx: RunContext) -> WorkloadResult:
     from bench.child import run_child
 
     sizes = [20] if ctx.smoke else [100, 1000, 5000]
     defer = True
     result = WorkloadResult("load_time", "3. Code location load time (process start -> serialised snapshot)")
+    _examples_rows(ctx, result)
     for flows in sizes:
         path = run_child("bench.workloads.load_time:prepare", {"flows": flows})["path"]
         platform = run_child("bench.workloads.load_time:platform_load", {"path": path, "defer": defer})

@@ -93,9 +93,10 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
                 f"flow '{flow}' is {info.state}; `dp publish {flow}` publishes "
                 "its newest version, or name one with --version"
             )
-        found, _ = api.get(flow, version)
+        found, spec = api.get(flow, version)
     except FlowNotFound as exc:
         raise click.ClickException(str(exc)) from None
+    values = _checked_params(flow, spec, values)
     defs = build_code_location(store=api.store, catalog=api.catalog, scope=LoadScope(frozenset([flow]), {flow: found}))
     job = defs.resolve_job_def(flow)
     instance = dg.DagsterInstance.get()
@@ -146,6 +147,19 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     failures = failure_text(result.get_step_failure_events())
     click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failures}", err=True)
     sys.exit(1)
+
+
+def _checked_params(flow: str, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The run's params checked against the flow's, as the launch receiver and triggers check
+    them: a value of the wrong type is one error naming the param, before anything starts."""
+    from dp_assets.spec.model import FlowParam
+    from dp_sensors.triggers.params import ParamsRejected, check_params
+
+    declared = {name: FlowParam.model_validate(param) for name, param in (spec.get("params") or {}).items()}
+    try:
+        return check_params(flow, declared, values)
+    except ParamsRejected as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _format(line: NodeLine) -> str:

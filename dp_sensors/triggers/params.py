@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -39,7 +40,11 @@ def _iso(kind: type[dt.date]) -> Any:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"must be an ISO {kind.__name__} string")  # pydantic reports ValueError
-        kind.fromisoformat(value)  # raises ValueError with the reason
+        try:
+            kind.fromisoformat(value)
+        except ValueError:  # its message quotes the whole value, however long: the field is named instead
+            example = "2024-01-31" if kind is dt.date else "2024-01-31T08:00:00"
+            raise ValueError(f"must be an ISO {kind.__name__} such as {example}") from None
         return value
 
     return BeforeValidator(check)
@@ -49,9 +54,12 @@ def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")  # pydantic reports ValueError
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:  # an integer beyond a float: pydantic reports only ValueError
         raise ValueError("is too large for a number") from None
+    if not math.isfinite(number):  # NaN or infinity: no JSON run config, no spec default, can hold one
+        raise ValueError("must be a finite number")
+    return number
 
 
 PARAM_TYPES: dict[str, Any] = {
@@ -114,7 +122,8 @@ def _checked(flow_id: str, declared: Declared, values: Mapping[str, Any]) -> dic
         checked = model.model_validate(dict(values))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(params)'}: {error['msg']}"
+            f"{'.'.join(str(p) for p in error['loc']) or '(params)'}: "
+            + ("not a param of this flow" if error["type"] == "extra_forbidden" else error["msg"])
             for error in exc.errors(include_input=False, include_url=False)
         )
         raise ParamsRejected(f"the params do not fit flow '{flow_id}': {problems}") from None
