@@ -106,7 +106,9 @@ def test_when_running_skip(instance):
     "trigger,message",
     [
         pytest.param({"cron": "0 * * * *", "params": {"n": 2}}, "region: Field required", id="missing-param"),
-        pytest.param({"cron": "0 * * * *", "params": {"region": "EU", "typo": 1}}, "typo: not a param of this flow", id="unknown"),
+        pytest.param(
+            {"cron": "0 * * * *", "params": {"region": "EU", "typo": 1}}, "typo: not a param of this flow", id="unknown"
+        ),
     ],
 )
 def test_schedule_params_are_checked_when_the_flow_loads(trigger, message):
