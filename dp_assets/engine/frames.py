@@ -56,9 +56,16 @@ def check_kinds(table: Any) -> None:
 
 
 def with_row_order(table: Any) -> Any:
+    """``table`` with its row numbers, chunked as its columns are: DuckDB then scans the
+    batches in parallel without first making the columns' chunks agree (a copy)."""
+    import numpy as np
     import pyarrow as pa
 
-    return table.append_column(ROW_ORDER, pa.array(range(table.num_rows), type=pa.int64()))
+    table = table.unify_dictionaries() if table.num_columns else table
+    sizes = [len(chunk) for chunk in table.column(0).chunks] if table.num_columns else [table.num_rows]
+    starts = np.cumsum([0, *sizes])
+    chunks = [pa.array(np.arange(starts[i], starts[i] + size, dtype=np.int64)) for i, size in enumerate(sizes)]
+    return table.append_column(ROW_ORDER, pa.chunked_array(chunks, type=pa.int64()))
 
 
 def arrow_with_hints(table: Any, hints: Hints) -> Any:
