@@ -212,6 +212,7 @@ def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str,
         text += yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
     (home / "dagster.yaml").write_text(text)
     latencies: list[float] = []
+    phases: list[dict[str, float]] = []
     try:
         with _environment(env), dg.DagsterInstance.get() as instance:
             instance.get_runs_count()  # create the storage before the webserver opens it
@@ -225,10 +226,36 @@ def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str,
                     run_id = launched["run"]["runId"]
                     step_start = _wait_first_step(instance, run_id)
                     latencies.append(step_start - posted)
+                    phases.append(_phases(instance, run_id, posted))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rest = latencies[1:]
-    return {"first": latencies[0], "p50": percentile(rest, 50), "p95": percentile(rest, 95), "n": len(rest)}
+    median_phases = {key: percentile([p[key] for p in phases[1:]], 50) for key in phases[0]}
+    return {
+        "first": latencies[0],
+        "p50": percentile(rest, 50),
+        "p95": percentile(rest, 95),
+        "n": len(rest),
+        "phases": median_phases,
+    }
+
+
+def _phases(instance: Any, run_id: str, posted: float) -> dict[str, float]:
+    """Seconds after the post at which the run worker reported its process, the run started,
+    and the first step started: where a launch's time goes."""
+    import dagster as dg
+
+    seen: dict[str, float] = {}
+    for record in instance.get_records_for_run(run_id).records:
+        entry = record.event_log_entry
+        kind = entry.dagster_event_type
+        if kind == dg.DagsterEventType.ENGINE_EVENT and "Started process for run" in (entry.user_message or ""):
+            seen.setdefault("worker_process", entry.timestamp - posted)
+        elif kind == dg.DagsterEventType.RUN_START:
+            seen.setdefault("run_start", entry.timestamp - posted)
+        elif kind == dg.DagsterEventType.STEP_START:
+            seen.setdefault("step_start", entry.timestamp - posted)
+    return seen
 
 
 def _wait_first_step(instance: Any, run_id: str, bound_seconds: float = 600) -> float:
