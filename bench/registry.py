@@ -28,6 +28,7 @@ WORKLOADS = (
     Workload("designer", "bench.workloads.designer", "10. Designer: validation round trip"),
     Workload("parallel", "bench.workloads.parallel", "11. Independent branches in parallel"),
     Workload("data_work_duckdb", "bench.workloads.data_work_duckdb", "2b. Data work on the DuckDB engine"),
+    Workload("invoke", "bench.workloads.invoke", "12. Invoke: flows as synchronous APIs"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
 
