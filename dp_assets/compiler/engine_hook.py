@@ -43,7 +43,9 @@ class StepEngine:
         self, node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any], call: Call
     ) -> Any:
         """The node's value: by DuckDB when it can, else by ``call`` (``call_node``) over frames."""
-        if node.engine == "duckdb":
+        # a node with timeout_seconds runs where its limit can stop it (call_node forks it): the
+        # engine computes in this process, where nothing would stop a query that never ends
+        if node.engine == "duckdb" and not node.timeout_seconds:
             from dp_assets.engine.chain import supports
 
             if supports(node.node_type.name) or node.node_type.name in SOURCES:

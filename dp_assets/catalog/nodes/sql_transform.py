@@ -66,10 +66,18 @@ class SqlTransformParams(Params):
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with no file, network or extension access, its settings locked."""
+    """An in-memory DuckDB with no file, network or extension access, its settings locked, and
+    the engine's memory limit and threads (``DP_DUCKDB_*``): without them DuckDB may take 80% of
+    the machine's memory. A query that never ends is stopped by the node's ``timeout_seconds``."""
     import duckdb  # lazy: only flows with a SqlTransform pay for the import
 
-    return duckdb.connect(":memory:", config=dict(LOCKED_CONFIG))
+    from dp_assets.engine.connection import EngineLimits
+
+    limits = EngineLimits.from_settings()
+    config: dict[str, Any] = {"memory_limit": limits.memory_limit}
+    if limits.threads:
+        config["threads"] = limits.threads
+    return duckdb.connect(":memory:", config={**config, **LOCKED_CONFIG})
 
 
 def select_problem(query: str) -> str | None:

@@ -1,0 +1,51 @@
+"""SqlTransform against a hostile author: any text as a query, lone surrogates included (what
+undecodable bytes become in Python), is a query or a validation error, never a crash; the query's
+DuckDB has the engine's memory limit and threads (``DP_DUCKDB_*``), not DuckDB's default of 80%
+of the machine; and a query that never ends (a recursive CTE) is stopped by the node's
+``timeout_seconds`` (the machinery of every node: a forked child killed at its limit)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from node_helpers import make_ctx, run_node
+from pydantic import ValidationError
+
+from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform
+from dp_assets.compiler.timeouts import NodeTimeout, call_with_timeout
+
+ENDLESS = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) AS n FROM r"
+# every code point, lone surrogates (U+D800..U+DFFF) included
+ANY_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), min_size=1, max_size=80)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=st.sampled_from(["SELECT '", "SELECT 1 -- ", "", 'SELECT * FROM "']), text=ANY_TEXT)
+def test_any_text_is_a_query_or_a_validation_error(prefix: str, text: str) -> None:
+    try:
+        SqlTransformParams.model_validate({"query": prefix + text})
+    except ValidationError as exc:
+        assert "query" in str(exc)
+
+
+def test_a_query_with_undecodable_bytes_is_a_clear_validation_error() -> None:
+    undecodable = b"SELECT '\xff' AS x".decode("utf-8", errors="surrogateescape")
+    with pytest.raises(ValidationError, match="unicode"):
+        SqlTransformParams.model_validate({"query": undecodable})
+
+
+def test_the_query_runs_with_the_engines_memory_limit_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DP_DUCKDB_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("DP_DUCKDB_THREADS", "1")
+    query = "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t"
+    got = run_node("SqlTransform", {"query": query}, {"a": pd.DataFrame({"x": [1]})})
+    assert got.to_dict("records") == [{"m": "286.1 MiB", "t": 1}]  # DuckDB spells 300MB in MiB
+
+
+def test_a_query_that_never_ends_is_stopped_by_the_nodes_timeout() -> None:
+    ctx = make_ctx()
+    params = SqlTransformParams.model_validate({"query": ENDLESS})
+    with pytest.raises(NodeTimeout, match="timeout_seconds=2"):
+        call_with_timeout(lambda: sql_transform(ctx, params, {"a": pd.DataFrame({"x": [1]})}), ctx, 2)
