@@ -51,15 +51,16 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     columns = list(shape.columns)
     numeric = [name for name in columns if pd.api.types.is_integer_dtype(shape[name])]
     column = draw(st.sampled_from(columns))
+    key = "key" if "key" in columns else column  # a rename or a selection may have dropped it
     choices: list[tuple[str, dict[str, Any]]] = [
         ("FilterRows", {"condition": f"not is_null({quoted(column)})"}),
-        ("SelectColumns", {"columns": sorted({"key", column})}),
+        ("SelectColumns", {"columns": sorted({key, column})}),
         ("SortData", {"by": list(columns)}),
         ("Deduplicate", {}),
         ("Limit", {"n": draw(st.integers(0, 4))}),
         ("RenameColumns", {"columns": {column: column + " 2"}} if column + " 2" not in columns else {"columns": {}}),
         ("AddModifyColumn", {"column": "n rows", "expression": "1 + 1"}),
-        ("GroupAggregate", {"by": "key", "agg": {"count": [column, "count"]}}),
+        ("GroupAggregate", {"by": key, "agg": {"n": [column, "count"]}}),
     ]
     if numeric:
         choices.append(("FilterRows", {"condition": f"{quoted(draw(st.sampled_from(numeric)))} > 0"}))
