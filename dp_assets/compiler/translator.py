@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, AssetSpec
+from dagster import AssetKey, AssetSpec, TableColumn, TableColumnConstraints, TableSchema
 
 from dp_assets.catalog.base import ColumnSchema, NodeType
 from dp_assets.spec.loading import split_ref
@@ -65,6 +65,8 @@ class FlowTranslator:
             metadata["dp/format"] = frame_format  # read by the run-scoped IO manager
         if node.columns:
             metadata["dp/declared_columns"] = ", ".join(c.name for c in node.columns)
+        if (columns := column_schema(node.columns, record.schema)) is not None:
+            metadata["dagster/column_schema"] = columns  # the catalog shows columns before a run
         return AssetSpec(
             key=self.get_asset_key(flow.id, node.id),
             deps=[self.get_asset_key(flow.id, upstream) for upstream in record.asset_upstreams],
@@ -79,6 +81,26 @@ class FlowTranslator:
             metadata=metadata,
             partitions_def=record.partitions_def,
         )
+
+
+def column_schema(declared: Any, inferred: ColumnSchema | None) -> TableSchema | None:
+    """The node's columns as Dagster's ``TableSchema``: those the spec declares (with their
+    nullable/unique constraints), else those validation inferred; ``None`` when neither is known."""
+    if declared:
+        return TableSchema(
+            columns=[
+                TableColumn(
+                    name=c.name,
+                    type=c.type,
+                    description="declared in the spec",
+                    constraints=TableColumnConstraints(nullable=c.nullable, unique=c.unique),
+                )
+                for c in declared
+            ]
+        )
+    if inferred:
+        return TableSchema(columns=[TableColumn(name=name, type=kind) for name, kind in inferred.items()])
+    return None
 
 
 def upstream_node_ids(node: Any) -> list[str]:

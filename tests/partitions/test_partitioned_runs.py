@@ -150,3 +150,18 @@ def test_partition_mistakes_name_the_flow_node_and_field(change, field, says):
         validate_spec(spec, CATALOG)
     messages = [(e.field, e.message) for e in caught.value.errors]
     assert any(f == field and says in m for f, m in messages), messages
+
+
+def test_an_assets_columns_are_on_its_spec_before_any_run(tmp_path):
+    """Declared columns (with their constraints), else the columns validation inferred, are the
+    asset's ``dagster/column_schema``, so the catalog shows them before the first run."""
+    spec = daily_flow()
+    spec["nodes"][1]["columns"] = [{"name": "day", "type": "string", "nullable": False, "unique": True}]
+    defs = definitions(spec, tmp_path)
+    kept = defs.resolve_assets_def(dg.AssetKey(["daily_sales", "kept"])).specs_by_key
+    schema = kept[dg.AssetKey(["daily_sales", "kept"])].metadata["dagster/column_schema"]
+    (day,) = schema.columns
+    assert (day.name, day.type, day.constraints.nullable, day.constraints.unique) == ("day", "string", False, True)
+    rows = defs.resolve_assets_def(dg.AssetKey(["daily_sales", "rows"])).specs_by_key
+    inferred = rows[dg.AssetKey(["daily_sales", "rows"])].metadata["dagster/column_schema"]
+    assert [c.name for c in inferred.columns] == ["day", "until", "shop"]
