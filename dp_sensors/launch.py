@@ -51,7 +51,10 @@ JOB_STEPS = """
 query JobSteps($selector: PipelineSelector!) {
   pipelineOrError(params: $selector) {
     __typename
-    ... on Pipeline { solids { name } partitionKeysOrError(limit: 1) { __typename } }
+    ... on Pipeline {
+      solids { name }
+      partitionKeysOrError { __typename ... on PartitionKeys { partitionKeys } }
+    }
     ... on PipelineNotFoundError { message }
   }
 }
@@ -211,7 +214,7 @@ class GraphQLClient:
         config mapping on a partitioned job), so they are given to each of its steps."""
         run_config: Mapping[str, Any] = dict(params or {})
         if partition is not None:
-            steps = self._steps_of_partitioned_job(flow_id)
+            steps = self._steps_of_partitioned_job(flow_id, partition)
             run_config = {"ops": {step: {"config": {"params": dict(run_config)}} for step in steps}}
             tags = {**(tags or {}), PARTITION_TAG: partition}
         variables = {
@@ -239,7 +242,7 @@ class GraphQLClient:
             raise LaunchError(f"launching '{flow_id}' failed inside Dagster: {result.get('message')}")
         raise LaunchError(f"launching '{flow_id}' failed: {kind}: {result.get('message', '')}")
 
-    def _steps_of_partitioned_job(self, flow_id: str) -> list[str]:
+    def _steps_of_partitioned_job(self, flow_id: str, partition: str) -> list[str]:
         selector = {
             "repositoryLocationName": self.location_of(flow_id),
             "repositoryName": REPOSITORY_NAME,
@@ -250,6 +253,10 @@ class GraphQLClient:
             raise LaunchError(f"no flow '{flow_id}' in the code location: {job.get('message')}")
         if job["partitionKeysOrError"]["__typename"] != "PartitionKeys":
             raise LaunchError(f"flow '{flow_id}' has no partitions; launch it without --partition")
+        keys = job["partitionKeysOrError"]["partitionKeys"]
+        if partition not in set(keys):  # Dagster would start the run and fail it
+            span = f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
+            raise LaunchError(f"flow '{flow_id}' has no partition {partition!r}; {span}")
         return [solid["name"] for solid in job["solids"]]
 
     def run_status(self, run_id: str) -> str:

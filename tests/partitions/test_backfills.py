@@ -122,3 +122,4 @@ def test_dp_launch_runs_one_partition_with_its_params_per_step(platform):
     assert "2026-01-09" in _materialised(platform, "per_day", "doubled")
     refused = _dp(platform, "launch", "per_day", "--partition", "2030-01-01")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "flow 'per_day' has no partition '2030-01-01'; its partitions run from 2026-01-01" in refused.stderr
