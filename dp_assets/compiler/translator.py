@@ -13,6 +13,7 @@ from typing import Any
 from dagster import AssetKey, AssetSpec, TableColumn, TableColumnConstraints, TableSchema
 
 from dp_assets.catalog.base import ColumnSchema, NodeType
+from dp_assets.engine.coverage import DUCKDB_NOTES
 from dp_assets.spec.loading import split_ref
 
 
@@ -77,7 +78,7 @@ class FlowTranslator:
             code_version=record.version,
             owners=list(flow.owners),
             tags={**flow.tags, **node.tags},
-            kinds=set(list(sorted(node_type.kinds))[:3]),
+            kinds=_kinds(node_type.kinds, node_type.name, node.engine or flow.policies.engine),
             metadata=metadata,
             partitions_def=record.partitions_def,
         )
@@ -106,3 +107,10 @@ def column_schema(declared: Any, inferred: ColumnSchema | None) -> TableSchema |
 def upstream_node_ids(node: Any) -> list[str]:
     refs = node.inputs.values() if isinstance(node.inputs, dict) else node.inputs
     return [split_ref(ref)[0] for ref in refs]
+
+
+def _kinds(kinds: frozenset[str], type_name: str, engine: str) -> set[str]:
+    """The kind tags the UI shows (Dagster keeps three): a node the DuckDB engine runs says so."""
+    if engine == "duckdb" and type_name in DUCKDB_NOTES:
+        kinds = (kinds - {"pandas"}) | {"duckdb"}
+    return set(sorted(kinds)[:3])
