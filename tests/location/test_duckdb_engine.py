@@ -92,3 +92,12 @@ def test_a_parquet_source_is_read_by_pyarrow_and_filtered_in_duckdb(tmp_path: Pa
             assert duckdb_nodes(instance, result.run_id) == ({"orders", "eu"} if engine == "duckdb" else set())
     for duck, pandas in zip(results["duckdb"], results["pandas"], strict=True):
         pd.testing.assert_frame_equal(duck, pandas.reset_index(drop=True))
+
+
+def test_the_ui_shows_which_nodes_duckdb_runs(tmp_path: Path) -> None:
+    """A node the engine runs is tagged ``duckdb`` in the asset catalog; one without a DuckDB form
+    (MapValues) keeps ``pandas``, as it runs in pandas."""
+    graph = definitions(spec({"engine": "duckdb"}), tmp_path).resolve_asset_graph()
+    kinds = {key.path[-1]: graph.get(key).kinds for key in graph.get_all_asset_keys()}
+    assert "duckdb" in kinds["top"] and "pandas" not in kinds["top"]
+    assert "pandas" in kinds["upper"] and "duckdb" not in kinds["upper"]
