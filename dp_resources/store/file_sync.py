@@ -135,7 +135,7 @@ def apply_change(store: FlowStore, change: FileChange) -> SyncResult:
             outcome, conflict = Outcome.FLOW_DELETED, None
         elif published == change.version:
             outcome, conflict, base = Outcome.RECORDED, None, change.version
-        elif new_flow or (known and published == base):
+        elif new_flow or (known and base is not None and published == base):
             outcome, conflict, base = Outcome.PUBLISHED, None, change.version
             conn.execute(
                 sa.update(flows)
