@@ -32,6 +32,7 @@ COPY dp_instance ./dp_instance
 COPY dp_proxy ./dp_proxy
 COPY dp_deploy ./dp_deploy
 COPY dp_settings ./dp_settings
+COPY dp_designer ./dp_designer
 # The base image's own setuptools builds the package (no build environment fetched from the index).
 RUN pip install --no-deps --no-build-isolation .
 
