@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from node_helpers import make_ctx, run_node
 from pydantic import ValidationError
 
-from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform
+from dp_assets.catalog.base import SchemaError
+from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform, sql_transform_schema
 from dp_assets.compiler.timeouts import NodeTimeout, call_with_timeout
 
 ENDLESS = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) AS n FROM r"
@@ -49,3 +50,31 @@ def test_a_query_that_never_ends_is_stopped_by_the_nodes_timeout() -> None:
     params = SqlTransformParams.model_validate({"query": ENDLESS})
     with pytest.raises(NodeTimeout, match="timeout_seconds=2"):
         call_with_timeout(lambda: sql_transform(ctx, params, {"a": pd.DataFrame({"x": [1]})}), ctx, 2)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(
+        st.sampled_from(["Group", "group", "GROUP", "Ä", "ä", "größe", "GRÖSSE", 'a "b"', "a b"]),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    )
+)
+def test_columns_sql_cannot_tell_apart_are_refused_never_renamed(names: list[str]) -> None:
+    """DuckDB folds ASCII case only and would rename one of two such columns (``group_1``):
+    the node refuses them, at validation and at run, and otherwise keeps every name as it is."""
+    frame = pd.DataFrame({name: [index] for index, name in enumerate(names)})
+    folded = ["".join(c.lower() if c.isascii() else c for c in name) for name in names]
+    if len(set(folded)) < len(folded):
+        with pytest.raises(ValueError, match="cannot tell apart"):
+            run_node("SqlTransform", {"query": "SELECT * FROM a"}, {"a": frame})
+        with pytest.raises(SchemaError, match="cannot tell apart"):
+            sql_transform_schema(SqlTransformParams(query="SELECT * FROM a"), {"a": dict.fromkeys(names, "integer")})
+    else:
+        got = run_node("SqlTransform", {"query": "SELECT * FROM a"}, {"a": frame})
+        assert list(got.columns) == names
+        described = sql_transform_schema(
+            SqlTransformParams(query="SELECT * FROM a"), {"a": dict.fromkeys(names, "integer")}
+        )
+        assert list(described or {}) == names

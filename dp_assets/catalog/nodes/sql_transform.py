@@ -108,6 +108,10 @@ def sql_transform(ctx: NodeContext, params: SqlTransformParams, inputs: dict[str
     """
     import duckdb
 
+    for name, frame in inputs.items():
+        clash = _case_clash(name, [str(column) for column in frame.columns])
+        if clash:
+            raise ValueError(clash)
     with connect() as con:
         for name, frame in inputs.items():
             con.register(name, frame)
@@ -139,6 +143,10 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
 
     if any(schema is None for schema in inputs.values()):
         return None
+    for name, schema in inputs.items():
+        clash = _case_clash(name, list(schema or {}))
+        if clash:
+            raise SchemaError("query", clash)
     with connect() as con:
         for name, schema in inputs.items():
             assert schema is not None
@@ -169,6 +177,21 @@ def _logical(duckdb_type: str) -> str:
     if kind == "VARCHAR":
         return "string"
     return "any"
+
+
+def _case_clash(table: str, columns: list[str]) -> str | None:
+    """DuckDB's names are case-insensitive: of two columns differing only by case it would
+    silently rename one (``group`` -> ``group_1``). Say so instead. (Only ASCII letters fold:
+    DuckDB keeps ``Ä`` and ``ä`` apart.)"""
+    seen: dict[str, str] = {}
+    for column in columns:
+        other = seen.setdefault("".join(c.lower() if c.isascii() else c for c in column), column)
+        if other != column:
+            return (
+                f"input '{table}' has columns {other!r} and {column!r}, which SQL cannot tell apart "
+                "(names are case-insensitive): rename one before this node (RenameColumns)"
+            )
+    return None
 
 
 def _quoted(identifier: str) -> str:
