@@ -50,6 +50,9 @@ def _is_default_str(dtype: Any) -> bool:
 
 
 def check_kinds(table: Any) -> None:
+    folded = {"".join(c.lower() if c.isascii() else c for c in name) for name in table.column_names}
+    if len(folded) < table.num_columns:  # DuckDB folds ASCII case: it would rename one (group_1)
+        raise NotSupported("column names that differ only by case")
     for field in table.schema:
         if kind_of_arrow(field.type) in (None, "null"):
             raise NotSupported(f"column {field.name!r} of Arrow type {field.type}")

@@ -34,10 +34,10 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
     data: dict[str, Any] = {"key": draw(st.lists(st.sampled_from(["x", "y", "z"]), min_size=rows, max_size=rows))}
     for index, name in enumerate(names):
         values = draw(st.lists(INTS if index % 2 == 0 else TEXT, min_size=rows, max_size=rows))
-        if index % 2 == 0:
-            data[name] = pd.array(values, dtype="Int64") if None in values else pd.Series(values, dtype="int64")
+        if index % 2 == 0:  # as pandas reads them: an integer column with a missing value is float64
+            data[name] = pd.Series(values, dtype="float64" if None in values else "int64")
         else:
-            data[name] = pd.Series(values, dtype=object)
+            data[name] = pd.Series(values, dtype=draw(st.sampled_from(["str", object])))
     return pd.DataFrame(data)
 
 
@@ -49,7 +49,7 @@ def quoted(name: str) -> str:
 def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     """One node of a chain over a frame shaped like ``shape``; its params name only its columns."""
     columns = list(shape.columns)
-    numeric = [name for name in columns if pd.api.types.is_integer_dtype(shape[name])]
+    numeric = [name for name in columns if pd.api.types.is_numeric_dtype(shape[name]) and name != "w"]
     column = draw(st.sampled_from(columns))
     key = "key" if "key" in columns else column  # a rename or a selection may have dropped it
     choices: list[tuple[str, dict[str, Any]]] = [
@@ -60,10 +60,20 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
         ("Limit", {"n": draw(st.integers(0, 4))}),
         ("RenameColumns", {"columns": {column: column + " 2"}} if column + " 2" not in columns else {"columns": {}}),
         ("AddModifyColumn", {"column": "n rows", "expression": "1 + 1"}),
+        ("AddModifyColumn", {"column": column.upper(), "expression": "2"}),  # may differ from one only by case
         ("GroupAggregate", {"by": key, "agg": {"n": [column, "count"]}}),
     ]
     if numeric:
-        choices.append(("FilterRows", {"condition": f"{quoted(draw(st.sampled_from(numeric)))} > 0"}))
+        number = draw(st.sampled_from(numeric))
+        choices.append(("FilterRows", {"condition": f"{quoted(number)} > 0"}))
+        choices.append(("AddModifyColumn", {"column": "twice", "expression": f"{quoted(number)} * 2 // 3"}))
+        choices.append(("HandleMissingValues", {"strategy": "drop", "subset": [number]}))
+        order = sorted({key, number})
+        window = {"output": "w", "function": draw(st.sampled_from(["row_number", "rank", "cumsum", "lag"]))}
+        if window["function"] in ("cumsum", "lag"):
+            window["column"] = number
+        if "w" not in columns:
+            choices.append(("WindowFunctions", {"partition_by": key, "order_by": order, "functions": [window]}))
     return draw(st.sampled_from(choices))
 
 
@@ -91,7 +101,7 @@ def comparable(frame: pd.DataFrame, ordered: bool) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     # Known difference (reported, not fixed): a missing value of an object text column comes back
     # from DuckDB as NaN where pandas keeps None (frames.arrow_to_frame cannot know which it was).
-    for name in frame.select_dtypes(include="object").columns:
+    for name in frame.select_dtypes(include=[object]).columns:
         frame[name] = frame[name].where(frame[name].notna(), None)
     if ordered or frame.empty or frame.columns.empty:
         return frame
