@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SPEC = "flows/sales_summary.yaml"
+COLD = f"dp validate {SPEC} (new version)"
 
 #: name -> (argv, text its output must contain; None for an anchor)
 COMMANDS: dict[str, tuple[list[str], str | None]] = {
@@ -45,6 +46,8 @@ COMMANDS: dict[str, tuple[list[str], str | None]] = {
     "python -c 'import dagster'": ([sys.executable, "-c", "import dagster"], None),
     "dp --help": ([str(BIN / "dp"), "--help"], "validate"),
     f"dp validate {SPEC}": ([str(BIN / "dp"), "validate", SPEC], "ok    "),
+    # The same with no record of the version (a file just edited): it is compiled in Dagster.
+    COLD: (["sh", "-c", f'rm -rf "$DP_HOME/cache" && exec {BIN / "dp"} validate {SPEC}'], "ok    "),
 }
 
 
@@ -136,8 +139,21 @@ def run(ctx: RunContext) -> WorkloadResult:
             target="< 1.5 s",
             met=m[validate] < 1.5,
             check=checks[validate],
-            notes=f"{spread(validate)}; imports dagster (the flow is compiled to check it), pandas (the node "
-            "catalog's modules import it) and the spec models, not the flow store",
+            notes=f"{spread(validate)}; a version that compiled before (recorded in DP_HOME/cache/validated): "
+            "every check but the Dagster compile, without importing dagster, pandas or the flow store",
+        ),
+        ctx.row(
+            "cli",
+            COLD,
+            "wall time (median)",
+            m[COLD],
+            "s",
+            anchor=m["python -c 'import dagster'"],
+            anchor_label="python -c 'import dagster'",
+            target="< 1.5 s",
+            met=m[COLD] < 1.5,
+            check=checks[COLD],
+            notes=f"{spread(COLD)}; no record of the version: compiled in Dagster (imports dagster, not pandas)",
         ),
         ctx.row(
             "cli",
