@@ -44,8 +44,6 @@ from dp_settings import current
 if TYPE_CHECKING:  # pandas is imported by whoever made the frame, never by this module
     import pandas as pd
 
-    from dp_resources.secrets_resource import SecretsResource as SecretsResource  # re-exported below
-
 REDACTED = "***"
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 SEALED_REFERENCE = re.compile(r"\$\[dp-secret:([A-Za-z_][A-Za-z0-9_]*):([0-9a-f]{32})\]")
@@ -373,13 +371,3 @@ def scope_for(resources: Mapping[str, Any]) -> SecretScope:
     """The node's secret scope: from the ``secrets`` resource, or the deployment's defaults."""
     resource = resources.get("secrets")
     return resource.scope() if resource is not None else SecretScope()
-
-
-def __getattr__(name: str) -> Any:
-    # ``SecretsResource`` (a Dagster resource) lives in ``secrets_resource``, so that validating a
-    # spec, which seals its references here, does not import Dagster; its old path still works.
-    if name == "SecretsResource":
-        from dp_resources.secrets_resource import SecretsResource as SecretsResource  # re-exported below
-
-        return SecretsResource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

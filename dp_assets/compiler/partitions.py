@@ -12,63 +12,18 @@ spec says which, when ``auto`` does not fit.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
 from dp_assets.spec.partitions import RANGE_SEPARATOR
+from dp_assets.spec.time_windows import time_partitions
 
 #: Names the run's partition goes by in node params and expressions (flow params cannot contain
 #: a dot, so they never collide).
 PARTITION_KEY, PARTITION_START, PARTITION_END = "partition.key", "partition.start", "partition.end"
-
-
-def time_partitions(
-    every: str | None,
-    cron: str | None,
-    start: str,
-    end: str | None,
-    timezone: str,
-    minute_offset: int = 0,
-    hour_offset: int = 0,
-    day_offset: int = 0,
-) -> dg.TimeWindowPartitionsDefinition:
-    """Dagster's time partitions for a spec's ``partitions: {type: time, ...}``."""
-    zone = zoneinfo.ZoneInfo(timezone)
-    start_at = dt.datetime.fromisoformat(start).replace(tzinfo=zone)
-    end_at = dt.datetime.fromisoformat(end).replace(tzinfo=zone) if end else None
-    if every == "hourly":
-        return dg.HourlyPartitionsDefinition(start_at, end_at, minute_offset=minute_offset, timezone=timezone)
-    if every == "daily":
-        return dg.DailyPartitionsDefinition(
-            start_at, end_at, minute_offset=minute_offset, hour_offset=hour_offset, timezone=timezone
-        )
-    if every == "weekly":
-        return dg.WeeklyPartitionsDefinition(
-            start_at,
-            end_at,
-            minute_offset=minute_offset,
-            hour_offset=hour_offset,
-            day_offset=day_offset,
-            timezone=timezone,
-        )
-    if every == "monthly":
-        return dg.MonthlyPartitionsDefinition(
-            start_at,
-            end_at,
-            minute_offset=minute_offset,
-            hour_offset=hour_offset,
-            day_offset=day_offset or 1,
-            timezone=timezone,
-        )
-    assert cron is not None
-    return dg.TimeWindowPartitionsDefinition(
-        start=start_at, end=end_at, cron_schedule=cron, fmt="%Y-%m-%d-%H:%M", timezone=timezone
-    )
 
 
 def partitions_definition(flow: Any) -> dg.PartitionsDefinition | None:

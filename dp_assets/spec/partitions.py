@@ -13,10 +13,13 @@ import functools
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-#: Dagster refuses these in a partition key (they delimit keys and ranges in its selectors).
-_KEY_PATTERN = r"^[^,\[\]*\n\r\t]+$"
+#: Dagster refuses these in a partition key: they delimit keys and ranges in its selectors, and
+#: control characters (NUL, \a \b \t \n \v \f \r) do not display in its UI; "..." (its range
+#: separator) is refused by ``_no_range_separator``. tests/platform/test_dagster_fence.py holds
+#: this to Dagster's own list.
+_KEY_PATTERN = r"^[^,\[\]*\x00\x07-\x0d]+$"
 #: Dagster's own separator of a partition range ("2026-01-01...2026-01-05").
 RANGE_SEPARATOR = "..."
 
@@ -42,7 +45,7 @@ def _dagster_time_partitions_problem(
     every: str | None, cron: str | None, start: str, end: str | None, timezone: str, offsets: tuple[int, int, int]
 ) -> str | None:
     """Whether Dagster builds these time partitions (its own rules on start, end and offsets)."""
-    from dp_assets.compiler.partitions import time_partitions  # lazy: importing dagster costs a second
+    from dp_assets.spec.time_windows import time_partitions  # lazy: importing dagster costs a second
 
     try:
         time_partitions(every, cron, start, end, timezone, *offsets)
@@ -102,7 +105,15 @@ class TimePartitions(_Strict):
         return self
 
 
-PartitionKey = Annotated[str, Field(pattern=_KEY_PATTERN, min_length=1, max_length=200)]
+def _no_range_separator(key: str) -> str:
+    if RANGE_SEPARATOR in key:
+        raise ValueError(f"a partition key cannot contain {RANGE_SEPARATOR!r} (Dagster's range separator)")
+    return key
+
+
+PartitionKey = Annotated[
+    str, Field(pattern=_KEY_PATTERN, min_length=1, max_length=200), AfterValidator(_no_range_separator)
+]
 
 
 class StaticPartitions(_Strict):

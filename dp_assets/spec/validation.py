@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -21,8 +21,14 @@ from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, do
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
 
-if TYPE_CHECKING:
-    from dp_assets.spec.validated_cache import ValidatedSpecs
+
+class ValidatedRecords(Protocol):
+    """Where versions that passed are recorded (``spec.validated_cache.ValidatedSpecs``)."""
+
+    def compiled(self, flow_id: str, version: str) -> bool: ...
+
+    def put(self, validated: ValidatedFlow, checked: Mapping[str, Any], *, compiles: bool) -> None: ...
+
 
 PLACEHOLDERS = {
     "string": "",
@@ -79,7 +85,7 @@ def validate_spec(
     *,
     check_schemas: bool = True,
     check_compiles: bool = True,
-    cache: ValidatedSpecs | None = None,
+    cache: ValidatedRecords | None = None,
 ) -> ValidatedFlow:
     """Validate a spec; raise ``FlowValidationError`` listing every problem found.
 

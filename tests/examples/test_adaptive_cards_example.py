@@ -38,7 +38,7 @@ from t2a_stub import (
 from dp_assets.cli import main as dp
 from dp_assets.location import build_code_location, default_resources
 from dp_resources.http import HttpResource
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 

@@ -13,7 +13,7 @@ from node_helpers import LoopbackServer, Reply, make_ctx, run_node
 
 from dp_assets.spec.templates import render
 from dp_resources.notifications import NotificationsResource, TemplateError, safe_format
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 
 ROWS = pd.DataFrame({"region": ["EU"], "total": [12.5]})
 

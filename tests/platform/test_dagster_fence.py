@@ -261,6 +261,24 @@ def test_every_reserved_name_is_refused_by_dagster_and_ids_are_not() -> None:
     dg.GraphDefinition(name="orders_daily", node_defs=[])
 
 
+def test_every_partition_key_dagster_refuses_is_refused_by_the_spec() -> None:
+    """The spec checks partition keys without importing Dagster; a key Dagster would refuse when
+    the flow compiles must be refused by validation already, naming the field."""
+    from dagster._core.definitions.partitions.utils.base import INVALID_PARTITION_SUBSTRINGS
+    from pydantic import ValidationError
+
+    from dp_assets.spec.partitions import StaticPartitions
+
+    for substring in INVALID_PARTITION_SUBSTRINGS:
+        key = f"eu{substring}west"
+        with pytest.raises(dg.DagsterInvalidDefinitionError):
+            dg.StaticPartitionsDefinition([key])
+        with pytest.raises(ValidationError):
+            StaticPartitions(type="static", keys=[key])
+    StaticPartitions(type="static", keys=["eu-west", "eu west", "ünïcode"])
+    dg.StaticPartitionsDefinition(["eu-west", "eu west", "ünïcode"])
+
+
 def test_a_flow_job_resolved_against_its_own_assets_is_dagsters_job() -> None:
     @dg.asset(required_resource_keys={"counter"})
     def counted() -> int:

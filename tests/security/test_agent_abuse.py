@@ -31,7 +31,7 @@ from dp_assets.spec.templates import render
 from dp_resources.http import HttpResource
 from dp_resources.llm import LlmResource
 from dp_resources.mcp_client import McpResource, McpServer
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 from dp_resources.shell import ShellResource
 
 SECRET = "agent-secret-Value-7731"

@@ -44,7 +44,7 @@ def api_flow(url: str, params: dict | None = None, header_env: dict | None = Non
 def run(spec: dict, tmp_path: Path, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     from dp_io import RunScopedIOManager
     from dp_resources.http import HttpResource
-    from dp_resources.secrets import SecretsResource
+    from dp_resources.secrets_resource import SecretsResource
 
     catalog = default_catalog()
     defs = dg.Definitions.merge(

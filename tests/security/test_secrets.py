@@ -139,7 +139,7 @@ def _resources(tmp_path: Path) -> dict:
     from dp_resources.llm import LlmResource
     from dp_resources.mcp_client import McpResource
     from dp_resources.sandbox import SandboxResource
-    from dp_resources.secrets import SecretsResource
+    from dp_resources.secrets_resource import SecretsResource
     from dp_resources.shell import ShellResource
 
     return {

@@ -9,7 +9,7 @@ import pytest
 
 from dp_assets.catalog.base import NodeContext
 from dp_assets.catalog.nodes.tools import ShellToolParams, shell_tool
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 from dp_resources.shell import ShellRefused, ShellResource, ShellTimeout
 
 HOSTILE = [

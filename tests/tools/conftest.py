@@ -17,7 +17,7 @@ from dp_assets.catalog.base import NodeContext
 from dp_resources.http import HttpResource
 from dp_resources.llm import LlmResource
 from dp_resources.mcp_client import McpResource
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 from dp_resources.shell import ShellResource
 
 

@@ -19,7 +19,7 @@ from triggers_support import compile_flows
 from dp_resources.files import FilesResource
 from dp_resources.http import HttpResource
 from dp_resources.notifications import NotificationFailed, NotificationsResource
-from dp_resources.secrets import SecretsResource
+from dp_resources.secrets_resource import SecretsResource
 from dp_sensors.webhook.server import serve_in_thread
 from tests.support.processes import free_port
 
