@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 
 from dp_assets.catalog.nodes.tools import DATA_TEMPLATE, fill
 from dp_assets.spec.inert import MARK
-from dp_assets.spec.templates import TEMPLATE, WHOLE, render
+from dp_assets.spec.templates import TEMPLATE, render
 from tests.fuzzing import fuzz_settings
+
+# A field that is one params reference, spaces around it aside, takes the value itself (the
+# oracle's own statement of the rule, independent of the product's regexes).
+WHOLE = re.compile(r"^\s*\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 
 HIDDEN = "upstream-only-7c1f"  # a value only upstream data holds
 DATA = {"input": {"col": HIDDEN, "0": {"col": HIDDEN}}, "row": {"col": HIDDEN}, "args": {"x": HIDDEN}}
