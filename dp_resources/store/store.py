@@ -344,15 +344,15 @@ class FlowStore:
 
     @staticmethod
     def _version(session: Session, flow_id: str, version: str) -> FlowVersion:
-        rows = session.scalars(
-            # autoescape: a '%' or '_' in what the user typed is a character, not a wildcard.
-            sa.select(FlowVersion).where(
-                FlowVersion.flow_id == flow_id, FlowVersion.version.startswith(version, autoescape=True)
-            )
-        ).all()
+        # autoescape: a '%' or '_' in what the user typed is a character, not a wildcard.
+        query = sa.select(FlowVersion).where(
+            FlowVersion.flow_id == flow_id, FlowVersion.version.startswith(version, autoescape=True)
+        )
+        # PostgreSQL refuses a NUL in a query parameter (an error, not "no rows"); no version has one.
+        rows = [] if "\x00" in version else session.scalars(query).all()
         if len(rows) != 1:
             problem = "no" if not rows else "more than one"
             raise FlowNotFound(
-                f"flow '{flow_id}' has {problem} version matching '{version}' (see `dp history {flow_id}`)"
+                f"flow '{flow_id}' has {problem} version matching {version!r} (see `dp history {flow_id}`)"
             )
         return rows[0]
