@@ -38,13 +38,11 @@ from dp_sensors.webhook.bodies import (
 )
 from dp_sensors.webhook.invoke import InvokeBackend, InvokeRoutes
 from dp_sensors.webhook.launches import (
-    IdempotencyConflict,
+    LAUNCH_ERRORS,
     Launcher,
-    LaunchFailed,
-    LaunchInProgress,
     LaunchLedger,
-    LaunchRejected,
     launch_once,
+    launch_refusal,
     request_hash,
 )
 from dp_settings import load
@@ -216,15 +214,8 @@ class _Receiver:
             return refused.response()
         except ClientDisconnect:
             return JSONResponse({"detail": "client disconnected"}, 400)
-        except IdempotencyConflict as exc:
-            return JSONResponse({"detail": str(exc)}, 409)
-        except LaunchRejected as exc:
-            return JSONResponse({"detail": f"flow {flow_id!r} refused the launch: {exc}"}, 422)
-        except LaunchInProgress as exc:
-            return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "1"})
-        except LaunchFailed as exc:
-            log.warning("%s", exc, exc_info=exc.__cause__)
-            return JSONResponse({"detail": f"{exc}; nothing was kept for this key, retry with the same key"}, 502)
+        except LAUNCH_ERRORS as exc:
+            return launch_refusal(exc, flow_id).response()
         return JSONResponse(outcome.model_dump(), 200 if outcome.replayed else 201)
 
 

@@ -34,14 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from dp_sensors.webhook.bodies import Refused
-from dp_sensors.webhook.launches import (
-    IdempotencyConflict,
-    LaunchFailed,
-    LaunchInProgress,
-    LaunchRejected,
-    launch_once,
-    request_hash,
-)
+from dp_sensors.webhook.launches import LAUNCH_ERRORS, launch_once, launch_refusal, request_hash
 
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 INVOKE_TRIGGER = "invoke"
@@ -191,14 +184,8 @@ class InvokeRoutes:
             return refused.response()
         except ClientDisconnect:
             return JSONResponse({"detail": "client disconnected"}, 400)
-        except IdempotencyConflict as exc:
-            return JSONResponse({"detail": str(exc)}, 409)
-        except LaunchRejected as exc:
-            return JSONResponse({"detail": f"flow {flow_id!r} refused the launch: {exc}"}, 422)
-        except LaunchInProgress as exc:
-            return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "1"})
-        except LaunchFailed as exc:
-            return JSONResponse({"detail": f"{exc}; nothing was kept for this key, retry with the same key"}, 502)
+        except LAUNCH_ERRORS as exc:
+            return launch_refusal(exc, flow_id).response()
         if key is not None:
             answered["idempotency_key"] = key
             answered["replayed"] = outcome.replayed

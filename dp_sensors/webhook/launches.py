@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 
 from dp_sensors.events.sql import as_utc, create_sql_engine, create_tables
+from dp_sensors.webhook.bodies import Refused
 
 Launcher = Callable[[str, dict[str, Any], dict[str, str]], str]
 """``launcher(flow_id, params, tags) -> run_id``: launches one run (e.g. GraphQL ``launchRun``)."""
@@ -76,6 +78,22 @@ class IdempotencyConflict(Exception):
 
 class LaunchInProgress(Exception):
     """Another request with the key is still launching; retry shortly with the same key."""
+
+
+#: What :func:`launch_once` raises for the caller to answer (see :func:`launch_refusal`).
+LAUNCH_ERRORS = (IdempotencyConflict, LaunchRejected, LaunchInProgress, LaunchFailed)
+
+
+def launch_refusal(exc: Exception, flow_id: str) -> Refused:
+    """The HTTP answer to one of ``LAUNCH_ERRORS``, the same for a launch and an invoke."""
+    if isinstance(exc, IdempotencyConflict):
+        return Refused(409, str(exc))
+    if isinstance(exc, LaunchRejected):
+        return Refused(422, f"flow {flow_id!r} refused the launch: {exc}")
+    if isinstance(exc, LaunchInProgress):
+        return Refused(503, str(exc))  # Refused adds Retry-After to a 503
+    logging.getLogger("dp_sensors.webhook").warning("%s", exc, exc_info=exc.__cause__)
+    return Refused(502, f"{exc}; nothing was kept for this key, retry with the same key")
 
 
 class LaunchRecord(BaseModel):
