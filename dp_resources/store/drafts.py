@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dp_resources.store.models import FlowDraft, table_of, utcnow
-from dp_resources.store.store import WRITE_OPTION, FlowStore
+from dp_resources.store.store import WRITE_OPTION, FlowStore, _insert_or_ignore
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ def put_draft(
         "author": author,
         "updated_at": stamp,
     }
+    # One upsert: an update-then-insert lets two first saves of one flow race to the primary key.
+    upsert = _insert_or_ignore(store.engine)(drafts).values(flow_id=flow_id, **values)
     with store.engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        changed = conn.execute(sa.update(drafts).where(drafts.c.flow_id == flow_id).values(**values)).rowcount
-        if not changed:
-            conn.execute(sa.insert(drafts).values(flow_id=flow_id, **values))
+        conn.execute(upsert.on_conflict_do_update(index_elements=[drafts.c.flow_id], set_=values))
     return Draft(flow_id, dict(spec), dict(layout or {}), base_version, author, stamp)
 
 
