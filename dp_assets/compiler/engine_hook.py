@@ -19,6 +19,7 @@ from dp_assets.compiler.node_call import NodeFailed
 from dp_assets.compiler.plan import PlannedNode
 from dp_assets.engine import NotSupported
 from dp_assets.spec import templates
+from dp_io.formats import is_arrow_table, is_dataframe
 
 Call = Callable[[PlannedNode, NodeContext, Mapping[str, Any], dict[str, Any]], Any]
 
@@ -149,9 +150,4 @@ def as_frame(value: Any) -> Any:
 
 def is_table(value: Any) -> bool:
     """A pandas frame or an Arrow table: what the IO manager writes behind the computation."""
-    import sys
-
-    import pandas as pd
-
-    arrow = sys.modules.get("pyarrow")
-    return isinstance(value, pd.DataFrame) or (arrow is not None and isinstance(value, arrow.Table))
+    return is_dataframe(value) or is_arrow_table(value)

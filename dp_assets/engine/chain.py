@@ -129,10 +129,3 @@ def _carried_hints(type_name: str, params: Any, hints: Hints) -> Hints:
         }
         return {**hints, **kept}
     return hints
-
-
-def as_frame(value: Any) -> Any:
-    """A value a pandas node can read: a deferred output is computed and converted."""
-    if isinstance(value, Deferred):
-        return value.frame()
-    return value
