@@ -21,19 +21,21 @@ class EngineLimits:
             settings = PlatformSettings()
         return cls(memory_limit=settings.duckdb.memory_limit or cls.memory_limit, threads=settings.duckdb.threads)
 
+    def config(self) -> dict[str, Any]:
+        """DuckDB's settings for these limits (``SqlTransform``'s connection takes them too)."""
+        return {"memory_limit": self.memory_limit, **({"threads": self.threads} if self.threads else {})}
+
 
 def connect(limits: EngineLimits | None = None) -> Any:
     import duckdb
 
     limits = limits or EngineLimits.from_settings()
     config: dict[str, Any] = {
-        "memory_limit": limits.memory_limit,
+        **limits.config(),
         "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
-    if limits.threads:
-        config["threads"] = limits.threads
     connection = duckdb.connect(":memory:", config=config)
     # timestamps with a zone come back in UTC; the chain gives each column its input's zone back
     connection.execute("SET TimeZone = 'UTC'")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import NotSupported
-from .relation import ROW_ORDER
+from .relation import ROW_ORDER, folded_name
 from .sql_expressions import kind_of_arrow
 
 Hints = dict[str, Any]  # column name -> the pandas dtype an input frame gave it
@@ -50,7 +50,7 @@ def _is_default_str(dtype: Any) -> bool:
 
 
 def check_kinds(table: Any) -> None:
-    folded = {"".join(c.lower() if c.isascii() else c for c in name) for name in table.column_names}
+    folded = {folded_name(name) for name in table.column_names}
     if len(folded) < table.num_columns:  # DuckDB folds ASCII case: it would rename one (group_1)
         raise NotSupported("column names that differ only by case")
     for field in table.schema:

@@ -42,6 +42,12 @@ def describe(connection: Any, sql: str) -> Relation:
     return Relation(sql, names, tuple(schema.field(name).type for name in names))
 
 
+def folded_name(name: str) -> str:
+    """A column name as DuckDB compares it: ASCII letters fold to lower case (``Ä`` and ``ä``
+    stay apart), so two names with one folded name are one column to DuckDB."""
+    return "".join(c.lower() if c.isascii() else c for c in name)
+
+
 def column_list(names: tuple[str, ...] | list[str]) -> str:
     return ", ".join(quote_identifier(name) for name in names)
 

@@ -21,6 +21,8 @@ from pydantic import Field, field_validator
 
 from dp_assets.catalog.base import ColumnSchema, InputSpec, NodeContext, NodeType, Params, SchemaError
 from dp_assets.deferred import pd
+from dp_assets.engine.relation import folded_name
+from dp_assets.engine.sql_expressions import quote_identifier
 
 if TYPE_CHECKING:
     import duckdb
@@ -73,11 +75,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 
     from dp_assets.engine.connection import EngineLimits
 
-    limits = EngineLimits.from_settings()
-    config: dict[str, Any] = {"memory_limit": limits.memory_limit}
-    if limits.threads:
-        config["threads"] = limits.threads
-    return duckdb.connect(":memory:", config={**config, **LOCKED_CONFIG})
+    return duckdb.connect(":memory:", config={**EngineLimits.from_settings().config(), **LOCKED_CONFIG})
 
 
 def select_problem(query: str) -> str | None:
@@ -151,9 +149,9 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
         for name, schema in inputs.items():
             assert schema is not None
             columns = ", ".join(
-                f"{_quoted(column)} {DUCKDB_TYPES.get(kind, 'VARCHAR')}" for column, kind in schema.items()
+                f"{quote_identifier(column)} {DUCKDB_TYPES.get(kind, 'VARCHAR')}" for column, kind in schema.items()
             )
-            con.execute(f"CREATE TABLE {_quoted(name)} ({columns or '_dp_no_columns INTEGER'})")
+            con.execute(f"CREATE TABLE {quote_identifier(name)} ({columns or '_dp_no_columns INTEGER'})")
         try:
             described = con.execute(f"DESCRIBE {params.query}").fetchall()
         except duckdb.Error as exc:
@@ -185,17 +183,13 @@ def _case_clash(table: str, columns: list[str]) -> str | None:
     DuckDB keeps ``Ä`` and ``ä`` apart.)"""
     seen: dict[str, str] = {}
     for column in columns:
-        other = seen.setdefault("".join(c.lower() if c.isascii() else c for c in column), column)
+        other = seen.setdefault(folded_name(column), column)
         if other != column:
             return (
                 f"input '{table}' has columns {other!r} and {column!r}, which SQL cannot tell apart "
                 "(names are case-insensitive): rename one before this node (RenameColumns)"
             )
     return None
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _first_line(exc: BaseException) -> str:
