@@ -27,10 +27,12 @@ single runs in the notes.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -324,13 +326,18 @@ def _import_libraries() -> None:
 
 def pandas_run(folder: str) -> dict[str, Any]:
     """Child entry point: the hand-written pandas version, timed."""
+    return timed_by_hand(by_hand, folder, "pandas")
+
+
+def timed_by_hand(work: Callable[[Path, str], None], folder: str, out_prefix: str) -> dict[str, Any]:
+    """``work(folder, out_prefix)`` timed, its libraries imported and the baseline RSS taken first."""
     from bench.child import current_rss_mb
 
     _import_libraries()
     (Path(folder) / "out").mkdir(exist_ok=True)
     baseline = current_rss_mb()
     started = time.perf_counter()
-    by_hand(Path(folder), "pandas")
+    work(Path(folder), out_prefix)
     return {"seconds": time.perf_counter() - started, "baseline_rss_mb": baseline}
 
 
@@ -455,10 +462,9 @@ def run(ctx: RunContext) -> WorkloadResult:
         mem_ratio = platform["peak_rss_mb"] / plain["peak_rss_mb"]
         work_platform = platform["peak_rss_mb"] - platform["baseline_rss_mb"]
         work_plain = plain["peak_rss_mb"] - plain["baseline_rss_mb"]
+        row = functools.partial(ctx.row, "data_work", case)
         result.rows += [
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "run time",
                 platform["seconds"],
                 "s",
@@ -470,9 +476,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"{sums}; platform kept {platform['kept_bytes'] / 1e6:,.0f} MB of node outputs; "
                 f"runs: platform {platform['runs']}, pandas {plain['runs']} (median reported)",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "run time",
                 platform["seconds"],
                 "s",
@@ -483,9 +487,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 f"Dagster's default IO manager kept {dagster['kept_bytes'] / 1e6:,.0f} MB of pickles, "
                 f"peak RSS {dagster['peak_rss_mb']:.0f} MB; runs: {dagster['runs']}",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "run time, policies.output_format: arrow-lz4",
                 lz4["seconds"],
                 "s",
@@ -497,9 +499,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"node outputs LZ4-compressed: kept {lz4['kept_bytes'] / 1e6:,.0f} MB; "
                 f"peak RSS {lz4['peak_rss_mb']:.0f} MB; runs: {lz4['runs']}",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "run time, nothing stored (an IO manager keeping nothing)",
                 floor["seconds"],
                 "s",
@@ -509,9 +509,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes="the same run with no output kept: what Dagster's run, events and "
                 f"metadata for these 12 assets cost at the least; runs: {floor['runs']}",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "peak RSS",
                 platform["peak_rss_mb"],
                 "MB",
@@ -522,9 +520,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 check=check,
                 notes="whole process high-water mark (the largest of the runs), imports included",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "peak RSS above baseline",
                 work_platform,
                 "MB",
@@ -534,9 +530,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"baseline = RSS after imports and set-up: platform {platform['baseline_rss_mb']:.0f} MB, "
                 f"pandas {plain['baseline_rss_mb']:.0f} MB",
             ),
-            ctx.row(
-                "data_work",
-                case,
+            row(
                 "process wall time",
                 platform["process_wall_seconds"],
                 "s",

@@ -14,13 +14,13 @@ against the pandas script's before any time is reported (``data_work.compare``).
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.results import WorkloadResult
-from bench.workloads.data_work import _import_libraries, _one_check, _summary, compare
+from bench.workloads.data_work import _both, _one_check, _summary, compare, timed_by_hand
 
 if TYPE_CHECKING:
     from bench.registry import RunContext
@@ -65,14 +65,7 @@ def duckdb_run(folder: str) -> dict[str, Any]:
     """Child entry point: the DuckDB SQL version, timed."""
     import duckdb  # noqa: F401  (imports are not part of the work)
 
-    from bench.child import current_rss_mb
-
-    _import_libraries()
-    (Path(folder) / "out").mkdir(exist_ok=True)
-    baseline = current_rss_mb()
-    started = time.perf_counter()
-    duckdb_by_hand(Path(folder), "duckdb")
-    return {"seconds": time.perf_counter() - started, "baseline_rss_mb": baseline}
+    return timed_by_hand(duckdb_by_hand, folder, "duckdb")
 
 
 def run(ctx: RunContext) -> WorkloadResult:
@@ -99,10 +92,9 @@ def run(ctx: RunContext) -> WorkloadResult:
         case = f"{rows:,} rows"
         big = rows >= 10_000_000
         pandas_target = 0.5 if big else 1.0
+        row = functools.partial(ctx.row, "data_work_duckdb", case)
         result.rows += [
-            ctx.row(
-                "data_work_duckdb",
-                case,
+            row(
                 "run time, engine: duckdb, ephemeral: intermediate",
                 duck["seconds"],
                 "s",
@@ -114,9 +106,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 notes=f"kept {duck['kept_bytes'] / 1e6:,.0f} MB; runs: duckdb engine {duck['runs']}, "
                 f"pandas {plain['runs']} (median reported)",
             ),
-            ctx.row(
-                "data_work_duckdb",
-                case,
+            row(
                 "run time, engine: duckdb, ephemeral: intermediate",
                 duck["seconds"],
                 "s",
@@ -127,9 +117,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 check=_both(duck_check, direct_check),
                 notes=f"DuckDB directly: {direct['seconds'] / plain['seconds']:.2f}x pandas; runs: {direct['runs']}",
             ),
-            ctx.row(
-                "data_work_duckdb",
-                case,
+            row(
                 "peak RSS, engine: duckdb, ephemeral: intermediate",
                 duck["peak_rss_mb"],
                 "MB",
@@ -140,9 +128,7 @@ def run(ctx: RunContext) -> WorkloadResult:
                 check=duck_check,
                 notes=f"whole process high-water mark; DuckDB directly {direct['peak_rss_mb']:.0f} MB",
             ),
-            ctx.row(
-                "data_work_duckdb",
-                case,
+            row(
                 "run time, default engine, every node kept",
                 default["seconds"],
                 "s",
@@ -155,7 +141,3 @@ def run(ctx: RunContext) -> WorkloadResult:
             ),
         ]
     return result
-
-
-def _both(first: str, second: str) -> str:
-    return first if first != "ok" else second
