@@ -98,7 +98,7 @@ class FlowPlan:
         the order they run: what the step of a reader computes before it (an ephemeral node's
         own upstreams that are stored are read as any input is)."""
         found: set[str] = set()
-        pending = [u for u in self.upstream_ids(node_id)]
+        pending = self.upstream_ids(node_id)
         while pending:
             upstream = pending.pop()
             if upstream not in found and self.node(upstream).ephemeral:
@@ -109,12 +109,19 @@ class FlowPlan:
     def stored_upstreams(self, node_id: str) -> list[str]:
         """The nearest upstreams of ``node_id`` that are not ephemeral (through ephemeral ones):
         its lineage in the UI, since an ephemeral node is no asset."""
-        found: list[str] = []
-        for upstream in self.upstream_ids(node_id):
-            if self.node(upstream).ephemeral:
-                found += [u for u in self.stored_upstreams(upstream) if u not in found]
-            elif upstream not in found:
-                found.append(upstream)
+        return list(self._stored_upstreams[node_id])
+
+    @functools.cached_property
+    def _stored_upstreams(self) -> dict[str, tuple[str, ...]]:
+        # Once per node, in topological order (an upstream's answer is known before its
+        # readers'): walking ephemeral diamonds afresh per path is exponential in their depth.
+        found: dict[str, tuple[str, ...]] = {}
+        for node in self.nodes:
+            nearest: dict[str, None] = {}
+            for upstream in self.upstream_ids(node.id):
+                ephemeral = upstream in self._by_id and self._by_id[upstream].ephemeral  # a body's input is none
+                nearest.update(dict.fromkeys(found[upstream] if ephemeral else (upstream,)))
+            found[node.id] = tuple(nearest)
         return found
 
     def steps(self, mode: str) -> list[tuple[str, frozenset[str]]]:
@@ -133,7 +140,7 @@ class FlowPlan:
         for node in self.nodes:
             if node.ephemeral:
                 continue  # joins its readers' steps
-            upstream = [u for u in self.upstream_ids(node.id)]
+            upstream = self.upstream_ids(node.id)
             step = (
                 f"{self.flow_id}__node__{node.id}" if node.is_asset or not upstream else _home(self, upstream[0], home)
             )

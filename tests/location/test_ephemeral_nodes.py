@@ -162,3 +162,27 @@ def test_ephemeral_chains_join_each_readers_step_with_a_step_per_node(tmp_path):
         assert materialised(instance, result.run_id) == {"orders", "by_region", "ranked", "report", "count"}
         ranked = pd.read_feather(tmp_path / "runs" / result.run_id / FLOW / "ranked.arrow")
     pd.testing.assert_frame_equal(ranked.reset_index(drop=True), expected_ranked().reset_index(drop=True))
+
+
+def test_lineage_through_deep_ephemeral_diamonds_is_planned_once_per_node():
+    """Each layer forks and joins again, every node between ``rows`` and ``out`` ephemeral: the
+    lineage walk visits each node once (walked per path, 40 layers are 2**40 paths and the code
+    location never loads)."""
+    rows = {"id": "rows", "type": "StaticData", "params": {"rows": [{"a": 1}]}, "columns": [{"name": "a"}]}
+    nodes: list[dict[str, Any]] = [rows]  # stored: its columns are checked
+    previous = "rows"
+    for layer in range(40):
+        for side in ("left", "right"):
+            nodes.append(
+                {"id": f"{side}{layer}", "type": "FilterRows", "inputs": [previous], "params": {"condition": "a > 0"}}
+            )
+        nodes.append({"id": f"join{layer}", "type": "UnionConcatenate", "inputs": [f"left{layer}", f"right{layer}"]})
+        previous = f"join{layer}"
+    nodes.append({"id": "out", "type": "SortData", "inputs": [previous], "params": {"by": "a"}})
+    spec = {"id": FLOW, "policies": {"ephemeral": "intermediate"}, "nodes": nodes}
+    plan = build_plan(validate_spec(spec, default_catalog()), default_catalog())
+    assert [node.id for node in plan.nodes if not node.ephemeral] == ["rows", "out"]
+    assert plan.stored_upstreams("out") == ["rows"]
+    assert plan.stored_upstreams(previous) == ["rows"]
+    steps = plan.steps("flow")
+    assert len(steps) == 1 and steps[0][1] == frozenset(node["id"] for node in nodes)
