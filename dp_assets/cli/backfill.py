@@ -92,9 +92,15 @@ def partitions() -> None:
 @_LOCATION
 def add(flow: str, keys: tuple[str, ...], url: str | None, token: str | None, location: str | None) -> None:
     """Add KEYS to the dynamic partitions of FLOW (a key already there is left as it is)."""
+    from dp_assets.spec.partitions import partition_key_problem
     from dp_sensors.backfill import add_dynamic_partition
     from dp_sensors.launch import GraphQLClient, LaunchError
 
+    # All keys before any is added: Dagster stores what it is given, and a key with Dagster's
+    # range separator or a control character would break ranges and the UI later.
+    for key in keys:
+        if (problem := partition_key_problem(key)) is not None:
+            raise click.ClickException(f"flow '{flow}': partition key {key!r} refused, nothing added: {problem}")
     url, token, location = _graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         for key in keys:

@@ -13,7 +13,16 @@ import functools
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 #: Dagster refuses these in a partition key: they delimit keys and ranges in its selectors, and
 #: control characters (NUL, \a \b \t \n \v \f \r) do not display in its UI; "..." (its range
@@ -108,12 +117,26 @@ class TimePartitions(_Strict):
 def _no_range_separator(key: str) -> str:
     if RANGE_SEPARATOR in key:
         raise ValueError(f"a partition key cannot contain {RANGE_SEPARATOR!r} (Dagster's range separator)")
+    if key.startswith(".") or key.endswith("."):
+        # "a." to "b" and "a" to ".b" would both be the range "a....b"
+        raise ValueError("a partition key cannot begin or end with '.' (a range of it would read two ways)")
     return key
 
 
 PartitionKey = Annotated[
     str, Field(pattern=_KEY_PATTERN, min_length=1, max_length=200), AfterValidator(_no_range_separator)
 ]
+_PARTITION_KEY: TypeAdapter[str] = TypeAdapter(PartitionKey)
+
+
+def partition_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a partition key (a dynamic one added by ``dp partitions add``), or
+    ``None``: the rule a spec's static keys follow."""
+    try:
+        _PARTITION_KEY.validate_python(key)
+    except ValidationError as exc:
+        return "; ".join(str(error["msg"]) for error in exc.errors())
+    return None
 
 
 class StaticPartitions(_Strict):
@@ -130,8 +153,6 @@ class StaticPartitions(_Strict):
         twice = [key for key in value if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
         if twice:
             raise ValueError(f"keys must be unique; repeated: {', '.join(sorted(set(twice)))}")
-        if any(RANGE_SEPARATOR in key for key in value):
-            raise ValueError(f"a key cannot contain '{RANGE_SEPARATOR}' (it separates a range)")
         return value
 
 
