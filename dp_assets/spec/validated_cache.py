@@ -25,11 +25,14 @@ import functools
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from dp_assets.spec.model import ID_PATTERN
 
 if TYPE_CHECKING:
     from dp_assets.catalog.base import Catalog
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 PLATFORM_PACKAGES = ("dp_assets", "dp_sensors", "dp_io", "dp_resources", "dp_instance", "dp_settings")
 LIBRARIES = ("dagster", "pydantic", "pydantic-core")
 _ROOT = Path(__file__).resolve().parents[2]
+_FLOW_ID = re.compile(ID_PATTERN)
 
 
 @functools.cache
@@ -71,7 +75,9 @@ class ValidatedSpecs:
         return cls(home / "cache" / "validated")
 
     def _path(self, flow_id: str, version: str) -> Path | None:
-        if self.folder is None or not version.isalnum():
+        # The location asks with a store row's id before validating the spec: a name that is not
+        # a flow id (``../x``, a NUL byte) names no record, never a file outside the folder.
+        if self.folder is None or not version.isalnum() or not _FLOW_ID.fullmatch(flow_id):
             return None
         return self.folder / f"{flow_id}@{version}.json"
 

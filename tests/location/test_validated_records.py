@@ -8,6 +8,8 @@ here, what a user relies on: the same flows load, and a stale or broken record i
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dp_assets import location
 from dp_assets.catalog import default_catalog
@@ -16,6 +18,7 @@ from dp_assets.spec import validation
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validated_cache import ValidatedSpecs
 from dp_assets.spec.validation import validate_spec
+from tests.fuzzing import fuzz_settings
 
 
 def _flow_jobs(defs) -> set[str]:
@@ -82,3 +85,18 @@ def test_records_of_another_platform_code_are_not_read(dp_home, monkeypatch):
     assert ValidatedSpecs.for_home(dp_home).compiled(validated.id, validated.version)
     monkeypatch.setattr("dp_assets.spec.validated_cache.platform_key", lambda: "another-code")
     assert not ValidatedSpecs.for_home(dp_home).compiled(validated.id, validated.version)
+
+
+@fuzz_settings(200)
+@given(
+    flow_id=st.text(max_size=40) | st.from_regex(r"[a-z_./\\]{1,12}", fullmatch=True),
+    version=st.text(max_size=20) | st.from_regex(r"[0-9a-f]{1,16}", fullmatch=True),
+)
+def test_any_flow_id_and_version_name_a_record_in_the_folder_or_none(tmp_path_factory, flow_id, version):
+    """The location asks with a store row's id and version before validating the spec: whatever
+    they are, a lookup names a file directly in the records folder, or none, and never raises."""
+    cache = ValidatedSpecs(tmp_path_factory.mktemp("records"))
+    path = cache._path(flow_id, version)
+    assert path is None or path.parent == cache.folder
+    assert cache.get(flow_id, version) is None
+    assert not cache.compiled(flow_id, version)
