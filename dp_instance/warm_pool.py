@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -62,6 +63,15 @@ class TemplatePool:
     def socket_path(self, key: str) -> Path:
         folder = Path(tempfile.gettempdir()) / f"dp-warm-{os.getuid()}"
         folder.mkdir(mode=0o700, exist_ok=True)
+        # The temporary folder is shared: a folder (or link) someone else made first at this name
+        # would let them answer the launcher (which sends the instance reference, and kills the
+        # pid a template names on terminate). Such a folder turns warm runs off, loudly.
+        found = folder.lstat()
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+            raise WarmStartError(
+                f"{folder} is not a folder only this user can enter (owner uid {found.st_uid}, mode "
+                f"{stat.filemode(found.st_mode)}); remove it to turn warm runs back on"
+            )
         return folder / f"{key}.sock"
 
     def start_worker(

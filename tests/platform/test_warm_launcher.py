@@ -15,6 +15,8 @@ import os
 import re
 import signal
 import socket
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from dp_assets.cli.home import local_storage
 from dp_instance.warm_launcher import WORKER_TAG
+from dp_instance.warm_pool import TemplatePool, WarmStartError
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import pid_alive, wait_for
 
@@ -314,3 +317,28 @@ def test_the_embedded_default_names_the_warm_launcher_with_run_monitoring(tmp_pa
         assert instance.run_monitoring_enabled
         config = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
         assert instance.run_launcher.max_workers >= config["run_coordinator"]["config"]["max_concurrent_runs"]
+
+
+@pytest.mark.parametrize("made_by_someone_else", ["open to all", "a link"])
+def test_a_socket_folder_others_could_enter_turns_warm_runs_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made_by_someone_else: str
+) -> None:
+    """The sockets' folder sits in the shared temporary folder: one made first by someone else
+    (open to all, or a link to their folder) is refused, and the launcher falls back."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pool = TemplatePool(tmp_path / "state", max_workers=1, idle_seconds=1, start_timeout_seconds=1)
+    folder = tmp_path / f"dp-warm-{os.getuid()}"
+    if made_by_someone_else == "a link":
+        (tmp_path / "theirs").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "theirs")
+    else:
+        folder.mkdir()
+        folder.chmod(0o777)
+    with pytest.raises(WarmStartError, match="not a folder only this user can enter"):
+        pool.socket_path("key")
+    if folder.is_symlink():
+        folder.unlink()
+    else:
+        folder.rmdir()
+    assert pool.socket_path("key") == folder / "key.sock"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
