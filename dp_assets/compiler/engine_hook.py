@@ -11,12 +11,13 @@ as it always did, its deferred inputs computed and converted first: the answer i
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from dp_assets.catalog.base import NodeContext
 from dp_assets.compiler.node_call import NodeFailed
-from dp_assets.compiler.plan import PlannedNode
+from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.engine import NotSupported
 from dp_assets.spec import templates
 from dp_io.formats import is_arrow_table, is_dataframe
@@ -112,13 +113,9 @@ def file_table(ctx: NodeContext, params: Any) -> tuple[Any, dict[str, Any]]:
 SOURCES: dict[str, Callable[[NodeContext, Any], tuple[Any, dict[str, Any]]]] = {"FileInput": file_table}
 
 
-def readers_of(plan: Any) -> dict[str, int]:
+def readers_of(plan: FlowPlan) -> dict[str, int]:
     """How many nodes of the plan read each node (a value two nodes read is computed once)."""
-    counts: dict[str, int] = {}
-    for node in plan.nodes:
-        for upstream in {ref.partition(".")[0] for ref in node.inputs.values()}:
-            counts[upstream] = counts.get(upstream, 0) + 1
-    return counts
+    return dict(Counter(upstream for node in plan.nodes for upstream in plan.upstream_ids(node.id)))
 
 
 def _frames(node: PlannedNode, ctx: NodeContext, inputs: dict[str, Any]) -> dict[str, Any]:
