@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     import dagster as dg
 
 
+def partition_name(start: str, end: str) -> str:
+    """The partition a run's stored outputs are named by: its key, or ``first...last`` (Dagster's
+    range notation) for a run over a range (a single-run backfill); the IO manager names them
+    and the step reads them back by it."""
+    return start if start == end else f"{start}...{end}"
+
+
 @runtime_checkable
 class LatestValueReader(Protocol):
     """Reads the value an asset holds now, for a node whose upstream this run did not select."""

@@ -24,6 +24,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from dp_instance.run_internals import RUN_ID_PLACEHOLDER
+from dp_io.contract import partition_name
 from dp_io.errors import OutputNotFoundError
 from dp_io.formats import (
     DEFAULT_FRAME_FORMAT,
@@ -126,7 +127,7 @@ class RunScopedIOManager(dg.ConfigurableIOManager):
         # A run over a range (a single-run backfill) stores one value for the whole range under
         # "first...last" (Dagster's range notation); each partition's materialisation records it.
         keys = context.asset_partition_key_range
-        return str(keys.start) if keys.start == keys.end else f"{keys.start}...{keys.end}"
+        return partition_name(str(keys.start), str(keys.end))
 
     def output_stem(self, store: OutputStore, run_id: str, key_path: tuple[str, ...], partition: str | None) -> str:
         return store.output_stem(run_id, key_path, partition)

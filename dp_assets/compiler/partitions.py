@@ -18,8 +18,8 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.spec.partitions import RANGE_SEPARATOR
 from dp_assets.spec.time_windows import time_partitions
+from dp_io.contract import partition_name
 
 #: Names the run's partition goes by in node params and expressions (flow params cannot contain
 #: a dot, so they never collide).
@@ -75,7 +75,7 @@ def partition_values(context: dg.AssetExecutionContext) -> dict[str, str]:
     if not (context.has_partition_key or context.has_partition_key_range):
         return {}
     keys = context.partition_key_range
-    values = {PARTITION_KEY: keys.start if keys.start == keys.end else f"{keys.start}{RANGE_SEPARATOR}{keys.end}"}
+    values = {PARTITION_KEY: partition_name(keys.start, keys.end)}
     partitions_def = context.assets_def.partitions_def
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         window = context.partition_time_window

@@ -46,7 +46,7 @@ from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.partitions import partition_values
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
-from dp_io.contract import LatestValueReader, RunOutputStore
+from dp_io.contract import LatestValueReader, RunOutputStore, partition_name
 
 __all__ = [
     "PREVIEW_ROWS",
@@ -318,7 +318,7 @@ def _write_behind(
     the page cache."""
     from dp_io.formats import FORMAT_METADATA_KEY
 
-    if context.has_partition_key or context.has_partition_key_range:
+    if _partitioned(context):
         return None
     assets_def = context.assets_def
 
@@ -347,9 +347,9 @@ def _outputs_of_parent_run(context: AssetExecutionContext, plan: FlowPlan, node_
 
 def _stored_reader(context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str) -> Any:
     partition = None
-    if _partitioned(context):  # as the IO manager names it: a range is "first...last"
+    if _partitioned(context):  # as the IO manager names it
         keys = context.partition_key_range
-        partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
+        partition = partition_name(keys.start, keys.end)
     return lambda: store.load_run_output(context.run.run_id, (plan.flow_id, node_id), partition)
 
 
