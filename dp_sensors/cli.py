@@ -24,24 +24,24 @@ GRAPHQL_URL_ENV = "DP_DAGSTER_GRAPHQL_URL"
 #: The run tags that say which partition(s) a run covers (Dagster's).
 PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
-_URL = click.option(
+URL_OPTION = click.option(
     "--url",
     default=None,
     help=f"Dagster GraphQL endpoint [env {GRAPHQL_URL_ENV}; default: {DEFAULT_GRAPHQL_URL}].",
 )
-_TOKEN = click.option(
+TOKEN_OPTION = click.option(
     "--token",
     default=None,
     help="Bearer token for the authenticating proxy in front of the webserver [env DP_DAGSTER_TOKEN].",
 )
-_LOCATION = click.option(
+LOCATION_OPTION = click.option(
     "--location",
     default=None,
     help="Code location name [env DP_CODE_LOCATION; default: the one that holds the flow].",
 )
 
 
-def _graphql_target(url: str | None, token: str | None, location: str | None) -> tuple[str, str | None, str | None]:
+def graphql_target(url: str | None, token: str | None, location: str | None) -> tuple[str, str | None, str | None]:
     """The options given, else the settings (``DP_DAGSTER_GRAPHQL_URL``, ``DP_DAGSTER_TOKEN``,
     ``DP_CODE_LOCATION``), else the defaults."""
     from dp_settings import load
@@ -124,9 +124,9 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, Any]:
     help="Wait for the run to finish; exit 1 unless it succeeded, naming the failing node and its error.",
 )
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
-@_URL
-@_TOKEN
-@_LOCATION
+@URL_OPTION
+@TOKEN_OPTION
+@LOCATION_OPTION
 def launch(
     flow: str,
     params: tuple[str, ...],
@@ -145,7 +145,7 @@ def launch(
 
     values = launch_params(params, params_json)
     run_tags = {TRIGGER_TAG: "cli", TASK_TAG: task_id or uuid.uuid4().hex, **_pairs(tags, "--tag")}
-    url, token, location = _graphql_target(url, token, location)
+    url, token, location = graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
             run_id = client.launch_run(flow, values, run_tags, partition=partition)
@@ -180,9 +180,9 @@ def _failure_of(client: Any, run_id: str) -> str:
 @click.command("retry-failed")
 @click.argument("run_id")
 @click.option("--dry-run", is_flag=True, help="Only list the failed items.")
-@_URL
-@_TOKEN
-@_LOCATION
+@URL_OPTION
+@TOKEN_OPTION
+@LOCATION_OPTION
 def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, location: str | None) -> None:
     """Re-run the failed ForEach items of RUN_ID, not the items that succeeded.
 
@@ -221,7 +221,7 @@ def retry_failed(run_id: str, dry_run: bool, url: str, token: str | None, locati
         TRIGGER_TAG: "retry",
         TASK_TAG: run.tags.get(TASK_TAG) or run_id,
     }
-    url, token, location = _graphql_target(url, token, location)
+    url, token, location = graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
             # a partitioned run's config is per step already: the same partition, as given

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from dp_sensors.cli import _LOCATION, _TOKEN, _URL, _graphql_target
+from dp_sensors.cli import LOCATION_OPTION, TOKEN_OPTION, URL_OPTION, graphql_target
 
 
 @click.command("backfill")
@@ -22,9 +22,9 @@ from dp_sensors.cli import _LOCATION, _TOKEN, _URL, _graphql_target
 @click.option("--partition", "partitions", multiple=True, help="A partition key instead of a range; repeatable.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the backfill until it finishes.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
-@_URL
-@_TOKEN
-@_LOCATION
+@URL_OPTION
+@TOKEN_OPTION
+@LOCATION_OPTION
 def backfill(
     flow: str,
     start: str | None,
@@ -41,7 +41,7 @@ def backfill(
     from dp_sensors.backfill import BackfillProgress, backfill_progress, launch_backfill, wait_for_backfill
     from dp_sensors.launch import GraphQLClient, LaunchError
 
-    url, token, location = _graphql_target(url, token, location)
+    url, token, location = graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         try:
             backfill_id = launch_backfill(client, flow, start=start, end=end, partitions=partitions)
@@ -87,9 +87,9 @@ def partitions() -> None:
 @partitions.command("add")
 @click.argument("flow")
 @click.argument("keys", nargs=-1, required=True)
-@_URL
-@_TOKEN
-@_LOCATION
+@URL_OPTION
+@TOKEN_OPTION
+@LOCATION_OPTION
 def add(flow: str, keys: tuple[str, ...], url: str | None, token: str | None, location: str | None) -> None:
     """Add KEYS to the dynamic partitions of FLOW (a key already there is left as it is)."""
     from dp_assets.spec.partitions import partition_key_problem
@@ -101,7 +101,7 @@ def add(flow: str, keys: tuple[str, ...], url: str | None, token: str | None, lo
     for key in keys:
         if (problem := partition_key_problem(key)) is not None:
             raise click.ClickException(f"flow '{flow}': partition key {key!r} refused, nothing added: {problem}")
-    url, token, location = _graphql_target(url, token, location)
+    url, token, location = graphql_target(url, token, location)
     with GraphQLClient(url, location=location, token=token) as client:
         for key in keys:
             try:

@@ -9,15 +9,15 @@ not finish within the wait (the run id is printed: ``dp runs read RUN NODE`` lat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-import time
 import uuid
 
 import click
 
-from dp_sensors.cli import _graphql_target, launch_params
-from dp_sensors.webhook.invoke import INVOKE_TRIGGER, TERMINAL, InvokeBackend, RunState, answer
+from dp_sensors.cli import LOCATION_OPTION, TOKEN_OPTION, URL_OPTION, graphql_target, launch_params
+from dp_sensors.webhook.invoke import INVOKE_TRIGGER, answer, wait_finished
 
 EXIT_FAILED, EXIT_NOT_FINISHED = 1, 2
 
@@ -32,9 +32,9 @@ EXIT_FAILED, EXIT_NOT_FINISHED = 1, 2
     default=None,
     help="Seconds to wait for the result [default: DP_INVOKE_MAX_WAIT_SECONDS, else 60].",
 )
-@click.option("--url", default=None, help="Dagster GraphQL endpoint [env DP_DAGSTER_GRAPHQL_URL].")
-@click.option("--token", default=None, help="Bearer token for the proxy in front of the webserver.")
-@click.option("--location", default=None, help="Code location name [env DP_CODE_LOCATION].")
+@URL_OPTION
+@TOKEN_OPTION
+@LOCATION_OPTION
 def invoke(
     flow: str,
     params: tuple[str, ...],
@@ -56,7 +56,7 @@ def invoke(
     # The cap protects the receiver from callers holding requests open; here the caller waits
     # in its own process, so its --timeout is taken as given.
     wait = settings.invoke_wait_cap() if timeout is None else timeout
-    url, token, location = _graphql_target(url, token, location)
+    url, token, location = graphql_target(url, token, location)
     store = FlowStore(settings.store_url())
     with GraphQLClient(url, location=location, token=token) as client:
         backend = PlatformInvokeBackend(
@@ -68,7 +68,7 @@ def invoke(
         )
         try:
             run_id = client.launch_run(flow, values, {TRIGGER_TAG: INVOKE_TRIGGER, TASK_TAG: uuid.uuid4().hex})
-            state = _wait(backend, run_id, flow, wait)
+            state = asyncio.run(wait_finished(backend, run_id, flow, wait))
             status, body = answer(backend, state)
         except LaunchError as exc:
             raise click.ClickException(str(exc)) from None
@@ -79,15 +79,3 @@ def invoke(
     if status == 202:
         click.echo(f"run {run_id[:8]} of {flow} is still {state.status} after {wait:g} s", err=True)
         sys.exit(EXIT_NOT_FINISHED)
-
-
-def _wait(backend: InvokeBackend, run_id: str, flow_id: str, wait: float) -> RunState:
-    deadline = time.monotonic() + wait
-    delay = 0.02
-    while True:
-        state = backend.run_state(run_id) or RunState(run_id=run_id, flow_id=flow_id, status="STARTING")
-        left = deadline - time.monotonic()
-        if state.status in TERMINAL or left <= 0:
-            return state
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.25)
