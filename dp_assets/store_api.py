@@ -34,7 +34,16 @@ from dp_resources.store.drafts import Draft
 from dp_resources.store.file_sync import UNPUBLISHED, FileRecord, file_records
 from dp_settings import load
 
-__all__ = ["LAYOUT_KEY", "Draft", "FlowListing", "FlowNotFound", "FlowStoreAPI", "PublishResult", "split_layout"]
+__all__ = [
+    "LAYOUT_KEY",
+    "Draft",
+    "FlowListing",
+    "FlowNotFound",
+    "FlowStoreAPI",
+    "PublishResult",
+    "join_layout",
+    "split_layout",
+]
 
 #: The section of a designer document that holds node positions: stored beside the spec, never
 #: part of it, so moving a node does not change the version.
@@ -48,6 +57,11 @@ def split_layout(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     if not isinstance(layout, Mapping):
         return dict(data), {}
     return {k: v for k, v in data.items() if k != LAYOUT_KEY}, dict(layout)
+
+
+def join_layout(spec: Mapping[str, Any], layout: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The designer document of a spec and its node positions: ``split_layout`` undone."""
+    return {**spec, LAYOUT_KEY: dict(layout or {})}
 
 
 @dataclass(frozen=True)
@@ -144,12 +158,13 @@ class FlowStoreAPI:
 
     def restore_as_draft(self, flow_id: str, version: str, *, author: str | None = None) -> Draft:
         """An old version (with its node positions) becomes the flow's draft; nothing is published."""
-        found, spec = self.store.get(flow_id, version)
-        layout = self.store.layout(flow_id, found)
-        return self.put_draft(flow_id, {**spec, LAYOUT_KEY: layout}, base_version=found, author=author)
+        found, document = self.document(flow_id, version)
+        return self.put_draft(flow_id, document, base_version=found, author=author)
 
-    def layout(self, flow_id: str, version: str) -> dict[str, Any]:
-        return self.store.layout(flow_id, version)
+    def document(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``(version, spec with its layout section)``: a stored version as the designer opens it."""
+        found, spec = self.store.get(flow_id, version)
+        return found, join_layout(spec, self.store.layout(flow_id, found))
 
     # --- reading -----------------------------------------------------------------------------
 

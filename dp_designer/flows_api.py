@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from dp_assets.spec.validation import FlowValidationError, validate_spec
-from dp_assets.store_api import LAYOUT_KEY, FlowNotFound, FlowStoreAPI
+from dp_assets.store_api import FlowNotFound, FlowStoreAPI, join_layout
 from dp_designer.checks import check_document
 from dp_designer.diffs import node_diff
 from dp_designer.http import ApiError, author_of, read_body
@@ -121,11 +121,13 @@ def _open(api: FlowStoreAPI, flow_id: str, version: str | None) -> dict[str, Any
     draft = api.draft(flow_id) if version is None else None
     stored = None
     try:
-        history = api.history(flow_id)
-        wanted = version or api.info(flow_id).published_version or (history[-1].version if history else None)
+        wanted = version
+        if wanted is None:
+            history = api.history(flow_id)
+            wanted = api.info(flow_id).published_version or (history[-1].version if history else None)
         if wanted is not None:
-            found, spec = api.get(flow_id, wanted)
-            stored = {"version": found, "document": {**spec, LAYOUT_KEY: api.layout(flow_id, found)}}
+            found, document = api.document(flow_id, wanted)
+            stored = {"version": found, "document": document}
     except FlowNotFound:
         if draft is None or version is not None:
             raise
@@ -135,7 +137,7 @@ def _open(api: FlowStoreAPI, flow_id: str, version: str | None) -> dict[str, Any
         "draft": None
         if draft is None
         else {
-            "document": {**draft.spec, LAYOUT_KEY: draft.layout},
+            "document": join_layout(draft.spec, draft.layout),
             "base_version": draft.base_version,
             "updated_at": draft.updated_at.isoformat(),
         },
@@ -232,7 +234,7 @@ async def publish(request: Request) -> JSONResponse:
             draft = api.draft(flow_id)
             if draft is None:
                 raise ApiError(409, f"flow '{flow_id}' has no draft to publish; send the document")
-            document = {**draft.spec, LAYOUT_KEY: draft.layout}
+            document = join_layout(draft.spec, draft.layout)
         result = api.publish(document, message=body.message, author=author_of(request))
         api.discard_draft(flow_id)
         # The code location compiles what is published when it loads: load it now, so that a
@@ -255,7 +257,7 @@ async def restore(request: Request) -> JSONResponse:
     api = _api(request)
     draft = await run_in_threadpool(lambda: api.restore_as_draft(flow_id, body.version, author=author_of(request)))
     return JSONResponse(
-        {"document": {**draft.spec, LAYOUT_KEY: draft.layout}, "base_version": draft.base_version}, status_code=201
+        {"document": join_layout(draft.spec, draft.layout), "base_version": draft.base_version}, status_code=201
     )
 
 
