@@ -31,28 +31,24 @@ _WHOLE_ANY = re.compile(r"^\s*\{\{\s*(params\.[A-Za-z_][A-Za-z0-9_]*|partition\.
 
 def references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Every ``(field path, param name)`` referenced anywhere inside ``value``."""
-    if isinstance(value, str):
-        for match in TEMPLATE.finditer(value):
-            yield path, match.group(1)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from references(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from references(item, f"{path}[{index}]")
+    return _matches(value, TEMPLATE, path)
 
 
 def partition_references(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Every ``(field path, "partition.key"|"partition.start"|"partition.end")`` inside ``value``."""
+    return _matches(value, PARTITION_TEMPLATE, path)
+
+
+def _matches(value: Any, pattern: re.Pattern[str], path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
-        for match in PARTITION_TEMPLATE.finditer(value):
+        for match in pattern.finditer(value):
             yield path, match.group(1)
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from partition_references(item, f"{path}.{key}" if path else str(key))
+            yield from _matches(item, pattern, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from partition_references(item, f"{path}[{index}]")
+            yield from _matches(item, pattern, f"{path}[{index}]")
 
 
 def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_params: bool = False) -> Any:
