@@ -15,10 +15,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dp_assets.cli.home import prepare_instance
 from dp_io import load_latest_output
 from dp_io.io_manager import RunScopedIOManager
+from dp_sensors.backfill import launch_backfill
+from dp_sensors.launch import GraphQLClient, LaunchError
 from tests.support.dagster_processes import DagsterPlatform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -123,3 +127,28 @@ def test_dp_launch_runs_one_partition_with_its_params_per_step(platform):
     refused = _dp(platform, "launch", "per_day", "--partition", "2030-01-01")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "flow 'per_day' has no partition '2030-01-01'; its partitions run from 2026-01-01" in refused.stderr
+
+
+# Keys a user may type for --from/--to: Dagster's separators, control characters, template and
+# GraphQL-looking text, long keys, and real keys of the flow beside them.
+typed_keys = st.one_of(
+    st.text(alphabet=st.sampled_from(list("0126-.,[]*{}$\\\"' \n\x00é")), max_size=30),
+    st.text(min_size=150, max_size=400),
+    st.sampled_from(["2026-01-05", "2026-01-05...2026-01-06", "{{ partition.key }}", '"}) { __typename', "*"]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=typed_keys, end=typed_keys)
+def test_a_backfill_range_of_unknown_keys_is_refused_naming_them_and_launches_nothing(platform, start, end):
+    known = {f"2026-01-{day:02d}" for day in range(1, 32)}
+    if start in known and end in known:
+        return  # a real range: launched by the tests above
+    with platform.instance() as instance:
+        before = len(instance.get_backfills())
+    with GraphQLClient(platform.graphql_url) as client, pytest.raises(LaunchError) as refused:
+        launch_backfill(client, "per_day", start=start, end=end)
+    unknown = [key for key in dict.fromkeys([start, end]) if key not in known]
+    assert str(refused.value).startswith(f"flow 'per_day' has no partition {unknown[0]!r}")
+    with platform.instance() as instance:
+        assert len(instance.get_backfills()) == before
