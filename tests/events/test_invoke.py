@@ -8,16 +8,19 @@ client can send gets a 2xx or 4xx answer (Hypothesis), never a 5xx or a hang.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +32,7 @@ from dp_resources.store import FlowStore
 from dp_sensors.events.sql import SqlEventBus
 from dp_sensors.launch import GraphQLLauncher
 from dp_sensors.webhook import LaunchLedger, serve_in_thread
+from dp_sensors.webhook.launches import launches_table
 from dp_settings import load
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import wait_for
@@ -250,6 +254,63 @@ def test_any_body_gets_a_2xx_or_4xx_answer(receiver, body, query, key):
         return
     assert 200 <= response.status_code < 500, (response.status_code, response.text)
     assert "detail" in response.json() or "run_id" in response.json()
+
+
+def _launches_kept(platform: DagsterPlatform) -> int:
+    """Rows in the receiver's launch ledger: one per launch it started."""
+    engine = sa.create_engine(f"sqlite:///{platform.root / 'launches.db'}")
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(launches_table)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _not_a_wait(text: str) -> bool:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return True
+    return not math.isfinite(seconds) or seconds < 0
+
+
+PRINTABLE = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(timeout=PRINTABLE.filter(_not_a_wait))
+def test_a_timeout_that_is_not_seconds_is_refused_before_launching(receiver, platform, timeout):
+    """Invariant: a ?timeout= that is not a finite number >= 0 is a 422 naming ?timeout=, and no
+    run is launched (the ledger gains no row)."""
+    before = _launches_kept(platform)
+    response = httpx.post(
+        f"{receiver}/flows/price_api/invoke",
+        params={"timeout": timeout},
+        json={"params": {"min_amount": 1}},
+        headers=AUTH,
+        timeout=60,
+    )
+    assert response.status_code == 422, (response.status_code, response.text)
+    assert "?timeout=" in response.json()["detail"]
+    assert _launches_kept(platform) == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flow_id=PRINTABLE.filter(lambda text: text not in {"price_api", "marked_api", "broken_api"}))
+def test_any_other_flow_id_is_refused_before_launching(receiver, platform, flow_id):
+    """Invariant: a path naming no published flow (any text, percent-encoded) is a 4xx JSON answer
+    with ``detail`` and launches nothing."""
+    before = _launches_kept(platform)
+    response = httpx.post(
+        f"{receiver}/flows/{quote(flow_id, safe='')}/invoke?timeout=0",
+        json={"params": {"min_amount": 1}},
+        headers=AUTH,
+        timeout=60,
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if response.headers.get("content-type", "").startswith("application/json"):
+        assert "detail" in response.json()
+    assert _launches_kept(platform) == before
 
 
 def _dp_invoke(platform: DagsterPlatform, *args: str) -> subprocess.CompletedProcess:
