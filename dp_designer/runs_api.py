@@ -95,12 +95,19 @@ class RunsService:
         return True
 
     def _wait_loaded(self, client: GraphQLClient) -> None:
+        """Until every code location has loaded; a ``LaunchError`` (the launch answers 409) when
+        some still load after ``LOAD_WAIT_SECONDS``, rather than launching against them anyway."""
         deadline = time.monotonic() + LOAD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            data = client.execute(LOCATIONS)["workspaceOrError"]
-            entries = data.get("locationEntries") or []
-            if all(e["loadStatus"] == "LOADED" for e in entries):
+        while True:
+            entries = client.execute(LOCATIONS)["workspaceOrError"].get("locationEntries") or []
+            loading = [e["name"] for e in entries if e["loadStatus"] != "LOADED"]
+            if not loading:
                 return
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"code location(s) {', '.join(loading)} still loading after {LOAD_WAIT_SECONDS:.0f}s; "
+                    "launch again once Dagster has loaded them"
+                )
             time.sleep(0.5)
 
     def last_statuses(self) -> dict[str, str]:
