@@ -15,6 +15,7 @@ on the main thread, as it did before.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -53,12 +54,15 @@ class BufferedLog(logging.Logger):
 
 def start(call: Callable[[], Any], name: str) -> Future[Any]:
     """Run ``call`` in a daemon thread: a terminated run's process exits without waiting for it
-    (a ``ThreadPoolExecutor`` joins its threads at exit)."""
+    (a ``ThreadPoolExecutor`` joins its threads at exit). It runs in a copy of the step's
+    context variables (``dp_settings.using``'s settings among them), as it would on the step's
+    own thread: a new thread starts with none."""
     future: Future[Any] = Future()
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            future.set_result(call())
+            future.set_result(context.run(call))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
             future.set_exception(exc)
 

@@ -174,3 +174,15 @@ def test_a_sub_chain_whose_body_forks_for_a_timeout_runs_alone():
     ]
     plan = build_plan(validate_spec({"id": FLOW, "nodes": nodes}, CATALOG), CATALOG)
     assert must_run_alone(plan.node("each")) and not must_run_alone(plan.node("plain"))
+
+
+def test_a_node_in_a_thread_sees_the_settings_in_force_on_the_step(tmp_path):
+    """``dp_settings.using`` is a context variable: a node's thread runs in a copy of the step's."""
+    from dp_assets.compiler import scheduler
+    from dp_settings import current, load, using
+
+    settings = load({"DP_HOME": str(tmp_path)})
+    with using(settings):
+        on_the_step = current()
+        in_a_thread = scheduler.start(current, "settings_reader").result(timeout=60)
+    assert on_the_step is settings and in_a_thread is settings
