@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -66,6 +66,30 @@ def _prepare(root: Path, env: dict[str, str]) -> None:
     instance_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def start_dagster(root: Path, env: dict[str, str], port: int, logs: list[IO[str]]) -> list[subprocess.Popen]:
+    """``dagster-daemon`` and ``dagster-webserver`` (on ``port``) as ``make run`` starts them,
+    writing to ``logs[0]`` and ``logs[1]``."""
+    daemon = [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"]
+    webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"]
+    return [
+        subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        for command, log in ((daemon, logs[0]), (webserver, logs[1]))
+    ]
+
+
+def stop_all(procs: list[subprocess.Popen], logs: list[IO[str]]) -> None:
+    """Terminate the processes (kill what does not stop within 30 s) and close their logs."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for log in logs:
+        log.close()
+
+
 def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -90,22 +114,7 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
     os.environ.update(env)  # this process publishes to the same bus and reads the same instance
     logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver", "dispatch")]  # noqa: SIM115
     port = free_port()
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
-            env=env,
-            cwd=root,
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"],
-            env=env,
-            cwd=root,
-            stdout=logs[1],
-            stderr=subprocess.STDOUT,
-        ),
-    ]
+    procs = start_dagster(root, env, port, logs)
     try:
         from dp_sensors.events import EventBusResource
 
@@ -154,15 +163,7 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
             },
         }
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for log in logs:
-            log.close()
+        stop_all(procs, logs)
 
 
 def _phases(instance: Any, run: Any, published_at: float) -> dict[str, float]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from bench.workloads.events_e2e import BIN, _environment, _wait
+from bench.workloads.events_e2e import BIN, _environment, _wait, start_dagster, stop_all
 
 FLOW_ID = "bench_invoke"
 ROWS = [{"region": r, "amount": a} for r, a in [("EU", 3), ("US", 10), ("EU", 7), ("APAC", 1), ("US", 4)]]
@@ -87,22 +87,7 @@ def measure(sequential: int, callers: int, seconds: float) -> dict[str, Any]:
     port = free_port()
     graphql = f"http://127.0.0.1:{port}/graphql"
     logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver")]  # noqa: SIM115
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"],
-            env=env,
-            cwd=root,
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"],
-            env=env,
-            cwd=root,
-            stdout=logs[1],
-            stderr=subprocess.STDOUT,
-        ),
-    ]
+    procs = start_dagster(root, env, port, logs)
     settings = load({**env, "DP_WEBHOOK_TOKEN": TOKEN})
     store = FlowStore(settings.store_url())
     store.upgrade()
@@ -198,15 +183,7 @@ def measure(sequential: int, callers: int, seconds: float) -> dict[str, Any]:
         client.close()
         bus.close()
         ledger.close()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for log in logs:
-            log.close()
+        stop_all(procs, logs)
 
 
 def run(ctx: Any) -> Any:
