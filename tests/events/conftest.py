@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,10 +33,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
 
 
-@pytest.fixture
-def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL of the session database whose ``search_path`` is a schema of this test alone."""
-    postgres_url = request.getfixturevalue("postgres_url")
+@contextmanager
+def _private_schema(postgres_url: str) -> Iterator[str]:
+    """A URL of ``postgres_url`` whose ``search_path`` is a new schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_url)
     with admin.begin() as conn:
@@ -48,6 +47,20 @@ def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL of the session database whose ``search_path`` is a schema of this test alone."""
+    with _private_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_schema_url_module(request: pytest.FixtureRequest) -> Iterator[str]:
+    """As ``pg_schema_url``, one schema for the whole module (for module-scoped platforms)."""
+    with _private_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture

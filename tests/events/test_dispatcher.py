@@ -61,24 +61,6 @@ def platform(request, tmp_path_factory) -> Iterator[DagsterPlatform]:
         platform.stop()
 
 
-@pytest.fixture(scope="module")
-def pg_schema_url_module(request) -> Iterator[str]:
-    import sqlalchemy as sa
-
-    postgres_url = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def start_dispatcher(platform: DagsterPlatform, name: str = "dispatch") -> ManagedProcess:
     env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url}
     process = start_process(
