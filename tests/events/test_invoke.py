@@ -32,6 +32,7 @@ from dp_resources.store import FlowStore
 from dp_sensors.events.sql import SqlEventBus
 from dp_sensors.launch import GraphQLLauncher
 from dp_sensors.webhook import LaunchLedger, serve_in_thread
+from dp_sensors.webhook.app import MAX_IDEMPOTENCY_KEY
 from dp_sensors.webhook.launches import launches_table
 from dp_settings import load
 from tests.support.dagster_processes import DagsterPlatform
@@ -310,6 +311,36 @@ def test_any_other_flow_id_is_refused_before_launching(receiver, platform, flow_
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     if response.headers.get("content-type", "").startswith("application/json"):
         assert "detail" in response.json()
+    assert _launches_kept(platform) == before
+
+
+ASCII = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20)
+BAD_KEYS = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=MAX_IDEMPOTENCY_KEY + 1, max_size=400),
+    st.tuples(
+        ASCII, st.characters(min_codepoint=0x01, max_codepoint=0x1F).filter(lambda c: c not in "\t\r\n"), ASCII
+    ).map("".join),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=BAD_KEYS)
+def test_a_bad_idempotency_key_is_refused_before_launching(receiver, platform, key):
+    """Invariant: an Idempotency-Key that is too long or holds a control character is a 4xx
+    (the receiver's 400, or the HTTP parser's own), and no run is launched."""
+    before = _launches_kept(platform)
+    try:
+        response = httpx.post(
+            f"{receiver}/flows/price_api/invoke?timeout=0",
+            json={"params": {"min_amount": 1}},
+            headers={**AUTH, "Idempotency-Key": key.encode("latin-1")},  # type: ignore[dict-item]
+            timeout=60,
+        )
+    except httpx.LocalProtocolError:  # a header httpx itself refuses to send
+        return
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if response.headers.get("content-type", "").startswith("application/json"):
+        assert "Idempotency-Key" in response.json()["detail"]
     assert _launches_kept(platform) == before
 
 
