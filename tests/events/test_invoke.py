@@ -344,6 +344,19 @@ def test_a_bad_idempotency_key_is_refused_before_launching(receiver, platform, k
     assert _launches_kept(platform) == before
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(run_id=PRINTABLE, authorised=st.booleans())
+def test_any_run_id_in_the_result_path_is_a_4xx(receiver, run_id, authorised):
+    """Invariant: ``GET /runs/{any text}/result`` for no run of ours is 401 without the token and
+    404 with it (a 4xx from the router for paths it cannot route), never a 5xx."""
+    response = httpx.get(
+        f"{receiver}/runs/{quote(run_id, safe='')}/result", headers=AUTH if authorised else {}, timeout=60
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if response.headers.get("content-type", "").startswith("application/json"):
+        assert response.status_code == (404 if authorised else 401), response.text
+
+
 def _dp_invoke(platform: DagsterPlatform, *args: str) -> subprocess.CompletedProcess:
     env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url}
     return subprocess.run(
