@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 from dp_assets.spec.document import SpecShapeError
 from dp_assets.spec.validation import FlowValidationError
 from dp_assets.store_api import FlowNotFound, FlowStoreAPI
-from dp_designer import flows_api, runs_api
+from dp_designer import flows_api, previews_api, runs_api
 from dp_designer.catalog_view import catalog_view
 from dp_designer.checks import check_document
 from dp_designer.http import ApiError, error_response
 from dp_designer.openapi import openapi_document
+from dp_designer.previews import PreviewService
 from dp_designer.runs_api import RunsService
 
 log = logging.getLogger("dp_designer")
@@ -57,6 +60,8 @@ API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
     ("POST", "/api/flows/{flow_id}/runs", runs_api.launch, runs_api.LaunchBody),
     ("GET", "/api/flows/{flow_id}/runs/{run_id}", runs_api.run_state, None),
     ("GET", "/api/flows/{flow_id}/runs/{run_id}/nodes/{node_id}", runs_api.node_output, None),
+    ("POST", "/api/flows/{flow_id}/preview", previews_api.preview, previews_api.PreviewBody),
+    ("POST", "/api/flows/{flow_id}/preview/test-case", previews_api.preview_test_case, previews_api.TestCaseBody),
 ]
 
 
@@ -84,7 +89,27 @@ async def _http(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail))
 
 
-def build_app(store_api: FlowStoreAPI, runs: RunsService, client_dist: Path | None = CLIENT_DIST) -> Starlette:
+def _closing(previews: PreviewService) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        previews.close()  # the sandbox's fork server outlives the app otherwise
+
+    return lifespan
+
+
+def build_app(
+    store_api: FlowStoreAPI,
+    runs: RunsService,
+    client_dist: Path | None = CLIENT_DIST,
+    previews: PreviewService | None = None,
+) -> Starlette:
+    """The app; ``previews`` defaults to previews over the store's catalog and the settings'
+    flows folder (where the flows' example data and spec files are)."""
+    if previews is None:
+        from dp_settings import load
+
+        previews = PreviewService(store_api.catalog, load().flows_folder())
     routes: list[Any] = [Route(path, endpoint, methods=[method]) for method, path, endpoint, _ in API_ROUTES]
     document = openapi_document(API_ROUTES)
 
@@ -109,9 +134,11 @@ def build_app(store_api: FlowStoreAPI, runs: RunsService, client_dist: Path | No
             SpecShapeError: _shape,
             HTTPException: _http,
         },
+        lifespan=_closing(previews),
     )
     app.state.store_api = store_api
     app.state.runs = runs
+    app.state.previews = previews
     return app
 
 

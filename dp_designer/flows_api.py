@@ -48,7 +48,7 @@ def flow_id_of(request: Request) -> str:
     return flow_id
 
 
-def _document_for(request: Request, flow_id: str, document: Mapping[str, Any]) -> dict[str, Any]:
+def document_for(flow_id: str, document: Mapping[str, Any]) -> dict[str, Any]:
     doc_id = document.get("id", flow_id)
     if doc_id != flow_id:
         raise ApiError(422, f"the document's id '{str(doc_id)[:80]}' is not the flow '{flow_id}' it is saved as")
@@ -204,7 +204,7 @@ async def save_draft(request: Request) -> JSONResponse:
     """Save the flow's draft (valid or not; never published or compiled) and check it."""
     flow_id = flow_id_of(request)
     body = await read_body(request, DraftBody)
-    document = _document_for(request, flow_id, body.document)
+    document = document_for(flow_id, body.document)
     api = _api(request)
 
     def save() -> dict[str, Any]:
@@ -229,7 +229,7 @@ async def publish(request: Request) -> JSONResponse:
 
     def run() -> dict[str, Any]:
         if body.document is not None:
-            document = _document_for(request, flow_id, body.document)
+            document = document_for(flow_id, body.document)
         else:
             draft = api.draft(flow_id)
             if draft is None:

@@ -3,7 +3,6 @@ states of a run from its events, and each node's output read from the kept per-r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,9 @@ from starlette.responses import JSONResponse
 
 from dp_designer.flows_api import flow_id_of
 from dp_designer.http import ApiError, author_of, read_body
+from dp_designer.tables import value_view
 from dp_sensors.launch import GraphQLClient, LaunchError, RunConfigRejected
 
-PREVIEW_ROWS = 20
 LAUNCHED_BY_TAG = "dp/launched_by"
 
 RUN_EVENTS = """
@@ -152,22 +151,13 @@ class RunsService:
 
     def node_output(self, run_id: str, flow_id: str, node_id: str) -> dict[str, Any]:
         from dp_io.errors import OutputNotFoundError
-        from dp_io.formats import is_dataframe
         from dp_io.retention import read_output
 
         try:
             value = read_output(run_id, node_id, flow_id, base=self.outputs_base)
         except (OutputNotFoundError, ValueError) as exc:
             raise ApiError(404, str(exc)) from None
-        if not is_dataframe(value):
-            return {"kind": type(value).__name__, "value": json.loads(json.dumps(value, default=str))}
-        head = value.head(PREVIEW_ROWS)
-        return {
-            "kind": "table",
-            "row_count": len(value),
-            "columns": [{"name": str(c), "dtype": str(t)} for c, t in value.dtypes.items()],
-            "rows": json.loads(head.to_json(orient="records", date_format="iso", default_handler=str)),
-        }
+        return value_view(value)
 
 
 def _service(request: Request) -> RunsService:

@@ -267,18 +267,20 @@ class FlowTestRunner:
             partition = partitions_def.get_first_partition_key()
         if partitions_def is None and partition is not None:
             raise CaseError(f"partition: flow '{compiled.id}' has no partitions")
-        instance = dg.DagsterInstance.ephemeral()
-        if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partition is not None:
-            instance.add_dynamic_partitions(compiled.id, [partition])  # as `dp partitions add` would
-        return dg.materialize(
-            assets,
-            partition_key=partition,
-            run_config={"ops": ops, "loggers": QUIET_LOGS},
-            resources=self._resources(data_dir),
-            instance=instance,
-            raise_on_error=False,
-            tags={"dp/flow": compiled.id, "dp/test_case": case.name},
-        )
+        # Disposed when the case is done: its SQLite connections are closed in the thread that
+        # made them (the designer runs previews on a worker thread), not whenever GC finds them.
+        with dg.DagsterInstance.ephemeral() as instance:
+            if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partition is not None:
+                instance.add_dynamic_partitions(compiled.id, [partition])  # as `dp partitions add` would
+            return dg.materialize(
+                assets,
+                partition_key=partition,
+                run_config={"ops": ops, "loggers": QUIET_LOGS},
+                resources=self._resources(data_dir),
+                instance=instance,
+                raise_on_error=False,
+                tags={"dp/flow": compiled.id, "dp/test_case": case.name},
+            )
 
 
 def _node_type_name(compiled: ValidatedFlow, node_id: str) -> str:
