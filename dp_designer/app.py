@@ -24,6 +24,7 @@ from dp_designer import flows_api, previews_api, runs_api
 from dp_designer.catalog_view import catalog_view
 from dp_designer.checks import check_document
 from dp_designer.http import ApiError, error_response
+from dp_designer.imports import ImportBody, import_file
 from dp_designer.openapi import openapi_document
 from dp_designer.previews import PreviewService
 from dp_designer.runs_api import RunsService
@@ -48,6 +49,7 @@ async def catalog(request: Request) -> JSONResponse:
 API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
     ("GET", "/api/catalog", catalog, None),
     ("POST", "/api/validate", flows_api.validate, flows_api.ValidateBody),
+    ("POST", "/api/import", import_file, ImportBody),
     ("GET", "/api/flows", flows_api.list_flows, None),
     ("GET", "/api/flows/{flow_id}", flows_api.get_flow, None),
     ("GET", "/api/flows/{flow_id}/versions/{version}", flows_api.get_version, None),
@@ -58,6 +60,7 @@ API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
     ("POST", "/api/flows/{flow_id}/publish", flows_api.publish, flows_api.PublishBody),
     ("POST", "/api/flows/{flow_id}/restore", flows_api.restore, flows_api.RestoreBody),
     ("POST", "/api/flows/{flow_id}/runs", runs_api.launch, runs_api.LaunchBody),
+    ("GET", "/api/flows/{flow_id}/runs", runs_api.flow_runs, None),
     ("GET", "/api/flows/{flow_id}/runs/{run_id}", runs_api.run_state, None),
     ("GET", "/api/flows/{flow_id}/runs/{run_id}/nodes/{node_id}", runs_api.node_output, None),
     ("POST", "/api/flows/{flow_id}/preview", previews_api.preview, previews_api.PreviewBody),

@@ -52,6 +52,16 @@ RELOAD_TIMEOUT_SECONDS = 180.0
 #: How long a launch waits for code locations that are still loading (a publish reloads them).
 LOAD_WAIT_SECONDS = 300.0
 
+FLOW_RUNS = """
+query FlowRuns($job: String!, $limit: Int!) {
+  runsOrError(filter: {pipelineName: $job}, limit: $limit) {
+    __typename ... on Runs { results { runId status startTime endTime tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+RUNS_LISTED = 20
+
 LATEST_RUNS = """
 query LatestRuns { runsOrError(limit: 500) { __typename ... on Runs { results { jobName status } } } }
 """
@@ -122,6 +132,25 @@ class RunsService:
             found.setdefault(run["jobName"], run["status"])
         return found
 
+    def flow_runs(self, flow_id: str) -> list[dict[str, Any]]:
+        """The flow's newest runs, newest first: id, status, times and who launched it."""
+        with self.client() as client:
+            data = client.execute(FLOW_RUNS, {"job": flow_id, "limit": RUNS_LISTED})["runsOrError"]
+        runs = []
+        for run in data.get("results") or []:
+            tags = {t["key"]: t["value"] for t in run.get("tags") or []}
+            runs.append(
+                {
+                    "run_id": run["runId"],
+                    "status": run["status"],
+                    "started": run.get("startTime"),
+                    "ended": run.get("endTime"),
+                    "launched_by": tags.get("dp/user") or tags.get(LAUNCHED_BY_TAG),
+                    "partition": tags.get("dagster/partition"),
+                }
+            )
+        return runs
+
     def run_state(self, run_id: str, flow_id: str) -> dict[str, Any]:
         """The run's status and each node's: succeeded once materialised, else running while the
         run is, else not run (failed, or skipped after a failure)."""
@@ -184,6 +213,16 @@ def _run_id(request: Request) -> str:
         return check_run_id(request.path_params["run_id"])
     except ValueError as exc:
         raise ApiError(404, str(exc)) from None
+
+
+async def flow_runs(request: Request) -> JSONResponse:
+    """The flow's newest runs (open one to see its node colours and outputs)."""
+    flow_id = flow_id_of(request)
+    try:
+        runs = await run_in_threadpool(_service(request).flow_runs, flow_id)
+    except LaunchError as exc:
+        raise ApiError(502, str(exc)) from None
+    return JSONResponse({"runs": runs})
 
 
 async def run_state(request: Request) -> JSONResponse:
