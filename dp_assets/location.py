@@ -339,14 +339,26 @@ def _build_scoped(
     when they are not all in the store (the job is not a flow's), so the caller loads everything."""
     executors = FlowExecutors()
     flow_defs = []
+    read_store = False
     for flow_id in sorted(scope.flows or ()):
-        try:
-            version, spec = store.get(flow_id, scope.versions.get(flow_id))
-        except FlowNotFound:
-            log.info("'%s' is not a stored flow; loading the whole location", flow_id)
-            return None
-        compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+        pinned = scope.versions.get(flow_id)
+        # A version is its content's hash: one this process compiled (a warm run worker forked
+        # from a template that loaded the location) needs no store read at all.
+        compiled = _compiled.cached(flow_id, pinned, catalog, translator, executors) if pinned else None
+        if compiled is None:
+            read_store = True
+            try:
+                version, spec = store.get(flow_id, pinned)
+            except FlowNotFound:
+                log.info("'%s' is not a stored flow; loading the whole location", flow_id)
+                return None
+            compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
         flow_defs.append(compiled.definitions(resources, executors.default))
+    if read_store:
+        # A worker reads the store once: its pool would otherwise hold an idle connection for the
+        # life of the process, one per running run and per Celery pool process (the connection
+        # budget, F5 in docs/deploy.md). A later read opens a new one.
+        store.engine.dispose()
     keys = {key for defs in flow_defs for asset in defs.assets or () for key in asset.keys}  # type: ignore[union-attr]
     if not scope.covers(keys):
         return None
@@ -397,6 +409,18 @@ class _CompiledFlows:
         self._records: ValidatedSpecs | None = None
         self._records_home: Path | None = None
 
+    def cached(
+        self, flow_id: str, version: str, catalog: Catalog, translator: FlowTranslator | None, executors: FlowExecutors
+    ) -> CompiledFlow | None:
+        """The compiled flow of this exact version when this process holds it, else None."""
+        if catalog is not default_catalog() or translator is not None:
+            return None
+        key = (flow_id, version, executors.settings_key)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
     def get(
         self,
         flow_id: str,
@@ -406,19 +430,17 @@ class _CompiledFlows:
         translator: FlowTranslator | None,
         executors: FlowExecutors,
     ) -> CompiledFlow:
-        cacheable = catalog is default_catalog() and translator is None
-        key = (flow_id, version, executors.settings_key)
-        entry = self._entries.get(key) if cacheable else None
+        entry = self.cached(flow_id, version, catalog, translator, executors)
         if entry is not None:
-            self._entries.move_to_end(key)
             return entry
+        cacheable = catalog is default_catalog() and translator is None
         validated = self._validated(flow_id, version, spec, catalog, cacheable)
         if validated.id != flow_id:  # a row written around publish_spec; its job would take another's name
             raise ValueError(f"stored as flow '{flow_id}', but the spec's id is '{validated.id}'")
         executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
         entry = compile_flow(validated, catalog, translator, executor)
         if cacheable:
-            self._entries[key] = entry
+            self._entries[(flow_id, version, executors.settings_key)] = entry
             if len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         return entry

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from dagster._core.definitions.definitions_load_context import (
     DefinitionsLoadContext,
     DefinitionsLoadType,
@@ -150,3 +151,37 @@ def test_scope_of_a_job() -> None:
     assert not scope.covers({dg.AssetKey(["a", "x"])})
     assert scope.covers({dg.AssetKey(["a", "x"]), dg.AssetKey(["b", "y"]), dg.AssetKey(["b", "z"])})
     assert LoadScope.current().is_whole  # a plain import is not a worker
+
+
+def test_a_worker_of_the_process_that_loaded_the_location_reads_no_store(store: FlowStore) -> None:
+    """A warm run worker is forked from a template that loaded the whole location: the versions
+    its run was planned with are compiled already (a version is its content's hash), so it
+    starts without a store read, even with the store gone."""
+    planned = _code_server_load()
+    database = Path(str(store.engine.url.database))
+    store.engine.dispose()
+    database.rename(database.with_suffix(".away"))
+    try:
+        recon_job = (
+            _recon_repo().get_reconstructable_job("beta").with_repository_load_data(planned.repository_load_data)
+        )
+        job = recon_job.get_definition()
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    finally:
+        database.with_suffix(".away").rename(database)
+    assert job.tags["dp/flow_version"] == store.get("beta")[0]
+    assert list(result.output_for_node("beta__step", "scaled")["w"]) == [4.0, 6.0]
+
+
+def test_a_worker_that_read_the_store_keeps_no_connection_of_it(store: FlowStore) -> None:
+    """A run or step worker reads the store once; an idle connection left in the store's pool
+    would hold one connection per running run on PostgreSQL (F5, the connection budget)."""
+    publish_spec(store, _spec("beta", 3.0), default_catalog())  # a version no process compiled
+    store.engine.dispose()
+    checkouts: list[object] = []
+    sa.event.listen(store.engine, "checkout", lambda *_args: checkouts.append(1))
+    with _worker_process():
+        job = _recon_repo().get_reconstructable_job("beta").get_definition()
+    assert checkouts  # it did read the store
+    assert store.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    assert job.tags["dp/flow_version"] == store.get("beta")[0]
