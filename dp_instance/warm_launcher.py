@@ -1,7 +1,7 @@
 """The warm run launcher: each run executes in a child forked from a process that has already
 imported the platform and loaded the code location (docs/run-launcher.md).
 
-Named in the file ``dp init-home`` writes (the embedded default; production may name it too)::
+Named in ``dagster.yaml`` (production) and in the file ``dp init-home`` writes::
 
     run_launcher:
       module: dp_instance.warm_launcher

@@ -277,13 +277,15 @@ def test_private_networks_S1(compose: dict[str, Any]) -> None:
     """Data services and the code server sit only on internal networks; the webservers are not
     on the published network."""
     networks = compose["networks"]
-    for name in (*DATA_SERVICES, "webserver", "viewer", "daemon", "dispatcher"):
+    # The daemon reaches out like the code server: the warm run launcher forks run workers there.
+    for name in (*DATA_SERVICES, "webserver", "viewer", "dispatcher"):
         for network in services(compose)[name]["networks"]:
             assert networks[network].get("internal") is True, (name, network)
     assert "edge" not in services(compose)["webserver"]["networks"]
     assert set(services(compose)["proxy"]["networks"]) == {"web", "edge"}
-    for name in ("code-server", "worker"):
+    for name in ("code-server", "worker", "daemon"):
         assert "backend" in services(compose)[name]["networks"]
+    assert set(services(compose)["daemon"]["networks"]) == set(services(compose)["code-server"]["networks"])
 
 
 def test_workers_scale(compose: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Fault tests on the production stack with the platform's compiled flows (F2, F4-F7, F10).
 
-One stack for the module (code server for ``dp_assets.definitions``, webserver, daemon, two
-Celery workers) on servers of its own, so that outages and a lowered connection limit touch no
+One stack for the module (code server for ``dp_assets.definitions``, webserver, daemon, whose
+warm run launcher forks the run workers, two Celery workers) on servers of its own, so that outages and a lowered connection limit touch no
 other test: a private PostgreSQL cluster (Dagster's storage, the flow store, the sink tables) and
 a private Redis (broker db 0, results db 1; append-only file). Monitoring polls every 2 s.
 The tests run in file order, the most destructive (PostgreSQL outages) last; each starts when
@@ -14,6 +14,7 @@ succeeds; the sink's rows (an append, the flows' one side effect) are written ex
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ from deploy_flows import expected_combined, fan_out_spec, step_key
 from deploy_services import PrivatePostgres, PrivateRedis
 from deploy_stack import NOT_FINISHED, Stack
 
+from dp_instance.warm_launcher import WORKER_TAG
 from tests.support.processes import pid_alive, process_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.postgres]
@@ -142,6 +144,14 @@ def _messages(stack: Stack, run_id: str) -> str:
     )
 
 
+def _warm_worker(stack: Stack, run_id: str) -> dict:
+    """The run's warm worker tag (dp_instance.warm_launcher): pid, start time, template pid."""
+    with stack.instance() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and WORKER_TAG in run.tags, f"run {run_id} has no warm worker"
+        return json.loads(run.tags[WORKER_TAG])
+
+
 def _no_run_left_going(stack: Stack) -> None:
     assert [(r.run_id, r.status) for r in stack.runs() if r.status in NOT_FINISHED] == []
 
@@ -194,10 +204,11 @@ def test_F10_terminate_stops_the_running_step(stack: Stack, private_redis: Priva
 
 
 def test_F2_run_worker_killed_run_fails_and_retry_completes(stack: Stack) -> None:
-    """F2: ``kill -9`` of the run worker mid-run. The run is failed (by the code server, which
-    sees its child die, or else by run monitoring once the flow's ``policies.timeout_seconds`` has
-    passed); the run-retry daemon re-executes it from failure; the retry succeeds with the right
-    result, written once."""
+    """F2: ``kill -9`` of the run worker mid-run. The run is failed (by run monitoring, which
+    asks the warm run launcher whether the worker lives; by the code server for a run it
+    started itself; or at the latest once the flow's ``policies.timeout_seconds`` has passed);
+    the run-retry daemon re-executes it from failure; the retry succeeds with the right result,
+    written once."""
     _settled(stack)
     table = _table()
     run_id = stack.launch("timed", {"table": table, "long_rounds": LONG_ROUNDS})
@@ -208,31 +219,35 @@ def test_F2_run_worker_killed_run_fails_and_retry_completes(stack: Stack) -> Non
     chain = _chain(stack, run_id)
     assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], stack.describe(run_id)
     messages = _messages(stack, run_id)
-    # The code server's orphan check sees its child die and fails the run at once; run
-    # monitoring's max runtime is the backstop when the code server is gone as well.
-    assert "Run execution process" in messages or "maximum runtime" in messages, messages
+    # The warm launcher's health check (run monitoring, every 2 s here) or the code server's
+    # orphan check for a worker of its own fails the run at once; max runtime is the backstop.
+    assert "warm run worker" in messages or "Run execution process" in messages or "maximum runtime" in messages, (
+        messages
+    )
     retry = chain[-1]
     assert retry.tags.get("dagster/parent_run_id") == run_id
     assert _sink_rows(stack, table) == expected_combined(WIDTH, ROUNDS, LONG_ROUNDS)
     _no_run_left_going(stack)
 
 
-def test_F2_code_server_and_run_worker_killed_monitoring_fails_run(stack: Stack) -> None:
-    """F2 (backstop): the code server dies with its run worker (``kill -9`` of its process
-    group) and is restarted, as a process manager would. Nothing watches the run any more, so
-    run monitoring fails it once the flow's ``policies.timeout_seconds`` (dagster/max_runtime)
-    has passed; the run-retry daemon re-executes it; the retry succeeds, the sink written once."""
+def test_F2_template_and_run_worker_killed_monitoring_fails_run(stack: Stack) -> None:
+    """F2 (no process left to notice): the run worker and the warm template it was forked from
+    both die (``kill -9``). Run monitoring's health check (the worker's pid and start time) fails
+    the run; the run-retry daemon re-executes it, which starts a new template; the retry
+    succeeds, the sink written once."""
     _settled(stack)
     table = _table()
     run_id = stack.launch("timed", {"table": table, "long_rounds": LONG_ROUNDS})
     _computing(stack, run_id, step_key("timed", "burn_0"))
     worker_pid = stack.run_worker_pid(run_id)
-    stack.restart("code-server")
-    assert not pid_alive(worker_pid)
+    template_pid = _warm_worker(stack, run_id)["template"]
+    os.kill(template_pid, signal.SIGKILL)
+    os.kill(worker_pid, signal.SIGKILL)
 
     chain = _chain(stack, run_id)
     assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], stack.describe(run_id)
-    assert f"maximum runtime of {RUN_LIMIT_SECONDS} seconds" in _messages(stack, run_id)
+    assert f"the warm run worker (pid {worker_pid}) is gone" in _messages(stack, run_id)
+    assert json.loads(chain[-1].tags[WORKER_TAG])["template"] != template_pid
     assert _sink_rows(stack, table) == expected_combined(WIDTH, ROUNDS, LONG_ROUNDS)
     _no_run_left_going(stack)
 

@@ -317,6 +317,12 @@ def test_the_embedded_default_names_the_warm_launcher_with_run_monitoring(tmp_pa
         assert instance.run_monitoring_enabled
         config = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
         assert instance.run_launcher.max_workers >= config["run_coordinator"]["config"]["max_concurrent_runs"]
+    production = yaml.safe_load((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    assert production["run_launcher"]["class"] == "WarmRunLauncher"
+    assert production["run_launcher"]["config"]["watch_cancel"] is True
+    assert production["run_monitoring"]["enabled"] is True
+    limit = production["run_coordinator"]["config"]["max_concurrent_runs"]
+    assert production["run_launcher"]["config"]["max_workers"] >= limit
 
 
 @pytest.mark.parametrize("made_by_someone_else", ["open to all", "a link"])
