@@ -19,6 +19,7 @@ from .connection import EngineLimits, connect
 from .errors import NotSupported
 from .forms import FORMS
 from .frames import Hints, arrow_to_frame, arrow_with_hints, check_kinds, frame_to_arrow, with_row_order
+from .nulls import check_settled, nonnull_after, settle, watched
 from .relation import Relation, describe, ordered_output
 
 __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
@@ -35,13 +36,16 @@ class Deferred:
     engine: Engine
     relation: Relation
     hints: Hints
+    nonnull: frozenset[str] = frozenset()  # integer/boolean columns known to hold no missing value
     _table: Any = field(default=None, repr=False)
 
     def arrow(self) -> Any:
         if self._table is None:
             with self.engine.lock:
                 reader = self.engine.connection.sql(ordered_output(self.relation))
-                self._table = arrow_with_hints(reader.to_arrow_table(), self.hints)
+                table = arrow_with_hints(reader.to_arrow_table(), self.hints)
+            # the dtypes pandas gives this node's rows (nulls.py), also for what is stored
+            self._table, self.nonnull = settle(table)
             # later nodes read the computed rows instead of computing them again
             self.relation = self.engine.register(self._table)
         return self._table
@@ -69,35 +73,53 @@ class Engine:
             self.connection.register(name, with_row_order(table))
             return describe(self.connection, f"SELECT * FROM {name}")
 
-    def relation_of(self, value: Any) -> tuple[Relation, Hints]:
+    def relation_of(self, value: Any) -> tuple[Relation, Hints, frozenset[str]]:
+        """An input as a relation, its dtype hints and its integer/boolean columns known to
+        hold no missing value (all of them: a node whose were unknown is computed first)."""
         import pandas as pd
         import pyarrow as pa
 
         if isinstance(value, Deferred):
-            if value.engine is not self:
-                return self.register(value.arrow()), value.hints
-            return value.relation, value.hints
+            if value.engine is not self or watched(value.relation) - value.nonnull:
+                table = value.arrow()
+                relation = value.relation if value.engine is self else self.register(table)
+            else:
+                relation = value.relation
+            check_settled(relation, value.nonnull)
+            return relation, value.hints, value.nonnull
         if isinstance(value, pd.DataFrame):
             table, hints = frame_to_arrow(value)
-            return self.register(table), hints
+            settled, nonnull = settle(table)
+            if settled is not table:  # an object column of integers and None: pandas keeps object
+                raise NotSupported("an object column of integers with missing values")
+            relation = self.register(table)
+            check_settled(relation, nonnull)
+            return relation, hints, nonnull
         if isinstance(value, pa.Table):
             check_kinds(value)
-            return self.register(value), {}
+            table, nonnull = settle(value)
+            relation = self.register(table)
+            check_settled(relation, nonnull)
+            return relation, {}, nonnull
         raise NotSupported(f"an input of type {type(value).__name__}")
 
     def source(self, table: Any, hints: Hints) -> Deferred:
-        """A source's Arrow table (read by pyarrow) as the engine's value."""
+        """A source's Arrow table (read by pyarrow) as the engine's value, with the dtypes
+        ``pandas.read_parquet`` gives it (an integer column with a missing value: float64)."""
         check_kinds(table)
-        return Deferred(self, self.register(table), hints, _table=table)
+        table, nonnull = settle(table)
+        return Deferred(self, self.register(table), hints, nonnull, _table=table)
 
     def run(self, type_name: str, params: Any, inputs: Mapping[str, Any], flow_params: Mapping[str, Any]) -> Deferred:
         form = FORMS.get(type_name)
         if form is None:
             raise NotSupported(f"{type_name} has no DuckDB form")
         relations: dict[str, Relation] = {}
+        known: dict[str, tuple[Relation, frozenset[str]]] = {}
         hints: Hints = {}
         for name, value in inputs.items():
-            relations[name], found = self.relation_of(value)
+            relations[name], found, nonnull = self.relation_of(value)
+            known[name] = (relations[name], nonnull)
             hints = {**found, **hints}
         with self.lock:
             sql = form(params, relations, flow_params)
@@ -107,7 +129,11 @@ class Engine:
                 raise
             except Exception as err:  # DuckDB refused what pandas may accept: let pandas answer
                 raise NotSupported(f"DuckDB: {err}") from err
-        return Deferred(self, relation, _carried_hints(type_name, params, hints))
+        nonnull = nonnull_after(type_name, params, known, relation)
+        carried = _carried_hints(type_name, params, hints)
+        if type_name == "AddModifyColumn" and relation.kinds.get(params.column) == "str":
+            carried = _text_hint(params, relations["input"], hints, flow_params, carried)
+        return Deferred(self, relation, carried, nonnull)
 
 
 def _carried_hints(type_name: str, params: Any, hints: Hints) -> Hints:
@@ -129,3 +155,22 @@ def _carried_hints(type_name: str, params: Any, hints: Hints) -> Hints:
         }
         return {**hints, **kept}
     return hints
+
+
+def _text_hint(params: Any, given: Relation, hints: Hints, flow_params: Mapping[str, Any], carried: Hints) -> Hints:
+    """pandas keeps ``object`` for text computed from an ``object`` column (``upper``, ``substr``,
+    an if/else whose first value is one...) and gives ``str`` elsewhere (``concat``, ``+``): the
+    evaluator's own answer over no rows of the input's dtypes says which."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from dp_assets.expressions import parse_expression
+
+    empty = pa.schema(list(zip(given.names, given.arrow_types, strict=True))).empty_table()
+    try:
+        value = parse_expression(params.expression).evaluate(arrow_to_frame(empty, hints), flow_params)
+    except Exception:  # noqa: BLE001 - the rows decide what pandas does: keep what the inputs said
+        return carried
+    rest = {name: dtype for name, dtype in carried.items() if name != params.column}
+    dtype = getattr(value, "dtype", None)
+    return {**rest, params.column: dtype} if dtype is not None and pd.api.types.is_object_dtype(dtype) else rest
