@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dp_assets.catalog.base import NodeContext
@@ -28,18 +29,29 @@ Call = Callable[[PlannedNode, NodeContext, Mapping[str, Any], dict[str, Any]], A
 class StepEngine:
     """The DuckDB engine of one step: one connection, opened when a node first needs it."""
 
-    def __init__(self, readers: Mapping[str, int] | None = None) -> None:
+    def __init__(self, readers: Mapping[str, int] | None = None, sources: Sequence[PlannedNode] = ()) -> None:
         self._engine: Any = None
         self._lock = threading.Lock()
         self._readers = readers or {}  # node id -> how many nodes read it
+        self._sources = [node for node in sources if node.engine == "duckdb" and node.node_type.name == "FileInput"]
 
-    def engine(self) -> Any:
+    def engine(self, ctx: NodeContext, params: Mapping[str, Any]) -> Any:
         with self._lock:
             if self._engine is None:
                 from dp_assets.engine.chain import Engine
 
-                self._engine = Engine()
+                self._engine = Engine(allowed_paths=tuple(self._parquet_sources(ctx, params)))
             return self._engine
+
+    def _parquet_sources(self, ctx: NodeContext, params: Mapping[str, Any]) -> list[str]:
+        """The step's Parquet files that DuckDB may read itself: its only external access."""
+        paths = []
+        for node in self._sources:
+            try:
+                paths.append(str(parquet_path(ctx, _node_params(node, params))))
+            except NotSupported:
+                continue  # read by pyarrow or pandas, which report what is wrong with it
+        return paths
 
     def compute(
         self, node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any], call: Call
@@ -58,19 +70,13 @@ class StepEngine:
         return call(node, ctx, params, _frames(node, ctx, inputs))
 
     def _in_duckdb(self, node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], inputs: dict[str, Any]) -> Any:
-        try:
-            rendered = templates.render(
-                node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
-            )
-            node_params = node.node_type.params_model.model_validate(rendered)
-        except Exception as exc:  # call_node reports it, with the retries the node asked for
-            raise NotSupported(f"params: {exc}") from exc
+        node_params = _node_params(node, params)
+        engine = self.engine(ctx, params)
         source = SOURCES.get(node.node_type.name)
         if source is not None:
-            table, hints = source(ctx, node_params)
-            deferred = self.engine().source(table, hints)
+            deferred = source(engine, ctx, node_params)
         else:
-            deferred = self.engine().run(node.node_type.name, node_params, inputs, params)
+            deferred = engine.run(node.node_type.name, node_params, inputs, params)
         ctx.add_metadata(**{"dp/engine": "duckdb"})
         # stored, or read by more than one node: computed once, here, in the node's own time
         if node.is_asset or self._readers.get(node.id, 0) > 1:
@@ -81,36 +87,99 @@ class StepEngine:
         return deferred
 
 
-def file_table(ctx: NodeContext, params: Any) -> tuple[Any, dict[str, Any]]:
-    """A FileInput of one Parquet file read by pyarrow, not by DuckDB: DuckDB's external access
-    stays off. Whatever else FileInput reads (CSV, globs, declared columns, streams) runs in
-    pandas, which also reports a missing, oversized or malformed file."""
-    import pyarrow.parquet as pq
+def _node_params(node: PlannedNode, params: Mapping[str, Any]) -> Any:
+    try:
+        rendered = templates.render(
+            node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
+        )
+        return node.node_type.params_model.model_validate(rendered)
+    except Exception as exc:  # call_node reports it, with the retries the node asked for
+        raise NotSupported(f"params: {exc}") from exc
 
+
+def parquet_path(ctx: NodeContext, params: Any) -> Path:
+    """The one Parquet file a FileInput reads; ``NotSupported`` for whatever else it reads (CSV,
+    globs, declared columns, streams: pandas), and for a missing, oversized or odd file, which
+    pandas then reports as it always did."""
     from dp_assets.catalog.nodes.sources import _checked_format
 
     if params.stream or params.dtype or params.columns or params.chunksize or any(c in params.path for c in "*?["):
         raise NotSupported("a FileInput other than one Parquet file")
-    path = ctx.resource("files").resolve(params.path, params.root, where=f"node '{ctx.node_id}', params.path")
     try:
+        path = ctx.resource("files").resolve(params.path, params.root, where=f"node '{ctx.node_id}', params.path")
         if not path.is_file() or _checked_format(params, path) != "parquet":
             raise NotSupported("not a Parquet file")
-        table = pq.read_table(path, columns=params.usecols)
     except NotSupported:
         raise
     except Exception as exc:
         raise NotSupported(f"the file: {exc}") from exc
-    metadata = table.schema.pandas_metadata or {}
+    return Path(path)
+
+
+def file_source(engine: Any, ctx: NodeContext, params: Any) -> Any:
+    """A FileInput of one Parquet file: read by DuckDB itself where the file's columns read as
+    pandas reads them (plain types, no integer or boolean with a missing value, by the file's
+    own statistics), so a query reads only what it uses; else read whole by pyarrow."""
+    import pyarrow.parquet as pq
+
+    from dp_assets.engine.frames import check_dtypes
+
+    path = parquet_path(ctx, params)
+    try:
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+    except Exception as exc:
+        raise NotSupported(f"the file: {exc}") from exc
+    metadata = schema.pandas_metadata or {}
     if any(not isinstance(index, dict) for index in metadata.get("index_columns", [])):
         raise NotSupported("a file with a stored index")  # pandas reads it as the frame's index
-    if table.num_columns > params.max_columns:
+    columns = list(params.usecols) if params.usecols is not None else list(schema.names)
+    if not set(columns) <= set(schema.names) or len(set(columns)) != len(columns):
+        raise NotSupported("usecols that pandas reports")
+    if len(columns) > params.max_columns:
         raise NotSupported("too many columns")
-    hints = dict(table.schema.empty_table().to_pandas().dtypes.items())  # what read_parquet gives
+    hints = dict(schema.empty_table().select(columns).to_pandas().dtypes.items())  # what read_parquet gives
+    check_dtypes(hints)  # Int64, boolean, category... from the file's pandas metadata: pandas reads it
     ctx.add_metadata(files=[str(path)])
-    return table.replace_schema_metadata(None), hints
+    if _without_missing_flags(file, columns):
+        try:
+            return engine.parquet(str(path), columns, schema, hints)
+        except NotSupported as reason:
+            ctx.log.debug(f"node '{ctx.node_id}': pyarrow reads the file: {reason}")
+    try:
+        table = pq.read_table(path, columns=params.usecols)
+    except Exception as exc:
+        raise NotSupported(f"the file: {exc}") from exc
+    return engine.source(table.replace_schema_metadata(None), hints)
 
 
-SOURCES: dict[str, Callable[[NodeContext, Any], tuple[Any, dict[str, Any]]]] = {"FileInput": file_table}
+def _without_missing_flags(file: Any, columns: list[str]) -> bool:
+    """Whether the file's statistics show no missing value in any integer or boolean column
+    (pandas reads those as float64 / object); no statistics: not known, so no."""
+    import pyarrow as pa
+
+    schema, metadata = file.schema_arrow, file.metadata
+    watched = {
+        name
+        for name in columns
+        if pa.types.is_integer(schema.field(name).type) or pa.types.is_boolean(schema.field(name).type)
+    }
+    if not watched:
+        return True
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        if not row_group.num_rows:
+            continue
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            if column.path_in_schema in watched:
+                stats = column.statistics
+                if stats is None or not stats.has_null_count or stats.null_count:
+                    return False
+    return True
+
+
+SOURCES: dict[str, Callable[[Any, NodeContext, Any], Any]] = {"FileInput": file_source}
 
 
 def readers_of(plan: FlowPlan) -> dict[str, int]:

@@ -124,9 +124,10 @@ class _Step:
         self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
         self.skipped: list[str] = []  # nodes left out because a node they read failed
         self.needed = self._needed_ephemeral()
+        # policies.engine: duckdb (opened on first use, allowed to read the step's Parquet sources)
         self.engine = engine_hook.StepEngine(
-            engine_hook.readers_of(plan)
-        )  # policies.engine: duckdb (opened on first use)
+            engine_hook.readers_of(plan), [node for node in plan.nodes if node.id in step_nodes and not node.inputs]
+        )
 
     def run(self) -> Iterator[Any]:
         plan, limit = self.plan, self.plan.max_parallel_nodes

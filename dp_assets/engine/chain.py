@@ -20,7 +20,8 @@ from .errors import NotSupported
 from .forms import FORMS
 from .frames import Hints, arrow_to_frame, arrow_with_hints, check_kinds, frame_to_arrow, with_row_order
 from .nulls import check_settled, nonnull_after, settle, watched
-from .relation import Relation, describe, ordered_output
+from .relation import ROW_ORDER, Relation, column_list, describe, ordered_output
+from .sql_expressions import kind_of_arrow, quote_text
 
 __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
 
@@ -62,8 +63,9 @@ class Engine:
     """One DuckDB connection for a step's nodes (DuckDB connections are not shared by threads:
     calls go through ``lock``)."""
 
-    def __init__(self, limits: EngineLimits | None = None):
-        self.connection = connect(limits)
+    def __init__(self, limits: EngineLimits | None = None, allowed_paths: tuple[str, ...] = ()):
+        self.allowed_paths = frozenset(allowed_paths)  # the Parquet sources DuckDB reads itself
+        self.connection = connect(limits, allowed_paths)
         self.lock = threading.RLock()
         self._names = itertools.count()
 
@@ -109,6 +111,24 @@ class Engine:
         check_kinds(table)
         table, nonnull = settle(table)
         return Deferred(self, self.register(table), hints, nonnull, _table=table)
+
+    def parquet(self, path: str, columns: list[str], file_schema: Any, hints: Hints) -> Deferred:
+        """A Parquet source read by DuckDB where a reader needs it (only the columns and rows a
+        query uses), numbered in file order. ``file_schema`` (pyarrow's reading of the file,
+        what ``pandas.read_parquet`` builds on) must give every column DuckDB's kind, and the
+        caller has checked that no integer or boolean column holds a missing value."""
+        if path not in self.allowed_paths:
+            raise NotSupported("a file outside the step's sources")
+        sql = (
+            f"SELECT {column_list(columns)}, file_row_number AS {ROW_ORDER} "
+            f"FROM read_parquet({quote_text(path)}, file_row_number = true)"
+        )
+        with self.lock:
+            relation = describe(self.connection, sql)
+        wanted = {name: kind_of_arrow(file_schema.field(name).type) for name in columns}
+        if relation.names != tuple(columns) or relation.kinds != wanted:
+            raise NotSupported("a column DuckDB reads as another type than pyarrow")
+        return Deferred(self, relation, hints, frozenset(watched(relation)))
 
     def run(self, type_name: str, params: Any, inputs: Mapping[str, Any], flow_params: Mapping[str, Any]) -> Deferred:
         form = FORMS.get(type_name)

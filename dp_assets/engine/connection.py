@@ -1,6 +1,7 @@
 """A DuckDB connection in the step's own process: its memory limit and threads from the settings,
-external access off (sources are read by pyarrow and handed over as Arrow tables, so no SQL that
-runs here can reach a file, the network or an extension), the configuration then locked."""
+external access off except for the step's own Parquet sources (``allowed_paths``: DuckDB reads
+those files itself, and no SQL that runs here can reach another file, the network or an
+extension), the configuration then locked."""
 
 from __future__ import annotations
 
@@ -26,17 +27,22 @@ class EngineLimits:
         return {"memory_limit": self.memory_limit, **({"threads": self.threads} if self.threads else {})}
 
 
-def connect(limits: EngineLimits | None = None) -> Any:
+def connect(limits: EngineLimits | None = None, allowed_paths: tuple[str, ...] = ()) -> Any:
     import duckdb
+
+    from .sql_expressions import quote_text
 
     limits = limits or EngineLimits.from_settings()
     config: dict[str, Any] = {
         **limits.config(),
-        "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
     connection = duckdb.connect(":memory:", config=config)
+    # DuckDB takes allowed_paths only once the database runs and before external access is off
+    if allowed_paths:
+        connection.execute(f"SET allowed_paths = [{', '.join(quote_text(path) for path in allowed_paths)}]")
+    connection.execute("SET enable_external_access = false")
     # timestamps with a zone come back in UTC; the chain gives each column its input's zone back
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute("SET lock_configuration = true")

@@ -22,24 +22,31 @@ Hints = dict[str, Any]  # column name -> the pandas dtype an input frame gave it
 
 
 def frame_to_arrow(df: Any) -> tuple[Any, Hints]:
-    import pandas as pd
     import pyarrow as pa
 
     if not all(isinstance(name, str) for name in df.columns) or df.columns.has_duplicates or ROW_ORDER in df.columns:
         raise NotSupported("column names that are not distinct text")
-    for name, dtype in df.dtypes.items():
-        if isinstance(dtype, pd.CategoricalDtype) or (
-            isinstance(dtype, pd.api.extensions.ExtensionDtype)
-            and not isinstance(dtype, pd.DatetimeTZDtype)
-            and not _is_default_str(dtype)
-        ):
-            raise NotSupported(f"column {name!r} of dtype {dtype}")
+    check_dtypes(dict(df.dtypes.items()))
     try:
         table = pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         raise NotSupported(f"a frame Arrow cannot hold: {err}") from None
     check_kinds(table)
     return table.replace_schema_metadata(None), dict(df.dtypes.items())
+
+
+def check_dtypes(dtypes: Hints) -> None:
+    """Refuse the pandas dtypes DuckDB would read by other rules (a frame's, or those
+    ``pandas.read_parquet`` gives a file from the pandas metadata it holds)."""
+    import pandas as pd
+
+    for name, dtype in dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) or (
+            isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and not isinstance(dtype, pd.DatetimeTZDtype)
+            and not _is_default_str(dtype)
+        ):
+            raise NotSupported(f"column {name!r} of dtype {dtype}")
 
 
 def _is_default_str(dtype: Any) -> bool:

@@ -65,8 +65,13 @@ def test_duckdb_engine_stores_what_pandas_stores(tmp_path: Path, ephemeral: str 
     assert by_duckdb == relational  # MapValues, StaticData and FileWriter ran in pandas
 
 
-def test_a_parquet_source_is_read_by_pyarrow_and_filtered_in_duckdb(tmp_path: Path) -> None:
-    frame = pd.DataFrame(
+def _orders_files() -> dict[str, Any]:
+    """Parquet sources as users have them: written by pandas (a zone, text with a missing value),
+    with an integer that may be missing (pandas' ``Int64``: pandas reads it back as ``Int64``),
+    written by pyarrow with an integer that holds a missing value (pandas reads float64)."""
+    import pyarrow as pa
+
+    plain = pd.DataFrame(
         {
             "id": range(6),
             "region": pd.Series(["EU", None, "US", "EU", "APAC", "EU"], dtype="str"),
@@ -74,24 +79,44 @@ def test_a_parquet_source_is_read_by_pyarrow_and_filtered_in_duckdb(tmp_path: Pa
             "amount": [1.5, None, 3.0, 4.5, 0.0, 2.0],
         }
     )
+    nullable = plain.assign(id=pd.Series([1, None, 3, 4, 5, 6], dtype="Int64"))
+    by_arrow = pa.table({"id": [1, None, 3, 4, 5, 6], "region": ["EU", "US", "US", "EU", "APAC", "EU"]})
+    return {"pandas": plain, "pandas Int64": nullable, "pyarrow": by_arrow}
+
+
+@pytest.mark.parametrize("written_by", list(_orders_files()))
+def test_a_parquet_source_in_duckdb_gives_what_pandas_reads_and_filters(tmp_path: Path, written_by: str) -> None:
+    """DuckDB reads a plain file itself (only its own path: the engine's external access), and
+    hands a file pandas reads by other rules to pyarrow or pandas: the stored values and the
+    written file are pandas' in each case, also after a filter drops the missing integers."""
+    import pyarrow.parquet as pq
+
     nodes = [
         {"id": "orders", "type": "FileInput", "params": {"path": "orders.parquet"}},
         {"id": "eu", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "region != 'US'"}},
         {"id": "out", "type": "FileWriter", "inputs": ["eu"], "params": {"path": "eu.parquet"}},
     ]
+    source = _orders_files()[written_by]
     results = {}
     for engine in ("pandas", "duckdb"):
         root = tmp_path / engine
         (root / "data").mkdir(parents=True)
-        frame.to_parquet(root / "data" / "orders.parquet", index=False)
+        if isinstance(source, pd.DataFrame):
+            source.to_parquet(root / "data" / "orders.parquet", index=False)
+        else:
+            pq.write_table(source, root / "data" / "orders.parquet")
         defs = definitions({"id": FLOW, "nodes": nodes, "policies": {"engine": engine}}, root)
         with dg.instance_for_test() as instance:
             result = run(defs, instance)
             [stored] = (root / "runs" / result.run_id / FLOW).glob("eu.arrow")
             results[engine] = (pd.read_feather(stored), pd.read_parquet(root / "data" / "eu.parquet"))
-            assert duckdb_nodes(instance, result.run_id) == ({"orders", "eu"} if engine == "duckdb" else set())
+            by_duckdb = duckdb_nodes(instance, result.run_id)
+        if engine == "pandas" or written_by == "pandas Int64":
+            assert by_duckdb == set()
+        else:
+            assert by_duckdb == {"orders", "eu"}
     for duck, pandas in zip(results["duckdb"], results["pandas"], strict=True):
-        pd.testing.assert_frame_equal(duck, pandas.reset_index(drop=True))
+        pd.testing.assert_frame_equal(duck.reset_index(drop=True), pandas.reset_index(drop=True))
 
 
 def test_the_ui_shows_which_nodes_duckdb_runs(tmp_path: Path) -> None:
