@@ -44,6 +44,42 @@ export interface NodeOutput {
   value?: unknown;
 }
 
+export interface PreviewResult {
+  flow: string;
+  node: string;
+  ok: boolean;
+  sample_rows: number | null;
+  seconds: number;
+  stand_ins: string[];
+  problems: string[];
+  outputs: Record<string, NodeOutput>;
+  sources: Record<string, NodeOutput>;
+}
+
+export interface PreviewRequest {
+  node: string;
+  document: FlowDocument;
+  sample_rows: number | null;
+  params: Record<string, unknown>;
+}
+
+export interface KeptCase {
+  case: Record<string, unknown>;
+  yaml: string;
+  file: string | null;
+  command: string | null;
+  note: string | null;
+}
+
+export interface RunRow {
+  run_id: string;
+  status: string;
+  started: number | null;
+  ended: number | null;
+  launched_by: string | null;
+  partition: string | null;
+}
+
 export const api = {
   catalog: () => call<CatalogInfo>("GET", "/api/catalog"),
   flows: () => call<{ flows: FlowRow[] }>("GET", "/api/flows"),
@@ -68,6 +104,12 @@ export const api = {
   launch: (id: string, params: Record<string, unknown>) =>
     call<{ run_id: string }>("POST", `${flow(id)}/runs`, { params }),
   run: (id: string, runId: string) => call<RunState>("GET", `${flow(id)}/runs/${runId}`),
+  runs: (id: string) => call<{ runs: RunRow[] }>("GET", `${flow(id)}/runs`),
+  preview: (id: string, request: PreviewRequest) => call<PreviewResult>("POST", `${flow(id)}/preview`, request),
+  keepAsTestCase: (id: string, request: PreviewRequest & { name: string }) =>
+    call<KeptCase>("POST", `${flow(id)}/preview/test-case`, request),
+  importFile: (text: string, filename: string) =>
+    call<{ document: FlowDocument; positions: boolean }>("POST", "/api/import", { text, filename }),
   output: (id: string, runId: string, node: string) =>
     call<NodeOutput>("GET", `${flow(id)}/runs/${runId}/nodes/${encodeURIComponent(node)}`),
 };

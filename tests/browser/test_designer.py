@@ -3,8 +3,10 @@
 ``dagster dev`` (what ``make run`` starts) on an empty flows folder, and ``dp designer`` on the
 same home; headless Chromium (Debian's, driven by Playwright through ``executable_path``) starts
 from an empty canvas: drags four nodes from the palette, connects them, sees the unknown-column
-error on an edge, fixes it in the node's form, fills another form, publishes, launches, sees every
-node succeed and a node's output table, publishes a second version and restores the first.
+error on an edge, fixes it in the node's form, fills another form, previews the draft up to its
+last node, sets a run policy in the flow's form, publishes, launches, sees every node succeed and a
+node's output table, opens that run again from the past runs, publishes a second version and
+restores the first; then drops a React Flow export on a new flow's canvas.
 Screenshots go to the test's tmp folder, and to ``docs/img/`` when ``DP_UPDATE_SCREENSHOTS=1``.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dp_assets.spec.loading import read_spec_file
 from tests.browser.test_ui_materialize import CHROMIUM, CHROMIUM_ARGS, RUN_BOUND_MS, _save, require_browser
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import free_port, start_process, wait_for
@@ -29,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOW = "designer_demo"
 NODES = ["static_data", "filter_rows", "limit", "display_results"]
 PALETTE = ["StaticData", "FilterRows", "Limit", "DisplayResults"]
+IMPORTED = "imported_demo"
+IMPORTED_NODES = ["orders", "slim", "per_customer", "top", "export"]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +123,21 @@ def test_build_run_and_restore_a_flow_from_an_empty_canvas(designer, tmp_path):
             expect(page.get_by_test_id("check")).to_have_text("valid")
             expect(bad_edge).to_have_count(0)
 
+            # a preview of the draft, up to the last node, before anything is published
+            page.get_by_test_id("node-display_results").click()
+            page.get_by_role("button", name="Run up to this node").click()
+            preview = page.get_by_test_id("preview-output")
+            expect(preview).to_contain_text("1 rows", timeout=120_000)
+            expect(preview.locator("td").first).to_have_text("EU")
+            _save(page, "designer_preview.png", tmp_path)
+
+            # a flow setting, from the form generated from the flow's JSON Schema
+            page.get_by_role("button", name="Flow", exact=True).click()
+            page.get_by_test_id("flow-section-policies").locator("summary").click()
+            page.locator("#policies_run_retries").fill("1")
+            expect(page.get_by_test_id("save-state")).to_contain_text("draft saved")
+            expect(page.get_by_test_id("check")).to_have_text("valid")
+
             page.get_by_label("publish message").fill("first")
             page.get_by_role("button", name="Publish").click()
             expect(page.get_by_test_id("save-state")).to_contain_text("published version", timeout=240_000)
@@ -133,6 +153,19 @@ def test_build_run_and_restore_a_flow_from_an_empty_canvas(designer, tmp_path):
             expect(output).to_contain_text("1 rows")  # StaticData's example: targets 10 and 8; > 8 keeps EU
             expect(output.locator("td").first).to_have_text("EU")
             _save(page, "designer_run.png", tmp_path)
+
+            # the run again, opened from the list of past runs after the page is loaded afresh
+            page.reload()
+            expect(page.get_by_test_id("node-display_results")).to_have_attribute("data-state", "ok")
+            page.get_by_role("button", name="Run", exact=True).click()
+            past = page.get_by_test_id("past-runs")
+            expect(past.locator("tbody tr")).to_have_count(1)
+            expect(past).to_contain_text("SUCCESS")
+            past.get_by_role("button", name="Open").click()
+            for node in NODES:
+                expect(page.get_by_test_id(f"node-{node}")).to_have_attribute("data-state", "succeeded")
+            page.get_by_test_id("node-display_results").click()
+            expect(page.get_by_test_id("node-output")).to_contain_text("1 rows")
 
             # a second version, then the first one back as the draft
             page.get_by_test_id("node-limit").click()
@@ -150,6 +183,22 @@ def test_build_run_and_restore_a_flow_from_an_empty_canvas(designer, tmp_path):
             expect(page.get_by_test_id("save-state")).to_contain_text("restored")
             page.get_by_test_id("node-limit").click()
             expect(page.locator("#root_n")).to_have_value("5")
+
+            # a React Flow export dropped on the canvas of a new flow
+            page.goto(designer)
+            page.get_by_label("new flow id").fill(IMPORTED)
+            page.get_by_role("button", name="New flow").click()
+            export = (ROOT / "flows" / "customer_orders.json").read_text(encoding="utf-8")
+            dropped = page.evaluate_handle(
+                """(text) => { const dt = new DataTransfer();
+                dt.items.add(new File([text], 'customer_orders.json', {type: 'application/json'})); return dt; }""",
+                export,
+            )
+            page.locator(".canvas").dispatch_event("drop", {"dataTransfer": dropped})
+            for node in IMPORTED_NODES:
+                expect(page.get_by_test_id(f"node-{node}")).to_be_visible()
+            expect(page.locator(".react-flow__edge")).to_have_count(len(IMPORTED_NODES) - 1)
+            expect(page.get_by_test_id("save-state")).to_contain_text("draft saved")
         finally:
             browser.close()
 
@@ -159,3 +208,11 @@ def test_build_run_and_restore_a_flow_from_an_empty_canvas(designer, tmp_path):
     assert [v["message"] for v in history] == ["first", "second"]
     assert flow["stored"]["version"] == history[1]["version"]
     assert flow["draft"]["base_version"] == history[0]["version"]
+    # the policy set in the Flow form, and nothing the form filled in with its defaults
+    assert flow["stored"]["document"]["policies"] == {"run_retries": 1}
+
+    # the dropped export is the new flow's draft: the nodes the spec loader reads from the file
+    imported = httpx.get(f"{designer}/api/flows/{IMPORTED}", timeout=30).json()["draft"]["document"]
+    expected = read_spec_file(ROOT / "flows" / "customer_orders.json")
+    assert imported["nodes"] == expected["nodes"]
+    assert set(imported["layout"]) == set(IMPORTED_NODES)  # the export's positions

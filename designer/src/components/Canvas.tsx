@@ -12,6 +12,7 @@ import {
 } from "@xyflow/react";
 import { useCallback, useMemo, useState, type DragEvent } from "react";
 import { decorateEdges, decorateNodes } from "../canvasView";
+import { importDropped } from "../importFile";
 import { addNode, connect, disconnect, moveNodes, removeNode, specToGraph, type DpNodeData } from "../mapping";
 import { designerStore, useDesigner } from "../store";
 import { DpNode } from "./DpNode";
@@ -25,7 +26,7 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
   const check = useDesigner((s) => s.check);
   const run = useDesigner((s) => s.run);
   const selected = useDesigner((s) => s.selected);
-  const { screenToFlowPosition } = useReactFlow();
+  const { screenToFlowPosition, fitView } = useReactFlow();
   // While a node is dragged its position lives here; the document gets it when the drag ends.
   const [dragging, setDragging] = useState<Node<DpNodeData>[] | null>(null);
   // An opened flow is fitted into view once; an empty canvas keeps zoom 1 while nodes are dropped.
@@ -50,6 +51,20 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
 
   const onDrop = (event: DragEvent) => {
     event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file && !event.dataTransfer.getData(DRAG_TYPE)) {
+      const state = designerStore.getState();
+      importDropped(file, doc.id, types).then(
+        (imported) => {
+          state.edit(() => imported);
+          state.select(null);
+          state.setStatus(`imported ${file.name}`);
+          setTimeout(() => void fitView({ maxZoom: 1 }), 0); // once the imported nodes are drawn
+        },
+        (e: Error) => state.setStatus(`not imported: ${e.message}`),
+      );
+      return;
+    }
     const type = event.dataTransfer.getData(DRAG_TYPE);
     const info = types[type];
     if (!info) return;

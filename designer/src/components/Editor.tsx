@@ -8,13 +8,14 @@ import { designerStore, useDesigner } from "../store";
 import type { FlowDocument } from "../types";
 import { Canvas } from "./Canvas";
 import { CodeEditor } from "./CodeEditor";
+import { FlowSettings } from "./FlowSettings";
 import { HistoryPanel } from "./HistoryPanel";
 import { NodePanel } from "./NodePanel";
 import { Palette } from "./Palette";
 import { RunPanel } from "./RunPanel";
 import { Toolbar } from "./Toolbar";
 
-const TABS = ["Node", "Code", "History", "Run"] as const;
+const TABS = ["Node", "Flow", "Code", "History", "Run"] as const;
 type Tab = (typeof TABS)[number];
 
 export function Editor({ flowId }: { flowId: string }) {
@@ -63,6 +64,7 @@ export function Editor({ flowId }: { flowId: string }) {
           </nav>
           <div className="tab-body">
             {tab === "Node" && <NodePanel />}
+            {tab === "Flow" && <FlowSettings />}
             {tab === "Code" && <CodeEditor />}
             {tab === "History" && <HistoryPanel />}
             {tab === "Run" && <RunPanel />}

@@ -7,6 +7,7 @@ import { paramErrors } from "../formErrors";
 import { nodeErrors } from "../canvasView";
 import { setParams } from "../mapping";
 import { designerStore, useDesigner } from "../store";
+import { PreviewView } from "./PreviewView";
 import { NodeOutputView } from "./RunPanel";
 
 export function NodePanel() {
@@ -47,6 +48,7 @@ export function NodePanel() {
         <p className="error">Unknown node type {node.type}.</p>
       )}
       {run && <NodeOutputView nodeId={node.id} />}
+      <PreviewView nodeId={node.id} />
       {info && (
         <details>
           <summary>Docs</summary>

@@ -4,10 +4,11 @@ import Form from "@rjsf/core";
 import validator from "@rjsf/validator-ajv8";
 import type { RJSFSchema } from "@rjsf/utils";
 import { useEffect, useState } from "react";
-import { api, type NodeOutput } from "../api";
+import { api, type NodeOutput, type RunRow } from "../api";
 import { designerStore, useDesigner } from "../store";
 import { followRun } from "../sync";
 import type { FlowDocument } from "../types";
+import { ValueView } from "./Table";
 
 const PARAM_TYPES: Record<string, string> = { integer: "integer", number: "number", boolean: "boolean", list: "array", object: "object" };
 
@@ -49,6 +50,7 @@ export function RunPanel() {
         uiSchema={{ "ui:submitButtonOptions": { submitText: "Launch" } }}
       />
       {error && <p className="error">{error}</p>}
+      <PastRuns current={run?.run_id ?? null} />
       {run && (
         <p data-testid="run-status">
           Run <code>{run.run_id.slice(0, 8)}</code>: <b>{run.status}</b>
@@ -61,6 +63,57 @@ export function RunPanel() {
         </p>
       )}
     </div>
+  );
+}
+
+/** Opens a run: its node colours on the canvas and each node's output of it in the node panel. */
+export async function openRun(flowId: string, runId: string, status: string): Promise<void> {
+  designerStore.getState().setRun({ run_id: runId, status, succeeded: [], links: {} });
+  await followRun(designerStore, flowId, runId);
+}
+
+function PastRuns({ current }: { current: string | null }) {
+  const flowId = useDesigner((s) => s.flowId)!;
+  const [runs, setRuns] = useState<RunRow[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.runs(flowId).then(
+      (r) => setRuns(r.runs),
+      (e) => setError(e.message),
+    );
+  }, [flowId, current]);
+  if (error) return <p className="error">Past runs: {error}</p>;
+  if (!runs) return <p>Reading past runs…</p>;
+  if (runs.length === 0) return <p>No runs yet.</p>;
+  return (
+    <table className="runs" data-testid="past-runs">
+      <thead>
+        <tr>
+          <th>run</th>
+          <th>status</th>
+          <th>started</th>
+          <th>by</th>
+          <th />
+        </tr>
+      </thead>
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.run_id} className={r.run_id === current ? "current" : ""}>
+            <td>
+              <code>{r.run_id.slice(0, 8)}</code>
+            </td>
+            <td>{r.status}</td>
+            <td>{r.started ? new Date(r.started * 1000).toLocaleString() : ""}</td>
+            <td>{r.launched_by ?? ""}</td>
+            <td>
+              <button onClick={() => void openRun(flowId, r.run_id, r.status).catch((e) => setError(e.message))}>
+                Open
+              </button>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -78,33 +131,5 @@ export function NodeOutputView({ nodeId }: { nodeId: string }) {
   if (!done) return <p>No output of run {run.run_id.slice(0, 8)} yet.</p>;
   if (error) return <p className="error">{error}</p>;
   if (!output) return <p>Reading the output…</p>;
-  if (output.kind !== "table") return <pre>{JSON.stringify(output.value, null, 2)}</pre>;
-  const columns = output.columns ?? [];
-  return (
-    <div className="preview" data-testid="node-output">
-      <p>
-        {output.row_count} rows, {columns.length} columns (run {run.run_id.slice(0, 8)})
-      </p>
-      <table>
-        <thead>
-          <tr>
-            {columns.map((c) => (
-              <th key={c.name} title={c.dtype}>
-                {c.name}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {(output.rows ?? []).map((row, i) => (
-            <tr key={i}>
-              {columns.map((c) => (
-                <td key={c.name}>{String(row[c.name] ?? "")}</td>
-              ))}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
-  );
+  return <ValueView value={output} caption={`run ${run.run_id.slice(0, 8)}`} testId="node-output" />;
 }
