@@ -8,6 +8,22 @@
 # by Docker's official-images record, github.com/docker-library/repo-info,
 # repos/python/remote/3.11-slim-bookworm.md. To move it: docker buildx imagetools inspect
 # python:3.11-slim-bookworm, and replace the digest.
+#
+# The designer's client (designer/: TypeScript, React, Vite) is built in a first stage of the same
+# pinned image with Debian's Node.js 18 and npm (Vite 6 and every locked package support Node 18):
+# no second base image to pin, and neither Node nor node_modules in the final image. npm ci
+# installs exactly package-lock.json, each package checked against its integrity hash.
+FROM python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02 AS client
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /client
+COPY designer/package.json designer/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY designer/index.html designer/tsconfig.json designer/vite.config.ts ./
+COPY designer/src ./src
+RUN npm run build
+
 FROM python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -35,6 +51,9 @@ COPY dp_settings ./dp_settings
 COPY dp_designer ./dp_designer
 # The base image's own setuptools builds the package (no build environment fetched from the index).
 RUN pip install --no-deps --no-build-isolation .
+
+# The built client, served by `dp designer --client /opt/dagster/app/designer/dist`.
+COPY --from=client /client/dist ./designer/dist
 
 # The production instance and the deployment files (workspace, Celery worker settings), and the
 # example flows imported into the flow store on load (DP_FLOWS_DIR).
