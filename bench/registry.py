@@ -26,6 +26,7 @@ WORKLOADS = (
     Workload("storage", "bench.workloads.storage", "8. Storage growth on PostgreSQL"),
     Workload("cli", "bench.workloads.cli", "9. Everyday dp commands (process start to exit)"),
     Workload("designer", "bench.workloads.designer", "10. Designer: validation round trip"),
+    Workload("designer_browser", "bench.workloads.designer_browser", "10b. Designer in Chromium; previews"),
     Workload("parallel", "bench.workloads.parallel", "11. Independent branches in parallel"),
     Workload("data_work_duckdb", "bench.workloads.data_work_duckdb", "2b. Data work on the DuckDB engine"),
     Workload("invoke", "bench.workloads.invoke", "12. Invoke: flows as synchronous APIs"),
