@@ -16,6 +16,7 @@ from dp_assets.store_api import FlowNotFound, FlowStoreAPI, join_layout
 from dp_designer.checks import check_document
 from dp_designer.diffs import node_diff
 from dp_designer.http import ApiError, author_of, read_body
+from dp_designer.numbers import with_reference_numbers
 from dp_sensors.webhook.auth import FLOW_ID_RE
 
 
@@ -39,6 +40,9 @@ class RestoreBody(BaseModel):
 class ValidateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document: dict[str, Any] = Field(description="The flow spec to check, with an optional `layout` section.")
+    base_version: str | None = Field(
+        None, max_length=64, description="The stored version the document started from (keeps its float values)."
+    )
 
 
 def flow_id_of(request: Request) -> str:
@@ -57,6 +61,23 @@ def document_for(flow_id: str, document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _api(request: Request) -> FlowStoreAPI:
     return request.app.state.store_api
+
+
+def as_stored(api: FlowStoreAPI, document: dict[str, Any], base_version: str | None) -> dict[str, Any]:
+    """``document`` with the float values of the version it started from, where unchanged
+    (``dp_designer.numbers``): the client's JSON has no ``20.0``, only ``20``."""
+    flow_id = document.get("id")
+    if not isinstance(flow_id, str) or not FLOW_ID_RE.fullmatch(flow_id):
+        return document
+    try:
+        if base_version is None:
+            base_version = api.info(flow_id).published_version
+        if base_version is None:
+            return document
+        _, reference = api.get(flow_id, base_version)
+    except (FlowNotFound, LookupError, ValueError):
+        return document  # a new flow, or a version the store does not have: nothing to keep
+    return with_reference_numbers(document, reference)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -204,10 +225,10 @@ async def save_draft(request: Request) -> JSONResponse:
     """Save the flow's draft (valid or not; never published or compiled) and check it."""
     flow_id = flow_id_of(request)
     body = await read_body(request, DraftBody)
-    document = document_for(flow_id, body.document)
     api = _api(request)
 
     def save() -> dict[str, Any]:
+        document = as_stored(api, document_for(flow_id, body.document), body.base_version)
         check = check_document(document, api.catalog)  # first: a document beyond the limits is refused
         draft = api.put_draft(flow_id, document, base_version=body.base_version, author=author_of(request))
         return {"saved_at": draft.updated_at.isoformat(), "check": check}
@@ -229,7 +250,8 @@ async def publish(request: Request) -> JSONResponse:
 
     def run() -> dict[str, Any]:
         if body.document is not None:
-            document = document_for(flow_id, body.document)
+            draft = api.draft(flow_id)
+            document = as_stored(api, document_for(flow_id, body.document), draft.base_version if draft else None)
         else:
             draft = api.draft(flow_id)
             if draft is None:
@@ -265,5 +287,7 @@ async def validate(request: Request) -> JSONResponse:
     """Check a document as ``dp validate`` does (not compiled): errors by node, field and edge,
     and the column schema at each node's output."""
     body = await read_body(request, ValidateBody)
-    catalog = _api(request).catalog
-    return JSONResponse(await run_in_threadpool(check_document, body.document, catalog))
+    api = _api(request)
+    return JSONResponse(
+        await run_in_threadpool(lambda: check_document(as_stored(api, body.document, body.base_version), api.catalog))
+    )

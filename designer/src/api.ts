@@ -85,7 +85,9 @@ export const api = {
   flows: () => call<{ flows: FlowRow[] }>("GET", "/api/flows"),
   open: (id: string) => call<OpenedFlow>("GET", flow(id)),
   openVersion: (id: string, version: string) => call<OpenedFlow>("GET", `${flow(id)}/versions/${version}`),
-  validate: (document: FlowDocument) => call<CheckResult>("POST", "/api/validate", { document }),
+  /** `base_version`: the stored version the document started from (the server keeps its floats). */
+  validate: (document: FlowDocument, base_version: string | null = null) =>
+    call<CheckResult>("POST", "/api/validate", { document, base_version }),
   saveDraft: (id: string, document: FlowDocument, base_version: string | null) =>
     call<{ saved_at: string; check: CheckResult }>("PUT", `${flow(id)}/draft`, { document, base_version }),
   publish: (id: string, document: FlowDocument, message: string) =>

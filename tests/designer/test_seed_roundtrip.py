@@ -15,6 +15,20 @@ from dp_assets.publishing import import_folder, spec_files
 from dp_assets.spec.loading import read_spec_file
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
+
+
+def as_javascript_sends_it(value):
+    """What JSON.stringify gives back for a value the browser parsed: one number type, so an
+    integral float (``20.0``) comes back as an integer (``20``)."""
+    if isinstance(value, dict):
+        return {k: as_javascript_sends_it(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_javascript_sends_it(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 SEEDS = sorted(spec_files(FLOWS))
 
 
@@ -31,13 +45,63 @@ def test_every_seed_example_round_trips_through_the_designer_without_changing_it
         version, document = opened["stored"]["version"], opened["stored"]["document"]
         # The client lays out a flow without positions when it opens it: positions are no change.
         laid_out = {**document, "layout": {n["id"]: {"x": 10 * i, "y": 0} for i, n in enumerate(document["nodes"])}}
+        laid_out = as_javascript_sends_it(laid_out)
+        checked = client.post("/api/validate", json={"document": laid_out, "base_version": version}).json()
+        assert checked["version"] == version, path
         saved = client.put(f"/api/flows/{flow_id}/draft", json={"document": laid_out, "base_version": version})
         assert saved.status_code == 200, (path, saved.text)
         assert saved.json()["check"]["version"] == version, path
-        published = client.post(f"/api/flows/{flow_id}/publish", json={"message": "opened and saved"})
+        published = client.post(
+            f"/api/flows/{flow_id}/publish", json={"document": laid_out, "message": "opened and saved"}
+        )
         assert published.status_code == 200, (path, published.text)
         assert published.json()["version"] == version and not published.json()["created"], path
         assert [v["version"] for v in client.get(f"/api/flows/{flow_id}/history").json()["versions"]] == [version]
+
+
+def test_a_float_the_browser_sent_as_an_integer_is_a_float_again_where_unchanged(client, store_api):
+    spec = {
+        "id": "floats",
+        "params": {"min_amount": {"type": "number", "default": 20.0}},
+        "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"a": 1.0, "b": 2.5}, {"a": 3.0, "b": 4}]}}],
+    }
+    version = store_api.publish(spec).version
+    sent = as_javascript_sends_it(spec)
+    assert client.post("/api/validate", json={"document": sent, "base_version": version}).json()["version"] == version
+    # a value the user changed is taken as sent, the others keep their type
+    sent["nodes"][0]["params"]["rows"][0]["a"] = 7
+    changed = client.post("/api/validate", json={"document": sent, "base_version": version}).json()
+    expected = json.loads(json.dumps(spec))
+    expected["nodes"][0]["params"]["rows"][0]["a"] = 7
+    from dp_assets.spec.loading import spec_version
+
+    assert changed["version"] == spec_version(expected)
+
+
+@st.composite
+def json_values(draw):
+    return draw(
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(-1e6, 1e6) | st.text(max_size=4),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+            max_leaves=25,
+        )
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(reference=json_values(), edit=json_values())
+def test_keeping_the_reference_numbers_restores_every_unchanged_float(reference, edit):
+    """Invariants: the browser's copy of a value gets back exactly the value (same canonical
+    JSON, so the same version); and a value that differs from the reference stays as sent
+    (equal in value: nothing the user typed is lost)."""
+    from dp_assets.spec.loading import canonical_json
+    from dp_designer.numbers import with_reference_numbers
+
+    restored = with_reference_numbers(as_javascript_sends_it(reference), reference)
+    assert canonical_json({"v": restored}) == canonical_json({"v": reference})
+    kept = with_reference_numbers(edit, reference)
+    assert kept == edit
 
 
 @pytest.mark.parametrize("path", [FLOWS / "customer_orders.json", FLOWS / "maxdp" / "sales_dashboard.json"])

@@ -34,8 +34,9 @@ export function Editor({ flowId }: { flowId: string }) {
           // A flow written by hand or imported is laid out when opened; not a change to save.
           document = moveNodes(document, autoLayout(document, state.types));
         }
-        state.open(flowId, document, opened.draft?.base_version ?? opened.stored?.version ?? null);
-        api.validate(document).then(state.setCheck, () => undefined);
+        const baseVersion = opened.draft?.base_version ?? opened.stored?.version ?? null;
+        state.open(flowId, document, baseVersion);
+        api.validate(document, baseVersion).then(state.setCheck, () => undefined);
       },
       (e: ApiError) => {
         if (e.status === 404) designerStore.getState().open(flowId, { id: flowId, nodes: [] }, null);

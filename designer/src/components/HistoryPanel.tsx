@@ -22,7 +22,7 @@ export function HistoryPanel() {
   const restore = async (version: string) => {
     const restored = await api.restore(flowId, version);
     designerStore.getState().open(flowId, restored.document, restored.base_version);
-    api.validate(restored.document).then(designerStore.getState().setCheck, () => undefined);
+    api.validate(restored.document, restored.base_version).then(designerStore.getState().setCheck, () => undefined);
     designerStore.getState().setStatus(`version ${version.slice(0, 8)} restored as the draft`);
   };
   if (versions.length === 0) return <p>No version published yet.</p>;
