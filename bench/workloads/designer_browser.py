@@ -19,12 +19,8 @@ ms (300 nodes; 100 nodes in the track's brief); a 5-node preview on 10,000 rows 
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,32 +35,6 @@ TITLE = "10b. Designer in Chromium; previews"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 PREVIEW_ROWS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _served(app: Any) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the designer's server did not start within 60 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _app(home: str, flows_root: Path | None = None) -> tuple[Any, Any]:
@@ -87,11 +57,13 @@ def measure_browser(nodes: int, edits: int) -> tuple[float, list[float], str]:
     import httpx
     from playwright.sync_api import sync_playwright
 
+    from dp_sensors.webhook.server import serve_in_thread  # a real uvicorn on loopback, in a thread
+
     spec = chain_spec(nodes)
     with tempfile.TemporaryDirectory(prefix="dp-bench-designer-browser-") as home:
         app, previews = _app(home)
         try:
-            with _served(app) as url, sync_playwright() as playwright:
+            with serve_in_thread(app, startup_timeout=60) as url, sync_playwright() as playwright:
                 httpx.put(f"{url}/api/flows/{spec['id']}/draft", json={"document": spec}, timeout=60).raise_for_status()
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
