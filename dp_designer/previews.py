@@ -133,8 +133,11 @@ class PreviewService:
         # each (SQLite in memory) is made and dropped in the thread that may use it.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dp-preview")
         self._runner: Any = None
+        self._instance: Any = None
 
     def _get_runner(self) -> Any:
+        import dagster as dg
+
         from dp_assets.flowtest.runner import FlowTestRunner
         from dp_resources.files import FilesResource
 
@@ -143,15 +146,24 @@ class PreviewService:
             # The real data root and flows folder: a preview reads the flow's own data; it writes
             # nothing, since every side-effecting node is a stand-in.
             roots = {"flows": str(self.flows_root)} if self.flows_root else {}
+            self._instance = dg.DagsterInstance.ephemeral()  # one for every preview, made in this thread
             self._runner = FlowTestRunner(
-                catalog=sampled, resources={"files": FilesResource(read_roots=roots)}, flows_root=self.flows_root
+                catalog=sampled,
+                resources={"files": FilesResource(read_roots=roots)},
+                flows_root=self.flows_root,
+                instance=self._instance,
             )
         return self._runner
 
     def close(self) -> None:
         if self._runner is not None:
-            self._worker.submit(self._runner.close).result()
+            self._worker.submit(self._close_in_worker).result()
         self._worker.shutdown()
+
+    def _close_in_worker(self) -> None:
+        self._runner.close()
+        if self._instance is not None:
+            self._instance.dispose()
 
     def _run_case(
         self, cut: dict[str, Any], case: Any, sources: frozenset[str], sample_rows: int | None
@@ -161,7 +173,9 @@ class PreviewService:
         cut_flow = validate_spec(cut, self.catalog, check_compiles=False)
         with tempfile.TemporaryDirectory(prefix="dp-preview-") as folder:
             result = runner.run_case(cut_flow, case, Path(folder) / "preview.yaml")
-        return result, dict(runner.harness.records)
+        records = dict(runner.harness.records)
+        self._instance.wipe()  # a preview keeps no run: the shared instance stays empty
+        return result, records
 
     def run(self, validated: ValidatedFlow, node: str, params: Mapping[str, Any], sample_rows: int | None) -> Preview:
         from dp_assets.flowtest.model import Sink, TestCase

@@ -9,6 +9,7 @@ against the case's expectations (``expect.py``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import time
@@ -136,7 +137,11 @@ class FlowTestRunner:
     """
 
     def __init__(
-        self, catalog: Catalog | None = None, resources: Mapping[str, Any] | None = None, flows_root: Path | None = None
+        self,
+        catalog: Catalog | None = None,
+        resources: Mapping[str, Any] | None = None,
+        flows_root: Path | None = None,
+        instance: dg.DagsterInstance | None = None,
     ):
         self.base_catalog = catalog or default_catalog()
         self.harness = Harness()
@@ -144,6 +149,9 @@ class FlowTestRunner:
         self.flows_root = flows_root
         self._overrides = dict(resources or {})
         self._shared: dict[str, Any] | None = None
+        # Cases share ``instance`` when one is given (the designer's previews: making an ephemeral
+        # instance costs about a second, its storage's migrations); else each case gets its own.
+        self._instance = instance
 
     def close(self) -> None:
         from dp_resources.sandbox import SandboxResource
@@ -269,7 +277,8 @@ class FlowTestRunner:
             raise CaseError(f"partition: flow '{compiled.id}' has no partitions")
         # Disposed when the case is done: its SQLite connections are closed in the thread that
         # made them (the designer runs previews on a worker thread), not whenever GC finds them.
-        with dg.DagsterInstance.ephemeral() as instance:
+        own = self._instance is None
+        with dg.DagsterInstance.ephemeral() if own else contextlib.nullcontext(self._instance) as instance:
             if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partition is not None:
                 instance.add_dynamic_partitions(compiled.id, [partition])  # as `dp partitions add` would
             return dg.materialize(
