@@ -179,33 +179,57 @@ def _build_whole(
     resources: dict[str, object],
 ) -> dg.Definitions:
     started = time.perf_counter()
+    imported = import_flows_folder(store, flows_folder, catalog)
+    return compile_published(store, imported, catalog, translator, resources, started=started)
+
+
+def import_flows_folder(store: FlowStore, flows_folder: "Path | str | None", catalog: Catalog) -> ImportReport:
+    """Bring the store's schema up to date and publish what changed in the flows folder
+    (``publishing.import_folder``); a folder that cannot be imported is one problem of the report."""
     store.upgrade()
-    report = LoadReport()
     folder = flows_folder
-    imported = ImportReport()
-    if folder is not None and Path(folder).is_dir():
-        try:
-            imported = import_folder(store, Path(folder), catalog)
-        except Exception as exc:  # noqa: BLE001 - the flows already stored still load
-            report.add_problem(f"flows folder {folder}", f"not imported: {type(exc).__name__}: {exc}")
-            log.error("flows folder %s was not imported: %s", folder, exc)
+    if folder is None or not Path(folder).is_dir():
+        return ImportReport()
+    try:
+        return import_folder(store, Path(folder), catalog)
+    except Exception as exc:  # noqa: BLE001 - the flows already stored still load
+        log.error("flows folder %s was not imported: %s", folder, exc)
+        return ImportReport(problems={f"flows folder {folder}": f"not imported: {type(exc).__name__}: {exc}"})
+
+
+def compile_published(
+    store: FlowStore,
+    imported: ImportReport,
+    catalog: Catalog,
+    translator: FlowTranslator | None,
+    resources: dict[str, object],
+    *,
+    versions: dict[str, str] | None = None,
+    started: float | None = None,
+) -> dg.Definitions:
+    """Every published flow compiled, with the platform's report asset, retention schedule,
+    resources and executor. ``versions``: compile exactly these flows at these versions (the
+    state of ``dp_assets.components.FlowStoreComponent``) instead of what is published now."""
+    started = time.perf_counter() if started is None else started
+    report = LoadReport()
     for where, text in imported.problems.items():
         report.add_problem(where, text)
     report.conflicts = dict(imported.conflicts)
     executors = FlowExecutors()
     flow_defs = []
-    versions: dict[str, str] = {}
+    compiled_versions: dict[str, str] = {}
     retention: dict[str, dict] = {}
     names = _DefinitionNames()
+    specs = _published_specs(store, report) if versions is None else _pinned_specs(store, versions, report)
     with _gc_paused(lambda: len(report.flows)):
-        for flow_id, version, spec in _published_specs(store, report):
+        for flow_id, version, spec in specs:
             try:
                 compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
                 flow_def = compiled.definitions(resources, executors.default)
                 names.claim(flow_id, flow_def)
                 flow_defs.append(flow_def)
                 report.flows.append(flow_id)
-                versions[flow_id] = version
+                compiled_versions[flow_id] = version
                 policy = compiled.validated.flow.retention
                 if policy and (policy.keep_last or policy.older_than_days):
                     retention[flow_id] = policy.model_dump()
@@ -225,8 +249,17 @@ def _build_whole(
         resources=resources,
         executor=executors.default,
     )
-    pin_versions(versions)
+    pin_versions(compiled_versions)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def published_versions(store: FlowStore) -> dict[str, str]:
+    """flow -> published version, as one query (the state of the flow store component)."""
+    return {
+        info.id: info.published_version
+        for info in store.list_flows()
+        if info.published_version and info.deleted_at is None
+    }
 
 
 def _report_broken(
@@ -365,6 +398,28 @@ def _build_scoped(
     log.info("compiled %s for a worker (of the whole location)", ", ".join(sorted(scope.flows or ())))
     platform = dg.Definitions(resources=resources, executor=executors.default)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _pinned_specs(
+    store: FlowStore, versions: dict[str, str], report: LoadReport
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(flow id, version, spec)`` for exactly ``versions``: the published rows in one query, and
+    a flow whose published version moved on since is read at the pinned version."""
+    published = {flow_id: (version, spec) for flow_id, version, spec in _published_specs(store, report)}
+    for flow_id, version in sorted(versions.items()):
+        if flow_id in published and published[flow_id][0] == version:
+            yield flow_id, version, published[flow_id][1]
+            continue
+        try:
+            found, spec = store.get(flow_id, version)
+        except Exception as exc:  # noqa: BLE001 - a flow deleted since the state was taken is that flow's problem
+            report.add_problem(
+                f"flow {flow_id} (version {version})",
+                f"is in the flow store component's state but cannot be read from the store "
+                f"({type(exc).__name__}: {exc}); `dg utils refresh-defs-state` takes the store's state again",
+            )
+            continue
+        yield flow_id, found, spec
 
 
 #: From this many flows on, what the build keeps is frozen out of the cyclic GC (see below).
