@@ -20,8 +20,6 @@ from typing import Any, ClassVar, Self
 
 import dagster as dg
 from pydantic import BaseModel, ConfigDict
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
 from dp_assets.catalog import default_catalog
 from dp_assets.components.platform import platform_pieces
@@ -42,7 +40,8 @@ class FlowSpecAttributes(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: Any) -> JsonSchemaValue:
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The flow spec's schema, whole (its own ``$defs``): what dg asks of a component type."""
         from dp_assets.spec.model import flow_json_schema
 
         return flow_json_schema(default_catalog())
@@ -80,9 +79,12 @@ class FlowSpecComponent(dg.Component):
                 if os.environ.get(VALIDATION_CLI_ENV):
                     raise dg.DagsterInvalidDefinitionError(f"{self.where}: {exc}") from None
                 log.error("%s was left out: %s", self.where, exc)
-                return dg.Definitions(assets=[self._problem_asset(str(exc))])
+                return dg.Definitions(assets=[self._problem_asset(str(exc))], resources=resources)
             compiled = _compiled.get(validated.id, validated.version, validated.raw, catalog, None, executors)
-            return compiled.definitions(resources, executors.default)
+            flow = compiled.definitions(resources, executors.default)
+            # The platform's resources, the same objects the flow store component gives (a
+            # project of spec components alone runs too): Dagster merges them as one.
+            return dg.Definitions.merge(flow, dg.Definitions(resources=resources))
 
     def _problem_asset(self, text: str) -> dg.AssetsDefinition:
         """A bad spec is one visible problem, not a code location that fails to load."""
