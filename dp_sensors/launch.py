@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import httpx
 
-from dp_sensors.webhook.launches import IDEMPOTENCY_TAG, LaunchRejected
+from dp_sensors.webhook.launches import IDEMPOTENCY_TAG, PARTITION_TAG, LaunchRejected
 
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
 CSRF_HEADER = "X-Dagster-Request"  # the authenticating proxy refuses mutations without it (S3)
@@ -44,8 +44,6 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 }
 """
 
-#: Dagster's run tag naming the partition a run materialises.
-PARTITION_TAG = "dagster/partition"
 
 JOB_STEPS = """
 query JobSteps($selector: PipelineSelector!) {
@@ -117,6 +115,10 @@ NODE_ERRORS = ("FailedNodes", "NodeFailed")
 
 class LaunchError(RuntimeError):
     """The launch did not happen; the message says why and what to do."""
+
+
+class PartitionRejected(LaunchRejected, LaunchError):
+    """The flow has no partitions, or not the one asked for; no run was created."""
 
 
 class RunConfigRejected(LaunchRejected, LaunchError):
@@ -252,11 +254,11 @@ class GraphQLClient:
         if job["__typename"] != "Pipeline":
             raise LaunchError(f"no flow '{flow_id}' in the code location: {job.get('message')}")
         if job["partitionKeysOrError"]["__typename"] != "PartitionKeys":
-            raise LaunchError(f"flow '{flow_id}' has no partitions; launch it without --partition")
+            raise PartitionRejected(f"flow '{flow_id}' has no partitions; launch it without a partition")
         keys = job["partitionKeysOrError"]["partitionKeys"]
         if partition not in set(keys):  # Dagster would start the run and fail it
             span = f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
-            raise LaunchError(f"flow '{flow_id}' has no partition {partition!r}; {span}")
+            raise PartitionRejected(f"flow '{flow_id}' has no partition {partition!r}; {span}")
         return [solid["name"] for solid in job["solids"]]
 
     def run_status(self, run_id: str) -> str:
@@ -346,4 +348,7 @@ class GraphQLLauncher:
                 existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key, flow_id=flow_id)
                 if existing:
                     return existing
-            return client.launch_run(flow_id, params, tags)
+            # A receiver's launch names its partition as Dagster's partition tag (webhook.launches).
+            partition = tags.get(PARTITION_TAG)
+            others = {name: value for name, value in tags.items() if name != PARTITION_TAG}
+            return client.launch_run(flow_id, params, others, partition=partition)

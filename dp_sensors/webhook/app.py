@@ -41,8 +41,10 @@ from dp_sensors.webhook.launches import (
     LAUNCH_ERRORS,
     Launcher,
     LaunchLedger,
+    body_partition,
     launch_once,
     launch_refusal,
+    launch_tags,
     request_hash,
 )
 from dp_settings import load
@@ -53,6 +55,8 @@ log = logging.getLogger("dp_sensors.webhook")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 WEBHOOK_SOURCE = "webhook"
+#: What ``POST /flows/{flow_id}/runs`` takes: the params, and a partition of a partitioned flow.
+LAUNCH_BODY_KEYS = frozenset({"params", "partition"})
 
 
 @runtime_checkable
@@ -195,19 +199,22 @@ class _Receiver:
             flow_id, model = await self.authorised_flow(request)
             key = self.idempotency_key(request, required=True)
             body = await self.json_object(request, flow_id)
-            unknown = sorted(set(body) - {"params"})
+            unknown = sorted(set(body) - LAUNCH_BODY_KEYS)
             if unknown:
-                raise Refused(422, f'unknown keys {unknown} in the body; send {{"params": {{...}}}}')
+                raise Refused(
+                    422, f'unknown keys {unknown} in the body; send {{"params": {{...}}, "partition": "KEY"}}'
+                )
             raw_params = body.get("params", {})
             params = self.validate_params(flow_id, model, raw_params)
+            partition = body_partition(body, flow_id)
             outcome = await launch_once(
                 self.ledger,
                 self.launcher,
                 key=key,
                 flow_id=flow_id,
                 params=params,
-                hashed=request_hash(flow_id, raw_params),
-                tags={"dp/trigger": "api"},
+                hashed=request_hash(flow_id, raw_params, partition),
+                tags=launch_tags("api", partition),
                 wait_seconds=self.launch_wait_seconds,
             )
         except Refused as refused:

@@ -34,12 +34,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from dp_sensors.webhook.bodies import Refused
-from dp_sensors.webhook.launches import LAUNCH_ERRORS, launch_once, launch_refusal, request_hash
+from dp_sensors.webhook.launches import (
+    LAUNCH_ERRORS,
+    body_partition,
+    launch_once,
+    launch_refusal,
+    launch_tags,
+    request_hash,
+)
 
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 INVOKE_TRIGGER = "invoke"
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-BODY_KEYS = frozenset({"params", "timeout_seconds"})
+BODY_KEYS = frozenset({"params", "partition", "timeout_seconds"})
 _FIRST_POLL, _LAST_POLL = 0.02, 0.25
 
 
@@ -162,11 +169,14 @@ class InvokeRoutes:
             unknown = sorted(set(body) - BODY_KEYS)
             if unknown:
                 raise Refused(
-                    422, f'unknown keys {unknown} in the body; send {{"params": {{...}}, "timeout_seconds": N}}'
+                    422,
+                    f"unknown keys {unknown} in the body; send "
+                    '{"params": {...}, "partition": "KEY", "timeout_seconds": N}',
                 )
             wait = wait_seconds(request, body, self.max_wait_seconds)
             raw_params = body.get("params", {})
             params = receiver.validate_params(flow_id, model, raw_params)
+            partition = body_partition(body, flow_id)
             assert receiver.ledger is not None and receiver.launcher is not None  # _configured
             outcome = await launch_once(
                 receiver.ledger,
@@ -174,8 +184,8 @@ class InvokeRoutes:
                 key=key or f"invoke:{uuid.uuid4().hex}",
                 flow_id=flow_id,
                 params=params,
-                hashed=request_hash(flow_id, raw_params),
-                tags={"dp/trigger": INVOKE_TRIGGER},
+                hashed=request_hash(flow_id, raw_params, partition),
+                tags=launch_tags(INVOKE_TRIGGER, partition),
                 wait_seconds=receiver.launch_wait_seconds,
             )
             state = await wait_finished(backend, outcome.run_id, flow_id, wait)

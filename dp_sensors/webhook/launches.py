@@ -45,6 +45,10 @@ Launcher = Callable[[str, dict[str, Any], dict[str, str]], str]
 """``launcher(flow_id, params, tags) -> run_id``: launches one run (e.g. GraphQL ``launchRun``)."""
 
 IDEMPOTENCY_TAG = "dp/idempotency_key"
+#: Dagster's run tag naming the partition a run materialises; a launch that names a partition
+#: hands it to the launcher under this tag (``dp_sensors.launch.GraphQLLauncher``).
+PARTITION_TAG = "dagster/partition"
+MAX_PARTITION_KEY = 255
 
 metadata = sa.MetaData()
 
@@ -125,10 +129,40 @@ class LaunchOutcome(BaseModel):
     replayed: bool
 
 
-def request_hash(flow_id: str, params: Mapping[str, Any]) -> str:
-    """Hash of what was asked, so a key reused for another request is detected."""
-    canonical = json.dumps({"flow_id": flow_id, "params": params}, sort_keys=True, separators=(",", ":"))
+def request_hash(flow_id: str, params: Mapping[str, Any], partition: str | None = None) -> str:
+    """Hash of what was asked, so a key reused for another request is detected (a launch
+    without a partition hashes as it did before partitions could be named)."""
+    asked: dict[str, Any] = {"flow_id": flow_id, "params": params}
+    if partition is not None:
+        asked["partition"] = partition
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def body_partition(body: Mapping[str, Any], flow_id: str) -> str | None:
+    """The ``partition`` a launch body names, or None. Only its shape is checked here; whether the
+    flow has that partition is Dagster's to say, as for ``dp launch --partition`` (the launcher
+    refuses a flow without partitions or a key it does not have: 422, nothing launched)."""
+    raw = body.get("partition")
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, str)
+        or not raw
+        or len(raw) > MAX_PARTITION_KEY
+        or any(ch < " " or ch == "\x7f" for ch in raw)
+    ):
+        raise Refused(
+            422,
+            f"'partition' for flow {flow_id!r} must be one partition key: a string of 1 to "
+            f"{MAX_PARTITION_KEY} characters without control characters",
+        )
+    return raw
+
+
+def launch_tags(trigger: str, partition: str | None) -> dict[str, str]:
+    """The run tags of a receiver's launch: its trigger, and the partition when one is named."""
+    return {"dp/trigger": trigger} if partition is None else {"dp/trigger": trigger, PARTITION_TAG: partition}
 
 
 class LaunchLedger:

@@ -213,6 +213,16 @@ def test_an_idempotency_key_gives_one_run_and_the_same_answer(receiver):
     assert other.status_code == 409, other.text
 
 
+def test_a_partition_for_a_flow_without_partitions_is_refused_before_running(receiver, platform):
+    """ "partition" in an invoke reaches Dagster as `dp launch --partition` does: price_api has no
+    partitions, so the answer is a 422 saying so, and no run is made."""
+    before = _launches_kept(platform)
+    response = invoke(receiver, "price_api", {"params": {"min_amount": 4}, "partition": "2026-01-01"})
+    assert response.status_code == 422, response.text
+    assert "flow 'price_api' has no partitions" in response.json()["detail"]
+    assert _launches_kept(platform) == before
+
+
 def test_token_flow_and_run_are_checked(receiver):
     assert (
         invoke(receiver, "price_api", {"params": {"min_amount": 1}}, headers={"Authorization": "Bearer no"}).status_code

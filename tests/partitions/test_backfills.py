@@ -152,3 +152,56 @@ def test_a_backfill_range_of_unknown_keys_is_refused_naming_them_and_launches_no
     assert str(refused.value).startswith(f"flow 'per_day' has no partition {unknown[0]!r}")
     with platform.instance() as instance:
         assert len(instance.get_backfills()) == before
+
+
+def test_the_receiver_launches_a_named_partition_and_refuses_one_the_flow_lacks(platform, tmp_path):
+    """POST /flows/{flow}/runs with "partition": the run materialises that partition (its params
+    per step, as `dp launch --partition`); a key the flow does not have is a 422 naming the flow's
+    range, and launches nothing."""
+    import httpx
+    from pydantic import BaseModel, ConfigDict
+
+    from dp_sensors.events.sql import SqlEventBus
+    from dp_sensors.launch import GraphQLLauncher
+    from dp_sensors.webhook import LaunchLedger, create_app
+    from dp_sensors.webhook.server import serve_in_thread
+
+    class NoParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    url = f"sqlite:///{tmp_path / 'receiver.db'}"
+    ledger, bus = LaunchLedger(url), SqlEventBus(url)
+    ledger.ensure_schema()
+    bus.ensure_schema()
+    app = create_app(
+        catalog={"per_day": NoParams}.get,
+        bus=bus,
+        ledger=ledger,
+        launcher=GraphQLLauncher(platform.graphql_url),
+        environ={"DP_WEBHOOK_TOKEN": "t"},
+    )
+    headers = {"Authorization": "Bearer t"}
+    try:
+        with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=120) as client:
+            launched = client.post(
+                "/flows/per_day/runs", json={"partition": "2026-01-11"}, headers={**headers, "Idempotency-Key": "a"}
+            )
+            assert launched.status_code == 201, launched.text
+            run_id = launched.json()["run_id"]
+            with GraphQLClient(platform.graphql_url) as graphql:
+                assert graphql.wait_for_run(run_id, timeout=600) == "SUCCESS", platform.logs()
+            assert _materialised(platform, "per_day", "rows").get("2026-01-11") == run_id
+
+            missing = client.post(
+                "/flows/per_day/runs", json={"partition": "2030-01-01"}, headers={**headers, "Idempotency-Key": "b"}
+            )
+            assert missing.status_code == 422, missing.text
+            assert (
+                "flow 'per_day' has no partition '2030-01-01'; its partitions run from 2026-01-01"
+                in (missing.json()["detail"])
+            )
+    finally:
+        ledger.close()
+        bus.close()
+    with platform.instance() as instance:
+        assert not [r for r in instance.get_runs() if r.tags.get("dagster/partition") == "2030-01-01"]
