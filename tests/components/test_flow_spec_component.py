@@ -189,3 +189,18 @@ def _chain(exc: BaseException | None):
     while exc is not None:
         yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+def test_the_spec_component_of_docs_dg_md_loads(tmp_path, monkeypatch, dp_home):
+    """The example in docs/dg.md is a flow as written."""
+    import re
+
+    text = (ROOT / "docs" / "dg.md").read_text()
+    block = re.search(r"# dp_assets/defs/daily_totals/defs.yaml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    document = yaml.safe_load(block.group(1))
+    assert document["type"] == COMPONENT
+    built = dg.load_from_defs_folder(
+        path_within_project=project(tmp_path, monkeypatch, {"daily": document["attributes"]})
+    )
+    assert names(built)["jobs"] == ["daily_totals"]
