@@ -71,14 +71,18 @@ class FlowStoreComponent(dg.StateBackedComponent, dg.Resolvable):
                     resources=resources,
                     flows_folder="env" if self.import_flows_folder else None,
                 )
-            return compile_published(
-                _store(settings),
-                ImportReport(**state["import"]),
-                default_catalog(),
-                None,
-                resources,
-                versions=state["versions"],
-            )
+            store = _store(settings)
+            try:
+                return compile_published(
+                    store,
+                    ImportReport(**state["import"]),
+                    default_catalog(),
+                    None,
+                    resources,
+                    versions=state["versions"],
+                )
+            finally:
+                store.engine.dispose()  # read once per load: no idle connection kept (F5, docs/deploy.md)
 
 
 def take_state(settings: PlatformSettings, import_flows_folder: bool = True) -> dict[str, Any]:
@@ -87,17 +91,16 @@ def take_state(settings: PlatformSettings, import_flows_folder: bool = True) -> 
     from dp_assets.location import published_versions
 
     store = _store(settings)
-    folder = settings.flows_folder() if import_flows_folder else None
-    imported = import_folder(store, folder, default_catalog())
+    try:
+        folder = settings.flows_folder() if import_flows_folder else None
+        imported = import_folder(store, folder, default_catalog())
+        versions = published_versions(store)
+    finally:
+        store.engine.dispose()
     report = asdict(imported)
     report["newly_gone"] = sorted(imported.newly_gone)
     report["published"] = []  # what this import saved is in the versions; SaveResults are not JSON
-    return {
-        "format": STATE_FORMAT,
-        "store": _store_fingerprint(settings),
-        "versions": published_versions(store),
-        "import": report,
-    }
+    return {"format": STATE_FORMAT, "store": _store_fingerprint(settings), "versions": versions, "import": report}
 
 
 def read_state(state_path: Path | None, settings: PlatformSettings) -> dict[str, Any] | None:
