@@ -523,6 +523,11 @@ class _CompiledFlows:
 _compiled = _CompiledFlows()
 
 
+def compiled_flows() -> _CompiledFlows:
+    """This process's compiled flows (the flow spec component compiles through them too)."""
+    return _compiled
+
+
 def _load_report_asset(report: LoadReport) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,

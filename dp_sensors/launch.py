@@ -46,7 +46,11 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 
 
 JOB_STEPS = """
-query JobSteps($selector: PipelineSelector!) {
+query JobSteps($selector: PipelineSelector!, $repository: RepositorySelector!, $job: String!) {
+  partitionSetsOrError(repositorySelector: $repository, pipelineName: $job) {
+    __typename
+    ... on PartitionSets { results { name } }
+  }
   pipelineOrError(params: $selector) {
     __typename
     ... on Pipeline {
@@ -250,10 +254,16 @@ class GraphQLClient:
             "repositoryName": REPOSITORY_NAME,
             "pipelineName": flow_id,
         }
-        job = self.execute(JOB_STEPS, {"selector": selector})["pipelineOrError"]
+        repository = {"repositoryLocationName": selector["repositoryLocationName"], "repositoryName": REPOSITORY_NAME}
+        answer = self.execute(JOB_STEPS, {"selector": selector, "repository": repository, "job": flow_id})
+        job = answer["pipelineOrError"]
         if job["__typename"] != "Pipeline":
             raise LaunchError(f"no flow '{flow_id}' in the code location: {job.get('message')}")
-        if job["partitionKeysOrError"]["__typename"] != "PartitionKeys":
+        # An unpartitioned job lists no partition keys, as a dynamic one with none added yet
+        # does; only a partitioned job has a partition set.
+        sets = answer["partitionSetsOrError"]
+        unpartitioned = sets["__typename"] == "PartitionSets" and not sets["results"]
+        if unpartitioned or job["partitionKeysOrError"]["__typename"] != "PartitionKeys":
             raise PartitionRejected(f"flow '{flow_id}' has no partitions; launch it without a partition")
         keys = job["partitionKeysOrError"]["partitionKeys"]
         if partition not in set(keys):  # Dagster would start the run and fail it

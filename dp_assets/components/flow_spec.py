@@ -16,13 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import dagster as dg
 from pydantic import BaseModel, ConfigDict
 
+from dp_assets import location
 from dp_assets.catalog import default_catalog
 from dp_assets.components.platform import platform_pieces
+from dp_assets.location import LoadReport
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 from dp_settings import load, using
 
@@ -52,10 +55,17 @@ class FlowSpecComponent(dg.Component):
     exactly as the code location compiles the same spec once published."""
 
     problem_group: ClassVar[str] = "dp_platform"
+    #: A problem's text is cut here, as in the location's load report (a hostile spec's error
+    #: can quote megabytes of it).
+    max_problem_chars: ClassVar[int] = LoadReport.MAX_PROBLEM_CHARS
 
-    def __init__(self, spec: dict[str, Any], where: str = "defs.yaml") -> None:
+    def __init__(self, spec: dict[str, Any], folder: Path = Path("flow")) -> None:
         self.spec = spec
-        self.where = where
+        self.folder = folder
+
+    @property
+    def where(self) -> str:
+        return str(self.folder / "defs.yaml")
 
     @classmethod
     def get_model_cls(cls) -> type[BaseModel]:
@@ -64,38 +74,41 @@ class FlowSpecComponent(dg.Component):
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
         spec = attributes.model_dump() if attributes is not None else {}
-        return cls(spec, where=str(context.path / "defs.yaml"))
+        return cls(spec, folder=context.path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from dp_assets.location import _compiled
-
         settings = load()
         resources, executors = platform_pieces(settings)
         catalog = default_catalog()
+        compiled_flows = location.compiled_flows()
         with using(settings):
             try:
-                validated = validate_spec(self.spec, catalog, cache=_compiled.records())
-            except FlowValidationError as exc:
+                validated = validate_spec(self.spec, catalog, cache=compiled_flows.records())
+                compiled = compiled_flows.get(validated.id, validated.version, validated.raw, catalog, None, executors)
+                flow = compiled.definitions(resources, executors.default)
+            except Exception as exc:  # noqa: BLE001 - one bad spec must not stop the location (but fails a check)
+                text = str(exc) if isinstance(exc, FlowValidationError) else f"{type(exc).__name__}: {exc}"
                 if os.environ.get(VALIDATION_CLI_ENV):
-                    raise dg.DagsterInvalidDefinitionError(f"{self.where}: {exc}") from None
-                log.error("%s was left out: %s", self.where, exc)
-                return dg.Definitions(assets=[self._problem_asset(str(exc))], resources=resources)
-            compiled = _compiled.get(validated.id, validated.version, validated.raw, catalog, None, executors)
-            flow = compiled.definitions(resources, executors.default)
-            # The platform's resources, the same objects the flow store component gives (a
-            # project of spec components alone runs too): Dagster merges them as one.
-            return dg.Definitions.merge(flow, dg.Definitions(resources=resources))
+                    raise dg.DagsterInvalidDefinitionError(f"{self.where}: {text}") from None
+                log.error("%s was left out: %s", self.where, text)
+                return dg.Definitions(assets=[self._problem_asset(text)], resources=resources)
+        # The platform's resources, the same objects the flow store component gives (a project
+        # of spec components alone runs too): Dagster merges them as one.
+        return dg.Definitions.merge(flow, dg.Definitions(resources=resources))
 
     def _problem_asset(self, text: str) -> dg.AssetsDefinition:
         """A bad spec is one visible problem, not a code location that fails to load."""
-        name = re.sub(r"[^A-Za-z0-9_]", "_", self.where.rsplit("/", 2)[-2] if "/" in self.where else self.where)
+        if len(text) > self.max_problem_chars:
+            text = text[: self.max_problem_chars] + f"... ({len(text):,} characters in all)"
+        name = re.sub(r"[^A-Za-z0-9_]", "_", self.folder.name) or "flow"
+        where = self.where
 
         @dg.asset(
             key=dg.AssetKey(["dp_platform", "spec_component_problems", name]),
             group_name=self.problem_group,
-            description=f"The flow spec in {self.where} is invalid and was left out:\n\n```\n{text}\n```",
+            description=f"The flow spec in {where} is invalid and was left out:\n\n```\n{text}\n```",
         )
         def spec_component_problem() -> dg.MaterializeResult:
-            raise dg.Failure(f"{self.where} is invalid:\n{text}")
+            raise dg.Failure(f"{where} is invalid:\n{text}")
 
         return spec_component_problem

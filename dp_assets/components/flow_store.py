@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
@@ -38,10 +38,12 @@ class FlowStoreComponent(dg.StateBackedComponent, dg.Resolvable):
     store in ``DP_HOME``), each compiled to its assets, job, schedules, sensors and checks, with
     the platform's resources, the flow load report and the retention schedule."""
 
-    import_flows_folder: bool = field(
-        default=True,
-        metadata={"description": "Publish what changed in the flows folder (DP_FLOWS_DIR) when the state is taken."},
-    )
+    import_flows_folder: Annotated[
+        bool,
+        dg.Resolver.default(
+            description="Publish what changed in the flows folder (DP_FLOWS_DIR) when the state is taken."
+        ),
+    ] = True
     defs_state: ResolvedDefsStateConfig = field(default_factory=DefsStateConfigArgs.local_filesystem)
 
     @property

@@ -1,17 +1,5 @@
-from __future__ import annotations
+# The copy of the example flows in a temporary DP_FLOWS_DIR, as the code location's tests use it:
+# the components must build what the location builds from the same flows.
+from tests.location.conftest import flows_dir
 
-import shutil
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def flows_dir(tmp_path, monkeypatch, dp_home) -> Path:
-    """A copy of the example flows in a temporary DP_FLOWS_DIR."""
-    folder = tmp_path / "flows"
-    shutil.copytree(ROOT / "flows", folder)
-    monkeypatch.setenv("DP_FLOWS_DIR", str(folder))
-    return folder
+__all__ = ["flows_dir"]
