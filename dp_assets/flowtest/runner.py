@@ -275,10 +275,10 @@ class FlowTestRunner:
             partition = partitions_def.get_first_partition_key()
         if partitions_def is None and partition is not None:
             raise CaseError(f"partition: flow '{compiled.id}' has no partitions")
-        # Disposed when the case is done: its SQLite connections are closed in the thread that
-        # made them (the designer runs previews on a worker thread), not whenever GC finds them.
-        own = self._instance is None
-        with dg.DagsterInstance.ephemeral() if own else contextlib.nullcontext(self._instance) as instance:
+        # A case's own instance is disposed when the case is done: its SQLite connections are
+        # closed in the thread that made them, not whenever GC finds them.
+        scope = contextlib.nullcontext(self._instance) if self._instance else dg.DagsterInstance.ephemeral()
+        with scope as instance:
             if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partition is not None:
                 instance.add_dynamic_partitions(compiled.id, [partition])  # as `dp partitions add` would
             return dg.materialize(
