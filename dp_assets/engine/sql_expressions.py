@@ -74,11 +74,10 @@ def compile_expression(expression: Expression, kinds: Mapping[str, str], params:
 
 
 def compile_condition(expression: Expression, kinds: Mapping[str, str], params: Mapping[str, Any]) -> str:
-    """A filter condition: true/false (missing counts as false, as the evaluator's mask does)."""
-    sql = compile_expression(expression, kinds, params)
-    if sql.kind != BOOL:
-        raise NotSupported(f"a condition of kind {sql.kind}")
-    return f"coalesce({sql.text}, false)"
+    """A filter condition for a WHERE clause (missing counts as false, as the evaluator's mask
+    does, and as WHERE does): its top-level conjuncts stay apart and bare, so that DuckDB pushes
+    each one down to the file scan or the join side it reads."""
+    return " AND ".join(f"({part})" for part in _Compiler(kinds, params).where(expression.tree))
 
 
 def kind_of_arrow(arrow_type: Any) -> str | None:
@@ -136,6 +135,28 @@ class _Compiler:
             return handler(self, [self.compile(arg) for arg in node.args], node)
         raise NotSupported(f"`{node.source}`")
 
+    def where(self, node: Node) -> list[str]:
+        """``node`` as conjuncts that keep a row only when each is true: ``a AND b`` and each
+        comparison apart, with no ``coalesce(..., false)`` (WHERE drops a missing result as the
+        mask does); ``!=`` keeps a missing value, as pandas does, by ``IS DISTINCT FROM`` a literal."""
+        if isinstance(node, BoolOp) and node.op == "and":
+            return [part for value in node.values for part in self.where(value)]
+        if isinstance(node, Compare) and not {"in", "not in"} & set(node.ops):
+            parts = []
+            left = self.compile(node.operands[0])
+            for op, right_node in zip(node.ops, node.operands[1:], strict=True):
+                right = self.compile(right_node)
+                a, b = _comparable(left, right)
+                if op != "!=":
+                    parts.append(f"{a} {_COMPARE[op]} {b}")
+                elif NULL not in (left.kind, right.kind) and (left.constant is not None or right.constant is not None):
+                    parts.append(f"{a} IS DISTINCT FROM {b}")  # a literal is never missing
+                else:
+                    parts.append(f"coalesce({a} <> {b}, true)")
+                left = right
+            return parts
+        return [f"coalesce({self.logical(node)}, false)"]
+
     def logical(self, node: Node) -> str:
         sql = self.compile(node)
         if sql.kind != BOOL:
@@ -163,6 +184,10 @@ class _Compiler:
             raise NotSupported(f"{left.kind} {node.op} {right.kind}")
         a, b = _number(left), _number(right)
         both_int = left.kind in (INT, BOOL) and right.kind in (INT, BOOL)
+        if node.op in ("+", "-", "*", "//", "%") and (left.constant is None) != (right.constant is None):
+            # a Python int takes the other operand's width in numpy (int32 + 1 is int32), as an
+            # untyped integer literal does in DuckDB
+            a, b = (_untyped(side) if side.constant is not None else text for side, text in ((left, a), (right, b)))
         if node.op in ("+", "-", "*"):
             if left.kind == BOOL and right.kind == BOOL:
                 raise NotSupported("arithmetic between two booleans")  # numpy: logical or/xor
@@ -215,6 +240,9 @@ class _Compiler:
         condition = self.logical(node.condition)
         then, otherwise = self.compile(node.then), self.compile(node.otherwise)
         kind = _unify(then.kind, otherwise.kind)
+        if kind == INT and then.constant is not None and otherwise.constant is not None:
+            # two Python ints broadcast as int64; DuckDB's untyped literals would give INTEGER
+            then, otherwise = (Sql(f"CAST({side.text} AS BIGINT)", INT) for side in (then, otherwise))
         return Sql(f"(CASE WHEN coalesce({condition}, false) THEN {then.text} ELSE {otherwise.text} END)", kind)
 
 
@@ -236,6 +264,12 @@ def literal(value: Any) -> Sql:
     raise NotSupported(f"a {type(value).__name__} value")
 
 
+def _untyped(sql: Sql) -> str:
+    if isinstance(sql.constant, int) and not isinstance(sql.constant, bool) and sql.kind == INT:
+        return f"({sql.constant})"
+    return _number(sql)
+
+
 def _number(sql: Sql) -> str:
     return f"CAST({sql.text} AS BIGINT)" if sql.kind == BOOL else sql.text
 
@@ -250,7 +284,7 @@ def _int_floor(op: str, a: str, right: Sql) -> str:
     float64 for the whole column as soon as one divisor is 0: a dtype DuckDB cannot follow)."""
     if right.kind != INT or not right.constant:
         raise NotSupported("integer // or % by a column or by 0")
-    b = right.text
+    b = _untyped(right)
     if op == "%":
         return f"((({a} % {b}) + {b}) % {b})"
     return f"(({a} // {b}) - CASE WHEN {a} % {b} <> 0 AND (({a} < 0) <> ({b} < 0)) THEN 1 ELSE 0 END)"
