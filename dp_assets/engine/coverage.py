@@ -18,8 +18,10 @@ ENGINES_INTRO = (
 
 DUCKDB_NOTES: dict[str, str] = {
     "FileInput": (
-        "one Parquet file, read by pyarrow (DuckDB's file access stays off); CSV, JSON, Excel, globs, "
-        "`dtype`, declared `columns` and streams run in pandas"
+        "one Parquet file, read by DuckDB itself where a query needs it (the engine may read the step's "
+        "own source files and nothing else), or by pyarrow where pandas reads a column by other rules "
+        "(an integer or boolean with a missing value); a file whose pandas metadata gives `Int64`, "
+        "`boolean` or categories, CSV, JSON, Excel, globs, `dtype`, declared `columns` and streams run in pandas"
     ),
     "FilterRows": "keeps the input's row order",
     "SelectColumns": "keeps the input's row order",
@@ -35,6 +37,11 @@ DUCKDB_NOTES: dict[str, str] = {
     ),
     "GroupAggregate": (
         "rows in key order (`sort: true`) or in the order of each group's first row; an integer `prod` runs in pandas"
+    ),
+    "HandleMissingValues": (
+        "`drop`, `ffill`/`bfill` (with `limit`) and `fill` with a value of the column's kind, in the input's "
+        "row order; a fill that pandas would turn into `object` and `mean`/`median`/`mode` run in pandas; "
+        "no `filled` counts in the node's metadata"
     ),
     "WindowFunctions": "keeps the input's row order; `rank` methods other than min and dense run in pandas",
 }

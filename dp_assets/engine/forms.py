@@ -17,6 +17,7 @@ from dp_assets.expressions import parse_expression
 
 from .errors import NotSupported
 from .forms_aggregate import group_aggregate, window_functions
+from .forms_missing import handle_missing_values
 from .relation import ROW_ORDER, Relation, column_list
 from .sql_expressions import compile_condition, compile_expression, quote_identifier
 
@@ -184,4 +185,5 @@ FORMS: dict[str, Form] = {
     "JoinMerge": join_merge,
     "GroupAggregate": group_aggregate,
     "WindowFunctions": window_functions,
+    "HandleMissingValues": handle_missing_values,
 }

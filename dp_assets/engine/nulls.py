@@ -24,7 +24,7 @@ from .relation import Relation
 NULLABLE_BY_PANDAS = ("int", "bool")  # kinds whose pandas dtype changes when a value is missing
 
 # nodes whose output columns are input columns, row for row or a subset of the rows
-_ROWS_OF_INPUT = {"FilterRows", "SelectColumns", "SortData", "Limit", "Deduplicate"}
+_ROWS_OF_INPUT = {"FilterRows", "SelectColumns", "SortData", "Limit", "Deduplicate", "HandleMissingValues"}
 
 
 def watched(relation: Relation) -> set[str]:

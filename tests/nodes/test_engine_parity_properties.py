@@ -27,6 +27,7 @@ NAMES = ["amount", "unit price", 'say "hi"', "größe", "select", "Group", "grou
 TEXT = st.one_of(st.none(), st.sampled_from(["", "a", "B", "ä", " x ", "it's", 'q"q']))
 EPOCH, LATER = datetime(1990, 1, 1), datetime(2040, 12, 31)
 INTS = st.one_of(st.none(), st.integers(-1000, 1000))
+LIMITS = st.one_of(st.none(), st.integers(1, 3))
 
 
 @st.composite
@@ -71,13 +72,20 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
         ("AddModifyColumn", {"column": "n rows", "expression": "1 + 1"}),
         ("AddModifyColumn", {"column": column.upper(), "expression": "2"}),  # may differ from one only by case
         ("GroupAggregate", {"by": key, "agg": {"n": [column, "count"]}}),
+        ("HandleMissingValues", {"strategy": draw(st.sampled_from(["ffill", "bfill"])), "limit": draw(LIMITS)}),
+        ("HandleMissingValues", {"strategy": "drop", "how": "all", "subset": [column]}),
+        ("HandleMissingValues", {"strategy": "drop", "thresh": draw(st.integers(0, len(columns)))}),
     ]
+    floats = [name for name in columns if pd.api.types.is_float_dtype(shape[name])]
+    if floats:
+        choices.append(("HandleMissingValues", {"strategy": "fill", "value": {draw(st.sampled_from(floats)): -1}}))
     texts = [name for name in columns if pd.api.types.is_string_dtype(shape[name]) or shape[name].dtype == object]
     if texts:
         text = quoted(draw(st.sampled_from(texts)))
         expression = draw(st.sampled_from([f"upper({text})", f"len({text})", f"substr({text}, 1)", f"strip({text})"]))
         choices.append(("AddModifyColumn", {"column": "t", "expression": expression}))
         choices.append(("FilterRows", {"condition": f'contains({text}, "a")'}))
+        choices.append(("HandleMissingValues", {"strategy": "fill", "value": {draw(st.sampled_from(texts)): "?"}}))
     if "at" in columns:
         part = draw(st.sampled_from(["year", "month", "day", "date"]))
         choices.append(("AddModifyColumn", {"column": "part", "expression": f"{part}(at)"}))
