@@ -32,8 +32,9 @@ DUCKDB_NOTES: dict[str, str] = {
     "Deduplicate": "keeps the input's row order",
     "UnionConcatenate": "inputs stacked in order; columns of different dtypes run in pandas",
     "JoinMerge": (
-        "inner, left, right and cross joins on `on` keys, in pandas' row order; outer joins, "
-        "`left_on`/`right_on`, `indicator` and `validate` run in pandas"
+        "inner, left, right, outer and cross joins on `on` or `left_on`/`right_on` keys, in pandas' row order "
+        "(an outer join sorts by its keys, missing last); an outer join on `left_on`/`right_on`, key names both "
+        "inputs have in another role, `indicator` and `validate` run in pandas"
     ),
     "GroupAggregate": (
         "rows in key order (`sort: true`) or in the order of each group's first row; an integer `prod` runs in pandas"

@@ -3,8 +3,8 @@
 Every query carries ``ROW_ORDER`` (``relation.py``) so that a row order pandas defines survives:
 a filter keeps its input's order, a sort orders by its keys and then by the input's order (a
 stable sort), a group-by by its keys or by first appearance. Where pandas' order or dtype rules
-cannot be followed the form raises ``NotSupported`` and the node runs in pandas. JoinMerge is
-the one node whose order follows pandas' rules only for inner, left, right and cross joins.
+cannot be followed the form raises ``NotSupported`` and the node runs in pandas. JoinMerge's
+order is pandas' (``forms_join.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dp_assets.expressions import parse_expression
 
 from .errors import NotSupported
 from .forms_aggregate import group_aggregate, window_functions
+from .forms_join import join_merge
 from .forms_missing import handle_missing_values
 from .relation import ROW_ORDER, Relation, column_list
 from .sql_expressions import compile_condition, compile_expression, quote_identifier
@@ -132,45 +133,6 @@ def _check_stackable(names: list[str], rels: list[Relation]) -> None:
             raise NotSupported(f"column {name!r} of different kinds")
         if len(kinds) == 1 and len(types) > 1:
             raise NotSupported(f"column {name!r} of different types")
-
-
-def join_merge(params: Any, inputs: dict[str, Relation], flow_params: Mapping[str, Any]) -> str:
-    left, right = inputs["left"], inputs["right"]
-    if params.left_on or params.right_on or params.indicator or params.validate_ or params.how == "outer":
-        raise NotSupported("left_on/right_on, indicator, validate and outer joins run in pandas")
-    on = as_list(params.on) or [n for n in left.names if n in right.names]
-    if params.how == "cross":
-        on = []
-    elif not on or not set(on) <= set(left.kinds) or not set(on) <= set(right.kinds):
-        raise NotSupported("join keys")
-    if any(left.kinds[k] != right.kinds[k] or str(left.arrow_type(k)) != str(right.arrow_type(k)) for k in on):
-        raise NotSupported("join keys of different types")
-    shared = [n for n in left.names if n in right.names and n not in on]
-    lsuf, rsuf = params.suffixes
-    select = []
-    for name in left.names:
-        target = name + lsuf if name in shared else name
-        source = (
-            f"r.{quote_identifier(name)}" if name in on and params.how == "right" else f"l.{quote_identifier(name)}"
-        )
-        select.append(f"{source} AS {quote_identifier(target)}")
-    for name in right.names:
-        if name not in on:
-            target = name + rsuf if name in shared else name
-            select.append(f"r.{quote_identifier(name)} AS {quote_identifier(target)}")
-    targets = [part.rsplit(" AS ", 1)[1] for part in select]
-    if len(set(targets)) != len(targets):
-        raise NotSupported("suffixes that repeat a column name")
-    # pandas matches a missing key with a missing key
-    condition = " AND ".join(f"l.{quote_identifier(k)} IS NOT DISTINCT FROM r.{quote_identifier(k)}" for k in on)
-    first, second = ("r", "l") if params.how == "right" else ("l", "r")
-    # pandas' order, (first side's row, second side's row), as one number: no sort of the join
-    inner = right if second == "r" else left
-    bound = f"(SELECT coalesce(max({R}), 0) + 1 FROM ({inner.sql}))"
-    order = f"CAST({first}.{R} AS HUGEINT) * {bound} + coalesce({second}.{R}, 0) AS {R}"
-    kind = {"inner": "INNER JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "cross": "CROSS JOIN"}[params.how]
-    on_clause = f" ON {condition}" if on else ""
-    return f"SELECT {', '.join(select)}, {order} FROM ({left.sql}) AS l {kind} ({right.sql}) AS r{on_clause}"
 
 
 FORMS: dict[str, Form] = {

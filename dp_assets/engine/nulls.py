@@ -102,6 +102,8 @@ def _joined(params: Any, inputs: Mapping[str, tuple[Relation, frozenset[str]]]) 
     kept_left = params.how in ("inner", "cross", "left")  # every output row has a left row
     kept_right = params.how in ("inner", "cross", "right")
     known: set[str] = set()
+    if params.how == "outer":  # a key pandas keeps once is either side's
+        known |= {key for key in as_list(params.on) or keys if key in left_nonnull and key in right_nonnull}
     if kept_left:
         known |= {name + lsuf if name in shared else name for name in left_nonnull}
     if kept_right:
