@@ -89,3 +89,34 @@ def test_every_seed_example_opens_and_publishes_unchanged_from_the_browser(desig
     for flow_id in flows:
         versions = httpx.get(f"{designer}/api/flows/{flow_id}/history", timeout=30).json()["versions"]
         assert [v["version"] for v in versions] == [stored[flow_id]], flow_id
+
+
+def test_a_preview_in_the_browser_reads_the_flows_data_with_the_params_given(designer):
+    """sales_summary's `revenue_by_region` previewed on all of flows/data/orders.csv with
+    min_amount 100 from the preview's params form: the table equals pandas computed directly."""
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+
+    orders = pd.read_csv(ROOT / "flows" / "data" / "orders.csv")
+    kept = orders[(orders["amount"] >= 100) & orders["region"].notna()]
+    expected = kept.groupby("region")["amount"].sum().round(2).sort_index()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)
+            page.goto(f"{designer}/#/flow/sales_summary")
+            expect(page.get_by_test_id("check")).to_have_text("valid")
+            page.get_by_test_id("node-revenue_by_region").click()
+            page.get_by_label("sample rows").locator("xpath=..").get_by_role("checkbox").uncheck()  # all rows
+            page.get_by_test_id("preview-params").locator("summary").click()
+            page.locator("#preview_params_min_amount").fill("100")
+            page.get_by_role("button", name="Run up to this node").click()
+            output = page.get_by_test_id("preview-output")
+            expect(output).to_contain_text(f"{len(expected)} rows")
+            shown = output.locator("tbody tr").all_inner_texts()
+        finally:
+            browser.close()
+    got = {cells.split("\t")[0]: round(float(cells.split("\t")[1]), 2) for cells in shown}
+    assert got == expected.to_dict()

@@ -1,9 +1,12 @@
 // "Run up to this node" on the draft as drawn: on the flow's data or a row sample of each source,
 // with the platform's own nodes and sandbox; sinks and tools are stand-ins that send nothing.
 // A preview can be kept as a `dp test` case beside the flow's spec file.
+import Form from "@rjsf/core";
+import validator from "@rjsf/validator-ajv8";
 import { useState } from "react";
 import { api, type KeptCase, type PreviewResult } from "../api";
 import { useDesigner } from "../store";
+import { paramsSchema } from "./RunPanel";
 import { ValueView } from "./Table";
 
 export const DEFAULT_SAMPLE_ROWS = 100;
@@ -17,7 +20,10 @@ export function PreviewView({ nodeId }: { nodeId: string }) {
   const [kept, setKept] = useState<KeptCase | null>(null);
   const [caseName, setCaseName] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const request = () => ({ node: nodeId, document: doc, sample_rows: sample, params: {} });
+  const [params, setParams] = useState<Record<string, unknown>>({});
+  const schema = paramsSchema(doc);
+  const hasParams = Object.keys(schema.properties ?? {}).length > 0;
+  const request = () => ({ node: nodeId, document: doc, sample_rows: sample, params });
   const run = async () => {
     setBusy(true);
     setError(null);
@@ -57,6 +63,21 @@ export function PreviewView({ nodeId }: { nodeId: string }) {
         />{" "}
         rows of each source (else all the flow's data)
       </label>
+      {hasParams && (
+        <details data-testid="preview-params">
+          <summary>params (else their defaults)</summary>
+          <Form
+            schema={schema}
+            formData={params}
+            validator={validator}
+            idPrefix="preview_params"
+            noHtml5Validate
+            showErrorList={false}
+            onChange={(e) => setParams(e.formData ?? {})}
+            uiSchema={{ "ui:submitButtonOptions": { norender: true } }}
+          />
+        </details>
+      )}
       <button onClick={() => void run()} disabled={busy}>
         {busy ? "Running…" : "Run up to this node"}
       </button>
