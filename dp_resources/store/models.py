@@ -93,3 +93,47 @@ class FileImport(Base):
     conflict_with: Mapped[str | None] = mapped_column(String(64), nullable=True)
     missing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RoleGrant(Base):
+    """A role given to a user, a group or a service token, on a workspace or one of its flows.
+
+    ``flow_id`` is ``""`` for the whole workspace (not NULL, so that the unique key holds: one
+    grant per identity and place, replaced when the role changes). The decision is made by
+    ``dp_auth.permissions``; this is only what is stored (migration 0004)."""
+
+    __tablename__ = "dp_role_grants"
+    __table_args__ = (UniqueConstraint("kind", "name", "workspace", "flow_id", name="uq_role_grant"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(256))
+    workspace: Mapped[str] = mapped_column(String(64), index=True)
+    flow_id: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(256))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServiceToken(Base):
+    """A token for another tool: only a hash of its secret is kept; revoking keeps the row."""
+
+    __tablename__ = "dp_service_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(256), default="")
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what, when, to which flow: publishes, deletes, role changes, tokens, launches."""
+
+    __tablename__ = "dp_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(String(64), default="")
+    flow_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

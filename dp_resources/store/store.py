@@ -24,7 +24,7 @@ from dp_resources.store.models import Flow, FlowVersion, Workspace, table_of, ut
 from dp_resources.store.schema_lock import schema_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Execution option of the transactions that write (SQLite begins them IMMEDIATE).
 WRITE_OPTION = "dp_store_write"
 
