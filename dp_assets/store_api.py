@@ -9,15 +9,19 @@ versions and pointers; ``dp_resources.store.file_sync`` decides what a spec file
   location, keeping its versions, runs and kept outputs; ``restore`` (or an explicit publish)
   brings it back;
 - what was imported from which spec file, and file changes the store did not take, are part of
-  every listing.
+  every listing;
+- the API acts for one caller (``actor``, the local admin unless told otherwise): it reads only
+  the flows the caller may view, changes only those it may edit, and records every publish,
+  delete, restore and unpublish in the audit trail (``dp_auth``, docs/security.md "Roles").
 """
 
 from __future__ import annotations
 
 import builtins
+import copy
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,8 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.publishing import publish_spec
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
+from dp_auth.access import AccessStore
+from dp_auth.permissions import LOCAL_ADMIN, Action, Forbidden, Principal, allows
 from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo, drafts
 from dp_resources.store.drafts import Draft
 from dp_resources.store.file_sync import UNPUBLISHED, FileRecord, file_records
@@ -40,6 +46,7 @@ __all__ = [
     "FlowListing",
     "FlowNotFound",
     "FlowStoreAPI",
+    "Forbidden",
     "PublishResult",
     "join_layout",
     "split_layout",
@@ -86,10 +93,32 @@ class FlowListing:
 
 
 class FlowStoreAPI:
-    def __init__(self, store: FlowStore | None = None, catalog: Catalog | None = None):
+    def __init__(self, store: FlowStore | None = None, catalog: Catalog | None = None, actor: Principal = LOCAL_ADMIN):
         self.store = store or FlowStore(load().store_url())
         self.catalog = catalog or default_catalog()
         self.store.upgrade()
+        self.access = AccessStore(self.store)
+        self.actor = actor
+
+    def acting_as(self, actor: Principal) -> FlowStoreAPI:
+        """The same API (store, catalog) acting for ``actor``: one per request."""
+        bound = copy.copy(self)
+        bound.actor = actor
+        return bound
+
+    def _check(self, action: Action, flow_id: str, new_in: str = "default") -> str:
+        """Refuse (:class:`Forbidden`) unless the actor may; the flow's workspace."""
+        return self.access.check_flow(self.actor, action, flow_id, new_in)
+
+    def _audit(self, action: str, flow_id: str, workspace: str, **detail: Any) -> None:
+        self.access.record(self.actor, action, workspace=workspace, flow_id=flow_id, detail=detail)
+
+    def may(self, action: Action, flow_id: str) -> bool:
+        try:
+            self._check(action, flow_id)
+        except Forbidden:
+            return False
+        return True
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -108,20 +137,34 @@ class FlowStoreAPI:
         a deleted flow brings it back: a publish says the flow should run. A ``layout`` section
         (node positions) is stored beside the version, not in it."""
         data, layout = split_layout(read_spec_file(spec) if isinstance(spec, str | Path) else spec)
+        workspace = self._check(Action.edit, self._flow_id_of(data), workspace)
         _, saved = publish_spec(
             self.store, data, self.catalog, workspace=workspace, message=message, author=author, layout=layout
         )
+        if saved.created or saved.published:
+            self._audit("publish", saved.flow_id, workspace, version=saved.version, published=saved.published)
         return self._published(saved)
+
+    @staticmethod
+    def _flow_id_of(data: Mapping[str, Any]) -> str:
+        # Checked before validation, which names a missing or odd id itself: such a spec is refused
+        # there, so the check needs only a string to look the flow up by.
+        flow_id = data.get("id")
+        return flow_id if isinstance(flow_id, str) else ""
 
     def save_draft(self, spec: Mapping[str, Any], *, message: str = "", workspace: str = "default") -> SaveResult:
         """Store a validated version without publishing it (what runs does not change)."""
+        workspace = self._check(Action.edit, self._flow_id_of(spec), workspace)
         return publish_spec(self.store, spec, self.catalog, workspace=workspace, message=message, publish=False)[1]
 
     def publish_version(self, flow_id: str, version: str | None = None) -> PublishResult:
         """Publish a stored version (a prefix will do; the newest when none is named)."""
+        workspace = self._check(Action.edit, flow_id)
         wanted = version or self.store.history(flow_id)[-1].version
         before = self.store.info(flow_id).published_version
         found = self.store.publish(flow_id, wanted)
+        if found != before:
+            self._audit("publish", flow_id, workspace, version=found, published=True)
         return self._published(SaveResult(flow_id, found, created=False, published=found != before))
 
     def _published(self, saved: SaveResult) -> PublishResult:
@@ -130,13 +173,20 @@ class FlowStoreAPI:
         return PublishResult(saved.flow_id, saved.version, saved.created, saved.published, restored)
 
     def unpublish(self, flow_id: str) -> bool:
-        return self.store.unpublish(flow_id)
+        return self._change("unpublish", flow_id, self.store.unpublish)
 
     def delete(self, flow_id: str) -> bool:
-        return self.store.delete(flow_id)
+        return self._change("delete", flow_id, self.store.delete)
 
     def restore(self, flow_id: str) -> bool:
-        return self.store.restore(flow_id)
+        return self._change("restore", flow_id, self.store.restore)
+
+    def _change(self, action: str, flow_id: str, change: Callable[[str], bool]) -> bool:
+        workspace = self._check(Action.edit, flow_id)
+        changed = change(flow_id)
+        if changed:
+            self._audit(action, flow_id, workspace)
+        return changed
 
     # --- drafts: the designer's work in progress, never compiled ------------------------------
 
@@ -144,13 +194,16 @@ class FlowStoreAPI:
         self, flow_id: str, document: Mapping[str, Any], *, base_version: str | None = None, author: str | None = None
     ) -> Draft:
         """Save the flow's draft (valid or not); its ``layout`` section is kept apart."""
+        self._check(Action.edit, flow_id)
         spec, layout = split_layout(document)
         return drafts.put_draft(self.store, flow_id, spec, layout=layout, base_version=base_version, author=author)
 
     def draft(self, flow_id: str) -> Draft | None:
+        self._check(Action.view, flow_id)
         return drafts.get_draft(self.store, flow_id)
 
     def discard_draft(self, flow_id: str) -> bool:
+        self._check(Action.edit, flow_id)
         return drafts.discard_draft(self.store, flow_id)
 
     def draft_flow_ids(self) -> dict[str, Any]:
@@ -163,17 +216,19 @@ class FlowStoreAPI:
 
     def document(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
         """``(version, spec with its layout section)``: a stored version as the designer opens it."""
+        self._check(Action.view, flow_id)
         found, spec = self.store.get(flow_id, version)
         return found, join_layout(spec, self.store.layout(flow_id, found))
 
     # --- reading -----------------------------------------------------------------------------
 
     def list(self) -> list[FlowListing]:
+        """Every flow the actor may view."""
         by_flow: dict[str, list[FileRecord]] = {}
         for file in file_records(self.store).values():
             by_flow.setdefault(file.flow_id, []).append(file)
         listings = []
-        for info in self.store.list_flows():
+        for info in self._viewable(self.store.list_flows()):
             records = sorted(by_flow.get(info.id, []), key=lambda r: (r.missing_since is not None, r.path))
             record = records[0] if records else None
             conflict = None
@@ -188,16 +243,26 @@ class FlowStoreAPI:
             )
         return listings
 
+    def _viewable(self, infos: builtins.list[FlowInfo]) -> builtins.list[FlowInfo]:
+        if self.actor.local_admin:
+            return infos
+        held = self.access.grants(self.actor)
+        return [info for info in infos if allows(self.actor, held, Action.view, info.workspace, info.id)]
+
     def info(self, flow_id: str) -> FlowInfo:
+        self._check(Action.view, flow_id)
         return self.store.info(flow_id)
 
     def get(self, flow_id: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
+        self._check(Action.view, flow_id)
         return self.store.get(flow_id, version)
 
     def history(self, flow_id: str) -> builtins.list[VersionInfo]:  # `list` here is the method above
+        self._check(Action.view, flow_id)
         return self.store.history(flow_id)
 
     def spec_text(self, flow_id: str, version: str | None = None, fmt: str = "yaml") -> tuple[str, str]:
+        self._check(Action.view, flow_id)
         found, spec = self.store.get(flow_id, version)
         text = (
             json.dumps(spec, indent=2, sort_keys=True) + "\n"

@@ -205,6 +205,16 @@ class ProxySettings(Group):
         return _comma_list(_secret(self.token) or "")
 
 
+class AuthSettings(Group):
+    """Roles (docs/security.md, "Roles"): who a command or server acts for."""
+
+    token: Annotated[SecretStr | None, Unset] = setting(
+        "Service token `dp` acts with against the store (`dp roles token-create`); unset: the local admin, "
+        "as whoever holds the store's database login already is.",
+        default_text="none",
+    )
+
+
 class WebhookSettings(Group):
     """The webhook receiver's tokens and the notification webhooks.
 
@@ -336,6 +346,7 @@ class PlatformSettings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
 
     # --- where things are (the working directory is read when asked, as before) --------------

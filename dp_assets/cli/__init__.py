@@ -37,6 +37,8 @@ COMMANDS = {
     "webhook": "dp_assets.cli.triggers:webhook",
     "backfill": "dp_assets.cli.backfill:backfill",
     "partitions": "dp_assets.cli.backfill:partitions",
+    "roles": "dp_assets.cli.roles:roles",
+    "audit": "dp_assets.cli.roles:audit",
 }
 
 
@@ -51,6 +53,7 @@ INSTANCE_COMMANDS = frozenset({"runs", "status", "retry-failed", "run"})
 # (importing every command to read its help took seconds: dagster, pandas, sqlalchemy).
 # tests/cli/test_cli_basics.py checks each is the command's own first sentence.
 SUMMARIES = {
+    "audit": "Who published, deleted, restored, launched and changed roles: the newest entries, oldest first.",
     "backfill": "Backfill the partitions of FLOW from --from to --to (or each --partition) in Dagster.",
     "delete": "Retire a flow: it leaves the code location on its next load; its versions, runs and "
     "kept outputs stay (`dp restore FLOW` brings it back).",
@@ -72,6 +75,7 @@ SUMMARIES = {
     "publish": "Validate and store specs as new versions, and publish them.",
     "restore": "Bring a deleted flow back, at the version it had published.",
     "retry-failed": "Re-run the failed ForEach items of RUN_ID, not the items that succeeded.",
+    "roles": 'Roles per workspace and flow, and service tokens (docs/security.md, "Roles").',
     "run": "Run a published FLOW locally on the embedded default and print each node as it finishes.",
     "runs": "Stored outputs of runs: list, show, read, prune.",
     "schema": "Print the JSON Schema of a flow spec (for editors).",

@@ -22,9 +22,11 @@ T = TypeVar("T")
 
 def _api() -> FlowStoreAPI:
     # Imported here: the store (SQLAlchemy) is not needed by `dp validate`.
+    from dp_assets.cli.identity import cli_actor
     from dp_assets.store_api import FlowStoreAPI
 
-    return FlowStoreAPI()
+    api = FlowStoreAPI()
+    return api.acting_as(cli_actor(api.access))
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:
@@ -90,7 +92,7 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
     TARGETS are spec files or folders of them; or FLOW / FLOW@VERSION to publish a version
     already stored (the newest when no version is named; a prefix will do)."""
     from dp_assets.cli.progress import Progress
-    from dp_assets.store_api import FlowNotFound
+    from dp_assets.store_api import FlowNotFound, Forbidden
 
     steps = _publish_steps(targets)
     api, bad, created = _api(), 0, 0
@@ -106,7 +108,7 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
                         + ("published" if result.published else "was already published")
                         + (", restored (it had been deleted)" if result.restored else "")
                     )
-                except FlowNotFound as exc:
+                except (FlowNotFound, Forbidden) as exc:
                     bad += 1
                     progress.line(f"FAIL  {target}: {exc}", err=True)
             else:
@@ -114,7 +116,7 @@ def publish(targets: tuple[str, ...], workspace: str, message: str) -> None:
                     published = api.publish(path, message=message, workspace=workspace)
                     created += published.created
                     progress.line(_published_line(published))
-                except (SpecLoadError, FlowValidationError) as exc:
+                except (SpecLoadError, FlowValidationError, Forbidden) as exc:
                     bad += 1
                     progress.line(f"FAIL  {path}\n{exc}", err=True)
             progress.advance()
@@ -220,9 +222,9 @@ def unpublish(flow: str) -> None:
 
 
 def _call(action: Callable[[], T]) -> T:
-    from dp_assets.store_api import FlowNotFound
+    from dp_assets.store_api import FlowNotFound, Forbidden
 
     try:
         return action()
-    except FlowNotFound as exc:
+    except (FlowNotFound, Forbidden) as exc:
         raise click.ClickException(str(exc)) from exc
