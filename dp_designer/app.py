@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -19,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from dp_assets.spec.document import SpecShapeError
 from dp_assets.spec.validation import FlowValidationError
-from dp_assets.store_api import FlowNotFound, FlowStoreAPI
+from dp_assets.store_api import FlowNotFound, FlowStoreAPI, Forbidden
 from dp_designer import flows_api, previews_api, runs_api
 from dp_designer.catalog_view import catalog_view
 from dp_designer.checks import check_document
 from dp_designer.http import ApiError, error_response
+from dp_designer.identity import DesignerAuth, caller
 from dp_designer.imports import ImportBody, import_file
 from dp_designer.openapi import openapi_document
 from dp_designer.previews import PreviewService
@@ -87,6 +89,20 @@ async def _shape(request: Request, exc: Exception) -> Response:
     return error_response(422, str(exc))
 
 
+async def _authenticate(request: Request, call_next: Any) -> Response:
+    """With roles on, every API call names its caller (401 otherwise), whatever it touches."""
+    if request.url.path.startswith("/api/") and request.url.path != "/api/openapi.json":
+        try:
+            await run_in_threadpool(caller, request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message)
+    return await call_next(request)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return error_response(403, str(exc))
+
+
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_response(exc.status_code, str(exc.detail))
@@ -106,9 +122,11 @@ def build_app(
     runs: RunsService,
     client_dist: Path | None = CLIENT_DIST,
     previews: PreviewService | None = None,
+    auth: DesignerAuth | None = None,
 ) -> Starlette:
     """The app; ``previews`` defaults to previews over the store's catalog and the settings'
-    flows folder (where the flows' example data and spec files are)."""
+    flows folder (where the flows' example data and spec files are). Without ``auth`` every
+    caller is the local admin (the embedded default)."""
     if previews is None:
         from dp_settings import load
 
@@ -133,15 +151,19 @@ def build_app(
         exception_handlers={
             ApiError: _api_error,
             FlowNotFound: _not_found,
+            Forbidden: _forbidden,
             FlowValidationError: _invalid,
             SpecShapeError: _shape,
             HTTPException: _http,
         },
         lifespan=_closing(previews),
     )
+    if auth is not None:
+        app.add_middleware(BaseHTTPMiddleware, dispatch=_authenticate)
     app.state.store_api = store_api
     app.state.runs = runs
     app.state.previews = previews
+    app.state.auth = auth
     return app
 
 

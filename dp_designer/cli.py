@@ -38,6 +38,16 @@ def designer(host: str, port: int, client_dir: Path | None) -> None:
         outputs_base=settings.outputs_base(),
         webserver_url=settings.webserver_url or (dagster.graphql_url or DEFAULT_GRAPHQL_URL).removesuffix("/graphql"),
     )
-    app = build_app(FlowStoreAPI(), runs, client_dist=client_dir or CLIENT_DIST)
+    store_api = FlowStoreAPI()
+    auth = None
+    if settings.auth.enforce:
+        from dp_designer.identity import DesignerAuth
+
+        key = settings.auth.identity_key
+        try:
+            auth = DesignerAuth(store_api.access, key.get_secret_value().encode() if key else b"")
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    app = build_app(store_api, runs, client_dist=client_dir or CLIENT_DIST, auth=auth)
     click.echo(f"dp designer: http://{host}:{port}/", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -13,9 +13,11 @@ from starlette.responses import JSONResponse
 
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 from dp_assets.store_api import FlowNotFound, FlowStoreAPI, join_layout
+from dp_auth.permissions import Action
 from dp_designer.checks import check_document
 from dp_designer.diffs import node_diff
-from dp_designer.http import ApiError, author_of, read_body
+from dp_designer.http import ApiError, read_body
+from dp_designer.identity import author_of, caller
 from dp_designer.numbers import with_reference_numbers
 from dp_sensors.webhook.auth import FLOW_ID_RE
 
@@ -60,7 +62,8 @@ def document_for(flow_id: str, document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _api(request: Request) -> FlowStoreAPI:
-    return request.app.state.store_api
+    """The store API acting for the caller: it refuses what their roles do not allow."""
+    return request.app.state.store_api.acting_as(caller(request))
 
 
 def as_stored(api: FlowStoreAPI, document: dict[str, Any], base_version: str | None) -> dict[str, Any]:
@@ -114,7 +117,7 @@ def _listing(api: FlowStoreAPI, last_runs: Mapping[str, str]) -> list[dict[str, 
         )
     known = {row["id"] for row in rows}
     for flow_id, saved in sorted(drafts.items()):
-        if flow_id not in known:
+        if flow_id not in known and api.may(Action.view, flow_id):
             rows.append(
                 {
                     "id": flow_id,

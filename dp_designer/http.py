@@ -13,7 +13,8 @@ from dp_sensors.webhook.bodies import Refused, check_json_content_type, parse_js
 #: A flow document is at most a few MB (dp_assets.spec.document bounds it again when parsed).
 MAX_BODY_BYTES = 4 * 1024 * 1024
 BODY_TIMEOUT_SECONDS = 30.0
-#: The header the authenticating proxy names its user in; recorded as the author of a version.
+#: The header the authenticating proxy names its user in; recorded as the author of a version
+#: when roles are off (with roles on, the signed identity names the author: ``identity.py``).
 USER_HEADER = "x-forwarded-user"
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -45,8 +46,3 @@ async def read_body(request: Request, model: type[Body]) -> Body:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise ApiError(422, f"the body for {where} is not what it takes: {problems}") from None
-
-
-def author_of(request: Request) -> str | None:
-    user = request.headers.get(USER_HEADER)
-    return user[:256] if user else None

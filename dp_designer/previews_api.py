@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse
 
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_assets.store_api import FlowNotFound, FlowStoreAPI, join_layout, split_layout
+from dp_auth.permissions import Action
 from dp_designer.case_files import append_case
 from dp_designer.flows_api import document_for, flow_id_of
 from dp_designer.http import ApiError, read_body
+from dp_designer.identity import check_flow
 from dp_designer.previews import MAX_SAMPLE_ROWS, Preview, PreviewService, test_case
 
 
@@ -62,6 +64,7 @@ def _previewed(request: Request, flow_id: str, body: PreviewBody) -> tuple[Valid
 async def preview(request: Request) -> JSONResponse:
     """Run the flow up to a node (sinks and tools are stand-ins): its output and its sources'."""
     flow_id = flow_id_of(request)
+    await run_in_threadpool(check_flow, request, Action.edit, flow_id)  # drafting reads the flow's data
     body = await read_body(request, PreviewBody)
     _, result = await run_in_threadpool(_previewed, request, flow_id, body)
     return JSONResponse(result.view())
@@ -82,6 +85,7 @@ async def preview_test_case(request: Request) -> JSONResponse:
     """The preview as a ``dp test`` case, appended to the test file beside the flow's spec file;
     a flow without a spec file gets the case in the answer only."""
     flow_id = flow_id_of(request)
+    await run_in_threadpool(check_flow, request, Action.edit, flow_id)
     body = await read_body(request, TestCaseBody)
 
     def make() -> dict[str, Any]:

@@ -12,8 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from dp_auth.permissions import Action
 from dp_designer.flows_api import flow_id_of
-from dp_designer.http import ApiError, author_of, read_body
+from dp_designer.http import ApiError, read_body
+from dp_designer.identity import author_of, caller, check_flow
 from dp_designer.tables import value_view
 from dp_sensors.launch import GraphQLClient, LaunchError, RunConfigRejected
 
@@ -196,6 +198,7 @@ def _service(request: Request) -> RunsService:
 async def launch(request: Request) -> JSONResponse:
     """Launch the published flow with params, through Dagster's GraphQL API."""
     flow_id = flow_id_of(request)
+    workspace = await run_in_threadpool(check_flow, request, Action.run, flow_id)
     body = await read_body(request, LaunchBody)
     try:
         run_id = await run_in_threadpool(_service(request).launch, flow_id, body.params, author_of(request))
@@ -203,6 +206,11 @@ async def launch(request: Request) -> JSONResponse:
         raise ApiError(422, str(exc)) from None
     except LaunchError as exc:
         raise ApiError(502 if "cannot reach" in str(exc) else 409, str(exc)) from None
+    access = request.app.state.store_api.access
+    detail = {"run_id": run_id, "params": sorted(body.params)}
+    await run_in_threadpool(
+        lambda: access.record(caller(request), "launch", workspace=workspace, flow_id=flow_id, detail=detail)
+    )
     return JSONResponse({"run_id": run_id}, status_code=201)
 
 
@@ -218,6 +226,7 @@ def _run_id(request: Request) -> str:
 async def flow_runs(request: Request) -> JSONResponse:
     """The flow's newest runs (open one to see its node colours and outputs)."""
     flow_id = flow_id_of(request)
+    await run_in_threadpool(check_flow, request, Action.view, flow_id)
     try:
         runs = await run_in_threadpool(_service(request).flow_runs, flow_id)
     except LaunchError as exc:
@@ -228,6 +237,7 @@ async def flow_runs(request: Request) -> JSONResponse:
 async def run_state(request: Request) -> JSONResponse:
     """The run's status and which of the flow's nodes have succeeded so far."""
     flow_id = flow_id_of(request)
+    await run_in_threadpool(check_flow, request, Action.view, flow_id)
     try:
         state = await run_in_threadpool(_service(request).run_state, _run_id(request), flow_id)
     except LaunchError as exc:
@@ -238,5 +248,6 @@ async def run_state(request: Request) -> JSONResponse:
 async def node_output(request: Request) -> JSONResponse:
     """A node's output of a run: first rows, columns, row count (from the kept outputs)."""
     flow_id = flow_id_of(request)
+    await run_in_threadpool(check_flow, request, Action.view, flow_id)
     node_id = request.path_params["node_id"][:64]
     return JSONResponse(await run_in_threadpool(_service(request).node_output, _run_id(request), flow_id, node_id))

@@ -213,6 +213,16 @@ class AuthSettings(Group):
         "as whoever holds the store's database login already is.",
         default_text="none",
     )
+    enforce: bool = setting(
+        "Check roles in the designer and the receiver (callers named by the proxy or by a service token); "
+        "off: the embedded default's single local admin, no login.",
+        default=False,
+    )
+    identity_key: Annotated[SecretStr | None, Unset] = setting(
+        "Key the proxy signs the caller's identity with for the servers behind it (the designer); "
+        "required when `DP_AUTH_ENFORCE` is on there.",
+        default_text="none",
+    )
 
 
 class WebhookSettings(Group):
