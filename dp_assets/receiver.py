@@ -16,7 +16,7 @@ launch ledger.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -134,6 +134,27 @@ def default_flow_catalog(*, webhooks_only: bool = True, settings: PlatformSettin
     return StoreFlowCatalog(store, webhooks_only=webhooks_only)
 
 
+def service_token_check(store: Any) -> Callable[[str, str, str], bool]:
+    """Whether a service token of ``store`` may ``run`` (launch, post) or ``view`` (read a
+    result of) a flow: its grants decide, so a token opens only the flows it holds a role on."""
+    from dp_auth.access import AccessStore
+    from dp_auth.permissions import Action, Forbidden
+
+    access = AccessStore(store)
+
+    def check(flow_id: str, token: str, action: str) -> bool:
+        principal = access.authenticate_token(token)
+        if principal is None:
+            return False
+        try:
+            access.check_flow(principal, Action[action], flow_id)
+        except Forbidden:
+            return False
+        return True
+
+    return check
+
+
 def receiver_app(
     store: Any,
     bus: Any,
@@ -145,6 +166,7 @@ def receiver_app(
     **options: Any,
 ) -> ASGIApp:
     """The ASGI app of ``dp webhook serve`` over a flow store (see the module docstring)."""
+    options.setdefault("service_tokens", service_token_check(store))
     hooks = create_app(catalog=StoreFlowCatalog(store, webhooks_only=True), bus=bus, environ=environ, **options)
     if ledger is None or launcher is None:
         return hooks

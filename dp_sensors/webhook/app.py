@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dp_sensors.events.base import MAX_KEY_LENGTH, EventBus
-from dp_sensors.webhook.auth import FLOW_ID_RE, is_authorised
+from dp_sensors.webhook.auth import FLOW_ID_RE, ServiceTokenCheck, is_authorised_by_any
 from dp_sensors.webhook.bodies import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     Refused,
@@ -103,8 +103,10 @@ class _Receiver:
         webhook: WebhookSettings | None,
         launch_wait_seconds: float,
         body_timeout_seconds: float,
+        service_tokens: ServiceTokenCheck | None = None,
     ) -> None:
         self.lookup = lookup
+        self.service_tokens = service_tokens
         self.bus = bus
         self.ledger = ledger
         self.launcher = launcher
@@ -113,9 +115,15 @@ class _Receiver:
         self.launch_wait_seconds = launch_wait_seconds
         self.body_timeout_seconds = body_timeout_seconds
 
+    async def authorised(self, flow_id: str, authorization: str | None, action: str = "run") -> bool:
+        """The receiver's token for the flow, or a service token allowed ``action`` on it."""
+        return await to_thread.run_sync(
+            is_authorised_by_any, flow_id, authorization, self.webhook, self.service_tokens, action
+        )
+
     async def authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
-        if not is_authorised(flow_id, request.headers.get("authorization"), self.webhook):
+        if not await self.authorised(flow_id, request.headers.get("authorization")):
             raise Refused(401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')")
         model = None
         if FLOW_ID_RE.fullmatch(flow_id):
@@ -243,6 +251,7 @@ def create_app(
     webhook: WebhookSettings | None = None,
     invoke_backend: InvokeBackend | None = None,
     invoke_max_wait_seconds: float = 60.0,
+    service_tokens: ServiceTokenCheck | None = None,
 ) -> Starlette:
     """The receiver's ASGI app.
 
@@ -254,7 +263,8 @@ def create_app(
         Schemas are not created here: call ``ensure_schema()`` on the bus and the ledger first.
         ``invoke_backend`` (with ledger and launcher) enables ``POST /flows/{flow_id}/invoke`` and
         ``GET /runs/{run_id}/result``, waiting at most ``invoke_max_wait_seconds``
-        (:mod:`dp_sensors.webhook.invoke`).
+        (:mod:`dp_sensors.webhook.invoke`). ``service_tokens`` lets the store's service tokens
+        open the flows their roles allow (runner to launch or post, viewer to read a result).
     """
     if (ledger is None) != (launcher is None):
         raise ValueError("give both ledger and launcher to serve launches, or neither")
@@ -274,6 +284,7 @@ def create_app(
         webhook,
         launch_wait_seconds,
         body_timeout_seconds,
+        service_tokens,
     )
     invoke = InvokeRoutes(receiver, invoke_backend, invoke_max_wait_seconds)
     return Starlette(

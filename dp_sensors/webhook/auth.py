@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 
 from dp_settings import current
 from dp_settings.model import WebhookSettings
 
+#: ``(flow_id, token, action) -> bool``: whether a service token of the store (``dpt_...``,
+#: docs/security.md "Roles") may ``run`` or ``view`` the flow; injected by the platform's wiring
+#: (``dp_assets.receiver``), since this package does not know the store's grants.
+ServiceTokenCheck = Callable[[str, str, str], bool]
+SERVICE_TOKEN_PREFIX = "dpt_"
 FLOW_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # the spec's FlowId
 GLOBAL_TOKEN_ENV = "DP_WEBHOOK_TOKEN"
 
@@ -53,3 +59,20 @@ def is_authorised(flow_id: str, authorization: str | None, webhook: WebhookSetti
     if expected is None or given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def is_authorised_by_any(
+    flow_id: str,
+    authorization: str | None,
+    webhook: WebhookSettings | None,
+    service_tokens: ServiceTokenCheck | None,
+    action: str,
+) -> bool:
+    """The receiver's token (:func:`is_authorised`) or a service token whose roles allow
+    ``action`` on the flow (a token scoped to flows: it opens those it holds a role on)."""
+    if is_authorised(flow_id, authorization, webhook):
+        return True
+    given = bearer_token(authorization)
+    if service_tokens is None or given is None or not given.startswith(SERVICE_TOKEN_PREFIX):
+        return False
+    return FLOW_ID_RE.fullmatch(flow_id) is not None and service_tokens(flow_id, given, action)

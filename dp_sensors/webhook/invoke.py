@@ -205,15 +205,13 @@ class InvokeRoutes:
     async def result(self, request: Request) -> JSONResponse:
         """The answer an invoke would give now, for a run it started (or any run of a flow the
         token opens); the token is checked against the run's flow."""
-        from dp_sensors.webhook.auth import is_authorised
-
         run_id = request.path_params["run_id"]
         try:
             backend = self._configured()
             state = await to_thread.run_sync(backend.run_state, run_id) if RUN_ID_RE.fullmatch(run_id) else None
             # Without the right token a caller learns nothing, not even whether the run exists.
             flow_id = state.flow_id if state is not None else ""
-            if not is_authorised(flow_id, request.headers.get("authorization"), self.receiver.webhook):
+            if not await self.receiver.authorised(flow_id, request.headers.get("authorization"), "view"):
                 raise Refused(401, "missing or invalid bearer token (send 'Authorization: Bearer TOKEN')")
             if state is None:
                 raise Refused(404, f"there is no run {run_id!r}; use the run_id an invoke answered with")
