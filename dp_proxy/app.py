@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import httpx
 from anyio import CapacityLimiter, to_thread
@@ -23,11 +24,15 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from dp_auth.access import AccessStore
+from dp_auth.permissions import LOCAL_ADMIN, Principal
 from dp_proxy.auth import Authenticator
-from dp_proxy.policy import Refusal, check_http, check_websocket
+from dp_proxy.policy import GRAPHQL_PATH, Refusal, check_http, check_websocket, normalise_path
+from dp_proxy.roles import ProxyRoles, header_bytes, identity_headers
 from dp_proxy.settings import ProxySettings
 from dp_proxy.throttle import LoginThrottle, client_key
 from dp_resources.http_server import hardened_server_options
+from dp_resources.store import FlowStore
 
 log = logging.getLogger("dp_proxy")
 
@@ -46,7 +51,18 @@ HOP_BY_HOP = frozenset(
 )
 #: Request headers the webserver never sees: the proxy's credentials and forwarding headers that
 #: only the proxy may set.
-DROPPED_REQUEST = HOP_BY_HOP | {"authorization", "host", "x-forwarded-for", "x-forwarded-host"}
+DROPPED_REQUEST = HOP_BY_HOP | {
+    "authorization",
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-user",
+    "x-dp-identity",
+}
+#: Who an unauthenticated request is (it is answered 401 before anything looks at it).
+ANONYMOUS = Principal()
+SERVICE_TOKEN_PREFIX = "dpt_"
+
 SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "content-security-policy": "frame-ancestors 'none'",
@@ -69,6 +85,12 @@ class DagsterProxy:
         )
         self._password_slots: CapacityLimiter | None = None  # made on the event loop
         self._client: httpx.AsyncClient | None = None
+        self.roles: ProxyRoles | None = None
+        if settings.roles:
+            assert settings.store_url is not None  # require_credentials
+            store = FlowStore(settings.store_url.get_secret_value())
+            store.upgrade()
+            self.roles = ProxyRoles(AccessStore(store), lambda: self.client)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -113,34 +135,56 @@ class DagsterProxy:
             headers={"retry-after": str(retry_after)},
         )
 
-    async def _authenticate(self, scope: Scope, authorization: str | None) -> Response | None:
-        """None when the request is authenticated, else the 401 or 429 to answer."""
-        if not self.auth.carries_credentials(authorization):
-            return self._unauthorized()
+    async def _authenticate(self, scope: Scope, authorization: str | None) -> tuple[Response | None, Principal]:
+        """``(None, principal)`` when the request is authenticated, else the 401 or 429 to answer."""
+        service_token = self._service_token(authorization)
+        if not self.auth.carries_credentials(authorization) and service_token is None:
+            return self._unauthorized(), ANONYMOUS
         client = client_key((scope.get("client") or ("", 0))[0])
         # A locked-out client learns nothing, not even from cheap checks (a cached password).
         locked = self.throttle.retry_after(client)
         if locked:
-            return self._throttled(locked)
-        if self.auth.quick_principal(authorization) is not None:
-            return None
+            return self._throttled(locked), ANONYMOUS
+        quick = self.auth.quick_principal(authorization)
+        if quick is not None:
+            return None, self._principal(quick)
         wait = self.throttle.take(client)  # before hashing, so a flood cannot outrun the count
         if wait:
-            return self._throttled(wait)
+            return self._throttled(wait), ANONYMOUS
+        if service_token is not None and self.roles is not None:
+            found = await self.roles.token_principal(service_token)
+            if found is None:
+                log.warning("failed token login from %s", client)
+                return self._unauthorized(), ANONYMOUS
+            self.throttle.give_back(client)
+            return None, found
         if self._password_slots is None:
             self._password_slots = CapacityLimiter(self.settings.password_check_threads)
-        principal = await to_thread.run_sync(self.auth.principal, authorization, limiter=self._password_slots)
-        if principal is None:
+        name = await to_thread.run_sync(self.auth.principal, authorization, limiter=self._password_slots)
+        if name is None:
             log.warning("failed login from %s", client)
-            return self._unauthorized()
+            return self._unauthorized(), ANONYMOUS
         self.throttle.give_back(client)
-        return None
+        return None, self._principal(name)
+
+    def _service_token(self, authorization: str | None) -> str | None:
+        """A store's service token (``Bearer dpt_...``), when roles are on."""
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        value = value.strip()
+        if self.roles is None or scheme.lower() != "bearer" or not value.startswith(SERVICE_TOKEN_PREFIX):
+            return None
+        return value
+
+    @staticmethod
+    def _principal(name: str) -> Principal:
+        # The shared DP_PROXY_TOKEN predates roles: it keeps acting as the platform's admin.
+        return LOCAL_ADMIN if name == "token" else Principal(user=name)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = {key.lower(): value for key, value in request.headers.items()}
         response: Response
-        denied = await self._authenticate(scope, headers.get("authorization"))
+        denied, principal = await self._authenticate(scope, headers.get("authorization"))
         if denied is not None:
             response = denied
         elif request.method == "OPTIONS":
@@ -154,7 +198,12 @@ class DagsterProxy:
                 set(request.query_params.keys()),
                 self.settings,
             )
-            response = self._refused(refusal, request) if refusal else await self._forward(request, scope)
+            body: bytes | None = None
+            if refusal is None and self.roles is not None and normalise_path(request.url.path) == GRAPHQL_PATH:
+                refusal, body = await self.roles.read_and_judge(request, principal)
+            response = (
+                self._refused(refusal, request) if refusal else await self._forward(request, scope, principal, body)
+            )
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         await response(scope, receive, send)
@@ -170,6 +219,12 @@ class DagsterProxy:
         headers = {"allow": "POST"} if refusal.status == 405 else None
         return PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status, headers=headers)
 
+    def _identity(self, principal: Principal) -> list[tuple[str, str]]:
+        return identity_headers(principal, self.settings.identity_key)
+
+    async def _judge_subscription(self, text: str, principal: Principal) -> str | None:
+        return None if self.roles is None else await self.roles.judge_subscription(text, principal)
+
     def _upstream_headers(self, scope: Scope, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         kept = [(k, v) for k, v in headers if k.lower() not in DROPPED_REQUEST]
         client = scope.get("client")
@@ -181,7 +236,9 @@ class DagsterProxy:
         kept.append(("x-forwarded-proto", scope.get("scheme", "http").replace("ws", "http")))
         return kept
 
-    async def _forward(self, request: Request, scope: Scope) -> Response:
+    async def _forward(
+        self, request: Request, scope: Scope, principal: Principal = ANONYMOUS, body: bytes | None = None
+    ) -> Response:
         target = scope.get("raw_path") or request.url.path.encode()
         url = target.decode("latin-1")
         if scope.get("query_string"):
@@ -189,16 +246,14 @@ class DagsterProxy:
         # Stream a body only when there is one: a GET must not turn into a chunked upload.
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
         # As bytes: Starlette decoded them as latin-1, and a value outside ASCII is legal HTTP.
-        headers = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self._upstream_headers(scope, list(request.headers.items()))
-        ]
-        upstream_request = self.client.build_request(
-            request.method,
-            url,
-            headers=headers,
-            content=request.stream() if has_body else None,
+        forwarded = self._upstream_headers(scope, list(request.headers.items())) + identity_headers(
+            principal, self.settings.identity_key
         )
+        if body is not None:  # read whole to judge it: sent as read, with its true length
+            forwarded = [(k, v) for k, v in forwarded if k.lower() != "content-length"]
+        headers = [(name.encode("latin-1"), header_bytes(value)) for name, value in forwarded]
+        content: Any = body if body is not None else (request.stream() if has_body else None)
+        upstream_request = self.client.build_request(request.method, url, headers=headers, content=content)
         try:
             upstream = await self.client.send(upstream_request, stream=True)
         except httpx.HTTPError as error:
@@ -221,7 +276,7 @@ class DagsterProxy:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         headers = {key.lower(): value for key, value in websocket.headers.items()}
-        denied = await self._authenticate(scope, headers.get("authorization"))
+        denied, principal = await self._authenticate(scope, headers.get("authorization"))
         if denied is not None:
             await self._deny(websocket, denied)
             return
@@ -230,7 +285,7 @@ class DagsterProxy:
             log.warning("refused WebSocket %s: %s", websocket.url.path, refusal.reason)
             await self._deny(websocket, PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status))
             return
-        await self._pipe_websocket(websocket, scope)
+        await self._pipe_websocket(websocket, scope, principal)
 
     async def _deny(self, websocket: WebSocket, response: Response) -> None:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
@@ -238,7 +293,7 @@ class DagsterProxy:
         else:
             await websocket.close(code=1008)
 
-    async def _pipe_websocket(self, websocket: WebSocket, scope: Scope) -> None:
+    async def _pipe_websocket(self, websocket: WebSocket, scope: Scope, principal: Principal) -> None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, WebSocketException
 
@@ -246,7 +301,9 @@ class DagsterProxy:
         url = base + (scope.get("raw_path") or websocket.url.path.encode()).decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
-        forwarded = self._upstream_headers(scope, list(websocket.headers.items()))
+        forwarded = self._upstream_headers(scope, list(websocket.headers.items())) + identity_headers(
+            principal, self.settings.identity_key
+        )
         forwarded = [
             (k, v) for k, v in forwarded if not k.lower().startswith("sec-websocket-") and k.lower() != "origin"
         ]
@@ -273,6 +330,14 @@ class DagsterProxy:
                     if message["type"] == "websocket.disconnect":
                         return
                     if message.get("text") is not None:
+                        refusal = (
+                            None
+                            if self.roles is None
+                            else await self.roles.judge_subscription(message["text"], principal)
+                        )
+                        if refusal is not None:
+                            await websocket.send_text(refusal)
+                            continue
                         await upstream.send(message["text"])
                     elif message.get("bytes") is not None:
                         await upstream.send(message["bytes"])

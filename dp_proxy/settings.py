@@ -56,6 +56,13 @@ class ProxySettings(BaseModel):
     password_check_threads: int = Field(
         default=2, ge=1, description="Password hashes computed at once (each costs ~16 MiB, CPU)."
     )
+    roles: bool = Field(
+        default=False, description="Check each GraphQL request against the caller's roles (DP_AUTH_ENFORCE)."
+    )
+    store_url: SecretStr | None = Field(default=None, description="The flow store holding grants and tokens.")
+    identity_key: SecretStr | None = Field(
+        default=None, description="Key to sign the caller's identity with for the server behind (DP_AUTH_IDENTITY_KEY)."
+    )
 
     @field_validator("upstream")
     @classmethod
@@ -71,7 +78,9 @@ class ProxySettings(BaseModel):
 
     def require_credentials(self) -> None:
         """Refuse to run open: a proxy without users or tokens would let everyone in."""
-        if not self.users and not self.tokens:
+        if self.roles and self.store_url is None:
+            raise ValueError("roles at the proxy need the flow store (DP_STORE_URL) that holds the grants")
+        if not self.users and not self.tokens and not self.roles:
             raise ValueError(
                 "the proxy has no credentials: set DP_PROXY_USERS (see `python -m "
                 "dp_proxy hash-password`) or DP_PROXY_TOKEN"
@@ -80,7 +89,11 @@ class ProxySettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ProxySettings:
         """The settings of ``environ`` (default: this process's environment), read now."""
-        return cls.from_variables(load(environ).proxy, **overrides)
+        platform = load(environ)
+        roles: dict[str, object] = {}
+        if platform.auth.enforce:
+            roles = {"roles": True, "store_url": platform.store_url(), "identity_key": platform.auth.identity_key}
+        return cls.from_variables(platform.proxy, **{**roles, **overrides})
 
     @classmethod
     def from_variables(cls, proxy: ProxyVariables, **overrides: object) -> ProxySettings:

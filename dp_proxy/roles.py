@@ -1,0 +1,150 @@
+"""Roles at the proxy (``DP_AUTH_ENFORCE``): who the caller is, and whether their GraphQL may pass.
+
+The webserver has no access control of its own, so the proxy judges each GraphQL request by
+what it needs (:mod:`dp_proxy.graphql_rules`) against the caller's grants in the flow store
+(:mod:`dp_auth`). A run named by id is looked up at the webserver once (its job never changes).
+A name that is no flow of the store (Dagster's own jobs, the platform's) needs the role on
+every workspace. The legacy shared token (``DP_PROXY_TOKEN``) acts as the platform's admin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import httpx
+from anyio import to_thread
+from pydantic import SecretStr
+from starlette.requests import Request
+
+from dp_auth.access import AccessStore
+from dp_auth.identity import IDENTITY_HEADER, sign_identity
+from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Principal
+from dp_proxy.graphql_rules import BadGraphQL, Need, needs_of_body
+from dp_proxy.policy import Refusal
+
+log = logging.getLogger("dp_proxy")
+
+RUN_JOB = "query RunJob($id: ID!) { runOrError(runId: $id) { __typename ... on Run { jobName } } }"
+_RUN_CACHE_SIZE = 4096
+#: The largest GraphQL body the proxy reads to judge it.
+MAX_GRAPHQL_BODY = 1024 * 1024
+
+
+def header_bytes(value: str) -> bytes:
+    """A header value as bytes: the client's came in as latin-1 and go out the same; a user name
+    beyond latin-1 goes out as UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def identity_headers(principal: Principal, key: SecretStr | None) -> list[tuple[str, str]]:
+    """Who the caller is, for the server behind: the user's name, and signed when a key is set
+    (the designer believes only the signed one, :mod:`dp_auth.identity`)."""
+    if principal.user is None:
+        return []
+    found = [("x-forwarded-user", principal.user)]
+    if key is not None:
+        found.append(
+            (IDENTITY_HEADER, sign_identity(key.get_secret_value().encode(), principal.user, principal.groups))
+        )
+    return found
+
+
+class ProxyRoles:
+    def __init__(self, access: AccessStore, client: Any) -> None:
+        self.access = access
+        self._client = client  # a callable giving the proxy's httpx.AsyncClient to the webserver
+        self._run_jobs: OrderedDict[str, str | None] = OrderedDict()
+
+    async def token_principal(self, token: str) -> Principal | None:
+        return await to_thread.run_sync(self.access.authenticate_token, token)
+
+    async def read_and_judge(self, request: Request, principal: Principal) -> tuple[Refusal | None, bytes | None]:
+        """Read the GraphQL body (bounded) and judge it; the bytes to forward when it passes."""
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_GRAPHQL_BODY:
+                return Refusal(413, f"a GraphQL body is at most {MAX_GRAPHQL_BODY} bytes"), None
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return Refusal(400, "the GraphQL body is not JSON"), None
+        return await self.check_graphql(principal, body), bytes(raw)
+
+    async def judge_subscription(self, text: str, principal: Principal) -> str | None:
+        """The error message to answer instead of forwarding a subscription the caller may not
+        start (graphql-ws ``start`` or graphql-transport-ws ``subscribe``), else None."""
+        try:
+            message = json.loads(text)
+        except (ValueError, RecursionError):
+            return json.dumps({"type": "error", "payload": [{"message": "a message is not JSON"}]})
+        if not isinstance(message, dict) or message.get("type") not in ("start", "subscribe"):
+            return None
+        refusal = await self.check_graphql(principal, message.get("payload"))
+        if refusal is None:
+            return None
+        return json.dumps({"type": "error", "id": message.get("id"), "payload": [{"message": refusal.reason}]})
+
+    async def check_graphql(self, principal: Principal, body: Any) -> Refusal | None:
+        """Why the body must not reach the webserver, or None."""
+        try:
+            needs = needs_of_body(body)
+        except BadGraphQL as error:
+            return Refusal(400, str(error))
+        if principal.local_admin or not needs:
+            return None
+        for need in needs:
+            refusal = await self._check(principal, need)
+            if refusal is not None:
+                return refusal
+        return None
+
+    async def _check(self, principal: Principal, need: Need) -> Refusal | None:
+        flows = set(need.flows)
+        everywhere = need.everywhere
+        for run_id in sorted(need.run_ids):
+            job = await self._job_of_run(run_id)
+            if job is None or job.startswith("__"):
+                everywhere = True
+            else:
+                flows.add(job)
+        action = Action[need.action]
+
+        def decide() -> None:
+            if everywhere:
+                self.access.check(principal, action, EVERY_WORKSPACE)
+            for flow in sorted(flows):
+                workspace = self.access.workspace_of(flow)
+                if workspace is None:  # not a flow of the store: a platform job
+                    self.access.check(principal, action, EVERY_WORKSPACE)
+                else:
+                    self.access.check(principal, action, workspace, flow)
+
+        try:
+            await to_thread.run_sync(decide)
+        except Forbidden as refused:
+            log.warning("refused GraphQL %s: %s", need.field, refused)
+            return Refusal(403, f"{need.field}: {refused}")
+        return None
+
+    async def _job_of_run(self, run_id: str) -> str | None:
+        if run_id in self._run_jobs:
+            return self._run_jobs[run_id]
+        client: httpx.AsyncClient = self._client()
+        try:
+            answer = await client.post("/graphql", json={"query": RUN_JOB, "variables": {"id": run_id}})
+            run = (answer.json().get("data") or {}).get("runOrError") or {}
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None  # unknown: judged as every workspace's, never let through
+        job = run.get("jobName") if run.get("__typename") == "Run" else None
+        if job is not None:
+            self._run_jobs[run_id] = job
+            if len(self._run_jobs) > _RUN_CACHE_SIZE:
+                self._run_jobs.popitem(last=False)
+        return job

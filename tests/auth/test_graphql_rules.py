@@ -1,0 +1,130 @@
+"""What a GraphQL request needs, read from the parsed document (dp_proxy/graphql_rules.py).
+
+The hostile forms of the issue: a mutation under an alias, behind a fragment, in another
+operation than the one ``operationName`` names, inside a batch; each counts as written plainly.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dp_proxy.graphql_rules import BadGraphQL, Need, needs_of_body
+from tests.fuzzing import fuzz_settings
+
+LAUNCH = 'launchRun(executionParams: {selector: {repositoryLocationName: "dp_platform", repositoryName: "__repository__", jobName: "payroll"}}) { __typename }'
+
+
+def _needs(query, variables=None, **extra):
+    return needs_of_body({"query": query, "variables": variables, **extra})
+
+
+def test_a_launch_needs_run_on_its_flow():
+    assert _needs(f"mutation {{ {LAUNCH} }}") == [Need("launchRun", "run", frozenset({"payroll"}))]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"mutation {{ harmless: {LAUNCH} }}",
+        f"mutation {{ ... on Mutation {{ {LAUNCH} }} }}",
+        f"mutation {{ ...F }} fragment F on Mutation {{ {LAUNCH} }}",
+        f"mutation {{ ...F }} fragment F on Mutation {{ ...G }} fragment G on Mutation {{ {LAUNCH} }}",
+        f"query Look {{ version }} mutation Sneak {{ {LAUNCH} }}",
+    ],
+    ids=["alias", "inline-fragment", "fragment", "nested-fragments", "second-operation"],
+)
+def test_hidden_launches_count(query):
+    assert Need("launchRun", "run", frozenset({"payroll"})) in _needs(query, operationName="Look")
+
+
+def test_variables_batching_and_asset_selections():
+    query = "mutation M($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename } }"
+    params = {"selector": {"jobName": "__ASSET_JOB", "assetSelection": [{"path": ["sales", "total"]}]}}
+    batch = [{"query": "{ version }"}, {"query": query, "variables": {"p": params}}]
+    assert needs_of_body(batch) == [Need("launchRun", "run", frozenset({"sales"}))]
+    unnamed = {"selector": {"jobName": "__ASSET_JOB"}}
+    assert needs_of_body({"query": query, "variables": {"p": unnamed}})[0].everywhere
+
+
+def test_runs_are_named_by_id_and_other_mutations_need_admin_everywhere():
+    assert _needs('mutation { terminateRun(runId: "abc") { __typename } }') == [
+        Need("terminateRun", "run", run_ids=frozenset({"abc"}))
+    ]
+    assert _needs('mutation { deleteRun(runId: "abc") { __typename } }')[0].action == "edit"
+    wipe = _needs("mutation { wipeAssets(assetPartitionRanges: []) { __typename } }")
+    assert wipe == [Need("wipeAssets", "grant", everywhere=True)]
+    assert _needs('subscription { pipelineRunLogs(runId: "r1") { __typename } }') == [
+        Need("pipelineRunLogs", "view", run_ids=frozenset({"r1"}))
+    ]
+    assert _needs('subscription { capturedLogs(logKey: ["r2", "compute_logs", "s"]) { __typename } }')[0].run_ids == {
+        "r2"
+    }
+
+
+def test_reads_of_data_name_their_flow_or_need_every_workspace():
+    assert _needs('{ runsOrError(filter: {pipelineName: "sales"}) { __typename } }') == [
+        Need("runsOrError", "view", frozenset({"sales"}))
+    ]
+    assert _needs("{ runsOrError { __typename } }")[0].everywhere
+    both = _needs('{ runsOrError(filter: {pipelineName: "sales", runIds: ["x"]}) { __typename } }')[0]
+    assert both.run_ids == frozenset() and both.everywhere  # run ids beside a job: not that job's alone
+    assert _needs("{ assetNodes { id } }")[0].everywhere
+    assert _needs("{ version workspaceOrError { __typename } __schema { types { name } } }") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "mutation {"},
+        {"query": 3},
+        [],
+        [{"query": "{ version }"}] * 21,
+        {"query": "{ ...Missing }"},
+        {"query": "{ version }", "variables": [1]},
+        "mutation { wipeAssets }",
+    ],
+)
+def test_what_cannot_be_judged_is_refused(body):
+    with pytest.raises(BadGraphQL):
+        needs_of_body(body)
+
+
+MUTATIONS = st.sampled_from(
+    ["launchRun", "terminateRun", "deleteRun", "wipeAssets", "reloadWorkspace", "launchMultipleRuns", "setSensorCursor"]
+)
+
+
+@fuzz_settings(200)
+@given(
+    mutation=MUTATIONS,
+    alias=st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True),
+    wrap=st.sampled_from(["plain", "inline", "fragment", "second", "batch"]),
+    name=st.from_regex(r"[A-Z][a-zA-Z]{0,8}", fullmatch=True),
+)
+def test_every_mutation_needs_more_than_a_login_however_written(mutation, alias, wrap, name):
+    """Any mutation, however hidden, yields a need of at least ``run``: a viewer's request
+    that carries one is never let through as a plain read."""
+    field = f"{alias}: {mutation} {{ __typename }}"
+    query = {
+        "plain": f"mutation {name} {{ {field} }}",
+        "inline": f"mutation {{ ... on Mutation {{ {field} }} }}",
+        "fragment": f"mutation {{ ...{name} }} fragment {name} on Mutation {{ {field} }}",
+        "second": f"query {name} {{ version }} mutation {{ {field} }}",
+        "batch": f"mutation {{ {field} }}",
+    }[wrap]
+    body = [{"query": "{ version }"}, {"query": query}] if wrap == "batch" else {"query": query, "operationName": name}
+    needs = needs_of_body(body)
+    assert needs and all(n.action in ("run", "edit", "grant") for n in needs)
+    assert all(n.flows or n.run_ids or n.everywhere for n in needs)
+
+
+@fuzz_settings(300)
+@given(text=st.text(max_size=300))
+def test_any_text_is_judged_or_refused(text):
+    try:
+        needs = needs_of_body({"query": text})
+    except BadGraphQL:
+        return
+    assert isinstance(needs, list)

@@ -1,0 +1,203 @@
+"""The proxy with roles on, in front of a webserver stand-in, over real HTTP and WebSockets.
+
+Both servers are real uvicorn servers on loopback. The upstream records every GraphQL body
+that reaches it and answers the proxy's run look-up (``runOrError``) from a table of runs; so
+each test shows what got through, not only the status the caller saw. The grants and tokens
+are the real flow store's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from dp_auth.access import AccessStore
+from dp_auth.identity import IDENTITY_HEADER, verify_identity
+from dp_auth.permissions import LOCAL_ADMIN, Kind, Role
+from dp_proxy.app import DagsterProxy
+from dp_proxy.settings import ProxySettings
+from dp_resources.store import FlowStore
+from dp_sensors.webhook.server import serve_in_thread
+
+PASSWORD = "correct horse battery"
+KEY = "identity-key-" + "x" * 20
+RUNS = {"run-sales": "sales", "run-payroll": "payroll"}
+CSRF = {"X-Dagster-Request": "1", "Content-Type": "application/json"}
+
+
+def cheap_hash(password: str) -> str:
+    salt = b"fixed-test-salt!"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=16, r=8, p=1)
+    encoded = [base64.urlsafe_b64encode(x).decode().rstrip("=") for x in (salt, digest)]
+    return f"scrypt:16:8:1:{encoded[0]}:{encoded[1]}"
+
+
+def basic(user: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode(), **CSRF}
+
+
+class Webserver:
+    """Records GraphQL bodies and subscription starts; answers run look-ups."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.subscriptions: list[dict] = []
+
+    async def graphql(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        if isinstance(body, dict) and "RunJob" in body.get("query", ""):
+            job = RUNS.get(body["variables"]["id"])
+            run = {"__typename": "Run", "jobName": job} if job else {"__typename": "RunNotFoundError"}
+            return JSONResponse({"data": {"runOrError": run}})
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
+        return JSONResponse({"data": {}})
+
+    async def socket(self, websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol="graphql-ws")
+        while True:
+            message = json.loads(await websocket.receive_text())
+            if message.get("type") == "start":
+                self.subscriptions.append(message)
+                await websocket.send_text(json.dumps({"type": "data", "id": message["id"], "payload": {}}))
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[Route("/graphql", self.graphql, methods=["POST"]), WebSocketRoute("/graphql", self.socket)]
+        )
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
+    store = FlowStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.upgrade()
+    store.save("sales", "v1", {"id": "sales"}, workspace="sales")
+    store.save("payroll", "v1", {"id": "payroll"}, workspace="hr")
+    access = AccessStore(store)
+    access.grant(LOCAL_ADMIN, Kind.user, "vic", "sales", Role.viewer)
+    access.grant(LOCAL_ADMIN, Kind.user, "rita", "sales", Role.runner)
+    access.grant(LOCAL_ADMIN, Kind.user, "boss", "*", Role.admin)
+    token_id, text = access.create_token(LOCAL_ADMIN, "hr loader")
+    access.grant(LOCAL_ADMIN, Kind.token, token_id, "hr", Role.runner)
+    webserver = Webserver()
+    users = {name: cheap_hash(PASSWORD) for name in ("vic", "rita", "boss", "nobody")}
+    with serve_in_thread(webserver.app()) as upstream:
+        settings = ProxySettings(upstream=upstream, users=users, roles=True, store_url=store.url, identity_key=KEY)
+        with serve_in_thread(DagsterProxy(settings)) as proxy:
+            yield proxy, webserver, {"hr_token": text}
+
+
+def launch(job: str, alias: str = "") -> str:
+    selector = f'{{repositoryLocationName: "dp_platform", repositoryName: "__repository__", jobName: "{job}"}}'
+    return f"mutation {{ {alias}launchRun(executionParams: {{selector: {selector}}}) {{ __typename }} }}"
+
+
+def post(proxy: str, headers: dict, body) -> httpx.Response:
+    return httpx.post(f"{proxy}/graphql", headers=headers, content=json.dumps(body), timeout=30)
+
+
+def test_graphql_through_the_proxy_by_role(stack):
+    proxy, webserver, tokens = stack
+    vic, rita, boss = basic("vic"), basic("rita"), basic("boss")
+
+    # a runner launches her flow; the webserver gets the body and a signed identity
+    assert post(proxy, rita, {"query": launch("sales")}).status_code == 200
+    assert verify_identity(KEY.encode(), webserver.headers[-1][IDENTITY_HEADER]).user == "rita"
+    # ...but not another workspace's flow
+    refused = post(proxy, rita, {"query": launch("payroll")})
+    assert refused.status_code == 403 and "may not run flow 'payroll' of workspace 'hr'" in refused.text
+
+    # a viewer's mutation under another name, in a fragment, a batch, another operation: refused
+    hostile = [
+        {"query": launch("sales", alias="look: ")},
+        {"query": f"mutation {{ ...F }} fragment F on Mutation {{ {launch('sales')[11:-2]} }}"},
+        [{"query": "{ version }"}, {"query": launch("sales")}],
+        {
+            "query": "query Look { version } " + launch("sales").replace("mutation", "mutation Sneak"),
+            "operationName": "Look",
+        },
+        {"query": 'mutation { terminateRun(runId: "run-sales") { __typename } }'},
+        {"query": "mutation { wipeAssets(assetPartitionRanges: []) { __typename } }"},
+    ]
+    for body in hostile:
+        answer = post(proxy, vic, body)
+        assert answer.status_code == 403, (body, answer.text)
+    # the runner terminates her flow's run (looked up by id), not hr's
+    assert (
+        post(proxy, rita, {"query": 'mutation { terminateRun(runId: "run-sales") { __typename } }'}).status_code == 200
+    )
+    assert (
+        post(proxy, rita, {"query": 'mutation { terminateRun(runId: "run-payroll") { __typename } }'}).status_code
+        == 403
+    )
+    assert post(proxy, rita, {"query": 'mutation { terminateRun(runId: "unknown") { __typename } }'}).status_code == 403
+
+    # reads of runs: of a flow she may view, yes; of all runs, no (she cannot view hr's)
+    assert (
+        post(proxy, vic, {"query": '{ runsOrError(filter: {pipelineName: "sales"}) { __typename } }'}).status_code
+        == 200
+    )
+    assert post(proxy, vic, {"query": '{ runOrError(runId: "run-payroll") { __typename } }'}).status_code == 403
+    assert post(proxy, vic, {"query": "{ runsOrError { __typename } }"}).status_code == 403
+    assert post(proxy, basic("nobody"), {"query": "{ assetNodes { id } }"}).status_code == 403
+    # definitions only: any login
+    assert post(proxy, basic("nobody"), {"query": "{ version workspaceOrError { __typename } }"}).status_code == 200
+    # the platform admin may do anything
+    assert (
+        post(proxy, boss, {"query": "mutation { wipeAssets(assetPartitionRanges: []) { __typename } }"}).status_code
+        == 200
+    )
+
+    # a service token of hr launches hr's flow and nothing of sales
+    hr = {"Authorization": f"Bearer {tokens['hr_token']}", **CSRF}
+    assert post(proxy, hr, {"query": launch("payroll")}).status_code == 200
+    assert post(proxy, hr, {"query": launch("sales")}).status_code == 403
+    assert (
+        post(
+            proxy, {"Authorization": "Bearer dpt_0123456789abcdef_" + "A" * 43, **CSRF}, {"query": "{ version }"}
+        ).status_code
+        == 401
+    )
+    # a client cannot name itself to the webserver
+    post(proxy, {**boss, IDENTITY_HEADER: "forged", "X-Forwarded-User": "rita"}, {"query": "{ version }"})
+    assert webserver.headers[-1]["x-forwarded-user"] == "boss"
+    assert verify_identity(KEY.encode(), webserver.headers[-1][IDENTITY_HEADER]).user == "boss"
+
+    # bad GraphQL is 400, not a pass
+    assert post(proxy, vic, {"query": "mutation {"}).status_code == 400
+    launched = [b for b in webserver.bodies if "launchRun" in json.dumps(b) or "terminateRun" in json.dumps(b)]
+    assert len(launched) == 3  # rita's sales launch, rita's terminate of run-sales, hr's payroll launch
+    assert [b for b in webserver.bodies if "wipeAssets" in json.dumps(b)] == [
+        {"query": "mutation { wipeAssets(assetPartitionRanges: []) { __typename } }"}
+    ]  # the admin's only
+
+
+def test_subscriptions_through_the_websocket_by_role(stack):
+    proxy, webserver, _ = stack
+    from websockets.asyncio.client import connect
+
+    async def subscribe(user: str, run_id: str) -> dict:
+        headers = {k: v for k, v in basic(user).items() if k != "Content-Type"}
+        async with connect(
+            proxy.replace("http", "ws") + "/graphql", additional_headers=headers, subprotocols=["graphql-ws"]
+        ) as socket:
+            query = f'subscription {{ pipelineRunLogs(runId: "{run_id}") {{ __typename }} }}'
+            await socket.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
+            return json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+    assert asyncio.run(subscribe("vic", "run-sales"))["type"] == "data"
+    refused = asyncio.run(subscribe("vic", "run-payroll"))
+    assert refused["type"] == "error" and "may not view flow 'payroll'" in refused["payload"][0]["message"]
+    assert [s["payload"]["query"].count("run-sales") for s in webserver.subscriptions] == [1]
