@@ -85,6 +85,33 @@ DATA_FIELDS = frozenset(
         "truePartitionsForAutomationConditionEvaluationNode",
     }
 )
+#: Fields below a definitions root (a job, a repository, a schedule...) that read runs, events
+#: or asset values: ``pipelineOrError { ... on Pipeline { runs { ... } } }`` reads runs too.
+NESTED_DATA_FIELDS = frozenset(
+    {
+        "runs",
+        "latestRun",
+        "latestRunForPartition",
+        "partitionRuns",
+        "backfills",
+        "cancelableRuns",
+        "unfinishedRuns",
+        "assetMaterializations",
+        "assetObservations",
+        "latestMaterialization",
+        "latestMaterializationByPartition",
+        "assetMaterializationUsedData",
+        "executionForLatestMaterialization",
+        "assetPartitionStatuses",
+        "partitionStats",
+        "eventConnection",
+        "capturedLogs",
+        "materializations",
+        "runOrError",
+        "assetsLatestInfo",
+        "logEvents",
+    }
+)
 #: Dagster's job of asset materialisations: the flows are those of the selected asset keys.
 ASSET_JOB_PREFIX = "__ASSET_JOB"
 
@@ -185,9 +212,37 @@ def _need(operation: OperationType, node: FieldNode, walk: _Walk) -> Need | None
         if name in EDIT_MUTATIONS:
             return _targeted(name, "edit", args)
         return Need(name, "grant", everywhere=True)
-    if name not in DATA_FIELDS:
+    if name in DATA_FIELDS:
+        return _targeted(name, "view", args)
+    if node.selection_set is None or not _reads_data(node.selection_set, walk, set()):
         return None
-    return _targeted(name, "view", args)
+    job = _get(args, "params", "pipelineName") or _get(args, "params", "jobName")
+    if isinstance(job, str):
+        return Need(name, "view", frozenset({job}))
+    return Need(name, "view", everywhere=True)
+
+
+def _reads_data(selection_set: SelectionSetNode, walk: _Walk, seen: set[str]) -> bool:
+    """Whether a field anywhere below reads runs, events or asset values (fragments followed)."""
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.name.value in NESTED_DATA_FIELDS:
+                return True
+            if selection.selection_set is not None and _reads_data(selection.selection_set, walk, seen):
+                return True
+        elif isinstance(selection, InlineFragmentNode):
+            if _reads_data(selection.selection_set, walk, seen):
+                return True
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = walk.fragments.get(name)
+            if fragment is None:
+                raise BadGraphQL(f"fragment {name!r} is not defined")
+            if name not in seen:
+                seen.add(name)
+                if _reads_data(fragment.selection_set, walk, seen):
+                    return True
+    return False
 
 
 def _targeted(name: str, action: str, args: Mapping[str, Any]) -> Need:

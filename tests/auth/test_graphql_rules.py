@@ -74,6 +74,17 @@ def test_reads_of_data_name_their_flow_or_need_every_workspace():
     assert _needs("{ version workspaceOrError { __typename } __schema { types { name } } }") == []
 
 
+def test_runs_read_below_a_definition_count_too():
+    job = '{ pipelineOrError(params: {pipelineName: "payroll", repositoryName: "r", repositoryLocationName: "l"}) '
+    assert _needs(job + "{ ... on Pipeline { name runs { runId } } } }") == [
+        Need("pipelineOrError", "view", frozenset({"payroll"}))
+    ]
+    assert _needs(job + "{ ... on Pipeline { name } } }") == []
+    nested = "{ workspaceOrError { ...W } } fragment W on Workspace { locationEntries { ...E } } fragment E on WorkspaceLocationEntry { %s }"
+    assert _needs(nested % "id runs: name latestRun: id") == []  # aliases of harmless fields are harmless
+    assert _needs(nested % "pipelines { runs { runId } }")[0].everywhere
+
+
 @pytest.mark.parametrize(
     "body",
     [
