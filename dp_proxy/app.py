@@ -175,10 +175,12 @@ class DagsterProxy:
             return None
         return value
 
-    @staticmethod
-    def _principal(name: str) -> Principal:
+    def _principal(self, name: str) -> Principal:
         # The shared DP_PROXY_TOKEN predates roles: it keeps acting as the platform's admin.
-        return LOCAL_ADMIN if name == "token" else Principal(user=name)
+        if name == "token":
+            return LOCAL_ADMIN
+        groups = frozenset(group for group, users in self.settings.groups.items() if name in users)
+        return Principal(user=name, groups=groups)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

@@ -8,6 +8,7 @@ They are read only when :meth:`ProxySettings.from_env` runs (``python -m dp_prox
 - ``DP_PROXY_ALLOWED_ORIGINS``: origins allowed to send mutations and open WebSockets, comma
   separated (``https://dagster.example.com``). Unset: only the proxy's own origin (the ``Host``
   the browser used).
+- ``DP_PROXY_GROUPS``: the users' groups, for roles granted to a group (``analysts=ann bob;ops=carol``).
 - ``DP_PROXY_CSRF_HEADER``: the custom header that scripts send instead of an Origin
   (default ``X-Dagster-Request``).
 - ``DP_PROXY_LOGIN_BURST`` / ``DP_PROXY_LOGIN_PER_MINUTE`` / ``DP_PROXY_LOGIN_LOCKOUT_SECONDS``:
@@ -24,6 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from dp_proxy.auth import parse_users
 from dp_settings import load
 from dp_settings.model import ProxySettings as ProxyVariables
+
+
+def parse_groups(text: str) -> dict[str, list[str]]:
+    """``analysts=ann bob;ops=carol`` -> ``{"analysts": ["ann", "bob"], "ops": ["carol"]}``."""
+    groups: dict[str, list[str]] = {}
+    for part in text.split(";"):
+        name, sep, members = part.partition("=")
+        if not part.strip():
+            continue
+        if not sep or not name.strip():
+            raise ValueError(f"DP_PROXY_GROUPS: {part.strip()[:80]!r} is not GROUP=USER USER")
+        groups.setdefault(name.strip(), []).extend(members.split())
+    return groups
 
 
 class ProxySettings(BaseModel):
@@ -55,6 +69,9 @@ class ProxySettings(BaseModel):
     )
     password_check_threads: int = Field(
         default=2, ge=1, description="Password hashes computed at once (each costs ~16 MiB, CPU)."
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Group -> its users (DP_PROXY_GROUPS), for roles granted to groups."
     )
     roles: bool = Field(
         default=False, description="Check each GraphQL request against the caller's roles (DP_AUTH_ENFORCE)."
@@ -103,6 +120,7 @@ class ProxySettings(BaseModel):
             "users": parse_users(proxy.users.get_secret_value() if proxy.users else ""),
             "tokens": proxy.tokens(),
             "allowed_origins": proxy.allowed_origins,
+            "groups": parse_groups(proxy.groups or ""),
         }
         for field in ("csrf_header", "login_burst", "login_per_minute", "login_lockout_seconds"):
             if getattr(proxy, field) is not None:

@@ -185,6 +185,10 @@ class ProxySettings(Group):
         "`NAME:scrypt:...` entries, comma separated (`python -m dp_proxy hash-password NAME`)."
     )
     token: Annotated[SecretStr | None, Unset] = setting("Bearer token(s) for scripts, comma separated.")
+    groups: Annotated[str | None, Unset] = setting(
+        'Groups of the proxy\'s users for roles: `GROUP=USER USER;GROUP=USER` (docs/security.md, "Roles").',
+        default_text="none",
+    )
     allowed_origins: CommaList = setting(
         "Origins allowed to send mutations and open WebSockets, comma separated.",
         default=[],

@@ -86,7 +86,7 @@ def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
     store.save("sales", "v1", {"id": "sales"}, workspace="sales")
     store.save("payroll", "v1", {"id": "payroll"}, workspace="hr")
     access = AccessStore(store)
-    access.grant(LOCAL_ADMIN, Kind.user, "vic", "sales", Role.viewer)
+    access.grant(LOCAL_ADMIN, Kind.group, "analysts", "sales", Role.viewer)
     access.grant(LOCAL_ADMIN, Kind.user, "rita", "sales", Role.runner)
     access.grant(LOCAL_ADMIN, Kind.user, "boss", "*", Role.admin)
     token_id, text = access.create_token(LOCAL_ADMIN, "hr loader")
@@ -94,7 +94,14 @@ def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
     webserver = Webserver()
     users = {name: cheap_hash(PASSWORD) for name in ("vic", "rita", "boss", "nobody")}
     with serve_in_thread(webserver.app()) as upstream:
-        settings = ProxySettings(upstream=upstream, users=users, roles=True, store_url=store.url, identity_key=KEY)
+        settings = ProxySettings(
+            upstream=upstream,
+            users=users,
+            groups={"analysts": ["vic"]},  # vic is a viewer through her group
+            roles=True,
+            store_url=store.url,
+            identity_key=KEY,
+        )
         with serve_in_thread(DagsterProxy(settings)) as proxy:
             yield proxy, webserver, {"hr_token": text}
 
@@ -174,6 +181,8 @@ def test_graphql_through_the_proxy_by_role(stack):
     post(proxy, {**boss, IDENTITY_HEADER: "forged", "X-Forwarded-User": "rita"}, {"query": "{ version }"})
     assert webserver.headers[-1]["x-forwarded-user"] == "boss"
     assert verify_identity(KEY.encode(), webserver.headers[-1][IDENTITY_HEADER]).user == "boss"
+    post(proxy, vic, {"query": "{ version }"})
+    assert verify_identity(KEY.encode(), webserver.headers[-1][IDENTITY_HEADER]).groups == {"analysts"}
 
     # bad GraphQL is 400, not a pass
     assert post(proxy, vic, {"query": "mutation {"}).status_code == 400
