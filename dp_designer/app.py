@@ -56,6 +56,7 @@ API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
     ("GET", "/api/flows/{flow_id}", flows_api.get_flow, None),
     ("GET", "/api/flows/{flow_id}/versions/{version}", flows_api.get_version, None),
     ("GET", "/api/flows/{flow_id}/history", flows_api.history, None),
+    ("GET", "/api/flows/{flow_id}/audit", flows_api.audit, None),
     ("GET", "/api/flows/{flow_id}/diff", flows_api.diff, None),
     ("PUT", "/api/flows/{flow_id}/draft", flows_api.save_draft, flows_api.DraftBody),
     ("DELETE", "/api/flows/{flow_id}/draft", flows_api.discard_draft, None),

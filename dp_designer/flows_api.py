@@ -201,6 +201,20 @@ async def history(request: Request) -> JSONResponse:
     )
 
 
+def _audit(api: FlowStoreAPI, flow_id: str) -> list[dict[str, Any]]:
+    api.info(flow_id)  # view checked; a flow that is not stored is a 404
+    return [
+        {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
+        for e in api.access.audit(flow_id, limit=500)
+    ]
+
+
+async def audit(request: Request) -> JSONResponse:
+    """Who published, deleted, restored and launched the flow, and who changed its roles."""
+    flow_id = flow_id_of(request)
+    return JSONResponse({"entries": await run_in_threadpool(_audit, _api(request), flow_id)})
+
+
 def _diff(api: FlowStoreAPI, flow_id: str, a: str, b: str) -> dict[str, Any]:
     a_version, a_spec = api.get(flow_id, a)
     b_version, b_spec = api.get(flow_id, b)

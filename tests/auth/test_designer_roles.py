@@ -89,6 +89,10 @@ def test_each_role_through_the_designer_api(stack):
     assert client.post("/api/flows/payroll/publish", json=body, headers=editor).status_code == 403
     assert api.get("payroll")[1]["description"] == "hr only"
 
+    entries = client.get("/api/flows/sales/audit", headers=viewer).json()["entries"]
+    # rita's launch failed (no Dagster here): only what happened is recorded
+    assert [(e["actor"], e["action"]) for e in entries] == [("local-admin", "publish"), ("user:ed", "publish")]
+    assert client.get("/api/flows/payroll/audit", headers=viewer).status_code == 403
     trail = [(e.actor, e.action, e.flow_id) for e in api.access.audit()]
     assert ("user:ed", "publish", "sales") in trail
     assert not any(actor in ("user:vic", "user:rita") and action == "publish" for actor, action, _ in trail)
