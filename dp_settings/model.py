@@ -217,10 +217,10 @@ class AuthSettings(Group):
         "as whoever holds the store's database login already is.",
         default_text="none",
     )
-    enforce: bool = setting(
-        "Check roles in the designer and the receiver (callers named by the proxy or by a service token); "
+    enforce: Annotated[bool | None, Unset] = setting(
+        "Check roles at the proxy and in the designer (callers named by the proxy or by a service token); "
         "off: the embedded default's single local admin, no login.",
-        default=False,
+        default_text="off",
     )
     identity_key: Annotated[SecretStr | None, Unset] = setting(
         "Key the proxy signs the caller's identity with for the servers behind it (the designer); "
