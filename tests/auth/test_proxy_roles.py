@@ -197,16 +197,21 @@ def test_subscriptions_through_the_websocket_by_role(stack):
     proxy, webserver, _ = stack
     from websockets.asyncio.client import connect
 
-    async def subscribe(user: str, run_id: str) -> dict:
+    async def send(user: str, query: str) -> dict:
         headers = {k: v for k, v in basic(user).items() if k != "Content-Type"}
         async with connect(
             proxy.replace("http", "ws") + "/graphql", additional_headers=headers, subprotocols=["graphql-ws"]
         ) as socket:
-            query = f'subscription {{ pipelineRunLogs(runId: "{run_id}") {{ __typename }} }}'
             await socket.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
             return json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+    async def subscribe(user: str, run_id: str) -> dict:
+        return await send(user, f'subscription {{ pipelineRunLogs(runId: "{run_id}") {{ __typename }} }}')
 
     assert asyncio.run(subscribe("vic", "run-sales"))["type"] == "data"
     refused = asyncio.run(subscribe("vic", "run-payroll"))
     assert refused["type"] == "error" and "may not view flow 'payroll'" in refused["payload"][0]["message"]
+    # a mutation sent over the WebSocket is judged as one sent by POST
+    sneaked = asyncio.run(send("vic", launch("sales")))
+    assert sneaked["type"] == "error" and "may not run flow 'sales'" in sneaked["payload"][0]["message"]
     assert [s["payload"]["query"].count("run-sales") for s in webserver.subscriptions] == [1]
