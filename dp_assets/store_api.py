@@ -138,6 +138,8 @@ class FlowStoreAPI:
         (node positions) is stored beside the version, not in it."""
         data, layout = split_layout(read_spec_file(spec) if isinstance(spec, str | Path) else spec)
         workspace = self._check(Action.edit, self._flow_id_of(data), workspace)
+        if author is None and not self.actor.local_admin:
+            author = self.actor.label  # who stored it, when the caller names no one
         _, saved = publish_spec(
             self.store, data, self.catalog, workspace=workspace, message=message, author=author, layout=layout
         )

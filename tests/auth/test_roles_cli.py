@@ -66,6 +66,9 @@ def test_tokens_publish_only_where_their_roles_say_and_everything_is_audited(tmp
     # the hr editor publishes in hr; the runner token sees only its flow
     ok = _dp(["publish", _spec(tmp_path, "payroll", "new payroll")], env, editor_token)
     assert ok.exit_code == 0, ok.output
+    from dp_resources.store import FlowStore
+
+    assert FlowStore(env["DP_STORE_URL"]).history("payroll")[-1].author == f"token:{editor_id}"
     listed = _dp(["list"], env, runner_token)
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["daily"]
     assert "may not view flow 'payroll'" in _dp(["history", "payroll"], env, runner_token).output
