@@ -15,10 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dp_assets.catalog.schema import as_list
+
 from .connection import EngineLimits, connect
 from .errors import NotSupported
 from .forms import FORMS
-from .frames import Hints, arrow_to_frame, arrow_with_hints, check_kinds, frame_to_arrow, with_row_order
+from .frames import (
+    INT64_WHEN_EMPTY,
+    Hints,
+    arrow_to_frame,
+    arrow_with_hints,
+    check_kinds,
+    frame_to_arrow,
+    with_row_order,
+)
 from .nulls import check_settled, nonnull_after, settle, watched
 from .relation import ROW_ORDER, Relation, column_list, describe, ordered_output
 from .sql_expressions import kind_of_arrow, quote_text
@@ -150,13 +160,13 @@ class Engine:
             except Exception as err:  # DuckDB refused what pandas may accept: let pandas answer
                 raise NotSupported(f"DuckDB: {err}") from err
         nonnull = nonnull_after(type_name, params, known, relation)
-        carried = _carried_hints(type_name, params, hints)
+        carried = _carried_hints(type_name, params, hints, relations.get("input", relation))
         if type_name == "AddModifyColumn" and relation.kinds.get(params.column) == "str":
             carried = _text_hint(params, relations["input"], hints, flow_params, carried)
         return Deferred(self, relation, carried, nonnull)
 
 
-def _carried_hints(type_name: str, params: Any, hints: Hints) -> Hints:
+def _carried_hints(type_name: str, params: Any, hints: Hints, given: Relation) -> Hints:
     """The input dtypes a node's output columns keep under another name."""
     if type_name == "RenameColumns":
         return {params.columns.get(name, name): dtype for name, dtype in hints.items()}
@@ -167,13 +177,27 @@ def _carried_hints(type_name: str, params: Any, hints: Hints) -> Hints:
             if func in ("min", "max", "first", "last") and column in hints
         }
         return {**hints, **kept}
+    if type_name == "Melt":  # the value column keeps the value columns' dtype where they share one
+        ids = as_list(params.id_vars)
+        values = as_list(params.value_vars) or [name for name in given.names if name not in ids]
+        found = {str(hints.get(name)) for name in values}
+        shared = hints.get(values[0]) if values and len(found) == 1 else None
+        kept = {name: dtype for name, dtype in hints.items() if name in ids}
+        return {**kept, params.value_name: shared} if shared is not None else kept
     if type_name == "WindowFunctions":
         kept = {
             spec.output: hints[spec.column]
             for spec in params.functions
             if spec.function in ("lag", "lead", "cummax", "cummin") and spec.column in hints
         }
-        return {**hints, **kept}
+        # pandas' shift() of integers is float64, but an empty frame keeps int64
+        first_key = next(iter(as_list(params.order_by)), "")
+        shifted = {
+            spec.output: INT64_WHEN_EMPTY
+            for spec in params.functions
+            if spec.function in ("lag", "lead") and given.kinds.get(spec.column or first_key) == "int"
+        }
+        return {**hints, **kept, **shifted}
     return hints
 
 

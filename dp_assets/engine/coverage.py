@@ -44,6 +44,10 @@ DUCKDB_NOTES: dict[str, str] = {
         "row order; a fill that pandas would turn into `object` and `mean`/`median`/`mode` run in pandas; "
         "no `filled` counts in the node's metadata"
     ),
+    "Melt": (
+        "a block of rows per value column in `value_vars` order, each in the input's order; value columns "
+        "of different types (other than integers with floats) run in pandas"
+    ),
     "WindowFunctions": "keeps the input's row order; `rank` methods other than min and dense run in pandas",
 }
 

@@ -19,6 +19,7 @@ from .errors import NotSupported
 from .forms_aggregate import group_aggregate, window_functions
 from .forms_join import join_merge
 from .forms_missing import handle_missing_values
+from .forms_reshape import melt
 from .relation import ROW_ORDER, Relation, column_list
 from .sql_expressions import compile_condition, compile_expression, quote_identifier
 
@@ -148,4 +149,5 @@ FORMS: dict[str, Form] = {
     "GroupAggregate": group_aggregate,
     "WindowFunctions": window_functions,
     "HandleMissingValues": handle_missing_values,
+    "Melt": melt,
 }

@@ -19,6 +19,7 @@ from .relation import ROW_ORDER, folded_name
 from .sql_expressions import kind_of_arrow
 
 Hints = dict[str, Any]  # column name -> the pandas dtype an input frame gave it
+INT64_WHEN_EMPTY = "int64 when empty"  # a hint: float64, except int64 in a frame of no rows
 
 
 def frame_to_arrow(df: Any) -> tuple[Any, Hints]:
@@ -107,6 +108,10 @@ def arrow_to_frame(table: Any, hints: Hints) -> Any:
     df = table.to_pandas()
     for name, dtype in hints.items():
         if name not in df.columns:
+            continue
+        if isinstance(dtype, str):
+            if dtype == INT64_WHEN_EMPTY and df.empty:
+                df[name] = df[name].astype("int64")
             continue
         got = df[name].dtype
         if pd.api.types.is_object_dtype(dtype) and isinstance(got, pd.StringDtype):

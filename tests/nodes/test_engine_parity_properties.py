@@ -76,6 +76,10 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
         ("HandleMissingValues", {"strategy": "drop", "how": "all", "subset": [column]}),
         ("HandleMissingValues", {"strategy": "drop", "thresh": draw(st.integers(0, len(columns)))}),
     ]
+    if key in columns and "variable" not in columns and "value" not in columns and numeric:
+        # numbers only: text with numbers melts into an object column no later step can read
+        melted = draw(st.lists(st.sampled_from(numeric), min_size=1, max_size=2, unique=True))
+        choices.append(("Melt", {"id_vars": key, "value_vars": melted}))
     floats = [name for name in columns if pd.api.types.is_float_dtype(shape[name])]
     if floats:
         choices.append(("HandleMissingValues", {"strategy": "fill", "value": {draw(st.sampled_from(floats)): -1}}))
