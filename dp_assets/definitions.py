@@ -14,3 +14,17 @@ from dp_assets.location import build_code_location
 @dg.definitions
 def defs() -> dg.Definitions:
     return build_code_location(scope=LoadScope.current())
+
+
+def prepare_run_worker() -> None:
+    """Import what runs use and a location load does not: pandas, numpy, pyarrow and every node
+    module (loading imports only the node modules of the types the flows use, and those defer
+    pandas and numpy to a node's first run). Called once by the warm run launcher's template
+    (docs/run-launcher.md) after it loaded the location, so that no forked run worker pays for
+    these imports at its first node."""
+    import importlib
+
+    from dp_assets.catalog import NODE_MODULES
+
+    for name in ("numpy", "pandas", "pyarrow", *NODE_MODULES):
+        importlib.import_module(name)

@@ -8,9 +8,16 @@ For each run the launcher sends, it forks a child that executes the run exactly 
 events, logs, tags and retries are Dagster's own. The child pays for none of the imports: a run
 starts in tens of milliseconds instead of seconds (docs/run-launcher.md).
 
-Fork safety: the template never opens the Dagster instance (the child opens its own from the
-run's instance reference) and starts no thread; ``fork_hazards`` lists what would make a fork
-unsafe (a second thread, an open network socket) and the template refuses to start with any.
+What a child would otherwise pay for after the fork, the template does once: it imports what
+runs import and a location load does not (the location module's ``prepare_run_worker``, for the
+platform pandas, numpy, pyarrow and every node module), and it opens the Dagster instance of its
+launcher (storage classes, schema checks) so that a child executes its run on a copy of it.
+
+Fork safety: the template closes every database connection it opened (the location's load, the
+instance's schema checks) before it listens, and starts no thread; ``fork_hazards`` lists what
+would make a fork unsafe (a second thread, an open network socket): an opened instance that
+leaves one is dropped (children then open their own), and the template refuses to start with
+any left.
 
 Stale code: the template remembers the modification time and size of every project module it
 imported (and of the site-packages folders, which change when a package is installed). Before
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import logging
 import os
@@ -32,11 +38,14 @@ import select
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from dp_instance.warm_preload import close_database_pools, fork_hazards, open_instance, preload
 
 log = logging.getLogger("dp.warm_template")
 
@@ -47,15 +56,6 @@ GO_AHEAD_SECONDS = 60
 REQUEST_SECONDS = 10
 #: Exit code of a child that never got the go-ahead (the run was never touched).
 NO_GO_AHEAD = 3
-#: Dagster's modules a run worker needs and the location load does not import.
-RUN_WORKER_MODULES = (
-    "dagster._cli.api",
-    "dagster._core.execution.api",
-    "dagster._core.execution.plan.execute_plan",
-    "dagster._core.executor.in_process",
-    "dagster._core.executor.multiprocess",
-    "dagster._core.storage.fs_io_manager",
-)
 
 
 def process_start_time(pid: int) -> str | None:
@@ -100,74 +100,16 @@ def changed_files(fingerprint: dict[str, tuple[int, int]]) -> list[str]:
     return [path for path, seen in fingerprint.items() if _stat(path) != seen]
 
 
-def fork_hazards() -> list[str]:
-    """What would make forking this process unsafe: threads besides the main one, and open
-    network sockets (a database connection the children would share)."""
-    hazards = [f"thread {t.name}" for t in threading.enumerate() if t is not threading.main_thread()]
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:"):
-            try:
-                family = socket.socket(fileno=os.dup(int(fd)))
-            except OSError:
-                continue
-            try:
-                if family.family in (socket.AF_INET, socket.AF_INET6):
-                    hazards.append(
-                        f"network socket fd {fd} ({family.getpeername() if _connected(family) else 'unconnected'})"
-                    )
-            finally:
-                family.close()
-    return hazards
-
-
-def _connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:
-        return False
-    return True
-
-
-def preload(origin: Any, instance_ref: Any) -> None:
-    """Import what a run worker imports and load the code location once."""
-    from dagster._utils.hosted_user_process import recon_repository_from_origin
-
-    working_directory = getattr(origin.code_pointer, "working_directory", None)
-    if working_directory:
-        os.chdir(working_directory)
-        if working_directory not in sys.path:
-            sys.path.insert(0, working_directory)
-    for name in RUN_WORKER_MODULES:
-        importlib.import_module(name)
-    # The instance's storage classes: the child opens the instance, this only imports them.
-    for value in instance_ref._asdict().values():
-        module = getattr(value, "module_name", None)
-        if isinstance(module, str):
-            importlib.import_module(module)
-    recon_repository_from_origin(origin).get_definition()
-    close_database_pools()
-
-
-def close_database_pools() -> None:
-    """Close the connections the location's load left in SQLAlchemy pools (the flow store's,
-    on PostgreSQL): children must not share them, and an idle template should not hold them.
-    A pool opens new connections when it is used again."""
-    import sqlalchemy as sa
-
-    gc.collect()
-    for engine in [obj for obj in gc.get_objects() if isinstance(obj, sa.engine.Engine)]:
-        engine.dispose()
-
-
 class Template:
-    def __init__(self, socket_path: str, max_workers: int, idle_seconds: float) -> None:
+    def __init__(
+        self, socket_path: str, max_workers: int, idle_seconds: float, opened: tuple[str, Any] | None = None
+    ) -> None:
         self.socket_path = socket_path
         self.max_workers = max_workers
         self.idle_seconds = idle_seconds
+        #: (serialized instance reference, the instance opened from it): a child whose run names
+        #: the same reference executes on (its copy of) that instance.
+        self.opened = opened
         self.children: set[int] = set()
         self.fingerprint: dict[str, tuple[int, int]] = {}
         self.listener: socket.socket | None = None
@@ -267,7 +209,9 @@ class Template:
             if conn.makefile("r").readline().strip() != "go":
                 os._exit(NO_GO_AHEAD)
             conn.close()
-            execute_run(request["run_id"], request["instance_ref"], bool(request.get("watch_cancel")))
+            ref = request["instance_ref"]
+            opened = self.opened[1] if self.opened is not None and self.opened[0] == ref else None
+            execute_run(request["run_id"], ref, bool(request.get("watch_cancel")), opened)
             code = 0
         except BaseException:  # noqa: BLE001 - the child must end here, never in the template's loop
             traceback.print_exc()
@@ -281,21 +225,18 @@ def _send(conn: socket.socket, message: dict[str, Any]) -> None:
     conn.sendall((json.dumps(message) + "\n").encode())
 
 
-def execute_run(run_id: str, serialized_instance_ref: str, watch_cancel: bool = False) -> None:
-    """What ``dagster api execute_run`` does with its arguments, in this process.
+def execute_run(run_id: str, serialized_instance_ref: str, watch_cancel: bool = False, opened: Any = None) -> None:
+    """What ``dagster api execute_run`` does with its arguments, in this process; on ``opened``
+    (the template's instance for this reference) when given, else on an instance opened now.
 
     ``watch_cancel``: also poll the run's status and interrupt the run when it becomes CANCELING
     (Dagster's own cancellation thread), for a ``terminate`` that comes from another machine or
     container, which cannot signal this process."""
     from dagster._cli.api import _execute_run_command_body
-    from dagster._cli.utils import get_instance_for_cli
     from dagster._core.execution.run_cancellation_thread import start_run_cancellation_thread
-    from dagster._core.instance.ref import InstanceRef
-    from dagster._serdes import deserialize_value
     from dagster._utils.interrupts import capture_interrupts
 
-    instance_ref = deserialize_value(serialized_instance_ref, InstanceRef)
-    with capture_interrupts(), get_instance_for_cli(instance_ref=instance_ref) as instance:
+    with capture_interrupts(), _instance(serialized_instance_ref, opened) as instance:
         watcher = start_run_cancellation_thread(instance, run_id) if watch_cancel else None
         try:
             _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
@@ -303,6 +244,20 @@ def execute_run(run_id: str, serialized_instance_ref: str, watch_cancel: bool = 
             if watcher is not None:
                 watcher[1].set()
                 watcher[0].join(timeout=5)
+
+
+@contextmanager
+def _instance(serialized_instance_ref: str, opened: Any) -> Iterator[Any]:
+    from dagster._cli.utils import _inject_local_env_file, get_instance_for_cli
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._serdes import deserialize_value
+
+    if opened is None:
+        with get_instance_for_cli(instance_ref=deserialize_value(serialized_instance_ref, InstanceRef)) as instance:
+            yield instance
+        return
+    with _inject_local_env_file(log), opened:
+        yield opened
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,13 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     origin = deserialize_value(given["origin"], RepositoryPythonOrigin)
-    preload(origin, deserialize_value(given["instance_ref"], InstanceRef))
+    instance_ref = deserialize_value(given["instance_ref"], InstanceRef)
+    preload(origin, instance_ref)
+    instance = open_instance(instance_ref)
+    close_database_pools()
     gc.collect()
     hazards = fork_hazards()
+    if hazards and instance is not None:
+        log.warning("warm template: the opened instance leaves %s; children open their own", "; ".join(hazards))
+        instance.dispose()
+        instance = None
+        close_database_pools()
+        gc.collect()
+        hazards = fork_hazards()
     if hazards:
         log.error("warm template: cannot fork safely after loading the location: %s", "; ".join(hazards))
         return 2
-    template = Template(args.socket, args.max_workers, args.idle_seconds)
+    opened = (given["instance_ref"], instance) if instance is not None else None
+    template = Template(args.socket, args.max_workers, args.idle_seconds, opened)
     template.fingerprint = code_fingerprint()
     # Objects loaded so far are shared with the children copy-on-write; the collector would
     # touch (and so copy) every one of them in each child.

@@ -29,6 +29,7 @@ CALLED: dict[str, list[str]] = {
         "set_exit_code_on_failure",
     ],
     "dagster._cli.utils:get_instance_for_cli": ["instance_ref", "logger"],
+    "dagster._cli.utils:_inject_local_env_file": ["logger"],
     "dagster._utils.interrupts:capture_interrupts": [],
     "dagster._utils.hosted_user_process:recon_repository_from_origin": ["origin"],
     "dagster._core.execution.run_cancellation_thread:start_run_cancellation_thread": ["instance", "run_id"],
@@ -72,6 +73,17 @@ def test_the_execute_run_command_is_still_the_body_the_template_calls() -> None:
     source = inspect.getsource(api.execute_run_command.callback)  # a click command
     assert "_execute_run_command_body(" in source and "capture_interrupts()" in source
     assert "get_instance_for_cli(instance_ref=" in source
+
+
+def test_the_instance_the_template_opens_is_the_one_get_instance_for_cli_opens() -> None:
+    """The template opens its children's instance as ``get_instance_for_cli`` does (the
+    working directory's ``.env``, then ``DagsterInstance.from_ref``); if Dagster changes how,
+    ``dp_instance.warm_preload.open_instance`` must follow."""
+    from dagster._cli import utils
+
+    source = inspect.getsource(utils.get_instance_for_cli)
+    assert "_inject_local_env_file(logger)" in source
+    assert "DagsterInstance.from_ref(instance_ref)" in source
 
 
 def test_the_health_result_and_origins_have_the_fields_the_launcher_reads(tmp_path: Path) -> None:

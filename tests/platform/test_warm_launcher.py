@@ -41,12 +41,18 @@ import time
 import dagster as dg
 
 VERSION = "{version}"
+PREPARED_IN = None
+
+
+def prepare_run_worker():
+    global PREPARED_IN
+    PREPARED_IN = os.getpid()
 
 
 @dg.op(config_schema={{"out": str}})
 def report(context):
     with open(context.op_config["out"], "w") as out:
-        out.write(f"{{VERSION}} {{os.getpid()}}")
+        out.write(f"{{VERSION}} {{os.getpid()}} prepared in {{PREPARED_IN}}")
 
 
 @dg.op(config_schema={{"flag": str}})
@@ -199,8 +205,10 @@ def test_runs_execute_in_children_of_one_preloaded_template(platform: DagsterPla
     first_id, first_out, first = run_quick(platform, tmp_path, "first")
     _second_id, second_out, second = run_quick(platform, tmp_path, "second")
     assert first is not None and second is not None
-    # The op ran in the worker the run is tagged with; both workers came from one template.
-    assert first_out == f"v1 {first['pid']}" and second_out == f"v1 {second['pid']}"
+    # The op ran in the worker the run is tagged with; both workers came from one template,
+    # which ran the location's prepare_run_worker once before forking them.
+    assert first_out == f"v1 {first['pid']} prepared in {first['template']}"
+    assert second_out == f"v1 {second['pid']} prepared in {second['template']}"
     assert first["template"] == second["template"] and first["pid"] != second["pid"]
     # As a run worker started by Dagster: the worker reports its process in the run's events.
     assert f"Started process for run (pid: {first['pid']})" in messages(platform, first_id)
@@ -214,7 +222,7 @@ def test_changed_code_is_never_run_by_an_old_template(platform: DagsterPlatform,
     platform.reload_location(_location_name(platform))
     _, out, after = run_quick(platform, tmp_path, "after")
     assert after is not None
-    assert out == f"v2 {after['pid']}"
+    assert out == f"v2 {after['pid']} prepared in {after['template']}"
     assert after["template"] != before["template"]
     wait_for("the stale template to exit", lambda: not pid_alive(before["template"]))
 
