@@ -83,7 +83,9 @@ def instance_file_text(dagster_home: Path) -> str:
 
 
 def local_run_queue() -> str:
-    """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too."""
+    """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too.
+    The daemon looks at the queue every second (Dagster's default is every 5 s): a queued run (a
+    UI Materialize, an invoke, an event's run) waits for the next look before it is launched."""
     from dp_sensors.triggers.policy import concurrency_limits_config
 
     queue = {
@@ -91,7 +93,11 @@ def local_run_queue() -> str:
             # Dagster's queued run coordinator, tagging the UI's Materialize runs with their flow.
             "module": "dp_instance.run_coordinator",
             "class": "FlowRunCoordinator",
-            "config": {"max_concurrent_runs": 4, "tag_concurrency_limits": concurrency_limits_config()},
+            "config": {
+                "max_concurrent_runs": 4,
+                "tag_concurrency_limits": concurrency_limits_config(),
+                "dequeue_interval_seconds": 1,
+            },
         }
     }
     return yaml.safe_dump(queue, sort_keys=False)

@@ -325,7 +325,10 @@ def test_the_embedded_default_names_the_warm_launcher_with_run_monitoring(tmp_pa
         assert instance.run_monitoring_enabled
         config = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
         assert instance.run_launcher.max_workers >= config["run_coordinator"]["config"]["max_concurrent_runs"]
+        # A queued run (invoke, an event's run, a UI Materialize) waits at most a second for launch.
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
     production = yaml.safe_load((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    assert production["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
     assert production["run_launcher"]["class"] == "WarmRunLauncher"
     assert production["run_launcher"]["config"]["watch_cancel"] is True
     assert production["run_monitoring"]["enabled"] is True
