@@ -155,6 +155,21 @@ def service_token_check(store: Any) -> Callable[[str, str, str], bool]:
     return check
 
 
+def launch_audit(store: Any) -> Callable[[str, str, str], None]:
+    """Record each launch the receiver makes in the store's audit trail."""
+    from dp_auth.access import AccessStore
+
+    access = AccessStore(store)
+
+    def record(flow_id: str, run_id: str, actor: str) -> None:
+        workspace = access.workspace_of(flow_id) or ""
+        access.record(
+            actor, "launch", workspace=workspace, flow_id=flow_id, detail={"run_id": run_id, "via": "receiver"}
+        )
+
+    return record
+
+
 def receiver_app(
     store: Any,
     bus: Any,
@@ -167,6 +182,7 @@ def receiver_app(
 ) -> ASGIApp:
     """The ASGI app of ``dp webhook serve`` over a flow store (see the module docstring)."""
     options.setdefault("service_tokens", service_token_check(store))
+    options.setdefault("on_launch", launch_audit(store))
     hooks = create_app(catalog=StoreFlowCatalog(store, webhooks_only=True), bus=bus, environ=environ, **options)
     if ledger is None or launcher is None:
         return hooks

@@ -147,7 +147,7 @@ class AccessStore:
 
     def record(
         self,
-        actor: Principal,
+        actor: Principal | str,
         action: str,
         *,
         workspace: str = "",
@@ -155,11 +155,17 @@ class AccessStore:
         detail: dict[str, Any] | None = None,
         session: Session | None = None,
     ) -> None:
-        """Add one audit entry (in ``session``'s transaction when given)."""
+        """Add one audit entry (in ``session``'s transaction when given); ``actor`` is a principal
+        or, for callers known only by a label (the receiver's shared token), that label."""
         if action not in AUDIT_ACTIONS:
             raise ValueError(f"unknown audit action {action!r}")
         entry = AuditEntry(
-            at=utcnow(), actor=actor.label, action=action, workspace=workspace, flow_id=flow_id, detail=detail or {}
+            at=utcnow(),
+            actor=actor if isinstance(actor, str) else actor.label,
+            action=action,
+            workspace=workspace,
+            flow_id=flow_id,
+            detail=detail or {},
         )
         if session is not None:
             session.add(entry)

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dp_sensors.events.base import MAX_KEY_LENGTH, EventBus
-from dp_sensors.webhook.auth import FLOW_ID_RE, ServiceTokenCheck, is_authorised_by_any
+from dp_sensors.webhook.auth import FLOW_ID_RE, LaunchAudit, ServiceTokenCheck, caller_label, is_authorised_by_any
 from dp_sensors.webhook.bodies import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     Refused,
@@ -104,9 +104,11 @@ class _Receiver:
         launch_wait_seconds: float,
         body_timeout_seconds: float,
         service_tokens: ServiceTokenCheck | None = None,
+        on_launch: LaunchAudit | None = None,
     ) -> None:
         self.lookup = lookup
         self.service_tokens = service_tokens
+        self.on_launch = on_launch
         self.bus = bus
         self.ledger = ledger
         self.launcher = launcher
@@ -120,6 +122,15 @@ class _Receiver:
         return await to_thread.run_sync(
             is_authorised_by_any, flow_id, authorization, self.webhook, self.service_tokens, action
         )
+
+    async def launched(self, request: Request, flow_id: str, run_id: str, replayed: bool) -> None:
+        """Record a new launch in the audit trail (a replayed one launched nothing)."""
+        if self.on_launch is not None and not replayed:
+            actor = caller_label(request.headers.get("authorization"))
+            try:
+                await to_thread.run_sync(self.on_launch, flow_id, run_id, actor)
+            except Exception:  # the run is launched: its answer must not turn into a 500
+                log.exception("could not record the launch of run %s of flow %s in the audit trail", run_id, flow_id)
 
     async def authorised_flow(self, request: Request) -> tuple[str, type[BaseModel]]:
         flow_id = request.path_params["flow_id"]
@@ -231,6 +242,7 @@ class _Receiver:
             return JSONResponse({"detail": "client disconnected"}, 400)
         except LAUNCH_ERRORS as exc:
             return launch_refusal(exc, flow_id).response()
+        await self.launched(request, flow_id, outcome.run_id, outcome.replayed)
         return JSONResponse(outcome.model_dump(), 200 if outcome.replayed else 201)
 
 
@@ -252,6 +264,7 @@ def create_app(
     invoke_backend: InvokeBackend | None = None,
     invoke_max_wait_seconds: float = 60.0,
     service_tokens: ServiceTokenCheck | None = None,
+    on_launch: LaunchAudit | None = None,
 ) -> Starlette:
     """The receiver's ASGI app.
 
@@ -264,7 +277,8 @@ def create_app(
         ``invoke_backend`` (with ledger and launcher) enables ``POST /flows/{flow_id}/invoke`` and
         ``GET /runs/{run_id}/result``, waiting at most ``invoke_max_wait_seconds``
         (:mod:`dp_sensors.webhook.invoke`). ``service_tokens`` lets the store's service tokens
-        open the flows their roles allow (runner to launch or post, viewer to read a result).
+        open the flows their roles allow (runner to launch or post, viewer to read a result);
+        ``on_launch`` records each new launch (the audit trail).
     """
     if (ledger is None) != (launcher is None):
         raise ValueError("give both ledger and launcher to serve launches, or neither")
@@ -285,6 +299,7 @@ def create_app(
         launch_wait_seconds,
         body_timeout_seconds,
         service_tokens,
+        on_launch,
     )
     invoke = InvokeRoutes(receiver, invoke_backend, invoke_max_wait_seconds)
     return Starlette(

@@ -21,6 +21,8 @@ from dp_settings.model import WebhookSettings
 #: docs/security.md "Roles") may ``run`` or ``view`` the flow; injected by the platform's wiring
 #: (``dp_assets.receiver``), since this package does not know the store's grants.
 ServiceTokenCheck = Callable[[str, str, str], bool]
+#: ``(flow_id, run_id, actor) -> None``: record a launch the receiver made (the audit trail).
+LaunchAudit = Callable[[str, str, str], None]
 SERVICE_TOKEN_PREFIX = "dpt_"
 FLOW_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # the spec's FlowId
 GLOBAL_TOKEN_ENV = "DP_WEBHOOK_TOKEN"
@@ -76,3 +78,12 @@ def is_authorised_by_any(
     if service_tokens is None or given is None or not given.startswith(SERVICE_TOKEN_PREFIX):
         return False
     return FLOW_ID_RE.fullmatch(flow_id) is not None and service_tokens(flow_id, given, action)
+
+
+def caller_label(authorization: str | None) -> str:
+    """Who launched, for the audit trail: ``token:<id>`` for a service token, else the
+    receiver's shared token (which names no one)."""
+    given = bearer_token(authorization) or ""
+    if given.startswith(SERVICE_TOKEN_PREFIX) and given.count("_") >= 2:
+        return f"token:{given.split('_')[1][:32]}"
+    return "receiver-token"

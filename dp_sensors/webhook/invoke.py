@@ -188,6 +188,7 @@ class InvokeRoutes:
                 tags=launch_tags(INVOKE_TRIGGER, partition),
                 wait_seconds=receiver.launch_wait_seconds,
             )
+            await receiver.launched(request, flow_id, outcome.run_id, outcome.replayed)
             state = await wait_finished(backend, outcome.run_id, flow_id, wait)
             status, answered = await to_thread.run_sync(answer, backend, state)
         except Refused as refused:

@@ -85,3 +85,9 @@ def test_service_tokens_open_only_the_flows_their_roles_allow(receiver):
     access.revoke_token(LOCAL_ADMIN, tokens["runner"][0])
     assert _launch(client, "orders", runner, "k7").status_code == 401
     assert launched == ["orders", "payroll"] and len(bus.read_after(None)) == 1
+    # each new launch is in the audit trail with the token that made it (a refused one is not)
+    trail = [(e.actor, e.action, e.flow_id, e.detail.get("run_id")) for e in access.audit() if e.action == "launch"]
+    assert trail == [
+        (f"token:{tokens['runner'][0]}", "launch", "orders", "run-1"),
+        (f"token:{tokens['hr_runner'][0]}", "launch", "payroll", "run-2"),
+    ]
