@@ -48,15 +48,22 @@ run: install
 # output is printed when they finish) and everything else at a lower CPU
 # priority (nice), so that it never starves a stack. The CPU-hungry bench smoke runs last
 # (tests/conftest.py), when the other session has finished. They share no Redis database, PostgreSQL
-# database or folder. `make test-serial` runs one session; `make test-faults` the fault tests.
+# database or folder. Each session is spread over pytest-xdist workers (LIVE_WORKERS, TEST_WORKERS;
+# 0 runs a session in one process), a whole module (or the modules sharing one platform or
+# webserver) at a time, those that start Dagster first (tests/support/xdist_groups.py): most of
+# the suite's time is waiting on the processes it started. `make test-serial` runs one session;
+# `make test-faults` the fault tests.
 # Each session reports its 25 slowest tests and its wall time (where the suite's time goes).
 LIVE_TESTS = tests/bench tests/deploy tests/docs
 TEST_REPORT = --durations=25 --durations-min=5
+LIVE_WORKERS ?= 2
+TEST_WORKERS ?= 2
 test: install lint test-client
 	@start=$$(date +%s); \
-	{ $(PY) -m pytest -p no:cacheprovider --basetemp=/tmp/dp-tests-live $(TEST_REPORT) $(LIVE_TESTS) $(PYTEST_ARGS); \
+	{ $(PY) -m pytest -n $(LIVE_WORKERS) --dist loadscope -p no:cacheprovider --basetemp=/tmp/dp-tests-live \
+	    $(TEST_REPORT) $(LIVE_TESTS) $(PYTEST_ARGS); \
 	  code=$$?; echo "live stacks: $$(( $$(date +%s) - start )) s"; exit $$code; } > .test-live.log 2>&1 & live=$$!; \
-	nice -n 5 $(PY) -m pytest --basetemp=/tmp/dp-tests-rest $(TEST_REPORT) $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
+	nice -n 5 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --basetemp=/tmp/dp-tests-rest $(TEST_REPORT) $(addprefix --ignore=,$(LIVE_TESTS)) $(PYTEST_ARGS); \
 	rest=$$?; echo "everything else: $$(( $$(date +%s) - start )) s"; wait $$live; live_rc=$$?; \
 	echo "===== live stacks: $(LIVE_TESTS) ====="; cat .test-live.log; \
 	echo "make test: everything else exited $$rest, the live stacks $$live_rc"; \

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import xdist_groups
 from tests.support.dagster_processes import DagsterPlatform, start_make_run
 from tests.support.services import (
     PG_ADMIN_URL,
@@ -87,14 +88,35 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 BENCH_TESTS = Path(__file__).resolve().parent / "bench"
 
+#: Session fixtures that start processes (a Dagster platform, webservers, the proxy, an MCP server).
+#: Under pytest-xdist (`make test`) the modules that use one of them run on one worker, where it
+#: starts once, instead of once per worker.
+SHARED_PROCESS_FIXTURES = frozenset({MAKE_RUN, "platform", "webserver", "readonly_webserver", "proxy", "mcp_http"})
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The bench smoke runs last: it is the suite's most CPU-hungry part, and `make test` runs the
     live stacks beside the rest of the suite, which has finished by then. The tests on the shared
-    `make run` platform run back to back, where the first of them was."""
+    `make run` platform run back to back, where the first of them was. Under pytest-xdist, the
+    modules that start real Dagster processes (the ``e2e`` mark) are handed out first: they are
+    the longest, and one of them coming last would leave the other worker idle."""
     users = [item for item in items if MAKE_RUN in getattr(item, "fixturenames", ())]
     if users:
         first = items.index(users[0])
         rest = [item for item in items if MAKE_RUN not in getattr(item, "fixturenames", ())]
         items[:] = rest[:first] + users + rest[first:]
+    if xdist_groups.distributed(config):
+        xdist_groups.record_units(config, items, SHARED_PROCESS_FIXTURES)
     items.sort(key=lambda item: BENCH_TESTS in Path(str(item.path)).parents)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    xdist_groups.configure_node(node)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``--dist loadscope``: whole modules (or groups of them sharing a process fixture) per
+    worker, so that their fixtures start their stacks once (tests/support/xdist_groups.py)."""
+    return xdist_groups.module_scheduling(config, log)
