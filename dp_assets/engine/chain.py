@@ -9,6 +9,7 @@ raises ``NotSupported`` (the runtime then runs it in pandas, as without the engi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Mapping
@@ -148,7 +149,8 @@ class Engine:
         known: dict[str, tuple[Relation, frozenset[str]]] = {}
         hints: Hints = {}
         for name, value in inputs.items():
-            relations[name], found, nonnull = self.relation_of(value)
+            given, found, nonnull = self.relation_of(value)
+            relations[name] = dataclasses.replace(given, nonnull=nonnull)
             known[name] = (relations[name], nonnull)
             hints = {**found, **hints}
         with self.lock:

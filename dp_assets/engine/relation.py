@@ -21,6 +21,7 @@ class Relation:
     sql: str  # a query whose columns are ``names`` plus ROW_ORDER
     names: tuple[str, ...]
     arrow_types: tuple[Any, ...]
+    nonnull: frozenset[str] = frozenset()  # columns known to hold no missing value (nulls.py)
 
     @property
     def kinds(self) -> dict[str, str]:
