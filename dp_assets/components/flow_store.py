@@ -9,14 +9,14 @@ definitions are those ``build_code_location`` makes for the same versions (tests
 """
 
 import hashlib
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 import dagster as dg
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dp_assets.catalog import default_catalog
 from dp_assets.components.platform import platform_pieces
@@ -30,6 +30,37 @@ log = logging.getLogger("dp.components")
 #: The state's layout; a state of another layout is ignored (the store is read as it is now).
 STATE_FORMAT = 1
 DEFAULT_STATE_KEY = "dp_platform.flow_store"
+
+
+class ImportedFolder(BaseModel):
+    """What importing the flows folder reported when the state was taken (``ImportReport``
+    without what it saved, which the versions hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problems: dict[str, str] = {}
+    conflicts: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    gone: dict[str, str] = {}
+    newly_gone: list[str] = []
+    unchanged: int = 0
+
+    def report(self) -> ImportReport:
+        fields = self.model_dump()
+        fields["newly_gone"] = set(fields["newly_gone"])
+        return ImportReport(**fields)
+
+
+class FlowStoreState(BaseModel):
+    """The component's state file: the store's published versions, and which store they are of
+    (a hash of its URL: the URL may hold a password)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal[1]
+    store: str
+    versions: dict[str, str]
+    imported: ImportedFolder = ImportedFolder()
 
 
 @dataclass
@@ -55,7 +86,7 @@ class FlowStoreComponent(dg.StateBackedComponent, dg.Resolvable):
         with using(settings):
             state = take_state(settings, self.import_flows_folder)
         state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps(state, sort_keys=True, indent=1))
+        state_path.write_text(state.model_dump_json(indent=1))
 
     def build_defs_from_state(self, context: dg.ComponentLoadContext, state_path: Path | None) -> dg.Definitions:
         from dp_assets.location import build_code_location, compile_published
@@ -75,19 +106,13 @@ class FlowStoreComponent(dg.StateBackedComponent, dg.Resolvable):
                 )
             store = _store(settings)
             try:
-                return compile_published(
-                    store,
-                    ImportReport(**state["import"]),
-                    default_catalog(),
-                    None,
-                    resources,
-                    versions=state["versions"],
-                )
+                imported = state.imported.report()
+                return compile_published(store, imported, default_catalog(), None, resources, versions=state.versions)
             finally:
                 store.engine.dispose()  # read once per load: no idle connection kept (F5, docs/deploy.md)
 
 
-def take_state(settings: PlatformSettings, import_flows_folder: bool = True) -> dict[str, Any]:
+def take_state(settings: PlatformSettings, import_flows_folder: bool = True) -> FlowStoreState:
     """The store's published versions now (after importing the flows folder, as a load does)."""
     from dp_assets.location import import_flows_folder as import_folder
     from dp_assets.location import published_versions
@@ -99,29 +124,30 @@ def take_state(settings: PlatformSettings, import_flows_folder: bool = True) -> 
         versions = published_versions(store)
     finally:
         store.engine.dispose()
-    report = asdict(imported)
-    report["newly_gone"] = sorted(imported.newly_gone)
-    report["published"] = []  # what this import saved is in the versions; SaveResults are not JSON
-    return {"format": STATE_FORMAT, "store": _store_fingerprint(settings), "versions": versions, "import": report}
+    report = ImportedFolder(
+        problems=imported.problems,
+        conflicts=imported.conflicts,
+        sources=imported.sources,
+        gone=imported.gone,
+        newly_gone=sorted(imported.newly_gone),
+        unchanged=imported.unchanged,
+    )
+    return FlowStoreState(format=STATE_FORMAT, store=_store_fingerprint(settings), versions=versions, imported=report)
 
 
-def read_state(state_path: Path | None, settings: PlatformSettings) -> dict[str, Any] | None:
-    """The state at ``state_path``, or None when there is none, it is unreadable, or it was taken
-    from another store (a state file left by another DP_HOME or DP_STORE_URL)."""
+def read_state(state_path: Path | None, settings: PlatformSettings) -> FlowStoreState | None:
+    """The state at ``state_path``, or None when there is none, it is not a state of this layout,
+    or it was taken from another store (a state file left by another DP_HOME or DP_STORE_URL)."""
     if state_path is None or not state_path.is_file():
         return None
     try:
-        state = json.loads(state_path.read_text())
-    except (OSError, ValueError) as exc:
-        log.warning("flow store state %s is unreadable (%s); reading the store as it is now", state_path, exc)
+        state = FlowStoreState.model_validate_json(state_path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        log.warning("flow store state %s is not one this platform reads (%s); reading the store now", state_path, exc)
         return None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        log.warning("flow store state %s has another format; reading the store as it is now", state_path)
-        return None
-    if state.get("store") != _store_fingerprint(settings):
+    if state.store != _store_fingerprint(settings):
         log.warning("flow store state %s was taken from another store; reading this one as it is now", state_path)
         return None
-    state["import"]["newly_gone"] = set(state["import"]["newly_gone"])
     return state
 
 

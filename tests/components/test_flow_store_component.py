@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dp_assets.components import FlowStoreComponent
 from dp_assets.location import REPORT_KEY, build_code_location
@@ -112,3 +114,37 @@ def test_a_flow_deleted_after_the_state_was_taken_is_a_reported_problem(flows_di
     report = built.resolve_asset_graph().get(REPORT_KEY)
     assert "sales_summary" in (report.description or "")
     assert "dg utils refresh-defs-state" in (report.description or "")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def test_any_state_file_gives_a_location_never_an_error(flows_dir, dp_home, tmp_path):
+    """Invariant of the state file (a file on disk anyone may edit): whatever it holds, the build
+    gives the location — the flows it names that the store has, or the store as it is now — with
+    the load report, and never raises."""
+    state = tmp_path / "state" / "state"
+    FlowStoreComponent().write_state_to_path(state)
+    taken = json.loads(state.read_text())
+    whole = names(build_code_location())
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(field=st.sampled_from([*taken, "extra"]), value=JSON, drop=st.booleans())
+    def check(field: str, value: object, drop: bool) -> None:
+        document = dict(taken)
+        if drop:
+            document.pop(field, None)
+        else:
+            document[field] = value
+        state.write_text(json.dumps(document))
+        built = names(component_defs(FlowStoreComponent(), state))
+        assert set(built["jobs"]) <= set(whole["jobs"])
+        assert REPORT_KEY.to_user_string() in built["assets"]
+        if document == taken:
+            assert built == whole
+
+    check()
