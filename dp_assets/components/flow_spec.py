@@ -50,6 +50,24 @@ class FlowSpecAttributes(BaseModel):
         return flow_json_schema(default_catalog())
 
 
+class FlowSpecScaffolder(dg.Scaffolder):
+    """``dg scaffold defs dp_assets.components.FlowSpecComponent FOLDER``: a ``defs.yaml`` with a
+    small flow that validates, named after the folder, to grow from (docs/flow-spec.md)."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        flow_id = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower()).lstrip("_0123456789")[:64] or "flow"
+        spec = {
+            "id": flow_id,
+            "description": "A flow written as a component (docs/dg.md).",
+            "nodes": [
+                {"id": "rows", "type": "StaticData", "params": {"rows": [{"region": "north", "amount": 3}]}},
+                {"id": "shown", "type": "DisplayResults", "inputs": ["rows"]},
+            ],
+        }
+        dg.scaffold_component(request, spec)
+
+
+@dg.scaffold_with(FlowSpecScaffolder)
 class FlowSpecComponent(dg.Component):
     """A flow spec in a ``defs.yaml``: the flow's assets, job, schedules, sensors and checks,
     exactly as the code location compiles the same spec once published."""

@@ -15,6 +15,7 @@ import yaml
 from dp_assets.catalog import default_catalog
 from dp_assets.location import build_code_location
 from dp_assets.spec.validation import FlowValidationError, validate_spec
+from dp_sensors.launch import GraphQLClient
 from tests.components.test_flow_store_component import names
 from tests.support.dagster_processes import location_loaded
 from tests.support.processes import BIN, REPO_ROOT, free_port, start_process, stop_all, wait_until
@@ -73,13 +74,17 @@ def dg(copy: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[s
 
 
 def test_dg_checks_lists_and_launches_the_flows_of_the_repository(repo_copy):
+    dg(repo_copy, "scaffold", "defs", "dp_assets.components.FlowSpecComponent", "scaffolded")
     checked = dg(repo_copy, "check", "defs")  # `dg check yaml` first, then loads the location
     assert "All component YAML validated successfully" in checked.stdout
 
     listed = json.loads(dg(repo_copy, "list", "defs", "--json").stdout)
     expected = names(build_code_location())
-    assert sorted(j["name"] for j in listed["jobs"] if not j["name"].startswith("__")) == expected["jobs"]
-    assert sorted(a["asset_key"] for a in listed["assets"]) == expected["assets"]
+    scaffolded = ["scaffolded/rows", "scaffolded/shown"]  # the flow `dg scaffold defs` wrote
+    assert sorted(j["name"] for j in listed["jobs"] if not j["name"].startswith("__")) == sorted(
+        [*expected["jobs"], "scaffolded"]
+    )
+    assert sorted(a["asset_key"] for a in listed["assets"]) == sorted([*expected["assets"], *scaffolded])
     assert sorted(s["name"] for s in listed["schedules"]) == expected["schedules"]
     assert sorted(s["name"] for s in listed["sensors"]) == expected["sensors"]
     assert len(listed["asset_checks"]) == len(expected["checks"])
@@ -134,5 +139,10 @@ def test_dg_dev_serves_the_flows(repo_copy, tmp_path):
         jobs = httpx.post(url, json={"query": query}, timeout=30).json()["data"]["repositoryOrError"]["jobs"]
         flows = {j["name"] for j in jobs if not j["name"].startswith("__")}
         assert flows == set(names(build_code_location())["jobs"])
+        # A run launched from dg dev's UI: the instance's run launcher starts a worker that
+        # rebuilds the job from the components (only its flow, at the version planned).
+        with GraphQLClient(url) as client:
+            run_id = client.launch_run("sales_summary", {})
+            assert client.wait_for_run(run_id, timeout=600) == "SUCCESS", process.log_tail()
     finally:
         stop_all([process])

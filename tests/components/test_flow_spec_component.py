@@ -204,3 +204,19 @@ def test_the_spec_component_of_docs_dg_md_loads(tmp_path, monkeypatch, dp_home):
         path_within_project=project(tmp_path, monkeypatch, {"daily": document["attributes"]})
     )
     assert names(built)["jobs"] == ["daily_totals"]
+
+
+def test_the_scaffolder_writes_a_flow_that_validates(tmp_path, monkeypatch, dp_home):
+    from dp_assets.components.flow_spec import FlowSpecScaffolder
+
+    root = project(tmp_path, monkeypatch, {})
+    target = next(root.glob("specs_*/defs")) / "My-New_flow"
+    target.mkdir()
+    request = dg.ScaffoldRequest(
+        type_name=COMPONENT, target_path=target, scaffold_format="yaml", project_root=root, params=None
+    )
+    FlowSpecScaffolder().scaffold(request)
+    written = yaml.safe_load((target / "defs.yaml").read_text())
+    assert written["type"] == COMPONENT
+    assert validate_spec(written["attributes"], default_catalog()).id == "my_new_flow"
+    assert names(dg.load_from_defs_folder(path_within_project=root))["jobs"] == ["my_new_flow"]
