@@ -139,7 +139,8 @@ def test_any_dropped_text_is_a_document_or_a_4xx(client, text):
     """Invariant: any text is read as a document with a layout of numeric positions, or refused
     with a 4xx and a message; never a 5xx."""
     answer = client.post("/api/import", json={"text": text, "filename": "dropped.yaml"})
-    assert answer.status_code in (200, 422), answer.text
+    # 422 for text that is no spec; 400 for a body the receiver's JSON rules refuse (a NUL).
+    assert answer.status_code == 200 or 400 <= answer.status_code < 500, answer.text
     if answer.status_code == 200:
         layout = answer.json()["document"]["layout"]
         assert all(isinstance(p["x"], int | float) and isinstance(p["y"], int | float) for p in layout.values())
