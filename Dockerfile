@@ -49,6 +49,7 @@ COPY dp_proxy ./dp_proxy
 COPY dp_deploy ./dp_deploy
 COPY dp_settings ./dp_settings
 COPY dp_designer ./dp_designer
+COPY dp_auth ./dp_auth
 # The base image's own setuptools builds the package (no build environment fetched from the index).
 RUN pip install --no-deps --no-build-isolation .
 

@@ -13,6 +13,7 @@ What is here:
 - **job resolution**: an asset job resolved against its own flow's assets only;
 - **the load context**: whether Dagster is reconstructing the definitions in a worker, the
   metadata the code server pinned for it, and the job being reconstructed;
+- **definitions validation**: whether ``dg check defs`` is loading the definitions;
 - **Celery**: dagster-celery's task submission and retry mode, for the terminating executor;
 - **run execution and snapshots** as a run worker and a code server do them, for the
   benchmarks (``bench/``).
@@ -22,6 +23,7 @@ dagster-celery is imported inside the functions that need it: importing it costs
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +96,17 @@ class JobBeingReconstructed:
 
     name: str
     asset_selection: frozenset[dg.AssetKey] | None
+
+
+#: What ``dg check defs`` and ``dagster definitions validate`` set while they load the definitions.
+DEFS_VALIDATION_ENV = "DAGSTER_IS_DEFS_VALIDATION_CLI"
+
+
+def validating_definitions() -> bool:
+    """Whether Dagster's definitions check is loading the definitions: there a bad spec must fail
+    the check, where a serving location leaves it out. Dagster's CLI says so only through this
+    environment variable (dagster/_cli/definitions.py)."""
+    return bool(os.environ.get(DEFS_VALIDATION_ENV))
 
 
 def reconstruction_metadata() -> Mapping[str, Any] | None:

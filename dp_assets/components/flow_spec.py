@@ -14,7 +14,6 @@ Dagster's own templating is not applied to the attributes: ``{{ params.x }}`` st
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from dp_assets import location
 from dp_assets.catalog import default_catalog
 from dp_assets.components.platform import platform_pieces
+from dp_assets.dagster_internals import validating_definitions
 from dp_assets.location import LoadReport
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 from dp_settings import load, using
@@ -33,7 +33,6 @@ log = logging.getLogger("dp.components")
 
 #: Set by ``dg check defs`` (Dagster's documented switch for validation mode): a bad spec fails
 #: the check there, while a serving code location reports it and loads every other flow.
-VALIDATION_CLI_ENV = "DAGSTER_IS_DEFS_VALIDATION_CLI"
 
 
 class FlowSpecAttributes(BaseModel):
@@ -106,7 +105,7 @@ class FlowSpecComponent(dg.Component):
                 flow = compiled.definitions(resources, executors.default)
             except Exception as exc:  # noqa: BLE001 - one bad spec must not stop the location (but fails a check)
                 text = str(exc) if isinstance(exc, FlowValidationError) else f"{type(exc).__name__}: {exc}"
-                if os.environ.get(VALIDATION_CLI_ENV):
+                if validating_definitions():
                     raise dg.DagsterInvalidDefinitionError(f"{self.where}: {text}") from None
                 log.error("%s was left out: %s", self.where, text)
                 return dg.Definitions(assets=[self._problem_asset(text)], resources=resources)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,6 +250,33 @@ def test_an_upstream_outside_the_run_carries_the_placeholder_run_id() -> None:
     result = dg.materialize([upstream, downstream], selection=[downstream], resources={"io_manager": Recording()})
     assert result.success
     assert seen == [RUN_ID_PLACEHOLDER]
+
+
+def test_dagsters_definitions_check_sets_the_variable_the_fence_reads(tmp_path: Path) -> None:
+    """`dagster definitions validate` (what `dg check defs` runs) loads the definitions with
+    `validating_definitions()` true; a plain load sees it false."""
+    seen = tmp_path / "seen.txt"
+    module = tmp_path / "probe_defs.py"
+    module.write_text(
+        "import dagster as dg\n"
+        "from pathlib import Path\n"
+        "from dp_assets.dagster_internals import validating_definitions\n"
+        f"Path({str(seen)!r}).write_text(str(validating_definitions()))\n"
+        "defs = dg.Definitions()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != internals.DEFS_VALIDATION_ENV}
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-f", str(module)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert seen.read_text() == "True"
+    assert internals.validating_definitions() is False  # this process is no definitions check
 
 
 def test_every_reserved_name_is_refused_by_dagster_and_ids_are_not() -> None:

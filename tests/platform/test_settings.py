@@ -31,6 +31,11 @@ ENVIRONMENT_ALLOWED = {
         "(names the files choose), and hands its environment to the Celery worker it "
         "becomes (exec)",
     ),
+    "dp_assets/dagster_internals.py": (
+        1,
+        "reads DAGSTER_IS_DEFS_VALIDATION_CLI, which Dagster's own CLI sets while `dg check defs` "
+        "loads the definitions (Dagster's variable, not a setting of ours)",
+    ),
     "dp_resources/secrets.py": (
         1,
         "resolves `${env:NAME}` references by the name a spec gives (secrets are "
