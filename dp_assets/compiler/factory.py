@@ -15,12 +15,13 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from dp_assets.catalog.base import Catalog
-from dp_assets.compiler.checks import check_spec
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, freshness_definitions, node_check_specs
 from dp_assets.compiler.partitions import backfill_policy, partitions_definition
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
 from dp_assets.compiler.translator import FlowTranslator, NodeRecord
 from dp_assets.dagster_internals import UnresolvedAssetJobDefinition, resolve_asset_job
+from dp_assets.spec.checks import step_pool
 from dp_assets.spec.model import FlowParam
 from dp_assets.spec.validation import ValidatedFlow
 from dp_sensors.triggers import build_trigger_definitions, policy_run_tags
@@ -63,6 +64,9 @@ class CompiledFlow:
     job: UnresolvedAssetJobDefinition
     #: a partitioned flow's step names: its params are given per step, not as the run config
     params_per_step: list[str] | None = None
+    #: the flow's freshness checks (Dagster's own) and the sensor that evaluates them
+    freshness_checks: tuple[dg.AssetChecksDefinition, ...] = ()
+    freshness_sensors: tuple[dg.SensorDefinition, ...] = ()
 
     def definitions(
         self,
@@ -94,7 +98,13 @@ class CompiledFlow:
             run_config_of=None if steps is None else functools.partial(_ops_config, steps),
             partitions_def=self.steps[0].partitions_def,
         )
-        return dg.Definitions(assets=self.steps, jobs=[job], schedules=triggers.schedules, sensors=triggers.sensors)
+        return dg.Definitions(
+            assets=self.steps,
+            asset_checks=list(self.freshness_checks) or None,
+            jobs=[job],
+            schedules=triggers.schedules,
+            sensors=[*triggers.sensors, *self.freshness_sensors],
+        )
 
 
 def build_flow_definitions(
@@ -141,8 +151,19 @@ def compile_flow(
     params_schema = params_config_schema(plan.params)
     steps = plan.steps(flow.policies.steps)
     partitioning = _Partitioning(partitions_def, backfill_policy(flow, validated.raw))
+    pools = {node.id: node.pool for node in flow.nodes}  # type: ignore[attr-defined]
     step_defs = [
-        _step_multi_asset(plan, name, nodes, outs, params_schema, translator, partitioning) for name, nodes in steps
+        _step_multi_asset(
+            plan,
+            name,
+            nodes,
+            outs,
+            params_schema,
+            translator,
+            partitioning,
+            pool=step_pool(flow.pool, frozenset(pools[n] for n in nodes)),
+        )
+        for name, nodes in steps
     ]
     step_names = [name for name, _ in steps]
     job_tags = {"dp/flow": flow.id, "dp/flow_version": validated.version}
@@ -152,9 +173,16 @@ def compile_flow(
     if flow.policies.timeout_seconds:
         job_tags["dagster/max_runtime"] = str(int(flow.policies.timeout_seconds))
     job_tags.update(policy_run_tags(flow))  # concurrency limit tags, run vs node retries (E8)
+    freshness, sensors = freshness_definitions(
+        flow, lambda node_id: translator.get_asset_key(flow.id, node_id), frozenset(asset_ids)
+    )
+    selection = dg.AssetSelection.assets(*[_key(out) for out in outs.values()])
+    if freshness:  # a run materialises and checks its nodes; freshness is the sensor's to check
+        in_steps = [key for step in step_defs for key in step.check_keys]
+        selection = selection.without_checks() | dg.AssetSelection.checks(*in_steps)
     job = dg.define_asset_job(
         name=flow.id,
-        selection=dg.AssetSelection.assets(*[_key(out) for out in outs.values()]),
+        selection=selection,
         description=flow.description or flow.name or None,
         tags=job_tags,
         # Dagster refuses a ConfigMapping on a partitioned job (it makes the run config per
@@ -164,7 +192,14 @@ def compile_flow(
         else dg.ConfigMapping(config_schema=params_schema, config_fn=functools.partial(_ops_config, step_names)),
         executor_def=executor,
     )
-    return CompiledFlow(validated, step_defs, job, step_names if partitions_def is not None else None)
+    return CompiledFlow(
+        validated,
+        step_defs,
+        job,
+        step_names if partitions_def is not None else None,
+        tuple(freshness),
+        tuple(sensors),
+    )
 
 
 def _ops_config(step_names: list[str], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,6 +229,7 @@ def _step_multi_asset(
     params_schema: dict,
     translator: FlowTranslator,
     partitioning: _Partitioning = _Partitioning(),
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """One Dagster step: its nodes' asset outputs, and inputs for upstreams of other steps."""
     outs = {node_id: out for node_id, out in all_outs.items() if node_id in step_nodes}
@@ -212,7 +248,12 @@ def _step_multi_asset(
                     "only a node's main output is kept between steps (use steps: flow)"
                 )
             ins[upstream] = dg.AssetIn(key=translator.get_asset_key(plan.flow_id, upstream), dagster_type=Any)
-    checks = [check_spec(_key(outs[n.id]), list(n.columns)) for n in plan.nodes if n.id in outs and n.columns]
+    checks = [
+        spec
+        for n in plan.nodes
+        if n.id in outs
+        for spec in node_check_specs(_key(outs[n.id]), n, COLUMN_SCHEMA_KEY in outs[n.id].metadata)
+    ]
     resource_keys = set(plan.resource_keys) | {"io_manager"}
     whole_flow = len(step_nodes) == len(plan.nodes)
 
@@ -227,6 +268,7 @@ def _step_multi_asset(
         config_schema={"params": dg.Field(params_schema, is_required=False)},
         required_resource_keys=resource_keys,
         op_tags={"dp/flow": plan.flow_id},
+        pool=pool,
         description=f"Runs {'the nodes of flow' if whole_flow else 'a node of flow'} '{plan.flow_id}'.",
     )
     def _flow_step(context: AssetExecutionContext, **inputs: Any):

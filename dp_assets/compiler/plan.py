@@ -49,6 +49,8 @@ class PlannedNode:
     storage_format: str | None
     storage_table: str | None
     columns: tuple[ColumnContract, ...] = ()
+    #: The node's ``checks:`` (dp_assets/spec/checks.py), evaluated after it ran (compiler.checks).
+    checks: tuple[Any, ...] = ()
     #: Whether the node resolves ``${env:NAME}`` secret references: only then are the author's
     #: references sealed when its params are rendered.
     resolves_secrets: bool = False
@@ -222,6 +224,7 @@ def build_plan(validated: ValidatedFlow, catalog: Catalog) -> FlowPlan:
                 storage_format=output_format(flow, node),
                 storage_table=node.storage.table if node.storage else None,
                 columns=tuple(node.columns or ()),
+                checks=tuple(node.checks),
             )
         )
     plan = _flow_plan(flow.id, validated.version, dict(flow.params), planned, catalog)
@@ -291,6 +294,7 @@ def _planned_node(
     storage_format: str | None = None,
     storage_table: str | None = None,
     columns: tuple[ColumnContract, ...] = (),
+    checks: tuple[Any, ...] = (),
     ephemeral: bool = False,
     engine: str = "pandas",
 ) -> PlannedNode:
@@ -313,6 +317,7 @@ def _planned_node(
         storage_format=storage_format,
         storage_table=storage_table,
         columns=columns,
+        checks=checks,
         resolves_secrets="secrets" in node_type.resources,
         fills_data_templates=node_type.data_templates,
         checked_params=params,

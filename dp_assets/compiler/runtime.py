@@ -32,7 +32,7 @@ from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.compiler import engine_hook, scheduler
-from dp_assets.compiler.checks import check_result
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results
 from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
     PREVIEW_ROWS,
     NodeFailed,
@@ -123,6 +123,8 @@ class _Step:
         self.last_reads = _LastReads(plan, step_nodes)
         self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
         self.skipped: list[str] = []  # nodes left out because a node they read failed
+        #: node -> what blocks its readers: its failed blocking checks, or a node it reads that is blocked
+        self.blocked: dict[str, str] = {}
         self.needed = self._needed_ephemeral()
         # policies.engine: duckdb (opened on first use, allowed to read the step's Parquet sources)
         self.engine = engine_hook.StepEngine(
@@ -210,6 +212,12 @@ class _Step:
             return None
         if not node.is_asset and not node.ephemeral and not _has_upstream_in(node, self.ran):
             return None
+        blocking = next((self.blocked[u] for u in plan.upstream_ids(node.id) if u in self.blocked), None)
+        if blocking is not None:  # as Dagster does for the steps after a failed blocking check
+            self.blocked[node.id] = blocking
+            _mark_skipped(node, values)
+            context.log.warning(f"node '{node.id}' skipped: {blocking}")
+            return None
         inputs = {name: _value(context, plan, values, ref) for name, ref in node.inputs.items()}
         if any(v is SKIPPED for v in inputs.values()) and not node.node_type.accepts_skipped:
             _mark_skipped(node, values)
@@ -271,15 +279,36 @@ class _Step:
             behind = self.behind
             queued = behind(node.id, primary) if behind is not None and engine_hook.is_table(primary) else None
             if queued is not None:
-                self.deferred.append([queued, output, *_checks(context, plan, node, values)])
+                self.deferred.append([queued, output, *self._checks(node)])
                 return
             yield from _release(self.deferred)
             yield output
             if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
                 values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
-            yield from _checks(context, plan, node, values)
+            yield from self._checks(node)
         finally:
             self.last_reads.passed(node, values)
+
+
+    def _checks(self, node: PlannedNode) -> list[dg.AssetCheckResult]:
+        """The node's check results (those this run selected); a failed blocking check stops
+        the nodes that read it: they are skipped, and Dagster fails the step at its end."""
+        context, plan = self.context, self.plan
+        key = dg.AssetKey([plan.flow_id, node.id])
+        spec = context.assets_def.specs_by_key[key]
+        schema = spec.metadata.get(COLUMN_SCHEMA_KEY) if spec.metadata else None
+        if not node.columns and not node.checks and schema is None:
+            return []
+        frame = engine_hook.as_frame(_value(context, plan, self.values, f"{node.id}.{node.node_type.outputs[0]}"))
+        outcome = node_results(key, node, frame, self.params, schema)
+        selected = context.selected_asset_check_keys
+        results = [r for r in outcome.results if dg.AssetCheckKey(key, r.check_name) in selected]
+        if outcome.blocked_by:
+            names = ", ".join(f"'{name}'" for name in outcome.blocked_by)
+            self.blocked[node.id] = f"blocking check(s) {names} of node '{node.id}' failed"
+            _mark_skipped(node, self.values)
+            context.log.error(f"node '{node.id}': {self.blocked[node.id]}; the nodes that read it are skipped")
+        return results
 
 
 def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
@@ -288,13 +317,6 @@ def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterat
     nothing but the step's own reads holds their frames any longer."""
     while deferred and (not written_only or deferred[0][0].done()):
         yield from deferred.pop(0)[1:]
-
-
-def _checks(context: AssetExecutionContext, plan: FlowPlan, node: PlannedNode, values: dict[str, Any]) -> list[Any]:
-    if not node.columns:
-        return []
-    value = _value(context, plan, values, f"{node.id}.{node.node_type.outputs[0]}")
-    return [check_result(dg.AssetKey([plan.flow_id, node.id]), engine_hook.as_frame(value), list(node.columns))]
 
 
 def _partitioned(context: AssetExecutionContext) -> bool:

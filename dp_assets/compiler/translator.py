@@ -13,6 +13,7 @@ from typing import Any
 from dagster import AssetKey, AssetSpec, TableColumn, TableColumnConstraints, TableSchema
 
 from dp_assets.catalog.base import ColumnSchema, NodeType
+from dp_assets.compiler.automation import automation_condition
 from dp_assets.engine.coverage import DUCKDB_NOTES
 from dp_assets.spec.loading import split_ref
 
@@ -81,6 +82,7 @@ class FlowTranslator:
             kinds=_kinds(node_type.kinds, node_type.name, node.engine or flow.policies.engine),
             metadata=metadata,
             partitions_def=record.partitions_def,
+            automation_condition=automation_condition(flow, node),
         )
 
 

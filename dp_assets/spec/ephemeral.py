@@ -45,7 +45,7 @@ def ephemeral_nodes(flow: Any, catalog: Catalog) -> frozenset[str]:
 
 def _can_be_ephemeral(node: Any, catalog: Catalog, read_by: set[str]) -> bool:
     node_type = catalog[node.type]
-    return bool(read_by) and node_type.produces_asset and not node_type.side_effects and not node.columns
+    return bool(read_by) and node_type.produces_asset and not node_type.side_effects and not _wants_asset(node)
 
 
 def problems(flow: Any, catalog: Catalog) -> Iterator[tuple[str, str, str]]:
@@ -63,3 +63,8 @@ def problems(flow: Any, catalog: Catalog) -> Iterator[tuple[str, str, str]]:
             yield node.id, "columns", "declared columns are checked on a stored asset; remove them or ephemeral"
         elif node.storage is not None:
             yield node.id, "storage", "an ephemeral node is never stored; remove storage or ephemeral"
+
+
+def _wants_asset(node: Any) -> bool:
+    """Declared columns and checks are checked on a stored asset; automation materialises one."""
+    return bool(node.columns or node.checks) or node.automation is not None

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from dp_assets.catalog.base import Catalog
+from dp_assets.spec.checks import Automation, Check, PoolName
 from dp_assets.spec.partitions import Partitions
 from dp_io.retention_policy import RetentionPolicy
 
@@ -169,6 +170,16 @@ class NodeBase(Strict):
         "reads it (no preview, no row count of its own; see docs/flow-spec.md).",
     )
     engine: Engine | None = Field(default=None, description="The engine of this node (default: policies.engine).")
+    checks: list[Check] = Field(
+        default_factory=list,
+        description="Data checks on the node's output, each a Dagster asset check (docs/flow-spec.md#checks).",
+    )
+    automation: Automation | None = Field(
+        default=None, description="When Dagster's automation materialises this node (default: the flow's)."
+    )
+    pool: PoolName | None = Field(
+        default=None, description="The Dagster concurrency pool of the node's step (default: the flow's)."
+    )
 
 
 def _interval_field() -> Any:
@@ -397,6 +408,14 @@ class FlowBase(Strict):
         default=None,
         description="Partition every node's asset: time windows, a static list of keys, or "
         "dynamic keys (docs/flow-spec.md#partitions).",
+    )
+    automation: Automation | None = Field(
+        default=None,
+        description="When Dagster's automation materialises the flow's nodes, instead of triggers "
+        "(docs/flow-spec.md#automation).",
+    )
+    pool: PoolName | None = Field(
+        default=None, description="The Dagster concurrency pool of every step of the flow (docs/flow-spec.md#pools)."
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
-from dp_assets.spec import dagster_rules, ephemeral, templates
+from dp_assets.spec import checks, dagster_rules, ephemeral, templates
 from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, dotted
 from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
@@ -131,6 +131,8 @@ def validate_spec(
             for node, field, message in dagster_rules.problems(flow, launch_model=check_compiles)
         )
         errors.extend(SpecError(flow.id, *problem) for problem in ephemeral.problems(flow, catalog))
+        stored = _stored_nodes(flow, catalog) if order is not None else None
+        errors.extend(SpecError(flow.id, *problem) for problem in checks.problems(flow, schemas, stored))
     if errors or flow is None:
         raise FlowValidationError(flow_id, _dedupe(errors))
     validated = ValidatedFlow(flow=flow, raw=raw, version=spec_version(raw), schemas=schemas)
@@ -190,6 +192,12 @@ def _partition_errors(flow: Any, raw: Mapping[str, Any]) -> list[SpecError]:
                     )
                 )
     return errors
+
+
+def _stored_nodes(flow: Any, catalog: Catalog) -> frozenset[str]:
+    """The nodes that are stored assets: they produce data and are not ephemeral."""
+    transient = ephemeral.ephemeral_nodes(flow, catalog)
+    return frozenset(n.id for n in flow.nodes if catalog[n.type].produces_asset and n.id not in transient)
 
 
 def _flow_id_of(data: Any) -> str:
@@ -300,10 +308,15 @@ def _pydantic_errors(exc: ValidationError, raw: Mapping[str, Any], flow_id: str,
                 loc = loc[1:]  # the union tag pydantic puts in the path
         elif len(loc) >= 3 and loc[0] == "triggers" and isinstance(loc[2], str):
             loc = [*loc[:2], *loc[3:]]  # the trigger type tag
+        if len(loc) >= 3 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in checks.CHECK_TYPES:
+            loc = [*loc[:2], *loc[3:]]  # the check type tag
         loc = [part for part in loc if not _is_type_tag(part)]
         field = dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
+        message = _message(err, catalog)
+        if err["type"].startswith("union_tag") and field.startswith("checks["):
+            message = checks.union_tag_message(err.get("ctx", {}).get("tag"))
         if (node_id, field) not in {(e.node, e.field) for e in out}:  # one message per union field
-            out.append(SpecError(flow_id, node_id, field, _message(err, catalog)))
+            out.append(SpecError(flow_id, node_id, field, message))
     return out
 
 
