@@ -21,3 +21,19 @@ def automation_condition(flow: Any, node: Any) -> dg.AutomationCondition | None:
     if automation.condition == "on_missing":
         return dg.AutomationCondition.on_missing()
     return dg.AutomationCondition.on_cron(automation.cron, automation.timezone)
+
+
+def automation_sensors(flow: Any, keys: list[dg.AssetKey]) -> list[dg.SensorDefinition]:
+    """The sensor that evaluates the conditions of the flow's assets ``keys`` (those that have
+    one), running by default: a spec that declares automation means it. Dagster's own default
+    sensor would cover them too, but starts stopped."""
+    if not keys:
+        return []
+    return [
+        dg.AutomationConditionSensorDefinition(
+            f"{flow.id}_automation_sensor",
+            target=dg.AssetSelection.assets(*keys),
+            run_tags={"dp/flow": flow.id},
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        )
+    ]

@@ -44,7 +44,9 @@ def node_check_specs(key: dg.AssetKey, node: Any, has_schema: bool) -> list[dg.A
     for check, name in zip(node.checks, check_names(list(node.checks)), strict=True):
         if check.type != "freshness":
             specs.append(
-                dg.AssetCheckSpec(name, asset=key, description=check.description or _describe(check), blocking=check.blocking)
+                dg.AssetCheckSpec(
+                    name, asset=key, description=check.description or _describe(check), blocking=check.blocking
+                )
             )
     if has_schema:
         specs.append(
@@ -328,7 +330,7 @@ def freshness_definitions(
         ]
         sensor = dg.build_sensor_for_freshness_checks(
             freshness_checks=checks,
-            name=f"{flow.id}__freshness",
+            name=f"{flow.id}_freshness_sensor",
             default_status=dg.DefaultSensorStatus.RUNNING,
         )
     return checks, [sensor]

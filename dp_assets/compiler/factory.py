@@ -15,6 +15,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.automation import automation_sensors
 from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, freshness_definitions, node_check_specs
 from dp_assets.compiler.partitions import backfill_policy, partitions_definition
 from dp_assets.compiler.plan import FlowPlan, build_plan
@@ -64,9 +65,10 @@ class CompiledFlow:
     job: UnresolvedAssetJobDefinition
     #: a partitioned flow's step names: its params are given per step, not as the run config
     params_per_step: list[str] | None = None
-    #: the flow's freshness checks (Dagster's own) and the sensor that evaluates them
+    #: the flow's freshness checks (Dagster's own)
     freshness_checks: tuple[dg.AssetChecksDefinition, ...] = ()
-    freshness_sensors: tuple[dg.SensorDefinition, ...] = ()
+    #: the sensors of its freshness checks and automation conditions, running by default
+    sensors: tuple[dg.SensorDefinition, ...] = ()
 
     def definitions(
         self,
@@ -103,7 +105,7 @@ class CompiledFlow:
             asset_checks=list(self.freshness_checks) or None,
             jobs=[job],
             schedules=triggers.schedules,
-            sensors=[*triggers.sensors, *self.freshness_sensors],
+            sensors=[*(triggers.sensors or []), *self.sensors],
         )
 
 
@@ -176,7 +178,7 @@ def compile_flow(
     freshness, sensors = freshness_definitions(
         flow, lambda node_id: translator.get_asset_key(flow.id, node_id), frozenset(asset_ids)
     )
-    selection = dg.AssetSelection.assets(*[_key(out) for out in outs.values()])
+    selection: dg.AssetSelection = dg.AssetSelection.assets(*[_key(out) for out in outs.values()])
     if freshness:  # a run materialises and checks its nodes; freshness is the sensor's to check
         in_steps = [key for step in step_defs for key in step.check_keys]
         selection = selection.without_checks() | dg.AssetSelection.checks(*in_steps)
@@ -198,7 +200,7 @@ def compile_flow(
         job,
         step_names if partitions_def is not None else None,
         tuple(freshness),
-        tuple(sensors),
+        (*sensors, *automation_sensors(flow, [_key(out) for out in outs.values() if out.automation_condition])),
     )
 
 
@@ -252,7 +254,7 @@ def _step_multi_asset(
         spec
         for n in plan.nodes
         if n.id in outs
-        for spec in node_check_specs(_key(outs[n.id]), n, COLUMN_SCHEMA_KEY in outs[n.id].metadata)
+        for spec in node_check_specs(_key(outs[n.id]), n, COLUMN_SCHEMA_KEY in (outs[n.id].metadata or {}))
     ]
     resource_keys = set(plan.resource_keys) | {"io_manager"}
     whole_flow = len(step_nodes) == len(plan.nodes)

@@ -289,7 +289,6 @@ class _Step:
         finally:
             self.last_reads.passed(node, values)
 
-
     def _checks(self, node: PlannedNode) -> list[dg.AssetCheckResult]:
         """The node's check results (those this run selected); a failed blocking check stops
         the nodes that read it: they are skipped, and Dagster fails the step at its end."""
@@ -302,7 +301,7 @@ class _Step:
         frame = engine_hook.as_frame(_value(context, plan, self.values, f"{node.id}.{node.node_type.outputs[0]}"))
         outcome = node_results(key, node, frame, self.params, schema)
         selected = context.selected_asset_check_keys
-        results = [r for r in outcome.results if dg.AssetCheckKey(key, r.check_name) in selected]
+        results = [r for r in outcome.results if dg.AssetCheckKey(key, str(r.check_name)) in selected]
         if outcome.blocked_by:
             names = ", ".join(f"'{name}'" for name in outcome.blocked_by)
             self.blocked[node.id] = f"blocking check(s) {names} of node '{node.id}' failed"

@@ -34,9 +34,7 @@ CONTRACT_CHECK = "columns_contract"
 SCHEMA_CHECK = "column_schema"
 #: Dagster's freshness check factory names its check so (one per asset).
 FRESHNESS_CHECK = "freshness_check"
-CHECK_TYPES = frozenset(
-    {"row_count", "not_null", "unique", "accepted_values", "expression", "columns", "freshness"}
-)
+CHECK_TYPES = frozenset({"row_count", "not_null", "unique", "accepted_values", "expression", "columns", "freshness"})
 RESERVED_CHECK_NAMES = frozenset({CONTRACT_CHECK, SCHEMA_CHECK, FRESHNESS_CHECK})
 
 
@@ -248,7 +246,9 @@ def checked_columns(check: Any) -> list[str]:
     return []
 
 
-def problems(flow: Any, schemas: Mapping[str, Any], asset_ids: frozenset[str] | None) -> Iterator[tuple[str, str, str]]:
+def problems(
+    flow: Any, schemas: Mapping[str, Any], asset_ids: frozenset[str] | None
+) -> Iterator[tuple[str | None, str, str]]:
     """``(node id, field, message)`` for each check, automation or pool a flow cannot have.
 
     ``schemas``: the nodes' column schemas known before a run (empty when not inferred);
@@ -279,7 +279,9 @@ def _name_problems(node_id: str, checks: list[Any]) -> Iterator[tuple[str, str, 
         seen.setdefault(name, index)
 
 
-def _column_problems(node_id: str, field: str, check: Any, schema: Mapping[str, str] | None) -> Iterator[tuple[str, str, str]]:
+def _column_problems(
+    node_id: str, field: str, check: Any, schema: Mapping[str, str] | None
+) -> Iterator[tuple[str, str, str]]:
     if not schema:
         return
     for column in checked_columns(check):
@@ -295,18 +297,19 @@ def _column_problems(node_id: str, field: str, check: Any, schema: Mapping[str, 
             yield node_id, f"{field}.expression", f"`{check.expression}` gives {found} values, not true/false"
 
 
-def _pool_problems(flow: Any) -> Iterator[tuple[str, str, str]]:
+def _pool_problems(flow: Any) -> Iterator[tuple[str | None, str, str]]:
     """With ``policies.steps: flow`` the flow is one Dagster step, and a step is in one pool."""
     if flow.policies.steps != "flow":
         return
-    pools = {node.pool for node in flow.nodes if node.pool is not None}
-    if len(pools) > 1 or (pools and flow.pool is not None and pools != {flow.pool}):
-        first = next(node for node in flow.nodes if node.pool is not None)
+    named = {node.id: node.pool for node in flow.nodes if node.pool is not None}
+    if flow.pool is not None and named:
+        named = {"(the flow)": flow.pool, **named}
+    if len(set(named.values())) > 1:
+        listed = ", ".join(f"{where} {pool}" for where, pool in named.items())
         yield (
-            first.id,
+            None,
             "pool",
-            f"the flow runs as one Dagster step, which takes one pool, and its nodes name "
-            f"{', '.join(sorted(pools | ({flow.pool} if flow.pool else set())))}; "
+            f"the flow runs as one Dagster step, which takes one pool, and pools differ ({listed}); "
             "set policies.steps: node, or use one pool",
         )
 

@@ -88,7 +88,9 @@ def test_each_check_in_a_real_run_agrees_with_pandas(data, tmp_path_factory, mon
             {
                 "id": "checked_rows",
                 "params": {"rows": {"type": "list", "default": [{"id": 1, "k": "a", "amount": 1}]}},
-                "nodes": [{"id": "src", "type": "StaticData", "params": {"rows": "{{ params.rows }}"}, "checks": CHECKS}],
+                "nodes": [
+                    {"id": "src", "type": "StaticData", "params": {"rows": "{{ params.rows }}"}, "checks": CHECKS}
+                ],
             },
         )
         job = defs().resolve_job_def("checked_rows")
@@ -105,7 +107,10 @@ def test_each_check_in_a_real_run_agrees_with_pandas(data, tmp_path_factory, mon
 
 def test_failed_checks_say_what_failed(flows):
     rows_ = [{"id": 1, "k": "a", "amount": 5}, {"id": 1, "k": None, "amount": -1}, {"id": 2, "k": "z", "amount": 0}]
-    write_flow(flows, {"id": "told", "nodes": [{"id": "src", "type": "StaticData", "params": {"rows": rows_}, "checks": CHECKS}]})
+    write_flow(
+        flows,
+        {"id": "told", "nodes": [{"id": "src", "type": "StaticData", "params": {"rows": rows_}, "checks": CHECKS}]},
+    )
     result = defs().resolve_job_def("told").execute_in_process(instance=dg.DagsterInstance.get())
     found = checked(result)
     problems = {name: e.metadata["problems"].value for (_, name), e in found.items() if name != "column_schema"}
@@ -149,8 +154,10 @@ def blocking_flow(steps: str) -> dict[str, Any]:
 @pytest.mark.parametrize("steps", ["flow", "node"])
 def test_a_failed_blocking_check_stops_its_readers_in_the_same_run(flows, steps):
     write_flow(flows, blocking_flow(steps))
-    result = defs().resolve_job_def(f"blocked_{steps}").execute_in_process(
-        instance=dg.DagsterInstance.get(), raise_on_error=False
+    result = (
+        defs()
+        .resolve_job_def(f"blocked_{steps}")
+        .execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False)
     )
     assert not result.success  # as Dagster fails the step of a failed blocking check
     materialised = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
