@@ -255,6 +255,8 @@ class NodeResults:
 def node_results(
     key: dg.AssetKey, node: Any, frame: Any, params: Mapping[str, Any], schema: dg.TableSchema | None
 ) -> NodeResults:
+    if isinstance(frame, Mapping):  # one record (a tool's answer): a table of one row
+        frame = pd.DataFrame([dict(frame)])
     results = [check_result(key, frame, list(node.columns))] if node.columns else []
     blocked_by = []
     for check, name in zip(node.checks, check_names(list(node.checks)), strict=True):
