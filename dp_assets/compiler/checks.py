@@ -29,6 +29,8 @@ COLUMN_SCHEMA_KEY = "dagster/column_schema"
 SCHEMA_CHANGE_KEY = "dp/schema_change"
 #: How many offending values a failed check lists in its metadata.
 SHOWN_VALUES = 5
+#: Rows of a DuckDB node's Arrow output converted to compare its columns' types with the schema.
+SAMPLE_ROWS = 5
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
@@ -226,6 +228,20 @@ _EVALUATORS: dict[str, Callable[[Any, pd.DataFrame, Mapping[str, Any]], Outcome]
     "expression": _expression,
     "columns": _columns,
 }
+
+
+def schema_sample(value: Any) -> Any:
+    """A few rows of ``value`` with its columns and types, without converting or reading all of
+    it (all the schema check needs): a DuckDB node's Arrow table, a stream's first part, a frame
+    as it is."""
+    from dp_assets.catalog.base import FrameStream
+    from dp_io.formats import is_arrow_table
+
+    if isinstance(value, FrameStream):
+        return value.peek()
+    if is_arrow_table(value):
+        return value.slice(0, SAMPLE_ROWS).to_pandas()
+    return value
 
 
 def schema_changes(frame: Any, schema: dg.TableSchema) -> list[str]:

@@ -32,7 +32,7 @@ from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.compiler import engine_hook, scheduler
-from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results, schema_sample
 from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
     PREVIEW_ROWS,
     NodeFailed,
@@ -276,29 +276,34 @@ class _Step:
             primary = engine_hook.stored_value(primary)  # DuckDB's: its Arrow table, computed by then
             metadata = {**output_metadata(plan, node, primary, ctx), **clock.metadata()}
             output = Output(primary, output_name=node.id, metadata=metadata)
+            sample = schema_sample(primary)  # before a stream is stored (and consumed)
             behind = self.behind
             queued = behind(node.id, primary) if behind is not None and engine_hook.is_table(primary) else None
             if queued is not None:
-                self.deferred.append([queued, output, *self._checks(node)])
+                self.deferred.append([queued, output, *self._checks(node, sample)])
                 return
             yield from _release(self.deferred)
             yield output
             if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
                 values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
-            yield from self._checks(node)
+            yield from self._checks(node, sample)
         finally:
             self.last_reads.passed(node, values)
 
-    def _checks(self, node: PlannedNode) -> list[dg.AssetCheckResult]:
+    def _checks(self, node: PlannedNode, sample: Any) -> list[dg.AssetCheckResult]:
         """The node's check results (those this run selected); a failed blocking check stops
-        the nodes that read it: they are skipped, and Dagster fails the step at its end."""
+        the nodes that read it: they are skipped, and Dagster fails the step at its end.
+        ``sample``: rows with the output's columns and types, all the schema check needs."""
         context, plan = self.context, self.plan
         key = dg.AssetKey([plan.flow_id, node.id])
         spec = context.assets_def.specs_by_key[key]
         schema = spec.metadata.get(COLUMN_SCHEMA_KEY) if spec.metadata else None
-        if not node.columns and not node.checks and schema is None:
+        if node.columns or node.checks:  # rules over every row: the whole output
+            frame = engine_hook.as_frame(_value(context, plan, self.values, f"{node.id}.{node.node_type.outputs[0]}"))
+        elif schema is not None and sample is not None:
+            frame = sample
+        else:
             return []
-        frame = engine_hook.as_frame(_value(context, plan, self.values, f"{node.id}.{node.node_type.outputs[0]}"))
         outcome = node_results(key, node, frame, self.params, schema)
         selected = context.selected_asset_check_keys
         results = [r for r in outcome.results if dg.AssetCheckKey(key, str(r.check_name)) in selected]

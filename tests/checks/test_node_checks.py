@@ -210,3 +210,47 @@ def test_a_materialisation_whose_columns_changed_is_flagged(flows):
         "- column 'extra' is new (float)",
         "- column 'id' is string, the schema says integer",
     ]
+
+
+def test_duckdb_outputs_are_checked_and_compared_with_their_schema(flows):
+    """A DuckDB node's output (an Arrow table) gets the same verdicts as a frame."""
+    rows_ = [{"id": i, "k": "ab"[i % 2]} for i in range(6)]
+    write_flow(
+        flows,
+        {
+            "id": "ducked",
+            "policies": {"engine": "duckdb"},
+            "nodes": [
+                {"id": "src", "type": "StaticData", "params": {"rows": rows_}},
+                {
+                    "id": "sorted",
+                    "type": "SortData",
+                    "inputs": ["src"],
+                    "params": {"by": "id", "ascending": False},
+                    "checks": [{"type": "unique", "columns": ["id"]}, {"type": "row_count", "max": 5}],
+                    "columns": [{"name": "id", "type": "integer"}, {"name": "k", "type": "string"}],
+                },
+                {"id": "top", "type": "Limit", "inputs": ["sorted"], "params": {"n": 2}},
+            ],
+        },
+    )
+    result = defs().resolve_job_def("ducked").execute_in_process(instance=dg.DagsterInstance.get())
+    found = {key: e.passed for key, e in checked(result).items()}
+    assert found == {
+        ("sorted", "columns_contract"): True,
+        ("sorted", "unique_id"): True,
+        ("sorted", "row_count"): False,  # 6 rows
+        ("sorted", "column_schema"): True,  # the declared columns are the asset's column schema
+    }
+
+
+def test_the_schema_check_reads_a_few_rows_of_an_arrow_table():
+    import pyarrow as pa
+
+    from dp_assets.compiler.checks import SAMPLE_ROWS, schema_changes, schema_sample
+
+    table = pa.table({"id": list(range(10_000)), "k": ["a"] * 10_000})
+    sample = schema_sample(table)
+    assert len(sample) == SAMPLE_ROWS
+    schema = dg.TableSchema(columns=[dg.TableColumn("id", "integer"), dg.TableColumn("gone", "string")])
+    assert schema_changes(sample, schema) == ["column 'gone' is gone", "column 'k' is new (string)"]
