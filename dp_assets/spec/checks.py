@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dp_assets.expressions import ExpressionError, parse_expression
 
@@ -36,6 +36,24 @@ SCHEMA_CHECK = "column_schema"
 FRESHNESS_CHECK = "freshness_check"
 CHECK_TYPES = frozenset({"row_count", "not_null", "unique", "accepted_values", "expression", "columns", "freshness"})
 RESERVED_CHECK_NAMES = frozenset({CONTRACT_CHECK, SCHEMA_CHECK, FRESHNESS_CHECK})
+
+
+def _cron(value: str) -> str:
+    from dp_assets.spec.model import _dagster_accepts_cron  # Dagster's schedule rule, once
+
+    if not _dagster_accepts_cron(value):
+        raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 9 * * *')")
+    return value
+
+
+def _zone(value: str) -> str:
+    from dp_assets.timezones import check_timezone  # a set lookup: the name never reaches a file
+
+    return check_timezone(value)
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+TimeZone = Annotated[str, AfterValidator(_zone)]
 
 
 class _Strict(BaseModel):
@@ -133,25 +151,9 @@ class FreshnessCheck(_Check):
 
     type: Literal["freshness"]
     max_age_minutes: int = Field(ge=1, le=60 * 24 * 366)
-    cron: str | None = Field(default=None, description="A deadline cron, e.g. '0 9 * * *'.")
-    timezone: str = Field(default="UTC", description="IANA time zone of the cron.")
+    cron: Cron | None = Field(default=None, description="A deadline cron, e.g. '0 9 * * *'.")
+    timezone: TimeZone = Field(default="UTC", description="IANA time zone of the cron.")
     severity: Severity = "warn"
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        from dp_assets.spec.model import _dagster_accepts_cron  # the schedule rule, once
-
-        if value is not None and not _dagster_accepts_cron(value):
-            raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 9 * * *')")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        from dp_assets.timezones import check_timezone
-
-        return check_timezone(value)
 
 
 Check = Annotated[
@@ -167,24 +169,8 @@ class Automation(_Strict):
     materialised. An alternative to ``triggers`` (docs/flow-spec.md#automation)."""
 
     condition: Literal["eager", "on_cron", "on_missing"]
-    cron: str | None = Field(default=None, description="For on_cron: e.g. '0 * * * *'.")
-    timezone: str = Field(default="UTC", description="For on_cron: IANA time zone of the cron.")
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
-        from dp_assets.spec.model import _dagster_accepts_cron
-
-        if value is not None and not _dagster_accepts_cron(value):
-            raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 * * * *')")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        from dp_assets.timezones import check_timezone
-
-        return check_timezone(value)
+    cron: Cron | None = Field(default=None, description="For on_cron: e.g. '0 * * * *'.")
+    timezone: TimeZone = Field(default="UTC", description="For on_cron: IANA time zone of the cron.")
 
     @model_validator(mode="after")
     def _cron_with_on_cron(self) -> Automation:

@@ -4,29 +4,13 @@ the daemon in a live test), freshness checks evaluated against real materialisat
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import dagster as dg
 import pytest
 
 from dp_assets.definitions import defs
+from tests.checks.conftest import write_flow
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import wait_for
-
-
-def write_flow(folder: Path, spec: dict[str, Any]) -> None:
-    (folder / f"{spec['id']}.json").write_text(json.dumps(spec))
-
-
-@pytest.fixture
-def flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dp_home: Path) -> Path:
-    folder = tmp_path / "flows"
-    folder.mkdir()
-    monkeypatch.setenv("DP_FLOWS_DIR", str(folder))
-    return folder
-
 
 SRC = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}]}}
 SORTED = {"id": "sorted", "type": "SortData", "inputs": ["src"], "params": {"by": "x"}}

@@ -5,8 +5,6 @@ columns differ from the asset's column schema is flagged."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -16,6 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from dp_assets.definitions import defs
+from tests.checks.conftest import write_flow
 from tests.fuzzing import SLOW_CHECKS, fuzz_settings
 
 CHECKS = [
@@ -41,18 +40,6 @@ def oracle(frame: pd.DataFrame) -> dict[str, bool]:
         and pd.api.types.is_integer_dtype(frame["amount"])
         and (frame["k"].isna().all() or pd.api.types.is_string_dtype(frame["k"])),
     }
-
-
-def write_flow(folder: Path, spec: dict[str, Any]) -> None:
-    (folder / f"{spec['id']}.json").write_text(json.dumps(spec))
-
-
-@pytest.fixture
-def flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dp_home: Path) -> Path:
-    folder = tmp_path / "flows"
-    folder.mkdir()
-    monkeypatch.setenv("DP_FLOWS_DIR", str(folder))
-    return folder
 
 
 def checked(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
