@@ -20,7 +20,7 @@ import dagster as dg
 from dp_assets.catalog.schema import logical_type
 from dp_assets.deferred import pd
 from dp_assets.expressions import ExpressionError, parse_expression
-from dp_assets.spec.checks import CONTRACT_CHECK, SCHEMA_CHECK, check_names
+from dp_assets.spec.checks import CONTRACT_CHECK, SCHEMA_CHECK, check_names, checked_columns
 from dp_assets.spec.model import ColumnContract
 
 #: Where the column schema sits in an ``AssetSpec``'s metadata (the catalog shows it).
@@ -134,16 +134,10 @@ def evaluate(check: Any, frame: Any, params: Mapping[str, Any]) -> Outcome:
     (a column missing at run time, an expression that fails) fails, saying why."""
     if not isinstance(frame, pd.DataFrame):
         return Outcome([f"expected a table, got {type(frame).__name__}"], {})
-    missing = [c for c in _columns_read(check) if c not in frame.columns]
+    missing = [c for c in checked_columns(check) if c not in frame.columns]
     if missing:
         return Outcome([f"column '{c}' is missing" for c in missing], {})
     return _EVALUATORS[check.type](check, frame, params)
-
-
-def _columns_read(check: Any) -> list[str]:
-    from dp_assets.spec.checks import checked_columns
-
-    return checked_columns(check)
 
 
 def _row_count(check: Any, frame: pd.DataFrame, params: Mapping[str, Any]) -> Outcome:
