@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dp_assets.expressions import ExpressionError, parse_expression
+from dp_assets.spec.dagster_rules import dagster_accepts_cron
 
 Severity = Literal["warn", "error"]
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
@@ -39,9 +40,7 @@ RESERVED_CHECK_NAMES = frozenset({CONTRACT_CHECK, SCHEMA_CHECK, FRESHNESS_CHECK}
 
 
 def _cron(value: str) -> str:
-    from dp_assets.spec.model import _dagster_accepts_cron  # Dagster's schedule rule, once
-
-    if not _dagster_accepts_cron(value):
+    if not dagster_accepts_cron(value):
         raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 9 * * *')")
     return value
 

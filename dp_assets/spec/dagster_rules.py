@@ -10,9 +10,24 @@ rule nobody wrote down here still becomes an error naming the flow rather than a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any, NoReturn
+
+
+@functools.lru_cache(maxsize=1024)
+def dagster_accepts_cron(cron: str) -> bool:
+    """Dagster's own cron rule (five fields, no 30th of February...), through its public
+    ``ScheduleDefinition``, which refuses a cron string it cannot schedule."""
+    import dagster as dg  # lazy: importing dagster costs a second
+
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
+
 
 #: The Python type a param's ``default`` must have, as the job's config schema
 #: (``dp_assets.compiler.factory.CONFIG_TYPES``) accepts it.

@@ -24,6 +24,7 @@ from pydantic import (
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.spec.checks import Automation, Check, PoolName
+from dp_assets.spec.dagster_rules import dagster_accepts_cron
 from dp_assets.spec.partitions import Partitions
 from dp_io.retention_policy import RetentionPolicy
 
@@ -62,19 +63,6 @@ def _not_reserved(value: str) -> str:
             "choose another id, e.g. '{value}_1'".replace("{value}", value)
         )
     return value
-
-
-@functools.lru_cache(maxsize=1024)
-def _dagster_accepts_cron(cron: str) -> bool:
-    """Dagster's own cron rule (five fields, no 30th of February...), through its public
-    ``ScheduleDefinition``, which refuses a cron string it cannot schedule."""
-    import dagster as dg  # lazy: importing dagster costs a second
-
-    try:
-        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
-    except dg.DagsterInvalidDefinitionError:
-        return False
-    return True
 
 
 FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
@@ -216,7 +204,7 @@ class ScheduleTrigger(Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        if not _dagster_accepts_cron(value):
+        if not dagster_accepts_cron(value):
             raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 */2 * * *')")
         return value
 
