@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dp_auth.access import AccessStore
+from dp_auth.access import TOKEN_PREFIX, AccessStore
 from dp_auth.permissions import LOCAL_ADMIN, Principal
 from dp_proxy.auth import Authenticator
 from dp_proxy.policy import GRAPHQL_PATH, Refusal, check_http, check_websocket, normalise_path
@@ -61,7 +61,6 @@ DROPPED_REQUEST = HOP_BY_HOP | {
 }
 #: Who an unauthenticated request is (it is answered 401 before anything looks at it).
 ANONYMOUS = Principal()
-SERVICE_TOKEN_PREFIX = "dpt_"
 
 SECURITY_HEADERS = {
     "x-frame-options": "DENY",
@@ -147,7 +146,7 @@ class DagsterProxy:
             return self._throttled(locked), ANONYMOUS
         quick = self.auth.quick_principal(authorization)
         if quick is not None:
-            return None, self._principal(quick)
+            return None, self._principal(quick, authorization)
         wait = self.throttle.take(client)  # before hashing, so a flood cannot outrun the count
         if wait:
             return self._throttled(wait), ANONYMOUS
@@ -165,19 +164,20 @@ class DagsterProxy:
             log.warning("failed login from %s", client)
             return self._unauthorized(), ANONYMOUS
         self.throttle.give_back(client)
-        return None, self._principal(name)
+        return None, self._principal(name, authorization)
 
     def _service_token(self, authorization: str | None) -> str | None:
         """A store's service token (``Bearer dpt_...``), when roles are on."""
         scheme, _, value = (authorization or "").strip().partition(" ")
         value = value.strip()
-        if self.roles is None or scheme.lower() != "bearer" or not value.startswith(SERVICE_TOKEN_PREFIX):
+        if self.roles is None or scheme.lower() != "bearer" or not value.startswith(TOKEN_PREFIX):
             return None
         return value
 
-    def _principal(self, name: str) -> Principal:
-        # The shared DP_PROXY_TOKEN predates roles: it keeps acting as the platform's admin.
-        if name == "token":
+    def _principal(self, name: str, authorization: str | None) -> Principal:
+        # The shared DP_PROXY_TOKEN predates roles: it keeps acting as the platform's admin. Only
+        # a Bearer header proves it: a Basic user may be called "token" too.
+        if name == "token" and (authorization or "").strip().lower().startswith("bearer "):
             return LOCAL_ADMIN
         groups = frozenset(group for group, users in self.settings.groups.items() if name in users)
         return Principal(user=name, groups=groups)
@@ -220,9 +220,6 @@ class DagsterProxy:
         )
         headers = {"allow": "POST"} if refusal.status == 405 else None
         return PlainTextResponse(f"{refusal.reason}\n", status_code=refusal.status, headers=headers)
-
-    def _identity(self, principal: Principal) -> list[tuple[str, str]]:
-        return identity_headers(principal, self.settings.identity_key)
 
     async def _judge_subscription(self, text: str, principal: Principal) -> str | None:
         return None if self.roles is None else await self.roles.judge_subscription(text, principal)
@@ -332,11 +329,7 @@ class DagsterProxy:
                     if message["type"] == "websocket.disconnect":
                         return
                     if message.get("text") is not None:
-                        refusal = (
-                            None
-                            if self.roles is None
-                            else await self.roles.judge_subscription(message["text"], principal)
-                        )
+                        refusal = await self._judge_subscription(message["text"], principal)
                         if refusal is not None:
                             await websocket.send_text(refusal)
                             continue

@@ -92,7 +92,8 @@ def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
     token_id, text = access.create_token(LOCAL_ADMIN, "hr loader")
     access.grant(LOCAL_ADMIN, Kind.token, token_id, "hr", Role.runner)
     webserver = Webserver()
-    users = {name: cheap_hash(PASSWORD) for name in ("vic", "rita", "boss", "nobody")}
+    # "token" is also the name the shared DP_PROXY_TOKEN proves: a Basic user so named is no admin.
+    users = {name: cheap_hash(PASSWORD) for name in ("vic", "rita", "boss", "nobody", "token")}
     with serve_in_thread(webserver.app()) as upstream:
         settings = ProxySettings(
             upstream=upstream,
@@ -118,6 +119,9 @@ def post(proxy: str, headers: dict, body) -> httpx.Response:
 def test_graphql_through_the_proxy_by_role(stack):
     proxy, webserver, tokens = stack
     vic, rita, boss = basic("vic"), basic("rita"), basic("boss")
+
+    # a Basic user named like the shared token has no role: refused, as any user without one
+    assert post(proxy, basic("token"), {"query": launch("sales")}).status_code == 403
 
     # a runner launches her flow; the webserver gets the body and a signed identity
     assert post(proxy, rita, {"query": launch("sales")}).status_code == 200
