@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,14 @@ from dp_assets.spec.loading import split_ref
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_designer.http import ApiError
 from dp_designer.tables import json_records, value_view
+from dp_io.formats import is_dataframe
 
 #: A sample larger than this is no preview; a test case's fixture tables are bounded the same way.
 MAX_SAMPLE_ROWS = 100_000
 MAX_CASE_ROWS = 1_000
+#: How long an editor waits for a preview. Previews run one at a time, so one that is still
+#: running past this answers 504 and the next waits its turn; each node keeps its own timeout.
+PREVIEW_SECONDS = 120.0
 
 
 @dataclass
@@ -50,9 +55,8 @@ def _sampling(node_type: NodeType, sample: _Sample) -> NodeType:
         value = original(ctx, params, inputs)
         if sample.rows is None or ctx.node_id not in sample.sources:
             return value
-        value = whole(value)
-        head = getattr(value, "head", None)  # a table; other values (a tool's answer) pass whole
-        return head(sample.rows).reset_index(drop=True) if callable(head) and hasattr(value, "columns") else value
+        value = whole(value)  # a table is cut; other values (a tool's answer) pass whole
+        return value.head(sample.rows).reset_index(drop=True) if is_dataframe(value) else value
 
     return replace(node_type, run=run)
 
@@ -170,7 +174,8 @@ class PreviewService:
     ) -> tuple[Any, dict[str, Any]]:
         runner = self._get_runner()
         self._sample.sources, self._sample.rows = sources, sample_rows
-        cut_flow = validate_spec(cut, self.catalog, check_compiles=False)
+        # The whole draft was validated with its column schemas just before; the cut is a part of it.
+        cut_flow = validate_spec(cut, self.catalog, check_schemas=False, check_compiles=False)
         with tempfile.TemporaryDirectory(prefix="dp-preview-") as folder:
             result = runner.run_case(cut_flow, case, Path(folder) / "preview.yaml")
         records = dict(runner.harness.records)
@@ -188,7 +193,13 @@ class PreviewService:
             sinks={node_id: Sink(real=False) for node_id in side_effect_nodes(cut, self.catalog)},
         )
         started = time.perf_counter()
-        result, records = self._worker.submit(self._run_case, cut, case, frozenset(sources), sample_rows).result()
+        running = self._worker.submit(self._run_case, cut, case, frozenset(sources), sample_rows)
+        try:
+            result, records = running.result(timeout=PREVIEW_SECONDS)
+        except FutureTimeout:
+            raise ApiError(
+                504, f"the preview of node '{node}' took over {PREVIEW_SECONDS:g} s: preview on a row sample"
+            ) from None
         return Preview(
             flow_id=validated.id,
             node=node,
@@ -245,14 +256,10 @@ def _too_big(what: str, rows: int) -> ApiError:
     )
 
 
-def _is_table(value: Any) -> bool:
-    return hasattr(value, "columns") and hasattr(value, "dtypes")
-
-
 def _fixture(source: str, value: Any) -> dict[str, Any]:
     if value is SKIPPED:
         return {"value": None}
-    if not _is_table(value):
+    if not is_dataframe(value):
         return {"value": value_view(value)["value"]}
     if len(value) > MAX_CASE_ROWS:
         raise _too_big(f"source '{source}'", len(value))
@@ -266,7 +273,7 @@ def _fixture(source: str, value: Any) -> dict[str, Any]:
 
 
 def _expectation(target: str, value: Any) -> dict[str, Any]:
-    if not _is_table(value):
+    if not is_dataframe(value):
         return {"value": value_view(value)["value"]}
     if len(value) > MAX_CASE_ROWS:
         raise _too_big(f"the output of '{target}'", len(value))

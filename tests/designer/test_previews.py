@@ -129,6 +129,22 @@ def test_a_preview_never_runs_a_sink(api, data_dir):
     assert list(data_dir.rglob("*")) == []  # the FileWriter wrote nothing
 
 
+def test_a_preview_past_its_time_is_a_504_and_the_next_one_still_answers(api, data_dir, monkeypatch):
+    """An editor is never left waiting on a preview: past PREVIEW_SECONDS the answer is a 504 that
+    says what to do, nothing is written, and the service answers the next preview."""
+    import dp_designer.previews as previews_module
+
+    monkeypatch.setattr(previews_module, "PREVIEW_SECONDS", 0.0)
+    late = api.post("/api/flows/shop/preview", json={"document": FLOW, "node": "report"})
+    assert late.status_code == 504 and "row sample" in late.json()["error"], late.text
+    monkeypatch.setattr(previews_module, "PREVIEW_SECONDS", 120.0)
+    body = api.post("/api/flows/shop/preview", json={"document": FLOW, "node": "per_region"}).json()
+    assert body["ok"], body
+    got = as_frame(body["outputs"]["result"]).sort_values("region").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected_per_region(ORDERS, 20.0), check_dtype=False)
+    assert list(data_dir.rglob("*")) == []
+
+
 def test_preview_of_the_saved_draft_and_of_a_failing_node(api):
     broken = {**FLOW, "nodes": [*FLOW["nodes"][:1], {**FLOW["nodes"][1], "params": {"condition": "amount / 0 > 1"}}]}
     assert api.put("/api/flows/shop/draft", json={"document": FLOW}).status_code == 200
