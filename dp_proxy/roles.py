@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from dp_auth.access import AccessStore
 from dp_auth.identity import IDENTITY_HEADER, sign_identity
-from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Principal
+from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Grant, Principal, require
 from dp_proxy.graphql_rules import BadGraphQL, Need, needs_of_body
 from dp_proxy.policy import Refusal
 
@@ -99,13 +99,14 @@ class ProxyRoles:
             return Refusal(400, str(error))
         if principal.local_admin or not needs:
             return None
+        held = await to_thread.run_sync(self.access.grants, principal)  # one query a request
         for need in needs:
-            refusal = await self._check(principal, need)
+            refusal = await self._check(principal, held, need)
             if refusal is not None:
                 return refusal
         return None
 
-    async def _check(self, principal: Principal, need: Need) -> Refusal | None:
+    async def _check(self, principal: Principal, held: list[Grant], need: Need) -> Refusal | None:
         flows = set(need.flows)
         everywhere = need.everywhere
         for run_id in sorted(need.run_ids):
@@ -118,13 +119,13 @@ class ProxyRoles:
 
         def decide() -> None:
             if everywhere:
-                self.access.check(principal, action, EVERY_WORKSPACE)
+                require(principal, held, action, EVERY_WORKSPACE)
             for flow in sorted(flows):
                 workspace = self.access.workspace_of(flow)
                 if workspace is None:  # not a flow of the store: a platform job
-                    self.access.check(principal, action, EVERY_WORKSPACE)
+                    require(principal, held, action, EVERY_WORKSPACE)
                 else:
-                    self.access.check(principal, action, workspace, flow)
+                    require(principal, held, action, workspace, flow)
 
         try:
             await to_thread.run_sync(decide)
