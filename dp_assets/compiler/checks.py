@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from dp_assets.catalog.schema import logical_type
+from dp_assets.catalog.schema import logical_type, schema_of
 from dp_assets.deferred import pd
 from dp_assets.expressions import ExpressionError, parse_expression
 from dp_assets.spec.checks import CONTRACT_CHECK, SCHEMA_CHECK, check_names, checked_columns
@@ -40,16 +40,28 @@ def check_spec(key: dg.AssetKey, columns: list[ColumnContract]) -> dg.AssetCheck
     return dg.AssetCheckSpec(CONTRACT_CHECK, asset=key, description=f"Declared columns: {names}")
 
 
+def step_checks(node: Any) -> list[tuple[Any, str]]:
+    """The node's declared checks its step evaluates, with their names (freshness is Dagster's
+    sensor's, not the step's)."""
+    named = zip(node.checks, check_names(list(node.checks)), strict=True)
+    return [(check, name) for check, name in named if check.type != "freshness"]
+
+
+def reads_every_row(node: Any) -> bool:
+    """Whether the node's step checks rules over every row of its output (declared columns or a
+    declared check other than freshness), rather than only the columns of a sample."""
+    return bool(node.columns) or bool(step_checks(node))
+
+
 def node_check_specs(key: dg.AssetKey, node: Any, has_schema: bool) -> list[dg.AssetCheckSpec]:
     """Every asset check the node's step evaluates: contract, declared checks, schema change."""
     specs = [check_spec(key, list(node.columns))] if node.columns else []
-    for check, name in zip(node.checks, check_names(list(node.checks)), strict=True):
-        if check.type != "freshness":
-            specs.append(
-                dg.AssetCheckSpec(
-                    name, asset=key, description=check.description or _describe(check), blocking=check.blocking
-                )
+    for check, name in step_checks(node):
+        specs.append(
+            dg.AssetCheckSpec(
+                name, asset=key, description=check.description or _describe(check), blocking=check.blocking
             )
+        )
     if has_schema:
         specs.append(
             dg.AssetCheckSpec(
@@ -243,7 +255,7 @@ def schema_changes(frame: Any, schema: dg.TableSchema) -> list[str]:
     if not isinstance(frame, pd.DataFrame):
         return []
     expected = {column.name: column.type for column in schema.columns}
-    actual = {str(name): logical_type(dtype) for name, dtype in frame.dtypes.items()}
+    actual = schema_of(frame)
     changes = [f"column '{name}' is gone" for name in expected if name not in actual]
     changes += [f"column '{name}' is new ({kind})" for name, kind in actual.items() if name not in expected]
     changes += [
@@ -269,9 +281,7 @@ def node_results(
         frame = pd.DataFrame([dict(frame)])
     results = [check_result(key, frame, list(node.columns))] if node.columns else []
     blocked_by = []
-    for check, name in zip(node.checks, check_names(list(node.checks)), strict=True):
-        if check.type == "freshness":
-            continue
+    for check, name in step_checks(node):
         outcome = evaluate(check, frame, params)
         results.append(
             dg.AssetCheckResult(

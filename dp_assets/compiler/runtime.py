@@ -32,7 +32,7 @@ from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.compiler import engine_hook, scheduler
-from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results, schema_sample
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results, reads_every_row, schema_sample
 from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
     PREVIEW_ROWS,
     NodeFailed,
@@ -276,7 +276,9 @@ class _Step:
             primary = engine_hook.stored_value(primary)  # DuckDB's: its Arrow table, computed by then
             metadata = {**output_metadata(plan, node, primary, ctx), **clock.metadata()}
             output = Output(primary, output_name=node.id, metadata=metadata)
-            sample = schema_sample(primary)  # before a stream is stored (and consumed)
+            # The columns of a few rows, taken before a stream is stored (and consumed), for the
+            # schema check of a node whose step reads no check over every row.
+            sample = None if reads_every_row(node) else schema_sample(primary)
             behind = self.behind
             queued = behind(node.id, primary) if behind is not None and engine_hook.is_table(primary) else None
             if queued is not None:
@@ -298,7 +300,7 @@ class _Step:
         key = dg.AssetKey([plan.flow_id, node.id])
         spec = context.assets_def.specs_by_key[key]
         schema = spec.metadata.get(COLUMN_SCHEMA_KEY) if spec.metadata else None
-        if node.columns or node.checks:  # rules over every row: the whole output
+        if reads_every_row(node):  # rules over every row: the whole output
             frame = engine_hook.as_frame(_value(context, plan, self.values, f"{node.id}.{node.node_type.outputs[0]}"))
         elif schema is not None and sample is not None:
             frame = sample

@@ -31,9 +31,6 @@ from dp_settings import load, using
 
 log = logging.getLogger("dp.components")
 
-#: Set by ``dg check defs`` (Dagster's documented switch for validation mode): a bad spec fails
-#: the check there, while a serving code location reports it and loads every other flow.
-
 
 class FlowSpecAttributes(BaseModel):
     """A flow spec as written (any keys: ``validate_spec`` judges them); its JSON Schema is the

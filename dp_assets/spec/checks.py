@@ -189,12 +189,7 @@ def union_tag_message(tag: Any) -> str:
 
 
 def _default_name(check: Any) -> str:
-    columns = {
-        "not_null": getattr(check, "columns", ()),
-        "unique": [*getattr(check, "columns", ()), *getattr(check, "key", ())],
-        "accepted_values": [getattr(check, "column", "")],
-    }.get(check.type, ())
-    name = "_".join([check.type, *columns])
+    name = "_".join([check.type, *checked_columns(check)])
     return re.sub(r"[^A-Za-z0-9_]", "_", name)[:56]
 
 
