@@ -12,16 +12,21 @@ Named in ``dagster.yaml`` (production) and in the file ``dp init-home`` writes::
   first use, replaced when its code changed) forks a child; the run is tagged with the child's
   pid and start time before the child may begin; the child runs the run as
   ``dagster api execute_run`` does.
+- **No template ready** (the first run of a location, or its code changed): the launcher starts
+  the template and, without waiting for it to load (seconds, tens of seconds on a loaded
+  machine), starts this run with Dagster's default launcher. Launching runs in the daemon's
+  run-queue loop: a wait there would hold back every run queued behind this one.
 - **Health**: ``check_run_worker_health`` reports a started run whose worker is gone (killed,
   crashed) as FAILED, so Dagster's run monitoring fails it within one poll, and run retries
   (when enabled) re-execute it.
 - **Cancel**: ``terminate`` marks the run CANCELING and interrupts its worker (SIGINT, as the code
   server interrupts its run workers); Dagster's execution loop then stops the steps and ends the
   run CANCELED.
-- **Full pool, no template**: the run is launched by Dagster's default launcher instead (a fresh
-  process from the code server, as before), with an engine event on the run saying why. The queue
-  in front (the run coordinator's ``max_concurrent_runs``) already holds runs back; a second queue
-  here would hide runs from the UI's queue and block the daemon's loop.
+- **Full pool, a template that cannot start**: the run is launched by Dagster's default
+  launcher instead (a fresh process from the code server, as before), with an engine event on
+  the run saying why. The queue in front (the run coordinator's ``max_concurrent_runs``) already
+  holds runs back; a second queue here would hide runs from the UI's queue and block the
+  daemon's loop.
 """
 
 from __future__ import annotations

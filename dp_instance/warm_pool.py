@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -23,12 +24,22 @@ from typing import Any
 
 from filelock import FileLock
 
+from dp_instance.warm_template import process_start_time
+
 #: How long the launcher waits for a started template's answer to a request.
 ANSWER_SECONDS = 30
+#: How long a launch waits for another process deciding whether to start the same template.
+LOCK_SECONDS = 30
+#: After a template exited while loading, launches start none for this long (they say why).
+RETRY_SECONDS = 60
 
 
 class WarmStartError(Exception):
     """No warm worker could be started (the template would not start, or did not answer)."""
+
+
+class TemplateStarting(WarmStartError):
+    """No template is ready yet: one is loading (started now or earlier)."""
 
 
 class PoolFull(Exception):
@@ -82,98 +93,136 @@ class TemplatePool:
         serialized_instance_ref: str,
         tag_worker: Callable[[Worker], None],
     ) -> Worker:
-        """Fork a run worker for ``run_id`` from the location's template (started first when
-        there is none, replaced when its code is stale). ``tag_worker`` records the worker on
-        the run before the worker may start executing it."""
+        """Fork a run worker for ``run_id`` from the location's template. With no template ready
+        (none yet, or the one found had stale code) this starts one and raises
+        ``TemplateStarting`` at once: the caller starts the run another way rather than wait
+        for the template's load. ``tag_worker`` records the worker on the run before the worker
+        may start executing it."""
         self._reap_started()
         key = self.key(serialized_origin)
         path = self.socket_path(key)
         request = {"run_id": run_id, "instance_ref": serialized_instance_ref, "watch_cancel": self.watch_cancel}
-        stale = ""
-        for _attempt in range(3):
-            try:
-                conn = _connect(path)
-            except OSError:
-                self._start_template(key, path, origin, serialized_origin, serialized_instance_ref)
-                conn = _connect(path)
-            try:
-                conn.settimeout(ANSWER_SECONDS)
-                _send(conn, request)
-                reader = conn.makefile("r")
-                answer = json.loads(reader.readline() or "null")
-                if not isinstance(answer, dict):
-                    raise WarmStartError(f"the warm template at {path} gave no answer")
-                if "stale" in answer:
-                    stale = answer["stale"]
-                    continue  # the template has gone; the next attempt starts a new one
-                if "full" in answer:
-                    raise PoolFull(f"all {self.max_workers} warm run workers are busy")
-                if "pid" not in answer:
-                    raise WarmStartError(f"the warm template refused the run: {answer.get('error')}")
-                worker = Worker(int(answer["pid"]), answer.get("start"), int(answer.get("template", 0)))
-                tag_worker(worker)
-                conn.sendall(b"go\n")
-                return worker
-            except (OSError, ValueError) as exc:
-                raise WarmStartError(f"the warm template at {path} failed: {exc}") from exc
-            finally:
-                conn.close()
-        raise WarmStartError(f"the warm template kept finding its code stale: {stale}")
+        try:
+            conn = _connect(path)
+        except OSError:
+            starting = self._start_template(key, path, origin, serialized_origin, serialized_instance_ref)
+            raise TemplateStarting(starting) from None
+        try:
+            conn.settimeout(ANSWER_SECONDS)
+            _send(conn, request)
+            answer = json.loads(conn.makefile("r").readline() or "null")
+            if not isinstance(answer, dict):
+                raise WarmStartError(f"the warm template at {path} gave no answer")
+            if "stale" in answer:
+                # The template has gone (its socket with it); a new one loads the current code.
+                started = self._start_template(key, path, origin, serialized_origin, serialized_instance_ref)
+                raise TemplateStarting(f"{answer['stale']}; {started}")
+            if "full" in answer:
+                raise PoolFull(f"all {self.max_workers} warm run workers are busy")
+            if "pid" not in answer:
+                raise WarmStartError(f"the warm template refused the run: {answer.get('error')}")
+            worker = Worker(int(answer["pid"]), answer.get("start"), int(answer.get("template", 0)))
+            tag_worker(worker)
+            conn.sendall(b"go\n")
+            return worker
+        except (OSError, ValueError) as exc:
+            raise WarmStartError(f"the warm template at {path} failed: {exc}") from exc
+        finally:
+            conn.close()
 
-    def _start_template(self, key: str, path: Path, origin: Any, serialized_origin: str, instance_ref: str) -> None:
+    def _start_template(self, key: str, path: Path, origin: Any, serialized_origin: str, instance_ref: str) -> str:
+        """Start the location's template unless one is loading already, without waiting for it
+        to load; say what was found or done. The lock is held only while deciding and spawning:
+        one process (the daemon, a webserver) starts a template; the others see it loading."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.state_dir / f"{key}.lock", timeout=self.start_timeout_seconds):
-            try:
-                _connect(path).close()
-                return  # another process started it while this one waited for the lock
-            except OSError:
-                path.unlink(missing_ok=True)
-            log_path = self.state_dir / f"{key}.log"
-            working_directory = getattr(origin.code_pointer, "working_directory", None)
-            argv = [
-                origin.executable_path,
-                "-m",
-                "dp_instance.warm_template",
-                "--socket",
-                str(path),
-                "--max-workers",
-                str(self.max_workers),
-                "--idle-seconds",
-                str(self.idle_seconds),
-            ]
-            with open(log_path, "ab") as log:
-                # Its own session: a signal to the starting process's group (Ctrl-C in a
-                # terminal, a process manager stopping the daemon) must not kill running runs.
-                process = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=working_directory or None,
-                    start_new_session=True,
-                )
-            self._started.append(process)
-            # On stdin, not argv: an instance file may hold a password, and argv is public (ps).
-            assert process.stdin is not None
-            with process.stdin:
-                process.stdin.write(json.dumps({"origin": serialized_origin, "instance_ref": instance_ref}).encode())
-            deadline = time.monotonic() + self.start_timeout_seconds
-            while not path.exists():
-                if process.poll() is not None:
-                    raise WarmStartError(
-                        f"the warm template exited with code {process.returncode} while loading the code "
-                        f"location: {_tail(log_path)}"
-                    )
-                if time.monotonic() > deadline:
-                    process.kill()
-                    raise WarmStartError(
-                        f"the warm template did not load the code location within {self.start_timeout_seconds:.0f} s"
-                    )
-                time.sleep(0.05)
+        log_path = self.state_dir / f"{key}.log"
+        marker = self.state_dir / f"{key}.starting"
+        with FileLock(self.state_dir / f"{key}.lock", timeout=LOCK_SECONDS):
+            if path.exists() and _answers(path):
+                return "a warm template has just become ready"
+            killed = ""
+            loading = _read_marker(marker)
+            if loading is not None:
+                age = time.time() - float(loading.get("at", 0))
+                alive = process_start_time(int(loading["pid"])) == loading.get("start")
+                if alive and age <= self.start_timeout_seconds:
+                    return f"the warm template (pid {loading['pid']}) is loading the code location ({age:.0f} s so far)"
+                if alive:
+                    _kill(int(loading["pid"]))
+                    killed = f"the warm template did not load the code location within {age:.0f} s; "
+                elif age < RETRY_SECONDS:
+                    # Do not start a template per run when the location cannot be loaded.
+                    return f"the last warm template exited while loading the code location: {_tail(log_path)}"
+            path.unlink(missing_ok=True)
+            process = self._spawn(path, origin, serialized_origin, instance_ref, log_path, marker)
+            marker.write_text(
+                json.dumps({"pid": process.pid, "start": process_start_time(process.pid), "at": time.time()})
+            )
+        return f"{killed}started a warm template (pid {process.pid}); runs start warm once it is ready"
+
+    def _spawn(
+        self, path: Path, origin: Any, serialized_origin: str, instance_ref: str, log_path: Path, marker: Path
+    ) -> subprocess.Popen[bytes]:
+        working_directory = getattr(origin.code_pointer, "working_directory", None)
+        argv = [
+            origin.executable_path,
+            "-m",
+            "dp_instance.warm_template",
+            "--socket",
+            str(path),
+            "--max-workers",
+            str(self.max_workers),
+            "--idle-seconds",
+            str(self.idle_seconds),
+            "--loading-marker",
+            str(marker),
+        ]
+        with open(log_path, "ab") as log:
+            # Its own session: a signal to the starting process's group (Ctrl-C in a terminal,
+            # a process manager stopping the daemon) must not kill running runs.
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=working_directory or None,
+                start_new_session=True,
+            )
+        self._started.append(process)
+        # On stdin, not argv: an instance file may hold a password, and argv is public (ps).
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(json.dumps({"origin": serialized_origin, "instance_ref": instance_ref}).encode())
+        return process
 
     def _reap_started(self) -> None:
         """Collect the exit status of templates this process started that have exited."""
         self._started = [p for p in self._started if p.poll() is None]
+
+
+def _answers(path: Path) -> bool:
+    try:
+        _connect(path).close()
+    except OSError:
+        return False
+    return True
+
+
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    """The template started for a key and still loading: ``{"pid", "start", "at"}``; None when
+    there is none (a template removes it once it is ready)."""
+    try:
+        found = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "pid" in found else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _connect(path: Path) -> socket.socket:

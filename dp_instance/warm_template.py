@@ -260,11 +260,22 @@ def _instance(serialized_instance_ref: str, opened: Any) -> Iterator[Any]:
         yield opened
 
 
+def _loaded(marker: Path) -> None:
+    """Remove the launcher's note that this template is loading (``dp_instance.warm_pool``), when
+    it still names this process: a template that exits after this was not one that failed to load."""
+    try:
+        if json.loads(marker.read_text()).get("pid") == os.getpid():
+            marker.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dp_instance.warm_template")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--max-workers", type=int, required=True)
     parser.add_argument("--idle-seconds", type=float, required=True)
+    parser.add_argument("--loading-marker", help="the launcher's note of this template loading; removed once ready")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -303,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     # touch (and so copy) every one of them in each child.
     gc.freeze()
     template.listen()
+    if args.loading_marker:
+        _loaded(Path(args.loading_marker))
     log.info(
         "warm template %s ready in %.1fs (%d modules) at %s",
         os.getpid(),

@@ -2,17 +2,19 @@
 monitoring) and the templates they start, over the embedded default's storage, serving a small
 code location written to a temporary folder so that its code can change under the launcher.
 
+Runs are launched as in production: queued, then launched by the daemon's run-queue loop.
+
 What a user relies on: a run executes in a child of a preloaded template, as a Dagster run;
-changed code is never run by an old template; a run whose worker is killed ends FAILURE (run
-monitoring, through the launcher's health check) and the next run works; a full pool starts the
-run the default way; terminate ends the run CANCELED.
+changed code is never run by an old template; runs queued while a template loads start at once
+(the default way) and succeed; a run whose worker is killed ends FAILURE (run monitoring, through
+the launcher's health check) and the next run works; a full pool starts the run the default way;
+terminate ends the run CANCELED.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import stat
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 from dp_assets.cli.home import local_storage
 from dp_instance.warm_launcher import WORKER_TAG
 from dp_instance.warm_pool import TemplatePool, WarmStartError
+from tests.support import warm
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import pid_alive, wait_for
 
@@ -42,10 +45,15 @@ import dagster as dg
 
 VERSION = "{version}"
 PREPARED_IN = None
+# While this file exists, a template's load does not finish (a test holds a template cold).
+HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hold")
 
 
 def prepare_run_worker():
     global PREPARED_IN
+    deadline = time.time() + 900
+    while os.path.exists(HOLD) and time.time() < deadline:
+        time.sleep(0.1)
     PREPARED_IN = os.getpid()
 
 
@@ -113,6 +121,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
             "class": "WarmRunLauncher",
             "config": {"max_workers": 1},
         },
+        # Production's path: runs are queued, and the daemon's run-queue loop launches them.
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
+        },
         "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
     }
     platform = DagsterPlatform(
@@ -123,6 +137,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
     )
     platform.start(daemon=True)
     try:
+        # The first run starts the template (and itself starts the default way).
+        run_quick(platform, root, "warming")
+        ready_template(platform)
         yield platform
     finally:
         platform.stop()
@@ -192,6 +209,16 @@ def messages(platform: DagsterPlatform, run_id: str) -> str:
         )
 
 
+def ready_template(platform: DagsterPlatform, other_than: int | None = None) -> tuple[int, str]:
+    """Wait for a live, ready template of this platform (not ``other_than``): its pid and socket."""
+    return wait_for(
+        "a ready warm template",
+        lambda: warm.ready_template(platform.dagster_home, other_than),
+        timeout=300,
+        on_timeout=platform.logs,
+    )
+
+
 def run_quick(platform: DagsterPlatform, tmp_path: Path, name: str = "out") -> tuple[str, str, dict | None]:
     out = tmp_path / name
     run_id = launch(platform, "quick", {"report": {"config": {"out": str(out)}}})
@@ -220,11 +247,50 @@ def test_changed_code_is_never_run_by_an_old_template(platform: DagsterPlatform,
     assert before is not None
     write_location(Path(platform.root / "code"), "v2")
     platform.reload_location(_location_name(platform))
+    # The old template answers "stale" and exits; the run starts the default way, on the new
+    # code, while a new template loads it.
+    run_id, out, worker = run_quick(platform, tmp_path, "meanwhile")
+    assert worker is None and out.startswith("v2 ")
+    assert "code changed since the template loaded it" in messages(platform, run_id)
+    wait_for("the stale template to exit", lambda: not pid_alive(before["template"]))
+    ready_template(platform, other_than=before["template"])
     _, out, after = run_quick(platform, tmp_path, "after")
     assert after is not None
     assert out == f"v2 {after['pid']} prepared in {after['template']}"
     assert after["template"] != before["template"]
-    wait_for("the stale template to exit", lambda: not pid_alive(before["template"]))
+
+
+def test_runs_queued_while_a_template_loads_start_at_once_and_succeed(
+    platform: DagsterPlatform, tmp_path: Path
+) -> None:
+    """The daemon launches queued runs one after another: a launch that waited for a template's
+    load (tens of seconds on a loaded machine) held back every run behind it. Here the new
+    template's load is held until every run launched meanwhile has finished: they all started the
+    default way and succeeded; once the template is ready, runs are warm again."""
+    code = Path(platform.root / "code")
+    old, _ = ready_template(platform)
+    hold = code / "hold"
+    hold.touch()
+    try:
+        write_location(code, "v3")
+        platform.reload_location(_location_name(platform))
+        outs = [tmp_path / f"meanwhile_{n}" for n in range(3)]
+        run_ids = [launch(platform, "quick", {"report": {"config": {"out": str(out)}}}) for out in outs]
+        runs = [wait_run(platform, run_id) for run_id in run_ids]
+        assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS] * 3, [messages(platform, r) for r in run_ids]
+        assert all(WORKER_TAG not in run.tags for run in runs)
+        assert all(out.read_text().startswith("v3 ") for out in outs)
+        said = "\n".join(messages(platform, run_id) for run_id in run_ids)
+        assert "started a warm template" in said and "is loading the code location" in said, said
+        # Still loading: none of these runs waited for it.
+        loading = json.loads(next((platform.dagster_home / "warm").glob("*.starting")).read_text())
+        assert pid_alive(loading["pid"]) and loading["pid"] != old
+    finally:
+        hold.unlink()
+    assert ready_template(platform, other_than=old)[0] == loading["pid"]
+    _, out, worker = run_quick(platform, tmp_path, "warm_again")
+    assert worker is not None and worker["template"] == loading["pid"]
+    assert out == f"v3 {worker['pid']} prepared in {loading['pid']}"
 
 
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_works(
@@ -302,12 +368,7 @@ def _is_run_request(raw: bytes) -> bool:
 
 def _live_template(platform: DagsterPlatform) -> str:
     """The socket of a live template of this platform (its log says where it listens)."""
-    for log in (platform.dagster_home / "warm").glob("*.log"):
-        for line in reversed(log.read_text().splitlines()):
-            found = re.search(r"warm template (\d+) ready .* at (\S+)$", line)
-            if found and pid_alive(int(found.group(1))):
-                return found.group(2)
-    raise AssertionError("no live template of this platform")
+    return ready_template(platform)[1]
 
 
 def test_the_embedded_default_names_the_warm_launcher_with_run_monitoring(tmp_path: Path) -> None:
