@@ -63,6 +63,8 @@ COMPOSE_VARIABLES: dict[str, str] = {
     "DP_CELERY_CONCURRENCY": "Steps each Celery worker runs at once (default 2).",
     "DP_VIEWER_PROXY_USERS": "DP_PROXY_USERS of the read-only viewer's proxy.",
     "DP_VIEWER_PROXY_ALLOWED_ORIGINS": "DP_PROXY_ALLOWED_ORIGINS of the read-only viewer's proxy.",
+    "DP_DESIGNER_PROXY_ALLOWED_ORIGINS": "DP_PROXY_ALLOWED_ORIGINS of the designer's proxy.",
+    "DP_WEBSERVER_PUBLIC_URL": "Dagster's UI as users reach it, for the designer's links (default http://127.0.0.1:8080).",
     "DP_PROXY_BIND": "Address the proxies' ports are published on (default 127.0.0.1).",
 }
 

@@ -32,9 +32,9 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 APP_DIR = "/opt/dagster/app"
 DAGSTER_HOME = "/opt/dagster/home"
-DAGSTER_SERVICES = ("code-server", "webserver", "viewer", "daemon", "worker", "dispatcher")
+DAGSTER_SERVICES = ("code-server", "webserver", "viewer", "daemon", "worker", "dispatcher", "designer")
 DATA_SERVICES = ("postgres", "redis", "rabbitmq")
-PUBLISHED = {"proxy", "viewer-proxy"}
+PUBLISHED = {"proxy", "viewer-proxy", "designer-proxy"}
 
 
 # --- Compose's variable interpolation ------------------------------------------------------------
@@ -249,7 +249,11 @@ def test_viewer_is_read_only_S5(compose: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("proxy", "upstream", "users"),
-    [("proxy", "webserver", "DP_PROXY_USERS"), ("viewer-proxy", "viewer", "DP_VIEWER_PROXY_USERS")],
+    [
+        ("proxy", "webserver", "DP_PROXY_USERS"),
+        ("viewer-proxy", "viewer", "DP_VIEWER_PROXY_USERS"),
+        ("designer-proxy", "designer", "DP_PROXY_USERS"),
+    ],
 )
 def test_proxies_front_the_webservers_S1(
     compose: dict[str, Any], example_env: dict[str, str], proxy: str, upstream: str, users: str
@@ -257,10 +261,33 @@ def test_proxies_front_the_webservers_S1(
     service = services(compose)[proxy]
     argv = command(service)
     assert argv[:5] == ["python", "-m", "dp_proxy", "serve", "--upstream"]
-    webserver_port = option(command(services(compose)[upstream]), "-p")
-    assert option(argv, "--upstream") == f"http://{upstream}:{webserver_port}"
+    upstream_port = option(command(services(compose)[upstream]), "-p", "--port")
+    assert option(argv, "--upstream") == f"http://{upstream}:{upstream_port}"
     assert environment(service)["DP_PROXY_USERS"] == example_env[users]
     assert service["depends_on"][upstream]["condition"] == "service_healthy"
+    assert set(service["networks"]) & set(services(compose)[upstream]["networks"]), "the proxy reaches it"
+
+
+def test_designer_serves_the_built_client_and_launches_through_the_webserver(compose: dict[str, Any]) -> None:
+    """`dp designer` in the image: on every interface of its container (only the proxy reaches
+    it), serving the client the image built, on the flow store every Dagster service uses, and
+    launching through the unproxied webserver's GraphQL, which it waits for."""
+    from dp_designer.cli import DEFAULT_PORT
+
+    designer = services(compose)["designer"]
+    argv = command(designer)
+    assert argv[:4] == ["python", "-m", "dp_assets.cli", "designer"]
+    assert option(argv, "--host") == "0.0.0.0" and int(option(argv, "--port")) == DEFAULT_PORT
+    assert option(argv, "--client") == f"{APP_DIR}/designer/dist"
+    assert "COPY --from=client /client/dist ./designer/dist" in (REPO_ROOT / "Dockerfile").read_text()
+    env = environment(designer)
+    webserver = services(compose)["webserver"]
+    assert env["DP_DAGSTER_GRAPHQL_URL"] == f"http://webserver:{option(command(webserver), '-p')}/graphql"
+    assert set(designer["networks"]) & set(webserver["networks"])
+    assert designer["depends_on"]["webserver"]["condition"] == "service_healthy"
+    assert env["DP_STORE_URL"] == environment(services(compose)["code-server"])["DP_STORE_URL"]
+    assert env["DP_WEBSERVER_URL"].endswith(":8080"), "links open Dagster's UI through its proxy"
+    assert str(DEFAULT_PORT) in " ".join(designer["healthcheck"]["test"])
 
 
 def test_only_the_proxies_are_published_S1(compose: dict[str, Any]) -> None:
@@ -281,8 +308,10 @@ def test_private_networks_S1(compose: dict[str, Any]) -> None:
     for name in (*DATA_SERVICES, "webserver", "viewer", "dispatcher"):
         for network in services(compose)[name]["networks"]:
             assert networks[network].get("internal") is True, (name, network)
-    assert "edge" not in services(compose)["webserver"]["networks"]
-    assert set(services(compose)["proxy"]["networks"]) == {"web", "edge"}
+    for name in ("webserver", "viewer", "designer"):
+        assert "edge" not in services(compose)[name]["networks"], name
+    for name in PUBLISHED:
+        assert set(services(compose)[name]["networks"]) == {"web", "edge"}, name
     for name in ("code-server", "worker", "daemon"):
         assert "backend" in services(compose)[name]["networks"]
     assert set(services(compose)["daemon"]["networks"]) == set(services(compose)["code-server"]["networks"])
