@@ -22,7 +22,7 @@ import copy
 import difflib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from dp_assets.publishing import publish_spec
 from dp_assets.spec.loading import read_spec_file
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_auth.access import AccessStore
-from dp_auth.permissions import LOCAL_ADMIN, Action, Forbidden, Principal, allows
+from dp_auth.permissions import LOCAL_ADMIN, Action, Forbidden, Grant, Principal, allows, require
 from dp_resources.store import FlowInfo, FlowNotFound, FlowStore, SaveResult, VersionInfo, drafts
 from dp_resources.store.drafts import Draft
 from dp_resources.store.file_sync import UNPUBLISHED, FileRecord, file_records
@@ -92,6 +92,17 @@ class FlowListing:
         return self.info.id
 
 
+@dataclass
+class _AccessReads:
+    """What one request has read of the access tables: the actor's grants and the workspaces of
+    the flows it touched. A listing checks every flow it shows several times (view, history,
+    spec); with these it reads the grants once, not once per check."""
+
+    held: list[Grant] | None = None
+    workspaces: dict[str, str | None] = field(default_factory=dict)
+    every_flow: bool = False  # workspaces holds every stored flow: one it lacks is not stored
+
+
 class FlowStoreAPI:
     def __init__(self, store: FlowStore | None = None, catalog: Catalog | None = None, actor: Principal = LOCAL_ADMIN):
         self.store = store or FlowStore(load().store_url())
@@ -99,16 +110,37 @@ class FlowStoreAPI:
         self.store.upgrade()
         self.access = AccessStore(self.store)
         self.actor = actor
+        self._reads: _AccessReads | None = None  # only on a copy for one request (acting_as)
 
     def acting_as(self, actor: Principal) -> FlowStoreAPI:
-        """The same API (store, catalog) acting for ``actor``: one per request."""
+        """The same API (store, catalog) acting for ``actor``: one per request (or command),
+        which reads the actor's grants once."""
         bound = copy.copy(self)
         bound.actor = actor
+        bound._reads = _AccessReads()
         return bound
+
+    def _held(self) -> list[Grant]:
+        if self._reads is None:
+            return self.access.grants(self.actor)
+        if self._reads.held is None:
+            self._reads.held = self.access.grants(self.actor)
+        return self._reads.held
+
+    def _workspace_of(self, flow_id: str) -> str | None:
+        if self._reads is None:
+            return self.access.workspace_of(flow_id)
+        if flow_id not in self._reads.workspaces:  # None too: a draft of a flow not yet stored
+            stored = None if self._reads.every_flow else self.access.workspace_of(flow_id)
+            self._reads.workspaces[flow_id] = stored
+        return self._reads.workspaces[flow_id]
 
     def _check(self, action: Action, flow_id: str, new_in: str = "default") -> str:
         """Refuse (:class:`Forbidden`) unless the actor may; the flow's workspace."""
-        return self.access.check_flow(self.actor, action, flow_id, new_in)
+        workspace = self._workspace_of(flow_id) or new_in
+        if not self.actor.local_admin:
+            require(self.actor, self._held(), action, workspace, flow_id)
+        return workspace
 
     def _audit(self, action: str, flow_id: str, workspace: str, **detail: Any) -> None:
         self.access.record(self.actor, action, workspace=workspace, flow_id=flow_id, detail=detail)
@@ -246,9 +278,13 @@ class FlowStoreAPI:
         return listings
 
     def _viewable(self, infos: builtins.list[FlowInfo]) -> builtins.list[FlowInfo]:
+        """The flows of ``infos`` (every stored flow) that the actor may view."""
+        if self._reads is not None:
+            self._reads.workspaces.update((info.id, info.workspace) for info in infos)
+            self._reads.every_flow = True
         if self.actor.local_admin:
             return infos
-        held = self.access.grants(self.actor)
+        held = self._held()
         return [info for info in infos if allows(self.actor, held, Action.view, info.workspace, info.id)]
 
     def info(self, flow_id: str) -> FlowInfo:

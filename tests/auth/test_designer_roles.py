@@ -143,3 +143,42 @@ def test_a_signed_identity_holds_only_unchanged_and_in_time(user, groups, cut, c
 def test_the_key_is_required_with_roles_on(store):
     with pytest.raises(ValueError, match="DP_AUTH_IDENTITY_KEY"):
         DesignerAuth(FlowStoreAPI(store, default_catalog()).access, b"")
+
+
+def _grant_reads(store, action):
+    """How many statements reading the grants or the flows' workspaces ``action`` runs."""
+    import sqlalchemy as sa
+
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if "dp_role_grants" in statement or statement.lstrip().upper().startswith("SELECT DP_FLOWS.WORKSPACE"):
+            seen.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        action()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", note)
+    return len(seen)
+
+
+def test_listing_flows_reads_the_grants_once_however_many_flows(stack):
+    """The list runs several checks per flow (view, history, spec): the caller's grants are read
+    once per request, not once per check, so the listing's grant reads do not grow with flows."""
+    client, api = stack
+    viewer = as_user("vic", "analysts")
+
+    def listed():
+        answer = client.get("/api/flows", headers=viewer)
+        assert answer.status_code == 200
+        return [row["id"] for row in answer.json()["flows"]]
+
+    few = _grant_reads(api.store, listed)
+    for n in range(6):
+        api.publish({**SALES, "id": f"sales_{n}"}, workspace="sales")
+        api.put_draft(f"draft_{n}", {**SALES, "id": f"draft_{n}"})  # drafts of new flows: checked too
+    api.publish({**HR, "id": "payroll_2"}, workspace="hr")
+    many = _grant_reads(api.store, listed)
+    assert listed() == ["sales", *(f"sales_{n}" for n in range(6))]
+    assert many == few <= 2
