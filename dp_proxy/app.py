@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from dp_auth.access import TOKEN_PREFIX, AccessStore
 from dp_auth.permissions import LOCAL_ADMIN, Principal
 from dp_proxy.auth import Authenticator
+from dp_proxy.graphql_rules import Need
 from dp_proxy.policy import GRAPHQL_PATH, Refusal, check_http, check_websocket, normalise_path
 from dp_proxy.roles import ProxyRoles, header_bytes, identity_headers
 from dp_proxy.settings import ProxySettings
@@ -201,11 +202,15 @@ class DagsterProxy:
                 self.settings,
             )
             body: bytes | None = None
+            launches: list[Need] = []
             if refusal is None and self.roles is not None and normalise_path(request.url.path) == GRAPHQL_PATH:
-                refusal, body = await self.roles.read_and_judge(request, principal)
-            response = (
-                self._refused(refusal, request) if refusal else await self._forward(request, scope, principal, body)
-            )
+                refusal, body, launches = await self.roles.read_and_judge(request, principal)
+            if refusal:
+                response = self._refused(refusal, request)
+            elif launches:
+                response = await self._forward_launch(request, scope, principal, body, launches)
+            else:
+                response = await self._forward(request, scope, principal, body)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         await response(scope, receive, send)
@@ -235,9 +240,10 @@ class DagsterProxy:
         kept.append(("x-forwarded-proto", scope.get("scheme", "http").replace("ws", "http")))
         return kept
 
-    async def _forward(
-        self, request: Request, scope: Scope, principal: Principal = ANONYMOUS, body: bytes | None = None
-    ) -> Response:
+    def _upstream_request(
+        self, request: Request, scope: Scope, principal: Principal, body: bytes | None, *, plain: bool = False
+    ) -> httpx.Request:
+        """The request to send the webserver; ``plain``: ask for an uncompressed answer."""
         target = scope.get("raw_path") or request.url.path.encode()
         url = target.decode("latin-1")
         if scope.get("query_string"):
@@ -250,9 +256,39 @@ class DagsterProxy:
         )
         if body is not None:  # read whole to judge it: sent as read, with its true length
             forwarded = [(k, v) for k, v in forwarded if k.lower() != "content-length"]
+        if plain:
+            forwarded = [(k, v) for k, v in forwarded if k.lower() != "accept-encoding"] + [
+                ("accept-encoding", "identity")
+            ]
         headers = [(name.encode("latin-1"), header_bytes(value)) for name, value in forwarded]
         content: Any = body if body is not None else (request.stream() if has_body else None)
-        upstream_request = self.client.build_request(request.method, url, headers=headers, content=content)
+        return self.client.build_request(request.method, url, headers=headers, content=content)
+
+    async def _forward_launch(
+        self, request: Request, scope: Scope, principal: Principal, body: bytes | None, launches: list[Need]
+    ) -> Response:
+        """Forward a launch, read its (small) answer whole, and audit the runs it started."""
+        try:
+            upstream = await self.client.send(self._upstream_request(request, scope, principal, body, plain=True))
+        except httpx.HTTPError as error:
+            log.error("upstream %s unreachable: %s", self.settings.upstream, error)
+            return PlainTextResponse("the Dagster webserver is unreachable\n", status_code=502)
+        assert self.roles is not None  # launches are found only with roles on
+        await self.roles.audit_launches(principal, launches, upstream.content)
+        dropped = HOP_BY_HOP | {"content-length", "content-encoding"}
+        headers = [
+            (key, value)
+            for key, value in upstream.headers.multi_items()
+            if key.lower() not in dropped and not key.lower().startswith("access-control-")
+        ]
+        response = Response(upstream.content, status_code=upstream.status_code)
+        response.raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        return response
+
+    async def _forward(
+        self, request: Request, scope: Scope, principal: Principal = ANONYMOUS, body: bytes | None = None
+    ) -> Response:
+        upstream_request = self._upstream_request(request, scope, principal, body)
         try:
             upstream = await self.client.send(upstream_request, stream=True)
         except httpx.HTTPError as error:

@@ -52,6 +52,8 @@ RUN_MUTATIONS = frozenset(
         "launchPartitionBackfill",
     }
 )
+#: The run mutations that start runs (recorded in the audit trail by the proxy).
+LAUNCH_MUTATIONS = RUN_MUTATIONS - {"terminateRun", "terminatePipelineExecution", "terminateRuns"}
 EDIT_MUTATIONS = frozenset({"deleteRun", "deletePipelineRun"})
 #: Query and subscription fields that read runs, logs or asset values.
 DATA_FIELDS = frozenset(

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from dp_auth.access import AccessStore
 from dp_auth.identity import IDENTITY_HEADER, sign_identity
 from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Grant, Principal, require
-from dp_proxy.graphql_rules import BadGraphQL, Need, needs_of_body
+from dp_proxy.graphql_rules import LAUNCH_MUTATIONS, BadGraphQL, Need, needs_of_body
+from dp_proxy.launch_audit import LAUNCHED_RUN, record_launches
 from dp_proxy.policy import Refusal
 
 log = logging.getLogger("dp_proxy")
@@ -64,47 +65,66 @@ class ProxyRoles:
     async def token_principal(self, token: str) -> Principal | None:
         return await to_thread.run_sync(self.access.authenticate_token, token)
 
-    async def read_and_judge(self, request: Request, principal: Principal) -> tuple[Refusal | None, bytes | None]:
-        """Read the GraphQL body (bounded) and judge it; the bytes to forward when it passes."""
+    async def read_and_judge(
+        self, request: Request, principal: Principal
+    ) -> tuple[Refusal | None, bytes | None, list[Need]]:
+        """Read the GraphQL body (bounded) and judge it: the refusal, else the bytes to forward
+        and the launches among its needs (to audit once the webserver answers)."""
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_GRAPHQL_BODY:
-                return Refusal(413, f"a GraphQL body is at most {MAX_GRAPHQL_BODY} bytes"), None
+                return Refusal(413, f"a GraphQL body is at most {MAX_GRAPHQL_BODY} bytes"), None, []
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            return Refusal(400, "the GraphQL body is not JSON"), None
-        return await self.check_graphql(principal, body), bytes(raw)
+            return Refusal(400, "the GraphQL body is not JSON"), None, []
+        refusal, needs = await self.check_graphql(principal, body)
+        return refusal, bytes(raw), [need for need in needs if need.field in LAUNCH_MUTATIONS]
 
     async def judge_subscription(self, text: str, principal: Principal) -> str | None:
         """The error message to answer instead of forwarding a subscription the caller may not
-        start (graphql-ws ``start`` or graphql-transport-ws ``subscribe``), else None."""
+        start (graphql-ws ``start`` or graphql-transport-ws ``subscribe``), else None. A launch
+        sent over the WebSocket is refused whoever sends it: only a POST's answer is audited."""
         try:
             message = json.loads(text)
         except (ValueError, RecursionError):
             return json.dumps({"type": "error", "payload": [{"message": "a message is not JSON"}]})
         if not isinstance(message, dict) or message.get("type") not in ("start", "subscribe"):
             return None
-        refusal = await self.check_graphql(principal, message.get("payload"))
+        refusal, needs = await self.check_graphql(principal, message.get("payload"))
+        if refusal is None and any(need.field in LAUNCH_MUTATIONS for need in needs):
+            refusal = Refusal(403, "launch runs by POST /graphql, not over the WebSocket (launches are audited)")
         if refusal is None:
             return None
         return json.dumps({"type": "error", "id": message.get("id"), "payload": [{"message": refusal.reason}]})
 
-    async def check_graphql(self, principal: Principal, body: Any) -> Refusal | None:
-        """Why the body must not reach the webserver, or None."""
+    async def audit_launches(self, principal: Principal, launches: list[Need], answer: bytes) -> None:
+        """Record the runs a passed launch started (:mod:`dp_proxy.launch_audit`)."""
+        await record_launches(self.access, principal, launches, answer, self._launched_run, to_thread.run_sync)
+
+    async def _launched_run(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            answer = await self._client().post("/graphql", json={"query": LAUNCHED_RUN, "variables": {"id": run_id}})
+            run = (answer.json().get("data") or {}).get("runOrError") or {}
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return run if run.get("__typename") == "Run" else None
+
+    async def check_graphql(self, principal: Principal, body: Any) -> tuple[Refusal | None, list[Need]]:
+        """Why the body must not reach the webserver (or None), and what it needs."""
         try:
             needs = needs_of_body(body)
         except BadGraphQL as error:
-            return Refusal(400, str(error))
+            return Refusal(400, str(error)), []
         if principal.local_admin or not needs:
-            return None
+            return None, needs
         held = await to_thread.run_sync(self.access.grants, principal)  # one query a request
         for need in needs:
             refusal = await self._check(principal, held, need)
             if refusal is not None:
-                return refusal
-        return None
+                return refusal, needs
+        return None, needs
 
     async def _check(self, principal: Principal, held: list[Grant], need: Need) -> Refusal | None:
         flows = set(need.flows)

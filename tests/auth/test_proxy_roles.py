@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -54,6 +55,7 @@ class Webserver:
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         self.subscriptions: list[dict] = []
+        self.launched: dict[str, dict] = {}
 
     async def graphql(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -61,9 +63,30 @@ class Webserver:
             job = RUNS.get(body["variables"]["id"])
             run = {"__typename": "Run", "jobName": job} if job else {"__typename": "RunNotFoundError"}
             return JSONResponse({"data": {"runOrError": run}})
+        if isinstance(body, dict) and "LaunchedRun" in body.get("query", ""):
+            run = self.launched.get(body["variables"]["id"])
+            return JSONResponse({"data": {"runOrError": run or {"__typename": "RunNotFoundError"}}})
         self.bodies.append(body)
         self.headers.append(dict(request.headers))
+        if isinstance(body, dict) and "LaunchPipelineExecution" in body.get("query", ""):
+            return JSONResponse({"data": {"launchPipelineExecution": self._launch(body["variables"])}})
         return JSONResponse({"data": {}})
+
+    def _launch(self, variables: dict) -> dict:
+        """Dagster's answer to the UI's launch: a run (``run { id }``), or a refused run config."""
+        params = variables["executionParams"]
+        config = params.get("runConfigData") or {}
+        if config.get("bad"):
+            return {"__typename": "RunConfigValidationInvalid", "errors": [{"message": "bad"}]}
+        run_id = f"launched-{len(self.launched)}"
+        selection = params["selector"].get("assetSelection")
+        self.launched[run_id] = {
+            "__typename": "Run",
+            "jobName": params["selector"]["jobName"],
+            "runConfigYaml": yaml.safe_dump(config),
+            "assetSelection": selection,
+        }
+        return {"__typename": "LaunchRunSuccess", "run": {"__typename": "Run", "id": run_id, "pipelineName": "x"}}
 
     async def socket(self, websocket: WebSocket) -> None:
         await websocket.accept(subprotocol="graphql-ws")
@@ -219,3 +242,72 @@ def test_subscriptions_through_the_websocket_by_role(stack):
     sneaked = asyncio.run(send("vic", launch("sales")))
     assert sneaked["type"] == "error" and "may not run flow 'sales'" in sneaked["payload"][0]["message"]
     assert [s["payload"]["query"].count("run-sales") for s in webserver.subscriptions] == [1]
+
+
+#: The Dagster UI's own launch mutation (its Launchpad and Materialize button), as it selects the run.
+UI_LAUNCH = """mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { id pipelineName } }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def ui_launch(job: str, config: dict | None = None, assets: list[list[str]] | None = None) -> dict:
+    selector = {"repositoryLocationName": "dp_platform", "repositoryName": "__repository__", "jobName": job}
+    if assets is not None:
+        selector["assetSelection"] = [{"path": path} for path in assets]
+    params = {"selector": selector, "runConfigData": config or {}, "mode": "default"}
+    return {"operationName": "LaunchPipelineExecution", "query": UI_LAUNCH, "variables": {"executionParams": params}}
+
+
+def test_launches_through_the_proxy_are_audited(stack, tmp_path):
+    """Who launched which flow's run, when, with which params: from Dagster's answer and its run
+    record, not from what the client claims; refused launches and terminations are not launches."""
+    proxy, _, tokens = stack
+    access = AccessStore(FlowStore(f"sqlite:///{tmp_path / 'store.db'}"))
+    rita, hr = basic("rita"), {"Authorization": f"Bearer {tokens['hr_token']}", **CSRF}
+
+    answer = post(proxy, rita, ui_launch("sales", {"region": "eu", "limit": 3}))
+    assert answer.status_code == 200
+    run_id = answer.json()["data"]["launchPipelineExecution"]["run"]["id"]  # the answer reaches the UI whole
+    materialize = post(proxy, hr, ui_launch("__ASSET_JOB", assets=[["payroll", "total"]]))
+    assert materialize.status_code == 200
+    assert post(proxy, rita, ui_launch("payroll")).status_code == 403  # refused: not a launch
+    refused_config = post(proxy, rita, ui_launch("sales", {"bad": True}))
+    assert refused_config.json()["data"]["launchPipelineExecution"]["__typename"] == "RunConfigValidationInvalid"
+    post(proxy, rita, {"query": 'mutation { terminateRun(runId: "run-sales") { __typename } }'})
+
+    launches = [e for e in access.audit() if e.action == "launch"]
+    token_id = tokens["hr_token"].split("_")[1]
+    assert [(e.actor, e.workspace, e.flow_id, e.detail) for e in launches] == [
+        ("user:rita", "sales", "sales", {"run_id": run_id, "via": "dagster-ui", "params": ["limit", "region"]}),
+        (f"token:{token_id}", "hr", "payroll", {"run_id": "launched-1", "via": "dagster-ui", "params": []}),
+        # Dagster refused the run config: no run, recorded as an attempt on the flow it named
+        (
+            "user:rita",
+            "sales",
+            "sales",
+            {"run_id": None, "via": "dagster-ui", "answer_names_no_run": ["launchPipelineExecution"]},
+        ),
+    ]
+
+
+def test_a_launch_over_the_websocket_is_refused_even_for_an_admin(stack):
+    """Only a POST's answer is read to audit a launch, so the WebSocket carries none."""
+    proxy, webserver, _ = stack
+    from websockets.asyncio.client import connect
+
+    async def send(query: str) -> dict:
+        headers = {k: v for k, v in basic("boss").items() if k != "Content-Type"}
+        async with connect(
+            proxy.replace("http", "ws") + "/graphql", additional_headers=headers, subprotocols=["graphql-ws"]
+        ) as socket:
+            await socket.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
+            return json.loads(await asyncio.wait_for(socket.recv(), 10))
+
+    refused = asyncio.run(send(launch("sales")))
+    assert refused["type"] == "error" and "not over the WebSocket" in refused["payload"][0]["message"]
+    assert asyncio.run(send('subscription { pipelineRunLogs(runId: "run-sales") { __typename } }'))["type"] == "data"
+    assert webserver.subscriptions and not webserver.launched
