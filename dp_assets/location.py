@@ -25,6 +25,7 @@ from dp_assets.compiler.factory import CompiledFlow, compile_flow
 from dp_assets.compiler.translator import FlowTranslator
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import ImportReport, import_folder
+from dp_assets.spec.cross_flow import FlowRead, cross_flow_problems
 from dp_assets.spec.validated_cache import ValidatedSpecs
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_resources.store import FlowNotFound, FlowStore
@@ -221,20 +222,26 @@ def compile_published(
     retention: dict[str, dict] = {}
     names = _DefinitionNames()
     specs = _published_specs(store, report) if versions is None else _pinned_specs(store, versions, report)
-    with _gc_paused(lambda: len(report.flows)):
+    loaded: dict[str, tuple[str, CompiledFlow, dg.Definitions]] = {}
+    with _gc_paused(lambda: len(loaded)):
         for flow_id, version, spec in specs:
             try:
                 compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
                 flow_def = compiled.definitions(resources, executors.default)
                 names.claim(flow_id, flow_def)
-                flow_defs.append(flow_def)
-                report.flows.append(flow_id)
-                compiled_versions[flow_id] = version
-                policy = compiled.validated.flow.retention
-                if policy and (policy.keep_last or policy.older_than_days):
-                    retention[flow_id] = policy.model_dump()
+                loaded[flow_id] = (version, compiled, flow_def)
             except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
                 _report_broken(report, imported, flow_id, version, exc)
+    for flow_id, text in _cross_flow_problems(loaded, catalog).items():
+        version = loaded.pop(flow_id)[0]
+        _report_broken(report, imported, flow_id, version, ValueError(text))
+    for flow_id, (version, compiled, flow_def) in loaded.items():
+        flow_defs.append(flow_def)
+        report.flows.append(flow_id)
+        compiled_versions[flow_id] = version
+        policy = compiled.validated.flow.retention
+        if policy and (policy.keep_last or policy.older_than_days):
+            retention[flow_id] = policy.model_dump()
     report.sources = {flow: imported.sources[flow] for flow in report.flows if flow in imported.sources}
     report.seconds = time.perf_counter() - started
     log.info("compiled %d flows in %.2fs; %d problem(s)", len(report.flows), report.seconds, len(report.problems))
@@ -251,6 +258,22 @@ def compile_published(
     )
     pin_versions(compiled_versions)
     return dg.Definitions.merge(*flow_defs, platform)
+
+
+def _cross_flow_problems(
+    loaded: dict[str, tuple[str, CompiledFlow, dg.Definitions]], catalog: Catalog
+) -> dict[str, str]:
+    """What fails in the flows' reads of other flows' nodes (``FlowInput``; spec.cross_flow)."""
+    reads: dict[str, list[FlowRead]] = {}
+    stored: dict[str, frozenset[str]] = {}
+    for flow_id, (_, compiled, _) in loaded.items():
+        flow = compiled.validated.flow
+        stored[flow_id] = frozenset(out for step in compiled.steps for out in step.node_keys_by_output_name)
+        for node in flow.nodes:  # type: ignore[attr-defined]
+            read = catalog[node.type].reads_flows
+            if read is not None:
+                reads.setdefault(flow_id, []).extend(FlowRead(node.id, f, n) for f, n in read(node.params))
+    return cross_flow_problems(stored, reads) if reads else {}
 
 
 def published_versions(store: FlowStore) -> dict[str, str]:

@@ -23,6 +23,7 @@ NODE_MODULES: dict[str, tuple[str, ...]] = {
     "dp_assets.catalog.nodes.sources": ("StaticData", "FileInput"),
     "dp_assets.catalog.nodes.sources_db": ("TableReader", "CustomSQLQuery"),
     "dp_assets.catalog.nodes.sources_api": ("ApiEndpoint", "WebhookListener"),
+    "dp_assets.catalog.nodes.sources_flows": ("FlowInput",),
     "dp_assets.catalog.nodes.transforms": ("SelectColumns", "SortData", "GroupAggregate", "JoinMerge"),
     "dp_assets.catalog.nodes.expression_nodes": ("FilterRows", "AddModifyColumn"),
     "dp_assets.catalog.nodes.transforms_columns": ("RenameColumns", "ChangeDataType", "SplitColumn", "MapValues"),

@@ -183,6 +183,9 @@ class NodeType:
     - ``data_templates``: the node fills ``{{ input }}``/``{{ row }}``/``{{ args }}`` templates of
       its params from data; flow params are then substituted inert (``dp_assets.spec.inert``), so
       a launch param cannot form such a template.
+    - ``reads_flows(params)``: the ``(flow id, node id)`` of other flows' nodes the node reads
+      (``FlowInput``); the compiler makes their assets dependencies of the node's asset, so the
+      UI draws the edge and automation sees the upstream, and the location checks they exist.
     """
 
     name: str
@@ -199,6 +202,7 @@ class NodeType:
     accepts_skipped: bool = False
     side_effects: bool = False
     data_templates: bool = False
+    reads_flows: Callable[[Any], tuple[tuple[str, str], ...]] | None = None
 
     @property
     def description(self) -> str:

@@ -19,6 +19,11 @@ NODE_EXAMPLES: dict[str, dict[str, Any]] = {
             "columns": {"order_id": "integer", "region": "string", "amount": "float"},
         },
     },
+    "FlowInput": {
+        "id": "revenue",
+        "type": "FlowInput",
+        "params": {"flow": "sales_summary", "node": "revenue_by_region"},
+    },
     "SelectColumns": {
         "id": "slim",
         "type": "SelectColumns",

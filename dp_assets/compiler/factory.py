@@ -143,6 +143,7 @@ def compile_flow(
             # through ephemeral nodes (no assets) to the nearest stored upstreams: their lineage
             asset_upstreams=tuple(u for u in plan.stored_upstreams(node.id) if u in asset_ids),
             partitions_def=partitions_def,
+            other_flow_upstreams=tuple(plan.flows_read(node.id)),
         )
         outs[node.id] = dg.AssetOut(
             spec=translator.get_asset_spec(record),

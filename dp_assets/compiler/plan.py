@@ -66,6 +66,8 @@ class PlannedNode:
     ephemeral: bool = False
     #: What runs it: the node's ``engine``, else the flow's ``policies.engine``.
     engine: str = "pandas"
+    #: ``(flow id, node id)`` of the other flows' nodes it reads (``NodeType.reads_flows``).
+    reads_flows: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,12 @@ class FlowPlan:
         """The nearest upstreams of ``node_id`` that are not ephemeral (through ephemeral ones):
         its lineage in the UI, since an ephemeral node is no asset."""
         return list(self._stored_upstreams[node_id])
+
+    def flows_read(self, node_id: str) -> list[tuple[str, str]]:
+        """The other flows' nodes ``node_id`` reads, itself or through the ephemeral nodes it
+        computes: dependencies of its asset on theirs (cross-flow lineage)."""
+        chain = (*self.ephemeral_chain(node_id), self.node(node_id))
+        return list(dict.fromkeys(ref for node in chain for ref in node.reads_flows))
 
     @functools.cached_property
     def _stored_upstreams(self) -> dict[str, tuple[str, ...]]:
@@ -324,6 +332,7 @@ def _planned_node(
         body=body,
         ephemeral=ephemeral,
         engine=engine,
+        reads_flows=node_type.reads_flows(params) if node_type.reads_flows else (),
     )
 
 

@@ -27,6 +27,8 @@ class NodeRecord:
     schema: ColumnSchema | None
     asset_upstreams: tuple[str, ...]  # ids of upstream nodes that are assets
     partitions_def: Any = None  # the flow's Dagster partitions (compiler.partitions), shared by its nodes
+    #: ``(flow id, node id)`` of other flows' nodes it reads (``FlowInput``): cross-flow lineage
+    other_flow_upstreams: tuple[tuple[str, str], ...] = ()
 
 
 TABLE_FORMAT = "table"
@@ -71,7 +73,10 @@ class FlowTranslator:
             metadata["dagster/column_schema"] = columns  # the catalog shows columns before a run
         return AssetSpec(
             key=self.get_asset_key(flow.id, node.id),
-            deps=[self.get_asset_key(flow.id, upstream) for upstream in record.asset_upstreams],
+            deps=[
+                *(self.get_asset_key(flow.id, upstream) for upstream in record.asset_upstreams),
+                *(self.get_asset_key(other, upstream) for other, upstream in record.other_flow_upstreams),
+            ],
             description=node.description
             or f"{node_type.name} node '{node.id}' of flow '{flow.id}'. "
             f"{node_type.description.splitlines()[0] if node_type.description else ''}".strip(),
