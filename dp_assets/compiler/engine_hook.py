@@ -82,6 +82,8 @@ class StepEngine:
         if node.is_asset or self._readers.get(node.id, 0) > 1:
             try:
                 deferred.arrow()
+                if node.is_asset:
+                    ctx.add_metadata(**deferred.metadata())
             except Exception as exc:  # DuckDB refused the data (an integer overflow...): pandas decides
                 raise NotSupported(f"DuckDB: {exc}") from exc
         return deferred

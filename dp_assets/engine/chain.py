@@ -20,7 +20,8 @@ from dp_assets.catalog.schema import as_list
 
 from .connection import EngineLimits, connect
 from .errors import NotSupported
-from .forms import FORMS
+from .forms import DATA_FORMS, FORMS
+from .forms_types import hints_after_cast
 from .frames import (
     INT64_WHEN_EMPTY,
     Hints,
@@ -32,13 +33,14 @@ from .frames import (
 )
 from .nulls import check_settled, nonnull_after, settle, watched
 from .relation import ROW_ORDER, Relation, column_list, describe, ordered_output
+from .reports import Report, report_of
 from .sql_expressions import kind_of_arrow, quote_text
 
 __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
 
 
 def supports(type_name: str) -> bool:
-    return type_name in FORMS
+    return type_name in FORMS or type_name in DATA_FORMS
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Deferred:
     hints: Hints
     nonnull: frozenset[str] = frozenset()  # integer/boolean columns known to hold no missing value
     _table: Any = field(default=None, repr=False)
+    report: Report | None = field(default=None, repr=False)  # its metadata, as the pandas node's
 
     def arrow(self) -> Any:
         if self._table is None:
@@ -61,6 +64,14 @@ class Deferred:
             # later nodes read the computed rows instead of computing them again
             self.relation = self.engine.register(self._table)
         return self._table
+
+    def metadata(self) -> dict[str, Any]:
+        """What the pandas node reports in its metadata (``reports.py``): computes the node."""
+        if self.report is None:
+            return {}
+        rows = self.arrow().num_rows
+        (row,) = self.engine.fetch_all(self.report.sql) if self.report.sql else [()]
+        return self.report.shape(row, rows)
 
     def frame(self) -> Any:
         return arrow_to_frame(self.arrow(), self.hints)
@@ -85,6 +96,28 @@ class Engine:
         with self.lock:
             self.connection.register(name, with_row_order(table))
             return describe(self.connection, f"SELECT * FROM {name}")
+
+    def register_picks(self, positions: Any) -> str:
+        """A table of row positions (``forms_sample.PICK``) numbered in the given order."""
+        import numpy as np
+        import pyarrow as pa
+
+        from .forms_sample import PICK
+
+        name = f"__dp_input_{next(self._names)}"
+        order = np.arange(len(positions), dtype=np.int64)
+        picks = pa.table({PICK: pa.array(positions, type=pa.int64()), ROW_ORDER: pa.array(order)})
+        with self.lock:
+            self.connection.register(name, picks)
+        return name
+
+    def fetch_all(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.connection.sql(sql).fetchall()
+
+    def fetch_arrow(self, sql: str) -> Any:
+        with self.lock:
+            return self.connection.sql(sql).to_arrow_table()
 
     def relation_of(self, value: Any) -> tuple[Relation, Hints, frozenset[str]]:
         """An input as a relation, its dtype hints and its integer/boolean columns known to
@@ -141,9 +174,17 @@ class Engine:
             raise NotSupported("a column DuckDB reads as another type than pyarrow")
         return Deferred(self, relation, hints, frozenset(watched(relation)))
 
+    def _read_first(self, data_form: Any, params: Any, relations: dict[str, Relation]) -> str:
+        try:
+            return data_form(params, relations, {}, self)
+        except NotSupported:
+            raise
+        except Exception as err:  # DuckDB could not compute the input (an overflow...): pandas answers
+            raise NotSupported(f"DuckDB: {err}") from err
+
     def run(self, type_name: str, params: Any, inputs: Mapping[str, Any], flow_params: Mapping[str, Any]) -> Deferred:
-        form = FORMS.get(type_name)
-        if form is None:
+        form, data_form = FORMS.get(type_name), DATA_FORMS.get(type_name)
+        if form is None and data_form is None:
             raise NotSupported(f"{type_name} has no DuckDB form")
         relations: dict[str, Relation] = {}
         known: dict[str, tuple[Relation, frozenset[str]]] = {}
@@ -154,7 +195,7 @@ class Engine:
             known[name] = (relations[name], nonnull)
             hints = {**found, **hints}
         with self.lock:
-            sql = form(params, relations, flow_params)
+            sql = form(params, relations, flow_params) if form else self._read_first(data_form, params, relations)
             try:
                 relation = describe(self.connection, sql)
             except NotSupported:
@@ -165,11 +206,13 @@ class Engine:
         carried = _carried_hints(type_name, params, hints, relations.get("input", relation))
         if type_name == "AddModifyColumn" and relation.kinds.get(params.column) == "str":
             carried = _text_hint(params, relations["input"], hints, flow_params, carried)
-        return Deferred(self, relation, carried, nonnull)
+        return Deferred(self, relation, carried, nonnull, report=report_of(type_name, params, relations))
 
 
 def _carried_hints(type_name: str, params: Any, hints: Hints, given: Relation) -> Hints:
     """The input dtypes a node's output columns keep under another name."""
+    if type_name == "ChangeDataType":
+        return hints_after_cast(params, hints, given)
     if type_name == "RenameColumns":
         return {params.columns.get(name, name): dtype for name, dtype in hints.items()}
     if type_name == "GroupAggregate":

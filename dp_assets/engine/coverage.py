@@ -41,8 +41,18 @@ DUCKDB_NOTES: dict[str, str] = {
     ),
     "HandleMissingValues": (
         "`drop`, `ffill`/`bfill` (with `limit`) and `fill` with a value of the column's kind, in the input's "
-        "row order; a fill that pandas would turn into `object` and `mean`/`median`/`mode` run in pandas; "
-        "no `filled` counts in the node's metadata"
+        "row order, with the `filled` counts in a stored node's metadata; a fill that pandas would turn into "
+        "`object` and `mean`/`median`/`mode` run in pandas"
+    ),
+    "ChangeDataType": (
+        "the casts no value can fail: integers and booleans to `int64`, `float64`, `bool` and `str`; floats to "
+        "`float64` and `bool`; text to `str`; a zoned time to another zone in the same or a finer unit; the "
+        "others (text to numbers, narrower integers, floats to integers or text, nullable, Arrow and category "
+        "dtypes) run in pandas"
+    ),
+    "SampleRows": (
+        "pandas' own rows for a `random_state`, in pandas' order (the positions are drawn by pandas' `sample` over "
+        "the row count and the `weights` column; DuckDB takes those rows); the input is counted first"
     ),
     "Melt": (
         "a block of rows per value column in `value_vars` order, each in the input's order; value columns "

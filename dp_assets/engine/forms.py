@@ -20,11 +20,15 @@ from .forms_aggregate import group_aggregate, window_functions
 from .forms_join import join_merge
 from .forms_missing import handle_missing_values
 from .forms_reshape import melt
+from .forms_sample import sample_rows
+from .forms_types import change_data_type
 from .relation import ROW_ORDER, Relation, column_list
 from .sql_expressions import compile_condition, compile_expression, quote_identifier
 
 R = ROW_ORDER
 Form = Callable[[Any, dict[str, Relation], Mapping[str, Any]], str]
+# a form that reads some of its input first (the engine: ``chain.Engine``)
+DataForm = Callable[[Any, dict[str, Relation], Mapping[str, Any], Any], str]
 
 
 def _input(inputs: dict[str, Relation]) -> Relation:
@@ -150,4 +154,9 @@ FORMS: dict[str, Form] = {
     "WindowFunctions": window_functions,
     "HandleMissingValues": handle_missing_values,
     "Melt": melt,
+    "ChangeDataType": change_data_type,
+}
+
+DATA_FORMS: dict[str, DataForm] = {
+    "SampleRows": sample_rows,
 }

@@ -23,8 +23,18 @@ from .relation import Relation
 
 NULLABLE_BY_PANDAS = ("int", "bool")  # kinds whose pandas dtype changes when a value is missing
 
-# nodes whose output columns are input columns, row for row or a subset of the rows
-_ROWS_OF_INPUT = {"FilterRows", "SelectColumns", "SortData", "Limit", "Deduplicate", "HandleMissingValues"}
+# nodes whose output columns are input columns, row for row or a subset of the rows (a cast's
+# integer or boolean column comes from an integer or boolean one, missing where it was: forms_types.py)
+_ROWS_OF_INPUT = {
+    "FilterRows",
+    "SelectColumns",
+    "SortData",
+    "Limit",
+    "Deduplicate",
+    "HandleMissingValues",
+    "ChangeDataType",
+    "SampleRows",
+}
 
 
 def watched(relation: Relation) -> set[str]:

@@ -38,6 +38,22 @@ def duckdb_nodes(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return found
 
 
+# what nodes report in their metadata (dp_assets/engine/reports.py), by either engine
+REPORTED = {"rows_in", "rows_kept", "column", "replaced", "duplicates_dropped", "filled", "rows_per_input"}
+
+
+def reported(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, Any]]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    found = {}
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is not None:
+            found[materialization.asset_key.path[-1]] = {
+                key: value.value for key, value in materialization.metadata.items() if key in REPORTED
+            }
+    return found
+
+
 def run_outputs(tmp_path: Path, policies: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], set[str], Any]:
     defs = definitions(spec(policies), tmp_path / str(len(policies)) / policies.get("engine", "pandas"))
     root = tmp_path / str(len(policies)) / policies.get("engine", "pandas")
@@ -48,7 +64,10 @@ def run_outputs(tmp_path: Path, policies: dict[str, Any]) -> tuple[dict[str, pd.
         engines = duckdb_nodes(instance, result.run_id)
         report = pd.read_csv(root / "data" / "report.csv")
         kept = materialised(instance, result.run_id)
-    return {**frames, "report.csv": report}, engines, kept
+        metadata = {
+            f"{node} metadata": pd.DataFrame([values]) for node, values in reported(instance, result.run_id).items()
+        }
+    return {**frames, **metadata, "report.csv": report}, engines, kept
 
 
 @pytest.mark.parametrize("ephemeral", [None, "intermediate"])

@@ -31,6 +31,7 @@ RUNS_IN_PANDAS: dict[str, str] = {
     "HandleMissingValues-median-all-numeric/no-mixed": STATISTIC,
     "HandleMissingValues-mode-str/no-mixed": STATISTIC,
     "HandleMissingValues-mean-empty/no-mixed": STATISTIC,
+    "ChangeDataType-nullable-int-and-str/no-mixed": "nullable dtypes (Float64, Int32), which Arrow's conversion does not give",
 }
 
 
@@ -52,9 +53,11 @@ def _without_mixed(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_in_duckdb(type_name: str, params: dict[str, Any], inputs: dict[str, Any]) -> pd.DataFrame:
+def run_in_duckdb(type_name: str, params: dict[str, Any], inputs: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """The node's rows and the metadata it reports (a stored node's, computed with its rows)."""
     model = default_catalog()[type_name].params_model.model_validate(params)
-    return Engine().run(type_name, model, inputs, FLOW_PARAMS).frame()
+    deferred = Engine().run(type_name, model, inputs, FLOW_PARAMS)
+    return deferred.frame(), deferred.metadata()
 
 
 @pytest.mark.parametrize(("type_name", "params", "inputs", "expected", "drop_mixed"), _engine_cases())
@@ -73,18 +76,22 @@ def test_duckdb_gives_pandas_answer(
     except KeyError:
         pytest.skip("the case is about the object column")
     try:
-        got = run_in_duckdb(type_name, params, given)
+        got, metadata = run_in_duckdb(type_name, params, given)
     except NotSupported as reason:
         if drop_mixed:
             assert case_id in RUNS_IN_PANDAS, f"{case_id} runs in pandas: {reason}"
         # the runtime runs such a node in pandas: the pandas answer is the answer
         got = run_node(type_name, params, given, make_ctx(flow_params=FLOW_PARAMS))
+    else:  # the metadata the pandas node reports (HandleMissingValues' filled counts), also from DuckDB
+        ctx = make_ctx(flow_params=FLOW_PARAMS)
+        run_node(type_name, params, inputs() if not drop_mixed else _without_mixed(inputs()), ctx)
+        assert metadata == ctx.metadata
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
 
 
 def test_docs_name_every_node_type_duckdb_runs() -> None:
     """docs/nodes.md says per node type which engines run it (dp_assets/engine/coverage.py)."""
     from dp_assets.engine.coverage import DUCKDB_NOTES
-    from dp_assets.engine.forms import FORMS
+    from dp_assets.engine.forms import DATA_FORMS, FORMS
 
-    assert set(DUCKDB_NOTES) == {*FORMS, "FileInput"}  # a source: dp_assets/compiler/engine_hook.py
+    assert set(DUCKDB_NOTES) == {*FORMS, *DATA_FORMS, "FileInput"}  # a source: dp_assets/compiler/engine_hook.py

@@ -80,9 +80,17 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
         # numbers only: text with numbers melts into an object column no later step can read
         melted = draw(st.lists(st.sampled_from(numeric), min_size=1, max_size=2, unique=True))
         choices.append(("Melt", {"id_vars": key, "value_vars": melted}))
+    seed = draw(st.integers(0, 2**32 - 1))
+    choices.append(("SampleRows", {"frac": draw(st.sampled_from([0.5, 1.0])), "random_state": seed}))
+    choices.append(("SampleRows", {"frac": 1.5, "replace": True, "random_state": seed}))
+    ints = [name for name in columns if pd.api.types.is_integer_dtype(shape[name])]
+    if ints:
+        target = draw(st.sampled_from(["float64", "str", "bool", "int64"]))
+        choices.append(("ChangeDataType", {"dtype": {draw(st.sampled_from(ints)): target}}))
     floats = [name for name in columns if pd.api.types.is_float_dtype(shape[name])]
     if floats:
         choices.append(("HandleMissingValues", {"strategy": "fill", "value": {draw(st.sampled_from(floats)): -1}}))
+        choices.append(("ChangeDataType", {"dtype": {draw(st.sampled_from(floats)): "bool"}}))
     texts = [name for name in columns if pd.api.types.is_string_dtype(shape[name]) or shape[name].dtype == object]
     if texts:
         text = quoted(draw(st.sampled_from(texts)))
@@ -93,6 +101,8 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     if "at" in columns:
         part = draw(st.sampled_from(["year", "month", "day", "date"]))
         choices.append(("AddModifyColumn", {"column": "part", "expression": f"{part}(at)"}))
+        if isinstance(shape["at"].dtype, pd.DatetimeTZDtype):
+            choices.append(("ChangeDataType", {"dtype": {"at": "datetime64[ns, Asia/Seoul]"}}))
     if numeric:
         number = draw(st.sampled_from(numeric))
         choices.append(("FilterRows", {"condition": f"{quoted(number)} > 0"}))
@@ -192,3 +202,25 @@ def test_integer_with_missing_values_is_float64_after_a_later_filter_as_in_panda
     want = run_pandas(chain, frame.copy())
     got = run_duckdb(chain, frame.copy())
     pd.testing.assert_frame_equal(comparable(got, True), comparable(want, True))
+
+
+@st.composite
+def single_steps(draw: st.DrawFn) -> tuple[pd.DataFrame, tuple[str, dict[str, Any]]]:
+    frame = draw(frames())
+    return frame, draw(steps(frame.iloc[:0]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(single_steps())
+def test_a_node_in_duckdb_reports_the_metadata_its_pandas_form_reports(case: Any) -> None:
+    """rows_in/rows_kept, duplicates_dropped, filled..., the same when DuckDB computes the node."""
+    frame, (type_name, params) = case
+    ctx = make_ctx()
+    run_node(type_name, params, {"input": frame.copy()}, ctx)
+    model = default_catalog()[type_name].params_model.model_validate(params)
+    try:
+        deferred = Engine().run(type_name, model, {"input": frame.copy()}, {})
+        got = deferred.metadata()
+    except NotSupported:  # pandas runs it and reports it itself
+        return
+    assert got == ctx.metadata

@@ -201,6 +201,20 @@ CASES = [
     ),
     case(
         "SampleRows",
+        "weighted",
+        {"n": 2, "weights": "amount", "random_state": 11},
+        lambda: one(orders()),
+        lambda i: i["input"].sample(n=2, weights="amount", random_state=11),
+    ),
+    case(
+        "SampleRows",
+        "after-filter-replace",
+        {"n": 8, "replace": True, "random_state": 5},
+        lambda: one(orders().iloc[[5, 1, 3]]),
+        lambda i: i["input"].sample(n=8, replace=True, random_state=5),
+    ),
+    case(
+        "SampleRows",
         "empty",
         {"frac": 0.5, "random_state": 1},
         lambda: one(empty()),
@@ -240,6 +254,36 @@ CASES = [
         {"dtype": {"mixed": "float64"}, "errors": "coerce"},
         lambda: one(orders()),
         lambda i: i["input"].assign(mixed=pd.to_numeric(i["input"]["mixed"], errors="coerce").astype("float64")),
+    ),
+    case(
+        "ChangeDataType",
+        "numbers-bools-text",
+        {"dtype": {"order_id": "float64", "qty": "str", "amount": "bool", "paid": "int", "region": "str"}},
+        lambda: one(orders().assign(paid=[True, False, True, True, False, True])),
+        lambda i: i["input"].astype(
+            {"order_id": "float64", "qty": "str", "amount": "bool", "paid": "int", "region": "str"}
+        ),
+    ),
+    case(
+        "ChangeDataType",
+        "bool-to-str-int-to-bool",
+        {"dtype": {"paid": "str", "qty": "bool", "amount": "float64"}, "errors": "ignore"},
+        lambda: one(orders().assign(paid=[True, False, True, True, False, True], qty=[0, 2, 0, 1, -5, 2])),
+        lambda i: i["input"].astype({"paid": "str", "qty": "bool", "amount": "float64"}),
+    ),
+    case(
+        "ChangeDataType",
+        "coerce-cannot-fail",
+        {
+            "dtype": {"qty": "float64", "region": "str", "ordered_at": "datetime64[ns, Europe/Berlin]"},
+            "errors": "coerce",
+        },
+        lambda: one(orders()),
+        lambda i: i["input"].assign(
+            qty=pd.to_numeric(i["input"]["qty"], errors="coerce").astype("float64"),
+            region=i["input"]["region"].astype("str"),
+            ordered_at=i["input"]["ordered_at"].dt.tz_convert("Europe/Berlin"),
+        ),
     ),
     case(
         "ChangeDataType",
