@@ -33,7 +33,7 @@ from deploy_flows import (
 from deploy_stack import NOT_FINISHED, Stack
 
 from dp_io.formats import decode
-from tests.support.processes import pid_alive, process_tree
+from tests.support.processes import pid_alive, process_tree, tcp_ports_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -129,6 +129,32 @@ def test_fan_out_runs_on_both_workers(stack: Stack) -> None:
         engine.dispose()
     assert status == "SUCCESS"
     assert rows == events > 0
+
+    # The pool processes that ran the steps read the flow store to build the run's flows, then
+    # keep no connection to it: one per pool process for the life of the worker would crowd the
+    # server's max_connections (the connection budget, docs/deploy.md).
+    pools = {e.pid for e in executions}
+    assert pools and all(pid_alive(pid) for pid in pools)
+    assert _store_connections(stack, pools) == []
+
+
+def _store_connections(stack: Stack, pids: set[int]) -> list[tuple[int, str]]:
+    """The flow store database's client connections held by ``pids``: (client port, state)."""
+    store = sa.make_url(stack.env["DP_STORE_URL"])
+    engine = sa.create_engine(store, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT client_port, state FROM pg_stat_activity "
+                    "WHERE datname = :db AND client_port IS NOT NULL AND pid <> pg_backend_pid()"
+                ),
+                {"db": store.database},
+            ).all()
+    finally:
+        engine.dispose()
+    ports = tcp_ports_of(pids)
+    return [(port, state) for port, state in found if port in ports]
 
 
 def test_F1_worker_killed_mid_step_run_completes_once(stack: Stack) -> None:
