@@ -16,6 +16,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from dp_auth.permissions import Principal
 
@@ -37,20 +38,18 @@ def _mac(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
-def sign_identity(
-    key: bytes, user: str, groups: Iterable[str] = (), *, now: float | None = None, ttl: float = DEFAULT_TTL_SECONDS
-) -> str:
-    """The header value naming ``user`` and ``groups`` until ``ttl`` seconds from ``now``."""
+def seal(key: bytes, data: dict[str, Any], *, now: float | None = None, ttl: float = DEFAULT_TTL_SECONDS) -> str:
+    """``data`` (JSON) signed with ``key`` and valid until ``ttl`` seconds from ``now``."""
     if not key:
-        raise ValueError("an identity key must not be empty")
+        raise ValueError("a signing key must not be empty")
     expires = int((time.time() if now is None else now) + ttl)
-    body = json.dumps({"user": user, "groups": sorted(set(groups)), "exp": expires}, separators=(",", ":"))
+    body = json.dumps({**data, "exp": expires}, separators=(",", ":"), sort_keys=True)
     payload = _b64(body.encode())
     return f"{payload}.{_mac(key, payload)}"
 
 
-def verify_identity(key: bytes, value: str | None, *, now: float | None = None) -> Principal | None:
-    """The principal a header value names, or None: unsigned, tampered, expired or malformed."""
+def unseal(key: bytes, value: str | None, *, now: float | None = None) -> dict[str, Any] | None:
+    """The data :func:`seal` signed, or None: unsigned, tampered, expired or malformed."""
     if not key or not value or len(value) > MAX_HEADER_CHARS:
         return None
     payload, dot, mac = value.strip().partition(".")
@@ -60,13 +59,28 @@ def verify_identity(key: bytes, value: str | None, *, now: float | None = None) 
         data = json.loads(_unb64(payload))
     except (ValueError, binascii.Error):
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("exp"), int):
         return None
-    user, groups, expires = data.get("user"), data.get("groups"), data.get("exp")
-    if not isinstance(user, str) or not user or not isinstance(expires, int):
+    if (time.time() if now is None else now) > data["exp"]:
+        return None
+    return data
+
+
+def sign_identity(
+    key: bytes, user: str, groups: Iterable[str] = (), *, now: float | None = None, ttl: float = DEFAULT_TTL_SECONDS
+) -> str:
+    """The header value naming ``user`` and ``groups`` until ``ttl`` seconds from ``now``."""
+    return seal(key, {"user": user, "groups": sorted(set(groups))}, now=now, ttl=ttl)
+
+
+def verify_identity(key: bytes, value: str | None, *, now: float | None = None) -> Principal | None:
+    """The principal a header value names, or None: unsigned, tampered, expired or malformed."""
+    data = unseal(key, value, now=now)
+    if data is None:
+        return None
+    user, groups = data.get("user"), data.get("groups")
+    if not isinstance(user, str) or not user:
         return None
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        return None
-    if (time.time() if now is None else now) > expires:
         return None
     return Principal(user=user, groups=frozenset(groups))

@@ -28,6 +28,8 @@ from dp_auth.access import TOKEN_PREFIX, AccessStore
 from dp_auth.permissions import LOCAL_ADMIN, Principal
 from dp_proxy.auth import Authenticator
 from dp_proxy.graphql_rules import Need
+from dp_proxy.oidc import PREFIX as OIDC_PREFIX
+from dp_proxy.oidc import OidcLogin
 from dp_proxy.policy import GRAPHQL_PATH, Refusal, check_http, check_websocket, normalise_path
 from dp_proxy.roles import ProxyRoles, header_bytes, identity_headers
 from dp_proxy.settings import ProxySettings
@@ -86,6 +88,7 @@ class DagsterProxy:
         self._password_slots: CapacityLimiter | None = None  # made on the event loop
         self._client: httpx.AsyncClient | None = None
         self.roles: ProxyRoles | None = None
+        self.oidc = OidcLogin(settings.oidc) if settings.oidc is not None else None
         if settings.roles:
             assert settings.store_url is not None  # require_credentials
             store = FlowStore(settings.store_url.get_secret_value())
@@ -137,6 +140,10 @@ class DagsterProxy:
 
     async def _authenticate(self, scope: Scope, authorization: str | None) -> tuple[Response | None, Principal]:
         """``(None, principal)`` when the request is authenticated, else the 401 or 429 to answer."""
+        if self.oidc is not None and authorization is None:
+            signed_in = self.oidc.principal(Request(scope))
+            if signed_in is not None:
+                return None, self._with_groups(signed_in)
         service_token = self._service_token(authorization)
         if not self.auth.carries_credentials(authorization) and service_token is None:
             return self._unauthorized(), ANONYMOUS
@@ -180,16 +187,26 @@ class DagsterProxy:
         # a Bearer header proves it: a Basic user may be called "token" too.
         if name == "token" and (authorization or "").strip().lower().startswith("bearer "):
             return LOCAL_ADMIN
-        groups = frozenset(group for group, users in self.settings.groups.items() if name in users)
-        return Principal(user=name, groups=groups)
+        return self._with_groups(Principal(user=name))
+
+    def _with_groups(self, principal: Principal) -> Principal:
+        """The user's groups: those the login named (an ID token's) and ``DP_PROXY_GROUPS``'."""
+        listed = {group for group, users in self.settings.groups.items() if principal.user in users}
+        return Principal(user=principal.user, groups=principal.groups | listed)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = {key.lower(): value for key, value in request.headers.items()}
         response: Response
-        denied, principal = await self._authenticate(scope, headers.get("authorization"))
-        if denied is not None:
-            response = denied
+        sign_in = self.oidc is not None and normalise_path(request.url.path).startswith(OIDC_PREFIX)
+        denied, principal = (
+            (None, ANONYMOUS) if sign_in else await self._authenticate(scope, headers.get("authorization"))
+        )
+        if sign_in and self.oidc is not None:
+            response = await self.oidc.handle(request)  # the sign-in itself needs no login
+        elif denied is not None:
+            browser = request.method == "GET" and "text/html" in headers.get("accept", "")
+            response = self.oidc.login_redirect(request) if self.oidc is not None and browser else denied
         elif request.method == "OPTIONS":
             # Answered here, with no CORS headers: a cross-origin preflight fails.
             response = Response(status_code=204, headers={"allow": "GET, HEAD, POST"})

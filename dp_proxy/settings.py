@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from dp_proxy.auth import parse_users
+from dp_proxy.oidc import OidcSettings
 from dp_settings import load
 from dp_settings.model import ProxySettings as ProxyVariables
 
@@ -80,6 +81,7 @@ class ProxySettings(BaseModel):
     identity_key: SecretStr | None = Field(
         default=None, description="Key to sign the caller's identity with for the server behind (DP_AUTH_IDENTITY_KEY)."
     )
+    oidc: OidcSettings | None = Field(default=None, description="OpenID Connect login (DP_PROXY_OIDC_*).")
 
     @field_validator("upstream")
     @classmethod
@@ -97,7 +99,7 @@ class ProxySettings(BaseModel):
         """Refuse to run open: a proxy without users or tokens would let everyone in."""
         if self.roles and self.store_url is None:
             raise ValueError("roles at the proxy need the flow store (DP_STORE_URL) that holds the grants")
-        if not self.users and not self.tokens and not self.roles:
+        if not self.users and not self.tokens and not self.roles and self.oidc is None:
             raise ValueError(
                 "the proxy has no credentials: set DP_PROXY_USERS (see `python -m "
                 "dp_proxy hash-password`) or DP_PROXY_TOKEN"
@@ -125,5 +127,30 @@ class ProxySettings(BaseModel):
         for field in ("csrf_header", "login_burst", "login_per_minute", "login_lockout_seconds"):
             if getattr(proxy, field) is not None:
                 values[field] = getattr(proxy, field)
+        if proxy.oidc_issuer:
+            values["oidc"] = _oidc_of(proxy)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.model_validate(values)
+
+
+def _oidc_of(proxy: ProxyVariables) -> OidcSettings:
+    missing = [
+        name
+        for name, value in (
+            ("DP_PROXY_OIDC_CLIENT_ID", proxy.oidc_client_id),
+            ("DP_PROXY_OIDC_REDIRECT_URL", proxy.oidc_redirect_url),
+            ("DP_PROXY_SESSION_KEY", proxy.session_key),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(f"DP_PROXY_OIDC_ISSUER is set: set {', '.join(missing)} too (docs/deploy.md)")
+    optional = {"groups_claim": proxy.oidc_groups_claim, "session_hours": proxy.session_hours}
+    return OidcSettings(
+        issuer=proxy.oidc_issuer or "",
+        client_id=proxy.oidc_client_id or "",
+        client_secret=proxy.oidc_client_secret,
+        redirect_url=proxy.oidc_redirect_url or "",
+        session_key=proxy.session_key or SecretStr(""),
+        **{key: value for key, value in optional.items() if value is not None},
+    )

@@ -204,6 +204,27 @@ class ProxySettings(Group):
     login_lockout_seconds: Annotated[float | None, Unset] = setting(
         "How long a client that used its failed logins is locked out.", default_text="60"
     )
+    oidc_issuer: Annotated[str | None, Unset] = setting(
+        "OpenID Connect provider to sign people in with (its issuer URL; discovery at "
+        "`/.well-known/openid-configuration`); unset: Basic and token logins only.",
+        default_text="none",
+    )
+    oidc_client_id: Annotated[str | None, Unset] = setting("The proxy's client id at the OpenID Connect provider.")
+    oidc_client_secret: Annotated[SecretStr | None, Unset] = setting(
+        "The proxy's client secret at the OpenID Connect provider (unset: a public client, PKCE only)."
+    )
+    oidc_redirect_url: Annotated[str | None, Unset] = setting(
+        "The callback URL registered at the provider: the proxy's public URL + `/_dp/oidc/callback`."
+    )
+    oidc_groups_claim: Annotated[str | None, Unset] = setting(
+        "The ID token claim that lists the user's groups (for roles granted to groups).", default_text="groups"
+    )
+    session_key: Annotated[SecretStr | None, Unset] = setting(
+        "Key the proxy signs its login cookies with; required with `DP_PROXY_OIDC_ISSUER`."
+    )
+    session_hours: Annotated[float | None, Unset] = setting(
+        "How long an OpenID Connect sign-in lasts before the provider is asked again.", default_text="8"
+    )
 
     def tokens(self) -> list[str]:
         return _comma_list(_secret(self.token) or "")
