@@ -1,4 +1,4 @@
-"""``python -m bench [--smoke] [--only NAME ...] [--report] [--out FILE] [--docs DIR]``.
+"""``python -m bench [--smoke] [--only NAME ...] [--set WORKLOAD.NAME=VALUE ...] [--report] [--out FILE] [--docs DIR]``.
 
 Runs the chosen workloads in this order, prints each table with its ratios as it finishes,
 merges the rows into the results file (a workload not run keeps its last rows), and re-renders
@@ -36,6 +36,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only these workloads: {', '.join(BY_NAME)}",
     )
     parser.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        type=_size,
+        metavar="WORKLOAD.NAME=VALUE",
+        help="a size instead of the workload's default, e.g. events_exactly_once.events=1000",
+    )
+    parser.add_argument(
         "--report", action="store_true", help="do not run anything: re-render docs/benchmarks.md from saved results"
     )
     parser.add_argument(
@@ -62,6 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _size(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    workload, dot, name = key.partition(".")
+    if not (sep and dot and name and value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WORKLOAD.NAME=VALUE")
+    if workload not in BY_NAME:
+        raise argparse.ArgumentTypeError(f"{text!r}: no workload {workload!r} (one of {', '.join(BY_NAME)})")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or (RESULTS_DIR / "smoke.json" if args.smoke else LATEST)
@@ -82,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rendered {render_docs(results, docs)}")
         return 0
     env = environment()
-    ctx = RunContext(smoke=args.smoke, command=command_line(argv), env_id=env["id"])
+    ctx = RunContext(smoke=args.smoke, command=command_line(argv), env_id=env["id"], params=dict(args.params))
     chosen = [BY_NAME[name] for name in args.only] if args.only else list(WORKLOADS)
     print(
         f"machine: {env['cores']} cores, {env['memory_gib']} GiB, {env['cpu']}; "

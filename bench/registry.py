@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bench.results import Row
 
@@ -30,8 +31,18 @@ WORKLOADS = (
     Workload("parallel", "bench.workloads.parallel", "11. Independent branches in parallel"),
     Workload("data_work_duckdb", "bench.workloads.data_work_duckdb", "2b. Data work on the DuckDB engine"),
     Workload("invoke", "bench.workloads.invoke", "12. Invoke: flows as synchronous APIs"),
+    Workload("sustained_runs", "bench.workloads.sustained_runs", "13. Sustained small runs"),
+    Workload(
+        "events_exactly_once",
+        "bench.workloads.events_exactly_once",
+        "5c. Events -> exactly one run each, dispatcher killed -9",
+    ),
+    Workload("ui_materialize", "bench.workloads.ui_materialize", "14. UI Materialize in Chromium"),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+T = TypeVar("T", int, float, str)
 
 
 @dataclass
@@ -41,6 +52,14 @@ class RunContext:
     smoke: bool
     command: str
     env_id: str
+    #: sizes given on the command line: ``--set WORKLOAD.NAME=VALUE``
+    params: dict[str, str] = field(default_factory=dict)
+
+    def param(self, key: str, default: T) -> T:
+        """The size ``key`` (``WORKLOAD.NAME``) given with ``--set``, as the type of ``default``;
+        else ``default`` (the workload's full or smoke size)."""
+        raw = self.params.get(key)
+        return default if raw is None else type(default)(raw)  # type: ignore[call-arg]
 
     def row(self, workload: str, case: str, measure: str, value: float | None, unit: str, **kw) -> Row:
         return Row(
