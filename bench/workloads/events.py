@@ -26,12 +26,14 @@ FLOW_ID = "bench_events"
 TOPIC = "bench.orders.created"
 
 
-def flow_spec() -> dict[str, Any]:
+def flow_spec(flow_id: str = FLOW_ID, topic: str = "bench.*.created") -> dict[str, Any]:
+    """A one-node flow with a required param, started by events on ``topic`` (the event
+    workloads' flow)."""
     return {
-        "id": FLOW_ID,
+        "id": flow_id,
         "params": {"order": {"type": "integer", "required": True}},
         "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"x": 1}]}}],
-        "triggers": [{"type": "event", "topics": ["bench.*.created"]}],
+        "triggers": [{"type": "event", "topics": [topic]}],
     }
 
 

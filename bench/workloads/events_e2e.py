@@ -33,12 +33,9 @@ TOPIC = "bench.e2e.created"
 
 
 def flow_spec() -> dict[str, Any]:
-    return {
-        "id": FLOW_ID,
-        "params": {"order": {"type": "integer", "required": True}},
-        "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"x": 1}]}}],
-        "triggers": [{"type": "event", "topics": ["bench.e2e.*"]}],
-    }
+    from bench.workloads.events import flow_spec as event_flow
+
+    return event_flow(FLOW_ID, "bench.e2e.*")
 
 
 def _environment(root: Path) -> dict[str, str]:

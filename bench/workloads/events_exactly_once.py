@@ -35,12 +35,9 @@ SENSOR = f"{FLOW_ID}_event_sensor"
 
 
 def flow_spec() -> dict[str, Any]:
-    return {
-        "id": FLOW_ID,
-        "params": {"order": {"type": "integer", "required": True}},
-        "nodes": [{"id": "rows", "type": "StaticData", "params": {"rows": [{"x": 1}]}}],
-        "triggers": [{"type": "event", "topics": ["bench.once.*"]}],
-    }
+    from bench.workloads.events import flow_spec as event_flow
+
+    return event_flow(FLOW_ID, "bench.once.*")
 
 
 def _closed_queue(config: dict[str, Any]) -> None:
