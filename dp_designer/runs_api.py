@@ -17,7 +17,7 @@ from dp_designer.flows_api import flow_id_of
 from dp_designer.http import ApiError, read_body
 from dp_designer.identity import author_of, caller, check_flow
 from dp_designer.tables import value_view
-from dp_sensors.launch import GraphQLClient, LaunchError, RunConfigRejected
+from dp_sensors.launch import GraphQLClient, LaunchError, PartitionRejected, RunConfigRejected
 
 LAUNCHED_BY_TAG = "dp/launched_by"
 
@@ -72,6 +72,12 @@ query LatestRuns { runsOrError(limit: 500) { __typename ... on Runs { results { 
 class LaunchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="The flow's params (its run config).")
+    partition: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The partition to run (its key, e.g. `2024-06-01-12:00`); required by a partitioned flow.",
+    )
 
 
 @dataclass
@@ -85,11 +91,11 @@ class RunsService:
     def client(self, timeout: float = 30.0) -> GraphQLClient:
         return GraphQLClient(self.graphql_url, location=self.location, token=self.token, timeout=timeout)
 
-    def launch(self, flow_id: str, params: dict[str, Any], author: str | None) -> str:
+    def launch(self, flow_id: str, params: dict[str, Any], author: str | None, partition: str | None = None) -> str:
         tags = {LAUNCHED_BY_TAG: "designer", **({"dp/user": author} if author else {})}
         with self.client() as client:
             self._wait_loaded(client)
-            return client.launch_run(flow_id, params, tags)
+            return client.launch_run(flow_id, params, tags, partition=partition)
 
     def reload(self) -> bool:
         """Ask Dagster to load the code location(s) again, so that a version just published is the
@@ -200,14 +206,24 @@ async def launch(request: Request) -> JSONResponse:
     flow_id = flow_id_of(request)
     workspace = await run_in_threadpool(check_flow, request, Action.run, flow_id)
     body = await read_body(request, LaunchBody)
+    store_api = request.app.state.store_api
+    _, published = await run_in_threadpool(store_api.get, flow_id)
+    if published.get("partitions") and body.partition is None:
+        raise ApiError(422, f"flow '{flow_id}' is partitioned: field 'partition' names the partition to run")
     try:
-        run_id = await run_in_threadpool(_service(request).launch, flow_id, body.params, author_of(request))
-    except RunConfigRejected as exc:
+        run_id = await run_in_threadpool(
+            _service(request).launch, flow_id, body.params, author_of(request), body.partition
+        )
+    except (RunConfigRejected, PartitionRejected) as exc:
         raise ApiError(422, str(exc)) from None
     except LaunchError as exc:
         raise ApiError(502 if "cannot reach" in str(exc) else 409, str(exc)) from None
     access = request.app.state.store_api.access
-    detail = {"run_id": run_id, "params": sorted(body.params)}
+    detail = {
+        "run_id": run_id,
+        "params": sorted(body.params),
+        **({"partition": body.partition} if body.partition else {}),
+    }
     await run_in_threadpool(
         lambda: access.record(caller(request), "launch", workspace=workspace, flow_id=flow_id, detail=detail)
     )

@@ -103,8 +103,8 @@ export const api = {
     ),
   restore: (id: string, version: string) =>
     call<{ document: FlowDocument; base_version: string }>("POST", `${flow(id)}/restore`, { version }),
-  launch: (id: string, params: Record<string, unknown>) =>
-    call<{ run_id: string }>("POST", `${flow(id)}/runs`, { params }),
+  launch: (id: string, params: Record<string, unknown>, partition?: string) =>
+    call<{ run_id: string }>("POST", `${flow(id)}/runs`, partition ? { params, partition } : { params }),
   run: (id: string, runId: string) => call<RunState>("GET", `${flow(id)}/runs/${runId}`),
   runs: (id: string) => call<{ runs: RunRow[] }>("GET", `${flow(id)}/runs`),
   preview: (id: string, request: PreviewRequest) => call<PreviewResult>("POST", `${flow(id)}/preview`, request),

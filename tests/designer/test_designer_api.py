@@ -117,6 +117,21 @@ def test_launch_without_dagster_is_a_502_naming_the_webserver(client):
     assert "cannot reach the Dagster webserver" in answer.json()["error"]
 
 
+def test_a_partitioned_flow_is_launched_with_its_partition(client):
+    """A partitioned flow's job takes a partition (Dagster refuses its params without one): the
+    launch names the missing field before anything reaches Dagster; with one, the launch goes on
+    (to the webserver, down here)."""
+    daily = {**SALES, "id": "daily", "partitions": {"type": "time", "cron": "0 0 * * *", "start": "2024-01-01"}}
+    assert client.post("/api/flows/daily/publish", json={"document": daily}).status_code == 200
+    missing = client.post("/api/flows/daily/runs", json={"params": {}})
+    assert missing.status_code == 422 and "'partition'" in missing.json()["error"]
+    assert "daily" in missing.json()["error"]
+    empty = client.post("/api/flows/daily/runs", json={"params": {}, "partition": ""})
+    assert empty.status_code == 422  # a key is never empty
+    given = client.post("/api/flows/daily/runs", json={"params": {}, "partition": "2024-01-02"})
+    assert given.status_code == 502
+
+
 def test_refusals_are_4xx_with_a_message(client):
     assert client.get("/api/flows/NOT-an-id").status_code == 404
     assert client.get("/api/flows/missing").status_code == 404

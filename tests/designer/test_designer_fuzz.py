@@ -40,7 +40,7 @@ ROUTES = {
     ("PUT", "/api/flows/sales/draft"): st.fixed_dictionaries({"document": DOCUMENTS}, optional={"base_version": JSON}),
     ("POST", "/api/flows/sales/publish"): st.fixed_dictionaries({}, optional={"document": DOCUMENTS, "message": JSON}),
     ("POST", "/api/flows/sales/restore"): st.fixed_dictionaries({"version": JSON}),
-    ("POST", "/api/flows/sales/runs"): st.fixed_dictionaries({}, optional={"params": JSON}),
+    ("POST", "/api/flows/sales/runs"): st.fixed_dictionaries({}, optional={"params": JSON, "partition": JSON}),
 }
 
 

@@ -27,11 +27,13 @@ export function RunPanel() {
   const flowId = useDesigner((s) => s.flowId)!;
   const run = useDesigner((s) => s.run);
   const [params, setParams] = useState<Record<string, unknown>>({});
+  const [partition, setPartition] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const partitioned = Boolean(doc.partitions);
   const launch = async () => {
     setError(null);
     try {
-      const { run_id } = await api.launch(flowId, params);
+      const { run_id } = await api.launch(flowId, params, partitioned ? partition.trim() || undefined : undefined);
       designerStore.getState().setRun({ run_id, status: "STARTING", succeeded: [], links: {} });
       await followRun(designerStore, flowId, run_id);
     } catch (e) {
@@ -41,6 +43,17 @@ export function RunPanel() {
   return (
     <div className="run-panel">
       <p>Runs the published version through Dagster.</p>
+      {partitioned && (
+        <label className="partition">
+          Partition{" "}
+          <input
+            data-testid="run-partition"
+            value={partition}
+            placeholder="e.g. 2024-06-01-12:00"
+            onChange={(e) => setPartition(e.target.value)}
+          />
+        </label>
+      )}
       <Form
         schema={paramsSchema(doc)}
         formData={params}
