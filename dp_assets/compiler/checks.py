@@ -35,9 +35,29 @@ SAMPLE_ROWS = 5
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
 
-def check_spec(key: dg.AssetKey, columns: list[ColumnContract]) -> dg.AssetCheckSpec:
+def check_spec(
+    key: dg.AssetKey, columns: list[ColumnContract], partitions_def: dg.PartitionsDefinition | None = None
+) -> dg.AssetCheckSpec:
     names = ", ".join(c.name for c in columns)
-    return dg.AssetCheckSpec(CONTRACT_CHECK, asset=key, description=f"Declared columns: {names}")
+    return _spec(CONTRACT_CHECK, key, f"Declared columns: {names}", partitions_def)
+
+
+def _spec(
+    name: str,
+    key: dg.AssetKey,
+    description: str,
+    partitions_def: dg.PartitionsDefinition | None,
+    blocking: bool = False,
+) -> dg.AssetCheckSpec:
+    """A check of the node's asset; on a partitioned flow, per partition (the asset's own
+    partitions: a run's evaluation is recorded against the partition it materialised)."""
+    if partitions_def is None:
+        return dg.AssetCheckSpec(name, asset=key, description=description, blocking=blocking)
+    with warnings.catch_warnings():  # Dagster 1.13 marks a check's partitions_def "preview"
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name, asset=key, description=description, blocking=blocking, partitions_def=partitions_def
+        )
 
 
 def step_checks(node: Any) -> list[tuple[Any, str]]:
@@ -53,23 +73,17 @@ def reads_every_row(node: Any) -> bool:
     return bool(node.columns) or bool(step_checks(node))
 
 
-def node_check_specs(key: dg.AssetKey, node: Any, has_schema: bool) -> list[dg.AssetCheckSpec]:
+def node_check_specs(
+    key: dg.AssetKey, node: Any, has_schema: bool, partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
     """Every asset check the node's step evaluates: contract, declared checks, schema change."""
-    specs = [check_spec(key, list(node.columns))] if node.columns else []
+    specs = [check_spec(key, list(node.columns), partitions_def)] if node.columns else []
     for check, name in step_checks(node):
-        specs.append(
-            dg.AssetCheckSpec(
-                name, asset=key, description=check.description or _describe(check), blocking=check.blocking
-            )
-        )
+        description = check.description or _describe(check)
+        specs.append(_spec(name, key, description, partitions_def, blocking=check.blocking))
     if has_schema:
-        specs.append(
-            dg.AssetCheckSpec(
-                SCHEMA_CHECK,
-                asset=key,
-                description="The materialisation has the columns and types of the asset's column schema.",
-            )
-        )
+        description = "The materialisation has the columns and types of the asset's column schema."
+        specs.append(_spec(SCHEMA_CHECK, key, description, partitions_def))
     return specs
 
 

@@ -255,7 +255,9 @@ def _step_multi_asset(
         spec
         for n in plan.nodes
         if n.id in outs
-        for spec in node_check_specs(_key(outs[n.id]), n, COLUMN_SCHEMA_KEY in (outs[n.id].metadata or {}))
+        for spec in node_check_specs(
+            _key(outs[n.id]), n, COLUMN_SCHEMA_KEY in (outs[n.id].metadata or {}), partitioning.partitions_def
+        )
     ]
     resource_keys = set(plan.resource_keys) | {"io_manager"}
     whole_flow = len(step_nodes) == len(plan.nodes)

@@ -292,7 +292,7 @@ class _Step:
         finally:
             self.last_reads.passed(node, values)
 
-    def _checks(self, node: PlannedNode, sample: Any) -> list[dg.AssetCheckResult]:
+    def _checks(self, node: PlannedNode, sample: Any) -> list[Any]:
         """The node's check results (those this run selected); a failed blocking check stops
         the nodes that read it: they are skipped, and Dagster fails the step at its end.
         ``sample``: rows with the output's columns and types, all the schema check needs."""
@@ -314,7 +314,34 @@ class _Step:
             self.blocked[node.id] = f"blocking check(s) {names} of node '{node.id}' failed"
             _mark_skipped(node, self.values)
             context.log.error(f"node '{node.id}': {self.blocked[node.id]}; the nodes that read it are skipped")
+        return _per_partition(context, results)
+
+
+def _per_partition(context: AssetExecutionContext, results: list[dg.AssetCheckResult]) -> list[Any]:
+    """A run over a range of partitions checks the range's one output: its result is recorded for
+    every partition of the range, as Dagster planned them (it records an ``AssetCheckResult``
+    of such a run against no partition, leaving each partition's planned check pending)."""
+    if not results or not _partitioned(context) or context.has_partition_key:
         return results
+    specs = {spec.key: spec for spec in context.assets_def.check_specs}
+    evaluations = []
+    for result in results:
+        assert result.asset_key is not None and result.check_name is not None  # node_results names both
+        blocking = specs[dg.AssetCheckKey(result.asset_key, result.check_name)].blocking
+        evaluations += [
+            dg.AssetCheckEvaluation(
+                asset_key=result.asset_key,
+                check_name=result.check_name,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=blocking,
+                partition=key,
+            )
+            for key in context.partition_keys
+        ]
+    return evaluations
 
 
 def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
