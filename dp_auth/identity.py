@@ -73,11 +73,24 @@ def sign_identity(
     return seal(key, {"user": user, "groups": sorted(set(groups))}, now=now, ttl=ttl)
 
 
+def sign_principal(
+    key: bytes, principal: Principal, *, now: float | None = None, ttl: float = DEFAULT_TTL_SECONDS
+) -> str:
+    """The header value naming a user (with groups) or a service token the proxy authenticated."""
+    if principal.token is not None:
+        return seal(key, {"token": principal.token}, now=now, ttl=ttl)
+    if not principal.user:
+        raise ValueError("only a user or a service token is named to the servers behind the proxy")
+    return sign_identity(key, principal.user, principal.groups, now=now, ttl=ttl)
+
+
 def verify_identity(key: bytes, value: str | None, *, now: float | None = None) -> Principal | None:
     """The principal a header value names, or None: unsigned, tampered, expired or malformed."""
     data = unseal(key, value, now=now)
     if data is None:
         return None
+    if isinstance(data.get("token"), str) and data["token"]:
+        return Principal(token=data["token"])
     user, groups = data.get("user"), data.get("groups")
     if not isinstance(user, str) or not user:
         return None

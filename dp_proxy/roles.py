@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from dp_auth.access import AccessStore
-from dp_auth.identity import IDENTITY_HEADER, sign_identity
+from dp_auth.identity import IDENTITY_HEADER, sign_principal
 from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Grant, Principal, require
 from dp_proxy.graphql_rules import LAUNCH_MUTATIONS, BadGraphQL, Need, needs_of_body
 from dp_proxy.launch_audit import LAUNCHED_RUN, record_launches
@@ -44,15 +44,12 @@ def header_bytes(value: str) -> bytes:
 
 
 def identity_headers(principal: Principal, key: SecretStr | None) -> list[tuple[str, str]]:
-    """Who the caller is, for the server behind: the user's name, and signed when a key is set
-    (the designer believes only the signed one, :mod:`dp_auth.identity`)."""
-    if principal.user is None:
-        return []
-    found = [("x-forwarded-user", principal.user)]
-    if key is not None:
-        found.append(
-            (IDENTITY_HEADER, sign_identity(key.get_secret_value().encode(), principal.user, principal.groups))
-        )
+    """Who the caller is, for the server behind: a user's name, and the user or service token
+    signed when a key is set (the designer believes only the signed one, :mod:`dp_auth.identity`;
+    the token itself never leaves the proxy)."""
+    found = [] if principal.user is None else [("x-forwarded-user", principal.user)]
+    if key is not None and (principal.user is not None or principal.token is not None):
+        found.append((IDENTITY_HEADER, sign_principal(key.get_secret_value().encode(), principal)))
     return found
 
 

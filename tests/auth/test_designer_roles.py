@@ -182,3 +182,15 @@ def test_listing_flows_reads_the_grants_once_however_many_flows(stack):
     many = _grant_reads(api.store, listed)
     assert listed() == ["sales", *(f"sales_{n}" for n in range(6))]
     assert many == few <= 2
+
+
+def test_a_service_token_the_proxy_names_is_that_token_and_nothing_more():
+    """The proxy names a service token it authenticated to the designer by its id, signed; the
+    header is no user, and changing it names nobody."""
+    from dp_auth.identity import sign_principal
+
+    value = sign_principal(KEY, Principal(token="0123456789abcdef"), now=1000.0)
+    assert verify_identity(KEY, value, now=1030.0) == Principal(token="0123456789abcdef")
+    assert verify_identity(KEY, value[:-1] + ("A" if value[-1] != "A" else "B"), now=1030.0) is None
+    with pytest.raises(ValueError, match="only a user or a service token"):
+        sign_principal(KEY, LOCAL_ADMIN)
