@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from dp_assets.spec.document import SpecShapeError
 from dp_assets.spec.validation import FlowValidationError
 from dp_assets.store_api import FlowNotFound, FlowStoreAPI, Forbidden
-from dp_designer import flows_api, previews_api, runs_api
+from dp_designer import flows_api, previews_api, roles_api, runs_api
 from dp_designer.catalog_view import catalog_view
 from dp_designer.checks import check_document
 from dp_designer.http import ApiError, error_response
@@ -68,6 +68,10 @@ API_ROUTES: list[tuple[str, str, Any, type[BaseModel] | None]] = [
     ("GET", "/api/flows/{flow_id}/runs/{run_id}/nodes/{node_id}", runs_api.node_output, None),
     ("POST", "/api/flows/{flow_id}/preview", previews_api.preview, previews_api.PreviewBody),
     ("POST", "/api/flows/{flow_id}/preview/test-case", previews_api.preview_test_case, previews_api.TestCaseBody),
+    ("GET", "/api/me", roles_api.me, None),
+    ("GET", "/api/roles", roles_api.list_grants, None),
+    ("POST", "/api/roles", roles_api.grant, roles_api.GrantBody),
+    ("POST", "/api/roles/revoke", roles_api.revoke, roles_api.PlaceBody),
 ]
 
 

@@ -194,3 +194,46 @@ def test_a_service_token_the_proxy_names_is_that_token_and_nothing_more():
     assert verify_identity(KEY, value[:-1] + ("A" if value[-1] != "A" else "B"), now=1030.0) is None
     with pytest.raises(ValueError, match="only a user or a service token"):
         sign_principal(KEY, LOCAL_ADMIN)
+
+
+def test_roles_in_the_designer_for_admins_only(stack):
+    """An admin of a workspace lists, gives and takes back its grants (audited, as the admin);
+    anyone else is refused; an admin of sales sees nothing of hr's grants and cannot grant there."""
+    client, api = stack
+    api.access.grant(LOCAL_ADMIN, Kind.user, "ada", "sales", Role.admin)
+    api.access.grant(LOCAL_ADMIN, Kind.user, "hal", "hr", Role.viewer)
+    ada, ed = as_user("ada"), as_user("ed")
+
+    me = client.get("/api/me", headers=as_user("vic", "analysts")).json()
+    assert (me["label"], me["groups"]) == ("user:vic", ["analysts"])
+    assert me["grants"] == [{"kind": "group", "name": "analysts", "workspace": "sales", "flow": None, "role": "viewer"}]
+
+    listed = client.get("/api/roles", headers=ada).json()["grants"]
+    assert {(g["name"], g["workspace"]) for g in listed} == {
+        ("analysts", "sales"),
+        ("rita", "sales"),
+        ("ed", "sales"),
+        ("ada", "sales"),
+    }
+    assert client.get("/api/roles", headers=ed).json()["grants"] == []  # an editor administers nothing
+
+    body = {"kind": "user", "name": "vic", "workspace": "sales", "flow": "sales", "role": "editor"}
+    refused = client.post("/api/roles", json=body, headers=ed)
+    assert refused.status_code == 403 and "may not grant" in refused.json()["error"]
+    assert client.post("/api/roles", json={**body, "workspace": "hr", "flow": None}, headers=ada).status_code == 403
+    assert client.post("/api/roles", json={**body, "role": "owner"}, headers=ada).status_code == 422
+    assert client.post("/api/roles", json={**body, "workspace": "Not A Place"}, headers=ada).status_code == 422
+    given = client.post("/api/roles", json=body, headers=ada)
+    assert given.status_code == 200, given.text
+    # vic may now publish the sales flow (the per-flow override lifts her)
+    assert _publish(client, as_user("vic", "analysts"), "by vic").status_code == 200
+
+    place = {key: body[key] for key in ("kind", "name", "workspace", "flow")}
+    assert client.post("/api/roles/revoke", json=place, headers=ed).status_code == 403
+    assert client.post("/api/roles/revoke", json=place, headers=ada).json() == {"removed": True}
+    assert client.post("/api/roles/revoke", json=place, headers=ada).json() == {"removed": False}
+    assert _publish(client, as_user("vic", "analysts"), "again").status_code == 403
+    changes = [
+        (e.actor, e.action, e.detail.get("name")) for e in api.access.audit() if e.action in ("grant", "ungrant")
+    ]
+    assert changes[-2:] == [("user:ada", "grant", "vic"), ("user:ada", "ungrant", "vic")]
