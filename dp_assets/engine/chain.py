@@ -20,7 +20,7 @@ from dp_assets.catalog.schema import as_list
 
 from .connection import EngineLimits, connect
 from .errors import NotSupported
-from .forms import DATA_FORMS, FORMS
+from .forms import DATA_FORMS, FORMS, STAGED_FORMS
 from .forms_types import hints_after_cast
 from .frames import (
     INT64_WHEN_EMPTY,
@@ -40,7 +40,7 @@ __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
 
 
 def supports(type_name: str) -> bool:
-    return type_name in FORMS or type_name in DATA_FORMS
+    return type_name in FORMS or type_name in DATA_FORMS or type_name in STAGED_FORMS
 
 
 @dataclass
@@ -182,7 +182,15 @@ class Engine:
         except Exception as err:  # DuckDB could not compute the input (an overflow...): pandas answers
             raise NotSupported(f"DuckDB: {err}") from err
 
+    def value_of(self, frame: Any) -> Deferred:
+        """A frame computed in pandas as the engine's value, with its dtypes."""
+        relation, hints, nonnull = self.relation_of(frame)
+        return Deferred(self, relation, hints, nonnull)
+
     def run(self, type_name: str, params: Any, inputs: Mapping[str, Any], flow_params: Mapping[str, Any]) -> Deferred:
+        staged = STAGED_FORMS.get(type_name)
+        if staged is not None:
+            return staged(self, params, inputs, flow_params)
         form, data_form = FORMS.get(type_name), DATA_FORMS.get(type_name)
         if form is None and data_form is None:
             raise NotSupported(f"{type_name} has no DuckDB form")

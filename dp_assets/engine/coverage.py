@@ -50,6 +50,10 @@ DUCKDB_NOTES: dict[str, str] = {
         "others (text to numbers, narrower integers, floats to integers or text, nullable, Arrow and category "
         "dtypes) run in pandas"
     ),
+    "PivotTable": (
+        "DuckDB aggregates the rows into one per cell (GroupAggregate's form), pandas lays out those cells with "
+        "the node's own code: same columns, names and dtypes; a list of `aggfunc` and `size` run in pandas"
+    ),
     "SampleRows": (
         "pandas' own rows for a `random_state`, in pandas' order (the positions are drawn by pandas' `sample` over "
         "the row count and the `weights` column; DuckDB takes those rows); the input is counted first"

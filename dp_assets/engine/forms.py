@@ -19,6 +19,7 @@ from .errors import NotSupported
 from .forms_aggregate import group_aggregate, window_functions
 from .forms_join import join_merge
 from .forms_missing import handle_missing_values
+from .forms_pivot import pivot_table
 from .forms_reshape import melt
 from .forms_sample import sample_rows
 from .forms_types import change_data_type
@@ -29,6 +30,8 @@ R = ROW_ORDER
 Form = Callable[[Any, dict[str, Relation], Mapping[str, Any]], str]
 # a form that reads some of its input first (the engine: ``chain.Engine``)
 DataForm = Callable[[Any, dict[str, Relation], Mapping[str, Any], Any], str]
+# a form made of engine steps: (engine, params, inputs, flow params) -> the engine's value
+StagedForm = Callable[[Any, Any, Mapping[str, Any], Mapping[str, Any]], Any]
 
 
 def _input(inputs: dict[str, Relation]) -> Relation:
@@ -159,4 +162,8 @@ FORMS: dict[str, Form] = {
 
 DATA_FORMS: dict[str, DataForm] = {
     "SampleRows": sample_rows,
+}
+
+STAGED_FORMS: dict[str, StagedForm] = {
+    "PivotTable": pivot_table,
 }

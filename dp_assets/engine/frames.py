@@ -58,6 +58,8 @@ def _is_default_str(dtype: Any) -> bool:
 
 
 def check_kinds(table: Any) -> None:
+    if "" in table.column_names:  # DuckDB names such a column v1, v2...
+        raise NotSupported("an empty column name")
     folded = {folded_name(name) for name in table.column_names}
     if len(folded) < table.num_columns:  # DuckDB folds ASCII case: it would rename one (group_1)
         raise NotSupported("column names that differ only by case")

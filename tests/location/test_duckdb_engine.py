@@ -19,6 +19,14 @@ EXTRA: list[dict[str, Any]] = [
     # no DuckDB form: runs in pandas between DuckDB nodes, with Arrow in between
     {"id": "upper", "type": "MapValues", "inputs": ["ranked"], "params": {"column": "region", "mapping": {"EU": "eu"}}},
     {"id": "top", "type": "Limit", "inputs": ["upper"], "params": {"n": 2}},
+    {"id": "cast", "type": "ChangeDataType", "inputs": ["priced"], "params": {"dtype": {"qty": "float64"}}},
+    {"id": "sampled", "type": "SampleRows", "inputs": ["cast"], "params": {"n": 3, "random_state": 4}},
+    {
+        "id": "pivoted",
+        "type": "PivotTable",
+        "inputs": ["sampled"],
+        "params": {"index": "region", "columns": "qty", "values": "total", "aggfunc": "sum", "fill_value": 0},
+    },
 ]
 
 
@@ -80,7 +88,7 @@ def test_duckdb_engine_stores_what_pandas_stores(tmp_path: Path, ephemeral: str 
     for name, frame in pandas_outputs.items():
         # the engine numbers rows 0, 1, 2...; pandas keeps a filtered row's label (docs/nodes.md)
         pd.testing.assert_frame_equal(duck_outputs[name], frame.reset_index(drop=True), obj=name)
-    relational = {"priced", "big", "by_region", "ranked", "top"} & kept
+    relational = {"priced", "big", "by_region", "ranked", "top", "cast", "sampled", "pivoted"} & kept
     assert by_duckdb == relational  # MapValues, StaticData and FileWriter ran in pandas
 
 

@@ -25,12 +25,15 @@ from dp_assets.engine.chain import Engine, supports
 FLOW_PARAMS = {"limit": 5}
 
 # case id (with "/no-mixed" for the variant without the object column) -> why pandas runs it
+LEVELS = "a list of aggfunc: a column level per function (forms_pivot.py)"
 STATISTIC = "a fill by a statistic of the whole column (pandas' own mean/median/mode)"
 RUNS_IN_PANDAS: dict[str, str] = {
     "HandleMissingValues-mean/no-mixed": STATISTIC,
     "HandleMissingValues-median-all-numeric/no-mixed": STATISTIC,
     "HandleMissingValues-mode-str/no-mixed": STATISTIC,
     "HandleMissingValues-mean-empty/no-mixed": STATISTIC,
+    "PivotTable-two-aggs/no-mixed": LEVELS,
+    "PivotTable-declared-two-aggs-fill/no-mixed": LEVELS,
     "ChangeDataType-nullable-int-and-str/no-mixed": "nullable dtypes (Float64, Int32), which Arrow's conversion does not give",
 }
 
@@ -92,6 +95,18 @@ def test_duckdb_gives_pandas_answer(
 def test_docs_name_every_node_type_duckdb_runs() -> None:
     """docs/nodes.md says per node type which engines run it (dp_assets/engine/coverage.py)."""
     from dp_assets.engine.coverage import DUCKDB_NOTES
-    from dp_assets.engine.forms import DATA_FORMS, FORMS
+    from dp_assets.engine.forms import DATA_FORMS, FORMS, STAGED_FORMS
 
-    assert set(DUCKDB_NOTES) == {*FORMS, *DATA_FORMS, "FileInput"}  # a source: dp_assets/compiler/engine_hook.py
+    assert set(DUCKDB_NOTES) == {
+        *FORMS,
+        *DATA_FORMS,
+        *STAGED_FORMS,
+        "FileInput",
+    }  # a source: dp_assets/compiler/engine_hook.py
+
+
+def test_a_column_without_a_name_runs_in_pandas() -> None:
+    """DuckDB would name it ``v1`` (a pivot on text makes such a column from an empty value)."""
+    model = default_catalog()["FilterRows"].params_model.model_validate({"condition": "a > 1"})
+    with pytest.raises(NotSupported, match="empty column name"):
+        Engine().run("FilterRows", model, {"input": pd.DataFrame({"": [1.0], "a": [2]})}, {}).frame()

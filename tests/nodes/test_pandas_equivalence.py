@@ -76,6 +76,23 @@ def _window_expected(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def sales() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": pd.Series(["EU", "US", None, "EU", "US", "EU", "APAC"], dtype="str"),
+            "kind": pd.Series(["a", "b", "a", "a", "c", "b", "a"], dtype="str"),
+            "amount": [10.0, None, 7.5, 2.0, 3.0, None, 1.0],
+            "units": [1, 2, 3, 1, 5, 2, 2],
+        }
+    )
+
+
+def _flat(table: pd.DataFrame) -> pd.DataFrame:
+    """A pivot's columns as the node names them ('_'-joined levels), its index as columns."""
+    names = ["_".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
+    return table.set_axis(names, axis=1).reset_index()
+
+
 def _body_sum(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby("region").agg(total=("qty", "sum")).reset_index()
 
@@ -465,6 +482,49 @@ CASES = [
                 columns=pd.MultiIndex.from_product([["count", "sum"], ["order_id"], [1, 2, 3, 5, 7]]), fill_value=0
             )
         ),
+    ),
+    case(
+        "PivotTable",
+        "mean-two-values",
+        {"index": "region", "columns": "kind", "values": ["amount", "units"], "aggfunc": "mean"},
+        lambda: one(sales()),
+        lambda i: _flat(pd.pivot_table(i["input"], index="region", columns="kind", values=["amount", "units"])),
+    ),
+    case(
+        "PivotTable",
+        "count-keep-null-keys-unsorted",
+        {"index": "region", "columns": "kind", "values": "amount", "aggfunc": "count", "dropna": False, "sort": False},
+        lambda: one(sales()),
+        lambda i: _flat(
+            pd.pivot_table(
+                i["input"], index="region", columns="kind", values="amount", aggfunc="count", dropna=False, sort=False
+            )
+        ),
+    ),
+    case(
+        "PivotTable",
+        "max-two-keys-fill",
+        {"index": ["region", "kind"], "columns": "units", "values": "amount", "aggfunc": "max", "fill_value": -1},
+        lambda: one(sales()),
+        lambda i: _flat(
+            pd.pivot_table(
+                i["input"], index=["region", "kind"], columns="units", values="amount", aggfunc="max", fill_value=-1
+            )
+        ),
+    ),
+    case(
+        "PivotTable",
+        "nunique-all-values",
+        {"index": "kind", "columns": "region", "aggfunc": "nunique"},
+        lambda: one(sales()),
+        lambda i: _flat(pd.pivot_table(i["input"], index="kind", columns="region", aggfunc="nunique")),
+    ),
+    case(
+        "PivotTable",
+        "sum-empty",
+        {"index": "region", "columns": "kind", "values": "units", "aggfunc": "sum"},
+        lambda: one(sales().iloc[0:0]),
+        lambda i: _flat(pd.pivot_table(i["input"], index="region", columns="kind", values="units", aggfunc="sum")),
     ),
     case(
         "Melt",

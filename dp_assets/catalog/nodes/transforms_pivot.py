@@ -178,7 +178,12 @@ def pivot_table(ctx: NodeContext, params: PivotTableParams, inputs: dict[str, An
     depends on the values a run sees, unless ``columns_values`` declares them: then every run has
     exactly those, in that order, and ``dp validate`` knows the output schema.
     """
-    df = inputs["input"]
+    return pivot_frame(inputs["input"], params)
+
+
+def pivot_frame(df: pd.DataFrame, params: PivotTableParams) -> pd.DataFrame:
+    """The pivot of ``df`` as the node gives it (the DuckDB engine pivots its aggregated cells
+    with it: dp_assets/engine/forms_pivot.py)."""
     table = pd.pivot_table(
         df,
         index=params.index,
