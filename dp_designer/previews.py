@@ -6,7 +6,8 @@ instance: nothing is stored and no run appears in Dagster. The spec is cut to th
 nodes it reads (directly or through others); every side-effecting node left in it (sinks, tools)
 becomes a stand-in that passes its input through and sends nothing. Sources read the flow's
 real data (the data root, the flows folder); with ``sample_rows`` each source's table is cut to
-its first rows before any node reads it.
+its first rows before any node reads it, and a file source reads only those rows where that
+gives the same rows (``dp_assets.catalog.nodes.first_rows``).
 
 A preview turns into a ``dp test`` case (``test_case``): its sources' tables become fixtures,
 the node's output the expectation, so the case checks the same computation without the data.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dp_assets.catalog.base import SKIPPED, Catalog, NodeType, whole
+from dp_assets.catalog.nodes.first_rows import first_rows_only
 from dp_assets.spec.loading import split_ref
 from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_designer.http import ApiError
@@ -176,7 +178,8 @@ class PreviewService:
         self._sample.sources, self._sample.rows = sources, sample_rows
         # The whole draft was validated with its column schemas just before; the cut is a part of it.
         cut_flow = validate_spec(cut, self.catalog, check_schemas=False, check_compiles=False)
-        with tempfile.TemporaryDirectory(prefix="dp-preview-") as folder:
+        # Sources read only the rows the sample keeps, where that gives the same rows (first_rows.py).
+        with first_rows_only(sample_rows), tempfile.TemporaryDirectory(prefix="dp-preview-") as folder:
             result = runner.run_case(cut_flow, case, Path(folder) / "preview.yaml")
         records = dict(runner.harness.records)
         self._instance.wipe()  # a preview keeps no run: the shared instance stays empty

@@ -124,8 +124,11 @@ def file_source(engine: Any, ctx: NodeContext, params: Any) -> Any:
     own statistics), so a query reads only what it uses; else read whole by pyarrow."""
     import pyarrow.parquet as pq
 
+    from dp_assets.catalog.nodes.first_rows import row_limit
     from dp_assets.engine.frames import check_dtypes
 
+    if row_limit() is not None:
+        raise NotSupported("only the file's first rows are read (a row sample)")
     path = parquet_path(ctx, params)
     try:
         file = pq.ParquetFile(path)
@@ -158,27 +161,9 @@ def file_source(engine: Any, ctx: NodeContext, params: Any) -> Any:
 def _without_missing_flags(file: Any, columns: list[str]) -> bool:
     """Whether the file's statistics show no missing value in any integer or boolean column
     (pandas reads those as float64 / object); no statistics: not known, so no."""
-    import pyarrow as pa
+    from dp_assets.catalog.nodes.first_rows import columns_with_missing_values
 
-    schema, metadata = file.schema_arrow, file.metadata
-    watched = {
-        name
-        for name in columns
-        if pa.types.is_integer(schema.field(name).type) or pa.types.is_boolean(schema.field(name).type)
-    }
-    if not watched:
-        return True
-    for group in range(metadata.num_row_groups):
-        row_group = metadata.row_group(group)
-        if not row_group.num_rows:
-            continue
-        for index in range(row_group.num_columns):
-            column = row_group.column(index)
-            if column.path_in_schema in watched:
-                stats = column.statistics
-                if stats is None or not stats.has_null_count or stats.null_count:
-                    return False
-    return True
+    return columns_with_missing_values(file, columns) == set()
 
 
 SOURCES: dict[str, Callable[[Any, NodeContext, Any], Any]] = {"FileInput": file_source}

@@ -231,3 +231,52 @@ def test_a_test_case_of_a_flow_without_a_spec_file_is_only_in_the_answer(api, fl
     assert list(flows_root.rglob("*")) == []
     too_big = api.post("/api/flows/shop/preview/test-case", json={**request, "sample_rows": 5000, "name": "x"})
     assert too_big.status_code == 200  # 7 rows: under the limit of a case's fixture
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_a_sample_reads_only_the_first_rows_of_a_file(api, data_dir, engine):
+    """A row sample is pushed into the source's read: a CSV whose declared columns fix its types
+    is read up to the sample (a broken line further on is never reached, where the whole read
+    fails naming the file), and a Parquet source (which DuckDB reads itself in a duckdb flow) is
+    cut to the sample too; the rows are the first rows of the file, as pandas reads them."""
+    orders = pd.DataFrame(
+        {
+            "order_id": range(1, 2001),
+            "region": ["EU", "US", "APAC", "EU"] * 500,
+            "amount": [float(n % 97) for n in range(2000)],
+        }
+    )
+    csv = data_dir / "orders.csv"
+    csv.write_text(orders.to_csv(index=False) + '2001,"EU,never closed\n')
+    orders.to_parquet(data_dir / "orders.parquet", row_group_size=100)
+    declared = {"order_id": "integer", "region": "string", "amount": "float"}
+    for source in ({"path": "orders.csv", "columns": declared}, {"path": "orders.parquet"}):
+        flow = {
+            "id": "files",
+            "policies": {"engine": engine},
+            "nodes": [
+                {"id": "orders", "type": "FileInput", "params": source},
+                {"id": "big", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount >= 40"}},
+            ],
+        }
+        sampled = api.post("/api/flows/files/preview", json={"document": flow, "node": "big", "sample_rows": 300})
+        assert sampled.status_code == 200, sampled.text
+        body = sampled.json()
+        assert body["ok"], body["problems"]
+        assert body["sources"]["orders"]["row_count"] == 300
+        first = orders.head(300)
+        assert body["outputs"]["result"]["row_count"] == int((first["amount"] >= 40).sum())
+    whole = api.post(
+        "/api/flows/files/preview",
+        json={
+            "document": {
+                **flow,
+                "nodes": [
+                    {**flow["nodes"][0], "params": {"path": "orders.csv", "columns": declared}},
+                    flow["nodes"][1],
+                ],
+            },
+            "node": "big",
+        },
+    )
+    assert not whole.json()["ok"] and "orders.csv" in str(whole.json()["problems"]), whole.text

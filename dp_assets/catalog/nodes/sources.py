@@ -18,6 +18,7 @@ from dp_assets.catalog.base import (
 )
 from dp_assets.catalog.conversions import convert_declared, declared_read_dtypes
 from dp_assets.catalog.dtypes import DtypeName
+from dp_assets.catalog.nodes.first_rows import csv_types_fixed, read_csv_head, read_parquet_head, row_limit
 from dp_assets.catalog.schema import schema_of
 from dp_assets.deferred import pd
 
@@ -316,6 +317,34 @@ def _read(params: FileInputParams, path: Any, where: str) -> pd.DataFrame:
     return _converted(params, df, where, path)
 
 
+def _read_head(params: FileInputParams, path: Any, where: str, rows: int) -> pd.DataFrame:
+    """One file's first ``rows`` rows, reading no more of it where that gives the same frame
+    (``first_rows.py``), else the whole file's first rows."""
+    fmt = _checked_format(params, path)
+    head = None
+    with _parser_errors(params, path):
+        if fmt == "parquet":
+            head = read_parquet_head(path, params.usecols, rows)
+        elif fmt == "csv" and params.on_bad_lines == "error":
+            _check_csv_header(params, path)
+            options = _csv_options(params)
+            if csv_types_fixed(path, options):
+                head = read_csv_head(path, options, rows)
+        if head is None:
+            head = _reader(params, path).head(rows)
+    _check_width(params, path, head)
+    return _converted(params, head, where, path)
+
+
+def _first_rows(params: FileInputParams, paths: list[Any], where: str, rows: int) -> pd.DataFrame:
+    """The first ``rows`` rows of the files read one after the other: each file's first rows
+    concatenated (the columns and dtypes the whole files' concatenation has), then cut."""
+    frames = [_read_head(params, path, where, rows) for path in paths]
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    _check_declared(params, df)
+    return df.head(rows)
+
+
 def _streamed(params: FileInputParams, paths: list[Any], where: str) -> Iterator[pd.DataFrame]:
     """The CSV files' chunks in order, each checked; the index runs on across chunks and files,
     as the index of the whole read would."""
@@ -353,6 +382,9 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
     if not paths:
         raise FileNotFoundError(f"{where}: no file matches '{params.path}' under the '{params.root}' root")
     ctx.add_metadata(files=[str(p) for p in paths])
+    limit = row_limit()
+    if limit is not None:  # only the first rows are kept (a preview on a row sample)
+        return _first_rows(params, paths, node, limit)
     if params.stream:
         stream = FrameStream(_streamed(params, paths, node))
         stream.peek()  # open and parse the first chunk now: a bad file fails in the node, retried
