@@ -13,7 +13,11 @@ ENGINES_INTRO = (
     "keeps a row's index label. Whatever has no faithful DuckDB form — a params choice, an "
     "expression (docs/expressions.md), a column dtype DuckDB reads by other rules (nullable "
     "`Int64`/`boolean`, categoricals, mixed object columns) — runs that node in pandas, with "
-    "Arrow in between."
+    "Arrow in between. Database sources (`TableReader`, `CustomSQLQuery`) read as they do in pandas: DuckDB's "
+    "database scanners are extensions, which the engine never installs or loads (it has no network and no "
+    "external access beyond the step's Parquet sources), so the DuckDB nodes after them take their frame as Arrow. "
+    "A stored DuckDB node reports the metadata its pandas form reports (`rows_kept`, `filled`...), and its "
+    "checks run as under pandas, on its output converted once (docs/flow-spec.md, Checks)."
 )
 
 DUCKDB_NOTES: dict[str, str] = {

@@ -153,3 +153,67 @@ def test_the_ui_shows_which_nodes_duckdb_runs(tmp_path: Path) -> None:
     kinds = {key.path[-1]: graph.get(key).kinds for key in graph.get_all_asset_keys()}
     assert "duckdb" in kinds["top"] and "pandas" not in kinds["top"]
     assert "pandas" in kinds["upper"] and "duckdb" not in kinds["upper"]
+
+
+def test_a_database_table_feeds_duckdb_nodes_as_arrow(tmp_path: Path, postgres_url: str) -> None:
+    """A TableReader has no DuckDB form (DuckDB's postgres scanner is an extension this platform
+    does not load): it reads as in pandas and the DuckDB nodes after it take its frame as Arrow,
+    with the pandas engine's answer (docs/nodes.md)."""
+    import sqlalchemy as sa
+
+    from dp_assets.catalog import default_catalog
+    from dp_assets.compiler.factory import build_flow_definitions
+    from dp_assets.spec.validation import validate_spec
+    from dp_io import RunScopedIOManager
+    from dp_resources.databases import DatabasesResource
+
+    table = f"duck_orders_{tmp_path.name[-8:].replace('-', '_')}"
+    rows = pd.DataFrame(
+        {
+            "id": range(8),
+            "region": ["EU", None, "US", "EU", "APAC", "EU", "US", None],
+            "amount": [1.5, None, 3.0, 4.5, 0.0, 2.0, 8.0, 1.0],
+            "at": pd.to_datetime(["2024-01-01 10:00"] * 8, utc=True),
+        }
+    )
+    engine = sa.create_engine(postgres_url)
+    rows.to_sql(table, engine, index=False)
+    nodes = [
+        {"id": "orders", "type": "TableReader", "params": {"table": table, "order_by": ["id"]}},
+        {"id": "known", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "not is_null(region)"}},
+        {
+            "id": "totals",
+            "type": "GroupAggregate",
+            "inputs": ["known"],
+            "params": {"by": "region", "agg": {"total": ["amount", "sum"], "last_at": ["at", "max"]}},
+        },
+    ]
+    outputs, engines = {}, {}
+    databases = DatabasesResource(urls={"default": postgres_url})
+    try:
+        for name in ("pandas", "duckdb"):
+            flow_spec = {"id": FLOW, "nodes": nodes, "policies": {"engine": name, "ephemeral": "intermediate"}}
+            catalog = default_catalog()
+            defs = dg.Definitions.merge(
+                build_flow_definitions(validate_spec(flow_spec, catalog), catalog),
+                dg.Definitions(
+                    resources={
+                        "io_manager": RunScopedIOManager(base_url=str(tmp_path / name)),
+                        "databases": databases,
+                    },
+                    executor=dg.in_process_executor,
+                ),
+            )
+            with dg.instance_for_test() as instance:
+                result = run(defs, instance)
+                [stored] = (tmp_path / name / result.run_id / FLOW).glob("totals.arrow")
+                outputs[name] = pd.read_feather(stored)
+                engines[name] = duckdb_nodes(instance, result.run_id)
+    finally:
+        databases.dispose()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE "{table}"'))
+        engine.dispose()
+    assert engines == {"pandas": set(), "duckdb": {"totals"}}  # orders: pandas; known: ephemeral
+    pd.testing.assert_frame_equal(outputs["duckdb"], outputs["pandas"])
+    assert outputs["duckdb"]["total"].tolist() == [0.0, 8.0, 11.0]  # APAC, EU (one missing amount), US
