@@ -11,8 +11,6 @@ CORS header (the webserver must never be readable cross-origin) and gain anti-fr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -22,7 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from dp_auth.access import TOKEN_PREFIX, AccessStore
 from dp_auth.permissions import LOCAL_ADMIN, Principal
@@ -34,6 +32,7 @@ from dp_proxy.policy import GRAPHQL_PATH, Refusal, check_http, check_websocket, 
 from dp_proxy.roles import ProxyRoles, header_bytes, identity_headers
 from dp_proxy.settings import ProxySettings
 from dp_proxy.throttle import LoginThrottle, client_key
+from dp_proxy.websocket_pipe import deny, pipe
 from dp_resources.http_server import hardened_server_options
 from dp_resources.store import FlowStore
 
@@ -340,15 +339,9 @@ class DagsterProxy:
         await self._pipe_websocket(websocket, scope, principal)
 
     async def _deny(self, websocket: WebSocket, response: Response) -> None:
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(response)
-        else:
-            await websocket.close(code=1008)
+        await deny(websocket, response)
 
     async def _pipe_websocket(self, websocket: WebSocket, scope: Scope, principal: Principal) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, WebSocketException
-
         base = self.settings.upstream.replace("http", "ws", 1)
         url = base + (scope.get("raw_path") or websocket.url.path.encode()).decode("latin-1")
         if scope.get("query_string"):
@@ -359,62 +352,11 @@ class DagsterProxy:
         forwarded = [
             (k, v) for k, v in forwarded if not k.lower().startswith("sec-websocket-") and k.lower() != "origin"
         ]
-        try:
-            upstream = await connect(
-                url,
-                subprotocols=scope.get("subprotocols") or None,
-                additional_headers=forwarded,
-                open_timeout=self.settings.connect_timeout_seconds,
-                max_size=None,
-                compression=None,
-            )
-        except (TimeoutError, OSError, WebSocketException) as error:
-            log.error("upstream WebSocket %s unreachable: %s", url, error)
-            await self._deny(websocket, PlainTextResponse("the Dagster webserver is unreachable\n", 502))
-            return
 
-        await websocket.accept(subprotocol=upstream.subprotocol)
+        async def judge(text: str) -> str | None:
+            return await self._judge_subscription(text, principal)
 
-        async def client_to_upstream() -> None:
-            try:
-                while True:
-                    message = await websocket.receive()
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    if message.get("text") is not None:
-                        refusal = await self._judge_subscription(message["text"], principal)
-                        if refusal is not None:
-                            await websocket.send_text(refusal)
-                            continue
-                        await upstream.send(message["text"])
-                    elif message.get("bytes") is not None:
-                        await upstream.send(message["bytes"])
-            except (WebSocketDisconnect, ConnectionClosed):
-                return
-
-        async def upstream_to_client() -> None:
-            try:
-                async for data in upstream:
-                    if isinstance(data, str):
-                        await websocket.send_text(data)
-                    else:
-                        await websocket.send_bytes(data)
-            except ConnectionClosed:
-                return
-
-        tasks = [
-            asyncio.create_task(client_to_upstream()),
-            asyncio.create_task(upstream_to_client()),
-        ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await upstream.close()
-            # The client may be gone already (its disconnect is what ended the pipe).
-            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await websocket.close(code=upstream.close_code or 1000)
+        await pipe(websocket, url, forwarded, open_timeout=self.settings.connect_timeout_seconds, judge=judge)
 
 
 def create_app(settings: ProxySettings | None = None) -> DagsterProxy:
