@@ -214,7 +214,16 @@ class Engine:
         carried = _carried_hints(type_name, params, hints, relations.get("input", relation))
         if type_name == "AddModifyColumn" and relation.kinds.get(params.column) == "str":
             carried = _text_hint(params, relations["input"], hints, flow_params, carried)
-        return Deferred(self, relation, carried, nonnull, report=report_of(type_name, params, relations))
+        report = report_of(type_name, params, relations, {name: _known_rows(v) for name, v in inputs.items()})
+        return Deferred(self, relation, carried, nonnull, report=report)
+
+
+def _known_rows(value: Any) -> int | None:
+    """An input's row count when it is already computed (a frame, a table, a computed node)."""
+    if isinstance(value, Deferred):
+        return value.num_rows
+    rows = getattr(value, "num_rows", None)
+    return rows if isinstance(rows, int) else (len(value) if hasattr(value, "columns") else None)
 
 
 def _carried_hints(type_name: str, params: Any, hints: Hints, given: Relation) -> Hints:

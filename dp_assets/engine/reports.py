@@ -10,7 +10,7 @@ from its footer) and the output's row count, run only once the output is compute
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,24 +24,29 @@ class Report:
     shape: Callable[[tuple[Any, ...], int], dict[str, Any]]  # (that row, output rows) -> metadata
 
 
-def _rows(rel: Relation) -> str:
-    return f"(SELECT count(*) FROM ({rel.sql}))"
+def _rows(rel: Relation, known: int | None) -> str:
+    """An input's row count: known when the input is computed (a table), else counted."""
+    return str(int(known)) if known is not None else f"(SELECT count(*) FROM ({rel.sql}))"
 
 
 def _one_row(parts: list[str]) -> str | None:
     return f"SELECT {', '.join(parts)}" if parts else None
 
 
-def report_of(type_name: str, params: Any, inputs: dict[str, Relation]) -> Report | None:
-    """What the node reports, or None when its pandas form reports nothing."""
+def report_of(
+    type_name: str, params: Any, inputs: dict[str, Relation], rows: Mapping[str, int | None]
+) -> Report | None:
+    """What the node reports, or None when its pandas form reports nothing. ``rows``: each
+    input's row count where it is known without a query."""
+    counts = [_rows(rel, rows.get(name)) for name, rel in inputs.items()]
     if type_name == "FilterRows":
-        return Report(_one_row([_rows(inputs["input"])]), lambda row, out: {"rows_in": int(row[0]), "rows_kept": out})
+        return Report(_one_row(counts), lambda row, out: {"rows_in": int(row[0]), "rows_kept": out})
     if type_name == "Deduplicate":
-        return Report(_one_row([_rows(inputs["input"])]), lambda row, out: {"duplicates_dropped": int(row[0]) - out})
+        return Report(_one_row(counts), lambda row, out: {"duplicates_dropped": int(row[0]) - out})
     if type_name == "UnionConcatenate":
         names = list(inputs)
         return Report(
-            _one_row([_rows(rel) for rel in inputs.values()]),
+            _one_row(counts),
             lambda row, out: {"rows_per_input": {name: int(n) for name, n in zip(names, row, strict=True)}},
         )
     if type_name == "AddModifyColumn":
