@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dp_sensors.launch import RUN_STATUS, GraphQLClient, LaunchError
-from dp_sensors.webhook.invoke import RunState
+from dp_sensors.launch import RUN_STATES, RUN_STATUS, GraphQLClient, LaunchError
+from dp_sensors.webhook.run_watch import RunState
 
 DISPLAY_NODE = "DisplayResults"
 
@@ -104,6 +104,15 @@ class PlatformInvokeBackend:
         if found["__typename"] != "Run":
             raise LaunchError(f"run {run_id}: {found.get('message', found['__typename'])}")
         return RunState(run_id=found["runId"], flow_id=found["jobName"], status=found["status"])
+
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, RunState]:
+        found = self.client.execute(RUN_STATES, {"filter": {"runIds": list(run_ids)}})["runsOrError"]
+        if found["__typename"] != "Runs":
+            raise LaunchError(f"cannot read the runs' states: {found.get('message', found['__typename'])}")
+        return {
+            run["runId"]: RunState(run_id=run["runId"], flow_id=run["jobName"], status=run["status"])
+            for run in found["results"]
+        }
 
     def run_failure(self, run_id: str) -> str:
         return self.client.run_failure(run_id)

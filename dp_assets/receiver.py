@@ -260,6 +260,8 @@ def serve_receiver(
             ledger.close()
         if invoke_backend is not None:
             invoke_backend.client.close()
+        if launcher is not None:
+            launcher.close()
 
 
 def platform_invoke_backend(store: Any, dagster_url: str, settings: PlatformSettings) -> Any:

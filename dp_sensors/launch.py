@@ -12,6 +12,7 @@ Used by ``dp launch`` and, through :class:`GraphQLLauncher`, by the webhook rece
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Self
@@ -78,6 +79,16 @@ query RunStatus($runId: ID!) {
     __typename
     ... on Run { runId status jobName tags { key value } }
     ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_STATES = """
+query RunStates($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId status jobName } }
     ... on PythonError { message }
   }
 }
@@ -241,6 +252,7 @@ class GraphQLClient:
         if kind == "RunConfigValidationInvalid":
             raise RunConfigRejected(flow_id, result.get("errors") or [])
         if kind == "PipelineNotFoundError":
+            self._locations.pop(flow_id, None)  # moved to another location? asked again next time
             raise LaunchError(f"no flow '{flow_id}' in the code location: {result.get('message')}")
         if kind == "UnauthorizedError":
             raise LaunchError(f"the webserver refused to launch '{flow_id}' (read-only?): {result.get('message')}")
@@ -349,16 +361,32 @@ class GraphQLLauncher:
         timeout: float = 30.0,
     ):
         self.url, self.location, self.token, self.timeout = url, location, token, timeout
+        self._client: GraphQLClient | None = None
+        self._client_lock = threading.Lock()
+
+    def client(self) -> GraphQLClient:
+        """The one client of every launch (thread-safe): its connections to the webserver and
+        the flows' code locations are kept, not asked for again at each launch."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = GraphQLClient(self.url, location=self.location, token=self.token, timeout=self.timeout)
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def __call__(self, flow_id: str, params: dict[str, Any], tags: dict[str, str]) -> str:
-        with GraphQLClient(self.url, location=self.location, token=self.token, timeout=self.timeout) as client:
-            key = tags.get(IDEMPOTENCY_TAG)
-            if key:
-                # Keys are per flow: another flow's run with the same key is not this launch.
-                existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key, flow_id=flow_id)
-                if existing:
-                    return existing
-            # A receiver's launch names its partition as Dagster's partition tag (webhook.launches).
-            partition = tags.get(PARTITION_TAG)
-            others = {name: value for name, value in tags.items() if name != PARTITION_TAG}
-            return client.launch_run(flow_id, params, others, partition=partition)
+        client = self.client()
+        key = tags.get(IDEMPOTENCY_TAG)
+        if key:
+            # Keys are per flow: another flow's run with the same key is not this launch.
+            existing = client.find_run_with_tag(IDEMPOTENCY_TAG, key, flow_id=flow_id)
+            if existing:
+                return existing
+        # A receiver's launch names its partition as Dagster's partition tag (webhook.launches).
+        partition = tags.get(PARTITION_TAG)
+        others = {name: value for name, value in tags.items() if name != PARTITION_TAG}
+        return client.launch_run(flow_id, params, others, partition=partition)

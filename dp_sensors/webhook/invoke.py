@@ -26,10 +26,10 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from anyio import to_thread
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
@@ -42,22 +42,12 @@ from dp_sensors.webhook.launches import (
     launch_tags,
     request_hash,
 )
+from dp_sensors.webhook.run_watch import TERMINAL, RunState, RunWatcher
 
-TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 INVOKE_TRIGGER = "invoke"
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 BODY_KEYS = frozenset({"params", "partition", "timeout_seconds"})
 _FIRST_POLL, _LAST_POLL = 0.02, 0.25
-
-
-class RunState(BaseModel):
-    """What the receiver needs to know of a run: its flow (for the token) and its status."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_id: str
-    flow_id: str
-    status: str
 
 
 @runtime_checkable
@@ -66,6 +56,10 @@ class InvokeBackend(Protocol):
 
     def run_state(self, run_id: str) -> RunState | None:
         """The run's flow and status; ``None`` when there is no such run."""
+        ...
+
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, RunState]:
+        """The flow and status of each of ``run_ids`` there is, in one request."""
         ...
 
     def run_failure(self, run_id: str) -> str:
@@ -103,10 +97,11 @@ def answer(backend: InvokeBackend, state: RunState) -> tuple[int, dict[str, Any]
 
 
 async def wait_finished(backend: InvokeBackend, run_id: str, flow_id: str, wait_seconds: float) -> RunState:
-    """Poll the run until it has finished or ``wait_seconds`` passed; its last state.
+    """Poll the run until it has finished or ``wait_seconds`` passed; its last state (``dp
+    invoke``, one caller; the receiver's callers share a :class:`RunWatcher`).
 
     The poll starts fast (a small flow on a warm launcher ends within tens of milliseconds) and
-    backs off, so many waiting callers cost few requests; waiting is an async sleep, no thread.
+    backs off; waiting is an async sleep, no thread.
     """
     deadline = time.monotonic() + wait_seconds
     delay = _FIRST_POLL
@@ -151,6 +146,7 @@ class InvokeRoutes:
         self.receiver = receiver
         self.backend = backend
         self.max_wait_seconds = max_wait_seconds
+        self.watcher = RunWatcher(backend.run_states) if backend is not None else None
 
     def _configured(self) -> InvokeBackend:
         receiver = self.receiver
@@ -187,9 +183,11 @@ class InvokeRoutes:
                 hashed=request_hash(flow_id, raw_params, partition),
                 tags=launch_tags(INVOKE_TRIGGER, partition),
                 wait_seconds=receiver.launch_wait_seconds,
+                tag_key=key is not None,
             )
             await receiver.launched(request, flow_id, outcome.run_id, outcome.replayed)
-            state = await wait_finished(backend, outcome.run_id, flow_id, wait)
+            assert self.watcher is not None  # _configured: there is a backend
+            state = await self.watcher.wait(outcome.run_id, flow_id, wait)
             status, answered = await to_thread.run_sync(answer, backend, state)
         except Refused as refused:
             return refused.response()

@@ -298,13 +298,18 @@ async def launch_once(
     tags: Mapping[str, str] | None = None,
     wait_seconds: float = 60.0,
     poll_seconds: float = 0.05,
+    tag_key: bool = True,
 ) -> LaunchOutcome:
     """Launch ``flow_id`` once for ``key``; repeats (also concurrent ones) get the same run id.
+
+    ``tag_key``: tag the run with the key, so that a launch retried after a lost answer finds
+    the run an earlier attempt made (the launcher looks for it first). Off for a key no one can
+    send again (an invoke's own, made for a call without one): nothing to look for.
 
     Database calls and the launcher run in worker threads; waiting is an async sleep, so many
     waiting requests cost no threads.
     """
-    run_tags = {**(tags or {}), IDEMPOTENCY_TAG: key}
+    run_tags = {**(tags or {}), IDEMPOTENCY_TAG: key} if tag_key else dict(tags or {})
     deadline = time.monotonic() + wait_seconds
     delay = poll_seconds
     while True:
