@@ -98,6 +98,25 @@ def execute_as_a_run(job: Any, instance: Any) -> Any:
     return execute_run_in_process(job, instance)
 
 
+def as_a_warm_run_worker(instance: Any) -> None:
+    """Import what the default (warm) run launcher's template imports before it forks a run
+    worker (``dp_instance.warm_preload.preload``): Dagster's run-worker modules, the instance's
+    storage classes, and the location's ``prepare_run_worker``. A run measured after this starts
+    where a run of the default launcher starts; the location itself is already built."""
+    import importlib
+
+    from dp_assets.definitions import prepare_run_worker
+    from dp_instance.warm_preload import RUN_WORKER_MODULES
+
+    for name in RUN_WORKER_MODULES:
+        importlib.import_module(name)
+    for value in instance.get_ref()._asdict().values():
+        module = getattr(value, "module_name", None)
+        if isinstance(module, str):
+            importlib.import_module(module)
+    prepare_run_worker()
+
+
 def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds and the last result."""
     result = None

@@ -26,5 +26,20 @@ def prepare_run_worker() -> None:
 
     from dp_assets.catalog import NODE_MODULES
 
-    for name in ("numpy", "pandas", "pyarrow", *NODE_MODULES):
+    for name in ("numpy", "pandas", "pyarrow", *NODE_MODULES, *RUN_MODULES):
         importlib.import_module(name)
+
+
+#: Imported by a run's first node or first stored output, not by the location's load: Arrow's
+#: pandas conversion and Parquet, the IO manager's filesystem (fsspec) and direct writer, and the
+#: DuckDB engine (``policies.engine: duckdb``; DuckDB itself starts no thread until a connection
+#: opens, so the template stays safe to fork). About 0.1 s of a run's fixed cost otherwise.
+RUN_MODULES = (
+    "pyarrow.pandas_compat",
+    "pyarrow.parquet",
+    "fsspec.implementations.local",
+    "fsspec.implementations.chained",
+    "dp_io.direct",
+    "duckdb",
+    "dp_assets.engine.chain",
+)
