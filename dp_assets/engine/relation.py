@@ -33,14 +33,62 @@ class Relation:
 
 
 def describe(connection: Any, sql: str) -> Relation:
-    """The relation of ``sql`` with its columns as DuckDB binds them (nothing is computed)."""
-    schema = connection.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
-    names = tuple(name for name in schema.names if name != ROW_ORDER)
+    """The relation of ``sql`` with its columns as DuckDB binds them (nothing is computed).
+
+    Each node of a chain describes its query, which nests all those before it: binding alone
+    costs a fraction of running it on no rows (planning, then an empty Arrow result), so the
+    Arrow types come from the bound DuckDB types where their export is fixed (``_ARROW_OF``),
+    and from running the query on no rows only when a column has another type."""
+    bound = connection.sql(f"SELECT * FROM ({sql}) LIMIT 0")
+    arrow_types = _arrow_types(bound.types)
+    if arrow_types is None:
+        schema = bound.to_arrow_table().schema
+        columns, arrow_types = list(schema.names), [field.type for field in schema]
+    else:
+        columns = list(bound.columns)
+    kept = [(name, t) for name, t in zip(columns, arrow_types, strict=True) if name != ROW_ORDER]
+    names = tuple(name for name, _ in kept)
     if len(set(names)) != len(names):
         from .errors import NotSupported
 
         raise NotSupported("duplicate column names")
-    return Relation(sql, names, tuple(schema.field(name).type for name in names))
+    return Relation(sql, names, tuple(t for _, t in kept))
+
+
+def _arrow_types(duckdb_types: list[Any]) -> list[Any] | None:
+    """The Arrow types DuckDB exports these column types as, or None when one has no fixed
+    export here (decimals, lists, intervals...: the caller asks DuckDB itself)."""
+    import pyarrow as pa
+
+    global _ARROW_OF
+    if _ARROW_OF is None:
+        # as DuckDB exports them with the engine's settings (connection.py); a zoned timestamp
+        # takes the connection's zone, so it is left to DuckDB. tests/nodes/test_duckdb_engine
+        # compares every entry with DuckDB's own export
+        _ARROW_OF = {
+            "BOOLEAN": pa.bool_(),
+            "TINYINT": pa.int8(),
+            "SMALLINT": pa.int16(),
+            "INTEGER": pa.int32(),
+            "BIGINT": pa.int64(),
+            "UTINYINT": pa.uint8(),
+            "USMALLINT": pa.uint16(),
+            "UINTEGER": pa.uint32(),
+            "UBIGINT": pa.uint64(),
+            "FLOAT": pa.float32(),
+            "DOUBLE": pa.float64(),
+            "VARCHAR": pa.string(),
+            "DATE": pa.date32(),
+            "TIMESTAMP": pa.timestamp("us"),
+            "TIMESTAMP_S": pa.timestamp("s"),
+            "TIMESTAMP_MS": pa.timestamp("ms"),
+            "TIMESTAMP_NS": pa.timestamp("ns"),
+        }
+    found = [_ARROW_OF.get(str(t)) for t in duckdb_types]
+    return None if any(t is None for t in found) else found
+
+
+_ARROW_OF: dict[str, Any] | None = None  # built on first use: pyarrow is imported by then
 
 
 def folded_name(name: str) -> str:
