@@ -24,7 +24,6 @@ import pytest
 from dp_assets.spec.loading import read_spec_file
 from tests.browser.test_ui_materialize import CHROMIUM, CHROMIUM_ARGS, RUN_BOUND_MS, _save, require_browser
 from tests.support.dagster_processes import DagsterPlatform
-from tests.support.processes import free_port, start_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -48,28 +47,10 @@ def designer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     platform = DagsterPlatform(root=root, flows=flows)
     subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=ROOT)
     platform.start_dev()
-    port = free_port()
-    env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url, "DP_WEBSERVER_URL": platform.url}
-    process = start_process(
-        "designer",
-        [str(Path(sys.executable).parent / "dp"), "designer", "--port", str(port)],
-        env=env,
-        log_dir=root / "logs",
-    )
-    platform.processes.append(process)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("dp designer to serve", lambda: _answers(f"{url}/api/flows"), process=process, timeout=120)
-        yield url
+        yield platform.start_designer()
     finally:
         platform.stop(grace_seconds=10)  # a test home: nothing to lose
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _connect(page, source: str, target: str) -> None:

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from dp_assets.publishing import spec_files
 from dp_assets.spec.loading import read_spec_file
 from tests.support.dagster_processes import DagsterPlatform
-from tests.support.processes import free_port, start_process, wait_for
+from tests.support.processes import wait_for
 from tests.support.services import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,17 +131,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
         subprocess.run([sys.executable, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=ROOT)
         try:
             platform.start_dev()
-            port = free_port()
-            env = {**platform.env, "DP_DAGSTER_GRAPHQL_URL": platform.graphql_url}
-            process = start_process(
-                "designer",
-                [str(Path(sys.executable).parent / "dp"), "designer", "--port", str(port)],
-                env=env,
-                log_dir=root / "logs",
-            )
-            platform.processes.append(process)
-            url = f"http://127.0.0.1:{port}"
-            wait_for("dp designer to serve", lambda: _answers(f"{url}/api/flows"), process=process, timeout=120)
+            url = platform.start_designer()
             task = f"seed-{uuid.uuid4().hex[:6]}"
             params = {
                 "adaptive_card_pipeline": {"t2a_url": t2a.service.url},
@@ -157,13 +147,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
             platform.stop(grace_seconds=10)
             for stub in stubs:
                 stub.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _launch(world: World, flow_id: str) -> str:

@@ -199,11 +199,30 @@ class DagsterPlatform:
 
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 
+    def start_designer(self) -> str:
+        """``dp designer`` on this home, launching through this webserver (what ``make run``
+        starts beside it); its URL once its API answers. Stopped with the platform."""
+        port = free_port()
+        env = {**self.env, "DP_DAGSTER_GRAPHQL_URL": self.graphql_url, "DP_WEBSERVER_URL": self.url}
+        argv = [str(BIN / "dp"), "designer", "--port", str(port)]
+        process = start_process("designer", argv, env=env, log_dir=self.root / "logs")
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for("dp designer to serve", lambda: _answers(f"{url}/api/flows"), process=process, timeout=120)
+        return url
+
     def stop(self, grace_seconds: float = 20) -> None:
         stop_all(self.processes, grace_seconds)
 
     def logs(self, chars: int = 4000) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log_tail(chars)}" for p in self.processes)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def start_make_run(root: Path) -> DagsterPlatform:
