@@ -9,22 +9,24 @@ of the flow is seen. The webserver behind is the stand-in of test_proxy_roles (r
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dp_auth.access import AccessStore
 from dp_auth.identity import IDENTITY_HEADER, verify_identity
 from dp_auth.permissions import LOCAL_ADMIN, Kind, Role
 from dp_proxy.app import DagsterProxy
-from dp_proxy.oidc import CALLBACK_PATH, LOGIN_PATH, SESSION_COOKIE, OidcSettings
+from dp_proxy.oidc import CALLBACK_PATH, LOGIN_PATH, SESSION_COOKIE, OidcSettings, _local_path
 from dp_proxy.settings import ProxySettings
-from dp_resources.store import FlowStore
 from dp_sensors.webhook.server import serve_in_thread
-from tests.auth.test_proxy_roles import CSRF, KEY, Webserver, launch
+from tests.auth.test_proxy_roles import CSRF, KEY, Webserver, launch, two_workspaces
+from tests.fuzzing import fuzz_settings
 from tests.support.oidc_provider import LocalProvider
 
 SESSION_KEY = "session-key-" + "y" * 24
@@ -39,11 +41,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def oidc_stack(tmp_path) -> Iterator[tuple[str, LocalProvider, Webserver]]:
-    store = FlowStore(f"sqlite:///{tmp_path / 'store.db'}")
-    store.upgrade()
-    store.save("sales", "v1", {"id": "sales"}, workspace="sales")
-    store.save("payroll", "v1", {"id": "payroll"}, workspace="hr")
-    access = AccessStore(store)
+    store, access = two_workspaces(tmp_path)
     access.grant(LOCAL_ADMIN, Kind.group, "sales-runners", "sales", Role.runner)
     access.grant(LOCAL_ADMIN, Kind.user, "bob@example.com", "sales", Role.viewer)
     provider, webserver = LocalProvider(), Webserver()
@@ -144,3 +142,51 @@ def test_a_callback_is_used_once_and_only_by_the_browser_that_started_it(oidc_st
     with httpx.Client(timeout=30, cookies=flow_cookies) as replay:
         again = replay.get(callback)
         assert again.status_code == 401 and SESSION_COOKIE not in replay.cookies
+
+
+@fuzz_settings(200)
+@given(st.text(max_size=200))
+def test_after_signing_in_the_browser_goes_to_a_page_of_this_proxy_only(text):
+    """``next`` of any text: a path here, never another site (no scheme, no host, no ``//``)."""
+    target = _local_path(text)
+    parts = urlsplit(target)
+    assert target.startswith("/") and not target.startswith("//") and "\\" not in target
+    assert not parts.scheme and not parts.netloc
+
+
+@functools.cache  # one proxy for every example
+def _offline_proxy() -> DagsterProxy:
+    """A proxy whose provider and webserver are not running: the sign-in paths still answer."""
+    gone = f"http://127.0.0.1:{free_port()}"
+    oidc = OidcSettings(
+        issuer=gone, client_id="dp-proxy", redirect_url=f"http://127.0.0.1:1{CALLBACK_PATH}", session_key=SESSION_KEY
+    )
+    return DagsterProxy(ProxySettings(upstream=gone, oidc=oidc))
+
+
+@fuzz_settings(50)
+@given(
+    query=st.dictionaries(st.sampled_from(["code", "state", "error", "next", "x"]), st.text(max_size=60), max_size=4),
+    # A cookie is ASCII without separators (a browser sends no other).
+    flow=st.one_of(
+        st.none(),
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=';,"\\'), max_size=80),
+        st.dictionaries(st.text(max_size=10), st.text(max_size=20)),
+    ),
+)
+def test_any_callback_is_refused_without_a_sign_in(query, flow):
+    """Any query and any flow cookie (random text, or a correctly signed cookie holding no login
+    this proxy started): 4xx/502, never 500, and never a sign-in cookie."""
+    from starlette.testclient import TestClient
+
+    from dp_auth.identity import seal
+    from dp_proxy.oidc import FLOW_COOKIE
+
+    client = TestClient(_offline_proxy(), raise_server_exceptions=False)
+    if isinstance(flow, dict):
+        flow = seal(SESSION_KEY.encode(), {"session": flow, "next": "/"})
+    if flow is not None:
+        client.cookies.set(FLOW_COOKIE, flow)
+    answer = client.get(CALLBACK_PATH, params=query, follow_redirects=False)
+    assert answer.status_code in (400, 401, 502), answer.text
+    assert SESSION_COOKIE not in answer.cookies

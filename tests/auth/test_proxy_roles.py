@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,6 +32,7 @@ from dp_proxy.app import DagsterProxy
 from dp_proxy.settings import ProxySettings
 from dp_resources.store import FlowStore
 from dp_sensors.webhook.server import serve_in_thread
+from tests.fuzzing import fuzz_settings
 
 PASSWORD = "correct horse battery"
 KEY = "identity-key-" + "x" * 20
@@ -102,13 +105,18 @@ class Webserver:
         )
 
 
-@pytest.fixture
-def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
+def two_workspaces(tmp_path) -> tuple[FlowStore, AccessStore]:
+    """A store with the flow ``sales`` in workspace sales and ``payroll`` in hr."""
     store = FlowStore(f"sqlite:///{tmp_path / 'store.db'}")
     store.upgrade()
     store.save("sales", "v1", {"id": "sales"}, workspace="sales")
     store.save("payroll", "v1", {"id": "payroll"}, workspace="hr")
-    access = AccessStore(store)
+    return store, AccessStore(store)
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[tuple[str, Webserver, dict[str, str]]]:
+    store, access = two_workspaces(tmp_path)
     access.grant(LOCAL_ADMIN, Kind.group, "analysts", "sales", Role.viewer)
     access.grant(LOCAL_ADMIN, Kind.user, "rita", "sales", Role.runner)
     access.grant(LOCAL_ADMIN, Kind.user, "boss", "*", Role.admin)
@@ -311,3 +319,26 @@ def test_a_launch_over_the_websocket_is_refused_even_for_an_admin(stack):
     assert refused["type"] == "error" and "not over the WebSocket" in refused["payload"][0]["message"]
     assert asyncio.run(send('subscription { pipelineRunLogs(runId: "run-sales") { __typename } }'))["type"] == "data"
     assert webserver.subscriptions and not webserver.launched
+
+
+@fuzz_settings(200)
+@given(
+    answer=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.sampled_from(["data", "run", "id", "runId", "backfillId", "x"]), inner, max_size=4)
+        ),
+        max_leaves=20,
+    ),
+    config=st.text(max_size=200),
+)
+def test_reading_a_launch_answer_never_fails(answer, config):
+    """Whatever the webserver answers, the audit reads run ids (text only, each once) and param
+    names (sorted text) without raising: a launched run's answer is never turned into an error."""
+    from dp_proxy.launch_audit import launched_ids, param_names
+
+    runs, backfills = launched_ids(answer)
+    assert all(isinstance(r, str) for r in runs + backfills) and len(set(runs)) == len(runs)
+    names = param_names(config)
+    assert names == sorted(names) and all(isinstance(n, str) for n in names)

@@ -23,7 +23,6 @@ import pytest
 
 from dp_assets.catalog import default_catalog
 from dp_assets.cli.home import prepare_instance
-from dp_assets.receiver import platform_invoke_backend, receiver_app
 from dp_assets.store_api import FlowStoreAPI
 from dp_auth.access import AccessStore
 from dp_auth.permissions import LOCAL_ADMIN, Kind, Role
@@ -34,13 +33,12 @@ from dp_proxy.app import DagsterProxy
 from dp_proxy.auth import hash_password
 from dp_proxy.settings import ProxySettings
 from dp_resources.store import FlowStore
-from dp_sensors.events.sql import SqlEventBus
-from dp_sensors.launch import GraphQLLauncher
-from dp_sensors.webhook import LaunchLedger, serve_in_thread
+from dp_sensors.webhook import serve_in_thread
 from dp_settings import load
 from tests.auth.test_proxy_roles import ui_launch
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import wait_for
+from tests.support.receiver import platform_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -124,26 +122,12 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
 
             runs = RunsService(graphql_url=platform.graphql_url)
             designer = build_app(api, runs, client_dist=None, auth=DesignerAuth(access, KEY.encode()))
-            bus, ledger = SqlEventBus(f"sqlite:///{root / 'events.db'}"), LaunchLedger(f"sqlite:///{root / 'l.db'}")
-            bus.ensure_schema()
-            ledger.ensure_schema()
-            backend = platform_invoke_backend(store, platform.graphql_url, settings)
-            stack.callback(backend.client.close)
-            receiver = receiver_app(
-                store,
-                bus,
-                ledger=ledger,
-                launcher=GraphQLLauncher(platform.graphql_url),
-                invoke_backend=backend,
-                webhook=settings.webhook,
-                invoke_max_wait_seconds=settings.invoke_wait_cap(),
-            )
             yield Deployment(
                 platform,
                 access,
                 proxy=proxy_to(platform.url),
                 designer=proxy_to(stack.enter_context(serve_in_thread(designer))),
-                receiver=stack.enter_context(serve_in_thread(receiver)),
+                receiver=stack.enter_context(platform_receiver(platform, settings)),
                 tokens=tokens,
             )
     finally:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 from urllib.parse import quote
 
@@ -27,16 +26,12 @@ from hypothesis import strategies as st
 
 from dp_assets.cli.home import prepare_instance
 from dp_assets.invoke_results import result_nodes
-from dp_assets.receiver import platform_invoke_backend, receiver_app
-from dp_resources.store import FlowStore
-from dp_sensors.events.sql import SqlEventBus
-from dp_sensors.launch import GraphQLLauncher
-from dp_sensors.webhook import LaunchLedger, serve_in_thread
 from dp_sensors.webhook.app import MAX_IDEMPOTENCY_KEY
 from dp_sensors.webhook.launches import launches_table
 from dp_settings import load
 from tests.support.dagster_processes import DagsterPlatform
 from tests.support.processes import wait_for
+from tests.support.receiver import platform_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -120,27 +115,8 @@ def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
 def receiver(platform: DagsterPlatform) -> Iterator[str]:
     """The receiver as ``dp webhook serve`` builds it, on the platform's store and webserver."""
     settings = load({**platform.env, "DP_WEBHOOK_TOKEN": TOKEN, "DP_INVOKE_MAX_WAIT_SECONDS": "300"})
-    store = FlowStore(platform.store_url)
-    store.upgrade()
-    with ExitStack() as stack:
-        bus = SqlEventBus(f"sqlite:///{platform.root / 'events.db'}")
-        bus.ensure_schema()
-        stack.callback(bus.close)
-        ledger = LaunchLedger(f"sqlite:///{platform.root / 'launches.db'}")
-        ledger.ensure_schema()
-        stack.callback(ledger.close)
-        backend = platform_invoke_backend(store, platform.graphql_url, settings)
-        stack.callback(backend.client.close)
-        app = receiver_app(
-            store,
-            bus,
-            ledger=ledger,
-            launcher=GraphQLLauncher(platform.graphql_url),
-            invoke_backend=backend,
-            webhook=settings.webhook,
-            invoke_max_wait_seconds=settings.invoke_wait_cap(),
-        )
-        yield stack.enter_context(serve_in_thread(app))
+    with platform_receiver(platform, settings) as url:
+        yield url
 
 
 def invoke(receiver: str, flow_id: str, body: Any, *, headers: dict | None = None, query: str = "") -> httpx.Response:
