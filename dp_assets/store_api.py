@@ -99,7 +99,7 @@ class _AccessReads:
     spec); with these it reads the grants once, not once per check."""
 
     held: list[Grant] | None = None
-    workspaces: dict[str, str | None] = field(default_factory=dict)
+    workspaces: dict[str, str] = field(default_factory=dict)
     every_flow: bool = False  # workspaces holds every stored flow: one it lacks is not stored
 
 
@@ -127,17 +127,30 @@ class FlowStoreAPI:
             self._reads.held = self.access.grants(self.actor)
         return self._reads.held
 
-    def _workspace_of(self, flow_id: str) -> str | None:
-        if self._reads is None:
-            return self.access.workspace_of(flow_id)
-        if flow_id not in self._reads.workspaces:  # None too: a draft of a flow not yet stored
-            stored = None if self._reads.every_flow else self.access.workspace_of(flow_id)
-            self._reads.workspaces[flow_id] = stored
-        return self._reads.workspaces[flow_id]
+    def _workspace_of(self, flow_id: str, *, fresh: bool = False) -> str | None:
+        """The stored flow's workspace; ``fresh``: read now (a change is checked against the
+        store, never against what this request read before it changed something)."""
+        reads = self._reads
+        if reads is None or fresh:
+            found = self.access.workspace_of(flow_id)
+            if reads is not None:  # a change may follow: a flow missing from the listing may be stored next
+                reads.every_flow = False
+                reads.workspaces.pop(flow_id, None)
+                if found is not None:
+                    reads.workspaces[flow_id] = found
+            return found
+        if flow_id not in reads.workspaces:
+            if reads.every_flow:  # the listing read every stored flow: this one is not stored
+                return None
+            found = self.access.workspace_of(flow_id)
+            if found is None:
+                return None
+            reads.workspaces[flow_id] = found
+        return reads.workspaces[flow_id]
 
     def _check(self, action: Action, flow_id: str, new_in: str = "default") -> str:
         """Refuse (:class:`Forbidden`) unless the actor may; the flow's workspace."""
-        workspace = self._workspace_of(flow_id) or new_in
+        workspace = self._workspace_of(flow_id, fresh=action is not Action.view) or new_in
         if not self.actor.local_admin:
             require(self.actor, self._held(), action, workspace, flow_id)
         return workspace

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from dp_assets.catalog import default_catalog
 from dp_assets.store_api import FlowStoreAPI
 from dp_auth.identity import IDENTITY_HEADER, sign_identity, verify_identity
-from dp_auth.permissions import LOCAL_ADMIN, Kind, Principal, Role
+from dp_auth.permissions import LOCAL_ADMIN, Forbidden, Kind, Principal, Role
 from dp_designer.app import build_app
 from dp_designer.identity import DesignerAuth
 from dp_designer.runs_api import RunsService
@@ -237,3 +237,22 @@ def test_roles_in_the_designer_for_admins_only(stack):
         (e.actor, e.action, e.detail.get("name")) for e in api.access.audit() if e.action in ("grant", "ungrant")
     ]
     assert changes[-2:] == [("user:ada", "grant", "vic"), ("user:ada", "ungrant", "vic")]
+
+
+def test_a_change_is_checked_against_the_store_not_an_earlier_read(store):
+    """One ``dp`` command (or request) that lists, publishes a new flow in a workspace, then reads
+    it: the read is checked in the flow's workspace, not in the default one the listing implied."""
+    api = FlowStoreAPI(store, default_catalog())
+    api.access.grant(LOCAL_ADMIN, Kind.user, "ed", "sales", Role.editor)
+    ed = api.acting_as(Principal(user="ed"))
+    assert ed.list() == []
+    ed.publish(SALES, workspace="sales")
+    assert ed.info("sales").workspace == "sales"
+    assert [e.workspace for e in api.access.audit() if e.action == "publish"] == ["sales"]
+    # the same command goes on: a stored flow's workspace is the store's, never the one it names
+    ed.publish({**SALES, "description": "again"}, workspace="default")
+    assert ed.info("sales").workspace == "sales"
+    viewer = api.acting_as(Principal(user="vic"))
+    assert viewer.list() == []
+    with pytest.raises(Forbidden):
+        viewer.info("sales")
