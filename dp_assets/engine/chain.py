@@ -183,7 +183,16 @@ class Engine:
             raise NotSupported(f"DuckDB: {err}") from err
 
     def value_of(self, frame: Any) -> Deferred:
-        """A frame computed in pandas as the engine's value, with its dtypes."""
+        """A frame computed in pandas as the engine's value, with its dtypes: an ``object``
+        column must hold text (Arrow would turn numbers in it into a number column)."""
+        import pandas as pd
+
+        for name, dtype in frame.dtypes.items():
+            if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(frame[name], skipna=True) not in (
+                "string",
+                "empty",
+            ):
+                raise NotSupported(f"column {name!r}: an object column that is not text")
         relation, hints, nonnull = self.relation_of(frame)
         return Deferred(self, relation, hints, nonnull)
 

@@ -56,7 +56,7 @@ DUCKDB_NOTES: dict[str, str] = {
     ),
     "PivotTable": (
         "DuckDB aggregates the rows into one per cell (GroupAggregate's form), pandas lays out those cells with "
-        "the node's own code: same columns, names and dtypes; a list of `aggfunc` and `size` run in pandas"
+        "the node's own code: same columns, names and dtypes; `size` runs in pandas"
     ),
     "SampleRows": (
         "pandas' own rows for a `random_state`, in pandas' order (the positions are drawn by pandas' `sample` over "

@@ -105,7 +105,7 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
             choices.append(("ChangeDataType", {"dtype": {"at": "datetime64[ns, Asia/Seoul]"}}))
     spread = [name for name in texts if name != key]
     if numeric and spread and key in columns:
-        func = draw(st.sampled_from(["sum", "mean", "count", "max", "nunique"]))
+        func = draw(st.sampled_from(["sum", "mean", "count", "max", "nunique", ["sum", "count"], ["max", "mean"]]))
         pivot = {"index": key, "columns": draw(st.sampled_from(spread)), "values": draw(st.sampled_from(numeric))}
         choices.append(("PivotTable", {**pivot, "aggfunc": func, "fill_value": draw(st.sampled_from([None, 0]))}))
     if numeric:

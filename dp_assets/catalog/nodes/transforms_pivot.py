@@ -182,8 +182,7 @@ def pivot_table(ctx: NodeContext, params: PivotTableParams, inputs: dict[str, An
 
 
 def pivot_frame(df: pd.DataFrame, params: PivotTableParams) -> pd.DataFrame:
-    """The pivot of ``df`` as the node gives it (the DuckDB engine pivots its aggregated cells
-    with it: dp_assets/engine/forms_pivot.py)."""
+    """The pivot of ``df`` as the node gives it."""
     table = pd.pivot_table(
         df,
         index=params.index,
@@ -194,6 +193,13 @@ def pivot_frame(df: pd.DataFrame, params: PivotTableParams) -> pd.DataFrame:
         dropna=params.dropna,
         sort=params.sort,
     )
+    return finish_pivot(table, df, params)
+
+
+def finish_pivot(table: pd.DataFrame, df: pd.DataFrame, params: PivotTableParams) -> pd.DataFrame:
+    """``pd.pivot_table``'s result as the node's output: the declared columns in their dtypes,
+    flat names, the index as columns. Only ``df``'s columns and dtypes are read (the DuckDB
+    engine, which pivots aggregated cells, passes none of the rows: dp_assets/engine/forms_pivot.py)."""
     if params.columns_values is not None:
         table = _declared_columns(table, df, params)
     return flatten_columns(table, params.sep).reset_index()
