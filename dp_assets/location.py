@@ -20,6 +20,7 @@ from dagster import AssetExecutionContext
 
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.base import Catalog
+from dp_assets.compiler.checks import freshness_sensor
 from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import CompiledFlow, compile_flow
 from dp_assets.compiler.translator import FlowTranslator
@@ -33,6 +34,8 @@ from dp_settings import PlatformSettings, current, load, using
 
 log = logging.getLogger("dp.location")
 REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
+#: The sensor that evaluates every flow's freshness checks.
+FRESHNESS_SENSOR = "dp_freshness_sensor"
 
 
 @dataclass
@@ -227,7 +230,7 @@ def compile_published(
         for flow_id, version, spec in specs:
             try:
                 compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
-                flow_def = compiled.definitions(resources, executors.default)
+                flow_def = compiled.definitions(resources, executors.default, freshness_sensor=False)
                 names.claim(flow_id, flow_def)
                 loaded[flow_id] = (version, compiled, flow_def)
             except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
@@ -250,9 +253,13 @@ def compile_published(
         from dp_io.retention import build_retention_schedule
 
         schedules.append(build_retention_schedule(retention))
+    freshness = [check for _, compiled, _ in loaded.values() for check in compiled.freshness_checks]
     platform = dg.Definitions(
         assets=[_load_report_asset(report)],
         schedules=schedules,
+        # one sensor evaluates the freshness checks of every flow (a sensor per flow cost each
+        # flow's load a definition and a snapshot)
+        sensors=[freshness_sensor(freshness, FRESHNESS_SENSOR)] if freshness else None,
         resources=resources,
         executor=executors.default,
     )
@@ -352,6 +359,7 @@ class _DefinitionNames:
         ("job or op", "dp_retention_job"),
         ("job or op", "dp_retention_prune"),
         ("schedule or sensor", "dp_retention"),
+        ("schedule or sensor", FRESHNESS_SENSOR),
     )
 
     def __init__(self) -> None:
@@ -409,7 +417,8 @@ def _build_scoped(
                 log.info("'%s' is not a stored flow; loading the whole location", flow_id)
                 return None
             compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
-        flow_defs.append(compiled.definitions(resources, executors.default))
+        # a worker runs the flow's job or a Materialize of its assets: no sensor is evaluated there
+        flow_defs.append(compiled.definitions(resources, executors.default, freshness_sensor=False))
     if read_store:
         # A worker reads the store once: its pool would otherwise hold an idle connection for the
         # life of the process, one per running run and per Celery pool process (the connection

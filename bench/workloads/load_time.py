@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 NODES = ("source", "sorted", "selected", "kept", "totals")
 
 
-def flow_spec(i: int) -> dict[str, Any]:
+#: The check of the "freshness" variant: each flow's last node declares one (a sensor evaluates it).
+FRESHNESS = {"type": "freshness", "max_age_minutes": 1500}
+
+
+def flow_spec(i: int, freshness: bool = False) -> dict[str, Any]:
     rows = [{"id": k, "group": f"g{k % 3}", "value": float(k * i % 17)} for k in range(4)]
+    totals_checks = {"checks": [FRESHNESS]} if freshness else {}
     return {
         "id": f"flow_{i:05d}",
         "name": f"Flow {i}",
@@ -49,25 +54,27 @@ def flow_spec(i: int) -> dict[str, Any]:
                 "type": "GroupAggregate",
                 "inputs": ["kept"],
                 "params": {"by": "group", "agg": {"total": ["value", "sum"]}},
+                **totals_checks,
             },
         ],
     }
 
 
-def store_path(flows: int) -> Path:
+def store_path(flows: int, freshness: bool = False) -> Path:
     """The cached store of N flows, one per schema revision (a store made before a migration
     is never read by a newer platform that skips the migration in a run worker)."""
     from dp_resources.store.store import HEAD_REVISION
 
-    return Path(tempfile.gettempdir()) / f"dp-bench-store-{flows}-r{HEAD_REVISION}.db"
+    variant = "-freshness" if freshness else ""
+    return Path(tempfile.gettempdir()) / f"dp-bench-store-{flows}{variant}-r{HEAD_REVISION}.db"
 
 
-def prepare(flows: int) -> dict[str, Any]:
-    """Child entry point: publish N flows into a SQLite flow store (cached by N)."""
+def prepare(flows: int, freshness: bool = False) -> dict[str, Any]:
+    """Child entry point: publish N flows into a SQLite flow store (cached by N and variant)."""
     from bench.harness import publish_all
     from dp_resources.store import FlowStore
 
-    path = store_path(flows)
+    path = store_path(flows, freshness)
     done = path.with_suffix(".complete")
     if done.exists():
         return {"path": str(path), "cached": True}
@@ -75,7 +82,7 @@ def prepare(flows: int) -> dict[str, Any]:
     store = FlowStore(f"sqlite:///{path}")
     store.upgrade()
     started = time.perf_counter()
-    publish_all(store, [flow_spec(i) for i in range(flows)])
+    publish_all(store, [flow_spec(i, freshness) for i in range(flows)])
     done.write_text("ok")
     return {"path": str(path), "cached": False, "publish_seconds": time.perf_counter() - started}
 
@@ -262,4 +269,29 @@ def run(ctx: RunContext) -> WorkloadResult:
                     check=check,
                 )
             )
+        if flows == 1000 or ctx.smoke:  # what a freshness check on every flow adds to a load
+            _freshness_row(ctx, result, flows, defer, platform)
     return result
+
+
+def _freshness_row(ctx: RunContext, result: WorkloadResult, flows: int, defer: bool, plain: dict[str, Any]) -> None:
+    """The same location with a freshness check on every flow, against the plain one: the cost
+    of Dagster's freshness checks and of the location's one sensor that evaluates them."""
+    from bench.child import run_child
+
+    path = run_child("bench.workloads.load_time:prepare", {"flows": flows, "freshness": True})["path"]
+    fresh = run_child("bench.workloads.load_time:platform_load", {"path": path, "defer": defer})
+    extra_ms = (fresh["process_wall_seconds"] - plain["process_wall_seconds"]) * 1000 / flows
+    result.rows.append(
+        ctx.row(
+            "load_time",
+            f"{flows:,} flows x 5 nodes, each with a freshness check",
+            "load, a job per flow",
+            fresh["process_wall_seconds"],
+            "s",
+            anchor=plain["process_wall_seconds"],
+            anchor_label="the same flows without the check",
+            check="ok" if fresh["jobs"] == flows else f"FAILED: {fresh['jobs']} jobs for {flows} flows",
+            notes=f"{extra_ms:+.1f} ms per flow; build {fresh['build']:.1f} s, snapshot {fresh['snapshot']:.1f} s",
+        )
+    )

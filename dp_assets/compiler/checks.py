@@ -336,24 +336,21 @@ def _shown(values: Any) -> str:
 # --- freshness -----------------------------------------------------------------------------
 
 
-def freshness_definitions(
+def freshness_checks(
     flow: Any, key_of: Callable[[str], dg.AssetKey], asset_ids: frozenset[str]
-) -> tuple[list[dg.AssetChecksDefinition], list[dg.SensorDefinition]]:
-    """The flow's freshness checks (Dagster's, one per node that declares one) and the sensor
-    that evaluates them, running by default."""
+) -> list[dg.AssetChecksDefinition]:
+    """The flow's freshness checks: Dagster's, one per node that declares one."""
     wanted = [
         (node.id, check)
         for node in flow.nodes
         for check in node.checks
         if check.type == "freshness" and node.id in asset_ids
     ]
-    if not wanted:
-        return [], []
     # Dagster marks these factories "superseded" by FreshnessPolicy, which is no asset check and
     # has no severity; a spec's freshness is a check (issue 21), so the factories it is.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is superseded and its usage is discouraged")
-        checks = [
+        return [
             definition
             for node_id, check in wanted
             for definition in dg.build_last_update_freshness_checks(
@@ -364,9 +361,14 @@ def freshness_definitions(
                 severity=SEVERITY[check.severity],
             )
         ]
-        sensor = dg.build_sensor_for_freshness_checks(
-            freshness_checks=checks,
-            name=f"{flow.id}_freshness_sensor",
-            default_status=dg.DefaultSensorStatus.RUNNING,
+
+
+def freshness_sensor(checks: list[dg.AssetChecksDefinition], name: str) -> dg.SensorDefinition:
+    """The sensor that evaluates freshness ``checks`` when they could have changed, running by
+    default. A code location has one for every flow (``dp_freshness_sensor``): a sensor per flow
+    cost each flow's load a definition and a snapshot of its own."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is superseded and its usage is discouraged")
+        return dg.build_sensor_for_freshness_checks(
+            freshness_checks=checks, name=name, default_status=dg.DefaultSensorStatus.RUNNING
         )
-    return checks, [sensor]

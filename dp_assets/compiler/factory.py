@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.automation import automation_sensors
-from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, freshness_definitions, node_check_specs
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, freshness_checks, freshness_sensor, node_check_specs
 from dp_assets.compiler.partitions import backfill_policy, partitions_definition
 from dp_assets.compiler.plan import FlowPlan, build_plan
 from dp_assets.compiler.runtime import run_flow_step
@@ -67,13 +67,15 @@ class CompiledFlow:
     params_per_step: list[str] | None = None
     #: the flow's freshness checks (Dagster's own)
     freshness_checks: tuple[dg.AssetChecksDefinition, ...] = ()
-    #: the sensors of its freshness checks and automation conditions, running by default
+    #: the sensor of its automation conditions, running by default
     sensors: tuple[dg.SensorDefinition, ...] = ()
 
     def definitions(
         self,
         resources: Mapping[str, Any] | None = None,
         default_executor: dg.ExecutorDefinition | None = None,
+        *,
+        freshness_sensor: bool = True,
     ) -> dg.Definitions:
         """The flow's definitions; with the location's ``resources``, the job comes resolved.
 
@@ -82,7 +84,11 @@ class CompiledFlow:
         the location, each of which it snapshots per job. A flow's job selects only its own
         assets, so resolving it against them, with the resources they require, gives the same
         job (tests/location: ``test_each_flow_job_equals_dagsters_own_resolution``) at a
-        constant cost per flow."""
+        constant cost per flow.
+
+        ``freshness_sensor``: the flow's own sensor that evaluates its freshness checks
+        (``<flow>_freshness_sensor``); a code location passes False and has one sensor for all
+        its flows (``dp_assets.location``)."""
         job: dg.JobDefinition | UnresolvedAssetJobDefinition = self.job
         if resources is not None:
             needed = {key for step in self.steps for key in step.required_resource_keys}
@@ -105,8 +111,13 @@ class CompiledFlow:
             asset_checks=list(self.freshness_checks) or None,
             jobs=[job],
             schedules=triggers.schedules,
-            sensors=[*(triggers.sensors or []), *self.sensors],
+            sensors=[*(triggers.sensors or []), *self.sensors, *self._freshness_sensor(freshness_sensor)],
         )
+
+    def _freshness_sensor(self, wanted: bool) -> list[dg.SensorDefinition]:
+        if not (wanted and self.freshness_checks):
+            return []
+        return [freshness_sensor(list(self.freshness_checks), f"{self.validated.flow.id}_freshness_sensor")]
 
 
 def build_flow_definitions(
@@ -176,9 +187,7 @@ def compile_flow(
     if flow.policies.timeout_seconds:
         job_tags["dagster/max_runtime"] = str(int(flow.policies.timeout_seconds))
     job_tags.update(policy_run_tags(flow))  # concurrency limit tags, run vs node retries (E8)
-    freshness, sensors = freshness_definitions(
-        flow, lambda node_id: translator.get_asset_key(flow.id, node_id), frozenset(asset_ids)
-    )
+    freshness = freshness_checks(flow, lambda node_id: translator.get_asset_key(flow.id, node_id), frozenset(asset_ids))
     selection: dg.AssetSelection = dg.AssetSelection.assets(*[_key(out) for out in outs.values()])
     if freshness:  # a run materialises and checks its nodes; freshness is the sensor's to check
         in_steps = [key for step in step_defs for key in step.check_keys]
@@ -201,7 +210,7 @@ def compile_flow(
         job,
         step_names if partitions_def is not None else None,
         tuple(freshness),
-        (*sensors, *automation_sensors(flow, [_key(out) for out in outs.values() if out.automation_condition])),
+        tuple(automation_sensors(flow, [_key(out) for out in outs.values() if out.automation_condition])),
     )
 
 

@@ -101,7 +101,7 @@ def test_freshness_check_fails_before_a_materialisation_and_passes_after(flows):
     )
     loaded = defs()
     instance = dg.DagsterInstance.get()
-    assert loaded.resolve_sensor_def("fresh_freshness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert loaded.resolve_sensor_def("dp_freshness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     checks = {dg.AssetCheckKey(key("fresh", n), "freshness_check") for n in ("src", "sorted")}
     # the flow's own job materialises and runs the in-step checks, not the freshness ones
     job = loaded.resolve_job_def("fresh")
@@ -120,6 +120,25 @@ def test_freshness_check_fails_before_a_materialisation_and_passes_after(flows):
     assert job.execute_in_process(instance=instance).success
     after = evaluate()
     assert after["src"].passed and after["sorted"].passed
+
+
+def test_one_sensor_evaluates_the_freshness_checks_of_every_flow(flows):
+    """The location's ``dp_freshness_sensor`` targets every flow's freshness checks; no flow has a
+    sensor of its own (each cost its flow's load a definition and a snapshot)."""
+    fresh = {"type": "freshness", "max_age_minutes": 60}
+    write_flow(flows, {"id": "one", "nodes": [{**SRC, "checks": [fresh]}, SORTED]})
+    write_flow(flows, {"id": "two", "nodes": [SRC, {**SORTED, "checks": [{**fresh, "cron": "0 9 * * *"}]}]})
+    write_flow(flows, {"id": "stale_ok", "nodes": [SRC, SORTED]})
+    loaded = defs()
+    sensors = [s.name for s in loaded.get_repository_def().sensor_defs if "freshness" in s.name]
+    assert sensors == ["dp_freshness_sensor"]
+    sensor = loaded.resolve_sensor_def("dp_freshness_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    targets = sensor.asset_selection.resolve_checks(loaded.resolve_asset_graph())
+    assert targets == {
+        dg.AssetCheckKey(key("one", "src"), "freshness_check"),
+        dg.AssetCheckKey(key("two", "sorted"), "freshness_check"),
+    }
 
 
 def test_pool_names_the_step_pool(flows):
