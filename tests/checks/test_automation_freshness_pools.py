@@ -5,12 +5,9 @@ the daemon in a live test), freshness checks evaluated against real materialisat
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 
 from dp_assets.definitions import defs
-from tests.checks.conftest import write_flow
-from tests.support.dagster_processes import DagsterPlatform
-from tests.support.processes import wait_for
+from tests.checks.conftest import automation_daemon, write_flow
 
 SRC = {"id": "src", "type": "StaticData", "params": {"rows": [{"x": 1}, {"x": 2}]}}
 SORTED = {"id": "sorted", "type": "SortData", "inputs": ["src"], "params": {"by": "x"}}
@@ -166,33 +163,13 @@ def test_the_daemon_materialises_what_eager_automation_asks_for(tmp_path):
     """A live ``dagster-daemon`` on the platform's location: a node's upstream is materialised
     (here by the test); the flow's automation sensor evaluates ``eager`` and launches the run
     that materialises the node."""
-    flows_dir = tmp_path / "flows"
-    flows_dir.mkdir()
-    write_flow(flows_dir, {"id": "automated", "nodes": [SRC, {**SORTED, "automation": {"condition": "eager"}}]})
-    platform = DagsterPlatform(tmp_path, flows_dir, instance_config={"telemetry": {"enabled": False}})
-    daemon = platform.start_daemon()
-    try:
-        with platform.instance() as instance, pytest.MonkeyPatch.context() as patch:
-            for name, value in platform.env.items():
-                if name.startswith(("DP_", "DAGSTER_")):
-                    patch.setenv(name, value)
-            wait_for(  # the sensor's first tick: what is missing then is not Dagster's to start
-                "the automation sensor's first tick",
-                lambda: "automated_automation_sensor" in platform.logs(20_000),
-                timeout=240,
-                process=daemon,
-                on_timeout=platform.logs,
-            )
-            job = defs().resolve_implicit_global_asset_job_def().get_subset(asset_selection={key("automated", "src")})
-            assert job.execute_in_process(instance=instance).success
-            wait_for(
-                "the daemon to materialise automated/sorted",
-                lambda: instance.get_latest_materialization_event(key("automated", "sorted")) is not None,
-                timeout=240,
-                process=daemon,
-                on_timeout=platform.logs,
-            )
-            (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
-            assert run.tags.get("dp/flow") == "automated"
-    finally:
-        platform.stop()
+    spec = {"id": "automated", "nodes": [SRC, {**SORTED, "automation": {"condition": "eager"}}]}
+    with automation_daemon(tmp_path, [spec], "automated_automation_sensor") as session:
+        job = defs().resolve_implicit_global_asset_job_def().get_subset(asset_selection={key("automated", "src")})
+        assert job.execute_in_process(instance=session.instance).success
+        session.wait(
+            "the daemon to materialise automated/sorted",
+            lambda: session.instance.get_latest_materialization_event(key("automated", "sorted")) is not None,
+        )
+        (run,) = session.instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
+        assert run.tags.get("dp/flow") == "automated"

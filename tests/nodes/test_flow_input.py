@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from dp_assets.definitions import defs
 from dp_assets.spec.cross_flow import FlowRead, cross_flow_problems
 from dp_io import load_latest_output
-from tests.checks.conftest import flows, write_flow
-from tests.support.dagster_processes import DagsterPlatform
-from tests.support.processes import wait_for
+from tests.checks.conftest import automation_daemon, flows, write_flow
 
 ROWS = [{"region": "EU", "amount": 3.0}, {"region": "US", "amount": 5.0}, {"region": "EU", "amount": 4.0}]
 UPSTREAM = {
@@ -174,33 +172,12 @@ def test_the_daemon_runs_the_reader_when_the_upstream_flow_materialises(tmp_path
     """A live ``dagster-daemon``: the reading flow declares ``automation: eager``; a run of the
     upstream flow materialises sales/big, and the reader's automation sensor launches the run
     that reads it and materialises report/per_region."""
-    flows_dir = tmp_path / "flows"
-    flows_dir.mkdir()
-    write_flow(flows_dir, UPSTREAM)
-    write_flow(flows_dir, reader(automation={"condition": "eager"}))
-    platform = DagsterPlatform(tmp_path, flows_dir, instance_config={"telemetry": {"enabled": False}})
-    daemon = platform.start_daemon()
-    try:
-        with platform.instance() as instance, pytest.MonkeyPatch.context() as patch:
-            for name, value in platform.env.items():
-                if name.startswith(("DP_", "DAGSTER_")):
-                    patch.setenv(name, value)
-            wait_for(  # the sensor's first tick: what is missing then is not Dagster's to start
-                "the automation sensor's first tick",
-                lambda: "report_automation_sensor" in platform.logs(20_000),
-                timeout=240,
-                process=daemon,
-                on_timeout=platform.logs,
-            )
-            assert defs().resolve_job_def("sales").execute_in_process(instance=instance).success
-            wait_for(
-                "the daemon to materialise report/per_region",
-                lambda: instance.get_latest_materialization_event(key("report", "per_region")) is not None,
-                timeout=240,
-                process=daemon,
-                on_timeout=platform.logs,
-            )
-            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
-            assert {run.tags.get("dp/flow") for run in runs} == {"report"}
-    finally:
-        platform.stop()
+    specs = [UPSTREAM, reader(automation={"condition": "eager"})]
+    with automation_daemon(tmp_path, specs, "report_automation_sensor") as session:
+        assert defs().resolve_job_def("sales").execute_in_process(instance=session.instance).success
+        session.wait(
+            "the daemon to materialise report/per_region",
+            lambda: session.instance.get_latest_materialization_event(key("report", "per_region")) is not None,
+        )
+        runs = session.instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
+        assert {run.tags.get("dp/flow") for run in runs} == {"report"}
