@@ -1,4 +1,5 @@
 // The designer's server API (dp_designer): every call answers JSON, errors as {error: message}.
+import type { AuditEntry, GrantRow, Me } from "./roles";
 import type { CatalogInfo, CheckResult, FlowDocument, FlowRow, RunState, VersionInfo } from "./types";
 
 export class ApiError extends Error {
@@ -96,6 +97,8 @@ export const api = {
       message,
     }),
   history: (id: string) => call<{ versions: VersionInfo[] }>("GET", `${flow(id)}/history`),
+  /** Who published, deleted, restored, launched the flow and changed its roles (oldest first). */
+  audit: (id: string) => call<{ entries: AuditEntry[] }>("GET", `${flow(id)}/audit`),
   diff: (id: string, from: string, to: string) =>
     call<{ from: string; to: string; nodes: NodeDiff; yaml: string }>(
       "GET",
@@ -112,6 +115,17 @@ export const api = {
     call<KeptCase>("POST", `${flow(id)}/preview/test-case`, request),
   importFile: (text: string, filename: string) =>
     call<{ document: FlowDocument; positions: boolean }>("POST", "/api/import", { text, filename }),
+  me: () => call<Me>("GET", "/api/me"),
+  /** The grants of the places the caller administers. */
+  roles: () => call<{ grants: GrantRow[] }>("GET", "/api/roles"),
+  grant: (grant: GrantRow) => call<GrantRow>("POST", "/api/roles", grant),
+  revoke: (grant: GrantRow) =>
+    call<{ removed: boolean }>("POST", "/api/roles/revoke", {
+      kind: grant.kind,
+      name: grant.name,
+      workspace: grant.workspace,
+      flow: grant.flow,
+    }),
   output: (id: string, runId: string, node: string) =>
     call<NodeOutput>("GET", `${flow(id)}/runs/${runId}/nodes/${encodeURIComponent(node)}`),
 };

@@ -1,7 +1,9 @@
 // Versions of the flow: who published what, a diff of any two (by node and as YAML), and
-// restoring an old version as a new draft.
+// restoring an old version as a new draft; below, the flow's activity from the audit: who
+// published, launched, deleted and changed its roles, and when.
 import { useEffect, useState } from "react";
 import { api, type NodeDiff } from "../api";
+import { type AuditEntry, auditLine, newestFirst } from "../roles";
 import { designerStore, useDesigner } from "../store";
 import type { VersionInfo } from "../types";
 
@@ -11,8 +13,10 @@ export function HistoryPanel() {
   const [picked, setPicked] = useState<string[]>([]);
   const [diff, setDiff] = useState<{ nodes: NodeDiff; yaml: string } | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [activity, setActivity] = useState<AuditEntry[]>([]);
   useEffect(() => {
     api.history(flowId).then((h) => setVersions(h.versions), () => setVersions([]));
+    api.audit(flowId).then((a) => setActivity(newestFirst(a.entries)), () => setActivity([]));
   }, [flowId]);
   useEffect(() => {
     setDiff(null);
@@ -28,6 +32,7 @@ export function HistoryPanel() {
   if (versions.length === 0) return <p>No version published yet.</p>;
   return (
     <div className="history">
+      <Activity entries={activity} />
       <p>Tick two versions to compare them.</p>
       <ul>
         {versions.map((v, i) => (
@@ -53,5 +58,21 @@ export function HistoryPanel() {
         </div>
       )}
     </div>
+  );
+}
+
+function Activity({ entries }: { entries: AuditEntry[] }) {
+  if (entries.length === 0) return null;
+  return (
+    <details className="activity" data-testid="activity" open>
+      <summary>Activity ({entries.length})</summary>
+      <ul>
+        {entries.map((e, i) => (
+          <li key={i} data-testid="activity-entry">
+            <small>{new Date(e.at).toLocaleString()}</small> <b>{e.actor}</b> {auditLine(e)}
+          </li>
+        ))}
+      </ul>
+    </details>
   );
 }

@@ -12,6 +12,9 @@ export function Home() {
   const valid = /^[a-z][a-z0-9_]{0,63}$/.test(name);
   return (
     <div className="home">
+      <nav className="home-links">
+        <a href="#/settings">Settings (roles)</a>
+      </nav>
       <h1>Flows</h1>
       <form
         className="new-flow"
