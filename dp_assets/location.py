@@ -23,7 +23,7 @@ from dp_assets.catalog.base import Catalog
 from dp_assets.compiler.checks import freshness_sensor
 from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import CompiledFlow, compile_flow
-from dp_assets.compiler.translator import FlowTranslator
+from dp_assets.compiler.translator import TABLE_FORMAT, FlowTranslator, output_format
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import ImportReport, import_folder
 from dp_assets.spec.cross_flow import FlowRead, cross_flow_problems
@@ -275,7 +275,10 @@ def _cross_flow_problems(
     stored: dict[str, frozenset[str]] = {}
     for flow_id, (_, compiled, _) in loaded.items():
         flow = compiled.validated.flow
-        stored[flow_id] = frozenset(out for step in compiled.steps for out in step.node_keys_by_output_name)
+        # a node kept in a table is read with TableReader: FlowInput reads the run-scoped files
+        in_tables = {node.id for node in flow.nodes if output_format(flow, node) == TABLE_FORMAT}  # type: ignore[attr-defined]
+        outputs = {out for step in compiled.steps for out in step.node_keys_by_output_name}
+        stored[flow_id] = frozenset(outputs - in_tables)
         for node in flow.nodes:  # type: ignore[attr-defined]
             read = catalog[node.type].reads_flows
             if read is not None:

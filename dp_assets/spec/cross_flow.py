@@ -67,7 +67,7 @@ def _missing(flow: str, read: FlowRead, stored_nodes: Mapping[str, frozenset[str
         return (
             f"{where}, field 'params.node': flow '{read.upstream_flow}' has no stored node "
             f"'{read.upstream_node}' (its stored nodes: {kept}; an ephemeral node or a "
-            "notification is never stored)"
+            "notification is never stored, and a node kept in a table is read with TableReader)"
         )
     return None
 

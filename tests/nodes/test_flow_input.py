@@ -97,14 +97,23 @@ def test_an_ephemeral_flow_input_links_the_upstream_straight_to_its_reader(flows
             "(its stored nodes: big, orders",
         ),
         (
+            reader(upstream_flow="in_table", upstream_node="kept"),
+            "flow 'report', node 'sales_big', field 'params.node': flow 'in_table' has no stored node 'kept' "
+            "(its stored nodes: none; an ephemeral node or a notification is never stored, and a node kept "
+            "in a table is read with TableReader)",
+        ),
+        (
             reader(upstream_flow="report", upstream_node="per_region"),
             "flow 'report', node 'sales_big', field 'params.flow': the flow reads itself",
         ),
     ],
-    ids=["unknown-flow", "unknown-node", "reads-itself"],
+    ids=["unknown-flow", "unknown-node", "node-in-a-table", "reads-itself"],
 )
 def test_a_reference_the_location_cannot_satisfy_leaves_the_flow_out_naming_it(flows, spec, problem):
     write_flow(flows, UPSTREAM)
+    write_flow(
+        flows, {"id": "in_table", "nodes": [{**UPSTREAM["nodes"][0], "id": "kept", "storage": {"format": "table"}}]}
+    )
     write_flow(flows, spec)
     loaded = defs()
     assert loaded.resolve_job_def("sales")  # the other flows load
