@@ -4,9 +4,9 @@ The designer (its built client and API, roles on: ``DesignerAuth``) behind the a
 proxy (HTTP Basic users, roles, the identity it signs for the designer) on loopback, over one
 flow store; headless Chromium signs in as each user. An admin of the workspace sees its grants,
 is told what is wrong with a grant before and after it is sent, gives a runner role on one flow,
-and reads the flow's history: who published it, and that role change, with when. The runner then
-sees the role on her settings page and no grant form; a viewer sees no grant form either, and
-the API refuses her grant when she sends it anyway. Launches need no Dagster here: the flow's
+takes a viewer's role back, and reads the flow's history: who published it, and that role change, with when. The runner then
+sees the role on her settings page and no grant form; the former viewer sees no role, no grant
+form and no flow, and the API refuses her grant when she sends it anyway. Launches need no Dagster here: the flow's
 runs are read by nothing this test opens.
 """
 
@@ -121,6 +121,9 @@ def test_an_admin_grants_a_runner_role_the_runner_sees_it_a_viewer_cannot_grant(
             expect(administered.locator("tr", has_text=f"flow {FLOW}")).to_contain_text("runner")
             expect(form.get_by_test_id("grant-refused")).to_have_count(0)
             _save(ada, "designer_roles.png", tmp_path)
+            # and takes vic's viewer role back: the row goes, and so does her view of the flow
+            administered.get_by_test_id("grant-user-vic").get_by_role("button", name="Revoke").click()
+            expect(administered.get_by_test_id("grant-user-vic")).to_have_count(0)
 
             # the flow's history: versions with their authors, and who did what, newest first
             ada.goto(f"{site.url}/#/flow/{FLOW}")
@@ -140,7 +143,7 @@ def test_an_admin_grants_a_runner_role_the_runner_sees_it_a_viewer_cannot_grant(
 
             vic = page_as("vic")
             vic.goto(f"{site.url}/#/settings")
-            expect(vic.get_by_test_id("my-grants")).to_contain_text("viewer")
+            expect(vic.get_by_test_id("my-grants")).to_have_text("None.")
             expect(vic.get_by_test_id("grant-form")).to_have_count(0)
             expect(vic.get_by_test_id("administered-grants")).to_have_count(0)
             # the form is not the only guard: the same request sent from her page is refused
@@ -150,8 +153,11 @@ def test_an_admin_grants_a_runner_role_the_runner_sees_it_a_viewer_cannot_grant(
                 flow: null, role: 'admin'})})).status"""
             )
             assert status == 403
+            vic.goto(site.url)
+            expect(vic.locator("table.flows")).to_be_visible()
+            expect(vic.locator("table.flows tbody tr")).to_have_count(0)  # no flow of sales for her now
         finally:
             browser.close()
     held = {(g.name, g.flow, g.role.name) for g in site.api.access.grants() if g.workspace == "sales"}
-    assert ("rita", FLOW, "runner") in held and ("vic", None, "viewer") in held
-    assert not any(name == "vic" and role == "admin" for name, _, role in held)
+    assert ("rita", FLOW, "runner") in held
+    assert not any(name == "vic" for name, _, _ in held)  # revoked, and her own grant refused

@@ -70,6 +70,23 @@ function GrantFormView({ onGranted }: { onGranted: (g: GrantRow) => void }) {
   };
   const shown = (field: keyof GrantForm) =>
     tried && errors[field] ? <span className="error" data-testid={`grant-error-${field}`}>{errors[field]}</span> : null;
+  const text = (field: "name" | "workspace" | "flow", placeholder?: string) => (
+    <label>
+      {field}{" "}
+      <input aria-label={`grant ${field}`} placeholder={placeholder} value={form[field]} onChange={set(field)} />{" "}
+      {shown(field)}
+    </label>
+  );
+  const choice = (field: "kind" | "role", options: readonly string[]) => (
+    <label>
+      {field}{" "}
+      <select aria-label={`grant ${field}`} value={form[field]} onChange={set(field)}>
+        {options.map((option) => (
+          <option key={option}>{option}</option>
+        ))}
+      </select>
+    </label>
+  );
   return (
     <form
       className="grant-form"
@@ -79,33 +96,11 @@ function GrantFormView({ onGranted }: { onGranted: (g: GrantRow) => void }) {
         void submit();
       }}
     >
-      <label>
-        kind{" "}
-        <select aria-label="grant kind" value={form.kind} onChange={set("kind")}>
-          {KINDS.map((k) => (
-            <option key={k}>{k}</option>
-          ))}
-        </select>
-      </label>
-      <label>
-        name <input aria-label="grant name" value={form.name} onChange={set("name")} /> {shown("name")}
-      </label>
-      <label>
-        workspace <input aria-label="grant workspace" placeholder="sales or *" value={form.workspace} onChange={set("workspace")} />{" "}
-        {shown("workspace")}
-      </label>
-      <label>
-        flow <input aria-label="grant flow" placeholder="(whole workspace)" value={form.flow} onChange={set("flow")} />{" "}
-        {shown("flow")}
-      </label>
-      <label>
-        role{" "}
-        <select aria-label="grant role" value={form.role} onChange={set("role")}>
-          {ROLES.map((r) => (
-            <option key={r}>{r}</option>
-          ))}
-        </select>
-      </label>
+      {choice("kind", KINDS)}
+      {text("name")}
+      {text("workspace", "sales or *")}
+      {text("flow", "(whole workspace)")}
+      {choice("role", ROLES)}
       <button type="submit">Grant</button>
       {refused && (
         <p className="error" data-testid="grant-refused">
