@@ -14,19 +14,20 @@ Named in ``dagster.yaml`` (production) and in the file ``dp init-home`` writes::
   ``dagster api execute_run`` does.
 - **No template ready** (the first run of a location, or its code changed): the launcher starts
   the template and, without waiting for it to load (seconds, tens of seconds on a loaded
-  machine), starts this run with Dagster's default launcher. Launching runs in the daemon's
-  run-queue loop: a wait there would hold back every run queued behind this one.
+  machine), starts this run in a process of its own (``dp_instance.cold_worker``), tagged and
+  monitored as a warm worker is. Launching runs in the daemon's run-queue loop: a wait there
+  would hold back every run queued behind this one. (Dagster's default launcher waits too: its
+  code server answers once the new process has imported Dagster and opened the instance.)
 - **Health**: ``check_run_worker_health`` reports a started run whose worker is gone (killed,
   crashed) as FAILED, so Dagster's run monitoring fails it within one poll, and run retries
   (when enabled) re-execute it.
 - **Cancel**: ``terminate`` marks the run CANCELING and interrupts its worker (SIGINT, as the code
   server interrupts its run workers); Dagster's execution loop then stops the steps and ends the
   run CANCELED.
-- **Full pool, a template that cannot start**: the run is launched by Dagster's default
-  launcher instead (a fresh process from the code server, as before), with an engine event on
-  the run saying why. The queue in front (the run coordinator's ``max_concurrent_runs``) already
-  holds runs back; a second queue here would hide runs from the UI's queue and block the
-  daemon's loop.
+- **Full pool, a template that cannot start**: the same cold start, with an engine event on the
+  run saying why (a run with no Python code origin goes to Dagster's default launcher). The
+  queue in front (the run coordinator's ``max_concurrent_runs``) already holds runs back; a
+  second queue here would hide runs from the UI's queue and block the daemon's loop.
 """
 
 from __future__ import annotations
@@ -149,16 +150,37 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             self._fall_back(context, str(exc))
 
     def _tag_worker(self, run: DagsterRun, worker: Worker) -> None:
-        value = {"pid": worker.pid, "start": worker.start, "template": worker.template, "host": socket.gethostname()}
+        value = {
+            "pid": worker.pid,
+            "start": worker.start,
+            "template": worker.template,
+            "host": socket.gethostname(),
+            **({"cold": True} if worker.template == 0 else {}),
+        }
         self._instance.add_run_tags(run.run_id, {WORKER_TAG: json.dumps(value)})
 
     def _fall_back(self, context: LaunchRunContext, reason: str) -> None:
+        run = context.dagster_run
+        origin = run.job_code_origin
+        if origin is None:
+            self._instance.report_engine_event(
+                f"No warm run worker ({reason}); starting the run with Dagster's default launcher.",
+                run,
+                cls=self.__class__,
+            )
+            self.default_launcher().launch_run(context)
+            return
         self._instance.report_engine_event(
-            f"No warm run worker ({reason}); starting the run with Dagster's default launcher.",
-            context.dagster_run,
+            f"No warm run worker ({reason}); starting the run in a process of its own (a cold start).",
+            run,
             cls=self.__class__,
         )
-        self.default_launcher().launch_run(context)
+        self.pool().start_cold_worker(
+            run.run_id,
+            origin.repository_origin,
+            serialize_value(self._instance.get_ref()),
+            lambda worker: self._tag_worker(run, worker),
+        )
 
     # ---- health and cancel ------------------------------------------------------------------------
 

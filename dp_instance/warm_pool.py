@@ -50,6 +50,7 @@ class PoolFull(Exception):
 class Worker:
     pid: int
     start: str | None
+    #: The template's pid; 0 for a worker started cold (``start_cold_worker``).
     template: int
 
 
@@ -163,25 +164,24 @@ class TemplatePool:
     def _spawn(
         self, path: Path, origin: Any, serialized_origin: str, instance_ref: str, log_path: Path, marker: Path
     ) -> subprocess.Popen[bytes]:
+        argv = ["dp_instance.warm_template", "--socket", str(path), "--max-workers", str(self.max_workers)]
+        argv += ["--idle-seconds", str(self.idle_seconds), "--loading-marker", str(marker)]
+        process = self._start_module(origin, argv, log_path)
+        # On stdin, not argv: an instance file may hold a password, and argv is public (ps).
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(json.dumps({"origin": serialized_origin, "instance_ref": instance_ref}).encode())
+        return process
+
+    def _start_module(self, origin: Any, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        """``python -m ARGV`` with the location's interpreter, in its working directory, reading
+        stdin from this process and writing to ``log_path``."""
         working_directory = getattr(origin.code_pointer, "working_directory", None)
-        argv = [
-            origin.executable_path,
-            "-m",
-            "dp_instance.warm_template",
-            "--socket",
-            str(path),
-            "--max-workers",
-            str(self.max_workers),
-            "--idle-seconds",
-            str(self.idle_seconds),
-            "--loading-marker",
-            str(marker),
-        ]
         with open(log_path, "ab") as log:
             # Its own session: a signal to the starting process's group (Ctrl-C in a terminal,
             # a process manager stopping the daemon) must not kill running runs.
             process = subprocess.Popen(
-                argv,
+                [origin.executable_path, "-m", *argv],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -189,14 +189,32 @@ class TemplatePool:
                 start_new_session=True,
             )
         self._started.append(process)
-        # On stdin, not argv: an instance file may hold a password, and argv is public (ps).
-        assert process.stdin is not None
-        with process.stdin:
-            process.stdin.write(json.dumps({"origin": serialized_origin, "instance_ref": instance_ref}).encode())
         return process
 
+    def start_cold_worker(
+        self, run_id: str, origin: Any, serialized_instance_ref: str, tag_worker: Callable[[Worker], None]
+    ) -> Worker:
+        """Start a run worker of its own for ``run_id`` (``dp_instance.cold_worker``) and return
+        at once: it imports and loads the location itself. ``tag_worker`` records it on the run
+        before it is sent the run."""
+        self._reap_started()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        process = self._start_module(origin, ["dp_instance.cold_worker"], self.state_dir / "cold-workers.log")
+        assert process.stdin is not None
+        with process.stdin:
+            try:
+                worker = Worker(process.pid, process_start_time(process.pid), 0)
+                tag_worker(worker)
+            except BaseException:
+                process.stdin.close()  # no request: the worker exits without touching the run
+                raise
+            request = {"run_id": run_id, "instance_ref": serialized_instance_ref, "watch_cancel": self.watch_cancel}
+            process.stdin.write(json.dumps(request).encode())
+        return worker
+
     def _reap_started(self) -> None:
-        """Collect the exit status of templates this process started that have exited."""
+        """Collect the exit status of processes this one started (templates, cold workers) that
+        have exited."""
         self._started = [p for p in self._started if p.poll() is None]
 
 

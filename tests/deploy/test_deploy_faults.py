@@ -235,24 +235,24 @@ def test_F2_template_and_run_worker_killed_monitoring_fails_run(stack: Stack) ->
     """F2 (no process left to notice): the run worker and the warm template it was forked from
     both die (``kill -9``). Run monitoring's health check (the worker's pid and start time) fails
     the run; the run-retry daemon re-executes it, which starts a new template (the retry itself
-    starts the default way while it loads); the retry succeeds, the sink written once."""
+    starts cold while it loads); the retry succeeds, the sink written once."""
     _settled(stack)
-    # A run launched before the location's template is ready starts the default way.
+    # A run launched before the location's template is ready starts cold, not from a template.
     stack.wait_for("a ready warm template", lambda: ready_template(stack.home), bound_seconds=300)
     table = _table()
     run_id = stack.launch("timed", {"table": table, "long_rounds": LONG_ROUNDS})
     _computing(stack, run_id, step_key("timed", "burn_0"))
     worker_pid = stack.run_worker_pid(run_id)
     template_pid = _warm_worker(stack, run_id)["template"]
+    assert template_pid > 0, "the run started cold, not from the template"  # os.kill(0) would hit this test
     os.kill(template_pid, signal.SIGKILL)
     os.kill(worker_pid, signal.SIGKILL)
 
     chain = _chain(stack, run_id)
     assert [r.status for r in chain] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS], stack.describe(run_id)
     assert f"the warm run worker (pid {worker_pid}) is gone" in _messages(stack, run_id)
-    # The retry starts the default way while a new template loads, or warm from the new one.
-    retry_worker = chain[-1].tags.get(WORKER_TAG)
-    assert retry_worker is None or json.loads(retry_worker)["template"] != template_pid
+    # The retry starts cold while a new template loads, or warm from the new one.
+    assert json.loads(chain[-1].tags[WORKER_TAG])["template"] != template_pid
     assert _sink_rows(stack, table) == expected_combined(WIDTH, ROUNDS, LONG_ROUNDS)
     _no_run_left_going(stack)
 

@@ -6,9 +6,9 @@ Runs are launched as in production: queued, then launched by the daemon's run-qu
 
 What a user relies on: a run executes in a child of a preloaded template, as a Dagster run;
 changed code is never run by an old template; runs queued while a template loads start at once
-(the default way) and succeed; a run whose worker is killed ends FAILURE (run monitoring, through
-the launcher's health check) and the next run works; a full pool starts the run the default way;
-terminate ends the run CANCELED.
+(cold, each in a process of its own) and succeed; a run whose worker is killed ends FAILURE (run
+monitoring, through the launcher's health check) and the next run works; a full pool starts the
+run cold; terminate ends the run CANCELED.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
     )
     platform.start(daemon=True)
     try:
-        # The first run starts the template (and itself starts the default way).
+        # The first run starts the template (and itself starts cold).
         run_quick(platform, root, "warming")
         ready_template(platform)
         yield platform
@@ -148,8 +148,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
 
 
 def _templates(platform: DagsterPlatform) -> set[int]:
+    """The templates runs were forked from (a cold worker's tag names template 0: none)."""
     with platform.instance() as instance:
-        return {json.loads(run.tags[WORKER_TAG])["template"] for run in instance.get_runs() if WORKER_TAG in run.tags}
+        tagged = [json.loads(run.tags[WORKER_TAG]) for run in instance.get_runs() if WORKER_TAG in run.tags]
+    return {worker["template"] for worker in tagged if worker["template"] > 0}
 
 
 def _kill(pid: int) -> None:
@@ -247,10 +249,11 @@ def test_changed_code_is_never_run_by_an_old_template(platform: DagsterPlatform,
     assert before is not None
     write_location(Path(platform.root / "code"), "v2")
     platform.reload_location(_location_name(platform))
-    # The old template answers "stale" and exits; the run starts the default way, on the new
-    # code, while a new template loads it.
+    # The old template answers "stale" and exits; the run starts cold (a process of its own),
+    # on the new code, while a new template loads it.
     run_id, out, worker = run_quick(platform, tmp_path, "meanwhile")
-    assert worker is None and out.startswith("v2 ")
+    assert worker is not None and worker["cold"] and worker["template"] == 0
+    assert out == f"v2 {worker['pid']} prepared in None"
     assert "code changed since the template loaded it" in messages(platform, run_id)
     wait_for("the stale template to exit", lambda: not pid_alive(before["template"]))
     ready_template(platform, other_than=before["template"])
@@ -265,8 +268,9 @@ def test_runs_queued_while_a_template_loads_start_at_once_and_succeed(
 ) -> None:
     """The daemon launches queued runs one after another: a launch that waited for a template's
     load (tens of seconds on a loaded machine) held back every run behind it. Here the new
-    template's load is held until every run launched meanwhile has finished: they all started the
-    default way and succeeded; once the template is ready, runs are warm again."""
+    template's load is held until every run launched meanwhile has finished: they all started
+    cold, each in a process of its own, and succeeded; once the template is ready, runs are warm
+    again."""
     code = Path(platform.root / "code")
     old, _ = ready_template(platform)
     hold = code / "hold"
@@ -278,8 +282,9 @@ def test_runs_queued_while_a_template_loads_start_at_once_and_succeed(
         run_ids = [launch(platform, "quick", {"report": {"config": {"out": str(out)}}}) for out in outs]
         runs = [wait_run(platform, run_id) for run_id in run_ids]
         assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS] * 3, [messages(platform, r) for r in run_ids]
-        assert all(WORKER_TAG not in run.tags for run in runs)
-        assert all(out.read_text().startswith("v3 ") for out in outs)
+        workers = [json.loads(run.tags[WORKER_TAG]) for run in runs]
+        assert all(worker["cold"] for worker in workers)
+        assert [out.read_text() for out in outs] == [f"v3 {worker['pid']} prepared in None" for worker in workers]
         said = "\n".join(messages(platform, run_id) for run_id in run_ids)
         assert "started a warm template" in said and "is loading the code location" in said, said
         # Still loading: none of these runs waited for it.
@@ -309,7 +314,7 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_works(
     assert after is not None and after["template"] == worker["template"]
 
 
-def test_a_full_pool_starts_the_run_the_default_way(platform: DagsterPlatform, tmp_path: Path) -> None:
+def test_a_full_pool_starts_the_run_cold(platform: DagsterPlatform, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     holding = launch(platform, "slow", {"wait_for_flag": {"config": {"flag": str(flag)}}})
     worker_of(platform, holding)
@@ -317,7 +322,7 @@ def test_a_full_pool_starts_the_run_the_default_way(platform: DagsterPlatform, t
         run_id, out, worker = run_quick(platform, tmp_path)
     finally:
         flag.touch()
-    assert worker is None  # not a warm worker
+    assert worker is not None and worker["cold"]  # a process of its own, not a template's child
     assert "all 1 warm run workers are busy" in messages(platform, run_id)
     assert out.startswith("v")
     assert wait_run(platform, holding).status == DagsterRunStatus.SUCCESS
