@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -208,24 +208,29 @@ def http_status(url: str, **kwargs: object) -> int:
 def listening_addresses(port: int) -> set[str]:
     """Local addresses with a TCP socket LISTENing on ``port`` (read from /proc/net/tcp*)."""
     found: set[str] = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+    for fields in _tcp_table_rows():
+        local, state = fields[1], fields[3]
+        address, _, port_hex = local.partition(":")
+        if state != "0A" or int(port_hex, 16) != port:
+            continue
+        if len(address) == 8:
+            found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+        else:
+            raw = bytes.fromhex(address)
+            swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+            found.add(socket.inet_ntop(socket.AF_INET6, swapped))
+    return found
+
+
+def _tcp_table_rows() -> Iterator[list[str]]:
+    """The fields of each row of the kernel's TCP tables (IPv4, then IPv6)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            fields = line.split()
-            local, state = fields[1], fields[3]
-            address, _, port_hex = local.partition(":")
-            if state != "0A" or int(port_hex, 16) != port:
-                continue
-            if width == 8:
-                found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
-            else:
-                raw = bytes.fromhex(address)
-                swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-                found.add(socket.inet_ntop(socket.AF_INET6, swapped))
-    return found
+            yield line.split()
 
 
 def process_tree(root_pid: int) -> set[int]:
@@ -286,14 +291,4 @@ def tcp_ports_of(pids: Iterable[int]) -> set[int]:
                 continue
             if target.startswith("socket:["):
                 inodes.add(target[len("socket:[") : -1])
-    ports: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[9] in inodes:
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+    return {int(fields[1].rsplit(":", 1)[1], 16) for fields in _tcp_table_rows() if fields[9] in inodes}
