@@ -21,6 +21,7 @@ from dp_assets.catalog.schema import as_list
 from .connection import EngineLimits, connect
 from .errors import NotSupported
 from .forms import DATA_FORMS, FORMS, STAGED_FORMS
+from .forms_missing import statistics_as_fill
 from .forms_types import hints_after_cast
 from .frames import (
     INT64_WHEN_EMPTY,
@@ -211,6 +212,8 @@ class Engine:
             relations[name] = dataclasses.replace(given, nonnull=nonnull)
             known[name] = (relations[name], nonnull)
             hints = {**found, **hints}
+        if type_name == "HandleMissingValues":  # a statistic: the fill with pandas' values
+            params = statistics_as_fill(params, relations["input"], hints, self)
         with self.lock:
             sql = form(params, relations, flow_params) if form else self._read_first(data_form, params, relations)
             try:

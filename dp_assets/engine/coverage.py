@@ -44,9 +44,10 @@ DUCKDB_NOTES: dict[str, str] = {
         "rows in key order (`sort: true`) or in the order of each group's first row; an integer `prod` runs in pandas"
     ),
     "HandleMissingValues": (
-        "`drop`, `ffill`/`bfill` (with `limit`) and `fill` with a value of the column's kind, in the input's "
-        "row order, with the `filled` counts in a stored node's metadata; a fill that pandas would turn into "
-        "`object` and `mean`/`median`/`mode` run in pandas"
+        "`drop`, `ffill`/`bfill` (with `limit`), `fill` with a value of the column's kind, and `mean`/`median`/`mode` "
+        "as a fill with pandas' own statistics (the columns they read are read from DuckDB in the input's row "
+        "order), in the input's row order, with the `filled` counts in a stored node's metadata; a fill that "
+        "pandas would turn into `object` runs in pandas"
     ),
     "ChangeDataType": (
         "the casts no value can fail: integers and booleans to `int64`, `float64`, `bool` and `str`; floats to "

@@ -3,7 +3,9 @@ column's own kind (``fillna``) and ``ffill``/``bfill`` in the input's row order,
 
 pandas' dtype after a fill depends on the rows where the value is of another kind (a text value
 in a float column makes it ``object`` only if a value was missing), so such a fill runs in
-pandas; so do ``mean``, ``median`` and ``mode`` (pandas' statistics over the whole column).
+pandas. ``mean``, ``median`` and ``mode`` become a fill with the statistics pandas computes
+(``statistics_as_fill``): the columns they read are read from DuckDB, in the input's row order
+(a float sum depends on it), and the node's own ``fill_values`` computes them.
 An integer or boolean column holds no missing value here (``nulls.py``): a fill leaves it as it is.
 """
 
@@ -13,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import NotSupported
-from .relation import ROW_ORDER, Relation
+from .frames import Hints, arrow_to_frame
+from .relation import ROW_ORDER, Relation, column_list
 from .sql_expressions import literal, quote_identifier
 
 R = ROW_ORDER
@@ -31,7 +34,25 @@ def handle_missing_values(params: Any, inputs: dict[str, Relation], flow_params:
         return _replace(rel, {c: f"coalesce({quote_identifier(c)}, {v})" for c, v in _fills(params, rel, columns)})
     if params.strategy in ("ffill", "bfill"):
         return _replace(rel, {c: _carried(params, c) for c in columns if rel.kinds[c] not in _UNTOUCHED})
-    raise NotSupported(f"strategy {params.strategy!r} (a statistic of the whole column)")
+    raise NotSupported(f"strategy {params.strategy!r} (a statistic of the whole column: statistics_as_fill)")
+
+
+def statistics_as_fill(params: Any, rel: Relation, hints: Hints, engine: Any) -> Any:
+    """``params`` with ``mean``/``median``/``mode`` turned into the ``fill`` with pandas' values
+    (``params`` itself for another strategy)."""
+    from dp_assets.catalog.nodes.transforms_rows import fill_values
+
+    if params.strategy not in ("mean", "median", "mode"):
+        return params
+    columns = list(params.subset) if params.subset is not None else list(rel.names)
+    if not set(columns) <= set(rel.kinds) or len(set(columns)) != len(columns):
+        raise NotSupported("a subset that pandas reads by its own rules")
+    try:
+        table = engine.fetch_arrow(f"SELECT {column_list(columns)} FROM ({rel.sql}) ORDER BY {R}")
+        values = fill_values(arrow_to_frame(table, hints), params, columns)
+    except Exception as err:  # a statistic pandas refuses (the mean of text...): pandas reports it
+        raise NotSupported(f"the {params.strategy}: {type(err).__name__}: {err}") from err
+    return params.model_copy(update={"strategy": "fill", "value": values})
 
 
 def _drop(params: Any, rel: Relation, columns: list[str]) -> str:

@@ -25,12 +25,7 @@ from dp_assets.engine.chain import Engine, supports
 FLOW_PARAMS = {"limit": 5}
 
 # case id (with "/no-mixed" for the variant without the object column) -> why pandas runs it
-STATISTIC = "a fill by a statistic of the whole column (pandas' own mean/median/mode)"
 RUNS_IN_PANDAS: dict[str, str] = {
-    "HandleMissingValues-mean/no-mixed": STATISTIC,
-    "HandleMissingValues-median-all-numeric/no-mixed": STATISTIC,
-    "HandleMissingValues-mode-str/no-mixed": STATISTIC,
-    "HandleMissingValues-mean-empty/no-mixed": STATISTIC,
     "ChangeDataType-nullable-int-and-str/no-mixed": "nullable dtypes (Float64, Int32), which Arrow's conversion does not give",
 }
 

@@ -74,6 +74,7 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
         ("GroupAggregate", {"by": key, "agg": {"n": [column, "count"]}}),
         ("HandleMissingValues", {"strategy": draw(st.sampled_from(["ffill", "bfill"])), "limit": draw(LIMITS)}),
         ("HandleMissingValues", {"strategy": "drop", "how": "all", "subset": [column]}),
+        ("HandleMissingValues", {"strategy": draw(st.sampled_from(["mean", "median", "mode"]))}),
         ("HandleMissingValues", {"strategy": "drop", "thresh": draw(st.integers(0, len(columns)))}),
     ]
     if key in columns and "variable" not in columns and "value" not in columns and numeric:
@@ -90,6 +91,8 @@ def steps(draw: st.DrawFn, shape: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     floats = [name for name in columns if pd.api.types.is_float_dtype(shape[name])]
     if floats:
         choices.append(("HandleMissingValues", {"strategy": "fill", "value": {draw(st.sampled_from(floats)): -1}}))
+        statistic = draw(st.sampled_from(["mean", "median", "mode"]))
+        choices.append(("HandleMissingValues", {"strategy": statistic, "subset": [draw(st.sampled_from(floats))]}))
         choices.append(("ChangeDataType", {"dtype": {draw(st.sampled_from(floats)): "bool"}}))
     texts = [name for name in columns if pd.api.types.is_string_dtype(shape[name]) or shape[name].dtype == object]
     if texts:

@@ -99,7 +99,9 @@ class HandleMissingValuesParams(Params):
         return self
 
 
-def _fill_values(df: pd.DataFrame, params: HandleMissingValuesParams, columns: list[str]) -> dict[str, Any]:
+def fill_values(df: pd.DataFrame, params: HandleMissingValuesParams, columns: list[str]) -> dict[str, Any]:
+    """Column -> the value a fill, mean, median or mode puts in its missing places (the DuckDB
+    engine computes the statistics with it: dp_assets/engine/forms_missing.py)."""
     if params.strategy == "fill":
         if isinstance(params.value, dict):
             return {c: v for c, v in params.value.items() if params.subset is None or c in columns}
@@ -128,7 +130,7 @@ def handle_missing_values(ctx: NodeContext, params: HandleMissingValuesParams, i
     if params.strategy in ("ffill", "bfill"):
         filled = getattr(df[columns], params.strategy)(limit=params.limit)
         return df.assign(**{c: filled[c] for c in columns}) if params.subset is not None else filled
-    values = _fill_values(df, params, columns)
+    values = fill_values(df, params, columns)
     ctx.add_metadata(filled={c: int(df[c].isna().sum()) for c in values})
     return df.fillna(values) if values else df
 
