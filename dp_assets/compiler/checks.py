@@ -87,6 +87,33 @@ def node_check_specs(
     return specs
 
 
+def per_partition(context: dg.AssetExecutionContext, results: list[dg.AssetCheckResult]) -> list[Any]:
+    """A run over a range of partitions checks the range's one output: its result is recorded for
+    every partition of the range, as Dagster planned them (it records an ``AssetCheckResult``
+    of such a run against no partition, leaving each partition's planned check pending)."""
+    if not results or context.has_partition_key or not context.has_partition_key_range:
+        return results
+    specs = {spec.key: spec for spec in context.assets_def.check_specs}
+    evaluations = []
+    for result in results:
+        assert result.asset_key is not None and result.check_name is not None  # node_results names both
+        blocking = specs[dg.AssetCheckKey(result.asset_key, result.check_name)].blocking
+        evaluations += [
+            dg.AssetCheckEvaluation(
+                asset_key=result.asset_key,
+                check_name=result.check_name,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+                description=result.description,
+                blocking=blocking,
+                partition=key,
+            )
+            for key in context.partition_keys
+        ]
+    return evaluations
+
+
 def _describe(check: Any) -> str:
     if check.type == "row_count":
         low = "" if check.min is None else f"at least {check.min}"

@@ -32,7 +32,7 @@ from dagster import AssetExecutionContext, Output
 
 from dp_assets.catalog.base import SKIPPED, FrameStream, NodeContext, NodeOutputs, whole
 from dp_assets.compiler import engine_hook, scheduler
-from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results, reads_every_row, schema_sample
+from dp_assets.compiler.checks import COLUMN_SCHEMA_KEY, node_results, per_partition, reads_every_row, schema_sample
 from dp_assets.compiler.node_call import (  # re-exported: the step's callers import them from here
     PREVIEW_ROWS,
     NodeFailed,
@@ -314,34 +314,7 @@ class _Step:
             self.blocked[node.id] = f"blocking check(s) {names} of node '{node.id}' failed"
             _mark_skipped(node, self.values)
             context.log.error(f"node '{node.id}': {self.blocked[node.id]}; the nodes that read it are skipped")
-        return _per_partition(context, results)
-
-
-def _per_partition(context: AssetExecutionContext, results: list[dg.AssetCheckResult]) -> list[Any]:
-    """A run over a range of partitions checks the range's one output: its result is recorded for
-    every partition of the range, as Dagster planned them (it records an ``AssetCheckResult``
-    of such a run against no partition, leaving each partition's planned check pending)."""
-    if not results or not _partitioned(context) or context.has_partition_key:
-        return results
-    specs = {spec.key: spec for spec in context.assets_def.check_specs}
-    evaluations = []
-    for result in results:
-        assert result.asset_key is not None and result.check_name is not None  # node_results names both
-        blocking = specs[dg.AssetCheckKey(result.asset_key, result.check_name)].blocking
-        evaluations += [
-            dg.AssetCheckEvaluation(
-                asset_key=result.asset_key,
-                check_name=result.check_name,
-                passed=result.passed,
-                metadata=result.metadata,
-                severity=result.severity,
-                description=result.description,
-                blocking=blocking,
-                partition=key,
-            )
-            for key in context.partition_keys
-        ]
-    return evaluations
+        return per_partition(context, results)
 
 
 def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterator[Any]:
