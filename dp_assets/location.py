@@ -5,12 +5,9 @@ reported in the load log, by ``dp validate``, and in the UI as the ``dp_platform
 asset whose description lists every problem.
 """
 
-import gc
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,17 +17,17 @@ from dagster import AssetExecutionContext
 
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.base import Catalog
+from dp_assets.compiled_flows import compiled_flows, gc_paused
 from dp_assets.compiler.checks import freshness_sensor
 from dp_assets.compiler.executors import FlowExecutors
-from dp_assets.compiler.factory import CompiledFlow, compile_flow
+from dp_assets.compiler.factory import CompiledFlow
 from dp_assets.compiler.translator import TABLE_FORMAT, FlowTranslator, output_format
+from dp_assets.default_resources import default_resources
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import ImportReport, import_folder
 from dp_assets.spec.cross_flow import FlowRead, cross_flow_problems
-from dp_assets.spec.validated_cache import ValidatedSpecs
-from dp_assets.spec.validation import ValidatedFlow, validate_spec
 from dp_resources.store import FlowNotFound, FlowStore
-from dp_settings import PlatformSettings, current, load, using
+from dp_settings import PlatformSettings, load, using
 
 log = logging.getLogger("dp.location")
 REPORT_KEY = dg.AssetKey(["dp_platform", "flow_load_report"])
@@ -80,70 +77,6 @@ class LoadReport:
             lines += ["", "| flow | from |", "|---|---|"]
             lines += [f"| {flow} | {self.sources.get(flow, 'the store')} |" for flow in sorted(self.flows)]
         return "\n".join(lines)
-
-
-def _env_vars_that_are_set(**fields: tuple[str, object]) -> dict[str, Any]:
-    """``field=dg.EnvVar(NAME)`` for each variable the settings hold a value of: Dagster resolves
-    it in the run and shows only its name (a field left out follows the settings when used).
-    Typed ``Any``: the keyword arguments of a resource whose other fields take other types."""
-    return {field: dg.EnvVar(name) for field, (name, value) in fields.items() if value is not None}
-
-
-def default_resources(settings: PlatformSettings | None = None) -> dict[str, object]:
-    """Every resource a node type or trigger may ask for, for the deployment's ``settings``
-    (default: read now). Secrets and connection URLs stay environment variables that Dagster or
-    the resource reads when used, so this costs nothing at load."""
-    settings = settings or load()
-    from dp_io import RunScopedIOManager
-    from dp_io.table import TableIOManager
-    from dp_resources.databases import DatabasesResource
-    from dp_resources.files import FilesResource
-    from dp_resources.http import HttpResource
-    from dp_resources.llm import LlmResource
-    from dp_resources.mcp_client import McpResource
-    from dp_resources.notifications import NotificationsResource
-    from dp_resources.sandbox import SandboxResource
-    from dp_resources.secrets_resource import SecretsResource
-    from dp_resources.shell import ShellResource
-    from dp_sensors.events.resource import EventBusResource
-
-    # The one notification resource, for SendNotification nodes and notify: sensors; the SMTP
-    # password goes in as a dg.EnvVar (only its name in run config), the rest is read when sending.
-    notifications = NotificationsResource(
-        **_env_vars_that_are_set(smtp_password=("DP_SMTP_PASSWORD", settings.smtp.password))
-    )
-    return {
-        "io_manager": RunScopedIOManager(),
-        # storage.format: table in a spec; DP_TABLES_URL is read when a flow with one runs
-        "table_io": TableIOManager(url=dg.EnvVar("DP_TABLES_URL")),
-        "files": FilesResource(),
-        "databases": DatabasesResource(),  # DP_DB_<NAME>_URL, DP_DB_<NAME>_QUERY_URL
-        # private and metadata addresses refused unless DP_HTTP_ALLOWED_NETWORKS lists them
-        "http": HttpResource(allowed_networks=list(settings.http.allowed_networks)),
-        "notifications": notifications,  # DP_WEBHOOK_<NAME>_URL, DP_SMTP_*, DP_WEBSERVER_URL
-        "sandbox": SandboxResource(),
-        "secrets": SecretsResource(),  # ${env:NAME} references (DP_ALLOWED_SECRET_NAMES), redacted everywhere
-        "shell": ShellResource(),  # off unless the deployment allows programs
-        "mcp": McpResource.from_config_file(settings.mcp_config),  # servers from DP_MCP_CONFIG's file
-        "llm": LlmResource(
-            **_env_vars_that_are_set(
-                base_url=("DP_LLM_BASE_URL", settings.llm.base_url),
-                model=("DP_LLM_MODEL", settings.llm.model),
-                api_key=("DP_LLM_API_KEY", settings.llm.api_key),
-            )
-        ),
-        # event triggers (DP_EVENTS_URL, else the flow store)
-        "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),
-        "notifier": notifications,  # the old key of notify:'s resource, for code that still asks for it
-    }
-
-
-def default_executor() -> dg.ExecutorDefinition:
-    """In-process by default: a flow is one step, so a subprocess per step buys nothing.
-
-    ``DP_EXECUTOR=multiprocess|celery`` changes it for every flow; a spec's ``policies.executor``
-    for one flow (``dp_assets.compiler.executors``)."""
-    return FlowExecutors().default
 
 
 def build_code_location(
@@ -226,10 +159,10 @@ def compile_published(
     names = _DefinitionNames()
     specs = _published_specs(store, report) if versions is None else _pinned_specs(store, versions, report)
     loaded: dict[str, tuple[str, CompiledFlow, dg.Definitions]] = {}
-    with _gc_paused(lambda: len(loaded)):
+    with gc_paused(lambda: len(loaded)):
         for flow_id, version, spec in specs:
             try:
-                compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+                compiled = compiled_flows().get(flow_id, version, spec, catalog, translator, executors)
                 flow_def = compiled.definitions(resources, executors.default, freshness_sensor=False)
                 names.claim(flow_id, flow_def)
                 loaded[flow_id] = (version, compiled, flow_def)
@@ -411,7 +344,7 @@ def _build_scoped(
         pinned = scope.versions.get(flow_id)
         # A version is its content's hash: one this process compiled (a warm run worker forked
         # from a template that loaded the location) needs no store read at all.
-        compiled = _compiled.cached(flow_id, pinned, catalog, translator, executors) if pinned else None
+        compiled = compiled_flows().cached(flow_id, pinned, catalog, translator, executors) if pinned else None
         if compiled is None:
             read_store = True
             try:
@@ -419,7 +352,7 @@ def _build_scoped(
             except FlowNotFound:
                 log.info("'%s' is not a stored flow; loading the whole location", flow_id)
                 return None
-            compiled = _compiled.get(flow_id, version, spec, catalog, translator, executors)
+            compiled = compiled_flows().get(flow_id, version, spec, catalog, translator, executors)
         # a worker runs the flow's job or a Materialize of its assets: no sensor is evaluated there
         flow_defs.append(compiled.definitions(resources, executors.default, freshness_sensor=False))
     if read_store:
@@ -455,112 +388,6 @@ def _pinned_specs(
             )
             continue
         yield flow_id, found, spec
-
-
-#: From this many flows on, what the build keeps is frozen out of the cyclic GC (see below).
-FREEZE_FROM_FLOWS = 200
-
-
-@contextmanager
-def _gc_paused(compiled: Callable[[], int]) -> Iterator[None]:
-    """Pause the cyclic garbage collector while flows compile (``compiled()`` counts them).
-
-    Compiling thousands of flows allocates millions of long-lived objects, and Python's cyclic
-    GC walks all of them again and again while they are created, and again while Dagster
-    serialises the repository. For a large location (``FREEZE_FROM_FLOWS``) the garbage is
-    collected once at the end and what survives moves to the permanent generation
-    (``gc.freeze``), which later collections skip: 1,000 flows load about 15% faster
-    (docs/benchmarks.md). Frozen objects are still freed by reference counting; only a
-    reference cycle among them that becomes garbage later stays (once per build, which a code
-    server does twice at start)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if compiled() >= FREEZE_FROM_FLOWS:
-                gc.collect()
-                gc.freeze()
-            gc.enable()
-
-
-class _CompiledFlows:
-    """Compiled flows of this process, by flow, version and the ``DP_*`` environment.
-
-    A code server calls the definitions function twice on start (Dagster resolves it once to
-    find the repository, then reconstructs it), and a Celery worker once per step; a flow whose
-    spec and settings did not change compiles once. Only the default catalog and translator are
-    cached, since other ones may change without a version change."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[tuple, CompiledFlow] = OrderedDict()
-        self._records: ValidatedSpecs | None = None
-        self._records_home: Path | None = None
-
-    def cached(
-        self, flow_id: str, version: str, catalog: Catalog, translator: FlowTranslator | None, executors: FlowExecutors
-    ) -> CompiledFlow | None:
-        """The compiled flow of this exact version when this process holds it, else None."""
-        if catalog is not default_catalog() or translator is not None:
-            return None
-        key = (flow_id, version, executors.settings_key)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
-
-    def get(
-        self,
-        flow_id: str,
-        version: str,
-        spec: dict,
-        catalog: Catalog,
-        translator: FlowTranslator | None,
-        executors: FlowExecutors,
-    ) -> CompiledFlow:
-        entry = self.cached(flow_id, version, catalog, translator, executors)
-        if entry is not None:
-            return entry
-        cacheable = catalog is default_catalog() and translator is None
-        validated = self._validated(flow_id, version, spec, catalog, cacheable)
-        if validated.id != flow_id:  # a row written around publish_spec; its job would take another's name
-            raise ValueError(f"stored as flow '{flow_id}', but the spec's id is '{validated.id}'")
-        executor = executors.for_flow(validated)  # policies.executor, else DP_EXECUTOR
-        entry = compile_flow(validated, catalog, translator, executor)
-        if cacheable:
-            self._entries[(flow_id, version, executors.settings_key)] = entry
-            if len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
-        return entry
-
-    def records(self) -> ValidatedSpecs:
-        """The records of validated versions in DP_HOME (``spec.validated_cache``)."""
-        home = current().dp_home()
-        if self._records is None or self._records_home != home:
-            self._records, self._records_home = ValidatedSpecs.for_home(home), home
-        return self._records
-
-    def _validated(self, flow_id: str, version: str, spec: dict, catalog: Catalog, cacheable: bool) -> ValidatedFlow:
-        """A stored version, restored from its record when it passed before on this platform code
-        (a restart skips validating it again), else validated and recorded."""
-        if not cacheable:
-            return validate_spec(spec, catalog, check_schemas=False, check_compiles=False)
-        records = self.records()
-        record = records.get(flow_id, version)
-        restored = records.restore(record, spec, catalog) if record is not None else None
-        if restored is not None:
-            return restored
-        return validate_spec(spec, catalog, check_schemas=False, check_compiles=False, cache=records)
-
-
-_compiled = _CompiledFlows()
-
-
-def compiled_flows() -> _CompiledFlows:
-    """This process's compiled flows (the flow spec component compiles through them too)."""
-    return _compiled
 
 
 def _load_report_asset(report: LoadReport) -> dg.AssetsDefinition:

@@ -353,7 +353,8 @@ def platform_run(
     run with nothing stored, the least any run of these assets can cost."""
     from bench.harness import flow_store, isolated_home, publish_all
     from bench.workloads.overhead import instance_yaml
-    from dp_assets.location import build_code_location, default_resources
+    from dp_assets.default_resources import default_resources
+    from dp_assets.location import build_code_location
 
     _import_libraries()
     (Path(folder) / "out").mkdir(exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict
 
-from dp_assets import location
+from dp_assets import compiled_flows as compiled_cache
 from dp_assets.catalog import default_catalog
 from dp_assets.components.platform import platform_pieces
 from dp_assets.dagster_internals import validating_definitions
@@ -94,7 +94,7 @@ class FlowSpecComponent(dg.Component):
         settings = load()
         resources, executors = platform_pieces(settings)
         catalog = default_catalog()
-        compiled_flows = location.compiled_flows()
+        compiled_flows = compiled_cache.compiled_flows()
         with using(settings):
             try:
                 validated = validate_spec(self.spec, catalog, cache=compiled_flows.records())

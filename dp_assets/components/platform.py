@@ -16,7 +16,7 @@ _shared: dict[str, tuple[dict[str, object], FlowExecutors]] = {}
 def platform_pieces(settings: PlatformSettings) -> tuple[dict[str, object], FlowExecutors]:
     """The resources and executors of a deployment's ``settings``, one set per settings in this
     process (a code server's reload under changed settings gets new ones)."""
-    from dp_assets.location import default_resources
+    from dp_assets.default_resources import default_resources
 
     key = settings.model_dump_json()
     if key not in _shared:

@@ -170,7 +170,7 @@ class FlowTestRunner:
 
     def _resources(self, data_dir: Path) -> dict[str, Any]:
         """The platform's resources (outputs in memory), the overrides, and the case's data root."""
-        from dp_assets.location import default_resources
+        from dp_assets.default_resources import default_resources
         from dp_resources.files import FilesResource
 
         if self._shared is None:

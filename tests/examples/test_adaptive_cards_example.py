@@ -36,7 +36,8 @@ from t2a_stub import (
 )
 
 from dp_assets.cli import main as dp
-from dp_assets.location import build_code_location, default_resources
+from dp_assets.default_resources import default_resources
+from dp_assets.location import build_code_location
 from dp_resources.http import HttpResource
 from dp_resources.secrets_resource import SecretsResource
 

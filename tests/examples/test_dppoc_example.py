@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from examples_support import StubService, copy_example, log_messages, materializations
 
 from dp_assets.cli import main as dp
-from dp_assets.location import build_code_location, default_resources
+from dp_assets.default_resources import default_resources
+from dp_assets.location import build_code_location
 from dp_resources.http import HttpResource
 from dp_sensors.events import EventBusResource
 

@@ -19,7 +19,8 @@ from examples_support import ROOT, StubService, copy_example, materializations
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 from tool_servers import StubLlm, tool_call  # the tool tests' OpenAI-compatible stub
 
-from dp_assets.location import build_code_location, default_resources
+from dp_assets.default_resources import default_resources
+from dp_assets.location import build_code_location
 from dp_resources.http import HttpResource
 from dp_resources.llm import LlmResource
 from dp_resources.mcp_client import McpResource

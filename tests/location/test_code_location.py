@@ -56,7 +56,7 @@ def test_each_flow_job_equals_dagsters_own_resolution(flows_dir, dp_home, monkey
 
     ours = build_code_location()
     resolve = CompiledFlow.definitions
-    monkeypatch.setattr(CompiledFlow, "definitions", lambda self, *_: resolve(self))
+    monkeypatch.setattr(CompiledFlow, "definitions", lambda self, *_, **options: resolve(self, **options))
     dagsters = build_code_location()
 
     assert ours.jobs and all(isinstance(job, dg.JobDefinition) for job in ours.jobs)  # resolved

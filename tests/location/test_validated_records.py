@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dp_assets import location
+from dp_assets import compiled_flows
 from dp_assets.catalog import default_catalog
 from dp_assets.location import build_code_location
 from dp_assets.spec import validation
@@ -28,7 +28,7 @@ def _flow_jobs(defs) -> set[str]:
 
 def _restart(monkeypatch: pytest.MonkeyPatch) -> None:
     """What a new process has: no compiled flows in memory (the records on disk stay)."""
-    monkeypatch.setattr(location, "_compiled", location._CompiledFlows())
+    monkeypatch.setattr(compiled_flows, "_compiled", compiled_flows.CompiledFlows())
 
 
 def test_a_restart_restores_every_published_flow_from_its_record(flows_dir, dp_home, monkeypatch):
@@ -41,7 +41,7 @@ def test_a_restart_restores_every_published_flow_from_its_record(flows_dir, dp_h
     def not_again(*args, **kwargs):
         raise AssertionError("a stored version with a record was validated again")
 
-    monkeypatch.setattr(location, "validate_spec", not_again)
+    monkeypatch.setattr(compiled_flows, "validate_spec", not_again)
     assert _flow_jobs(build_code_location()) == first
 
 

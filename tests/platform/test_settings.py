@@ -224,7 +224,7 @@ def test_resources_get_deployment_values_as_env_vars_never_as_text():
     name is in the resource's config; Dagster resolves it in the run)."""
     import dagster as dg
 
-    from dp_assets.location import default_resources
+    from dp_assets.default_resources import default_resources
 
     resources = default_resources(
         load(

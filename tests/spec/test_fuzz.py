@@ -143,7 +143,7 @@ def _deepen(value, levels: int):
 
 
 def _compiles_like_the_location(validated) -> None:
-    from dp_assets.location import default_resources
+    from dp_assets.default_resources import default_resources
 
     resources = default_resources()
     definitions = compile_flow(validated, CATALOG).definitions(resources)
