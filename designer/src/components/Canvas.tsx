@@ -10,8 +10,8 @@ import {
   type Node,
   type NodeChange,
 } from "@xyflow/react";
-import { useCallback, useMemo, useState, type DragEvent } from "react";
-import { decorateEdges, decorateNodes } from "../canvasView";
+import { useCallback, useMemo, useRef, useState, type DragEvent } from "react";
+import { decorateEdges, decorateNodes, keepUnchanged, sized } from "../canvasView";
 import { importDropped } from "../importFile";
 import { addNode, connect, disconnect, moveNodes, removeNode, specToGraph, type DpNodeData } from "../mapping";
 import { designerStore, useDesigner } from "../store";
@@ -33,11 +33,16 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
   const [fitOnOpen] = useState(doc.nodes.length > 0);
 
   const graph = useMemo(() => specToGraph(doc, types), [doc, types]);
-  const nodes = useMemo(
-    () => decorateNodes(graph.nodes, check, run).map((n) => ({ ...n, selected: n.id === selected })),
-    [graph, check, run, selected],
+  // What was drawn last: an edit hands xyflow the same objects for what it did not change.
+  const drawn = useRef<{ nodes: Node<DpNodeData>[]; edges: Edge[] }>({ nodes: [], edges: [] });
+  const nodes = useMemo(() => {
+    const next = decorateNodes(graph.nodes, check, run).map((n) => sized({ ...n, selected: n.id === selected }));
+    return (drawn.current.nodes = keepUnchanged(drawn.current.nodes, next));
+  }, [graph, check, run, selected]);
+  const edges = useMemo(
+    () => (drawn.current.edges = keepUnchanged(drawn.current.edges, decorateEdges(graph.edges, check))),
+    [graph, check],
   );
-  const edges = useMemo(() => decorateEdges(graph.edges, check), [graph, check]);
   const edit = designerStore.getState().edit;
 
   const onNodesChange = useCallback(
@@ -102,6 +107,7 @@ export function Canvas({ onSelect }: { onSelect: () => void }) {
           onSelect();
         }}
         onPaneClick={() => designerStore.getState().select(null)}
+        onlyRenderVisibleElements
         fitView={fitOnOpen}
         fitViewOptions={{ maxZoom: 1 }}
         deleteKeyCode={["Delete", "Backspace"]}

@@ -1,6 +1,7 @@
 // A node on the canvas: its id and type, one target handle per named input (JoinMerge's left and
 // right are two handles), one source handle per output; coloured by errors and by the run.
 import { Handle, Position, type NodeProps } from "@xyflow/react";
+import { memo } from "react";
 import type { DpNodeData } from "../mapping";
 
 type Data = DpNodeData & { state?: string; errors?: string[] };
@@ -9,7 +10,8 @@ function offsets(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${((i + 1) * 100) / (count + 1)}%`);
 }
 
-export function DpNode({ id, data, selected }: NodeProps) {
+// Memoised: an edit re-renders the nodes it changed (Canvas hands xyflow the others' objects as before).
+export const DpNode = memo(function DpNode({ id, data, selected }: NodeProps) {
   const d = data as Data;
   const inTops = offsets(d.inputHandles.length);
   const outTops = offsets(d.outputHandles.length);
@@ -35,4 +37,4 @@ export function DpNode({ id, data, selected }: NodeProps) {
       ))}
     </div>
   );
-}
+});

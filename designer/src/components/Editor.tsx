@@ -30,13 +30,16 @@ export function Editor({ flowId }: { flowId: string }) {
         const fromDraft = opened.draft?.document;
         let document: FlowDocument = fromDraft ?? opened.stored?.document ?? { id: flowId, nodes: [] };
         const state = designerStore.getState();
+        const baseVersion = opened.draft?.base_version ?? opened.stored?.version ?? null;
+        // Asked first: the server checks the spec while the client lays it out and draws it (node
+        // positions are not part of what is checked).
+        const checked = api.validate(document, baseVersion);
         if (Object.keys(document.layout ?? {}).length === 0 && document.nodes.length > 0) {
           // A flow written by hand or imported is laid out when opened; not a change to save.
           document = moveNodes(document, autoLayout(document, state.types));
         }
-        const baseVersion = opened.draft?.base_version ?? opened.stored?.version ?? null;
         state.open(flowId, document, baseVersion);
-        api.validate(document, baseVersion).then(state.setCheck, () => undefined);
+        checked.then((check) => live && designerStore.getState().setCheck(check), () => undefined);
       },
       (e: ApiError) => {
         if (e.status === 404) designerStore.getState().open(flowId, { id: flowId, nodes: [] }, null);
