@@ -149,10 +149,17 @@ def history_problems(instance: Any, run_ids: Sequence[str], nodes: int) -> list[
     problems = []
     for run_id in run_ids:
         run = instance.get_run_by_id(run_id)
-        if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
-            problems.append(f"run {run_id}: {'missing' if run is None else run.status.value}")
+        if run is None:
+            problems.append(f"run {run_id}: missing")
             continue
-        kinds = [r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(run_id).records]
+        entries = [r.event_log_entry for r in instance.get_records_for_run(run_id).records]
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            # why, as the run's page says it: the failure's message (e.g. the monitoring daemon's
+            # "run worker did not start in time" under load)
+            why = [e.message for e in entries if e.dagster_event_type == kind.RUN_FAILURE]
+            problems.append(f"run {run_id}: {run.status.value}: {' '.join(why)[:300]}")
+            continue
+        kinds = [entry.dagster_event_type for entry in entries]
         missing = [k.value for k in needed if k not in kinds]
         materialised = kinds.count(kind.ASSET_MATERIALIZATION)
         if missing or materialised != nodes:
