@@ -582,3 +582,71 @@ def test_documented_commands_exist() -> None:
     assert used and compose_lists
     for module, name in used + compose_lists:
         assert name in known[module], f"{module} {name}"
+
+
+# --- roles on: deploy/compose.roles.yaml over docker-compose.yml ----------------------------------
+
+ROLES_OVERRIDE = REPO_ROOT / "deploy" / "compose.roles.yaml"
+
+
+def merge_compose(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's merge of a later file: mappings merge key by key, a service's ``networks`` list
+    is the union, any other value is replaced (the rules of the Compose Specification's merge)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge_compose(base[name], value, name) if name in base else value
+        return merged
+    if key == "networks" and isinstance(base, list) and isinstance(override, list):
+        return [*base, *(item for item in override if item not in base)]
+    return override
+
+
+@pytest.fixture(scope="module")
+def roles_compose(raw: dict[str, Any], example_env: dict[str, str]) -> dict[str, Any]:
+    override = {k: v for k, v in yaml.safe_load(ROLES_OVERRIDE.read_text()).items() if not k.startswith("x-")}
+    return _walk(merge_compose(raw, override), example_env)
+
+
+def test_roles_override_is_valid_compose(roles_compose: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(roles_compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_roles_override_turns_roles_on_where_the_platform_checks_them(roles_compose: dict[str, Any]) -> None:
+    """Every proxy and the designer enforce roles with one shared identity key (the proxy signs
+    the caller, the designer believes only that signature), and the proxies read the grants from
+    the flow store the designer and workers use; the settings object accepts every value."""
+    from dp_settings import load
+
+    store_url = environment(services(roles_compose)["designer"])["DP_STORE_URL"]
+    keys = set()
+    for name in (*PUBLISHED, "designer"):
+        env = environment(services(roles_compose)[name])
+        settings = load(env)
+        assert settings.auth.enforce is True, name
+        assert settings.auth.identity_key is not None, name
+        keys.add(settings.auth.identity_key.get_secret_value())
+        if name in PUBLISHED:
+            assert env["DP_STORE_URL"] == store_url, name
+            assert env["DP_PROXY_USERS"], "the override keeps the proxy's own settings"
+    assert len(keys) == 1
+
+
+def test_roles_override_gives_the_proxies_the_database_alone_S1(roles_compose: dict[str, Any]) -> None:
+    """With roles on, a proxy reaches PostgreSQL over an internal network that holds nothing else:
+    not Redis, the code server, the workers or the webservers' backend."""
+    networks = roles_compose["networks"]
+    members = {
+        network: {name for name, s in services(roles_compose).items() if network in s.get("networks", ())}
+        for network in networks
+    }
+    assert networks["store"].get("internal") is True
+    assert members["store"] == {"postgres", *PUBLISHED}
+    for name in PUBLISHED:
+        assert set(services(roles_compose)[name]["networks"]) == {"web", "edge", "store"}, name
+        assert services(roles_compose)[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    published = {name for name, s in services(roles_compose).items() if s.get("ports")}
+    assert published == PUBLISHED
