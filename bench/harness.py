@@ -110,7 +110,16 @@ def as_a_warm_run_worker(instance: Any) -> None:
 
     for name in RUN_WORKER_MODULES:
         importlib.import_module(name)
-    for value in instance.get_ref()._asdict().values():
+    ref = instance.get_ref()
+    for value in (
+        ref.storage_data,
+        ref.run_storage_data,
+        ref.event_storage_data,
+        ref.schedule_storage_data,
+        ref.compute_logs_data,
+        ref.run_coordinator_data,
+        ref.run_launcher_data,
+    ):
         module = getattr(value, "module_name", None)
         if isinstance(module, str):
             importlib.import_module(module)
