@@ -60,14 +60,22 @@ async def pipe(
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                if message.get("text") is not None:
-                    refusal = await judge(message["text"])
-                    if refusal is not None:
-                        await websocket.send_text(refusal)
-                        continue
-                    await upstream.send(message["text"])
-                elif message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
+                text, data = message.get("text"), message.get("bytes")
+                if text is None and data is not None:
+                    # A binary frame is judged like a text one (the webserver reads either as the
+                    # same JSON); one that is not UTF-8 cannot be judged, so it ends the socket.
+                    try:
+                        text = data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        await websocket.close(code=1003)
+                        return
+                if text is None:
+                    continue
+                refusal = await judge(text)
+                if refusal is not None:
+                    await websocket.send_text(refusal)
+                    continue
+                await upstream.send(text if data is None else data)
         except (WebSocketDisconnect, ConnectionClosed):
             return
 

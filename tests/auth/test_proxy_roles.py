@@ -307,16 +307,20 @@ def test_a_launch_over_the_websocket_is_refused_even_for_an_admin(stack):
     proxy, webserver, _ = stack
     from websockets.asyncio.client import connect
 
-    async def send(query: str) -> dict:
+    async def send(query: str, binary: bool = False) -> dict:
         headers = {k: v for k, v in basic("boss").items() if k != "Content-Type"}
         async with connect(
             proxy.replace("http", "ws") + "/graphql", additional_headers=headers, subprotocols=["graphql-ws"]
         ) as socket:
-            await socket.send(json.dumps({"type": "start", "id": "1", "payload": {"query": query}}))
+            message = json.dumps({"type": "start", "id": "1", "payload": {"query": query}})
+            await socket.send(message.encode() if binary else message)
             return json.loads(await asyncio.wait_for(socket.recv(), 10))
 
     refused = asyncio.run(send(launch("sales")))
     assert refused["type"] == "error" and "not over the WebSocket" in refused["payload"][0]["message"]
+    # the same message in a binary frame is judged the same (it used to reach the webserver unread)
+    in_bytes = asyncio.run(send(launch("sales"), binary=True))
+    assert in_bytes["type"] == "error" and "not over the WebSocket" in in_bytes["payload"][0]["message"]
     assert asyncio.run(send('subscription { pipelineRunLogs(runId: "run-sales") { __typename } }'))["type"] == "data"
     assert webserver.subscriptions and not webserver.launched
 
