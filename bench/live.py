@@ -9,6 +9,7 @@ environment at the home, so ``dg.DagsterInstance.get()`` opens the instance the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,6 +97,7 @@ def live_platform(
         config = yaml.safe_load(instance_file.read_text())
         instance(config)
         instance_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    saved_environment = dict(os.environ)
     os.environ.update(environment)  # this process reads the same instance and bus
     port = free_port()
     logs = [open(root / f"{name}.log", "w") for name in ("daemon", "webserver")]  # noqa: SIM115
@@ -120,7 +122,28 @@ def live_platform(
     finally:
         client.close()
         stop_all(procs, logs)
+        _stop_warm_templates()
+        os.environ.clear()
+        os.environ.update(saved_environment)
     shutil.rmtree(root, ignore_errors=True)  # kept above when something failed
+
+
+def _stop_warm_templates() -> None:
+    """The warm templates the runs were forked from run in sessions of their own and outlive the
+    daemon (until ``idle_seconds``): stop them before their home is deleted."""
+    import signal
+
+    import dagster as dg
+
+    from dp_instance.warm_launcher import WORKER_TAG
+
+    with dg.DagsterInstance.get() as instance:
+        tagged = [json.loads(run.tags[WORKER_TAG]) for run in instance.get_runs() if WORKER_TAG in run.tags]
+    for pid in {worker["template"] for worker in tagged if worker.get("template", 0) > 0}:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def wait_finished(instance: Any, run_ids: Sequence[str], timeout: float, live: LivePlatform) -> None:

@@ -205,6 +205,13 @@ def _cross_flow_problems(
 ) -> dict[str, str]:
     """What fails in the flows' reads of other flows' nodes (``FlowInput``; spec.cross_flow)."""
     reads: dict[str, list[FlowRead]] = {}
+    for flow_id, (_, compiled, _) in loaded.items():
+        for node in compiled.validated.flow.nodes:  # type: ignore[attr-defined]
+            read = catalog[node.type].reads_flows
+            if read is not None:
+                reads.setdefault(flow_id, []).extend(FlowRead(node.id, f, n) for f, n in read(node.params))
+    if not reads:  # the usual location: no flow reads another, nothing more to compute at load
+        return {}
     stored: dict[str, frozenset[str]] = {}
     for flow_id, (_, compiled, _) in loaded.items():
         flow = compiled.validated.flow
@@ -212,11 +219,7 @@ def _cross_flow_problems(
         in_tables = {node.id for node in flow.nodes if output_format(flow, node) == TABLE_FORMAT}  # type: ignore[attr-defined]
         outputs = {out for step in compiled.steps for out in step.node_keys_by_output_name}
         stored[flow_id] = frozenset(outputs - in_tables)
-        for node in flow.nodes:  # type: ignore[attr-defined]
-            read = catalog[node.type].reads_flows
-            if read is not None:
-                reads.setdefault(flow_id, []).extend(FlowRead(node.id, f, n) for f, n in read(node.params))
-    return cross_flow_problems(stored, reads) if reads else {}
+    return cross_flow_problems(stored, reads)
 
 
 def published_versions(store: FlowStore) -> dict[str, str]:

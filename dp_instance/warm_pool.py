@@ -201,13 +201,9 @@ class TemplatePool:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         process = self._start_module(origin, ["dp_instance.cold_worker"], self.state_dir / "cold-workers.log")
         assert process.stdin is not None
-        with process.stdin:
-            try:
-                worker = Worker(process.pid, process_start_time(process.pid), 0)
-                tag_worker(worker)
-            except BaseException:
-                process.stdin.close()  # no request: the worker exits without touching the run
-                raise
+        with process.stdin:  # closed without a request (tagging failed): the worker exits, run untouched
+            worker = Worker(process.pid, process_start_time(process.pid), 0)
+            tag_worker(worker)
             request = {"run_id": run_id, "instance_ref": serialized_instance_ref, "watch_cancel": self.watch_cancel}
             process.stdin.write(json.dumps(request).encode())
         return worker
