@@ -8,6 +8,7 @@ column ``ROW_ORDER`` and sorts by it, so the nodes after it keep pandas' row ord
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ def describe(connection: Any, sql: str) -> Relation:
 
     Each node of a chain describes its query, which nests all those before it: binding alone
     costs a fraction of running it on no rows (planning, then an empty Arrow result), so the
-    Arrow types come from the bound DuckDB types where their export is fixed (``_ARROW_OF``),
+    Arrow types come from the bound DuckDB types where their export is fixed (``_arrow_of``),
     and from running the query on no rows only when a column has another type."""
     bound = connection.sql(f"SELECT * FROM ({sql}) LIMIT 0")
     arrow_types = _arrow_types(bound.types)
@@ -58,37 +59,37 @@ def describe(connection: Any, sql: str) -> Relation:
 def _arrow_types(duckdb_types: list[Any]) -> list[Any] | None:
     """The Arrow types DuckDB exports these column types as, or None when one has no fixed
     export here (decimals, lists, intervals...: the caller asks DuckDB itself)."""
-    import pyarrow as pa
-
-    global _ARROW_OF
-    if _ARROW_OF is None:
-        # as DuckDB exports them with the engine's settings (connection.py); a zoned timestamp
-        # takes the connection's zone, so it is left to DuckDB. tests/nodes/test_duckdb_engine
-        # compares every entry with DuckDB's own export
-        _ARROW_OF = {
-            "BOOLEAN": pa.bool_(),
-            "TINYINT": pa.int8(),
-            "SMALLINT": pa.int16(),
-            "INTEGER": pa.int32(),
-            "BIGINT": pa.int64(),
-            "UTINYINT": pa.uint8(),
-            "USMALLINT": pa.uint16(),
-            "UINTEGER": pa.uint32(),
-            "UBIGINT": pa.uint64(),
-            "FLOAT": pa.float32(),
-            "DOUBLE": pa.float64(),
-            "VARCHAR": pa.string(),
-            "DATE": pa.date32(),
-            "TIMESTAMP": pa.timestamp("us"),
-            "TIMESTAMP_S": pa.timestamp("s"),
-            "TIMESTAMP_MS": pa.timestamp("ms"),
-            "TIMESTAMP_NS": pa.timestamp("ns"),
-        }
-    found = [_ARROW_OF.get(str(t)) for t in duckdb_types]
+    arrow_of = _arrow_of()
+    found = [arrow_of.get(str(t)) for t in duckdb_types]
     return None if any(t is None for t in found) else found
 
 
-_ARROW_OF: dict[str, Any] | None = None  # built on first use: pyarrow is imported by then
+@functools.cache
+def _arrow_of() -> dict[str, Any]:
+    """DuckDB type name -> its Arrow export with the engine's settings (connection.py), built on
+    first use (pyarrow is imported by then). A zoned timestamp takes the connection's zone, so it
+    is left to DuckDB; tests/nodes/test_duckdb_describe.py compares every entry with DuckDB's own."""
+    import pyarrow as pa
+
+    return {
+        "BOOLEAN": pa.bool_(),
+        "TINYINT": pa.int8(),
+        "SMALLINT": pa.int16(),
+        "INTEGER": pa.int32(),
+        "BIGINT": pa.int64(),
+        "UTINYINT": pa.uint8(),
+        "USMALLINT": pa.uint16(),
+        "UINTEGER": pa.uint32(),
+        "UBIGINT": pa.uint64(),
+        "FLOAT": pa.float32(),
+        "DOUBLE": pa.float64(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "TIMESTAMP_S": pa.timestamp("s"),
+        "TIMESTAMP_MS": pa.timestamp("ms"),
+        "TIMESTAMP_NS": pa.timestamp("ns"),
+    }
 
 
 def folded_name(name: str) -> str:

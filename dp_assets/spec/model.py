@@ -25,12 +25,9 @@ from pydantic import (
 from dp_assets.catalog.base import Catalog
 from dp_assets.spec.checks import Automation, Check, PoolName
 from dp_assets.spec.dagster_rules import dagster_accepts_cron
+from dp_assets.spec.ids import ID_PATTERN, NODE_ID_PATTERN
 from dp_assets.spec.partitions import Partitions
 from dp_io.retention_policy import RetentionPolicy
-
-ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
 
 #: Names Dagster refuses for a job or an op output: Python's keywords and a few of its own. A copy
 #: of its private ``DISALLOWED_NAMES``, so that validating a spec does not import Dagster (a

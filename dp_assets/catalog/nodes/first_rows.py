@@ -79,6 +79,8 @@ def read_parquet_head(path: Any, columns: list[str] | None, rows: int) -> Any | 
     frame = table.slice(0, rows).replace_schema_metadata(schema.metadata).to_pandas()
     # pandas reads an integer column with a missing value anywhere as float64, a boolean one as
     # object: give the prefix the type the whole file reads as.
+    if not nullable:
+        return frame
     whole = dict(schema.empty_table().select(names).replace_schema_metadata(schema.metadata).to_pandas().dtypes.items())
     for name in nullable:
         kind = whole[name]

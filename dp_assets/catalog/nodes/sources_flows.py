@@ -15,10 +15,8 @@ from typing import Any
 from pydantic import Field
 
 from dp_assets.catalog.base import NO_INPUTS, NodeContext, NodeType, Params
-
-#: The same patterns as a flow id and a node id (dp_assets.spec.model), without importing it.
-FLOW_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+from dp_assets.spec.ids import ID_PATTERN as FLOW_ID_PATTERN
+from dp_assets.spec.ids import NODE_ID_PATTERN
 
 
 class FlowInputParams(Params):
