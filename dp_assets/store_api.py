@@ -95,12 +95,15 @@ class FlowListing:
 @dataclass
 class _AccessReads:
     """What one request has read of the access tables: the actor's grants and the workspaces of
-    the flows it touched. A listing checks every flow it shows several times (view, history,
-    spec); with these it reads the grants once, not once per check."""
+    the flows it viewed. A listing checks every flow it shows several times (view, history,
+    spec); with these it reads the grants once, not once per check, and no flow's workspace."""
 
     held: list[Grant] | None = None
     workspaces: dict[str, str] = field(default_factory=dict)
-    every_flow: bool = False  # workspaces holds every stored flow: one it lacks is not stored
+    every_flow: bool = False  # a listing filled workspaces with every stored flow: one it lacks is not stored
+
+    def forget_workspaces(self) -> None:
+        self.workspaces, self.every_flow = {}, False
 
 
 class FlowStoreAPI:
@@ -128,25 +131,17 @@ class FlowStoreAPI:
         return self._reads.held
 
     def _workspace_of(self, flow_id: str, *, fresh: bool = False) -> str | None:
-        """The stored flow's workspace; ``fresh``: read now (a change is checked against the
-        store, never against what this request read before it changed something)."""
+        """The stored flow's workspace. ``fresh`` (before a change): read from the store, and
+        forget what this request read, which the change may end (a new flow is stored next)."""
         reads = self._reads
-        if reads is None or fresh:
-            found = self.access.workspace_of(flow_id)
-            if reads is not None:  # a change may follow: a flow missing from the listing may be stored next
-                reads.every_flow = False
-                reads.workspaces.pop(flow_id, None)
-                if found is not None:
-                    reads.workspaces[flow_id] = found
-            return found
-        if flow_id not in reads.workspaces:
-            if reads.every_flow:  # the listing read every stored flow: this one is not stored
-                return None
-            found = self.access.workspace_of(flow_id)
-            if found is None:
-                return None
+        if reads is not None and fresh:
+            reads.forget_workspaces()
+        elif reads is not None and (flow_id in reads.workspaces or reads.every_flow):
+            return reads.workspaces.get(flow_id)
+        found = self.access.workspace_of(flow_id)
+        if reads is not None and not fresh and found is not None:
             reads.workspaces[flow_id] = found
-        return reads.workspaces[flow_id]
+        return found
 
     def _check(self, action: Action, flow_id: str, new_in: str = "default") -> str:
         """Refuse (:class:`Forbidden`) unless the actor may; the flow's workspace."""
