@@ -2,7 +2,7 @@
 
 The proxy has judged the launch (:mod:`dp_proxy.roles`); once the webserver answers, each run
 the answer names (``run { id }`` of every ``LaunchRunSuccess``, as the UI selects it) is looked
-up at the webserver — its job, asset selection and run config are Dagster's, not what the client
+up at the webserver in one query — its job, asset selection and run config are Dagster's, not what the client
 claimed — and recorded in the store's audit trail: who, when, the flow, the run, and the names
 of the params it was given (names only, as the designer records them: a value may be a secret).
 A launch whose answer names no run (a failed launch, or a client that did not select the run)
@@ -25,9 +25,9 @@ from dp_proxy.graphql_rules import ASSET_JOB_PREFIX, Need
 
 log = logging.getLogger("dp_proxy")
 
-LAUNCHED_RUN = (
-    "query LaunchedRun($id: ID!) { runOrError(runId: $id) { __typename "
-    "... on Run { jobName runConfigYaml assetSelection { path } } } }"
+LAUNCHED_RUNS = (
+    "query LaunchedRuns($ids: [String]) { runsOrError(filter: {runIds: $ids}) { __typename "
+    "... on Runs { results { id jobName runConfigYaml assetSelection { path } } } } }"
 )
 VIA = "dagster-ui"
 
@@ -90,19 +90,20 @@ async def record_launches(
     principal: Principal,
     launches: Iterable[Need],
     answer: bytes,
-    look_up: Callable[[str], Awaitable[dict[str, Any] | None]],
+    look_up: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]],
     write: Callable[[Callable[[], None]], Awaitable[None]],
 ) -> None:
-    """Record the launches of one answered request (``look_up``: a run by id at the webserver;
-    ``write``: runs a store write off the event loop)."""
+    """Record the launches of one answered request (``look_up``: the runs found at the webserver
+    by id, in one round trip; ``write``: runs a store write off the event loop)."""
     try:
         run_ids, backfill_ids = launched_ids(json.loads(answer))
     except (ValueError, RecursionError):
         run_ids, backfill_ids = [], []
     named = sorted({flow for need in launches for flow in need.flows})
     entries: list[tuple[str, dict[str, Any]]] = []
+    runs = await look_up(run_ids) if run_ids else {}
     for run_id in run_ids:
-        run = await look_up(run_id) or {}
+        run = runs.get(run_id) or {}
         detail = {"run_id": run_id, "via": VIA, "params": param_names(run.get("runConfigYaml"))}
         entries += [(flow, detail) for flow in flows_of_run(run) or named or [""]]
     for backfill_id in backfill_ids:
@@ -111,10 +112,12 @@ async def record_launches(
         fields = sorted({need.field for need in launches})
         entries = [(flow, {"run_id": None, "via": VIA, "answer_names_no_run": fields}) for flow in named or [""]]
 
-    def store() -> None:
-        for flow, detail in entries:
-            workspace = (access.workspace_of(flow) or "") if flow else ""
-            access.record(principal, "launch", workspace=workspace, flow_id=flow, detail=detail)
+    def store() -> None:  # one read of the flows' workspaces, one transaction for every entry
+        workspaces = access.workspaces_of({flow for flow, _ in entries if flow})
+        with access.store.session(write=True) as session:
+            for flow, detail in entries:
+                workspace = workspaces.get(flow, "")
+                access.record(principal, "launch", workspace=workspace, flow_id=flow, detail=detail, session=session)
 
     try:
         await write(store)

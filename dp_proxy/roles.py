@@ -23,7 +23,7 @@ from dp_auth.access import AccessStore
 from dp_auth.identity import IDENTITY_HEADER, sign_principal
 from dp_auth.permissions import EVERY_WORKSPACE, Action, Forbidden, Grant, Principal, require
 from dp_proxy.graphql_rules import LAUNCH_MUTATIONS, BadGraphQL, Need, needs_of_body
-from dp_proxy.launch_audit import LAUNCHED_RUN, record_launches
+from dp_proxy.launch_audit import LAUNCHED_RUNS, record_launches
 from dp_proxy.policy import Refusal
 
 log = logging.getLogger("dp_proxy")
@@ -98,15 +98,17 @@ class ProxyRoles:
 
     async def audit_launches(self, principal: Principal, launches: list[Need], answer: bytes) -> None:
         """Record the runs a passed launch started (:mod:`dp_proxy.launch_audit`)."""
-        await record_launches(self.access, principal, launches, answer, self._launched_run, to_thread.run_sync)
+        await record_launches(self.access, principal, launches, answer, self._launched_runs, to_thread.run_sync)
 
-    async def _launched_run(self, run_id: str) -> dict[str, Any] | None:
+    async def _launched_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The runs of ``run_ids`` the webserver knows, by id (one query for a whole batch)."""
         try:
-            answer = await self._client().post("/graphql", json={"query": LAUNCHED_RUN, "variables": {"id": run_id}})
-            run = (answer.json().get("data") or {}).get("runOrError") or {}
+            answer = await self._client().post("/graphql", json={"query": LAUNCHED_RUNS, "variables": {"ids": run_ids}})
+            found = (answer.json().get("data") or {}).get("runsOrError") or {}
+            runs = found.get("results") if found.get("__typename") == "Runs" else []
+            return {run["id"]: run for run in runs or [] if isinstance(run, dict) and isinstance(run.get("id"), str)}
         except (httpx.HTTPError, ValueError, AttributeError):
-            return None
-        return run if run.get("__typename") == "Run" else None
+            return {}
 
     async def check_graphql(self, principal: Principal, body: Any) -> tuple[Refusal | None, list[Need]]:
         """Why the body must not reach the webserver (or None), and what it needs."""
@@ -137,8 +139,9 @@ class ProxyRoles:
         def decide() -> None:
             if everywhere:
                 require(principal, held, action, EVERY_WORKSPACE)
+            workspaces = self.access.workspaces_of(flows)
             for flow in sorted(flows):
-                workspace = self.access.workspace_of(flow)
+                workspace = workspaces.get(flow)
                 if workspace is None:  # not a flow of the store: a platform job
                     require(principal, held, action, EVERY_WORKSPACE)
                 else:

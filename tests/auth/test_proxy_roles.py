@@ -1,7 +1,8 @@
 """The proxy with roles on, in front of a webserver stand-in, over real HTTP and WebSockets.
 
 Both servers are real uvicorn servers on loopback. The upstream records every GraphQL body
-that reaches it and answers the proxy's run look-up (``runOrError``) from a table of runs; so
+that reaches it and answers the proxy's run look-ups (``runOrError``, ``runsOrError``) from a
+table of runs; so
 each test shows what got through, not only the status the caller saw. The grants and tokens
 are the real flow store's.
 """
@@ -59,6 +60,7 @@ class Webserver:
         self.headers: list[dict] = []
         self.subscriptions: list[dict] = []
         self.launched: dict[str, dict] = {}
+        self.run_lookups: list[list[str]] = []  # the ids of each audit look-up, one entry a request
 
     async def graphql(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -66,14 +68,21 @@ class Webserver:
             job = RUNS.get(body["variables"]["id"])
             run = {"__typename": "Run", "jobName": job} if job else {"__typename": "RunNotFoundError"}
             return JSONResponse({"data": {"runOrError": run}})
-        if isinstance(body, dict) and "LaunchedRun" in body.get("query", ""):
-            run = self.launched.get(body["variables"]["id"])
-            return JSONResponse({"data": {"runOrError": run or {"__typename": "RunNotFoundError"}}})
+        if isinstance(body, dict) and "LaunchedRuns" in body.get("query", ""):
+            ids = body["variables"]["ids"]
+            self.run_lookups.append(ids)
+            runs = [{"id": run_id, **self.launched[run_id]} for run_id in ids if run_id in self.launched]
+            return JSONResponse({"data": {"runsOrError": {"__typename": "Runs", "results": runs}}})
         self.bodies.append(body)
         self.headers.append(dict(request.headers))
-        if isinstance(body, dict) and "LaunchPipelineExecution" in body.get("query", ""):
-            return JSONResponse({"data": {"launchPipelineExecution": self._launch(body["variables"])}})
-        return JSONResponse({"data": {}})
+        if isinstance(body, list):  # a batch: an answer for each operation, in order
+            return JSONResponse([self._answer(operation) for operation in body])
+        return JSONResponse(self._answer(body))
+
+    def _answer(self, body: dict) -> dict:
+        if "LaunchPipelineExecution" in body.get("query", ""):
+            return {"data": {"launchPipelineExecution": self._launch(body["variables"])}}
+        return {"data": {}}
 
     def _launch(self, variables: dict) -> dict:
         """Dagster's answer to the UI's launch: a run (``run { id }``), or a refused run config."""
@@ -84,7 +93,6 @@ class Webserver:
         run_id = f"launched-{len(self.launched)}"
         selection = params["selector"].get("assetSelection")
         self.launched[run_id] = {
-            "__typename": "Run",
             "jobName": params["selector"]["jobName"],
             "runConfigYaml": yaml.safe_dump(config),
             "assetSelection": selection,
@@ -273,7 +281,7 @@ def ui_launch(job: str, config: dict | None = None, assets: list[list[str]] | No
 def test_launches_through_the_proxy_are_audited(stack, tmp_path):
     """Who launched which flow's run, when, with which params: from Dagster's answer and its run
     record, not from what the client claims; refused launches and terminations are not launches."""
-    proxy, _, tokens = stack
+    proxy, webserver, tokens = stack
     access = AccessStore(FlowStore(f"sqlite:///{tmp_path / 'store.db'}"))
     rita, hr = basic("rita"), {"Authorization": f"Bearer {tokens['hr_token']}", **CSRF}
 
@@ -286,6 +294,10 @@ def test_launches_through_the_proxy_are_audited(stack, tmp_path):
     refused_config = post(proxy, rita, ui_launch("sales", {"bad": True}))
     assert refused_config.json()["data"]["launchPipelineExecution"]["__typename"] == "RunConfigValidationInvalid"
     post(proxy, rita, {"query": 'mutation { terminateRun(runId: "run-sales") { __typename } }'})
+    batch = post(proxy, rita, [ui_launch("sales", {"limit": 1}), ui_launch("sales", {"region": "us"})])
+    assert [a["data"]["launchPipelineExecution"]["run"]["id"] for a in batch.json()] == ["launched-2", "launched-3"]
+    # each answered launch looked its runs up at the webserver once, a batch's runs together
+    assert webserver.run_lookups == [[run_id], ["launched-1"], ["launched-2", "launched-3"]]
 
     launches = [e for e in access.audit() if e.action == "launch"]
     token_id = tokens["hr_token"].split("_")[1]
@@ -299,6 +311,8 @@ def test_launches_through_the_proxy_are_audited(stack, tmp_path):
             "sales",
             {"run_id": None, "via": "dagster-ui", "answer_names_no_run": ["launchPipelineExecution"]},
         ),
+        ("user:rita", "sales", "sales", {"run_id": "launched-2", "via": "dagster-ui", "params": ["limit"]}),
+        ("user:rita", "sales", "sales", {"run_id": "launched-3", "via": "dagster-ui", "params": ["region"]}),
     ]
 
 
