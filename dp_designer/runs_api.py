@@ -207,7 +207,8 @@ async def launch(request: Request) -> JSONResponse:
     workspace = await run_in_threadpool(check_flow, request, Action.run, flow_id)
     body = await read_body(request, LaunchBody)
     store_api = request.app.state.store_api
-    _, published = await run_in_threadpool(store_api.get, flow_id)
+    # The run check above covers reading the flow: the store's spec, not store_api.get's second check.
+    _, published = await run_in_threadpool(store_api.store.get, flow_id)
     if published.get("partitions") and body.partition is None:
         raise ApiError(422, f"flow '{flow_id}' is partitioned: field 'partition' names the partition to run")
     try:
@@ -218,7 +219,7 @@ async def launch(request: Request) -> JSONResponse:
         raise ApiError(422, str(exc)) from None
     except LaunchError as exc:
         raise ApiError(502 if "cannot reach" in str(exc) else 409, str(exc)) from None
-    access = request.app.state.store_api.access
+    access = store_api.access
     detail = {
         "run_id": run_id,
         "params": sorted(body.params),
