@@ -50,8 +50,13 @@ def _access(request: Request) -> AccessStore:
     return request.app.state.store_api.access
 
 
+def _held(access: AccessStore, principal: Principal) -> list[Grant]:
+    """The caller's grants; the local admin holds none (it may do anything, unread)."""
+    return [] if principal.local_admin else access.grants(principal)
+
+
 def _me(access: AccessStore, principal: Principal) -> dict[str, Any]:
-    held = [] if principal.local_admin else access.grants(principal)
+    held = _held(access, principal)
     return {
         "label": principal.label,
         "user": principal.user,
@@ -69,7 +74,7 @@ async def me(request: Request) -> JSONResponse:
 
 
 def _administered(access: AccessStore, principal: Principal) -> list[dict[str, Any]]:
-    held = [] if principal.local_admin else access.grants(principal)
+    held = _held(access, principal)
     return [
         _grant_json(grant)
         for grant in access.grants()
