@@ -103,26 +103,10 @@ def as_a_warm_run_worker(instance: Any) -> None:
     worker (``dp_instance.warm_preload.preload``): Dagster's run-worker modules, the instance's
     storage classes, and the location's ``prepare_run_worker``. A run measured after this starts
     where a run of the default launcher starts; the location itself is already built."""
-    import importlib
-
     from dp_assets.definitions import prepare_run_worker
-    from dp_instance.warm_preload import RUN_WORKER_MODULES
+    from dp_instance.warm_preload import import_run_worker_modules
 
-    for name in RUN_WORKER_MODULES:
-        importlib.import_module(name)
-    ref = instance.get_ref()
-    for value in (
-        ref.storage_data,
-        ref.run_storage_data,
-        ref.event_storage_data,
-        ref.schedule_storage_data,
-        ref.compute_logs_data,
-        ref.run_coordinator_data,
-        ref.run_launcher_data,
-    ):
-        module = getattr(value, "module_name", None)
-        if isinstance(module, str):
-            importlib.import_module(module)
+    import_run_worker_modules(instance.get_ref())
     prepare_run_worker()
 
 

@@ -38,18 +38,23 @@ def preload(origin: Any, instance_ref: Any) -> None:
         os.chdir(working_directory)
         if working_directory not in sys.path:
             sys.path.insert(0, working_directory)
-    for name in RUN_WORKER_MODULES:
-        importlib.import_module(name)
-    # The instance's storage classes: the child opens the instance, this only imports them.
-    for value in instance_ref._asdict().values():
-        module = getattr(value, "module_name", None)
-        if isinstance(module, str):
-            importlib.import_module(module)
+    import_run_worker_modules(instance_ref)
     recon_repository_from_origin(origin).get_definition()
     prepare = getattr(location_module(origin.code_pointer), "prepare_run_worker", None)
     if callable(prepare):
         prepare()
     close_database_pools()
+
+
+def import_run_worker_modules(instance_ref: Any) -> None:
+    """Import Dagster's run-worker modules and the instance's storage classes (a child opens the
+    instance; this only imports them). bench's warm rows start their runs from here too."""
+    for name in RUN_WORKER_MODULES:
+        importlib.import_module(name)
+    for value in instance_ref._asdict().values():
+        module = getattr(value, "module_name", None)
+        if isinstance(module, str):
+            importlib.import_module(module)
 
 
 def location_module(code_pointer: Any) -> Any:
