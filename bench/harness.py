@@ -110,6 +110,27 @@ def as_a_warm_run_worker(instance: Any) -> None:
     prepare_run_worker()
 
 
+def wait_until(
+    what: str,
+    probe: Callable[[], Any],
+    procs: Sequence[Any],
+    timeout: float = 300,
+    every: float = 0.25,
+    logs_in: Path | None = None,
+) -> Any:
+    """Poll ``probe`` every ``every`` seconds until it returns something truthy, and return that;
+    fail naming ``what`` as soon as one of ``procs`` (the live platform's processes) has exited,
+    or on timeout."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        dead = [p.args[0] for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            where = f"; logs in {logs_in}" if logs_in is not None else ""
+            raise RuntimeError(f"timed out waiting for {what} (exited: {dead}){where}")
+        time.sleep(every)
+    return value
+
+
 def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds and the last result."""
     result = None

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import IO, Any
 
 import yaml
 
+from bench.harness import wait_until
 from bench.workloads.events_e2e import BIN, _environment, start_dagster, stop_all
 
 #: Dagster's own run launcher: a fresh run worker process per run (the anchor of the warm one).
@@ -44,15 +44,9 @@ class LivePlatform:
         return f"{self.url}/graphql"
 
     def wait(self, what: str, probe: Callable[[], Any], timeout: float = 300, every: float = 0.25) -> Any:
-        """Poll ``probe`` every ``every`` seconds until truthy; fails naming ``what`` if a process
-        exited or on timeout."""
-        deadline = time.monotonic() + timeout
-        while not (value := probe()):
-            dead = [p.args[0] for p in self.procs if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {what} (exited: {dead}); logs in {self.root}")
-            time.sleep(every)
-        return value
+        """``probe``'s first truthy value (:func:`bench.harness.wait_until` on this platform's
+        processes)."""
+        return wait_until(what, probe, self.procs, timeout, every, logs_in=self.root)
 
     def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
         """Another process on this home (e.g. ``dp dispatch``), logging to ``root/NAME.log``."""

@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import yaml
 
+from bench.harness import wait_until
+
 BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLOW_ID = "bench_event_e2e"
@@ -87,18 +89,6 @@ def stop_all(procs: list[subprocess.Popen], logs: list[IO[str]]) -> None:
         log.close()
 
 
-def _wait(what: str, probe, procs: list[subprocess.Popen], timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        dead = [p.args[0] for p in procs if p.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what} (exited: {dead})")
-        time.sleep(0.25)
-
-
 def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> dict[str, Any]:
     """Child entry point."""
     import dagster as dg
@@ -118,13 +108,13 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
         instance = dg.DagsterInstance.get()
         sensor = f"{FLOW_ID}_event_sensor"
 
-        _wait("the event sensor's first tick", lambda: _has_ticks(instance, sensor), procs)
+        wait_until("the event sensor's first tick", lambda: _has_ticks(instance, sensor), procs)
         if dispatcher:
             url = f"http://127.0.0.1:{port}/graphql"
             command = [str(BIN / "dp"), "dispatch", "--dagster-url", url]
             procs.append(subprocess.Popen(command, env=env, cwd=root, stdout=logs[2], stderr=subprocess.STDOUT))
             log_file = root / "dispatch.log"
-            _wait("the dispatcher to follow the bus", lambda: "following" in log_file.read_text(), procs)
+            wait_until("the dispatcher to follow the bus", lambda: "following" in log_file.read_text(), procs)
         published: dict[str, float] = {}
         with EventBusResource().open_bus() as bus:
             for i in range(events):
@@ -141,7 +131,7 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
                 phases.append(_phases(instance, runs[0], published_at))
             return phases
 
-        phases = _wait("every event's run to finish", all_finished, procs, timeout=300 + 30 * events)
+        phases = wait_until("every event's run to finish", all_finished, procs, timeout=300 + 30 * events)
         runs_per_event = [len(instance.get_runs(dg.RunsFilter(tags={"dp/event_id": e}))) for e in published]
         latencies = [p["step_started"] for p in phases]
         return {

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from bench.workloads.events_e2e import BIN, _environment, _wait, start_dagster, stop_all
+from bench.harness import wait_until
+from bench.workloads.events_e2e import BIN, _environment, start_dagster, stop_all
 
 FLOW_ID = "bench_invoke"
 ROWS = [{"region": r, "amount": a} for r, a in [("EU", 3), ("US", 10), ("EU", 7), ("APAC", 1), ("US", 4)]]
@@ -105,7 +106,7 @@ def measure(sequential: int, callers: int, seconds: float) -> dict[str, Any]:
             except LaunchError:  # not answering yet, or the location still loading
                 return False
 
-        _wait("the webserver to load the flow", loaded, procs, timeout=600)
+        wait_until("the webserver to load the flow", loaded, procs, timeout=600)
         backend = platform_invoke_backend(store, graphql, settings)
         app = receiver_app(
             store,
