@@ -7,7 +7,7 @@ asset whose description lists every problem.
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from dp_assets.compiler.executors import FlowExecutors
 from dp_assets.compiler.factory import CompiledFlow
 from dp_assets.compiler.translator import TABLE_FORMAT, FlowTranslator, output_format
 from dp_assets.default_resources import default_resources
+from dp_assets.definition_names import DefinitionNames
 from dp_assets.loading import LoadScope, pin_versions
 from dp_assets.publishing import ImportReport, import_folder
 from dp_assets.spec.cross_flow import FlowRead, cross_flow_problems
@@ -156,7 +157,7 @@ def compile_published(
     flow_defs = []
     compiled_versions: dict[str, str] = {}
     retention: dict[str, dict] = {}
-    names = _DefinitionNames()
+    names = DefinitionNames(FRESHNESS_SENSOR)
     specs = _published_specs(store, report) if versions is None else _pinned_specs(store, versions, report)
     loaded: dict[str, tuple[str, CompiledFlow, dg.Definitions]] = {}
     with gc_paused(lambda: len(loaded)):
@@ -164,13 +165,21 @@ def compile_published(
             try:
                 compiled = compiled_flows().get(flow_id, version, spec, catalog, translator, executors)
                 flow_def = compiled.definitions(resources, executors.default, freshness_sensor=False)
-                names.claim(flow_id, flow_def)
                 loaded[flow_id] = (version, compiled, flow_def)
             except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
                 _report_broken(report, imported, flow_id, version, exc)
-    for flow_id, text in _cross_flow_problems(loaded, catalog).items():
-        version = loaded.pop(flow_id)[0]
-        _report_broken(report, imported, flow_id, version, ValueError(text))
+    _leave_out(loaded, _cross_flow_problems(loaded, catalog), report, imported)
+    # Names are claimed by the flows that passed the cross-flow check (one left out for its reads
+    # must not take a name from a later flow); a flow that reads one left out here goes too.
+    clashes: dict[str, Exception] = {}
+    for flow_id, (_, _, flow_def) in loaded.items():
+        try:
+            names.claim(flow_id, flow_def)
+        except Exception as exc:  # noqa: BLE001 - one flow's failure must not stop the others
+            clashes[flow_id] = exc
+    if clashes:
+        _leave_out(loaded, clashes, report, imported)
+        _leave_out(loaded, _cross_flow_problems(loaded, catalog), report, imported)
     for flow_id, (version, compiled, flow_def) in loaded.items():
         flow_defs.append(flow_def)
         report.flows.append(flow_id)
@@ -220,6 +229,18 @@ def _cross_flow_problems(
         outputs = {out for step in compiled.steps for out in step.node_keys_by_output_name}
         stored[flow_id] = frozenset(outputs - in_tables)
     return cross_flow_problems(stored, reads)
+
+
+def _leave_out(
+    loaded: dict[str, tuple[str, CompiledFlow, dg.Definitions]],
+    problems: Mapping[str, str | Exception],
+    report: LoadReport,
+    imported: ImportReport,
+) -> None:
+    """Take the flows of ``problems`` out of ``loaded``, reporting each one's problem."""
+    for flow_id, problem in problems.items():
+        version = loaded.pop(flow_id)[0]
+        _report_broken(report, imported, flow_id, version, ValueError(problem) if isinstance(problem, str) else problem)
 
 
 def published_versions(store: FlowStore) -> dict[str, str]:
@@ -282,53 +303,6 @@ def _published_specs(store: FlowStore, report: LoadReport) -> Iterator[tuple[str
             log.error("flow '%s' could not be read from the store: %s", info.id, exc)
             continue
         yield info.id, version, spec
-
-
-class _DefinitionNames:
-    """Names Dagster wants unique in a repository, claimed flow by flow.
-
-    Each flow's names are unique within it, but names are made from ids (``<flow>__step``,
-    ``<flow>_after_<up>_sensor``...), so two flows can make the same one; Dagster would then
-    refuse the whole repository. The flow that comes later (by id) is reported instead."""
-
-    #: What the platform itself defines beside the flows (the load report, the retention schedule).
-    PLATFORM = (
-        ("asset", "dp_platform/flow_load_report"),
-        ("job or op", "flow_load_report"),
-        ("job or op", "dp_retention_job"),
-        ("job or op", "dp_retention_prune"),
-        ("schedule or sensor", "dp_retention"),
-        ("schedule or sensor", FRESHNESS_SENSOR),
-    )
-
-    def __init__(self) -> None:
-        self._owners: dict[tuple[str, str], str] = dict.fromkeys(self.PLATFORM, "the platform")
-
-    def claim(self, flow_id: str, definitions: dg.Definitions) -> None:
-        mine = set(self._names(definitions))
-        taken = sorted(
-            f"{kind} '{name}' (of {self._owners[(kind, name)]})" for kind, name in mine if (kind, name) in self._owners
-        )
-        if taken:
-            raise ValueError(
-                f"flow '{flow_id}' makes Dagster names another flow already has: "
-                + ", ".join(taken)
-                + "; rename the flow or the node"
-            )
-        self._owners.update(dict.fromkeys(mine, f"flow '{flow_id}'"))
-
-    @staticmethod
-    def _names(definitions: dg.Definitions) -> Iterator[tuple[str, str]]:
-        # Jobs and ops (a step is an op) share one namespace; schedules and sensors another.
-        for job in definitions.jobs or ():
-            yield "job or op", job.name
-        for asset in definitions.assets or ():
-            assert isinstance(asset, dg.AssetsDefinition)  # a compiled flow's steps are multi-assets
-            yield "job or op", asset.node_def.name
-            for key in asset.keys:
-                yield "asset", key.to_user_string()
-        for instigator in [*(definitions.schedules or ()), *(definitions.sensors or ())]:
-            yield "schedule or sensor", instigator.name
 
 
 def _build_scoped(

@@ -190,3 +190,21 @@ def test_the_daemon_runs_the_reader_when_the_upstream_flow_materialises(tmp_path
         )
         runs = session.instance.get_runs(dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
         assert {run.tags.get("dp/flow") for run in runs} == {"report"}
+
+
+def test_a_flow_left_out_for_its_reads_takes_no_dagster_name(flows):
+    """Flow ``a`` (first by id) reads a flow that does not exist, and its step's op is named
+    ``a__step``, the name of flow ``a__step``'s job: ``a`` is left out for its read, so the name
+    is ``a__step``'s and that flow loads (before, ``a`` claimed the name first: both were out)."""
+    write_flow(flows, reader("a", upstream_flow="nowhere"))
+    write_flow(flows, {"id": "a__step", "nodes": [UPSTREAM["nodes"][0]]})
+    loaded = defs()
+    problems = loaded.resolve_asset_graph().get(key("dp_platform", "flow_load_report")).description
+    assert "flow 'a', node 'sales_big', field 'params.flow': there is no flow 'nowhere'" in problems
+    assert "Dagster names" not in problems
+    assert loaded.resolve_job_def("a__step")
+    # the clash itself is still refused, naming the later flow, when both are otherwise fine
+    write_flow(flows, UPSTREAM)
+    write_flow(flows, reader("a"))
+    problems = defs().resolve_asset_graph().get(key("dp_platform", "flow_load_report")).description
+    assert "flow 'a__step' makes Dagster names another flow already has: job or op 'a__step' (of flow 'a')" in problems
