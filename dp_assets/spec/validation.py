@@ -7,19 +7,35 @@ arity, cycles, ``{{ params.x }}`` references), and column schemas propagated bef
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from dp_assets.catalog.base import Catalog, ColumnSchema, SchemaError
+from dp_assets.catalog.base import Catalog, ColumnSchema
 from dp_assets.spec import checks, dagster_rules, ephemeral, templates
-from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values, dotted
-from dp_assets.spec.loading import normalise_spec, spec_version, split_ref
+from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values
+from dp_assets.spec.graph_checks import arity_problems, bound_inputs, graph_errors, schema_errors
+from dp_assets.spec.loading import normalise_spec, spec_version
 from dp_assets.spec.model import FlowBase, FlowParam, flow_model
+from dp_assets.spec.model_errors import node_error, pydantic_errors, suggest
+from dp_assets.spec.spec_errors import FlowValidationError, SpecError
+
+#: The names other modules import from here; the error types, the graph checks and the wording
+#: of pydantic's errors live in spec_errors, graph_checks and model_errors.
+__all__ = [
+    "PLACEHOLDERS",
+    "FlowValidationError",
+    "SpecError",
+    "ValidatedFlow",
+    "ValidatedRecords",
+    "arity_problems",
+    "bound_inputs",
+    "node_error",
+    "types_used",
+    "validate_spec",
+]
 
 
 class ValidatedRecords(Protocol):
@@ -40,29 +56,6 @@ PLACEHOLDERS = {
     "list": [],
     "object": {},
 }
-
-
-@dataclass(frozen=True)
-class SpecError:
-    flow: str
-    node: str | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"flow '{self.flow}'"
-        if self.node is not None:
-            where += f", node '{self.node}'"
-        return f"{where}, field '{self.field}': {self.message}"
-
-
-class FlowValidationError(ValueError):
-    def __init__(self, flow_id: str, errors: list[SpecError]):
-        self.flow_id = flow_id
-        self.errors = errors
-        super().__init__(
-            f"flow '{flow_id}' is invalid ({len(errors)} error(s)):\n" + "\n".join(f"  - {e}" for e in errors)
-        )
 
 
 @dataclass(frozen=True)
@@ -113,17 +106,17 @@ def validate_spec(
     try:
         flow = flow_model(catalog, types_used(checked, catalog)).model_validate(checked)
     except ValidationError as exc:
-        errors.extend(_pydantic_errors(exc, raw, flow_id, catalog))
+        errors.extend(pydantic_errors(exc, raw, flow_id, catalog))
     except Exception as exc:  # noqa: BLE001 - a validator's own bug must name the flow, not crash a load
         errors.append(SpecError(flow_id, None, "<spec>", f"could not be checked ({type(exc).__name__}: {exc})"))
     if flow is not None:
         for node in flow.nodes:  # type: ignore[attr-defined]
             errors.extend(_hook_errors(flow_id, node, catalog))
-    order = _graph_errors(raw, flow_id, catalog, errors)
+    order = graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
         broken = {e.node for e in errors if e.node is not None}
-        schemas = _schema_errors(flow, order, catalog, errors, broken)
+        schemas = schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
         errors.extend(_partition_errors(flow, raw))
         errors.extend(
@@ -255,9 +248,7 @@ def _with_placeholders(
             if name not in values:
                 known = False
                 errors.append(
-                    SpecError(
-                        flow_id, node_id, path, f"references unknown flow param '{name}'" + _suggest(name, values)
-                    )
+                    SpecError(flow_id, node_id, path, f"references unknown flow param '{name}'" + suggest(name, values))
                 )
                 continue
             expanded += sizes[name]
@@ -278,223 +269,3 @@ def _with_placeholders(
         rendered = templates.render(node["params"], values) if known else node["params"]
         nodes.append({**node, "params": rendered})
     return {**raw, "nodes": nodes} if "nodes" in raw else dict(raw)
-
-
-#: Beyond this many names no "did you mean" is offered: difflib compares against each of them,
-#: and a spec with thousands of nodes, each with a bad input, must still validate in seconds.
-SUGGEST_FROM_AT_MOST = 500
-
-
-def _suggest(name: str, choices: Any) -> str:
-    choices = list(choices)
-    if len(choices) > SUGGEST_FROM_AT_MOST:
-        return ""
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _pydantic_errors(exc: ValidationError, raw: Mapping[str, Any], flow_id: str, catalog: Catalog) -> list[SpecError]:
-    raw_nodes = raw.get("nodes")
-    nodes: list[Any] = raw_nodes if isinstance(raw_nodes, list) else []
-    out: list[SpecError] = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        node_id = None
-        if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) and loc[1] < len(nodes):
-            node = nodes[loc[1]]
-            node_id = str(node.get("id")) if isinstance(node, Mapping) else f"#{loc[1]}"
-            loc = loc[2:]
-            if loc and isinstance(loc[0], str) and loc[0] in catalog:
-                loc = loc[1:]  # the union tag pydantic puts in the path
-        elif len(loc) >= 3 and loc[0] == "triggers" and isinstance(loc[2], str):
-            loc = [*loc[:2], *loc[3:]]  # the trigger type tag
-        if len(loc) >= 3 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in checks.CHECK_TYPES:
-            loc = [*loc[:2], *loc[3:]]  # the check type tag
-        loc = [part for part in loc if not _is_type_tag(part)]
-        field = dotted(loc) or ("type" if err["type"].startswith("union_tag") else "<spec>")
-        message = _message(err, catalog)
-        if err["type"].startswith("union_tag") and field.startswith("checks["):
-            message = checks.union_tag_message(err.get("ctx", {}).get("tag"))
-        if (node_id, field) not in {(e.node, e.field) for e in out}:  # one message per union field
-            out.append(SpecError(flow_id, node_id, field, message))
-    return out
-
-
-TYPE_TAGS = ("bool", "str", "int", "float", "list", "dict", "tuple", "none", "literal", "function")
-
-
-def _is_type_tag(part: Any) -> bool:
-    """pydantic puts the union member (``bool``, ``list[str]``...) into error locations."""
-    return isinstance(part, str) and (part.split("[", 1)[0].lower() in TYPE_TAGS or "[" in part)
-
-
-def _message(err: Mapping[str, Any], catalog: Catalog) -> str:
-    kind = err["type"]
-    if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
-        return f"unknown node type '{tag}'{_suggest(str(tag), catalog)}; see `dp nodes` for the catalog"
-    if kind == "union_tag_not_found":
-        return "missing 'type': every node needs a type from the catalog (`dp nodes`)"
-    if kind == "extra_forbidden":
-        return "unknown field; remove it or check its spelling"
-    if kind == "missing":
-        return "required field is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _graph_errors(raw: Mapping[str, Any], flow_id: str, catalog: Catalog, errors: list[SpecError]) -> list[str] | None:
-    """Check ids, inputs, arity and cycles on the raw spec; return a topological order if sound."""
-    nodes = [n for n in raw.get("nodes") or [] if isinstance(n, Mapping)]
-    seen: dict[str, Mapping[str, Any]] = {}
-    sound = True
-    for node in nodes:
-        node_id = str(node.get("id"))
-        if node.get("_dangling"):
-            errors.append(SpecError(flow_id, node_id, "id", "an edge targets a node that does not exist"))
-        elif node_id in seen:
-            errors.append(SpecError(flow_id, node_id, "id", "duplicate node id; node ids must be unique"))
-            sound = False
-        seen.setdefault(node_id, node)
-    graph: dict[str, set[str]] = {node_id: set() for node_id in seen}
-    for node_id, node in seen.items():
-        node_type = _node_type(catalog, node)
-        inputs = node.get("inputs") or []
-        if not isinstance(inputs, (list, Mapping)):
-            sound = False  # the model names the wrong type
-            continue
-        refs = list(inputs.items()) if isinstance(inputs, Mapping) else list(enumerate(inputs))
-        for name, ref in refs:
-            field = f"inputs.{name}" if isinstance(inputs, Mapping) else f"inputs[{name}]"
-            if not isinstance(ref, str):
-                errors.append(SpecError(flow_id, node_id, field, "an input must be a node id string"))
-                sound = False
-                continue
-            source, output = split_ref(ref)
-            if source not in seen:
-                errors.append(
-                    SpecError(
-                        flow_id, node_id, field, f"input '{ref}' names no node of this flow{_suggest(source, seen)}"
-                    )
-                )
-                sound = False
-                continue
-            source_type = _node_type(catalog, seen[source])
-            if source_type is not None and output not in source_type.outputs:
-                errors.append(
-                    SpecError(
-                        flow_id,
-                        node_id,
-                        field,
-                        f"node '{source}' ({source_type.name}) has no output '{output}'; "
-                        f"its outputs: {', '.join(source_type.outputs)}",
-                    )
-                )
-            graph[node_id].add(source)
-        if node_type is not None:
-            _arity_errors(flow_id, node_id, node_type, inputs, errors)
-    try:
-        order = list(TopologicalSorter(graph).static_order())
-    except CycleError as exc:
-        cycle = exc.args[1]
-        path = " -> ".join(reversed(cycle))
-        first = cycle[0]
-        errors.append(SpecError(flow_id, first, "inputs", f"cycle: {path}"))
-        return None
-    return order if sound else None
-
-
-def _node_type(catalog: Catalog, node: Mapping[str, Any]) -> Any:
-    kind = node.get("type")
-    return catalog.get(kind) if isinstance(kind, str) else None
-
-
-def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, errors: list[SpecError]) -> None:
-    spec = node_type.inputs
-    count = len(inputs)
-    if spec.variadic:
-        if count < spec.min_count:
-            errors.append(
-                SpecError(flow_id, node_id, "inputs", f"{node_type.name} takes {spec.describe()}, got {count}")
-            )
-        return
-    if isinstance(inputs, Mapping):
-        names = {str(name) for name in inputs}
-        if names != set(spec.names):
-            errors.append(
-                SpecError(
-                    flow_id,
-                    node_id,
-                    "inputs",
-                    f"{node_type.name} takes inputs named {spec.describe() or '(none)'}, "
-                    f"got {', '.join(sorted(names)) or 'none'}",
-                )
-            )
-    elif count != len(spec.names):
-        errors.append(
-            SpecError(
-                flow_id,
-                node_id,
-                "inputs",
-                f"{node_type.name} takes {len(spec.names)} input(s) ({spec.describe()}), got {count}",
-            )
-        )
-
-
-def _schema_errors(
-    flow: FlowBase, order: list[str], catalog: Catalog, errors: list[SpecError], broken: set[str]
-) -> dict[str, ColumnSchema | None]:
-    """Propagate column schemas in topological order; a hook's ``SchemaError`` names the edge."""
-    by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
-    schemas: dict[str, ColumnSchema | None] = {}
-    for node_id in order:
-        node = by_id[node_id]
-        node_type = catalog[node.type]
-        named = bound_inputs(node, node_type)
-        input_schemas = {name: schemas.get(ref) for name, ref in named.items()}
-        result = None
-        if node_type.infer_schema is not None and node_id not in broken:
-            try:
-                result = node_type.infer_schema(node.params, input_schemas)
-            except SchemaError as exc:
-                edges = ", ".join(f"'{ref}' -> '{node_id}'" for ref in named.values())
-                where = f" (input {edges})" if edges else ""
-                errors.append(SpecError(flow.id, node_id, f"params.{exc.field}", exc.message + where))
-            except Exception as exc:  # noqa: BLE001 - an inference bug names the node, not a traceback
-                errors.append(
-                    SpecError(
-                        flow.id, node_id, "params", f"column schema could not be inferred ({type(exc).__name__}: {exc})"
-                    )
-                )
-        for output in node_type.outputs:
-            schemas[f"{node_id}.{output}"] = result
-    return {key.removesuffix(".result"): value for key, value in schemas.items()}
-
-
-def bound_inputs(node: Any, node_type: Any) -> dict[str, str]:
-    """Input name -> upstream reference ``node.output`` (positional lists bound to the names)."""
-    inputs = node.inputs
-    if isinstance(inputs, Mapping):
-        items = list(inputs.items())
-    elif node_type.inputs.variadic:
-        items = [(ref, ref) for ref in inputs]
-    else:
-        # More inputs than names is reported by the validation, not here: extra ones drop out.
-        items = list(zip(node_type.inputs.names, inputs, strict=False))
-    return {name: "{}.{}".format(*split_ref(ref)) for name, ref in items}
-
-
-# --- shared with a sub-chain's body (dp_assets.compiler.plan), so that its nodes are checked
-# --- and worded as a flow's nodes are
-
-
-def node_error(err: Mapping[str, Any], catalog: Catalog) -> tuple[str, str]:
-    """A pydantic error of a node's own model as ``(field, message)``, as for a flow's node."""
-    loc = [part for part in err.get("loc", ()) if not _is_type_tag(part)]
-    return dotted(loc) or "<spec>", _message(err, catalog)
-
-
-def arity_problems(node_type: Any, inputs: Any) -> list[tuple[str, str]]:
-    """``(field, message)`` for each way ``inputs`` do not fit what ``node_type`` takes."""
-    errors: list[SpecError] = []
-    _arity_errors("", "", node_type, inputs, errors)
-    return [(error.field, error.message) for error in errors]
