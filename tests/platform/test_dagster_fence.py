@@ -52,7 +52,6 @@ NOT_DAGSTER = {
     "_exit": "os._exit: leave a forked child without running the parent's clean-up",
     "_replace": "a named tuple's copy-with-changes (urllib's SplitResult)",
     "_mapping": "SQLAlchemy's Row as a mapping (documented, underscored to avoid column names)",
-    "_lookup": "dp_assets' own tool-template lookup (dp_assets.catalog.nodes.tools)",
     "_reads": "dp_assets' own per-request grant reads, set on the API's copy for one caller (dp_assets.store_api)",
 }
 

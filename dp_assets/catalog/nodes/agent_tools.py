@@ -27,7 +27,6 @@ JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "object": dict,
     "array": list,
 }
-JsonScalar = str | int | float | bool | None
 
 
 class ToolArgument(Params):
@@ -36,7 +35,7 @@ class ToolArgument(Params):
     )
     description: str = Field(default="", description="What the argument means, for the model.")
     required: bool = Field(default=True, description="The model must give it.")
-    enum: list[JsonScalar] | None = Field(default=None, description="The only values allowed.")
+    enum: list[t.JsonScalar] | None = Field(default=None, description="The only values allowed.")
 
 
 class AgentTool(Params):

@@ -96,7 +96,7 @@ def _render_prompt(prompt: str, data: dict[str, Any], limit: int) -> tuple[str, 
     def text(match: re.Match) -> str:
         nonlocal cut
         if match.group(1) == "input":
-            value = t._lookup(data, match.group(1), match.group(2), "prompt")
+            value = t.lookup(data, match.group(1), match.group(2), "prompt")
         else:
             value = match.group(0)
         if isinstance(value, pd.DataFrame):
