@@ -28,6 +28,14 @@ def prepare_run_worker() -> None:
 
     for name in ("numpy", "pandas", "pyarrow", *NODE_MODULES, *RUN_MODULES):
         importlib.import_module(name)
+    # The settings in force (dp_settings.current), read by the IO manager and the DuckDB engine
+    # in each run: read here once, the children inherit them (re-read if their environment differs).
+    from dp_settings import current
+
+    try:
+        current()
+    except Exception:  # noqa: BLE001 - a bad setting fails the run that reads it, with its message
+        pass
 
 
 #: Imported by a run's first node or first stored output, not by the location's load: Arrow's
@@ -42,4 +50,7 @@ RUN_MODULES = (
     "dp_io.direct",
     "duckdb",
     "dp_assets.engine.chain",
+    # imported by a run's first Arrow-to-pandas conversion and its first pivot
+    "pandas.core.arrays.arrow.extension_types",
+    "pandas.core.reshape.reshape",
 )

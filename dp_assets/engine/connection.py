@@ -16,10 +16,12 @@ class EngineLimits:
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> EngineLimits:
+        """The limits of ``settings``, else of the settings in force (``dp_settings.current``:
+        read once per process and environment, not rebuilt for each step's connection)."""
         if settings is None:
-            from dp_settings import PlatformSettings
+            from dp_settings import current
 
-            settings = PlatformSettings()
+            settings = current()
         return cls(memory_limit=settings.duckdb.memory_limit or cls.memory_limit, threads=settings.duckdb.threads)
 
     def config(self) -> dict[str, Any]:

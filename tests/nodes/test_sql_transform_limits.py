@@ -1,7 +1,7 @@
 """SqlTransform against a hostile author: any text as a query, lone surrogates included (what
 undecodable bytes become in Python), is a query or a validation error, never a crash; the query's
 DuckDB has the engine's memory limit and threads (``DP_DUCKDB_*``), not DuckDB's default of 80%
-of the machine; and a query that never ends (a recursive CTE) is stopped by the node's
+of the machine, as has the engine's own connection, which follows a changed setting; and a query that never ends (a recursive CTE) is stopped by the node's
 ``timeout_seconds`` (the machinery of every node: a forked child killed at its limit)."""
 
 from __future__ import annotations
@@ -43,6 +43,26 @@ def test_the_query_runs_with_the_engines_memory_limit_and_threads(monkeypatch: p
     query = "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t"
     got = run_node("SqlTransform", {"query": query}, {"a": pd.DataFrame({"x": [1]})})
     assert got.to_dict("records") == [{"m": "286.1 MiB", "t": 1}]  # DuckDB spells 300MB in MiB
+
+
+def test_the_engines_connection_follows_a_change_of_the_settings_in_the_same_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine reads the settings in force (``dp_settings.current``, kept per process): a
+    changed ``DP_DUCKDB_*`` takes effect at the next step's connection, never a stale value."""
+    from dp_assets.engine.connection import connect
+
+    seen = []
+    for threads, memory in (("1", "300MB"), ("2", "500MB")):
+        monkeypatch.setenv("DP_DUCKDB_THREADS", threads)
+        monkeypatch.setenv("DP_DUCKDB_MEMORY_LIMIT", memory)
+        connection = connect()
+        try:
+            (row,) = connection.execute("SELECT current_setting('threads'), current_setting('memory_limit')").fetchall()
+            seen.append(row)
+        finally:
+            connection.close()
+    assert seen == [(1, "286.1 MiB"), (2, "476.8 MiB")]  # DuckDB spells MB in MiB
 
 
 def test_a_query_that_never_ends_is_stopped_by_the_nodes_timeout() -> None:
