@@ -39,12 +39,16 @@ def prepare_run_worker() -> None:
 
 
 #: Imported by a run's first node or first stored output, not by the location's load: Arrow's
-#: pandas conversion and Parquet, the IO manager's filesystem (fsspec) and direct writer, and the
-#: DuckDB engine (``policies.engine: duckdb``; DuckDB itself starts no thread until a connection
-#: opens, so the template stays safe to fork). About 0.1 s of a run's fixed cost otherwise.
+#: pandas conversion and Parquet (and the version check of pandas' Arrow-backed strings), the
+#: expression evaluator (FilterRows, AddColumn... import it at their first row: some 60 ms), the
+#: IO manager's filesystem (fsspec) and direct writer, and the DuckDB engine (``policies.engine:
+#: duckdb``; DuckDB itself starts no thread until a connection opens, so the template stays safe
+#: to fork). About 0.15 s of a run's fixed cost otherwise.
 RUN_MODULES = (
     "pyarrow.pandas_compat",
     "pyarrow.parquet",
+    "pyarrow.vendored.version",
+    "dp_assets.expressions.evaluator",
     "fsspec.implementations.local",
     "fsspec.implementations.chained",
     "dp_io.direct",

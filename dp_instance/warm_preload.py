@@ -24,6 +24,8 @@ RUN_WORKER_MODULES = (
     "dagster._core.executor.in_process",
     "dagster._core.executor.multiprocess",
     "dagster._core.storage.fs_io_manager",
+    # imported when a run's config is resolved (every run with params)
+    "dagster._core.system_config.composite_descent",
 )
 
 
