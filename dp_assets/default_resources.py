@@ -4,11 +4,13 @@ Secrets and connection URLs stay environment variables (``dg.EnvVar``) that Dags
 resource reads when used, so building them costs nothing at load and shows only names in the UI.
 """
 
+import os
+import threading
 from typing import Any
 
 import dagster as dg
 
-from dp_settings import PlatformSettings, load
+from dp_settings import PlatformSettings, fingerprint, load
 
 
 def _env_vars_that_are_set(**fields: tuple[str, object]) -> dict[str, Any]:
@@ -65,3 +67,37 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
         "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),
         "notifier": notifications,  # the old key of notify:'s resource, for code that still asks for it
     }
+
+
+_shared_lock = threading.Lock()
+_shared: tuple[tuple[str, tuple[int, int] | None], dict[str, object]] | None = None
+
+
+def shared_default_resources(settings: PlatformSettings) -> dict[str, object]:
+    """:func:`default_resources` of ``settings``, built once per settings (and MCP config file)
+    in this process; do not change the dict.
+
+    Building them costs 30-100 ms (Dagster infers each resource's config schema), which every
+    load of the location paid: a code server at each load, and every run worker again when it
+    reconstructs its job. A warm run worker now takes them from the template it was forked
+    from. Keyed on every settings value, so changed settings get new resources, and on the MCP
+    config file's modification time and size, the one input read from a file."""
+    global _shared
+    key = (fingerprint(settings), _file_stamp(settings.mcp_config))
+    shared = _shared
+    if shared is not None and shared[0] == key:
+        return shared[1]
+    resources = default_resources(settings)
+    with _shared_lock:
+        _shared = (key, resources)
+    return resources
+
+
+def _file_stamp(path: str | None) -> tuple[int, int] | None:
+    if not path:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None  # default_resources names the missing file
+    return found.st_mtime_ns, found.st_size

@@ -242,6 +242,26 @@ def test_resources_get_deployment_values_as_env_vars_never_as_text():
     assert default_resources(load({}))["llm"].api_key is None
 
 
+def test_a_location_load_reuses_its_resources_until_a_setting_or_the_mcp_file_changes(tmp_path):
+    """What a warm run worker relies on to skip building the resources its template built: the
+    same object while nothing changed, new ones (with the new values) when a setting or the MCP
+    servers file changes."""
+    from dp_assets.default_resources import shared_default_resources
+
+    servers = tmp_path / "mcp.yaml"
+    servers.write_text("servers: {}\n")
+    env = {"DP_HOME": str(tmp_path), "DP_MCP_CONFIG": str(servers)}
+    first = shared_default_resources(load(env))
+    assert shared_default_resources(load(env)) is first
+
+    moved = shared_default_resources(load({**env, "DP_HTTP_ALLOWED_NETWORKS": "10.0.0.0/8"}))
+    assert moved is not first and moved["http"].allowed_networks == ["10.0.0.0/8"]
+
+    servers.write_text("servers:\n  tools: {transport: http, url: 'http://tools.example/mcp'}\n")
+    edited = shared_default_resources(load(env))
+    assert edited is not first and list(edited["mcp"].servers) == ["tools"]
+
+
 # --- docs/settings.md, deploy/env.example, docker-compose.yml ------------------------------------
 
 #: DP_ names the docs use that are not settings: the test suite's own knobs, and names a reader
