@@ -62,7 +62,9 @@ def _flow_specs() -> st.SearchStrategy[dict]:
     """Specs drawn from the flow's JSON Schema, one node type's schema at a time.
 
     hypothesis-jsonschema re-canonicalises the nodes' 40-way union on every draw (seconds per
-    example); drawing a type, then a node from that type's own schema, covers the same specs."""
+    example); drawing a type, then a node from that type's own schema, covers the same specs.
+    Building these takes seconds of CPU: the test draws them through ``st.deferred``, so only the
+    worker that runs it pays, when it runs, not every pytest process that collects this module."""
     schema = flow_json_schema(CATALOG)
     definitions = schema["$defs"]
     by_type = {
@@ -75,7 +77,7 @@ def _flow_specs() -> st.SearchStrategy[dict]:
 
 
 @fuzz_settings(60, suppress_health_check=list(HealthCheck))
-@given(spec=_flow_specs(), seed=st.integers(0, 10_000))
+@given(spec=st.deferred(_flow_specs), seed=st.integers(0, 10_000))
 def test_V8_schema_generated_and_mutated_specs(spec, seed):
     assert _outcome(spec) in ("invalid", "compiled")
     assert _outcome(_mutate(spec, random.Random(seed))) in ("invalid", "compiled")
