@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.results import WorkloadResult
-from bench.workloads.data_work import _both, _one_check, _summary, compare, timed_by_hand
+from bench.workloads.data_work import _both, _one_check, _summary, compare, read_inputs_through, timed_by_hand
 
 if TYPE_CHECKING:
     from bench.registry import RunContext
@@ -66,18 +66,6 @@ def duckdb_run(folder: str) -> dict[str, Any]:
     import duckdb  # noqa: F401  (imports are not part of the work)
 
     return timed_by_hand(duckdb_by_hand, folder, "duckdb")
-
-
-def read_inputs_through(folder: Path) -> None:
-    """Read the input files once before any timed run, so that no measurement pays for reading
-    them from disk while the others find them in the page cache. In the 2026-12-06 quiet run the
-    first child at 10M rows (the pandas script, first in the first round) took 6.3 s against
-    4.1-4.4 s for its other runs, and ``data_work``'s first child 6.3 s against 4.4-5.3 s: the
-    inputs, most likely, read cold. With three runs each, one such run can move a median."""
-    for path in sorted(folder.glob("*.parquet")):
-        with path.open("rb") as handle:
-            while handle.read(1 << 24):
-                pass
 
 
 def run(ctx: RunContext) -> WorkloadResult:
