@@ -26,7 +26,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import _GeneratorContextManager, contextmanager  # what the parents' @contextmanager methods return
+from contextlib import (
+    AbstractContextManager,
+    _GeneratorContextManager,  # what the parents' @contextmanager methods return
+    contextmanager,
+)
 from functools import cached_property
 from typing import Any
 
@@ -40,6 +44,7 @@ from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from dp_instance.launch_lock import file_launch_lock
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 #: Longest a process waits for another to finish creating or migrating a database.
@@ -170,6 +175,11 @@ class _KeptConnectionsFromLocal(_KeptConnections):
 
 class EmbeddedRunStorage(KeptRunSchema, _KeptConnectionsFromLocal, SqliteRunStorage):
     """Runs, their tags and status changes on kept connections."""
+
+    def launch_lock(self) -> AbstractContextManager[bool]:
+        """The run queue's lock (``dp_instance/launch_lock.py``): a lock file beside ``runs.db``."""
+        database = sa.engine.make_url(self._conn_string).database
+        return file_launch_lock(os.path.dirname(os.path.abspath(database or ".")))
 
 
 class EmbeddedScheduleStorage(KeptScheduleSchema, _KeptConnectionsFromLocal, SqliteScheduleStorage):

@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -53,6 +54,7 @@ from dagster_postgres.utils import (
     pg_url_from_config,
 )
 
+from dp_instance.launch_lock import advisory_launch_lock
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 if TYPE_CHECKING:
@@ -217,6 +219,10 @@ class ResilientPostgresRunStorage(KeptRunSchema, _SharedPool, PostgresRunStorage
             lambda: super(ResilientPostgresRunStorage, self).handle_run_event(run_id, event, update_timestamp),
             f"writing run status {event.event_type_value}",
         )
+
+    def launch_lock(self) -> AbstractContextManager[bool]:
+        """The run queue's lock (``dp_instance/launch_lock.py``): an advisory lock of this database."""
+        return advisory_launch_lock(self._engine)
 
 
 class SharedPoolPostgresScheduleStorage(KeptScheduleSchema, _SharedPool, PostgresScheduleStorage):

@@ -24,6 +24,9 @@ Named in ``dagster.yaml`` (production) and in the file ``dp init-home`` writes::
 - **Cancel**: ``terminate`` marks the run CANCELING and interrupts its worker (SIGINT, as the code
   server interrupts its run workers); Dagster's execution loop then stops the steps and ends the
   run CANCELED.
+- **Limits**: with ``FlowRunCoordinator`` (which starts runs at submit), each launch first asks
+  the coordinator whether the run still fits the queue's limits; one that does not goes back
+  to the queue.
 - **Full pool, a template that cannot start**: the same cold start, with an engine event on the
   run saying why (a run with no Python code origin goes to Dagster's default launcher). The
   queue in front (the run coordinator's ``max_concurrent_runs``) already holds runs back; a
@@ -51,6 +54,7 @@ from dagster._core.launcher import (
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
+from dp_instance.run_coordinator import FlowRunCoordinator
 from dp_instance.warm_pool import PoolFull, TemplatePool, WarmStartError, Worker
 from dp_instance.warm_template import process_start_time
 
@@ -60,6 +64,10 @@ WORKER_TAG = "dp/warm_worker"
 
 
 class WarmRunLauncher(RunLauncher, ConfigurableClass):
+    #: Asks ``FlowRunCoordinator.admit_from_queue`` before each launch, which lets that coordinator
+    #: start runs at submit (dp_instance/run_coordinator.py: why no limit is exceeded).
+    asks_before_launching = True
+
     def __init__(
         self,
         inst_data: ConfigurableClassData | None = None,
@@ -134,6 +142,9 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
+        coordinator = self._instance.run_coordinator
+        if isinstance(coordinator, FlowRunCoordinator) and not coordinator.admit_from_queue(run):
+            return  # back in the queue: a run started at submit took its slot
         origin = run.job_code_origin
         if origin is None:
             self._fall_back(context, "the run names no Python code origin")

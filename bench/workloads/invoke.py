@@ -1,7 +1,8 @@
 """Workload 12: flows as synchronous APIs — ``POST /flows/{flow_id}/invoke`` on a 5-node flow.
 
-A real ``dagster-daemon`` and ``dagster-webserver`` on ``dp init-home``'s instance (whatever run
-launcher it names), and the receiver as ``dp webhook serve`` builds it, under uvicorn in this
+A real ``dagster-daemon`` and ``dagster-webserver`` on ``dp init-home``'s instance (the shipped
+run coordinator, which starts a run at submit when it need not queue, and whatever run launcher
+it names), and the receiver as ``dp webhook serve`` builds it, under uvicorn in this
 process. Measured:
 
 - invoke -> answer (the result rows) received, one caller at a time, p50/p95; the anchor, in the

@@ -192,11 +192,27 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
 WARM_LAUNCHER = {"run_launcher": {"module": "dp_instance.warm_launcher", "class": "WarmRunLauncher"}}
 
 
+def shipped_run_queue(pg_url: str | None) -> str:
+    """The run coordinator as shipped: what ``dp init-home`` writes (embedded) or the production
+    ``dagster.yaml``'s (PostgreSQL): ``FlowRunCoordinator``, which starts a run at submit when
+    none is queued and the limits leave room."""
+    import yaml
+
+    from dp_assets.cli.home import local_run_queue
+
+    if pg_url is None:
+        return local_run_queue()
+    production = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    return yaml.safe_dump({"run_coordinator": production["run_coordinator"]}, sort_keys=False)
+
+
 def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str, pg_url: str | None) -> dict[str, Any]:
-    """``launchRun`` posted to a webserver that launches at once (Dagster's default run
-    coordinator), timed from the post to the run's first ``STEP_START`` (the event's own clock),
-    one run at a time, each waited until finished. ``launcher``: ``warm`` or ``default``. The
-    first run is reported apart: with the warm launcher it starts the template."""
+    """``launchRun`` posted to a webserver, timed from the post to the run's first ``STEP_START``
+    (the event's own clock), one run at a time, each waited until finished. ``launcher``:
+    ``warm``, the shipped pair (the warm launcher behind the shipped ``FlowRunCoordinator``, which
+    starts the run at submit: no run is queued), or ``default``, Dagster's default launcher
+    behind the ``DefaultRunCoordinator`` (launches at submit too; no daemon is needed). The first
+    run is reported apart: with the warm launcher it starts the template."""
     import dagster as dg
     import yaml
 
@@ -206,10 +222,10 @@ def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str,
     tmp, env = _home(Path(store))
     home = tmp / "dagster"
     text = pg_instance_yaml(pg_url) if pg_url else "telemetry:\n  enabled: false\n" + local_storage(home)
-    # Launched by the webserver itself (Dagster's default coordinator is the queued one).
-    text += "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
     if launcher == "warm":
-        text += yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
+        text += shipped_run_queue(pg_url) + yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
+    else:
+        text += "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
     (home / "dagster.yaml").write_text(text)
     latencies: list[float] = []
     phases: list[dict[str, float]] = []
@@ -355,7 +371,8 @@ def _warm_rows(ctx: RunContext, store: str, flow_id: str) -> list[Any]:
                 check="ok",
                 notes=f"p95 {warm['p95'] * 1000:.0f} ms vs {default['p95'] * 1000:.0f} ms; {warm['n']} runs one "
                 f"at a time after a first run ({warm['first']:.1f} s warm with the template's start, "
-                f"{default['first']:.1f} s default); 1-flow location, 5-node flow",
+                f"{default['first']:.1f} s default); warm: the shipped FlowRunCoordinator (starts runs at "
+                "submit), default: DefaultRunCoordinator; 1-flow location, 5-node flow",
             )
         )
     return rows

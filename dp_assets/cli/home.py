@@ -84,8 +84,9 @@ def instance_file_text(dagster_home: Path) -> str:
 
 def local_run_queue() -> str:
     """Queue limits that make ``policies.max_concurrent_runs`` real in the embedded default too.
-    The daemon looks at the queue every second (Dagster's default is every 5 s): a queued run (a
-    UI Materialize, an invoke, an event's run) waits for the next look before it is launched."""
+    A run starts when it is submitted if no run is queued and the limits leave room
+    (``launch_at_submit``, dp_instance/run_coordinator.py); otherwise it is queued, and the daemon
+    looks at the queue every second (Dagster's default is every 5 s)."""
     from dp_sensors.triggers.policy import concurrency_limits_config
 
     queue = {
@@ -97,6 +98,7 @@ def local_run_queue() -> str:
                 "max_concurrent_runs": 4,
                 "tag_concurrency_limits": concurrency_limits_config(),
                 "dequeue_interval_seconds": 1,
+                "launch_at_submit": True,
             },
         }
     }

@@ -86,7 +86,7 @@ OVERRIDES: dict[type, set[str]] = {
         "has_built_index",
     },
     compute_logs.ThreadedComputeLogManager: {"from_config_value", "capture_logs"},
-    run_coordinator.FlowRunCoordinator: {"submit_run"},
+    run_coordinator.FlowRunCoordinator: {"__init__", "config_type", "from_config_value", "submit_run"},
 }
 
 #: Dagster functions and methods the plugins call, with the parameters they are called with.
@@ -142,6 +142,28 @@ CALLED: dict[str, list[str]] = {
     "dagster_postgres.utils:pg_url_from_config": ["config_value"],
     "dagster_postgres.utils:get_token_provider_from_config": ["config_value"],
     "dagster._core.storage.config:pg_config": [],
+    # Launch at submit (run_coordinator.py, run_admission.py): what the queue daemon uses.
+    "dagster._utils.tags:TagConcurrencyLimitsCounter.__init__": [
+        "self",
+        "tag_concurrency_limits",
+        "in_progress_tagged_items",
+    ],
+    "dagster._utils.tags:TagConcurrencyLimitsCounter.is_blocked": ["self", "item"],
+    "dagster._core.launcher:LaunchRunContext": ["dagster_run", "workspace"],
+    "dagster._core.events:EngineEventData.engine_error": ["error"],
+    "dagster._utils.error:serializable_error_info_from_exc_info": ["exc_info", "hoist_user_code_error"],
+    "dagster._core.run_coordinator.queued_run_coordinator:QueuedRunCoordinator.__init__": [
+        "self",
+        "max_concurrent_runs",
+        "tag_concurrency_limits",
+        "dequeue_interval_seconds",
+        "dequeue_use_threads",
+        "dequeue_num_workers",
+        "max_user_code_failure_retries",
+        "user_code_failure_retry_delay",
+        "block_op_concurrency_limited_runs",
+        "inst_data",
+    ],
 }
 
 
@@ -223,6 +245,34 @@ def test_the_sqlite_storages_set_the_attributes_the_embedded_plugins_read(tmp_pa
     finally:
         for storage in (events, runs, schedules):
             storage.dispose()
+
+
+def test_the_queue_daemon_counts_and_reads_what_launch_at_submit_mirrors() -> None:
+    """``run_admission`` counts the runs in ``ACTIVE_RUN_STATUSES`` and reads ``RunQueueConfig``'s
+    fields as the daemon does; the daemon still launches only QUEUED runs it re-read, through
+    ``instance.run_launcher.launch_run`` (where ``WarmRunLauncher`` asks the coordinator)."""
+    from dagster._core.run_coordinator.queued_run_coordinator import RunQueueConfig
+    from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    assert set(ACTIVE_RUN_STATUSES) == {
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    }
+    for field in (
+        "max_concurrent_runs",
+        "tag_concurrency_limits",
+        "max_user_code_failure_retries",
+        "should_block_op_concurrency_limited_runs",
+    ):
+        assert field in RunQueueConfig._fields
+    counting = inspect.getsource(QueuedRunCoordinatorDaemon._get_in_progress_run_records)
+    assert "ACTIVE_RUN_STATUSES" in counting
+    dequeue = inspect.getsource(QueuedRunCoordinatorDaemon._dequeue_run)
+    assert "DagsterRunStatus.QUEUED" in dequeue and "instance.run_launcher.launch_run" in dequeue
+    choosing = inspect.getsource(QueuedRunCoordinatorDaemon._get_runs_to_dequeue)
+    assert "TagConcurrencyLimitsCounter" in choosing and "max_concurrent_runs" in choosing
 
 
 def test_the_run_coordinator_reaches_its_instance_as_the_plugin_does() -> None:
