@@ -10,7 +10,8 @@ it is queued, from the flow its selected assets belong to (asset keys start with
 A selection spanning several flows is tagged ``dp/flows`` with their ids and no per-flow limit
 applies to it (a run cannot carry one tag value per flow).
 
-**Launch at submit** (``launch_at_submit: true``, docs/run-launcher.md). Dagster's queued
+**Launch at submit** (``launch_at_submit: true``: what ``dp init-home`` writes; off by default and
+in production's dagster.yaml for now, docs/run-launcher.md). Dagster's queued
 coordinator only queues a run; the daemon launches it at its next read of the queue
 (``dequeue_interval_seconds``), half a second on average with a 1 s interval. Here a run that may
 start now is launched by the submitting process itself (the webserver, the daemon's sensors,
@@ -94,7 +95,7 @@ class FlowRunCoordinator(dg.QueuedRunCoordinator):
     ``tag_concurrency_limits``...), tagging asset-job runs with their flow, and starting a run at
     once when it may start now (``launch_at_submit``, see the module's docstring)."""
 
-    def __init__(self, *args: Any, launch_at_submit: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, launch_at_submit: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.launch_at_submit = launch_at_submit
 
@@ -107,7 +108,7 @@ class FlowRunCoordinator(dg.QueuedRunCoordinator):
             "launch_at_submit": dg.Field(
                 bool,
                 is_required=False,
-                default_value=True,
+                default_value=False,
                 description="Start a run when it is submitted if no run is queued and the limits leave "
                 "room (else queue it for the daemon). Needs the platform's run storage and a run "
                 "launcher that asks the coordinator before launching (WarmRunLauncher).",
@@ -118,7 +119,7 @@ class FlowRunCoordinator(dg.QueuedRunCoordinator):
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> Self:
         queue_config = {key: value for key, value in config_value.items() if key != "launch_at_submit"}
         coordinator = super().from_config_value(inst_data, queue_config)
-        coordinator.launch_at_submit = bool(config_value.get("launch_at_submit", True))
+        coordinator.launch_at_submit = bool(config_value.get("launch_at_submit", False))
         return coordinator
 
     def submit_run(self, context: dg.SubmitRunContext) -> dg.DagsterRun:

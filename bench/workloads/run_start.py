@@ -192,25 +192,20 @@ def launch_runs(store: str, flow_ids: list[str], launches: int) -> dict[str, Any
 WARM_LAUNCHER = {"run_launcher": {"module": "dp_instance.warm_launcher", "class": "WarmRunLauncher"}}
 
 
-def shipped_run_queue(pg_url: str | None) -> str:
-    """The run coordinator as shipped: what ``dp init-home`` writes (embedded) or the production
-    ``dagster.yaml``'s (PostgreSQL): ``FlowRunCoordinator``, which starts a run at submit when
-    none is queued and the limits leave room."""
-    import yaml
-
+def shipped_run_queue() -> str:
+    """The run coordinator as ``dp init-home`` writes it: ``FlowRunCoordinator``, which starts a
+    run at submit when none is queued and the limits leave room (on PostgreSQL too: production's
+    dagster.yaml keeps ``launch_at_submit`` off for now, and a queued run needs a daemon)."""
     from dp_assets.cli.home import local_run_queue
 
-    if pg_url is None:
-        return local_run_queue()
-    production = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    return yaml.safe_dump({"run_coordinator": production["run_coordinator"]}, sort_keys=False)
+    return local_run_queue()
 
 
 def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str, pg_url: str | None) -> dict[str, Any]:
     """``launchRun`` posted to a webserver, timed from the post to the run's first ``STEP_START``
     (the event's own clock), one run at a time, each waited until finished. ``launcher``:
-    ``warm``, the shipped pair (the warm launcher behind the shipped ``FlowRunCoordinator``, which
-    starts the run at submit: no run is queued), or ``default``, Dagster's default launcher
+    ``warm``, the shipped pair (the warm launcher behind ``FlowRunCoordinator`` as ``dp init-home``
+    writes it, which starts the run at submit: no run is queued), or ``default``, Dagster's default launcher
     behind the ``DefaultRunCoordinator`` (launches at submit too; no daemon is needed). The first
     run is reported apart: with the warm launcher it starts the template."""
     import dagster as dg
@@ -223,7 +218,7 @@ def launch_to_first_node(store: str, flow_id: str, launches: int, launcher: str,
     home = tmp / "dagster"
     text = pg_instance_yaml(pg_url) if pg_url else "telemetry:\n  enabled: false\n" + local_storage(home)
     if launcher == "warm":
-        text += shipped_run_queue(pg_url) + yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
+        text += shipped_run_queue() + yaml.safe_dump(WARM_LAUNCHER, sort_keys=False)
     else:
         text += "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
     (home / "dagster.yaml").write_text(text)

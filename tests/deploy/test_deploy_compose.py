@@ -211,14 +211,6 @@ def test_clients_of_the_code_server_use_the_grpc_workspace(compose: dict[str, An
     assert depends["code-server"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("name", ["webserver", "daemon"])
-def test_services_that_start_runs_reach_the_outside(compose: dict[str, Any], name: str) -> None:
-    """Runs start where they are submitted (launch_at_submit) or where the queue daemon runs: their
-    run workers are forked there, and HTTP nodes need the outbound network."""
-    assert "egress" in services(compose)[name]["networks"]
-    assert load_yaml(REPO_ROOT / "dagster.yaml")["run_coordinator"]["config"]["launch_at_submit"] is True
-
-
 @pytest.mark.parametrize("name", ["webserver", "viewer"])
 def test_webservers_hold_no_stale_db_connection_F4(compose: dict[str, Any], name: str) -> None:
     """F4: the stock webserver pools PostgreSQL connections without a liveness check; after a
@@ -312,9 +304,8 @@ def test_private_networks_S1(compose: dict[str, Any]) -> None:
     """Data services and the code server sit only on internal networks; the webservers are not
     on the published network."""
     networks = compose["networks"]
-    # The daemon and the webserver reach out like the code server: the warm run launcher forks run
-    # workers there (the webserver's for runs started at submit); neither publishes a port.
-    for name in (*DATA_SERVICES, "viewer", "dispatcher"):
+    # The daemon reaches out like the code server: the warm run launcher forks run workers there.
+    for name in (*DATA_SERVICES, "webserver", "viewer", "dispatcher"):
         for network in services(compose)[name]["networks"]:
             assert networks[network].get("internal") is True, (name, network)
     for name in ("webserver", "viewer", "designer"):
