@@ -426,7 +426,7 @@ def test_S6_composed_references_never_reach_a_server(monkeypatch):
             agent = LlmAgentParams.model_validate(
                 render({"prompt": "p", "tools": [{"name": "send", "type": "HttpTool", "params": tool}]}, flow_params)
             )
-            box = ToolBox(ctx, agent, SecretScope(), template_data({"up.result": rows}))
+            box = ToolBox(ctx, agent.tools, SecretScope(), template_data({"up.result": rows}))
             box.run("send", {"x": args[0], "y": args[1]})
             seen = target.requests[before:]
             assert len(seen) == 2 and all(r["headers"]["X-Control"] == CONTROL_VALUE for r in seen)
@@ -475,7 +475,7 @@ def test_S6_pieces_of_a_reference_stay_literal_text(monkeypatch, header, flow_pa
         agent = LlmAgentParams.model_validate(
             render({"prompt": "p", "tools": [{"name": "send", "type": "HttpTool", "params": tool}]}, flow_params)
         )
-        ToolBox(ctx, agent, SecretScope(), template_data({"up.result": pd.DataFrame([row or {"a": 1}])})).run(
+        ToolBox(ctx, agent.tools, SecretScope(), template_data({"up.result": pd.DataFrame([row or {"a": 1}])})).run(
             "send", args
         )
         sent = target.requests[-1]["headers"]["X-Composed"]

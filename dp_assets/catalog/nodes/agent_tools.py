@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Iterable
+from typing import Any, Literal, cast
 
 from pydantic import Field
 
 from dp_assets.catalog.base import NodeContext, Params
 from dp_assets.catalog.nodes import tools as t
 from dp_resources.secrets import SecretScope
-
-if TYPE_CHECKING:
-    from dp_assets.catalog.nodes.agents import LlmAgentParams
 
 ARG_TEMPLATE = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 JSON_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -107,9 +105,9 @@ def check_arguments(schema: dict[str, Any], args: Any) -> str | None:
 class ToolBox:
     """The declared tools, run on demand; MCP sessions are opened once and closed at the end."""
 
-    def __init__(self, ctx: NodeContext, params: LlmAgentParams, scope: SecretScope, data: dict[str, Any]):
+    def __init__(self, ctx: NodeContext, tools: Iterable[AgentTool], scope: SecretScope, data: dict[str, Any]):
         self.ctx, self.scope, self.data = ctx, scope, data
-        self.tools = {tool.name: tool for tool in params.tools}
+        self.tools = {tool.name: tool for tool in tools}
         self.calls: dict[str, int] = {}
         self._mcp: dict[str, Any] = {}
         self._mcp_exits: list[Any] = []

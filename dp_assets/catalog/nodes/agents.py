@@ -265,7 +265,7 @@ def llm_agent(ctx: NodeContext, params: LlmAgentParams, inputs: dict[str, Any]) 
         prompt, cut = _render_prompt(as_written(params.prompt), data, params.max_input_chars)
         messages = [{"role": "system", "content": as_written(params.system_prompt)}] if params.system_prompt else []
         messages.append({"role": "user", "content": prompt})
-        box = ToolBox(ctx, params, scope, data)
+        box = ToolBox(ctx, params.tools, scope, data)
         try:
             value = run_agent(
                 params,
