@@ -19,13 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import DagsterEventType, DagsterRunStatus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dp_assets.cli.home import local_storage
-from tests.support.dagster_processes import DagsterPlatform
+from tests.support.dagster_processes import DagsterPlatform, warm_launcher_platform
 from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e]
@@ -100,16 +98,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
     code.mkdir()
     location = code / "submit_location.py"
     location.write_text(LOCATION_CODE)
-    dagster_home = root / "dp_home" / "dagster"
-    config = {
-        "telemetry": {"enabled": False},
-        **yaml.safe_load(local_storage(dagster_home)),
-        "run_launcher": {
-            "module": "dp_instance.warm_launcher",
-            "class": "WarmRunLauncher",
-            "config": {"max_workers": 8},
-        },
-        "run_coordinator": {
+    platform = warm_launcher_platform(
+        root,
+        location,
+        max_workers=8,
+        run_coordinator={
             "module": "dp_instance.run_coordinator",
             "class": "FlowRunCoordinator",
             "config": {
@@ -119,10 +112,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
                 "launch_at_submit": True,
             },
         },
-        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
-    }
-    platform = DagsterPlatform(
-        root, flows=root / "flows", instance_config=config, target=("-f", str(location), "-d", str(code))
     )
     platform.start(daemon=False)  # the first test shows runs start with no daemon
     try:

@@ -28,11 +28,10 @@ from dagster import DagsterEventType, DagsterRunStatus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dp_assets.cli.home import local_storage
 from dp_instance.warm_launcher import WORKER_TAG
 from dp_instance.warm_pool import TemplatePool, WarmStartError
 from tests.support import warm
-from tests.support.dagster_processes import DagsterPlatform
+from tests.support.dagster_processes import DagsterPlatform, warm_launcher_platform
 from tests.support.processes import pid_alive, wait_for
 
 pytestmark = [pytest.mark.e2e]
@@ -111,29 +110,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterPlatfo
     code = root / "code"
     code.mkdir()
     location = write_location(code, "v1")
-    dagster_home = root / "dp_home" / "dagster"
-    config = {
-        "telemetry": {"enabled": False},
-        **yaml.safe_load(local_storage(dagster_home)),
-        # One worker, so that a second run at once finds the pool full.
-        "run_launcher": {
-            "module": "dp_instance.warm_launcher",
-            "class": "WarmRunLauncher",
-            "config": {"max_workers": 1},
-        },
+    platform = warm_launcher_platform(
+        root,
+        location,
+        max_workers=1,  # one worker, so that a second run at once finds the pool full
         # Production's path: runs are queued, and the daemon's run-queue loop launches them.
-        "run_coordinator": {
+        run_coordinator={
             "module": "dagster._core.run_coordinator",
             "class": "QueuedRunCoordinator",
             "config": {"dequeue_interval_seconds": 1},
         },
-        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
-    }
-    platform = DagsterPlatform(
-        root,
-        flows=root / "flows",
-        instance_config=config,
-        target=("-f", str(location), "-d", str(code)),
     )
     platform.start(daemon=True)
     try:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
+from dp_assets.cli.home import local_storage
 from tests.support.processes import (
     BIN,
     PYTHON,
@@ -235,3 +236,25 @@ def start_make_run(root: Path) -> DagsterPlatform:
     subprocess.run([PYTHON, "-m", "dp_assets.cli", "init-home"], env=platform.env, check=True, cwd=REPO_ROOT)
     platform.start_dev()
     return platform
+
+
+def warm_launcher_platform(
+    root: Path, location: Path, *, max_workers: int, run_coordinator: Mapping[str, Any]
+) -> DagsterPlatform:
+    """A platform on the embedded storage whose runs go to the warm run launcher (``max_workers``
+    at once), with run monitoring every second, loading the code in ``location`` (a file in its
+    own folder) and queueing through ``run_coordinator`` (a ``dagster.yaml`` entry)."""
+    config = {
+        "telemetry": {"enabled": False},
+        **yaml.safe_load(local_storage(root / "dp_home" / "dagster")),
+        "run_launcher": {
+            "module": "dp_instance.warm_launcher",
+            "class": "WarmRunLauncher",
+            "config": {"max_workers": max_workers},
+        },
+        "run_coordinator": dict(run_coordinator),
+        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
+    }
+    return DagsterPlatform(
+        root, flows=root / "flows", instance_config=config, target=("-f", str(location), "-d", str(location.parent))
+    )
