@@ -8,18 +8,20 @@ component take theirs from here rather than building their own.
 from __future__ import annotations
 
 from dp_assets.compiler.executors import FlowExecutors
-from dp_settings import PlatformSettings
+from dp_settings import PlatformSettings, fingerprint
 
-_shared: dict[str, tuple[dict[str, object], FlowExecutors]] = {}
+_executors: dict[str, FlowExecutors] = {}
 
 
 def platform_pieces(settings: PlatformSettings) -> tuple[dict[str, object], FlowExecutors]:
     """The resources and executors of a deployment's ``settings``, one set per settings in this
-    process (a code server's reload under changed settings gets new ones)."""
-    from dp_assets.default_resources import default_resources
+    process (a code server's reload under changed settings gets new ones). The resources are the
+    location's own (``shared_default_resources``: keyed on every value, secrets included, and on
+    the MCP config file), so a component and the location never hold two different sets."""
+    from dp_assets.default_resources import shared_default_resources
 
-    key = settings.model_dump_json()
-    if key not in _shared:
-        _shared.clear()  # only the current settings' pieces are asked for again
-        _shared[key] = (default_resources(settings), FlowExecutors(settings=settings))
-    return _shared[key]
+    key = fingerprint(settings)
+    if key not in _executors:
+        _executors.clear()  # only the current settings' executors are asked for again
+        _executors[key] = FlowExecutors(settings=settings)
+    return shared_default_resources(settings), _executors[key]
