@@ -112,9 +112,22 @@ class DagsterPlatform:
         return env
 
     def _start(self, name: str, argv: list[str]) -> ManagedProcess:
+        if not self.processes:
+            self._create_storages()
         process = start_process(name, argv, env=self.env, log_dir=self.root / "logs", cwd=self.root)
         self.processes.append(process)
         return process
+
+    def _create_storages(self) -> None:
+        """Create the instance's storages before the first process starts: two processes (or a
+        process and this test) creating SQLite storages at once can both stamp the schema version
+        ("alembic_version has more than one head"), and the loser never loads. A home whose
+        ``dagster.yaml`` a started process writes (``dp init-home``) is left to that process."""
+        if not (self.dagster_home / "dagster.yaml").exists():
+            return
+        with self.instance() as instance:
+            instance.get_runs_count()
+            instance.all_instigator_state()
 
     def _wait_loaded(self, process: ManagedProcess) -> None:
         """Wait until the webserver ``process`` serves has loaded the location; stop all if not."""
@@ -135,11 +148,6 @@ class DagsterPlatform:
 
     def start(self, daemon: bool = True) -> DagsterPlatform:
         """Webserver and daemon at once; returns when the webserver has loaded the location."""
-        # Create the SQLite storages first: two processes creating them at once can both stamp
-        # the schema version ("alembic_version has more than one head").
-        with self.instance() as instance:
-            instance.get_runs_count()
-            instance.all_instigator_state()
         web = self._start("webserver", self._webserver_argv())
         if daemon:
             self.start_daemon()
