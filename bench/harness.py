@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 # Re-exported for the workloads: one copy, shared with the tests (stdlib-only imports, so a
-# measured child process pays nothing for them).
-from tests.support.processes import free_port  # noqa: F401
+# measured child process pays nothing for them). A live workload's processes each lead a session
+# of their own and are stopped as a group: a webserver's or daemon's ``dagster api grpc`` code
+# server ignores SIGTERM and would otherwise outlive the bench, adopted by init.
+from tests.support.processes import free_port, popen_in_session, signal_group, stop_groups  # noqa: F401
 from tests.support.services import PG_ADMIN_URL, fresh_database, postgres_up  # noqa: F401
 
 PLATFORM_ENV = (

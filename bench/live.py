@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from typing import IO, Any
 
 import yaml
 
-from bench.harness import wait_until
+from bench.harness import popen_in_session, signal_group, wait_until
 from bench.workloads.events_e2e import BIN, _environment, start_dagster, stop_all
 
 #: Dagster's own run launcher: a fresh run worker process per run (the anchor of the warm one).
@@ -52,13 +53,13 @@ class LivePlatform:
         """Another process on this home (e.g. ``dp dispatch``), logging to ``root/NAME.log``."""
         log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - the process writes to it until stopped
         self.logs.append(log)
-        proc = subprocess.Popen(list(argv), env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
+        proc = popen_in_session(argv, env=self.env, cwd=self.root, stdout=log)
         self.procs.append(proc)
         return proc
 
     def kill(self, proc: subprocess.Popen) -> None:
-        """SIGKILL ``proc`` (no chance to clean up) and stop watching it."""
-        proc.kill()
+        """SIGKILL ``proc`` and what it started (no chance to clean up) and stop watching it."""
+        signal_group(proc, signal.SIGKILL)
         proc.wait()
         self.procs.remove(proc)
 
@@ -125,8 +126,6 @@ def live_platform(
 def _stop_warm_templates() -> None:
     """The warm templates the runs were forked from run in sessions of their own and outlive the
     daemon (until ``idle_seconds``): stop them before their home is deleted."""
-    import signal
-
     import dagster as dg
 
     from dp_instance.warm_launcher import WORKER_TAG

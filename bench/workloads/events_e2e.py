@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import yaml
 
-from bench.harness import wait_until
+from bench.harness import popen_in_session, stop_groups, wait_until
 
 BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -72,20 +72,15 @@ def start_dagster(root: Path, env: dict[str, str], port: int, logs: list[IO[str]
     daemon = [str(BIN / "dagster-daemon"), "run", "-m", "dp_assets.definitions"]
     webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"]
     return [
-        subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        popen_in_session(command, env=env, cwd=root, stdout=log)
         for command, log in ((daemon, logs[0]), (webserver, logs[1]))
     ]
 
 
 def stop_all(procs: list[subprocess.Popen], logs: list[IO[str]]) -> None:
-    """Terminate the processes (kill what does not stop within 30 s) and close their logs."""
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """Stop the processes' groups, the code servers they started included (what does not stop
+    within 30 s is killed), and close their logs."""
+    stop_groups(procs, grace_seconds=30)
     for log in logs:
         log.close()
 
@@ -113,7 +108,7 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
         if dispatcher:
             url = f"http://127.0.0.1:{port}/graphql"
             command = [str(BIN / "dp"), "dispatch", "--dagster-url", url]
-            procs.append(subprocess.Popen(command, env=env, cwd=root, stdout=logs[2], stderr=subprocess.STDOUT))
+            procs.append(popen_in_session(command, env=env, cwd=root, stdout=logs[2]))
             log_file = root / "dispatch.log"
             wait_until("the dispatcher to follow the bus", lambda: "following" in log_file.read_text(), procs)
         published: dict[str, float] = {}

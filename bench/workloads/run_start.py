@@ -123,17 +123,16 @@ def _webserver(tmp: Path, env: dict[str, str]) -> Iterator[tuple[Any, str, str, 
     name, seconds until it served the location)."""
     import httpx
 
-    from bench.harness import free_port
+    from bench.harness import free_port, popen_in_session, stop_groups
 
     port = free_port()
     log = open(tmp / "webserver.log", "w")  # noqa: SIM115 - the server writes to it until stopped
     started = time.perf_counter()
-    server = subprocess.Popen(
+    server = popen_in_session(
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dp_assets.definitions"],
         env=env,
         cwd=tmp,
         stdout=log,
-        stderr=log,
     )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
@@ -151,11 +150,7 @@ def _webserver(tmp: Path, env: dict[str, str]) -> Iterator[tuple[Any, str, str, 
                     time.sleep(0.5)
             yield client, url, location, time.perf_counter() - started
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_groups([server], grace_seconds=30)  # the webserver's code server with it
         log.close()
 
 

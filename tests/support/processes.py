@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -86,10 +86,7 @@ class ManagedProcess:
 
     def signal_group(self, sig: int) -> None:
         """Send ``sig`` to the whole process group (the process and every child it started)."""
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
+        signal_group(self.popen, sig)
 
     def kill(self) -> None:
         """``kill -9`` the process group (a crash, as a fault test wants it), then reap it."""
@@ -98,14 +95,55 @@ class ManagedProcess:
 
     def stop(self, grace_seconds: float = 15) -> None:
         """SIGTERM the process group, then SIGKILL what is left after ``grace_seconds``."""
-        if self.alive():
-            self.signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace_seconds)
-        # Children may outlive their parent (a code server, pool processes): kill the group.
-        self.signal_group(signal.SIGKILL)
+        stop_groups([self.popen], grace_seconds)
+
+
+def signal_group(popen: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the process group ``popen`` leads (started with ``start_new_session``)."""
+    try:
+        os.killpg(popen.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def popen_in_session(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout: IO[Any] | int,
+    preexec_fn: Callable[[], None] = die_with_parent,
+) -> subprocess.Popen:
+    """Start ``argv`` as the leader of a new session, stderr with its stdout, no stdin."""
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=preexec_fn,  # only prctl/setuid in the child: no lock it could deadlock on
+    )
+
+
+def stop_groups(popens: Iterable[subprocess.Popen], grace_seconds: float = 10) -> None:
+    """SIGTERM every process group at once, then SIGKILL every group after one shared grace
+    (stopping them one by one would add up the graces of a stack of processes). Children may
+    outlive their leader (a ``dagster api grpc`` code server ignores SIGTERM, pool processes):
+    the SIGKILL goes to the group even when the leader has exited."""
+    popens = list(popens)
+    for popen in popens:
+        if popen.poll() is None:
+            signal_group(popen, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for popen in popens:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
+            popen.wait(max(0.1, deadline - time.monotonic()))
+    for popen in popens:
+        signal_group(popen, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(5)
 
 
 def start_process(
@@ -121,33 +159,14 @@ def start_process(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     handle = open(log_path, "ab")  # noqa: SIM115 - the child keeps its own copy of the descriptor
-    popen = subprocess.Popen(
-        list(argv),
-        env=dict(env),
-        cwd=cwd,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=preexec_fn,  # only prctl/setuid in the child: no lock it could deadlock on
-    )
+    popen = popen_in_session(argv, env=env, cwd=cwd, stdout=handle, preexec_fn=preexec_fn)
     handle.close()
     return ManagedProcess(name, popen, log_path)
 
 
 def stop_all(processes: Iterable[ManagedProcess], grace_seconds: float = 10) -> None:
-    """SIGTERM every process group at once, then SIGKILL what is left after one shared grace
-    (stopping them one by one would add up the graces of a stack of processes)."""
-    processes = list(processes)
-    for process in processes:
-        if process.alive():
-            process.signal_group(signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.popen.wait(max(0.1, deadline - time.monotonic()))
-    for process in processes:
-        process.stop(grace_seconds=0)
+    """:func:`stop_groups` for processes started by :func:`start_process`."""
+    stop_groups([process.popen for process in processes], grace_seconds)
 
 
 class NotReady(RuntimeError):
