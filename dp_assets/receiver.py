@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dp_assets.spec.model import FlowParam, Trigger
+from dp_assets.spec.model import FlowParam
+from dp_assets.spec.triggers import Trigger
 from dp_sensors.triggers.params import params_model
 from dp_sensors.webhook import create_app
 from dp_settings import PlatformSettings

@@ -64,7 +64,7 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-#: What a flow param may be called (``dp_assets.spec.model.ParamName``); any other key is refused
+#: What a flow param may be called (``dp_assets.spec.fields.ParamName``); any other key is refused
 #: here, shown quoted, so that an error naming it stays one line whatever it holds.
 PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dp_assets.catalog.dtypes import DtypeName
-from dp_assets.spec.model import ID_PATTERN
+from dp_assets.spec.ids import ID_PATTERN
 
 # A node of the flow, a node of a sub-chain body ("parent.child"), or a named output ("node.output"
 # in expectations only).

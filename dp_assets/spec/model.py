@@ -1,91 +1,24 @@
 """The flow spec: pydantic models that are the single source of truth.
 
 Validation, the JSON Schema for editors (``dp schema``) and ``docs/flow-spec.md`` all come from
-these models. The node list is a discriminated union on ``type`` built from the catalog
+these models (with their building blocks in ``fields`` and the triggers and notifications in
+``triggers``). The node list is a discriminated union on ``type`` built from the catalog
 (``flow_model``), so each node type's params model is checked where it is written.
 """
 
 from __future__ import annotations
 
 import functools
-import keyword
-import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    create_model,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, create_model
 
 from dp_assets.catalog.base import Catalog
 from dp_assets.spec.checks import Automation, Check, PoolName
-from dp_assets.spec.dagster_rules import dagster_accepts_cron
-from dp_assets.spec.ids import ID_PATTERN, NODE_ID_PATTERN
+from dp_assets.spec.fields import FlowId, NodeId, Owner, ParamName, Strict, Tags
 from dp_assets.spec.partitions import Partitions
+from dp_assets.spec.triggers import Notification, Trigger
 from dp_io.retention_policy import RetentionPolicy
-
-#: Names Dagster refuses for a job or an op output: Python's keywords and a few of its own. A copy
-#: of its private ``DISALLOWED_NAMES``, so that validating a spec does not import Dagster (a
-#: second); ``tests/platform/test_dagster_fence.py`` fails when the two differ.
-DAGSTER_RESERVED_NAMES = frozenset(keyword.kwlist) | {
-    "arg_dict",
-    "bool",
-    "conf",
-    "config",
-    "context",
-    "dict",
-    "float",
-    "input",
-    "input_arg_dict",
-    "int",
-    "meta",
-    "output",
-    "output_arg_dict",
-    "str",
-    "type",
-}
-
-
-def _not_reserved(value: str) -> str:
-    """Flow ids name a Dagster job and node ids an op output: Dagster refuses Python keywords
-    and a few names of its own (``context``, ``config``, ``input``, ``type``...)."""
-    if value in DAGSTER_RESERVED_NAMES:
-        raise ValueError(
-            f"'{value}' is a name Dagster reserves (a Python keyword or one of its own); "
-            "choose another id, e.g. '{value}_1'".replace("{value}", value)
-        )
-    return value
-
-
-FlowId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
-NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN, max_length=64), AfterValidator(_not_reserved)]
-# A flow param's name: what a ``{{ params.NAME }}`` reference can name, and a field name the
-# params models of triggers and the launch receiver can have (pydantic refuses a leading "_").
-ParamName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
-# Dagster's rules for asset tags and owners (dagster._utils.tags, dagster._core.definitions.utils),
-# checked here so that a spec breaking them is a validation error naming the field, not a
-# definition error at load.
-TagKey = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")]
-TagValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
-Tags = dict[TagKey, TagValue]
-Owner = Annotated[
-    str,
-    Field(
-        pattern=r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$",
-        description="An e-mail address or a team name prefixed with 'team:'.",
-    ),
-]
-
-
-class Strict(BaseModel):
-    # allow_inf_nan: a float field of a spec is a count of seconds or a limit, and an infinite
-    # one breaks Dagster tags (int(inf)) and JSON storage alike.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FlowParam(Strict):
@@ -165,161 +98,6 @@ class NodeBase(Strict):
     pool: PoolName | None = Field(
         default=None, description="The Dagster concurrency pool of the node's step (default: the flow's)."
     )
-
-
-def _interval_field() -> Any:
-    return Field(
-        default=None,
-        ge=1,
-        le=86400,
-        description="Seconds between sensor ticks (default: DP_SENSOR_INTERVAL_SECONDS, else 30).",
-    )
-
-
-ENV_REF_RE = r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$"
-
-
-class ScheduleTrigger(Strict):
-    """Run the flow on a cron schedule (a Dagster ``ScheduleDefinition``)."""
-
-    type: Literal["schedule"]
-    cron: str = Field(description="Cron expression, e.g. '0 */2 * * *' (every two hours).")
-    timezone: str = Field(default="UTC", description="IANA time zone of the cron expression.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Params of every run.")
-    enabled: bool = Field(default=True, description="Running by default (can be toggled in the UI).")
-    missed_runs: Literal["skip", "latest"] = Field(
-        default="latest",
-        description="Ticks missed while the daemon was down: 'latest' runs the latest one once "
-        "the daemon is back; 'skip' runs none of them.",
-    )
-    missed_after_seconds: int = Field(
-        default=300,
-        ge=1,
-        description="A tick evaluated this much later than its scheduled time counts as missed.",
-    )
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        if not dagster_accepts_cron(value):
-            raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 */2 * * *')")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        from dp_assets.timezones import check_timezone  # a set lookup: the name never reaches a file
-
-        return check_timezone(value)
-
-
-class EventTrigger(Strict):
-    """Run the flow once per event on matching topics (``*`` one segment, ``**`` any number)."""
-
-    type: Literal["event"]
-    topics: list[str] = Field(
-        min_length=1,
-        description="Topic patterns; list 'webhook.<flow id>' to accept POST /hooks/<flow id>.",
-    )
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Fixed params; the event payload fills the others."
-    )
-    enabled: bool = True
-    start: Literal["earliest", "latest"] = Field(
-        default="earliest",
-        description="Where a new sensor starts: every retained matching event ('earliest') or "
-        "only events published after its first tick ('latest').",
-    )
-    interval_seconds: int | None = _interval_field()
-
-    @field_validator("topics")
-    @classmethod
-    def _valid_patterns(cls, value: list[str]) -> list[str]:
-        from dp_sensors.events.topics import validate_topic_pattern
-
-        return [validate_topic_pattern(pattern) for pattern in value]
-
-
-class FileTrigger(Strict):
-    """Run the flow once per new (or changed) file matching a glob under the data root."""
-
-    type: Literal["file"]
-    glob: str = Field(description="Relative to the data root, e.g. 'incoming/*.csv'.")
-    param: str = Field(default="path", description="The flow param that receives the file path.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Fixed params of every run.")
-    enabled: bool = True
-    min_age_seconds: float = Field(
-        default=0,
-        ge=0,
-        description="Only files unchanged for this long (so a file still being written waits).",
-    )
-    interval_seconds: int | None = _interval_field()
-
-    @field_validator("glob")
-    @classmethod
-    def _relative_glob(cls, value: str) -> str:
-        import os
-        from pathlib import PurePosixPath
-
-        if not value or os.path.isabs(value) or value.startswith("/") or ".." in PurePosixPath(value).parts:
-            raise ValueError(f"glob '{value}' must be relative to the data root, without '..'")
-        return value
-
-
-class FlowTrigger(Strict):
-    """Run the flow when another flow's run succeeds (or fails): a chain, like SVOps' DAG chain."""
-
-    type: Literal["flow"]
-    flow: FlowId
-    on: Literal["success", "failure"] = "success"
-    params: dict[str, Any] = Field(default_factory=dict)
-    pass_params: bool = Field(
-        default=False,
-        description="Also pass the upstream run's params that this flow declares too.",
-    )
-    enabled: bool = True
-    interval_seconds: int | None = _interval_field()
-
-
-Trigger = Annotated[ScheduleTrigger | EventTrigger | FileTrigger | FlowTrigger, Field(discriminator="type")]
-
-
-RunOutcome = Literal["failure", "success"]
-
-
-def _failures_only() -> list[RunOutcome]:
-    return ["failure"]
-
-
-class Notification(Strict):
-    """Where to say that a run finished, sent by a run-status sensor with a link to the run.
-
-    Webhook URLs are secrets (a Slack incoming-webhook URL is its own credential), so they are
-    written as ``${env:NAME}`` and resolved only when a message is sent.
-    """
-
-    on: list[RunOutcome] = Field(default_factory=_failures_only, min_length=1)
-    webhook: str | None = Field(
-        default=None,
-        description="'${env:NAME}': the variable holds a Slack-style incoming-webhook URL.",
-    )
-    email: list[str] | None = Field(default=None, description="Addresses, or '${env:NAME}' references to them.")
-
-    @field_validator("webhook")
-    @classmethod
-    def _webhook_from_env(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(ENV_REF_RE, value):
-            raise ValueError(
-                "write the webhook as '${env:NAME}' and put the URL in that environment variable: "
-                "webhook URLs are secrets and never sit in a spec"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _has_target(self) -> Notification:
-        if not self.webhook and not self.email:
-            raise ValueError("a notification needs a 'webhook' or an 'email' list")
-        return self
 
 
 class RunPolicy(Strict):

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dp_assets.spec.model import ID_PATTERN
+from dp_assets.spec.ids import ID_PATTERN
 
 if TYPE_CHECKING:
     from dp_assets.catalog.base import Catalog

@@ -38,7 +38,7 @@ from dagster._grpc.server import LoadedRepositories
 from dagster._serdes import deserialize_value
 
 from dp_assets import dagster_internals as internals
-from dp_assets.spec.model import DAGSTER_RESERVED_NAMES
+from dp_assets.spec.fields import DAGSTER_RESERVED_NAMES
 from dp_instance.run_internals import RUN_ID_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[2]

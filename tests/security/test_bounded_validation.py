@@ -30,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from dp_assets.catalog import default_catalog
 from dp_assets.catalog.dtypes import SIMPLE_DTYPES, dtype_error
 from dp_assets.expressions import ExpressionError, parse_expression
-from dp_assets.spec.model import ScheduleTrigger
+from dp_assets.spec.triggers import ScheduleTrigger
 from dp_assets.timezones import check_timezone, known_timezones
 from tests.fuzzing import fuzz_settings
 

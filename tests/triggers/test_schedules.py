@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from triggers_support import compile_flows, flow_spec
 
-from dp_assets.spec.model import ScheduleTrigger
+from dp_assets.spec.triggers import ScheduleTrigger
 from dp_sensors.triggers.schedules import missed_tick_reason
 
 PARAMS = {"region": {"type": "string", "required": True}, "n": {"type": "integer", "default": 1}}
