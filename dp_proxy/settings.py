@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from dp_proxy.auth import parse_users
 from dp_proxy.oidc import OidcSettings
 from dp_settings import load
-from dp_settings.model import ProxySettings as ProxyVariables
+from dp_settings.groups import ProxySettings as ProxyVariables
 
 
 def parse_groups(text: str) -> dict[str, list[str]]:

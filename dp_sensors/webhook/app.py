@@ -48,7 +48,7 @@ from dp_sensors.webhook.launches import (
     request_hash,
 )
 from dp_settings import load
-from dp_settings.model import WebhookSettings
+from dp_settings.groups import WebhookSettings
 
 log = logging.getLogger("dp_sensors.webhook")
 

@@ -3,7 +3,7 @@
 Secure by default: with no token configured for a flow (neither its own nor the global one) every
 request for it is refused. A per-flow token replaces the global one for that flow, so a token
 handed to one partner opens one flow only. The tokens come from the receiver's settings
-(:class:`dp_settings.model.WebhookSettings`), given when the app is built; an app built without
+(:class:`dp_settings.groups.WebhookSettings`), given when the app is built; an app built without
 them reads the settings in force on every request (:func:`dp_settings.current`), so tests can
 change tokens without rebuilding it.
 """
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from dp_settings import current
-from dp_settings.model import WebhookSettings
+from dp_settings.groups import WebhookSettings
 
 #: ``(flow_id, token, action) -> bool``: whether a service token of the store (``dpt_...``,
 #: docs/security.md "Roles") may ``run`` or ``view`` the flow; injected by the platform's wiring
