@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from dp_assets.compiler import celery as cc
+from dp_assets.compiler.celery_executor import celery_executor_for
 from dp_settings import load
 
 
@@ -46,7 +47,7 @@ class CeleryDeployment:
 
     def executor(self) -> Any:
         """The Celery executor with these settings (broker and backend read at run start)."""
-        return cc.celery_executor_for(self.longest_step_seconds, settings=self.settings)
+        return celery_executor_for(self.longest_step_seconds, settings=self.settings)
 
     def step_too_long(self, seconds: float) -> bool:
         return seconds > self.longest_step_seconds

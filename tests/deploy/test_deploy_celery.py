@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from dp_assets.compiler import celery as cc
+from dp_assets.compiler import celery_executor
 from dp_deploy.checks import check_deployment, check_worker_config, load_yaml
 from tests.support.processes import PYTHON, REPO_ROOT, base_env, start_process, wait_until
 
@@ -215,7 +216,7 @@ def test_executor_app_has_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv(cc.BROKER_ENV, REDIS)
     monkeypatch.setenv(cc.BACKEND_ENV, REDIS_RESULTS)
-    executor = cc.make_celery_executor({}, 600)
+    executor = celery_executor.make_celery_executor({}, 600)
     conf = make_app(executor.app_args()).conf
     assert conf.broker_url == REDIS and conf.result_backend == REDIS_RESULTS
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
@@ -244,7 +245,7 @@ def test_executor_refuses_unsafe_run_config(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(cc.CeleryConfigError, match="celery executor") as refused:
-        cc.make_celery_executor(config, 600)
+        celery_executor.make_celery_executor(config, 600)
     assert message in str(refused.value)
 
 
@@ -253,7 +254,7 @@ def _noop() -> int:
     return 1
 
 
-@dg.job(executor_def=cc.celery_executor_for(30))
+@dg.job(executor_def=celery_executor.celery_executor_for(30))
 def celery_probe_job() -> None:
     _noop()
 

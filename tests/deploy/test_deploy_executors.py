@@ -23,6 +23,7 @@ import yaml
 from deploy_flows import burn_node
 
 from dp_assets.compiler import celery as cc
+from dp_assets.compiler import celery_executor
 from dp_assets.compiler.celery_deployment import DeploymentError, celery_deployment
 
 
@@ -105,8 +106,8 @@ def test_executor_reads_the_workers_file(tmp_path, monkeypatch) -> None:
     executor_def = deployment.executor()
     monkeypatch.setenv(cc.BROKER_ENV, "redis://127.0.0.1:6379/11")
     monkeypatch.setenv(cc.BACKEND_ENV, "redis://127.0.0.1:6379/12")
-    executor = cc.make_celery_executor({}, 120, defaults=deployment.settings)
-    assert isinstance(executor, cc.terminating_executor_class())
+    executor = celery_executor.make_celery_executor({}, 120, defaults=deployment.settings)
+    assert isinstance(executor, celery_executor.terminating_executor_class())
     from dagster_celery.make_app import make_app
 
     app = make_app(executor.app_args())
