@@ -232,7 +232,7 @@ async def launch(request: Request) -> JSONResponse:
 
 
 def _run_id(request: Request) -> str:
-    from dp_io.store import check_run_id
+    from dp_io.layout import check_run_id
 
     try:
         return check_run_id(request.path_params["run_id"])

@@ -35,10 +35,11 @@ from dp_io.formats import (
     decode,
     encode,
 )
+from dp_io.layout import StoredOutput
 from dp_io.lookup import MaterializationRef, find_materialization, load_latest_output, require_path
 from dp_io.metadata import output_metadata
 from dp_io.parts import read_part, read_parts, write_parts
-from dp_io.store import OutputStore, StoredOutput
+from dp_io.store import OutputStore
 from dp_io.write_behind import WriteBehind
 
 if TYPE_CHECKING:

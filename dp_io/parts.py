@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dp_io.formats import combine_parts, decode, encode, write_bytes
-from dp_io.store import MANIFEST_NAME, PARTS_SUFFIX, OutputStore, writer_token
+from dp_io.layout import MANIFEST_NAME, PARTS_SUFFIX
+from dp_io.store import OutputStore, writer_token
 
 
 @dataclass

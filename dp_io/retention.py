@@ -29,11 +29,12 @@ from typing import Any
 import dagster as dg
 
 from dp_io.errors import OutputNotFoundError
+from dp_io.layout import StoredOutput, check_run_id, unquote_segment
 from dp_io.lookup import MaterializationRef, still_latest_in
 from dp_io.parts import part_entries
 from dp_io.retention_policy import RetentionPolicy, check_rules, past_retention
 from dp_io.run_history import FINISHED_STATUSES, prune_run_history, started_at
-from dp_io.store import OutputStore, StoredOutput, check_run_id, unquote_segment
+from dp_io.store import OutputStore
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_\-]+")
 
@@ -303,7 +304,7 @@ def prune(
 
 
 def _quote(segment: str) -> str:
-    from dp_io.store import quote_segment
+    from dp_io.layout import quote_segment
 
     return quote_segment(segment)
 

@@ -1,8 +1,6 @@
 """Where run outputs live on a filesystem, and how they are written without ever being half there.
 
-Layout: ``{root}/{run_id}/{key segment}/.../{node}{suffix}``; a partitioned output adds one
-segment, ``{node}/{partition}{suffix}``; a streamed (generator) output is a folder
-``{node}.parts/`` holding numbered part files and a ``manifest.json`` written last.
+Layout: ``dp_io.layout`` (``{root}/{run_id}/{key segment}/.../{node}{suffix}``).
 
 Atomicity: every file is written under a hidden temporary name (``.{name}.{token}.tmp``, see
 ``dp_resources/temp_names.py``) and renamed into place, so a reader finds the old file, the new
@@ -19,44 +17,25 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dp_io.layout import (
+    MANIFEST_NAME,
+    OUTPUT_SUFFIXES,
+    PARTS_SUFFIX,
+    StoredOutput,
+    check_run_id,
+    quote_segment,
+    strip_output_suffix,
+)
 from dp_resources.temp_names import host_label, parse_temp_name, parse_token, temp_name, writer_token
 
 T = TypeVar("T")
 
-PARTS_SUFFIX = ".parts"
-MANIFEST_NAME = "manifest.json"
-FILE_SUFFIXES = (".arrow", ".parquet", ".json", ".pkl")
-OUTPUT_SUFFIXES = (*FILE_SUFFIXES, PARTS_SUFFIX)
 # Object stores whose PUT is atomic and whose "rename" is a copy: write to the final key.
 DIRECT_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci"})
-
-_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-_RUN_ID = re.compile(r"[A-Za-z0-9_\-]+")
-
-
-def quote_segment(segment: str) -> str:
-    """One path segment from a key or partition: no ``/``, no ``..``, no hidden names."""
-    if _SAFE_SEGMENT.fullmatch(segment):
-        return segment
-    quoted = urllib.parse.quote(segment, safe="")
-    return "%2E" + quoted[1:] if quoted.startswith(".") else quoted or "%00"
-
-
-def unquote_segment(segment: str) -> str:
-    return "" if segment == "%00" else urllib.parse.unquote(segment)
-
-
-def check_run_id(run_id: str) -> str:
-    if not _RUN_ID.fullmatch(run_id or ""):
-        raise ValueError(f"run id {run_id!r} is not a Dagster run id (letters, digits, '-', '_')")
-    return run_id
 
 
 def _pid_alive(pid: int) -> bool:
@@ -75,18 +54,6 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@dataclass(frozen=True)
-class StoredOutput:
-    """One stored output: a file, or a ``.parts`` folder with its manifest."""
-
-    path: str  # filesystem path (no protocol)
-    suffix: str  # one of OUTPUT_SUFFIXES
-
-    @property
-    def is_parts(self) -> bool:
-        return self.suffix == PARTS_SUFFIX
 
 
 class OutputStore:
@@ -353,7 +320,7 @@ class OutputStore:
         """
         removed: list[str] = []
         names = self.listdir(directory)
-        finished_base = _strip_output_suffix(finished) if finished else None
+        finished_base = strip_output_suffix(finished) if finished else None
         for name in names:
             path = posixpath.join(directory, name)
             parsed = parse_temp_name(name)
@@ -363,7 +330,7 @@ class OutputStore:
                     self.remove(path)
                     removed.append(path)
                 continue
-            if finished_base is not None and name != finished and _strip_output_suffix(name) == finished_base:
+            if finished_base is not None and name != finished and strip_output_suffix(name) == finished_base:
                 self.remove(path)
                 removed.append(path)
         return removed
@@ -413,10 +380,3 @@ class OutputStore:
             return [p["file"] for p in json.loads(raw)["parts"]]
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return []
-
-
-def _strip_output_suffix(name: str) -> str | None:
-    for suffix in OUTPUT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
