@@ -20,7 +20,8 @@ from dp_assets.catalog.base import Catalog, NodeType
 
 #: module -> the node types its ``NODE_TYPES`` defines
 NODE_MODULES: dict[str, tuple[str, ...]] = {
-    "dp_assets.catalog.nodes.sources": ("StaticData", "FileInput"),
+    "dp_assets.catalog.nodes.sources_static": ("StaticData",),
+    "dp_assets.catalog.nodes.sources": ("FileInput",),
     "dp_assets.catalog.nodes.sources_db": ("TableReader", "CustomSQLQuery"),
     "dp_assets.catalog.nodes.sources_api": ("ApiEndpoint", "WebhookListener"),
     "dp_assets.catalog.nodes.sources_flows": ("FlowInput",),

@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dp_assets.catalog.nodes.sources import StaticDataParams, _plain_records_schema, static_data_schema
+from dp_assets.catalog.nodes.sources_static import StaticDataParams, _plain_records_schema, static_data_schema
 from dp_assets.catalog.schema import schema_of
 from tests.fuzzing import fuzz_settings
 
