@@ -4,8 +4,9 @@
 ``DP_PROXY_*`` environment variables (:mod:`dp_proxy.settings`).
 """
 
-from dp_proxy.app import DagsterProxy, create_app, serve
+from dp_proxy.app import DagsterProxy, create_app
 from dp_proxy.auth import Authenticator, hash_password, verify_password
+from dp_proxy.server import serve
 from dp_proxy.settings import ProxySettings
 
 __all__ = [

@@ -33,7 +33,6 @@ from dp_proxy.roles import ProxyRoles, header_bytes, identity_headers
 from dp_proxy.settings import ProxySettings
 from dp_proxy.throttle import LoginThrottle, client_key
 from dp_proxy.websocket_pipe import deny, pipe
-from dp_resources.http_server import hardened_server_options
 from dp_resources.store import FlowStore
 
 log = logging.getLogger("dp_proxy")
@@ -362,44 +361,3 @@ class DagsterProxy:
 def create_app(settings: ProxySettings | None = None) -> DagsterProxy:
     """The proxy app for ``settings`` (default: :meth:`ProxySettings.from_env`)."""
     return DagsterProxy(settings or ProxySettings.from_env())
-
-
-def serve(
-    settings: ProxySettings | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-    log_level: str = "info",
-) -> None:
-    """Run the proxy with uvicorn until it is stopped (TLS when a certificate is given).
-
-    Basic credentials travel in clear over plain HTTP: publish the proxy beyond the machine only
-    with ``ssl_certfile``/``ssl_keyfile`` or behind a TLS terminator.
-    """
-    import uvicorn
-
-    settings = settings or ProxySettings.from_env()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        log_level=log_level,
-        proxy_headers=False,
-        lifespan="on",
-        **hardened_server_options(settings.request_timeout_seconds),
-    )
-    logging.getLogger("uvicorn.error").addFilter(_DenialLogFilter())
-    uvicorn.Server(config).run()
-
-
-class _DenialLogFilter(logging.Filter):
-    """Drop the spurious error uvicorn's websockets-sansio logs after every WebSocket denial
-    response (the client gets the denial right; fixed upstream by uvicorn PR #3138). The proxy
-    either accepts, denies or raises, so the message carries no other meaning here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."

@@ -28,7 +28,7 @@ def serve_command(
     log_level: str,
 ) -> None:
     """Serve the proxy; credentials and origins come from DP_PROXY_* variables."""
-    from dp_proxy.app import serve
+    from dp_proxy.server import serve
     from dp_proxy.settings import ProxySettings
 
     try:
