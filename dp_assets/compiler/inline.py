@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from dp_assets.catalog.base import SKIPPED, NodeContext, NodeOutputs, whole
-from dp_assets.compiler.plan import BODY_INPUT, FlowPlan
+from dp_assets.compiler.plan import FlowPlan
 from dp_assets.compiler.runtime import NodeFailed, call_node
+from dp_assets.compiler.sub_chain_body import BODY_INPUT
 
 
 class BodyNodeFailed(Exception):

@@ -31,7 +31,8 @@ from dp_assets.catalog.base import (
     SchemaError,
 )
 from dp_assets.catalog.schema import as_list, require_columns
-from dp_assets.compiler.plan import BODY_INPUT, FlowPlan, InvalidBody, SubChainParams, body_errors, plan_body
+from dp_assets.compiler.plan import FlowPlan, plan_body
+from dp_assets.compiler.sub_chain_body import BODY_INPUT, InvalidBody, SubChainParams, body_errors
 from dp_assets.deferred import pd
 
 ERROR_SCHEMA = {"node": "string", "error_type": "string", "message": "string"}
