@@ -13,9 +13,7 @@ A frame is stored behind the computation (``dp_io.write_behind``): its write sta
 returns and its ``Output`` is yielded later, before anything that must see it stored (a
 side-effecting node, a forked timeout, a non-deferred output, a failure, the step's end).
 
-What the step asks of its IO managers beyond Dagster's interface is declared in
-``dp_io.contract`` (``RunOutputStore``, ``LatestValueReader``); with any other IO manager the
-step stores each output synchronously and reads a stream whole.
+How the step reads and writes through its IO managers is ``step_io``.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -45,8 +43,15 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
 from dp_assets.compiler.node_report import FailedNodes, NodeClock
 from dp_assets.compiler.partitions import partition_values
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
-from dp_assets.compiler.translator import TABLE_FORMAT, TABLE_IO_KEY, table_metadata
-from dp_io.contract import LatestValueReader, RunOutputStore, partition_name
+from dp_assets.compiler.step_io import (
+    load_latest,
+    outputs_of_parent_run,
+    partitioned,
+    run_output_store,
+    stored_reader,
+    write_behind,
+)
+from dp_assets.compiler.translator import TABLE_FORMAT
 
 __all__ = [
     "PREVIEW_ROWS",
@@ -107,7 +112,7 @@ class _Step:
         self.context, self.plan, self.step_nodes = context, plan, step_nodes
         op_config = context.op_execution_context.op_config or {}
         self.params = plan.resolve_params(op_config.get("params"))
-        if _partitioned(context):  # "partition.key"... beside the flow params (no dot in theirs)
+        if partitioned(context):  # "partition.key"... beside the flow params (no dot in theirs)
             self.params.update(partition_values(context))
         self.selected = {key.path[-1] for key in context.selected_asset_keys}
         self.resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
@@ -115,10 +120,10 @@ class _Step:
             f"{node_id}.{plan.node(node_id).node_type.outputs[0]}": value for node_id, value in provided.items()
         }
         self.ran: set[str] = set()
-        self.store = store = _run_output_store(context)
-        self.reused = _outputs_of_parent_run(context, plan, step_nodes & self.selected) if store is not None else {}
+        self.store = store = run_output_store(context)
+        self.reused = outputs_of_parent_run(context, plan, step_nodes & self.selected) if store is not None else {}
         self.read_elsewhere = _read_by_other_steps(plan, step_nodes)
-        self.behind = _write_behind(context, store, self.read_elsewhere) if store is not None else None
+        self.behind = write_behind(context, store, self.read_elsewhere) if store is not None else None
         self.deferred: list[list[Any]] = []  # [write, output, checks...] queued (dp_io.write_behind)
         self.last_reads = _LastReads(plan, step_nodes)
         self.failures: list[NodeFailed] = []  # the step fails once every node that could run ran
@@ -287,7 +292,7 @@ class _Step:
             yield from _release(self.deferred)
             yield output
             if isinstance(primary, FrameStream) and store is not None:  # stored by parts: read on demand
-                values[f"{node.id}.{first}"] = _Stored(_stored_reader(context, store, plan, node.id))
+                values[f"{node.id}.{first}"] = _Stored(stored_reader(context, store, plan, node.id))
             yield from self._checks(node, sample)
         finally:
             self.last_reads.passed(node, values)
@@ -325,63 +330,6 @@ def _release(deferred: list[list[Any]], *, written_only: bool = False) -> Iterat
         yield from deferred.pop(0)[1:]
 
 
-def _partitioned(context: AssetExecutionContext) -> bool:
-    return context.has_partition_key or context.has_partition_key_range
-
-
-def _run_output_store(context: AssetExecutionContext) -> RunOutputStore | None:
-    """The step's IO manager when it keeps each run's outputs apart (the platform's does)."""
-    io = getattr(context.resources, "io_manager", None)
-    # issubclass of the type, not isinstance: Python caches it per class (a protocol's isinstance
-    # looks up every method each time, ~60 us per step)
-    return io if issubclass(type(io), RunOutputStore) else None
-
-
-def _write_behind(
-    context: AssetExecutionContext, store: RunOutputStore, read_elsewhere: frozenset[str]
-) -> Callable[[str, Any], Future[Any] | None] | None:
-    """Queue a node's frame on the IO manager's background writer, keyed as its
-    ``handle_output`` will look for it; ``None`` where outputs are stored synchronously (a
-    partitioned run). The queue returns the write, or ``None`` for an output stored elsewhere
-    (a table). A frame no other step of the run reads is not read soon: its file may bypass
-    the page cache."""
-    from dp_io.formats import FORMAT_METADATA_KEY
-
-    if _partitioned(context):
-        return None
-    assets_def = context.assets_def
-
-    def queue(output_name: str, frame: Any) -> Future[Any] | None:
-        key = assets_def.keys_by_output_name[output_name]
-        if assets_def.get_io_manager_key_for_asset_key(key) != "io_manager":
-            return None
-        frame_format = assets_def.specs_by_key[key].metadata.get(FORMAT_METADATA_KEY)
-        return store.write_behind(
-            context.run.run_id, tuple(key.path), None, frame, frame_format, read_soon=output_name in read_elsewhere
-        )
-
-    return queue
-
-
-def _outputs_of_parent_run(context: AssetExecutionContext, plan: FlowPlan, node_ids: Iterable[str]) -> dict[str, Any]:
-    """In a re-execution from failure, the nodes whose outputs the parent run already stored."""
-    if not context.run.is_resume_retry:
-        return {}
-    from dp_io import reusable_parent_outputs
-
-    keys = {dg.AssetKey([plan.flow_id, node_id]): node_id for node_id in node_ids}
-    found = reusable_parent_outputs(context.instance, context.run, keys)
-    return {keys[key]: ref for key, ref in found.items()}
-
-
-def _stored_reader(context: AssetExecutionContext, store: RunOutputStore, plan: FlowPlan, node_id: str) -> Any:
-    partition = None
-    if _partitioned(context):  # as the IO manager names it
-        keys = context.partition_key_range
-        partition = partition_name(keys.start, keys.end)
-    return lambda: store.load_run_output(context.run.run_id, (plan.flow_id, node_id), partition)
-
-
 def _read_by_other_steps(plan: FlowPlan, step_nodes: frozenset[str]) -> frozenset[str]:
     """The nodes of this step whose output a node of another step reads."""
     read = {
@@ -403,35 +351,7 @@ def _value(context: AssetExecutionContext, plan: FlowPlan, values: dict[str, Any
     if values.get(ref) is _RELEASED:  # never silently read an older materialisation instead
         raise RuntimeError(f"flow '{plan.flow_id}': '{ref}' was read after its last reader")
     if ref not in values:
-        values[ref] = _load_latest(context, plan, ref)
+        values[ref] = load_latest(context, plan, ref)
     elif isinstance(values[ref], _Stored):
         values[ref] = values[ref].read()
     return values[ref]
-
-
-def _load_latest(context: AssetExecutionContext, plan: FlowPlan, ref: str) -> Any:
-    """An upstream that this run did not select: its latest materialisation."""
-    node_id, _, output = ref.partition(".")
-    node = plan.node(node_id)
-    if output != node.node_type.outputs[0] or not node.is_asset:
-        raise NodeFailed(
-            f"flow '{plan.flow_id}': output '{ref}' is not kept between runs; "
-            f"materialise '{node_id}' together with its dependants"
-        )
-    in_table = node.storage_format == TABLE_FORMAT
-    reader = getattr(context.resources, TABLE_IO_KEY if in_table else "io_manager")
-    if not issubclass(type(reader), LatestValueReader):
-        raise NodeFailed(
-            f"flow '{plan.flow_id}': '{node_id}' is not selected in this run and its IO manager "
-            f"({type(reader).__name__}) cannot read an asset's latest value; materialise "
-            f"'{node_id}' together with its dependants"
-        )
-    metadata = table_metadata(node.storage_table, node_id) if in_table else None
-    return reader.load_latest(
-        context.instance,
-        dg.AssetKey([plan.flow_id, node_id]),
-        definition_metadata=metadata,
-        lineage_of=context.run.run_id,
-        # the same partition as this run's (a range: the partition its last window is)
-        **({"partition_key": context.partition_key_range.end} if _partitioned(context) else {}),
-    )
