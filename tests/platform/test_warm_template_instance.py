@@ -27,12 +27,17 @@ def template_like(home: str) -> None:
     """Run in a fresh process: open the instance as the template does, use it, fork children."""
     import os
 
+    from dagster import DagsterEventType, EventRecordsFilter
     from dagster._core.instance.ref import InstanceRef
 
     from dp_instance.warm_preload import close_database_pools, fork_hazards, open_instance
 
     instance = open_instance(InstanceRef.from_dir(home))
     assert instance is not None
+    # Its warm-up (``warm_instance``) only reads: the history is as empty as before.
+    untouched = not instance.get_run_records() and not instance.get_event_records(
+        EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION), limit=1
+    )
     storage = instance.run_storage
     storage.set_cursor_values({"template": "before fork"})  # the template's own connection
     close_database_pools()
@@ -52,7 +57,8 @@ def template_like(home: str) -> None:
     storage.set_cursor_values({"template": "after fork"})
     codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     keys = {"template", *(f"child {n}" for n in range(CHILDREN))}
-    print(json.dumps({"hazards": hazards, "codes": codes, "values": storage.get_cursor_values(keys)}))
+    values = storage.get_cursor_values(keys)
+    print(json.dumps({"hazards": hazards, "codes": codes, "values": values, "untouched": untouched}))
 
 
 def _run_template_like(home: Path) -> dict:
@@ -94,6 +100,7 @@ def test_children_of_a_template_with_an_opened_instance_each_use_their_own_conne
     found = _run_template_like(home)
 
     assert found["hazards"] == []
+    assert found["untouched"]
     assert found["codes"] == [0] * CHILDREN
     values = found["values"]
     assert values["template"] == "after fork"
