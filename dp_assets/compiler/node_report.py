@@ -8,12 +8,17 @@ each asset's history show per-node times. A failed node no longer stops the step
 Dagster's independent steps, nodes that do not read it (directly or through others) still run
 and materialise; only its downstream is skipped, and the step fails at the end naming every
 failed node and what was skipped because of it (``FailedNodes``).
+
+An ephemeral node adds no line of its own: it is named in the line of the first node that reads
+it (``EphemeralLines``), with its time and, where they are known, its rows. A chain of ephemeral
+nodes (``policies.ephemeral: intermediate``) would otherwise write one event per node to the
+run's event log, several times what the stored nodes write.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,17 +45,47 @@ class NodeClock:
         return {"dp/duration_ms": round(self.duration_ms, 1), "dp/started_at": self.started_at.isoformat()}
 
     def line(self, value: Any) -> str:
-        if isinstance(value, pd.DataFrame):
-            rows = f"{len(value):,} rows"
-        elif getattr(value, "num_rows", None) is not None:  # an Arrow table, a computed DuckDB value
-            rows = f"{value.num_rows:,} rows"
-        elif hasattr(value, "relation"):  # the DuckDB engine's query, computed by the nodes that read it
-            rows = "a DuckDB query, computed by its readers"
-        elif isinstance(value, FrameStream):
-            rows = "streamed in parts"
-        else:
-            rows = "no table"
-        return f"node '{self.node_id}' ({self.node_type}) finished in {self.duration_ms:,.0f} ms: {rows}"
+        return f"node '{self.node_id}' ({self.node_type}) finished in {self.duration_ms:,.0f} ms: {_rows(value)}"
+
+    def item(self, value: Any) -> str:
+        """The node as named in its reader's line (an ephemeral node)."""
+        return f"'{self.node_id}' ({self.node_type}) {self.duration_ms:,.0f} ms: {_rows(value, 'a DuckDB query')}"
+
+
+def _rows(value: Any, query: str = "a DuckDB query, computed by its readers") -> str:
+    if isinstance(value, pd.DataFrame):
+        return f"{len(value):,} rows"
+    if getattr(value, "num_rows", None) is not None:  # an Arrow table, a computed DuckDB value
+        return f"{value.num_rows:,} rows"
+    if hasattr(value, "relation"):  # the DuckDB engine's query, computed by the nodes that read it
+        return query
+    if isinstance(value, FrameStream):
+        return "streamed in parts"
+    return "no table"
+
+
+@dataclass
+class EphemeralLines:
+    """The ephemeral nodes a step ran, held until a node that reads them logs its line.
+
+    ``chain_of(node_id)``: the ephemeral nodes a node reads, directly or through others, in the
+    order they ran (``FlowPlan.ephemeral_chain``). A node read by several is named once, by the
+    first of them to finish; those whose readers all failed or were skipped, at the step's end."""
+
+    chain_of: Callable[[str], Sequence[Any]]
+    held: dict[str, str] = field(default_factory=dict)
+
+    def hold(self, node_id: str, item: str) -> None:
+        self.held[node_id] = item
+
+    def line_of_reader(self, node_id: str, line: str) -> str:
+        items = [self.held.pop(node.id) for node in self.chain_of(node_id) if node.id in self.held]
+        return f"{line}; before it, the ephemeral nodes it reads: {'; '.join(items)}" if items else line
+
+    def left_over(self) -> str | None:
+        """The line of those no finished node named, if any (each named once)."""
+        items, self.held = list(self.held.values()), {}
+        return f"ephemeral nodes whose readers did not finish: {'; '.join(items)}" if items else None
 
 
 class FailedNodes(Exception):  # no "Error" suffix: reads as what it reports, "FailedNodes: ..."

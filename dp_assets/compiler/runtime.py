@@ -40,7 +40,7 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
     retry_delay,
     retry_policy,
 )
-from dp_assets.compiler.node_report import FailedNodes, NodeClock
+from dp_assets.compiler.node_report import EphemeralLines, FailedNodes, NodeClock
 from dp_assets.compiler.partitions import partition_values
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.step_io import (
@@ -131,6 +131,7 @@ class _Step:
         #: node -> what blocks its readers: its failed blocking checks, or a node it reads that is blocked
         self.blocked: dict[str, str] = {}
         self.needed = self._needed_ephemeral()
+        self.ephemeral_lines = EphemeralLines(plan.ephemeral_chain)
         # policies.engine: duckdb (opened on first use, allowed to read the step's Parquet sources)
         self.engine = engine_hook.StepEngine(
             engine_hook.readers_of(plan), [node for node in plan.nodes if node.id in step_nodes and not node.inputs]
@@ -178,13 +179,20 @@ class _Step:
                         node, ctx, clock = running.pop(future)
                         yield from self._finish(node, ctx, clock, future)
         except Exception:
+            self._log_ephemeral_left_over()
             yield from _release(self.deferred)  # what finished is stored and materialised (E3 reuses it)
             raise
+        self._log_ephemeral_left_over()
         yield from _release(self.deferred)
         if len(self.failures) == 1 and not self.skipped:
             raise self.failures[0]
         if self.failures:
             raise FailedNodes(plan.flow_id, self.failures, self.skipped) from self.failures[0]
+
+    def _log_ephemeral_left_over(self) -> None:
+        line = self.ephemeral_lines.left_over()
+        if line is not None:
+            self.context.log.info(line)
 
     def _needed_ephemeral(self) -> set[str]:
         """The ephemeral nodes this run computes: those that a node it runs reads (through others)."""
@@ -275,7 +283,10 @@ class _Step:
             for name, value in outputs.items():
                 values[f"{node.id}.{name}"] = value
             primary = outputs.get(first, SKIPPED)
-            context.log.info(clock.line(primary))
+            if node.ephemeral:  # named in the line of its first reader to finish
+                self.ephemeral_lines.hold(node.id, clock.item(primary))
+            else:
+                context.log.info(self.ephemeral_lines.line_of_reader(node.id, clock.line(primary)))
             if not node.is_asset or primary is SKIPPED:
                 return
             primary = engine_hook.stored_value(primary)  # DuckDB's: its Arrow table, computed by then

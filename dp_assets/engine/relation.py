@@ -39,15 +39,17 @@ def describe(connection: Any, sql: str) -> Relation:
     Each node of a chain describes its query, which nests all those before it: binding alone
     costs a fraction of running it on no rows (planning, then an empty Arrow result), so the
     Arrow types come from the bound DuckDB types where their export is fixed (``_arrow_of``),
-    and from running the query on no rows only when a column has another type."""
+    and from running the query on no rows only when a column has another type. The hidden
+    ``ROW_ORDER`` is no column of the node, so its type does not count: a join's is a HUGEINT,
+    which sent every node after a join to the slower way (planned and run, its files opened)."""
     bound = connection.sql(f"SELECT * FROM ({sql}) LIMIT 0")
-    arrow_types = _arrow_types(bound.types)
+    shown = [(name, t) for name, t in zip(bound.columns, bound.types, strict=True) if name != ROW_ORDER]
+    arrow_types = _arrow_types([t for _, t in shown])
     if arrow_types is None:
         schema = bound.to_arrow_table().schema
-        columns, arrow_types = list(schema.names), [field.type for field in schema]
+        kept = [(field.name, field.type) for field in schema if field.name != ROW_ORDER]
     else:
-        columns = list(bound.columns)
-    kept = [(name, t) for name, t in zip(columns, arrow_types, strict=True) if name != ROW_ORDER]
+        kept = [(name, t) for (name, _), t in zip(shown, arrow_types, strict=True)]
     names = tuple(name for name, _ in kept)
     if len(set(names)) != len(names):
         from .errors import NotSupported

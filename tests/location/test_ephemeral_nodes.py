@@ -9,6 +9,7 @@ of the nodes that are not ephemeral.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,37 @@ def test_ephemeral_nodes_are_no_assets_and_their_readers_equal_pandas(tmp_path):
         assert materialised(instance, result.run_id) == {"orders", "by_region", "ranked", "report"}
         ranked = pd.read_feather(tmp_path / "runs" / result.run_id / FLOW / "ranked.arrow")
     pd.testing.assert_frame_equal(ranked.reset_index(drop=True), expected_ranked().reset_index(drop=True))
+
+
+def node_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    messages = [entry.user_message or "" for entry in instance.all_logs(run_id)]
+    return [line for line in messages if "finished in" in line or "ephemeral nodes" in line]
+
+
+def test_an_ephemeral_node_is_named_in_its_readers_log_line_with_its_rows(tmp_path):
+    """One log line per node that is not ephemeral; the ephemeral nodes it read are named in it,
+    in the order they ran, each with its time and rows (docs/flow-spec.md)."""
+    defs = definitions(flow(ephemeral=("priced", "big")), tmp_path)
+    with dg.instance_for_test() as instance:
+        lines = node_lines(instance, run(defs, instance).run_id)
+    assert [line.split("'")[1] for line in lines] == ["orders", "by_region", "ranked", "report"]
+    (by_region,) = [line for line in lines if line.startswith("node 'by_region'")]
+    folded = by_region.split("; before it, the ephemeral nodes it reads: ")[1]
+    assert re.fullmatch(
+        r"'priced' \(AddModifyColumn\) [\d,]+ ms: 4 rows; 'big' \(FilterRows\) [\d,]+ ms: 3 rows", folded
+    )
+
+
+def test_the_ephemeral_nodes_of_a_reader_that_failed_are_still_logged(tmp_path):
+    defs = definitions(flow(ephemeral=("priced", "big", "by_region", "ranked")), tmp_path)
+    (tmp_path / "data" / "report.csv").mkdir(parents=True)  # the sink cannot write its file
+    with dg.instance_for_test() as instance:
+        result = execute_run_in_process(defs.resolve_job_def(FLOW), instance)
+        assert not result.success
+        lines = node_lines(instance, result.run_id)
+    assert [line.split("'")[1] for line in lines if "finished in" in line] == ["orders"]
+    (left,) = [line for line in lines if line.startswith("ephemeral nodes whose readers did not finish: ")]
+    assert [item.split("'")[1] for item in left.split("; ")] == ["priced", "big", "by_region", "ranked"]
 
 
 def test_lineage_links_an_ephemeral_nodes_upstream_assets_to_its_readers(tmp_path):
