@@ -10,12 +10,23 @@ webserver and daemon.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dp_sensors.webhook.run_watch import RunState, RunWatcher
+from dp_sensors.webhook.run_watch import (
+    NEAR_END_MAX_RUNS,
+    NEAR_END_POLL_SECONDS,
+    NEAR_FROM,
+    POLL_SECONDS,
+    RunState,
+    RunWatcher,
+    Waited,
+    next_poll_at,
+)
 
 INTERVAL = 0.002
 
@@ -90,3 +101,47 @@ def test_an_error_reading_the_states_reaches_every_waiting_caller() -> None:
 def test_a_run_unknown_to_the_webserver_is_reported_starting_after_the_wait() -> None:
     state = asyncio.run(RunWatcher(lambda run_ids: {}, INTERVAL).wait("missing", "f", 0.05))
     assert state == RunState(run_id="missing", flow_id="f", status="STARTING")
+
+
+def test_a_run_near_the_end_its_flows_runs_took_is_asked_for_more_often() -> None:
+    """A flow whose runs took about 1 s: its run is asked for at the default interval until
+    0.7 s, then every ``NEAR_END_POLL_SECONDS``; past twice its estimate, at the default
+    interval again. A flow with no estimate yet is asked for at the default interval."""
+    waited = {"r": Waited("f", since=100.0)}
+    estimates = {"f": 1.0}
+    assert next_poll_at(waited, estimates, last_poll=-math.inf, interval=POLL_SECONDS) == -math.inf
+    assert next_poll_at(waited, estimates, last_poll=100.2, interval=POLL_SECONDS) == pytest.approx(
+        100.2 + POLL_SECONDS
+    )
+    assert next_poll_at(waited, estimates, last_poll=100.68, interval=POLL_SECONDS) == pytest.approx(
+        100.0 + NEAR_FROM * 1.0
+    )
+    assert next_poll_at(waited, estimates, last_poll=100.8, interval=POLL_SECONDS) == pytest.approx(
+        100.8 + NEAR_END_POLL_SECONDS
+    )
+    assert next_poll_at(waited, estimates, last_poll=102.5, interval=POLL_SECONDS) == pytest.approx(
+        102.5 + POLL_SECONDS
+    )
+    assert next_poll_at({"r": Waited("new", since=100.0)}, estimates, 100.3, POLL_SECONDS) == pytest.approx(
+        100.3 + POLL_SECONDS
+    )
+    assert next_poll_at({"r": Waited("new", since=100.0)}, estimates, -math.inf, POLL_SECONDS) == -math.inf
+
+
+def test_many_waited_runs_are_asked_for_at_the_default_interval() -> None:
+    """The short interval is one request per 10 ms: only while few runs are waited for."""
+    waited = {f"r{i}": Waited("f", since=100.0) for i in range(NEAR_END_MAX_RUNS + 1)}
+    assert next_poll_at(waited, {"f": 1.0}, last_poll=100.8, interval=POLL_SECONDS) == pytest.approx(
+        100.8 + POLL_SECONDS
+    )
+
+
+def test_a_successful_run_teaches_the_watcher_its_flows_duration() -> None:
+    runs = Runs({"r": (2, "SUCCESS"), "s": (1, "FAILURE")})
+    watcher = RunWatcher(runs.states_of, INTERVAL)
+
+    async def both() -> None:
+        await asyncio.gather(watcher.wait("r", "ok", 30), watcher.wait("s", "bad", 30))
+
+    asyncio.run(both())
+    assert set(watcher.estimates) == {"ok"} and watcher.estimates["ok"] > 0
