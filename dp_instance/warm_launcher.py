@@ -13,15 +13,11 @@ Named in ``dagster.yaml`` (production) and in the file ``dp init-home`` writes::
   pid and start time before the child may begin; the child runs the run as
   ``dagster api execute_run`` does.
 - **No template ready** (the first run of a location, or its code changed): the launcher starts
-  the template and does not wait for it to load (seconds, tens of seconds on a loaded machine):
-  launching runs in the daemon's run-queue loop, and a wait there would hold back every run
-  queued behind this one. With ``template_wait_seconds`` (and a queued run coordinator) the run
-  goes back to the run queue while the template loads, and the daemon launches it again at its
-  next read of the queue: warm once the template is ready, cold (below) once it has waited that
-  long. Without, or when no template is loading (the last one failed to load), it starts at once
-  in a process of its own (``dp_instance.cold_worker``), tagged and monitored as a warm worker
-  is. (Dagster's default launcher waits too: its code server answers once the new process has
-  imported Dagster and opened the instance.)
+  the template and, without waiting for it to load (seconds, tens of seconds on a loaded
+  machine), starts this run in a process of its own (``dp_instance.cold_worker``), tagged and
+  monitored as a warm worker is. Launching runs in the daemon's run-queue loop: a wait there
+  would hold back every run queued behind this one. (Dagster's default launcher waits too: its
+  code server answers once the new process has imported Dagster and opened the instance.)
 - **Health**: ``check_run_worker_health`` reports a started run whose worker is gone (killed,
   crashed) as FAILED, so Dagster's run monitoring fails it within one poll, and run retries
   (when enabled) re-execute it.
@@ -43,12 +39,11 @@ import json
 import os
 import signal
 import socket
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from dagster import DagsterEvent, Field, IntSource, QueuedRunCoordinator
+from dagster import Field, IntSource
 from dagster._core.launcher import (
     CheckRunHealthResult,
     DefaultRunLauncher,
@@ -60,15 +55,12 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
 from dp_instance.run_coordinator import FlowRunCoordinator
-from dp_instance.warm_pool import PoolFull, TemplatePool, TemplateStarting, WarmStartError, Worker
+from dp_instance.warm_pool import PoolFull, TemplatePool, WarmStartError, Worker
 from dp_instance.warm_template import process_start_time
 
 #: The run tag naming the run's warm worker: ``{"pid", "start", "template", "host"}`` (``start``:
 #: the process's start time, so that a reused pid is not taken for the worker).
 WORKER_TAG = "dp/warm_worker"
-#: The run tag recording when a run began waiting in the queue for a loading template (seconds
-#: since the epoch): it bounds the wait, and tells afterwards that the run waited.
-WAIT_TAG = "dp/warm_wait_since"
 
 
 class WarmRunLauncher(RunLauncher, ConfigurableClass):
@@ -83,14 +75,12 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         idle_seconds: int = 3600,
         start_timeout_seconds: int = 300,
         watch_cancel: bool = False,
-        template_wait_seconds: int = 0,
     ) -> None:
         self._inst_data = inst_data
         self.max_workers = max_workers
         self.idle_seconds = idle_seconds
         self.start_timeout_seconds = start_timeout_seconds
         self.watch_cancel = watch_cancel
-        self.template_wait_seconds = template_wait_seconds
         self._pool: TemplatePool | None = None
         self._default: DefaultRunLauncher | None = None
         super().__init__()
@@ -127,13 +117,6 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
                 description="Each run worker also polls its run's status and stops when it is canceling: "
                 "needed when terminate can come from another machine or container (a webserver "
                 "elsewhere), which cannot signal the worker.",
-            ),
-            "template_wait_seconds": Field(
-                IntSource,
-                is_required=False,
-                default_value=0,
-                description="While the run's template loads, the run waits in the run queue (queued run "
-                "coordinators only) for up to this long, then starts cold; 0: it starts cold at once.",
             ),
         }
 
@@ -174,43 +157,8 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
                 serialize_value(self._instance.get_ref()),
                 lambda worker: self._tag_worker(run, worker),
             )
-        except TemplateStarting as exc:
-            waited = self._wait_in_queue(run, exc)
-            if waited is not None:
-                self._fall_back(context, f"{exc}; waited {waited:.0f} s in the queue" if waited else str(exc))
         except (PoolFull, WarmStartError) as exc:
             self._fall_back(context, str(exc))
-
-    def _wait_in_queue(self, run: DagsterRun, starting: TemplateStarting) -> float | None:
-        """Put ``run`` back in the run queue while its template loads (the daemon launches it
-        again at its next read of the queue, warm once the template is ready): None when it went
-        back; else the seconds it has waited, and the caller starts it cold. Only with a queued
-        run coordinator, whose daemon reads the queue; a wait here instead would hold back the
-        daemon's loop or the submitting request (docs/run-launcher.md, "While a template loads")."""
-        if (
-            not starting.loading
-            or self.template_wait_seconds <= 0
-            or not isinstance(self._instance.run_coordinator, QueuedRunCoordinator)
-        ):
-            return 0.0
-        now = time.time()
-        try:
-            since = float(run.tags[WAIT_TAG])
-        except (KeyError, ValueError):
-            since = None
-        if since is None:
-            self._instance.add_run_tags(run.run_id, {WAIT_TAG: f"{now:.3f}"})
-            self._instance.report_engine_event(
-                f"No warm run worker yet ({starting}); the run waits in the queue for the template, "
-                f"for up to {self.template_wait_seconds} s, then starts cold.",
-                run,
-                cls=self.__class__,
-            )
-        elif now - since >= self.template_wait_seconds:
-            return now - since
-        # The event the queue daemon writes when it re-queues a run: the run is QUEUED again.
-        self._instance.report_dagster_event(DagsterEvent.job_enqueue(run), run_id=run.run_id)
-        return None
 
     def _tag_worker(self, run: DagsterRun, worker: Worker) -> None:
         value = {

@@ -39,13 +39,7 @@ class WarmStartError(Exception):
 
 
 class TemplateStarting(WarmStartError):
-    """No template is ready yet. ``loading``: one is loading (started now or earlier), or has
-    just become ready, so a run that waits for it starts warm; False when none is (the last one
-    exited while loading: runs start cold until it is tried again)."""
-
-    def __init__(self, message: str, loading: bool = True) -> None:
-        super().__init__(message)
-        self.loading = loading
+    """No template is ready yet: one is loading (started now or earlier)."""
 
 
 class PoolFull(Exception):
@@ -102,9 +96,9 @@ class TemplatePool:
     ) -> Worker:
         """Fork a run worker for ``run_id`` from the location's template. With no template ready
         (none yet, or the one found had stale code) this starts one and raises
-        ``TemplateStarting`` at once: the caller starts the run another way, or has it wait in the
-        run queue, rather than wait for the template's load here. ``tag_worker`` records the
-        worker on the run before the worker may start executing it."""
+        ``TemplateStarting`` at once: the caller starts the run another way rather than wait
+        for the template's load. ``tag_worker`` records the worker on the run before the worker
+        may start executing it."""
         self._reap_started()
         key = self.key(serialized_origin)
         path = self.socket_path(key)
@@ -112,7 +106,8 @@ class TemplatePool:
         try:
             conn = _connect(path)
         except OSError:
-            raise self._start_template(key, path, origin, serialized_origin, serialized_instance_ref) from None
+            starting = self._start_template(key, path, origin, serialized_origin, serialized_instance_ref)
+            raise TemplateStarting(starting) from None
         try:
             conn.settimeout(ANSWER_SECONDS)
             _send(conn, request)
@@ -122,7 +117,7 @@ class TemplatePool:
             if "stale" in answer:
                 # The template has gone (its socket with it); a new one loads the current code.
                 started = self._start_template(key, path, origin, serialized_origin, serialized_instance_ref)
-                raise TemplateStarting(f"{answer['stale']}; {started}", started.loading)
+                raise TemplateStarting(f"{answer['stale']}; {started}")
             if "full" in answer:
                 raise PoolFull(f"all {self.max_workers} warm run workers are busy")
             if "pid" not in answer:
@@ -136,45 +131,35 @@ class TemplatePool:
         finally:
             conn.close()
 
-    def _start_template(
-        self, key: str, path: Path, origin: Any, serialized_origin: str, instance_ref: str
-    ) -> TemplateStarting:
+    def _start_template(self, key: str, path: Path, origin: Any, serialized_origin: str, instance_ref: str) -> str:
         """Start the location's template unless one is loading already, without waiting for it
-        to load; say what was found or done, and whether a template is loading. The lock is held
-        only while deciding and spawning: one process (the daemon, a webserver) starts a template;
-        the others see it loading."""
+        to load; say what was found or done. The lock is held only while deciding and spawning:
+        one process (the daemon, a webserver) starts a template; the others see it loading."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.state_dir / f"{key}.log"
         marker = self.state_dir / f"{key}.starting"
         with FileLock(self.state_dir / f"{key}.lock", timeout=LOCK_SECONDS):
             if path.exists() and _answers(path):
-                return TemplateStarting("a warm template has just become ready")
+                return "a warm template has just become ready"
             killed = ""
             loading = _read_marker(marker)
             if loading is not None:
                 age = time.time() - float(loading.get("at", 0))
                 alive = process_start_time(int(loading["pid"])) == loading.get("start")
                 if alive and age <= self.start_timeout_seconds:
-                    return TemplateStarting(
-                        f"the warm template (pid {loading['pid']}) is loading the code location ({age:.0f} s so far)"
-                    )
+                    return f"the warm template (pid {loading['pid']}) is loading the code location ({age:.0f} s so far)"
                 if alive:
                     _kill(int(loading["pid"]))
                     killed = f"the warm template did not load the code location within {age:.0f} s; "
                 elif age < RETRY_SECONDS:
                     # Do not start a template per run when the location cannot be loaded.
-                    return TemplateStarting(
-                        f"the last warm template exited while loading the code location: {_tail(log_path)}",
-                        loading=False,
-                    )
+                    return f"the last warm template exited while loading the code location: {_tail(log_path)}"
             path.unlink(missing_ok=True)
             process = self._spawn(path, origin, serialized_origin, instance_ref, log_path, marker)
             marker.write_text(
                 json.dumps({"pid": process.pid, "start": process_start_time(process.pid), "at": time.time()})
             )
-        return TemplateStarting(
-            f"{killed}started a warm template (pid {process.pid}); runs start warm once it is ready"
-        )
+        return f"{killed}started a warm template (pid {process.pid}); runs start warm once it is ready"
 
     def _spawn(
         self, path: Path, origin: Any, serialized_origin: str, instance_ref: str, log_path: Path, marker: Path

@@ -35,9 +35,6 @@ run_launcher:
   class: WarmRunLauncher
   config:
     max_workers: 8
-    # While a template loads (the first run, or the first after a code change), runs wait for it
-    # in the run queue rather than each start cold; cold after this long.
-    template_wait_seconds: 60
 # Fails a run whose run worker died (the warm launcher checks its workers) within one poll.
 run_monitoring:
   enabled: true

@@ -247,24 +247,18 @@ def start_make_run(root: Path) -> DagsterPlatform:
 
 
 def warm_launcher_platform(
-    root: Path,
-    location: Path,
-    *,
-    max_workers: int,
-    run_coordinator: Mapping[str, Any],
-    template_wait_seconds: int = 0,
+    root: Path, location: Path, *, max_workers: int, run_coordinator: Mapping[str, Any]
 ) -> DagsterPlatform:
     """A platform on the embedded storage whose runs go to the warm run launcher (``max_workers``
-    at once; runs wait ``template_wait_seconds`` in the queue for a loading template), with run
-    monitoring every second, loading the code in ``location`` (a file in its own folder) and
-    queueing through ``run_coordinator`` (a ``dagster.yaml`` entry)."""
+    at once), with run monitoring every second, loading the code in ``location`` (a file in its
+    own folder) and queueing through ``run_coordinator`` (a ``dagster.yaml`` entry)."""
     config = {
         "telemetry": {"enabled": False},
         **yaml.safe_load(local_storage(root / "dp_home" / "dagster")),
         "run_launcher": {
             "module": "dp_instance.warm_launcher",
             "class": "WarmRunLauncher",
-            "config": {"max_workers": max_workers, "template_wait_seconds": template_wait_seconds},
+            "config": {"max_workers": max_workers},
         },
         "run_coordinator": dict(run_coordinator),
         "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 0},
