@@ -48,6 +48,18 @@ def processes_of(home: str) -> list[str]:
     return found
 
 
+def wait_until_gone(home: str, whose: str) -> None:
+    """Until no process of ``home`` is left (a bound against a hang: SIGKILLed processes take a
+    moment to go); the error lists the ones that are."""
+    wait_for(
+        f"no process of {whose}",
+        lambda: not processes_of(home),
+        timeout=120,
+        every=1,
+        on_timeout=lambda: "\n".join(processes_of(home)),
+    )
+
+
 def test_a_stopped_live_platform_leaves_no_process() -> None:
     from bench.live import live_platform
     from bench.workloads.sustained_runs import flow_spec
@@ -56,13 +68,7 @@ def test_a_stopped_live_platform_leaves_no_process() -> None:
         home = live.env["DAGSTER_HOME"]
         running = processes_of(home)
         assert sum("api grpc" in p for p in running) >= 1, running  # the code servers to stop
-    wait_for(
-        "no process of the stopped platform",
-        lambda: not processes_of(home),
-        timeout=60,
-        every=1,
-        on_timeout=lambda: "\n".join(processes_of(home)),
-    )
+    wait_until_gone(home, "the stopped platform")
 
 
 def test_a_killed_benchmark_leaves_no_process() -> None:
@@ -76,10 +82,4 @@ def test_a_killed_benchmark_leaves_no_process() -> None:
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    wait_for(
-        "no process of the killed benchmark's platform",
-        lambda: not processes_of(home),
-        timeout=120,
-        every=1,
-        on_timeout=lambda: "\n".join(processes_of(home)),
-    )
+    wait_until_gone(home, "the killed benchmark's platform")
