@@ -10,6 +10,7 @@ and the flow on the default engine with every node kept (``data_work.platform_ru
 target stays 1.3x pandas. Targets: at 10M rows the DuckDB flow <= 0.5x pandas and <= 1.5x
 DuckDB directly; at 1M <= 1.0x pandas; peak memory <= 1.0x pandas. Every result is checked
 against the pandas script's before any time is reported (``data_work.compare``).
+``--set data_work_duckdb.rows=1000000`` measures that one size only (while iterating on it).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def duckdb_run(folder: str) -> dict[str, Any]:
 def run(ctx: RunContext) -> WorkloadResult:
     from bench.child import run_child
 
-    sizes = [20_000] if ctx.smoke else [1_000_000, 10_000_000]
+    only = ctx.param("data_work_duckdb.rows", 0)
+    sizes = [only] if only else [20_000] if ctx.smoke else [1_000_000, 10_000_000]
     result = WorkloadResult("data_work_duckdb", "2b. Data work on the DuckDB engine (ephemeral intermediates)")
     for rows in sizes:
         folder = Path(run_child("bench.workloads.data_work:generate", {"rows": rows})["folder"])
