@@ -21,6 +21,7 @@ from dp_assets.catalog.schema import as_list
 from .connection import EngineLimits, connect
 from .errors import NotSupported
 from .forms import DATA_FORMS, FORMS, STAGED_FORMS
+from .forms_aggregate import group_order
 from .forms_missing import statistics_as_fill
 from .forms_types import hints_after_cast
 from .frames import (
@@ -226,6 +227,8 @@ class Engine:
         carried = _carried_hints(type_name, params, hints, relations.get("input", relation))
         if type_name == "AddModifyColumn" and relation.kinds.get(params.column) == "str":
             carried = _text_hint(params, relations["input"], hints, flow_params, carried)
+        if type_name == "GroupAggregate":
+            relation = dataclasses.replace(relation, order_keys=group_order(params))
         report = report_of(type_name, params, relations, {name: _known_rows(v) for name, v in inputs.items()})
         return Deferred(self, relation, carried, nonnull, report=report)
 

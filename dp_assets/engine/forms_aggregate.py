@@ -64,11 +64,17 @@ def group_aggregate(params: Any, inputs: dict[str, Relation], flow_params: Mappi
     keys = column_list(by)
     where = " AND ".join(f"{quote_identifier(k)} IS NOT NULL" for k in by) if params.dropna else "true"
     # sort: by the keys; else in the order of each group's first row, as pandas' sort=False
-    order = ", ".join(f"{quote_identifier(k)} ASC NULLS LAST" for k in by) if params.sort else f"min({R})"
+    order = group_order(params) or f"min({R})"
     return (
         f"SELECT {keys}, {', '.join(aggregates)}, row_number() OVER (ORDER BY {order}) AS {R} "
         f"FROM ({rel.sql}) WHERE {where} GROUP BY {keys}"
     )
+
+
+def group_order(params: Any) -> str | None:
+    """A sorted GroupAggregate's row order over its own columns (the keys are distinct per row)."""
+    by = as_list(params.by)
+    return ", ".join(f"{quote_identifier(k)} ASC NULLS LAST" for k in by) if params.sort and by else None
 
 
 def window_functions(params: Any, inputs: dict[str, Relation], flow_params: Mapping[str, Any]) -> str:

@@ -23,6 +23,10 @@ class Relation:
     names: tuple[str, ...]
     arrow_types: tuple[Any, ...]
     nonnull: frozenset[str] = frozenset()  # columns known to hold no missing value (nulls.py)
+    #: an ORDER BY over the node's own columns giving the rows in ROW_ORDER's order, with no ties
+    #: (a sorted GroupAggregate's keys): the final query sorts by it, and DuckDB then leaves out
+    #: the window that numbers the rows when nothing else reads ROW_ORDER
+    order_keys: str | None = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -106,4 +110,4 @@ def column_list(names: tuple[str, ...] | list[str]) -> str:
 
 def ordered_output(rel: Relation) -> str:
     """The final query: the node's columns, in its row order."""
-    return f"SELECT {column_list(rel.names)} FROM ({rel.sql}) ORDER BY {ROW_ORDER}"
+    return f"SELECT {column_list(rel.names)} FROM ({rel.sql}) ORDER BY {rel.order_keys or ROW_ORDER}"

@@ -139,6 +139,13 @@ CASES = [
     ),
     case(
         "GroupAggregate",
+        "sorted-keys-missing-kept",
+        {"by": ["region", "qty"], "agg": {"t": ["amount", "sum"]}, "dropna": False},
+        lambda: one(orders()),
+        lambda i: i["input"].groupby(["region", "qty"], dropna=False).agg(t=("amount", "sum")).reset_index(),
+    ),
+    case(
+        "GroupAggregate",
         "global-no-by",
         {
             "agg": {
