@@ -112,6 +112,15 @@ def as_a_warm_run_worker(instance: Any) -> None:
     prepare_run_worker()
 
 
+def warm_template_ready(dagster_home: Path) -> bool:
+    """The warm run launcher has started a template on this home and none is still loading (its
+    marker, ``DAGSTER_HOME/warm/<key>.starting``, goes when the template is ready): runs launched
+    now start warm. Benchmarks wait for it after a platform's first run, which starts the template
+    (start-up, reported apart)."""
+    folder = dagster_home / "warm"
+    return folder.is_dir() and any(folder.glob("*.log")) and not any(folder.glob("*.starting"))
+
+
 def wait_until(
     what: str,
     probe: Callable[[], Any],

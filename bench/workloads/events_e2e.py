@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import yaml
 
-from bench.harness import popen_in_session, stop_groups, wait_until
+from bench.harness import popen_in_session, stop_groups, wait_until, warm_template_ready
 
 BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +120,12 @@ def measure(events: int, spacing_seconds: float, dispatcher: bool = False) -> di
         with EventBusResource().open_bus() as bus:
             warm_up = bus.publish(TOPIC, {"order": -1})
             first_event = _first_step_after(instance, warm_up.id, time.time(), procs)
-            wait_until("the warm run template to load", lambda: _template_ready(env), procs, timeout=300)
+            wait_until(
+                "the warm run template to load",
+                lambda: warm_template_ready(Path(env["DAGSTER_HOME"])),
+                procs,
+                timeout=300,
+            )
             for i in range(events):
                 event = bus.publish(TOPIC, {"order": i})
                 published[event.id] = time.time()
@@ -192,13 +197,6 @@ def _first_step_after(instance: Any, event_id: str, published_at: float, procs: 
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise RuntimeError(f"the warm-up event's run {run.run_id} failed")
     return _phases(instance, run, published_at)["step_started"]
-
-
-def _template_ready(env: dict[str, str]) -> bool:
-    """A warm template has been started and none is still loading (the launcher's marker,
-    ``DAGSTER_HOME/warm/<key>.starting``, goes when the template is ready)."""
-    folder = Path(env["DAGSTER_HOME"]) / "warm"
-    return folder.is_dir() and any(folder.glob("*.log")) and not any(folder.glob("*.starting"))
 
 
 def _has_ticks(instance: Any, sensor_name: str) -> bool:
