@@ -21,6 +21,8 @@ from dp_sensors.launch import RUN_STATES, RUN_STATUS, GraphQLClient, LaunchError
 from dp_sensors.webhook.run_watch import RunState
 
 DISPLAY_NODE = "DisplayResults"
+#: The tag every run of a flow carries (the job's tags, dp_assets.compiler.factory).
+FLOW_VERSION_TAG = "dp/flow_version"
 
 
 def _upstream_ids(inputs: Any) -> list[str]:
@@ -103,31 +105,38 @@ class PlatformInvokeBackend:
             return None
         if found["__typename"] != "Run":
             raise LaunchError(f"run {run_id}: {found.get('message', found['__typename'])}")
-        return RunState(run_id=found["runId"], flow_id=found["jobName"], status=found["status"])
+        return _state(found)
 
     def run_states(self, run_ids: Sequence[str]) -> dict[str, RunState]:
         found = self.client.execute(RUN_STATES, {"filter": {"runIds": list(run_ids)}})["runsOrError"]
         if found["__typename"] != "Runs":
             raise LaunchError(f"cannot read the runs' states: {found.get('message', found['__typename'])}")
-        return {
-            run["runId"]: RunState(run_id=run["runId"], flow_id=run["jobName"], status=run["status"])
-            for run in found["results"]
-        }
+        return {run["runId"]: _state(run) for run in found["results"]}
 
     def run_failure(self, run_id: str) -> str:
         return self.client.run_failure(run_id)
 
-    def read_result(self, flow_id: str, run_id: str) -> dict[str, Any]:
+    def read_result(self, state: RunState) -> dict[str, Any]:
         from dp_resources.store import FlowNotFound
 
-        try:
-            _, spec = self.store.get(flow_id)
+        try:  # the version the run ran: a flow published again since may name other result nodes
+            _, spec = self.store.get(state.flow_id, state.flow_version)
         except FlowNotFound:
             return {}
-        return read_flow_result(spec, flow_id, run_id, outputs_base=self.outputs_base, max_rows=self.max_rows)
+        return read_flow_result(
+            spec, state.flow_id, state.run_id, outputs_base=self.outputs_base, max_rows=self.max_rows
+        )
 
     def run_url(self, run_id: str) -> str | None:
         return f"{self.ui_url}/runs/{run_id}" if self.ui_url else None
+
+
+def _state(run: Mapping[str, Any]) -> RunState:
+    """A run of Dagster's GraphQL API (``runId``, ``status``, ``jobName``, ``tags``) as a RunState."""
+    tags = {tag["key"]: tag["value"] for tag in run.get("tags") or []}
+    return RunState(
+        run_id=run["runId"], flow_id=run["jobName"], status=run["status"], flow_version=tags.get(FLOW_VERSION_TAG)
+    )
 
 
 def ui_url_of(webserver_url: str | None, graphql_url: str) -> str:

@@ -88,7 +88,7 @@ RUN_STATES = """
 query RunStates($filter: RunsFilter!) {
   runsOrError(filter: $filter) {
     __typename
-    ... on Runs { results { runId status jobName } }
+    ... on Runs { results { runId status jobName tags { key value } } }
     ... on PythonError { message }
   }
 }

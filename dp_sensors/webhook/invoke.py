@@ -66,8 +66,9 @@ class InvokeBackend(Protocol):
         """Why the finished run failed: the failing node and its error."""
         ...
 
-    def read_result(self, flow_id: str, run_id: str) -> dict[str, Any]:
-        """The flow's result nodes' outputs as JSON (node id -> rows), row-limited."""
+    def read_result(self, state: RunState) -> dict[str, Any]:
+        """The result nodes' outputs of the finished run in ``state`` as JSON (node id -> rows),
+        row-limited; its result nodes are those of the flow version it ran."""
         ...
 
     def run_url(self, run_id: str) -> str | None:
@@ -82,7 +83,7 @@ def answer(backend: InvokeBackend, state: RunState) -> tuple[int, dict[str, Any]
     if url:
         body["run_url"] = url
     if state.status == "SUCCESS":
-        body["result"] = backend.read_result(state.flow_id, state.run_id)
+        body["result"] = backend.read_result(state)
         return 200, body
     if state.status == "FAILURE":
         body["error"] = backend.run_failure(state.run_id)

@@ -40,13 +40,15 @@ LATEST_WEIGHT = 0.3
 
 
 class RunState(BaseModel):
-    """What the receiver needs to know of a run: its flow (for the token) and its status."""
+    """What the receiver needs to know of a run: its flow (for the token), its status, and the
+    flow version it was planned with (its ``dp/flow_version`` tag: which nodes make its result)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_id: str
     flow_id: str
     status: str
+    flow_version: str | None = None
 
 
 StatesOf = Callable[[Sequence[str]], Mapping[str, RunState]]

@@ -24,8 +24,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dp_assets.catalog import default_catalog
 from dp_assets.cli.home import prepare_instance
 from dp_assets.invoke_results import result_nodes
+from dp_assets.publishing import publish_spec
+from dp_resources.store import FlowStore
 from dp_sensors.webhook.app import MAX_IDEMPOTENCY_KEY
 from dp_sensors.webhook.launches import launches_table
 from dp_settings import load
@@ -78,6 +81,8 @@ MARKED_API = {
         {"id": "shown", "type": "DisplayResults", "inputs": ["count"]},
     ],
 }
+#: Republished by a test with another result node: kept apart from the flows other tests invoke.
+VERSIONED_API = {**MARKED_API, "id": "versioned_api"}
 BROKEN_API = {
     "id": "broken_api",
     "nodes": [
@@ -100,7 +105,7 @@ def platform(tmp_path_factory) -> Iterator[DagsterPlatform]:
     root = tmp_path_factory.mktemp("invoke")
     flows = root / "flows"
     flows.mkdir()
-    for spec in (PRICE_API, MARKED_API, BROKEN_API):
+    for spec in (PRICE_API, MARKED_API, VERSIONED_API, BROKEN_API):
         (flows / f"{spec['id']}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     platform = DagsterPlatform(root=root, flows=flows)
     prepare_instance(platform.dagster_home)  # what `make run` does with `dp init-home`
@@ -149,6 +154,25 @@ def test_nodes_marked_result_make_the_answer(receiver):
     result = response.json()["result"]
     assert list(result) == ["rows"]
     assert result["rows"]["rows"] == json.loads(pd.DataFrame(ROWS).to_json(orient="records"))
+
+
+def test_a_result_is_read_as_the_run_s_flow_version_has_it(receiver, platform):
+    """A flow published again after a run, with another result node: the run's result is still
+    the nodes its own version marked (the run's ``dp/flow_version`` tag), not the new ones."""
+    first = invoke(receiver, "versioned_api", {})
+    assert first.status_code == 200, first.text
+    run_id = first.json()["run_id"]
+    with platform.instance() as instance:
+        ran = instance.get_run_by_id(run_id).tags["dp/flow_version"]
+    store = FlowStore(platform.store_url)
+    nodes = [{**node, "result": node["id"] == "count"} for node in VERSIONED_API["nodes"]]
+    validated, _ = publish_spec(store, {**VERSIONED_API, "nodes": nodes}, default_catalog())
+    assert validated.version != ran and store.get("versioned_api")[0] == validated.version
+
+    later = httpx.get(f"{receiver}/runs/{run_id}/result", headers=AUTH, timeout=60)
+    assert later.status_code == 200, later.text
+    assert later.json()["result"] == first.json()["result"]
+    assert list(later.json()["result"]) == ["rows"]
 
 
 def test_a_failed_run_answers_422_naming_the_node(receiver):
