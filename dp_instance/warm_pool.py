@@ -166,6 +166,7 @@ class TemplatePool:
     ) -> subprocess.Popen[bytes]:
         argv = ["dp_instance.warm_template", "--socket", str(path), "--max-workers", str(self.max_workers)]
         argv += ["--idle-seconds", str(self.idle_seconds), "--loading-marker", str(marker)]
+        argv += ["--launcher-pid", str(os.getpid())]
         process = self._start_module(origin, argv, log_path)
         # On stdin, not argv: an instance file may hold a password, and argv is public (ps).
         assert process.stdin is not None

@@ -140,12 +140,14 @@ class Template:
             if done:
                 self.children.discard(pid)
 
-    def serve(self) -> None:
+    def serve(self, launcher_pid: int | None = None) -> None:
         """Answer requests until the socket is taken away, or until no run is going and the
-        template has been idle too long or the process that started it (a daemon, a webserver)
-        is gone: a restarted launcher starts a template of its own."""
+        template has been idle too long or the process that started it (``launcher_pid``: a
+        daemon, a webserver) is gone: a restarted launcher starts a template of its own."""
         assert self.listener is not None
-        parent = os.getppid()
+        # The launcher's pid as it started us, not our parent now: a launcher that stopped while
+        # we loaded has already left us to init, and that parent would never change.
+        parent = launcher_pid or os.getppid()
         idle_since = time.monotonic()
         while True:
             self.reap()
@@ -276,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-workers", type=int, required=True)
     parser.add_argument("--idle-seconds", type=float, required=True)
     parser.add_argument("--loading-marker", help="the launcher's note of this template loading; removed once ready")
+    parser.add_argument("--launcher-pid", type=int, help="the process that started this template (see serve)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -324,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.socket,
     )
     try:
-        template.serve()
+        template.serve(args.launcher_pid)
     finally:
         if template.still_mine():
             os.unlink(args.socket)
