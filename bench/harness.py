@@ -113,12 +113,17 @@ def as_a_warm_run_worker(instance: Any) -> None:
 
 
 def warm_template_ready(dagster_home: Path) -> bool:
-    """The warm run launcher has started a template on this home and none is still loading (its
-    marker, ``DAGSTER_HOME/warm/<key>.starting``, goes when the template is ready): runs launched
-    now start warm. Benchmarks wait for it after a platform's first run, which starts the template
-    (start-up, reported apart)."""
+    """The warm run launcher has started a template on this home and every template it started
+    listens: runs launched now start warm. A template's socket appears only once it is ready
+    (``Template.listen``); its key is named by the lock the launcher took to start it. Benchmarks
+    wait for this after a platform's first run, which starts the template (start-up, reported
+    apart)."""
+    from dp_instance.warm_pool import TemplatePool
+
     folder = dagster_home / "warm"
-    return folder.is_dir() and any(folder.glob("*.log")) and not any(folder.glob("*.starting"))
+    keys = [lock.stem for lock in folder.glob("*.lock")] if folder.is_dir() else []
+    pool = TemplatePool(folder, max_workers=1, idle_seconds=0, start_timeout_seconds=0)
+    return bool(keys) and all(pool.socket_path(key).exists() for key in keys)
 
 
 def wait_until(
