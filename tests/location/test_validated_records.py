@@ -7,6 +7,8 @@ here, what a user relies on: the same flows load, and a stale or broken record i
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,8 +35,8 @@ def _restart(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_restart_restores_every_published_flow_from_its_record(flows_dir, dp_home, monkeypatch):
     first = _flow_jobs(build_code_location())
-    records = sorted((dp_home / "cache" / "validated").glob("*/*.json"))
-    assert len(records) == len(first) > 0
+    recorded = {flow for flow, _ in ValidatedSpecs.for_home(dp_home).versions()}
+    assert recorded == first and first
 
     _restart(monkeypatch)
 
@@ -45,14 +47,43 @@ def test_a_restart_restores_every_published_flow_from_its_record(flows_dir, dp_h
     assert _flow_jobs(build_code_location()) == first
 
 
+def _rewrite(cache: ValidatedSpecs, flow: str, version: str, change) -> None:
+    with sqlite3.connect(cache.path) as db:
+        (text,) = db.execute("SELECT record FROM records WHERE flow = ? AND version = ?", (flow, version)).fetchone()
+        db.execute("UPDATE records SET record = ? WHERE flow = ? AND version = ?", (change(text), flow, version))
+
+
 def test_a_broken_or_foreign_record_is_validated_afresh(flows_dir, dp_home, monkeypatch):
     first = _flow_jobs(build_code_location())
-    records = sorted((dp_home / "cache" / "validated").glob("*/*.json"))
-    records[0].write_text("{not json")
-    records[1].write_text('{"flow": "someone_else", "version": "0", "checked": {}}')
-    records[2].write_text(records[2].read_text().replace('"nodes"', '"nodez"'))  # no longer fits the model
+    cache = ValidatedSpecs.for_home(dp_home)
+    versions = cache.versions()
+    _rewrite(cache, *versions[0], lambda text: "{not json")
+    _rewrite(cache, *versions[1], lambda text: '{"flow": "someone_else", "version": "0", "checked": {}}')
+    _rewrite(cache, *versions[2], lambda text: text.replace('"nodes"', '"nodez"'))  # no longer fits the model
     _restart(monkeypatch)
+    validated = []
+    real = compiled_flows.validate_spec
+    monkeypatch.setattr(compiled_flows, "validate_spec", lambda *a, **k: validated.append(1) or real(*a, **k))
     assert _flow_jobs(build_code_location()) == first
+    assert len(validated) == 3  # the three broken records, and only those
+
+
+def test_a_records_file_that_is_not_a_database_is_replaced(flows_dir, dp_home, monkeypatch):
+    first = _flow_jobs(build_code_location())
+    path = ValidatedSpecs.for_home(dp_home).path
+    path.write_bytes(b"not a database at all" * 100)
+    for side in ("-wal", "-shm"):
+        path.with_name(path.name + side).unlink(missing_ok=True)
+    _restart(monkeypatch)
+    assert _flow_jobs(build_code_location()) == first  # validated afresh
+    assert {flow for flow, _ in ValidatedSpecs.for_home(dp_home).versions()} == first  # and recorded again
+
+
+def test_a_folder_that_cannot_be_written_costs_only_the_saving(flows_dir, dp_home, monkeypatch):
+    (dp_home / "cache").write_text("a file where the records folder should be")
+    _restart(monkeypatch)
+    first = _flow_jobs(build_code_location())
+    assert first and ValidatedSpecs.for_home(dp_home).versions() == []
 
 
 def test_validate_compiles_a_version_once(dp_home, monkeypatch):
@@ -76,7 +107,7 @@ def test_a_version_that_does_not_compile_is_never_recorded_as_compiled(dp_home, 
     for _ in range(2):
         with pytest.raises(validation.FlowValidationError, match="does not compile"):
             validate_spec(spec, default_catalog(), cache=cache)
-    assert not list((dp_home / "cache").rglob("*.json"))
+    assert ValidatedSpecs.for_home(dp_home).versions() == []
 
 
 def test_records_of_another_platform_code_are_not_read(dp_home, monkeypatch):
@@ -87,16 +118,30 @@ def test_records_of_another_platform_code_are_not_read(dp_home, monkeypatch):
     assert not ValidatedSpecs.for_home(dp_home).compiled(validated.id, validated.version)
 
 
+def test_records_of_earlier_platform_code_are_dropped_by_the_next_record(dp_home, monkeypatch):
+    spec = read_spec_file("flows/sales_summary.yaml")
+    validate_spec(spec, default_catalog(), cache=ValidatedSpecs.for_home(dp_home))
+    monkeypatch.setattr("dp_assets.spec.validated_cache.platform_key", lambda: "another-code")
+    edited = validate_spec({**spec, "description": "edited"}, default_catalog(), cache=ValidatedSpecs.for_home(dp_home))
+    with sqlite3.connect(ValidatedSpecs.for_home(dp_home).path) as db:
+        rows = db.execute("SELECT platform, version FROM records").fetchall()
+    assert rows == [("another-code", edited.version)]
+
+
 @fuzz_settings(200)
 @given(
     flow_id=st.text(max_size=40) | st.from_regex(r"[a-z_./\\]{1,12}", fullmatch=True),
     version=st.text(max_size=20) | st.from_regex(r"[0-9a-f]{1,16}", fullmatch=True),
 )
-def test_any_flow_id_and_version_name_a_record_in_the_folder_or_none(tmp_path_factory, flow_id, version):
+def test_any_flow_id_and_version_find_their_own_record_or_none(tmp_path_factory, flow_id, version):
     """The location asks with a store row's id and version before validating the spec: whatever
-    they are, a lookup names a file directly in the records folder, or none, and never raises."""
+    they are, a lookup never raises, and finds only a record put under exactly that id and version."""
     cache = ValidatedSpecs(tmp_path_factory.mktemp("records"))
-    path = cache._path(flow_id, version)
-    assert path is None or path.parent == cache.folder
     assert cache.get(flow_id, version) is None
     assert not cache.compiled(flow_id, version)
+    validated = validate_spec(read_spec_file("flows/sales_summary.yaml"), default_catalog(), check_compiles=False)
+    cache.put(validated, validated.raw, compiles=True)
+    found = cache.get(flow_id, version)
+    mine = (flow_id, version) == (validated.id, validated.version)
+    assert (found is not None) == mine
+    assert cache.get(validated.id, validated.version)["version"] == validated.version
