@@ -111,15 +111,20 @@ class ValidatedSpecs:
     @contextmanager
     def _database(self) -> Iterator[sqlite3.Connection | None]:
         """The connection, under the lock; None when there is no file to keep records in."""
+        if self._pid != os.getpid():
+            # A forked child (a warm run worker): the parent's connection must not be used across
+            # the fork, and its lock may have been held by a thread that does not exist here.
+            self._lock, self._connection, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
-            if self.path is not None and (self._connection is None or self._pid != os.getpid()):
-                self._connection, self._pid = self._open(self.path), os.getpid()
+            if self.path is not None and self._connection is None:
+                self._connection = self._open(self.path)
             yield self._connection
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection | None:
         """The database, made when missing and replaced when it is not one; None if neither works."""
         for attempt in range(2):
+            connection = None
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
@@ -128,10 +133,15 @@ class ValidatedSpecs:
                 connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses the last rows, never the file
                 connection.execute(_SCHEMA)
                 return connection
+            except sqlite3.OperationalError:  # before DatabaseError, its base class
+                _close(connection)
+                return None  # locked by another process, or cannot be opened: asked again next time
             except sqlite3.DatabaseError:
-                if attempt == 0 and path.exists():
-                    path.unlink(missing_ok=True)  # not a database (or broken): a cache starts again
+                _close(connection)
+                if attempt == 0:
+                    path.unlink(missing_ok=True)  # not a database, or a broken one: a cache starts again
             except OSError:
+                _close(connection)
                 return None
         return None
 
@@ -214,3 +224,8 @@ class ValidatedSpecs:
         except Exception:  # noqa: BLE001 - a record that no longer fits is validated afresh
             return None
         return ValidatedFlow(flow=flow, raw=raw, version=str(record["version"]), schemas={})
+
+
+def _close(connection: sqlite3.Connection | None) -> None:
+    if connection is not None:
+        connection.close()

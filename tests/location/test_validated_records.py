@@ -145,3 +145,67 @@ def test_any_flow_id_and_version_find_their_own_record_or_none(tmp_path_factory,
     mine = (flow_id, version) == (validated.id, validated.version)
     assert (found is not None) == mine
     assert cache.get(validated.id, validated.version)["version"] == validated.version
+
+
+def test_a_records_file_locked_by_another_process_costs_the_saving_and_is_kept(dp_home):
+    """Another process holding the file's lock (here past the wait) costs this one the saving,
+    never the records: the file is not taken for a broken one and replaced."""
+    cache = ValidatedSpecs.for_home(dp_home)
+    spec = read_spec_file("flows/sales_summary.yaml")
+    validated = validate_spec(spec, default_catalog(), cache=cache)
+    edited = validate_spec({**spec, "description": "edited"}, default_catalog(), check_compiles=False)
+    other = sqlite3.connect(cache.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # in WAL mode: a writer; readers go on
+    try:
+        late = ValidatedSpecs.for_home(dp_home)  # a process that starts while the lock is held
+        assert late.compiled(validated.id, validated.version)
+        late.put(edited, edited.raw, compiles=True)  # waits BUSY_SECONDS, keeps nothing, raises nothing
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert ValidatedSpecs.for_home(dp_home).versions() == [(validated.id, validated.version)]
+
+
+def test_a_records_file_locked_while_it_opens_is_not_replaced(dp_home):
+    """A file another process holds locked before it is in WAL mode cannot even be read: the
+    look-up finds nothing, and the file (someone's database) is left as it is."""
+    path = ValidatedSpecs.for_home(dp_home).path
+    path.parent.mkdir(parents=True)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE kept (x)")
+    other.execute("INSERT INTO kept VALUES (1)")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        cache = ValidatedSpecs.for_home(dp_home)
+        assert cache.get("sales_summary", "94f37375da88da1d") is None
+        assert cache.versions() == []
+    finally:
+        other.execute("ROLLBACK")
+    assert other.execute("SELECT x FROM kept").fetchall() == [(1,)]
+    other.close()
+    assert path.exists()
+    validated = validate_spec(read_spec_file("flows/sales_summary.yaml"), default_catalog(), cache=cache)
+    assert cache.versions() == [(validated.id, validated.version)]  # asked again once it was free
+
+
+def _look_up_in_child(cache: ValidatedSpecs, flow_id: str, version: str) -> None:
+    raise SystemExit(0 if cache.compiled(flow_id, version) else 3)
+
+
+def test_a_forked_worker_reads_records_whatever_its_parent_s_threads_held(dp_home):
+    """A warm template forks run workers: a fork taken while another thread of the parent was
+    using the records must not leave the child waiting on a lock no thread of its own holds."""
+    import multiprocessing
+
+    cache = ValidatedSpecs.for_home(dp_home)
+    validated = validate_spec(read_spec_file("flows/sales_summary.yaml"), default_catalog(), cache=cache)
+    with cache._lock:  # a parent thread inside a look-up at the moment of the fork
+        child = multiprocessing.get_context("fork").Process(
+            target=_look_up_in_child, args=(cache, validated.id, validated.version)
+        )
+        child.start()
+        child.join(timeout=20)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
