@@ -57,6 +57,8 @@ _SCHEMA = (
     "record TEXT NOT NULL, PRIMARY KEY (platform, flow, version))"
 )
 
+#: Connections a forked child inherited from its parent: kept open, never used (see _database).
+_INHERITED: list[sqlite3.Connection] = []
 #: A compiled record replaces any other; a record that was not compiled never replaces one.
 _INSERT = {
     True: "INSERT OR REPLACE INTO records (platform, flow, version, record) VALUES (?, ?, ?, ?)",
@@ -113,7 +115,11 @@ class ValidatedSpecs:
         """The connection, under the lock; None when there is no file to keep records in."""
         if self._pid != os.getpid():
             # A forked child (a warm run worker): the parent's connection must not be used across
-            # the fork, and its lock may have been held by a thread that does not exist here.
+            # the fork, and its lock may have been held by a thread that does not exist here. The
+            # inherited connection is kept, never closed: closing it here could checkpoint or
+            # remove the WAL files the parent is still using (SQLAlchemy's pools do the same).
+            if self._connection is not None:
+                _INHERITED.append(self._connection)
             self._lock, self._connection, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
             if self.path is not None and self._connection is None:
