@@ -33,6 +33,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
@@ -52,6 +53,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 _FLOW_ID = re.compile(ID_PATTERN)
 #: How long a write waits for another process's write (a record is a saving, never worth a stall).
 BUSY_SECONDS = 2.0
+#: After the file could not be opened, or stayed locked past ``BUSY_SECONDS``, records are left
+#: alone this long: a load of 1,000 flows must not wait on each of them in turn.
+BACK_OFF_SECONDS = 30.0
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (platform TEXT NOT NULL, flow TEXT NOT NULL, version TEXT NOT NULL, "
     "record TEXT NOT NULL, PRIMARY KEY (platform, flow, version))"
@@ -99,6 +103,7 @@ class ValidatedSpecs:
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
         self._pruned = False
+        self._resume_at = 0.0  # monotonic time before which records are left alone
 
     @classmethod
     def for_home(cls, home: Path) -> ValidatedSpecs:
@@ -122,9 +127,18 @@ class ValidatedSpecs:
                 _INHERITED.append(self._connection)
             self._lock, self._connection, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
-            if self.path is not None and self._connection is None:
+            if self.path is None or time.monotonic() < self._resume_at:
+                yield None
+                return
+            if self._connection is None:
                 self._connection = self._open(self.path)
-            yield self._connection
+                if self._connection is None:
+                    self._resume_at = time.monotonic() + BACK_OFF_SECONDS
+            try:
+                yield self._connection
+            except sqlite3.OperationalError:  # locked past BUSY_SECONDS by another process
+                self._resume_at = time.monotonic() + BACK_OFF_SECONDS
+                raise
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection | None:
@@ -141,7 +155,7 @@ class ValidatedSpecs:
                 return connection
             except sqlite3.OperationalError:  # before DatabaseError, its base class
                 _close(connection)
-                return None  # locked by another process, or cannot be opened: asked again next time
+                return None  # locked by another process, or cannot be opened: asked again after BACK_OFF_SECONDS
             except sqlite3.DatabaseError:
                 _close(connection)
                 if attempt == 0:

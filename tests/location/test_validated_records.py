@@ -160,13 +160,14 @@ def test_a_records_file_locked_by_another_process_costs_the_saving_and_is_kept(d
         late = ValidatedSpecs.for_home(dp_home)  # a process that starts while the lock is held
         assert late.compiled(validated.id, validated.version)
         late.put(edited, edited.raw, compiles=True)  # waits BUSY_SECONDS, keeps nothing, raises nothing
+        assert late.get(validated.id, validated.version) is None  # then leaves records alone a while
     finally:
         other.execute("ROLLBACK")
         other.close()
     assert ValidatedSpecs.for_home(dp_home).versions() == [(validated.id, validated.version)]
 
 
-def test_a_records_file_locked_while_it_opens_is_not_replaced(dp_home):
+def test_a_records_file_locked_while_it_opens_is_not_replaced(dp_home, monkeypatch):
     """A file another process holds locked before it is in WAL mode cannot even be read: the
     look-up finds nothing, and the file (someone's database) is left as it is."""
     path = ValidatedSpecs.for_home(dp_home).path
@@ -175,17 +176,22 @@ def test_a_records_file_locked_while_it_opens_is_not_replaced(dp_home):
     other.execute("CREATE TABLE kept (x)")
     other.execute("INSERT INTO kept VALUES (1)")
     other.execute("BEGIN EXCLUSIVE")
+    opened = []
+    real_open = ValidatedSpecs._open
+    monkeypatch.setattr(ValidatedSpecs, "_open", staticmethod(lambda p: opened.append(p) or real_open(p)))
     try:
         cache = ValidatedSpecs.for_home(dp_home)
         assert cache.get("sales_summary", "94f37375da88da1d") is None
         assert cache.versions() == []
+        assert len(opened) == 1  # not tried again for every flow of a load: BACK_OFF_SECONDS
     finally:
         other.execute("ROLLBACK")
     assert other.execute("SELECT x FROM kept").fetchall() == [(1,)]
     other.close()
     assert path.exists()
-    validated = validate_spec(read_spec_file("flows/sales_summary.yaml"), default_catalog(), cache=cache)
-    assert cache.versions() == [(validated.id, validated.version)]  # asked again once it was free
+    later = ValidatedSpecs.for_home(dp_home)  # the next process, once the file is free
+    validated = validate_spec(read_spec_file("flows/sales_summary.yaml"), default_catalog(), cache=later)
+    assert later.versions() == [(validated.id, validated.version)]
 
 
 def _look_up_in_child(cache: ValidatedSpecs, flow_id: str, version: str) -> None:
