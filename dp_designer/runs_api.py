@@ -20,6 +20,8 @@ from dp_designer.tables import value_view
 from dp_sensors.launch import GraphQLClient, LaunchError, PartitionRejected, RunConfigRejected
 
 LAUNCHED_BY_TAG = "dp/launched_by"
+#: Dagster's statuses of a run that writes no more events.
+FINISHED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 RUN_EVENTS = """
 query RunEvents($runId: ID!, $after: String) {
@@ -161,8 +163,15 @@ class RunsService:
 
     def run_state(self, run_id: str, flow_id: str) -> dict[str, Any]:
         """The run's status and each node's: succeeded once materialised, else running while the
-        run is, else not run (failed, or skipped after a failure)."""
+        run is, else not run (failed, or skipped after a failure).
+
+        One answer's status may be newer than its events: Dagster resolves ``runOrError``
+        asynchronously, after ``logsForRun`` (seen in CI: SUCCESS, and the last node's
+        materialisation missing). So a run seen finished has its events read once more, in a
+        request made after that status was known: a finished run writes its node events before
+        it finishes."""
         after, done, status, job = None, set(), None, None
+        read_after_finish = False
         with self.client() as client:
             while True:
                 data = client.execute(RUN_EVENTS, {"runId": run_id, "after": after})
@@ -177,9 +186,12 @@ class RunsService:
                     path = (event.get("assetKey") or {}).get("path") or []
                     if event["__typename"] == "MaterializationEvent" and len(path) == 2 and path[0] == flow_id:
                         done.add(path[1])
-                if not logs["hasMore"]:
-                    break
                 after = logs["cursor"]
+                if not logs["hasMore"]:
+                    if status in FINISHED_STATUSES and not read_after_finish:
+                        read_after_finish = True
+                        continue
+                    break
         links = {}
         if self.webserver_url:
             base = self.webserver_url.rstrip("/")
