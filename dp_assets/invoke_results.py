@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dp_sensors.launch import RUN_STATES, RUN_STATUS, GraphQLClient, LaunchError
+from dp_sensors.triggers.policy import FLOW_VERSION_TAG
 from dp_sensors.webhook.run_watch import RunState
 
 DISPLAY_NODE = "DisplayResults"
-#: The tag every run of a flow carries (the job's tags, dp_assets.compiler.factory).
-FLOW_VERSION_TAG = "dp/flow_version"
 
 
 def _upstream_ids(inputs: Any) -> list[str]:

@@ -72,7 +72,8 @@ class TemplatePool:
         material = f"{self.state_dir.resolve()}\n{serialized_origin}"
         return hashlib.sha256(material.encode()).hexdigest()[:20]
 
-    def socket_path(self, key: str) -> Path:
+    @staticmethod
+    def socket_path(key: str) -> Path:
         folder = Path(tempfile.gettempdir()) / f"dp-warm-{os.getuid()}"
         folder.mkdir(mode=0o700, exist_ok=True)
         # The temporary folder is shared: a folder (or link) someone else made first at this name

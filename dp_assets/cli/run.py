@@ -82,6 +82,7 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     from dp_assets.location import build_code_location
     from dp_assets.store_api import FlowNotFound, FlowStoreAPI
     from dp_sensors.cli import launch_params
+    from dp_sensors.triggers.policy import FLOW_TAG, FLOW_VERSION_TAG, TRIGGER_TAG
 
     values = launch_params(params, params_json)
 
@@ -101,7 +102,7 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     job = defs.resolve_job_def(flow)
     instance = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())
-    tags = {"dp/trigger": "cli", "dp/flow": flow, "dp/flow_version": found}
+    tags = {TRIGGER_TAG: "cli", FLOW_TAG: flow, FLOW_VERSION_TAG: found}
     outcome: dict[str, Any] = {}
 
     def execute() -> None:

@@ -26,6 +26,7 @@ from dp_assets.spec.checks import step_pool
 from dp_assets.spec.model import FlowParam
 from dp_assets.spec.validation import ValidatedFlow
 from dp_sensors.triggers import build_trigger_definitions, policy_run_tags
+from dp_sensors.triggers.policy import FLOW_TAG, FLOW_VERSION_TAG
 
 CONFIG_TYPES: dict[str, Any] = {
     "string": str,
@@ -180,7 +181,7 @@ def compile_flow(
         for name, nodes in steps
     ]
     step_names = [name for name, _ in steps]
-    job_tags = {"dp/flow": flow.id, "dp/flow_version": validated.version}
+    job_tags = {FLOW_TAG: flow.id, FLOW_VERSION_TAG: validated.version}
     if flow.policies.run_retries:
         job_tags["dagster/max_retries"] = str(flow.policies.run_retries)
         job_tags["dagster/retry_strategy"] = "FROM_FAILURE"

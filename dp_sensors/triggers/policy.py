@@ -22,6 +22,8 @@ from typing import Any
 import dagster as dg
 
 FLOW_TAG = "dp/flow"
+#: The flow version a run was planned with (a job tag of every flow's job): which nodes it ran.
+FLOW_VERSION_TAG = "dp/flow_version"
 TRIGGER_TAG = "dp/trigger"
 TASK_TAG = "dp/task_id"
 PARENT_RUN_TAG = "dp/parent_run"

@@ -1,21 +1,24 @@
 """A run's node states as the designer reports them, when Dagster's answer holds a status newer
 than its events.
 
-Dagster's GraphQL resolves ``runOrError`` asynchronously, after ``logsForRun``: one answer can say
-SUCCESS while its events stop before the last node's materialisation (seen in CI, in
-tests/designer/test_seed_runs.py). The answers below are the ones that run gave, in that order; a
-webserver cannot be made to interleave them on demand, so they are scripted here.
+Dagster's GraphQL resolves ``runOrError`` asynchronously (``async def resolve_runOrError``), after
+the synchronous ``logsForRun``: one answer can say SUCCESS while its events stop before the last
+node's materialisation (seen in CI, in tests/designer/test_seed_runs.py). A real webserver cannot
+be made to interleave them on demand, so a GraphQL server on loopback answers as that run did; the
+designer's own client talks HTTP to it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dp_designer.runs_api import FINISHED_STATUSES, RunsService
 from tests.fuzzing import fuzz_settings
+from tests.support.http_stub import Request, StubServer
 
 FLOW = "cards"
 
@@ -25,56 +28,49 @@ def _materialised(node: str) -> dict[str, Any]:
 
 
 class ScriptedDagster:
-    """Answers each RunEvents query with the next (status, events) and records the cursors asked."""
+    """Answers the n-th RunEvents query with the n-th (status, events); later ones with no new
+    events. ``cursors``: the ``after`` each query asked with."""
 
-    def __init__(self, answers: list[tuple[str, list[dict[str, Any]]]]):
-        self.answers = answers
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, list[dict[str, Any]]]] = []
         self.cursors: list[str | None] = []
 
-    def __enter__(self) -> ScriptedDagster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, request: Request) -> tuple[int, Any]:
+        variables = request.json()["variables"]
         self.cursors.append(variables.get("after"))
         position = len(self.cursors) - 1
         status, events = self.answers[min(position, len(self.answers) - 1)]
         if position >= len(self.answers):
             events = []  # nothing written since
-        return {
-            "runOrError": {"__typename": "Run", "status": status, "jobName": FLOW},
-            "logsForRun": {"__typename": "EventConnection", "cursor": str(position), "hasMore": False, "events": events},
-        }
+        run = {"__typename": "Run", "status": status, "jobName": FLOW}
+        logs = {"__typename": "EventConnection", "cursor": str(position), "hasMore": False, "events": events}
+        return 200, {"data": {"runOrError": run, "logsForRun": logs}}
 
 
-class ScriptedService(RunsService):
-    """The designer's runs service, talking to ``dagster`` instead of a webserver."""
-
-    def __init__(self, dagster: ScriptedDagster):
-        super().__init__(graphql_url="http://127.0.0.1:9/graphql")
-        self.dagster = dagster
-
-    def client(self, timeout: float = 30.0) -> Any:
-        return self.dagster
+@pytest.fixture(scope="module")
+def dagster():
+    script = ScriptedDagster()
+    with StubServer(script) as server:
+        yield script, RunsService(graphql_url=f"{server.url}/graphql")
 
 
-def _state(dagster: ScriptedDagster) -> dict[str, Any]:
-    return ScriptedService(dagster).run_state("run-1", FLOW)
+def _state(dagster, answers) -> tuple[dict[str, Any], list[str | None]]:
+    script, service = dagster
+    script.answers, script.cursors = answers, []
+    return service.run_state("run-1", FLOW), script.cursors
 
 
-def test_a_run_seen_finished_has_its_last_events_read_again():
-    dagster = ScriptedDagster(
+def test_a_run_seen_finished_has_its_last_events_read_again(dagster):
+    state, cursors = _state(
+        dagster,
         [
             ("SUCCESS", [_materialised("cards")]),  # the status is newer than these events
             ("SUCCESS", [_materialised("save_cards")]),  # written before the run finished
-        ]
+        ],
     )
-    state = _state(dagster)
     assert state["status"] == "SUCCESS"
     assert state["succeeded"] == ["cards", "save_cards"]
-    assert dagster.cursors == [None, "0"]  # the second read starts after the first one's events
+    assert cursors == [None, "0"]  # the second read starts after the first one's events
 
 
 @fuzz_settings(100)
@@ -83,15 +79,16 @@ def test_a_run_seen_finished_has_its_last_events_read_again():
     nodes=st.lists(st.sampled_from(["a", "b", "c", "d"]), unique=True, max_size=4),
     split=st.integers(min_value=0, max_value=4),
 )
-def test_node_states_hold_every_materialisation_written_before_a_finish(status, nodes, split):
+def test_node_states_hold_every_materialisation_written_before_a_finish(dagster, status, nodes, split):
     """Whatever the status, every materialisation written before the run was seen finished is
     reported, once; a run still going is read once per call (it is polled again)."""
     first, late = nodes[:split], nodes[split:]
-    dagster = ScriptedDagster([(status, [_materialised(n) for n in first]), (status, [_materialised(n) for n in late])])
-    state = _state(dagster)
+    state, cursors = _state(
+        dagster, [(status, [_materialised(n) for n in first]), (status, [_materialised(n) for n in late])]
+    )
     if status in FINISHED_STATUSES:
         assert state["succeeded"] == sorted(nodes)
-        assert len(dagster.cursors) == 2
+        assert len(cursors) == 2
     else:
         assert state["succeeded"] == sorted(first)
-        assert len(dagster.cursors) == 1
+        assert len(cursors) == 1

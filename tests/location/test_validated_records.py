@@ -7,6 +7,7 @@ here, what a user relies on: the same flows load, and a stale or broken record i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -18,7 +19,7 @@ from dp_assets.catalog import default_catalog
 from dp_assets.location import build_code_location
 from dp_assets.spec import validation
 from dp_assets.spec.loading import read_spec_file
-from dp_assets.spec.validated_cache import ValidatedSpecs
+from dp_assets.spec.validated_cache import ValidatedSpecs, platform_key
 from dp_assets.spec.validation import validate_spec
 from tests.fuzzing import fuzz_settings
 
@@ -215,3 +216,34 @@ def test_a_forked_worker_reads_records_whatever_its_parent_s_threads_held(dp_hom
         child.kill()
         child.join()
     assert child.exitcode == 0
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@fuzz_settings(100)
+@given(
+    record=st.text(max_size=200)
+    | JSON.map(json.dumps)
+    | st.builds(lambda checked: {"checked": checked}, JSON | st.just({"id": "sales_summary", "nodes": []}))
+)
+def test_any_text_in_a_record_gives_the_stored_version_or_a_fresh_validation(tmp_path_factory, record):
+    """The records file is in DP_HOME, where anything may write: whatever a version's row holds
+    (text, JSON, a record whose checked spec is any JSON), a load gets that flow at that version,
+    restored or validated afresh, and never an error."""
+    spec = read_spec_file("flows/sales_summary.yaml")
+    version = validate_spec(spec, default_catalog(), check_compiles=False).version
+    cache = ValidatedSpecs(tmp_path_factory.mktemp("records"))
+    if isinstance(record, dict):  # a well-formed record around any checked spec
+        record = json.dumps({"flow": "sales_summary", "version": version, "compiles": True, **record})
+    assert cache.versions() == []  # made the file
+    with sqlite3.connect(cache.path) as db:
+        db.execute("INSERT INTO records VALUES (?, ?, ?, ?)", (platform_key(), "sales_summary", version, record))
+    flows = compiled_flows.CompiledFlows()
+    flows.records = lambda: cache  # type: ignore[method-assign]
+    loaded = flows._validated("sales_summary", version, spec, default_catalog(), cacheable=True)
+    assert (loaded.id, loaded.version) == ("sales_summary", version)
