@@ -67,7 +67,9 @@ def test_each_caller_gets_its_own_run_end_and_one_request_serves_all(ends) -> No
     gets its last state when its wait is over; each poll is one request for all the runs still
     waited for, so the requests do not grow with the callers."""
     runs = Runs({f"run{i}": end for i, end in enumerate(ends)})
-    waits = {run_id: (0.2 if end is None else 30.0) for run_id, (end, _) in runs.ends.items()}
+    # A run that never ends is waited for long enough that one poll answers first, even on a
+    # loaded CI host (0.2 s once saw none, and the caller got the state it started with).
+    waits = {run_id: (1.0 if end is None else 30.0) for run_id, (end, _) in runs.ends.items()}
     got = asyncio.run(_wait_all(RunWatcher(runs.states_of, INTERVAL), waits))
     for run_id, (end, final) in runs.ends.items():
         assert got[run_id].status == (final if end is not None else "STARTED"), run_id
