@@ -65,7 +65,11 @@ def failure_text(failures: list[Any]) -> str:
         if error is not None:
             while error.cause is not None and error.cls_name not in ("NodeFailed", "FailedNodes"):
                 error = error.cause
-            return error.message.strip()
+            message = error.message.strip()
+            # Dagster's text of an error starts with its class ("package.module.Class: ..."), as
+            # `dp launch --wait` drops too: the platform's message names flow, node and error.
+            named, sep, rest = message.partition(": ")
+            return rest if sep and named.rpartition(".")[2] == error.cls_name else message
     return "the run failed (its events are in the Dagster UI)"
 
 

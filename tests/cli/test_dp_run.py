@@ -77,6 +77,9 @@ def test_a_failing_run_names_the_node_and_its_error(project):
     assert failed.returncode == 1
     assert "FAILED" in failed.stderr and "node 'orders'" in failed.stderr
     assert "no_such_file.csv" in failed.stderr and "Traceback" not in failed.stderr
+    # The platform's message, not Dagster's "dp_assets.compiler.node_report.FailedNodes: ..." text.
+    assert re.search(r"FAILED after [\d.]+ s: flow 'sales_summary', node 'orders' \(FileInput\) failed", failed.stderr)
+    assert "FailedNodes" not in failed.stderr
 
 
 def test_bad_input_is_a_clear_error(project):
