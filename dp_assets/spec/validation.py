@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema
+from dp_assets.expressions import parse_expression
 from dp_assets.spec import checks, dagster_rules, ephemeral, templates
 from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values
 from dp_assets.spec.graph_checks import arity_problems, bound_inputs, graph_errors, schema_errors
@@ -112,6 +113,7 @@ def validate_spec(
     if flow is not None:
         for node in flow.nodes:  # type: ignore[attr-defined]
             errors.extend(_hook_errors(flow_id, node, catalog))
+            errors.extend(_expression_param_errors(flow_id, node, catalog, params))
     order = graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
@@ -209,6 +211,38 @@ def _hook_errors(flow_id: str, node: Any, catalog: Catalog) -> list[SpecError]:
         return [SpecError(flow_id, node.id, f"params.{field}", message) for field, message in problems]
     except Exception as exc:  # noqa: BLE001 - a hook's bug must not stop the other flows loading
         return [SpecError(flow_id, node.id, "params", f"could not be checked ({type(exc).__name__}: {exc})")]
+
+
+def _expression_param_errors(
+    flow_id: str, node: Any, catalog: Catalog, params: Mapping[str, FlowParam]
+) -> list[SpecError]:
+    """``params.NAME`` in a node's expressions must name a flow param, as ``{{ params.NAME }}``
+    must: a misspelt one would otherwise pass validation and fail the run (``flow param `stat`
+    is not set``); so must those of its ``expression`` checks."""
+    errors = []
+    texts = [(f"params.{field}", getattr(node.params, field, None)) for field in catalog[node.type].expression_params]
+    texts += [
+        (f"checks[{index}].expression", check.expression)
+        for index, check in enumerate(node.checks or ())
+        if check.type == "expression"
+    ]
+    for field, text in texts:
+        if not isinstance(text, str):
+            continue
+        for name in sorted(parse_expression(text).params - params.keys()):
+            errors.append(
+                SpecError(
+                    flow_id,
+                    node.id,
+                    field,
+                    f"references unknown flow param '{name}'" + (suggest(name, params) or _declared(params)),
+                )
+            )
+    return errors
+
+
+def _declared(params: Mapping[str, FlowParam]) -> str:
+    return f" (flow params: {', '.join(params)})" if params else " (the flow declares no params)"
 
 
 def _dedupe(errors: list[SpecError]) -> list[SpecError]:

@@ -131,6 +131,53 @@ CASES = [
         ],
     ),
     (
+        "unknown-param-in-a-filter-condition",
+        mutate(
+            extra_nodes=[
+                {"id": "big", "type": "FilterRows", "inputs": ["agg"], "params": {"condition": "total > params.limt"}}
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'big', field 'params.condition': references unknown flow param 'limt' (did you mean 'limit'?)"
+        ],
+    ),
+    (
+        "unknown-param-in-a-column-expression",
+        mutate(
+            extra_nodes=[
+                {
+                    "id": "scaled",
+                    "type": "AddModifyColumn",
+                    "inputs": ["agg"],
+                    "params": {"column": "x", "expression": "total * params.factor"},
+                }
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'scaled', field 'params.expression': references unknown flow param 'factor' (flow params: limit)"
+        ],
+    ),
+    (
+        "unknown-param-in-a-branch-condition",
+        mutate(
+            extra_nodes=[
+                {"id": "gate", "type": "ConditionalBranch", "inputs": ["agg"], "params": {"condition": "params.go"}}
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'gate', field 'params.condition': references unknown flow param 'go' (flow params: limit)"
+        ],
+    ),
+    (
+        "unknown-param-in-an-expression-check",
+        mutate(
+            [(["nodes", 2, "checks"], [{"type": "expression", "expression": "total <= params.limits"}])],
+        ),
+        [
+            "flow 'orders_flow', node 'sorted', field 'checks[0].expression': references unknown flow param 'limits' (did you mean 'limit'?)"
+        ],
+    ),
+    (
         "param-reference-wrong-type",
         mutate([(["nodes", 2, "params", "ascending"], "{{ params.limit }}")]),
         [

@@ -140,6 +140,7 @@ NODE_TYPES = [
         "control",
         outputs=("true", "false"),
         infer_schema=conditional_branch_schema,
+        expression_params=("condition",),
     ),
     NodeType(
         "Merge", MergeParams, merge, "control", inputs=MANY_INPUTS, accepts_skipped=True, infer_schema=merge_schema

@@ -114,12 +114,20 @@ def add_modify_column_schema(
 
 
 NODE_TYPES = [
-    NodeType("FilterRows", FilterRowsParams, filter_rows, "transform", infer_schema=filter_rows_schema),
+    NodeType(
+        "FilterRows",
+        FilterRowsParams,
+        filter_rows,
+        "transform",
+        infer_schema=filter_rows_schema,
+        expression_params=("condition",),
+    ),
     NodeType(
         "AddModifyColumn",
         AddModifyColumnParams,
         add_modify_column,
         "transform",
         infer_schema=add_modify_column_schema,
+        expression_params=("expression",),
     ),
 ]
