@@ -47,8 +47,12 @@ class ValidatedRecords(Protocol):
     def put(self, validated: ValidatedFlow, checked: Mapping[str, Any], *, compiles: bool) -> None: ...
 
 
+#: The stand-in of a param with no default, of the param's type, where a node param references it:
+#: validation then checks the type, and value rules hold for a plausible value (a non-empty text,
+#: as a path or a name is: `FileInput: {path: "{{ params.path }}"}` of a required param, a file
+#: trigger's, is not "the path is empty"). Columns it may name are not looked for (``_unknown_values``).
 PLACEHOLDERS = {
-    "string": "",
+    "string": "x",
     "integer": 0,
     "number": 0.0,
     "boolean": False,
@@ -103,6 +107,7 @@ def validate_spec(
     errors: list[SpecError] = []
     params = _flow_params(raw, flow_id, errors)
     checked = _with_placeholders(raw, params, flow_id, errors)
+    unknown = _unknown_values(raw, params)
     flow = None
     try:
         flow = flow_model(catalog, types_used(checked, catalog)).model_validate(checked)
@@ -117,7 +122,8 @@ def validate_spec(
     order = graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
-        broken = {e.node for e in errors if e.node is not None}
+        # A node whose params take a param with no default has columns only the run knows.
+        broken = {e.node for e in errors if e.node is not None} | {node for node, _ in unknown}
         schemas = schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
         errors.extend(_partition_errors(flow, raw))
@@ -260,6 +266,19 @@ def _flow_params(raw: Mapping[str, Any], flow_id: str, errors: list[SpecError]) 
         except ValidationError:
             pass  # reported by the model with its full location
     return params
+
+
+def _unknown_values(raw: Mapping[str, Any], params: Mapping[str, FlowParam]) -> set[tuple[str, str]]:
+    """``(node id, field)`` of the references to params with no default (``required: true``):
+    validation puts a stand-in of the param's type there (``""``, ``0``), which says whether the
+    type fits, not which columns the run's value will name."""
+    unknown = set()
+    for node in raw.get("nodes") or []:
+        if isinstance(node, Mapping) and "params" in node:
+            for path, name in templates.references(node["params"], "params"):
+                if name in params and params[name].default is None:
+                    unknown.add((str(node.get("id")), path))
+    return unknown
 
 
 def _with_placeholders(

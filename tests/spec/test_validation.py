@@ -264,3 +264,36 @@ def test_tags_and_owners_follow_dagsters_rules(field, value, where):
         validate_spec(mutate([(field, value)]), default_catalog())
     fine = {"tags": {"team/tier": "gold-1.0"}, "owners": ["team:data", "a.b@example.com"]}
     validate_spec({**GOOD, **fine}, default_catalog())
+
+
+def test_the_file_trigger_of_docs_triggers_md_validates():
+    """docs/triggers.md's file trigger: a required `path` param, filled by the trigger (or by a
+    launch), read by FileInput. Its stand-in is a text, not an empty path ('the path is empty')."""
+    spec = {
+        "id": "incoming",
+        "params": {"path": {"type": "string", "required": True}},
+        "triggers": [{"type": "file", "glob": "incoming/**/*.csv", "param": "path"}],
+        "nodes": [
+            {"id": "orders", "type": "FileInput", "params": {"path": "{{ params.path }}"}},
+            {"id": "copy", "type": "FileWriter", "inputs": ["orders"], "params": {"path": "out/{{ params.path }}"}},
+        ],
+    }
+    validate_spec(spec, default_catalog())
+    spec["params"]["path"] = {"type": "string", "default": ""}  # a default is checked as it is
+    with pytest.raises(FlowValidationError, match=r"field 'params\.path': the path is empty"):
+        validate_spec(spec, default_catalog())
+
+
+def test_a_param_with_no_default_names_columns_only_the_run_knows():
+    """A required param naming a column: its stand-in ('') is no column to look for; the node's
+    and its readers' columns are unknown before the run. A wrong type is still refused."""
+    spec = mutate(
+        extra_nodes=[{"id": "by_col", "type": "SortData", "inputs": ["agg"], "params": {"by": "{{ params.col }}"}}]
+    )
+    spec["params"]["col"] = {"type": "string", "required": True}
+    spec["nodes"].append({"id": "after", "type": "SelectColumns", "inputs": ["by_col"], "params": {"columns": ["x"]}})
+    validated = validate_spec(spec, default_catalog())
+    assert validated.schemas["by_col"] is None and validated.schemas["after"] is None
+    spec["params"]["col"] = {"type": "integer", "required": True}
+    with pytest.raises(FlowValidationError, match=r"node 'by_col', field 'params\.by'"):
+        validate_spec(spec, default_catalog())
