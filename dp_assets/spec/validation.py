@@ -235,7 +235,8 @@ def _expression_param_errors(
     for field, text in texts:
         if not isinstance(text, str):
             continue
-        for name in sorted(parse_expression(text).params - params.keys()):
+        # `partition.key` and the like hold a dot, which no flow param does: they are checked apart.
+        for name in sorted(n for n in parse_expression(text).params - params.keys() if "." not in n):
             errors.append(
                 SpecError(
                     flow_id,

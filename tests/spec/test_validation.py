@@ -297,3 +297,15 @@ def test_a_param_with_no_default_names_columns_only_the_run_knows():
     spec["params"]["col"] = {"type": "integer", "required": True}
     with pytest.raises(FlowValidationError, match=r"node 'by_col', field 'params\.by'"):
         validate_spec(spec, default_catalog())
+
+
+def test_partition_fields_in_an_expression_are_not_flow_params():
+    """`partition.start` reads the run's partition: no flow param to declare (a regression of
+    the check that `params.NAME` in an expression names a flow param)."""
+    spec = mutate(
+        extra_nodes=[
+            {"id": "window", "type": "FilterRows", "inputs": ["rows"], "params": {"condition": "partition.key != k"}}
+        ]
+    )
+    spec["partitions"] = {"type": "static", "keys": ["a", "b"]}
+    validate_spec(spec, default_catalog())
