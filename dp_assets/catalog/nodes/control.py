@@ -52,7 +52,8 @@ class ConditionalBranchParams(Params):
 
 def _where(ctx: NodeContext, err: ExpressionError) -> ExpressionError:
     return ExpressionError(
-        f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'condition': {err.message}", expression=err.expression
+        f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'params.condition': {err.message}",
+        expression=err.expression,
     )
 
 
