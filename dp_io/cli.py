@@ -144,10 +144,16 @@ def read_command(
 ) -> None:
     """Print or export the output NODE_ID stored by RUN_ID (whole, or one part with --part).
 
+    NODE_ID may be written FLOW/NODE, as `dp runs show` lists it (then --flow is not needed).
     RUN_ID may be the first characters of the id (the 8 the UI shows), when no other run shares them."""
     from dp_io.errors import OutputNotFoundError
     from dp_io.retention import read_output
 
+    named_flow, slash, named_node = node_id.partition("/")
+    if slash:  # a node id has no '/': this is the asset key `dp runs show` prints
+        if flow_id is not None and flow_id != named_flow:
+            raise click.ClickException(f"{node_id} names flow {named_flow!r}, but --flow says {flow_id!r}")
+        flow_id, node_id = named_flow, named_node
     run_id = _resolve(run_id, base, _instance(required=False))
     try:
         value = read_output(run_id, node_id, flow_id, partition=partition, part=part, base=base)

@@ -45,6 +45,20 @@ METADATA_ADDRESSES = {
     ipaddress.ip_address("fd00:ec2::254"),
 }
 
+#: The refusals a deployment may lift with allowed_networks (unlike metadata and link-local ones).
+LOOPBACK = "a loopback address"
+PRIVATE = "a private or internal address"
+
+
+def _how_to_allow(address: str, reason: str) -> str:
+    """The setting that lets HTTP nodes reach a loopback or private address, written for this one
+    (the code location and `dp run` read it when they start); none for the addresses that should
+    stay closed (metadata, link-local), whose refusal names only the resource's fields."""
+    if reason not in (LOOPBACK, PRIVATE):
+        return ""
+    prefix = 128 if ":" in address else 32
+    return f"DP_HTTP_ALLOWED_NETWORKS={address}/{prefix} allows it; or "
+
 
 class RequestRefused(ValueError):
     """The URL or an address it resolves to is not allowed by the deployment."""
@@ -150,7 +164,7 @@ class HttpResource(dg.ConfigurableResource):
             return None
         if self.allow_private and (ip.is_private or ip.is_loopback):
             return None
-        return "a loopback address" if ip.is_loopback else "a private or internal address"
+        return LOOPBACK if ip.is_loopback else PRIVATE
 
     def checked_address(self, host: str, port: int) -> str:
         """Resolve ``host`` once; every answer must be allowed; return the one to connect to."""
@@ -164,7 +178,7 @@ class HttpResource(dg.ConfigurableResource):
             if reason:
                 raise RequestRefused(
                     f"host '{host}' resolves to {address}, {reason}; the deployment does not allow "
-                    "it (HttpResource allowed_networks / allow_private)"
+                    f"it ({_how_to_allow(address, reason)}HttpResource allowed_networks / allow_private)"
                 )
         if not addresses:
             raise RequestRefused(f"host '{host}' has no address")

@@ -183,6 +183,8 @@ class NodeType:
     - ``data_templates``: the node fills ``{{ input }}``/``{{ row }}``/``{{ args }}`` templates of
       its params from data; flow params are then substituted inert (``dp_assets.spec.inert``), so
       a launch param cannot form such a template.
+    - ``expression_params``: the params that hold an expression (docs/expressions.md), whose
+      ``params.NAME`` must name a flow param; validation checks them as it checks ``{{ params.x }}``.
     - ``reads_flows(params)``: the ``(flow id, node id)`` of other flows' nodes the node reads
       (``FlowInput``); the compiler makes their assets dependencies of the node's asset, so the
       UI draws the edge and automation sees the upstream, and the location checks they exist.
@@ -203,6 +205,7 @@ class NodeType:
     side_effects: bool = False
     data_templates: bool = False
     reads_flows: Callable[[Any], tuple[tuple[str, str], ...]] | None = None
+    expression_params: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:

@@ -65,7 +65,11 @@ def failure_text(failures: list[Any]) -> str:
         if error is not None:
             while error.cause is not None and error.cls_name not in ("NodeFailed", "FailedNodes"):
                 error = error.cause
-            return error.message.strip()
+            message = error.message.strip()
+            # Dagster's text of an error starts with its class ("package.module.Class: ..."), as
+            # `dp launch --wait` drops too: the platform's message names flow, node and error.
+            named, sep, rest = message.partition(": ")
+            return rest if sep and named.rpartition(".")[2] == error.cls_name else message
     return "the run failed (its events are in the Dagster UI)"
 
 
@@ -74,7 +78,10 @@ def failure_text(failures: list[Any]) -> str:
 @click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON or text); repeatable.")
 @click.option("--params-json", default=None, help="All params as one JSON object.")
 @click.option("--version", default=None, help="A stored version or its prefix (default: the published one).")
-def run(flow: str, params: tuple[str, ...], params_json: str | None, version: str | None) -> None:
+@click.option("--partition", default=None, help="The partition to run, for a flow with 'partitions:'.")
+def run(
+    flow: str, params: tuple[str, ...], params_json: str | None, version: str | None, partition: str | None
+) -> None:
     """Run a published FLOW locally on the embedded default and print each node as it finishes."""
     import dagster as dg
 
@@ -101,6 +108,7 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     defs = build_code_location(store=api.store, catalog=api.catalog, scope=LoadScope(frozenset([flow]), {flow: found}))
     job = defs.resolve_job_def(flow)
     instance = dg.DagsterInstance.get()
+    run_config = _partitioned_config(flow, job, instance, values, partition)
     run_id = str(uuid.uuid4())
     tags = {TRIGGER_TAG: "cli", FLOW_TAG: flow, FLOW_VERSION_TAG: found}
     outcome: dict[str, Any] = {}
@@ -108,7 +116,12 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     def execute() -> None:
         try:
             outcome["result"] = job.execute_in_process(
-                run_config=values, instance=instance, run_id=run_id, tags=tags, raise_on_error=False
+                run_config=run_config,
+                instance=instance,
+                run_id=run_id,
+                tags=tags,
+                raise_on_error=False,
+                partition_key=partition,
             )
         except Exception as exc:  # noqa: BLE001 - a bad run config, say: shown to the user below
             outcome["error"] = exc
@@ -148,6 +161,30 @@ def run(flow: str, params: tuple[str, ...], params_json: str | None, version: st
     failures = failure_text(result.get_step_failure_events())
     click.echo(f"run {run_id[:8]} of {flow} FAILED after {seconds:.1f} s: {failures}", err=True)
     sys.exit(1)
+
+
+def _partitioned_config(
+    flow: str, job: Any, instance: Any, values: dict[str, Any], partition: str | None
+) -> dict[str, Any]:
+    """The run config: the params, given to each step of a partitioned flow's job (Dagster maps
+    no config of a partitioned job), as `dp launch --partition` gives them. A partitioned flow
+    needs a partition it has, and only a partitioned one takes one: said before anything runs
+    (without one, the first node reading `partition.start` failed: 'flow param is not set')."""
+    partitions = job.partitions_def
+    if partitions is None:
+        if partition is not None:
+            raise click.ClickException(f"flow '{flow}' has no partitions; run it without --partition")
+        return values
+    keys = partitions.get_partition_keys(dynamic_partitions_store=instance)
+    span = f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
+    if partition is None:
+        raise click.ClickException(
+            f"flow '{flow}' is partitioned: name the partition to run with --partition KEY ({span}; "
+            "`dp backfill` runs several)"
+        )
+    if partition not in set(keys):
+        raise click.ClickException(f"flow '{flow}' has no partition {partition!r}; {span}")
+    return {"ops": {node.name: {"config": {"params": values}} for node in job.graph.nodes}}
 
 
 def _checked_params(flow: str, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster import MetadataValue, TableColumn, TableSchema
 
-from dp_assets.catalog.base import FrameStream, NodeContext, whole
+from dp_assets.catalog.base import FrameStream, NodeContext, Params, SchemaError, whole
 from dp_assets.catalog.schema import schema_of
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.timeouts import call_with_timeout
@@ -36,6 +36,7 @@ def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], in
     retry = node.retry or RetrySpec()
     attempt = 0  # retries made so far
     while True:
+        node_params: Params | None = None
         try:
             rendered = templates.render(
                 node.raw_params, params, seal=node.resolves_secrets, inert_params=node.fills_data_templates
@@ -47,9 +48,10 @@ def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], in
             return node.node_type.run(ctx, node_params, inputs)
         except Exception as exc:  # any node error is retried or reported
             if attempt >= retry.max_retries:
+                said = _missing_column(node, node_params, inputs, exc) or f"{type(exc).__name__}: {exc}"
                 raise NodeFailed(
                     f"flow '{ctx.flow_id}', node '{ctx.node_id}' ({node.node_type.name}) failed"
-                    f"{f' after {attempt + 1} attempts' if attempt else ''}: {type(exc).__name__}: {exc}"
+                    f"{f' after {attempt + 1} attempts' if attempt else ''}: {said}"
                 ) from exc
             delay = retry_delay(retry, attempt + 1)
             ctx.log.warning(
@@ -58,6 +60,31 @@ def call_node(node: PlannedNode, ctx: NodeContext, params: Mapping[str, Any], in
             )
             time.sleep(delay)
             attempt += 1
+
+
+def _missing_column(node: PlannedNode, params: Params | None, inputs: dict[str, Any], exc: Exception) -> str | None:
+    """For a ``KeyError`` (pandas' answer to a column the frame lacks: ``KeyError: 'dya'``), the
+    node type's own schema check on the frames it was given, which names the param and the
+    columns the input has, as ``dp validate`` does when the schema is known before the run
+    (``field 'params.by': column 'dya' is not in the input (it has: ...)``). ``None`` when the
+    check finds nothing or cannot be made (an input that is not a frame)."""
+    hook = node.node_type.infer_schema
+    if not isinstance(exc, KeyError) or hook is None or params is None:
+        return None
+    schemas: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if _is_arrow_table(value):
+            value = value.schema.empty_table().to_pandas()
+        if not isinstance(value, pd.DataFrame):
+            return None
+        schemas[name] = schema_of(value)
+    try:
+        hook(params, schemas)
+    except SchemaError as error:
+        return f"field 'params.{error.field}': {error.message}"
+    except Exception:  # noqa: BLE001 - the check explains the error or not; the node's own error stands
+        return None
+    return None
 
 
 def _whole_result(run: Callable[..., Any], *args: Any) -> Any:

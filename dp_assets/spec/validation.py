@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import Catalog, ColumnSchema
+from dp_assets.expressions import parse_expression
 from dp_assets.spec import checks, dagster_rules, ephemeral, templates
 from dp_assets.spec.document import MAX_VALUES, SpecShapeError, count_values
 from dp_assets.spec.graph_checks import arity_problems, bound_inputs, graph_errors, schema_errors
@@ -46,8 +47,12 @@ class ValidatedRecords(Protocol):
     def put(self, validated: ValidatedFlow, checked: Mapping[str, Any], *, compiles: bool) -> None: ...
 
 
+#: The stand-in of a param with no default, of the param's type, where a node param references it:
+#: validation then checks the type, and value rules hold for a plausible value (a non-empty text,
+#: as a path or a name is: `FileInput: {path: "{{ params.path }}"}` of a required param, a file
+#: trigger's, is not "the path is empty"). Columns it may name are not looked for (``_unknown_values``).
 PLACEHOLDERS = {
-    "string": "",
+    "string": "x",
     "integer": 0,
     "number": 0.0,
     "boolean": False,
@@ -102,6 +107,7 @@ def validate_spec(
     errors: list[SpecError] = []
     params = _flow_params(raw, flow_id, errors)
     checked = _with_placeholders(raw, params, flow_id, errors)
+    unknown = _unknown_values(raw, params)
     flow = None
     try:
         flow = flow_model(catalog, types_used(checked, catalog)).model_validate(checked)
@@ -112,10 +118,12 @@ def validate_spec(
     if flow is not None:
         for node in flow.nodes:  # type: ignore[attr-defined]
             errors.extend(_hook_errors(flow_id, node, catalog))
+            errors.extend(_expression_param_errors(flow_id, node, catalog, params))
     order = graph_errors(raw, flow_id, catalog, errors)
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
-        broken = {e.node for e in errors if e.node is not None}
+        # A node whose params take a param with no default has columns only the run knows.
+        broken = {e.node for e in errors if e.node is not None} | {node for node, _ in unknown}
         schemas = schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
         errors.extend(_partition_errors(flow, raw))
@@ -211,6 +219,39 @@ def _hook_errors(flow_id: str, node: Any, catalog: Catalog) -> list[SpecError]:
         return [SpecError(flow_id, node.id, "params", f"could not be checked ({type(exc).__name__}: {exc})")]
 
 
+def _expression_param_errors(
+    flow_id: str, node: Any, catalog: Catalog, params: Mapping[str, FlowParam]
+) -> list[SpecError]:
+    """``params.NAME`` in a node's expressions must name a flow param, as ``{{ params.NAME }}``
+    must: a misspelt one would otherwise pass validation and fail the run (``flow param `stat`
+    is not set``); so must those of its ``expression`` checks."""
+    errors = []
+    texts = [(f"params.{field}", getattr(node.params, field, None)) for field in catalog[node.type].expression_params]
+    texts += [
+        (f"checks[{index}].expression", check.expression)
+        for index, check in enumerate(node.checks or ())
+        if check.type == "expression"
+    ]
+    for field, text in texts:
+        if not isinstance(text, str):
+            continue
+        # `partition.key` and the like hold a dot, which no flow param does: they are checked apart.
+        for name in sorted(n for n in parse_expression(text).params - params.keys() if "." not in n):
+            errors.append(
+                SpecError(
+                    flow_id,
+                    node.id,
+                    field,
+                    f"references unknown flow param '{name}'" + (suggest(name, params) or _declared(params)),
+                )
+            )
+    return errors
+
+
+def _declared(params: Mapping[str, FlowParam]) -> str:
+    return f" (flow params: {', '.join(params)})" if params else " (the flow declares no params)"
+
+
 def _dedupe(errors: list[SpecError]) -> list[SpecError]:
     return list(dict.fromkeys(errors))
 
@@ -226,6 +267,19 @@ def _flow_params(raw: Mapping[str, Any], flow_id: str, errors: list[SpecError]) 
         except ValidationError:
             pass  # reported by the model with its full location
     return params
+
+
+def _unknown_values(raw: Mapping[str, Any], params: Mapping[str, FlowParam]) -> set[tuple[str, str]]:
+    """``(node id, field)`` of the references to params with no default (``required: true``):
+    validation puts a stand-in of the param's type there (``""``, ``0``), which says whether the
+    type fits, not which columns the run's value will name."""
+    unknown = set()
+    for node in raw.get("nodes") or []:
+        if isinstance(node, Mapping) and "params" in node:
+            for path, name in templates.references(node["params"], "params"):
+                if name in params and params[name].default is None:
+                    unknown.add((str(node.get("id")), path))
+    return unknown
 
 
 def _with_placeholders(

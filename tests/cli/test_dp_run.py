@@ -77,6 +77,9 @@ def test_a_failing_run_names_the_node_and_its_error(project):
     assert failed.returncode == 1
     assert "FAILED" in failed.stderr and "node 'orders'" in failed.stderr
     assert "no_such_file.csv" in failed.stderr and "Traceback" not in failed.stderr
+    # The platform's message, not Dagster's "dp_assets.compiler.node_report.FailedNodes: ..." text.
+    assert re.search(r"FAILED after [\d.]+ s: flow 'sales_summary', node 'orders' \(FileInput\) failed", failed.stderr)
+    assert "FailedNodes" not in failed.stderr
 
 
 def test_bad_input_is_a_clear_error(project):
@@ -90,3 +93,46 @@ def test_bad_input_is_a_clear_error(project):
     assert unpublished.returncode == 0
     refused = _dp(project, "run", "sales_summary")
     assert refused.returncode == 1 and "unpublished" in refused.stderr
+
+
+PARTITIONED = {
+    "id": "by_region",
+    "params": {"min_x": {"type": "integer", "default": 0}},
+    "partitions": {"type": "static", "keys": ["eu", "us"]},
+    "nodes": [
+        {
+            "id": "rows",
+            "type": "StaticData",
+            "params": {"rows": [{"region": "eu", "x": 1}, {"region": "us", "x": 2}, {"region": "eu", "x": 3}]},
+        },
+        {
+            "id": "mine",
+            "type": "FilterRows",
+            "inputs": ["rows"],
+            "params": {"condition": "region == partition.key and x >= params.min_x"},
+        },
+    ],
+}
+
+
+def test_a_partitioned_flow_runs_one_partition(project):
+    """`dp run --partition KEY`, as `dp launch --partition`: the params go to the job's steps, and
+    a partitioned flow without a partition (or with one it lacks) is refused before it runs."""
+    path = Path(project["DP_FLOWS_DIR"]) / "by_region.json"
+    path.write_text(json.dumps(PARTITIONED))
+    assert _dp(project, "publish", str(path)).returncode == 0
+    missing = _dp(project, "run", "by_region")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "flow 'by_region' is partitioned: name the partition to run with --partition KEY" in missing.stderr
+    unknown = _dp(project, "run", "by_region", "--partition", "asia")
+    assert unknown.returncode == 1 and "has no partition 'asia'" in unknown.stderr
+
+    done = _dp(project, "run", "by_region", "--partition", "eu", "--param", "min_x=2")
+    assert done.returncode == 0, done.stderr
+    run_id = re.search(r"run id ([0-9a-f-]{36})", done.stdout).group(1)
+    read = _dp(project, "runs", "read", run_id, "mine", "--partition", "eu", "--out", str(path.with_suffix(".csv")))
+    assert read.returncode == 0, read.stderr
+    rows = pd.DataFrame(PARTITIONED["nodes"][0]["params"]["rows"])
+    expected = rows[(rows["region"] == "eu") & (rows["x"] >= 2)]
+    got = pd.read_csv(path.with_suffix(".csv"), index_col=0)
+    pd.testing.assert_frame_equal(got, expected)

@@ -72,6 +72,12 @@ def test_the_eight_characters_of_the_ui_work_where_a_run_id_is_taken(project):
     read = _dp(project, "runs", "read", short, "revenue_by_region")
     assert read.exit_code == 0, read.output
     assert "region" in read.output and "rows x" in read.output
+    # The flow/node form that `dp runs show` lists is read as the node with --flow.
+    keyed = _dp(project, "runs", "read", short, "sales_summary/revenue_by_region")
+    assert keyed.exit_code == 0, keyed.output
+    assert keyed.output == read.output
+    other = _dp(project, "runs", "read", short, "sales_summary/revenue_by_region", "--flow", "other")
+    assert other.exit_code == 1 and "--flow says 'other'" in other.output
 
     status = _dp(project, "status", short)
     assert status.exit_code == 0, status.output

@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from dp_assets.catalog.base import NodeContext, SchemaError
+from dp_assets.catalog.nodes.control import ConditionalBranchParams, conditional_branch
 from dp_assets.catalog.nodes.expression_nodes import (
     NODE_TYPES,
     AddModifyColumnParams,
@@ -280,19 +281,19 @@ def test_schema_hooks_with_unknown_input_schema() -> None:
         pytest.param(
             filter_rows,
             FilterRowsParams(condition="missing > 1"),
-            "flow 'sales', node 'big_orders', field 'condition': unknown column `missing`",
+            "flow 'sales', node 'big_orders', field 'params.condition': unknown column `missing`",
             id="filter",
         ),
         pytest.param(
             filter_rows,
             FilterRowsParams(condition="amount + 1"),
-            "flow 'sales', node 'big_orders', field 'condition': `amount + 1` must be true/false",
+            "flow 'sales', node 'big_orders', field 'params.condition': `amount + 1` must be true/false",
             id="filter-not-boolean",
         ),
         pytest.param(
             filter_rows,
             FilterRowsParams(condition="ordered_at >= to_datetime(params.since)"),
-            "flow 'sales', node 'big_orders', field 'condition': cannot evaluate "
+            "flow 'sales', node 'big_orders', field 'params.condition': cannot evaluate "
             "`ordered_at >= to_datetime(params.since)`: Invalid comparison between "
             "dtype=datetime64[us, Asia/Seoul] and Timestamp (time zones differ",
             id="filter-tz-mismatch",
@@ -300,8 +301,14 @@ def test_schema_hooks_with_unknown_input_schema() -> None:
         pytest.param(
             add_modify_column,
             AddModifyColumnParams(column="x", expression="amount > params.nope"),
-            "flow 'sales', node 'big_orders', field 'expression': flow param `nope` is not set",
+            "flow 'sales', node 'big_orders', field 'params.expression': flow param `nope` is not set",
             id="add",
+        ),
+        pytest.param(
+            conditional_branch,
+            ConditionalBranchParams(condition="missing > 1"),
+            "flow 'sales', node 'big_orders', field 'params.condition': unknown column `missing`",
+            id="branch",
         ),
     ],
 )

@@ -154,6 +154,32 @@ def test_a_wrong_query_is_a_validation_error_naming_flow_node_and_field(query: s
     assert any(f"flow 'sql_flow', node '{node}', field '{field}'" in e and message in e for e in errors), errors
 
 
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        ("SELECT * FROM o JOIN orders USING (region)", "orders"),  # the node id, not the input's name
+        ("SELECT * FROM o WHERE region IN (SELECT region FROM T2)", "T2"),
+        ("WITH eu AS (SELECT * FROM o) SELECT * FROM eu JOIN T USING (region)", None),  # a CTE; T is t
+        ("SELECT * FROM information_schema.tables", None),
+    ],
+)
+def test_a_table_that_is_no_input_is_refused_when_the_columns_are_not_known(query: str, refused: str | None) -> None:
+    """A source whose columns only the run knows (a file without `columns:`) still lets
+    validation name a table the query reads that is no input, which the run would fail on
+    ('Table with name ... does not exist')."""
+    spec = flow(query)
+    spec["nodes"][0] = {"id": "orders", "type": "FileInput", "params": {"path": "orders.parquet"}}
+    if refused is None:
+        validate_spec(spec, default_catalog())
+        return
+    with pytest.raises(FlowValidationError) as caught:
+        validate_spec(spec, default_catalog())
+    assert [str(e) for e in caught.value.errors] == [
+        f"flow 'sql_flow', node 'joined', field 'params.query': table '{refused}' is not an input of the node "
+        "(its inputs: o, t) (input 'orders.result' -> 'joined', 'targets.result' -> 'joined')"
+    ]
+
+
 def test_a_wrong_query_in_a_spec_file_is_reported_without_a_traceback(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -105,6 +105,16 @@ def test_V4_link_local_stays_refused_even_with_allow_private():
             HttpResource(allow_private=True, timeout_seconds=2).request("GET", url)
 
 
+def test_V4_a_loopback_refusal_names_the_setting_that_allows_it():
+    """A user pointing an HTTP node at a local server is told which variable lifts the refusal,
+    for that address; a metadata or link-local refusal suggests no setting."""
+    with pytest.raises(RequestRefused, match=r"DP_HTTP_ALLOWED_NETWORKS=127\.0\.0\.1/32 allows it"):
+        HttpResource(timeout_seconds=2).request("GET", "http://127.0.0.1:9/json")
+    with pytest.raises(RequestRefused) as refused:
+        HttpResource(timeout_seconds=2).request("GET", "http://169.254.169.254/")
+    assert "DP_HTTP_ALLOWED_NETWORKS" not in str(refused.value)
+
+
 def test_V4_http_tool_refuses_and_fails_cleanly(internal):
     """V4 through the node: the refusal names the node and the deployment setting."""
     with pytest.raises(RequestRefused, match=r"node 'fetch' \(HttpTool\).*allowed_networks / allow_private"):

@@ -131,6 +131,53 @@ CASES = [
         ],
     ),
     (
+        "unknown-param-in-a-filter-condition",
+        mutate(
+            extra_nodes=[
+                {"id": "big", "type": "FilterRows", "inputs": ["agg"], "params": {"condition": "total > params.limt"}}
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'big', field 'params.condition': references unknown flow param 'limt' (did you mean 'limit'?)"
+        ],
+    ),
+    (
+        "unknown-param-in-a-column-expression",
+        mutate(
+            extra_nodes=[
+                {
+                    "id": "scaled",
+                    "type": "AddModifyColumn",
+                    "inputs": ["agg"],
+                    "params": {"column": "x", "expression": "total * params.factor"},
+                }
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'scaled', field 'params.expression': references unknown flow param 'factor' (flow params: limit)"
+        ],
+    ),
+    (
+        "unknown-param-in-a-branch-condition",
+        mutate(
+            extra_nodes=[
+                {"id": "gate", "type": "ConditionalBranch", "inputs": ["agg"], "params": {"condition": "params.go"}}
+            ]
+        ),
+        [
+            "flow 'orders_flow', node 'gate', field 'params.condition': references unknown flow param 'go' (flow params: limit)"
+        ],
+    ),
+    (
+        "unknown-param-in-an-expression-check",
+        mutate(
+            [(["nodes", 2, "checks"], [{"type": "expression", "expression": "total <= params.limits"}])],
+        ),
+        [
+            "flow 'orders_flow', node 'sorted', field 'checks[0].expression': references unknown flow param 'limits' (did you mean 'limit'?)"
+        ],
+    ),
+    (
         "param-reference-wrong-type",
         mutate([(["nodes", 2, "params", "ascending"], "{{ params.limit }}")]),
         [
@@ -217,3 +264,48 @@ def test_tags_and_owners_follow_dagsters_rules(field, value, where):
         validate_spec(mutate([(field, value)]), default_catalog())
     fine = {"tags": {"team/tier": "gold-1.0"}, "owners": ["team:data", "a.b@example.com"]}
     validate_spec({**GOOD, **fine}, default_catalog())
+
+
+def test_the_file_trigger_of_docs_triggers_md_validates():
+    """docs/triggers.md's file trigger: a required `path` param, filled by the trigger (or by a
+    launch), read by FileInput. Its stand-in is a text, not an empty path ('the path is empty')."""
+    spec = {
+        "id": "incoming",
+        "params": {"path": {"type": "string", "required": True}},
+        "triggers": [{"type": "file", "glob": "incoming/**/*.csv", "param": "path"}],
+        "nodes": [
+            {"id": "orders", "type": "FileInput", "params": {"path": "{{ params.path }}"}},
+            {"id": "copy", "type": "FileWriter", "inputs": ["orders"], "params": {"path": "out/{{ params.path }}"}},
+        ],
+    }
+    validate_spec(spec, default_catalog())
+    spec["params"]["path"] = {"type": "string", "default": ""}  # a default is checked as it is
+    with pytest.raises(FlowValidationError, match=r"field 'params\.path': the path is empty"):
+        validate_spec(spec, default_catalog())
+
+
+def test_a_param_with_no_default_names_columns_only_the_run_knows():
+    """A required param naming a column: its stand-in ('') is no column to look for; the node's
+    and its readers' columns are unknown before the run. A wrong type is still refused."""
+    spec = mutate(
+        extra_nodes=[{"id": "by_col", "type": "SortData", "inputs": ["agg"], "params": {"by": "{{ params.col }}"}}]
+    )
+    spec["params"]["col"] = {"type": "string", "required": True}
+    spec["nodes"].append({"id": "after", "type": "SelectColumns", "inputs": ["by_col"], "params": {"columns": ["x"]}})
+    validated = validate_spec(spec, default_catalog())
+    assert validated.schemas["by_col"] is None and validated.schemas["after"] is None
+    spec["params"]["col"] = {"type": "integer", "required": True}
+    with pytest.raises(FlowValidationError, match=r"node 'by_col', field 'params\.by'"):
+        validate_spec(spec, default_catalog())
+
+
+def test_partition_fields_in_an_expression_are_not_flow_params():
+    """`partition.start` reads the run's partition: no flow param to declare (a regression of
+    the check that `params.NAME` in an expression names a flow param)."""
+    spec = mutate(
+        extra_nodes=[
+            {"id": "window", "type": "FilterRows", "inputs": ["rows"], "params": {"condition": "partition.key != k"}}
+        ]
+    )
+    spec["partitions"] = {"type": "static", "keys": ["a", "b"]}
+    validate_spec(spec, default_catalog())

@@ -52,7 +52,8 @@ class ConditionalBranchParams(Params):
 
 def _where(ctx: NodeContext, err: ExpressionError) -> ExpressionError:
     return ExpressionError(
-        f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'condition': {err.message}", expression=err.expression
+        f"flow '{ctx.flow_id}', node '{ctx.node_id}', field 'params.condition': {err.message}",
+        expression=err.expression,
     )
 
 
@@ -140,6 +141,7 @@ NODE_TYPES = [
         "control",
         outputs=("true", "false"),
         infer_schema=conditional_branch_schema,
+        expression_params=("condition",),
     ),
     NodeType(
         "Merge", MergeParams, merge, "control", inputs=MANY_INPUTS, accepts_skipped=True, infer_schema=merge_schema

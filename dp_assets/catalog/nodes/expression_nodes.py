@@ -59,7 +59,7 @@ def filter_rows(ctx: NodeContext, params: FilterRowsParams, inputs: dict[str, An
     try:
         mask = parse_expression(params.condition).evaluate_mask(df, ctx.flow_params)
     except ExpressionError as err:
-        raise _in_node(ctx, "condition", err) from err
+        raise _in_node(ctx, "params.condition", err) from err
     result = df[mask]
     ctx.add_metadata(rows_in=len(df), rows_kept=len(result))
     return result
@@ -98,7 +98,7 @@ def add_modify_column(ctx: NodeContext, params: AddModifyColumnParams, inputs: d
     try:
         value = parse_expression(params.expression).evaluate(df, ctx.flow_params)
     except ExpressionError as err:
-        raise _in_node(ctx, "expression", err) from err
+        raise _in_node(ctx, "params.expression", err) from err
     ctx.add_metadata(column=params.column, replaced=params.column in df.columns)
     return df.assign(**{params.column: value})
 
@@ -114,12 +114,20 @@ def add_modify_column_schema(
 
 
 NODE_TYPES = [
-    NodeType("FilterRows", FilterRowsParams, filter_rows, "transform", infer_schema=filter_rows_schema),
+    NodeType(
+        "FilterRows",
+        FilterRowsParams,
+        filter_rows,
+        "transform",
+        infer_schema=filter_rows_schema,
+        expression_params=("condition",),
+    ),
     NodeType(
         "AddModifyColumn",
         AddModifyColumnParams,
         add_modify_column,
         "transform",
         infer_schema=add_modify_column_schema,
+        expression_params=("expression",),
     ),
 ]

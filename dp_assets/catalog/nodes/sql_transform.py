@@ -139,6 +139,10 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
     """The query's columns, from DuckDB's DESCRIBE over empty tables of the input schemas."""
     import duckdb
 
+    unknown = _unknown_tables(params.query, list(inputs))
+    if unknown:
+        listed = ", ".join(inputs) or "none"
+        raise SchemaError("query", f"table '{unknown[0]}' is not an input of the node (its inputs: {listed})")
     if any(schema is None for schema in inputs.values()):
         return None
     for name, schema in inputs.items():
@@ -160,6 +164,40 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
             have = "; ".join(f"{name}: {', '.join(schema or {}) or 'no columns'}" for name, schema in inputs.items())
             raise SchemaError("query", f"{_first_line(exc)} (tables: {have or 'none'})") from None
     return {str(row[0]): _logical(str(row[1])) for row in described}
+
+
+def _unknown_tables(query: str, inputs: list[str]) -> list[str]:
+    """The tables the query reads that are no input, from DuckDB's parse tree (nothing is bound,
+    so it needs no columns): found before a run even when the inputs' columns are not known, where
+    the run would fail with 'Table with name ... does not exist'. A name some CTE of the query
+    has, and a schema-qualified one (``information_schema.tables``), is left alone."""
+    import json
+
+    import duckdb
+
+    try:
+        with connect() as con:
+            row = con.execute("SELECT json_serialize_sql($1)", [query]).fetchone()
+    except duckdb.Error:
+        return []  # the query's own problem, reported by the params model or DESCRIBE
+    tree = json.loads(row[0]) if row else {}
+    if tree.get("error"):
+        return []
+    tables: set[str] = set()
+    ctes: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == "BASE_TABLE" and not item.get("schema_name") and not item.get("catalog_name"):
+                tables.add(str(item.get("table_name")))
+            if isinstance(item.get("cte_map"), dict):
+                ctes.update(str(entry.get("key")) for entry in item["cte_map"].get("map") or [])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    known = {folded_name(name) for name in [*inputs, *ctes]}
+    return sorted(name for name in tables if folded_name(name) not in known)
 
 
 def _logical(duckdb_type: str) -> str:
