@@ -68,6 +68,19 @@ def backfill_policy(flow: Any, raw: Mapping[str, Any]) -> dg.BackfillPolicy | No
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
+def unpartitioned_run(flow_id: str) -> dg.Failure:
+    """A run of a partitioned flow that names no partition (a GraphQL launch or ``dp launch``
+    without one): refused before any node runs. Left to run, the nodes that do not read
+    ``partition.*`` would store outputs of no partition and the first that does would fail
+    with 'flow param `partition.start` is not set'."""
+    return dg.Failure(
+        description=f"flow '{flow_id}' is partitioned and this run names no partition: launch one "
+        "partition (`dp launch --partition KEY`, `dp run --partition KEY`, the partition picker of "
+        "Materialize in the UI) or a backfill (`dp backfill`)",
+        allow_retries=False,
+    )
+
+
 def partition_values(context: dg.AssetExecutionContext) -> dict[str, str]:
     """The run's partition as node params and expressions read it: ``partition.key`` (a range
     is ``first...last``), and for time windows ``partition.start``/``partition.end`` in ISO 8601

@@ -41,7 +41,7 @@ from dp_assets.compiler.node_call import (  # re-exported: the step's callers im
     retry_policy,
 )
 from dp_assets.compiler.node_report import EphemeralLines, FailedNodes, NodeClock
-from dp_assets.compiler.partitions import partition_values
+from dp_assets.compiler.partitions import partition_values, unpartitioned_run
 from dp_assets.compiler.plan import FlowPlan, PlannedNode
 from dp_assets.compiler.step_io import (
     load_latest,
@@ -114,6 +114,8 @@ class _Step:
         self.params = plan.resolve_params(op_config.get("params"))
         if partitioned(context):  # "partition.key"... beside the flow params (no dot in theirs)
             self.params.update(partition_values(context))
+        elif context.assets_def.partitions_def is not None:
+            raise unpartitioned_run(plan.flow_id)
         self.selected = {key.path[-1] for key in context.selected_asset_keys}
         self.resources = {key: getattr(context.resources, key) for key in plan.resource_keys}
         self.values: dict[str, Any] = {

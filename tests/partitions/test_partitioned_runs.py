@@ -75,6 +75,21 @@ def test_every_asset_of_a_partitioned_flow_is_partitioned_and_a_run_fills_its_pa
     assert [r.asset_materialization.partition for r in materialised] == ["2026-01-03"]
 
 
+def test_a_run_naming_no_partition_is_refused_before_any_node_runs(tmp_path, instance):
+    """A GraphQL launch or `dp launch` without a partition: the step fails at once, saying how to
+    name one, instead of storing outputs of no partition until a node reads `partition.start`."""
+    job = definitions(daily_flow(), tmp_path).resolve_job_def("daily_sales")
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "flow 'daily_sales' is partitioned and this run names no partition" in message
+    assert "--partition KEY" in message
+    assert not [event for event in result.all_events if event.is_step_materialization]
+    assert not (tmp_path / "outputs").exists() or not any(p.is_file() for p in (tmp_path / "outputs").rglob("*"))
+
+
 def test_outputs_are_kept_per_partition_and_the_latest_read_asks_for_one(tmp_path, instance):
     defs = definitions(daily_flow(), tmp_path)
     job = defs.resolve_job_def("daily_sales")
