@@ -15,14 +15,14 @@ import click
     "search",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of flow specs [default: DP_FLOWS_DIR, else ./flows].",
+    help="Folder of flow specs a FLOW id is looked up in [default: DP_FLOWS_DIR, else the repository's flows/].",
 )
 @click.option(
     "--flows-root",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="The read-only 'flows' file root FileInput nodes read example data from "
-    "[default: DP_FLOWS_DIR, else ./flows].",
+    "[default: DP_FLOWS_DIR, else the repository's flows/].",
 )
 @click.option("--case", "cases", multiple=True, help="Run only this case (repeatable).")
 @click.option("--update-golden", is_flag=True, help="Write golden files from this run instead of comparing.")
