@@ -83,6 +83,7 @@ DATA_FIELDS = frozenset(
         "partitionBackfillsOrError",
         "executionPlanOrError",
         "assetConditionEvaluationRecordsOrError",
+        "assetConditionEvaluationsForEvaluationId",
         "autoMaterializeAssetEvaluationsOrError",
         "truePartitionsForAutomationConditionEvaluationNode",
     }
@@ -112,6 +113,12 @@ NESTED_DATA_FIELDS = frozenset(
         "runOrError",
         "assetsLatestInfo",
         "logEvents",
+        # Asset events with their metadata (previews), below a schedule's or sensor's assets.
+        "assetEventHistory",
+        # Run ids, states and times: a job's ops' step stats, a partition set's runs.
+        "stepStats",
+        "partitionStatusesOrError",
+        "materializationStatusMetadata",
     }
 )
 #: Dagster's job of asset materialisations: the flows are those of the selected asset keys.

@@ -139,3 +139,20 @@ def test_any_text_is_judged_or_refused(text):
     except BadGraphQL:
         return
     assert isinstance(needs, list)
+
+
+def test_asset_events_and_step_stats_below_definitions_count_too():
+    """Found by walking Dagster's schema: these read materialisation metadata (previews), run ids
+    and states below fields that need only a login, and went through as definition reads."""
+    schedule = (
+        '{ scheduleOrError(scheduleSelector: {repositoryLocationName: "l", repositoryName: "r", scheduleName: "s"}) '
+    )
+    events = (
+        "{ ... on Schedule { assetSelection { assets { assetEventHistory(limit: 5) { results { __typename } } } } } } }"
+    )
+    assert _needs(schedule + events)[0].everywhere
+    job = '{ pipelineOrError(params: {pipelineName: "payroll", repositoryName: "r", repositoryLocationName: "l"}) '
+    steps = '{ ... on Pipeline { solidHandle(handleID: "n") { stepStats(limit: 5) { __typename } } } } }'
+    assert _needs(job + steps) == [Need("pipelineOrError", "view", frozenset({"payroll"}))]
+    statuses = '{ partitionSetOrError(partitionSetName: "p") { ... on PartitionSet { partitionStatusesOrError { __typename } } } }'
+    assert _needs(statuses)[0].everywhere
