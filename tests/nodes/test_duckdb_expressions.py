@@ -154,6 +154,20 @@ def _engine() -> Engine:
         }
     ),
 )
+# ... and DuckDB's fmod of a number by an infinite one is NaN (C's is the number): i // (3 / i).
+@example(
+    expression="(i // (3 / i))",
+    frame=pd.DataFrame(
+        {
+            "i": pd.Series([0, 1, -2], dtype="int64"),
+            "f": pd.Series([None, None, None], dtype="float64"),
+            "s": pd.Series([None, None, None], dtype="str"),
+            "t": pd.Series([None, None, None], dtype="datetime64[us]"),
+            "b": pd.Series([False, False, False], dtype="bool"),
+        }
+    ),
+)
+@example(expression="(-1.5 % (3 / i))", frame=pd.DataFrame({"i": pd.Series([0], dtype="int64")}))
 @given(expression=_expressions(), frame=_frames())
 def test_duckdb_expression_gives_pandas_values(expression: str, frame: pd.DataFrame) -> None:
     pair = _both(expression, frame)
