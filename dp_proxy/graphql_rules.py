@@ -18,7 +18,7 @@ alias, an inline fragment, a named fragment, another operation of the same docum
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,7 @@ DATA_FIELDS = frozenset(
         "partitionBackfillsOrError",
         "executionPlanOrError",
         "assetConditionEvaluationRecordsOrError",
+        "assetConditionEvaluationsForEvaluationId",
         "autoMaterializeAssetEvaluationsOrError",
         "truePartitionsForAutomationConditionEvaluationNode",
     }
@@ -112,6 +113,12 @@ NESTED_DATA_FIELDS = frozenset(
         "runOrError",
         "assetsLatestInfo",
         "logEvents",
+        # Asset events with their metadata (previews), below a schedule's or sensor's assets.
+        "assetEventHistory",
+        # Run ids, states and times: a job's ops' step stats, a partition set's runs.
+        "stepStats",
+        "partitionStatusesOrError",
+        "materializationStatusMetadata",
     }
 )
 #: Dagster's job of asset materialisations: the flows are those of the selected asset keys.
@@ -138,6 +145,8 @@ class Need:
 class _Walk:
     fragments: dict[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
+    #: The fragments below which a field reads data (``_data_fragments``), found once a document.
+    reading: frozenset[str] = frozenset()
     seen: set[str] = field(default_factory=set)
 
 
@@ -171,10 +180,11 @@ def needs_of(query: str, variables: Mapping[str, Any]) -> list[Need]:
     except GraphQLError as error:
         raise BadGraphQL(f"the query does not parse: {error.message}") from None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    reading = _data_fragments(fragments)
     needs: list[Need] = []
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            walk = _Walk(fragments, variables)
+            walk = _Walk(fragments, variables, reading)
             for node in _root_fields(definition.selection_set, walk):
                 need = _need(definition.operation, node, walk)
                 if need is not None:
@@ -183,12 +193,17 @@ def needs_of(query: str, variables: Mapping[str, Any]) -> list[Need]:
 
 
 def _root_fields(selection_set: SelectionSetNode, walk: _Walk) -> Iterable[FieldNode]:
-    """The operation's root fields, through inline fragments and fragment spreads."""
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
+    """The operation's root fields, through inline fragments and fragment spreads, in order.
+    Without recursion: a document of the allowed size can chain thousands of fragments."""
+    stack = [iter(selection_set.selections)]
+    while stack:
+        selection = next(stack[-1], None)
+        if selection is None:
+            stack.pop()
+        elif isinstance(selection, FieldNode):
             yield selection
         elif isinstance(selection, InlineFragmentNode):
-            yield from _root_fields(selection.selection_set, walk)
+            stack.append(iter(selection.selection_set.selections))
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = walk.fragments.get(name)
@@ -196,7 +211,48 @@ def _root_fields(selection_set: SelectionSetNode, walk: _Walk) -> Iterable[Field
                 raise BadGraphQL(f"fragment {name!r} is not defined")
             if name not in walk.seen:  # a fragment that spreads itself is Dagster's to refuse
                 walk.seen.add(name)
-                yield from _root_fields(fragment.selection_set, walk)
+                stack.append(iter(fragment.selection_set.selections))
+
+
+def _selections(selection_set: SelectionSetNode) -> Iterator[FieldNode | FragmentSpreadNode]:
+    """The fields and fragment spreads anywhere below ``selection_set``, inline fragments opened
+    and named fragments not followed; without recursion."""
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield selection
+                if selection.selection_set is not None:
+                    stack.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                yield selection
+
+
+def _data_fragments(fragments: Mapping[str, FragmentDefinitionNode]) -> frozenset[str]:
+    """The named fragments below which a field reads runs, events or asset values, directly or
+    through the fragments they spread. Each fragment is read once per document, so the work is
+    bounded by the document's size however many fields spread a fragment (walking a fragment
+    again for each of thousands of root fields took seconds of the proxy's event loop)."""
+    reading: set[str] = set()
+    spread_by: dict[str, set[str]] = {}
+    for name, fragment in fragments.items():
+        for selection in _selections(fragment.selection_set):
+            if isinstance(selection, FragmentSpreadNode):
+                target = selection.name.value
+                if target not in fragments:
+                    raise BadGraphQL(f"fragment {target!r} is not defined")
+                spread_by.setdefault(target, set()).add(name)
+            elif selection.name.value in NESTED_DATA_FIELDS:
+                reading.add(name)
+    found = list(reading)
+    while found:  # a fragment that spreads a reading fragment reads too
+        for name in spread_by.get(found.pop(), ()):
+            if name not in reading:
+                reading.add(name)
+                found.append(name)
+    return frozenset(reading)
 
 
 def _arguments(node: FieldNode, walk: _Walk) -> dict[str, Any]:
@@ -216,7 +272,7 @@ def _need(operation: OperationType, node: FieldNode, walk: _Walk) -> Need | None
         return Need(name, "grant", everywhere=True)
     if name in DATA_FIELDS:
         return _targeted(name, "view", args)
-    if node.selection_set is None or not _reads_data(node.selection_set, walk, set()):
+    if node.selection_set is None or not _reads_data(node.selection_set, walk):
         return None
     job = _get(args, "params", "pipelineName") or _get(args, "params", "jobName")
     if isinstance(job, str):
@@ -224,26 +280,17 @@ def _need(operation: OperationType, node: FieldNode, walk: _Walk) -> Need | None
     return Need(name, "view", everywhere=True)
 
 
-def _reads_data(selection_set: SelectionSetNode, walk: _Walk, seen: set[str]) -> bool:
+def _reads_data(selection_set: SelectionSetNode, walk: _Walk) -> bool:
     """Whether a field anywhere below reads runs, events or asset values (fragments followed)."""
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value in NESTED_DATA_FIELDS:
-                return True
-            if selection.selection_set is not None and _reads_data(selection.selection_set, walk, seen):
-                return True
-        elif isinstance(selection, InlineFragmentNode):
-            if _reads_data(selection.selection_set, walk, seen):
-                return True
-        elif isinstance(selection, FragmentSpreadNode):
+    for selection in _selections(selection_set):
+        if isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            fragment = walk.fragments.get(name)
-            if fragment is None:
+            if name not in walk.fragments:
                 raise BadGraphQL(f"fragment {name!r} is not defined")
-            if name not in seen:
-                seen.add(name)
-                if _reads_data(fragment.selection_set, walk, seen):
-                    return True
+            if name in walk.reading:
+                return True
+        elif selection.name.value in NESTED_DATA_FIELDS:
+            return True
     return False
 
 

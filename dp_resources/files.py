@@ -8,12 +8,12 @@ root, and Dagster's own storage folder are refused (reliability test V3).
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from dp_resources.paths import NAME_MAX, PathNotAllowed, checked_relative, shown
+from dp_resources.paths import NAME_MAX, PathNotAllowed, checked_relative, glob_error, shown
 from dp_settings import current
 
 
@@ -68,10 +68,9 @@ class FilesResource(ConfigurableResource):
     def glob(self, pattern: str, root: str = "data", *, where: str = "") -> list[Path]:
         """Files matching a glob under a root, each checked like a single path."""
         lead = f"{where}: " if where else ""
-        checked_relative(pattern, lead)
-        if PurePosixPath(pattern).parts.count("**") > 1:
-            # each further '**' multiplies the folders walked; one is enough to reach any depth
-            raise PathNotAllowed(f"{lead}glob {shown(pattern)} may use '**' once")
+        problem = glob_error(pattern)
+        if problem is not None:
+            raise PathNotAllowed(lead + problem)
         base = self.resolve(".", root, where=where)
         try:
             matches = [p for p in base.glob(pattern) if p.is_file()]
@@ -93,6 +92,8 @@ def _prepare_write(target: Path, path: str, lead: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PathNotAllowed(f"{lead}cannot create the folder of {shown(path)}: {_reason(exc)}") from None
+    except RecursionError:  # mkdir(parents=True) recurses once per missing folder: ~1,000 fit in PATH_MAX
+        raise PathNotAllowed(f"{lead}path {shown(path)} nests too many new folders; write fewer levels") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -45,6 +45,25 @@ def path_error(path: object) -> str | None:
     return None
 
 
+def glob_error(pattern: object) -> str | None:
+    """Why ``pattern`` cannot be a glob relative to a root, from its text alone (None when it can).
+
+    A path's rules, and two of the glob's own: it names at least one part (pathlib's glob fails
+    with an IndexError on '.' or './.'), and '**' at most once (each further one multiplies the
+    folders walked; one reaches any depth). Spec validation and the files resource both ask it,
+    so a glob that validates never fails the sensor or the node on its text.
+    """
+    problem = path_error(pattern)
+    if problem is not None:
+        return problem
+    parts = PurePosixPath(pattern).parts  # type: ignore[arg-type]
+    if not parts:
+        return f"glob {shown(pattern)} names no file; write a pattern such as '*.csv'"
+    if parts.count("**") > 1:
+        return f"glob {shown(pattern)} may use '**' once"
+    return None
+
+
 def checked_relative(path: object, lead: str = "") -> PurePosixPath:
     problem = path_error(path)
     if problem is not None:

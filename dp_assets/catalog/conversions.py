@@ -186,7 +186,9 @@ def _all_instants(series: pd.Series) -> bool:
 def _dates(series: pd.Series, where: str) -> pd.Series:
     if pd.api.types.is_object_dtype(series.dtype):
         present = series.dropna()
-        if all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in present):
+        # Dates already, kept as they are; a column with no value at all is converted, so that
+        # its missing values are NaT as in a column that holds some dates (not the reader's NaN)
+        if len(present) and all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in present):
             return series
     try:
         instants = _datetimes(series, where)

@@ -240,8 +240,10 @@ def _int_floor(op: str, a: str, right: Sql) -> str:
 
 
 def _float_floor(op: str, a: str, b: str) -> str:
-    """numpy's ``npy_divmod`` step by step: fmod, then the quotient from it, adjusted."""
-    mod = f"fmod({a}, {b})"
+    """numpy's ``npy_divmod`` step by step: fmod, then the quotient from it, adjusted. C's fmod
+    of a finite number by an infinite one is that number; DuckDB's is NaN, so it is written out
+    (``i // (3 / i)`` at i = 0 was NaN here and 0.0 in pandas)."""
+    mod = f"(CASE WHEN isinf({b}) AND isfinite({a}) THEN {a} ELSE fmod({a}, {b}) END)"
     adjust = f"({mod} <> 0 AND (({b} < 0) <> ({mod} < 0)))"
     if op == "%":
         return f"(CASE WHEN {b} = 0 THEN NULL WHEN {adjust} THEN {mod} + {b} ELSE {mod} END)"

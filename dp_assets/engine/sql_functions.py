@@ -163,6 +163,10 @@ def _extreme(sql_fn: str) -> Handler:
             kind = unify(kind, arg.kind)
         if kind not in (INT, FLOAT):
             raise NotSupported(f"{sql_fn}() of {kind}")
+        if kind == INT:
+            # pandas' row-wise min/max of integers is int64, but float64 on no rows: a column
+            # type that depends on the row count has no one DuckDB form
+            raise NotSupported(f"{sql_fn}() of integers")
         # pandas' row-wise min/max gives float64 (NaN where all are missing)
         return Sql(f"CAST({sql_fn}({', '.join(arg.text for arg in args)}) AS DOUBLE)", FLOAT)
 

@@ -39,7 +39,43 @@ class SpecYamlLoader(LimitedComposer, yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false. YAML 1.1 reads ``on:`` (pandas' join key) as True.
 
     Dates stay text (``2024-01-01`` is the string a JSON spec would hold: specs are stored as
-    JSON), and nesting and alias expansion are bounded while composing (``document``)."""
+    JSON), and nesting and alias expansion are bounded while composing (``document``). A key
+    written twice in one mapping is refused (YAML says keys are unique; PyYAML kept the last,
+    so a reader of the file saw a value that never ran); a merge key (``<<``) may still be
+    overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # merged keys may be overridden; a complex key is the constructor's to refuse
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {_shown(key)} twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _shown(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {_shown(key)} appears twice in one object")
+            seen.add(key)
+    return result
 
 
 _NOT_IMPLICIT = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
@@ -81,7 +117,7 @@ def parse_spec_text(text: str, source: str = "<text>") -> dict[str, Any]:
     try:
         if text.lstrip().startswith("{"):
             check_json_depth(text, source)
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             data = load_yaml(text)
     # ValueError: json's own errors, and integers longer than Python converts (4,300 digits);

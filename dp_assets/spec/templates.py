@@ -67,29 +67,42 @@ def render(value: Any, params: Mapping[str, Any], *, seal: bool = True, inert_pa
 
         def param(value: Any) -> Any:
             return inert.inert(as_written(value))
-    else:
-        literal, param = own_text, as_written
-    return _render(value, params, literal, param)
+
+        return _render(value, params, literal, param, inert.joined)
+    return _render(value, params, own_text, as_written, _plain_join)
 
 
-def _render(value: Any, params: Mapping[str, Any], literal: Callable[[str], str], param: Callable[[Any], Any]) -> Any:
+Join = Callable[[Iterator[tuple[str, bool]]], str]
+
+
+def _render(
+    value: Any, params: Mapping[str, Any], literal: Callable[[str], str], param: Callable[[Any], Any], join: Join
+) -> Any:
     if isinstance(value, str):
         whole = _WHOLE_ANY.match(value)
         if whole and _known(whole.group(1), params):
             return param(_lookup(whole.group(1), params))
         # split() alternates literal text (even places) and reference names (odd places)
         parts = _ANY.split(value)
-        return "".join(
-            literal(part)
+        return join(
+            (literal(part), False)
             if i % 2 == 0
-            else (param(str(_lookup(part, params))) if _known(part, params) else literal(f"{{{{ {part} }}}}"))
+            else (
+                (param(str(_lookup(part, params))), True)
+                if _known(part, params)
+                else (literal(f"{{{{ {part} }}}}"), False)
+            )
             for i, part in enumerate(parts)
         )
     if isinstance(value, Mapping):
-        return {key: _render(item, params, literal, param) for key, item in value.items()}
+        return {key: _render(item, params, literal, param, join) for key, item in value.items()}
     if isinstance(value, list):
-        return [_render(item, params, literal, param) for item in value]
+        return [_render(item, params, literal, param, join) for item in value]
     return value
+
+
+def _plain_join(pieces: Iterator[tuple[str, bool]]) -> str:
+    return "".join(text for text, _ in pieces)
 
 
 def _known(name: str, params: Mapping[str, Any]) -> bool:

@@ -106,8 +106,14 @@ class FileTrigger(Strict):
         import os
         from pathlib import PurePosixPath
 
+        from dp_resources.paths import glob_error
+
         if not value or os.path.isabs(value) or value.startswith("/") or ".." in PurePosixPath(value).parts:
             raise ValueError(f"glob '{value}' must be relative to the data root, without '..'")
+        # The files resource asks the same at every tick: a glob it refuses would fail each one.
+        problem = glob_error(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -10,8 +10,10 @@ A pattern is a topic in which a whole segment may be a wildcard:
 
 Wildcards are whole segments only (``order*`` is refused rather than silently read as a literal),
 so a pattern means the same here, in a spec and in the docs. Patterns are validated once and
-compiled to a regular expression that is cached, because sensors match the same few patterns
-against thousands of events per tick.
+split into segments, cached, because sensors match the same few patterns against thousands of
+events per tick. Matching walks the segments (``_segments_match``), never a backtracking regular
+expression: ``**.a.**.a.**.a.**.a.**.a.**.b`` against ``a.a.a...`` took seconds per event as a
+regex, and a pattern of 255 characters could hang the sensor's tick.
 """
 
 from __future__ import annotations
@@ -77,31 +79,39 @@ def validate_topic_pattern(pattern: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_topic_pattern(pattern: str) -> re.Pattern[str]:
-    """The regular expression of a validated pattern, matched against ``"." + topic``.
-
-    Prefixing the topic with a dot lets every segment be written as ``\\.segment``, so ``**``
-    (``(?:\\.[^.]+)*``) can stand for zero segments without special cases at either end.
-    Consecutive ``**`` are merged: they mean the same and would only add backtracking.
-    """
+def _pattern_segments(pattern: str) -> tuple[str, ...]:
+    """The segments of a validated pattern; consecutive ``**`` merged (they mean the same)."""
     validate_topic_pattern(pattern)
-    parts: list[str] = []
-    previous = None
+    segments: list[str] = []
     for segment in pattern.split("."):
-        if segment == "**":
-            if previous != "**":
-                parts.append(r"(?:\.[^.]+)*")
-        elif segment == "*":
-            parts.append(r"\.[^.]+")
+        if not (segment == "**" and segments and segments[-1] == "**"):
+            segments.append(segment)
+    return tuple(segments)
+
+
+def _segments_match(pattern: tuple[str, ...], topic: list[str]) -> bool:
+    """Wildcard matching over segments in O(len(pattern) * len(topic)) at worst: on a mismatch,
+    only the last ``**`` seen takes one more segment (any earlier ``**`` could only take what
+    the later one can, so trying it again cannot match where this fails)."""
+    p = t = 0
+    star, resume = -1, 0  # the last '**' seen, and the topic segment it was tried up to
+    while t < len(topic):
+        if p < len(pattern) and pattern[p] == "**":
+            star, resume = p, t
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("*", topic[t]):
+            p, t = p + 1, t + 1
+        elif star >= 0:
+            resume += 1
+            p, t = star + 1, resume
         else:
-            parts.append(r"\." + re.escape(segment))
-        previous = segment
-    return re.compile("".join(parts))
+            return False
+    return all(segment == "**" for segment in pattern[p:])
 
 
 def match_topic(pattern: str, topic: str) -> bool:
     """True when ``topic`` is selected by ``pattern``; raises ValueError for an invalid pattern."""
-    return compile_topic_pattern(pattern).fullmatch("." + topic) is not None
+    return _segments_match(_pattern_segments(pattern), topic.split("."))
 
 
 def matches_any(patterns: Iterable[str] | None, topic: str) -> bool:

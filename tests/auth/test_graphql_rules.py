@@ -139,3 +139,54 @@ def test_any_text_is_judged_or_refused(text):
     except BadGraphQL:
         return
     assert isinstance(needs, list)
+
+
+def test_asset_events_and_step_stats_below_definitions_count_too():
+    """Found by walking Dagster's schema: these read materialisation metadata (previews), run ids
+    and states below fields that need only a login, and went through as definition reads."""
+    schedule = (
+        '{ scheduleOrError(scheduleSelector: {repositoryLocationName: "l", repositoryName: "r", scheduleName: "s"}) '
+    )
+    events = (
+        "{ ... on Schedule { assetSelection { assets { assetEventHistory(limit: 5) { results { __typename } } } } } } }"
+    )
+    assert _needs(schedule + events)[0].everywhere
+    job = '{ pipelineOrError(params: {pipelineName: "payroll", repositoryName: "r", repositoryLocationName: "l"}) '
+    steps = '{ ... on Pipeline { solidHandle(handleID: "n") { stepStats(limit: 5) { __typename } } } } }'
+    assert _needs(job + steps) == [Need("pipelineOrError", "view", frozenset({"payroll"}))]
+    statuses = '{ partitionSetOrError(partitionSetName: "p") { ... on PartitionSet { partitionStatusesOrError { __typename } } } }'
+    assert _needs(statuses)[0].everywhere
+
+
+def _chain(operation: str, on: str, depth: int, last: str, root: str = "") -> str:
+    spreads = " ".join(f"fragment F{i} on {on} {{ ...F{i + 1} }}" for i in range(depth))
+    return f"{operation} {{ {root or '...F0'} }} {spreads} fragment F{depth} on {on} {{ {last} }}"
+
+
+def test_a_chain_of_thousands_of_fragments_is_judged():
+    """A document within the size and token limits can chain 3,000 fragments: the walk recursed
+    once per fragment, and the RecursionError reached the client as a 500."""
+    launch = _chain("mutation", "Mutation", 3000, LAUNCH)
+    assert _needs(launch) == [Need("launchRun", "run", frozenset({"payroll"}))]
+    reads = _chain("query", "Workspace", 3000, "pipelines { runs { runId } }", root="workspaceOrError { ...F0 }")
+    assert _needs(reads)[0].everywhere
+
+
+def test_a_fragment_spread_by_every_root_field_is_read_once(monkeypatch):
+    """The work is bounded by the document's size: a fragment of many fields spread by many
+    root fields was walked again for each of them (seconds of the proxy's event loop)."""
+    from dp_proxy import graphql_rules
+
+    visited = []
+    walk = graphql_rules._selections
+
+    def counted(selection_set):
+        for selection in walk(selection_set):
+            visited.append(selection)
+            yield selection
+
+    monkeypatch.setattr(graphql_rules, "_selections", counted)
+    roots, fields = 300, 1000
+    spread = " ".join(f"a{i}: workspaceOrError {{ ...F }}" for i in range(roots))
+    assert _needs(f"{{ {spread} }} fragment F on Workspace {{ {'id ' * fields} }}") == []
+    assert len(visited) <= 2 * (roots + fields)

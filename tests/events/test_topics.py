@@ -15,6 +15,7 @@ from dp_sensors.events.topics import (
     validate_topic,
     validate_topic_pattern,
 )
+from tests.fuzzing import fuzz_settings
 
 MATCHES = [
     ("a.b", "a.b", True, "literal"),
@@ -135,3 +136,39 @@ def _reference(pattern: list[str], topic: list[str]) -> bool:
 )
 def test_match_topic_agrees_with_reference(pattern: list[str], topic: list[str]) -> None:
     assert match_topic(".".join(pattern), ".".join(topic)) is _reference(pattern, topic)
+
+
+def _memoised_reference(pattern: list[str], topic: list[str]) -> bool:
+    """The same rules over positions, each pair decided once: polynomial, so it can check
+    patterns with many '**' where the plain recursion above would not finish."""
+    import functools
+
+    @functools.cache
+    def match(p: int, t: int) -> bool:
+        if p == len(pattern):
+            return t == len(topic)
+        if pattern[p] == "**":
+            return match(p + 1, t) or (t < len(topic) and match(p, t + 1))
+        return t < len(topic) and pattern[p] in ("*", topic[t]) and match(p + 1, t + 1)
+
+    return match(0, 0)
+
+
+@fuzz_settings(200)
+@given(
+    pattern=st.lists(st.sampled_from(["a", "b", "*", "**"]), min_size=1, max_size=40),
+    topic=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=80),
+)
+def test_long_patterns_agree_with_the_rules(pattern: list[str], topic: list[str]) -> None:
+    assert match_topic(".".join(pattern), ".".join(topic)) is _memoised_reference(pattern, topic)
+
+
+def test_many_double_stars_match_in_one_pass() -> None:
+    """A pattern of 255 characters with many '**' between literals, against a long topic that it
+    misses at the end: the compiled regular expression backtracked through every way of
+    splitting the topic (minutes for twelve '**'; a sensor's tick hung on it)."""
+    pattern = ".".join(["**", "a"] * 42) + ".**.b"
+    topic = ".".join(["a"] * 127)
+    assert len(pattern) <= 255 and len(topic) <= 255
+    assert match_topic(pattern, topic) is False
+    assert match_topic(pattern, ".".join(["a"] * 84 + ["b"])) is True

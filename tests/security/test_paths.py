@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -189,6 +189,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @PROPERTY
+# 2,000 new folders fit in PATH_MAX, and mkdir(parents=True) recursed once per folder: a bare
+# RecursionError from the write (found by a long fuzzing run's hand-written follow-up).
+@example(path="a/" * 2000 + "x", for_write=True)
 @given(path=path_texts, for_write=st.booleans())
 def test_V3_property_resolver_answers_a_path_under_the_root_or_a_named_refusal(
     roots: Any, path: str, for_write: bool
@@ -225,3 +228,20 @@ def test_V3_property_file_nodes_read_and_write_only_under_the_root(roots: Any, p
         else:
             assert "leaked" not in result.to_csv()
     assert _snapshot(outside) == before
+
+
+@PROPERTY
+@example(pattern=".")  # no part to match: pathlib's glob raised a bare IndexError
+@example(pattern="./.")
+@given(pattern=path_texts)
+def test_V3_property_glob_answers_files_under_the_root_or_a_named_refusal(roots: Any, pattern: str) -> None:
+    """V3 property: for any pattern, ``glob`` returns files inside the data root and outside
+    Dagster's storage, or raises ``PathNotAllowed`` starting with ``where``; nothing else."""
+    files, _ = roots
+    base = Path(files.data_dir).resolve()
+    try:
+        found = files.glob(pattern, where=WHERE)
+    except PathNotAllowed as exc:
+        assert str(exc).startswith(f"{WHERE}: ")
+    else:
+        assert all(p.is_relative_to(base) and not p.is_relative_to(base / "dagster") for p in found)

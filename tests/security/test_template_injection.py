@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dp_assets.catalog.nodes.tools import DATA_TEMPLATE, fill
@@ -84,6 +84,13 @@ def one_pass(author: str, params: dict[str, str]) -> str:
 
 
 @fuzz_settings(300)
+# Found by a long run (DP_FUZZ_EXAMPLES=10): the author's '{{' and a param's 'input}}' formed a
+# data template across the param's edge, and a param's 'col...' extended the author's path.
+@example(author="{{{{ params.p }}", p="input}}", q="")
+@example(author="{{{{ params.q }}", p="", q="input.col{{}}")
+@example(author="{{{{ params.p }}}}", p="input", q="")
+@example(author="{{ params.p }}{{ params.q }}", p="{", q="{input}}")
+@example(author="{{ params.p }}{{ input.col }} ", p="", q="")  # an empty param made it a whole value
 @given(author=authors, p=texts, q=texts)
 def test_params_never_form_a_data_template(author: str, p: str, q: str) -> None:
     """Whatever a caller puts in the params, a tool node's text is the author's template read once:

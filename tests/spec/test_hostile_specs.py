@@ -162,6 +162,12 @@ TEXTS = [
     ("nan_json", '{"id": "n", "x": NaN}'),
     ("int_keys_yaml", "id: k\nnodes:\n  - {id: j, type: JoinMerge, inputs: {1: a}}\n"),
     ("too_large", "id: big\nx: '" + "a" * (5 * 1024 * 1024) + "'\n"),
+    # A key written twice: the last one ran while a reader of the file saw the first.
+    (
+        "duplicate_key_yaml",
+        "id: d\nnodes:\n  - {id: a, type: StaticData, params: {rows: []}, params: {rows: [{x: 1}]}}\n",
+    ),
+    ("duplicate_key_json", '{"id": "d", "nodes": [], "nodes": [{"id": "a"}]}'),
 ]
 
 
@@ -268,3 +274,8 @@ def test_V8_files_that_never_end_or_are_huge_are_refused_without_reading_them(tm
         handle.truncate(2 * 1024**3)  # sparse: 2 GiB that must not be read into memory
     with pytest.raises(SpecLoadError, match="the limit is"):
         read_spec_file(huge)
+
+
+def test_V8_a_merge_key_may_still_be_overridden():
+    data = parse_spec_text("id: m\nbase: &b {type: StaticData, id: q}\nnodes:\n  - <<: *b\n    id: a\n")
+    assert data["nodes"][0]["id"] == "a"

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck, example, given
+from hypothesis import strategies as st
 from triggers_support import compile_flows, flow_spec
+
+from dp_assets.spec.triggers import FileTrigger
+from dp_resources.files import PathNotAllowed
+from tests.fuzzing import SLOW_CHECKS, fuzz_settings
 
 PARAMS = {"path": {"type": "string", "required": True}, "region": {"type": "string"}}
 SPEC = flow_spec(
@@ -113,3 +119,24 @@ def test_the_path_param_must_exist_and_take_a_string():
     missing = flow_spec("nopath2", triggers=[{"type": "file", "glob": "*.csv"}])
     with pytest.raises(ValueError, match=r"field 'triggers\[0\]\.param': 'path' is not a param of this flow"):
         compile_flows(missing)
+
+
+GLOB_PARTS = st.sampled_from([".", "..", "", "*", "**", "*.csv", "in", "\x00", "a" * 256, "\ud800"])
+GLOBS = st.text(max_size=40) | st.lists(GLOB_PARTS | st.text(max_size=6), min_size=1, max_size=6).map("/".join)
+
+
+@fuzz_settings(150, suppress_health_check=[*SLOW_CHECKS, HealthCheck.function_scoped_fixture])
+@example(glob=".")  # validated, then every tick failed with pathlib's IndexError
+@example(glob="in/**/x/**/*.csv")  # validated, then every tick failed: '**' at most once
+@given(glob=GLOBS)
+def test_a_glob_that_validates_is_one_the_files_resource_takes(files, glob):
+    """The sensor globs at every tick with the files resource: a glob the spec accepts must not be
+    one the resource refuses, or the flow validates and its sensor fails on every tick."""
+    try:
+        FileTrigger.model_validate({"type": "file", "glob": glob})
+    except ValueError:
+        return  # refused at validation, naming the field
+    try:
+        files.glob(glob)
+    except PathNotAllowed as exc:
+        raise AssertionError(f"validated glob {glob!r} refused at the tick: {exc}") from None

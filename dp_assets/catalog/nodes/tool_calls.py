@@ -18,7 +18,9 @@ from dp_assets.spec import inert
 from dp_resources.secrets import SecretScope, as_written
 
 OPTIONAL_INPUTS = InputSpec(names=(), variadic=True, min_count=0)
-DATA_TEMPLATE = re.compile(r"\{\{\s*(input|row|args)((?:\.[^\s{}.]+)*)\s*\}\}")
+#: A path never runs through the private-use marker of dp_assets.spec.inert: a param's text
+#: cannot extend the author's template (``{{ input.c`` + ``ol }}``).
+DATA_TEMPLATE = re.compile(r"\{\{\s*(input|row|args)((?:\.[^\s{}.\ue000]+)*)\s*\}\}")
 MAX_RECORDED_CALLS = 50
 JsonScalar = str | int | float | bool | None
 
