@@ -18,6 +18,7 @@ run by the expression package itself; this module only translates what it alread
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 _COMPARE = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_FOLD = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 def compile_expression(expression: Expression, kinds: Mapping[str, str], params: Mapping[str, Any]) -> Sql:
@@ -173,6 +175,10 @@ class _Compiler:
         if node.op in ("+", "-", "*"):
             if left.kind == BOOL and right.kind == BOOL:
                 raise NotSupported("arithmetic between two booleans")  # numpy: logical or/xor
+            if left.kind == right.kind == INT and left.constant is not None and right.constant is not None:
+                # Python computes it before numpy sees it: one untyped integer, so `year(t) + (0 + 0)`
+                # keeps year's int32 as pandas does (DuckDB made the folded literals BIGINT)
+                return literal(_FOLD[node.op](left.constant, right.constant))
             return Sql(f"({a} {node.op} {b})", INT if both_int else FLOAT)
         if node.op == "/":
             return Sql(no_nan(f"(CAST({a} AS DOUBLE) / CAST({b} AS DOUBLE))"), FLOAT)
@@ -222,10 +228,23 @@ class _Compiler:
         condition = self.logical(node.condition)
         then, otherwise = self.compile(node.then), self.compile(node.otherwise)
         kind = unify(then.kind, otherwise.kind)
-        if kind == INT and then.constant is not None and otherwise.constant is not None:
-            # two Python ints broadcast as int64; DuckDB's untyped literals would give INTEGER
-            then, otherwise = (Sql(f"CAST({side.text} AS BIGINT)", INT) for side in (then, otherwise))
+        if kind == INT:
+            then, otherwise = _integer_branches((node.then, then), (node.otherwise, otherwise))
         return Sql(f"(CASE WHEN coalesce({condition}, false) THEN {then.text} ELSE {otherwise.text} END)", kind)
+
+
+def _integer_branches(*branches: tuple[Node, Sql]) -> tuple[Sql, ...]:
+    """The two integer branches of ``x if c else y`` as numpy's ``where`` types them: two Python
+    ints broadcast as int64 (DuckDB's untyped literals would give INTEGER); one beside a column
+    takes the column's width. A computed integer (``year(t)``, ``len(s)``, ``i + 1``) has no
+    DuckDB form here: pandas computes it over every row, so a missing value in a row the
+    condition does not choose makes the whole column float64, and its width (int32 for
+    ``year``) decides the result's; a SQL column's type cannot depend on either."""
+    if all(sql.constant is not None for _, sql in branches):
+        return tuple(Sql(f"CAST({sql.text} AS BIGINT)", INT) for _, sql in branches)
+    if not all(sql.constant is not None or isinstance(node, Column) for node, sql in branches):
+        raise NotSupported("an integer chosen from a computed value")
+    return tuple(Sql(untyped(sql), INT) if sql.constant is not None else sql for _, sql in branches)
 
 
 def _int_floor(op: str, a: str, right: Sql) -> str:

@@ -239,3 +239,40 @@ def test_refused_expression_has_no_duckdb_form_either() -> None:
     assert _both("s * 2", EDGE_FRAME) is None
     assert _both("i // i", EDGE_FRAME) is None  # pandas' dtype depends on a zero divisor
     assert _both("concat(s, year(t))", EDGE_FRAME) is None  # a missing year makes pandas say "2000.0"
+
+
+DATED_FRAME = pd.DataFrame(
+    {
+        "i": pd.Series([0, 3, -4], dtype="int64"),
+        "s": pd.Series(["bb", "a", ""], dtype="str"),
+        "t": pd.to_datetime(pd.Series(["2023-05-06", "2024-01-02", "1999-12-31"])).astype("datetime64[us]"),
+        "b": pd.Series([False, True, True], dtype="bool"),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["year(t) + (0 + 0)", "year(t) * (2 - 1)", "(i if b else 0)", "(0 if b else i)", "(1 if b else 2)"],
+)
+def test_integer_width_follows_pandas(expression: str) -> None:
+    """Found by a long run (DP_FUZZ_EXAMPLES=10): folded integer literals made DuckDB's result
+    BIGINT beside year()'s int32, where Python folds them before numpy sees one untyped int."""
+    pair = _both(expression, DATED_FRAME)
+    assert pair is not None, f"{expression} has no DuckDB form"
+    got, want = pair
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("expression", ["(0 if b else year(t))", "(year(t) if b else 0)", "(0 if b else len(s))"])
+@pytest.mark.parametrize("missing_row", [None, 0, 1])
+def test_an_integer_chosen_from_a_computed_value_runs_in_pandas(expression: str, missing_row: int | None) -> None:
+    """pandas computes both branches over every row: a missing year in a row the condition does
+    not choose makes the column float64, and year's int32 sets its width; a SQL column's type
+    cannot depend on either, so such a choice runs in pandas (it gave int64 here)."""
+    frame = DATED_FRAME.copy()
+    if missing_row is not None:
+        frame.loc[missing_row, "t"] = pd.NaT
+        frame.loc[missing_row, "s"] = None
+    assert _both(expression, frame) is None
+    assert parse_expression(expression).evaluate(frame, {}) is not None  # pandas runs it
