@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 import httpx
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from pydantic import SecretStr
 from starlette.requests import Request
 
@@ -32,6 +32,9 @@ RUN_JOB = "query RunJob($id: ID!) { runOrError(runId: $id) { __typename ... on R
 _RUN_CACHE_SIZE = 4096
 #: The largest GraphQL body the proxy reads to judge it.
 MAX_GRAPHQL_BODY = 1024 * 1024
+#: GraphQL documents parsed at once, off the event loop: parsing a large one takes about 0.5 s
+#: (graphql-core, 180 KB), and on the loop it stalled every other request and WebSocket meanwhile.
+JUDGING_THREADS = 2
 
 
 def header_bytes(value: str) -> bytes:
@@ -58,6 +61,7 @@ class ProxyRoles:
         self.access = access
         self._client = client  # a callable giving the proxy's httpx.AsyncClient to the webserver
         self._run_jobs: OrderedDict[str, str | None] = OrderedDict()
+        self._judging: CapacityLimiter | None = None  # made on the event loop
 
     async def token_principal(self, token: str) -> Principal | None:
         return await to_thread.run_sync(self.access.authenticate_token, token)
@@ -112,8 +116,10 @@ class ProxyRoles:
 
     async def check_graphql(self, principal: Principal, body: Any) -> tuple[Refusal | None, list[Need]]:
         """Why the body must not reach the webserver (or None), and what it needs."""
+        if self._judging is None:
+            self._judging = CapacityLimiter(JUDGING_THREADS)
         try:
-            needs = needs_of_body(body)
+            needs = await to_thread.run_sync(needs_of_body, body, limiter=self._judging)
         except BadGraphQL as error:
             return Refusal(400, str(error)), []
         if principal.local_admin or not needs:

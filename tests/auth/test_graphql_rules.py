@@ -190,3 +190,31 @@ def test_a_fragment_spread_by_every_root_field_is_read_once(monkeypatch):
     spread = " ".join(f"a{i}: workspaceOrError {{ ...F }}" for i in range(roots))
     assert _needs(f"{{ {spread} }} fragment F on Workspace {{ {'id ' * fields} }}") == []
     assert len(visited) <= 2 * (roots + fields)
+
+
+def test_a_document_is_parsed_off_the_event_loop(monkeypatch):
+    """graphql-core takes about 0.5 s to parse a 180 KB document; parsed on the proxy's event loop
+    it stalled every other request and WebSocket meanwhile. A bad one is still a 400."""
+    import asyncio
+    import threading
+
+    from dp_auth.permissions import LOCAL_ADMIN
+    from dp_proxy import roles
+
+    parsed_on: list[threading.Thread] = []
+
+    def recording(body):
+        parsed_on.append(threading.current_thread())
+        return needs_of_body(body)
+
+    monkeypatch.setattr(roles, "needs_of_body", recording)
+
+    async def judge(body):
+        judged = roles.ProxyRoles(access=None, client=None)  # type: ignore[arg-type]
+        return threading.current_thread(), await judged.check_graphql(LOCAL_ADMIN, body)
+
+    loop_thread, (refusal, needs) = asyncio.run(judge({"query": "{ version }"}))
+    assert refusal is None and needs == []
+    _, (bad, _) = asyncio.run(judge({"query": "{ version"}))
+    assert bad is not None and bad.status == 400
+    assert len(parsed_on) == 2 and loop_thread not in parsed_on
