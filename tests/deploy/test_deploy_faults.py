@@ -14,6 +14,7 @@ succeeds; the sink's rows (an append, the flows' one side effect) are written ex
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from deploy_services import PrivatePostgres, PrivateRedis
 from deploy_stack import NOT_FINISHED, Stack
 
 from dp_instance.warm_launcher import WORKER_TAG
-from tests.support.processes import pid_alive, process_tree
+from tests.support.processes import pid_alive, process_tree, wait_for
 from tests.support.warm import ready_template
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, pytest.mark.postgres]
@@ -130,13 +131,30 @@ def _chain(stack: Stack, run_id: str, bound_seconds: float = 300) -> list[Dagste
     """The run and, when it failed, the retries that followed it, each waited until finished."""
     chain = [stack.wait_run(run_id, bound_seconds=bound_seconds)]
     while chain[-1].status == DagsterRunStatus.FAILURE:
-        retry = stack.wait_for(
-            f"a retry of failed run {chain[-1].run_id}",
-            lambda: stack.retry_of(chain[-1].run_id),
-            bound_seconds=120,
+        failed = chain[-1].run_id
+        retry = wait_for(
+            f"a retry of failed run {failed}",
+            functools.partial(stack.retry_of, failed),
+            timeout=120,
+            every=0.3,
+            on_timeout=functools.partial(_why_no_retry, stack, failed),
         )
         chain.append(stack.wait_run(retry.run_id, bound_seconds=bound_seconds))
     return chain
+
+
+def _why_no_retry(stack: Stack, run_id: str) -> str:
+    """What the run-retry daemon (Dagster's EventLogConsumerDaemon) had to go on: the run's retry
+    tags, the storage ids of its RUN_FAILURE events and the daemon's cursor past which it reads
+    them (a retry missed in CI after the 25 s outage, with nothing in the daemon's log)."""
+    keys = {f"EVENT_LOG_CONSUMER_CURSOR-{kind.value}" for kind in (DagsterEventType.RUN_FAILURE,)}
+    with stack.instance() as instance:
+        run = instance.get_run_by_id(run_id)
+        failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
+        cursors = instance.daemon_cursor_storage.get_cursor_values(keys)
+    tags = {k: v for k, v in (run.tags if run else {}).items() if "retr" in k or "fail" in k}
+    found = f"retry tags {tags}; RUN_FAILURE storage ids {[r.storage_id for r in failures]}; daemon cursors {cursors}"
+    return f"{found}\n{stack.logs()}"
 
 
 def _messages(stack: Stack, run_id: str) -> str:
