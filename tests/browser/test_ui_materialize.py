@@ -87,6 +87,28 @@ def _save(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
+#: Scrolls the nearest scrolling ancestor of an element to its end.
+_SCROLL_TO_END = """row => {
+    let box = row;
+    while (box && !(box.scrollHeight > box.clientHeight + 1 && getComputedStyle(box).overflowY !== 'visible')) {
+        box = box.parentElement;
+    }
+    if (box) { box.scrollTop = box.scrollHeight; }
+}"""
+
+
+def _scroll_log_to_end(page, last_event) -> None:
+    """The run's log is a virtual list: a run opened after it ended shows its first events, and
+    RUN_SUCCESS is rendered only once a user scrolls down to it (CI opened one so: the page said
+    Success, the log showed the first materialisations). Scroll as a user does, a few times,
+    since the list renders more rows as it goes."""
+    for _ in range(20):
+        if last_event.is_visible():
+            return
+        page.get_by_text(re.compile("ASSET_MATERIALIZATION|STEP_OUTPUT")).last.evaluate(_SCROLL_TO_END)
+        page.wait_for_timeout(500)
+
+
 def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, tmp_path):
     """Open the flow's asset group, click Materialize all, see Success and the preview metadata."""
     from playwright.sync_api import expect, sync_playwright
@@ -107,6 +129,7 @@ def test_materialize_all_in_the_ui_succeeds_and_shows_the_preview(dagster_dev, t
             page.goto(f"{dagster_dev}/runs")
             page.get_by_role("link", name=short_id).first.click()
             expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_BOUND_MS)
+            _scroll_log_to_end(page, page.get_by_text("RUN_SUCCESS").first)
             expect(page.get_by_text("RUN_SUCCESS").first).to_be_visible()
             _save(page, "maxdp_run_success.png", tmp_path)
             # One step runs every node; the run's log says when each finished, in how long and
