@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import httpx
 
+from dp_resources.json_objects import shown_key
 from dp_sensors.webhook.launches import IDEMPOTENCY_TAG, PARTITION_TAG, LaunchRejected
 
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
@@ -277,10 +278,9 @@ class GraphQLClient:
         unpartitioned = sets["__typename"] == "PartitionSets" and not sets["results"]
         if unpartitioned or job["partitionKeysOrError"]["__typename"] != "PartitionKeys":
             raise PartitionRejected(f"flow '{flow_id}' has no partitions; launch it without a partition")
-        keys = job["partitionKeysOrError"]["partitionKeys"]
-        if partition not in set(keys):  # Dagster would start the run and fail it
-            span = f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
-            raise PartitionRejected(f"flow '{flow_id}' has no partition {partition!r}; {span}")
+        problem = unknown_partition(flow_id, job["partitionKeysOrError"]["partitionKeys"], partition)
+        if problem is not None:
+            raise PartitionRejected(problem)
         return [solid["name"] for solid in job["solids"]]
 
     def run_status(self, run_id: str) -> str:
@@ -335,13 +335,27 @@ def step_error_text(error: Mapping[str, Any]) -> str:
     wraps it in its own), else of the innermost error."""
     chain = [error, *(error.get("causes") or [])]
     chosen = next((e for e in chain if e.get("className") in NODE_ERRORS), chain[-1])
-    message = (chosen.get("message") or "").strip()
-    # Dagster's text of an error starts with its class ("package.module.Class: ..."): said once
-    # is enough, the platform's message names flow, node and the node's own error.
-    named, sep, rest = message.partition(": ")
-    if sep and named.rpartition(".")[2] == chosen.get("className"):
-        message = rest
+    message = without_class_name((chosen.get("message") or "").strip(), chosen.get("className"))
     return message or "the step failed without a message"
+
+
+def without_class_name(message: str, class_name: str | None) -> str:
+    """Dagster's text of an error starts with its class ("package.module.Class: ..."): said once
+    is enough, the platform's message names flow, node and the node's own error."""
+    named, sep, rest = message.partition(": ")
+    return rest if sep and named.rpartition(".")[2] == class_name else message
+
+
+def partition_span(keys: list[str]) -> str:
+    return f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
+
+
+def unknown_partition(flow_id: str, keys: list[str], partition: str) -> str | None:
+    """Why ``partition`` cannot run (not one of the flow's ``keys``: Dagster would start the run
+    and fail it), or None. `dp launch --partition`, the receiver and `dp run --partition` ask it."""
+    if partition in set(keys):
+        return None
+    return f"flow '{flow_id}' has no partition {shown_key(partition)}; {partition_span(keys)}"
 
 
 class GraphQLLauncher:

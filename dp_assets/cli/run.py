@@ -60,16 +60,14 @@ def node_line(event: Any) -> NodeLine | None:
 
 def failure_text(failures: list[Any]) -> str:
     """The error of the run's failed step (the platform's message names the flow and node)."""
+    from dp_sensors.launch import NODE_ERRORS, without_class_name
+
     for event in failures:
         error = event.step_failure_data.error
         if error is not None:
-            while error.cause is not None and error.cls_name not in ("NodeFailed", "FailedNodes"):
+            while error.cause is not None and error.cls_name not in NODE_ERRORS:
                 error = error.cause
-            message = error.message.strip()
-            # Dagster's text of an error starts with its class ("package.module.Class: ..."), as
-            # `dp launch --wait` drops too: the platform's message names flow, node and error.
-            named, sep, rest = message.partition(": ")
-            return rest if sep and named.rpartition(".")[2] == error.cls_name else message
+            return without_class_name(error.message.strip(), error.cls_name)  # as `dp launch --wait` says it
     return "the run failed (its events are in the Dagster UI)"
 
 
@@ -170,20 +168,22 @@ def _partitioned_config(
     no config of a partitioned job), as `dp launch --partition` gives them. A partitioned flow
     needs a partition it has, and only a partitioned one takes one: said before anything runs
     (without one, the first node reading `partition.start` failed: 'flow param is not set')."""
+    from dp_sensors.launch import partition_span, unknown_partition
+
     partitions = job.partitions_def
     if partitions is None:
         if partition is not None:
             raise click.ClickException(f"flow '{flow}' has no partitions; run it without --partition")
         return values
     keys = partitions.get_partition_keys(dynamic_partitions_store=instance)
-    span = f"its partitions run from {keys[0]} to {keys[-1]}" if keys else "it has no partitions yet"
     if partition is None:
         raise click.ClickException(
-            f"flow '{flow}' is partitioned: name the partition to run with --partition KEY ({span}; "
-            "`dp backfill` runs several)"
+            f"flow '{flow}' is partitioned: name the partition to run with --partition KEY "
+            f"({partition_span(keys)}; `dp backfill` runs several)"
         )
-    if partition not in set(keys):
-        raise click.ClickException(f"flow '{flow}' has no partition {partition!r}; {span}")
+    problem = unknown_partition(flow, keys, partition)
+    if problem is not None:
+        raise click.ClickException(problem)
     return {"ops": {node.name: {"config": {"params": values}} for node in job.graph.nodes}}
 
 

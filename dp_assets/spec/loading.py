@@ -26,6 +26,7 @@ from dp_assets.spec.document import (
     check_text,
 )
 from dp_assets.spec.secret_forms import upgrade_nodes
+from dp_resources.json_objects import shown_key, unique_keys
 
 __all__ = ["SpecLoadError", "SpecShapeError", "normalise_spec", "parse_spec_text", "read_spec_file", "read_spec_text"]
 
@@ -54,28 +55,11 @@ class SpecYamlLoader(LimitedComposer, yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",
                     node.start_mark,
-                    f"found the key {_shown(key)} twice",
+                    f"found the key {shown_key(key)} twice",
                     key_node.start_mark,
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
-
-
-def _shown(key: Any) -> str:
-    text = repr(key)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"the key {_shown(key)} appears twice in one object")
-            seen.add(key)
-    return result
 
 
 _NOT_IMPLICIT = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
@@ -117,7 +101,7 @@ def parse_spec_text(text: str, source: str = "<text>") -> dict[str, Any]:
     try:
         if text.lstrip().startswith("{"):
             check_json_depth(text, source)
-            data = json.loads(text, object_pairs_hook=_unique_keys)
+            data = json.loads(text, object_pairs_hook=unique_keys)
         else:
             data = load_yaml(text)
     # ValueError: json's own errors, and integers longer than Python converts (4,300 digits);

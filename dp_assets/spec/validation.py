@@ -50,7 +50,7 @@ class ValidatedRecords(Protocol):
 #: The stand-in of a param with no default, of the param's type, where a node param references it:
 #: validation then checks the type, and value rules hold for a plausible value (a non-empty text,
 #: as a path or a name is: `FileInput: {path: "{{ params.path }}"}` of a required param, a file
-#: trigger's, is not "the path is empty"). Columns it may name are not looked for (``_unknown_values``).
+#: trigger's, is not "the path is empty"). Columns it may name are not looked for (``_with_placeholders``).
 PLACEHOLDERS = {
     "string": "x",
     "integer": 0,
@@ -106,8 +106,8 @@ def validate_spec(
     flow_id = _flow_id_of(raw)
     errors: list[SpecError] = []
     params = _flow_params(raw, flow_id, errors)
-    checked = _with_placeholders(raw, params, flow_id, errors)
-    unknown = _unknown_values(raw, params)
+    guessed: set[str] = set()
+    checked = _with_placeholders(raw, params, flow_id, errors, guessed)
     flow = None
     try:
         flow = flow_model(catalog, types_used(checked, catalog)).model_validate(checked)
@@ -123,7 +123,7 @@ def validate_spec(
     schemas: dict[str, ColumnSchema | None] = {}
     if check_schemas and flow is not None and order is not None:
         # A node whose params take a param with no default has columns only the run knows.
-        broken = {e.node for e in errors if e.node is not None} | {node for node, _ in unknown}
+        broken = {e.node for e in errors if e.node is not None} | guessed
         schemas = schema_errors(flow, order, catalog, errors, broken)
     if flow is not None:
         errors.extend(_partition_errors(flow, raw))
@@ -269,23 +269,12 @@ def _flow_params(raw: Mapping[str, Any], flow_id: str, errors: list[SpecError]) 
     return params
 
 
-def _unknown_values(raw: Mapping[str, Any], params: Mapping[str, FlowParam]) -> set[tuple[str, str]]:
-    """``(node id, field)`` of the references to params with no default (``required: true``):
-    validation puts a stand-in of the param's type there (``""``, ``0``), which says whether the
-    type fits, not which columns the run's value will name."""
-    unknown = set()
-    for node in raw.get("nodes") or []:
-        if isinstance(node, Mapping) and "params" in node:
-            for path, name in templates.references(node["params"], "params"):
-                if name in params and params[name].default is None:
-                    unknown.add((str(node.get("id")), path))
-    return unknown
-
-
 def _with_placeholders(
-    raw: Mapping[str, Any], params: Mapping[str, FlowParam], flow_id: str, errors: list[SpecError]
+    raw: Mapping[str, Any], params: Mapping[str, FlowParam], flow_id: str, errors: list[SpecError], guessed: set[str]
 ) -> dict[str, Any]:
-    """A copy whose ``{{ params.x }}`` values are typed stand-ins, so the node models can check them."""
+    """A copy whose ``{{ params.x }}`` values are typed stand-ins, so the node models can check them.
+    Adds to ``guessed`` the nodes that reference a param with no default: its stand-in says
+    whether the type fits, not which columns the run's value will name."""
     values = {name: p.default if p.default is not None else PLACEHOLDERS[p.type] for name, p in params.items()}
     # Each reference is checked with its param's default in place: a large default referenced
     # many times would make validation work in proportion to their product, so it is bounded.
@@ -305,6 +294,8 @@ def _with_placeholders(
                     SpecError(flow_id, node_id, path, f"references unknown flow param '{name}'" + suggest(name, values))
                 )
                 continue
+            if params[name].default is None:
+                guessed.add(node_id)
             expanded += sizes[name]
             if expanded > MAX_VALUES:
                 known = False

@@ -25,6 +25,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from dp_resources.json_objects import unique_keys
+
 MAX_JSON_DEPTH = 32
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
@@ -101,17 +103,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"the key {key[:40]!r} appears twice in one object")
-            seen.add(key)
-    return result
-
-
 def _check_text(text: str, where: str) -> None:
     if "\x00" in text:
         raise Refused(400, f"the body for {where} holds text with a NUL character (\\u0000)")
@@ -154,7 +145,7 @@ def parse_json_object(raw: bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -
             text,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
+            object_pairs_hook=unique_keys,
         )
     except RecursionError:
         raise Refused(400, f"the body for {where} is nested deeper than {max_depth} levels") from None

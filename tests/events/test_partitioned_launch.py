@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dp_sensors.events.sql import SqlEventBus
+from dp_sensors.launch import unknown_partition
 from dp_sensors.webhook import LaunchLedger, create_app
 from dp_sensors.webhook.launches import MAX_PARTITION_KEY, PARTITION_TAG, LaunchRejected
 from tests.events.test_idempotent_launch import AUTH, TOKEN, RecordingLauncher, ReportParams
+from tests.fuzzing import fuzz_settings
 
 
 @pytest.fixture
@@ -122,3 +124,21 @@ def test_any_partition_value_is_launched_as_is_or_refused_before_launching(recei
             assert len(launcher.calls) == launched
 
     check()
+
+
+@fuzz_settings(200)
+# keys as the spec allows them (no control characters); the asked partition any text at all
+@given(
+    keys=st.lists(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12), max_size=6, unique=True),
+    partition=st.text(max_size=5000),
+)
+def test_any_partition_text_is_one_of_the_keys_or_one_bounded_line_naming_the_flow(keys, partition):
+    """`dp launch --partition`, the receiver and `dp run --partition` ask the same question: a
+    listed key runs; any other text is refused naming the flow, in one line of bounded length
+    (the key is echoed at most 40 characters), whatever the text holds."""
+    problem = unknown_partition("report", keys, partition)
+    if partition in keys:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith("flow 'report' has no partition ")
+        assert "\n" not in problem and len(problem) <= 200

@@ -17,7 +17,8 @@ from node_helpers import make_ctx, run_node
 from pydantic import ValidationError
 
 from dp_assets.catalog import default_catalog
-from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform
+from dp_assets.catalog.base import SchemaError
+from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform, sql_transform_schema
 from dp_assets.spec.validation import FlowValidationError, validate_spec
 
 
@@ -264,6 +265,28 @@ def test_any_text_as_a_query_gives_a_result_or_a_clear_error(query: str, tmp_pat
     else:
         assert isinstance(result, pd.DataFrame)
     assert set(Path.cwd().iterdir()) == before
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=QUERIES, columns_known=st.booleans())
+def test_any_text_as_a_query_gives_columns_or_a_clear_schema_error_before_a_run(
+    query: str, columns_known: bool
+) -> None:
+    """Invariant of the check before a run (DuckDB's parse tree for the tables read, then
+    DESCRIBE): a query the params accept gives its columns, None (not known before the run) or a
+    SchemaError with a message; never another exception, whatever the text and whether the
+    inputs' columns are known."""
+    try:
+        params = SqlTransformParams.model_validate({"query": query})
+    except ValidationError:
+        return
+    schema = {"order_id": "integer", "amount": "number"} if columns_known else None
+    try:
+        columns = sql_transform_schema(params, {"orders": schema})
+    except SchemaError as exc:
+        assert exc.message.strip()
+    else:
+        assert columns is None or isinstance(columns, dict)
 
 
 def test_flow_params_in_a_query_are_checked_again_at_run() -> None:

@@ -139,17 +139,17 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
     """The query's columns, from DuckDB's DESCRIBE over empty tables of the input schemas."""
     import duckdb
 
-    unknown = _unknown_tables(params.query, list(inputs))
-    if unknown:
-        listed = ", ".join(inputs) or "none"
-        raise SchemaError("query", f"table '{unknown[0]}' is not an input of the node (its inputs: {listed})")
-    if any(schema is None for schema in inputs.values()):
-        return None
-    for name, schema in inputs.items():
-        clash = _case_clash(name, list(schema or {}))
-        if clash:
-            raise SchemaError("query", clash)
     with connect() as con:
+        unknown = _unknown_tables(con, params.query, list(inputs))
+        if unknown:
+            listed = ", ".join(inputs) or "none"
+            raise SchemaError("query", f"table '{unknown[0]}' is not an input of the node (its inputs: {listed})")
+        if any(schema is None for schema in inputs.values()):
+            return None
+        for name, schema in inputs.items():
+            clash = _case_clash(name, list(schema or {}))
+            if clash:
+                raise SchemaError("query", clash)
         for name, schema in inputs.items():
             assert schema is not None
             columns = ", ".join(
@@ -166,7 +166,7 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
     return {str(row[0]): _logical(str(row[1])) for row in described}
 
 
-def _unknown_tables(query: str, inputs: list[str]) -> list[str]:
+def _unknown_tables(con: duckdb.DuckDBPyConnection, query: str, inputs: list[str]) -> list[str]:
     """The tables the query reads that are no input, from DuckDB's parse tree (nothing is bound,
     so it needs no columns): found before a run even when the inputs' columns are not known, where
     the run would fail with 'Table with name ... does not exist'. A name some CTE of the query
@@ -176,8 +176,7 @@ def _unknown_tables(query: str, inputs: list[str]) -> list[str]:
     import duckdb
 
     try:
-        with connect() as con:
-            row = con.execute("SELECT json_serialize_sql($1)", [query]).fetchone()
+        row = con.execute("SELECT json_serialize_sql($1)", [query]).fetchone()
     except duckdb.Error:
         return []  # the query's own problem, reported by the params model or DESCRIBE
     tree = json.loads(row[0]) if row else {}
