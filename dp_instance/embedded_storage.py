@@ -15,6 +15,7 @@ schema, same watchers for the UI), ``SqliteRunStorage`` and ``SqliteScheduleStor
   with an empty pool and never touches, nor closes, the connections it inherited;
 - the schema questions Dagster asks on every asset event and run-status change (does this
   table, column, index exist?) answered once (both from ``dp_instance.sql_storage``);
+- a run event stored after the run's status it reports (``dp_instance.run_event_order``);
 - ``PRAGMA synchronous=NORMAL``: in WAL mode (which Dagster sets on the files) a crash of any
   process loses nothing and never corrupts a file; only a power cut can lose the last commits.
 
@@ -35,6 +36,7 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
@@ -45,6 +47,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from dp_instance.launch_lock import file_launch_lock
+from dp_instance.run_event_order import is_run_event, write_run_status
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 #: Longest a process waits for another to finish creating or migrating a database.
@@ -113,6 +116,15 @@ class EmbeddedEventLogStorage(KeptEventLogSchema, _KeptConnections, Consolidated
 
     def _connect(self) -> _GeneratorContextManager[sa.Connection]:  # every read and write goes here
         return self._transaction()
+
+    @property
+    def handles_run_events_in_store_event(self) -> bool:
+        return self.has_instance  # see store_event
+
+    def store_event(self, event: EventLogEntry) -> None:
+        if self.has_instance and is_run_event(event):
+            write_run_status(self._instance, event)
+        super().store_event(event)
 
     def has_table(self, table_name: str) -> bool:
         # Dagster's SQLite event log opens a new engine and connection for each of these questions.

@@ -10,8 +10,7 @@ of the run and event-log storage (``get_*``, ``fetch_*``, ``has_*``, ...: nothin
 NOTIFY that dagster-postgres sends after each event is dropped: its own comment says nothing
 listens since its event watcher polls, and sending it on a second statement is what made a
 committed INSERT look failed (a retry would then duplicate it). A run event is stored after the
-run's status (and, for a failure, whether it will be retried), not before as Dagster orders them,
-so the run-retry daemon never reads a failure whose run does not yet say so.
+run's status (``dp_instance.run_event_order``).
 
 All three storages (runs, event log, schedules) also share one pooled connection per process
 instead of a new connection per operation, and answer Dagster's per-event schema questions once
@@ -37,15 +36,12 @@ import sqlalchemy as sa
 from dagster import DagsterEvent
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.errors import DagsterInvariantViolationError
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, RunFailureReason
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.execution.retries import auto_reexecution_should_retry_run
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import PostgresStorageConfig, pg_config
 from dagster._core.storage.event_log import SqlEventLogStorageTable
-from dagster._core.storage.tags import RUN_FAILURE_REASON_TAG, WILL_RETRY_TAG
 from dagster._serdes import ConfigurableClassData
-from dagster._time import datetime_from_timestamp
 from dagster_postgres import (
     DagsterPostgresStorage,
     PostgresEventLogStorage,
@@ -60,6 +56,7 @@ from dagster_postgres.utils import (
 )
 
 from dp_instance.launch_lock import advisory_launch_lock
+from dp_instance.run_event_order import is_run_event, write_run_status
 from dp_instance.sql_storage import KeptEventLogSchema, KeptRunSchema, KeptScheduleSchema, fork_safe
 
 if TYPE_CHECKING:
@@ -184,17 +181,13 @@ class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, Postgres
     """PostgresEventLogStorage whose event writes and reads outlast a short outage, on the
     process's shared pool, asking the schema once; a run event is stored after the run's status."""
 
-    #: The run storage of the same :class:`ResilientPostgresStorage`, which sets it.
-    run_storage: ResilientPostgresRunStorage | None = None
-
     @property
     def handles_run_events_in_store_event(self) -> bool:
-        """True: Dagster's ``handle_new_event`` then leaves a run event's status to ``store_event``."""
-        return self.run_storage is not None and self.has_instance
+        return self.has_instance  # see store_event
 
     def store_event(self, event: EventLogEntry) -> None:
-        if self.handles_run_events_in_store_event and event.is_dagster_event and event.get_dagster_event().is_job_event:
-            self._write_run_status(event)
+        if self.has_instance and is_run_event(event):
+            write_run_status(self._instance, event)  # retried as the run storage's own writes
         insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
 
         def insert_event() -> int:
@@ -221,28 +214,6 @@ class ResilientPostgresEventLogStorage(KeptEventLogSchema, _SharedPool, Postgres
             retry_on_lost_connection(
                 lambda: self.store_asset_check_event(event, event_id), "writing an asset check event"
             )
-
-    def _write_run_status(self, event: EventLogEntry) -> None:
-        """Write the run's status, and for a failure whether it will be retried, before its event.
-
-        Dagster writes the event first, then the status, then the ``dagster/will_retry`` tag, in
-        three statements. The run-retry daemon reads failure events past its cursor and asks the
-        run's row: read in between, the run is not yet FAILURE and has no tag, so it is not
-        retried, and the cursor moves past it for good. After an outage each write is retried
-        with pauses, which widens that gap (F4 in docs/deploy.md). In this order a reader of the
-        event finds the run as the event says."""
-        assert self.run_storage is not None
-        dagster_event = event.get_dagster_event()
-        self.run_storage.handle_run_event(event.run_id, dagster_event, datetime_from_timestamp(event.timestamp))
-        instance = self._instance
-        if not (dagster_event.is_run_failure and instance.run_retries_enabled):
-            return
-        run = instance.get_run_by_id(event.run_id)
-        if run is None:
-            return
-        reason = run.tags.get(RUN_FAILURE_REASON_TAG)
-        will_retry = auto_reexecution_should_retry_run(instance, run, RunFailureReason(reason) if reason else None)
-        instance.add_run_tags(event.run_id, {WILL_RETRY_TAG: str(will_retry).lower()})
 
 
 @retrying_reads
@@ -287,7 +258,6 @@ class ResilientPostgresStorage(DagsterPostgresStorage):
         self._event_log_storage = ResilientPostgresEventLogStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )
-        self._event_log_storage.run_storage = self._run_storage
         self._schedule_storage = SharedPoolPostgresScheduleStorage(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )

@@ -63,6 +63,7 @@ OVERRIDES: dict[type, set[str]] = {
         "dispose",
         "has_table",
         "_has_asset_key_col_on_connection",
+        "store_event",
     },
     embedded_storage.EmbeddedRunStorage: {
         "from_config_value",
@@ -142,6 +143,10 @@ CALLED: dict[str, list[str]] = {
     "dagster_postgres.utils:pg_url_from_config": ["config_value"],
     "dagster_postgres.utils:get_token_provider_from_config": ["config_value"],
     "dagster._core.storage.config:pg_config": [],
+    # A run event after its run's status (run_event_order.py): what handle_new_event does after it.
+    "dagster._core.storage.event_log.base:EventLogStorage.handles_run_events_in_store_event.fget": ["self"],
+    "dagster._core.execution.retries:auto_reexecution_should_retry_run": ["instance", "run", "run_failure_reason"],
+    "dagster._time:datetime_from_timestamp": ["timestamp", "tz"],
     # Launch at submit (run_coordinator.py, run_admission.py): what the queue daemon uses.
     "dagster._utils.tags:TagConcurrencyLimitsCounter.__init__": [
         "self",

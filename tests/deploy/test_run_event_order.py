@@ -1,4 +1,5 @@
-"""A run event is stored after the run's status it reports (dp_instance/pg_storage.py).
+"""A run event is stored after the run's status it reports (dp_instance/run_event_order.py), in
+the production storage (PostgreSQL) and the embedded default's (SQLite).
 
 The run-retry daemon reads RUN_FAILURE events past its cursor and asks each event's run whether
 it will be retried. Dagster's own order (event, then status, then the ``dagster/will_retry``
@@ -16,11 +17,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.storage.tags import WILL_RETRY_TAG
-from deploy_services import PrivatePostgres
 
+from dp_assets.cli.home import local_storage
+from dp_instance.embedded_storage import EmbeddedEventLogStorage
 from dp_instance.pg_storage import ResilientPostgresEventLogStorage
 
-pytestmark = [pytest.mark.postgres]
+RETRIES = "run_retries:\n  enabled: true\n  max_retries: 1\n"
 
 
 @dg.asset
@@ -33,13 +35,17 @@ def passes() -> int:
     return 1
 
 
-@pytest.fixture
-def instance(private_pg: PrivatePostgres, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    (tmp_path / "dagster.yaml").write_text(
-        "storage:\n  custom:\n    module: dp_instance.pg_storage\n"
-        f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {private_pg.url}\n"
-        "run_retries:\n  enabled: true\n  max_retries: 1\n"
-    )
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "embedded"])
+def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("private_pg").url
+        storage = (
+            "storage:\n  custom:\n    module: dp_instance.pg_storage\n"
+            f"    class: ResilientPostgresStorage\n    config:\n      postgres_url: {url}\n"
+        )
+    else:
+        storage = local_storage(tmp_path)
+    (tmp_path / "dagster.yaml").write_text(storage + RETRIES)
     with dg.DagsterInstance.from_config(str(tmp_path)) as opened:
         yield opened
 
@@ -50,7 +56,7 @@ def _seen_at_insert(
     """Per job event: its type, and the run's status and will-retry tag when its row is inserted."""
     seen: list[tuple[str, dg.DagsterRunStatus, str | None]] = []
     storage = instance.event_log_storage
-    assert isinstance(storage, ResilientPostgresEventLogStorage)
+    assert isinstance(storage, ResilientPostgresEventLogStorage | EmbeddedEventLogStorage)
     prepare = storage.prepare_insert_event
 
     def recording(event):  # type: ignore[no-untyped-def]
