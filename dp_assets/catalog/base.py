@@ -188,6 +188,9 @@ class NodeType:
     - ``reads_flows(params)``: the ``(flow id, node id)`` of other flows' nodes the node reads
       (``FlowInput``); the compiler makes their assets dependencies of the node's asset, so the
       UI draws the edge and automation sees the upstream, and the location checks they exist.
+    - ``read_schema(params, resources)``: a source's output columns read from what it reads (its
+      files' headers), or ``None``; only ``dp validate --infer-columns`` calls it, never a load
+      or a publish, whose checks depend on the spec alone.
     """
 
     name: str
@@ -206,6 +209,7 @@ class NodeType:
     data_templates: bool = False
     reads_flows: Callable[[Any], tuple[tuple[str, str], ...]] | None = None
     expression_params: tuple[str, ...] = ()
+    read_schema: Callable[[Any, Mapping[str, Any]], ColumnSchema | None] | None = None
 
     @property
     def description(self) -> str:

@@ -45,12 +45,19 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--columns", is_flag=True, help="Also list each node's output columns, as known before a run.")
-def validate(paths: tuple[str, ...], columns: bool) -> None:
+@click.option(
+    "--infer-columns",
+    is_flag=True,
+    help="Read the columns of file sources that declare none from their files' heads (under DP_DATA_DIR) "
+    "and check the nodes downstream against them. Publishing and loading never do.",
+)
+def validate(paths: tuple[str, ...], columns: bool, infer_columns: bool) -> None:
     """Check spec files (or folders of them); exit 1 listing every error when any is bad.
 
     Every file is checked whatever the others hold: a file that breaks the checker itself is
     reported as that file's failure (never a traceback that hides the rest)."""
     from dp_assets.catalog import default_catalog
+    from dp_assets.cli.source_columns import read_source_columns
     from dp_assets.spec import secret_forms
     from dp_assets.spec.validated_cache import ValidatedSpecs
     from dp_assets.spec.validation import validate_spec
@@ -61,13 +68,15 @@ def validate(paths: tuple[str, ...], columns: bool) -> None:
     bad = 0
     for path in _expand(paths):
         try:
+            data = read_spec_file(path)
+            read, unread = read_source_columns(data, catalog) if infer_columns else ({}, [])
             with secret_forms.deprecations() as notes:
-                validated = validate_spec(read_spec_file(path), catalog, cache=cache)
+                validated = validate_spec(data, catalog, cache=cache, known_schemas=read)
             click.echo(f"ok    {path}  flow '{validated.id}' version {validated.version}")
             for node_id, schema in validated.schemas.items() if columns else ():
                 known = ", ".join(f"{name} ({kind})" for name, kind in schema.items()) if schema else "not known"
-                click.echo(f"      {node_id}: {known}")
-            for note in notes + secret_forms.refused_in(validated.raw, catalog):
+                click.echo(f"      {node_id}: {known}{'  (read from its files)' if node_id in read else ''}")
+            for note in unread + notes + secret_forms.refused_in(validated.raw, catalog):
                 click.echo(f"  warning: {note}", err=True)
         except (SpecLoadError, FlowValidationError) as exc:
             bad += 1

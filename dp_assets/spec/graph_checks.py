@@ -114,9 +114,16 @@ def _arity_errors(flow_id: str, node_id: str, node_type: Any, inputs: Any, error
 
 
 def schema_errors(
-    flow: FlowBase, order: list[str], catalog: Catalog, errors: list[SpecError], broken: set[str]
+    flow: FlowBase,
+    order: list[str],
+    catalog: Catalog,
+    errors: list[SpecError],
+    broken: set[str],
+    known: Mapping[str, ColumnSchema] | None = None,
 ) -> dict[str, ColumnSchema | None]:
-    """Propagate column schemas in topological order; a hook's ``SchemaError`` names the edge."""
+    """Propagate column schemas in topological order; a hook's ``SchemaError`` names the edge.
+    ``known``: the output columns of nodes whose own hook cannot tell them (read from a source's
+    files by ``dp validate --infer-columns``)."""
     by_id = {node.id: node for node in flow.nodes}  # type: ignore[attr-defined]
     schemas: dict[str, ColumnSchema | None] = {}
     for node_id in order:
@@ -138,6 +145,8 @@ def schema_errors(
                         flow.id, node_id, "params", f"column schema could not be inferred ({type(exc).__name__}: {exc})"
                     )
                 )
+        if result is None and known and node_id not in broken:
+            result = known.get(node_id)
         for output in node_type.outputs:
             schemas[f"{node_id}.{output}"] = result
     return {key.removesuffix(".result"): value for key, value in schemas.items()}

@@ -84,6 +84,7 @@ def validate_spec(
     check_schemas: bool = True,
     check_compiles: bool = True,
     cache: ValidatedRecords | None = None,
+    known_schemas: Mapping[str, ColumnSchema] | None = None,
 ) -> ValidatedFlow:
     """Validate a spec; raise ``FlowValidationError`` listing every problem found.
 
@@ -93,6 +94,8 @@ def validate_spec(
     that compiles it next anyway (the code location reports that failure per flow).
     ``cache``: where a version that passed is recorded; a version recorded as compiled is not
     compiled again (nor Dagster imported for it), every other check runs (``spec.validated_cache``).
+    ``known_schemas``: node id -> output columns for nodes whose columns the spec does not say
+    (``dp validate --infer-columns`` reads them from a source's files); checked as declared ones.
 
     Total: any JSON-like ``data`` gives a ``ValidatedFlow`` or a ``FlowValidationError`` (a
     document beyond the limits of ``spec.document`` too), and what it accepts compiles
@@ -124,7 +127,7 @@ def validate_spec(
     if check_schemas and flow is not None and order is not None:
         # A node whose params take a param with no default has columns only the run knows.
         broken = {e.node for e in errors if e.node is not None} | guessed
-        schemas = schema_errors(flow, order, catalog, errors, broken)
+        schemas = schema_errors(flow, order, catalog, errors, broken, known_schemas)
     if flow is not None:
         errors.extend(_partition_errors(flow, raw))
         errors.extend(

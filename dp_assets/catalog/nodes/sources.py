@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from dp_assets.catalog.base import (
     NO_INPUTS,
+    ColumnSchema,
     FrameStream,
     NodeContext,
     NodeType,
@@ -19,6 +20,7 @@ from dp_assets.catalog.base import (
 from dp_assets.catalog.conversions import convert_declared, declared_read_dtypes
 from dp_assets.catalog.dtypes import DtypeName
 from dp_assets.catalog.nodes.first_rows import csv_types_fixed, read_csv_head, read_parquet_head, row_limit
+from dp_assets.catalog.schema import schema_of
 from dp_assets.deferred import pd
 
 LogicalType = Literal["integer", "float", "string", "boolean", "datetime", "date", "any"]
@@ -339,6 +341,45 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
     return df
 
 
+#: Rows read from each file to learn its column types, where a prefix reads as the whole file does.
+SCHEMA_ROWS = 100
+
+
+def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> ColumnSchema | None:
+    """The columns a read of the source's files gives, told from the files' heads, for ``dp
+    validate --infer-columns``; ``None`` when the spec declares them (its ``columns``) or when
+    only a run can tell which files (a path that names a param). A CSV column whose type only
+    a whole read can tell is ``any``; several files give the union of their columns."""
+    if params.columns or "{{" in params.path:
+        return None
+    files = resources["files"]
+    where = f"params.path '{params.path}'"
+    if any(c in params.path for c in "*?["):
+        paths = files.glob(params.path, params.root, where=where)
+    else:
+        paths = [files.resolve(params.path, params.root, where=where)]
+    if not paths or not paths[0].is_file():
+        raise FileNotFoundError(f"no file '{params.path}' under the '{params.root}' root")
+    schema: ColumnSchema = {}
+    for path in paths:
+        for name, kind in _file_head_columns(params, path).items():
+            schema[name] = kind if schema.get(name, kind) == kind else "any"
+    return schema
+
+
+def _file_head_columns(params: FileInputParams, path: Any) -> ColumnSchema:
+    if _checked_format(params, path) != "csv":
+        return schema_of(_read_head(params, path, where="", rows=SCHEMA_ROWS))
+    _check_csv_header(params, path)
+    options = _csv_options(params)
+    with _parser_errors(params, path):
+        header = pd.read_csv(path, **{**options, "nrows": 0, "parse_dates": None})
+    typed = schema_of(header)
+    dates = set(params.parse_dates or [])
+    fixed = set(options.get("dtype") or {})
+    return {name: "datetime" if name in dates else typed[name] if name in fixed else "any" for name in typed}
+
+
 NODE_TYPES = [
     NodeType(
         "FileInput",
@@ -349,5 +390,6 @@ NODE_TYPES = [
         resources=frozenset({"files"}),
         kinds=frozenset({"pandas", "file"}),
         infer_schema=lambda params, inputs: dict(params.columns) if params.columns else None,
+        read_schema=file_columns,
     ),
 ]
