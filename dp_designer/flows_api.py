@@ -246,7 +246,7 @@ async def save_draft(request: Request) -> JSONResponse:
 
     def save() -> dict[str, Any]:
         document = as_stored(api, document_for(flow_id, body.document), body.base_version)
-        check = check_document(document, api.catalog)  # first: a document beyond the limits is refused
+        check = check_document(document, api.catalog, read_sources=True)  # first: beyond the limits is refused
         draft = api.put_draft(flow_id, document, base_version=body.base_version, author=author_of(request))
         return {"saved_at": draft.updated_at.isoformat(), "check": check}
 
@@ -306,5 +306,7 @@ async def validate(request: Request) -> JSONResponse:
     body = await read_body(request, ValidateBody)
     api = _api(request)
     return JSONResponse(
-        await run_in_threadpool(lambda: check_document(as_stored(api, body.document, body.base_version), api.catalog))
+        await run_in_threadpool(
+            lambda: check_document(as_stored(api, body.document, body.base_version), api.catalog, read_sources=True)
+        )
     )

@@ -53,6 +53,10 @@ export interface CheckResult {
   version: string | null;
   errors: SpecError[];
   schemas: Record<string, Record<string, string>>;
+  /** File sources whose columns were read from their files (no `columns` declared). */
+  read_from_files?: string[];
+  /** Why a file source's columns could not be read (a missing file while drawing). */
+  notes?: string[];
 }
 
 export interface VersionInfo {

@@ -57,7 +57,7 @@ def validate(paths: tuple[str, ...], columns: bool, infer_columns: bool) -> None
     Every file is checked whatever the others hold: a file that breaks the checker itself is
     reported as that file's failure (never a traceback that hides the rest)."""
     from dp_assets.catalog import default_catalog
-    from dp_assets.cli.source_columns import read_source_columns
+    from dp_assets.source_columns import read_source_columns
     from dp_assets.spec import secret_forms
     from dp_assets.spec.validated_cache import ValidatedSpecs
     from dp_assets.spec.validation import validate_spec

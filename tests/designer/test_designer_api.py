@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
+
+from dp_assets.catalog.schema import schema_of
 from dp_assets.spec.loading import spec_version
 from tests.designer.conftest import SALES
 
@@ -38,6 +41,38 @@ def test_validate_maps_errors_to_node_field_and_edge_and_gives_column_schemas(cl
     assert (error["node"], error["field"]) == ("total", "params.agg.total")
     assert "amont" in error["message"]
     assert error["edges"] == [{"source": "orders", "target": "total"}]
+
+
+def test_a_file_source_without_declared_columns_shows_its_files_columns_and_a_typo_downstream(
+    client, tmp_path, monkeypatch
+):
+    """As ``dp validate --infer-columns``: the canvas labels the source's edge with the columns
+    its file has, and a misspelt column downstream is an error on that edge while drawing."""
+    monkeypatch.setenv("DP_DATA_DIR", str(tmp_path))
+    frame = pd.DataFrame({"region": ["EU", "US"], "amount": [3.0, 4.5]})
+    frame.to_parquet(tmp_path / "orders.parquet", index=False)
+    flow = {
+        "id": "from_file",
+        "nodes": [
+            {"id": "orders", "type": "FileInput", "params": {"path": "orders.parquet"}},
+            {"id": "big", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount > 3"}},
+        ],
+    }
+    good = client.post("/api/validate", json={"document": flow}).json()
+    assert good["valid"] and good["read_from_files"] == ["orders"] and good["notes"] == []
+    assert good["schemas"]["orders"] == schema_of(pd.read_parquet(tmp_path / "orders.parquet"))
+    assert good["version"] == spec_version(flow)  # the same version as published: the spec alone
+
+    flow["nodes"][1]["params"]["condition"] = "amont > 3"
+    saved = client.put("/api/flows/from_file/draft", json={"document": flow}).json()["check"]
+    [error] = saved["errors"]
+    assert (error["node"], error["field"]) == ("big", "params.condition") and "amont" in error["message"]
+    assert error["edges"] == [{"source": "orders", "target": "big"}]
+
+    flow["nodes"][0]["params"]["path"] = "not_yet.parquet"  # drawn before the file exists
+    check = client.post("/api/validate", json={"document": flow}).json()
+    assert check["valid"] and check["read_from_files"] == []
+    assert check["notes"] and "not_yet.parquet" in check["notes"][0]
 
 
 def test_a_draft_is_stored_never_published_and_opens_with_its_layout(client, store_api):

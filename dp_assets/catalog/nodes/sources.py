@@ -343,6 +343,8 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
 
 #: Rows read from each file to learn its column types, where a prefix reads as the whole file does.
 SCHEMA_ROWS = 100
+#: Largest JSON or Excel file read whole to learn its columns (a designer checks on every edit).
+SCHEMA_WHOLE_READ_BYTES = 32 << 20
 
 
 def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> ColumnSchema | None:
@@ -368,7 +370,13 @@ def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> Colum
 
 
 def _file_head_columns(params: FileInputParams, path: Any) -> ColumnSchema:
-    if _checked_format(params, path) != "csv":
+    fmt = _checked_format(params, path)
+    if fmt in ("json", "excel") and path.stat().st_size > SCHEMA_WHOLE_READ_BYTES:
+        raise ValueError(
+            f"file '{path.name}' is {fmt}, read whole to learn its columns, and over "
+            f"{SCHEMA_WHOLE_READ_BYTES >> 20} MiB: declare its columns"
+        )
+    if fmt != "csv":
         return schema_of(_read_head(params, path, where="", rows=SCHEMA_ROWS))
     _check_csv_header(params, path)
     options = _csv_options(params)

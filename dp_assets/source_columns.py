@@ -1,10 +1,11 @@
-"""``dp validate --infer-columns``: a source's columns read from its files, for the checks.
+"""A source's columns read from its files, for ``dp validate --infer-columns`` and the designer.
 
 A spec that declares no ``columns`` for a file source leaves every column check downstream of it
-to the run: a misspelt column in a filter fails the run, not ``dp validate``. With the flag, each
-source that can tell its columns from what it reads (a node type's ``read_schema``: FileInput
-reads its files' heads) gives them to the checks, as a declaration would. Only here: a stored
-version's checks at publish and load depend on its spec alone, never on a file that may change.
+to the run: a misspelt column in a filter fails the run, not ``dp validate``. With the flag (and
+in the designer's checks of a draft), each source that can tell its columns from what it reads (a
+node type's ``read_schema``: FileInput reads its files' heads) gives them to the checks, as a
+declaration would. Only there: a stored version's checks at publish and load depend on its spec
+alone, never on a file that may change.
 """
 
 from __future__ import annotations
