@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from dp_assets.catalog.nodes.sources import FileInputParams, file_columns
+from dp_assets.catalog.nodes.sources import SCHEMA_MOST_FILES, FileInputParams, file_columns
 from dp_assets.catalog.schema import schema_of
 from dp_assets.cli import main
 from dp_resources.files import FilesResource
@@ -155,3 +155,25 @@ def test_several_files_give_the_union_and_any_where_they_disagree(tmp_path):
     whole = pd.concat([pd.read_parquet(tmp_path / f) for f in ("one.parquet", "two.parquet")], ignore_index=True)
     assert read is not None and list(read) == list(whole.columns)
     assert read == {"a": "any", "b": "string", "c": "float"}
+
+
+def test_a_glob_over_too_many_files_is_a_note_not_a_partial_union(tmp_path):
+    """A column only the 101st file has would be missing from a partial union, and a check would
+    then refuse a column the run has: too many files give no columns at all."""
+    for number in range(SCHEMA_MOST_FILES + 1):
+        pd.DataFrame({"a": [number]}).to_csv(tmp_path / f"part{number:03}.csv", index=False)
+    with pytest.raises(ValueError, match="files match"):
+        file_columns(FileInputParams(path="part*.csv"), {"files": FilesResource(data_dir=str(tmp_path))})
+
+
+def test_a_json_file_is_read_whole_only_up_to_the_limit(tmp_path, monkeypatch):
+    from dp_assets.catalog.nodes import sources
+
+    records = pd.DataFrame({"a": range(200), "b": ["x"] * 200})
+    records.to_json(tmp_path / "events.json", orient="records")
+    files = {"files": FilesResource(data_dir=str(tmp_path))}
+    read = file_columns(FileInputParams(path="events.json"), files)
+    assert read == schema_of(pd.read_json(tmp_path / "events.json"))
+    monkeypatch.setattr(sources, "SCHEMA_WHOLE_READ_BYTES", (tmp_path / "events.json").stat().st_size - 1)
+    with pytest.raises(ValueError, match="declare its columns"):
+        file_columns(FileInputParams(path="events.json"), files)

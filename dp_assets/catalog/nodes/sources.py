@@ -345,6 +345,8 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
 SCHEMA_ROWS = 100
 #: Largest JSON or Excel file read whole to learn its columns (a designer checks on every edit).
 SCHEMA_WHOLE_READ_BYTES = 32 << 20
+#: Most files a glob may match for their columns to be read (every one's head is read).
+SCHEMA_MOST_FILES = 100
 
 
 def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> ColumnSchema | None:
@@ -362,6 +364,8 @@ def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> Colum
         paths = [files.resolve(params.path, params.root, where=where)]
     if not paths or not paths[0].is_file():
         raise FileNotFoundError(f"no file '{params.path}' under the '{params.root}' root")
+    if len(paths) > SCHEMA_MOST_FILES:
+        raise ValueError(f"{len(paths)} files match, over {SCHEMA_MOST_FILES} read for columns: declare them")
     schema: ColumnSchema = {}
     for path in paths:
         for name, kind in _file_head_columns(params, path).items():
