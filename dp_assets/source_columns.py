@@ -18,8 +18,10 @@ from dp_assets.spec.document import SpecShapeError
 from dp_assets.spec.loading import normalise_spec
 
 
-def read_source_columns(data: Mapping[str, Any], catalog: Catalog) -> tuple[dict[str, ColumnSchema], list[str]]:
-    """Node id -> columns read, and one note per source whose columns could not be read."""
+def read_source_columns(
+    data: Mapping[str, Any], catalog: Catalog
+) -> tuple[dict[str, ColumnSchema], list[tuple[str, str]]]:
+    """Node id -> columns read, and ``(node id, why)`` for each source whose columns could not be read."""
     from dp_resources.files import FilesResource
 
     try:
@@ -28,7 +30,7 @@ def read_source_columns(data: Mapping[str, Any], catalog: Catalog) -> tuple[dict
         return {}, []  # the validation reports the shape
     resources = {"files": FilesResource()}
     known: dict[str, ColumnSchema] = {}
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
     for node in nodes if isinstance(nodes, list) else ():
         if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
             continue
@@ -43,7 +45,7 @@ def read_source_columns(data: Mapping[str, Any], catalog: Catalog) -> tuple[dict
         try:
             schema = node_type.read_schema(params, resources)
         except Exception as exc:  # noqa: BLE001 - any file's problem is this source's note, not a crash
-            notes.append(f"node '{node['id']}': columns not read from its files: {exc}")
+            notes.append((node["id"], f"columns not read from its files: {exc}"))
             continue
         if schema is not None:
             known[node["id"]] = schema

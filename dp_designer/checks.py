@@ -27,7 +27,7 @@ def check_document(document: Mapping[str, Any], catalog: Catalog, *, read_source
     publish's check by its text alone."""
     spec, _ = split_layout(document)
     read, notes = read_source_columns(spec, catalog) if read_sources else ({}, [])
-    extra = {"read_from_files": sorted(read), "notes": notes}
+    extra = {"read_from_files": sorted(read), "notes": [{"node": node, "message": why} for node, why in notes]}
     try:
         validated = validate_spec(spec, catalog, check_compiles=False, known_schemas=read)
     except FlowValidationError as exc:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NODE_HEIGHT, NODE_WIDTH } from "./autolayout";
-import { decorateEdges, decorateNodes, keepUnchanged, sized } from "./canvasView";
+import { decorateEdges, decorateNodes, keepUnchanged, sized, sourceColumnsNote } from "./canvasView";
 import { moveNodes, specToGraph, type TypeMap } from "./mapping";
 import type { CheckResult, FlowDocument, NodeTypeInfo } from "./types";
 
@@ -103,5 +103,20 @@ describe("keepUnchanged", () => {
     const before = drawn(DOC, VALID).nodes;
     const after = before.map((n) => ({ ...n, selected: n.id === "b" }));
     expect(keepUnchanged(before, after).map((n, i) => n === before[i])).toEqual([true, false, true, true, true]);
+  });
+});
+
+describe("a file source's columns note", () => {
+  it("says why the columns could not be read, or that they were read, or nothing", () => {
+    const check: CheckResult = {
+      ...VALID,
+      read_from_files: ["orders"],
+      notes: [{ node: "later", message: "columns not read from its files: no file 'later.parquet'" }],
+    };
+    expect(sourceColumnsNote(check, "later")).toContain("no file 'later.parquet'");
+    expect(sourceColumnsNote(check, "orders")).toContain("read from its files");
+    expect(sourceColumnsNote(check, "a")).toBeNull();
+    expect(sourceColumnsNote(VALID, "orders")).toBeNull();
+    expect(sourceColumnsNote(null, "orders")).toBeNull();
   });
 });

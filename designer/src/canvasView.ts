@@ -11,6 +11,13 @@ export function nodeErrors(check: CheckResult | null, id: string): string[] {
   return (check?.errors ?? []).filter((e) => e.node === id).map((e) => `${e.field}: ${e.message}`);
 }
 
+/** What the check says of a file source's columns: read from its files, or why they could not be. */
+export function sourceColumnsNote(check: CheckResult | null, id: string): string | null {
+  const note = (check?.notes ?? []).find((n) => n.node === id);
+  if (note) return note.message;
+  return check?.read_from_files?.includes(id) ? "Columns read from its files (not declared): checked downstream while you draw." : null;
+}
+
 export function nodeState(check: CheckResult | null, run: RunState | null, id: string): NodeState {
   if (run) {
     if (run.succeeded.includes(id)) return "succeeded";

@@ -56,7 +56,7 @@ export interface CheckResult {
   /** File sources whose columns were read from their files (no `columns` declared). */
   read_from_files?: string[];
   /** Why a file source's columns could not be read (a missing file while drawing). */
-  notes?: string[];
+  notes?: { node: string; message: string }[];
 }
 
 export interface VersionInfo {

@@ -76,7 +76,8 @@ def validate(paths: tuple[str, ...], columns: bool, infer_columns: bool) -> None
             for node_id, schema in validated.schemas.items() if columns else ():
                 known = ", ".join(f"{name} ({kind})" for name, kind in schema.items()) if schema else "not known"
                 click.echo(f"      {node_id}: {known}{'  (read from its files)' if node_id in read else ''}")
-            for note in unread + notes + secret_forms.refused_in(validated.raw, catalog):
+            unread_notes = [f"node '{node}': {why}" for node, why in unread]
+            for note in unread_notes + notes + secret_forms.refused_in(validated.raw, catalog):
                 click.echo(f"  warning: {note}", err=True)
         except (SpecLoadError, FlowValidationError) as exc:
             bad += 1

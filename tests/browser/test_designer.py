@@ -6,7 +6,8 @@ from an empty canvas: drags four nodes from the palette, connects them, sees the
 error on an edge, fixes it in the node's form, fills another form, previews the draft up to its
 last node, sets a run policy in the flow's form, publishes, launches, sees every node succeed and a
 node's output table, opens that run again from the past runs, publishes a second version and
-restores the first; then drops a React Flow export on a new flow's canvas.
+restores the first; then drops a React Flow export on a new flow's canvas, whose file source's
+panel says why its columns could not be read from its file.
 Screenshots go to the test's tmp folder, and to ``docs/img/`` when ``DP_UPDATE_SCREENSHOTS=1``.
 """
 
@@ -180,6 +181,9 @@ def test_build_run_and_restore_a_flow_from_an_empty_canvas(designer, tmp_path):
                 expect(page.get_by_test_id(f"node-{node}")).to_be_visible()
             expect(page.locator(".react-flow__edge")).to_have_count(len(IMPORTED_NODES) - 1)
             expect(page.get_by_test_id("save-state")).to_contain_text("draft saved")
+            # its CSV source declares no columns and its file is not in this home: the panel says so
+            page.get_by_test_id("node-orders").click()
+            expect(page.get_by_test_id("node-columns-note")).to_contain_text("columns not read from its files")
         finally:
             browser.close()
 

@@ -72,7 +72,8 @@ def test_a_file_source_without_declared_columns_shows_its_files_columns_and_a_ty
     flow["nodes"][0]["params"]["path"] = "not_yet.parquet"  # drawn before the file exists
     check = client.post("/api/validate", json={"document": flow}).json()
     assert check["valid"] and check["read_from_files"] == []
-    assert check["notes"] and "not_yet.parquet" in check["notes"][0]
+    [note] = check["notes"]
+    assert note["node"] == "orders" and "not_yet.parquet" in note["message"]
 
 
 def test_a_draft_is_stored_never_published_and_opens_with_its_layout(client, store_api):

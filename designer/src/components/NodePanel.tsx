@@ -4,7 +4,7 @@ import Form from "@rjsf/core";
 import validator from "@rjsf/validator-ajv8";
 import type { RJSFSchema } from "@rjsf/utils";
 import { paramErrors } from "../formErrors";
-import { nodeErrors } from "../canvasView";
+import { nodeErrors, sourceColumnsNote } from "../canvasView";
 import { setParams } from "../mapping";
 import { designerStore, useDesigner } from "../store";
 import { PreviewView } from "./PreviewView";
@@ -20,6 +20,7 @@ export function NodePanel() {
   if (!node) return <FlowSummary />;
   const info = types[node.type];
   const errors = nodeErrors(check, node.id);
+  const columnsNote = sourceColumnsNote(check, node.id);
   return (
     <div className="node-panel" data-testid="node-panel">
       <h2>
@@ -31,6 +32,11 @@ export function NodePanel() {
             <li key={e}>{e}</li>
           ))}
         </ul>
+      )}
+      {columnsNote && (
+        <p className="note" data-testid="node-columns-note">
+          {columnsNote}
+        </p>
       )}
       {info ? (
         <Form
