@@ -34,8 +34,9 @@ from .frames import (
     with_row_order,
 )
 from .nulls import check_settled, nonnull_after, settle, watched
-from .relation import ROW_ORDER, Relation, column_list, describe, ordered_output
+from .relation import ROW_ORDER, Relation, column_list, describe
 from .reports import Report, report_of
+from .row_order import fetch_in_row_order
 from .sql_expressions import kind_of_arrow, quote_text
 
 __all__ = ["Deferred", "Engine", "NotSupported", "supports"]
@@ -59,8 +60,8 @@ class Deferred:
     def arrow(self) -> Any:
         if self._table is None:
             with self.engine.lock:
-                reader = self.engine.connection.sql(ordered_output(self.relation))
-                table = arrow_with_hints(reader.to_arrow_table(), self.hints)
+                rows = fetch_in_row_order(self.engine.connection, self.relation, self.engine.scratch_name())
+                table = arrow_with_hints(rows, self.hints)
             # the dtypes pandas gives this node's rows (nulls.py), also for what is stored
             self._table, self.nonnull = settle(table)
             # later nodes read the computed rows instead of computing them again
@@ -93,8 +94,11 @@ class Engine:
         self.lock = threading.RLock()
         self._names = itertools.count()
 
+    def scratch_name(self) -> str:
+        return f"__dp_input_{next(self._names)}"
+
     def register(self, table: Any) -> Relation:
-        name = f"__dp_input_{next(self._names)}"
+        name = self.scratch_name()
         with self.lock:
             self.connection.register(name, with_row_order(table))
             return describe(self.connection, f"SELECT * FROM {name}")
@@ -106,7 +110,7 @@ class Engine:
 
         from .forms_sample import PICK
 
-        name = f"__dp_input_{next(self._names)}"
+        name = self.scratch_name()
         order = np.arange(len(positions), dtype=np.int64)
         picks = pa.table({PICK: pa.array(positions, type=pa.int64()), ROW_ORDER: pa.array(order)})
         with self.lock:
