@@ -33,10 +33,18 @@ def error_response(status: int, message: str, **detail: Any) -> JSONResponse:
 
 
 async def read_body(request: Request, model: type[Body]) -> Body:
-    """The JSON body checked against ``model``; any problem is a 4xx naming it."""
+    """The JSON body checked against ``model``; any problem is a 4xx naming it.
+
+    A JSON media type is required, not only allowed: a page on another site can make the
+    browser POST a body with no ``Content-Type`` (a ``Blob`` or bytes) without a CORS preflight,
+    and the embedded designer takes every caller for the local admin. ``application/json`` is
+    sent cross-site only after a preflight, which the designer never answers with CORS."""
     where = f"{request.method} {request.url.path}"
     try:
-        check_json_content_type(request.headers.get("content-type"), where)
+        content_type = request.headers.get("content-type")
+        if content_type is None or not content_type.strip():
+            raise Refused(415, f"the body for {where} must be JSON: send Content-Type: application/json")
+        check_json_content_type(content_type, where)
         raw = await read_bounded_body(request, MAX_BODY_BYTES, BODY_TIMEOUT_SECONDS)
         data = parse_json_object(raw, where)
     except Refused as exc:
