@@ -7,9 +7,12 @@ before it replaces the old file (atomically), so a failed write leaves the old f
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +49,31 @@ def _appended(old: str, case: dict[str, Any], flow_id: str) -> str:
 
 
 def append_case(spec_file: Path, flow_id: str, case: dict[str, Any]) -> Path:
-    """Append ``case`` to the test file of ``spec_file``; 409 when a case of that name exists."""
+    """Append ``case`` to the test file of ``spec_file``; 409 when a case of that name exists.
+    Appends to one folder's files are made one at a time (across processes too)."""
+    path = test_file_for(spec_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_locked(path.parent):
+        return _append(path, flow_id, case)
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``flock`` on the folder itself: no lock file is left
+    among the user's files). Appending reads the file, then replaces it: two previews kept at
+    once (two editors, two tabs) each read the old file and the second replace dropped the
+    first's case, both answered as written."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def _append(path: Path, flow_id: str, case: dict[str, Any]) -> Path:
     from dp_assets.flowtest.runner import TestFileError, load_test_file
 
-    path = test_file_for(spec_file)
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     if old.strip():
         try:
@@ -61,7 +85,6 @@ def append_case(spec_file: Path, flow_id: str, case: dict[str, Any]) -> Path:
         if any(c.name == case["name"] for c in existing.cases):
             raise ApiError(409, f"{path.name} has a case named '{case['name']}' already; choose another name")
     new = _appended(old, case, flow_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".dp-case-", suffix=".yaml", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

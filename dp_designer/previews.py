@@ -85,6 +85,20 @@ def cut_to(raw: Mapping[str, Any], node_id: str) -> dict[str, Any]:
     return {**raw, "nodes": [node for node_id_, node in nodes.items() if node_id_ in keep]}
 
 
+def time_limited(raw: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    """``raw`` with every node held to at most ``seconds`` (its own ``timeout_seconds`` when
+    smaller). Previews run one at a time on one thread: a node that never ends (a SqlTransform
+    over ``range(10^15)``) would hold it for good, and every later preview of every flow would
+    answer 504 until the designer restarts. A node with a limit runs in a forked child that is
+    killed at it (``compiler.timeouts``), so the thread is free again."""
+    nodes = []
+    for node in raw.get("nodes", []):
+        own = node.get("timeout_seconds")
+        limit = min(own, seconds) if isinstance(own, int | float) and not isinstance(own, bool) else seconds
+        nodes.append({**node, "timeout_seconds": limit})
+    return {**raw, "nodes": nodes}
+
+
 def side_effect_nodes(raw: Mapping[str, Any], catalog: Catalog) -> list[str]:
     found = []
     for node in raw.get("nodes", []):
@@ -188,7 +202,7 @@ class PreviewService:
     def run(self, validated: ValidatedFlow, node: str, params: Mapping[str, Any], sample_rows: int | None) -> Preview:
         from dp_assets.flowtest.model import Sink, TestCase
 
-        cut = cut_to(validated.raw, node)
+        cut = time_limited(cut_to(validated.raw, node), max(PREVIEW_SECONDS, 1.0))
         sources = [n["id"] for n in cut["nodes"] if not _upstreams(n)]
         case = TestCase(
             name="preview",

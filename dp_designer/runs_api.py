@@ -178,6 +178,10 @@ class RunsService:
                 run = data["runOrError"]
                 if run["__typename"] != "Run":
                     raise ApiError(404, f"no run '{run_id}' in Dagster: {run.get('message', '')}")
+                if run["jobName"] != flow_id:
+                    # The caller's right is checked on flow_id: another flow's run (its job,
+                    # status or existence) is theirs to see only through that flow, as at the proxy.
+                    raise ApiError(404, f"flow '{flow_id}' has no run '{run_id}'")
                 status, job = run["status"], run["jobName"]
                 logs = data["logsForRun"]
                 if logs["__typename"] != "EventConnection":

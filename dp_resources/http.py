@@ -151,13 +151,15 @@ class HttpResource(dg.ConfigurableResource):
     def refusal(self, address: str) -> str | None:
         """Why ``address`` may not be reached, or ``None`` when it may."""
         ip = _plain(ipaddress.ip_address(address))
-        for network in self.allowed_networks:
-            if ip in ipaddress.ip_network(network, strict=False):
-                return None
+        # Before allowed_networks: a network listed for private servers (100.64.0.0/10, fd00::/8,
+        # 0.0.0.0/0) may hold a metadata address; those stay closed whatever the deployment lists.
         if ip in METADATA_ADDRESSES:
             return "a cloud metadata address"
         if ip.is_link_local:
             return "a link-local address"
+        for network in self.allowed_networks:
+            if ip in ipaddress.ip_network(network, strict=False):
+                return None
         if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
             return "not a unicast address"
         if ip.is_global:

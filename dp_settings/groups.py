@@ -28,7 +28,8 @@ class HttpSettings(Group):
     """HTTP nodes and tools."""
 
     allowed_networks: CommaList = setting(
-        "Comma-separated networks (CIDR) that HTTP nodes may reach although they are private or loopback.",
+        "Comma-separated networks (CIDR) that HTTP nodes may reach although they are private or loopback "
+        "(metadata and link-local addresses stay refused inside them).",
         default=[],
         default_text="none",
     )

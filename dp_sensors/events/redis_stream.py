@@ -184,7 +184,7 @@ class RedisStreamEventBus:
 
     @staticmethod
     def _parse_id(value: str, what: str) -> str:
-        if not isinstance(value, str) or not _STREAM_ID.match(value):
+        if not isinstance(value, str) or not _STREAM_ID.fullmatch(value):
             raise ValueError(
                 f"{what} {value!r} is not a Redis stream id ('<ms>-<seq>'); "
                 "was it written by another bus, such as the SQL one?"

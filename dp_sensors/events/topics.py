@@ -54,7 +54,7 @@ def validate_topic(topic: str) -> str:
                 f"topic {topic!r} contains the wildcard {segment!r}; wildcards are for the "
                 "patterns of event triggers, an event is published to one concrete topic"
             )
-        if not SEGMENT_RE.match(segment):
+        if not SEGMENT_RE.fullmatch(segment):
             raise ValueError(f"topic {topic!r} has the segment {segment!r}; segments may contain only {_SEGMENT_RULE}")
     return topic
 
@@ -70,7 +70,7 @@ def validate_topic_pattern(pattern: str) -> str:
                 "whole segment: '*' for exactly one segment, '**' for any number "
                 "(for example 'orders.*' or 'orders.**')"
             )
-        if not SEGMENT_RE.match(segment):
+        if not SEGMENT_RE.fullmatch(segment):
             raise ValueError(
                 f"topic pattern {pattern!r} has the segment {segment!r}; segments may contain "
                 f"only {_SEGMENT_RULE}, or be '*' or '**'"

@@ -63,3 +63,36 @@ def test_every_body_gets_an_answer_not_a_500(client, store_api, request):
     if answer.status_code >= 400:
         assert answer.json()["error"]
         assert store_api.store.published_specs() == before  # a refused write stored nothing
+
+
+def _nested(depth: int, container: str) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = {"k": value} if container == "object" else [value]
+    return value
+
+
+@fuzz_settings(40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(0, 70), container=st.sampled_from(["object", "list"]))
+def test_the_designer_takes_any_document_as_deep_as_a_spec_may_be(client, store_api, depth, container):
+    """A value nested to any depth in a StaticData row: the designer's check gives the same
+    verdict as the spec's own (``dp publish``), and a document the spec takes is saved. The
+    designer used to refuse every body deeper than the receiver's 32 levels, so a flow published
+    with ``dp`` opened in the designer and could never be saved, checked or published from it."""
+    from dp_assets.spec.validation import FlowValidationError, validate_spec
+
+    spec = copy.deepcopy(SALES)
+    spec["nodes"][0]["params"]["rows"][0]["nested"] = _nested(depth, container)
+    try:
+        validate_spec(spec, store_api.catalog, check_compiles=False)
+        accepted = True
+    except FlowValidationError:
+        accepted = False
+    answer = client.post("/api/validate", json={"document": spec})
+    saved = client.put("/api/flows/sales/draft", json={"document": spec})
+    if accepted:
+        assert answer.status_code == 200 and answer.json()["valid"], (depth, answer.text[:300])
+        assert saved.status_code == 200, (depth, saved.status_code, saved.text[:200])
+    else:  # refused by the spec's own check, or (deeper still) by the body's bound: a 4xx naming it
+        refused = answer.status_code in (400, 422) or not answer.json()["valid"]
+        assert refused and "deeper" in answer.text, (depth, answer.status_code, answer.text[:300])

@@ -145,6 +145,57 @@ def test_a_preview_past_its_time_is_a_504_and_the_next_one_still_answers(api, da
     assert list(data_dir.rglob("*")) == []
 
 
+#: Nodes that never end on their own (DuckDB has no time limit of its own).
+ENDLESS_NODES = [
+    {"type": "SqlTransform", "params": {"query": "SELECT sum(range) AS s FROM range(1000000000000000)"}},
+    {"type": "SqlTransform", "params": {"query": "SELECT count(*) AS n FROM range(100000000) a, range(100000000) b"}},
+    {
+        "type": "SqlTransform",
+        "params": {"query": "SELECT sum(range) AS s FROM range(1000000000000000)"},
+        "timeout_seconds": 1e9,  # its own limit is longer than a preview's
+    },
+]
+
+
+@pytest.mark.parametrize("endless", ENDLESS_NODES, ids=["range", "cross-join", "own-limit-longer"])
+def test_a_preview_that_never_ends_frees_the_previews_of_every_flow(api, monkeypatch, endless):
+    """Previews run one at a time: a node that never ends used to hold the one preview thread
+    for good, so every later preview of every flow answered 504 until the designer restarted.
+    Each node of a preview is held to PREVIEW_SECONDS (its own limit when smaller), so the next
+    preview runs once that has passed."""
+    import time
+
+    import dp_designer.previews as previews_module
+
+    monkeypatch.setattr(previews_module, "PREVIEW_SECONDS", 3.0)
+    stuck = {"id": "stuck", "nodes": [*FLOW["nodes"][:1], {"id": "spin", "inputs": ["orders"], **endless}]}
+    late = api.post("/api/flows/stuck/preview", json={"document": stuck, "node": "spin"})
+    assert late.status_code == 504, late.text
+    started = time.monotonic()
+    answer = api.post("/api/flows/shop/preview", json={"document": FLOW, "node": "per_region"})
+    assert answer.status_code == 200 and answer.json()["ok"], answer.text
+    assert time.monotonic() - started < 30
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    own=st.none() | st.floats(min_value=1e-3, max_value=1e12) | st.integers(1, 10**12) | st.just("{{ params.t }}"),
+    limit=st.floats(min_value=0.5, max_value=3600),
+)
+def test_every_previewed_node_is_held_to_the_previews_limit(own, limit):
+    """Any node's own ``timeout_seconds`` (none, shorter, longer, a template): the preview's copy
+    has a limit, never past the preview's, its own when shorter; the flow's spec is not changed."""
+    from dp_designer.previews import time_limited
+
+    node = {"id": "n", "type": "StaticData", "params": {}, **({} if own is None else {"timeout_seconds": own})}
+    raw = {"id": "f", "nodes": [node]}
+    (held,) = time_limited(raw, limit)["nodes"]
+    assert 0 < held["timeout_seconds"] <= limit
+    if isinstance(own, int | float) and own < limit:
+        assert held["timeout_seconds"] == own
+    assert raw["nodes"][0] is node and node.get("timeout_seconds") == own
+
+
 def test_preview_of_the_saved_draft_and_of_a_failing_node(api):
     broken = {**FLOW, "nodes": [*FLOW["nodes"][:1], {**FLOW["nodes"][1], "params": {"condition": "amount / 0 > 1"}}]}
     assert api.put("/api/flows/shop/draft", json={"document": FLOW}).status_code == 200

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dp_designer.http import ApiError
 from dp_designer.runs_api import FINISHED_STATUSES, RunsService
 from tests.fuzzing import fuzz_settings
 from tests.support.http_stub import Request, StubServer
@@ -34,6 +35,7 @@ class ScriptedDagster:
     def __init__(self) -> None:
         self.answers: list[tuple[str, list[dict[str, Any]]]] = []
         self.cursors: list[str | None] = []
+        self.job = FLOW
 
     def __call__(self, request: Request) -> tuple[int, Any]:
         variables = request.json()["variables"]
@@ -42,7 +44,7 @@ class ScriptedDagster:
         status, events = self.answers[min(position, len(self.answers) - 1)]
         if position >= len(self.answers):
             events = []  # nothing written since
-        run = {"__typename": "Run", "status": status, "jobName": FLOW}
+        run = {"__typename": "Run", "status": status, "jobName": self.job}
         logs = {"__typename": "EventConnection", "cursor": str(position), "hasMore": False, "events": events}
         return 200, {"data": {"runOrError": run, "logsForRun": logs}}
 
@@ -54,9 +56,9 @@ def dagster():
         yield script, RunsService(graphql_url=f"{server.url}/graphql")
 
 
-def _state(dagster, answers) -> tuple[dict[str, Any], list[str | None]]:
+def _state(dagster, answers, job: str = FLOW) -> tuple[dict[str, Any], list[str | None]]:
     script, service = dagster
-    script.answers, script.cursors = answers, []
+    script.answers, script.cursors, script.job = answers, [], job
     return service.run_state("run-1", FLOW), script.cursors
 
 
@@ -92,3 +94,20 @@ def test_node_states_hold_every_materialisation_written_before_a_finish(dagster,
     else:
         assert state["succeeded"] == sorted(first)
         assert len(cursors) == 1
+
+
+@fuzz_settings(50)
+@given(
+    job=st.from_regex(r"[a-z0-9_]{0,20}", fullmatch=True).map(lambda j: f"other_{j}")
+    | st.sampled_from(["__ASSET_JOB", "hr_payroll", FLOW.upper()]),
+    status=st.sampled_from(["QUEUED", "STARTED", "FAILURE", "SUCCESS"]),
+    nodes=st.lists(st.sampled_from(["a", "b"]), unique=True),
+)
+def test_a_run_of_another_flow_is_not_found_and_shows_nothing_of_it(dagster, job, status, nodes):
+    """The designer checks the caller's right on the flow in the path: a run of any other job
+    (another workspace's flow, an asset job) is 404 as an unknown run is, and the answer holds
+    neither its job nor its status. It used to answer with both."""
+    with pytest.raises(ApiError) as refused:
+        _state(dagster, [(status, [_materialised(n) for n in nodes])], job=job)
+    assert refused.value.status == 404
+    assert job not in refused.value.message and status not in refused.value.message

@@ -6,15 +6,16 @@ of the machine, as has the engine's own connection, which follows a changed sett
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from node_helpers import make_ctx, run_node
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import SchemaError
-from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform, sql_transform_schema
+from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, connect, sql_transform, sql_transform_schema
 from dp_assets.compiler.timeouts import NodeTimeout, call_with_timeout
 
 ENDLESS = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) AS n FROM r"
@@ -98,3 +99,44 @@ def test_columns_sql_cannot_tell_apart_are_refused_never_renamed(names: list[str
             SqlTransformParams(query="SELECT * FROM a"), {"a": dict.fromkeys(names, "integer")}
         )
         assert list(described or {}) == names
+
+
+def _nested(depth: int, table: str, shape: str) -> str:
+    """A SELECT over ``table`` inside ``depth`` subqueries (or CTEs, or IN lists of subqueries)."""
+    if shape == "from":
+        return "SELECT * FROM " + "(SELECT * FROM " * depth + table + ") t" * depth
+    if shape == "where":
+        return f"SELECT * FROM {table} WHERE a IN " + "(SELECT a FROM " * depth + table + ")" * depth
+    return "SELECT * FROM (" + "SELECT * FROM (" * depth + f"SELECT a FROM {table}" + ") t" * depth + ") u"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(depth=st.integers(1, 1200), shape=st.sampled_from(["from", "where", "parenthesised"]), known=st.booleans())
+@example(depth=500, shape="from", known=True)
+@example(depth=800, shape="from", known=False)
+def test_a_deeply_nested_query_is_described_as_duckdb_runs_it(depth: int, shape: str, known: bool) -> None:
+    """Any nesting of subqueries: the schema check gives the columns when DuckDB runs the query,
+    and otherwise a ``SchemaError`` naming ``query`` in DuckDB's words (an unknown table named);
+    never another exception. Reading the parse tree of a query 500 deep used to hit Python's
+    recursion limit, so a query DuckDB runs could not be published."""
+    table = "src" if known else "missing"
+    query = _nested(depth, table, shape)
+    try:
+        params = SqlTransformParams.model_validate({"query": query})
+    except ValidationError:
+        return  # DuckDB's parser refuses it: a validation error naming the query, checked above
+    with connect() as con:
+        con.execute("CREATE TABLE src AS SELECT 1 AS a")
+        try:
+            con.execute(query).fetchall()
+            runs = True
+        except duckdb.Error:
+            runs = False
+    try:
+        schema = sql_transform_schema(params, {"src": {"a": "integer"}})
+    except SchemaError as exc:
+        assert exc.field == "query" and not runs, (depth, shape, exc.message[:200])
+        if not known:
+            assert "missing" in exc.message
+    else:
+        assert runs and schema == {"a": "integer"}, (depth, shape, schema)

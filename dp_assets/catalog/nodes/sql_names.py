@@ -17,7 +17,7 @@ FORBIDDEN_IN_COLUMN = set('"`;\\') | {chr(c) for c in range(32)} | {"\x7f"}
 
 def check_name(value: str, what: str = "table") -> str:
     """A plain identifier for a table or schema; raises ``ValueError`` naming what is wrong."""
-    if not isinstance(value, str) or not PLAIN_NAME.match(value) or len(value) > MAX_IDENTIFIER:
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value) or len(value) > MAX_IDENTIFIER:
         raise ValueError(
             f"{what} name {value!r} is not allowed: use letters, digits and '_' (not starting "
             f"with a digit), at most {MAX_IDENTIFIER} characters"

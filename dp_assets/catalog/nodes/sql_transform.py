@@ -179,7 +179,12 @@ def _unknown_tables(con: duckdb.DuckDBPyConnection, query: str, inputs: list[str
         row = con.execute("SELECT json_serialize_sql($1)", [query]).fetchone()
     except duckdb.Error:
         return []  # the query's own problem, reported by the params model or DESCRIBE
-    tree = json.loads(row[0]) if row else {}
+    try:
+        tree = json.loads(row[0]) if row else {}
+    except RecursionError:
+        # A query nested some 500 levels deep (DuckDB binds 1,000) has a parse tree deeper than
+        # Python's json reads: leave its tables to DESCRIBE, which names an unknown one too.
+        return []
     if tree.get("error"):
         return []
     tables: set[str] = set()
