@@ -107,7 +107,9 @@ def test_publish_history_diff_and_restore_as_a_new_draft(client, store_api):
 
     second = copy.deepcopy(SALES)
     second["nodes"][1]["params"]["by"] = ["region"]
-    second["nodes"].append({"id": "eu", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount > 1"}})
+    second["nodes"].append(
+        {"id": "eu", "type": "FilterRows", "inputs": ["orders"], "params": {"condition": "amount > 1"}}
+    )
     client.put("/api/flows/sales/draft", json={"document": second})
     v2 = client.post("/api/flows/sales/publish", json={"message": "second"}).json()["version"]
     assert client.get("/api/flows/sales").json()["draft"] is None  # published: the draft is gone
@@ -171,7 +173,10 @@ def test_a_partitioned_flow_is_launched_with_its_partition(client):
 def test_refusals_are_4xx_with_a_message(client):
     assert client.get("/api/flows/NOT-an-id").status_code == 404
     assert client.get("/api/flows/missing").status_code == 404
-    assert client.put("/api/flows/sales/draft", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.put("/api/flows/sales/draft", content=b"{", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
     assert client.put("/api/flows/sales/draft", json={"document": {"id": "other"}}).status_code == 422
     assert client.post("/api/flows/sales/publish", json={}).status_code == 409  # no draft to publish
     assert client.get("/api/flows/sales/diff").status_code == 400
