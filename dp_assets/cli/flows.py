@@ -68,9 +68,9 @@ def validate(paths: tuple[str, ...], columns: bool, infer_columns: bool) -> None
     bad = 0
     for path in _expand(paths):
         try:
-            data = read_spec_file(path)
-            read, unread = read_source_columns(data, catalog) if infer_columns else ({}, [])
-            with secret_forms.deprecations() as notes:
+            with secret_forms.deprecations() as notes:  # a spec's old secret forms, noted as it is read
+                data = read_spec_file(path)
+                read, unread = read_source_columns(data, catalog) if infer_columns else ({}, [])
                 validated = validate_spec(data, catalog, cache=cache, known_schemas=read)
             click.echo(f"ok    {path}  flow '{validated.id}' version {validated.version}")
             for node_id, schema in validated.schemas.items() if columns else ():
