@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -128,10 +129,13 @@ def build_app(
     client_dist: Path | None = CLIENT_DIST,
     previews: PreviewService | None = None,
     auth: DesignerAuth | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """The app; ``previews`` defaults to previews over the store's catalog and the settings'
     flows folder (where the flows' example data and spec files are). Without ``auth`` every
-    caller is the local admin (the embedded default)."""
+    caller is the local admin (the embedded default). ``allowed_hosts``: the only ``Host``
+    headers answered (others get 400), so that a web page whose name an attacker re-points at
+    127.0.0.1 (DNS rebinding) is not same-origin with a designer listening there."""
     if previews is None:
         from dp_settings import load
 
@@ -165,6 +169,8 @@ def build_app(
     )
     if auth is not None:
         app.add_middleware(BaseHTTPMiddleware, dispatch=_authenticate)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.state.store_api = store_api
     app.state.runs = runs
     app.state.previews = previews
@@ -172,4 +178,22 @@ def build_app(
     return app
 
 
-__all__ = ["API_ROUTES", "build_app", "check_document"]
+#: The Host names a designer listening on a loopback address answers to.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def hosts_for(listen_host: str) -> Sequence[str] | None:
+    """The Host headers to answer when listening on ``listen_host``: only loopback names on a
+    loopback address (nothing else can reach it but a proxy on the machine, which sends the
+    address it connects to, as ``dp proxy`` and nginx's default do); any on another address."""
+    import ipaddress
+
+    if listen_host == "localhost":
+        return LOOPBACK_HOSTS
+    try:
+        return LOOPBACK_HOSTS if ipaddress.ip_address(listen_host).is_loopback else None
+    except ValueError:  # a host name: its own
+        return None
+
+
+__all__ = ["API_ROUTES", "LOOPBACK_HOSTS", "build_app", "check_document", "hosts_for"]

@@ -24,7 +24,7 @@ def designer(host: str, port: int, client_dir: Path | None) -> None:
     import uvicorn
 
     from dp_assets.store_api import FlowStoreAPI
-    from dp_designer.app import CLIENT_DIST, build_app
+    from dp_designer.app import CLIENT_DIST, build_app, hosts_for
     from dp_designer.runs_api import RunsService
     from dp_sensors.launch import DEFAULT_GRAPHQL_URL
     from dp_settings import load
@@ -48,6 +48,6 @@ def designer(host: str, port: int, client_dir: Path | None) -> None:
             auth = DesignerAuth(store_api.access, key.get_secret_value().encode() if key else b"")
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
-    app = build_app(store_api, runs, client_dist=client_dir or CLIENT_DIST, auth=auth)
+    app = build_app(store_api, runs, client_dist=client_dir or CLIENT_DIST, auth=auth, allowed_hosts=hosts_for(host))
     click.echo(f"dp designer: http://{host}:{port}/", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
