@@ -118,6 +118,14 @@ def test_bad_backfills_are_refused_with_a_clear_message(platform):
     )
     half = _dp(platform, "backfill", "per_day", "--from", "2026-01-01")
     assert half.returncode == 1 and "--from and --to" in half.stderr
+    # a reversed range: Dagster takes it, then its daemon fails the backfill on an invariant
+    reversed_range = _dp(platform, "backfill", "per_day", "--from", "2026-01-04", "--to", "2026-01-02")
+    assert reversed_range.returncode == 1 and "Traceback" not in reversed_range.stderr
+    assert reversed_range.stdout == "", "nothing may be launched"
+    assert (
+        "flow 'per_day': the range starts at '2026-01-04', after its end '2026-01-02'; give the earlier key to --from"
+        in reversed_range.stderr
+    )
 
 
 def test_dp_launch_runs_one_partition_with_its_params_per_step(platform):
