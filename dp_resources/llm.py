@@ -63,7 +63,10 @@ class LlmResource(dg.ConfigurableResource):
     allow_private: bool = Field(
         default=False, description="Allow a private or loopback endpoint (a local model server)."
     )
-    allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks the endpoint may be in (the code location: DP_LLM_ALLOWED_NETWORKS).",
+    )
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
     max_response_bytes: int = Field(default=5_000_000, gt=0)
     max_redirects: int = Field(
@@ -101,6 +104,7 @@ class LlmResource(dg.ConfigurableResource):
             max_bytes=self.max_response_bytes,
             timeout_seconds=timeout,
             max_redirects=self.max_redirects,
+            opened_by="DP_LLM_ALLOWED_NETWORKS",
         )
 
     def chat(
