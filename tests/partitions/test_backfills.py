@@ -213,3 +213,33 @@ def test_the_receiver_launches_a_named_partition_and_refuses_one_the_flow_lacks(
         bus.close()
     with platform.instance() as instance:
         assert not [r for r in instance.get_runs() if r.tags.get("dagster/partition") == "2030-01-01"]
+
+
+def test_an_invoke_of_one_partition_answers_with_that_partition_s_result(platform):
+    """POST /flows/{flow}/invoke with "partition": the run keeps its outputs under the partition
+    (OUTPUTS/RUN/FLOW/NODE/KEY.arrow), and the answer is read from there. Before, the answer was
+    200 SUCCESS with an error in place of each result node ("stored no output for node ...")."""
+    import httpx
+
+    from dp_settings import load
+    from tests.support.receiver import platform_receiver
+
+    settings = load({**platform.env, "DP_WEBHOOK_TOKEN": "t", "DP_INVOKE_MAX_WAIT_SECONDS": "300"})
+    with platform_receiver(platform, settings) as url, httpx.Client(base_url=url, timeout=320) as client:
+        answered = client.post(
+            "/flows/per_day/invoke",
+            json={"partition": "2026-01-13", "timeout_seconds": 300},
+            headers={"Authorization": "Bearer t"},
+        )
+    assert answered.status_code == 200, answered.text + platform.logs()
+    body = answered.json()
+    assert body["status"] == "SUCCESS"
+    expected = pd.DataFrame({"day": ["2026-01-13"], "n": [2]}).assign(m=lambda d: d["n"] * 2)
+    assert body["result"] == {
+        "doubled": {
+            "columns": list(expected.columns),
+            "rows": expected.to_dict(orient="records"),
+            "row_count": 1,
+            "truncated": False,
+        }
+    }
