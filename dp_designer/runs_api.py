@@ -199,13 +199,25 @@ class RunsService:
         return {"run_id": run_id, "status": status, "job": job, "succeeded": sorted(done), "links": links}
 
     def node_output(self, run_id: str, flow_id: str, node_id: str) -> dict[str, Any]:
+        """The node's output of the run; a run of one partition (the Run tab's partition, a
+        backfill's run of one key) kept it under that partition, so that one is read."""
         from dp_io.errors import OutputNotFoundError
-        from dp_io.retention import read_output
+        from dp_io.retention import read_output, show_run
 
         try:
             value = read_output(run_id, node_id, flow_id, base=self.outputs_base)
         except (OutputNotFoundError, ValueError) as exc:
-            raise ApiError(404, str(exc)) from None
+            try:
+                kept = {
+                    o.partition
+                    for o in show_run(run_id, base=self.outputs_base).outputs
+                    if o.flow_id == flow_id and o.node_id == node_id and o.partition is not None
+                }
+                if len(kept) != 1:
+                    raise exc from None
+                value = read_output(run_id, node_id, flow_id, partition=kept.pop(), base=self.outputs_base)
+            except (OutputNotFoundError, ValueError) as final:
+                raise ApiError(404, str(final)) from None
         return value_view(value)
 
 
