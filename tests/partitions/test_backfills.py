@@ -232,14 +232,16 @@ def test_an_invoke_of_one_partition_answers_with_that_partition_s_result(platfor
             headers={"Authorization": "Bearer t"},
         )
     assert answered.status_code == 200, answered.text + platform.logs()
-    body = answered.json()
-    assert body["status"] == "SUCCESS"
-    expected = pd.DataFrame({"day": ["2026-01-13"], "n": [2]}).assign(m=lambda d: d["n"] * 2)
-    assert body["result"] == {
-        "doubled": {
-            "columns": list(expected.columns),
-            "rows": expected.to_dict(orient="records"),
-            "row_count": 1,
-            "truncated": False,
-        }
-    }
+    assert answered.json()["status"] == "SUCCESS"
+    assert answered.json()["result"] == _doubled_result("2026-01-13")
+
+    # `dp invoke --partition`, as `dp launch --partition` (before, dp invoke had no way to name one)
+    invoked = _dp(platform, "invoke", "per_day", "--partition", "2026-01-14", "--timeout", "300")
+    assert invoked.returncode == 0, invoked.stderr + platform.logs()
+    assert json.loads(invoked.stdout)["result"] == _doubled_result("2026-01-14")
+
+
+def _doubled_result(day: str) -> dict:
+    expected = pd.DataFrame({"day": [day], "n": [2]}).assign(m=lambda d: d["n"] * 2)
+    rows = expected.to_dict(orient="records")
+    return {"doubled": {"columns": list(expected.columns), "rows": rows, "row_count": 1, "truncated": False}}
