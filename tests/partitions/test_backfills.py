@@ -102,6 +102,17 @@ def test_a_backfill_of_a_flow_reading_partition_key_runs_each_partition(platform
     assert (summary["partitions"], summary["materialized"], summary["runs"]) == (4, 4, 2)
     runs = _materialised(platform, "per_day", "doubled")
     assert sorted(runs) == ["2026-01-05", "2026-01-07"] and len(set(runs.values())) == 2
+    # the designer's Run tab lists them (they run under Dagster's asset job, not the flow's) and
+    # reads each node's output of them, which they kept under their partition
+    from dp_designer.runs_api import RunsService
+
+    designer = RunsService(graphql_url=platform.graphql_url, outputs_base=str(platform.home / "outputs"))
+    listed = {run["run_id"]: run for run in designer.flow_runs("per_day")}
+    assert set(runs.values()) <= set(listed), (runs, listed)
+    assert {day: listed[run_id]["partition"] for day, run_id in runs.items()} == {day: day for day in runs}
+    assert designer.last_statuses()["per_day"] == "SUCCESS"
+    for day, run_id in runs.items():
+        assert designer.node_output(run_id, "per_day", "rows")["rows"][0]["day"] == day
     with platform.instance() as instance:
         io = RunScopedIOManager(base_url=str(platform.home / "outputs"))
         for day in runs:
