@@ -57,11 +57,12 @@ def default_resources(settings: PlatformSettings | None = None) -> dict[str, obj
         "shell": ShellResource(),  # off unless the deployment allows programs
         "mcp": McpResource.from_config_file(settings.mcp_config),  # servers from DP_MCP_CONFIG's file
         "llm": LlmResource(
+            allowed_networks=list(settings.llm.allowed_networks),  # DP_LLM_ALLOWED_NETWORKS: a local model
             **_env_vars_that_are_set(
                 base_url=("DP_LLM_BASE_URL", settings.llm.base_url),
                 model=("DP_LLM_MODEL", settings.llm.model),
                 api_key=("DP_LLM_API_KEY", settings.llm.api_key),
-            )
+            ),
         ),
         # event triggers (DP_EVENTS_URL, else the flow store)
         "event_bus": EventBusResource(**_env_vars_that_are_set(url=("DP_EVENTS_URL", settings.events_url))),

@@ -19,6 +19,7 @@ from typing import Any
 
 from dp_sensors.launch import RUN_STATES, RUN_STATUS, GraphQLClient, LaunchError
 from dp_sensors.triggers.policy import FLOW_VERSION_TAG
+from dp_sensors.webhook.launches import PARTITION_TAG
 from dp_sensors.webhook.run_watch import RunState
 
 DISPLAY_NODE = "DisplayResults"
@@ -70,17 +71,24 @@ def value_as_json(value: Any, max_rows: int) -> dict[str, Any]:
 
 
 def read_flow_result(
-    spec: Mapping[str, Any], flow_id: str, run_id: str, *, outputs_base: str, max_rows: int
+    spec: Mapping[str, Any],
+    flow_id: str,
+    run_id: str,
+    *,
+    outputs_base: str,
+    max_rows: int,
+    partition: str | None = None,
 ) -> dict[str, Any]:
     """node id -> its output as JSON, or ``{"error": ...}`` when the run kept none for it (a node
-    that failed with ``on_error: continue``, or outputs pruned since)."""
+    that failed with ``on_error: continue``, or outputs pruned since); a run of one partition
+    kept its outputs under that ``partition``."""
     from dp_io.errors import DpIOError
     from dp_io.retention import read_output
 
     result: dict[str, Any] = {}
     for node_id in result_nodes(spec):
         try:
-            value = read_output(run_id, node_id, flow_id, base=outputs_base)
+            value = read_output(run_id, node_id, flow_id, partition=partition, base=outputs_base)
         except (DpIOError, ValueError) as exc:
             result[node_id] = {"error": str(exc)}
             continue
@@ -123,7 +131,12 @@ class PlatformInvokeBackend:
         except FlowNotFound:
             return {}
         return read_flow_result(
-            spec, state.flow_id, state.run_id, outputs_base=self.outputs_base, max_rows=self.max_rows
+            spec,
+            state.flow_id,
+            state.run_id,
+            outputs_base=self.outputs_base,
+            max_rows=self.max_rows,
+            partition=state.partition,
         )
 
     def run_url(self, run_id: str) -> str | None:
@@ -134,7 +147,11 @@ def _state(run: Mapping[str, Any]) -> RunState:
     """A run of Dagster's GraphQL API (``runId``, ``status``, ``jobName``, ``tags``) as a RunState."""
     tags = {tag["key"]: tag["value"] for tag in run.get("tags") or []}
     return RunState(
-        run_id=run["runId"], flow_id=run["jobName"], status=run["status"], flow_version=tags.get(FLOW_VERSION_TAG)
+        run_id=run["runId"],
+        flow_id=run["jobName"],
+        status=run["status"],
+        flow_version=tags.get(FLOW_VERSION_TAG),
+        partition=tags.get(PARTITION_TAG),
     )
 
 

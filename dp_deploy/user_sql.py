@@ -122,7 +122,11 @@ def deployed_specs(flows_dir: Path | None, store_url: str | None) -> tuple[list[
         from dp_resources.store import FlowStore
 
         try:
-            specs += [(flow_id, spec) for flow_id, _, spec in FlowStore(store_url).published_specs()]
+            store = FlowStore(store_url)
+            # a new deployment's store has no schema before the code location first loads:
+            # nothing is published there yet (the spec files above are what it will publish)
+            if store.is_created():
+                specs += [(flow_id, spec) for flow_id, _, spec in store.published_specs()]
         except Exception as exc:  # noqa: BLE001 - reported as a check failure, with its cause
             problems.append(f"cannot read the published flows of the store ({type(exc).__name__}: {exc})")
     return specs, problems

@@ -56,9 +56,11 @@ RELOAD_TIMEOUT_SECONDS = 180.0
 #: How long a launch waits for code locations that are still loading (a publish reloads them).
 LOAD_WAIT_SECONDS = 300.0
 
+# A flow's runs carry its dp/flow tag whatever their job: its own job's (a job tag), and those
+# of its assets under Dagster's asset job (a backfill, the UI's Materialize; the run coordinator).
 FLOW_RUNS = """
-query FlowRuns($job: String!, $limit: Int!) {
-  runsOrError(filter: {pipelineName: $job}, limit: $limit) {
+query FlowRuns($flow: String!, $limit: Int!) {
+  runsOrError(filter: {tags: [{key: "dp/flow", value: $flow}]}, limit: $limit) {
     __typename ... on Runs { results { runId status startTime endTime tags { key value } } }
     ... on PythonError { message }
   }
@@ -67,7 +69,9 @@ query FlowRuns($job: String!, $limit: Int!) {
 RUNS_LISTED = 20
 
 LATEST_RUNS = """
-query LatestRuns { runsOrError(limit: 500) { __typename ... on Runs { results { jobName status } } } }
+query LatestRuns {
+  runsOrError(limit: 500) { __typename ... on Runs { results { jobName status tags { key value } } } }
+}
 """
 
 
@@ -139,13 +143,15 @@ class RunsService:
             return {}
         found: dict[str, str] = {}
         for run in data.get("results") or []:
-            found.setdefault(run["jobName"], run["status"])
+            flow = next((t["value"] for t in run.get("tags") or [] if t["key"] == "dp/flow"), run["jobName"])
+            found.setdefault(flow, run["status"])
         return found
 
     def flow_runs(self, flow_id: str) -> list[dict[str, Any]]:
-        """The flow's newest runs, newest first: id, status, times and who launched it."""
+        """The flow's newest runs, newest first (a backfill's too): id, status, times and who
+        launched it."""
         with self.client() as client:
-            data = client.execute(FLOW_RUNS, {"job": flow_id, "limit": RUNS_LISTED})["runsOrError"]
+            data = client.execute(FLOW_RUNS, {"flow": flow_id, "limit": RUNS_LISTED})["runsOrError"]
         runs = []
         for run in data.get("results") or []:
             tags = {t["key"]: t["value"] for t in run.get("tags") or []}
@@ -156,7 +162,7 @@ class RunsService:
                     "started": run.get("startTime"),
                     "ended": run.get("endTime"),
                     "launched_by": tags.get("dp/user") or tags.get(LAUNCHED_BY_TAG),
-                    "partition": tags.get("dagster/partition"),
+                    "partition": _partition_of(tags),
                 }
             )
         return runs
@@ -203,14 +209,35 @@ class RunsService:
         return {"run_id": run_id, "status": status, "job": job, "succeeded": sorted(done), "links": links}
 
     def node_output(self, run_id: str, flow_id: str, node_id: str) -> dict[str, Any]:
+        """The node's output of the run; a run of one partition (the Run tab's partition, a
+        backfill's run of one key) kept it under that partition, so that one is read."""
         from dp_io.errors import OutputNotFoundError
-        from dp_io.retention import read_output
+        from dp_io.retention import read_output, show_run
 
         try:
             value = read_output(run_id, node_id, flow_id, base=self.outputs_base)
         except (OutputNotFoundError, ValueError) as exc:
-            raise ApiError(404, str(exc)) from None
+            try:
+                kept = {
+                    o.partition
+                    for o in show_run(run_id, base=self.outputs_base).outputs
+                    if o.flow_id == flow_id and o.node_id == node_id and o.partition is not None
+                }
+                if len(kept) != 1:
+                    raise exc from None
+                value = read_output(run_id, node_id, flow_id, partition=kept.pop(), base=self.outputs_base)
+            except (OutputNotFoundError, ValueError) as final:
+                raise ApiError(404, str(final)) from None
         return value_view(value)
+
+
+def _partition_of(tags: dict[str, str]) -> str | None:
+    """The partition(s) a run covers: its key, or a backfill run's range (one key when it starts
+    and ends there)."""
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if "dagster/partition" in tags or start is None:
+        return tags.get("dagster/partition")
+    return start if start == end else f"{start}...{end}"
 
 
 def _service(request: Request) -> RunsService:

@@ -26,6 +26,8 @@ import dagster as dg
 from dp_io.lookup import MaterializationRef, still_latest_in
 from dp_io.retention_policy import check_rules, past_retention
 
+#: The tag of a run of one flow's assets, whatever its job (dp_instance.run_coordinator.FLOW_TAG).
+FLOW_TAG = "dp/flow"
 # The runs retention judges and counts: the others may still write outputs or events.
 FINISHED_STATUSES = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED})
 
@@ -63,13 +65,25 @@ def prune_run_history(
     dry_run: bool = False,
     now: float | None = None,
 ) -> HistoryReport:
-    """Delete the finished runs of ``flow``'s job past retention, with their event logs."""
+    """Delete the finished runs of ``flow`` past retention (its job's, and those of its assets
+    under another job, tagged ``dp/flow``), with their event logs."""
     check_rules(keep_last, older_than)
     now = time.time() if now is None else now
     report = HistoryReport(dry_run=dry_run)
     latest: dict[tuple[dg.AssetKey, str | None], MaterializationRef | None] = {}
-    records = instance.get_run_records(dg.RunsFilter(job_name=flow, statuses=list(FINISHED_STATUSES)))
-    runs = [(started_at(record) or now, record.dagster_run.run_id) for record in records]
+    finished = list(FINISHED_STATUSES)
+    # The flow's job, and the runs of its assets under another job (a backfill, the UI's
+    # Materialize: Dagster's asset job) that carry the flow's tag; a selection over several
+    # flows is tagged dp/flows and judged by none of them.
+    records = {
+        record.dagster_run.run_id: record
+        for runs_filter in (
+            dg.RunsFilter(job_name=flow, statuses=finished),
+            dg.RunsFilter(tags={FLOW_TAG: flow}, statuses=finished),
+        )
+        for record in instance.get_run_records(runs_filter)
+    }
+    runs = [(started_at(record) or now, run_id) for run_id, record in records.items()]
     for run_id in past_retention(runs, keep_last, older_than, now):
         if still_latest_in(instance, run_id, latest):  # a deleted run never held one: never stale
             report.kept_latest.append(run_id)

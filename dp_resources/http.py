@@ -50,14 +50,19 @@ LOOPBACK = "a loopback address"
 PRIVATE = "a private or internal address"
 
 
-def _how_to_allow(address: str, reason: str) -> str:
-    """The setting that lets HTTP nodes reach a loopback or private address, written for this one
-    (the code location and `dp run` read it when they start); none for the addresses that should
-    stay closed (metadata, link-local), whose refusal names only the resource's fields."""
+def _how_to_allow(address: str, reason: str, variable: str) -> str:
+    """The setting (``variable``) that lets this client reach a loopback or private address,
+    written for this one (the code location and `dp run` read it when they start); none for the
+    addresses that should stay closed (metadata, link-local), whose refusal names only the
+    resource's fields."""
     if reason not in (LOOPBACK, PRIVATE):
         return ""
     prefix = 128 if ":" in address else 32
-    return f"DP_HTTP_ALLOWED_NETWORKS={address}/{prefix} allows it; or "
+    return f"{variable}={address}/{prefix} allows it; or "
+
+
+#: The resource whose fields the variable of ``HttpResource.opened_by`` fills.
+_OPENED_BY = {"DP_HTTP_ALLOWED_NETWORKS": "HttpResource", "DP_LLM_ALLOWED_NETWORKS": "LlmResource"}
 
 
 class RequestRefused(ValueError):
@@ -145,6 +150,11 @@ class HttpResource(dg.ConfigurableResource):
     )
     verify_tls: bool = True
     user_agent: str = "dp-platform"
+    opened_by: str = Field(
+        default="DP_HTTP_ALLOWED_NETWORKS",
+        description="The variable (and resource) a refusal names as the way to open an address: "
+        "the LLM endpoint's client names DP_LLM_ALLOWED_NETWORKS and LlmResource.",
+    )
 
     # --- address checks ------------------------------------------------------------------
 
@@ -180,7 +190,8 @@ class HttpResource(dg.ConfigurableResource):
             if reason:
                 raise RequestRefused(
                     f"host '{host}' resolves to {address}, {reason}; the deployment does not allow "
-                    f"it ({_how_to_allow(address, reason)}HttpResource allowed_networks / allow_private)"
+                    f"it ({_how_to_allow(address, reason, self.opened_by)}"
+                    f"{_OPENED_BY.get(self.opened_by, 'HttpResource')} allowed_networks / allow_private)"
                 )
         if not addresses:
             raise RequestRefused(f"host '{host}' has no address")

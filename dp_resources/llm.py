@@ -63,7 +63,10 @@ class LlmResource(dg.ConfigurableResource):
     allow_private: bool = Field(
         default=False, description="Allow a private or loopback endpoint (a local model server)."
     )
-    allowed_networks: list[str] = Field(default_factory=list, description="CIDR networks the endpoint may be in.")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks the endpoint may be in (the code location: DP_LLM_ALLOWED_NETWORKS).",
+    )
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Longest single completion request.")
     max_response_bytes: int = Field(default=5_000_000, gt=0)
     max_redirects: int = Field(
@@ -101,6 +104,7 @@ class LlmResource(dg.ConfigurableResource):
             max_bytes=self.max_response_bytes,
             timeout_seconds=timeout,
             max_redirects=self.max_redirects,
+            opened_by="DP_LLM_ALLOWED_NETWORKS",
         )
 
     def chat(
@@ -143,15 +147,41 @@ class LlmResource(dg.ConfigurableResource):
         return parse_reply(response.content, chosen, time.monotonic() - started)
 
 
+def _not_a_completion(why: str) -> LlmError:
+    return LlmError(f"the endpoint did not answer a chat completion ({why})")
+
+
+def _text_content(content: Any) -> str | None:
+    """The message's text: a string, null, or a list of ``{"type": "text", "text": ...}`` parts
+    (joined); any other shape is not a chat completion."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(
+        isinstance(part, dict) and isinstance(part.get("text"), str) for part in content
+    ):
+        return "".join(part["text"] for part in content)
+    raise _not_a_completion(f"the message's content is {type(content).__name__}, not text")
+
+
 def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
+    """The first choice of a chat-completion body. A body of another shape (a proxy's error page,
+    a server's own format) is an ``LlmError`` saying what was wrong, never another exception."""
     try:
         payload = json.loads(content)
         choice = payload["choices"][0]
         message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise LlmError(f"the endpoint did not answer a chat completion ({type(exc).__name__}: {exc})") from None
+        raise _not_a_completion(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(choice, dict):
+        raise _not_a_completion(f"the choice's message is {type(message).__name__}, not an object")
+    raw_calls = message.get("tool_calls") or []
+    if not isinstance(raw_calls, list) or not all(
+        isinstance(call, dict) and isinstance(call.get("function") or {}, dict) for call in raw_calls
+    ):
+        raise _not_a_completion("tool_calls is not a list of objects with a 'function' object")
+    text = _text_content(message.get("content"))
     calls: list[ToolCall] = []
-    for call in message.get("tool_calls") or []:
+    for call in raw_calls:
         function = call.get("function") or {}
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
@@ -163,7 +193,7 @@ def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
                 arguments=arguments,
             )
         )
-    usage = payload.get("usage") or {}
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
     usage = {
         k: int(v)
         for k, v in usage.items()
@@ -172,7 +202,7 @@ def parse_reply(content: bytes, model: str, duration_s: float) -> ChatReply:
     if "total_tokens" not in usage and usage:
         usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
     return ChatReply(
-        content=message.get("content"),
+        content=text,
         tool_calls=tuple(calls),
         finish_reason=choice.get("finish_reason"),
         usage=usage,

@@ -126,7 +126,9 @@ def launch_backfill(
     if not partitions and (start is None or end is None):
         raise LaunchError("a range needs both --from and --to (partition keys, both included)")
     keys = flow_asset_keys(client, flow_id)
-    _check_keys(client, flow_id, keys[0], [start, end] if start is not None else list(partitions))
+    _check_keys(
+        client, flow_id, keys[0], [start, end] if start is not None else list(partitions), ranged=start is not None
+    )
     params: dict[str, Any] = {
         "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()],
         "title": f"{flow_id}: " + (f"{start} to {end}" if start is not None else ", ".join(partitions)),
@@ -147,14 +149,23 @@ def launch_backfill(
     raise LaunchError(f"the backfill of '{flow_id}' was refused: {result['__typename']}: {result.get('message', '')}")
 
 
-def _check_keys(client: GraphQLClient, flow_id: str, asset_key: list[str], wanted: list[Any]) -> None:
-    """Refuse keys the flow does not have, naming them (Dagster answers them with a crash)."""
+def _check_keys(
+    client: GraphQLClient, flow_id: str, asset_key: list[str], wanted: list[Any], *, ranged: bool = False
+) -> None:
+    """Refuse keys the flow does not have, naming them (Dagster answers them with a crash), and a
+    range whose first key comes after its last (Dagster accepts it, then the daemon's backfill
+    fails on an internal invariant with no run requested)."""
     found = client.execute(PARTITION_KEYS, {"key": {"path": asset_key}})["assetNodeOrError"]
     known = found.get("partitionKeys") or []
     missing = [key for key in dict.fromkeys(wanted) if key not in set(known)]
     if missing:
         span = f"its partitions run from {known[0]} to {known[-1]}" if known else "it has no partitions yet"
         raise LaunchError(f"flow '{flow_id}' has no partition {', '.join(map(repr, missing))}; {span}")
+    if ranged and known.index(wanted[0]) > known.index(wanted[1]):
+        raise LaunchError(
+            f"flow '{flow_id}': the range starts at {wanted[0]!r}, after its end {wanted[1]!r}; "
+            "give the earlier key to --from and the later one to --to"
+        )
 
 
 def backfill_progress(client: GraphQLClient, backfill_id: str) -> BackfillProgress:

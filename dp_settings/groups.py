@@ -133,6 +133,12 @@ class LlmSettings(Group):
     base_url: Annotated[str | None, Unset] = setting("Chat-completions API base URL (…/v1); required by LLM nodes.")
     model: Annotated[str | None, Unset] = setting("Default model name (a node's `model` wins).")
     api_key: Annotated[SecretStr | None, Unset] = setting("API key, sent as a bearer token.")
+    allowed_networks: CommaList = setting(
+        "Comma-separated networks (CIDR) the endpoint may be in although they are private or loopback "
+        "(a local model server: `127.0.0.1/32`); HTTP nodes are not opened by it.",
+        default=[],
+        default_text="none",
+    )
 
 
 class ProxySettings(Group):

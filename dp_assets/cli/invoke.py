@@ -26,6 +26,7 @@ EXIT_FAILED, EXIT_NOT_FINISHED = 1, 2
 @click.argument("flow")
 @click.option("--param", "-p", "params", multiple=True, help="KEY=VALUE (JSON or text); repeatable.")
 @click.option("--params-json", default=None, help="All params as one JSON object.")
+@click.option("--partition", default=None, help="The partition to run, for a flow with 'partitions:'.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -39,6 +40,7 @@ def invoke(
     flow: str,
     params: tuple[str, ...],
     params_json: str | None,
+    partition: str | None,
     timeout: float | None,
     url: str | None,
     token: str | None,
@@ -67,7 +69,8 @@ def invoke(
             ui_url=ui_url_of(settings.webserver_url, client.url),
         )
         try:
-            run_id = client.launch_run(flow, values, {TRIGGER_TAG: INVOKE_TRIGGER, TASK_TAG: uuid.uuid4().hex})
+            tags = {TRIGGER_TAG: INVOKE_TRIGGER, TASK_TAG: uuid.uuid4().hex}
+            run_id = client.launch_run(flow, values, tags, partition=partition)
             state = asyncio.run(wait_finished(backend, run_id, flow, wait))
             status, body = answer(backend, state)
         except LaunchError as exc:

@@ -153,6 +153,12 @@ class FlowStore:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
+    def is_created(self) -> bool:
+        """Whether the schema has been made (a new deployment's empty database has none yet:
+        the code location makes it when it first loads); reads only, never creates."""
+        with self.engine.connect() as conn:
+            return self._current_revision(conn) is not None
+
     def _at_head(self) -> bool:
         with self.engine.connect() as conn:
             return self._current_revision(conn) == HEAD_REVISION

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, overload, runtime_checkable
 from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -309,5 +310,13 @@ def create_app(
             Route("/flows/{flow_id}/runs", receiver.launch, methods=["POST"]),
             Route("/flows/{flow_id}/invoke", invoke.invoke, methods=["POST"]),
             Route("/runs/{run_id}/result", invoke.result, methods=["GET"]),
-        ]
+        ],
+        exception_handlers={HTTPException: _routing_error},
     )
+
+
+async def _routing_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own answers (no such route 404, another method 405 with its Allow header) as
+    JSON with a ``detail``, as every answer of the receiver is (they were plain text)."""
+    status, detail = getattr(exc, "status_code", 500), getattr(exc, "detail", "error")
+    return JSONResponse({"detail": detail}, status_code=status, headers=getattr(exc, "headers", None))

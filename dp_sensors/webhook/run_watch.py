@@ -49,6 +49,7 @@ class RunState(BaseModel):
     flow_id: str
     status: str
     flow_version: str | None = None
+    partition: str | None = None  # Dagster's dagster/partition tag: the partition whose outputs it kept
 
 
 StatesOf = Callable[[Sequence[str]], Mapping[str, RunState]]

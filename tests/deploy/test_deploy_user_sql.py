@@ -115,3 +115,35 @@ def test_V2_deploy_check_command_reads_folder_and_store(tmp_path: Path, monkeypa
     monkeypatch.setenv("DP_DB_WRITABLE_SQL", "lake")
     result = CliRunner().invoke(deploy_cli, args)
     assert "user SQL" not in result.output
+
+
+def test_deploy_check_passes_on_a_new_store_before_anything_has_started(tmp_path: Path, monkeypatch) -> None:
+    """docs/deploy.md runs `python -m dp_deploy check` before the code server, which makes the
+    store's schema at its first load: an empty store database is a store with nothing published
+    (it failed with "relation dp_flows does not exist"), and the check writes nothing to it.
+    The spec files are still read."""
+    from dp_deploy.checks import deploy_cli
+    from dp_resources.store import FlowStore
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "sales.yaml").write_text(yaml.safe_dump(query_spec("sales", "warehouse")))
+    store_url = f"sqlite:///{tmp_path / 'new_store.db'}"
+    specs, problems = deployed_specs(flows, store_url)
+    assert problems == [] and [where for where, _ in specs] == [str(flows / "sales.yaml")]
+    assert not FlowStore(store_url).is_created()
+
+    monkeypatch.setenv("DP_DB_WAREHOUSE_URL", WRITER)
+    monkeypatch.setenv("DP_DB_WAREHOUSE_QUERY_URL", READER)
+    monkeypatch.setenv("DP_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("DP_CELERY_BACKEND", "redis://127.0.0.1:6379/1")
+    args = [
+        "check",
+        "--dagster-yaml",
+        str(REPO_ROOT / "dagster.yaml"),
+        "-y",
+        str(REPO_ROOT / "deploy" / "celery-worker.yaml"),
+    ]
+    result = CliRunner().invoke(deploy_cli, [*args, "--flows-dir", str(flows), "--store-url", store_url])
+    assert result.exit_code == 0, result.output
+    assert not FlowStore(store_url).is_created()

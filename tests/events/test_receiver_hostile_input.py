@@ -130,6 +130,29 @@ def test_hostile_bodies_are_4xx_and_do_nothing(receiver: Receiver, route: str, b
     assert receiver.ledger.get("k", "orders") is None
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/hooks/orders", 405),
+        ("PUT", "/flows/orders/runs", 405),
+        ("DELETE", "/runs/abc/result", 405),
+        ("POST", "/no/such/route", 404),
+        ("GET", "/", 404),
+    ],
+)
+def test_a_wrong_route_or_method_is_answered_in_json_too(
+    receiver: Receiver, method: str, path: str, status: int
+) -> None:
+    """docs/events.md: every answer is JSON with a detail (Starlette's own were plain text)."""
+    response = receiver.client.request(method, path, headers=AUTH)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"] in ("Not Found", "Method Not Allowed")
+    if status == 405:
+        assert response.headers["allow"]
+    assert receiver.events() == 0 and receiver.launcher.calls == []
+
+
 def test_nesting_up_to_the_limit_is_accepted(receiver: Receiver) -> None:
     """The limit is a bound, not a ban: a body nested exactly MAX_JSON_DEPTH deep is parsed."""
     tags = json.loads(nested(MAX_JSON_DEPTH - 1, '"x"'))  # the body object is level 1

@@ -247,6 +247,29 @@ def test_run_history_deletes_old_runs_with_their_events_and_keeps_latest(stored,
     assert load_latest_output(instance, dg.AssetKey(["steps", "b"]), manager)["y"].tolist() == [10, 20, 30]
 
 
+def test_run_history_judges_the_flow_s_runs_under_another_job(instance, dp_home: Path, tmp_path, monkeypatch) -> None:
+    """A backfill or a Materialize runs a flow's assets under Dagster's asset job, tagged dp/flow:
+    their history is the flow's too. Before, only runs of the job named after the flow were
+    judged, so every backfill run was kept for ever."""
+    from dp_io.run_history import prune_run_history
+
+    monkeypatch.setenv("DP_TEST_LOG", str(tmp_path / "log"))
+    assets = [io_flows.steps_a, io_flows.steps_b, io_flows.steps_c]
+    io = {"io_manager": RunScopedIOManager()}
+    backfill = dg.materialize(assets, instance=instance, resources=io, tags={"dp/flow": "steps"}).run_id
+    other_flow = dg.materialize(assets, instance=instance, resources=io, tags={"dp/flow": "other"}).run_id
+    newest = io_flows.steps_job().execute_in_process(instance=instance).run_id
+    assert instance.get_run_by_id(backfill).job_name != "steps"
+
+    report = prune_run_history(instance, "steps", keep_last=1)
+    assert report.deleted == [backfill] and report.kept_latest == []
+    assert instance.get_run_by_id(backfill) is None
+    assert instance.get_run_by_id(other_flow) is not None and instance.get_run_by_id(newest) is not None
+    manager = RunScopedIOManager(base_url=str(dp_home / "outputs"))
+    expected = pd.DataFrame({"x": [1, 2, 3]}).assign(y=lambda d: d["x"] * 10)
+    pd.testing.assert_frame_equal(load_latest_output(instance, dg.AssetKey(["steps", "b"]), manager), expected)
+
+
 def test_run_history_by_age_keeps_what_is_recent(stored, instance) -> None:
     from dp_io.run_history import prune_run_history
 

@@ -799,3 +799,39 @@ def test_webhook_listener_needs_an_event() -> None:
     assert list(out.columns) == ["id"] and out.empty
     one_row = run_node("WebhookListener", {}, {}, make_ctx(flow_params={"event": {"a": 1, "b": {"c": "x"}}}))
     pd.testing.assert_frame_equal(one_row, pd.json_normalize([{"a": 1, "b": {"c": "x"}}]))
+
+
+def test_webhook_listener_converts_its_declared_columns_as_file_input_does() -> None:
+    """An event's records are outside data: the declared schema (what `dp validate` tells the nodes
+    downstream) is applied, not just announced, and a value or column that does not fit fails the
+    run naming it, not a node further on with a dtype error."""
+    records = [
+        {"order_id": 1, "region": "EU", "amount": 10, "paid": "yes", "at": "2026-01-02T10:00:00"},
+        {"order_id": "2", "region": "US", "amount": None, "paid": False, "at": "2026-01-03"},
+    ]
+    columns = {"order_id": "integer", "region": "string", "amount": "float", "paid": "boolean", "at": "datetime"}
+    ctx = make_ctx(flow_params={"event": {"orders": records}})
+    out = run_node("WebhookListener", {"record_path": "orders", "columns": columns}, {}, ctx)
+    expected = pd.json_normalize(records).assign(
+        order_id=lambda d: pd.to_numeric(d["order_id"]).astype("Int64"),
+        region=lambda d: d["region"].astype("str"),
+        amount=lambda d: d["amount"].astype("float64"),
+        paid=pd.array([True, False], dtype="boolean"),
+        at=lambda d: pd.to_datetime(d["at"], format="ISO8601"),
+    )
+    pd.testing.assert_frame_equal(out, expected)
+
+    empty = run_node(
+        "WebhookListener", {"required": False, "columns": columns}, {}, make_ctx(flow_params={"event": None})
+    )
+    assert empty.empty and str(empty["order_id"].dtype) == "Int64" and str(empty["amount"].dtype) == "float64"
+
+    bad = make_ctx(flow_params={"event": {"orders": [{"order_id": "x", "region": "EU", "amount": 1.0}]}})
+    with pytest.raises(
+        ValueError,
+        match=r"flow 'flow', node 'node', event param 'event', column 'order_id': 'x' \(row 1\) is not a whole number",
+    ):
+        run_node("WebhookListener", {"record_path": "orders", "columns": {"order_id": "integer"}}, {}, bad)
+    lacking = make_ctx(flow_params={"event": {"orders": [{"region": "EU"}]}})
+    with pytest.raises(ValueError, match=r"no record has the declared column\(s\) amount \(the records have: region\)"):
+        run_node("WebhookListener", {"record_path": "orders", "columns": {"amount": "float"}}, {}, lacking)

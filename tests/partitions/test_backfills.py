@@ -102,6 +102,17 @@ def test_a_backfill_of_a_flow_reading_partition_key_runs_each_partition(platform
     assert (summary["partitions"], summary["materialized"], summary["runs"]) == (4, 4, 2)
     runs = _materialised(platform, "per_day", "doubled")
     assert sorted(runs) == ["2026-01-05", "2026-01-07"] and len(set(runs.values())) == 2
+    # the designer's Run tab lists them (they run under Dagster's asset job, not the flow's) and
+    # reads each node's output of them, which they kept under their partition
+    from dp_designer.runs_api import RunsService
+
+    designer = RunsService(graphql_url=platform.graphql_url, outputs_base=str(platform.home / "outputs"))
+    listed = {run["run_id"]: run for run in designer.flow_runs("per_day")}
+    assert set(runs.values()) <= set(listed), (runs, listed)
+    assert {day: listed[run_id]["partition"] for day, run_id in runs.items()} == {day: day for day in runs}
+    assert designer.last_statuses()["per_day"] == "SUCCESS"
+    for day, run_id in runs.items():
+        assert designer.node_output(run_id, "per_day", "rows")["rows"][0]["day"] == day
     with platform.instance() as instance:
         io = RunScopedIOManager(base_url=str(platform.home / "outputs"))
         for day in runs:
@@ -118,6 +129,14 @@ def test_bad_backfills_are_refused_with_a_clear_message(platform):
     )
     half = _dp(platform, "backfill", "per_day", "--from", "2026-01-01")
     assert half.returncode == 1 and "--from and --to" in half.stderr
+    # a reversed range: Dagster takes it, then its daemon fails the backfill on an invariant
+    reversed_range = _dp(platform, "backfill", "per_day", "--from", "2026-01-04", "--to", "2026-01-02")
+    assert reversed_range.returncode == 1 and "Traceback" not in reversed_range.stderr
+    assert reversed_range.stdout == "", "nothing may be launched"
+    assert (
+        "flow 'per_day': the range starts at '2026-01-04', after its end '2026-01-02'; give the earlier key to --from"
+        in reversed_range.stderr
+    )
 
 
 def test_dp_launch_runs_one_partition_with_its_params_per_step(platform):
@@ -205,3 +224,35 @@ def test_the_receiver_launches_a_named_partition_and_refuses_one_the_flow_lacks(
         bus.close()
     with platform.instance() as instance:
         assert not [r for r in instance.get_runs() if r.tags.get("dagster/partition") == "2030-01-01"]
+
+
+def test_an_invoke_of_one_partition_answers_with_that_partition_s_result(platform):
+    """POST /flows/{flow}/invoke with "partition": the run keeps its outputs under the partition
+    (OUTPUTS/RUN/FLOW/NODE/KEY.arrow), and the answer is read from there. Before, the answer was
+    200 SUCCESS with an error in place of each result node ("stored no output for node ...")."""
+    import httpx
+
+    from dp_settings import load
+    from tests.support.receiver import platform_receiver
+
+    settings = load({**platform.env, "DP_WEBHOOK_TOKEN": "t", "DP_INVOKE_MAX_WAIT_SECONDS": "300"})
+    with platform_receiver(platform, settings) as url, httpx.Client(base_url=url, timeout=320) as client:
+        answered = client.post(
+            "/flows/per_day/invoke",
+            json={"partition": "2026-01-13", "timeout_seconds": 300},
+            headers={"Authorization": "Bearer t"},
+        )
+    assert answered.status_code == 200, answered.text + platform.logs()
+    assert answered.json()["status"] == "SUCCESS"
+    assert answered.json()["result"] == _doubled_result("2026-01-13")
+
+    # `dp invoke --partition`, as `dp launch --partition` (before, dp invoke had no way to name one)
+    invoked = _dp(platform, "invoke", "per_day", "--partition", "2026-01-14", "--timeout", "300")
+    assert invoked.returncode == 0, invoked.stderr + platform.logs()
+    assert json.loads(invoked.stdout)["result"] == _doubled_result("2026-01-14")
+
+
+def _doubled_result(day: str) -> dict:
+    expected = pd.DataFrame({"day": [day], "n": [2]}).assign(m=lambda d: d["n"] * 2)
+    rows = expected.to_dict(orient="records")
+    return {"doubled": {"columns": list(expected.columns), "rows": rows, "row_count": 1, "truncated": False}}

@@ -154,3 +154,27 @@ def test_S6_the_api_key_does_not_follow_a_redirect_to_another_origin(monkeypatch
         assert len(elsewhere.requests) == 1
     finally:
         elsewhere.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param({"content": None, "tool_calls": "fetch"}, id="tool_calls-text"),
+        pytest.param({"content": None, "tool_calls": ["fetch"]}, id="tool_calls-list-of-text"),
+        pytest.param({"content": None, "tool_calls": [{"function": "fetch"}]}, id="function-text"),
+        pytest.param({"content": {"answer": 1}}, id="content-object"),
+        pytest.param({"content": 42}, id="content-number"),
+        pytest.param({"content": [{"type": "image_url"}]}, id="content-parts-without-text"),
+    ],
+)
+def test_a_malformed_model_reply_is_an_llm_error_saying_what_was_wrong(make_ctx, stub_llm, reply):
+    """A reply of another shape fails the node with LlmError (never AttributeError, never a dict as
+    the text answer)."""
+    stub_llm.brain = scripted(reply)
+    with pytest.raises(LlmError, match=r"did not answer a chat completion \((tool_calls|the message's content)"):
+        agent(make_ctx(), prompt="hi")
+
+
+def test_content_given_as_text_parts_is_the_answer_joined(make_ctx, stub_llm):
+    stub_llm.brain = scripted({"content": [{"type": "text", "text": "thirty "}, {"type": "text", "text": "two"}]})
+    assert agent(make_ctx(), prompt="hi")["answer"] == "thirty two"

@@ -238,7 +238,12 @@ class WebhookListenerParams(Params):
         default=None, description="Levels of nesting flattened (json_normalize); default all."
     )
     required: bool = Field(default=True, description="Fail when the run was not started by an event (else no rows).")
-    columns: dict[str, LogicalType] | None = Field(default=None, description="Declared output schema.")
+    columns: dict[str, LogicalType] | None = Field(
+        default=None,
+        description="Declared output schema, converted as FileInput converts it (integer is nullable Int64, "
+        "boolean nullable boolean...); a value that does not convert, or a declared column no record has, "
+        "fails the run naming it.",
+    )
 
 
 def webhook_listener(ctx: NodeContext, params: WebhookListenerParams, inputs: dict[str, Any]) -> pd.DataFrame:
@@ -251,14 +256,33 @@ def webhook_listener(ctx: NodeContext, params: WebhookListenerParams, inputs: di
                 f"Declare `{params.param}: {{type: object}}` and trigger the flow with an event, "
                 "or set required: false"
             )
-        return pd.DataFrame(columns=list(params.columns or []))
+        return _typed(ctx, params, pd.DataFrame(columns=list(params.columns or [])))
     if not isinstance(event, (dict, list)):
         raise ValueError(f"flow param '{params.param}' holds {type(event).__name__}, not an event object")
     records = records_at(event, params.record_path, f"event param '{params.param}'")
     ctx.add_metadata(records=len(records))
     if not records:
-        return pd.DataFrame(columns=list(params.columns or []))
-    return pd.json_normalize(records, sep=params.sep, max_level=params.max_level)
+        return _typed(ctx, params, pd.DataFrame(columns=list(params.columns or [])))
+    df = pd.json_normalize(records, sep=params.sep, max_level=params.max_level)
+    missing = [c for c in params.columns or {} if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"event param '{params.param}': no record has the declared column(s) {', '.join(missing)} "
+            f"(the records have: {', '.join(map(str, df.columns))})"
+        )
+    return _typed(ctx, params, df)
+
+
+def _typed(ctx: NodeContext, params: WebhookListenerParams, df: pd.DataFrame) -> pd.DataFrame:
+    """The declared columns converted as ``FileInput`` converts them: an event is outside data,
+    and ``dp validate`` already told the nodes downstream these types."""
+    from dp_assets.catalog.conversions import convert_declared
+
+    if not params.columns:
+        return df
+    return convert_declared(
+        df, params.columns, f"flow '{ctx.flow_id}', node '{ctx.node_id}', event param '{params.param}'"
+    )
 
 
 def _declared(params: Any, inputs: dict) -> ColumnSchema | None:
