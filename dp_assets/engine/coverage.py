@@ -7,7 +7,11 @@ from __future__ import annotations
 ENGINES_INTRO = (
     "**Engines.** Every node type runs in pandas. With `policies.engine: duckdb` (on the flow, or "
     "`engine: duckdb` on a node) the types marked *DuckDB* run as DuckDB queries over Arrow: a chain "
-    "of ephemeral nodes becomes one query and a stored node is written as Arrow straight from DuckDB. "
+    "of ephemeral nodes becomes one query and a stored node is written as Arrow straight from DuckDB, "
+    "in pandas' row order (fetched unsorted and put in order without a sort where DuckDB's threads kept "
+    "it nearly so). The engine gains most with `policies.ephemeral: intermediate`: at 10M rows the "
+    "benchmark flow took 0.16x the pandas script's time so, and 0.95x with every node stored "
+    "(docs/benchmarks.md, workload 2b). "
     "The answer is pandas' (same rows, columns, dtypes and values; "
     "tests/nodes/test_duckdb_parity.py), except that the rows are numbered 0, 1, 2... where pandas "
     "keeps a row's index label. Whatever has no faithful DuckDB form — a params choice, an "
