@@ -20,6 +20,14 @@ from tests.support.processes import REPO_ROOT
 
 WRITER = "postgresql+psycopg2://writer:pw@db:5432/warehouse"
 READER = "postgresql+psycopg2://reader:pw@db:5432/warehouse"
+#: ``dp_deploy check`` of the repository's production instance and Celery worker files.
+CHECK_PRODUCTION_FILES = [
+    "check",
+    "--dagster-yaml",
+    str(REPO_ROOT / "dagster.yaml"),
+    "-y",
+    str(REPO_ROOT / "deploy" / "celery-worker.yaml"),
+]
 
 
 def query_spec(flow_id: str, connection: str | None) -> dict[str, Any]:
@@ -96,17 +104,7 @@ def test_V2_deploy_check_command_reads_folder_and_store(tmp_path: Path, monkeypa
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DP_DB_WAREHOUSE_URL", WRITER)
     monkeypatch.setenv("DP_DB_LAKE_URL", WRITER.replace("warehouse", "lake"))
-    args = [
-        "check",
-        "--dagster-yaml",
-        str(REPO_ROOT / "dagster.yaml"),
-        "-y",
-        str(REPO_ROOT / "deploy" / "celery-worker.yaml"),
-        "--flows-dir",
-        str(flows),
-        "--store-url",
-        store_url,
-    ]
+    args = [*CHECK_PRODUCTION_FILES, "--flows-dir", str(flows), "--store-url", store_url]
     result = CliRunner().invoke(deploy_cli, args)
     assert result.exit_code != 0
     assert "user SQL: connection 'lake' (CustomSQLQuery stored_flow/q) has no read-only login" in result.output
@@ -137,13 +135,7 @@ def test_deploy_check_passes_on_a_new_store_before_anything_has_started(tmp_path
     monkeypatch.setenv("DP_DB_WAREHOUSE_QUERY_URL", READER)
     monkeypatch.setenv("DP_CELERY_BROKER", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("DP_CELERY_BACKEND", "redis://127.0.0.1:6379/1")
-    args = [
-        "check",
-        "--dagster-yaml",
-        str(REPO_ROOT / "dagster.yaml"),
-        "-y",
-        str(REPO_ROOT / "deploy" / "celery-worker.yaml"),
-    ]
-    result = CliRunner().invoke(deploy_cli, [*args, "--flows-dir", str(flows), "--store-url", store_url])
+    args = [*CHECK_PRODUCTION_FILES, "--flows-dir", str(flows), "--store-url", store_url]
+    result = CliRunner().invoke(deploy_cli, args)
     assert result.exit_code == 0, result.output
     assert not FlowStore(store_url).is_created()
