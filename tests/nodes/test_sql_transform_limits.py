@@ -6,7 +6,6 @@ of the machine, as has the engine's own connection, which follows a changed sett
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -15,7 +14,7 @@ from node_helpers import make_ctx, run_node
 from pydantic import ValidationError
 
 from dp_assets.catalog.base import SchemaError
-from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, connect, sql_transform, sql_transform_schema
+from dp_assets.catalog.nodes.sql_transform import SqlTransformParams, sql_transform, sql_transform_schema
 from dp_assets.compiler.timeouts import NodeTimeout, call_with_timeout
 
 ENDLESS = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) AS n FROM r"
@@ -114,8 +113,13 @@ def _nested(depth: int, table: str, shape: str) -> str:
 @given(depth=st.integers(1, 1200), shape=st.sampled_from(["from", "where", "parenthesised"]), known=st.booleans())
 @example(depth=500, shape="from", known=True)
 @example(depth=800, shape="from", known=False)
+@example(depth=996, shape="from", known=True)  # where the check and the run parted (views count a level)
+@example(depth=997, shape="from", known=True)
+@example(depth=996, shape="where", known=True)
+@example(depth=995, shape="parenthesised", known=True)
+@example(depth=998, shape="from", known=False)
 def test_a_deeply_nested_query_is_described_as_duckdb_runs_it(depth: int, shape: str, known: bool) -> None:
-    """Any nesting of subqueries: the schema check gives the columns when DuckDB runs the query,
+    """Any nesting of subqueries: the schema check gives the columns when the node runs the query,
     and otherwise a ``SchemaError`` naming ``query`` in DuckDB's words (an unknown table named);
     never another exception. Reading the parse tree of a query 500 deep used to hit Python's
     recursion limit, so a query DuckDB runs could not be published."""
@@ -125,18 +129,16 @@ def test_a_deeply_nested_query_is_described_as_duckdb_runs_it(depth: int, shape:
         params = SqlTransformParams.model_validate({"query": query})
     except ValidationError:
         return  # DuckDB's parser refuses it: a validation error naming the query, checked above
-    with connect() as con:
-        con.execute("CREATE TABLE src AS SELECT 1 AS a")
-        try:
-            con.execute(query).fetchall()
-            runs = True
-        except duckdb.Error:
-            runs = False
+    try:  # as the node runs it: its input a registered frame
+        run_node("SqlTransform", {"query": query}, {"src": pd.DataFrame({"a": [1]})})
+        runs = True
+    except Exception:  # noqa: BLE001 - whatever stops the run, the check must have refused
+        runs = False
     try:
         schema = sql_transform_schema(params, {"src": {"a": "integer"}})
     except SchemaError as exc:
         assert exc.field == "query" and not runs, (depth, shape, exc.message[:200])
-        if not known:
+        if not known and "expression depth" not in exc.message:  # too deep is said first, as the run says it
             assert "missing" in exc.message
     else:
         assert runs and schema == {"a": "integer"}, (depth, shape, schema)

@@ -136,7 +136,7 @@ def _as_pandas_would(frame: pd.DataFrame, types: list[str]) -> pd.DataFrame:
 
 
 def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSchema | None]) -> ColumnSchema | None:
-    """The query's columns, from DuckDB's DESCRIBE over empty tables of the input schemas."""
+    """The query's columns, as DuckDB binds it over empty tables of the input schemas."""
     import duckdb
 
     with connect() as con:
@@ -155,15 +155,21 @@ def sql_transform_schema(params: SqlTransformParams, inputs: dict[str, ColumnSch
             columns = ", ".join(
                 f"{quote_identifier(column)} {DUCKDB_TYPES.get(kind, 'VARCHAR')}" for column, kind in schema.items()
             )
-            con.execute(f"CREATE TABLE {quote_identifier(name)} ({columns or '_dp_no_columns INTEGER'})")
+            # Each input a view, as a registered frame is at run time: DuckDB counts the view's
+            # level against its expression depth, so a query nested near that limit is refused
+            # here exactly when the run refuses it (a table would let one level more through).
+            hidden = quote_identifier(f"dp input: {name}")  # a space: no node id is spelt so
+            con.execute(f"CREATE TABLE {hidden} ({columns or '_dp_no_columns INTEGER'})")
+            con.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM {hidden}")
         try:
-            described = con.execute(f"DESCRIBE {params.query}").fetchall()
+            bound = con.sql(params.query)  # bound, not run: a query that never ends is described too
+            described = list(zip(bound.columns, bound.types, strict=True))
         except duckdb.Error as exc:
             if any("any" in (schema or {}).values() for schema in inputs.values()):
                 return None  # a column of unknown type stood in as text: the error may be ours
             have = "; ".join(f"{name}: {', '.join(schema or {}) or 'no columns'}" for name, schema in inputs.items())
             raise SchemaError("query", f"{_first_line(exc)} (tables: {have or 'none'})") from None
-    return {str(row[0]): _logical(str(row[1])) for row in described}
+    return {str(name): _logical(str(kind)) for name, kind in described}
 
 
 def _unknown_tables(con: duckdb.DuckDBPyConnection, query: str, inputs: list[str]) -> list[str]:
@@ -178,12 +184,12 @@ def _unknown_tables(con: duckdb.DuckDBPyConnection, query: str, inputs: list[str
     try:
         row = con.execute("SELECT json_serialize_sql($1)", [query]).fetchone()
     except duckdb.Error:
-        return []  # the query's own problem, reported by the params model or DESCRIBE
+        return []  # the query's own problem, reported by the params model or the binding
     try:
         tree = json.loads(row[0]) if row else {}
     except RecursionError:
         # A query nested some 500 levels deep (DuckDB binds 1,000) has a parse tree deeper than
-        # Python's json reads: leave its tables to DESCRIBE, which names an unknown one too.
+        # Python's json reads: leave its tables to the binding, which names an unknown one too.
         return []
     if tree.get("error"):
         return []
