@@ -308,16 +308,9 @@ def _streamed(params: FileInputParams, paths: list[Any], where: str) -> Iterator
                 yield chunk
 
 
-def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
-    """Read CSV, Parquet, JSON or Excel files (``pd.read_csv`` / ``read_parquet`` / ``read_json`` / ``read_excel``).
-
-    Paths stay under the configured roots (V3); archives and compressed files are refused, and
-    hostile files end in a clear error or a bounded result (V7). With ``stream: true`` (CSV) each
-    chunk is stored as its own part as soon as it is parsed.
-    """
-    files = ctx.resource("files")
-    node = f"flow '{ctx.flow_id}', node '{ctx.node_id}'"
-    where = f"{node}, params.path"
+def _source_files(params: FileInputParams, files: Any, where: str) -> list[Any]:
+    """The files the source reads: its path, or its glob's matches, each checked by the files
+    resource (roots, V3); an error naming ``where`` when there is none."""
     if any(c in params.path for c in "*?["):
         paths = files.glob(params.path, params.root, where=where)
     else:
@@ -327,6 +320,18 @@ def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]
             raise FileNotFoundError(f"{where}: '{params.path}' under the '{params.root}' root {what}")
     if not paths:
         raise FileNotFoundError(f"{where}: no file matches '{params.path}' under the '{params.root}' root")
+    return paths
+
+
+def file_input(ctx: NodeContext, params: FileInputParams, inputs: dict[str, Any]) -> pd.DataFrame | FrameStream:
+    """Read CSV, Parquet, JSON or Excel files (``pd.read_csv`` / ``read_parquet`` / ``read_json`` / ``read_excel``).
+
+    Paths stay under the configured roots (V3); archives and compressed files are refused, and
+    hostile files end in a clear error or a bounded result (V7). With ``stream: true`` (CSV) each
+    chunk is stored as its own part as soon as it is parsed.
+    """
+    node = f"flow '{ctx.flow_id}', node '{ctx.node_id}'"
+    paths = _source_files(params, ctx.resource("files"), f"{node}, params.path")
     ctx.add_metadata(files=[str(p) for p in paths])
     limit = row_limit()
     if limit is not None:  # only the first rows are kept (a preview on a row sample)
@@ -356,14 +361,7 @@ def file_columns(params: FileInputParams, resources: Mapping[str, Any]) -> Colum
     a whole read can tell is ``any``; several files give the union of their columns."""
     if params.columns or "{{" in params.path:
         return None
-    files = resources["files"]
-    where = f"params.path '{params.path}'"
-    if any(c in params.path for c in "*?["):
-        paths = files.glob(params.path, params.root, where=where)
-    else:
-        paths = [files.resolve(params.path, params.root, where=where)]
-    if not paths or not paths[0].is_file():
-        raise FileNotFoundError(f"no file '{params.path}' under the '{params.root}' root")
+    paths = _source_files(params, resources["files"], "params.path")
     if len(paths) > SCHEMA_MOST_FILES:
         raise ValueError(f"{len(paths)} files match, over {SCHEMA_MOST_FILES} read for columns: declare them")
     schema: ColumnSchema = {}
